@@ -1,0 +1,36 @@
+"""A clue (线索) from registration until it is disposed of."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+from services.cases.domain.rules import RuleSet, add_months
+
+
+class ClueStatus(enum.StrEnum):
+    """Where a clue stands in the workflow."""
+
+    REGISTERED = "registered"
+
+
+@dataclass(frozen=True)
+class NewClue:
+    """The facts cases needs to register a clue and start its disposal clock."""
+
+    clue_id: str
+    county_id: str
+    zone_id: str
+    township_id: str
+    source_report_id: str
+    channel: str
+    allegation_categories: tuple[str, ...]
+    subject_cadre_level: str
+    real_name: bool
+    registered_at: datetime
+
+
+def disposal_due(clue: NewClue, rules: RuleSet) -> datetime:
+    """When the clue must have been disposed of (处置), under the rules it started with."""
+    return add_months(clue.registered_at, rules.clue_disposal_months)

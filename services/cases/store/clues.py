@@ -1,0 +1,93 @@
+"""Reading and writing clues."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.cases.domain.clue import ClueStatus, NewClue, disposal_due
+from services.cases.domain.rules import RuleSet
+from services.cases.store.tables import ClueRow
+from services.runtime import audit
+from services.runtime.db import Database
+
+
+async def register_clue(
+    session: AsyncSession, clue: NewClue, rules: RuleSet, *, actor: str
+) -> ClueRow:
+    """Add the clue and its audit entry to the caller's transaction (idempotent by id)."""
+    existing = await session.get(ClueRow, clue.clue_id)
+    if existing is not None:
+        return existing
+    row = ClueRow(
+        clue_id=clue.clue_id,
+        county_id=clue.county_id,
+        zone_id=clue.zone_id,
+        township_id=clue.township_id,
+        source_report_id=clue.source_report_id,
+        channel=clue.channel,
+        allegation_categories=json.dumps(list(clue.allegation_categories)),
+        subject_cadre_level=clue.subject_cadre_level,
+        real_name=clue.real_name,
+        status=ClueStatus.REGISTERED.value,
+        rule_version=rules.version,
+        registered_at=clue.registered_at,
+        disposal_due_at=disposal_due(clue, rules),
+    )
+    session.add(row)
+    await audit.append(
+        session,
+        county_id=clue.county_id,
+        actor=actor,
+        action="clue.registered",
+        record_type="clue",
+        record_id=clue.clue_id,
+        detail={"zone_id": clue.zone_id, "rule_version": rules.version},
+    )
+    return row
+
+
+class ClueReader:
+    """Audited reads of clues."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def get(self, clue_id: str, *, actor: str) -> ClueRow | None:
+        """One clue; the read is recorded in the audit log."""
+        async with self._db.transaction() as session:
+            row = await session.get(ClueRow, clue_id)
+            if row is not None:
+                await _audit_read(session, [row], actor=actor)
+            return row
+
+    async def page(
+        self, *, county_id: str, zone_ids: Sequence[str] | None, after: str, limit: int, actor: str
+    ) -> list[ClueRow]:
+        """Clues of a county (optionally some zones) ordered by id, after a cursor."""
+        async with self._db.transaction() as session:
+            query = select(ClueRow).where(ClueRow.county_id == county_id)
+            if zone_ids is not None:
+                query = query.where(col(ClueRow.zone_id).in_(list(zone_ids)))
+            if after:
+                query = query.where(col(ClueRow.clue_id) > after)
+            rows = list(
+                (await session.exec(query.order_by(col(ClueRow.clue_id)).limit(limit))).all()
+            )
+            await _audit_read(session, rows, actor=actor)
+            return rows
+
+
+async def _audit_read(session: AsyncSession, rows: Sequence[ClueRow], *, actor: str) -> None:
+    for row in rows:
+        await audit.append(
+            session,
+            county_id=row.county_id,
+            actor=actor,
+            action="clue.read",
+            record_type="clue",
+            record_id=row.clue_id,
+        )

@@ -1,0 +1,183 @@
+"""`xiezuo up`, `serve` and `status`: the platform as local OS processes on a real Kafka node."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import grpc
+import typer
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from rich.console import Console
+from rich.table import Table
+
+from services.runtime.settings import SERVICES, PlatformSettings, Settings
+
+console = Console(stderr=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the stack commands to the CLI."""
+    app.command()(serve)
+    app.command()(up)
+    app.command()(status)
+
+
+def serve(
+    service: Annotated[str, typer.Argument(help="intake, cases, staffing or assessment")],
+) -> None:
+    """Run one service in the foreground until SIGINT/SIGTERM."""
+    if service not in SERVICES:
+        raise typer.BadParameter(
+            f"unknown service {service!r}; expected one of {', '.join(SERVICES)}"
+        )
+    settings = Settings(service)
+    module = importlib.import_module(f"services.{service}.app")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await module.run(settings, stop)
+
+    asyncio.run(main())
+
+
+def up(
+    kafka_port: Annotated[int, typer.Option(help="Kafka listener port on 127.0.0.1")] = 9092,
+    state_dir: Annotated[
+        Path | None, typer.Option(help="Where databases, keys and Kafka data live")
+    ] = None,
+) -> None:
+    """Start Kafka and the four services as separate processes; Ctrl-C stops them all."""
+    from services.runtime.localstack.kafka import KafkaError, KafkaNode
+
+    platform = PlatformSettings()
+    state = (state_dir or platform.state_dir).resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    bootstrap = f"127.0.0.1:{kafka_port}"
+    console.print(f"[bold]Xiezuo[/bold] state in {state}")
+    console.print(f"starting Kafka (KRaft) on {bootstrap} ...")
+    node = KafkaNode(state / "kafka", port=kafka_port)
+    try:
+        node.start()
+    except KafkaError as exc:
+        console.print(f"[red]Kafka did not start:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    env = {**os.environ, "XIEZUO_STATE_DIR": str(state), "XIEZUO_KAFKA_BOOTSTRAP": bootstrap}
+    processes: dict[str, subprocess.Popen[str]] = {}
+    try:
+        ready: dict[str, dict[str, str]] = {}
+        for service in SERVICES:
+            processes[service] = subprocess.Popen(
+                [sys.executable, "-m", "services.cli.main", "serve", service],
+                env=env,
+                stdout=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+            )
+        for service, process in processes.items():
+            ready[service] = _await_ready(service, process, timeout=120)
+        table = Table(title="Xiezuo is up")
+        for column in ("service", "gRPC", "metrics"):
+            table.add_column(column)
+        table.add_row("kafka", bootstrap, "")
+        for service, info in ready.items():
+            table.add_row(service, info["grpc"], info["metrics"])
+        Console().print(table)
+        console.print("`xiezuo status` checks health; `xiezuo token --help` mints a dev token.")
+        console.print("Press Ctrl-C to stop.")
+        _wait_for_interrupt(processes)
+    except KeyboardInterrupt:
+        pass
+    except RuntimeError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    finally:
+        console.print("stopping services ...")
+        for process in processes.values():
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+        for service, process in processes.items():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                console.print(f"{service} did not stop in 30 s; killing it")
+                process.kill()
+        console.print("stopping Kafka ...")
+        node.stop()
+        console.print("stopped.")
+
+
+def _await_ready(service: str, process: subprocess.Popen[str], timeout: float) -> dict[str, str]:
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            code = process.wait()
+            raise RuntimeError(f"{service} exited with code {code} before it was ready")
+        with contextlib.suppress(ValueError):
+            message = json.loads(line)
+            if isinstance(message, dict) and "ready" in message:
+                info: dict[str, str] = message["ready"]
+                return info
+    raise RuntimeError(f"{service} was not ready within {timeout:.0f} s")
+
+
+def _wait_for_interrupt(processes: dict[str, subprocess.Popen[str]]) -> None:
+    while True:
+        for service, process in processes.items():
+            if process.poll() is not None:
+                raise RuntimeError(f"{service} exited unexpectedly with code {process.returncode}")
+        time.sleep(0.5)
+
+
+def status(
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each service")] = 3.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """Show each service's gRPC health; exits 1 unless all are SERVING."""
+    results = asyncio.run(_health_of_all(timeout))
+    if as_json:
+        print(json.dumps(results, indent=2))
+    else:
+        table = Table(title="Xiezuo services")
+        for column in ("service", "address", "health"):
+            table.add_column(column)
+        for row in results:
+            colour = "green" if row["health"] == "SERVING" else "red"
+            table.add_row(row["service"], row["address"], f"[{colour}]{row['health']}[/{colour}]")
+        Console().print(table)
+    if any(row["health"] != "SERVING" for row in results):
+        raise typer.Exit(1)
+
+
+async def _health_of_all(wait_seconds: float) -> list[dict[str, Any]]:
+    return list(
+        await asyncio.gather(*(_health(Settings(service), wait_seconds) for service in SERVICES))
+    )
+
+
+async def _health(settings: Settings, wait_seconds: float) -> dict[str, Any]:
+    address = settings.grpc_address
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            reply = await stub.Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=wait_seconds
+            )
+            health = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+        except grpc.aio.AioRpcError as exc:
+            health = f"UNREACHABLE ({exc.code().name})"
+    return {"service": settings.service, "address": address, "health": health}

@@ -1,0 +1,49 @@
+"""gRPC face of intake."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import grpc
+from xiezuo.intake.v1 import intake_pb2, intake_pb2_grpc
+
+from services.intake.api.convert import submission_from, timestamp
+from services.intake.api.policy import SUBMITTERS, authorize_submit
+from services.intake.domain.report import check_submission
+from services.intake.store.reports import ReportRegistry
+from services.runtime.grpc.auth import current_principal
+from services.runtime.grpc.errors import FieldViolation, InvalidArgument, PermissionDenied
+
+
+class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
+    """Receives reports from every channel."""
+
+    def __init__(self, registry: ReportRegistry) -> None:
+        self._registry = registry
+
+    async def SubmitReport(
+        self,
+        request: intake_pb2.SubmitReportRequest,
+        context: grpc.aio.ServicerContext[
+            intake_pb2.SubmitReportRequest, intake_pb2.SubmitReportResponse
+        ],
+    ) -> intake_pb2.SubmitReportResponse:
+        """Validate, authorise, then register the report and its clue in one transaction."""
+        principal = current_principal()
+        if principal.roles.isdisjoint(SUBMITTERS):
+            raise PermissionDenied(f"{principal.subject} may not submit reports")
+        submission = submission_from(request)
+        problems = check_submission(submission, now=datetime.now(UTC))
+        if problems:
+            raise InvalidArgument(
+                [FieldViolation(field, description) for field, description in problems],
+                "the report is incomplete or malformed; nothing was stored",
+            )
+        authorize_submit(principal, county_id=submission.county_id, zone_id=submission.zone_id)
+        registration = await self._registry.register(submission, actor=principal.subject)
+        return intake_pb2.SubmitReportResponse(
+            report_id=registration.report_id,
+            clue_id=registration.clue_id,
+            receipt_code=registration.receipt_code,
+            registered_at=timestamp(registration.registered_at),
+        )

@@ -1,0 +1,37 @@
+"""Receipt codes: shown to the reporter once, kept only as a slow hash."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+RECEIPT_DIGITS = 16
+# scrypt cost: about 50 ms here, so guessing 10^16 codes offline is out of reach.
+_N, _R, _P = 2**14, 8, 1
+
+
+def new_receipt_code() -> str:
+    """A uniformly random 16-digit code (~53 bits)."""
+    return "".join(secrets.choice("0123456789") for _ in range(RECEIPT_DIGITS))
+
+
+def hash_receipt(code: str) -> str:
+    """`scrypt$N$r$p$salt$hash` for storage."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(code.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)
+    return f"scrypt${_N}${_R}${_P}${salt.hex()}${digest.hex()}"
+
+
+def receipt_matches(code: str, stored: str) -> bool:
+    """Constant-time check of a code against its stored hash."""
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    candidate = hashlib.scrypt(
+        code.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=32
+    )
+    return hmac.compare_digest(candidate.hex(), digest)

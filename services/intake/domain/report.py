@@ -1,0 +1,125 @@
+"""A report (信访举报) as intake receives it, and the rules a submission must meet."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+MAX_CONTENT_CHARS = 20_000
+_CODE = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+
+
+class Channel(enum.StrEnum):
+    """How a report reached the commission."""
+
+    LETTER = "letter"
+    VISIT = "visit"
+    PHONE = "phone"
+    ONLINE = "online"
+    VILLAGE_INFORMANT = "village_informant"
+    DAILY_SUPERVISION = "daily_supervision"
+    SPECIAL_CAMPAIGN = "special_campaign"
+    INSPECTION_TOUR = "inspection_tour"
+    FORWARDED = "forwarded"
+
+
+class CadreLevel(enum.StrEnum):
+    """Cadre-management level of the person reported; jurisdiction follows it."""
+
+    UNKNOWN = "unknown"
+    VILLAGE = "village"
+    TOWNSHIP = "township"
+    COUNTY_SECTION = "county_section"
+    COUNTY_DIVISION = "county_division"
+    OTHER_PUBLIC_EMPLOYEE = "other_public_employee"
+
+
+@dataclass(frozen=True)
+class Subject:
+    """The official reported."""
+
+    name: str
+    post: str
+    unit: str
+    township_id: str
+    village: str
+    cadre_level: CadreLevel
+
+
+@dataclass(frozen=True)
+class ReporterIdentity:
+    """Who reported; only ever held encrypted, never published or logged."""
+
+    full_name: str
+    id_number: str
+    phone: str
+    address: str
+
+    def __repr__(self) -> str:
+        # Keeps the identity out of tracebacks and debug output by accident.
+        return "ReporterIdentity(<sealed>)"
+
+
+@dataclass(frozen=True)
+class Submission:
+    """Everything a report brings in, before it is stored."""
+
+    idempotency_key: str
+    county_id: str
+    zone_id: str
+    township_id: str
+    channel: Channel | None
+    subject: Subject | None
+    allegation_categories: tuple[str, ...]
+    content: str
+    reporter: ReporterIdentity | None
+    campaign_id: str | None
+    received_at: datetime | None = None
+    violations: list[tuple[str, str]] = field(default_factory=list)
+
+
+def check_submission(submission: Submission, *, now: datetime) -> list[tuple[str, str]]:
+    """Every rule the submission breaks, as (field path, what is wrong); empty when valid."""
+    problems: list[tuple[str, str]] = list(submission.violations)
+    for name in ("idempotency_key", "county_id", "zone_id", "township_id"):
+        value = getattr(submission, name)
+        if not value:
+            problems.append((name, "is required"))
+        elif name != "idempotency_key" and not _ID.match(value):
+            problems.append((name, "must be 1-64 letters, digits, '_', '.', ':' or '-'"))
+    if submission.idempotency_key and len(submission.idempotency_key) > 128:
+        problems.append(("idempotency_key", "must be at most 128 characters"))
+    if submission.channel is None:
+        problems.append(("channel", "is required"))
+    subject = submission.subject
+    if subject is None:
+        problems.append(("subject", "is required"))
+    else:
+        for name in ("name", "post", "unit", "township_id"):
+            if not getattr(subject, name).strip():
+                problems.append((f"subject.{name}", "is required"))
+    if not submission.allegation_categories:
+        problems.append(("allegation_categories", "at least one category is required"))
+    for index, code in enumerate(submission.allegation_categories):
+        if not _CODE.match(code):
+            problems.append(
+                (f"allegation_categories[{index}]", "must be a lower_snake_case category code")
+            )
+    if not submission.content.strip():
+        problems.append(("content", "is required"))
+    elif len(submission.content) > MAX_CONTENT_CHARS:
+        problems.append(("content", f"must be at most {MAX_CONTENT_CHARS} characters"))
+    if submission.channel is Channel.SPECIAL_CAMPAIGN and not submission.campaign_id:
+        problems.append(("campaign_id", "is required for the special_campaign channel"))
+    reporter = submission.reporter
+    if reporter is not None:
+        if not reporter.full_name.strip():
+            problems.append(("reporter.full_name", "is required for a real-name report"))
+        if not (reporter.phone.strip() or reporter.address.strip()):
+            problems.append(("reporter.phone", "a real-name report needs a phone or an address"))
+    if submission.received_at is not None and submission.received_at > now:
+        problems.append(("received_at", "must not be in the future"))
+    return problems

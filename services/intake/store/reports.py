@@ -1,0 +1,150 @@
+"""Registering reports: report, sealed identity, outbox event and audit entry in one commit."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from services.contracts.intake import ClueRegistered, ReportedSubject
+from services.intake.domain.receipt import hash_receipt, new_receipt_code
+from services.intake.domain.report import Submission
+from services.intake.store.tables import ReportRow, SealedIdentityRow
+from services.intake.store.vault import Vault
+from services.runtime import audit
+from services.runtime.db import Database
+from services.runtime.outbox import record_event
+
+EVENT_SOURCE = "xiezuo/intake"
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What the submitter learns; `receipt_code` is empty when replaying an earlier call."""
+
+    report_id: str
+    clue_id: str
+    receipt_code: str
+    registered_at: datetime
+    replayed: bool
+
+
+class ReportRegistry:
+    """Stores reports and registers their clues."""
+
+    def __init__(self, database: Database, vault: Vault) -> None:
+        self._db = database
+        self._vault = vault
+
+    async def register(self, submission: Submission, *, actor: str) -> Registration:
+        """Register a valid submission once per (county, idempotency key)."""
+        earlier = await self._find(submission.county_id, submission.idempotency_key)
+        if earlier is not None:
+            return _replay(earlier)
+        try:
+            return await self._insert(submission, actor=actor)
+        except IntegrityError:
+            # A concurrent call with the same key won the race; answer with its result.
+            earlier = await self._find(submission.county_id, submission.idempotency_key)
+            if earlier is None:
+                raise
+            return _replay(earlier)
+
+    async def _find(self, county_id: str, key: str) -> ReportRow | None:
+        async with self._db.session() as session:
+            query = select(ReportRow).where(
+                ReportRow.county_id == county_id, ReportRow.idempotency_key == key
+            )
+            return (await session.exec(query)).first()
+
+    async def _insert(self, submission: Submission, *, actor: str) -> Registration:
+        assert submission.subject is not None and submission.channel is not None
+        now = datetime.now(UTC)
+        report_id = f"rpt-{uuid.uuid4().hex}"
+        clue_id = f"clue-{uuid.uuid4().hex}"
+        receipt_code = new_receipt_code()
+        context = report_id.encode()
+        content = self._vault.seal(submission.content.encode(), context=context)
+        subject = submission.subject
+        row = ReportRow(
+            report_id=report_id,
+            clue_id=clue_id,
+            county_id=submission.county_id,
+            zone_id=submission.zone_id,
+            township_id=submission.township_id,
+            idempotency_key=submission.idempotency_key,
+            channel=submission.channel.value,
+            subject_name=subject.name,
+            subject_post=subject.post,
+            subject_unit=subject.unit,
+            subject_township_id=subject.township_id,
+            subject_village=subject.village,
+            subject_cadre_level=subject.cadre_level.value,
+            allegation_categories=json.dumps(list(submission.allegation_categories)),
+            campaign_id=submission.campaign_id,
+            real_name=submission.reporter is not None,
+            content_kek_id=content.kek_id,
+            content_wrapped_key=content.wrapped_key,
+            content_nonce=content.nonce,
+            content_ciphertext=content.ciphertext,
+            receipt_hash=hash_receipt(receipt_code),
+            submitted_by=actor,
+            received_at=submission.received_at or now,
+            registered_at=now,
+        )
+        event = ClueRegistered(
+            county_id=row.county_id,
+            zone_id=row.zone_id,
+            clue_id=clue_id,
+            report_id=report_id,
+            township_id=row.township_id,
+            channel=row.channel,
+            allegation_categories=list(submission.allegation_categories),
+            subject=ReportedSubject(
+                name=subject.name,
+                post=subject.post,
+                unit=subject.unit,
+                township_id=subject.township_id,
+                village=subject.village,
+                cadre_level=subject.cadre_level.value,
+            ),
+            real_name=row.real_name,
+            campaign_id=row.campaign_id,
+            received_at=row.received_at,
+            registered_at=now,
+        )
+        async with self._db.transaction() as session:
+            session.add(row)
+            if submission.reporter is not None:
+                identity = json.dumps(asdict(submission.reporter)).encode()
+                sealed = self._vault.seal(identity, context=context)
+                session.add(
+                    SealedIdentityRow(
+                        report_id=report_id,
+                        kek_id=sealed.kek_id,
+                        wrapped_key=sealed.wrapped_key,
+                        nonce=sealed.nonce,
+                        ciphertext=sealed.ciphertext,
+                    )
+                )
+            record_event(session, event, source=EVENT_SOURCE, occurred_at=now)
+            await audit.append(
+                session,
+                county_id=row.county_id,
+                actor=actor,
+                action="report.submitted",
+                record_type="report",
+                record_id=report_id,
+                detail={"clue_id": clue_id, "channel": row.channel, "zone_id": row.zone_id},
+                at=now,
+            )
+        return Registration(report_id, clue_id, receipt_code, now, replayed=False)
+
+
+def _replay(row: ReportRow) -> Registration:
+    # The receipt code exists only as a hash, so a retried call cannot show it again.
+    return Registration(row.report_id, row.clue_id, "", row.registered_at, replayed=True)

@@ -1,0 +1,159 @@
+"""Runs one service process: database, outbox relay, consumers, gRPC and /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import grpc
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from services.contracts.registry import EVENT_TYPES
+from services.runtime.bus import bind_consumer, build_broker
+from services.runtime.db import Database
+from services.runtime.grpc.server import GrpcEndpoint
+from services.runtime.inbox import EventConsumer
+from services.runtime.migrate import upgrade_async
+from services.runtime.outbox import KafkaEventProducer, OutboxRelay
+from services.runtime.settings import Settings
+from services.runtime.telemetry import (
+    ServiceMetrics,
+    configure_logging,
+    configure_tracing,
+    kafka_middlewares,
+    shutdown_tracing,
+    start_metrics_server,
+)
+from services.runtime.tokens import TokenVerifier, ensure_dev_keypair
+
+log = logging.getLogger(__name__)
+
+TOPIC_PARTITIONS = 6
+
+
+@dataclass(frozen=True)
+class GrpcParts:
+    """What a service adds to its gRPC server."""
+
+    service_names: Sequence[str]
+    register: Callable[[grpc.aio.Server], None]
+
+
+class ServiceHost:
+    """Owns a service's infrastructure; the service's app.py supplies the domain parts."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        platform = settings.platform
+        self.database = Database(settings.database_url)
+        self.metrics = ServiceMetrics(settings.service)
+        self.producer = KafkaEventProducer(
+            platform.kafka_bootstrap, client_id=f"xiezuo-{settings.service}-relay"
+        )
+        self.consumer = EventConsumer(
+            service=settings.service,
+            database=self.database,
+            dead_letter_producer=self.producer,
+            max_attempts=platform.consumer_max_attempts,
+            metrics=self.metrics,
+        )
+        self.relay = OutboxRelay(
+            self.database,
+            self.producer,
+            batch_size=platform.outbox_batch_size,
+            idle_poll_seconds=platform.outbox_idle_poll_seconds,
+            metrics=self.metrics,
+        )
+
+    def token_verifier(self) -> TokenVerifier:
+        """Verifier from the configured public keys, or the local dev key when none is set."""
+        platform = self.settings.platform
+        files = list(platform.token_public_key_files)
+        if not files:
+            _, public = ensure_dev_keypair(platform.state_dir / "keys")
+            files = [public]
+        return TokenVerifier(
+            [path.read_bytes() for path in files],
+            issuer=platform.token_issuer,
+            audience=platform.token_audience,
+        )
+
+    async def run(self, grpc_parts: GrpcParts, stop: asyncio.Event) -> None:
+        """Start everything, announce the addresses, and shut down in order when `stop` is set."""
+        service, platform = self.settings.service, self.settings.platform
+        configure_logging(service, platform.log_level)
+        tracer_provider = configure_tracing(service, platform.otlp_endpoint)
+        if platform.migrate_on_start:
+            await upgrade_async(service, self.settings.database_url)
+        metrics_server, metrics_port = start_metrics_server(
+            self.metrics.registry, self.settings.metrics_host, self.settings.metrics_port
+        )
+        await ensure_topics(platform.kafka_bootstrap, self.consumer.dead_letter_topic)
+        await self.producer.start()
+        broker = build_broker(
+            platform.kafka_bootstrap,
+            client_id=f"xiezuo-{service}",
+            middlewares=kafka_middlewares(
+                self.metrics.registry, tracer_provider, service_name=service
+            ),
+        )
+        bind_consumer(broker, self.consumer)
+        await broker.start()
+        relay_task = asyncio.create_task(self.relay.run(), name=f"{service}-outbox-relay")
+        endpoint = GrpcEndpoint(
+            address=self.settings.grpc_address,
+            service_names=grpc_parts.service_names,
+            register=grpc_parts.register,
+            verifier=self.token_verifier(),
+        )
+        grpc_port = await endpoint.start()
+        host = self.settings.grpc_address.rsplit(":", 1)[0]
+        ready = {
+            "service": service,
+            "grpc": f"{host}:{grpc_port}",
+            "metrics": f"http://{self.settings.metrics_host}:{metrics_port}/metrics",
+        }
+        # One machine-readable line on stdout: `xiezuo up` and the tests read the real ports.
+        print(json.dumps({"ready": ready}), flush=True, file=sys.stdout)
+        log.info("service ready", extra=ready)
+        try:
+            await stop.wait()
+        finally:
+            log.info("service stopping", extra={"service": service})
+            # Order: stop taking calls (drain in-flight ones), stop consuming, flush the outbox.
+            await endpoint.stop(platform.grpc_drain_seconds)
+            await broker.stop()
+            await self.relay.stop()
+            relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay_task
+            await self.producer.stop()
+            await self.database.dispose()
+            metrics_server.stop()
+            shutdown_tracing(tracer_provider)
+
+
+async def ensure_topics(bootstrap: str, *extra: str, partitions: int = TOPIC_PARTITIONS) -> None:
+    """Create every contract topic (and `extra` ones) that does not exist yet."""
+    names = sorted({event.topic for event in EVENT_TYPES.values()} | set(extra))
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [name for name in names if name not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(
+                    [
+                        NewTopic(name, num_partitions=partitions, replication_factor=1)
+                        for name in missing
+                    ]
+                )
+    finally:
+        await admin.close()

@@ -1,0 +1,37 @@
+"""Alembic migrations per service: shared runtime tables first, then the service's own."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+RUNTIME_MIGRATIONS = Path(__file__).with_name("migrations")
+SERVICES_DIR = Path(__file__).resolve().parent.parent
+
+
+def alembic_config(service: str, database_url: str) -> Config:
+    """An Alembic config for one service's database (no alembic.ini needed)."""
+    config = Config()
+    # One env.py for all services; each service contributes only its version files.
+    config.set_main_option("script_location", str(RUNTIME_MIGRATIONS))
+    versions = [
+        RUNTIME_MIGRATIONS / "versions",
+        SERVICES_DIR / service / "store" / "migrations",
+    ]
+    config.set_main_option("version_locations", " ".join(str(path) for path in versions))
+    config.set_main_option("path_separator", "space")
+    config.attributes["database_url"] = database_url
+    return config
+
+
+def upgrade(service: str, database_url: str, revision: str = "heads") -> None:
+    """Bring a service's database to the newest schema (blocking)."""
+    command.upgrade(alembic_config(service, database_url), revision)
+
+
+async def upgrade_async(service: str, database_url: str) -> None:
+    """Same as `upgrade`, off the event loop (Alembic runs its own loop in the thread)."""
+    await asyncio.to_thread(upgrade, service, database_url)

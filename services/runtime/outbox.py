@@ -1,0 +1,259 @@
+"""Transactional outbox: events are rows committed with the change; a relay publishes them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from opentelemetry import propagate, trace
+from sqlalchemy import update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.contracts.base import IntegrationEvent
+from services.runtime.db import OUTBOX_WRITTEN, Database
+from services.runtime.envelope import Envelope
+from services.runtime.messaging_tables import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+
+def record_event(
+    session: AsyncSession,
+    event: IntegrationEvent,
+    *,
+    source: str,
+    occurred_at: datetime | None = None,
+    event_id: str | None = None,
+) -> OutboxMessage:
+    """Add `event` to the outbox inside the caller's transaction (never commits)."""
+    carrier: dict[str, str] = {}
+    # The trace context of the request that caused the event travels with the row, so the
+    # consumer's span joins the same trace even if the relay publishes much later.
+    propagate.inject(carrier)
+    row = OutboxMessage(
+        event_id=event_id or str(uuid.uuid4()),
+        event_type=event.event_type,
+        topic=event.topic,
+        partition_key=event.partition_key(),
+        source=source,
+        subject=event.subject_id(),
+        county_id=event.county_id,
+        zone_id=event.zone_id,
+        occurred_at=occurred_at or datetime.now(UTC),
+        payload=event.model_dump_json(),
+        traceparent=carrier.get("traceparent"),
+        tracestate=carrier.get("tracestate"),
+    )
+    session.add(row)
+    session.info[OUTBOX_WRITTEN] = True
+    return row
+
+
+def envelope_of(row: OutboxMessage) -> Envelope:
+    """The CloudEvent an outbox row becomes on Kafka."""
+    return Envelope(
+        id=row.event_id,
+        type=row.event_type,
+        source=row.source,
+        time=row.occurred_at,
+        county_id=row.county_id,
+        zone_id=row.zone_id,
+        data=row.payload.encode(),
+        subject=row.subject,
+        traceparent=row.traceparent,
+        tracestate=row.tracestate,
+    )
+
+
+class EventProducer(Protocol):
+    """What the relay needs from a Kafka producer."""
+
+    async def send(
+        self, topic: str, value: bytes, key: bytes, headers: list[tuple[str, bytes]]
+    ) -> asyncio.Future[Any]: ...
+
+
+class RelayMetrics(Protocol):
+    """Counters the relay reports to (ServiceMetrics satisfies it)."""
+
+    def outbox_event_published(self, event_type: str, zone: str) -> None: ...
+
+    def observe_publish(self, seconds: float) -> None: ...
+
+    def set_outbox_pending(self, count: int) -> None: ...
+
+
+class OutboxRelay:
+    """Publishes unpublished outbox rows in id order and marks them published."""
+
+    def __init__(
+        self,
+        database: Database,
+        producer: EventProducer,
+        *,
+        batch_size: int = 500,
+        idle_poll_seconds: float = 2.0,
+        metrics: RelayMetrics | None = None,
+    ) -> None:
+        self._db = database
+        self._producer = producer
+        self._batch_size = batch_size
+        self._idle_poll = idle_poll_seconds
+        self._metrics = metrics
+        self._tracer = trace.get_tracer("xiezuo.outbox")
+        self._wake = asyncio.Event()
+        self._stopping = False
+        database.on_outbox_commit(self.wake)
+
+    def wake(self) -> None:
+        """Publish now: called after a commit that wrote outbox rows."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Relay until stopped; rows left by a crash are published on the first pass."""
+        failures = 0
+        while not self._stopping:
+            try:
+                published = await self.publish_pending()
+                failures = 0
+            except Exception:
+                failures += 1
+                log.exception("outbox relay pass failed", extra={"attempt": failures})
+                await asyncio.sleep(min(0.2 * 2**failures, 10.0))
+                continue
+            if published < self._batch_size:
+                await self._idle()
+
+    async def stop(self) -> None:
+        """Finish the current pass and one more, so nothing committed is left behind."""
+        self._stopping = True
+        self._wake.set()
+        with contextlib.suppress(Exception):
+            await self.publish_pending()
+
+    async def _idle(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=self._idle_poll)
+        self._wake.clear()
+
+    async def publish_pending(self) -> int:
+        """One pass: publish up to a batch of rows; returns how many were published."""
+        async with self._db.session() as session:
+            async with session.begin():
+                query = (
+                    select(OutboxMessage)
+                    .where(col(OutboxMessage.published_at).is_(None))
+                    .order_by(col(OutboxMessage.id))
+                    .limit(self._batch_size)
+                )
+                if not self._db.is_sqlite:
+                    # A second relay on the same database waits here instead of publishing
+                    # the same rows out of order; it then sees them published and skips them.
+                    query = query.with_for_update()
+                rows = list((await session.exec(query)).all())
+                if not rows:
+                    if self._metrics:
+                        self._metrics.set_outbox_pending(0)
+                    return 0
+                if self._db.is_sqlite:
+                    # SQLite cannot upgrade a read snapshot to a write after another writer
+                    # committed, so publish outside the read and mark in a fresh transaction.
+                    await session.rollback()
+                else:
+                    sent = await self._send(rows)
+                    await self._mark(session, sent)
+                    return len(sent)
+            sent = await self._send(rows)
+            async with session.begin():
+                await self._mark(session, sent)
+            return len(sent)
+
+    async def _send(self, rows: Sequence[OutboxMessage]) -> list[OutboxMessage]:
+        started = time.perf_counter()
+        futures: list[tuple[OutboxMessage, asyncio.Future[Any]]] = []
+        for row in rows:
+            envelope = envelope_of(row)
+            parent = propagate.extract({"traceparent": row.traceparent or ""})
+            # A producer span, child of the request that wrote the row; the consumer's span
+            # becomes its child through the traceparent header it injects.
+            with self._tracer.start_as_current_span(
+                f"{row.topic} publish", context=parent, kind=trace.SpanKind.PRODUCER
+            ) as span:
+                span.set_attribute("messaging.system", "kafka")
+                span.set_attribute("messaging.destination.name", row.topic)
+                span.set_attribute("messaging.message.id", row.event_id)
+                carrier: dict[str, str] = {}
+                propagate.inject(carrier)
+                headers = [
+                    (name, value)
+                    for name, value in envelope.headers()
+                    if name not in ("traceparent", "tracestate")
+                ]
+                headers += [(name, value.encode()) for name, value in carrier.items()]
+                future = await self._producer.send(
+                    row.topic, envelope.data, row.partition_key.encode(), headers
+                )
+            futures.append((row, future))
+        sent: list[OutboxMessage] = []
+        for row, future in futures:
+            try:
+                await future
+            except Exception:
+                # Later rows may still have gone out; they will be marked, and this one retried.
+                # Consumers deduplicate by event id, so a resend is harmless.
+                log.exception("publish failed", extra={"event_id": row.event_id})
+                continue
+            sent.append(row)
+        elapsed = time.perf_counter() - started
+        if self._metrics:
+            self._metrics.observe_publish(elapsed)
+            for row in sent:
+                self._metrics.outbox_event_published(row.event_type, row.zone_id)
+        return sent
+
+    async def _mark(self, session: AsyncSession, sent: Sequence[OutboxMessage]) -> None:
+        if not sent:
+            return
+        now = datetime.now(UTC)
+        ids = [row.id for row in sent]
+        await session.exec(
+            update(OutboxMessage)
+            .where(col(OutboxMessage.id).in_(ids))
+            .values(published_at=now, publish_attempts=OutboxMessage.publish_attempts + 1)
+        )
+
+
+class KafkaEventProducer:
+    """An idempotent aiokafka producer (acks=all) shaped for the relay."""
+
+    def __init__(self, bootstrap_servers: str, *, client_id: str) -> None:
+        from aiokafka import AIOKafkaProducer
+
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap_servers,
+            client_id=client_id,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=2,
+        )
+
+    async def start(self) -> None:
+        """Connect to the cluster."""
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        """Flush and disconnect."""
+        await self._producer.stop()
+
+    async def send(
+        self, topic: str, value: bytes, key: bytes, headers: list[tuple[str, bytes]]
+    ) -> asyncio.Future[Any]:
+        """Queue one record; the future resolves when the broker has it (acks=all)."""
+        return await self._producer.send(topic, value=value, key=key, headers=headers)

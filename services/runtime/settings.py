@@ -1,0 +1,73 @@
+"""Settings shared by every service, read from `XIEZUO_*` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICES = ("intake", "cases", "staffing", "assessment")
+
+# Fixed defaults keep `xiezuo up` predictable: operators learn one port per service.
+DEFAULT_GRPC_PORTS = {"intake": 50051, "cases": 50052, "staffing": 50053, "assessment": 50054}
+DEFAULT_METRICS_PORTS = {"intake": 9101, "cases": 9102, "staffing": 9103, "assessment": 9104}
+
+
+class PlatformSettings(BaseSettings):
+    """Settings common to all services (`XIEZUO_<NAME>`)."""
+
+    model_config = SettingsConfigDict(env_prefix="XIEZUO_", extra="ignore")
+
+    state_dir: Path = Path(".state")
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    # PEM-encoded Ed25519 public keys, one file each, so keys can rotate without a release.
+    token_public_key_files: list[Path] = Field(default_factory=list)
+    token_issuer: str = "xiezuo-dev"
+    token_audience: str = "xiezuo"
+    otlp_endpoint: str | None = None
+    log_level: str = "INFO"
+    migrate_on_start: bool = True
+    outbox_batch_size: int = 500
+    # The relay is woken by commits in its own process; this is only the safety net for
+    # rows written by other processes (CLI imports, another replica).
+    outbox_idle_poll_seconds: float = 2.0
+    consumer_max_attempts: int = 3
+    grpc_drain_seconds: float = 10.0
+    vault_key_file: Path | None = None
+
+
+class ServiceSettings(BaseSettings):
+    """Settings of one service (`XIEZUO_<SERVICE>_<NAME>`)."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    database_url: str | None = None
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
+
+
+class Settings:
+    """Everything one service process needs: platform-wide plus its own settings."""
+
+    def __init__(self, service: str, platform: PlatformSettings | None = None) -> None:
+        if service not in SERVICES:
+            raise ValueError(f"unknown service {service!r}; expected one of {SERVICES}")
+        self.service = service
+        self.platform = platform or PlatformSettings()
+        own = ServiceSettings(_env_prefix=f"XIEZUO_{service.upper()}_")
+        self.database_url = own.database_url or self.default_database_url()
+        self.grpc_address = f"{own.grpc_host}:{_port(own.grpc_port, DEFAULT_GRPC_PORTS[service])}"
+        self.metrics_host = own.metrics_host
+        self.metrics_port = _port(own.metrics_port, DEFAULT_METRICS_PORTS[service])
+
+    def default_database_url(self) -> str:
+        """SQLite file under the state directory: the zero-setup default for `xiezuo up`."""
+        path = (self.platform.state_dir / "db" / f"{self.service}.sqlite3").resolve()
+        return f"sqlite+aiosqlite:///{path}"
+
+
+def _port(value: int | None, default: int) -> int:
+    return default if value is None else value
