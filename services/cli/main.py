@@ -19,3 +19,7 @@ admin.register(app)
 def main() -> None:
     """Entry point of the `xiezuo` console script."""
     app()
+
+
+if __name__ == "__main__":
+    main()

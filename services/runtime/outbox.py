@@ -8,6 +8,7 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -157,30 +158,28 @@ class OutboxRelay:
                     # A second relay on the same database waits here instead of publishing
                     # the same rows out of order; it then sees them published and skips them.
                     query = query.with_for_update()
-                rows = list((await session.exec(query)).all())
-                if not rows:
-                    if self._metrics:
-                        self._metrics.set_outbox_pending(0)
+                pending = [_Pending.of(row) for row in (await session.exec(query)).all()]
+                if self._metrics:
+                    self._metrics.set_outbox_pending(len(pending))
+                if not pending:
                     return 0
-                if self._db.is_sqlite:
-                    # SQLite cannot upgrade a read snapshot to a write after another writer
-                    # committed, so publish outside the read and mark in a fresh transaction.
-                    await session.rollback()
-                else:
-                    sent = await self._send(rows)
+                if not self._db.is_sqlite:
+                    sent = await self._send(pending)
                     await self._mark(session, sent)
                     return len(sent)
-            sent = await self._send(rows)
+            # SQLite cannot upgrade a read snapshot to a write after another writer committed,
+            # so it publishes outside the read and marks in a fresh transaction.
+            sent = await self._send(pending)
             async with session.begin():
                 await self._mark(session, sent)
             return len(sent)
 
-    async def _send(self, rows: Sequence[OutboxMessage]) -> list[OutboxMessage]:
+    async def _send(self, rows: Sequence[_Pending]) -> list[_Pending]:
         started = time.perf_counter()
-        futures: list[tuple[OutboxMessage, asyncio.Future[Any]]] = []
+        futures: list[tuple[_Pending, asyncio.Future[Any]]] = []
         for row in rows:
-            envelope = envelope_of(row)
-            parent = propagate.extract({"traceparent": row.traceparent or ""})
+            envelope = row.envelope
+            parent = propagate.extract({"traceparent": envelope.traceparent or ""})
             # A producer span, child of the request that wrote the row; the consumer's span
             # becomes its child through the traceparent header it injects.
             with self._tracer.start_as_current_span(
@@ -188,7 +187,7 @@ class OutboxRelay:
             ) as span:
                 span.set_attribute("messaging.system", "kafka")
                 span.set_attribute("messaging.destination.name", row.topic)
-                span.set_attribute("messaging.message.id", row.event_id)
+                span.set_attribute("messaging.message.id", envelope.id)
                 carrier: dict[str, str] = {}
                 propagate.inject(carrier)
                 headers = [
@@ -201,33 +200,48 @@ class OutboxRelay:
                     row.topic, envelope.data, row.partition_key.encode(), headers
                 )
             futures.append((row, future))
-        sent: list[OutboxMessage] = []
+        sent: list[_Pending] = []
         for row, future in futures:
             try:
                 await future
             except Exception:
                 # Later rows may still have gone out; they will be marked, and this one retried.
                 # Consumers deduplicate by event id, so a resend is harmless.
-                log.exception("publish failed", extra={"event_id": row.event_id})
+                log.exception("publish failed", extra={"event_id": row.envelope.id})
                 continue
             sent.append(row)
-        elapsed = time.perf_counter() - started
         if self._metrics:
-            self._metrics.observe_publish(elapsed)
+            self._metrics.observe_publish(time.perf_counter() - started)
             for row in sent:
-                self._metrics.outbox_event_published(row.event_type, row.zone_id)
+                self._metrics.outbox_event_published(row.envelope.type, row.envelope.zone_id)
         return sent
 
-    async def _mark(self, session: AsyncSession, sent: Sequence[OutboxMessage]) -> None:
+    async def _mark(self, session: AsyncSession, sent: Sequence[_Pending]) -> None:
         if not sent:
             return
-        now = datetime.now(UTC)
-        ids = [row.id for row in sent]
         await session.exec(
             update(OutboxMessage)
-            .where(col(OutboxMessage.id).in_(ids))
-            .values(published_at=now, publish_attempts=OutboxMessage.publish_attempts + 1)
+            .where(col(OutboxMessage.id).in_([row.id for row in sent]))
+            .values(
+                published_at=datetime.now(UTC),
+                publish_attempts=OutboxMessage.publish_attempts + 1,
+            )
         )
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A row's content copied out of the session, so publishing never touches the ORM."""
+
+    id: int
+    topic: str
+    partition_key: str
+    envelope: Envelope
+
+    @classmethod
+    def of(cls, row: OutboxMessage) -> _Pending:
+        assert row.id is not None
+        return cls(row.id, row.topic, row.partition_key, envelope_of(row))
 
 
 class KafkaEventProducer:
