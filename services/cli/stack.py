@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import importlib
 import json
 import os
@@ -85,6 +86,7 @@ def up(
                 stdout=subprocess.PIPE,
                 text=True,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         for service, process in processes.items():
             ready[service] = _await_ready(service, process, timeout=120)
@@ -104,6 +106,8 @@ def up(
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
     finally:
+        # A second Ctrl-C must not cut the shutdown short and orphan the services.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         console.print("stopping services ...")
         for process in processes.values():
             with contextlib.suppress(ProcessLookupError):
@@ -117,6 +121,14 @@ def up(
         console.print("stopping Kafka ...")
         node.stop()
         console.print("stopped.")
+
+
+def _die_with_parent() -> None:
+    # Linux PR_SET_PDEATHSIG: if `xiezuo up` is killed outright, its services get SIGTERM
+    # instead of running on without a broker.
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)
 
 
 def _await_ready(service: str, process: subprocess.Popen[str], timeout: float) -> dict[str, str]:

@@ -48,4 +48,3 @@ class InboxEntry(SQLModel, table=True):
     event_type: str = Field(sa_column=Column(String(200), nullable=False))
     county_id: str = Field(sa_column=Column(String(64), nullable=False))
     processed_at: datetime = Field(sa_column=Column(_utc(), nullable=False))
-

@@ -1,0 +1,44 @@
+# One entry point for people and CI. Everything installs into .venv and .cache/ in this repo.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup up test check proto lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## setup: Python packages, Kafka jars (Maven) and PostgreSQL binaries (apt, when root)
+setup: $(STAMP)
+	bash deploy/local/setup.sh
+
+## up: set up, then run Kafka and the four services until Ctrl-C
+up: setup
+	$(BIN)/xiezuo up
+
+## proto: regenerate gen/python from proto/
+proto: $(STAMP)
+	$(BIN)/python tools/gen_proto.py
+
+## check: generated code current, buf lint, ruff, mypy
+check: $(STAMP)
+	$(BIN)/python tools/gen_proto.py --check
+	$(BIN)/buf lint proto
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## test: set up, check, then every test (unit, integration, e2e) on real Kafka and PostgreSQL
+test: setup check
+	$(BIN)/pytest -p no:cacheprovider -ra
+
+## bench: the bus ceiling benchmark (JSON on stdout)
+bench: setup
+	$(BIN)/python bench/bus_ceiling.py
+
+clean:
+	rm -rf $(VENV) .state .mypy_cache .ruff_cache
