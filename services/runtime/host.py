@@ -17,6 +17,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from services.contracts.registry import EVENT_TYPES
 from services.runtime.bus import bind_consumer, build_broker
 from services.runtime.db import Database
+from services.runtime.grpc.metrics import CallMetricsInterceptor
 from services.runtime.grpc.server import GrpcEndpoint
 from services.runtime.inbox import EventConsumer
 from services.runtime.migrate import upgrade_async
@@ -111,6 +112,7 @@ class ServiceHost:
             service_names=grpc_parts.service_names,
             register=grpc_parts.register,
             verifier=self.token_verifier(),
+            interceptors=[CallMetricsInterceptor(self.metrics.grpc_request)],
         )
         grpc_port = await endpoint.start()
         host = self.settings.grpc_address.rsplit(":", 1)[0]
