@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,6 +13,8 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from services.runtime.keyfiles import create_once
 
 ALGORITHM = "EdDSA"
 # A zone_ids entry that grants every zone of the token's county (county-level staff).
@@ -216,29 +217,19 @@ def _principal_from_claims(claims: Mapping[str, Any]) -> Principal:
 
 def ensure_dev_keypair(directory: Path) -> tuple[Path, Path]:
     """(private, public) PEM paths of the dev signing key in directory, creating them if missing."""
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     private_path = directory / DEV_PRIVATE_KEY_FILE
     public_path = directory / DEV_PUBLIC_KEY_FILE
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
+    candidate = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    try:
-        # O_EXCL with mode 0600: never readable by others, and a concurrent creator wins cleanly.
-        fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        key = load_private_key(private_path.read_bytes())
-    else:
-        with os.fdopen(fd, "wb") as out:
-            out.write(pem)
-    if not public_path.exists():
-        public_path.write_bytes(
-            key.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-        )
+    # Services starting together race here; whichever key landed first is the key.
+    key = load_private_key(create_once(private_path, candidate))
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    create_once(public_path, public_pem, mode=0o644)
     return private_path, public_path
 
 

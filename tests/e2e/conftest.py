@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -131,7 +131,7 @@ async def _start(
     )
     stdout_path, stderr_path = log_dir / f"{name}.stdout", log_dir / f"{name}.stderr"
     # Files, not pipes: a chatty service can never block on a full pipe nobody reads.
-    with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
+    with _log_files(stdout_path, stderr_path) as (out, err):
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -148,8 +148,14 @@ async def _start(
     return ServiceProcess(name, process, stdout_path, stderr_path, database_url)
 
 
-def _ready_line(stdout: IO[str]) -> dict[str, str] | None:
-    for line in stdout:
+@contextlib.contextmanager
+def _log_files(*paths: Path) -> Iterator[list[IO[bytes]]]:
+    with contextlib.ExitStack() as files:
+        yield [files.enter_context(open(path, "wb")) for path in paths]
+
+
+def _ready_line(stdout_path: Path) -> dict[str, str] | None:
+    for line in stdout_path.read_text(errors="replace").splitlines():
         with contextlib.suppress(ValueError):
             message = json.loads(line)
             if isinstance(message, dict) and isinstance(message.get("ready"), dict):
@@ -158,11 +164,10 @@ def _ready_line(stdout: IO[str]) -> dict[str, str] | None:
     return None
 
 
-async def _await_ready(service: ServiceProcess, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
+async def _await_ready(service: ServiceProcess, within: float) -> None:
+    deadline = time.monotonic() + within
     while True:
-        with open(service.stdout_path, errors="replace") as stdout:
-            ready = _ready_line(stdout)
+        ready = _ready_line(service.stdout_path)
         if ready is not None:
             assert ready.get("service") == service.name, ready
             service.grpc, service.metrics = ready["grpc"], ready["metrics"]
@@ -174,26 +179,26 @@ async def _await_ready(service: ServiceProcess, timeout: float) -> None:
             )
         if time.monotonic() > deadline:
             pytest.fail(
-                f"{service.name} printed no ready line within {timeout:.0f} s; "
+                f"{service.name} printed no ready line within {within:.0f} s; "
                 f"stderr tail:\n{service.stderr_tail()}"
             )
         await asyncio.sleep(0.1)
 
 
-async def _stop(service: ServiceProcess, timeout: float) -> str | None:
+async def _stop(service: ServiceProcess, within: float) -> str | None:
     """SIGTERM the service and wait; a problem description, or None for a clean exit 0."""
     process = service.process
     if process.returncode is None:
         with contextlib.suppress(ProcessLookupError):
             process.send_signal(signal.SIGTERM)
     try:
-        await asyncio.wait_for(process.wait(), timeout)
+        await asyncio.wait_for(process.wait(), within)
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             process.kill()
         await process.wait()
         return (
-            f"{service.name} did not stop within {timeout:.0f} s of SIGTERM (killed); "
+            f"{service.name} did not stop within {within:.0f} s of SIGTERM (killed); "
             f"stderr tail:\n{service.stderr_tail()}"
         )
     if process.returncode != 0:
@@ -214,18 +219,20 @@ async def stack(
     # Created once up front so four processes starting together never race to create it.
     ensure_dev_keypair(state_dir / "keys")
     run = uuid.uuid4().hex[:8]
-    urls = {
-        name: await postgres.acreate_database(f"e2e_{name}_{run}") for name in SERVICES
-    }
+    urls = {name: await postgres.acreate_database(f"e2e_{name}_{run}") for name in SERVICES}
     running = Stack(state_dir=state_dir, kafka_bootstrap=kafka.bootstrap_servers)
     try:
         for name in SERVICES:
             running.services[name] = await _start(
                 name, state_dir, kafka.bootstrap_servers, urls[name], log_dir
             )
-        await asyncio.gather(
-            *(_await_ready(service, READY_TIMEOUT) for service in running.services.values())
+        outcomes = await asyncio.gather(
+            *(_await_ready(service, READY_TIMEOUT) for service in running.services.values()),
+            return_exceptions=True,
         )
+        problems = [str(outcome) for outcome in outcomes if isinstance(outcome, BaseException)]
+        if problems:
+            pytest.fail("the stack did not start:\n\n" + "\n\n".join(problems))
     except BaseException:
         await asyncio.gather(
             *(_stop(service, STOP_TIMEOUT) for service in running.services.values())

@@ -12,7 +12,12 @@ from services.intake.api.policy import SUBMITTERS, authorize_submit
 from services.intake.domain.report import check_submission
 from services.intake.store.reports import ReportRegistry
 from services.runtime.grpc.auth import current_principal
-from services.runtime.grpc.errors import FieldViolation, InvalidArgument, PermissionDenied
+from services.runtime.grpc.errors import (
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    PermissionDenied,
+)
 
 
 class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
@@ -41,6 +46,16 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             )
         authorize_submit(principal, county_id=submission.county_id, zone_id=submission.zone_id)
         registration = await self._registry.register(submission, actor=principal.subject)
+        if registration.replayed:
+            # A reused key must not hand out a report the caller could not see, nor pass off
+            # a different report as already registered.
+            authorize_submit(
+                principal, county_id=submission.county_id, zone_id=registration.zone_id
+            )
+            if registration.conflicting:
+                raise FailedPrecondition(
+                    "idempotency_key was already used for a different report; use a new key"
+                )
         return intake_pb2.SubmitReportResponse(
             report_id=registration.report_id,
             clue_id=registration.clue_id,

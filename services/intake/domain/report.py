@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -123,3 +125,37 @@ def check_submission(submission: Submission, *, now: datetime) -> list[tuple[str
     if submission.received_at is not None and submission.received_at > now:
         problems.append(("received_at", "must not be in the future"))
     return problems
+
+
+def fingerprint(submission: Submission) -> str:
+    """A digest of what the request says, to tell a true retry from a reused idempotency key.
+
+    The reporter's identity is left out on purpose: a hash of a name or ID number is guessable
+    and would be identity by another name.
+    """
+    subject = submission.subject
+    canonical = json.dumps(
+        {
+            "county": submission.county_id,
+            "zone": submission.zone_id,
+            "township": submission.township_id,
+            "channel": submission.channel.value if submission.channel else None,
+            "subject": [
+                subject.name,
+                subject.post,
+                subject.unit,
+                subject.township_id,
+                subject.village,
+                subject.cadre_level.value,
+            ]
+            if subject
+            else None,
+            "categories": list(submission.allegation_categories),
+            "content": submission.content,
+            "real_name": submission.reporter is not None,
+            "campaign": submission.campaign_id,
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()

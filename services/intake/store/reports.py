@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from services.contracts.intake import ClueRegistered, ReportedSubject
 from services.intake.domain.receipt import hash_receipt, new_receipt_code
-from services.intake.domain.report import Submission
+from services.intake.domain.report import Submission, fingerprint
 from services.intake.store.tables import ReportRow, SealedIdentityRow
 from services.intake.store.vault import Vault
 from services.runtime import audit
@@ -30,7 +30,10 @@ class Registration:
     clue_id: str
     receipt_code: str
     registered_at: datetime
+    zone_id: str
     replayed: bool
+    # A replay whose request differs from the one first registered under the same key.
+    conflicting: bool = False
 
 
 class ReportRegistry:
@@ -42,17 +45,18 @@ class ReportRegistry:
 
     async def register(self, submission: Submission, *, actor: str) -> Registration:
         """Register a valid submission once per (county, idempotency key)."""
+        digest = fingerprint(submission)
         earlier = await self._find(submission.county_id, submission.idempotency_key)
         if earlier is not None:
-            return _replay(earlier)
+            return _replay(earlier, digest)
         try:
-            return await self._insert(submission, actor=actor)
+            return await self._insert(submission, digest, actor=actor)
         except IntegrityError:
             # A concurrent call with the same key won the race; answer with its result.
             earlier = await self._find(submission.county_id, submission.idempotency_key)
             if earlier is None:
                 raise
-            return _replay(earlier)
+            return _replay(earlier, digest)
 
     async def _find(self, county_id: str, key: str) -> ReportRow | None:
         async with self._db.session() as session:
@@ -61,7 +65,7 @@ class ReportRegistry:
             )
             return (await session.exec(query)).first()
 
-    async def _insert(self, submission: Submission, *, actor: str) -> Registration:
+    async def _insert(self, submission: Submission, digest: str, *, actor: str) -> Registration:
         assert submission.subject is not None and submission.channel is not None
         now = datetime.now(UTC)
         report_id = f"rpt-{uuid.uuid4().hex}"
@@ -77,6 +81,7 @@ class ReportRegistry:
             zone_id=submission.zone_id,
             township_id=submission.township_id,
             idempotency_key=submission.idempotency_key,
+            request_fingerprint=digest,
             channel=submission.channel.value,
             subject_name=subject.name,
             subject_post=subject.post,
@@ -142,9 +147,17 @@ class ReportRegistry:
                 detail={"clue_id": clue_id, "channel": row.channel, "zone_id": row.zone_id},
                 at=now,
             )
-        return Registration(report_id, clue_id, receipt_code, now, replayed=False)
+        return Registration(report_id, clue_id, receipt_code, now, row.zone_id, replayed=False)
 
 
-def _replay(row: ReportRow) -> Registration:
+def _replay(row: ReportRow, digest: str) -> Registration:
     # The receipt code exists only as a hash, so a retried call cannot show it again.
-    return Registration(row.report_id, row.clue_id, "", row.registered_at, replayed=True)
+    return Registration(
+        row.report_id,
+        row.clue_id,
+        "",
+        row.registered_at,
+        row.zone_id,
+        replayed=True,
+        conflicting=row.request_fingerprint != digest,
+    )

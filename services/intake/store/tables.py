@@ -20,6 +20,7 @@ class ReportRow(SQLModel, table=True):
     zone_id: str = Field(sa_column=Column(String(64), nullable=False))
     township_id: str = Field(sa_column=Column(String(64), nullable=False))
     idempotency_key: str = Field(sa_column=Column(String(128), nullable=False))
+    request_fingerprint: str = Field(sa_column=Column(String(64), nullable=False))
     channel: str = Field(sa_column=Column(String(32), nullable=False))
     subject_name: str = Field(sa_column=Column(String(200), nullable=False))
     subject_post: str = Field(sa_column=Column(String(200), nullable=False))

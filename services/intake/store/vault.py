@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from services.runtime.keyfiles import create_once
 
 _KEY_BYTES = 32
 _NONCE_BYTES = 12
@@ -44,11 +45,7 @@ class Vault:
     @staticmethod
     def ensure_dev_key(path: Path) -> Path:
         """Create a random development KEK (mode 0600) unless one exists."""
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(_KEY_BYTES))
+        create_once(path, secrets.token_hex(_KEY_BYTES).encode())
         return path
 
     def seal(self, plaintext: bytes, *, context: bytes) -> Sealed:

@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("zone_id", sa.String(64), nullable=False),
         sa.Column("township_id", sa.String(64), nullable=False),
         sa.Column("idempotency_key", sa.String(128), nullable=False),
+        sa.Column("request_fingerprint", sa.String(64), nullable=False),
         sa.Column("channel", sa.String(32), nullable=False),
         sa.Column("subject_name", sa.String(200), nullable=False),
         sa.Column("subject_post", sa.String(200), nullable=False),
