@@ -1,0 +1,87 @@
+"""The README's first command: `xiezuo up` brings Kafka and four services up, Ctrl-C stops all."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from services.runtime.localstack import free_ports, is_port_free
+from services.runtime.settings import SERVICES
+from tests.e2e.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.kafka
+
+XIEZUO = REPO_ROOT / ".venv" / "bin" / "xiezuo"
+UP_DEADLINE = 180.0
+
+
+def _env(state: Path, ports: list[int]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XIEZUO_")}
+    env["XIEZUO_STATE_DIR"] = str(state)
+    for index, service in enumerate(SERVICES):
+        env[f"XIEZUO_{service.upper()}_GRPC_PORT"] = str(ports[2 * index])
+        env[f"XIEZUO_{service.upper()}_METRICS_PORT"] = str(ports[2 * index + 1])
+    return env
+
+
+def test_up_serves_four_healthy_services_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    ports = free_ports(2 * len(SERVICES) + 1)
+    kafka_port = ports.pop()
+    env = _env(tmp_path / "state", ports)
+    log = (tmp_path / "up.log").open("w+")
+    up = subprocess.Popen(
+        [str(XIEZUO), "up", "--kafka-port", str(kafka_port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + UP_DEADLINE
+        while "Press Ctrl-C to stop" not in (tmp_path / "up.log").read_text(errors="replace"):
+            assert up.poll() is None, (tmp_path / "up.log").read_text(errors="replace")[-3000:]
+            assert time.monotonic() < deadline, "xiezuo up was not ready in time"
+            time.sleep(0.5)
+        status = subprocess.run(
+            [str(XIEZUO), "status", "--json"], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert status.returncode == 0, status.stdout + status.stderr
+        health = {row["service"]: row["health"] for row in json.loads(status.stdout)}
+        assert health == dict.fromkeys(SERVICES, "SERVING")
+    finally:
+        # What a person's Ctrl-C sends to the foreground process.
+        up.send_signal(signal.SIGINT)
+        try:
+            code = up.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            os.killpg(up.pid, signal.SIGKILL)
+            raise
+    output = (tmp_path / "up.log").read_text(errors="replace")
+    assert code == 0, output[-3000:]
+    assert "stopped." in output
+    leftovers = subprocess.run(
+        ["pgrep", "-f", f"{tmp_path}/state"], capture_output=True, text=True
+    ).stdout.split()
+    assert leftovers == [], f"processes left running: {leftovers}"
+    assert all(is_port_free(port) for port in [*ports, kafka_port])
+
+
+def test_status_reports_unreachable_services_and_fails(tmp_path: Path) -> None:
+    env = _env(tmp_path, free_ports(2 * len(SERVICES)))
+    status = subprocess.run(
+        [str(XIEZUO), "status", "--json", "--timeout", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert status.returncode == 1
+    rows = json.loads(status.stdout)
+    assert [row["service"] for row in rows] == list(SERVICES)
+    assert all(row["health"].startswith("UNREACHABLE") for row in rows)
