@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,6 +11,7 @@ SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
 # Required CloudEvents attributes, as Kafka headers per the Kafka protocol binding.
 REQUIRED = ("ce_id", "ce_type", "ce_source", "ce_specversion", "ce_time")
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 
 class EnvelopeError(ValueError):
@@ -100,8 +102,11 @@ def format_time(moment: datetime) -> str:
 
 def parse_time(text: str) -> datetime:
     """Parse an RFC 3339 timestamp; raises EnvelopeError when it is not one."""
+    # fromisoformat alone also takes ISO 8601 forms RFC 3339 forbids (week dates, basic format).
+    if not _RFC3339.match(text):
+        raise EnvelopeError(f"ce_time {text!r} is not RFC 3339")
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
     except ValueError as exc:
         raise EnvelopeError(f"ce_time {text!r} is not RFC 3339") from exc
     if moment.tzinfo is None:

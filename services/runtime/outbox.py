@@ -110,6 +110,8 @@ class OutboxRelay:
         self._metrics = metrics
         self._tracer = trace.get_tracer("xiezuo.outbox")
         self._wake = asyncio.Event()
+        # One pass at a time: stop()'s final pass must not resend what run()'s pass is sending.
+        self._pass_lock = asyncio.Lock()
         self._stopping = False
         database.on_outbox_commit(self.wake)
 
@@ -146,6 +148,10 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """One pass: publish up to a batch of rows; returns how many were published."""
+        async with self._pass_lock:
+            return await self._pass()
+
+    async def _pass(self) -> int:
         async with self._db.session() as session:
             async with session.begin():
                 query = (
@@ -165,13 +171,13 @@ class OutboxRelay:
                     return 0
                 if not self._db.is_sqlite:
                     sent = await self._send(pending)
-                    await self._mark(session, sent)
+                    await self._mark(session, pending, sent)
                     return len(sent)
             # SQLite cannot upgrade a read snapshot to a write after another writer committed,
             # so it publishes outside the read and marks in a fresh transaction.
             sent = await self._send(pending)
             async with session.begin():
-                await self._mark(session, sent)
+                await self._mark(session, pending, sent)
             return len(sent)
 
     async def _send(self, rows: Sequence[_Pending]) -> list[_Pending]:
@@ -216,17 +222,25 @@ class OutboxRelay:
                 self._metrics.outbox_event_published(row.envelope.type, row.envelope.zone_id)
         return sent
 
-    async def _mark(self, session: AsyncSession, sent: Sequence[_Pending]) -> None:
-        if not sent:
-            return
-        await session.exec(
-            update(OutboxMessage)
-            .where(col(OutboxMessage.id).in_([row.id for row in sent]))
-            .values(
-                published_at=datetime.now(UTC),
-                publish_attempts=OutboxMessage.publish_attempts + 1,
+    async def _mark(
+        self, session: AsyncSession, pending: Sequence[_Pending], sent: Sequence[_Pending]
+    ) -> None:
+        sent_ids = {row.id for row in sent}
+        failed_ids = [row.id for row in pending if row.id not in sent_ids]
+        attempts = OutboxMessage.publish_attempts + 1
+        if sent_ids:
+            await session.exec(
+                update(OutboxMessage)
+                .where(col(OutboxMessage.id).in_(sorted(sent_ids)))
+                .values(published_at=datetime.now(UTC), publish_attempts=attempts)
             )
-        )
+        if failed_ids:
+            # Counted so an operator can spot a row that keeps failing (xiezuo_outbox_pending).
+            await session.exec(
+                update(OutboxMessage)
+                .where(col(OutboxMessage.id).in_(failed_ids))
+                .values(publish_attempts=attempts)
+            )
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ import contextlib
 import json
 import re
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from sqlmodel import col, select
@@ -20,7 +22,7 @@ from services.runtime.audit import AuditEntry
 from services.runtime.db import Database
 from services.runtime.localstack import KafkaNode
 from services.runtime.messaging_tables import OutboxMessage
-from services.runtime.outbox import OutboxRelay, record_event
+from services.runtime.outbox import KafkaEventProducer, OutboxRelay, record_event
 from tests.conftest import MakeDatabase
 from tests.integration.helpers import (
     WAIT_SECONDS,
@@ -247,3 +249,66 @@ async def test_a_commit_wakes_the_running_relay(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+class _GatedProducer:
+    """The real relay producer, holding every send until the test opens the gate."""
+
+    def __init__(self, producer: KafkaEventProducer) -> None:
+        self._producer = producer
+        self.gate = asyncio.Event()
+        self.waiting = 0
+
+    async def send(
+        self, topic: str, value: bytes, key: bytes, headers: list[tuple[str, bytes]]
+    ) -> asyncio.Future[Any]:
+        self.waiting += 1
+        await self.gate.wait()
+        return await self._producer.send(topic, value, key, headers)
+
+
+@pytest.mark.kafka
+async def test_stopping_during_a_pass_publishes_each_row_once(
+    make_database: MakeDatabase, kafka: KafkaNode, request: pytest.FixtureRequest
+) -> None:
+    topic = unique("test.outbox.stop")
+    await create_topics(kafka.bootstrap_servers, topic)
+    event_class = clue_event_class(topic)
+    database = await make_database("cases")
+    event_ids = [await _register(database, clue_registered(event_class)) for _ in range(3)]
+
+    async with started_producer(kafka.bootstrap_servers) as producer:
+        gated = _GatedProducer(producer)
+        relay = OutboxRelay(database, gated, idle_poll_seconds=30)
+        task = asyncio.create_task(relay.run())
+        stopping: asyncio.Task[None] | None = None
+        try:
+            await wait_until(_async(lambda: gated.waiting >= 1), "the relay's pass to start")
+            # Shutdown arrives while that pass is sending (host.py: broker.stop, relay.stop).
+            stopping = asyncio.create_task(relay.stop())
+            with contextlib.suppress(AssertionError):
+                # SQLite: stop()'s own pass gets here too; PostgreSQL: it waits on FOR UPDATE.
+                await wait_until(_async(lambda: gated.waiting >= 2), "a second pass", within=2)
+            gated.gate.set()
+            await asyncio.wait_for(stopping, WAIT_SECONDS)
+            await asyncio.wait_for(task, WAIT_SECONDS)  # run() ends by itself once stopped
+        finally:
+            gated.gate.set()
+            for pending in (stopping, task):
+                if pending is not None and not pending.done():
+                    pending.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await pending
+
+    records = await read_records(kafka.bootstrap_servers, topic, 3, settle=1.0)
+    published = [header_map(record)["ce_id"].decode() for record in records]
+    attempts = [row.publish_attempts for row in await _outbox_rows(database)]
+    assert published == event_ids
+    assert attempts == [1, 1, 1]
+
+
+def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    async def wrapped() -> bool:
+        return check()
+
+    return wrapped

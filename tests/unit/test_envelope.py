@@ -128,8 +128,11 @@ def test_an_unsupported_specversion_is_rejected(version: bytes) -> None:
         ("2026-13-01T00:00:00Z", "is not RFC 3339"),
         ("2026-03-09T25:00:00Z", "is not RFC 3339"),
         ("", None),  # empty: reported as missing, not as a bad time
-        ("2026-03-09T08:30:15", "has no time zone"),
-        ("2026-03-09", "has no time zone"),
+        ("2026-03-09T08:30:15", "is not RFC 3339"),  # no offset
+        ("2026-03-09", "is not RFC 3339"),
+        ("20260309T083015Z", "is not RFC 3339"),  # ISO 8601 basic format
+        ("2026-W11-1T08:30:15Z", "is not RFC 3339"),  # week date
+        ("2026-03-09T08Z", "is not RFC 3339"),
     ],
 )
 def test_a_bad_time_is_rejected_and_named(text: str, problem: str | None) -> None:
@@ -190,3 +193,11 @@ def test_parsed_time_is_utc_and_equal_to_the_instant_sent() -> None:
     assert parsed == datetime(2026, 3, 9, 8, 30, 15, tzinfo=UTC)
     assert parsed.utcoffset() == timedelta(0)
     assert parse_time(format_time(parsed)) == parsed
+
+
+def test_lowercase_rfc3339_separators_are_accepted() -> None:
+    envelope = _envelope()
+    parsed = Envelope.from_kafka(
+        _headers(envelope, ce_time=b"2026-03-09t08:30:15.5z"), envelope.data
+    )
+    assert parsed.time.isoformat() == "2026-03-09T08:30:15.500000+00:00"
