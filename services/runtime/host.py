@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import grpc
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
 from services.contracts.registry import EVENT_TYPES
 from services.runtime.bus import bind_consumer, build_broker
@@ -90,6 +91,13 @@ class ServiceHost:
         service, platform = self.settings.service, self.settings.platform
         configure_logging(service, platform.log_level)
         tracer_provider = configure_tracing(service, platform.otlp_endpoint)
+        # Statement spans join the request's trace: gRPC → DB → Kafka → consumer → DB.
+        # skip_dep_check: the instrumentation's declared SQLAlchemy range predates 2.1.
+        SQLAlchemyInstrumentor().instrument(
+            engine=self.database.engine.sync_engine,
+            tracer_provider=tracer_provider,
+            skip_dep_check=True,
+        )
         if platform.migrate_on_start:
             await upgrade_async(service, self.settings.database_url)
         metrics_server, metrics_port = start_metrics_server(

@@ -20,12 +20,15 @@ import pytest
 from services.runtime.localstack import KafkaNode, PostgresCluster
 from services.runtime.settings import SERVICES
 from services.runtime.tokens import ensure_dev_keypair, mint_dev_token
+from tests.e2e.otlp_collector import OtlpCollector
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 120.0
 STOP_TIMEOUT = 30.0
 # Inherited settings that would change what the services under test do.
 _KEEP_ENV_PREFIXES = ("XIEZUO_PG_",)
+# Export batches every 200 ms (default 5 s) so a test sees a request's spans soon after.
+SPAN_EXPORT_DELAY_MS = "200"
 
 
 @dataclass
@@ -103,11 +106,11 @@ class Stack:
 
 
 def base_env(state_dir: Path, kafka_bootstrap: str) -> dict[str, str]:
-    """The parent's environment minus stray XIEZUO_* settings, plus the stack's own."""
+    """The parent's environment minus stray XIEZUO_* and OTEL_* settings, plus the stack's own."""
     env = {
         name: value
         for name, value in os.environ.items()
-        if not name.startswith("XIEZUO_") or name.startswith(_KEEP_ENV_PREFIXES)
+        if not name.startswith(("XIEZUO_", "OTEL_")) or name.startswith(_KEEP_ENV_PREFIXES)
     }
     env.update(
         XIEZUO_STATE_DIR=str(state_dir),
@@ -118,7 +121,12 @@ def base_env(state_dir: Path, kafka_bootstrap: str) -> dict[str, str]:
 
 
 async def _start(
-    name: str, state_dir: Path, kafka_bootstrap: str, database_url: str, log_dir: Path
+    name: str,
+    state_dir: Path,
+    kafka_bootstrap: str,
+    database_url: str,
+    log_dir: Path,
+    otlp_endpoint: str,
 ) -> ServiceProcess:
     env = base_env(state_dir, kafka_bootstrap)
     prefix = f"XIEZUO_{name.upper()}_"
@@ -127,6 +135,8 @@ async def _start(
             f"{prefix}DATABASE_URL": database_url,
             f"{prefix}GRPC_PORT": "0",
             f"{prefix}METRICS_PORT": "0",
+            "XIEZUO_OTLP_ENDPOINT": otlp_endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": SPAN_EXPORT_DELAY_MS,
         }
     )
     stdout_path, stderr_path = log_dir / f"{name}.stdout", log_dir / f"{name}.stderr"
@@ -210,8 +220,23 @@ async def _stop(service: ServiceProcess, within: float) -> str | None:
 
 
 @pytest.fixture(scope="session")
+def otlp_collector() -> Iterator[OtlpCollector]:
+    """The OTLP/gRPC endpoint every service of the stack exports its spans to."""
+    collector = OtlpCollector()
+    collector.start()
+    try:
+        yield collector
+    finally:
+        # After the stack (which depends on it) has stopped and flushed its last spans.
+        collector.stop()
+
+
+@pytest.fixture(scope="session")
 async def stack(
-    kafka: KafkaNode, postgres: PostgresCluster, tmp_path_factory: pytest.TempPathFactory
+    kafka: KafkaNode,
+    postgres: PostgresCluster,
+    otlp_collector: OtlpCollector,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Stack]:
     """Start intake, cases, staffing and assessment; stop them gracefully afterwards."""
     state_dir = tmp_path_factory.mktemp("xiezuo-state")
@@ -224,7 +249,12 @@ async def stack(
     try:
         for name in SERVICES:
             running.services[name] = await _start(
-                name, state_dir, kafka.bootstrap_servers, urls[name], log_dir
+                name,
+                state_dir,
+                kafka.bootstrap_servers,
+                urls[name],
+                log_dir,
+                otlp_collector.endpoint,
             )
         outcomes = await asyncio.gather(
             *(_await_ready(service, READY_TIMEOUT) for service in running.services.values()),
