@@ -1,0 +1,98 @@
+"""Events published by the staffing service."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.contracts.base import IntegrationEvent
+
+REGISTRY_TOPIC = "xiezuo.staffing.registry"
+DRAWS_TOPIC = "xiezuo.staffing.draws"
+
+
+class TownshipPlaced(IntegrationEvent):
+    """A township belongs to a zone from a date on; intake routes reports by it."""
+
+    event_type: ClassVar[str] = "xiezuo.staffing.township_placed.v1"
+    topic: ClassVar[str] = REGISTRY_TOPIC
+
+    township_id: str
+    township_name: str
+    effective_from: date
+
+    def partition_key(self) -> str:
+        """Per county: registry changes must be applied in the order they were made."""
+        return self.county_id
+
+    def subject_id(self) -> str | None:
+        """The township placed."""
+        return self.township_id
+
+
+class TeamMember(BaseModel):
+    """One person drawn onto a team."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    person_id: str
+    home_township_id: str
+    leader: bool = False
+
+
+class TeamAssigned(IntegrationEvent):
+    """A draw filled a TeamRequested."""
+
+    event_type: ClassVar[str] = "xiezuo.staffing.team_assigned.v1"
+    topic: ClassVar[str] = DRAWS_TOPIC
+
+    request_id: str
+    case_id: str
+    stage: str
+    draw_id: str
+    members: list[TeamMember] = Field(min_length=1)
+    assigned_at: datetime
+
+    def subject_id(self) -> str | None:
+        """The case the team is for."""
+        return self.case_id
+
+
+class TeamUnfillable(IntegrationEvent):
+    """A draw could not fill a TeamRequested; `reasons` say why."""
+
+    event_type: ClassVar[str] = "xiezuo.staffing.team_unfillable.v1"
+    topic: ClassVar[str] = DRAWS_TOPIC
+
+    request_id: str
+    case_id: str
+    stage: str
+    draw_id: str
+    reasons: list[str] = Field(min_length=1)
+    decided_at: datetime
+
+    def subject_id(self) -> str | None:
+        """The case the team was for."""
+        return self.case_id
+
+
+class RecusalRecorded(IntegrationEvent):
+    """A recusal (回避) decision: a recused person loses access to the case at once."""
+
+    event_type: ClassVar[str] = "xiezuo.staffing.recusal_recorded.v1"
+    topic: ClassVar[str] = DRAWS_TOPIC
+
+    recusal_id: str
+    case_id: str
+    person_id: str
+    ground: str
+    raised_by_role: str
+    granted: bool
+    decided_by: str
+    decided_at: datetime
+
+    def subject_id(self) -> str | None:
+        """The case concerned."""
+        return self.case_id
