@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+
 import typer
 
 from services.cli import admin, stack
+from services.runtime.settings import SERVICES
 
 app = typer.Typer(
     name="xiezuo",
@@ -14,6 +18,12 @@ app = typer.Typer(
 )
 stack.register(app)
 admin.register(app)
+
+# A service's own operator commands live next to it (services/<service>/cli.py, a Typer app
+# named `app`) and appear here as `xiezuo <service> ...`.
+for _service in SERVICES:
+    if importlib.util.find_spec(f"services.{_service}.cli") is not None:
+        app.add_typer(importlib.import_module(f"services.{_service}.cli").app, name=_service)
 
 
 def main() -> None:
