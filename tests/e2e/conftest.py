@@ -269,8 +269,8 @@ async def stack(
         )
         raise
     yield running
-    problems = await asyncio.gather(
+    stopped = await asyncio.gather(
         *(_stop(service, STOP_TIMEOUT) for service in running.services.values())
     )
-    failures = [problem for problem in problems if problem]
+    failures = [problem for problem in stopped if problem]
     assert not failures, "\n\n".join(failures)
