@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup up test check proto lint bench clean
+.PHONY: setup up test check proto asyncapi bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +24,14 @@ up: setup
 proto: $(STAMP)
 	$(BIN)/python tools/gen_proto.py
 
-## check: generated code current, buf lint, ruff, mypy
+## asyncapi: regenerate docs/asyncapi.yaml from services/contracts
+asyncapi: $(STAMP)
+	$(BIN)/python tools/gen_asyncapi.py
+
+## check: generated code and event catalogue current, buf lint, ruff, mypy
 check: $(STAMP)
 	$(BIN)/python tools/gen_proto.py --check
+	$(BIN)/python tools/gen_asyncapi.py --check
 	$(BIN)/buf lint proto
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
