@@ -200,7 +200,7 @@ class EventConsumer:
             ("x-original-topic", record.topic.encode()),
             ("x-original-partition", str(record.partition).encode()),
             ("x-original-offset", str(record.offset).encode()),
-            ("x-dead-lettered-at", datetime.now(UTC).isoformat().encode()),
+            ("x-dead-letter-at", datetime.now(UTC).isoformat().encode()),
         ]
         future = await self.dead_letter_producer.send(
             self.dead_letter_topic, record.value or b"", record.key or b"", headers
