@@ -7,7 +7,7 @@ import importlib.util
 
 import typer
 
-from services.cli import admin, deadletter, stack
+from services.cli import admin, deadletter, operator, stack
 from services.runtime.settings import SERVICES
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
 stack.register(app)
 admin.register(app)
 app.add_typer(deadletter.app, name="dead-letter")
+operator.register(app)
 
 # A service's own operator commands live next to it (services/<service>/cli.py, a Typer app
 # named `app`) and appear here as `xiezuo <service> ...`.

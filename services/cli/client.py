@@ -1,0 +1,140 @@
+"""What every operator command that talks to a service shares: token, address, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import grpc
+import typer
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
+from rich.console import Console
+
+from services.runtime.grpc.errors import field_violations
+from services.runtime.settings import Settings
+
+T = TypeVar("T")
+console = Console(stderr=True)
+
+TokenOption = Annotated[
+    str | None,
+    typer.Option("--token", help="Bearer token (else $XIEZUO_TOKEN, else the profile file)"),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+TimeoutOption = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the call")]
+
+# Exit codes a script can branch on; 1 stays "something else went wrong".
+EXIT_INVALID, EXIT_UNREACHABLE, EXIT_UNAUTHENTICATED, EXIT_DENIED, EXIT_NOT_FOUND = 2, 3, 4, 5, 6
+
+
+def profile_path() -> Path:
+    """`$XIEZUO_PROFILE`, or ~/.config/xiezuo/profile.json."""
+    configured = os.environ.get("XIEZUO_PROFILE")
+    if configured:
+        return Path(configured)
+    return Path.home() / ".config" / "xiezuo" / "profile.json"
+
+
+def resolve_token(explicit: str | None) -> str:
+    """The token to send, or a clear exit when there is none."""
+    token = explicit or os.environ.get("XIEZUO_TOKEN")
+    if not token:
+        path = profile_path()
+        if path.exists():
+            try:
+                token = json.loads(path.read_text()).get("token")
+            except (OSError, ValueError) as exc:
+                fail(f"cannot read the profile {path}: {exc}", EXIT_UNAUTHENTICATED)
+    if not token:
+        fail(
+            "no token: pass --token, set XIEZUO_TOKEN, or run `xiezuo profile set --token ...`",
+            EXIT_UNAUTHENTICATED,
+        )
+    return str(token)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print an operator-facing error and exit (never a traceback)."""
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+@dataclass(frozen=True)
+class ServiceCall:
+    """One call to one service, with the caller's token."""
+
+    service: str
+    token: str
+    timeout: float = 10.0
+
+    @property
+    def address(self) -> str:
+        """Where the service listens (XIEZUO_<SERVICE>_GRPC_HOST/PORT)."""
+        return Settings(self.service).grpc_address
+
+    def run(
+        self, call: Callable[[grpc.aio.Channel, tuple[tuple[str, str], ...]], Awaitable[T]]
+    ) -> T:
+        """Open a channel, make the call, and turn gRPC failures into operator messages."""
+
+        async def go() -> T:
+            async with grpc.aio.insecure_channel(self.address) as channel:
+                return await call(channel, (("authorization", f"Bearer {self.token}"),))
+
+        try:
+            return asyncio.run(go())
+        except grpc.aio.AioRpcError as error:
+            self._explain(error)
+
+    def _explain(self, error: grpc.aio.AioRpcError) -> NoReturn:
+        code, details = error.code(), error.details() or ""
+        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            fail(
+                f"{self.service} is not reachable at {self.address} ({code.name}); "
+                "is the platform running (`xiezuo up`, `xiezuo status`)?",
+                EXIT_UNREACHABLE,
+            )
+        if code is grpc.StatusCode.UNAUTHENTICATED:
+            fail(f"the token was refused: {details}", EXIT_UNAUTHENTICATED)
+        if code is grpc.StatusCode.PERMISSION_DENIED:
+            fail(f"not allowed: {details}", EXIT_DENIED)
+        if code is grpc.StatusCode.NOT_FOUND:
+            fail(f"not found: {details}", EXIT_NOT_FOUND)
+        if code is grpc.StatusCode.INVALID_ARGUMENT:
+            lines = [f"  {field}: {description}" for field, description in field_violations(error)]
+            fail("\n".join([f"the request was refused: {details}", *lines]), EXIT_INVALID)
+        fail(f"{self.service} answered {code.name}: {details}")
+
+
+def emit(message: Message, *, as_json: bool) -> None:
+    """Print a response as JSON (for scripts) or as indented text."""
+    data: dict[str, Any] = MessageToDict(message, preserving_proto_field_name=True)
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    if as_json:
+        print(text)
+    else:
+        Console().print_json(text)
+
+
+def write_profile(token: str) -> Path:
+    """Store the token in the profile file, readable by its owner only."""
+    path = profile_path()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump({"token": token}, out)
+    if sys.platform != "win32":
+        path.chmod(0o600)
+    return path
+
+
+def stdout_console() -> Console:
+    """Console for tables: as wide as needed when piped, so ids are never wrapped."""
+    return Console() if sys.stdout.isatty() else Console(width=240)
