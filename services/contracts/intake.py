@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.contracts.base import IntegrationEvent
 
 CLUES_TOPIC = "xiezuo.intake.clues"
+REPORTS_TOPIC = "xiezuo.intake.reports"
 
 
 class ReportedSubject(BaseModel):
@@ -43,7 +44,84 @@ class ClueRegistered(IntegrationEvent):
     campaign_id: str | None = None
     received_at: datetime
     registered_at: datetime
+    # Triage score 0-100 from intake's rules (higher = handle first); absent from old producers.
+    priority: int | None = Field(default=None, ge=0, le=100)
+    # Version of the allegation taxonomy the categories were checked against.
+    taxonomy_version: str | None = None
 
     def subject_id(self) -> str | None:
         """The clue this event is about."""
         return self.clue_id
+
+
+class ReportAccepted(IntegrationEvent):
+    """A report was accepted (受理); its clue goes on to disposal."""
+
+    event_type: ClassVar[str] = "xiezuo.intake.report_accepted.v1"
+    topic: ClassVar[str] = REPORTS_TOPIC
+
+    report_id: str
+    clue_id: str
+    decided_by: str
+    decided_at: datetime
+
+    def subject_id(self) -> str | None:
+        """The report decided."""
+        return self.report_id
+
+
+class ReportRejected(IntegrationEvent):
+    """A report was not accepted; the reporter is told the reason through the receipt."""
+
+    event_type: ClassVar[str] = "xiezuo.intake.report_rejected.v1"
+    topic: ClassVar[str] = REPORTS_TOPIC
+
+    report_id: str
+    clue_id: str
+    # court_matter, other_agency or no_substance.
+    ground: str
+    reason: str
+    decided_by: str
+    decided_at: datetime
+
+    def subject_id(self) -> str | None:
+        """The report decided."""
+        return self.report_id
+
+
+class ReportForwarded(IntegrationEvent):
+    """A wrong-level report was forwarded to the body managing the subject (转办)."""
+
+    event_type: ClassVar[str] = "xiezuo.intake.report_forwarded.v1"
+    topic: ClassVar[str] = REPORTS_TOPIC
+
+    report_id: str
+    clue_id: str
+    forward_to_body: str
+    reason: str
+    forward_due_at: datetime
+    # Whether it went out within the working-day limit of the rules in force.
+    within_limit: bool
+    decided_by: str
+    decided_at: datetime
+
+    def subject_id(self) -> str | None:
+        """The report forwarded."""
+        return self.report_id
+
+
+class FeedbackDeadlineBreached(IntegrationEvent):
+    """A real-name reporter was not told of acceptance within the limit (published once)."""
+
+    event_type: ClassVar[str] = "xiezuo.intake.feedback_deadline_breached.v1"
+    topic: ClassVar[str] = REPORTS_TOPIC
+
+    report_id: str
+    clue_id: str
+    due_at: datetime
+    detected_at: datetime
+    rules_version: str
+
+    def subject_id(self) -> str | None:
+        """The report concerned."""
+        return self.report_id

@@ -96,3 +96,42 @@ class RecusalRecorded(IntegrationEvent):
     def subject_id(self) -> str | None:
         """The case concerned."""
         return self.case_id
+
+
+class DrawOverridden(IntegrationEvent):
+    """A zone chief replaced a drawn team, with a reason (assessment counts overrides)."""
+
+    event_type: ClassVar[str] = "xiezuo.staffing.draw_overridden.v1"
+    topic: ClassVar[str] = DRAWS_TOPIC
+
+    override_id: str
+    overridden_draw_id: str
+    request_id: str
+    case_id: str
+    member_person_ids: list[str] = Field(min_length=1)
+    reason: str = Field(min_length=1)
+    overridden_by: str
+    overridden_at: datetime
+
+    def subject_id(self) -> str | None:
+        """The case the team is for."""
+        return self.case_id
+
+
+class AssignmentDeclined(IntegrationEvent):
+    """A drawn person declined with a reason; `redraw_id` is the recorded replacement draw."""
+
+    event_type: ClassVar[str] = "xiezuo.staffing.assignment_declined.v1"
+    topic: ClassVar[str] = DRAWS_TOPIC
+
+    draw_id: str
+    redraw_id: str
+    request_id: str
+    case_id: str
+    person_id: str
+    reason: str = Field(min_length=1)
+    declined_at: datetime
+
+    def subject_id(self) -> str | None:
+        """The case concerned."""
+        return self.case_id

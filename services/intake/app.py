@@ -3,40 +3,89 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
 
 import grpc
 from xiezuo.intake.v1 import intake_pb2, intake_pb2_grpc
 
+from services.intake.api.parts import IntakeParts
 from services.intake.api.servicer import IntakeServicer
+from services.intake.settings import IntakeSettings
+from services.intake.store.acceptance import AcceptanceDesk
+from services.intake.store.exchange import ReporterChannel
+from services.intake.store.receipts import ReceiptDesk
+from services.intake.store.report_reader import ReportReader
 from services.intake.store.reports import ReportRegistry
+from services.intake.store.reveals import RevealDesk
+from services.intake.store.rule_files import load_rule_book
 from services.intake.store.vault import Vault
 from services.runtime.host import GrpcParts, ServiceHost
 from services.runtime.settings import Settings
 
 SERVICE_NAME = intake_pb2.DESCRIPTOR.services_by_name["IntakeService"].full_name
+log = logging.getLogger(__name__)
 
 
-def vault_for(settings: Settings) -> Vault:
+def vault_for(settings: Settings, own: IntakeSettings | None = None) -> Vault:
     """The configured key-encryption key, or a generated dev key under the state dir."""
     platform = settings.platform
+    own = own or IntakeSettings()
     key_file = platform.vault_key_file or Vault.ensure_dev_key(
         platform.state_dir / "keys" / "intake-vault-kek.hex"
     )
-    return Vault.from_key_file(key_file)
+    return Vault.from_key_file(key_file, retired=own.vault_retired_key_files)
 
 
-def build(settings: Settings) -> tuple[ServiceHost, GrpcParts]:
-    """Wire intake: vault and registry over the host's database, one gRPC servicer."""
+def build(settings: Settings) -> tuple[ServiceHost, GrpcParts, IntakeParts]:
+    """Wire intake: vault, rules and stores over the host's database, one gRPC servicer."""
     host = ServiceHost(settings)
-    servicer = IntakeServicer(ReportRegistry(host.database, vault_for(settings)))
+    own = IntakeSettings()
+    rule_book = load_rule_book(own.rules_dir)
+    vault = vault_for(settings, own)
+    database = host.database
+    parts = IntakeParts(
+        rule_book=rule_book,
+        registry=ReportRegistry(database, vault, rule_book),
+        reports=ReportReader(database),
+        receipts=ReceiptDesk(database, rule_book),
+        channel=ReporterChannel(database, vault),
+        reveals=RevealDesk(database, vault),
+        acceptance=AcceptanceDesk(database, vault),
+    )
+    servicer = IntakeServicer(parts)
 
     def register(server: grpc.aio.Server) -> None:
         intake_pb2_grpc.add_IntakeServiceServicer_to_server(servicer, server)
 
-    return host, GrpcParts(service_names=[SERVICE_NAME], register=register)
+    return host, GrpcParts(service_names=[SERVICE_NAME], register=register), parts
+
+
+async def scan_feedback_deadlines(
+    acceptance: AcceptanceDesk, stop: asyncio.Event, interval: float
+) -> None:
+    """Publish feedback-deadline breaches every `interval` seconds until `stop`."""
+    # Waits first: the host migrates the database on start.
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+        if stop.is_set():
+            return
+        try:
+            await acceptance.scan_feedback_deadlines(now=datetime.now(UTC))
+        except Exception:
+            # The next pass retries; a failed scan must not take the service down.
+            log.exception("feedback deadline scan failed")
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     """Run intake until `stop` is set."""
-    host, grpc_parts = build(settings)
-    await host.run(grpc_parts, stop)
+    host, grpc_parts, parts = build(settings)
+    interval = IntakeSettings().feedback_scan_seconds
+    scanner = asyncio.create_task(scan_feedback_deadlines(parts.acceptance, stop, interval))
+    try:
+        await host.run(grpc_parts, stop)
+    finally:
+        stop.set()
+        await scanner

@@ -52,26 +52,32 @@ async def read_dead_letters(bootstrap: str, service: str, *, limit: int = 1000) 
     """Every record on the service's dead-letter topic, oldest first (reads, never commits)."""
     topic = dead_letter_topic(service)
     # No group: reading must not move anybody's offsets.
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    partitions = await _partitions(bootstrap, topic)
+    if not partitions:
+        return []
+    # No group: reading must not move anybody's offsets.
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     try:
-        assigned = [TopicPartition(topic, number) for number in await _partitions(bootstrap, topic)]
-        if not assigned:
-            return []
-        consumer.assign(assigned)
+        assigned = [TopicPartition(topic, number) for number in partitions]
         ends = await consumer.end_offsets(assigned)
-        await consumer.seek_to_beginning(*assigned)
         letters: list[DeadLetter] = []
         remaining = {tp for tp in assigned if ends[tp] > 0}
         deadline = time.monotonic() + READ_SECONDS
         while remaining and len(letters) < limit and time.monotonic() < deadline:
-            batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=500)
-            for records in batch.values():
+            batch = await consumer.getmany(timeout_ms=500, max_records=500)
+            for tp, records in batch.items():
                 for record in records:
                     letters.append(_letter(record.partition, record.offset, record))
-            for tp in list(remaining):
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
+                    # Done with a partition once its last record (as of the start) is read.
+                    if record.offset >= ends[tp] - 1:
+                        remaining.discard(tp)
         return sorted(letters, key=lambda letter: letter.dead_lettered_at)[:limit]
     finally:
         await consumer.stop()

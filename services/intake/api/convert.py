@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from xiezuo.intake.v1 import intake_pb2
 
+from services.intake.domain.channels import Attachment, ChannelDetails
 from services.intake.domain.report import (
     CadreLevel,
     Channel,
@@ -81,6 +83,33 @@ def submission_from(request: intake_pb2.SubmitReportRequest) -> Submission:
         campaign_id=request.campaign_id if request.HasField("campaign_id") else None,
         received_at=received_at,
         violations=violations,
+        channel_details=channel_details_from(request),
+        attachments=attachments_from(request.attachments),
+    )
+
+
+def channel_details_from(request: intake_pb2.SubmitReportRequest) -> ChannelDetails | None:
+    """The oneof member that was sent, with its values as text (times as ISO 8601)."""
+    member = request.WhichOneof("channel_details")
+    if member is None:
+        return None
+    message = getattr(request, member)
+    values: dict[str, str] = {}
+    for descriptor, value in message.ListFields():
+        if isinstance(value, Timestamp):
+            values[descriptor.name] = value.ToDatetime(tzinfo=UTC).isoformat()
+        else:
+            values[descriptor.name] = str(value)
+    return ChannelDetails(member=member, values=values)
+
+
+def attachments_from(
+    attachments: Iterable[intake_pb2.AttachmentMetadata],
+) -> tuple[Attachment, ...]:
+    """Attachment metadata as domain values."""
+    return tuple(
+        Attachment(sha256=a.sha256, size_bytes=a.size_bytes, media_type=a.media_type)
+        for a in attachments
     )
 
 

@@ -8,9 +8,11 @@ import grpc
 from xiezuo.intake.v1 import intake_pb2, intake_pb2_grpc
 
 from services.intake.api.convert import submission_from, timestamp
+from services.intake.api.officer_calls import OfficerCalls
+from services.intake.api.parts import IntakeParts
 from services.intake.api.policy import SUBMITTERS, authorize_submit
+from services.intake.api.reporter_calls import ReporterCalls
 from services.intake.domain.report import check_submission
-from services.intake.store.reports import ReportRegistry
 from services.runtime.grpc.auth import current_principal
 from services.runtime.grpc.errors import (
     FailedPrecondition,
@@ -20,11 +22,13 @@ from services.runtime.grpc.errors import (
 )
 
 
-class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
-    """Receives reports from every channel."""
+class IntakeServicer(ReporterCalls, OfficerCalls, intake_pb2_grpc.IntakeServiceServicer):
+    """Receives reports from every channel and keeps the reporter's side of them."""
 
-    def __init__(self, registry: ReportRegistry) -> None:
-        self._registry = registry
+    def __init__(self, parts: IntakeParts) -> None:
+        self._parts = parts
+        self._registry = parts.registry
+        self._rule_book = parts.rule_book
 
     async def SubmitReport(
         self,
@@ -38,7 +42,9 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         if principal.roles.isdisjoint(SUBMITTERS):
             raise PermissionDenied(f"{principal.subject} may not submit reports")
         submission = submission_from(request)
-        problems = check_submission(submission, now=datetime.now(UTC))
+        now = datetime.now(UTC)
+        taxonomy = self._rule_book.taxonomy_on((submission.received_at or now).date())
+        problems = check_submission(submission, now=now, taxonomy=taxonomy)
         if problems:
             raise InvalidArgument(
                 [FieldViolation(field, description) for field, description in problems],

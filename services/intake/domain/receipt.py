@@ -35,3 +35,18 @@ def receipt_matches(code: str, stored: str) -> bool:
         code.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=32
     )
     return hmac.compare_digest(candidate.hex(), digest)
+
+
+# Kept in clear to find the few candidate hashes to check; the other 12 digits (~40 bits)
+# stay behind scrypt and the guessing lockout.
+PREFIX_DIGITS = 4
+
+
+def receipt_prefix(code: str) -> str:
+    """The look-up bucket of a receipt code."""
+    return code[:PREFIX_DIGITS]
+
+
+def well_formed(code: str) -> bool:
+    """Whether `code` could be a receipt code at all (checked before any hashing)."""
+    return len(code) == RECEIPT_DIGITS and code.isdigit()

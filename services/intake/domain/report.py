@@ -2,41 +2,26 @@
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from services.intake.domain.channels import (
+    Attachment,
+    ChannelDetails,
+    check_attachments,
+    check_channel_details,
+)
+from services.intake.domain.kinds import CadreLevel, Channel
+from services.intake.domain.taxonomy import Taxonomy
+
+__all__ = ["CadreLevel", "Channel", "ReporterIdentity", "Subject", "Submission", "check_submission"]
+
 MAX_CONTENT_CHARS = 20_000
 _CODE = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-
-
-class Channel(enum.StrEnum):
-    """How a report reached the commission."""
-
-    LETTER = "letter"
-    VISIT = "visit"
-    PHONE = "phone"
-    ONLINE = "online"
-    VILLAGE_INFORMANT = "village_informant"
-    DAILY_SUPERVISION = "daily_supervision"
-    SPECIAL_CAMPAIGN = "special_campaign"
-    INSPECTION_TOUR = "inspection_tour"
-    FORWARDED = "forwarded"
-
-
-class CadreLevel(enum.StrEnum):
-    """Cadre-management level of the person reported; jurisdiction follows it."""
-
-    UNKNOWN = "unknown"
-    VILLAGE = "village"
-    TOWNSHIP = "township"
-    COUNTY_SECTION = "county_section"
-    COUNTY_DIVISION = "county_division"
-    OTHER_PUBLIC_EMPLOYEE = "other_public_employee"
 
 
 @dataclass(frozen=True)
@@ -81,10 +66,17 @@ class Submission:
     campaign_id: str | None
     received_at: datetime | None = None
     violations: list[tuple[str, str]] = field(default_factory=list)
+    channel_details: ChannelDetails | None = None
+    attachments: tuple[Attachment, ...] = ()
 
 
-def check_submission(submission: Submission, *, now: datetime) -> list[tuple[str, str]]:
-    """Every rule the submission breaks, as (field path, what is wrong); empty when valid."""
+def check_submission(
+    submission: Submission, *, now: datetime, taxonomy: Taxonomy | None = None
+) -> list[tuple[str, str]]:
+    """Every rule the submission breaks, as (field path, what is wrong); empty when valid.
+
+    Without a taxonomy only the form of category codes is checked.
+    """
     problems: list[tuple[str, str]] = list(submission.violations)
     for name in ("idempotency_key", "county_id", "zone_id", "township_id"):
         value = getattr(submission, name)
@@ -110,6 +102,14 @@ def check_submission(submission: Submission, *, now: datetime) -> list[tuple[str
             problems.append(
                 (f"allegation_categories[{index}]", "must be a lower_snake_case category code")
             )
+    if taxonomy is not None:
+        for index in taxonomy.unknown(submission.allegation_categories):
+            problems.append(
+                (
+                    f"allegation_categories[{index}]",
+                    f"is not a category of taxonomy {taxonomy.version}",
+                )
+            )
     if not submission.content.strip():
         problems.append(("content", "is required"))
     elif len(submission.content) > MAX_CONTENT_CHARS:
@@ -122,6 +122,11 @@ def check_submission(submission: Submission, *, now: datetime) -> list[tuple[str
             problems.append(("reporter.full_name", "is required for a real-name report"))
         if not (reporter.phone.strip() or reporter.address.strip()):
             problems.append(("reporter.phone", "a real-name report needs a phone or an address"))
+    if submission.channel is not None:
+        problems.extend(
+            check_channel_details(submission.channel, submission.channel_details, now=now)
+        )
+    problems.extend(check_attachments(submission.attachments, path="attachments"))
     if submission.received_at is not None and submission.received_at > now:
         problems.append(("received_at", "must not be in the future"))
     return problems
@@ -154,8 +159,20 @@ def fingerprint(submission: Submission) -> str:
             "content": submission.content,
             "real_name": submission.reporter is not None,
             "campaign": submission.campaign_id,
+            # Informant ids identify a reporter; their presence is enough to tell retries apart.
+            "details": _details_digest_part(submission.channel_details),
+            "attachments": [[a.sha256, a.size_bytes, a.media_type] for a in submission.attachments],
         },
         sort_keys=True,
         ensure_ascii=False,
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _details_digest_part(details: ChannelDetails | None) -> list[object] | None:
+    if details is None:
+        return None
+    return [
+        details.member,
+        sorted((k, v) for k, v in details.values.items() if k != "informant_id"),
+    ]

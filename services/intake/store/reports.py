@@ -11,9 +11,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from services.contracts.intake import ClueRegistered, ReportedSubject
-from services.intake.domain.receipt import hash_receipt, new_receipt_code
+from services.intake.domain.receipt import hash_receipt, new_receipt_code, receipt_prefix
 from services.intake.domain.report import Submission, fingerprint
-from services.intake.store.tables import ReportRow, SealedIdentityRow
+from services.intake.domain.rulebook import RuleBook
+from services.intake.domain.triage import signals_of, triage_score
+from services.intake.domain.working_days import add_working_days
+from services.intake.store.tables import (
+    AttachmentRow,
+    ReportRow,
+    SealedChannelDetailRow,
+    SealedIdentityRow,
+)
 from services.intake.store.vault import Vault
 from services.runtime import audit
 from services.runtime.db import Database
@@ -39,9 +47,10 @@ class Registration:
 class ReportRegistry:
     """Stores reports and registers their clues."""
 
-    def __init__(self, database: Database, vault: Vault) -> None:
+    def __init__(self, database: Database, vault: Vault, rule_book: RuleBook) -> None:
         self._db = database
         self._vault = vault
+        self._rule_book = rule_book
 
     async def register(self, submission: Submission, *, actor: str) -> Registration:
         """Register a valid submission once per (county, idempotency key)."""
@@ -74,6 +83,10 @@ class ReportRegistry:
         context = report_id.encode()
         content = self._vault.seal(submission.content.encode(), context=context)
         subject = submission.subject
+        received_at = submission.received_at or now
+        rules = self._rule_book.rules_on(received_at.date())
+        taxonomy = self._rule_book.taxonomy_on(received_at.date())
+        real_name = submission.reporter is not None
         row = ReportRow(
             report_id=report_id,
             clue_id=clue_id,
@@ -91,15 +104,27 @@ class ReportRegistry:
             subject_cadre_level=subject.cadre_level.value,
             allegation_categories=json.dumps(list(submission.allegation_categories)),
             campaign_id=submission.campaign_id,
-            real_name=submission.reporter is not None,
+            real_name=real_name,
             content_kek_id=content.kek_id,
             content_wrapped_key=content.wrapped_key,
             content_nonce=content.nonce,
             content_ciphertext=content.ciphertext,
             receipt_hash=hash_receipt(receipt_code),
+            receipt_prefix=receipt_prefix(receipt_code),
             submitted_by=actor,
-            received_at=submission.received_at or now,
+            received_at=received_at,
             registered_at=now,
+            taxonomy_version=taxonomy.version,
+            rules_version=rules.version,
+            forward_due_at=add_working_days(
+                received_at, rules.forward_working_days, rules.holidays
+            ),
+            # Only a real-name reporter is owed acceptance feedback within the limit.
+            feedback_due_at=add_working_days(
+                received_at, rules.acceptance_feedback_working_days, rules.holidays
+            )
+            if real_name
+            else None,
         )
         event = ClueRegistered(
             county_id=row.county_id,
@@ -121,6 +146,8 @@ class ReportRegistry:
             campaign_id=row.campaign_id,
             received_at=row.received_at,
             registered_at=now,
+            taxonomy_version=taxonomy.version,
+            priority=triage_score(signals_of(submission), rules.triage),
         )
         async with self._db.transaction() as session:
             session.add(row)
@@ -134,6 +161,28 @@ class ReportRegistry:
                         wrapped_key=sealed.wrapped_key,
                         nonce=sealed.nonce,
                         ciphertext=sealed.ciphertext,
+                    )
+                )
+            if submission.channel_details is not None:
+                details = json.dumps(submission.channel_details.values).encode()
+                sealed_details = self._vault.seal(details, context=context)
+                session.add(
+                    SealedChannelDetailRow(
+                        report_id=report_id,
+                        kek_id=sealed_details.kek_id,
+                        wrapped_key=sealed_details.wrapped_key,
+                        nonce=sealed_details.nonce,
+                        ciphertext=sealed_details.ciphertext,
+                    )
+                )
+            for position, attachment in enumerate(submission.attachments):
+                session.add(
+                    AttachmentRow(
+                        report_id=report_id,
+                        position=position,
+                        sha256=attachment.sha256,
+                        size_bytes=attachment.size_bytes,
+                        media_type=attachment.media_type,
                     )
                 )
             record_event(session, event, source=EVENT_SOURCE, occurred_at=now)

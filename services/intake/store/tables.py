@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Column, DateTime, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -40,6 +50,24 @@ class ReportRow(SQLModel, table=True):
     submitted_by: str = Field(sa_column=Column(String(128), nullable=False))
     received_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     registered_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    # Clear look-up bucket of the receipt; the rest of the code exists only as the hash.
+    receipt_prefix: str | None = Field(default=None, sa_column=Column(String(8)))
+    taxonomy_version: str | None = Field(default=None, sa_column=Column(String(64)))
+    rules_version: str | None = Field(default=None, sa_column=Column(String(64)))
+    status: str = Field(default="received", sa_column=Column(String(32), nullable=False))
+    # Told to the reporter with the status (rejection reason, forwarded-to body).
+    status_note: str = Field(default="", sa_column=Column(Text, nullable=False))
+    forward_due_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    feedback_due_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True))
+    )
+    feedback_given_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True))
+    )
+    feedback_breach_published_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True))
+    )
+    decided_by: str | None = Field(default=None, sa_column=Column(String(128)))
 
 
 class SealedIdentityRow(SQLModel, table=True):
@@ -52,3 +80,90 @@ class SealedIdentityRow(SQLModel, table=True):
     wrapped_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     nonce: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class SealedChannelDetailRow(SQLModel, table=True):
+    """A report's channel details (informant id, forwarding reference...), sealed."""
+
+    __tablename__ = "report_channel_detail"
+
+    report_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    kek_id: str = Field(sa_column=Column(String(32), nullable=False))
+    wrapped_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    nonce: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class AttachmentRow(SQLModel, table=True):
+    """Metadata of one piece of evidence of a report (or of information added later)."""
+
+    __tablename__ = "report_attachment"
+
+    report_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    position: int = Field(sa_column=Column(Integer, primary_key=True))
+    information_id: str | None = Field(default=None, sa_column=Column(String(64)))
+    sha256: str = Field(sa_column=Column(String(64), nullable=False))
+    size_bytes: int = Field(sa_column=Column(BigInteger, nullable=False))
+    media_type: str = Field(sa_column=Column(String(128), nullable=False))
+
+
+class ReceiptFailureRow(SQLModel, table=True):
+    """One failed receipt look-up, counted against a prefix or a caller."""
+
+    __tablename__ = "receipt_failure"
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    scope: str = Field(sa_column=Column(String(200), nullable=False))
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class ReceiptLockoutRow(SQLModel, table=True):
+    """A prefix or caller locked out of receipt look-ups until `locked_until`."""
+
+    __tablename__ = "receipt_lockout"
+
+    scope: str = Field(sa_column=Column(String(200), primary_key=True))
+    locked_until: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class ReporterMessageRow(SQLModel, table=True):
+    """One message (or added information) on a report's reporter channel, sealed."""
+
+    __tablename__ = "reporter_message"
+    __table_args__ = (
+        UniqueConstraint("report_id", "seq"),
+        UniqueConstraint("report_id", "author", "idempotency_key"),
+    )
+
+    message_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    report_id: str = Field(sa_column=Column(String(64), nullable=False))
+    seq: int = Field(sa_column=Column(Integer, nullable=False))
+    author: str = Field(sa_column=Column(String(16), nullable=False))
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    idempotency_key: str = Field(sa_column=Column(String(128), nullable=False))
+    sent_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    kek_id: str = Field(sa_column=Column(String(32), nullable=False))
+    wrapped_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    nonce: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class RevealRequestRow(SQLModel, table=True):
+    """A request to read a real-name reporter's identity, and its decision."""
+
+    __tablename__ = "reveal_request"
+    __table_args__ = (UniqueConstraint("requested_by", "idempotency_key"),)
+
+    reveal_request_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    report_id: str = Field(sa_column=Column(String(64), nullable=False, index=True))
+    county_id: str = Field(sa_column=Column(String(64), nullable=False))
+    zone_id: str = Field(sa_column=Column(String(64), nullable=False))
+    requested_by: str = Field(sa_column=Column(String(128), nullable=False))
+    idempotency_key: str = Field(sa_column=Column(String(128), nullable=False))
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    requested_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    state: str = Field(sa_column=Column(String(16), nullable=False))
+    decided_by: str | None = Field(default=None, sa_column=Column(String(128)))
+    decision_reason: str | None = Field(default=None, sa_column=Column(Text))
+    decided_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    revealed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,19 +29,21 @@ class Sealed:
 class Vault:
     """AES-GCM with a fresh data key per record, wrapped by a key-encryption key (KEK)."""
 
-    def __init__(self, kek: bytes) -> None:
-        if len(kek) != _KEY_BYTES:
-            raise ValueError("the vault key-encryption key must be 32 bytes")
+    def __init__(self, kek: bytes, *, retired: Sequence[bytes] = ()) -> None:
+        for key in (kek, *retired):
+            if len(key) != _KEY_BYTES:
+                raise ValueError("the vault key-encryption key must be 32 bytes")
         self._kek = AESGCM(kek)
         # Identifies the KEK without revealing it, so rotation can find rows still under it.
-        self.kek_id = hashlib.sha256(b"xiezuo-kek:" + kek).hexdigest()[:16]
+        self.kek_id = kek_id_of(kek)
+        # Earlier KEKs only unwrap: rows still under them stay readable until re-wrapped.
+        self._keks = {kek_id_of(key): AESGCM(key) for key in retired}
+        self._keks[self.kek_id] = self._kek
 
     @classmethod
-    def from_key_file(cls, path: Path) -> Vault:
-        """Load a KEK written as 32 raw bytes or 64 hex characters."""
-        raw = path.read_bytes().strip()
-        key = bytes.fromhex(raw.decode()) if len(raw) == 2 * _KEY_BYTES else raw
-        return cls(key)
+    def from_key_file(cls, path: Path, *, retired: Sequence[Path] = ()) -> Vault:
+        """Load a KEK written as 32 raw bytes or 64 hex characters (and retired ones)."""
+        return cls(read_key_file(path), retired=[read_key_file(p) for p in retired])
 
     @staticmethod
     def ensure_dev_key(path: Path) -> Path:
@@ -59,8 +62,30 @@ class Vault:
 
     def open(self, sealed: Sealed, *, context: bytes) -> bytes:
         """Decrypt; fails if any byte or the context was changed."""
-        if sealed.kek_id != self.kek_id:
+        data_key = self._unwrap(sealed, context)
+        return AESGCM(data_key).decrypt(sealed.nonce, sealed.ciphertext, context)
+
+    def rewrap(self, sealed: Sealed, *, context: bytes) -> Sealed:
+        """The same ciphertext with its data key wrapped under the current KEK."""
+        data_key = self._unwrap(sealed, context)
+        wrap_nonce = secrets.token_bytes(_NONCE_BYTES)
+        wrapped = wrap_nonce + self._kek.encrypt(wrap_nonce, data_key, context)
+        return Sealed(self.kek_id, wrapped, sealed.nonce, sealed.ciphertext)
+
+    def _unwrap(self, sealed: Sealed, context: bytes) -> bytes:
+        kek = self._keks.get(sealed.kek_id)
+        if kek is None:
             raise ValueError(f"sealed under key {sealed.kek_id}, not the current key")
         wrap_nonce, wrapped = sealed.wrapped_key[:_NONCE_BYTES], sealed.wrapped_key[_NONCE_BYTES:]
-        data_key = self._kek.decrypt(wrap_nonce, wrapped, context)
-        return AESGCM(data_key).decrypt(sealed.nonce, sealed.ciphertext, context)
+        return kek.decrypt(wrap_nonce, wrapped, context)
+
+
+def kek_id_of(kek: bytes) -> str:
+    """Public id of a KEK."""
+    return hashlib.sha256(b"xiezuo-kek:" + kek).hexdigest()[:16]
+
+
+def read_key_file(path: Path) -> bytes:
+    """A KEK written as 32 raw bytes or 64 hex characters."""
+    raw = path.read_bytes().strip()
+    return bytes.fromhex(raw.decode()) if len(raw) == 2 * _KEY_BYTES else raw

@@ -106,6 +106,144 @@ CADRE_LEVEL_OTHER_PUBLIC_EMPLOYEE: CadreLevel.ValueType  # 5
 """Not a cadre, e.g. other public employees (其他公职人员)."""
 Global___CadreLevel: _TypeAlias = CadreLevel  # noqa: Y015
 
+class _ReportStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReportStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReportStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REPORT_STATUS_UNSPECIFIED: _ReportStatus.ValueType  # 0
+    REPORT_STATUS_RECEIVED: _ReportStatus.ValueType  # 1
+    """Received, acceptance not yet decided."""
+    REPORT_STATUS_ACCEPTED: _ReportStatus.ValueType  # 2
+    """Accepted (受理)."""
+    REPORT_STATUS_NOT_ACCEPTED: _ReportStatus.ValueType  # 3
+    """Not accepted; see the reason."""
+    REPORT_STATUS_FORWARDED: _ReportStatus.ValueType  # 4
+    """Forwarded to the body at the right level."""
+    REPORT_STATUS_IN_PROGRESS: _ReportStatus.ValueType  # 5
+    """Being handled."""
+    REPORT_STATUS_CONCLUDED: _ReportStatus.ValueType  # 6
+    """Handling concluded."""
+
+class ReportStatus(_ReportStatus, metaclass=_ReportStatusEnumTypeWrapper):
+    """What a reporter may be told about their report."""
+
+REPORT_STATUS_UNSPECIFIED: ReportStatus.ValueType  # 0
+REPORT_STATUS_RECEIVED: ReportStatus.ValueType  # 1
+"""Received, acceptance not yet decided."""
+REPORT_STATUS_ACCEPTED: ReportStatus.ValueType  # 2
+"""Accepted (受理)."""
+REPORT_STATUS_NOT_ACCEPTED: ReportStatus.ValueType  # 3
+"""Not accepted; see the reason."""
+REPORT_STATUS_FORWARDED: ReportStatus.ValueType  # 4
+"""Forwarded to the body at the right level."""
+REPORT_STATUS_IN_PROGRESS: ReportStatus.ValueType  # 5
+"""Being handled."""
+REPORT_STATUS_CONCLUDED: ReportStatus.ValueType  # 6
+"""Handling concluded."""
+Global___ReportStatus: _TypeAlias = ReportStatus  # noqa: Y015
+
+class _MessageAuthor:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MessageAuthorEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MessageAuthor.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MESSAGE_AUTHOR_UNSPECIFIED: _MessageAuthor.ValueType  # 0
+    MESSAGE_AUTHOR_REPORTER: _MessageAuthor.ValueType  # 1
+    """The reporter, through the receipt."""
+    MESSAGE_AUTHOR_OFFICER: _MessageAuthor.ValueType  # 2
+    """A commission officer (never named to the reporter)."""
+    MESSAGE_AUTHOR_SYSTEM: _MessageAuthor.ValueType  # 3
+    """The system, e.g. an acceptance decision."""
+
+class MessageAuthor(_MessageAuthor, metaclass=_MessageAuthorEnumTypeWrapper):
+    """Who wrote a message."""
+
+MESSAGE_AUTHOR_UNSPECIFIED: MessageAuthor.ValueType  # 0
+MESSAGE_AUTHOR_REPORTER: MessageAuthor.ValueType  # 1
+"""The reporter, through the receipt."""
+MESSAGE_AUTHOR_OFFICER: MessageAuthor.ValueType  # 2
+"""A commission officer (never named to the reporter)."""
+MESSAGE_AUTHOR_SYSTEM: MessageAuthor.ValueType  # 3
+"""The system, e.g. an acceptance decision."""
+Global___MessageAuthor: _TypeAlias = MessageAuthor  # noqa: Y015
+
+class _RevealDecision:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RevealDecisionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RevealDecision.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REVEAL_DECISION_UNSPECIFIED: _RevealDecision.ValueType  # 0
+    REVEAL_DECISION_APPROVE: _RevealDecision.ValueType  # 1
+    """The requester may read the identity once."""
+    REVEAL_DECISION_REFUSE: _RevealDecision.ValueType  # 2
+    """The identity stays sealed."""
+
+class RevealDecision(_RevealDecision, metaclass=_RevealDecisionEnumTypeWrapper):
+    """A custodian's answer to a reveal request."""
+
+REVEAL_DECISION_UNSPECIFIED: RevealDecision.ValueType  # 0
+REVEAL_DECISION_APPROVE: RevealDecision.ValueType  # 1
+"""The requester may read the identity once."""
+REVEAL_DECISION_REFUSE: RevealDecision.ValueType  # 2
+"""The identity stays sealed."""
+Global___RevealDecision: _TypeAlias = RevealDecision  # noqa: Y015
+
+class _AcceptanceOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AcceptanceOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AcceptanceOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ACCEPTANCE_OUTCOME_UNSPECIFIED: _AcceptanceOutcome.ValueType  # 0
+    ACCEPTANCE_OUTCOME_ACCEPT: _AcceptanceOutcome.ValueType  # 1
+    """Accepted; handled as a clue."""
+    ACCEPTANCE_OUTCOME_NOT_ACCEPT: _AcceptanceOutcome.ValueType  # 2
+    """Not accepted (court matter, another agency, no substance); a reason is required."""
+    ACCEPTANCE_OUTCOME_FORWARD: _AcceptanceOutcome.ValueType  # 3
+    """Forwarded to the body managing the subject's cadre level."""
+
+class AcceptanceOutcome(_AcceptanceOutcome, metaclass=_AcceptanceOutcomeEnumTypeWrapper):
+    """The acceptance decision on a report (受理)."""
+
+ACCEPTANCE_OUTCOME_UNSPECIFIED: AcceptanceOutcome.ValueType  # 0
+ACCEPTANCE_OUTCOME_ACCEPT: AcceptanceOutcome.ValueType  # 1
+"""Accepted; handled as a clue."""
+ACCEPTANCE_OUTCOME_NOT_ACCEPT: AcceptanceOutcome.ValueType  # 2
+"""Not accepted (court matter, another agency, no substance); a reason is required."""
+ACCEPTANCE_OUTCOME_FORWARD: AcceptanceOutcome.ValueType  # 3
+"""Forwarded to the body managing the subject's cadre level."""
+Global___AcceptanceOutcome: _TypeAlias = AcceptanceOutcome  # noqa: Y015
+
+class _RejectionGround:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RejectionGroundEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RejectionGround.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REJECTION_GROUND_UNSPECIFIED: _RejectionGround.ValueType  # 0
+    REJECTION_GROUND_COURT_MATTER: _RejectionGround.ValueType  # 1
+    """A matter for the courts."""
+    REJECTION_GROUND_OTHER_AGENCY: _RejectionGround.ValueType  # 2
+    """A matter for another agency."""
+    REJECTION_GROUND_NO_SUBSTANCE: _RejectionGround.ValueType  # 3
+    """The report has no substance."""
+
+class RejectionGround(_RejectionGround, metaclass=_RejectionGroundEnumTypeWrapper):
+    """Why a report is not accepted."""
+
+REJECTION_GROUND_UNSPECIFIED: RejectionGround.ValueType  # 0
+REJECTION_GROUND_COURT_MATTER: RejectionGround.ValueType  # 1
+"""A matter for the courts."""
+REJECTION_GROUND_OTHER_AGENCY: RejectionGround.ValueType  # 2
+"""A matter for another agency."""
+REJECTION_GROUND_NO_SUBSTANCE: RejectionGround.ValueType  # 3
+"""The report has no substance."""
+Global___RejectionGround: _TypeAlias = RejectionGround  # noqa: Y015
+
 @_typing.final
 class ReportedSubject(_message.Message):
     """The person the report is about, as the reporter describes them."""
@@ -189,6 +327,13 @@ class SubmitReportRequest(_message.Message):
     REPORTER_FIELD_NUMBER: _builtins.int
     CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
     RECEIVED_AT_FIELD_NUMBER: _builtins.int
+    VISIT_FIELD_NUMBER: _builtins.int
+    PHONE_FIELD_NUMBER: _builtins.int
+    VILLAGE_INFORMANT_FIELD_NUMBER: _builtins.int
+    DAILY_SUPERVISION_FIELD_NUMBER: _builtins.int
+    INSPECTION_TOUR_FIELD_NUMBER: _builtins.int
+    FORWARDED_FIELD_NUMBER: _builtins.int
+    ATTACHMENTS_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
     """Client-chosen key; a retry with the same key does not register a second report."""
     county_id: _builtins.str
@@ -213,6 +358,34 @@ class SubmitReportRequest(_message.Message):
     def received_at(self) -> _timestamp_pb2.Timestamp:
         """When the report was received; absent means now."""
 
+    @_builtins.property
+    def visit(self) -> Global___VisitDetails:
+        """Required for REPORT_CHANNEL_VISIT."""
+
+    @_builtins.property
+    def phone(self) -> Global___PhoneDetails:
+        """Required for REPORT_CHANNEL_PHONE."""
+
+    @_builtins.property
+    def village_informant(self) -> Global___VillageInformantDetails:
+        """Required for REPORT_CHANNEL_VILLAGE_INFORMANT."""
+
+    @_builtins.property
+    def daily_supervision(self) -> Global___SupervisionDetails:
+        """Required for REPORT_CHANNEL_DAILY_SUPERVISION."""
+
+    @_builtins.property
+    def inspection_tour(self) -> Global___InspectionTourDetails:
+        """Required for REPORT_CHANNEL_INSPECTION_TOUR."""
+
+    @_builtins.property
+    def forwarded(self) -> Global___ForwardedDetails:
+        """Required for REPORT_CHANNEL_FORWARDED."""
+
+    @_builtins.property
+    def attachments(self) -> _containers.RepeatedCompositeFieldContainer[Global___AttachmentMetadata]:
+        """Evidence described by its digest; the content itself is stored encrypted elsewhere."""
+
     def __init__(
         self,
         *,
@@ -227,19 +400,771 @@ class SubmitReportRequest(_message.Message):
         reporter: Global___ReporterIdentity | None = ...,
         campaign_id: _builtins.str | None = ...,
         received_at: _timestamp_pb2.Timestamp | None = ...,
+        visit: Global___VisitDetails | None = ...,
+        phone: Global___PhoneDetails | None = ...,
+        village_informant: Global___VillageInformantDetails | None = ...,
+        daily_supervision: Global___SupervisionDetails | None = ...,
+        inspection_tour: Global___InspectionTourDetails | None = ...,
+        forwarded: Global___ForwardedDetails | None = ...,
+        attachments: _abc.Iterable[Global___AttachmentMetadata] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_campaign_id", b"_campaign_id", "campaign_id", b"campaign_id", "received_at", b"received_at", "reporter", b"reporter", "subject", b"subject"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_campaign_id", b"_campaign_id", "campaign_id", b"campaign_id", "channel_details", b"channel_details", "daily_supervision", b"daily_supervision", "forwarded", b"forwarded", "inspection_tour", b"inspection_tour", "phone", b"phone", "received_at", b"received_at", "reporter", b"reporter", "subject", b"subject", "village_informant", b"village_informant", "visit", b"visit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_campaign_id", b"_campaign_id", "allegation_categories", b"allegation_categories", "campaign_id", b"campaign_id", "channel", b"channel", "content", b"content", "county_id", b"county_id", "idempotency_key", b"idempotency_key", "received_at", b"received_at", "reporter", b"reporter", "subject", b"subject", "township_id", b"township_id", "zone_id", b"zone_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_campaign_id", b"_campaign_id", "allegation_categories", b"allegation_categories", "attachments", b"attachments", "campaign_id", b"campaign_id", "channel", b"channel", "channel_details", b"channel_details", "content", b"content", "county_id", b"county_id", "daily_supervision", b"daily_supervision", "forwarded", b"forwarded", "idempotency_key", b"idempotency_key", "inspection_tour", b"inspection_tour", "phone", b"phone", "received_at", b"received_at", "reporter", b"reporter", "subject", b"subject", "township_id", b"township_id", "village_informant", b"village_informant", "visit", b"visit", "zone_id", b"zone_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__campaign_id: _TypeAlias = _typing.Literal["campaign_id"]  # noqa: Y015
     _WhichOneofArgType__campaign_id: _TypeAlias = _typing.Literal["_campaign_id", b"_campaign_id"]  # noqa: Y015
+    _WhichOneofReturnType_channel_details: _TypeAlias = _typing.Literal["visit", "phone", "village_informant", "daily_supervision", "inspection_tour", "forwarded"]  # noqa: Y015
+    _WhichOneofArgType_channel_details: _TypeAlias = _typing.Literal["channel_details", b"channel_details"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__campaign_id) -> _WhichOneofReturnType__campaign_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_channel_details) -> _WhichOneofReturnType_channel_details | None: ...
 
 Global___SubmitReportRequest: _TypeAlias = SubmitReportRequest  # noqa: Y015
 
 @_typing.final
+class VisitDetails(_message.Message):
+    """A visit in person (来访)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VISIT_DATE_FIELD_NUMBER: _builtins.int
+    RECEIVING_OFFICER_ID_FIELD_NUMBER: _builtins.int
+    visit_date: _builtins.str
+    """Day of the visit, YYYY-MM-DD."""
+    receiving_officer_id: _builtins.str
+    """Staff id of the officer who received the visitor."""
+    def __init__(
+        self,
+        *,
+        visit_date: _builtins.str = ...,
+        receiving_officer_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["receiving_officer_id", b"receiving_officer_id", "visit_date", b"visit_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VisitDetails: _TypeAlias = VisitDetails  # noqa: Y015
+
+@_typing.final
+class PhoneDetails(_message.Message):
+    """A phone report (来电)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALLED_AT_FIELD_NUMBER: _builtins.int
+    LINE_FIELD_NUMBER: _builtins.int
+    RECEIVING_OFFICER_ID_FIELD_NUMBER: _builtins.int
+    line: _builtins.str
+    """The line called, e.g. "12388"; optional."""
+    receiving_officer_id: _builtins.str
+    """Staff id of the officer who took the call; optional."""
+    @_builtins.property
+    def called_at(self) -> _timestamp_pb2.Timestamp:
+        """When the call was taken."""
+
+    def __init__(
+        self,
+        *,
+        called_at: _timestamp_pb2.Timestamp | None = ...,
+        line: _builtins.str = ...,
+        receiving_officer_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["called_at", b"called_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["called_at", b"called_at", "line", b"line", "receiving_officer_id", b"receiving_officer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PhoneDetails: _TypeAlias = PhoneDetails  # noqa: Y015
+
+@_typing.final
+class VillageInformantDetails(_message.Message):
+    """A report passed on by a village supervision informant (村级监察信息员)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INFORMANT_ID_FIELD_NUMBER: _builtins.int
+    informant_id: _builtins.str
+    """The informant's registry id; sealed like the reporter's identity, never published."""
+    def __init__(
+        self,
+        *,
+        informant_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["informant_id", b"informant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VillageInformantDetails: _TypeAlias = VillageInformantDetails  # noqa: Y015
+
+@_typing.final
+class SupervisionDetails(_message.Message):
+    """A finding of the zone's own daily supervision (日常监督)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUPERVISION_RECORD_ID_FIELD_NUMBER: _builtins.int
+    supervision_record_id: _builtins.str
+    """The supervision record the finding came from (document check, field visit, regular report)."""
+    def __init__(
+        self,
+        *,
+        supervision_record_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["supervision_record_id", b"supervision_record_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SupervisionDetails: _TypeAlias = SupervisionDetails  # noqa: Y015
+
+@_typing.final
+class InspectionTourDetails(_message.Message):
+    """A clue handed over by a county inspection tour (巡察移交)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOUR_ID_FIELD_NUMBER: _builtins.int
+    HANDOVER_REFERENCE_FIELD_NUMBER: _builtins.int
+    tour_id: _builtins.str
+    """The inspection tour's id."""
+    handover_reference: _builtins.str
+    """The handover document's reference; optional."""
+    def __init__(
+        self,
+        *,
+        tour_id: _builtins.str = ...,
+        handover_reference: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["handover_reference", b"handover_reference", "tour_id", b"tour_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InspectionTourDetails: _TypeAlias = InspectionTourDetails  # noqa: Y015
+
+@_typing.final
+class ForwardedDetails(_message.Message):
+    """A report forwarded by another body (转办)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FORWARDING_BODY_FIELD_NUMBER: _builtins.int
+    FORWARDING_REFERENCE_FIELD_NUMBER: _builtins.int
+    forwarding_body: _builtins.str
+    """The body that forwarded it, e.g. the municipal commission or another county."""
+    forwarding_reference: _builtins.str
+    """That body's reference number for the forwarding."""
+    def __init__(
+        self,
+        *,
+        forwarding_body: _builtins.str = ...,
+        forwarding_reference: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["forwarding_body", b"forwarding_body", "forwarding_reference", b"forwarding_reference"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ForwardedDetails: _TypeAlias = ForwardedDetails  # noqa: Y015
+
+@_typing.final
+class AttachmentMetadata(_message.Message):
+    """Metadata of one piece of evidence."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHA256_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    MEDIA_TYPE_FIELD_NUMBER: _builtins.int
+    sha256: _builtins.str
+    """Hex SHA-256 of the content."""
+    size_bytes: _builtins.int
+    """Size in bytes."""
+    media_type: _builtins.str
+    """MIME type, e.g. "image/jpeg"."""
+    def __init__(
+        self,
+        *,
+        sha256: _builtins.str = ...,
+        size_bytes: _builtins.int = ...,
+        media_type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["media_type", b"media_type", "sha256", b"sha256", "size_bytes", b"size_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AttachmentMetadata: _TypeAlias = AttachmentMetadata  # noqa: Y015
+
+@_typing.final
+class ReceiptCredentials(_message.Message):
+    """How the holder of a receipt proves it: every receipt call carries one."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUNTY_ID_FIELD_NUMBER: _builtins.int
+    RECEIPT_CODE_FIELD_NUMBER: _builtins.int
+    CALLER_REF_FIELD_NUMBER: _builtins.int
+    county_id: _builtins.str
+    """County the report was filed in."""
+    receipt_code: _builtins.str
+    """The 16-digit receipt code shown once at submission."""
+    caller_ref: _builtins.str
+    """Opaque, stable reference of the end caller chosen by the portal (e.g. a hashed client
+    address), so guessing from one source is locked out; never an identity.
+    """
+    def __init__(
+        self,
+        *,
+        county_id: _builtins.str = ...,
+        receipt_code: _builtins.str = ...,
+        caller_ref: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caller_ref", b"caller_ref", "county_id", b"county_id", "receipt_code", b"receipt_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReceiptCredentials: _TypeAlias = ReceiptCredentials  # noqa: Y015
+
+@_typing.final
+class GetReportStatusRequest(_message.Message):
+    """Request of GetReportStatus."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def receipt(self) -> Global___ReceiptCredentials:
+        """The receipt proving the caller may ask."""
+
+    def __init__(
+        self,
+        *,
+        receipt: Global___ReceiptCredentials | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetReportStatusRequest: _TypeAlias = GetReportStatusRequest  # noqa: Y015
+
+@_typing.final
+class GetReportStatusResponse(_message.Message):
+    """Response of GetReportStatus."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    STATUS_NOTE_FIELD_NUMBER: _builtins.int
+    RECEIVED_AT_FIELD_NUMBER: _builtins.int
+    OFFICER_MESSAGE_COUNT_FIELD_NUMBER: _builtins.int
+    status: Global___ReportStatus.ValueType
+    """Where the report stands."""
+    status_note: _builtins.str
+    """Reason given when not accepted, or the body it was forwarded to."""
+    officer_message_count: _builtins.int
+    """Number of messages from officers to the reporter."""
+    @_builtins.property
+    def received_at(self) -> _timestamp_pb2.Timestamp:
+        """When the report was received."""
+
+    def __init__(
+        self,
+        *,
+        status: Global___ReportStatus.ValueType = ...,
+        status_note: _builtins.str = ...,
+        received_at: _timestamp_pb2.Timestamp | None = ...,
+        officer_message_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["received_at", b"received_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["officer_message_count", b"officer_message_count", "received_at", b"received_at", "status", b"status", "status_note", b"status_note"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetReportStatusResponse: _TypeAlias = GetReportStatusResponse  # noqa: Y015
+
+@_typing.final
+class ReporterChannelAccess(_message.Message):
+    """Who is writing or reading the reporter channel."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    REPORT_ID_FIELD_NUMBER: _builtins.int
+    report_id: _builtins.str
+    """An officer, naming the report."""
+    @_builtins.property
+    def receipt(self) -> Global___ReceiptCredentials:
+        """The reporter, through the receipt."""
+
+    def __init__(
+        self,
+        *,
+        receipt: Global___ReceiptCredentials | None = ...,
+        report_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["by", b"by", "receipt", b"receipt", "report_id", b"report_id"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by", b"by", "receipt", b"receipt", "report_id", b"report_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_by: _TypeAlias = _typing.Literal["receipt", "report_id"]  # noqa: Y015
+    _WhichOneofArgType_by: _TypeAlias = _typing.Literal["by", b"by"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_by) -> _WhichOneofReturnType_by | None: ...
+
+Global___ReporterChannelAccess: _TypeAlias = ReporterChannelAccess  # noqa: Y015
+
+@_typing.final
+class SendReporterMessageRequest(_message.Message):
+    """Request of SendReporterMessage."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCESS_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    body: _builtins.str
+    """The message text (stored encrypted)."""
+    idempotency_key: _builtins.str
+    """A retry with the same key does not send twice."""
+    @_builtins.property
+    def access(self) -> Global___ReporterChannelAccess:
+        """Who writes."""
+
+    def __init__(
+        self,
+        *,
+        access: Global___ReporterChannelAccess | None = ...,
+        body: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["access", b"access"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access", b"access", "body", b"body", "idempotency_key", b"idempotency_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendReporterMessageRequest: _TypeAlias = SendReporterMessageRequest  # noqa: Y015
+
+@_typing.final
+class SendReporterMessageResponse(_message.Message):
+    """Response of SendReporterMessage."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    message_id: _builtins.str
+    """The stored message's id."""
+    def __init__(
+        self,
+        *,
+        message_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message_id", b"message_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendReporterMessageResponse: _TypeAlias = SendReporterMessageResponse  # noqa: Y015
+
+@_typing.final
+class ReporterMessage(_message.Message):
+    """One message on a report's reporter channel."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    AUTHOR_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    SENT_AT_FIELD_NUMBER: _builtins.int
+    message_id: _builtins.str
+    """Message id."""
+    author: Global___MessageAuthor.ValueType
+    """Who wrote it."""
+    body: _builtins.str
+    """Its text."""
+    @_builtins.property
+    def sent_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was sent."""
+
+    def __init__(
+        self,
+        *,
+        message_id: _builtins.str = ...,
+        author: Global___MessageAuthor.ValueType = ...,
+        body: _builtins.str = ...,
+        sent_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["sent_at", b"sent_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "body", b"body", "message_id", b"message_id", "sent_at", b"sent_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReporterMessage: _TypeAlias = ReporterMessage  # noqa: Y015
+
+@_typing.final
+class ListReporterMessagesRequest(_message.Message):
+    """Request of ListReporterMessages."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCESS_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """At most this many (0 = default)."""
+    page_token: _builtins.str
+    """From a previous response's next_page_token."""
+    @_builtins.property
+    def access(self) -> Global___ReporterChannelAccess:
+        """Who reads."""
+
+    def __init__(
+        self,
+        *,
+        access: Global___ReporterChannelAccess | None = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["access", b"access"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access", b"access", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReporterMessagesRequest: _TypeAlias = ListReporterMessagesRequest  # noqa: Y015
+
+@_typing.final
+class ListReporterMessagesResponse(_message.Message):
+    """Response of ListReporterMessages."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReporterMessage]:
+        """Oldest first."""
+
+    def __init__(
+        self,
+        *,
+        messages: _abc.Iterable[Global___ReporterMessage] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages", b"messages", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReporterMessagesResponse: _TypeAlias = ListReporterMessagesResponse  # noqa: Y015
+
+@_typing.final
+class AddInformationRequest(_message.Message):
+    """Request of AddInformation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    ATTACHMENTS_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    content: _builtins.str
+    """The added information (stored encrypted)."""
+    idempotency_key: _builtins.str
+    """A retry with the same key does not add twice."""
+    @_builtins.property
+    def receipt(self) -> Global___ReceiptCredentials:
+        """The receipt proving the caller is the reporter."""
+
+    @_builtins.property
+    def attachments(self) -> _containers.RepeatedCompositeFieldContainer[Global___AttachmentMetadata]:
+        """Further evidence."""
+
+    def __init__(
+        self,
+        *,
+        receipt: Global___ReceiptCredentials | None = ...,
+        content: _builtins.str = ...,
+        attachments: _abc.Iterable[Global___AttachmentMetadata] | None = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "content", b"content", "idempotency_key", b"idempotency_key", "receipt", b"receipt"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddInformationRequest: _TypeAlias = AddInformationRequest  # noqa: Y015
+
+@_typing.final
+class AddInformationResponse(_message.Message):
+    """Response of AddInformation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INFORMATION_ID_FIELD_NUMBER: _builtins.int
+    information_id: _builtins.str
+    """The stored addition's id."""
+    def __init__(
+        self,
+        *,
+        information_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["information_id", b"information_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddInformationResponse: _TypeAlias = AddInformationResponse  # noqa: Y015
+
+@_typing.final
+class RequestIdentityRevealRequest(_message.Message):
+    """Request of RequestIdentityReveal."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORT_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    report_id: _builtins.str
+    """The real-name report."""
+    reason: _builtins.str
+    """Why the identity is needed; kept in the audit log."""
+    idempotency_key: _builtins.str
+    """A retry with the same key files one request."""
+    def __init__(
+        self,
+        *,
+        report_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["idempotency_key", b"idempotency_key", "reason", b"reason", "report_id", b"report_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestIdentityRevealRequest: _TypeAlias = RequestIdentityRevealRequest  # noqa: Y015
+
+@_typing.final
+class RequestIdentityRevealResponse(_message.Message):
+    """Response of RequestIdentityReveal."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVEAL_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    reveal_request_id: _builtins.str
+    """The reveal request's id."""
+    def __init__(
+        self,
+        *,
+        reveal_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reveal_request_id", b"reveal_request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestIdentityRevealResponse: _TypeAlias = RequestIdentityRevealResponse  # noqa: Y015
+
+@_typing.final
+class DecideIdentityRevealRequest(_message.Message):
+    """Request of DecideIdentityReveal."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVEAL_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    reveal_request_id: _builtins.str
+    """The pending reveal request."""
+    decision: Global___RevealDecision.ValueType
+    """Approve or refuse."""
+    reason: _builtins.str
+    """Why; kept in the audit log."""
+    idempotency_key: _builtins.str
+    """A retry with the same key decides once."""
+    def __init__(
+        self,
+        *,
+        reveal_request_id: _builtins.str = ...,
+        decision: Global___RevealDecision.ValueType = ...,
+        reason: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "idempotency_key", b"idempotency_key", "reason", b"reason", "reveal_request_id", b"reveal_request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideIdentityRevealRequest: _TypeAlias = DecideIdentityRevealRequest  # noqa: Y015
+
+@_typing.final
+class DecideIdentityRevealResponse(_message.Message):
+    """Response of DecideIdentityReveal."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVEAL_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    reveal_request_id: _builtins.str
+    """The reveal request's id."""
+    def __init__(
+        self,
+        *,
+        reveal_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reveal_request_id", b"reveal_request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideIdentityRevealResponse: _TypeAlias = DecideIdentityRevealResponse  # noqa: Y015
+
+@_typing.final
+class RevealIdentityRequest(_message.Message):
+    """Request of RevealIdentity."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVEAL_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    reveal_request_id: _builtins.str
+    """An approved, unused reveal request filed by the caller."""
+    idempotency_key: _builtins.str
+    """Reveals are never replayed; the key only names the attempt in the audit log."""
+    def __init__(
+        self,
+        *,
+        reveal_request_id: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["idempotency_key", b"idempotency_key", "reveal_request_id", b"reveal_request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevealIdentityRequest: _TypeAlias = RevealIdentityRequest  # noqa: Y015
+
+@_typing.final
+class RevealIdentityResponse(_message.Message):
+    """Response of RevealIdentity."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORTER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def reporter(self) -> Global___ReporterIdentity:
+        """The reporter's identity."""
+
+    def __init__(
+        self,
+        *,
+        reporter: Global___ReporterIdentity | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reporter", b"reporter"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reporter", b"reporter"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevealIdentityResponse: _TypeAlias = RevealIdentityResponse  # noqa: Y015
+
+@_typing.final
+class DecideAcceptanceRequest(_message.Message):
+    """Request of DecideAcceptance."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORT_ID_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    REJECTION_GROUND_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    FORWARD_TO_BODY_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    report_id: _builtins.str
+    """The report decided."""
+    outcome: Global___AcceptanceOutcome.ValueType
+    """Accept, not accept, or forward."""
+    rejection_ground: Global___RejectionGround.ValueType
+    """Required when not accepting."""
+    reason: _builtins.str
+    """Explanation told to the reporter (no identity)."""
+    forward_to_body: _builtins.str
+    """Required when forwarding: the body at the right level."""
+    idempotency_key: _builtins.str
+    """A retry with the same key decides once."""
+    def __init__(
+        self,
+        *,
+        report_id: _builtins.str = ...,
+        outcome: Global___AcceptanceOutcome.ValueType = ...,
+        rejection_ground: Global___RejectionGround.ValueType = ...,
+        reason: _builtins.str = ...,
+        forward_to_body: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["forward_to_body", b"forward_to_body", "idempotency_key", b"idempotency_key", "outcome", b"outcome", "reason", b"reason", "rejection_ground", b"rejection_ground", "report_id", b"report_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideAcceptanceRequest: _TypeAlias = DecideAcceptanceRequest  # noqa: Y015
+
+@_typing.final
+class DecideAcceptanceResponse(_message.Message):
+    """Response of DecideAcceptance."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    status: Global___ReportStatus.ValueType
+    """Status the reporter now sees."""
+    def __init__(
+        self,
+        *,
+        status: Global___ReportStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideAcceptanceResponse: _TypeAlias = DecideAcceptanceResponse  # noqa: Y015
+
+@_typing.final
 class SubmitReportResponse(_message.Message):
+    """Response of SubmitReport."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REPORT_ID_FIELD_NUMBER: _builtins.int

@@ -40,6 +40,46 @@ class IntakeServiceStub:
                 request_serializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.SubmitReportRequest.SerializeToString,
                 response_deserializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.SubmitReportResponse.FromString,
                 _registered_method=True)
+        self.GetReportStatus = channel.unary_unary(
+                '/xiezuo.intake.v1.IntakeService/GetReportStatus',
+                request_serializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.GetReportStatusRequest.SerializeToString,
+                response_deserializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.GetReportStatusResponse.FromString,
+                _registered_method=True)
+        self.SendReporterMessage = channel.unary_unary(
+                '/xiezuo.intake.v1.IntakeService/SendReporterMessage',
+                request_serializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.SendReporterMessageRequest.SerializeToString,
+                response_deserializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.SendReporterMessageResponse.FromString,
+                _registered_method=True)
+        self.ListReporterMessages = channel.unary_unary(
+                '/xiezuo.intake.v1.IntakeService/ListReporterMessages',
+                request_serializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.ListReporterMessagesRequest.SerializeToString,
+                response_deserializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.ListReporterMessagesResponse.FromString,
+                _registered_method=True)
+        self.AddInformation = channel.unary_unary(
+                '/xiezuo.intake.v1.IntakeService/AddInformation',
+                request_serializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.AddInformationRequest.SerializeToString,
+                response_deserializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.AddInformationResponse.FromString,
+                _registered_method=True)
+        self.RequestIdentityReveal = channel.unary_unary(
+                '/xiezuo.intake.v1.IntakeService/RequestIdentityReveal',
+                request_serializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.RequestIdentityRevealRequest.SerializeToString,
+                response_deserializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.RequestIdentityRevealResponse.FromString,
+                _registered_method=True)
+        self.DecideIdentityReveal = channel.unary_unary(
+                '/xiezuo.intake.v1.IntakeService/DecideIdentityReveal',
+                request_serializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.DecideIdentityRevealRequest.SerializeToString,
+                response_deserializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.DecideIdentityRevealResponse.FromString,
+                _registered_method=True)
+        self.RevealIdentity = channel.unary_unary(
+                '/xiezuo.intake.v1.IntakeService/RevealIdentity',
+                request_serializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.RevealIdentityRequest.SerializeToString,
+                response_deserializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.RevealIdentityResponse.FromString,
+                _registered_method=True)
+        self.DecideAcceptance = channel.unary_unary(
+                '/xiezuo.intake.v1.IntakeService/DecideAcceptance',
+                request_serializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.DecideAcceptanceRequest.SerializeToString,
+                response_deserializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.DecideAcceptanceResponse.FromString,
+                _registered_method=True)
 
 
 class IntakeServiceServicer:
@@ -53,6 +93,63 @@ class IntakeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetReportStatus(self, request, context):
+        """What the holder of a receipt code may be told about their report (accepted, in progress,
+        concluded); look-ups are rate-limited with lockout and audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendReporterMessage(self, request, context):
+        """A message on the report's two-way channel: from the reporter (by receipt) or from an officer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReporterMessages(self, request, context):
+        """The report's messages, read by the reporter (by receipt) or by an officer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddInformation(self, request, context):
+        """The reporter adds information to their report through the receipt code.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequestIdentityReveal(self, request, context):
+        """A case officer asks to see a real-name reporter's identity, giving a reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideIdentityReveal(self, request, context):
+        """A custodian (never the requester) approves or refuses a reveal request.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevealIdentity(self, request, context):
+        """The requester reads the identity, once per approved request; every read is audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideAcceptance(self, request, context):
+        """Accept a report, refuse it with a reason, or forward it to the body at the right level.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IntakeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -60,6 +157,46 @@ def add_IntakeServiceServicer_to_server(servicer, server):
                     servicer.SubmitReport,
                     request_deserializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.SubmitReportRequest.FromString,
                     response_serializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.SubmitReportResponse.SerializeToString,
+            ),
+            'GetReportStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReportStatus,
+                    request_deserializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.GetReportStatusRequest.FromString,
+                    response_serializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.GetReportStatusResponse.SerializeToString,
+            ),
+            'SendReporterMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendReporterMessage,
+                    request_deserializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.SendReporterMessageRequest.FromString,
+                    response_serializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.SendReporterMessageResponse.SerializeToString,
+            ),
+            'ListReporterMessages': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReporterMessages,
+                    request_deserializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.ListReporterMessagesRequest.FromString,
+                    response_serializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.ListReporterMessagesResponse.SerializeToString,
+            ),
+            'AddInformation': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddInformation,
+                    request_deserializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.AddInformationRequest.FromString,
+                    response_serializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.AddInformationResponse.SerializeToString,
+            ),
+            'RequestIdentityReveal': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestIdentityReveal,
+                    request_deserializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.RequestIdentityRevealRequest.FromString,
+                    response_serializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.RequestIdentityRevealResponse.SerializeToString,
+            ),
+            'DecideIdentityReveal': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideIdentityReveal,
+                    request_deserializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.DecideIdentityRevealRequest.FromString,
+                    response_serializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.DecideIdentityRevealResponse.SerializeToString,
+            ),
+            'RevealIdentity': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevealIdentity,
+                    request_deserializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.RevealIdentityRequest.FromString,
+                    response_serializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.RevealIdentityResponse.SerializeToString,
+            ),
+            'DecideAcceptance': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideAcceptance,
+                    request_deserializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.DecideAcceptanceRequest.FromString,
+                    response_serializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.DecideAcceptanceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -90,6 +227,222 @@ class IntakeService:
             '/xiezuo.intake.v1.IntakeService/SubmitReport',
             xiezuo_dot_intake_dot_v1_dot_intake__pb2.SubmitReportRequest.SerializeToString,
             xiezuo_dot_intake_dot_v1_dot_intake__pb2.SubmitReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReportStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xiezuo.intake.v1.IntakeService/GetReportStatus',
+            xiezuo_dot_intake_dot_v1_dot_intake__pb2.GetReportStatusRequest.SerializeToString,
+            xiezuo_dot_intake_dot_v1_dot_intake__pb2.GetReportStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendReporterMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xiezuo.intake.v1.IntakeService/SendReporterMessage',
+            xiezuo_dot_intake_dot_v1_dot_intake__pb2.SendReporterMessageRequest.SerializeToString,
+            xiezuo_dot_intake_dot_v1_dot_intake__pb2.SendReporterMessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReporterMessages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xiezuo.intake.v1.IntakeService/ListReporterMessages',
+            xiezuo_dot_intake_dot_v1_dot_intake__pb2.ListReporterMessagesRequest.SerializeToString,
+            xiezuo_dot_intake_dot_v1_dot_intake__pb2.ListReporterMessagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddInformation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xiezuo.intake.v1.IntakeService/AddInformation',
+            xiezuo_dot_intake_dot_v1_dot_intake__pb2.AddInformationRequest.SerializeToString,
+            xiezuo_dot_intake_dot_v1_dot_intake__pb2.AddInformationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestIdentityReveal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xiezuo.intake.v1.IntakeService/RequestIdentityReveal',
+            xiezuo_dot_intake_dot_v1_dot_intake__pb2.RequestIdentityRevealRequest.SerializeToString,
+            xiezuo_dot_intake_dot_v1_dot_intake__pb2.RequestIdentityRevealResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideIdentityReveal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xiezuo.intake.v1.IntakeService/DecideIdentityReveal',
+            xiezuo_dot_intake_dot_v1_dot_intake__pb2.DecideIdentityRevealRequest.SerializeToString,
+            xiezuo_dot_intake_dot_v1_dot_intake__pb2.DecideIdentityRevealResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevealIdentity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xiezuo.intake.v1.IntakeService/RevealIdentity',
+            xiezuo_dot_intake_dot_v1_dot_intake__pb2.RevealIdentityRequest.SerializeToString,
+            xiezuo_dot_intake_dot_v1_dot_intake__pb2.RevealIdentityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideAcceptance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xiezuo.intake.v1.IntakeService/DecideAcceptance',
+            xiezuo_dot_intake_dot_v1_dot_intake__pb2.DecideAcceptanceRequest.SerializeToString,
+            xiezuo_dot_intake_dot_v1_dot_intake__pb2.DecideAcceptanceResponse.FromString,
             options,
             channel_credentials,
             insecure,

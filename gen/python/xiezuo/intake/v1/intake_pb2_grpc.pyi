@@ -35,6 +35,24 @@ class IntakeServiceStub:
     def __new__(cls, channel: _aio.Channel) -> IntakeServiceAsyncStub: ...
     SubmitReport: _grpc.UnaryUnaryMultiCallable[_intake_pb2.SubmitReportRequest, _intake_pb2.SubmitReportResponse]
     """Registers a report; repeating a call with the same idempotency_key returns the first result."""
+    GetReportStatus: _grpc.UnaryUnaryMultiCallable[_intake_pb2.GetReportStatusRequest, _intake_pb2.GetReportStatusResponse]
+    """What the holder of a receipt code may be told about their report (accepted, in progress,
+    concluded); look-ups are rate-limited with lockout and audited.
+    """
+    SendReporterMessage: _grpc.UnaryUnaryMultiCallable[_intake_pb2.SendReporterMessageRequest, _intake_pb2.SendReporterMessageResponse]
+    """A message on the report's two-way channel: from the reporter (by receipt) or from an officer."""
+    ListReporterMessages: _grpc.UnaryUnaryMultiCallable[_intake_pb2.ListReporterMessagesRequest, _intake_pb2.ListReporterMessagesResponse]
+    """The report's messages, read by the reporter (by receipt) or by an officer."""
+    AddInformation: _grpc.UnaryUnaryMultiCallable[_intake_pb2.AddInformationRequest, _intake_pb2.AddInformationResponse]
+    """The reporter adds information to their report through the receipt code."""
+    RequestIdentityReveal: _grpc.UnaryUnaryMultiCallable[_intake_pb2.RequestIdentityRevealRequest, _intake_pb2.RequestIdentityRevealResponse]
+    """A case officer asks to see a real-name reporter's identity, giving a reason."""
+    DecideIdentityReveal: _grpc.UnaryUnaryMultiCallable[_intake_pb2.DecideIdentityRevealRequest, _intake_pb2.DecideIdentityRevealResponse]
+    """A custodian (never the requester) approves or refuses a reveal request."""
+    RevealIdentity: _grpc.UnaryUnaryMultiCallable[_intake_pb2.RevealIdentityRequest, _intake_pb2.RevealIdentityResponse]
+    """The requester reads the identity, once per approved request; every read is audited."""
+    DecideAcceptance: _grpc.UnaryUnaryMultiCallable[_intake_pb2.DecideAcceptanceRequest, _intake_pb2.DecideAcceptanceResponse]
+    """Accept a report, refuse it with a reason, or forward it to the body at the right level."""
 
 @_typing.type_check_only
 class IntakeServiceAsyncStub(IntakeServiceStub):
@@ -43,6 +61,24 @@ class IntakeServiceAsyncStub(IntakeServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     SubmitReport: _aio.UnaryUnaryMultiCallable[_intake_pb2.SubmitReportRequest, _intake_pb2.SubmitReportResponse]  # type: ignore[assignment]
     """Registers a report; repeating a call with the same idempotency_key returns the first result."""
+    GetReportStatus: _aio.UnaryUnaryMultiCallable[_intake_pb2.GetReportStatusRequest, _intake_pb2.GetReportStatusResponse]  # type: ignore[assignment]
+    """What the holder of a receipt code may be told about their report (accepted, in progress,
+    concluded); look-ups are rate-limited with lockout and audited.
+    """
+    SendReporterMessage: _aio.UnaryUnaryMultiCallable[_intake_pb2.SendReporterMessageRequest, _intake_pb2.SendReporterMessageResponse]  # type: ignore[assignment]
+    """A message on the report's two-way channel: from the reporter (by receipt) or from an officer."""
+    ListReporterMessages: _aio.UnaryUnaryMultiCallable[_intake_pb2.ListReporterMessagesRequest, _intake_pb2.ListReporterMessagesResponse]  # type: ignore[assignment]
+    """The report's messages, read by the reporter (by receipt) or by an officer."""
+    AddInformation: _aio.UnaryUnaryMultiCallable[_intake_pb2.AddInformationRequest, _intake_pb2.AddInformationResponse]  # type: ignore[assignment]
+    """The reporter adds information to their report through the receipt code."""
+    RequestIdentityReveal: _aio.UnaryUnaryMultiCallable[_intake_pb2.RequestIdentityRevealRequest, _intake_pb2.RequestIdentityRevealResponse]  # type: ignore[assignment]
+    """A case officer asks to see a real-name reporter's identity, giving a reason."""
+    DecideIdentityReveal: _aio.UnaryUnaryMultiCallable[_intake_pb2.DecideIdentityRevealRequest, _intake_pb2.DecideIdentityRevealResponse]  # type: ignore[assignment]
+    """A custodian (never the requester) approves or refuses a reveal request."""
+    RevealIdentity: _aio.UnaryUnaryMultiCallable[_intake_pb2.RevealIdentityRequest, _intake_pb2.RevealIdentityResponse]  # type: ignore[assignment]
+    """The requester reads the identity, once per approved request; every read is audited."""
+    DecideAcceptance: _aio.UnaryUnaryMultiCallable[_intake_pb2.DecideAcceptanceRequest, _intake_pb2.DecideAcceptanceResponse]  # type: ignore[assignment]
+    """Accept a report, refuse it with a reason, or forward it to the body at the right level."""
 
 class IntakeServiceServicer(metaclass=_abc_1.ABCMeta):
     """Receives reports (信访举报) from every channel and registers them as clues."""
@@ -54,5 +90,71 @@ class IntakeServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_intake_pb2.SubmitReportResponse, _abc.Awaitable[_intake_pb2.SubmitReportResponse]]:
         """Registers a report; repeating a call with the same idempotency_key returns the first result."""
+
+    @_abc_1.abstractmethod
+    def GetReportStatus(
+        self,
+        request: _intake_pb2.GetReportStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_intake_pb2.GetReportStatusResponse, _abc.Awaitable[_intake_pb2.GetReportStatusResponse]]:
+        """What the holder of a receipt code may be told about their report (accepted, in progress,
+        concluded); look-ups are rate-limited with lockout and audited.
+        """
+
+    @_abc_1.abstractmethod
+    def SendReporterMessage(
+        self,
+        request: _intake_pb2.SendReporterMessageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_intake_pb2.SendReporterMessageResponse, _abc.Awaitable[_intake_pb2.SendReporterMessageResponse]]:
+        """A message on the report's two-way channel: from the reporter (by receipt) or from an officer."""
+
+    @_abc_1.abstractmethod
+    def ListReporterMessages(
+        self,
+        request: _intake_pb2.ListReporterMessagesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_intake_pb2.ListReporterMessagesResponse, _abc.Awaitable[_intake_pb2.ListReporterMessagesResponse]]:
+        """The report's messages, read by the reporter (by receipt) or by an officer."""
+
+    @_abc_1.abstractmethod
+    def AddInformation(
+        self,
+        request: _intake_pb2.AddInformationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_intake_pb2.AddInformationResponse, _abc.Awaitable[_intake_pb2.AddInformationResponse]]:
+        """The reporter adds information to their report through the receipt code."""
+
+    @_abc_1.abstractmethod
+    def RequestIdentityReveal(
+        self,
+        request: _intake_pb2.RequestIdentityRevealRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_intake_pb2.RequestIdentityRevealResponse, _abc.Awaitable[_intake_pb2.RequestIdentityRevealResponse]]:
+        """A case officer asks to see a real-name reporter's identity, giving a reason."""
+
+    @_abc_1.abstractmethod
+    def DecideIdentityReveal(
+        self,
+        request: _intake_pb2.DecideIdentityRevealRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_intake_pb2.DecideIdentityRevealResponse, _abc.Awaitable[_intake_pb2.DecideIdentityRevealResponse]]:
+        """A custodian (never the requester) approves or refuses a reveal request."""
+
+    @_abc_1.abstractmethod
+    def RevealIdentity(
+        self,
+        request: _intake_pb2.RevealIdentityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_intake_pb2.RevealIdentityResponse, _abc.Awaitable[_intake_pb2.RevealIdentityResponse]]:
+        """The requester reads the identity, once per approved request; every read is audited."""
+
+    @_abc_1.abstractmethod
+    def DecideAcceptance(
+        self,
+        request: _intake_pb2.DecideAcceptanceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_intake_pb2.DecideAcceptanceResponse, _abc.Awaitable[_intake_pb2.DecideAcceptanceResponse]]:
+        """Accept a report, refuse it with a reason, or forward it to the body at the right level."""
 
 def add_IntakeServiceServicer_to_server(servicer: IntakeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

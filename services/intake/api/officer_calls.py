@@ -1,0 +1,201 @@
+"""Calls of the commission's staff: acceptance decisions and identity reveals."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from xiezuo.intake.v1 import intake_pb2
+
+from services.intake.api.parts import Context, IntakeParts
+from services.intake.api.policy import (
+    authorize_acceptance,
+    authorize_reveal_decision,
+    authorize_reveal_read,
+    authorize_reveal_request,
+)
+from services.intake.api.reporter_calls import STATUS_TO_PROTO
+from services.intake.domain.reveal import RevealRefused
+from services.intake.domain.status import AcceptanceOutcome, check_acceptance
+from services.intake.store.acceptance import AcceptanceDecision, AlreadyDecided
+from services.intake.store.reveals import NoIdentity
+from services.intake.store.tables import ReportRow
+from services.runtime.grpc.auth import current_principal
+from services.runtime.grpc.errors import (
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
+
+MAX_REASON_CHARS = 2_000
+_OUTCOMES = {
+    intake_pb2.ACCEPTANCE_OUTCOME_ACCEPT: AcceptanceOutcome.ACCEPT,
+    intake_pb2.ACCEPTANCE_OUTCOME_NOT_ACCEPT: AcceptanceOutcome.NOT_ACCEPT,
+    intake_pb2.ACCEPTANCE_OUTCOME_FORWARD: AcceptanceOutcome.FORWARD,
+}
+_GROUNDS = {
+    intake_pb2.REJECTION_GROUND_COURT_MATTER: "court_matter",
+    intake_pb2.REJECTION_GROUND_OTHER_AGENCY: "other_agency",
+    intake_pb2.REJECTION_GROUND_NO_SUBSTANCE: "no_substance",
+}
+
+
+def _required(value: str, path: str, limit: int = MAX_REASON_CHARS) -> list[FieldViolation]:
+    if not value.strip():
+        return [FieldViolation(path, "is required")]
+    if len(value) > limit:
+        return [FieldViolation(path, f"must be at most {limit} characters")]
+    return []
+
+
+class OfficerCalls:
+    """The staff-facing half of the intake servicer."""
+
+    _parts: IntakeParts
+
+    async def _report(self, report_id: str) -> ReportRow:
+        report = await self._parts.reports.get(report_id)
+        if report is None:
+            raise NotFound(f"report {report_id}")
+        return report
+
+    async def DecideAcceptance(
+        self, request: intake_pb2.DecideAcceptanceRequest, context: Context
+    ) -> intake_pb2.DecideAcceptanceResponse:
+        """Accept, refuse with a reason, or forward; the reporter is told through the receipt."""
+        problems = _required(request.report_id, "report_id", 64)
+        problems += _required(request.idempotency_key, "idempotency_key", 128)
+        outcome = _OUTCOMES.get(request.outcome)
+        if outcome is None:
+            problems.append(FieldViolation("outcome", "is required"))
+        else:
+            problems += [
+                FieldViolation(f, d)
+                for f, d in check_acceptance(
+                    outcome=outcome,
+                    ground=_GROUNDS.get(request.rejection_ground, ""),
+                    reason=request.reason,
+                    forward_to=request.forward_to_body,
+                )
+            ]
+        if problems:
+            raise InvalidArgument(problems)
+        assert outcome is not None
+        principal = current_principal()
+        report = await self._report(request.report_id)
+        authorize_acceptance(
+            principal,
+            county_id=report.county_id,
+            zone_id=report.zone_id,
+            report_id=report.report_id,
+        )
+        decision = AcceptanceDecision(
+            outcome=outcome,
+            ground=_GROUNDS.get(request.rejection_ground, ""),
+            reason=request.reason,
+            forward_to_body=request.forward_to_body,
+        )
+        try:
+            status = await self._parts.acceptance.decide(
+                report.report_id, decision, actor=principal.subject, now=datetime.now(UTC)
+            )
+        except AlreadyDecided as decided:
+            raise FailedPrecondition(str(decided)) from None
+        return intake_pb2.DecideAcceptanceResponse(status=STATUS_TO_PROTO[status.value])
+
+    async def RequestIdentityReveal(
+        self, request: intake_pb2.RequestIdentityRevealRequest, context: Context
+    ) -> intake_pb2.RequestIdentityRevealResponse:
+        """A case officer files a reasoned request to read the reporter's identity."""
+        problems = _required(request.report_id, "report_id", 64)
+        problems += _required(request.reason, "reason")
+        problems += _required(request.idempotency_key, "idempotency_key", 128)
+        if problems:
+            raise InvalidArgument(problems)
+        principal = current_principal()
+        report = await self._report(request.report_id)
+        authorize_reveal_request(
+            principal,
+            county_id=report.county_id,
+            zone_id=report.zone_id,
+            report_id=report.report_id,
+        )
+        try:
+            request_id = await self._parts.reveals.file(
+                report,
+                officer=principal.subject,
+                reason=request.reason,
+                idempotency_key=request.idempotency_key,
+                now=datetime.now(UTC),
+            )
+        except NoIdentity:
+            raise FailedPrecondition("the report is anonymous; there is no identity") from None
+        return intake_pb2.RequestIdentityRevealResponse(reveal_request_id=request_id)
+
+    async def DecideIdentityReveal(
+        self, request: intake_pb2.DecideIdentityRevealRequest, context: Context
+    ) -> intake_pb2.DecideIdentityRevealResponse:
+        """A custodian (not the requester) approves or refuses."""
+        problems = _required(request.reveal_request_id, "reveal_request_id", 64)
+        problems += _required(request.reason, "reason")
+        problems += _required(request.idempotency_key, "idempotency_key", 128)
+        approve = {
+            intake_pb2.REVEAL_DECISION_APPROVE: True,
+            intake_pb2.REVEAL_DECISION_REFUSE: False,
+        }.get(request.decision)
+        if approve is None:
+            problems.append(FieldViolation("decision", "is required"))
+        if problems:
+            raise InvalidArgument(problems)
+        assert approve is not None
+        principal = current_principal()
+        scope = await self._parts.reveals.scope(request.reveal_request_id)
+        if scope is None or not principal.can_see_county(scope.county_id):
+            raise NotFound(f"reveal request {request.reveal_request_id}")
+        authorize_reveal_decision(
+            principal, county_id=scope.county_id, requested_by=scope.requested_by
+        )
+        try:
+            await self._parts.reveals.decide(
+                scope.reveal_request_id,
+                custodian=principal.subject,
+                approve=approve,
+                reason=request.reason,
+                now=datetime.now(UTC),
+            )
+        except RevealRefused as refused:
+            raise FailedPrecondition(str(refused)) from None
+        return intake_pb2.DecideIdentityRevealResponse(reveal_request_id=scope.reveal_request_id)
+
+    async def RevealIdentity(
+        self, request: intake_pb2.RevealIdentityRequest, context: Context
+    ) -> intake_pb2.RevealIdentityResponse:
+        """The requester reads the identity once per approval; everything else is denied."""
+        problems = _required(request.reveal_request_id, "reveal_request_id", 64)
+        if problems:
+            raise InvalidArgument(problems)
+        principal = current_principal()
+        scope = await self._parts.reveals.scope(request.reveal_request_id)
+        if scope is None or not principal.can_see_county(scope.county_id):
+            raise NotFound(f"reveal request {request.reveal_request_id}")
+        authorize_reveal_read(
+            principal,
+            county_id=scope.county_id,
+            zone_id=scope.zone_id,
+            requested_by=scope.requested_by,
+        )
+        try:
+            identity = await self._parts.reveals.reveal(
+                scope.reveal_request_id, reader=principal.subject, now=datetime.now(UTC)
+            )
+        except RevealRefused as refused:
+            raise PermissionDenied(str(refused)) from None
+        return intake_pb2.RevealIdentityResponse(
+            reporter=intake_pb2.ReporterIdentity(
+                full_name=identity.full_name,
+                id_number=identity.id_number,
+                phone=identity.phone,
+                address=identity.address,
+            )
+        )

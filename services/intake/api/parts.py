@@ -1,0 +1,38 @@
+"""Everything intake's gRPC calls work with, built once by app.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+import grpc
+
+from services.intake.domain.rulebook import RuleBook
+from services.intake.store.acceptance import AcceptanceDesk
+from services.intake.store.exchange import ReporterChannel
+from services.intake.store.receipts import ReceiptDesk
+from services.intake.store.report_reader import ReportReader
+from services.intake.store.reports import ReportRegistry
+from services.intake.store.reveals import RevealDesk
+from services.runtime.grpc.errors import ServiceError
+
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+
+
+class ReceiptLocked(ServiceError):
+    """Receipt guessing was locked out (rate limit)."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+@dataclass(frozen=True)
+class IntakeParts:
+    """The stores and rules behind intake's calls."""
+
+    rule_book: RuleBook
+    registry: ReportRegistry
+    reports: ReportReader
+    receipts: ReceiptDesk
+    channel: ReporterChannel
+    reveals: RevealDesk
+    acceptance: AcceptanceDesk

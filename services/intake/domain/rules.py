@@ -1,0 +1,120 @@
+"""Intake's procedural rules as versioned data: deadlines, receipt guard, duplicates, triage."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+
+class RulesInvalid(ValueError):
+    """The rules data is malformed; the service must not start with it."""
+
+
+@dataclass(frozen=True)
+class ReceiptGuard:
+    """How many failed receipt look-ups are tolerated before a lockout."""
+
+    max_failures_per_prefix: int
+    max_failures_per_caller: int
+    window_minutes: int
+    lockout_minutes: int
+
+
+@dataclass(frozen=True)
+class TriageWeights:
+    """Points each signal adds to a clue's priority (capped at `max`)."""
+
+    base: int
+    real_name: int
+    specific_subject: int
+    evidence_attached: int
+    per_repeat: int
+    campaign_domain: int
+    max: int
+
+
+@dataclass(frozen=True)
+class IntakeRules:
+    """One version of intake's rules."""
+
+    version: str
+    effective_from: date
+    acceptance_feedback_working_days: int
+    forward_working_days: int
+    holidays: frozenset[date]
+    receipt_guard: ReceiptGuard
+    duplicate_window_days: int
+    triage: TriageWeights
+
+
+def _positive(raw: Mapping[str, Any], name: str, where: str) -> int:
+    value = raw.get(name)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise RulesInvalid(f"{where}.{name} must be a positive integer")
+    return value
+
+
+def _section(raw: Mapping[str, Any], name: str, where: str) -> Mapping[str, Any]:
+    value = raw.get(name)
+    if not isinstance(value, Mapping):
+        raise RulesInvalid(f"{where}.{name} must be a mapping")
+    return value
+
+
+def parse_rules(data: Any) -> list[IntakeRules]:
+    """Validate the rules file's content."""
+    if not isinstance(data, Mapping) or not isinstance(data.get("versions"), list):
+        raise RulesInvalid("expected a mapping with a 'versions' list")
+    versions: list[IntakeRules] = []
+    for index, raw in enumerate(data["versions"]):
+        where = f"versions[{index}]"
+        if not isinstance(raw, Mapping):
+            raise RulesInvalid(f"{where} must be a mapping")
+        version, effective = raw.get("version"), raw.get("effective_from")
+        if not isinstance(version, str) or not version:
+            raise RulesInvalid(f"{where}.version must be a non-empty string")
+        if not isinstance(effective, date):
+            raise RulesInvalid(f"{where}.effective_from must be a date")
+        holidays = raw.get("holidays") or []
+        if not isinstance(holidays, list) or not all(isinstance(d, date) for d in holidays):
+            raise RulesInvalid(f"{where}.holidays must be a list of dates")
+        guard = _section(raw, "receipt_guard", where)
+        duplicates = _section(raw, "duplicates", where)
+        triage = _section(raw, "triage", where)
+        versions.append(
+            IntakeRules(
+                version=version,
+                effective_from=effective,
+                acceptance_feedback_working_days=_positive(
+                    raw, "acceptance_feedback_working_days", where
+                ),
+                forward_working_days=_positive(raw, "forward_working_days", where),
+                holidays=frozenset(holidays),
+                receipt_guard=ReceiptGuard(
+                    **{
+                        name: _positive(guard, name, f"{where}.receipt_guard")
+                        for name in ReceiptGuard.__dataclass_fields__
+                    }
+                ),
+                duplicate_window_days=_positive(duplicates, "window_days", f"{where}.duplicates"),
+                triage=TriageWeights(
+                    **{
+                        name: _positive(triage, name, f"{where}.triage")
+                        for name in TriageWeights.__dataclass_fields__
+                    }
+                ),
+            )
+        )
+    if not versions:
+        raise RulesInvalid("no versions")
+    return versions
+
+
+def rules_in_force(versions: Sequence[IntakeRules], on: date) -> IntakeRules:
+    """The newest version effective on `on`."""
+    candidates = [rules for rules in versions if rules.effective_from <= on]
+    if not candidates:
+        raise LookupError(f"no intake rules are in force on {on.isoformat()}")
+    return max(candidates, key=lambda rules: rules.effective_from)

@@ -1,0 +1,183 @@
+"""Acceptance decisions and the real-name feedback deadline scan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlmodel import col, select
+
+from services.contracts.base import IntegrationEvent
+from services.contracts.intake import (
+    FeedbackDeadlineBreached,
+    ReportAccepted,
+    ReportForwarded,
+    ReportRejected,
+)
+from services.intake.domain.status import STATUS_AFTER, AcceptanceOutcome, ReportStatus, decidable
+from services.intake.store.exchange import SYSTEM, append_message
+from services.intake.store.tables import ReportRow
+from services.intake.store.vault import Vault
+from services.runtime import audit
+from services.runtime.db import Database
+from services.runtime.outbox import record_event
+
+EVENT_SOURCE = "xiezuo/intake"
+_TOLD = {
+    AcceptanceOutcome.ACCEPT: "Your report has been accepted and will be handled.",
+    AcceptanceOutcome.NOT_ACCEPT: "Your report was not accepted: {note}",
+    AcceptanceOutcome.FORWARD: "Your report was forwarded to {note}, the body responsible.",
+}
+
+
+class AlreadyDecided(Exception):
+    """The report's acceptance was decided differently before."""
+
+
+@dataclass(frozen=True)
+class AcceptanceDecision:
+    """What an officer decided."""
+
+    outcome: AcceptanceOutcome
+    ground: str
+    reason: str
+    forward_to_body: str
+
+
+class AcceptanceDesk:
+    """Records acceptance decisions, tells the reporter and publishes the outcome."""
+
+    def __init__(self, database: Database, vault: Vault) -> None:
+        self._db = database
+        self._vault = vault
+
+    async def decide(
+        self, report_id: str, decision: AcceptanceDecision, *, actor: str, now: datetime
+    ) -> ReportStatus:
+        """Apply the decision once; a repeat of the same decision is answered, not reapplied."""
+        target = STATUS_AFTER[decision.outcome]
+        async with self._db.transaction() as session:
+            row = await session.get(ReportRow, report_id, with_for_update=True)
+            if row is None:
+                raise LookupError(report_id)
+            current = ReportStatus(row.status)
+            if not decidable(current):
+                if current is target:
+                    return current
+                raise AlreadyDecided(f"report {report_id} is already {current.value}")
+            note = {
+                AcceptanceOutcome.ACCEPT: "",
+                AcceptanceOutcome.NOT_ACCEPT: decision.reason,
+                AcceptanceOutcome.FORWARD: decision.forward_to_body,
+            }[decision.outcome]
+            row.status, row.status_note = target.value, note
+            row.feedback_given_at, row.decided_by = now, actor
+            session.add(row)
+            await append_message(
+                session,
+                self._vault,
+                row,
+                author=SYSTEM,
+                kind="message",
+                body=_TOLD[decision.outcome].format(note=note),
+                idempotency_key=f"acceptance:{target.value}",
+                now=now,
+            )
+            record_event(
+                session, _event(row, decision, actor, now), source=EVENT_SOURCE, occurred_at=now
+            )
+            await audit.append(
+                session,
+                county_id=row.county_id,
+                actor=actor,
+                action=f"report.{decision.outcome.value}",
+                record_type="report",
+                record_id=report_id,
+                detail={"ground": decision.ground, "forward_to_body": decision.forward_to_body},
+                at=now,
+            )
+        return target
+
+    async def scan_feedback_deadlines(self, *, now: datetime) -> list[str]:
+        """Publish FeedbackDeadlineBreached once for each overdue real-name report."""
+        async with self._db.session() as session:
+            query = select(ReportRow.report_id).where(
+                col(ReportRow.real_name).is_(True),
+                col(ReportRow.feedback_due_at).is_not(None),
+                col(ReportRow.feedback_due_at) < now,
+                col(ReportRow.feedback_given_at).is_(None),
+                col(ReportRow.feedback_breach_published_at).is_(None),
+            )
+            overdue = list((await session.exec(query)).all())
+        breached: list[str] = []
+        for report_id in overdue:
+            async with self._db.transaction() as session:
+                # Claim the breach with a conditional update, so two scanners publish it once.
+                claimed = await session.exec(
+                    update(ReportRow)
+                    .where(
+                        col(ReportRow.report_id) == report_id,
+                        col(ReportRow.feedback_breach_published_at).is_(None),
+                        col(ReportRow.feedback_given_at).is_(None),
+                    )
+                    .values(feedback_breach_published_at=now)
+                )
+                if claimed.rowcount != 1:
+                    continue
+                row = await session.get(ReportRow, report_id)
+                assert row is not None and row.feedback_due_at is not None
+                event = FeedbackDeadlineBreached(
+                    county_id=row.county_id,
+                    zone_id=row.zone_id,
+                    report_id=row.report_id,
+                    clue_id=row.clue_id,
+                    due_at=row.feedback_due_at,
+                    detected_at=now,
+                    rules_version=row.rules_version or "",
+                )
+                record_event(session, event, source=EVENT_SOURCE, occurred_at=now)
+                await audit.append(
+                    session,
+                    county_id=row.county_id,
+                    actor="system:feedback-scan",
+                    action="report.feedback_deadline_breached",
+                    record_type="report",
+                    record_id=report_id,
+                    detail={"due_at": row.feedback_due_at.isoformat()},
+                    at=now,
+                )
+                breached.append(report_id)
+        return breached
+
+
+def _event(
+    row: ReportRow, decision: AcceptanceDecision, actor: str, now: datetime
+) -> IntegrationEvent:
+    common = {
+        "county_id": row.county_id,
+        "zone_id": row.zone_id,
+        "report_id": row.report_id,
+        "clue_id": row.clue_id,
+        "decided_by": actor,
+        "decided_at": now,
+    }
+    if decision.outcome is AcceptanceOutcome.NOT_ACCEPT:
+        return ReportRejected(ground=decision.ground, reason=decision.reason, **common)
+    if decision.outcome is AcceptanceOutcome.FORWARD:
+        due = row.forward_due_at or now
+        return ReportForwarded(
+            forward_to_body=decision.forward_to_body,
+            reason=decision.reason,
+            forward_due_at=due,
+            within_limit=now <= _aware(due),
+            **common,
+        )
+    return ReportAccepted(**common)
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes for timezone-aware columns; they were stored as UTC.
+    from datetime import UTC
+
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,114 @@
+"""Drawing a team inside a unit of work: facts, draw, record, audit and event together."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.contracts.staffing import TeamAssigned, TeamMember, TeamUnfillable
+from services.runtime import audit
+from services.runtime.outbox import record_event
+from services.staffing.domain.draw import DrawRecord, DrawRequest, run_draw
+from services.staffing.domain.draw_rules import DrawRules, draw_rules_in_force
+from services.staffing.secrets import CountySecrets
+from services.staffing.store.draws import candidate_facts, chain_head, save_draw
+
+SOURCE = "xiezuo/staffing"
+
+
+class TeamDrawer:
+    """Runs a recorded draw and publishes its result through the outbox."""
+
+    def __init__(self, secrets: CountySecrets, rule_versions: Sequence[DrawRules]) -> None:
+        self._secrets = secrets
+        self._rule_versions = list(rule_versions)
+
+    def secret_for(self, county_id: str) -> str:
+        """The county's draw secret (to check a recorded seed)."""
+        return self._secrets.for_county(county_id)
+
+    async def draw(
+        self,
+        session: AsyncSession,
+        request: DrawRequest,
+        *,
+        round_: int,
+        cause: str,
+        actor: str,
+        kept: Sequence[TeamMember] = (),
+    ) -> DrawRecord:
+        """Draw for `request` in the caller's transaction; `kept` members stay on the team."""
+        rules = draw_rules_in_force(self._rule_versions, request.on_date)
+        facts = await candidate_facts(session, request)
+        record = run_draw(
+            draw_id=str(uuid.uuid4()),
+            request=request,
+            candidates=facts,
+            rules=rules,
+            previous_hash=await chain_head(session, request.county_id),
+            county_secret=self._secrets.for_county(request.county_id),
+        )
+        now = datetime.now(UTC)
+        await save_draw(session, record, round_=round_, cause=cause, drawn_at=now)
+        await audit.append(
+            session,
+            county_id=request.county_id,
+            actor=actor,
+            action="draw.recorded",
+            record_type="draw",
+            record_id=record.draw_id,
+            detail={
+                "request_id": request.request_id,
+                "case_id": request.case_id,
+                "round": round_,
+                "cause": cause,
+                "members": list(record.outcome.members),
+                "unfillable": list(record.outcome.unfillable_reasons),
+            },
+            at=now,
+        )
+        townships = {fact.person_id: fact.home_township_id for fact in record.candidates}
+        if record.outcome.filled:
+            drawn = [
+                TeamMember(
+                    person_id=person_id,
+                    home_township_id=townships[person_id] or "",
+                    leader=not kept and position == 0,
+                )
+                for position, person_id in enumerate(record.outcome.members)
+            ]
+            record_event(
+                session,
+                TeamAssigned(
+                    county_id=request.county_id,
+                    zone_id=request.zone_id,
+                    request_id=request.request_id,
+                    case_id=request.case_id,
+                    stage=request.stage.value,
+                    draw_id=record.draw_id,
+                    members=[*kept, *drawn],
+                    assigned_at=now,
+                ),
+                source=SOURCE,
+                occurred_at=now,
+            )
+        else:
+            record_event(
+                session,
+                TeamUnfillable(
+                    county_id=request.county_id,
+                    zone_id=request.zone_id,
+                    request_id=request.request_id,
+                    case_id=request.case_id,
+                    stage=request.stage.value,
+                    draw_id=record.draw_id,
+                    reasons=list(record.outcome.unfillable_reasons),
+                    decided_at=now,
+                ),
+                source=SOURCE,
+                occurred_at=now,
+            )
+        return record
