@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -39,3 +39,107 @@ class TeamRequested(IntegrationEvent):
     def subject_id(self) -> str | None:
         """The case the team is for."""
         return self.case_id
+
+
+WORKFLOW_TOPIC = "xiezuo.cases.workflow"
+DEADLINES_TOPIC = "xiezuo.cases.deadlines"
+
+
+class CaseStepRecorded(IntegrationEvent):
+    """Common shape of every workflow transition cases publishes (not published itself)."""
+
+    case_id: str
+    township_id: str
+    # The workflow action taken, e.g. "approve_disposal", and the stages either side of it.
+    action: str
+    from_stage: str
+    to_stage: str
+    # The person who acted (staff id, never a reporter).
+    actor: str
+    reason: str = ""
+    rule_version: str
+    occurred_at: datetime
+    # Action-specific facts: the way chosen, days granted, sanctions with effect periods, …
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+    def subject_id(self) -> str | None:
+        """The clue/case the step was taken on."""
+        return self.case_id
+
+
+class StageChanged(CaseStepRecorded):
+    """Any workflow step without an event of its own (plan approved, sent back, …)."""
+
+    event_type: ClassVar[str] = "xiezuo.cases.stage_changed.v1"
+    topic: ClassVar[str] = WORKFLOW_TOPIC
+
+
+class ClueDisposed(CaseStepRecorded):
+    """A clue's disposal (one of the four ways) was approved."""
+
+    event_type: ClassVar[str] = "xiezuo.cases.clue_disposed.v1"
+    topic: ClassVar[str] = WORKFLOW_TOPIC
+
+
+class CaseFiled(CaseStepRecorded):
+    """The filing chain approved the case (立案); its investigation clock runs."""
+
+    event_type: ClassVar[str] = "xiezuo.cases.case_filed.v1"
+    topic: ClassVar[str] = WORKFLOW_TOPIC
+
+
+class ExtensionGranted(CaseStepRecorded):
+    """A time limit was extended by `detail.days`, approved one level up."""
+
+    event_type: ClassVar[str] = "xiezuo.cases.extension_granted.v1"
+    topic: ClassVar[str] = WORKFLOW_TOPIC
+
+
+class CaseDecided(CaseStepRecorded):
+    """A decision was approved; `detail.sanctions` carry their effect periods."""
+
+    event_type: ClassVar[str] = "xiezuo.cases.case_decided.v1"
+    topic: ClassVar[str] = WORKFLOW_TOPIC
+
+
+class CaseTransferred(CaseStepRecorded):
+    """The case was transferred to the procuratorate (移送检察机关)."""
+
+    event_type: ClassVar[str] = "xiezuo.cases.case_transferred.v1"
+    topic: ClassVar[str] = WORKFLOW_TOPIC
+
+
+class CaseClosed(CaseStepRecorded):
+    """The clue or case was closed (closure, refer, cancellation); staffing frees workload."""
+
+    event_type: ClassVar[str] = "xiezuo.cases.case_closed.v1"
+    topic: ClassVar[str] = WORKFLOW_TOPIC
+
+
+class DeadlineNotice(IntegrationEvent):
+    """Common shape of deadline notices (not published itself)."""
+
+    deadline_id: str
+    case_id: str
+    # The time limit: disposal, investigation, hearing, …
+    kind: str
+    due_at: datetime
+    rule_version: str
+
+    def subject_id(self) -> str | None:
+        """The clue/case whose deadline it is."""
+        return self.case_id
+
+
+class DeadlineApproaching(DeadlineNotice):
+    """A deadline enters its warning window; published once per deadline."""
+
+    event_type: ClassVar[str] = "xiezuo.cases.deadline_approaching.v1"
+    topic: ClassVar[str] = DEADLINES_TOPIC
+
+
+class DeadlineBreached(DeadlineNotice):
+    """A deadline passed unmet; published once per deadline."""
+
+    event_type: ClassVar[str] = "xiezuo.cases.deadline_breached.v1"
+    topic: ClassVar[str] = DEADLINES_TOPIC

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.cases.domain.rules import RuleSet, add_months
+from services.cases.domain.ruleset import RuleSet, add_months
 
 
 class ClueStatus(enum.StrEnum):

@@ -1,12 +1,21 @@
-"""ClueRegistered → a clue on the ledger with its disposal deadline."""
+"""ClueRegistered → a clue on the ledger, its case file, and its running disposal deadline."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from datetime import UTC, datetime
+
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.cases.domain.casefile import new_case_file
 from services.cases.domain.clue import NewClue
-from services.cases.domain.rules import RuleSet, rules_in_force
+from services.cases.domain.rules import rules_in_force
+from services.cases.domain.ruleset import RuleSet
+from services.cases.store import codec
 from services.cases.store.clues import register_clue
+from services.cases.store.tables import CaseFileRow, ClueRow
+from services.cases.store.workflow import start_clock
 from services.contracts.intake import ClueRegistered
 from services.runtime.envelope import Envelope
 
@@ -35,4 +44,28 @@ class ClueRegisteredHandler:
         )
         # The clue keeps the rules in force when it was registered, not when it arrived here.
         rules = rules_in_force(self._rule_versions, event.registered_at.date())
+        if await session.get(ClueRow, clue.clue_id) is not None:
+            return
         await register_clue(session, clue, rules, actor=f"event:{envelope.source}")
+        row = CaseFileRow(
+            case_id=clue.clue_id,
+            county_id=clue.county_id,
+            zone_id=clue.zone_id,
+            township_id=clue.township_id,
+            subject_key=subject_key(event),
+            categories=json.dumps(sorted(clue.allegation_categories)),
+            stage="registered",
+            rule_version=rules.version,
+            state=codec.encode(new_case_file(clue.clue_id, clue.subject_cadre_level, rules)),
+            revision=0,
+            updated_at=datetime.now(UTC),
+        )
+        session.add(row)
+        await start_clock(session, row, "disposal", rules, now=event.registered_at)
+
+
+def subject_key(event: ClueRegistered) -> str:
+    """A stable, name-free key for the person reported, for staffing's conflict checks."""
+    subject = event.subject
+    raw = "\x1f".join((event.county_id, subject.name, subject.unit, subject.township_id))
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Column, DateTime, Index, String, Text
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, Index, Integer, String, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -27,3 +27,104 @@ class ClueRow(SQLModel, table=True):
     rule_version: str = Field(sa_column=Column(String(64), nullable=False))
     registered_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     disposal_due_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+_SEQUENCE = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _utc() -> DateTime:
+    return DateTime(timezone=True)
+
+
+class CaseFileRow(SQLModel, table=True):
+    """A clue/case's workflow state (the domain CaseFile as JSON) and its query columns."""
+
+    __tablename__ = "case_file"
+    __table_args__ = (Index("ix_case_file_scope", "county_id", "zone_id", "case_id"),)
+
+    case_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    county_id: str = Field(sa_column=Column(String(64), nullable=False))
+    zone_id: str = Field(sa_column=Column(String(64), nullable=False))
+    township_id: str = Field(sa_column=Column(String(64), nullable=False))
+    subject_key: str = Field(sa_column=Column(String(128), nullable=False))
+    categories: str = Field(sa_column=Column(Text, nullable=False))
+    stage: str = Field(sa_column=Column(String(32), nullable=False))
+    rule_version: str = Field(sa_column=Column(String(64), nullable=False))
+    state: str = Field(sa_column=Column(Text, nullable=False))
+    revision: int = Field(sa_column=Column(Integer, nullable=False))
+    updated_at: datetime = Field(sa_column=Column(_utc(), nullable=False))
+
+
+class CaseMemberRow(SQLModel, table=True):
+    """Who is on which team of a file now (for visibility and the assignee filter)."""
+
+    __tablename__ = "case_member"
+    __table_args__ = (Index("ix_case_member_person", "person_id"),)
+
+    case_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    person_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    team: str = Field(sa_column=Column(String(16), primary_key=True))
+
+
+class CaseStepRow(SQLModel, table=True):
+    """One transition on the record: who, when, from, to, why."""
+
+    __tablename__ = "case_step"
+    __table_args__ = (Index("ix_case_step_case", "case_id", "id"),)
+
+    id: int | None = Field(default=None, sa_column=Column(_SEQUENCE, primary_key=True))
+    case_id: str = Field(sa_column=Column(String(64), nullable=False))
+    at: datetime = Field(sa_column=Column(_utc(), nullable=False))
+    actor: str = Field(sa_column=Column(String(128), nullable=False))
+    action: str = Field(sa_column=Column(String(64), nullable=False))
+    from_stage: str = Field(sa_column=Column(String(32), nullable=False))
+    to_stage: str = Field(sa_column=Column(String(32), nullable=False))
+    event: str = Field(sa_column=Column(String(64), nullable=False))
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    detail: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class CommandReceiptRow(SQLModel, table=True):
+    """A command already applied under an idempotency key: a retry finds it and stops."""
+
+    __tablename__ = "case_command_receipt"
+
+    county_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    idempotency_key: str = Field(sa_column=Column(String(128), primary_key=True))
+    case_id: str = Field(sa_column=Column(String(64), nullable=False))
+    request_digest: str = Field(sa_column=Column(String(64), nullable=False))
+    step_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class DeadlineRow(SQLModel, table=True):
+    """A running or ended time limit; the deadline scanner reads these, not a timer."""
+
+    __tablename__ = "case_deadline"
+    __table_args__ = (
+        Index("ix_case_deadline_open", "status", "warn_at"),
+        Index("ix_case_deadline_case", "case_id"),
+    )
+
+    deadline_id: str = Field(sa_column=Column(String(128), primary_key=True))
+    case_id: str = Field(sa_column=Column(String(64), nullable=False))
+    county_id: str = Field(sa_column=Column(String(64), nullable=False))
+    zone_id: str = Field(sa_column=Column(String(64), nullable=False))
+    kind: str = Field(sa_column=Column(String(32), nullable=False))
+    rule_version: str = Field(sa_column=Column(String(64), nullable=False))
+    started_at: datetime = Field(sa_column=Column(_utc(), nullable=False))
+    due_at: datetime = Field(sa_column=Column(_utc(), nullable=False))
+    warn_at: datetime = Field(sa_column=Column(_utc(), nullable=False))
+    status: str = Field(sa_column=Column(String(16), nullable=False))
+    extensions: int = Field(sa_column=Column(Integer, nullable=False))
+    ended_at: datetime | None = Field(default=None, sa_column=Column(_utc(), nullable=True))
+
+
+class DeadlineNoticeRow(SQLModel, table=True):
+    """A notice sent for a deadline; its key makes each notice fire exactly once."""
+
+    __tablename__ = "case_deadline_notice"
+
+    deadline_id: str = Field(sa_column=Column(String(128), primary_key=True))
+    notice: str = Field(sa_column=Column(String(16), primary_key=True))
+    due_at: datetime = Field(sa_column=Column(_utc(), nullable=False))
+    sent_at: datetime = Field(sa_column=Column(_utc(), nullable=False))

@@ -1,0 +1,691 @@
+"""The case file (案卷) from clue to closure: a pure state machine driven by the rule set."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+
+from services.cases.domain.ruleset import RuleSet
+
+DISPOSAL_WAYS = {
+    # 四类处置方式 → the stage an approved disposal leads to.
+    "inquiry": "inquiry",
+    "preliminary_verification": "verification",
+    "store_pending": "stored_pending",
+    "close": "closed",
+}
+INQUIRY_OUTCOMES = {
+    "accept_and_close": "closed",
+    "reminder_talk": "closed",
+    "criticism": "closed",
+    "self_criticism": "closed",
+    "admonishment": "closed",
+    "second_inquiry": "inquiry",
+    "escalate_to_verification": "verification",
+}
+VERIFICATION_PROPOSALS = {
+    "file_case": "filing_proposed",
+    "close": "closed",
+    "reminder_talk": "closed",
+    "store": "stored_pending",
+    "refer": "closed",
+}
+DECISION_KINDS = {
+    "education": "decided",
+    "party_sanction": "decided",
+    "government_sanction": "decided",
+    "accountability": "decided",
+    "recommendation": "decided",
+    "transfer": "transferred",
+    "cancel": "closed",
+}
+APPEAL_OUTCOMES = ("upheld", "changed")
+# Where a rejected proposal sends the file back to.
+REJECTED_TO = {
+    "disposal": "registered",
+    "verification_proposal": "verification",
+    "filing": "verification",
+    "decision": "hearing",
+}
+HEARING_STAGES = frozenset({"hearing_pending", "hearing", "decision_proposed"})
+APPEAL_STAGES = frozenset({"appeal_first_review", "appeal_second_review"})
+# Stages that only exist once the case has been filed (立案).
+FILED_STAGES = frozenset(
+    {"investigation", "decided", "transferred", "supplementary"} | HEARING_STAGES | APPEAL_STAGES
+)
+DECIDED_STAGES = frozenset({"decided", "transferred", "supplementary"} | APPEAL_STAGES)
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class Refused(Exception):
+    """A command the file cannot take; subclasses say why."""
+
+    def __init__(self, reason: str, field: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.field = field
+
+
+class Forbidden(Refused):
+    """The actor's role (or team membership) does not allow this action."""
+
+
+class NotNow(Refused):
+    """The action is not possible in the file's current stage or state."""
+
+
+class WrongStage(NotNow):
+    """The action is not one the file's current stage allows at all."""
+
+
+class BadCommand(Refused):
+    """The command itself is malformed (a field is missing or out of range)."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a person with the roles their token grants."""
+
+    person_id: str
+    roles: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Sanction:
+    """One party or government sanction of a decision."""
+
+    track: str  # "party" or "government"
+    kind: str
+
+
+@dataclass(frozen=True)
+class Command:
+    """One step somebody takes on a file; which fields matter depends on the action."""
+
+    action: str
+    choice: str = ""  # the way, outcome, proposal or decision kind chosen
+    days: int = 0
+    description: str = ""
+    sha256: str = ""
+    sanctions: tuple[Sanction, ...] = ()
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """Something proposed that awaits its approval chain."""
+
+    kind: str  # an approvals table: disposal, verification_proposal, filing, decision
+    choice: str
+    chain: tuple[str, ...]
+    given: tuple[str, ...] = ()
+    sanctions: tuple[Sanction, ...] = ()
+
+    @property
+    def next_approver(self) -> str:
+        """The role whose approval comes next."""
+        return self.chain[len(self.given)]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """An evidence item's metadata and content hash (the content stays in the archive)."""
+
+    description: str
+    sha256: str
+    recorded_by: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The approved decision and its sanctions with effect periods in months."""
+
+    kind: str
+    sanctions: tuple[tuple[Sanction, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class CaseFile:
+    """Everything the workflow needs to know about one clue/case."""
+
+    case_id: str
+    subject_level: str
+    rule_version: str
+    stage: str = "registered"
+    pending: Proposal | None = None
+    plan_approvals: tuple[str, ...] = ()
+    # The team requested and not yet assigned (verification/investigation/hearing/review).
+    team_requested: str = ""
+    working_team: tuple[str, ...] = ()
+    hearing_team: tuple[str, ...] = ()
+    review_team: tuple[str, ...] = ()
+    # Everyone who ever verified or investigated: never on the hearing or review team.
+    investigators: tuple[str, ...] = ()
+    hearers: tuple[str, ...] = ()
+    recused: tuple[str, ...] = ()
+    signatures: tuple[str, ...] = ()
+    evidence: tuple[Evidence, ...] = ()
+    subject_heard: bool = False
+    extension_requested: int = 0
+    extensions_used: tuple[tuple[str, int], ...] = ()
+    inquiry_rounds: int = 0
+    send_backs: int = 0
+    supplementary_rounds: int = 0
+    appeal_level: int = 0
+    filed: bool = False
+    decision: Decision | None = None
+    # The time limit running now ("" when none): at most one clock runs at a time.
+    clock: str = ""
+
+    def current_team(self) -> tuple[str, ...]:
+        """The team working the file in its current stage."""
+        if self.stage in HEARING_STAGES:
+            return self.hearing_team
+        if self.stage in APPEAL_STAGES:
+            return self.review_team
+        return self.working_team
+
+    def extensions_of(self, stage: str) -> int:
+        """How many extensions the stage's time limit has had."""
+        return dict(self.extensions_used).get(stage, 0)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What a command did: the new file and what the record must say about it."""
+
+    before: CaseFile
+    after: CaseFile
+    action: str
+    # Integration event name: ClueDisposed, CaseFiled, StageChanged, ExtensionGranted, …
+    event: str
+    detail: dict[str, object] = field(default_factory=dict)
+    team_needed: str = ""
+    clock_started: str = ""
+    clock_stopped: str = ""
+    extended_days: int = 0
+
+    @property
+    def stage_changed(self) -> bool:
+        """Whether the file moved to another stage."""
+        return self.before.stage != self.after.stage
+
+
+def handle(file: CaseFile, command: Command, actor: Actor, rules: RuleSet) -> Transition:
+    """Apply one command under the rules the file started with, or raise Refused."""
+    rule = rules.transitions.get(command.action)
+    if rule is None:
+        raise BadCommand(f"unknown action {command.action!r}", "action")
+    if file.stage not in rule.from_stages:
+        raise WrongStage(f"{command.action} is not possible in stage {file.stage}")
+    if actor.person_id in file.recused:
+        raise Forbidden(f"{actor.person_id} has been recused from {file.case_id}")
+    required = _required_role(file, rule.approval, rules) if rule.approval else ""
+    if required and required not in actor.roles:
+        raise Forbidden(f"{command.action} needs the approval of {required}")
+    if not required and actor.roles.isdisjoint(rule.roles):
+        raise Forbidden(f"{command.action} needs one of the roles {sorted(rule.roles)}")
+    if rule.team and actor.person_id not in file.current_team():
+        raise Forbidden(f"{actor.person_id} is not on the team working {file.case_id}")
+    transition = _ACTIONS[command.action](file, command, actor, rules)
+    if transition.stage_changed and transition.after.stage not in rule.to_stages:
+        raise NotNow(
+            f"rule set {rules.version} does not let {command.action} lead to "
+            f"{transition.after.stage}"
+        )
+    return transition
+
+
+def _required_role(file: CaseFile, approval: str, rules: RuleSet) -> str:
+    if approval == "plan":
+        table = "verification_plan" if file.stage == "verification" else "investigation_plan"
+        chain = rules.approvers(table, file.subject_level)
+        if len(file.plan_approvals) >= len(chain):
+            raise NotNow("the plan is already approved")
+        return chain[len(file.plan_approvals)]
+    if approval == "extension":
+        if not file.extension_requested:
+            raise NotNow("no extension has been requested")
+        return rules.extension_approver(file.stage, file.subject_level)
+    if approval not in REJECTED_TO and approval != "any_pending":
+        # A one-step approval that is not a proposal (e.g. an appeal review's conclusion).
+        return rules.approvers(approval, file.subject_level)[0]
+    if file.pending is None:
+        raise NotNow("nothing awaits approval")
+    if approval not in ("any_pending", file.pending.kind):
+        raise NotNow(f"the pending proposal is a {file.pending.kind}, not a {approval}")
+    return file.pending.next_approver
+
+
+def _move(
+    file: CaseFile,
+    command: Command,
+    after: CaseFile,
+    event: str = "StageChanged",
+    *,
+    team_needed: str = "",
+    clock_started: str = "",
+    clock_stopped: str = "",
+    extended_days: int = 0,
+) -> Transition:
+    detail: dict[str, object] = {"reason": command.reason} if command.reason else {}
+    if command.choice:
+        detail["choice"] = command.choice
+    if clock_stopped or clock_started:
+        after = replace(after, clock=clock_started)
+    return Transition(
+        before=file,
+        after=after,
+        action=command.action,
+        event=event,
+        detail=detail,
+        team_needed=team_needed,
+        clock_started=clock_started,
+        clock_stopped=clock_stopped,
+        extended_days=extended_days,
+    )
+
+
+def _enter(file: CaseFile, stage: str) -> tuple[CaseFile, str]:
+    """The file entering `stage`, and the team that stage needs from staffing ("" if none)."""
+    if stage == "verification":
+        return replace(
+            file,
+            stage=stage,
+            plan_approvals=(),
+            working_team=(),
+            signatures=(),
+            team_requested="verification",
+        ), "verification"
+    return replace(file, stage=stage), ""
+
+
+def _propose_disposal(file: CaseFile, command: Command, actor: Actor, rules: RuleSet) -> Transition:
+    if command.choice not in DISPOSAL_WAYS:
+        raise BadCommand(f"must be one of {sorted(DISPOSAL_WAYS)}", "choice")
+    chain = rules.approvers("disposal", file.subject_level)
+    proposal = Proposal(kind="disposal", choice=command.choice, chain=chain)
+    return _move(
+        file,
+        command,
+        replace(file, stage="disposal_proposed", pending=proposal),
+        "DisposalProposed",
+    )
+
+
+def _approve(
+    file: CaseFile, command: Command, actor: Actor, rules: RuleSet
+) -> tuple[Proposal, bool]:
+    """Record the next approval of the pending proposal; True when the chain is complete."""
+    assert file.pending is not None
+    proposal = replace(file.pending, given=(*file.pending.given, file.pending.next_approver))
+    return proposal, len(proposal.given) == len(proposal.chain)
+
+
+def _approval_recorded(file: CaseFile, command: Command, proposal: Proposal) -> Transition:
+    transition = _move(file, command, replace(file, pending=proposal), "ApprovalRecorded")
+    transition.detail["approved_by_role"] = proposal.given[-1]
+    return transition
+
+
+def _approve_disposal(file: CaseFile, command: Command, actor: Actor, rules: RuleSet) -> Transition:
+    proposal, complete = _approve(file, command, actor, rules)
+    if not complete:
+        return _approval_recorded(file, command, proposal)
+    after, team = _enter(replace(file, pending=None), DISPOSAL_WAYS[proposal.choice])
+    transition = _move(
+        file, command, after, "ClueDisposed", team_needed=team, clock_stopped="disposal"
+    )
+    transition.detail["way"] = proposal.choice
+    return transition
+
+
+def _reject(file: CaseFile, command: Command, actor: Actor, rules: RuleSet) -> Transition:
+    assert file.pending is not None
+    if not command.reason:
+        raise BadCommand("a rejection must give its reason", "reason")
+    stage = REJECTED_TO[file.pending.kind]
+    return _move(file, command, replace(file, pending=None, stage=stage), "ProposalRejected")
+
+
+def _inquiry_outcome(file: CaseFile, command: Command, actor: Actor, rules: RuleSet) -> Transition:
+    if command.choice not in INQUIRY_OUTCOMES:
+        raise BadCommand(f"must be one of {sorted(INQUIRY_OUTCOMES)}", "choice")
+    if command.choice == "second_inquiry" and file.inquiry_rounds >= 1:
+        raise NotNow("a clue gets at most one second inquiry")
+    rounds = file.inquiry_rounds + (command.choice == "second_inquiry")
+    after, team = _enter(replace(file, inquiry_rounds=rounds), INQUIRY_OUTCOMES[command.choice])
+    return _move(file, command, after, "InquiryConcluded", team_needed=team)
+
+
+def _review_stored(file: CaseFile, command: Command, actor: Actor, rules: RuleSet) -> Transition:
+    # A stored clue that comes back must be disposed of again, on a new clock.
+    return _move(file, command, replace(file, stage="registered"), clock_started="disposal")
+
+
+def _approve_plan(file: CaseFile, command: Command, actor: Actor, rules: RuleSet) -> Transition:
+    approvals = (*file.plan_approvals, _required_role(file, "plan", rules))
+    return _move(file, command, replace(file, plan_approvals=approvals), "PlanApproved")
+
+
+def _plan_approved(file: CaseFile, rules: RuleSet) -> bool:
+    table = "verification_plan" if file.stage == "verification" else "investigation_plan"
+    return len(file.plan_approvals) == len(rules.approvers(table, file.subject_level))
+
+
+def _sign_report(file: CaseFile, command: Command, actor: Actor, rules: RuleSet) -> Transition:
+    if actor.person_id in file.signatures:
+        raise NotNow(f"{actor.person_id} has already signed")
+    after = replace(file, signatures=(*file.signatures, actor.person_id))
+    return _move(file, command, after, "ReportSigned")
+
+
+def _propose_outcome(file: CaseFile, command: Command, actor: Actor, rules: RuleSet) -> Transition:
+    if command.choice not in VERIFICATION_PROPOSALS:
+        raise BadCommand(f"must be one of {sorted(VERIFICATION_PROPOSALS)}", "choice")
+    if not _plan_approved(file, rules):
+        raise NotNow("the verification plan is not approved")
+    unsigned = set(file.working_team) - set(file.signatures)
+    if unsigned:
+        raise NotNow(f"the report is not signed by {sorted(unsigned)}")
+    chain = rules.approvers("verification_proposal", file.subject_level)
+    proposal = Proposal(kind="verification_proposal", choice=command.choice, chain=chain)
+    return _move(
+        file,
+        command,
+        replace(file, stage="verification_proposed", pending=proposal),
+        "VerificationProposed",
+    )
+
+
+def _approve_outcome(file: CaseFile, command: Command, actor: Actor, rules: RuleSet) -> Transition:
+    proposal, complete = _approve(file, command, actor, rules)
+    if not complete:
+        return _approval_recorded(file, command, proposal)
+    stage = VERIFICATION_PROPOSALS[proposal.choice]
+    pending = None
+    if stage == "filing_proposed":
+        pending = Proposal("filing", "file_case", rules.approvers("filing", file.subject_level))
+    investigators = _union(file.investigators, file.working_team)
+    after = replace(file, stage=stage, pending=pending, investigators=investigators)
+    return _move(file, command, after, "VerificationConcluded")
+
+
+def _approve_filing(file: CaseFile, command: Command, actor: Actor, rules: RuleSet) -> Transition:
+    proposal, complete = _approve(file, command, actor, rules)
+    if not complete:
+        return _approval_recorded(file, command, proposal)
+    after = replace(
+        file,
+        stage="investigation",
+        pending=None,
+        filed=True,
+        plan_approvals=(),
+        working_team=(),
+        signatures=(),
+        team_requested="investigation",
+    )
+    return _move(
+        file,
+        command,
+        after,
+        "CaseFiled",
+        team_needed="investigation",
+        clock_started="investigation",
+    )
+
+
+def _record_evidence(file: CaseFile, command: Command, actor: Actor, rules: RuleSet) -> Transition:
+    if not command.description.strip():
+        raise BadCommand("is required", "description")
+    if not _SHA256.match(command.sha256):
+        raise BadCommand("must be a lowercase hex SHA-256 digest", "sha256")
+    if any(item.sha256 == command.sha256 for item in file.evidence):
+        raise NotNow("this evidence item is already on the record")
+    item = Evidence(command.description, command.sha256, actor.person_id)
+    transition = _move(
+        file, command, replace(file, evidence=(*file.evidence, item)), "EvidenceRecorded"
+    )
+    transition.detail["sha256"] = command.sha256
+    return transition
+
+
+def _subject_heard(file: CaseFile, command: Command, actor: Actor, rules: RuleSet) -> Transition:
+    if not file.evidence:
+        raise NotNow("the subject is heard on findings: record evidence first")
+    return _move(file, command, replace(file, subject_heard=True), "SubjectHeard")
+
+
+def _request_extension(
+    file: CaseFile, command: Command, actor: Actor, rules: RuleSet
+) -> Transition:
+    rule = rules.extensions.get(file.stage)
+    if rule is None or not file.clock:
+        raise NotNow(f"the time limit of {file.stage} cannot be extended")
+    if file.extension_requested:
+        raise NotNow("an extension request is already pending")
+    if file.extensions_of(file.stage) >= rule.max_count:
+        raise NotNow(f"{file.stage} may be extended at most {rule.max_count} time(s)")
+    if not 1 <= command.days <= rule.max_days:
+        raise BadCommand(f"must be 1..{rule.max_days}", "days")
+    if not command.reason:
+        raise BadCommand("an extension request must give its reason", "reason")
+    transition = _move(
+        file, command, replace(file, extension_requested=command.days), "ExtensionRequested"
+    )
+    transition.detail["days"] = command.days
+    return transition
+
+
+def _approve_extension(
+    file: CaseFile, command: Command, actor: Actor, rules: RuleSet
+) -> Transition:
+    used = dict(file.extensions_used)
+    used[file.stage] = used.get(file.stage, 0) + 1
+    days = file.extension_requested
+    after = replace(file, extension_requested=0, extensions_used=tuple(sorted(used.items())))
+    transition = _move(file, command, after, "ExtensionGranted", extended_days=days)
+    transition.detail["days"] = days
+    return transition
+
+
+def _investigation_report(
+    file: CaseFile, command: Command, actor: Actor, rules: RuleSet
+) -> Transition:
+    if not _plan_approved(file, rules):
+        raise NotNow("the investigation plan is not approved")
+    if not file.subject_heard:
+        raise NotNow("the subject has not been heard on the findings")
+    investigators = _union(file.investigators, file.working_team)
+    # A file coming back from a send-back keeps its hearing team.
+    team = "" if file.hearing_team else "hearing"
+    after = replace(
+        file,
+        stage="hearing_pending",
+        investigators=investigators,
+        extension_requested=0,
+        team_requested=team or file.team_requested,
+    )
+    return _move(file, command, after, team_needed=team, clock_stopped=file.clock)
+
+
+def _accept_file(file: CaseFile, command: Command, actor: Actor, rules: RuleSet) -> Transition:
+    return _move(
+        file, command, replace(file, stage="hearing"), "FileAccepted", clock_started="hearing"
+    )
+
+
+def _defer_file(file: CaseFile, command: Command, actor: Actor, rules: RuleSet) -> Transition:
+    if not command.reason:
+        raise BadCommand("a deferral must say what is missing", "reason")
+    return _move(file, command, file, "FileDeferred")
+
+
+def _return_to_investigation(
+    file: CaseFile, command: Command, actor: Actor, rules: RuleSet
+) -> Transition:
+    if not command.reason:
+        raise BadCommand("must say what to re-investigate", "reason")
+    after = replace(
+        file,
+        stage="investigation",
+        send_backs=file.send_backs + 1,
+        extension_requested=0,
+    )
+    return _move(
+        file, command, after, "SentBack", clock_started="reinvestigation", clock_stopped=file.clock
+    )
+
+
+def _hearing_report(file: CaseFile, command: Command, actor: Actor, rules: RuleSet) -> Transition:
+    if command.choice not in DECISION_KINDS:
+        raise BadCommand(f"must be one of {sorted(DECISION_KINDS)}", "choice")
+    sanctions = _check_sanctions(command, rules)
+    chain = rules.approvers("decision", file.subject_level)
+    proposal = Proposal("decision", command.choice, chain, sanctions=sanctions)
+    hearers = _union(file.hearers, file.hearing_team)
+    after = replace(
+        file, stage="decision_proposed", pending=proposal, hearers=hearers, extension_requested=0
+    )
+    return _move(file, command, after, "HearingReported", clock_stopped=file.clock)
+
+
+def _check_sanctions(command: Command, rules: RuleSet) -> tuple[Sanction, ...]:
+    needs = {"party_sanction": "party", "government_sanction": "government"}.get(command.choice)
+    tracks = {sanction.track for sanction in command.sanctions}
+    if needs and needs not in tracks:
+        raise BadCommand(f"a {command.choice} names at least one {needs} sanction", "sanctions")
+    if not needs and command.sanctions:
+        raise BadCommand(f"a {command.choice} carries no sanctions", "sanctions")
+    for index, sanction in enumerate(command.sanctions):
+        if sanction.kind not in rules.sanction_effect_months.get(sanction.track, {}):
+            raise BadCommand(
+                f"unknown {sanction.track} sanction {sanction.kind!r}", f"sanctions[{index}]"
+            )
+    return command.sanctions
+
+
+def _approve_decision(file: CaseFile, command: Command, actor: Actor, rules: RuleSet) -> Transition:
+    proposal, complete = _approve(file, command, actor, rules)
+    if not complete:
+        return _approval_recorded(file, command, proposal)
+    decision = Decision(
+        proposal.choice,
+        tuple((s, rules.sanction_months(s.track, s.kind)) for s in proposal.sanctions),
+    )
+    stage = DECISION_KINDS[proposal.choice]
+    after = replace(file, stage=stage, pending=None, decision=decision)
+    event = {"transferred": "CaseTransferred", "closed": "CaseCancelled"}.get(stage, "CaseDecided")
+    transition = _move(file, command, after, event)
+    transition.detail["decision"] = proposal.choice
+    transition.detail["sanctions"] = [
+        {"track": s.track, "kind": s.kind, "effect_months": months}
+        for s, months in decision.sanctions
+    ]
+    return transition
+
+
+def _request_supplementary(
+    file: CaseFile, command: Command, actor: Actor, rules: RuleSet
+) -> Transition:
+    if file.supplementary_rounds >= rules.max_supplementary_rounds:
+        raise NotNow(f"at most {rules.max_supplementary_rounds} supplementary rounds")
+    after = replace(file, stage="supplementary", supplementary_rounds=file.supplementary_rounds + 1)
+    return _move(file, command, after, clock_started="supplementary")
+
+
+def _complete_supplementary(
+    file: CaseFile, command: Command, actor: Actor, rules: RuleSet
+) -> Transition:
+    return _move(file, command, replace(file, stage="transferred"), clock_stopped=file.clock)
+
+
+def _file_appeal(file: CaseFile, command: Command, actor: Actor, rules: RuleSet) -> Transition:
+    if file.appeal_level >= 2:
+        raise NotNow("both reviews have been decided")
+    stage = "appeal_first_review" if file.appeal_level == 0 else "appeal_second_review"
+    after = replace(file, stage=stage, review_team=(), team_requested="review")
+    return _move(file, command, after, "AppealFiled", team_needed="review", clock_started=stage)
+
+
+def _decide_appeal(file: CaseFile, command: Command, actor: Actor, rules: RuleSet) -> Transition:
+    if command.choice not in APPEAL_OUTCOMES:
+        raise BadCommand(f"must be one of {list(APPEAL_OUTCOMES)}", "choice")
+    after = replace(file, stage="decided", appeal_level=file.appeal_level + 1)
+    return _move(file, command, after, "AppealDecided", clock_stopped=file.clock)
+
+
+_ACTIONS = {
+    "propose_disposal": _propose_disposal,
+    "approve_disposal": _approve_disposal,
+    "reject_proposal": _reject,
+    "record_inquiry_outcome": _inquiry_outcome,
+    "review_stored": _review_stored,
+    "approve_plan": _approve_plan,
+    "sign_report": _sign_report,
+    "propose_outcome": _propose_outcome,
+    "approve_outcome": _approve_outcome,
+    "approve_filing": _approve_filing,
+    "record_evidence": _record_evidence,
+    "record_subject_heard": _subject_heard,
+    "request_extension": _request_extension,
+    "approve_extension": _approve_extension,
+    "submit_investigation_report": _investigation_report,
+    "accept_file": _accept_file,
+    "defer_file": _defer_file,
+    "refuse_file": _return_to_investigation,
+    "send_back": _return_to_investigation,
+    "submit_hearing_report": _hearing_report,
+    "approve_decision": _approve_decision,
+    "request_supplementary": _request_supplementary,
+    "complete_supplementary": _complete_supplementary,
+    "file_appeal": _file_appeal,
+    "decide_appeal": _decide_appeal,
+}
+
+
+def _union(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted(set(first) | set(second)))
+
+
+def new_case_file(case_id: str, subject_level: str, rules: RuleSet) -> CaseFile:
+    """A freshly registered clue, its disposal clock running."""
+    return CaseFile(
+        case_id=case_id, subject_level=subject_level, rule_version=rules.version, clock="disposal"
+    )
+
+
+def invariant_violations(file: CaseFile, rules: RuleSet) -> list[str]:
+    """Every way the file contradicts the workflow's rules (empty for a valid file)."""
+    problems: list[str] = []
+    if file.stage not in rules.stages:
+        problems.append(f"unknown stage {file.stage}")
+    if (file.pending is not None) != file.stage.endswith("_proposed"):
+        problems.append("a proposal is pending exactly in the *_proposed stages")
+    if set(file.hearing_team) & set(file.investigators):
+        problems.append("an investigator is on the hearing team")
+    if set(file.review_team) & (set(file.investigators) | set(file.hearers)):
+        problems.append("an investigator or hearer is on the review team")
+    teams = set(file.working_team) | set(file.hearing_team) | set(file.review_team)
+    if teams & set(file.recused):
+        problems.append("a recused person is on a team")
+    if not set(file.signatures) <= set(file.working_team):
+        problems.append("a signature from outside the team")
+    for stage, used in file.extensions_used:
+        if used > rules.extensions[stage].max_count:
+            problems.append(f"{stage} extended {used} times")
+    if file.supplementary_rounds > rules.max_supplementary_rounds:
+        problems.append("too many supplementary rounds")
+    if file.stage in FILED_STAGES and not file.filed:
+        problems.append(f"{file.stage} without a filed case")
+    if (file.decision is not None) != (file.stage in DECIDED_STAGES or _cancelled(file)):
+        problems.append("a decision exists exactly once the case is decided")
+    if file.appeal_level > 2:
+        problems.append("more than two reviews")
+    if file.clock and file.clock not in rules.time_limits:
+        problems.append(f"unknown clock {file.clock}")
+    return problems
+
+
+def _cancelled(file: CaseFile) -> bool:
+    return file.stage == "closed" and file.decision is not None

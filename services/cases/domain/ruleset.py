@@ -1,0 +1,120 @@
+"""The shape of one rule-set version: stages, transitions, approvals, time limits."""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from services.cases.domain.working_calendar import WorkingCalendar
+
+
+@dataclass(frozen=True)
+class TimeLimit:
+    """How long a stage may take: calendar months, calendar days or working days."""
+
+    months: int = 0
+    days: int = 0
+    working_days: int = 0
+    # DeadlineApproaching fires this many calendar days before the due moment.
+    warn_days: int = 0
+
+
+@dataclass(frozen=True)
+class ExtensionRule:
+    """How a running time limit may be extended, and who approves it."""
+
+    max_count: int
+    max_days: int
+    # "one_level_up": the role above the last approver of `relative_to`; or a role name.
+    approver: str
+    relative_to: str
+
+
+@dataclass(frozen=True)
+class TransitionRule:
+    """Who may take an action, from which stages, into which stages."""
+
+    action: str
+    from_stages: frozenset[str]
+    to_stages: frozenset[str]
+    roles: frozenset[str] = frozenset()
+    # Names an approvals table (or a derived one): the approver role comes from the rules.
+    approval: str = ""
+    # The actor must be on the team that currently works the file.
+    team: bool = False
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """One version of a county's procedural rules."""
+
+    version: str
+    effective_from: date
+    # 线索处置: a clue must be disposed of within this many calendar months.
+    clue_disposal_months: int
+    description: str = ""
+    calendar: WorkingCalendar = field(default_factory=WorkingCalendar)
+    approval_ladder: tuple[str, ...] = ()
+    stages: tuple[str, ...] = ()
+    time_limits: Mapping[str, TimeLimit] = field(default_factory=dict)
+    extensions: Mapping[str, ExtensionRule] = field(default_factory=dict)
+    max_supplementary_rounds: int = 0
+    # track ("party"/"government") → sanction → months in effect (0: no period).
+    sanction_effect_months: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    # approvals table → subject cadre level → roles approving in order.
+    approvals: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
+    transitions: Mapping[str, TransitionRule] = field(default_factory=dict)
+
+    def limit(self, name: str) -> TimeLimit:
+        """The named time limit; the disposal limit falls back to `clue_disposal_months`."""
+        if name in self.time_limits:
+            return self.time_limits[name]
+        if name == "disposal":
+            return TimeLimit(months=self.clue_disposal_months)
+        raise LookupError(f"rule set {self.version} has no time limit {name!r}")
+
+    def due(self, name: str, start: datetime) -> datetime:
+        """When the named time limit, started at `start`, runs out."""
+        limit = self.limit(name)
+        if limit.months:
+            return add_months(start, limit.months)
+        if limit.working_days:
+            day = self.calendar.add_working_days(start.date(), limit.working_days)
+            return datetime.combine(day, start.timetz())
+        return start + timedelta(days=limit.days)
+
+    def warn_at(self, name: str, due: datetime) -> datetime:
+        """When DeadlineApproaching fires for a deadline of this kind."""
+        return due - timedelta(days=self.limit(name).warn_days)
+
+    def approvers(self, table: str, cadre_level: str) -> tuple[str, ...]:
+        """Roles that approve, in order, for a subject of this cadre level."""
+        levels = self.approvals.get(table, {})
+        return levels.get(cadre_level) or levels.get("unknown") or ()
+
+    def one_level_up(self, role: str) -> str:
+        """The role above `role` on the approval ladder (the top approves its own)."""
+        index = self.approval_ladder.index(role)
+        return self.approval_ladder[min(index + 1, len(self.approval_ladder) - 1)]
+
+    def extension_approver(self, stage: str, cadre_level: str) -> str:
+        """Who approves an extension of the time limit running in `stage`."""
+        rule = self.extensions[stage]
+        if rule.approver != "one_level_up":
+            return rule.approver
+        chain = self.approvers(rule.relative_to, cadre_level)
+        return self.one_level_up(chain[-1])
+
+    def sanction_months(self, track: str, sanction: str) -> int:
+        """Months a sanction stays in effect."""
+        return self.sanction_effect_months[track][sanction]
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """Same day `months` later, clamped to the month's last day (Jan 31 + 1 → Feb 28/29)."""
+    month_index = moment.month - 1 + months
+    year, month = moment.year + month_index // 12, month_index % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)

@@ -1,0 +1,367 @@
+"""Applying workflow steps: state, history, audit, outbox events, teams and deadlines in one go."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import cast
+
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.cases.domain.casefile import Actor, CaseFile, Command, Transition, handle
+from services.cases.domain.ruleset import RuleSet
+from services.cases.domain.teams import excluded_from
+from services.cases.store import codec
+from services.cases.store.tables import (
+    CaseFileRow,
+    CaseMemberRow,
+    CaseStepRow,
+    CommandReceiptRow,
+    DeadlineRow,
+)
+from services.contracts.base import IntegrationEvent
+from services.contracts.cases import (
+    CaseClosed,
+    CaseDecided,
+    CaseFiled,
+    CaseStepRecorded,
+    CaseTransferred,
+    ClueDisposed,
+    ExtensionGranted,
+    Stage,
+    StageChanged,
+    TeamRequested,
+)
+from services.runtime import audit
+from services.runtime.db import Database
+from services.runtime.outbox import record_event
+
+SOURCE = "xiezuo/cases"
+_EVENTS: dict[str, type[CaseStepRecorded]] = {
+    "ClueDisposed": ClueDisposed,
+    "CaseFiled": CaseFiled,
+    "ExtensionGranted": ExtensionGranted,
+    "CaseDecided": CaseDecided,
+    "CaseTransferred": CaseTransferred,
+}
+TEAM_SIZES = {"verification": 2, "investigation": 2, "hearing": 2, "review": 2}
+
+Authorize = Callable[[CaseFileRow, CaseFile], None]
+
+
+class KeyReused(Exception):
+    """The idempotency key was used before for a different command."""
+
+
+class CaseMissing(Exception):
+    """No such clue/case."""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What a command did (or, for a retry, had done)."""
+
+    case_id: str
+    step_id: int
+    from_stage: str
+    to_stage: str
+    event: str
+    replayed: bool
+
+
+class Workflow:
+    """Commands on case files, applied exactly once per idempotency key."""
+
+    def __init__(self, database: Database, rule_versions: Mapping[str, RuleSet]) -> None:
+        self._db = database
+        self._rules = rule_versions
+
+    async def act(
+        self,
+        *,
+        county_id: str,
+        case_id: str,
+        idempotency_key: str,
+        digest: str,
+        command: Command,
+        actor: Actor,
+        authorize: Authorize,
+    ) -> StepResult:
+        """Apply a command once; a retry with the same key returns the first result."""
+        try:
+            return await self._act(
+                county_id, case_id, idempotency_key, digest, command, actor, authorize
+            )
+        except IntegrityError:
+            # A concurrent retry committed the same key first: answer with its result.
+            return await self._act(
+                county_id, case_id, idempotency_key, digest, command, actor, authorize
+            )
+
+    async def _act(
+        self,
+        county_id: str,
+        case_id: str,
+        key: str,
+        digest: str,
+        command: Command,
+        actor: Actor,
+        authorize: Authorize,
+    ) -> StepResult:
+        async with self._db.transaction() as session:
+            row = await _load(session, case_id, lock=not self._db.is_sqlite)
+            if row is None or row.county_id != county_id:
+                raise CaseMissing(case_id)
+            file = codec.decode(row.state)
+            authorize(row, file)
+            receipt = await session.get(CommandReceiptRow, (county_id, key))
+            if receipt is not None:
+                if receipt.request_digest != digest or receipt.case_id != case_id:
+                    raise KeyReused(key)
+                step = await session.get(CaseStepRow, receipt.step_id)
+                assert step is not None and step.id is not None
+                return StepResult(
+                    case_id, step.id, step.from_stage, step.to_stage, step.event, True
+                )
+            rules = self._rules[row.rule_version]
+            transition = handle(file, command, actor, rules)
+            now = datetime.now(UTC)
+            step = await apply_transition(
+                session, row, transition, rules, actor=actor.person_id, now=now
+            )
+            assert step.id is not None
+            session.add(
+                CommandReceiptRow(
+                    county_id=county_id,
+                    idempotency_key=key,
+                    case_id=case_id,
+                    request_digest=digest,
+                    step_id=step.id,
+                )
+            )
+            await session.flush()
+            return StepResult(case_id, step.id, step.from_stage, step.to_stage, step.event, False)
+
+
+async def _load(session: AsyncSession, case_id: str, *, lock: bool) -> CaseFileRow | None:
+    query = select(CaseFileRow).where(CaseFileRow.case_id == case_id)
+    if lock:
+        # Commands on one file are serialised; different files proceed in parallel.
+        query = query.with_for_update()
+    return (await session.exec(query)).first()
+
+
+async def save_file(
+    session: AsyncSession, row: CaseFileRow, file: CaseFile, *, now: datetime
+) -> None:
+    """Write the file's new state and its current team memberships."""
+    row.state = codec.encode(file)
+    row.stage = file.stage
+    row.revision += 1
+    row.updated_at = now
+    session.add(row)
+    await session.exec(delete(CaseMemberRow).where(col(CaseMemberRow.case_id) == row.case_id))
+    for team, members in (
+        ("working", file.working_team),
+        ("hearing", file.hearing_team),
+        ("review", file.review_team),
+    ):
+        for person in members:
+            session.add(CaseMemberRow(case_id=row.case_id, person_id=person, team=team))
+
+
+async def record_step(
+    session: AsyncSession,
+    row: CaseFileRow,
+    *,
+    actor: str,
+    action: str,
+    from_stage: str,
+    to_stage: str,
+    event: str,
+    reason: str,
+    detail: Mapping[str, object],
+    now: datetime,
+) -> CaseStepRow:
+    """The history entry and its audit entry (who, when, from, to, why)."""
+    step = CaseStepRow(
+        case_id=row.case_id,
+        at=now,
+        actor=actor,
+        action=action,
+        from_stage=from_stage,
+        to_stage=to_stage,
+        event=event,
+        reason=reason,
+        detail=json.dumps(detail, sort_keys=True, ensure_ascii=False, default=str),
+    )
+    session.add(step)
+    await session.flush()
+    await audit.append(
+        session,
+        county_id=row.county_id,
+        actor=actor,
+        action=f"case.{action}",
+        record_type="case",
+        record_id=row.case_id,
+        detail={"from": from_stage, "to": to_stage, "event": event, "reason": reason},
+        at=now,
+    )
+    return step
+
+
+async def apply_transition(
+    session: AsyncSession,
+    row: CaseFileRow,
+    transition: Transition,
+    rules: RuleSet,
+    *,
+    actor: str,
+    now: datetime,
+) -> CaseStepRow:
+    """Persist a transition with its history, audit, outbox event, team request and clocks."""
+    before, after = transition.before, transition.after
+    await save_file(session, row, after, now=now)
+    reason = str(transition.detail.get("reason", ""))
+    step = await record_step(
+        session,
+        row,
+        actor=actor,
+        action=transition.action,
+        from_stage=before.stage,
+        to_stage=after.stage,
+        event=transition.event,
+        reason=reason,
+        detail=transition.detail,
+        now=now,
+    )
+    event_class = _EVENTS.get(transition.event, StageChanged)
+    if after.stage == "closed" and before.stage != "closed":
+        event_class = CaseClosed
+    record_event(
+        session,
+        event_class(
+            county_id=row.county_id,
+            zone_id=row.zone_id,
+            case_id=row.case_id,
+            township_id=row.township_id,
+            action=transition.action,
+            from_stage=before.stage,
+            to_stage=after.stage,
+            actor=actor,
+            reason=reason,
+            rule_version=row.rule_version,
+            occurred_at=now,
+            detail={**transition.detail, "event": transition.event},
+        ),
+        source=SOURCE,
+        occurred_at=now,
+    )
+    if transition.team_needed:
+        stage = cast(Stage, transition.team_needed)
+        request_team(session, row, after, stage, actor=actor, now=now)
+    if transition.clock_stopped:
+        await stop_clock(session, row.case_id, transition.clock_stopped, now=now)
+    if transition.clock_started:
+        await start_clock(session, row, transition.clock_started, rules, now=now)
+    if transition.extended_days:
+        await extend_clock(session, row.case_id, after.clock, transition.extended_days, rules)
+    return step
+
+
+def request_team(
+    session: AsyncSession,
+    row: CaseFileRow,
+    file: CaseFile,
+    stage: Stage,
+    *,
+    actor: str,
+    now: datetime,
+) -> IntegrationEvent:
+    """Ask staffing for a team (异地办案: nobody from the subject's township)."""
+    event = TeamRequested(
+        county_id=row.county_id,
+        zone_id=row.zone_id,
+        request_id=f"{row.case_id}:{stage}:{row.revision}",
+        case_id=row.case_id,
+        stage=stage,
+        subject_township_id=row.township_id,
+        subject_key=row.subject_key,
+        team_size=TEAM_SIZES[stage],
+        excluded_person_ids=list(excluded_from(file, stage)),
+        requested_by=actor,
+        requested_at=now,
+    )
+    record_event(session, event, source=SOURCE, occurred_at=now)
+    return event
+
+
+async def start_clock(
+    session: AsyncSession, row: CaseFileRow, kind: str, rules: RuleSet, *, now: datetime
+) -> DeadlineRow:
+    """A new deadline for `kind`, due per the file's own rule version."""
+    earlier = (
+        await session.exec(
+            select(DeadlineRow).where(DeadlineRow.case_id == row.case_id, DeadlineRow.kind == kind)
+        )
+    ).all()
+    due = rules.due(kind, now)
+    deadline = DeadlineRow(
+        deadline_id=f"{row.case_id}:{kind}:{len(earlier) + 1}",
+        case_id=row.case_id,
+        county_id=row.county_id,
+        zone_id=row.zone_id,
+        kind=kind,
+        rule_version=rules.version,
+        started_at=now,
+        due_at=due,
+        warn_at=rules.warn_at(kind, due),
+        status="open",
+        extensions=0,
+    )
+    session.add(deadline)
+    return deadline
+
+
+async def stop_clock(session: AsyncSession, case_id: str, kind: str, *, now: datetime) -> None:
+    """The running deadline of `kind` is met (a breached one stays breached on the record)."""
+    for deadline in await _running(session, case_id, kind):
+        if deadline.status == "open":
+            deadline.status = "met"
+        deadline.ended_at = now
+        session.add(deadline)
+
+
+async def extend_clock(
+    session: AsyncSession, case_id: str, kind: str, days: int, rules: RuleSet
+) -> None:
+    """Move the running deadline of `kind` by `days`."""
+    for deadline in await _running(session, case_id, kind):
+        deadline.due_at = _aware(deadline.due_at) + timedelta(days=days)
+        deadline.warn_at = rules.warn_at(kind, deadline.due_at)
+        deadline.extensions += 1
+        session.add(deadline)
+
+
+async def _running(session: AsyncSession, case_id: str, kind: str) -> list[DeadlineRow]:
+    return list(
+        (
+            await session.exec(
+                select(DeadlineRow).where(
+                    DeadlineRow.case_id == case_id,
+                    DeadlineRow.kind == kind,
+                    col(DeadlineRow.ended_at).is_(None),
+                )
+            )
+        ).all()
+    )
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything is stored in UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

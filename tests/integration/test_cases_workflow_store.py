@@ -1,0 +1,193 @@
+"""Workflow steps on SQLite and PostgreSQL: once per key, with history, audit, outbox, teams."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from sqlmodel import col, func, select
+
+from services.cases.domain.casefile import Actor, Command, Forbidden
+from services.cases.domain.rules import DEFAULT_RULES
+from services.cases.handlers.clue_registered import ClueRegisteredHandler
+from services.cases.handlers.teams import on_recusal, on_team_assigned
+from services.cases.store import codec
+from services.cases.store.tables import CaseFileRow, CaseMemberRow, CaseStepRow, DeadlineRow
+from services.cases.store.workflow import KeyReused, Workflow
+from services.contracts.intake import ClueRegistered, ReportedSubject
+from services.contracts.staffing import RecusalRecorded, TeamAssigned, TeamMember
+from services.runtime.audit import AuditEntry
+from services.runtime.db import Database
+from services.runtime.envelope import Envelope
+from services.runtime.messaging_tables import OutboxMessage
+from tests.conftest import MakeDatabase
+
+NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
+
+
+def _envelope(source: str = "xiezuo/staffing") -> Envelope:
+    return Envelope(
+        id=str(uuid.uuid4()),
+        type="t",
+        source=source,
+        time=NOW,
+        county_id="c1",
+        zone_id="z1",
+        data=b"{}",
+    )
+
+
+async def _register(db: Database, clue_id: str) -> None:
+    event = ClueRegistered(
+        county_id="c1",
+        zone_id="z1",
+        clue_id=clue_id,
+        report_id="r1",
+        township_id="t1",
+        channel="letter",
+        allegation_categories=["embezzlement"],
+        subject=ReportedSubject(
+            name="Li", post="secretary", unit="Hexi", township_id="t1", cadre_level="village"
+        ),
+        real_name=False,
+        received_at=NOW,
+        registered_at=NOW,
+    )
+    async with db.transaction() as session:
+        await ClueRegisteredHandler([DEFAULT_RULES])(session, event, _envelope("xiezuo/intake"))
+
+
+def _allow(*_: object) -> None:
+    return None
+
+
+async def _events(db: Database, event_type: str) -> list[dict[str, object]]:
+    async with db.session() as session:
+        rows = (
+            await session.exec(select(OutboxMessage).where(OutboxMessage.event_type == event_type))
+        ).all()
+    return [json.loads(row.payload) for row in rows]
+
+
+async def test_a_command_acts_once_per_key_and_leaves_a_full_record(
+    make_database: MakeDatabase,
+) -> None:
+    db = await make_database("cases")
+    await _register(db, "clue-1")
+    workflow = Workflow(db, {DEFAULT_RULES.version: DEFAULT_RULES})
+    officer = Actor("a", frozenset({"case_officer"}))
+    propose = Command("propose_disposal", choice="preliminary_verification")
+    kwargs = dict(county_id="c1", case_id="clue-1", authorize=_allow)
+    first = await workflow.act(
+        idempotency_key="k1", digest="d1", command=propose, actor=officer, **kwargs
+    )  # type: ignore[arg-type]
+    again = await workflow.act(
+        idempotency_key="k1", digest="d1", command=propose, actor=officer, **kwargs
+    )  # type: ignore[arg-type]
+    assert (first.to_stage, first.replayed, again.replayed) == ("disposal_proposed", False, True)
+    assert again.step_id == first.step_id
+    with pytest.raises(KeyReused):
+        await workflow.act(
+            idempotency_key="k1", digest="other", command=propose, actor=officer, **kwargs
+        )  # type: ignore[arg-type]
+    with pytest.raises(Forbidden):
+        await workflow.act(
+            idempotency_key="k2",
+            digest="d2",
+            command=Command("approve_disposal"),
+            actor=officer,
+            **kwargs,
+        )  # type: ignore[arg-type]
+    zone = Actor("z", frozenset({"zone_chief"}))
+    disposed = await workflow.act(
+        idempotency_key="k3", digest="d3", command=Command("approve_disposal"), actor=zone, **kwargs
+    )  # type: ignore[arg-type]
+    assert disposed.to_stage == "verification"
+
+    async with db.session() as session:
+        steps = (await session.exec(select(CaseStepRow).order_by(col(CaseStepRow.id)))).all()
+        audit_count = (
+            await session.exec(
+                select(func.count()).select_from(AuditEntry).where(AuditEntry.record_type == "case")
+            )
+        ).one()
+        deadline = (await session.exec(select(DeadlineRow))).one()
+    assert [(s.actor, s.from_stage, s.to_stage) for s in steps] == [
+        ("a", "registered", "disposal_proposed"),
+        ("z", "disposal_proposed", "verification"),
+    ]
+    assert audit_count == 2
+    assert (deadline.kind, deadline.status) == ("disposal", "met")
+    disposed_events = await _events(db, "xiezuo.cases.clue_disposed.v1")
+    assert len(disposed_events) == 1 and disposed_events[0]["detail"]["way"] == (  # type: ignore[index]
+        "preliminary_verification"
+    )
+    requests = await _events(db, "xiezuo.cases.team_requested.v1")
+    assert [(r["stage"], r["subject_township_id"]) for r in requests] == [("verification", "t1")]
+
+
+async def test_staffing_sets_the_team_and_a_recusal_removes_it_at_once(
+    make_database: MakeDatabase,
+) -> None:
+    db = await make_database("cases")
+    await _register(db, "clue-2")
+    workflow = Workflow(db, {DEFAULT_RULES.version: DEFAULT_RULES})
+    for key, command, roles in (
+        ("p", Command("propose_disposal", choice="preliminary_verification"), {"case_officer"}),
+        ("a", Command("approve_disposal"), {"zone_chief"}),
+    ):
+        await workflow.act(
+            county_id="c1",
+            case_id="clue-2",
+            idempotency_key=key,
+            digest=key,
+            command=command,
+            actor=Actor("x", frozenset(roles)),
+            authorize=_allow,
+        )
+    assigned = TeamAssigned(
+        county_id="c1",
+        zone_id="z1",
+        request_id="r",
+        case_id="clue-2",
+        stage="verification",
+        draw_id="draw-1",
+        members=[
+            TeamMember(person_id="a", home_township_id="t2"),
+            TeamMember(person_id="b", home_township_id="t3"),
+        ],
+        assigned_at=NOW,
+    )
+    async with db.transaction() as session:
+        await on_team_assigned(session, assigned, _envelope())
+    recusal = RecusalRecorded(
+        county_id="c1",
+        zone_id="z1",
+        recusal_id="rc1",
+        case_id="clue-2",
+        person_id="a",
+        ground="close_relative",
+        raised_by_role="staff",
+        granted=True,
+        decided_by="head",
+        decided_at=NOW,
+    )
+    async with db.transaction() as session:
+        await on_recusal(session, recusal, _envelope())
+    async with db.session() as session:
+        members = (await session.exec(select(CaseMemberRow))).all()
+        row = await session.get(CaseFileRow, "clue-2")
+    assert [(m.person_id, m.team) for m in members] == [("b", "working")]
+    assert row is not None and codec.decode(row.state).recused == ("a",)
+    with pytest.raises(Forbidden):
+        await workflow.act(
+            county_id="c1",
+            case_id="clue-2",
+            idempotency_key="s",
+            digest="s",
+            command=Command("sign_report"),
+            actor=Actor("a", frozenset({"case_officer"})),
+            authorize=_allow,
+        )

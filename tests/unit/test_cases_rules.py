@@ -1,0 +1,95 @@
+"""Rule sets as data: the shipped default, validation of a county's file, the CLI, calendars."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from services.cases.cli import app
+from services.cases.domain.rulebook import RuleSetInvalid, load_rule_set
+from services.cases.domain.rules import DEFAULT_RULES, DEFAULT_RULES_FILE
+from services.cases.domain.working_calendar import WorkingCalendar
+
+
+def _default_data() -> dict[str, object]:
+    data = yaml.safe_load(DEFAULT_RULES_FILE.read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def test_the_default_carries_the_limits_of_the_domain_guide() -> None:
+    start = datetime(2026, 3, 10, 9, tzinfo=UTC)
+    assert DEFAULT_RULES.due("disposal", start) == datetime(2026, 4, 10, 9, tzinfo=UTC)
+    assert DEFAULT_RULES.due("investigation", start) == datetime(2026, 6, 8, 9, tzinfo=UTC)
+    assert DEFAULT_RULES.due("hearing", start) == datetime(2026, 4, 10, 9, tzinfo=UTC)
+    assert DEFAULT_RULES.due("appeal_first_review", start).month == 4
+    assert DEFAULT_RULES.due("appeal_second_review", start).month == 5
+    assert DEFAULT_RULES.due("supplementary", start).month == 4
+    assert DEFAULT_RULES.due("rectification", start).month == 5
+    assert DEFAULT_RULES.extensions["investigation"].max_count == 1
+    assert DEFAULT_RULES.extensions["investigation"].max_days == 90
+    assert DEFAULT_RULES.max_supplementary_rounds == 2
+    assert DEFAULT_RULES.sanction_months("government", "warning") == 6
+    assert DEFAULT_RULES.sanction_months("government", "major_demerit") == 18
+    assert DEFAULT_RULES.sanction_months("government", "dismissal") == 24
+
+
+def test_working_days_skip_weekends_and_holidays_but_count_working_weekends() -> None:
+    calendar = WorkingCalendar(
+        holidays=frozenset({date(2026, 10, 1), date(2026, 10, 2)}),
+        working_days=frozenset({date(2026, 10, 10)}),
+    )
+    # Wed 30 Sep + 3 working days: Thu 1 and Fri 2 are holidays, Sat/Sun off → Mon, Tue, Wed.
+    assert calendar.add_working_days(date(2026, 9, 30), 3) == date(2026, 10, 7)
+    # Fri 9 Oct + 1: Saturday 10 Oct is a declared working day.
+    assert calendar.add_working_days(date(2026, 10, 9), 1) == date(2026, 10, 10)
+
+
+def test_a_county_file_with_working_day_limits_parses() -> None:
+    data = _default_data()
+    data["version"] = "county-x-2027.1"
+    data["time_limits"]["disposal"] = {"working_days": 20, "warn_days": 3}  # type: ignore[index]
+    rules = load_rule_set(yaml.safe_dump(data))
+    assert rules.version == "county-x-2027.1"
+    assert rules.due("disposal", datetime(2026, 1, 2, tzinfo=UTC)) == datetime(
+        2026, 1, 30, tzinfo=UTC
+    )
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    data = _default_data()
+    del data["version"]
+    data["time_limits"]["hearing"] = {"months": 1, "days": 3}  # type: ignore[index]
+    data["approvals"]["filing"]["village"] = ["mayor"]  # type: ignore[index]
+    data["transitions"]["send_back"]["to"] = ["nowhere"]  # type: ignore[index]
+    del data["transitions"]["accept_file"]  # type: ignore[attr-defined]
+    with pytest.raises(RuleSetInvalid) as invalid:
+        load_rule_set(yaml.safe_dump(data))
+    text = "\n".join(invalid.value.problems)
+    for expected in (
+        "version:",
+        "time_limits.hearing: needs exactly one",
+        "approvals.filing.village: 'mayor' is not on approval_ladder",
+        "'nowhere' is not a stage",
+        "transitions: lacks 'accept_file'",
+    ):
+        assert expected in text
+
+
+def test_cli_validates_the_default_and_rejects_a_broken_file(tmp_path: Path) -> None:
+    runner = CliRunner()
+    ok = runner.invoke(app, ["rules", "validate", str(DEFAULT_RULES_FILE), "--json"])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.output)["version"] == DEFAULT_RULES.version
+    broken = tmp_path / "county.yaml"
+    broken.write_text("version: x\neffective_from: not-a-date\n", encoding="utf-8")
+    bad = runner.invoke(app, ["rules", "validate", str(broken), "--json"])
+    assert bad.exit_code == 1
+    result = json.loads(bad.output)
+    assert result["ok"] is False
+    assert any(p.startswith("effective_from") for p in result["problems"])

@@ -1,0 +1,218 @@
+"""The case-file state machine: the whole road, team rules, and random command sequences."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings, target
+from hypothesis import strategies as st
+
+from services.cases.domain.casefile import (
+    DECISION_KINDS,
+    DISPOSAL_WAYS,
+    INQUIRY_OUTCOMES,
+    VERIFICATION_PROPOSALS,
+    Actor,
+    CaseFile,
+    Command,
+    NotNow,
+    Refused,
+    Sanction,
+    Transition,
+    handle,
+    invariant_violations,
+    new_case_file,
+)
+from services.cases.domain.rules import DEFAULT_RULES
+from services.cases.domain.teams import assign_team, excluded_from, recuse
+
+RULES = DEFAULT_RULES
+
+
+def _as(person: str, role: str) -> Actor:
+    return Actor(person, frozenset({role}))
+
+
+def _do(file: CaseFile, actor: Actor, action: str, **fields: object) -> Transition:
+    transition = handle(file, Command(action=action, **fields), actor, RULES)  # type: ignore[arg-type]
+    assert invariant_violations(transition.after, RULES) == []
+    return transition
+
+
+def test_a_clue_travels_to_a_decision_with_an_extension_and_one_send_back() -> None:
+    officer, zone, deputy = (
+        _as("a", "case_officer"),
+        _as("z", "zone_chief"),
+        _as("d", "deputy_chief"),
+    )
+    file = new_case_file("clue-1", "village", RULES)
+    assert file.clock == "disposal"
+    file = _do(file, officer, "propose_disposal", choice="preliminary_verification").after
+    step = _do(file, zone, "approve_disposal")
+    assert (step.event, step.team_needed, step.clock_stopped) == (
+        "ClueDisposed",
+        "verification",
+        "disposal",
+    )
+    file = assign_team(step.after, "verification", ("a", "b"))
+    file = _do(file, deputy, "approve_plan").after
+    with pytest.raises(NotNow, match="not signed"):
+        _do(file, officer, "propose_outcome", choice="file_case")
+    file = _do(file, officer, "sign_report").after
+    file = _do(file, _as("b", "case_officer"), "sign_report").after
+    file = _do(file, officer, "propose_outcome", choice="file_case").after
+    file = _do(file, zone, "approve_outcome").after
+    assert file.stage == "filing_proposed"
+    step = _do(file, zone, "approve_filing")
+    assert step.event == "ApprovalRecorded" and step.after.stage == "filing_proposed"
+    step = _do(step.after, _as("l", "county_leadership"), "approve_filing")
+    assert (step.event, step.after.stage, step.clock_started) == (
+        "CaseFiled",
+        "investigation",
+        "investigation",
+    )
+    file = assign_team(step.after, "investigation", ("a", "c"))
+    file = _do(file, zone, "approve_plan").after
+    file = _do(file, officer, "record_evidence", description="ledger", sha256="0f" * 32).after
+    file = _do(file, officer, "record_subject_heard").after
+    file = _do(file, officer, "request_extension", days=60, reason="bank records pending").after
+    with pytest.raises(Refused):
+        _do(file, zone, "approve_extension")
+    step = _do(file, _as("p", "party_committee"), "approve_extension")
+    assert (step.event, step.extended_days) == ("ExtensionGranted", 60)
+    with pytest.raises(NotNow, match="at most 1"):
+        _do(step.after, officer, "request_extension", days=10, reason="again")
+    step = _do(step.after, officer, "submit_investigation_report")
+    assert step.team_needed == "hearing"
+    assert set(excluded_from(step.after, "hearing")) == {"a", "b", "c"}
+    with pytest.raises(NotNow, match="may not serve"):
+        assign_team(step.after, "hearing", ("b", "h1"))
+    file = assign_team(step.after, "hearing", ("h1", "h2"))
+    hearer = _as("h1", "hearing_officer")
+    file = _do(file, hearer, "accept_file").after
+    step = _do(file, hearer, "send_back", reason="interview the cashier")
+    assert (step.after.stage, step.clock_started, step.clock_stopped) == (
+        "investigation",
+        "reinvestigation",
+        "hearing",
+    )
+    step = _do(step.after, officer, "submit_investigation_report")
+    assert step.team_needed == "" and step.after.hearing_team == ("h1", "h2")
+    file = _do(step.after, hearer, "accept_file").after
+    file = _do(
+        file,
+        hearer,
+        "submit_hearing_report",
+        choice="party_sanction",
+        sanctions=(Sanction("party", "serious_warning"), Sanction("government", "demerit")),
+    ).after
+    step = _do(file, zone, "approve_decision")
+    assert step.event == "CaseDecided" and step.after.stage == "decided"
+    assert step.detail["sanctions"] == [
+        {"track": "party", "kind": "serious_warning", "effect_months": 18},
+        {"track": "government", "kind": "demerit", "effect_months": 12},
+    ]
+    appeal = _do(step.after, zone, "file_appeal")
+    assert appeal.team_needed == "review"
+    assert set(excluded_from(appeal.after, "review")) == {"a", "b", "c", "h1", "h2"}
+
+
+def test_a_transfer_allows_two_supplementary_rounds() -> None:
+    file = CaseFile(
+        "c", "village", RULES.version, stage="transferred", filed=True, working_team=("a",)
+    )
+    from services.cases.domain.casefile import Decision
+
+    file = replace(file, decision=Decision("transfer"))
+    officer = _as("a", "case_officer")
+    for _ in range(2):
+        file = _do(file, officer, "request_supplementary").after
+        assert file.clock == "supplementary"
+        file = _do(file, officer, "complete_supplementary").after
+    with pytest.raises(NotNow, match="at most 2"):
+        _do(file, officer, "request_supplementary")
+
+
+def test_recusal_empties_the_team_and_asks_for_another() -> None:
+    file = CaseFile(
+        "c", "village", RULES.version, stage="verification", working_team=("a",), signatures=("a",)
+    )
+    after, again = recuse(file, "a")
+    assert after.working_team == () and after.signatures == () and after.recused == ("a",)
+    assert again == "verification"
+    with pytest.raises(NotNow):
+        assign_team(after, "verification", ("a", "b"))
+
+
+PEOPLE = ("a", "b", "c", "d", "e")
+ROLES = (
+    "case_officer",
+    "deputy_chief",
+    "zone_chief",
+    "county_leadership",
+    "party_committee",
+    "hearing_officer",
+)
+CHOICES = {
+    # Progressing choices repeated, so random walks get deep into the workflow too.
+    "propose_disposal": [*sorted(DISPOSAL_WAYS), *["preliminary_verification"] * 4],
+    "record_inquiry_outcome": sorted(INQUIRY_OUTCOMES),
+    "submit_hearing_report": [*sorted(DECISION_KINDS), "transfer", "transfer"],
+    "propose_outcome": [*sorted(VERIFICATION_PROPOSALS), *["file_case"] * 4],
+    "decide_appeal": ["upheld", "changed"],
+}
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_random_command_sequences_never_reach_an_invalid_state(data: st.DataObject) -> None:
+    file = new_case_file("clue-x", data.draw(st.sampled_from(["village", "county_section"])), RULES)
+    deepest = 0
+    for _ in range(data.draw(st.integers(10, 150))):
+        kind = data.draw(st.sampled_from(["command"] * 12 + ["team"] * 2 + ["recuse"]))
+        before = file
+        try:
+            if kind == "team":
+                members = tuple(data.draw(st.sets(st.sampled_from(PEOPLE), max_size=3)))
+                if data.draw(st.booleans()):
+                    # Mostly a lawful draw, as staffing makes it; sometimes an unlawful one.
+                    members = tuple(set(members) - set(excluded_from(file, file.team_requested)))
+                file = assign_team(file, file.team_requested or "verification", members)
+            elif kind == "recuse":
+                file, _ = recuse(file, data.draw(st.sampled_from(PEOPLE)))
+            else:
+                actions = sorted(
+                    a for a, rule in RULES.transitions.items() if file.stage in rule.from_stages
+                )
+                if not actions:
+                    break  # a closed file takes no more commands
+                action = data.draw(st.sampled_from(actions))
+                roles = data.draw(st.sets(st.sampled_from(ROLES), min_size=1, max_size=4))
+                choice = data.draw(st.sampled_from(CHOICES.get(action, [""])))
+                sanctions = (Sanction("party", "warning"),) if choice == "party_sanction" else ()
+                if choice == "government_sanction":
+                    sanctions = (Sanction("government", "demotion"),)
+                command = Command(
+                    action=action,
+                    choice=choice,
+                    days=data.draw(st.integers(0, 120)),
+                    description="item",
+                    sha256=data.draw(st.sampled_from(["1" * 64, "2" * 64, "bad"])),
+                    sanctions=sanctions,
+                    reason=data.draw(st.sampled_from(["", "why"])),
+                )
+                team = file.current_team()
+                person = data.draw(
+                    st.sampled_from(team if team and data.draw(st.booleans()) else PEOPLE)
+                )
+                actor = Actor(person, frozenset(roles))
+                file = handle(file, command, actor, RULES).after
+        except Refused:
+            assert file == before
+        assert invariant_violations(file, RULES) == [], file
+        if file.stage not in ("closed", "stored_pending"):
+            deepest = max(deepest, RULES.stages.index(file.stage))
+    # Steer the search towards files that got far (hearing, decision, appeals).
+    target(float(deepest))
+    event(f"deepest stage: {RULES.stages[deepest]}")
