@@ -125,3 +125,33 @@ class FeedbackDeadlineBreached(IntegrationEvent):
     def subject_id(self) -> str | None:
         """The report concerned."""
         return self.report_id
+
+
+class ReportLinked(IntegrationEvent):
+    """A repeated report joined an existing clue instead of opening a new one (重复举报)."""
+
+    event_type: ClassVar[str] = "xiezuo.intake.report_linked.v1"
+    # On the clue stream, keyed by zone like ClueRegistered, so it arrives after the clue.
+    topic: ClassVar[str] = CLUES_TOPIC
+
+    report_id: str
+    clue_id: str
+    township_id: str
+    channel: str
+    allegation_categories: list[str] = Field(min_length=1)
+    real_name: bool
+    received_at: datetime
+    linked_at: datetime
+    # How many reports the clue now carries besides the first, and its raised triage score.
+    repeat_count: int = Field(ge=1)
+    priority: int = Field(ge=0, le=100)
+    # "fingerprint" (automatic, within the rules' window) or "officer" (a near-duplicate).
+    linked_by: str
+    # When an officer links a near-duplicate that had opened its own clue: that clue is now
+    # part of `clue_id` and should be closed as a duplicate by its holder.
+    superseded_clue_id: str | None = None
+    rules_version: str
+
+    def subject_id(self) -> str | None:
+        """The report linked (the clue's own events keep the clue as their subject)."""
+        return self.report_id

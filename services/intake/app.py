@@ -10,20 +10,45 @@ from datetime import UTC, datetime
 import grpc
 from xiezuo.intake.v1 import intake_pb2, intake_pb2_grpc
 
+from services.contracts.cases import (
+    CaseClosed,
+    CaseDecided,
+    CaseFiled,
+    CaseStepRecorded,
+    CaseTransferred,
+    ClueDisposed,
+    ExtensionGranted,
+    StageChanged,
+)
+from services.contracts.staffing import TownshipPlaced
 from services.intake.api.parts import IntakeParts
 from services.intake.api.servicer import IntakeServicer
+from services.intake.handlers.case_progress import CaseProgressHandler
+from services.intake.handlers.township_placed import on_township_placed
 from services.intake.settings import IntakeSettings
 from services.intake.store.acceptance import AcceptanceDesk
+from services.intake.store.duplicates import DuplicateDesk
 from services.intake.store.exchange import ReporterChannel
 from services.intake.store.receipts import ReceiptDesk
 from services.intake.store.report_reader import ReportReader
 from services.intake.store.reports import ReportRegistry
 from services.intake.store.reveals import RevealDesk
 from services.intake.store.rule_files import load_rule_book
+from services.intake.store.townships import TownshipRegistry
 from services.intake.store.vault import Vault
 from services.runtime.host import GrpcParts, ServiceHost
 from services.runtime.settings import Settings
 
+# Cases' workflow steps a reporter hears of (as in progress or concluded, nothing finer).
+CASE_PROGRESS_EVENTS: tuple[type[CaseStepRecorded], ...] = (
+    ClueDisposed,
+    CaseFiled,
+    StageChanged,
+    ExtensionGranted,
+    CaseDecided,
+    CaseTransferred,
+    CaseClosed,
+)
 SERVICE_NAME = intake_pb2.DESCRIPTOR.services_by_name["IntakeService"].full_name
 log = logging.getLogger(__name__)
 
@@ -53,7 +78,13 @@ def build(settings: Settings) -> tuple[ServiceHost, GrpcParts, IntakeParts]:
         channel=ReporterChannel(database, vault),
         reveals=RevealDesk(database, vault),
         acceptance=AcceptanceDesk(database, vault),
+        duplicates=DuplicateDesk(database, rule_book),
+        townships=TownshipRegistry(database),
     )
+    host.consumer.on(TownshipPlaced, on_township_placed)
+    progress = CaseProgressHandler(vault)
+    for step in CASE_PROGRESS_EVENTS:
+        host.consumer.on(step, progress)
     servicer = IntakeServicer(parts)
 
     def register(server: grpc.aio.Server) -> None:

@@ -9,11 +9,13 @@ import grpc
 
 from services.intake.domain.rulebook import RuleBook
 from services.intake.store.acceptance import AcceptanceDesk
+from services.intake.store.duplicates import DuplicateDesk
 from services.intake.store.exchange import ReporterChannel
 from services.intake.store.receipts import ReceiptDesk
 from services.intake.store.report_reader import ReportReader
 from services.intake.store.reports import ReportRegistry
 from services.intake.store.reveals import RevealDesk
+from services.intake.store.townships import TownshipRegistry
 from services.runtime.grpc.errors import ServiceError
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
@@ -36,3 +38,5 @@ class IntakeParts:
     channel: ReporterChannel
     reveals: RevealDesk
     acceptance: AcceptanceDesk
+    duplicates: DuplicateDesk
+    townships: TownshipRegistry

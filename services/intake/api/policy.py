@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.runtime.grpc.auth import require
 from services.runtime.grpc.errors import NotFound, PermissionDenied
-from services.runtime.tokens import Principal
+from services.runtime.tokens import ALL_ZONES, Principal
 
 SUBMITTERS = frozenset({"intake_officer", "zone_chief", "deputy_chief", "county_leadership"})
 # The reporter has no account: a portal (or an officer at the front desk) presents the receipt.
@@ -20,6 +20,11 @@ CUSTODIANS = frozenset({"custodian"})
 def authorize_submit(principal: Principal, *, county_id: str, zone_id: str) -> None:
     """Submitting a report needs an intake role scoped to the report's county and zone."""
     require(principal, roles=SUBMITTERS, county_id=county_id, zone_id=zone_id)
+
+
+def authorize_submit_county(principal: Principal, *, county_id: str) -> None:
+    """Before routing reads the registry: the caller must be an intake role of the county."""
+    require(principal, roles=SUBMITTERS, county_id=county_id)
 
 
 def authorize_receipt(principal: Principal, *, county_id: str) -> None:
@@ -82,3 +87,20 @@ def authorize_reveal_read(
     require(principal, roles=REVEAL_REQUESTERS, county_id=county_id, zone_id=zone_id)
     if principal.subject != requested_by:
         raise PermissionDenied("only the officer who filed the request may read the identity")
+
+
+# Officers who judge near-duplicates: the same people who decide acceptance.
+DUPLICATE_DECIDERS = ACCEPTANCE_DECIDERS | {"county_leadership"}
+
+
+def duplicate_zones(principal: Principal, *, county_id: str) -> frozenset[str] | None:
+    """The zones whose near-duplicates the caller sees (None = every zone of the county)."""
+    require(principal, roles=DUPLICATE_DECIDERS, county_id=county_id)
+    if ALL_ZONES in principal.zone_ids:
+        return None
+    return frozenset(principal.zone_ids)
+
+
+def authorize_duplicate_decision(principal: Principal, *, county_id: str, zone_id: str) -> None:
+    """A near-duplicate is decided by intake staff or chiefs of the report's zone."""
+    require(principal, roles=DUPLICATE_DECIDERS, county_id=county_id, zone_id=zone_id)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import grpc
 from xiezuo.intake.v1 import intake_pb2, intake_pb2_grpc
 
 from services.intake.api.convert import submission_from, timestamp
+from services.intake.api.duplicate_calls import DuplicateCalls
 from services.intake.api.officer_calls import OfficerCalls
 from services.intake.api.parts import IntakeParts
-from services.intake.api.policy import SUBMITTERS, authorize_submit
-from services.intake.api.reporter_calls import ReporterCalls
-from services.intake.domain.report import check_submission
+from services.intake.api.policy import SUBMITTERS, authorize_submit, authorize_submit_county
+from services.intake.api.reporter_calls import STATUS_TO_PROTO, ReporterCalls
+from services.intake.domain.report import Submission, check_submission
+from services.intake.domain.routing import route
 from services.runtime.grpc.auth import current_principal
 from services.runtime.grpc.errors import (
     FailedPrecondition,
@@ -22,7 +25,9 @@ from services.runtime.grpc.errors import (
 )
 
 
-class IntakeServicer(ReporterCalls, OfficerCalls, intake_pb2_grpc.IntakeServiceServicer):
+class IntakeServicer(
+    ReporterCalls, OfficerCalls, DuplicateCalls, intake_pb2_grpc.IntakeServiceServicer
+):
     """Receives reports from every channel and keeps the reporter's side of them."""
 
     def __init__(self, parts: IntakeParts) -> None:
@@ -50,6 +55,8 @@ class IntakeServicer(ReporterCalls, OfficerCalls, intake_pb2_grpc.IntakeServiceS
                 [FieldViolation(field, description) for field, description in problems],
                 "the report is incomplete or malformed; nothing was stored",
             )
+        authorize_submit_county(principal, county_id=submission.county_id)
+        submission = await self._routed(submission, now=now)
         authorize_submit(principal, county_id=submission.county_id, zone_id=submission.zone_id)
         registration = await self._registry.register(submission, actor=principal.subject)
         if registration.replayed:
@@ -67,4 +74,24 @@ class IntakeServicer(ReporterCalls, OfficerCalls, intake_pb2_grpc.IntakeServiceS
             clue_id=registration.clue_id,
             receipt_code=registration.receipt_code,
             registered_at=timestamp(registration.registered_at),
+            linked=registration.linked,
+            status=STATUS_TO_PROTO.get(registration.status, intake_pb2.REPORT_STATUS_RECEIVED),
+            zone_id=registration.zone_id,
         )
+
+    async def _routed(self, submission: Submission, *, now: datetime) -> Submission:
+        """The submission with the zone its township is placed in (registry copy)."""
+        received_on = (submission.received_at or now).date()
+        placed = await self._parts.townships.zone_of(
+            submission.county_id, submission.township_id, on=received_on
+        )
+        zone, problem = route(
+            township_id=submission.township_id,
+            requested_zone=submission.zone_id,
+            placed_zone=placed,
+        )
+        if problem:
+            raise InvalidArgument(
+                [FieldViolation("zone_id", problem)], "the report cannot be routed; nothing stored"
+            )
+        return replace(submission, zone_id=zone)

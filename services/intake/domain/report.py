@@ -81,7 +81,9 @@ def check_submission(
     for name in ("idempotency_key", "county_id", "zone_id", "township_id"):
         value = getattr(submission, name)
         if not value:
-            problems.append((name, "is required"))
+            # The zone may come from the registry copy instead (routing checks it then).
+            if name != "zone_id":
+                problems.append((name, "is required"))
         elif name != "idempotency_key" and not _ID.match(value):
             problems.append((name, "must be 1-64 letters, digits, '_', '.', ':' or '-'"))
     if submission.idempotency_key and len(submission.idempotency_key) > 128:

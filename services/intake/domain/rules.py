@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
+
+from services.intake.domain.kinds import CadreLevel
+
+_LEVELS = frozenset(level.value for level in CadreLevel)
 
 
 class RulesInvalid(ValueError):
@@ -47,6 +51,10 @@ class IntakeRules:
     receipt_guard: ReceiptGuard
     duplicate_window_days: int
     triage: TriageWeights
+    # A name this many edits away, in the same township, is flagged as a near-duplicate.
+    near_name_max_edits: int = 1
+    # 分级负责: cadre levels this county does not manage, and the body each is forwarded to.
+    forward_upward: Mapping[str, str] = field(default_factory=dict)
 
 
 def _positive(raw: Mapping[str, Any], name: str, where: str) -> int:
@@ -61,6 +69,25 @@ def _section(raw: Mapping[str, Any], name: str, where: str) -> Mapping[str, Any]
     if not isinstance(value, Mapping):
         raise RulesInvalid(f"{where}.{name} must be a mapping")
     return value
+
+
+def _edits(raw: Mapping[str, Any], where: str) -> int:
+    value = raw.get("near_name_max_edits", 1)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 5:
+        raise RulesInvalid(f"{where}.near_name_max_edits must be an integer 0..5")
+    return value
+
+
+def _forward_upward(raw: Any, where: str) -> dict[str, str]:
+    if not isinstance(raw, Mapping):
+        raise RulesInvalid(f"{where}.jurisdiction must be a mapping")
+    upward = raw.get("forward_upward") or {}
+    if not isinstance(upward, Mapping) or not all(
+        level in _LEVELS and isinstance(body, str) and body.strip()
+        for level, body in upward.items()
+    ):
+        raise RulesInvalid(f"{where}.jurisdiction.forward_upward must map levels to bodies")
+    return dict(upward)
 
 
 def parse_rules(data: Any) -> list[IntakeRules]:
@@ -105,6 +132,8 @@ def parse_rules(data: Any) -> list[IntakeRules]:
                         for name in TriageWeights.__dataclass_fields__
                     }
                 ),
+                near_name_max_edits=_edits(duplicates, f"{where}.duplicates"),
+                forward_upward=_forward_upward(raw.get("jurisdiction") or {}, where),
             )
         )
     if not versions:

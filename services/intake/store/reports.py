@@ -9,15 +9,26 @@ from datetime import UTC, datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.contracts.intake import ClueRegistered, ReportedSubject
+from services.intake.domain.duplicates import Linked, profile_of
 from services.intake.domain.receipt import hash_receipt, new_receipt_code, receipt_prefix
 from services.intake.domain.report import Submission, fingerprint
 from services.intake.domain.rulebook import RuleBook
+from services.intake.domain.status import ReportStatus
 from services.intake.domain.triage import signals_of, triage_score
 from services.intake.domain.working_days import add_working_days
+from services.intake.store.duplicates import (
+    duplicate_rules,
+    flag_candidates,
+    join_clue,
+    match_report,
+)
+from services.intake.store.jurisdiction import forward_upward
 from services.intake.store.tables import (
     AttachmentRow,
+    ClueLedgerRow,
     ReportRow,
     SealedChannelDetailRow,
     SealedIdentityRow,
@@ -42,6 +53,9 @@ class Registration:
     replayed: bool
     # A replay whose request differs from the one first registered under the same key.
     conflicting: bool = False
+    # The report joined an existing clue (a repeat) instead of opening its own.
+    linked: bool = False
+    status: str = ReportStatus.RECEIVED.value
 
 
 class ReportRegistry:
@@ -126,11 +140,123 @@ class ReportRegistry:
             if real_name
             else None,
         )
+        forward_to = rules.forward_upward.get(subject.cadre_level.value)
+        profile = profile_of(submission, received_at=received_at)
+        row.duplicate_fingerprint = None if forward_to else profile.fingerprint
+        priority = triage_score(signals_of(submission), rules.triage)
+        async with self._db.transaction() as session:
+            # Matched before the new row is added, so it never matches itself.
+            match = (
+                None if forward_to else await match_report(session, profile, duplicate_rules(rules))
+            )
+            session.add(row)
+            self._seal_parts(session, submission, report_id, context)
+            detail: dict[str, str] = {"channel": row.channel, "zone_id": row.zone_id}
+            if forward_to:
+                await forward_upward(session, self._vault, row, forward_to, now=now)
+                detail["forwarded_to"] = forward_to
+            elif isinstance(match, Linked):
+                joined = await join_clue(
+                    session, row, match.clue_id, rules, linked_by="fingerprint", now=now
+                )
+                if joined.progress:
+                    row.status = joined.progress
+                detail |= {"linked_to_clue_id": joined.clue_id, "repeat_of": match.report_id}
+            else:
+                self._open_clue(session, row, submission, taxonomy.version, priority, now=now)
+                flag_candidates(session, row, match or [], now=now)
+                if match:
+                    detail["near_duplicates"] = str(len(match))
+            detail["clue_id"] = row.clue_id
+            await audit.append(
+                session,
+                county_id=row.county_id,
+                actor=actor,
+                action="report.submitted",
+                record_type="report",
+                record_id=report_id,
+                detail=detail,
+                at=now,
+            )
+        return Registration(
+            report_id,
+            row.clue_id,
+            receipt_code,
+            now,
+            row.zone_id,
+            replayed=False,
+            linked=row.linked_at is not None,
+            status=row.status,
+        )
+
+    def _seal_parts(
+        self, session: AsyncSession, submission: Submission, report_id: str, context: bytes
+    ) -> None:
+        if submission.reporter is not None:
+            identity = json.dumps(asdict(submission.reporter)).encode()
+            sealed = self._vault.seal(identity, context=context)
+            session.add(
+                SealedIdentityRow(
+                    report_id=report_id,
+                    kek_id=sealed.kek_id,
+                    wrapped_key=sealed.wrapped_key,
+                    nonce=sealed.nonce,
+                    ciphertext=sealed.ciphertext,
+                )
+            )
+        if submission.channel_details is not None:
+            details = json.dumps(submission.channel_details.values).encode()
+            sealed_details = self._vault.seal(details, context=context)
+            session.add(
+                SealedChannelDetailRow(
+                    report_id=report_id,
+                    kek_id=sealed_details.kek_id,
+                    wrapped_key=sealed_details.wrapped_key,
+                    nonce=sealed_details.nonce,
+                    ciphertext=sealed_details.ciphertext,
+                )
+            )
+        for position, attachment in enumerate(submission.attachments):
+            session.add(
+                AttachmentRow(
+                    report_id=report_id,
+                    position=position,
+                    sha256=attachment.sha256,
+                    size_bytes=attachment.size_bytes,
+                    media_type=attachment.media_type,
+                )
+            )
+
+    def _open_clue(
+        self,
+        session: AsyncSession,
+        row: ReportRow,
+        submission: Submission,
+        taxonomy_version: str,
+        priority: int,
+        *,
+        now: datetime,
+    ) -> None:
+        """A new clue: on intake's ledger and published for cases."""
+        subject = submission.subject
+        assert subject is not None
+        session.add(
+            ClueLedgerRow(
+                clue_id=row.clue_id,
+                county_id=row.county_id,
+                zone_id=row.zone_id,
+                first_report_id=row.report_id,
+                registered_at=now,
+                repeat_count=0,
+                priority=priority,
+                progress="",
+            )
+        )
         event = ClueRegistered(
             county_id=row.county_id,
             zone_id=row.zone_id,
-            clue_id=clue_id,
-            report_id=report_id,
+            clue_id=row.clue_id,
+            report_id=row.report_id,
             township_id=row.township_id,
             channel=row.channel,
             allegation_categories=list(submission.allegation_categories),
@@ -146,57 +272,10 @@ class ReportRegistry:
             campaign_id=row.campaign_id,
             received_at=row.received_at,
             registered_at=now,
-            taxonomy_version=taxonomy.version,
-            priority=triage_score(signals_of(submission), rules.triage),
+            taxonomy_version=taxonomy_version,
+            priority=priority,
         )
-        async with self._db.transaction() as session:
-            session.add(row)
-            if submission.reporter is not None:
-                identity = json.dumps(asdict(submission.reporter)).encode()
-                sealed = self._vault.seal(identity, context=context)
-                session.add(
-                    SealedIdentityRow(
-                        report_id=report_id,
-                        kek_id=sealed.kek_id,
-                        wrapped_key=sealed.wrapped_key,
-                        nonce=sealed.nonce,
-                        ciphertext=sealed.ciphertext,
-                    )
-                )
-            if submission.channel_details is not None:
-                details = json.dumps(submission.channel_details.values).encode()
-                sealed_details = self._vault.seal(details, context=context)
-                session.add(
-                    SealedChannelDetailRow(
-                        report_id=report_id,
-                        kek_id=sealed_details.kek_id,
-                        wrapped_key=sealed_details.wrapped_key,
-                        nonce=sealed_details.nonce,
-                        ciphertext=sealed_details.ciphertext,
-                    )
-                )
-            for position, attachment in enumerate(submission.attachments):
-                session.add(
-                    AttachmentRow(
-                        report_id=report_id,
-                        position=position,
-                        sha256=attachment.sha256,
-                        size_bytes=attachment.size_bytes,
-                        media_type=attachment.media_type,
-                    )
-                )
-            record_event(session, event, source=EVENT_SOURCE, occurred_at=now)
-            await audit.append(
-                session,
-                county_id=row.county_id,
-                actor=actor,
-                action="report.submitted",
-                record_type="report",
-                record_id=report_id,
-                detail={"clue_id": clue_id, "channel": row.channel, "zone_id": row.zone_id},
-                at=now,
-            )
-        return Registration(report_id, clue_id, receipt_code, now, row.zone_id, replayed=False)
+        record_event(session, event, source=EVENT_SOURCE, occurred_at=now)
 
 
 def _replay(row: ReportRow, digest: str) -> Registration:
@@ -209,4 +288,6 @@ def _replay(row: ReportRow, digest: str) -> Registration:
         row.zone_id,
         replayed=True,
         conflicting=row.request_fingerprint != digest,
+        linked=row.linked_at is not None,
+        status=row.status,
     )

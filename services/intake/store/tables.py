@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Integer,
     LargeBinary,
@@ -25,7 +26,8 @@ class ReportRow(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("county_id", "idempotency_key"),)
 
     report_id: str = Field(sa_column=Column(String(64), primary_key=True))
-    clue_id: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    # Shared by every report linked to the same clue (duplicates).
+    clue_id: str = Field(sa_column=Column(String(64), nullable=False, index=True))
     county_id: str = Field(sa_column=Column(String(64), nullable=False, index=True))
     zone_id: str = Field(sa_column=Column(String(64), nullable=False))
     township_id: str = Field(sa_column=Column(String(64), nullable=False))
@@ -68,6 +70,62 @@ class ReportRow(SQLModel, table=True):
         default=None, sa_column=Column(DateTime(timezone=True))
     )
     decided_by: str | None = Field(default=None, sa_column=Column(String(128)))
+    # Digest of the normalised subject, unit, township and categories (duplicate detection).
+    duplicate_fingerprint: str | None = Field(default=None, sa_column=Column(String(64)))
+    # Set when the report joined an existing clue instead of opening its own.
+    linked_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class ClueLedgerRow(SQLModel, table=True):
+    """A clue intake registered: its reports' count, priority and what cases told of it."""
+
+    __tablename__ = "intake_clue"
+
+    clue_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    county_id: str = Field(sa_column=Column(String(64), nullable=False))
+    zone_id: str = Field(sa_column=Column(String(64), nullable=False))
+    first_report_id: str = Field(sa_column=Column(String(64), nullable=False))
+    registered_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    repeat_count: int = Field(sa_column=Column(Integer, nullable=False))
+    priority: int = Field(sa_column=Column(Integer, nullable=False))
+    # "" until cases reports progress, then in_progress or concluded.
+    progress: str = Field(sa_column=Column(String(32), nullable=False))
+    progress_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class DuplicateCandidateRow(SQLModel, table=True):
+    """A near-duplicate flagged for an officer: link to the similar clue or keep separate."""
+
+    __tablename__ = "duplicate_candidate"
+    __table_args__ = (UniqueConstraint("report_id", "similar_clue_id"),)
+
+    candidate_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    county_id: str = Field(sa_column=Column(String(64), nullable=False))
+    zone_id: str = Field(sa_column=Column(String(64), nullable=False))
+    report_id: str = Field(sa_column=Column(String(64), nullable=False))
+    clue_id: str = Field(sa_column=Column(String(64), nullable=False))
+    similar_report_id: str = Field(sa_column=Column(String(64), nullable=False))
+    similar_clue_id: str = Field(sa_column=Column(String(64), nullable=False))
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    flagged_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    # pending, linked or kept_separate.
+    state: str = Field(sa_column=Column(String(16), nullable=False))
+    decided_by: str | None = Field(default=None, sa_column=Column(String(128)))
+    decided_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    decision_reason: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class TownshipPlacementRow(SQLModel, table=True):
+    """Intake's copy of staffing's registry: a township's zone from a date on."""
+
+    __tablename__ = "township_placement"
+
+    county_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    township_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    effective_from: date = Field(sa_column=Column(Date, primary_key=True))
+    zone_id: str = Field(sa_column=Column(String(64), nullable=False))
+    township_name: str = Field(sa_column=Column(String(200), nullable=False))
+    recorded_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
 class SealedIdentityRow(SQLModel, table=True):

@@ -244,6 +244,54 @@ REJECTION_GROUND_NO_SUBSTANCE: RejectionGround.ValueType  # 3
 """The report has no substance."""
 Global___RejectionGround: _TypeAlias = RejectionGround  # noqa: Y015
 
+class _DuplicateState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DuplicateStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DuplicateState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DUPLICATE_STATE_UNSPECIFIED: _DuplicateState.ValueType  # 0
+    DUPLICATE_STATE_PENDING: _DuplicateState.ValueType  # 1
+    """Waiting for an officer."""
+    DUPLICATE_STATE_LINKED: _DuplicateState.ValueType  # 2
+    """The report was linked to the similar clue."""
+    DUPLICATE_STATE_KEPT_SEPARATE: _DuplicateState.ValueType  # 3
+    """The report keeps its own clue."""
+
+class DuplicateState(_DuplicateState, metaclass=_DuplicateStateEnumTypeWrapper):
+    """Where an officer's decision on a near-duplicate stands."""
+
+DUPLICATE_STATE_UNSPECIFIED: DuplicateState.ValueType  # 0
+DUPLICATE_STATE_PENDING: DuplicateState.ValueType  # 1
+"""Waiting for an officer."""
+DUPLICATE_STATE_LINKED: DuplicateState.ValueType  # 2
+"""The report was linked to the similar clue."""
+DUPLICATE_STATE_KEPT_SEPARATE: DuplicateState.ValueType  # 3
+"""The report keeps its own clue."""
+Global___DuplicateState: _TypeAlias = DuplicateState  # noqa: Y015
+
+class _DuplicateDecision:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DuplicateDecisionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DuplicateDecision.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DUPLICATE_DECISION_UNSPECIFIED: _DuplicateDecision.ValueType  # 0
+    DUPLICATE_DECISION_LINK: _DuplicateDecision.ValueType  # 1
+    """The same matter: the report joins the similar clue (ReportLinked)."""
+    DUPLICATE_DECISION_KEEP_SEPARATE: _DuplicateDecision.ValueType  # 2
+    """A different matter: the report keeps its own clue."""
+
+class DuplicateDecision(_DuplicateDecision, metaclass=_DuplicateDecisionEnumTypeWrapper):
+    """An officer's decision on a near-duplicate."""
+
+DUPLICATE_DECISION_UNSPECIFIED: DuplicateDecision.ValueType  # 0
+DUPLICATE_DECISION_LINK: DuplicateDecision.ValueType  # 1
+"""The same matter: the report joins the similar clue (ReportLinked)."""
+DUPLICATE_DECISION_KEEP_SEPARATE: DuplicateDecision.ValueType  # 2
+"""A different matter: the report keeps its own clue."""
+Global___DuplicateDecision: _TypeAlias = DuplicateDecision  # noqa: Y015
+
 @_typing.final
 class ReportedSubject(_message.Message):
     """The person the report is about, as the reporter describes them."""
@@ -337,8 +385,11 @@ class SubmitReportRequest(_message.Message):
     idempotency_key: _builtins.str
     """Client-chosen key; a retry with the same key does not register a second report."""
     county_id: _builtins.str
-    """Routing scope; carried by the request until routing rules decide it."""
+    """The county receiving the report."""
     zone_id: _builtins.str
+    """Optional once the township is in intake's copy of the zone registry (the registry decides,
+    and a different zone is refused); required for a township not yet in the registry.
+    """
     township_id: _builtins.str
     channel: Global___ReportChannel.ValueType
     content: _builtins.str
@@ -1171,10 +1222,21 @@ class SubmitReportResponse(_message.Message):
     CLUE_ID_FIELD_NUMBER: _builtins.int
     RECEIPT_CODE_FIELD_NUMBER: _builtins.int
     REGISTERED_AT_FIELD_NUMBER: _builtins.int
+    LINKED_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    ZONE_ID_FIELD_NUMBER: _builtins.int
     report_id: _builtins.str
     clue_id: _builtins.str
     receipt_code: _builtins.str
     """Lets the reporter ask about progress; returned only once, stored only as a hash."""
+    linked: _builtins.bool
+    """True when the report repeated an earlier one and joined its clue (clue_id is that clue)."""
+    status: Global___ReportStatus.ValueType
+    """The report's status now: received, or forwarded when its subject is managed above the
+    county.
+    """
+    zone_id: _builtins.str
+    """The zone the report was routed to."""
     @_builtins.property
     def registered_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -1184,11 +1246,188 @@ class SubmitReportResponse(_message.Message):
         clue_id: _builtins.str = ...,
         receipt_code: _builtins.str = ...,
         registered_at: _timestamp_pb2.Timestamp | None = ...,
+        linked: _builtins.bool = ...,
+        status: Global___ReportStatus.ValueType = ...,
+        zone_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["registered_at", b"registered_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["clue_id", b"clue_id", "receipt_code", b"receipt_code", "registered_at", b"registered_at", "report_id", b"report_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clue_id", b"clue_id", "linked", b"linked", "receipt_code", b"receipt_code", "registered_at", b"registered_at", "report_id", b"report_id", "status", b"status", "zone_id", b"zone_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SubmitReportResponse: _TypeAlias = SubmitReportResponse  # noqa: Y015
+
+@_typing.final
+class DuplicateCandidate(_message.Message):
+    """A report that looks like an earlier one without being an exact repeat."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CANDIDATE_ID_FIELD_NUMBER: _builtins.int
+    REPORT_ID_FIELD_NUMBER: _builtins.int
+    CLUE_ID_FIELD_NUMBER: _builtins.int
+    SIMILAR_REPORT_ID_FIELD_NUMBER: _builtins.int
+    SIMILAR_CLUE_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    FLAGGED_AT_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    ZONE_ID_FIELD_NUMBER: _builtins.int
+    candidate_id: _builtins.str
+    """Identifier of this flag."""
+    report_id: _builtins.str
+    """The newer report and the clue it opened."""
+    clue_id: _builtins.str
+    similar_report_id: _builtins.str
+    """The earlier report it resembles and that report's clue."""
+    similar_clue_id: _builtins.str
+    reason: _builtins.str
+    """Why they look alike (no reporter identity)."""
+    state: Global___DuplicateState.ValueType
+    """Pending, linked or kept separate."""
+    zone_id: _builtins.str
+    """The zone of the newer report."""
+    @_builtins.property
+    def flagged_at(self) -> _timestamp_pb2.Timestamp:
+        """When the newer report was flagged."""
+
+    def __init__(
+        self,
+        *,
+        candidate_id: _builtins.str = ...,
+        report_id: _builtins.str = ...,
+        clue_id: _builtins.str = ...,
+        similar_report_id: _builtins.str = ...,
+        similar_clue_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        flagged_at: _timestamp_pb2.Timestamp | None = ...,
+        state: Global___DuplicateState.ValueType = ...,
+        zone_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["flagged_at", b"flagged_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidate_id", b"candidate_id", "clue_id", b"clue_id", "flagged_at", b"flagged_at", "reason", b"reason", "report_id", b"report_id", "similar_clue_id", b"similar_clue_id", "similar_report_id", b"similar_report_id", "state", b"state", "zone_id", b"zone_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DuplicateCandidate: _TypeAlias = DuplicateCandidate  # noqa: Y015
+
+@_typing.final
+class ListDuplicateCandidatesRequest(_message.Message):
+    """Request of ListDuplicateCandidates."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUNTY_ID_FIELD_NUMBER: _builtins.int
+    PENDING_ONLY_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    county_id: _builtins.str
+    """The county whose flags are listed (the caller's zones limit them further)."""
+    pending_only: _builtins.bool
+    """Only flags still waiting for a decision."""
+    page_size: _builtins.int
+    """At most this many (default 50, at most 200)."""
+    page_token: _builtins.str
+    """From a previous response's next_page_token."""
+    def __init__(
+        self,
+        *,
+        county_id: _builtins.str = ...,
+        pending_only: _builtins.bool = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["county_id", b"county_id", "page_size", b"page_size", "page_token", b"page_token", "pending_only", b"pending_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDuplicateCandidatesRequest: _TypeAlias = ListDuplicateCandidatesRequest  # noqa: Y015
+
+@_typing.final
+class ListDuplicateCandidatesResponse(_message.Message):
+    """Response of ListDuplicateCandidates."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CANDIDATES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def candidates(self) -> _containers.RepeatedCompositeFieldContainer[Global___DuplicateCandidate]:
+        """Oldest first."""
+
+    def __init__(
+        self,
+        *,
+        candidates: _abc.Iterable[Global___DuplicateCandidate] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates", b"candidates", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDuplicateCandidatesResponse: _TypeAlias = ListDuplicateCandidatesResponse  # noqa: Y015
+
+@_typing.final
+class DecideDuplicateRequest(_message.Message):
+    """Request of DecideDuplicate."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CANDIDATE_ID_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    candidate_id: _builtins.str
+    """The flag decided."""
+    decision: Global___DuplicateDecision.ValueType
+    """Link or keep separate."""
+    reason: _builtins.str
+    """Why (recorded in the audit log)."""
+    idempotency_key: _builtins.str
+    """A retry with the same key decides once."""
+    def __init__(
+        self,
+        *,
+        candidate_id: _builtins.str = ...,
+        decision: Global___DuplicateDecision.ValueType = ...,
+        reason: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidate_id", b"candidate_id", "decision", b"decision", "idempotency_key", b"idempotency_key", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideDuplicateRequest: _TypeAlias = DecideDuplicateRequest  # noqa: Y015
+
+@_typing.final
+class DecideDuplicateResponse(_message.Message):
+    """Response of DecideDuplicate."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CANDIDATE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def candidate(self) -> Global___DuplicateCandidate:
+        """The flag after the decision."""
+
+    def __init__(
+        self,
+        *,
+        candidate: Global___DuplicateCandidate | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["candidate", b"candidate"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidate", b"candidate"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideDuplicateResponse: _TypeAlias = DecideDuplicateResponse  # noqa: Y015

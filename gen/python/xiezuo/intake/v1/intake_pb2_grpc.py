@@ -80,6 +80,16 @@ class IntakeServiceStub:
                 request_serializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.DecideAcceptanceRequest.SerializeToString,
                 response_deserializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.DecideAcceptanceResponse.FromString,
                 _registered_method=True)
+        self.ListDuplicateCandidates = channel.unary_unary(
+                '/xiezuo.intake.v1.IntakeService/ListDuplicateCandidates',
+                request_serializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.ListDuplicateCandidatesRequest.SerializeToString,
+                response_deserializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.ListDuplicateCandidatesResponse.FromString,
+                _registered_method=True)
+        self.DecideDuplicate = channel.unary_unary(
+                '/xiezuo.intake.v1.IntakeService/DecideDuplicate',
+                request_serializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.DecideDuplicateRequest.SerializeToString,
+                response_deserializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.DecideDuplicateResponse.FromString,
+                _registered_method=True)
 
 
 class IntakeServiceServicer:
@@ -150,6 +160,20 @@ class IntakeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDuplicateCandidates(self, request, context):
+        """Near-duplicate reports flagged for an officer (same subject and township, similar name...).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideDuplicate(self, request, context):
+        """Link a flagged report to the similar clue, or keep it separate; audited, decided once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IntakeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -197,6 +221,16 @@ def add_IntakeServiceServicer_to_server(servicer, server):
                     servicer.DecideAcceptance,
                     request_deserializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.DecideAcceptanceRequest.FromString,
                     response_serializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.DecideAcceptanceResponse.SerializeToString,
+            ),
+            'ListDuplicateCandidates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDuplicateCandidates,
+                    request_deserializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.ListDuplicateCandidatesRequest.FromString,
+                    response_serializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.ListDuplicateCandidatesResponse.SerializeToString,
+            ),
+            'DecideDuplicate': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideDuplicate,
+                    request_deserializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.DecideDuplicateRequest.FromString,
+                    response_serializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.DecideDuplicateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -443,6 +477,60 @@ class IntakeService:
             '/xiezuo.intake.v1.IntakeService/DecideAcceptance',
             xiezuo_dot_intake_dot_v1_dot_intake__pb2.DecideAcceptanceRequest.SerializeToString,
             xiezuo_dot_intake_dot_v1_dot_intake__pb2.DecideAcceptanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDuplicateCandidates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xiezuo.intake.v1.IntakeService/ListDuplicateCandidates',
+            xiezuo_dot_intake_dot_v1_dot_intake__pb2.ListDuplicateCandidatesRequest.SerializeToString,
+            xiezuo_dot_intake_dot_v1_dot_intake__pb2.ListDuplicateCandidatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideDuplicate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xiezuo.intake.v1.IntakeService/DecideDuplicate',
+            xiezuo_dot_intake_dot_v1_dot_intake__pb2.DecideDuplicateRequest.SerializeToString,
+            xiezuo_dot_intake_dot_v1_dot_intake__pb2.DecideDuplicateResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,6 +53,10 @@ class IntakeServiceStub:
     """The requester reads the identity, once per approved request; every read is audited."""
     DecideAcceptance: _grpc.UnaryUnaryMultiCallable[_intake_pb2.DecideAcceptanceRequest, _intake_pb2.DecideAcceptanceResponse]
     """Accept a report, refuse it with a reason, or forward it to the body at the right level."""
+    ListDuplicateCandidates: _grpc.UnaryUnaryMultiCallable[_intake_pb2.ListDuplicateCandidatesRequest, _intake_pb2.ListDuplicateCandidatesResponse]
+    """Near-duplicate reports flagged for an officer (same subject and township, similar name...)."""
+    DecideDuplicate: _grpc.UnaryUnaryMultiCallable[_intake_pb2.DecideDuplicateRequest, _intake_pb2.DecideDuplicateResponse]
+    """Link a flagged report to the similar clue, or keep it separate; audited, decided once."""
 
 @_typing.type_check_only
 class IntakeServiceAsyncStub(IntakeServiceStub):
@@ -79,6 +83,10 @@ class IntakeServiceAsyncStub(IntakeServiceStub):
     """The requester reads the identity, once per approved request; every read is audited."""
     DecideAcceptance: _aio.UnaryUnaryMultiCallable[_intake_pb2.DecideAcceptanceRequest, _intake_pb2.DecideAcceptanceResponse]  # type: ignore[assignment]
     """Accept a report, refuse it with a reason, or forward it to the body at the right level."""
+    ListDuplicateCandidates: _aio.UnaryUnaryMultiCallable[_intake_pb2.ListDuplicateCandidatesRequest, _intake_pb2.ListDuplicateCandidatesResponse]  # type: ignore[assignment]
+    """Near-duplicate reports flagged for an officer (same subject and township, similar name...)."""
+    DecideDuplicate: _aio.UnaryUnaryMultiCallable[_intake_pb2.DecideDuplicateRequest, _intake_pb2.DecideDuplicateResponse]  # type: ignore[assignment]
+    """Link a flagged report to the similar clue, or keep it separate; audited, decided once."""
 
 class IntakeServiceServicer(metaclass=_abc_1.ABCMeta):
     """Receives reports (信访举报) from every channel and registers them as clues."""
@@ -156,5 +164,21 @@ class IntakeServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_intake_pb2.DecideAcceptanceResponse, _abc.Awaitable[_intake_pb2.DecideAcceptanceResponse]]:
         """Accept a report, refuse it with a reason, or forward it to the body at the right level."""
+
+    @_abc_1.abstractmethod
+    def ListDuplicateCandidates(
+        self,
+        request: _intake_pb2.ListDuplicateCandidatesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_intake_pb2.ListDuplicateCandidatesResponse, _abc.Awaitable[_intake_pb2.ListDuplicateCandidatesResponse]]:
+        """Near-duplicate reports flagged for an officer (same subject and township, similar name...)."""
+
+    @_abc_1.abstractmethod
+    def DecideDuplicate(
+        self,
+        request: _intake_pb2.DecideDuplicateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_intake_pb2.DecideDuplicateResponse, _abc.Awaitable[_intake_pb2.DecideDuplicateResponse]]:
+        """Link a flagged report to the similar clue, or keep it separate; audited, decided once."""
 
 def add_IntakeServiceServicer_to_server(servicer: IntakeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

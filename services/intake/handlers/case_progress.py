@@ -1,0 +1,34 @@
+"""Cases' workflow events → the coarse status a reporter may see (in progress, concluded)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.contracts.cases import CaseStepRecorded
+from services.intake.domain.progress import PROGRESS_OF_EVENT
+from services.intake.store.progress import apply_progress
+from services.intake.store.vault import Vault
+from services.runtime.envelope import Envelope
+
+
+class CaseProgressHandler:
+    """Applies one workflow step of a clue or case (its case_id is the clue id)."""
+
+    def __init__(self, vault: Vault) -> None:
+        self._vault = vault
+
+    async def __call__(
+        self, session: AsyncSession, event: CaseStepRecorded, envelope: Envelope
+    ) -> None:
+        """Apply the step in the consumer's transaction."""
+        await apply_progress(
+            session,
+            self._vault,
+            county_id=event.county_id,
+            clue_id=event.case_id,
+            progress=PROGRESS_OF_EVENT[event.event_type],
+            actor=f"event:{envelope.source}",
+            now=datetime.now(UTC),
+        )

@@ -1,0 +1,258 @@
+"""Duplicate detection against stored reports, near-duplicate flags and officers' decisions."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.contracts.intake import ReportLinked
+from services.intake.domain.duplicates import (
+    DuplicateProfile,
+    DuplicateRules,
+    KnownReport,
+    Linked,
+    Similar,
+    classify,
+    normalise,
+    raised_priority,
+)
+from services.intake.domain.rulebook import RuleBook
+from services.intake.domain.rules import IntakeRules
+from services.intake.store.tables import ClueLedgerRow, DuplicateCandidateRow, ReportRow
+from services.runtime import audit
+from services.runtime.db import Database
+from services.runtime.outbox import record_event
+
+EVENT_SOURCE = "xiezuo/intake"
+PENDING, LINKED, KEPT_SEPARATE = "pending", "linked", "kept_separate"
+
+
+def duplicate_rules(rules: IntakeRules) -> DuplicateRules:
+    """The duplicate part of a rules version."""
+    return DuplicateRules(rules.duplicate_window_days, rules.near_name_max_edits)
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes for timezone-aware columns; they were stored as UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def profile_of_row(row: ReportRow) -> DuplicateProfile:
+    """The duplicate profile of a stored report."""
+    return DuplicateProfile(
+        county_id=row.county_id,
+        subject_name=normalise(row.subject_name),
+        subject_unit=normalise(row.subject_unit),
+        township_id=row.township_id,
+        categories=frozenset(json.loads(row.allegation_categories)),
+        received_at=_aware(row.received_at),
+    )
+
+
+async def match_report(
+    session: AsyncSession, profile: DuplicateProfile, rules: DuplicateRules
+) -> Linked | list[Similar]:
+    """Compare a new report with the county's reports on the same township within the window."""
+    window = timedelta(days=rules.window_days)
+    query = select(ReportRow).where(
+        ReportRow.county_id == profile.county_id,
+        ReportRow.township_id == profile.township_id,
+        col(ReportRow.received_at) >= profile.received_at - window,
+        col(ReportRow.received_at) <= profile.received_at + window,
+        # Reports forwarded upward at reception opened no clue here.
+        col(ReportRow.duplicate_fingerprint).is_not(None),
+    )
+    known = [
+        KnownReport(row.report_id, row.clue_id, profile_of_row(row))
+        for row in (await session.exec(query)).all()
+    ]
+    return classify(profile, known, rules)
+
+
+@dataclass(frozen=True)
+class Joined:
+    """The outcome of joining a report to a clue."""
+
+    clue_id: str
+    repeat_count: int
+    priority: int
+    progress: str
+
+
+async def join_clue(
+    session: AsyncSession,
+    report: ReportRow,
+    clue_id: str,
+    rules: IntakeRules,
+    *,
+    linked_by: str,
+    now: datetime,
+    superseded_clue_id: str | None = None,
+) -> Joined:
+    """Attach the report to the clue, raise the clue's priority and publish ReportLinked."""
+    clue = await session.get(ClueLedgerRow, clue_id, with_for_update=True)
+    if clue is None:
+        raise LookupError(f"clue {clue_id} is not on intake's ledger")
+    clue.repeat_count += 1
+    clue.priority = raised_priority(
+        clue.priority, per_repeat=rules.triage.per_repeat, cap=rules.triage.max
+    )
+    session.add(clue)
+    report.clue_id, report.linked_at = clue_id, now
+    session.add(report)
+    record_event(
+        session,
+        ReportLinked(
+            county_id=report.county_id,
+            zone_id=clue.zone_id,
+            report_id=report.report_id,
+            clue_id=clue_id,
+            township_id=report.township_id,
+            channel=report.channel,
+            allegation_categories=json.loads(report.allegation_categories),
+            real_name=report.real_name,
+            received_at=report.received_at,
+            linked_at=now,
+            repeat_count=clue.repeat_count,
+            priority=clue.priority,
+            linked_by=linked_by,
+            superseded_clue_id=superseded_clue_id,
+            rules_version=rules.version,
+        ),
+        source=EVENT_SOURCE,
+        occurred_at=now,
+    )
+    return Joined(clue_id, clue.repeat_count, clue.priority, clue.progress)
+
+
+def flag_candidates(
+    session: AsyncSession, report: ReportRow, similar: list[Similar], *, now: datetime
+) -> None:
+    """Store each near-duplicate for an officer to decide."""
+    for candidate in similar:
+        session.add(
+            DuplicateCandidateRow(
+                candidate_id=f"dup-{uuid.uuid4().hex}",
+                county_id=report.county_id,
+                zone_id=report.zone_id,
+                report_id=report.report_id,
+                clue_id=report.clue_id,
+                similar_report_id=candidate.report_id,
+                similar_clue_id=candidate.clue_id,
+                reason=candidate.reason,
+                flagged_at=now,
+                state=PENDING,
+            )
+        )
+
+
+class CandidateDecided(Exception):
+    """The candidate was already decided differently."""
+
+
+@dataclass(frozen=True)
+class CandidatePage:
+    """One page of flagged near-duplicates."""
+
+    candidates: list[DuplicateCandidateRow]
+    next_offset: int | None
+
+
+class DuplicateDesk:
+    """Near-duplicates an officer lists and decides (link or keep separate)."""
+
+    def __init__(self, database: Database, rule_book: RuleBook) -> None:
+        self._db = database
+        self._rule_book = rule_book
+
+    async def get(self, candidate_id: str) -> DuplicateCandidateRow | None:
+        """One candidate, or None."""
+        async with self._db.session() as session:
+            return await session.get(DuplicateCandidateRow, candidate_id)
+
+    async def list(
+        self,
+        *,
+        county_id: str,
+        zone_ids: frozenset[str] | None,
+        pending_only: bool,
+        offset: int,
+        limit: int,
+        actor: str,
+        now: datetime,
+    ) -> CandidatePage:
+        """Candidates of the county (and zones, None = all), oldest first; the read is audited."""
+        async with self._db.transaction() as session:
+            query = select(DuplicateCandidateRow).where(
+                DuplicateCandidateRow.county_id == county_id
+            )
+            if zone_ids is not None:
+                query = query.where(col(DuplicateCandidateRow.zone_id).in_(sorted(zone_ids)))
+            if pending_only:
+                query = query.where(DuplicateCandidateRow.state == PENDING)
+            query = query.order_by(
+                col(DuplicateCandidateRow.flagged_at), col(DuplicateCandidateRow.candidate_id)
+            )
+            rows = list((await session.exec(query.offset(offset).limit(limit + 1))).all())
+            page = rows[:limit]
+            for row in page:
+                await audit.append(
+                    session,
+                    county_id=county_id,
+                    actor=actor,
+                    action="report.duplicate_candidate_read",
+                    record_type="report",
+                    record_id=row.report_id,
+                    detail={"candidate_id": row.candidate_id},
+                    at=now,
+                )
+        return CandidatePage(page, offset + limit if len(rows) > limit else None)
+
+    async def decide(
+        self, candidate_id: str, *, link: bool, reason: str, actor: str, now: datetime
+    ) -> DuplicateCandidateRow:
+        """Link the report to the similar clue, or keep it separate; once, audited."""
+        target = LINKED if link else KEPT_SEPARATE
+        async with self._db.transaction() as session:
+            row = await session.get(DuplicateCandidateRow, candidate_id, with_for_update=True)
+            if row is None:
+                raise LookupError(candidate_id)
+            if row.state != PENDING:
+                if row.state == target:
+                    return row
+                raise CandidateDecided(f"candidate {candidate_id} is already {row.state}")
+            row.state, row.decided_by, row.decided_at = target, actor, now
+            row.decision_reason = reason
+            session.add(row)
+            detail: dict[str, str] = {"candidate_id": candidate_id, "decision": target}
+            if link:
+                report = await session.get(ReportRow, row.report_id, with_for_update=True)
+                assert report is not None
+                own_clue = report.clue_id
+                rules = self._rule_book.rules_on(_aware(report.received_at).date())
+                await join_clue(
+                    session,
+                    report,
+                    row.similar_clue_id,
+                    rules,
+                    linked_by="officer",
+                    now=now,
+                    superseded_clue_id=own_clue,
+                )
+                detail |= {"clue_id": row.similar_clue_id, "superseded_clue_id": own_clue}
+            await audit.append(
+                session,
+                county_id=row.county_id,
+                actor=actor,
+                action="report.duplicate_decided",
+                record_type="report",
+                record_id=row.report_id,
+                detail=detail,
+                at=now,
+            )
+        return row

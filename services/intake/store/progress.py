@@ -1,0 +1,66 @@
+"""Case progress on a clue moves the status its reporters see, and tells them once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.intake.domain.progress import TOLD, later, progressed
+from services.intake.domain.status import ReportStatus
+from services.intake.store.exchange import SYSTEM, append_message
+from services.intake.store.tables import ClueLedgerRow, ReportRow
+from services.intake.store.vault import Vault
+from services.runtime import audit
+
+
+async def apply_progress(
+    session: AsyncSession,
+    vault: Vault,
+    *,
+    county_id: str,
+    clue_id: str,
+    progress: ReportStatus,
+    actor: str,
+    now: datetime,
+) -> list[str]:
+    """Move every report of the clue on; the ids of the reports whose status changed."""
+    clue = await session.get(ClueLedgerRow, clue_id, with_for_update=True)
+    if clue is None or clue.county_id != county_id:
+        # A clue intake did not register (e.g. opened by daily supervision in cases).
+        return []
+    clue.progress, clue.progress_at = later(clue.progress, progress).value, now
+    session.add(clue)
+    reports = await session.exec(
+        select(ReportRow).where(ReportRow.clue_id == clue_id, ReportRow.county_id == county_id)
+    )
+    moved: list[str] = []
+    for report in reports.all():
+        status = progressed(ReportStatus(report.status), progress)
+        if status is None:
+            continue
+        report.status = status.value
+        session.add(report)
+        await append_message(
+            session,
+            vault,
+            report,
+            author=SYSTEM,
+            kind="message",
+            body=TOLD[status],
+            idempotency_key=f"progress:{status.value}",
+            now=now,
+        )
+        await audit.append(
+            session,
+            county_id=county_id,
+            actor=actor,
+            action="report.progress_told",
+            record_type="report",
+            record_id=report.report_id,
+            detail={"clue_id": clue_id, "status": status.value},
+            at=now,
+        )
+        moved.append(report.report_id)
+    return moved
