@@ -10,6 +10,7 @@ from datetime import date
 
 from services.staffing.domain.conflicts import ConflictDeclaration, ConflictRelation
 from services.staffing.domain.draw import (
+    ALGORITHM_VERSION,
     GENESIS_HASH,
     CandidateFacts,
     DrawRequest,
@@ -27,18 +28,18 @@ SKILLS = ("law", "finance_audit", "engineering", "interviewing", "evidence_handl
 ON = date(2026, 3, 2)
 
 
-def _zone(rng: random.Random) -> tuple[list[dict[str, object]], list[ConflictDeclaration]]:
+def _zone(rng: random.Random) -> tuple[list[CandidateFacts], list[ConflictDeclaration]]:
     people = [
-        {
-            "person_id": f"p-{i:04d}",
-            "zone_id": "z-1",
-            "home_township_id": f"t-{i % 6}",
-            "case_working": True,
-            "skills": tuple(sorted(rng.sample(SKILLS, rng.randint(0, 2)))),
-            "status": "active" if rng.random() > 0.05 else "on_leave",
-            "open_workload": rng.randint(0, 3),
-            "workload_cap": 4,
-        }
+        CandidateFacts(
+            person_id=f"p-{i:04d}",
+            zone_id="z-1",
+            home_township_id=f"t-{i % 6}",
+            case_working=True,
+            skills=tuple(sorted(rng.sample(SKILLS, rng.randint(0, 2)))),
+            status="active" if rng.random() > 0.05 else "on_leave",
+            open_workload=rng.randint(0, 3),
+            workload_cap=4,
+        )
         for i in range(STAFF)
     ]
     relations = list(ConflictRelation)
@@ -68,7 +69,7 @@ def main() -> None:
     for conflict in conflicts:
         by_party.setdefault(conflict.party_key, []).append(conflict)
     # Loaded once per zone, as the store does; the conflicts are matched per draw.
-    zone_facts = [CandidateFacts.model_validate(p) for p in people]
+    zone_facts = people
     previous = GENESIS_HASH
     latencies: list[float] = []
     replays: list[float] = []
@@ -96,7 +97,7 @@ def main() -> None:
             if c.applies(subject, ON)
         }
         candidates = [
-            fact.model_copy(update={"conflict": conflicted[fact.person_id]})
+            fact._replace(conflict=conflicted[fact.person_id])
             if fact.person_id in conflicted
             else fact
             for fact in zone_facts
@@ -133,6 +134,7 @@ def main() -> None:
                 },
                 "replay_ms_p50": round(statistics.median(replays) * 1000, 3),
                 "target_p99_ms": 5.0,
+                "algorithm_version": ALGORITHM_VERSION,
                 "note": "draw = conflict matching + filters + balance + lottery + record hash",
             }
         )

@@ -135,3 +135,63 @@ class AssignmentDeclined(IntegrationEvent):
     def subject_id(self) -> str | None:
         """The case concerned."""
         return self.case_id
+
+
+class WorkloadReleased(IntegrationEvent):
+    """Open assignments ended (case closed, decided, transferred, or the team replaced)."""
+
+    event_type: ClassVar[str] = "xiezuo.staffing.workload_released.v1"
+    topic: ClassVar[str] = DRAWS_TOPIC
+
+    case_id: str
+    person_ids: list[str] = Field(min_length=1)
+    # The team stages (verification, investigation, hearing, review) whose work ended.
+    team_stages: list[str] = Field(min_length=1)
+    reason: str
+    released_at: datetime
+
+    def subject_id(self) -> str | None:
+        """The case concerned."""
+        return self.case_id
+
+
+TRAINING_TOPIC = "xiezuo.staffing.training"
+
+
+class TrainingRecorded(IntegrationEvent):
+    """A person took a day of training (assessment counts hours by type)."""
+
+    event_type: ClassVar[str] = "xiezuo.staffing.training_recorded.v1"
+    topic: ClassVar[str] = TRAINING_TOPIC
+
+    record_id: str
+    person_id: str
+    course: str
+    # lecture, case_study, drill or study_visit.
+    training_type: str
+    hours: float = Field(gt=0)
+    on_date: date
+    recorded_by: str
+    recorded_at: datetime
+
+    def subject_id(self) -> str | None:
+        """The person trained."""
+        return self.person_id
+
+
+class AttendanceRecorded(IntegrationEvent):
+    """A person's attendance on a day; a later event for the same day corrects it."""
+
+    event_type: ClassVar[str] = "xiezuo.staffing.attendance_recorded.v1"
+    topic: ClassVar[str] = TRAINING_TOPIC
+
+    person_id: str
+    day: date
+    # present, absent, on_leave, on_assignment or in_training.
+    status: str
+    recorded_by: str
+    recorded_at: datetime
+
+    def subject_id(self) -> str | None:
+        """The person concerned."""
+        return self.person_id

@@ -5,18 +5,39 @@ from __future__ import annotations
 import asyncio
 
 import grpc
-from xiezuo.staffing.v1 import staffing_pb2, staffing_pb2_grpc
+from xiezuo.staffing.v1 import (
+    registry_pb2,
+    registry_pb2_grpc,
+    staffing_pb2,
+    staffing_pb2_grpc,
+    training_pb2,
+    training_pb2_grpc,
+)
 
-from services.contracts.cases import TeamRequested
+from services.contracts.cases import (
+    CaseClosed,
+    CaseDecided,
+    CaseFiled,
+    CaseTransferred,
+    ClueDisposed,
+    StageChanged,
+    TeamRequested,
+)
 from services.runtime.host import GrpcParts, ServiceHost
 from services.runtime.settings import Settings
+from services.staffing.api.registry_servicer import RegistryServicer
 from services.staffing.api.servicer import StaffingServicer
+from services.staffing.api.training_servicer import TrainingServicer
 from services.staffing.domain.draw_rules import DEFAULT_DRAW_RULES
+from services.staffing.domain.workload import DEFAULT_WORKLOAD_RELEASE
 from services.staffing.drawing import TeamDrawer
+from services.staffing.handlers.case_progress import CaseProgressHandler
 from services.staffing.handlers.team_requested import TeamRequestedHandler
 from services.staffing.secrets import CountySecrets
 
 SERVICE_NAME = staffing_pb2.DESCRIPTOR.services_by_name["StaffingService"].full_name
+TRAINING_SERVICE_NAME = training_pb2.DESCRIPTOR.services_by_name["TrainingService"].full_name
+REGISTRY_SERVICE_NAME = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name
 
 
 def build(settings: Settings) -> tuple[ServiceHost, GrpcParts]:
@@ -26,12 +47,21 @@ def build(settings: Settings) -> tuple[ServiceHost, GrpcParts]:
     secrets = CountySecrets.from_key_dir(settings.platform.state_dir / "keys")
     drawer = TeamDrawer(secrets, [DEFAULT_DRAW_RULES])
     host.consumer.on(TeamRequested, TeamRequestedHandler(drawer))
+    # Every workflow step names the stage the case enters; some end a team's work.
+    progress = CaseProgressHandler(DEFAULT_WORKLOAD_RELEASE)
+    for step in (StageChanged, ClueDisposed, CaseFiled, CaseDecided, CaseTransferred, CaseClosed):
+        host.consumer.on(step, progress)
     servicer = StaffingServicer(host.database, drawer)
+    training = TrainingServicer(host.database)
+    registry = RegistryServicer(host.database)
 
     def register(server: grpc.aio.Server) -> None:
         staffing_pb2_grpc.add_StaffingServiceServicer_to_server(servicer, server)
+        training_pb2_grpc.add_TrainingServiceServicer_to_server(training, server)
+        registry_pb2_grpc.add_RegistryServiceServicer_to_server(registry, server)
 
-    return host, GrpcParts(service_names=[SERVICE_NAME], register=register)
+    names = [SERVICE_NAME, TRAINING_SERVICE_NAME, REGISTRY_SERVICE_NAME]
+    return host, GrpcParts(service_names=names, register=register)
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:

@@ -13,7 +13,9 @@ from services.runtime import audit
 from services.runtime.outbox import record_event
 from services.staffing.domain.draw import DrawRecord, DrawRequest, run_draw
 from services.staffing.domain.draw_rules import DrawRules, draw_rules_in_force
+from services.staffing.releasing import release_assignments
 from services.staffing.secrets import CountySecrets
+from services.staffing.store.casework import open_case_assignments
 from services.staffing.store.draws import candidate_facts, chain_head, save_draw
 
 SOURCE = "xiezuo/staffing"
@@ -42,6 +44,26 @@ class TeamDrawer:
     ) -> DrawRecord:
         """Draw for `request` in the caller's transaction; `kept` members stay on the team."""
         rules = draw_rules_in_force(self._rule_versions, request.on_date)
+        now = datetime.now(UTC)
+        if cause == "requested":
+            # A new request for a stage the case already has a team for replaces that team:
+            # its members' workload ends before the draw counts everyone's workload.
+            earlier = [
+                row
+                for row in await open_case_assignments(session, request.case_id)
+                if row.stage == request.stage.value and row.request_id != request.request_id
+            ]
+            await release_assignments(
+                session,
+                earlier,
+                county_id=request.county_id,
+                zone_id=request.zone_id,
+                case_id=request.case_id,
+                reason=f"team replaced by request {request.request_id}",
+                actor=actor,
+                at=now,
+            )
+            await session.flush()
         facts = await candidate_facts(session, request)
         record = run_draw(
             draw_id=str(uuid.uuid4()),
@@ -51,7 +73,6 @@ class TeamDrawer:
             previous_hash=await chain_head(session, request.county_id),
             county_secret=self._secrets.for_county(request.county_id),
         )
-        now = datetime.now(UTC)
         await save_draw(session, record, round_=round_, cause=cause, drawn_at=now)
         await audit.append(
             session,

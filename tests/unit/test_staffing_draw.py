@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -51,7 +52,7 @@ def person(person_id: str, **overrides: object) -> CandidateFacts:
         "case_working": True,
     }
     values.update(overrides)
-    return CandidateFacts.model_validate(values)
+    return CandidateFacts(**values)  # type: ignore[arg-type]
 
 
 def draw(req: DrawRequest, people: list[CandidateFacts], rules: DrawRules = RULES) -> DrawRecord:
@@ -184,14 +185,12 @@ def test_replay_reproduces_and_detects_tampering() -> None:
     record = draw(request(team_size=2), [person(f"p{i}") for i in range(8)])
     assert replay(record).matches
     others = tuple(p for p in ("p0", "p1", "p2") if p not in record.outcome.members)
-    forged = record.model_copy(
-        update={"outcome": record.outcome.model_copy(update={"members": others[:2]})}
-    )
+    forged = replace(record, outcome=replace(record.outcome, members=others[:2]))
     result = replay(forged)
     assert not result.matches
     assert result.differences == ("the result differs",)
     assert result.recomputed == record.outcome
-    assert not replay(record.model_copy(update={"algorithm_version": "other/9"})).matches
+    assert not replay(replace(record, algorithm_version="other/9")).matches
 
 
 def test_the_default_rules_are_versioned_data() -> None:

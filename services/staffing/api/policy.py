@@ -138,3 +138,54 @@ def authorize_override(principal: Principal, *, county_id: str, zone_id: str, dr
     _in_county(principal, county_id, f"draw {draw_id}")
     if ZONE_CHIEF not in principal.roles or not principal.can_see_zone(county_id, zone_id):
         raise PermissionDenied(f"only the chief of zone {zone_id!r} may override its draws")
+
+
+def authorize_record_staff_records(
+    principal: Principal, *, county_id: str, zone_id: str | None, person_id: str
+) -> None:
+    """Training and attendance are recorded by the person's zone managers or county leadership."""
+    _in_county(principal, county_id, f"person {person_id}")
+    if manages_zone(principal, county_id=county_id, zone_id=zone_id):
+        return
+    raise PermissionDenied(f"{principal.subject} may not record for {person_id}")
+
+
+def authorize_read_staff_records(
+    principal: Principal, *, county_id: str, zone_id: str | None, person_id: str
+) -> None:
+    """A person reads their own training and attendance; managers and assessors read them too."""
+    _in_county(principal, county_id, f"person {person_id}")
+    if principal.subject == person_id or "assessor" in principal.roles:
+        return
+    if manages_zone(principal, county_id=county_id, zone_id=zone_id):
+        return
+    raise PermissionDenied(f"{principal.subject} may not read records of {person_id}")
+
+
+STRUCTURE_EDITORS = frozenset({COUNTY_LEADERSHIP, COMMISSION_HEAD})
+
+
+def authorize_edit_person(
+    principal: Principal, *, county_id: str, zone_ids: set[str | None], informant: bool
+) -> None:
+    """Managers of the person's zones (before and after) edit them; informants: a few roles."""
+    if not principal.can_see_county(county_id):
+        raise PermissionDenied(f"{principal.subject} is not scoped to county {county_id!r}")
+    if informant:
+        if principal.roles.isdisjoint(INFORMANT_READERS):
+            raise PermissionDenied("informants are registered by intake officers and custodians")
+        return
+    for zone_id in zone_ids:
+        if not manages_zone(principal, county_id=county_id, zone_id=zone_id):
+            raise PermissionDenied(f"{principal.subject} does not manage zone {zone_id!r}")
+
+
+def authorize_edit_structure(principal: Principal, *, county_id: str) -> None:
+    """Zones and townships are placed by county leadership."""
+    if not principal.can_see_county(county_id) or principal.roles.isdisjoint(STRUCTURE_EDITORS):
+        raise PermissionDenied("zones and townships are placed by county leadership")
+
+
+def authorize_read_structure(principal: Principal, *, county_id: str, what: str) -> None:
+    """Everyone of the county sees how it is organised in zones and townships."""
+    _in_county(principal, county_id, what)

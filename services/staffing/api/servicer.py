@@ -36,6 +36,7 @@ from services.staffing.domain.draw import (
     replay,
     seed_is_genuine,
 )
+from services.staffing.domain.draw_record import text_hash
 from services.staffing.drawing import SOURCE, TeamDrawer
 from services.staffing.store import casework, draws, registry
 from services.staffing.store.tables import ConflictRow, DrawRow, RecusalRow
@@ -112,7 +113,8 @@ class StaffingServicer(staffing_pb2_grpc.StaffingServiceServicer):
             differences=result.differences,
             seed_genuine=record.algorithm_version != OVERRIDE_VERSION
             and seed_is_genuine(record, self._drawer.secret_for(row.county_id)),
-            hash_intact=record.record_hash() == row.record_hash,
+            # The row's text is what was hashed when the draw was recorded (every format).
+            hash_intact=text_hash(row.record) == row.record_hash,
             recomputed_member_person_ids=result.recomputed.members,
         )
 

@@ -2,153 +2,60 @@
 
 from __future__ import annotations
 
-import enum
 import hashlib
 from collections.abc import Callable, Iterable
-from datetime import date
+from operator import attrgetter
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from services.staffing.domain.draw_record import (
+    INDEPENDENT_STAGES,
+    CandidateFacts,
+    DrawOutcome,
+    DrawRecord,
+    DrawRequest,
+    Exclusion,
+    ExclusionReason,
+    FilterStage,
+    Pool,
+    ReplayResult,
+    Stage,
+    filter_stages,
+)
 from services.staffing.domain.draw_rules import DrawRules
 
-# Bump when the filters, their order or the lottery change: a record is replayed only by the
-# algorithm version that made it.
-ALGORITHM_VERSION = "staffing-draw/lots-sha256-balanced/1"
+__all__ = [
+    "ALGORITHM_VERSION",
+    "FILTERS",
+    "GENESIS_HASH",
+    "OVERRIDE_VERSION",
+    "PASSED_EVERY_FILTER",
+    "CandidateFacts",
+    "DrawOutcome",
+    "DrawRecord",
+    "DrawRequest",
+    "Exclusion",
+    "ExclusionReason",
+    "FilterStage",
+    "Pool",
+    "ReplayResult",
+    "Stage",
+    "draw_seed",
+    "first_rejections",
+    "lot",
+    "override_record",
+    "replay",
+    "run_draw",
+    "seed_is_genuine",
+]
+
+# Bump when the filters, their order, the lottery or the record change: a record is replayed
+# only by an algorithm version that knows it. /2 draws exactly as /1 did and differs only in
+# the stored record (format 2 rows instead of format 1 objects), so both replay here.
+ALGORITHM_VERSION = "staffing-draw/lots-sha256-balanced/2"
+REPLAYABLE_VERSIONS = frozenset({"staffing-draw/lots-sha256-balanced/1", ALGORITHM_VERSION})
 # The first draw of a county chains from this instead of a previous draw's hash.
 GENESIS_HASH = "0" * 64
 # An override is recorded in the county's draw chain but is a decision, not a lottery.
 OVERRIDE_VERSION = "staffing-override/1"
-
-
-class Stage(enum.StrEnum):
-    """The stage of a clue or case a team works."""
-
-    VERIFICATION = "verification"
-    INVESTIGATION = "investigation"
-    HEARING = "hearing"
-    REVIEW = "review"
-
-
-# Hearing (审理) and review teams must be people who did not investigate or hear the case.
-INDEPENDENT_STAGES = frozenset({Stage.HEARING, Stage.REVIEW})
-
-
-class Pool(enum.StrEnum):
-    """Whom a draw may pick from."""
-
-    ZONE = "zone"
-    COUNTY = "county"
-
-
-class ExclusionReason(enum.StrEnum):
-    """Why a person was not eligible, or left out by workload balance."""
-
-    NOT_IN_POOL = "not_in_pool"
-    SUBJECT_TOWNSHIP = "subject_township"
-    EXCLUDED_BY_REQUEST = "excluded_by_request"
-    WORKED_CASE_BEFORE = "worked_case_before"
-    DECLARED_CONFLICT = "declared_conflict"
-    RECUSED = "recused"
-    UNAVAILABLE = "unavailable"
-    OVER_WORKLOAD_CAP = "over_workload_cap"
-    WORKLOAD_ABOVE_BALANCE = "workload_above_balance"
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DrawRequest(_Frozen):
-    """What a team draw must satisfy."""
-
-    request_id: str
-    case_id: str
-    county_id: str
-    zone_id: str
-    stage: Stage
-    subject_township_id: str
-    subject_key: str
-    team_size: int = Field(ge=1, le=20)
-    required_skills: tuple[str, ...] = ()
-    excluded_person_ids: tuple[str, ...] = ()
-    pool: Pool = Pool.ZONE
-    on_date: date
-
-
-class CandidateFacts(_Frozen):
-    """What the draw knew about one person when it ran (kept so the draw can be replayed)."""
-
-    person_id: str
-    zone_id: str | None
-    home_township_id: str | None
-    case_working: bool
-    skills: tuple[str, ...] = ()
-    status: str = "active"
-    open_workload: int = 0
-    workload_cap: int = 3
-    # The relation of a declared conflict with the subject in force on the draw date, if any.
-    conflict: str | None = None
-    recused: bool = False
-    # Stages of this case the person already worked.
-    worked_stages: tuple[str, ...] = ()
-
-
-class Exclusion(_Frozen):
-    """One person left out, and why."""
-
-    person_id: str
-    reason: ExclusionReason
-    detail: str
-
-
-class FilterStage(_Frozen):
-    """Who was still in the running after one filter."""
-
-    name: str
-    remaining: tuple[str, ...]
-
-
-class DrawOutcome(_Frozen):
-    """The team (first member leads), or why none could be formed."""
-
-    members: tuple[str, ...] = ()
-    unfillable_reasons: tuple[str, ...] = ()
-
-    @property
-    def filled(self) -> bool:
-        """Whether a team was drawn."""
-        return bool(self.members)
-
-
-class DrawRecord(_Frozen):
-    """Everything needed to explain a draw and to recompute it."""
-
-    draw_id: str
-    request: DrawRequest
-    algorithm_version: str
-    rules_version: str
-    max_workload_distance: int
-    previous_hash: str
-    seed: str
-    candidates: tuple[CandidateFacts, ...]
-    stages: tuple[FilterStage, ...]
-    exclusions: tuple[Exclusion, ...]
-    outcome: DrawOutcome
-    override_reason: str | None = None
-    overridden_by: str | None = None
-
-    def record_hash(self) -> str:
-        """sha256 of the canonical record: the next draw of the county chains from it."""
-        # Field order is fixed by the model, so the JSON is canonical for an algorithm version.
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
-
-
-class ReplayResult(_Frozen):
-    """Whether recomputing a record gave the same stages, exclusions and outcome."""
-
-    matches: bool
-    differences: tuple[str, ...] = ()
-    recomputed: DrawOutcome
 
 
 def draw_seed(request_id: str, previous_hash: str, county_secret: str) -> str:
@@ -236,9 +143,11 @@ def run_draw(
     county_secret: str,
 ) -> DrawRecord:
     """Draw a team for `request` and return the full record of how it was drawn."""
-    ordered = tuple(sorted(candidates, key=lambda person: person.person_id))
+    ordered = tuple(sorted(candidates, key=_BY_PERSON))
+    if len({person.person_id for person in ordered}) != len(ordered):
+        raise ValueError("each candidate is listed once")
     seed = draw_seed(request.request_id, previous_hash, county_secret)
-    stages, exclusions, outcome = _decide(request, ordered, seed, rules.max_workload_distance)
+    names, exclusions, outcome = _decide(request, ordered, seed, rules.max_workload_distance)
     return DrawRecord(
         draw_id=draw_id,
         request=request,
@@ -248,7 +157,7 @@ def run_draw(
         previous_hash=previous_hash,
         seed=seed,
         candidates=ordered,
-        stages=stages,
+        stage_names=names,
         exclusions=exclusions,
         outcome=outcome,
     )
@@ -277,7 +186,7 @@ def override_record(
         previous_hash=previous_hash,
         seed="",
         candidates=(),
-        stages=(),
+        stage_names=(),
         exclusions=(),
         outcome=DrawOutcome(members=members),
         override_reason=reason.strip(),
@@ -293,17 +202,17 @@ def replay(record: DrawRecord) -> ReplayResult:
             differences=("an override is a recorded decision, not a draw to recompute",),
             recomputed=DrawOutcome(),
         )
-    if record.algorithm_version != ALGORITHM_VERSION:
+    if record.algorithm_version not in REPLAYABLE_VERSIONS:
         return ReplayResult(
             matches=False,
             differences=(f"algorithm {record.algorithm_version} is not {ALGORITHM_VERSION}",),
             recomputed=DrawOutcome(),
         )
-    stages, exclusions, outcome = _decide(
+    names, exclusions, outcome = _decide(
         record.request, record.candidates, record.seed, record.max_workload_distance
     )
     differences = []
-    if stages != record.stages:
+    if filter_stages(record.candidates, exclusions, names) != record.stages:
         differences.append("the candidates after each filter differ")
     if exclusions != record.exclusions:
         differences.append("the exclusions differ")
@@ -317,70 +226,99 @@ def seed_is_genuine(record: DrawRecord, county_secret: str) -> bool:
     return record.seed == draw_seed(record.request.request_id, record.previous_hash, county_secret)
 
 
+_BY_PERSON = attrgetter("person_id")
+_REASONS = tuple(reason for reason, _ in FILTERS)
+PASSED_EVERY_FILTER = len(FILTERS)
+
+
+def first_rejections(request: DrawRequest, candidates: tuple[CandidateFacts, ...]) -> list[int]:
+    """Per candidate: index in FILTERS of the first filter rejecting them, or PASSED_EVERY_FILTER.
+
+    The same tests as the FILTERS, inlined: the draw runs them for every person of the pool,
+    and a function call per person and filter cost more than the draw's other steps together.
+    Each rejection's detail is still written by the filter itself, which also checks this.
+    """
+    zone_pool = request.pool is Pool.ZONE
+    zone, township = request.zone_id, request.subject_township_id
+    excluded = frozenset(request.excluded_person_ids)
+    independent = request.stage in INDEPENDENT_STAGES
+    first: list[int] = []
+    for pid, pzone, home, working, _, status, load, cap, conflict, recused, worked in candidates:
+        if not working or (zone_pool and pzone != zone):
+            first.append(0)
+        elif home == township:
+            first.append(1)
+        elif pid in excluded:
+            first.append(2)
+        elif independent and worked:
+            first.append(3)
+        elif conflict is not None:
+            first.append(4)
+        elif recused:
+            first.append(5)
+        elif status != "active":
+            first.append(6)
+        elif load >= cap:
+            first.append(7)
+        else:
+            first.append(PASSED_EVERY_FILTER)
+    return first
+
+
 def _decide(
     request: DrawRequest,
     candidates: tuple[CandidateFacts, ...],
     seed: str,
     max_distance: int,
-) -> tuple[tuple[FilterStage, ...], tuple[Exclusion, ...], DrawOutcome]:
-    exclusions: list[Exclusion] = []
-    stages: list[FilterStage] = [
-        FilterStage(name="registered", remaining=tuple(p.person_id for p in candidates))
-    ]
-    remaining = list(candidates)
-    for reason, check in FILTERS:
-        kept = []
-        for person in remaining:
-            detail = check(request, person)
-            if detail is None:
-                kept.append(person)
-            else:
-                # Internal, already-typed values: skip re-validation on the hot path.
-                exclusions.append(
-                    Exclusion.model_construct(
-                        person_id=person.person_id, reason=reason, detail=detail
-                    )
-                )
-        remaining = kept
-        stages.append(
-            FilterStage.model_construct(
-                name=reason.value, remaining=tuple([p.person_id for p in kept])
-            )
-        )
+) -> tuple[tuple[str, ...], tuple[Exclusion, ...], DrawOutcome]:
+    """The stages run, everyone excluded and the outcome (the stages' members are derived)."""
+    first = first_rejections(request, candidates)
+    # Exclusions are listed filter by filter, each in candidate order.
+    rejected_by: list[list[Exclusion]] = [[] for _ in FILTERS]
+    remaining: list[CandidateFacts] = []
+    for person, index in zip(candidates, first, strict=True):
+        if index == PASSED_EVERY_FILTER:
+            remaining.append(person)
+            continue
+        detail = FILTERS[index][1](request, person)
+        if detail is None:
+            raise AssertionError(f"filter {_REASONS[index]} disagrees with the screen")
+        rejected_by[index].append(Exclusion(person.person_id, _REASONS[index], detail))
+    exclusions = [exclusion for group in rejected_by for exclusion in group]
+    names = ("registered", *(reason.value for reason in _REASONS))
 
     reasons = _unfillable_reasons(request, remaining)
     if reasons:
-        return tuple(stages), tuple(exclusions), DrawOutcome(unfillable_reasons=reasons)
+        done = tuple(exclusions)
+        return names, done, DrawOutcome(unfillable_reasons=reasons)
 
-    tickets = {person.person_id: lot(seed, person.person_id) for person in remaining}
+    # lot(seed, person) for each eligible person, without a call per person.
+    prefix = f"{seed}|"
+    sha256 = hashlib.sha256
+    # Raw digests order exactly as their hex forms do.
+    tickets = {p.person_id: sha256((prefix + p.person_id).encode()).digest() for p in remaining}
     balanced, left_out = _balance(request, remaining, tickets, max_distance)
     least = min(person.open_workload for person in remaining)
     for person in left_out:
         exclusions.append(
             Exclusion(
-                person_id=person.person_id,
-                reason=ExclusionReason.WORKLOAD_ABOVE_BALANCE,
-                detail=(
-                    f"open workload {person.open_workload} is more than {max_distance} "
-                    f"above the least-loaded eligible person ({least})"
-                ),
+                person.person_id,
+                ExclusionReason.WORKLOAD_ABOVE_BALANCE,
+                f"open workload {person.open_workload} is more than {max_distance} "
+                f"above the least-loaded eligible person ({least})",
             )
         )
+    done = tuple(exclusions)
+    names = (*names, ExclusionReason.WORKLOAD_ABOVE_BALANCE.value)
     balanced.sort(key=lambda person: tickets[person.person_id])
-    stages.append(
-        FilterStage(
-            name=ExclusionReason.WORKLOAD_ABOVE_BALANCE.value,
-            remaining=tuple(sorted(p.person_id for p in balanced)),
-        )
-    )
     team = _pick(request, balanced)
     if len(team) > request.team_size:
         needed = (
             f"covering the required skills takes {len(team)} people; "
             f"the team size is {request.team_size}"
         )
-        return tuple(stages), tuple(exclusions), DrawOutcome(unfillable_reasons=(needed,))
-    return tuple(stages), tuple(exclusions), DrawOutcome(members=tuple(team))
+        return names, done, DrawOutcome(unfillable_reasons=(needed,))
+    return names, done, DrawOutcome(members=tuple(team))
 
 
 def _unfillable_reasons(request: DrawRequest, eligible: list[CandidateFacts]) -> tuple[str, ...]:
@@ -396,7 +334,7 @@ def _unfillable_reasons(request: DrawRequest, eligible: list[CandidateFacts]) ->
 def _balance(
     request: DrawRequest,
     eligible: list[CandidateFacts],
-    tickets: dict[str, str],
+    tickets: dict[str, bytes],
     max_distance: int,
 ) -> tuple[list[CandidateFacts], list[CandidateFacts]]:
     """Split into those within the distance of the least loaded and those left out.

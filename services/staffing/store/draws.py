@@ -17,6 +17,8 @@ from services.staffing.domain.draw import (
     DrawRequest,
     Pool,
 )
+from services.staffing.domain.draw_codec import decode_record
+from services.staffing.domain.draw_record import text_hash
 from services.staffing.domain.registry import CASE_WORKING_ROLES, PersonStatus, StatusPeriod
 from services.staffing.domain.registry import status_on as status_of
 from services.staffing.store.tables import (
@@ -156,7 +158,9 @@ async def save_draw(
     """Record the draw, advance the county's chain and open the drawn people's assignments."""
     when = drawn_at or datetime.now(UTC)
     request = record.request
-    record_hash = record.record_hash()
+    # The stored text is exactly what the hash covers, so the hash can be checked on the row.
+    text = record.canonical_json()
+    record_hash = text_hash(text)
     head = await session.get(DrawChainHead, request.county_id)
     if head is None:
         if record.previous_hash != GENESIS_HASH:
@@ -185,7 +189,7 @@ async def save_draw(
         filled=record.outcome.filled,
         previous_hash=record.previous_hash,
         record_hash=record_hash,
-        record=record.model_dump_json(),
+        record=text,
         drawn_at=when,
     )
     session.add(row)
@@ -212,4 +216,4 @@ async def save_draw(
 
 def record_of(row: DrawRow) -> DrawRecord:
     """The stored draw record."""
-    return DrawRecord.model_validate_json(row.record)
+    return decode_record(row.record)

@@ -166,3 +166,42 @@ async def page_people(
 async def zone_of(session: AsyncSession, zone_id: str) -> ZoneRow | None:
     """One zone by id."""
     return await session.get(ZoneRow, zone_id)
+
+
+async def township_of(session: AsyncSession, township_id: str) -> TownshipRow | None:
+    """One township by id."""
+    return await session.get(TownshipRow, township_id)
+
+
+async def village_of(session: AsyncSession, village_id: str) -> VillageRow | None:
+    """One village by id."""
+    return await session.get(VillageRow, village_id)
+
+
+async def page_zones(
+    session: AsyncSession, *, county_id: str, after: str, limit: int
+) -> list[ZoneRow]:
+    """A county's zones by id, after a cursor."""
+    query = select(ZoneRow).where(ZoneRow.county_id == county_id)
+    if after:
+        query = query.where(col(ZoneRow.zone_id) > after)
+    return list((await session.exec(query.order_by(col(ZoneRow.zone_id)).limit(limit))).all())
+
+
+async def page_townships(
+    session: AsyncSession, *, county_id: str, zone_id: str, after: str, limit: int
+) -> list[TownshipRow]:
+    """A county's (or one zone's) townships by id, after a cursor."""
+    query = select(TownshipRow).where(TownshipRow.county_id == county_id)
+    if zone_id:
+        query = query.where(TownshipRow.zone_id == zone_id)
+    if after:
+        query = query.where(col(TownshipRow.township_id) > after)
+    query = query.order_by(col(TownshipRow.township_id)).limit(limit)
+    return list((await session.exec(query)).all())
+
+
+async def people_of_township(session: AsyncSession, township_id: str) -> list[PersonRow]:
+    """Everyone whose home township this is."""
+    query = select(PersonRow).where(PersonRow.home_township_id == township_id)
+    return list((await session.exec(query.order_by(col(PersonRow.person_id)))).all())

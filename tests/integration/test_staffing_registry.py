@@ -1,0 +1,271 @@
+"""Registry maintenance over real gRPC (SQLite, PostgreSQL): create, update, history, placing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlmodel import select
+from xiezuo.staffing.v1 import registry_pb2, registry_pb2_grpc, staffing_pb2
+
+from services.contracts.staffing import TownshipPlaced
+from services.runtime.db import Database
+from services.runtime.grpc.server import GrpcEndpoint
+from services.runtime.messaging_tables import OutboxMessage
+from services.runtime.tokens import Principal, TokenIssuer, TokenVerifier
+from services.staffing.api.registry_servicer import RegistryServicer
+from services.staffing.domain.county_file import parse_county
+from services.staffing.store.registry import get_person, import_county
+from tests.conftest import MakeDatabase
+
+COUNTY = """
+county: {county_id: c-rg, name: 测试县}
+skills: [law]
+zones:
+  - zone_id: z-1
+    name: 第一协作区
+    chief: chief
+    townships:
+      - township_id: t-1
+        name: 甲镇
+        effective_from: 2026-01-01
+        villages: [{village_id: v-1, name: 甲村}]
+      - {township_id: t-2, name: 乙镇, effective_from: 2026-01-01}
+  - zone_id: z-2
+    name: 第二协作区
+    townships:
+      - {township_id: t-3, name: 丙镇, effective_from: 2026-01-01}
+people:
+  - {person_id: chief, name: 区长, roles: [zone_chief]}
+  - {person_id: chief-2, name: 区长二, roles: [zone_chief]}
+  - {person_id: head, name: 书记, roles: [commission_head, county_leadership]}
+  - {person_id: p-2, name: 乙一, roles: [township_member], home_township: t-2}
+"""
+ISSUER, AUDIENCE = "test", "xiezuo"
+
+
+@dataclass
+class Api:
+    stub: Any
+    issuer: TokenIssuer
+    database: Database
+
+    def as_(self, subject: str, *roles: str, zones: tuple[str, ...] = ("z-1",)) -> Any:
+        """Call metadata for a principal of county c-rg."""
+        token = self.issuer.issue(
+            Principal(subject=subject, roles=frozenset(roles), county_id="c-rg", zone_ids=zones)
+        )
+        return (("authorization", f"Bearer {token}"),)
+
+
+@pytest.fixture
+async def api(make_database: MakeDatabase) -> AsyncIterator[Api]:
+    database = await make_database("staffing")
+    async with database.transaction() as session:
+        await import_county(session, parse_county(COUNTY), actor="test")
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    servicer = RegistryServicer(database)
+    endpoint = GrpcEndpoint(
+        address="127.0.0.1:0",
+        service_names=["xiezuo.staffing.v1.RegistryService"],
+        register=lambda server: registry_pb2_grpc.add_RegistryServiceServicer_to_server(
+            servicer, server
+        ),
+        verifier=TokenVerifier([public], issuer=ISSUER, audience=AUDIENCE),
+    )
+    port = await endpoint.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield Api(
+            registry_pb2_grpc.RegistryServiceStub(channel),
+            TokenIssuer(private, issuer=ISSUER, audience=AUDIENCE),
+            database,
+        )
+    finally:
+        await channel.close()
+        await endpoint.stop(grace=0)
+
+
+def new_member(key: str = "c-1") -> registry_pb2.CreatePersonRequest:
+    """A township member of t-1 (zone z-1)."""
+    return registry_pb2.CreatePersonRequest(
+        idempotency_key=key,
+        county_id="c-rg",
+        person_id="p-new",
+        name="新人",
+        roles=["township_member"],
+        home_township_id="t-1",
+        skills=["law"],
+        workload_cap=3,
+    )
+
+
+async def placed_events(database: Database) -> list[dict[str, Any]]:
+    """TownshipPlaced payloads in the outbox."""
+    async with database.session() as session:
+        rows = (
+            await session.exec(
+                select(OutboxMessage).where(OutboxMessage.event_type == TownshipPlaced.event_type)
+            )
+        ).all()
+    return [json.loads(row.payload) for row in rows]
+
+
+async def test_a_person_is_created_once_updated_and_every_change_is_in_history(api: Api) -> None:
+    chief = api.as_("chief", "zone_chief")
+    created = await api.stub.CreatePerson(new_member(), metadata=chief)
+    again = await api.stub.CreatePerson(new_member(), metadata=chief)
+    assert created.person == again.person
+    assert created.person.zone_id == "z-1"
+
+    update = registry_pb2.UpdatePersonRequest(
+        idempotency_key="u-1",
+        person_id="p-new",
+        name="新人",
+        roles=["township_member"],
+        home_township_id="t-1",
+        skills=["law"],
+        workload_cap=5,
+        statuses=[staffing_pb2.StatusPeriod(status="on_leave", start_date="2026-04-01")],
+    )
+    updated = await api.stub.UpdatePerson(update, metadata=chief)
+    assert list(updated.changed_fields) == ["statuses", "workload_cap"]
+    repeated = await api.stub.UpdatePerson(update, metadata=chief)
+    assert list(repeated.changed_fields) == ["statuses", "workload_cap"]
+
+    changes = await api.stub.ListRegistryChanges(
+        registry_pb2.ListRegistryChangesRequest(
+            record_type="person", record_id="p-new", page_size=1
+        ),
+        metadata=chief,
+    )
+    rest = await api.stub.ListRegistryChanges(
+        registry_pb2.ListRegistryChangesRequest(
+            record_type="person", record_id="p-new", page_size=1, page_token=changes.next_page_token
+        ),
+        metadata=chief,
+    )
+    history = [*changes.changes, *rest.changes]
+    assert [c.action for c in history] == ["created", "updated"]
+    assert all(c.changed_by == "chief" for c in history)
+    assert json.loads(history[1].before_json)["workload_cap"] == 3
+    assert json.loads(history[1].after_json)["workload_cap"] == 5
+
+
+async def test_bad_or_unauthorised_edits_store_nothing(api: Api) -> None:
+    bad = registry_pb2.CreatePersonRequest(
+        idempotency_key="k",
+        county_id="c-rg",
+        person_id="bad id!",
+        name=" ",
+        roles=["wizard"],
+        workload_cap=99,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await api.stub.CreatePerson(bad, metadata=api.as_("head", "county_leadership"))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    for field in ("person_id", "name", "roles[0]", "workload_cap"):
+        assert field in (caught.value.details() or "")
+    # A chief of another zone cannot register someone in z-1.
+    with pytest.raises(grpc.aio.AioRpcError) as denied:
+        await api.stub.CreatePerson(
+            new_member(), metadata=api.as_("chief-2", "zone_chief", zones=("z-2",))
+        )
+    assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    # An informant is registered only by intake officers and custodians.
+    informant = new_member("i-1")
+    informant.roles[:] = ["village_informant"]
+    informant.home_township_id, informant.village_id = "", "v-1"
+    with pytest.raises(grpc.aio.AioRpcError) as hidden:
+        await api.stub.CreatePerson(informant, metadata=api.as_("chief", "zone_chief"))
+    assert hidden.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    async with api.database.session() as session:
+        assert await get_person(session, "p-new") is None
+    made = await api.stub.CreatePerson(informant, metadata=api.as_("in", "intake_officer"))
+    assert made.person.home_township_id == "t-1"
+
+
+async def test_moving_a_township_publishes_it_and_moves_its_people(api: Api) -> None:
+    head = api.as_("head", "county_leadership")
+    with pytest.raises(grpc.aio.AioRpcError) as denied:
+        await api.stub.PlaceTownship(
+            registry_pb2.PlaceTownshipRequest(
+                idempotency_key="m",
+                county_id="c-rg",
+                township_id="t-2",
+                zone_id="z-2",
+                name="乙镇",
+                effective_from="2026-06-01",
+            ),
+            metadata=api.as_("chief", "zone_chief"),
+        )
+    assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    before = len(await placed_events(api.database))
+    move = registry_pb2.PlaceTownshipRequest(
+        idempotency_key="m-1",
+        county_id="c-rg",
+        township_id="t-2",
+        zone_id="z-2",
+        name="乙镇",
+        effective_from="2026-06-01",
+    )
+    moved = await api.stub.PlaceTownship(move, metadata=head)
+    await api.stub.PlaceTownship(move, metadata=head)
+    assert list(moved.changed_fields) == ["effective_from", "zone_id"]
+    events = await placed_events(api.database)
+    assert len(events) == before + 1
+    assert events[-1]["township_id"] == "t-2" and events[-1]["zone_id"] == "z-2"
+    async with api.database.session() as session:
+        person = await get_person(session, "p-2")
+    assert person is not None and person.zone_id == "z-2"
+
+    zone = await api.stub.GetZone(registry_pb2.GetZoneRequest(zone_id="z-2"), metadata=head)
+    assert list(zone.zone.township_ids) == ["t-2", "t-3"]
+    page = await api.stub.ListTownships(
+        registry_pb2.ListTownshipsRequest(county_id="c-rg", page_size=2), metadata=head
+    )
+    last = await api.stub.ListTownships(
+        registry_pb2.ListTownshipsRequest(
+            county_id="c-rg", page_size=2, page_token=page.next_page_token
+        ),
+        metadata=head,
+    )
+    assert [t.township_id for t in [*page.townships, *last.townships]] == ["t-1", "t-2", "t-3"]
+    zones = await api.stub.ListZones(registry_pb2.ListZonesRequest(county_id="c-rg"), metadata=head)
+    assert [z.zone_id for z in zones.zones] == ["z-1", "z-2"]
+
+
+async def test_zone_leaders_must_hold_the_role(api: Api) -> None:
+    head = api.as_("head", "county_leadership")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await api.stub.UpdateZone(
+            registry_pb2.UpdateZoneRequest(
+                idempotency_key="z", zone_id="z-2", name="第二协作区", chief_id="p-2"
+            ),
+            metadata=head,
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    done = await api.stub.UpdateZone(
+        registry_pb2.UpdateZoneRequest(
+            idempotency_key="z-1", zone_id="z-2", name="第二协作区", chief_id="chief-2"
+        ),
+        metadata=head,
+    )
+    assert list(done.changed_fields) == ["chief_id"]
+    changes = await api.stub.ListRegistryChanges(
+        registry_pb2.ListRegistryChangesRequest(record_type="zone", record_id="z-2"),
+        metadata=api.as_("p-2", "township_member"),
+    )
+    assert [c.fields for c in changes.changes] == [["chief_id"]]

@@ -1,0 +1,233 @@
+"""Training and attendance over real gRPC (SQLite, PostgreSQL): recorded, listed, published."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlmodel import col, select
+from xiezuo.staffing.v1 import training_pb2, training_pb2_grpc
+
+from services.contracts.staffing import AttendanceRecorded, TrainingRecorded
+from services.runtime.db import Database
+from services.runtime.grpc.server import GrpcEndpoint
+from services.runtime.messaging_tables import OutboxMessage
+from services.runtime.tokens import Principal, TokenIssuer, TokenVerifier
+from services.staffing.api.training_servicer import TrainingServicer
+from services.staffing.domain.county_file import parse_county
+from services.staffing.store.registry import import_county
+from tests.conftest import MakeDatabase
+from tests.integration.helpers import count_rows
+
+COUNTY = """
+county: {county_id: c-tr, name: 测试县}
+zones:
+  - zone_id: z-1
+    name: 第一协作区
+    chief: chief
+    townships:
+      - township_id: t-1
+        name: 甲镇
+        effective_from: 2026-01-01
+        villages: [{village_id: v-1, name: 甲村}]
+  - zone_id: z-2
+    name: 第二协作区
+    townships:
+      - {township_id: t-2, name: 乙镇, effective_from: 2026-01-01}
+people:
+  - {person_id: chief, name: 区长, roles: [zone_chief]}
+  - {person_id: p-1, name: 甲一, roles: [township_member], home_township: t-1}
+  - {person_id: p-2, name: 乙一, roles: [township_member], home_township: t-2}
+  - {person_id: inf, name: 信息员, roles: [village_informant], village: v-1}
+"""
+ISSUER, AUDIENCE = "test", "xiezuo"
+
+
+@dataclass
+class Api:
+    stub: Any
+    issuer: TokenIssuer
+    database: Database
+
+    def as_(self, subject: str, *roles: str, zones: tuple[str, ...] = ("z-1",)) -> Any:
+        """Call metadata for a principal of county c-tr."""
+        token = self.issuer.issue(
+            Principal(subject=subject, roles=frozenset(roles), county_id="c-tr", zone_ids=zones)
+        )
+        return (("authorization", f"Bearer {token}"),)
+
+
+@pytest.fixture
+async def api(make_database: MakeDatabase) -> AsyncIterator[Api]:
+    database = await make_database("staffing")
+    async with database.transaction() as session:
+        await import_county(session, parse_county(COUNTY), actor="test")
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    servicer = TrainingServicer(database)
+    endpoint = GrpcEndpoint(
+        address="127.0.0.1:0",
+        service_names=["xiezuo.staffing.v1.TrainingService"],
+        register=lambda server: training_pb2_grpc.add_TrainingServiceServicer_to_server(
+            servicer, server
+        ),
+        verifier=TokenVerifier([public], issuer=ISSUER, audience=AUDIENCE),
+    )
+    port = await endpoint.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield Api(
+            training_pb2_grpc.TrainingServiceStub(channel),
+            TokenIssuer(private, issuer=ISSUER, audience=AUDIENCE),
+            database,
+        )
+    finally:
+        await channel.close()
+        await endpoint.stop(grace=0)
+
+
+def lecture(key: str, day: str, hours: float = 3.5) -> training_pb2.RecordTrainingRequest:
+    """A lecture of p-1."""
+    return training_pb2.RecordTrainingRequest(
+        idempotency_key=key,
+        person_id="p-1",
+        course="纪检监察业务培训",
+        training_type=training_pb2.TRAINING_TYPE_LECTURE,
+        hours=hours,
+        date=day,
+    )
+
+
+async def payloads(database: Database, event_type: str) -> list[dict[str, Any]]:
+    """Payloads of the outbox rows of one event type."""
+    async with database.session() as session:
+        rows = (
+            await session.exec(select(OutboxMessage).where(OutboxMessage.event_type == event_type))
+        ).all()
+    return [json.loads(row.payload) for row in rows]
+
+
+async def test_training_is_recorded_once_per_key_listed_in_pages_and_published(api: Api) -> None:
+    chief = api.as_("chief", "zone_chief")
+    first = await api.stub.RecordTraining(lecture("k-1", "2026-03-02"), metadata=chief)
+    again = await api.stub.RecordTraining(lecture("k-1", "2026-03-02"), metadata=chief)
+    assert first.record.record_id == again.record.record_id
+    assert first.record.hours == 3.5
+    for index, day in enumerate(("2026-03-03", "2026-03-04")):
+        await api.stub.RecordTraining(lecture(f"k-{index + 2}", day), metadata=chief)
+
+    own = api.as_("p-1", "township_member")
+    page = await api.stub.ListTraining(
+        training_pb2.ListTrainingRequest(person_id="p-1", page_size=2), metadata=own
+    )
+    rest = await api.stub.ListTraining(
+        training_pb2.ListTrainingRequest(
+            person_id="p-1", page_size=2, page_token=page.next_page_token
+        ),
+        metadata=own,
+    )
+    assert [r.date for r in [*page.records, *rest.records]] == [
+        "2026-03-02",
+        "2026-03-03",
+        "2026-03-04",
+    ]
+    assert rest.next_page_token == ""
+    published = await payloads(api.database, TrainingRecorded.event_type)
+    assert len(published) == 3
+    assert {p["training_type"] for p in published} == {"lecture"}
+    assert published[0]["person_id"] == "p-1" and published[0]["hours"] == 3.5
+
+
+async def test_bad_training_is_refused_with_every_field_and_nothing_stored(api: Api) -> None:
+    chief = api.as_("chief", "zone_chief")
+    bad = training_pb2.RecordTrainingRequest(
+        idempotency_key="k", person_id="p-1", course=" ", hours=30, date="yesterday"
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await api.stub.RecordTraining(bad, metadata=chief)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    for field in ("course", "hours", "training_type", "date"):
+        assert field in (caught.value.details() or "")
+    # The same key for a different request is refused too.
+    await api.stub.RecordTraining(lecture("k-x", "2026-03-02"), metadata=chief)
+    with pytest.raises(grpc.aio.AioRpcError) as reused:
+        await api.stub.RecordTraining(lecture("k-x", "2026-03-09"), metadata=chief)
+    assert reused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert len(await payloads(api.database, TrainingRecorded.event_type)) == 1
+
+
+async def test_only_managers_record_and_others_cannot_read(api: Api) -> None:
+    member = api.as_("p-1", "township_member")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await api.stub.RecordTraining(lecture("k", "2026-03-02"), metadata=member)
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    other_zone_chief = api.as_("chief-2", "zone_chief", zones=("z-2",))
+    with pytest.raises(grpc.aio.AioRpcError) as denied:
+        await api.stub.ListTraining(
+            training_pb2.ListTrainingRequest(person_id="p-1"), metadata=other_zone_chief
+        )
+    assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.aio.AioRpcError) as hidden:
+        await api.stub.ListTraining(
+            training_pb2.ListTrainingRequest(person_id="inf"),
+            metadata=api.as_("chief", "zone_chief"),
+        )
+    assert hidden.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_attendance_by_day_is_recorded_corrected_and_published(api: Api) -> None:
+    chief = api.as_("chief", "zone_chief")
+
+    def day(
+        key: str, on: str, status: training_pb2.AttendanceStatus.ValueType
+    ) -> training_pb2.RecordAttendanceRequest:
+        return training_pb2.RecordAttendanceRequest(
+            idempotency_key=key, person_id="p-1", day=on, status=status
+        )
+
+    await api.stub.RecordAttendance(
+        day("a-1", "2026-03-02", training_pb2.ATTENDANCE_STATUS_PRESENT), metadata=chief
+    )
+    await api.stub.RecordAttendance(
+        day("a-1", "2026-03-02", training_pb2.ATTENDANCE_STATUS_PRESENT), metadata=chief
+    )
+    await api.stub.RecordAttendance(
+        day("a-2", "2026-03-03", training_pb2.ATTENDANCE_STATUS_ABSENT), metadata=chief
+    )
+    # A correction of the 3rd: the day holds the latest status.
+    await api.stub.RecordAttendance(
+        day("a-3", "2026-03-03", training_pb2.ATTENDANCE_STATUS_ON_LEAVE), metadata=chief
+    )
+    listed = await api.stub.ListAttendance(
+        training_pb2.ListAttendanceRequest(person_id="p-1", from_day="2026-03-01"),
+        metadata=api.as_("p-1", "township_member"),
+    )
+    assert [(d.day, d.status) for d in listed.days] == [
+        ("2026-03-02", training_pb2.ATTENDANCE_STATUS_PRESENT),
+        ("2026-03-03", training_pb2.ATTENDANCE_STATUS_ON_LEAVE),
+    ]
+    published = await payloads(api.database, AttendanceRecorded.event_type)
+    assert sorted((p["day"], p["status"]) for p in published) == [
+        ("2026-03-02", "present"),
+        ("2026-03-03", "absent"),
+        ("2026-03-03", "on_leave"),
+    ]
+    assert (
+        await count_rows(
+            api.database,
+            OutboxMessage,
+            col(OutboxMessage.event_type) == AttendanceRecorded.event_type,
+        )
+        == 3
+    )
