@@ -4,16 +4,33 @@ from __future__ import annotations
 
 import asyncio
 
+import grpc
+from xiezuo.assessment.v1 import assessment_pb2, assessment_pb2_grpc
+
+from services.assessment.api.servicer import AssessmentServicer
+from services.assessment.domain.quarter import AssessmentCalendar
+from services.assessment.domain.scoring_rules import load_rules
+from services.assessment.handlers.mappers import projections
+from services.assessment.handlers.projection import register_handlers
+from services.assessment.store.scorecards import Scoring
 from services.runtime.host import GrpcParts, ServiceHost
 from services.runtime.settings import Settings
 
+SERVICE_NAME = assessment_pb2.DESCRIPTOR.services_by_name["AssessmentService"].full_name
+
 
 def build(settings: Settings) -> tuple[ServiceHost, GrpcParts]:
-    """Wire assessment: for now the shared runtime only (outbox, inbox, audit, health)."""
+    """Wire assessment: KPI projections fed by every service's events, scored over gRPC."""
     host = ServiceHost(settings)
-    # Its gRPC contract and event handlers arrive with the assessment issue; until then the
-    # process serves health, reflection and metrics so operators see it up.
-    return host, GrpcParts(service_names=[], register=lambda server: None)
+    # One consumer route per mapped event type (handlers/mappers.py), plus the registry.
+    calendar = AssessmentCalendar()
+    register_handlers(host.consumer, calendar, projections())
+    servicer = AssessmentServicer(host.database, Scoring(load_rules()), calendar)
+
+    def register(server: grpc.aio.Server) -> None:
+        assessment_pb2_grpc.add_AssessmentServiceServicer_to_server(servicer, server)
+
+    return host, GrpcParts(service_names=[SERVICE_NAME], register=register)
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:

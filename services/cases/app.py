@@ -3,39 +3,83 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
 
 import grpc
 from xiezuo.cases.v1 import cases_pb2, cases_pb2_grpc
 
 from services.cases.api.servicer import CaseServicer
-from services.cases.domain.rules import DEFAULT_RULES
+from services.cases.domain.rules import DEFAULT_RULES, rules_in_force
+from services.cases.domain.ruleset import RuleSet
 from services.cases.handlers.clue_registered import ClueRegisteredHandler
 from services.cases.handlers.teams import on_recusal, on_team_assigned, on_team_unfillable
+from services.cases.settings import CasesSettings
+from services.cases.store.case_reader import CaseReader
 from services.cases.store.clues import ClueReader
+from services.cases.store.deadline_scan import DeadlineScanner
+from services.cases.store.rectification import RectificationDesk
+from services.cases.store.workflow import Workflow
 from services.contracts.intake import ClueRegistered
 from services.contracts.staffing import RecusalRecorded, TeamAssigned, TeamUnfillable
 from services.runtime.host import GrpcParts, ServiceHost
 from services.runtime.settings import Settings
 
 SERVICE_NAME = cases_pb2.DESCRIPTOR.services_by_name["CaseService"].full_name
+log = logging.getLogger(__name__)
 
 
-def build(settings: Settings) -> tuple[ServiceHost, GrpcParts]:
-    """Wire cases: the clue ledger fed by intake's events, read over gRPC."""
+def build(settings: Settings) -> tuple[ServiceHost, GrpcParts, DeadlineScanner]:
+    """Wire cases: clues from intake, teams from staffing, the workflow and reads over gRPC."""
     host = ServiceHost(settings)
-    host.consumer.on(ClueRegistered, ClueRegisteredHandler([DEFAULT_RULES]))
+    own = CasesSettings()
+    rule_versions: list[RuleSet] = [DEFAULT_RULES]
+    host.consumer.on(ClueRegistered, ClueRegisteredHandler(rule_versions))
     host.consumer.on(TeamAssigned, on_team_assigned)
     host.consumer.on(TeamUnfillable, on_team_unfillable)
     host.consumer.on(RecusalRecorded, on_recusal)
-    servicer = CaseServicer(ClueReader(host.database))
+    database = host.database
+
+    def in_force(moment: datetime) -> RuleSet:
+        return rules_in_force(rule_versions, moment.date())
+
+    servicer = CaseServicer(
+        ClueReader(database),
+        CaseReader(database),
+        Workflow(database, {rules.version: rules for rules in rule_versions}),
+        rectifications=RectificationDesk(database, in_force),
+    )
+    scanner = DeadlineScanner(database, batch_size=own.deadline_scan_batch)
 
     def register(server: grpc.aio.Server) -> None:
         cases_pb2_grpc.add_CaseServiceServicer_to_server(servicer, server)
 
-    return host, GrpcParts(service_names=[SERVICE_NAME], register=register)
+    return host, GrpcParts(service_names=[SERVICE_NAME], register=register), scanner
+
+
+async def scan_deadlines(scanner: DeadlineScanner, stop: asyncio.Event, interval: float) -> None:
+    """Run a deadline pass every `interval` seconds until `stop`."""
+    # Waits first: the host migrates the database on start.
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+        if stop.is_set():
+            return
+        try:
+            await scanner.scan(now=datetime.now(UTC))
+        except Exception:
+            # The next pass retries from the rows; a failed pass must not stop the service.
+            log.exception("deadline scan failed")
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     """Run cases until `stop` is set."""
-    host, grpc_parts = build(settings)
-    await host.run(grpc_parts, stop)
+    host, grpc_parts, scanner = build(settings)
+    interval = CasesSettings().deadline_scan_seconds
+    scanning = asyncio.create_task(scan_deadlines(scanner, stop, interval), name="cases-deadlines")
+    try:
+        await host.run(grpc_parts, stop)
+    finally:
+        stop.set()
+        await scanning

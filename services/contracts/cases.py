@@ -125,9 +125,11 @@ class DeadlineNotice(IntegrationEvent):
     kind: str
     due_at: datetime
     rule_version: str
+    # "case" (case_id is a clue/case) or "rectification" (case_id is a rectification item id).
+    record_type: Literal["case", "rectification"] = "case"
 
     def subject_id(self) -> str | None:
-        """The clue/case whose deadline it is."""
+        """The clue/case (or rectification item) whose deadline it is."""
         return self.case_id
 
 
@@ -143,3 +145,44 @@ class DeadlineBreached(DeadlineNotice):
 
     event_type: ClassVar[str] = "xiezuo.cases.deadline_breached.v1"
     topic: ClassVar[str] = DEADLINES_TOPIC
+
+
+RECTIFICATION_TOPIC = "xiezuo.cases.rectification"
+
+
+class RectificationNotice(IntegrationEvent):
+    """Common shape of rectification item events (not published itself)."""
+
+    item_id: str
+    township_id: str
+    # supervision, campaign or inspection_tour.
+    source: str
+    source_ref: str
+    owner_unit: str
+    due_at: datetime
+    rule_version: str
+
+    def subject_id(self) -> str | None:
+        """The rectification item."""
+        return self.item_id
+
+
+class RectificationOpened(RectificationNotice):
+    """A rectification item (整改) was opened with its due date from the rules."""
+
+    event_type: ClassVar[str] = "xiezuo.cases.rectification_opened.v1"
+    topic: ClassVar[str] = RECTIFICATION_TOPIC
+
+    opened_by: str
+    opened_at: datetime
+
+
+class RectificationClosed(RectificationNotice):
+    """The zone verified a rectification item as done; `overdue` if after its due date."""
+
+    event_type: ClassVar[str] = "xiezuo.cases.rectification_closed.v1"
+    topic: ClassVar[str] = RECTIFICATION_TOPIC
+
+    verified_by: str
+    closed_at: datetime
+    overdue: bool

@@ -147,10 +147,24 @@ async def test_staffing_sets_the_team_and_a_recusal_removes_it_at_once(
             actor=Actor("x", frozenset(roles)),
             authorize=_allow,
         )
+    (requested,) = await _events(db, "xiezuo.cases.team_requested.v1")
+    stale = TeamAssigned(
+        county_id="c1",
+        zone_id="z1",
+        request_id="clue-2:verification:0",
+        case_id="clue-2",
+        stage="verification",
+        draw_id="draw-0",
+        members=[TeamMember(person_id="x", home_township_id="t2")],
+        assigned_at=NOW,
+    )
+    async with db.transaction() as session:
+        # Matched by request id, not by stage: an answer to another request changes nothing.
+        await on_team_assigned(session, stale, _envelope())
     assigned = TeamAssigned(
         county_id="c1",
         zone_id="z1",
-        request_id="r",
+        request_id=str(requested["request_id"]),
         case_id="clue-2",
         stage="verification",
         draw_id="draw-1",
@@ -179,7 +193,7 @@ async def test_staffing_sets_the_team_and_a_recusal_removes_it_at_once(
     async with db.session() as session:
         members = (await session.exec(select(CaseMemberRow))).all()
         row = await session.get(CaseFileRow, "clue-2")
-    assert [(m.person_id, m.team) for m in members] == [("b", "working")]
+    assert [(m.person_id, m.team) for m in members if m.team != "recused"] == [("b", "working")]
     assert row is not None and codec.decode(row.state).recused == ("a",)
     with pytest.raises(Forbidden):
         await workflow.act(

@@ -1,34 +1,65 @@
-"""gRPC face of cases."""
+"""gRPC face of cases: clues, case files and rectification items."""
 
 from __future__ import annotations
 
-import base64
-import json
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any, TypeAlias
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from xiezuo.cases.v1 import cases_pb2, cases_pb2_grpc
 
-from services.cases.api.policy import authorize_read_clue, readable_zones
+from services.cases.api.commands import command_of, digest_of
+from services.cases.api.messages import case_response, case_summary, clue_message, step_message
+from services.cases.api.page_tokens import decode_token, encode_token
+from services.cases.api.policy import (
+    authorize_case,
+    authorize_read_clue,
+    case_list_scope,
+    readable_zones,
+)
+from services.cases.api.rectification import RectificationApi
+from services.cases.domain.casefile import Actor, BadCommand, CaseFile, Forbidden, NotNow
+from services.cases.store.case_reader import CaseFilter, CaseReader, CaseView
 from services.cases.store.clues import ClueReader
-from services.cases.store.tables import ClueRow
+from services.cases.store.tables import CaseFileRow
+from services.cases.store.workflow import CaseMissing, KeyReused, Workflow
 from services.runtime.grpc.auth import current_principal
-from services.runtime.grpc.errors import FieldViolation, InvalidArgument, NotFound
+from services.runtime.grpc.errors import (
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
+from services.runtime.tokens import Principal
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
-_STATUSES = {"registered": cases_pb2.CLUE_STATUS_REGISTERED}
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
-class CaseServicer(cases_pb2_grpc.CaseServiceServicer):
-    """Clues and cases, read by the commission's staff."""
+def _page_size_violations(page_size: int) -> list[FieldViolation]:
+    if page_size < 0 or page_size > MAX_PAGE_SIZE:
+        return [FieldViolation("page_size", f"must be 0..{MAX_PAGE_SIZE}")]
+    return []
 
-    def __init__(self, clues: ClueReader) -> None:
+
+def _case_authorizer(principal: Principal) -> Callable[[CaseFileRow, CaseFile], None]:
+    def authorize(row: CaseFileRow, file: CaseFile) -> None:
+        authorize_case(principal, county_id=row.county_id, zone_id=row.zone_id, file=file)
+
+    return authorize
+
+
+class CaseServicer(RectificationApi, cases_pb2_grpc.CaseServiceServicer):
+    """Clues, cases and rectification items, read and worked by the commission's staff."""
+
+    def __init__(self, clues: ClueReader, cases: CaseReader, workflow: Workflow, **rest: Any):
+        super().__init__(**rest)
         self._clues = clues
+        self._cases = cases
+        self._workflow = workflow
 
     async def GetClue(
         self, request: cases_pb2.GetClueRequest, context: Context
@@ -37,27 +68,31 @@ class CaseServicer(cases_pb2_grpc.CaseServiceServicer):
         if not request.clue_id:
             raise InvalidArgument([FieldViolation("clue_id", "is required")])
         principal = current_principal()
-        row = await self._clues.get(request.clue_id, actor=principal.subject)
-        if row is None:
+        view = await self._clues.get(request.clue_id, actor=principal.subject)
+        if view is None:
             raise NotFound(f"clue {request.clue_id}")
+        row = view.row
         authorize_read_clue(
-            principal, county_id=row.county_id, zone_id=row.zone_id, clue_id=row.clue_id
+            principal,
+            county_id=row.county_id,
+            zone_id=row.zone_id,
+            clue_id=row.clue_id,
+            recused=view.recused,
         )
-        return cases_pb2.GetClueResponse(clue=clue_message(row))
+        return cases_pb2.GetClueResponse(clue=clue_message(view))
 
     async def ListClues(
         self, request: cases_pb2.ListCluesRequest, context: Context
     ) -> cases_pb2.ListCluesResponse:
         """A page of the county's clues in id order."""
-        violations = []
+        violations = _page_size_violations(request.page_size)
         if not request.county_id:
             violations.append(FieldViolation("county_id", "is required"))
-        if request.page_size < 0 or request.page_size > MAX_PAGE_SIZE:
-            violations.append(FieldViolation("page_size", f"must be 0..{MAX_PAGE_SIZE}"))
+        query = {"county": request.county_id, "zone": request.zone_id}
         after = ""
         if request.page_token:
             try:
-                after = _decode_token(request.page_token, request.county_id, request.zone_id)
+                after = decode_token(request.page_token, query)
             except ValueError as exc:
                 violations.append(FieldViolation("page_token", str(exc)))
         if violations:
@@ -65,7 +100,7 @@ class CaseServicer(cases_pb2_grpc.CaseServiceServicer):
         principal = current_principal()
         zones = readable_zones(principal, county_id=request.county_id, zone_id=request.zone_id)
         limit = request.page_size or DEFAULT_PAGE_SIZE
-        rows = await self._clues.page(
+        views = await self._clues.page(
             county_id=request.county_id,
             zone_ids=zones,
             after=after,
@@ -73,52 +108,110 @@ class CaseServicer(cases_pb2_grpc.CaseServiceServicer):
             actor=principal.subject,
         )
         next_token = ""
-        if len(rows) > limit:
-            rows = rows[:limit]
-            next_token = _encode_token(rows[-1].clue_id, request.county_id, request.zone_id)
+        if len(views) > limit:
+            views = views[:limit]
+            next_token = encode_token(views[-1].row.clue_id, query)
         return cases_pb2.ListCluesResponse(
-            clues=[clue_message(row) for row in rows], next_page_token=next_token
+            clues=[clue_message(view) for view in views], next_page_token=next_token
         )
 
+    async def ActOnCase(
+        self, request: cases_pb2.ActOnCaseRequest, context: Context
+    ) -> cases_pb2.ActOnCaseResponse:
+        """One workflow step, applied once per idempotency key."""
+        command = command_of(request)
+        principal = current_principal()
+        try:
+            result = await self._workflow.act(
+                county_id=principal.county_id,
+                case_id=request.case_id,
+                idempotency_key=request.idempotency_key,
+                digest=digest_of(request, principal.subject),
+                command=command,
+                actor=Actor(principal.subject, principal.roles),
+                authorize=_case_authorizer(principal),
+            )
+        except CaseMissing as missing:
+            raise NotFound(f"case {request.case_id}") from missing
+        except KeyReused as reused:
+            raise InvalidArgument(
+                [FieldViolation("idempotency_key", "was used for a different command")]
+            ) from reused
+        except BadCommand as bad:
+            raise InvalidArgument([FieldViolation(bad.field or "action", bad.reason)]) from bad
+        except Forbidden as forbidden:
+            raise PermissionDenied(forbidden.reason) from forbidden
+        except NotNow as not_now:
+            raise FailedPrecondition(not_now.reason) from not_now
+        assert result.step is not None
+        response = cases_pb2.ActOnCaseResponse(
+            step=step_message(result.step), replayed=result.replayed
+        )
+        if result.row is not None and result.file is not None:
+            response.case.CopyFrom(case_summary(CaseView(result.row, result.file, overdue=False)))
+        return response
 
-def clue_message(row: ClueRow) -> cases_pb2.Clue:
-    """A clue row as its gRPC message."""
-    return cases_pb2.Clue(
-        clue_id=row.clue_id,
-        county_id=row.county_id,
-        zone_id=row.zone_id,
-        township_id=row.township_id,
-        source_report_id=row.source_report_id,
-        channel=row.channel,
-        allegation_categories=json.loads(row.allegation_categories),
-        status=_STATUSES.get(row.status, cases_pb2.CLUE_STATUS_UNSPECIFIED),
-        registered_at=_timestamp(row.registered_at),
-        disposal_due_at=_timestamp(row.disposal_due_at),
-        rule_version=row.rule_version,
-    )
+    async def GetCase(
+        self, request: cases_pb2.GetCaseRequest, context: Context
+    ) -> cases_pb2.GetCaseResponse:
+        """One case file with its full history, if the visibility policy allows it."""
+        if not request.case_id:
+            raise InvalidArgument([FieldViolation("case_id", "is required")])
+        principal = current_principal()
+        record = await self._cases.get(
+            request.case_id, actor=principal.subject, authorize=_case_authorizer(principal)
+        )
+        if record is None:
+            raise NotFound(f"case {request.case_id}")
+        return case_response(record)
 
-
-def _timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    # SQLite hands back naive datetimes; everything is stored in UTC.
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    stamp.FromDatetime(moment.astimezone(UTC))
-    return stamp
-
-
-def _encode_token(after: str, county_id: str, zone_id: str) -> str:
-    # The token is bound to the query it came from, so it cannot be replayed on another one.
-    raw = json.dumps({"after": after, "county": county_id, "zone": zone_id})
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def _decode_token(token: str, county_id: str, zone_id: str) -> str:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        after, county, zone = data["after"], data["county"], data["zone"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError("is not a token this service issued") from exc
-    if county != county_id or zone != zone_id:
-        raise ValueError("belongs to a different query")
-    return str(after)
+    async def ListCases(
+        self, request: cases_pb2.ListCasesRequest, context: Context
+    ) -> cases_pb2.ListCasesResponse:
+        """A filtered page of the case files the caller may see, in id order."""
+        violations = _page_size_violations(request.page_size)
+        if not request.county_id:
+            violations.append(FieldViolation("county_id", "is required"))
+        query: dict[str, object] = {
+            "county": request.county_id,
+            "zone": request.zone_id,
+            "township": request.township_id,
+            "stage": request.stage,
+            "overdue": request.overdue_only,
+            "category": request.category,
+            "assignee": request.assignee,
+        }
+        after = ""
+        if request.page_token:
+            try:
+                after = decode_token(request.page_token, query)
+            except ValueError as exc:
+                violations.append(FieldViolation("page_token", str(exc)))
+        if violations:
+            raise InvalidArgument(violations)
+        principal = current_principal()
+        scope = case_list_scope(principal, county_id=request.county_id)
+        limit = request.page_size or DEFAULT_PAGE_SIZE
+        views = await self._cases.page(
+            CaseFilter(
+                county_id=scope.county_id,
+                led_zones=scope.led_zones,
+                person_id=scope.person_id,
+                zone_id=request.zone_id,
+                township_id=request.township_id,
+                stage=request.stage,
+                overdue_only=request.overdue_only,
+                category=request.category,
+                assignee=request.assignee,
+            ),
+            after=after,
+            limit=limit + 1,
+            actor=principal.subject,
+        )
+        next_token = ""
+        if len(views) > limit:
+            views = views[:limit]
+            next_token = encode_token(views[-1].row.case_id, query)
+        return cases_pb2.ListCasesResponse(
+            cases=[case_summary(view) for view in views], next_page_token=next_token
+        )

@@ -156,6 +156,8 @@ class CaseFile:
     plan_approvals: tuple[str, ...] = ()
     # The team requested and not yet assigned (verification/investigation/hearing/review).
     team_requested: str = ""
+    # The id of that request: staffing's answer is matched by it, never by stage alone.
+    team_request_id: str = ""
     working_team: tuple[str, ...] = ()
     hearing_team: tuple[str, ...] = ()
     review_team: tuple[str, ...] = ()

@@ -13,6 +13,30 @@ class ClueStatus(enum.StrEnum):
     """Where a clue stands in the workflow."""
 
     REGISTERED = "registered"
+    DISPOSAL_PROPOSED = "disposal_proposed"
+    INQUIRY = "inquiry"
+    PRELIMINARY_VERIFICATION = "preliminary_verification"
+    STORED_PENDING = "stored_pending"
+    CLOSED = "closed"
+    CASE_FILED = "case_filed"
+
+
+# Workflow stages before filing, as the clue ledger names them; every later stage is a case.
+_STAGE_STATUS = {
+    "registered": ClueStatus.REGISTERED,
+    "disposal_proposed": ClueStatus.DISPOSAL_PROPOSED,
+    "inquiry": ClueStatus.INQUIRY,
+    "verification": ClueStatus.PRELIMINARY_VERIFICATION,
+    "verification_proposed": ClueStatus.PRELIMINARY_VERIFICATION,
+    "filing_proposed": ClueStatus.PRELIMINARY_VERIFICATION,
+    "stored_pending": ClueStatus.STORED_PENDING,
+    "closed": ClueStatus.CLOSED,
+}
+
+
+def clue_status(stage: str) -> ClueStatus:
+    """Where the clue stands, given its case file's workflow stage."""
+    return _STAGE_STATUS.get(stage, ClueStatus.CASE_FILED)
 
 
 @dataclass(frozen=True)

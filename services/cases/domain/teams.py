@@ -29,10 +29,13 @@ def excluded_from(file: CaseFile, team_stage: str) -> tuple[str, ...]:
     return tuple(sorted(excluded))
 
 
-def assign_team(file: CaseFile, team_stage: str, members: tuple[str, ...]) -> CaseFile:
+def assign_team(
+    file: CaseFile, team_stage: str, members: tuple[str, ...], request_id: str = ""
+) -> CaseFile:
     """The file with the drawn team in place, or NotNow if the draw breaks a rule."""
     if file.team_requested != team_stage:
         raise NotNow(f"no {team_stage} team is awaited (awaiting {file.team_requested or 'none'})")
+    _check_request(file, request_id)
     if not members:
         raise NotNow("a team has at least one member")
     clash = set(members) & set(excluded_from(file, team_stage))
@@ -40,17 +43,25 @@ def assign_team(file: CaseFile, team_stage: str, members: tuple[str, ...]) -> Ca
         raise NotNow(f"{sorted(clash)} may not serve on the {team_stage} team")
     team = tuple(sorted(set(members)))
     if team_stage == "hearing":
-        return replace(file, hearing_team=team, team_requested="")
+        return replace(file, hearing_team=team, team_requested="", team_request_id="")
     if team_stage == "review":
-        return replace(file, review_team=team, team_requested="")
-    return replace(file, working_team=team, team_requested="")
+        return replace(file, review_team=team, team_requested="", team_request_id="")
+    return replace(file, working_team=team, team_requested="", team_request_id="")
 
 
-def team_unfillable(file: CaseFile, team_stage: str) -> CaseFile:
+def _check_request(file: CaseFile, request_id: str) -> None:
+    # A late answer to an earlier request of the same stage (e.g. one superseded after a
+    # recusal) must not put a stale team on the file.
+    if request_id and file.team_request_id and request_id != file.team_request_id:
+        raise NotNow(f"request {request_id} is not the open request {file.team_request_id}")
+
+
+def team_unfillable(file: CaseFile, team_stage: str, request_id: str = "") -> CaseFile:
     """Staffing could not fill the request: nothing is awaited until someone asks again."""
     if file.team_requested != team_stage:
         raise NotNow(f"no {team_stage} team is awaited")
-    return replace(file, team_requested="")
+    _check_request(file, request_id)
+    return replace(file, team_requested="", team_request_id="")
 
 
 def recuse(file: CaseFile, person_id: str) -> tuple[CaseFile, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import cast
 
@@ -13,7 +14,7 @@ from services.cases.domain.casefile import NotNow
 from services.cases.domain.teams import assign_team, recuse, team_unfillable
 from services.cases.store import codec
 from services.cases.store.tables import CaseFileRow
-from services.cases.store.workflow import record_step, request_team, save_file
+from services.cases.store.workflow import next_request_id, record_step, request_team, save_file
 from services.contracts.cases import Stage
 from services.contracts.staffing import RecusalRecorded, TeamAssigned, TeamUnfillable
 from services.runtime.envelope import Envelope
@@ -36,7 +37,7 @@ async def on_team_assigned(session: AsyncSession, event: TeamAssigned, envelope:
     members = tuple(member.person_id for member in event.members)
     now = datetime.now(UTC)
     try:
-        after = assign_team(file, event.stage, members)
+        after = assign_team(file, event.stage, members, event.request_id)
     except NotNow as refused:
         # Recorded, not applied: e.g. a hearing team with an investigator on it.
         await record_step(
@@ -74,7 +75,7 @@ async def on_team_unfillable(
     row = await _file_row(session, event.case_id)
     file = codec.decode(row.state)
     try:
-        after = team_unfillable(file, event.stage)
+        after = team_unfillable(file, event.stage, event.request_id)
     except NotNow:
         return
     now = datetime.now(UTC)
@@ -103,6 +104,10 @@ async def on_recusal(session: AsyncSession, event: RecusalRecorded, envelope: En
     if after == file:
         return
     now = datetime.now(UTC)
+    request_id = ""
+    if again:
+        request_id = next_request_id(row, again)
+        after = replace(after, team_request_id=request_id)
     await save_file(session, row, after, now=now)
     await record_step(
         session,
@@ -117,4 +122,12 @@ async def on_recusal(session: AsyncSession, event: RecusalRecorded, envelope: En
         now=now,
     )
     if again:
-        request_team(session, row, after, cast(Stage, again), actor=event.decided_by, now=now)
+        request_team(
+            session,
+            row,
+            after,
+            cast(Stage, again),
+            request_id=request_id,
+            actor=event.decided_by,
+            now=now,
+        )

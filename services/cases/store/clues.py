@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.cases.domain.clue import ClueStatus, NewClue, disposal_due
 from services.cases.domain.rules import RuleSet
-from services.cases.store.tables import ClueRow
+from services.cases.store.tables import CaseFileRow, CaseMemberRow, ClueRow
 from services.runtime import audit
 from services.runtime.db import Database
 
@@ -50,23 +51,39 @@ async def register_clue(
     return row
 
 
+@dataclass(frozen=True)
+class ClueView:
+    """A clue as read, with its case file's stage and who is recused from it."""
+
+    row: ClueRow
+    stage: str
+    recused: frozenset[str]
+
+
 class ClueReader:
     """Audited reads of clues."""
 
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    async def get(self, clue_id: str, *, actor: str) -> ClueRow | None:
+    async def get(self, clue_id: str, *, actor: str) -> ClueView | None:
         """One clue; the read is recorded in the audit log."""
         async with self._db.transaction() as session:
             row = await session.get(ClueRow, clue_id)
-            if row is not None:
-                await _audit_read(session, [row], actor=actor)
-            return row
+            if row is None:
+                return None
+            await _audit_read(session, [row], actor=actor)
+            stages = await _stages(session, [clue_id])
+            recused = await session.exec(
+                select(CaseMemberRow.person_id).where(
+                    CaseMemberRow.case_id == clue_id, CaseMemberRow.team == "recused"
+                )
+            )
+            return ClueView(row, stages.get(clue_id, row.status), frozenset(recused.all()))
 
     async def page(
         self, *, county_id: str, zone_ids: Sequence[str] | None, after: str, limit: int, actor: str
-    ) -> list[ClueRow]:
+    ) -> list[ClueView]:
         """Clues of a county (optionally some zones) ordered by id, after a cursor."""
         async with self._db.transaction() as session:
             query = select(ClueRow).where(ClueRow.county_id == county_id)
@@ -78,7 +95,20 @@ class ClueReader:
                 (await session.exec(query.order_by(col(ClueRow.clue_id)).limit(limit))).all()
             )
             await _audit_read(session, rows, actor=actor)
-            return rows
+            stages = await _stages(session, [row.clue_id for row in rows])
+            return [ClueView(row, stages.get(row.clue_id, row.status), frozenset()) for row in rows]
+
+
+async def _stages(session: AsyncSession, clue_ids: Sequence[str]) -> dict[str, str]:
+    """The workflow stage of each clue's case file (the file carries the clue's id)."""
+    if not clue_ids:
+        return {}
+    rows = await session.exec(
+        select(CaseFileRow.case_id, CaseFileRow.stage).where(
+            col(CaseFileRow.case_id).in_(list(clue_ids))
+        )
+    )
+    return {case_id: stage for case_id, stage in rows.all()}
 
 
 async def _audit_read(session: AsyncSession, rows: Sequence[ClueRow], *, actor: str) -> None:

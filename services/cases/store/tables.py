@@ -117,6 +117,8 @@ class DeadlineRow(SQLModel, table=True):
     status: str = Field(sa_column=Column(String(16), nullable=False))
     extensions: int = Field(sa_column=Column(Integer, nullable=False))
     ended_at: datetime | None = Field(default=None, sa_column=Column(_utc(), nullable=True))
+    # The deadline this one replaced when an extension was granted (None for a first one).
+    supersedes: str | None = Field(default=None, sa_column=Column(String(128), nullable=True))
 
 
 class DeadlineNoticeRow(SQLModel, table=True):
@@ -128,3 +130,52 @@ class DeadlineNoticeRow(SQLModel, table=True):
     notice: str = Field(sa_column=Column(String(16), primary_key=True))
     due_at: datetime = Field(sa_column=Column(_utc(), nullable=False))
     sent_at: datetime = Field(sa_column=Column(_utc(), nullable=False))
+
+
+class RectificationRow(SQLModel, table=True):
+    """A rectification item (整改) the zone follows until its completion is verified."""
+
+    __tablename__ = "case_rectification"
+    __table_args__ = (Index("ix_case_rectification_scope", "county_id", "zone_id", "item_id"),)
+
+    item_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    county_id: str = Field(sa_column=Column(String(64), nullable=False))
+    zone_id: str = Field(sa_column=Column(String(64), nullable=False))
+    township_id: str = Field(sa_column=Column(String(64), nullable=False))
+    source: str = Field(sa_column=Column(String(32), nullable=False))
+    source_ref: str = Field(sa_column=Column(String(256), nullable=False))
+    owner_unit: str = Field(sa_column=Column(String(256), nullable=False))
+    finding: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(sa_column=Column(String(16), nullable=False))
+    rule_version: str = Field(sa_column=Column(String(64), nullable=False))
+    opened_by: str = Field(sa_column=Column(String(128), nullable=False))
+    opened_at: datetime = Field(sa_column=Column(_utc(), nullable=False))
+    due_at: datetime = Field(sa_column=Column(_utc(), nullable=False))
+    escalated: bool = Field(sa_column=Column(Boolean, nullable=False))
+    closed_at: datetime | None = Field(default=None, sa_column=Column(_utc(), nullable=True))
+
+
+class RectificationProgressRow(SQLModel, table=True):
+    """A progress report, verification or escalation on a rectification item."""
+
+    __tablename__ = "case_rectification_progress"
+    __table_args__ = (Index("ix_case_rectification_progress_item", "item_id", "id"),)
+
+    id: int | None = Field(default=None, sa_column=Column(_SEQUENCE, primary_key=True))
+    item_id: str = Field(sa_column=Column(String(64), nullable=False))
+    at: datetime = Field(sa_column=Column(_utc(), nullable=False))
+    actor: str = Field(sa_column=Column(String(128), nullable=False))
+    kind: str = Field(sa_column=Column(String(32), nullable=False))
+    note: str = Field(sa_column=Column(Text, nullable=False))
+    percent_done: int = Field(sa_column=Column(Integer, nullable=False))
+
+
+class RectificationReceiptRow(SQLModel, table=True):
+    """A rectification command already applied under an idempotency key."""
+
+    __tablename__ = "case_rectification_receipt"
+
+    county_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    idempotency_key: str = Field(sa_column=Column(String(128), primary_key=True))
+    item_id: str = Field(sa_column=Column(String(64), nullable=False))
+    request_digest: str = Field(sa_column=Column(String(64), nullable=False))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import cast
 
 from sqlalchemy import delete
@@ -17,6 +17,7 @@ from services.cases.domain.casefile import Actor, CaseFile, Command, Transition,
 from services.cases.domain.ruleset import RuleSet
 from services.cases.domain.teams import excluded_from
 from services.cases.store import codec
+from services.cases.store.deadlines import extend_clock, open_deadline, stop_clock
 from services.cases.store.tables import (
     CaseFileRow,
     CaseMemberRow,
@@ -72,6 +73,10 @@ class StepResult:
     to_stage: str
     event: str
     replayed: bool
+    # The history entry and the file as it stands after the command (for the caller's answer).
+    step: CaseStepRow | None = None
+    row: CaseFileRow | None = None
+    file: CaseFile | None = None
 
 
 class Workflow:
@@ -118,16 +123,32 @@ class Workflow:
             if row is None or row.county_id != county_id:
                 raise CaseMissing(case_id)
             file = codec.decode(row.state)
-            authorize(row, file)
             receipt = await session.get(CommandReceiptRow, (county_id, key))
             if receipt is not None:
+                # The digest binds the key to the same caller and request, so a retry is
+                # answered even when the first call moved the file out of the caller's sight
+                # (e.g. a report handing it to the hearing team); only its own step is shown.
                 if receipt.request_digest != digest or receipt.case_id != case_id:
                     raise KeyReused(key)
                 step = await session.get(CaseStepRow, receipt.step_id)
                 assert step is not None and step.id is not None
+                visible: CaseFile | None = file
+                try:
+                    authorize(row, file)
+                except Exception:
+                    visible = None
                 return StepResult(
-                    case_id, step.id, step.from_stage, step.to_stage, step.event, True
+                    case_id,
+                    step.id,
+                    step.from_stage,
+                    step.to_stage,
+                    step.event,
+                    True,
+                    step,
+                    row if visible else None,
+                    visible,
                 )
+            authorize(row, file)
             rules = self._rules[row.rule_version]
             transition = handle(file, command, actor, rules)
             now = datetime.now(UTC)
@@ -145,7 +166,17 @@ class Workflow:
                 )
             )
             await session.flush()
-            return StepResult(case_id, step.id, step.from_stage, step.to_stage, step.event, False)
+            return StepResult(
+                case_id,
+                step.id,
+                step.from_stage,
+                step.to_stage,
+                step.event,
+                False,
+                step,
+                row,
+                codec.decode(row.state),
+            )
 
 
 async def _load(session: AsyncSession, case_id: str, *, lock: bool) -> CaseFileRow | None:
@@ -159,7 +190,7 @@ async def _load(session: AsyncSession, case_id: str, *, lock: bool) -> CaseFileR
 async def save_file(
     session: AsyncSession, row: CaseFileRow, file: CaseFile, *, now: datetime
 ) -> None:
-    """Write the file's new state and its current team memberships."""
+    """Write the file's new state, its current team memberships and its recusals."""
     row.state = codec.encode(file)
     row.stage = file.stage
     row.revision += 1
@@ -170,6 +201,8 @@ async def save_file(
         ("working", file.working_team),
         ("hearing", file.hearing_team),
         ("review", file.review_team),
+        # Kept beside the teams so reads can refuse a recused person without decoding state.
+        ("recused", file.recused),
     ):
         for person in members:
             session.add(CaseMemberRow(case_id=row.case_id, person_id=person, team=team))
@@ -226,6 +259,10 @@ async def apply_transition(
 ) -> CaseStepRow:
     """Persist a transition with its history, audit, outbox event, team request and clocks."""
     before, after = transition.before, transition.after
+    request_id = ""
+    if transition.team_needed:
+        request_id = next_request_id(row, transition.team_needed)
+        after = replace(after, team_request_id=request_id)
     await save_file(session, row, after, now=now)
     reason = str(transition.detail.get("reason", ""))
     step = await record_step(
@@ -264,13 +301,15 @@ async def apply_transition(
     )
     if transition.team_needed:
         stage = cast(Stage, transition.team_needed)
-        request_team(session, row, after, stage, actor=actor, now=now)
+        request_team(session, row, after, stage, request_id=request_id, actor=actor, now=now)
     if transition.clock_stopped:
         await stop_clock(session, row.case_id, transition.clock_stopped, now=now)
     if transition.clock_started:
         await start_clock(session, row, transition.clock_started, rules, now=now)
     if transition.extended_days:
-        await extend_clock(session, row.case_id, after.clock, transition.extended_days, rules)
+        await extend_clock(
+            session, row.case_id, after.clock, transition.extended_days, rules, now=now
+        )
     return step
 
 
@@ -280,6 +319,7 @@ def request_team(
     file: CaseFile,
     stage: Stage,
     *,
+    request_id: str,
     actor: str,
     now: datetime,
 ) -> IntegrationEvent:
@@ -287,7 +327,7 @@ def request_team(
     event = TeamRequested(
         county_id=row.county_id,
         zone_id=row.zone_id,
-        request_id=f"{row.case_id}:{stage}:{row.revision}",
+        request_id=request_id,
         case_id=row.case_id,
         stage=stage,
         subject_township_id=row.township_id,
@@ -301,67 +341,21 @@ def request_team(
     return event
 
 
+def next_request_id(row: CaseFileRow, stage: str) -> str:
+    """The id of a team request made by the file's next save (unique per file revision)."""
+    return f"{row.case_id}:{stage}:{row.revision + 1}"
+
+
 async def start_clock(
     session: AsyncSession, row: CaseFileRow, kind: str, rules: RuleSet, *, now: datetime
 ) -> DeadlineRow:
-    """A new deadline for `kind`, due per the file's own rule version."""
-    earlier = (
-        await session.exec(
-            select(DeadlineRow).where(DeadlineRow.case_id == row.case_id, DeadlineRow.kind == kind)
-        )
-    ).all()
-    due = rules.due(kind, now)
-    deadline = DeadlineRow(
-        deadline_id=f"{row.case_id}:{kind}:{len(earlier) + 1}",
-        case_id=row.case_id,
+    """A new deadline for `kind` on the file, due per the file's own rule version."""
+    return await open_deadline(
+        session,
+        record_id=row.case_id,
         county_id=row.county_id,
         zone_id=row.zone_id,
         kind=kind,
-        rule_version=rules.version,
+        rules=rules,
         started_at=now,
-        due_at=due,
-        warn_at=rules.warn_at(kind, due),
-        status="open",
-        extensions=0,
     )
-    session.add(deadline)
-    return deadline
-
-
-async def stop_clock(session: AsyncSession, case_id: str, kind: str, *, now: datetime) -> None:
-    """The running deadline of `kind` is met (a breached one stays breached on the record)."""
-    for deadline in await _running(session, case_id, kind):
-        if deadline.status == "open":
-            deadline.status = "met"
-        deadline.ended_at = now
-        session.add(deadline)
-
-
-async def extend_clock(
-    session: AsyncSession, case_id: str, kind: str, days: int, rules: RuleSet
-) -> None:
-    """Move the running deadline of `kind` by `days`."""
-    for deadline in await _running(session, case_id, kind):
-        deadline.due_at = _aware(deadline.due_at) + timedelta(days=days)
-        deadline.warn_at = rules.warn_at(kind, deadline.due_at)
-        deadline.extensions += 1
-        session.add(deadline)
-
-
-async def _running(session: AsyncSession, case_id: str, kind: str) -> list[DeadlineRow]:
-    return list(
-        (
-            await session.exec(
-                select(DeadlineRow).where(
-                    DeadlineRow.case_id == case_id,
-                    DeadlineRow.kind == kind,
-                    col(DeadlineRow.ended_at).is_(None),
-                )
-            )
-        ).all()
-    )
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything is stored in UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -25,25 +25,73 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bxiezuo/cases/v1/cases.proto\x12\x0fxiezuo.cases.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc5\x02\n\x04\x43lue\x12\x0f\n\x07\x63lue_id\x18\x01 \x01(\t\x12\x11\n\tcounty_id\x18\x02 \x01(\t\x12\x0f\n\x07zone_id\x18\x03 \x01(\t\x12\x13\n\x0btownship_id\x18\x04 \x01(\t\x12\x18\n\x10source_report_id\x18\x05 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x06 \x01(\t\x12\x1d\n\x15\x61llegation_categories\x18\x07 \x03(\t\x12+\n\x06status\x18\x08 \x01(\x0e\x32\x1b.xiezuo.cases.v1.ClueStatus\x12\x31\n\rregistered_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0f\x64isposal_due_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0crule_version\x18\x0b \x01(\t\"!\n\x0eGetClueRequest\x12\x0f\n\x07\x63lue_id\x18\x01 \x01(\t\"6\n\x0fGetClueResponse\x12#\n\x04\x63lue\x18\x01 \x01(\x0b\x32\x15.xiezuo.cases.v1.Clue\"]\n\x10ListCluesRequest\x12\x11\n\tcounty_id\x18\x01 \x01(\t\x12\x0f\n\x07zone_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"R\n\x11ListCluesResponse\x12$\n\x05\x63lues\x18\x01 \x03(\x0b\x32\x15.xiezuo.cases.v1.Clue\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xa1\x02\n\nClueStatus\x12\x1b\n\x17\x43LUE_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43LUE_STATUS_REGISTERED\x10\x01\x12!\n\x1d\x43LUE_STATUS_DISPOSAL_PROPOSED\x10\x02\x12\x17\n\x13\x43LUE_STATUS_INQUIRY\x10\x03\x12(\n$CLUE_STATUS_PRELIMINARY_VERIFICATION\x10\x04\x12\x1e\n\x1a\x43LUE_STATUS_STORED_PENDING\x10\x05\x12\x16\n\x12\x43LUE_STATUS_CLOSED\x10\x06\x12\x1a\n\x16\x43LUE_STATUS_CASE_FILED\x10\x07\x12 \n\x1c\x43LUE_STATUS_LINKED_DUPLICATE\x10\x08\x32\xaf\x01\n\x0b\x43\x61seService\x12L\n\x07GetClue\x12\x1f.xiezuo.cases.v1.GetClueRequest\x1a .xiezuo.cases.v1.GetClueResponse\x12R\n\tListClues\x12!.xiezuo.cases.v1.ListCluesRequest\x1a\".xiezuo.cases.v1.ListCluesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bxiezuo/cases/v1/cases.proto\x12\x0fxiezuo.cases.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd4\x02\n\x04\x43lue\x12\x0f\n\x07\x63lue_id\x18\x01 \x01(\t\x12\x11\n\tcounty_id\x18\x02 \x01(\t\x12\x0f\n\x07zone_id\x18\x03 \x01(\t\x12\x13\n\x0btownship_id\x18\x04 \x01(\t\x12\x18\n\x10source_report_id\x18\x05 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x06 \x01(\t\x12\x1d\n\x15\x61llegation_categories\x18\x07 \x03(\t\x12+\n\x06status\x18\x08 \x01(\x0e\x32\x1b.xiezuo.cases.v1.ClueStatus\x12\x31\n\rregistered_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0f\x64isposal_due_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0crule_version\x18\x0b \x01(\t\x12\r\n\x05stage\x18\x0c \x01(\t\"!\n\x0eGetClueRequest\x12\x0f\n\x07\x63lue_id\x18\x01 \x01(\t\"6\n\x0fGetClueResponse\x12#\n\x04\x63lue\x18\x01 \x01(\x0b\x32\x15.xiezuo.cases.v1.Clue\"]\n\x10ListCluesRequest\x12\x11\n\tcounty_id\x18\x01 \x01(\t\x12\x0f\n\x07zone_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"R\n\x11ListCluesResponse\x12$\n\x05\x63lues\x18\x01 \x03(\x0b\x32\x15.xiezuo.cases.v1.Clue\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x08Sanction\x12\r\n\x05track\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\"\xcd\x01\n\x10\x41\x63tOnCaseRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x0e\n\x06\x63hoice\x18\x04 \x01(\t\x12\x0c\n\x04\x64\x61ys\x18\x05 \x01(\x05\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12\x0e\n\x06sha256\x18\x07 \x01(\t\x12,\n\tsanctions\x18\x08 \x03(\x0b\x32\x19.xiezuo.cases.v1.Sanction\x12\x0e\n\x06reason\x18\t \x01(\t\"z\n\x11\x41\x63tOnCaseResponse\x12\'\n\x04step\x18\x01 \x01(\x0b\x32\x19.xiezuo.cases.v1.CaseStep\x12\x10\n\x08replayed\x18\x02 \x01(\x08\x12*\n\x04\x63\x61se\x18\x03 \x01(\x0b\x32\x1c.xiezuo.cases.v1.CaseSummary\"\xbc\x01\n\x08\x43\x61seStep\x12\x0f\n\x07step_id\x18\x01 \x01(\x03\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\x12\n\nfrom_stage\x18\x05 \x01(\t\x12\x10\n\x08to_stage\x18\x06 \x01(\t\x12\r\n\x05\x65vent\x18\x07 \x01(\t\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x13\n\x0b\x64\x65tail_json\x18\t \x01(\t\"\x9b\x01\n\x0c\x43\x61seDeadline\x12\x13\n\x0b\x64\x65\x61\x64line_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12*\n\x06\x64ue_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06status\x18\x04 \x01(\t\x12,\n\x08\x65nded_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"F\n\x0fPendingProposal\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0e\n\x06\x63hoice\x18\x02 \x01(\t\x12\x15\n\rnext_approver\x18\x03 \x01(\t\"\xec\x02\n\x0b\x43\x61seSummary\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x11\n\tcounty_id\x18\x02 \x01(\t\x12\x0f\n\x07zone_id\x18\x03 \x01(\t\x12\x13\n\x0btownship_id\x18\x04 \x01(\t\x12\r\n\x05stage\x18\x05 \x01(\t\x12\x14\n\x0crule_version\x18\x06 \x01(\t\x12\x12\n\ncategories\x18\x07 \x03(\t\x12\r\n\x05\x66iled\x18\x08 \x01(\x08\x12\x14\n\x0cworking_team\x18\t \x03(\t\x12\x14\n\x0chearing_team\x18\n \x03(\t\x12\x13\n\x0breview_team\x18\x0b \x03(\t\x12\x16\n\x0eteam_requested\x18\x0c \x01(\t\x12\x31\n\x07pending\x18\r \x01(\x0b\x32 .xiezuo.cases.v1.PendingProposal\x12\x0f\n\x07overdue\x18\x0e \x01(\x08\x12.\n\nupdated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"!\n\x0eGetCaseRequest\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\"\x9b\x01\n\x0fGetCaseResponse\x12*\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x1c.xiezuo.cases.v1.CaseSummary\x12\x30\n\tdeadlines\x18\x02 \x03(\x0b\x32\x1d.xiezuo.cases.v1.CaseDeadline\x12*\n\x07history\x18\x03 \x03(\x0b\x32\x19.xiezuo.cases.v1.CaseStep\"\xbb\x01\n\x10ListCasesRequest\x12\x11\n\tcounty_id\x18\x01 \x01(\t\x12\x0f\n\x07zone_id\x18\x02 \x01(\t\x12\x13\n\x0btownship_id\x18\x03 \x01(\t\x12\r\n\x05stage\x18\x04 \x01(\t\x12\x14\n\x0coverdue_only\x18\x05 \x01(\x08\x12\x10\n\x08\x63\x61tegory\x18\x06 \x01(\t\x12\x10\n\x08\x61ssignee\x18\x07 \x01(\t\x12\x11\n\tpage_size\x18\x08 \x01(\x05\x12\x12\n\npage_token\x18\t \x01(\t\"Y\n\x11ListCasesResponse\x12+\n\x05\x63\x61ses\x18\x01 \x03(\x0b\x32\x1c.xiezuo.cases.v1.CaseSummary\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xc9\x03\n\x11RectificationItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x11\n\tcounty_id\x18\x02 \x01(\t\x12\x0f\n\x07zone_id\x18\x03 \x01(\t\x12\x13\n\x0btownship_id\x18\x04 \x01(\t\x12\x34\n\x06source\x18\x05 \x01(\x0e\x32$.xiezuo.cases.v1.RectificationSource\x12\x12\n\nsource_ref\x18\x06 \x01(\t\x12\x12\n\nowner_unit\x18\x07 \x01(\t\x12\x0f\n\x07\x66inding\x18\x08 \x01(\t\x12\x0e\n\x06status\x18\t \x01(\t\x12*\n\x06\x64ue_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tescalated\x18\x0b \x01(\x08\x12\x38\n\x08progress\x18\x0c \x03(\x0b\x32&.xiezuo.cases.v1.RectificationProgress\x12\x14\n\x0crule_version\x18\r \x01(\t\x12-\n\topened_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tclosed_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x80\x01\n\x15RectificationProgress\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0c\n\x04note\x18\x04 \x01(\t\x12\x14\n\x0cpercent_done\x18\x05 \x01(\x05\"\xdb\x01\n\x18OpenRectificationRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x11\n\tcounty_id\x18\x02 \x01(\t\x12\x0f\n\x07zone_id\x18\x03 \x01(\t\x12\x13\n\x0btownship_id\x18\x04 \x01(\t\x12\x34\n\x06source\x18\x05 \x01(\x0e\x32$.xiezuo.cases.v1.RectificationSource\x12\x12\n\nsource_ref\x18\x06 \x01(\t\x12\x12\n\nowner_unit\x18\x07 \x01(\t\x12\x0f\n\x07\x66inding\x18\x08 \x01(\t\"M\n\x19OpenRectificationResponse\x12\x30\n\x04item\x18\x01 \x01(\x0b\x32\".xiezuo.cases.v1.RectificationItem\"r\n\"ReportRectificationProgressRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\x12\x14\n\x0cpercent_done\x18\x04 \x01(\x05\"W\n#ReportRectificationProgressResponse\x12\x30\n\x04item\x18\x01 \x01(\x0b\x32\".xiezuo.cases.v1.RectificationItem\"b\n\x1aVerifyRectificationRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\x12\x0c\n\x04\x64one\x18\x03 \x01(\x08\x12\x0c\n\x04note\x18\x04 \x01(\t\"O\n\x1bVerifyRectificationResponse\x12\x30\n\x04item\x18\x01 \x01(\x0b\x32\".xiezuo.cases.v1.RectificationItem\"*\n\x17GetRectificationRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\"L\n\x18GetRectificationResponse\x12\x30\n\x04item\x18\x01 \x01(\x0b\x32\".xiezuo.cases.v1.RectificationItem\"y\n\x19ListRectificationsRequest\x12\x11\n\tcounty_id\x18\x01 \x01(\t\x12\x0f\n\x07zone_id\x18\x02 \x01(\t\x12\x11\n\topen_only\x18\x03 \x01(\x08\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"h\n\x1aListRectificationsResponse\x12\x31\n\x05items\x18\x01 \x03(\x0b\x32\".xiezuo.cases.v1.RectificationItem\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xa1\x02\n\nClueStatus\x12\x1b\n\x17\x43LUE_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43LUE_STATUS_REGISTERED\x10\x01\x12!\n\x1d\x43LUE_STATUS_DISPOSAL_PROPOSED\x10\x02\x12\x17\n\x13\x43LUE_STATUS_INQUIRY\x10\x03\x12(\n$CLUE_STATUS_PRELIMINARY_VERIFICATION\x10\x04\x12\x1e\n\x1a\x43LUE_STATUS_STORED_PENDING\x10\x05\x12\x16\n\x12\x43LUE_STATUS_CLOSED\x10\x06\x12\x1a\n\x16\x43LUE_STATUS_CASE_FILED\x10\x07\x12 \n\x1c\x43LUE_STATUS_LINKED_DUPLICATE\x10\x08*\xae\x01\n\x13RectificationSource\x12$\n RECTIFICATION_SOURCE_UNSPECIFIED\x10\x00\x12$\n RECTIFICATION_SOURCE_SUPERVISION\x10\x01\x12!\n\x1dRECTIFICATION_SOURCE_CAMPAIGN\x10\x02\x12(\n$RECTIFICATION_SOURCE_INSPECTION_TOUR\x10\x03\x32\xe6\x07\n\x0b\x43\x61seService\x12L\n\x07GetClue\x12\x1f.xiezuo.cases.v1.GetClueRequest\x1a .xiezuo.cases.v1.GetClueResponse\x12R\n\tListClues\x12!.xiezuo.cases.v1.ListCluesRequest\x1a\".xiezuo.cases.v1.ListCluesResponse\x12R\n\tActOnCase\x12!.xiezuo.cases.v1.ActOnCaseRequest\x1a\".xiezuo.cases.v1.ActOnCaseResponse\x12L\n\x07GetCase\x12\x1f.xiezuo.cases.v1.GetCaseRequest\x1a .xiezuo.cases.v1.GetCaseResponse\x12R\n\tListCases\x12!.xiezuo.cases.v1.ListCasesRequest\x1a\".xiezuo.cases.v1.ListCasesResponse\x12j\n\x11OpenRectification\x12).xiezuo.cases.v1.OpenRectificationRequest\x1a*.xiezuo.cases.v1.OpenRectificationResponse\x12\x88\x01\n\x1bReportRectificationProgress\x12\x33.xiezuo.cases.v1.ReportRectificationProgressRequest\x1a\x34.xiezuo.cases.v1.ReportRectificationProgressResponse\x12p\n\x13VerifyRectification\x12+.xiezuo.cases.v1.VerifyRectificationRequest\x1a,.xiezuo.cases.v1.VerifyRectificationResponse\x12g\n\x10GetRectification\x12(.xiezuo.cases.v1.GetRectificationRequest\x1a).xiezuo.cases.v1.GetRectificationResponse\x12m\n\x12ListRectifications\x12*.xiezuo.cases.v1.ListRectificationsRequest\x1a+.xiezuo.cases.v1.ListRectificationsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'xiezuo.cases.v1.cases_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CLUESTATUS']._serialized_start=680
-  _globals['_CLUESTATUS']._serialized_end=969
+  _globals['_CLUESTATUS']._serialized_start=3959
+  _globals['_CLUESTATUS']._serialized_end=4248
+  _globals['_RECTIFICATIONSOURCE']._serialized_start=4251
+  _globals['_RECTIFICATIONSOURCE']._serialized_end=4425
   _globals['_CLUE']._serialized_start=82
-  _globals['_CLUE']._serialized_end=407
-  _globals['_GETCLUEREQUEST']._serialized_start=409
-  _globals['_GETCLUEREQUEST']._serialized_end=442
-  _globals['_GETCLUERESPONSE']._serialized_start=444
-  _globals['_GETCLUERESPONSE']._serialized_end=498
-  _globals['_LISTCLUESREQUEST']._serialized_start=500
-  _globals['_LISTCLUESREQUEST']._serialized_end=593
-  _globals['_LISTCLUESRESPONSE']._serialized_start=595
-  _globals['_LISTCLUESRESPONSE']._serialized_end=677
-  _globals['_CASESERVICE']._serialized_start=972
-  _globals['_CASESERVICE']._serialized_end=1147
+  _globals['_CLUE']._serialized_end=422
+  _globals['_GETCLUEREQUEST']._serialized_start=424
+  _globals['_GETCLUEREQUEST']._serialized_end=457
+  _globals['_GETCLUERESPONSE']._serialized_start=459
+  _globals['_GETCLUERESPONSE']._serialized_end=513
+  _globals['_LISTCLUESREQUEST']._serialized_start=515
+  _globals['_LISTCLUESREQUEST']._serialized_end=608
+  _globals['_LISTCLUESRESPONSE']._serialized_start=610
+  _globals['_LISTCLUESRESPONSE']._serialized_end=692
+  _globals['_SANCTION']._serialized_start=694
+  _globals['_SANCTION']._serialized_end=733
+  _globals['_ACTONCASEREQUEST']._serialized_start=736
+  _globals['_ACTONCASEREQUEST']._serialized_end=941
+  _globals['_ACTONCASERESPONSE']._serialized_start=943
+  _globals['_ACTONCASERESPONSE']._serialized_end=1065
+  _globals['_CASESTEP']._serialized_start=1068
+  _globals['_CASESTEP']._serialized_end=1256
+  _globals['_CASEDEADLINE']._serialized_start=1259
+  _globals['_CASEDEADLINE']._serialized_end=1414
+  _globals['_PENDINGPROPOSAL']._serialized_start=1416
+  _globals['_PENDINGPROPOSAL']._serialized_end=1486
+  _globals['_CASESUMMARY']._serialized_start=1489
+  _globals['_CASESUMMARY']._serialized_end=1853
+  _globals['_GETCASEREQUEST']._serialized_start=1855
+  _globals['_GETCASEREQUEST']._serialized_end=1888
+  _globals['_GETCASERESPONSE']._serialized_start=1891
+  _globals['_GETCASERESPONSE']._serialized_end=2046
+  _globals['_LISTCASESREQUEST']._serialized_start=2049
+  _globals['_LISTCASESREQUEST']._serialized_end=2236
+  _globals['_LISTCASESRESPONSE']._serialized_start=2238
+  _globals['_LISTCASESRESPONSE']._serialized_end=2327
+  _globals['_RECTIFICATIONITEM']._serialized_start=2330
+  _globals['_RECTIFICATIONITEM']._serialized_end=2787
+  _globals['_RECTIFICATIONPROGRESS']._serialized_start=2790
+  _globals['_RECTIFICATIONPROGRESS']._serialized_end=2918
+  _globals['_OPENRECTIFICATIONREQUEST']._serialized_start=2921
+  _globals['_OPENRECTIFICATIONREQUEST']._serialized_end=3140
+  _globals['_OPENRECTIFICATIONRESPONSE']._serialized_start=3142
+  _globals['_OPENRECTIFICATIONRESPONSE']._serialized_end=3219
+  _globals['_REPORTRECTIFICATIONPROGRESSREQUEST']._serialized_start=3221
+  _globals['_REPORTRECTIFICATIONPROGRESSREQUEST']._serialized_end=3335
+  _globals['_REPORTRECTIFICATIONPROGRESSRESPONSE']._serialized_start=3337
+  _globals['_REPORTRECTIFICATIONPROGRESSRESPONSE']._serialized_end=3424
+  _globals['_VERIFYRECTIFICATIONREQUEST']._serialized_start=3426
+  _globals['_VERIFYRECTIFICATIONREQUEST']._serialized_end=3524
+  _globals['_VERIFYRECTIFICATIONRESPONSE']._serialized_start=3526
+  _globals['_VERIFYRECTIFICATIONRESPONSE']._serialized_end=3605
+  _globals['_GETRECTIFICATIONREQUEST']._serialized_start=3607
+  _globals['_GETRECTIFICATIONREQUEST']._serialized_end=3649
+  _globals['_GETRECTIFICATIONRESPONSE']._serialized_start=3651
+  _globals['_GETRECTIFICATIONRESPONSE']._serialized_end=3727
+  _globals['_LISTRECTIFICATIONSREQUEST']._serialized_start=3729
+  _globals['_LISTRECTIFICATIONSREQUEST']._serialized_end=3850
+  _globals['_LISTRECTIFICATIONSRESPONSE']._serialized_start=3852
+  _globals['_LISTRECTIFICATIONSRESPONSE']._serialized_end=3956
+  _globals['_CASESERVICE']._serialized_start=4428
+  _globals['_CASESERVICE']._serialized_end=5426
 # @@protoc_insertion_point(module_scope)

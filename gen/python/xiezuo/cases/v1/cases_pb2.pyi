@@ -66,8 +66,36 @@ CLUE_STATUS_LINKED_DUPLICATE: ClueStatus.ValueType  # 8
 """Linked to an existing clue as a duplicate."""
 Global___ClueStatus: _TypeAlias = ClueStatus  # noqa: Y015
 
+class _RectificationSource:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RectificationSourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RectificationSource.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RECTIFICATION_SOURCE_UNSPECIFIED: _RectificationSource.ValueType  # 0
+    RECTIFICATION_SOURCE_SUPERVISION: _RectificationSource.ValueType  # 1
+    """A finding of daily supervision."""
+    RECTIFICATION_SOURCE_CAMPAIGN: _RectificationSource.ValueType  # 2
+    """A special supervision campaign (专项监督)."""
+    RECTIFICATION_SOURCE_INSPECTION_TOUR: _RectificationSource.ValueType  # 3
+    """An inspection tour (巡察)."""
+
+class RectificationSource(_RectificationSource, metaclass=_RectificationSourceEnumTypeWrapper):
+    """Where a rectification item comes from."""
+
+RECTIFICATION_SOURCE_UNSPECIFIED: RectificationSource.ValueType  # 0
+RECTIFICATION_SOURCE_SUPERVISION: RectificationSource.ValueType  # 1
+"""A finding of daily supervision."""
+RECTIFICATION_SOURCE_CAMPAIGN: RectificationSource.ValueType  # 2
+"""A special supervision campaign (专项监督)."""
+RECTIFICATION_SOURCE_INSPECTION_TOUR: RectificationSource.ValueType  # 3
+"""An inspection tour (巡察)."""
+Global___RectificationSource: _TypeAlias = RectificationSource  # noqa: Y015
+
 @_typing.final
 class Clue(_message.Message):
+    """A clue on the ledger."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CLUE_ID_FIELD_NUMBER: _builtins.int
@@ -81,19 +109,33 @@ class Clue(_message.Message):
     REGISTERED_AT_FIELD_NUMBER: _builtins.int
     DISPOSAL_DUE_AT_FIELD_NUMBER: _builtins.int
     RULE_VERSION_FIELD_NUMBER: _builtins.int
+    STAGE_FIELD_NUMBER: _builtins.int
     clue_id: _builtins.str
+    """Ledger number of the clue."""
     county_id: _builtins.str
+    """County whose ledger holds it."""
     zone_id: _builtins.str
+    """Collaboration zone responsible for it."""
     township_id: _builtins.str
+    """Township of the person reported."""
     source_report_id: _builtins.str
+    """The intake report it came from."""
     channel: _builtins.str
     """Intake channel name as carried by the ClueRegistered event, e.g. "LETTER"."""
     status: Global___ClueStatus.ValueType
+    """Where the clue stands, following its workflow stage."""
     rule_version: _builtins.str
+    """Rule-set version the clue is judged by."""
+    stage: _builtins.str
+    """The workflow stage of the clue's case file (rule-set stage name, e.g. "verification")."""
     @_builtins.property
-    def allegation_categories(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def allegation_categories(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Allegation categories, e.g. "embezzlement"."""
+
     @_builtins.property
-    def registered_at(self) -> _timestamp_pb2.Timestamp: ...
+    def registered_at(self) -> _timestamp_pb2.Timestamp:
+        """When intake registered it."""
+
     @_builtins.property
     def disposal_due_at(self) -> _timestamp_pb2.Timestamp:
         """Disposal deadline computed from the rule version in force at registration."""
@@ -112,10 +154,11 @@ class Clue(_message.Message):
         registered_at: _timestamp_pb2.Timestamp | None = ...,
         disposal_due_at: _timestamp_pb2.Timestamp | None = ...,
         rule_version: _builtins.str = ...,
+        stage: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["disposal_due_at", b"disposal_due_at", "registered_at", b"registered_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allegation_categories", b"allegation_categories", "channel", b"channel", "clue_id", b"clue_id", "county_id", b"county_id", "disposal_due_at", b"disposal_due_at", "registered_at", b"registered_at", "rule_version", b"rule_version", "source_report_id", b"source_report_id", "status", b"status", "township_id", b"township_id", "zone_id", b"zone_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allegation_categories", b"allegation_categories", "channel", b"channel", "clue_id", b"clue_id", "county_id", b"county_id", "disposal_due_at", b"disposal_due_at", "registered_at", b"registered_at", "rule_version", b"rule_version", "source_report_id", b"source_report_id", "stage", b"stage", "status", b"status", "township_id", b"township_id", "zone_id", b"zone_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -123,10 +166,13 @@ Global___Clue: _TypeAlias = Clue  # noqa: Y015
 
 @_typing.final
 class GetClueRequest(_message.Message):
+    """Asks for one clue."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CLUE_ID_FIELD_NUMBER: _builtins.int
     clue_id: _builtins.str
+    """The clue wanted."""
     def __init__(
         self,
         *,
@@ -142,11 +188,15 @@ Global___GetClueRequest: _TypeAlias = GetClueRequest  # noqa: Y015
 
 @_typing.final
 class GetClueResponse(_message.Message):
+    """One clue."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CLUE_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def clue(self) -> Global___Clue: ...
+    def clue(self) -> Global___Clue:
+        """The clue."""
+
     def __init__(
         self,
         *,
@@ -162,6 +212,8 @@ Global___GetClueResponse: _TypeAlias = GetClueResponse  # noqa: Y015
 
 @_typing.final
 class ListCluesRequest(_message.Message):
+    """Asks for a page of clues."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     COUNTY_ID_FIELD_NUMBER: _builtins.int
@@ -169,6 +221,7 @@ class ListCluesRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     county_id: _builtins.str
+    """County whose ledger is listed."""
     zone_id: _builtins.str
     """Empty lists every zone of the county the caller may see."""
     page_size: _builtins.int
@@ -193,6 +246,8 @@ Global___ListCluesRequest: _TypeAlias = ListCluesRequest  # noqa: Y015
 
 @_typing.final
 class ListCluesResponse(_message.Message):
+    """A page of clues."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CLUES_FIELD_NUMBER: _builtins.int
@@ -200,7 +255,9 @@ class ListCluesResponse(_message.Message):
     next_page_token: _builtins.str
     """Empty on the last page."""
     @_builtins.property
-    def clues(self) -> _containers.RepeatedCompositeFieldContainer[Global___Clue]: ...
+    def clues(self) -> _containers.RepeatedCompositeFieldContainer[Global___Clue]:
+        """The clues of this page."""
+
     def __init__(
         self,
         *,
@@ -214,3 +271,905 @@ class ListCluesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListCluesResponse: _TypeAlias = ListCluesResponse  # noqa: Y015
+
+@_typing.final
+class Sanction(_message.Message):
+    """One party or government sanction named by a hearing report."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRACK_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    track: _builtins.str
+    """"party" or "government"."""
+    kind: _builtins.str
+    """Sanction name from the rule set, e.g. "warning", "demerit"."""
+    def __init__(
+        self,
+        *,
+        track: _builtins.str = ...,
+        kind: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "track", b"track"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Sanction: _TypeAlias = Sanction  # noqa: Y015
+
+@_typing.final
+class ActOnCaseRequest(_message.Message):
+    """One workflow step on a case file (the action names are rule-set data)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    CHOICE_FIELD_NUMBER: _builtins.int
+    DAYS_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    SANCTIONS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    idempotency_key: _builtins.str
+    """Makes the call safe to retry: the first result is returned, nothing acts twice."""
+    case_id: _builtins.str
+    """The clue/case acted on (a case keeps its clue's id)."""
+    action: _builtins.str
+    """Rule-set action, e.g. "propose_disposal", "approve_extension", "send_back"."""
+    choice: _builtins.str
+    """The way, outcome, proposal or decision chosen, where the action needs one."""
+    days: _builtins.int
+    """Days asked for by an extension request."""
+    description: _builtins.str
+    """Evidence description (record_evidence)."""
+    sha256: _builtins.str
+    """Lowercase hex SHA-256 of an evidence item (record_evidence)."""
+    reason: _builtins.str
+    """Why: required for rejections, deferrals, send-backs and extension requests."""
+    @_builtins.property
+    def sanctions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Sanction]:
+        """Sanctions named by a hearing report."""
+
+    def __init__(
+        self,
+        *,
+        idempotency_key: _builtins.str = ...,
+        case_id: _builtins.str = ...,
+        action: _builtins.str = ...,
+        choice: _builtins.str = ...,
+        days: _builtins.int = ...,
+        description: _builtins.str = ...,
+        sha256: _builtins.str = ...,
+        sanctions: _abc.Iterable[Global___Sanction] | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "case_id", b"case_id", "choice", b"choice", "days", b"days", "description", b"description", "idempotency_key", b"idempotency_key", "reason", b"reason", "sanctions", b"sanctions", "sha256", b"sha256"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActOnCaseRequest: _TypeAlias = ActOnCaseRequest  # noqa: Y015
+
+@_typing.final
+class ActOnCaseResponse(_message.Message):
+    """What a step did."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STEP_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    CASE_FIELD_NUMBER: _builtins.int
+    replayed: _builtins.bool
+    """True when this call was a retry answered from the first result."""
+    @_builtins.property
+    def step(self) -> Global___CaseStep:
+        """The history entry the step wrote (or wrote the first time, for a retry)."""
+
+    @_builtins.property
+    def case(self) -> Global___CaseSummary:
+        """The case file as it stands now."""
+
+    def __init__(
+        self,
+        *,
+        step: Global___CaseStep | None = ...,
+        replayed: _builtins.bool = ...,
+        case: Global___CaseSummary | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case", "step", b"step"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case", "replayed", b"replayed", "step", b"step"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActOnCaseResponse: _TypeAlias = ActOnCaseResponse  # noqa: Y015
+
+@_typing.final
+class CaseStep(_message.Message):
+    """One entry of a case file's history: who, when, from, to, why."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STEP_ID_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    FROM_STAGE_FIELD_NUMBER: _builtins.int
+    TO_STAGE_FIELD_NUMBER: _builtins.int
+    EVENT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    DETAIL_JSON_FIELD_NUMBER: _builtins.int
+    step_id: _builtins.int
+    """Position in the history (increasing)."""
+    actor: _builtins.str
+    """Who acted (a staff id, or "event:<source>" for a step driven by another service)."""
+    action: _builtins.str
+    """The action taken."""
+    from_stage: _builtins.str
+    """Stage before."""
+    to_stage: _builtins.str
+    """Stage after."""
+    event: _builtins.str
+    """Event the step published or recorded, e.g. "CaseFiled", "TeamAssigned"."""
+    reason: _builtins.str
+    """The reason given, if any."""
+    detail_json: _builtins.str
+    """Action-specific facts as a JSON object."""
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp:
+        """When it happened."""
+
+    def __init__(
+        self,
+        *,
+        step_id: _builtins.int = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        actor: _builtins.str = ...,
+        action: _builtins.str = ...,
+        from_stage: _builtins.str = ...,
+        to_stage: _builtins.str = ...,
+        event: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        detail_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor", b"actor", "at", b"at", "detail_json", b"detail_json", "event", b"event", "from_stage", b"from_stage", "reason", b"reason", "step_id", b"step_id", "to_stage", b"to_stage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CaseStep: _TypeAlias = CaseStep  # noqa: Y015
+
+@_typing.final
+class CaseDeadline(_message.Message):
+    """A time limit on a case file."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEADLINE_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    DUE_AT_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    ENDED_AT_FIELD_NUMBER: _builtins.int
+    deadline_id: _builtins.str
+    """Stable id of the deadline."""
+    kind: _builtins.str
+    """The time limit: disposal, investigation, hearing, …"""
+    status: _builtins.str
+    """open, met, extended or breached."""
+    @_builtins.property
+    def due_at(self) -> _timestamp_pb2.Timestamp:
+        """When it runs out."""
+
+    @_builtins.property
+    def ended_at(self) -> _timestamp_pb2.Timestamp:
+        """When it ended (met or superseded by an extension); unset while it runs."""
+
+    def __init__(
+        self,
+        *,
+        deadline_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        due_at: _timestamp_pb2.Timestamp | None = ...,
+        status: _builtins.str = ...,
+        ended_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at", "ended_at", b"ended_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadline_id", b"deadline_id", "due_at", b"due_at", "ended_at", b"ended_at", "kind", b"kind", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CaseDeadline: _TypeAlias = CaseDeadline  # noqa: Y015
+
+@_typing.final
+class PendingProposal(_message.Message):
+    """A proposal awaiting its approval chain."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    CHOICE_FIELD_NUMBER: _builtins.int
+    NEXT_APPROVER_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """disposal, verification_proposal, filing or decision."""
+    choice: _builtins.str
+    """What is proposed."""
+    next_approver: _builtins.str
+    """Role whose approval comes next."""
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        choice: _builtins.str = ...,
+        next_approver: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["choice", b"choice", "kind", b"kind", "next_approver", b"next_approver"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PendingProposal: _TypeAlias = PendingProposal  # noqa: Y015
+
+@_typing.final
+class CaseSummary(_message.Message):
+    """A case file's current state, without its history."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    COUNTY_ID_FIELD_NUMBER: _builtins.int
+    ZONE_ID_FIELD_NUMBER: _builtins.int
+    TOWNSHIP_ID_FIELD_NUMBER: _builtins.int
+    STAGE_FIELD_NUMBER: _builtins.int
+    RULE_VERSION_FIELD_NUMBER: _builtins.int
+    CATEGORIES_FIELD_NUMBER: _builtins.int
+    FILED_FIELD_NUMBER: _builtins.int
+    WORKING_TEAM_FIELD_NUMBER: _builtins.int
+    HEARING_TEAM_FIELD_NUMBER: _builtins.int
+    REVIEW_TEAM_FIELD_NUMBER: _builtins.int
+    TEAM_REQUESTED_FIELD_NUMBER: _builtins.int
+    PENDING_FIELD_NUMBER: _builtins.int
+    OVERDUE_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    case_id: _builtins.str
+    """Id of the clue/case."""
+    county_id: _builtins.str
+    """County of the case."""
+    zone_id: _builtins.str
+    """Zone responsible for it."""
+    township_id: _builtins.str
+    """Township of the person reported."""
+    stage: _builtins.str
+    """Current workflow stage (rule-set stage name)."""
+    rule_version: _builtins.str
+    """Rule-set version it is judged by."""
+    filed: _builtins.bool
+    """Whether a case has been filed (立案)."""
+    team_requested: _builtins.str
+    """The team requested from staffing and not yet assigned ("" when none)."""
+    overdue: _builtins.bool
+    """Whether a running deadline is past due."""
+    @_builtins.property
+    def categories(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Allegation categories."""
+
+    @_builtins.property
+    def working_team(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The verification/investigation team."""
+
+    @_builtins.property
+    def hearing_team(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The hearing team (审理)."""
+
+    @_builtins.property
+    def review_team(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The appeal review team."""
+
+    @_builtins.property
+    def pending(self) -> Global___PendingProposal:
+        """The proposal awaiting approval, if any."""
+
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """When the file last changed."""
+
+    def __init__(
+        self,
+        *,
+        case_id: _builtins.str = ...,
+        county_id: _builtins.str = ...,
+        zone_id: _builtins.str = ...,
+        township_id: _builtins.str = ...,
+        stage: _builtins.str = ...,
+        rule_version: _builtins.str = ...,
+        categories: _abc.Iterable[_builtins.str] | None = ...,
+        filed: _builtins.bool = ...,
+        working_team: _abc.Iterable[_builtins.str] | None = ...,
+        hearing_team: _abc.Iterable[_builtins.str] | None = ...,
+        review_team: _abc.Iterable[_builtins.str] | None = ...,
+        team_requested: _builtins.str = ...,
+        pending: Global___PendingProposal | None = ...,
+        overdue: _builtins.bool = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["pending", b"pending", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "categories", b"categories", "county_id", b"county_id", "filed", b"filed", "hearing_team", b"hearing_team", "overdue", b"overdue", "pending", b"pending", "review_team", b"review_team", "rule_version", b"rule_version", "stage", b"stage", "team_requested", b"team_requested", "township_id", b"township_id", "updated_at", b"updated_at", "working_team", b"working_team", "zone_id", b"zone_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CaseSummary: _TypeAlias = CaseSummary  # noqa: Y015
+
+@_typing.final
+class GetCaseRequest(_message.Message):
+    """Asks for one case file."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    case_id: _builtins.str
+    """The clue/case wanted."""
+    def __init__(
+        self,
+        *,
+        case_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCaseRequest: _TypeAlias = GetCaseRequest  # noqa: Y015
+
+@_typing.final
+class GetCaseResponse(_message.Message):
+    """One case file with its deadlines and full history."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_FIELD_NUMBER: _builtins.int
+    DEADLINES_FIELD_NUMBER: _builtins.int
+    HISTORY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def case(self) -> Global___CaseSummary:
+        """Current state."""
+
+    @_builtins.property
+    def deadlines(self) -> _containers.RepeatedCompositeFieldContainer[Global___CaseDeadline]:
+        """Every deadline the file has had, oldest first."""
+
+    @_builtins.property
+    def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___CaseStep]:
+        """Every step on the record, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        case: Global___CaseSummary | None = ...,
+        deadlines: _abc.Iterable[Global___CaseDeadline] | None = ...,
+        history: _abc.Iterable[Global___CaseStep] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case", "deadlines", b"deadlines", "history", b"history"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCaseResponse: _TypeAlias = GetCaseResponse  # noqa: Y015
+
+@_typing.final
+class ListCasesRequest(_message.Message):
+    """Asks for a page of case files; every filter is optional."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUNTY_ID_FIELD_NUMBER: _builtins.int
+    ZONE_ID_FIELD_NUMBER: _builtins.int
+    TOWNSHIP_ID_FIELD_NUMBER: _builtins.int
+    STAGE_FIELD_NUMBER: _builtins.int
+    OVERDUE_ONLY_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    ASSIGNEE_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    county_id: _builtins.str
+    """County listed (required)."""
+    zone_id: _builtins.str
+    """Only this zone."""
+    township_id: _builtins.str
+    """Only this township (of the person reported)."""
+    stage: _builtins.str
+    """Only this stage."""
+    overdue_only: _builtins.bool
+    """Only files with a running deadline past due."""
+    category: _builtins.str
+    """Only files with this allegation category."""
+    assignee: _builtins.str
+    """Only files on which this person is on a current team."""
+    page_size: _builtins.int
+    """At most this many; 0 means the server default."""
+    page_token: _builtins.str
+    """next_page_token of the previous response; empty for the first page."""
+    def __init__(
+        self,
+        *,
+        county_id: _builtins.str = ...,
+        zone_id: _builtins.str = ...,
+        township_id: _builtins.str = ...,
+        stage: _builtins.str = ...,
+        overdue_only: _builtins.bool = ...,
+        category: _builtins.str = ...,
+        assignee: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee", b"assignee", "category", b"category", "county_id", b"county_id", "overdue_only", b"overdue_only", "page_size", b"page_size", "page_token", b"page_token", "stage", b"stage", "township_id", b"township_id", "zone_id", b"zone_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCasesRequest: _TypeAlias = ListCasesRequest  # noqa: Y015
+
+@_typing.final
+class ListCasesResponse(_message.Message):
+    """A page of case files."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def cases(self) -> _containers.RepeatedCompositeFieldContainer[Global___CaseSummary]:
+        """The case files of this page."""
+
+    def __init__(
+        self,
+        *,
+        cases: _abc.Iterable[Global___CaseSummary] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cases", b"cases", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCasesResponse: _TypeAlias = ListCasesResponse  # noqa: Y015
+
+@_typing.final
+class RectificationItem(_message.Message):
+    """A rectification item (整改) the owner unit must complete."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEM_ID_FIELD_NUMBER: _builtins.int
+    COUNTY_ID_FIELD_NUMBER: _builtins.int
+    ZONE_ID_FIELD_NUMBER: _builtins.int
+    TOWNSHIP_ID_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    SOURCE_REF_FIELD_NUMBER: _builtins.int
+    OWNER_UNIT_FIELD_NUMBER: _builtins.int
+    FINDING_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    DUE_AT_FIELD_NUMBER: _builtins.int
+    ESCALATED_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    RULE_VERSION_FIELD_NUMBER: _builtins.int
+    OPENED_AT_FIELD_NUMBER: _builtins.int
+    CLOSED_AT_FIELD_NUMBER: _builtins.int
+    item_id: _builtins.str
+    """Id of the item."""
+    county_id: _builtins.str
+    """County of the item."""
+    zone_id: _builtins.str
+    """Zone following it up."""
+    township_id: _builtins.str
+    """Township of the owner unit."""
+    source: Global___RectificationSource.ValueType
+    """Where the finding came from."""
+    source_ref: _builtins.str
+    """The finding, campaign or tour reference."""
+    owner_unit: _builtins.str
+    """The unit that must rectify."""
+    finding: _builtins.str
+    """What must be rectified."""
+    status: _builtins.str
+    """open, closed."""
+    escalated: _builtins.bool
+    """Whether the due date passed while open (escalated to the zone chief)."""
+    rule_version: _builtins.str
+    """Rule-set version the due date came from."""
+    @_builtins.property
+    def due_at(self) -> _timestamp_pb2.Timestamp:
+        """Due date from the rules (rectification time limit)."""
+
+    @_builtins.property
+    def progress(self) -> _containers.RepeatedCompositeFieldContainer[Global___RectificationProgress]:
+        """Progress reports, oldest first."""
+
+    @_builtins.property
+    def opened_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was opened."""
+
+    @_builtins.property
+    def closed_at(self) -> _timestamp_pb2.Timestamp:
+        """When its completion was verified; unset while open."""
+
+    def __init__(
+        self,
+        *,
+        item_id: _builtins.str = ...,
+        county_id: _builtins.str = ...,
+        zone_id: _builtins.str = ...,
+        township_id: _builtins.str = ...,
+        source: Global___RectificationSource.ValueType = ...,
+        source_ref: _builtins.str = ...,
+        owner_unit: _builtins.str = ...,
+        finding: _builtins.str = ...,
+        status: _builtins.str = ...,
+        due_at: _timestamp_pb2.Timestamp | None = ...,
+        escalated: _builtins.bool = ...,
+        progress: _abc.Iterable[Global___RectificationProgress] | None = ...,
+        rule_version: _builtins.str = ...,
+        opened_at: _timestamp_pb2.Timestamp | None = ...,
+        closed_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "due_at", b"due_at", "opened_at", b"opened_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "county_id", b"county_id", "due_at", b"due_at", "escalated", b"escalated", "finding", b"finding", "item_id", b"item_id", "opened_at", b"opened_at", "owner_unit", b"owner_unit", "progress", b"progress", "rule_version", b"rule_version", "source", b"source", "source_ref", b"source_ref", "status", b"status", "township_id", b"township_id", "zone_id", b"zone_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RectificationItem: _TypeAlias = RectificationItem  # noqa: Y015
+
+@_typing.final
+class RectificationProgress(_message.Message):
+    """One progress report or verification on a rectification item."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AT_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    PERCENT_DONE_FIELD_NUMBER: _builtins.int
+    actor: _builtins.str
+    """Who recorded it."""
+    kind: _builtins.str
+    """progress, verified_done, verified_not_done."""
+    note: _builtins.str
+    """What was reported or found."""
+    percent_done: _builtins.int
+    """Percentage done the owner unit reports (0..100)."""
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp:
+        """When it was recorded."""
+
+    def __init__(
+        self,
+        *,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        actor: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        note: _builtins.str = ...,
+        percent_done: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "at", b"at", "kind", b"kind", "note", b"note", "percent_done", b"percent_done"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RectificationProgress: _TypeAlias = RectificationProgress  # noqa: Y015
+
+@_typing.final
+class OpenRectificationRequest(_message.Message):
+    """Opens a rectification item."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    COUNTY_ID_FIELD_NUMBER: _builtins.int
+    ZONE_ID_FIELD_NUMBER: _builtins.int
+    TOWNSHIP_ID_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    SOURCE_REF_FIELD_NUMBER: _builtins.int
+    OWNER_UNIT_FIELD_NUMBER: _builtins.int
+    FINDING_FIELD_NUMBER: _builtins.int
+    idempotency_key: _builtins.str
+    """Makes the call safe to retry."""
+    county_id: _builtins.str
+    """County of the item."""
+    zone_id: _builtins.str
+    """Zone following it up."""
+    township_id: _builtins.str
+    """Township of the owner unit."""
+    source: Global___RectificationSource.ValueType
+    """Where the finding came from."""
+    source_ref: _builtins.str
+    """The finding, campaign or tour reference."""
+    owner_unit: _builtins.str
+    """The unit that must rectify."""
+    finding: _builtins.str
+    """What must be rectified."""
+    def __init__(
+        self,
+        *,
+        idempotency_key: _builtins.str = ...,
+        county_id: _builtins.str = ...,
+        zone_id: _builtins.str = ...,
+        township_id: _builtins.str = ...,
+        source: Global___RectificationSource.ValueType = ...,
+        source_ref: _builtins.str = ...,
+        owner_unit: _builtins.str = ...,
+        finding: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["county_id", b"county_id", "finding", b"finding", "idempotency_key", b"idempotency_key", "owner_unit", b"owner_unit", "source", b"source", "source_ref", b"source_ref", "township_id", b"township_id", "zone_id", b"zone_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpenRectificationRequest: _TypeAlias = OpenRectificationRequest  # noqa: Y015
+
+@_typing.final
+class OpenRectificationResponse(_message.Message):
+    """The opened item."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEM_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def item(self) -> Global___RectificationItem:
+        """The item (the first one for a retry)."""
+
+    def __init__(
+        self,
+        *,
+        item: Global___RectificationItem | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpenRectificationResponse: _TypeAlias = OpenRectificationResponse  # noqa: Y015
+
+@_typing.final
+class ReportRectificationProgressRequest(_message.Message):
+    """A progress report from the owner unit."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    ITEM_ID_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    PERCENT_DONE_FIELD_NUMBER: _builtins.int
+    idempotency_key: _builtins.str
+    """Makes the call safe to retry."""
+    item_id: _builtins.str
+    """The item."""
+    note: _builtins.str
+    """What has been done."""
+    percent_done: _builtins.int
+    """Percentage done (0..100)."""
+    def __init__(
+        self,
+        *,
+        idempotency_key: _builtins.str = ...,
+        item_id: _builtins.str = ...,
+        note: _builtins.str = ...,
+        percent_done: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["idempotency_key", b"idempotency_key", "item_id", b"item_id", "note", b"note", "percent_done", b"percent_done"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportRectificationProgressRequest: _TypeAlias = ReportRectificationProgressRequest  # noqa: Y015
+
+@_typing.final
+class ReportRectificationProgressResponse(_message.Message):
+    """The item after the report."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEM_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def item(self) -> Global___RectificationItem:
+        """The item."""
+
+    def __init__(
+        self,
+        *,
+        item: Global___RectificationItem | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportRectificationProgressResponse: _TypeAlias = ReportRectificationProgressResponse  # noqa: Y015
+
+@_typing.final
+class VerifyRectificationRequest(_message.Message):
+    """The zone's verification of an item's completion."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    ITEM_ID_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    idempotency_key: _builtins.str
+    """Makes the call safe to retry."""
+    item_id: _builtins.str
+    """The item."""
+    done: _builtins.bool
+    """True: verified done, the item closes (RectificationClosed). False: not done yet."""
+    note: _builtins.str
+    """What the verification found."""
+    def __init__(
+        self,
+        *,
+        idempotency_key: _builtins.str = ...,
+        item_id: _builtins.str = ...,
+        done: _builtins.bool = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["done", b"done", "idempotency_key", b"idempotency_key", "item_id", b"item_id", "note", b"note"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyRectificationRequest: _TypeAlias = VerifyRectificationRequest  # noqa: Y015
+
+@_typing.final
+class VerifyRectificationResponse(_message.Message):
+    """The item after verification."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEM_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def item(self) -> Global___RectificationItem:
+        """The item."""
+
+    def __init__(
+        self,
+        *,
+        item: Global___RectificationItem | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyRectificationResponse: _TypeAlias = VerifyRectificationResponse  # noqa: Y015
+
+@_typing.final
+class GetRectificationRequest(_message.Message):
+    """Asks for one rectification item."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEM_ID_FIELD_NUMBER: _builtins.int
+    item_id: _builtins.str
+    """The item wanted."""
+    def __init__(
+        self,
+        *,
+        item_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["item_id", b"item_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRectificationRequest: _TypeAlias = GetRectificationRequest  # noqa: Y015
+
+@_typing.final
+class GetRectificationResponse(_message.Message):
+    """One rectification item."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEM_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def item(self) -> Global___RectificationItem:
+        """The item."""
+
+    def __init__(
+        self,
+        *,
+        item: Global___RectificationItem | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRectificationResponse: _TypeAlias = GetRectificationResponse  # noqa: Y015
+
+@_typing.final
+class ListRectificationsRequest(_message.Message):
+    """Asks for a page of rectification items."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUNTY_ID_FIELD_NUMBER: _builtins.int
+    ZONE_ID_FIELD_NUMBER: _builtins.int
+    OPEN_ONLY_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    county_id: _builtins.str
+    """County listed (required)."""
+    zone_id: _builtins.str
+    """Only this zone."""
+    open_only: _builtins.bool
+    """Only open items."""
+    page_size: _builtins.int
+    """At most this many; 0 means the server default."""
+    page_token: _builtins.str
+    """next_page_token of the previous response; empty for the first page."""
+    def __init__(
+        self,
+        *,
+        county_id: _builtins.str = ...,
+        zone_id: _builtins.str = ...,
+        open_only: _builtins.bool = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["county_id", b"county_id", "open_only", b"open_only", "page_size", b"page_size", "page_token", b"page_token", "zone_id", b"zone_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRectificationsRequest: _TypeAlias = ListRectificationsRequest  # noqa: Y015
+
+@_typing.final
+class ListRectificationsResponse(_message.Message):
+    """A page of rectification items."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___RectificationItem]:
+        """The items of this page."""
+
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___RectificationItem] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRectificationsResponse: _TypeAlias = ListRectificationsResponse  # noqa: Y015

@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class CaseServiceStub:
-    """Reads and works clues and cases.
+    """Reads and works clues, cases and rectification items.
     """
 
     def __init__(self, channel):
@@ -45,20 +45,117 @@ class CaseServiceStub:
                 request_serializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.ListCluesRequest.SerializeToString,
                 response_deserializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.ListCluesResponse.FromString,
                 _registered_method=True)
+        self.ActOnCase = channel.unary_unary(
+                '/xiezuo.cases.v1.CaseService/ActOnCase',
+                request_serializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.ActOnCaseRequest.SerializeToString,
+                response_deserializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.ActOnCaseResponse.FromString,
+                _registered_method=True)
+        self.GetCase = channel.unary_unary(
+                '/xiezuo.cases.v1.CaseService/GetCase',
+                request_serializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.GetCaseRequest.SerializeToString,
+                response_deserializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.GetCaseResponse.FromString,
+                _registered_method=True)
+        self.ListCases = channel.unary_unary(
+                '/xiezuo.cases.v1.CaseService/ListCases',
+                request_serializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.ListCasesRequest.SerializeToString,
+                response_deserializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.ListCasesResponse.FromString,
+                _registered_method=True)
+        self.OpenRectification = channel.unary_unary(
+                '/xiezuo.cases.v1.CaseService/OpenRectification',
+                request_serializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.OpenRectificationRequest.SerializeToString,
+                response_deserializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.OpenRectificationResponse.FromString,
+                _registered_method=True)
+        self.ReportRectificationProgress = channel.unary_unary(
+                '/xiezuo.cases.v1.CaseService/ReportRectificationProgress',
+                request_serializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.ReportRectificationProgressRequest.SerializeToString,
+                response_deserializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.ReportRectificationProgressResponse.FromString,
+                _registered_method=True)
+        self.VerifyRectification = channel.unary_unary(
+                '/xiezuo.cases.v1.CaseService/VerifyRectification',
+                request_serializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.VerifyRectificationRequest.SerializeToString,
+                response_deserializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.VerifyRectificationResponse.FromString,
+                _registered_method=True)
+        self.GetRectification = channel.unary_unary(
+                '/xiezuo.cases.v1.CaseService/GetRectification',
+                request_serializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.GetRectificationRequest.SerializeToString,
+                response_deserializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.GetRectificationResponse.FromString,
+                _registered_method=True)
+        self.ListRectifications = channel.unary_unary(
+                '/xiezuo.cases.v1.CaseService/ListRectifications',
+                request_serializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.ListRectificationsRequest.SerializeToString,
+                response_deserializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.ListRectificationsResponse.FromString,
+                _registered_method=True)
 
 
 class CaseServiceServicer:
-    """Reads and works clues and cases.
+    """Reads and works clues, cases and rectification items.
     """
 
     def GetClue(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One clue of the ledger, its status following the workflow.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListClues(self, request, context):
         """Lists the clues of a county in clue-id order, optionally within one zone.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ActOnCase(self, request, context):
+        """Takes one workflow step on a clue or case; a retry under the same key does not act twice.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCase(self, request, context):
+        """One clue or case with its teams, running deadlines and full history.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCases(self, request, context):
+        """Lists the cases the caller may see, filtered, in case-id order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def OpenRectification(self, request, context):
+        """Opens a rectification item (整改) from a supervision finding, campaign or inspection tour.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportRectificationProgress(self, request, context):
+        """Records the owner unit's progress report on a rectification item.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyRectification(self, request, context):
+        """Verifies a rectification item as done (or not yet done) and closes it when done.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRectification(self, request, context):
+        """One rectification item with its progress reports.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRectifications(self, request, context):
+        """Lists a county's rectification items in id order.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -77,6 +174,46 @@ def add_CaseServiceServicer_to_server(servicer, server):
                     request_deserializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.ListCluesRequest.FromString,
                     response_serializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.ListCluesResponse.SerializeToString,
             ),
+            'ActOnCase': grpc.unary_unary_rpc_method_handler(
+                    servicer.ActOnCase,
+                    request_deserializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.ActOnCaseRequest.FromString,
+                    response_serializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.ActOnCaseResponse.SerializeToString,
+            ),
+            'GetCase': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCase,
+                    request_deserializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.GetCaseRequest.FromString,
+                    response_serializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.GetCaseResponse.SerializeToString,
+            ),
+            'ListCases': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCases,
+                    request_deserializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.ListCasesRequest.FromString,
+                    response_serializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.ListCasesResponse.SerializeToString,
+            ),
+            'OpenRectification': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenRectification,
+                    request_deserializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.OpenRectificationRequest.FromString,
+                    response_serializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.OpenRectificationResponse.SerializeToString,
+            ),
+            'ReportRectificationProgress': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportRectificationProgress,
+                    request_deserializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.ReportRectificationProgressRequest.FromString,
+                    response_serializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.ReportRectificationProgressResponse.SerializeToString,
+            ),
+            'VerifyRectification': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyRectification,
+                    request_deserializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.VerifyRectificationRequest.FromString,
+                    response_serializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.VerifyRectificationResponse.SerializeToString,
+            ),
+            'GetRectification': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRectification,
+                    request_deserializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.GetRectificationRequest.FromString,
+                    response_serializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.GetRectificationResponse.SerializeToString,
+            ),
+            'ListRectifications': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRectifications,
+                    request_deserializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.ListRectificationsRequest.FromString,
+                    response_serializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.ListRectificationsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'xiezuo.cases.v1.CaseService', rpc_method_handlers)
@@ -86,7 +223,7 @@ def add_CaseServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class CaseService:
-    """Reads and works clues and cases.
+    """Reads and works clues, cases and rectification items.
     """
 
     @staticmethod
@@ -133,6 +270,222 @@ class CaseService:
             '/xiezuo.cases.v1.CaseService/ListClues',
             xiezuo_dot_cases_dot_v1_dot_cases__pb2.ListCluesRequest.SerializeToString,
             xiezuo_dot_cases_dot_v1_dot_cases__pb2.ListCluesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ActOnCase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xiezuo.cases.v1.CaseService/ActOnCase',
+            xiezuo_dot_cases_dot_v1_dot_cases__pb2.ActOnCaseRequest.SerializeToString,
+            xiezuo_dot_cases_dot_v1_dot_cases__pb2.ActOnCaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xiezuo.cases.v1.CaseService/GetCase',
+            xiezuo_dot_cases_dot_v1_dot_cases__pb2.GetCaseRequest.SerializeToString,
+            xiezuo_dot_cases_dot_v1_dot_cases__pb2.GetCaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xiezuo.cases.v1.CaseService/ListCases',
+            xiezuo_dot_cases_dot_v1_dot_cases__pb2.ListCasesRequest.SerializeToString,
+            xiezuo_dot_cases_dot_v1_dot_cases__pb2.ListCasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OpenRectification(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xiezuo.cases.v1.CaseService/OpenRectification',
+            xiezuo_dot_cases_dot_v1_dot_cases__pb2.OpenRectificationRequest.SerializeToString,
+            xiezuo_dot_cases_dot_v1_dot_cases__pb2.OpenRectificationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportRectificationProgress(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xiezuo.cases.v1.CaseService/ReportRectificationProgress',
+            xiezuo_dot_cases_dot_v1_dot_cases__pb2.ReportRectificationProgressRequest.SerializeToString,
+            xiezuo_dot_cases_dot_v1_dot_cases__pb2.ReportRectificationProgressResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyRectification(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xiezuo.cases.v1.CaseService/VerifyRectification',
+            xiezuo_dot_cases_dot_v1_dot_cases__pb2.VerifyRectificationRequest.SerializeToString,
+            xiezuo_dot_cases_dot_v1_dot_cases__pb2.VerifyRectificationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRectification(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xiezuo.cases.v1.CaseService/GetRectification',
+            xiezuo_dot_cases_dot_v1_dot_cases__pb2.GetRectificationRequest.SerializeToString,
+            xiezuo_dot_cases_dot_v1_dot_cases__pb2.GetRectificationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRectifications(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xiezuo.cases.v1.CaseService/ListRectifications',
+            xiezuo_dot_cases_dot_v1_dot_cases__pb2.ListRectificationsRequest.SerializeToString,
+            xiezuo_dot_cases_dot_v1_dot_cases__pb2.ListRectificationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,34 +27,69 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class CaseServiceStub:
-    """Reads and works clues and cases."""
+    """Reads and works clues, cases and rectification items."""
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> CaseServiceAsyncStub: ...
     GetClue: _grpc.UnaryUnaryMultiCallable[_cases_pb2.GetClueRequest, _cases_pb2.GetClueResponse]
+    """One clue of the ledger, its status following the workflow."""
     ListClues: _grpc.UnaryUnaryMultiCallable[_cases_pb2.ListCluesRequest, _cases_pb2.ListCluesResponse]
     """Lists the clues of a county in clue-id order, optionally within one zone."""
+    ActOnCase: _grpc.UnaryUnaryMultiCallable[_cases_pb2.ActOnCaseRequest, _cases_pb2.ActOnCaseResponse]
+    """Takes one workflow step on a clue or case; a retry under the same key does not act twice."""
+    GetCase: _grpc.UnaryUnaryMultiCallable[_cases_pb2.GetCaseRequest, _cases_pb2.GetCaseResponse]
+    """One clue or case with its teams, running deadlines and full history."""
+    ListCases: _grpc.UnaryUnaryMultiCallable[_cases_pb2.ListCasesRequest, _cases_pb2.ListCasesResponse]
+    """Lists the cases the caller may see, filtered, in case-id order."""
+    OpenRectification: _grpc.UnaryUnaryMultiCallable[_cases_pb2.OpenRectificationRequest, _cases_pb2.OpenRectificationResponse]
+    """Opens a rectification item (整改) from a supervision finding, campaign or inspection tour."""
+    ReportRectificationProgress: _grpc.UnaryUnaryMultiCallable[_cases_pb2.ReportRectificationProgressRequest, _cases_pb2.ReportRectificationProgressResponse]
+    """Records the owner unit's progress report on a rectification item."""
+    VerifyRectification: _grpc.UnaryUnaryMultiCallable[_cases_pb2.VerifyRectificationRequest, _cases_pb2.VerifyRectificationResponse]
+    """Verifies a rectification item as done (or not yet done) and closes it when done."""
+    GetRectification: _grpc.UnaryUnaryMultiCallable[_cases_pb2.GetRectificationRequest, _cases_pb2.GetRectificationResponse]
+    """One rectification item with its progress reports."""
+    ListRectifications: _grpc.UnaryUnaryMultiCallable[_cases_pb2.ListRectificationsRequest, _cases_pb2.ListRectificationsResponse]
+    """Lists a county's rectification items in id order."""
 
 @_typing.type_check_only
 class CaseServiceAsyncStub(CaseServiceStub):
-    """Reads and works clues and cases."""
+    """Reads and works clues, cases and rectification items."""
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetClue: _aio.UnaryUnaryMultiCallable[_cases_pb2.GetClueRequest, _cases_pb2.GetClueResponse]  # type: ignore[assignment]
+    """One clue of the ledger, its status following the workflow."""
     ListClues: _aio.UnaryUnaryMultiCallable[_cases_pb2.ListCluesRequest, _cases_pb2.ListCluesResponse]  # type: ignore[assignment]
     """Lists the clues of a county in clue-id order, optionally within one zone."""
+    ActOnCase: _aio.UnaryUnaryMultiCallable[_cases_pb2.ActOnCaseRequest, _cases_pb2.ActOnCaseResponse]  # type: ignore[assignment]
+    """Takes one workflow step on a clue or case; a retry under the same key does not act twice."""
+    GetCase: _aio.UnaryUnaryMultiCallable[_cases_pb2.GetCaseRequest, _cases_pb2.GetCaseResponse]  # type: ignore[assignment]
+    """One clue or case with its teams, running deadlines and full history."""
+    ListCases: _aio.UnaryUnaryMultiCallable[_cases_pb2.ListCasesRequest, _cases_pb2.ListCasesResponse]  # type: ignore[assignment]
+    """Lists the cases the caller may see, filtered, in case-id order."""
+    OpenRectification: _aio.UnaryUnaryMultiCallable[_cases_pb2.OpenRectificationRequest, _cases_pb2.OpenRectificationResponse]  # type: ignore[assignment]
+    """Opens a rectification item (整改) from a supervision finding, campaign or inspection tour."""
+    ReportRectificationProgress: _aio.UnaryUnaryMultiCallable[_cases_pb2.ReportRectificationProgressRequest, _cases_pb2.ReportRectificationProgressResponse]  # type: ignore[assignment]
+    """Records the owner unit's progress report on a rectification item."""
+    VerifyRectification: _aio.UnaryUnaryMultiCallable[_cases_pb2.VerifyRectificationRequest, _cases_pb2.VerifyRectificationResponse]  # type: ignore[assignment]
+    """Verifies a rectification item as done (or not yet done) and closes it when done."""
+    GetRectification: _aio.UnaryUnaryMultiCallable[_cases_pb2.GetRectificationRequest, _cases_pb2.GetRectificationResponse]  # type: ignore[assignment]
+    """One rectification item with its progress reports."""
+    ListRectifications: _aio.UnaryUnaryMultiCallable[_cases_pb2.ListRectificationsRequest, _cases_pb2.ListRectificationsResponse]  # type: ignore[assignment]
+    """Lists a county's rectification items in id order."""
 
 class CaseServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Reads and works clues and cases."""
+    """Reads and works clues, cases and rectification items."""
 
     @_abc_1.abstractmethod
     def GetClue(
         self,
         request: _cases_pb2.GetClueRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_cases_pb2.GetClueResponse, _abc.Awaitable[_cases_pb2.GetClueResponse]]: ...
+    ) -> _typing.Union[_cases_pb2.GetClueResponse, _abc.Awaitable[_cases_pb2.GetClueResponse]]:
+        """One clue of the ledger, its status following the workflow."""
 
     @_abc_1.abstractmethod
     def ListClues(
@@ -63,5 +98,69 @@ class CaseServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_cases_pb2.ListCluesResponse, _abc.Awaitable[_cases_pb2.ListCluesResponse]]:
         """Lists the clues of a county in clue-id order, optionally within one zone."""
+
+    @_abc_1.abstractmethod
+    def ActOnCase(
+        self,
+        request: _cases_pb2.ActOnCaseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_cases_pb2.ActOnCaseResponse, _abc.Awaitable[_cases_pb2.ActOnCaseResponse]]:
+        """Takes one workflow step on a clue or case; a retry under the same key does not act twice."""
+
+    @_abc_1.abstractmethod
+    def GetCase(
+        self,
+        request: _cases_pb2.GetCaseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_cases_pb2.GetCaseResponse, _abc.Awaitable[_cases_pb2.GetCaseResponse]]:
+        """One clue or case with its teams, running deadlines and full history."""
+
+    @_abc_1.abstractmethod
+    def ListCases(
+        self,
+        request: _cases_pb2.ListCasesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_cases_pb2.ListCasesResponse, _abc.Awaitable[_cases_pb2.ListCasesResponse]]:
+        """Lists the cases the caller may see, filtered, in case-id order."""
+
+    @_abc_1.abstractmethod
+    def OpenRectification(
+        self,
+        request: _cases_pb2.OpenRectificationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_cases_pb2.OpenRectificationResponse, _abc.Awaitable[_cases_pb2.OpenRectificationResponse]]:
+        """Opens a rectification item (整改) from a supervision finding, campaign or inspection tour."""
+
+    @_abc_1.abstractmethod
+    def ReportRectificationProgress(
+        self,
+        request: _cases_pb2.ReportRectificationProgressRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_cases_pb2.ReportRectificationProgressResponse, _abc.Awaitable[_cases_pb2.ReportRectificationProgressResponse]]:
+        """Records the owner unit's progress report on a rectification item."""
+
+    @_abc_1.abstractmethod
+    def VerifyRectification(
+        self,
+        request: _cases_pb2.VerifyRectificationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_cases_pb2.VerifyRectificationResponse, _abc.Awaitable[_cases_pb2.VerifyRectificationResponse]]:
+        """Verifies a rectification item as done (or not yet done) and closes it when done."""
+
+    @_abc_1.abstractmethod
+    def GetRectification(
+        self,
+        request: _cases_pb2.GetRectificationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_cases_pb2.GetRectificationResponse, _abc.Awaitable[_cases_pb2.GetRectificationResponse]]:
+        """One rectification item with its progress reports."""
+
+    @_abc_1.abstractmethod
+    def ListRectifications(
+        self,
+        request: _cases_pb2.ListRectificationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_cases_pb2.ListRectificationsResponse, _abc.Awaitable[_cases_pb2.ListRectificationsResponse]]:
+        """Lists a county's rectification items in id order."""
 
 def add_CaseServiceServicer_to_server(servicer: CaseServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

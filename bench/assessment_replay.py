@@ -1,0 +1,214 @@
+"""Rebuilding assessment's KPI projections from synthetic events, then ranking queries.
+
+Run: ``.venv/bin/python bench/assessment_replay.py [--events N] [--batch B] [--consumer-events M]
+[--database-url URL | --postgres]`` (SQLite in a temp dir by default).
+
+What is measured (one JSON object is printed; timings are never asserted):
+- ``rebuild``: the rebuild path straight against the database, no Kafka: each event's JSON
+  payload is parsed into its contract class, mapped to facts, fanned out to projection
+  increments and written (tallies upserted, one contribution row per increment) in
+  transactions of `--batch` events. Generating the synthetic JSON is outside the timer.
+- ``consumer``: the live path for `--consumer-events` events: EventConsumer.consume, i.e. one
+  transaction per event with its inbox row, as a Kafka record would be applied (no broker).
+- ``ranking``: latency of Scoring.ranking (read tallies + marks, score, rank) per level after
+  the rebuild, over `--queries` calls each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import select
+
+from services.assessment.domain.kpis import Level
+from services.assessment.domain.quarter import AssessmentCalendar, Quarter
+from services.assessment.domain.scoring_rules import load_rules
+from services.assessment.handlers.mappers import projections
+from services.assessment.handlers.projection import increments_for, register_handlers
+from services.assessment.store.projection import apply_increments
+from services.assessment.store.scorecards import Scoring
+from services.assessment.store.tables import KpiContribution, KpiTally
+from services.assessment.synthetic import County, synthetic_events
+from services.runtime.db import Database
+from services.runtime.envelope import Envelope
+from services.runtime.inbox import EventConsumer, Record
+from services.runtime.localstack import PostgresCluster
+from services.runtime.migrate import upgrade_async
+
+
+class _NoDeadLetters:
+    """The benchmark's events are all valid; a dead-letter send would be a bug."""
+
+    async def send(self, topic: str, value: bytes, key: bytes, headers: Any) -> Any:
+        raise RuntimeError(f"unexpected dead letter on {topic}")
+
+
+def _envelopes(count: int, seed: int, county: County) -> list[Envelope]:
+    return [
+        Envelope(
+            id=item.event_id,
+            type=item.event.event_type,
+            source="xiezuo/bench",
+            time=item.ce_time,
+            county_id=item.event.county_id,
+            zone_id=item.event.zone_id,
+            data=item.event.model_dump_json().encode(),
+        )
+        for item in synthetic_events(count, seed=seed, county=county)
+    ]
+
+
+async def rebuild(database: Database, events: int, batch: int, county: County) -> dict[str, Any]:
+    """Time the batched rebuild path over `events` synthetic events."""
+    calendar = AssessmentCalendar()
+    routes = {p.event_class.event_type: p for p in projections()}
+    elapsed, done, seed = 0.0, 0, 1
+    while done < events:
+        size = min(batch, events - done)
+        envelopes = _envelopes(size, seed, county)
+        seed += 1
+        started = time.perf_counter()
+        applied = []
+        for envelope in envelopes:
+            route = routes[envelope.type]
+            event = route.event_class.model_validate_json(envelope.data)
+            applied.append((envelope.id, increments_for(route.mapper, event, envelope, calendar)))
+        async with database.transaction() as session:
+            await apply_increments(session, applied)
+        elapsed += time.perf_counter() - started
+        done += size
+    async with database.session() as session:
+        tallies = (await session.exec(select(func.count()).select_from(KpiTally))).one()
+        contributions = (
+            await session.exec(select(func.count()).select_from(KpiContribution))
+        ).one()
+    return {
+        "events": events,
+        "batch_events": batch,
+        "seconds": round(elapsed, 2),
+        "events_per_second": round(events / elapsed),
+        "tally_rows": tallies,
+        "contribution_rows": contributions,
+    }
+
+
+async def consume(database: Database, events: int, county: County) -> dict[str, Any]:
+    """Time the live consumer path (one transaction + inbox row per event)."""
+    consumer = EventConsumer(
+        service="assessment-bench", database=database, dead_letter_producer=_NoDeadLetters()
+    )
+    register_handlers(consumer, AssessmentCalendar(), projections())
+    records = [
+        Record("bench", 0, offset, None, envelope.data, tuple(envelope.headers()))
+        for offset, envelope in enumerate(_envelopes(events, 10_000, county))
+    ]
+    started = time.perf_counter()
+    for record in records:
+        await consumer.consume(record)
+    elapsed = time.perf_counter() - started
+    return {
+        "events": events,
+        "seconds": round(elapsed, 2),
+        "events_per_second": round(events / elapsed),
+    }
+
+
+async def rankings(database: Database, county: County, queries: int) -> dict[str, Any]:
+    """Latency of the ranking query per level, after the rebuild."""
+    scoring = Scoring(load_rules())
+    result: dict[str, Any] = {}
+    for level in Level:
+        samples = []
+        units = 0
+        for _ in range(queries):
+            started = time.perf_counter()
+            async with database.session() as session:
+                ranking = await scoring.ranking(
+                    session, county_id=county.county_id, level=level, quarter=Quarter(2026, 3)
+                )
+            samples.append((time.perf_counter() - started) * 1000)
+            units = len(ranking.units)
+        samples.sort()
+        result[level.value] = {
+            "units": units,
+            "queries": queries,
+            "p50_ms": round(statistics.median(samples), 2),
+            "p99_ms": round(samples[min(len(samples) - 1, int(len(samples) * 0.99))], 2),
+        }
+    return result
+
+
+async def main() -> None:
+    """Parse arguments, run the three measurements, print JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=5_000)
+    parser.add_argument("--consumer-events", type=int, default=5_000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--database-url", default="")
+    parser.add_argument(
+        "--postgres", action="store_true", help="start a private PostgreSQL cluster and use it"
+    )
+    args = parser.parse_args()
+    if args.postgres:
+        cluster = PostgresCluster()
+        await cluster.astart()
+        try:
+            args.database_url = await cluster.acreate_database("assessment_bench")
+            await _run(args)
+        finally:
+            await cluster.astop()
+    else:
+        await _run(args)
+
+
+async def _run(args: argparse.Namespace) -> None:
+    """The measurements against the chosen database."""
+    county = County()
+    with tempfile.TemporaryDirectory() as scratch:
+        rebuild_url = (
+            args.database_url or f"sqlite+aiosqlite:///{Path(scratch) / 'rebuild.sqlite3'}"
+        )
+        consumer_url = f"sqlite+aiosqlite:///{Path(scratch) / 'consumer.sqlite3'}"
+        await upgrade_async("assessment", rebuild_url)
+        rebuilt_db = Database(rebuild_url)
+        report: dict[str, Any] = {
+            "database": rebuilt_db.engine.dialect.name,
+            "county": {
+                "zones": county.zones,
+                "townships": county.zones * county.townships_per_zone,
+                "people": county.zones * county.townships_per_zone * county.people_per_township,
+            },
+        }
+        try:
+            report["rebuild"] = await rebuild(rebuilt_db, args.events, args.batch, county)
+            report["ranking_2026Q3"] = await rankings(rebuilt_db, county, args.queries)
+        finally:
+            await rebuilt_db.dispose()
+        if args.consumer_events:
+            if args.database_url:
+                consumer_url = args.database_url
+                consumer_county = County(county_id="c-consumer")
+            else:
+                await upgrade_async("assessment", consumer_url)
+                consumer_county = county
+            consumer_db = Database(consumer_url)
+            try:
+                report["consumer"] = await consume(
+                    consumer_db, args.consumer_events, consumer_county
+                )
+            finally:
+                await consumer_db.dispose()
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

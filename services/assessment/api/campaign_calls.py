@@ -1,0 +1,144 @@
+"""Special campaigns."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from xiezuo.assessment.v1 import assessment_pb2 as pb
+
+from services.assessment.api import policy
+from services.assessment.api.requests import Context
+from services.assessment.domain.campaign import Campaign, campaign_problems
+from services.assessment.domain.quarter import AssessmentCalendar
+from services.assessment.store.campaigns import campaign_view, load_campaign, save_campaign
+from services.assessment.store.receipts import KeyReused, earlier_result, fingerprint, keep_result
+from services.assessment.store.scorecards import Scoring
+from services.runtime import audit
+from services.runtime.db import Database
+from services.runtime.grpc.auth import current_principal
+from services.runtime.grpc.errors import FieldViolation, InvalidArgument, NotFound
+
+
+class CampaignCalls:
+    """DefineCampaign, GetCampaignView."""
+
+    _db: Database
+    _scoring: Scoring
+    _calendar: AssessmentCalendar
+
+    async def DefineCampaign(
+        self, request: pb.DefineCampaignRequest, context: Context
+    ) -> pb.DefineCampaignResponse:
+        """Define or redefine a special campaign."""
+        violations: list[FieldViolation] = []
+        if not request.idempotency_key:
+            violations.append(FieldViolation("idempotency_key", "is required"))
+        days: dict[str, date] = {}
+        for name in ("starts_on", "ends_on"):
+            try:
+                days[name] = date.fromisoformat(getattr(request, name))
+            except ValueError:
+                violations.append(FieldViolation(name, "must be a date YYYY-MM-DD"))
+        if violations:
+            raise InvalidArgument(violations)
+        campaign = Campaign(
+            campaign_id=request.campaign_id,
+            county_id=request.county_id,
+            name=request.name.strip(),
+            domain=request.domain.strip(),
+            starts_on=days["starts_on"],
+            ends_on=days["ends_on"],
+            zone_ids=tuple(request.zone_ids),
+        )
+        problems = campaign_problems(campaign)
+        if problems:
+            raise InvalidArgument([FieldViolation(field, text) for field, text in problems])
+        principal = current_principal()
+        policy.authorize_campaign(principal, county_id=request.county_id)
+        print_ = fingerprint(
+            "DefineCampaign",
+            [
+                campaign.campaign_id,
+                campaign.county_id,
+                campaign.name,
+                campaign.domain,
+                str(campaign.starts_on),
+                str(campaign.ends_on),
+                sorted(campaign.zone_ids),
+            ],
+        )
+        async with self._db.transaction() as session:
+            try:
+                earlier = await earlier_result(
+                    session,
+                    key=request.idempotency_key,
+                    actor=principal.subject,
+                    command="DefineCampaign",
+                    print_=print_,
+                )
+            except KeyReused as exc:
+                raise InvalidArgument([FieldViolation("idempotency_key", str(exc))]) from exc
+            if earlier is not None:
+                return pb.DefineCampaignResponse(**earlier)
+            existing = await load_campaign(session, campaign.campaign_id)
+            if existing is not None and existing.county_id != campaign.county_id:
+                # Campaign ids are global: another county's campaign is not ours to redefine.
+                raise InvalidArgument([FieldViolation("campaign_id", "is taken")])
+            await save_campaign(
+                session, campaign, defined_by=principal.subject, defined_at=datetime.now(UTC)
+            )
+            result = {"campaign_id": campaign.campaign_id}
+            keep_result(
+                session,
+                key=request.idempotency_key,
+                actor=principal.subject,
+                command="DefineCampaign",
+                print_=print_,
+                result=result,
+            )
+            await audit.append(
+                session,
+                county_id=campaign.county_id,
+                actor=principal.subject,
+                action="campaign.defined",
+                record_type="campaign",
+                record_id=campaign.campaign_id,
+                detail={"zones": sorted(campaign.zone_ids)},
+            )
+        return pb.DefineCampaignResponse(**result)
+
+    async def GetCampaignView(
+        self, request: pb.GetCampaignViewRequest, context: Context
+    ) -> pb.GetCampaignViewResponse:
+        """A campaign's clues by category and zone, and its cases' milestones."""
+        violations = [
+            FieldViolation(name, "is required")
+            for name in ("county_id", "campaign_id")
+            if not getattr(request, name)
+        ]
+        if violations:
+            raise InvalidArgument(violations)
+        principal = current_principal()
+        zones = policy.progress_zones(
+            principal, county_id=request.county_id, zone_id="", what="campaign results"
+        )
+        async with self._db.transaction() as session:
+            campaign = await load_campaign(session, request.campaign_id)
+            if campaign is None or campaign.county_id != request.county_id:
+                raise NotFound(f"campaign {request.campaign_id}")
+            view = await campaign_view(session, campaign, zone_ids=zones)
+
+        def tallies_of(counts: dict[str, int]) -> list[pb.Tally]:
+            return [pb.Tally(key=key, count=count) for key, count in counts.items()]
+
+        return pb.GetCampaignViewResponse(
+            campaign_id=campaign.campaign_id,
+            name=campaign.name,
+            domain=campaign.domain,
+            starts_on=campaign.starts_on.isoformat(),
+            ends_on=campaign.ends_on.isoformat(),
+            zone_ids=list(campaign.zone_ids),
+            clues_by_category=tallies_of(view.clues_by_category),
+            clues_by_zone=tallies_of(view.clues_by_zone),
+            case_milestones=tallies_of(view.case_milestones),
+        )

@@ -1,0 +1,133 @@
+"""Closing quarters and exporting reports."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from xiezuo.assessment.v1 import assessment_pb2 as pb
+
+from services.assessment.api import policy
+from services.assessment.api.requests import Context
+from services.assessment.domain.quarter import AssessmentCalendar, Quarter
+from services.assessment.report.build import build_report
+from services.assessment.report.render import render_csv, render_html
+from services.assessment.store.closes import AlreadyClosed, close_quarter
+from services.assessment.store.receipts import KeyReused, earlier_result, fingerprint, keep_result
+from services.assessment.store.scorecards import Scoring
+from services.runtime import audit
+from services.runtime.db import Database
+from services.runtime.grpc.auth import current_principal
+from services.runtime.grpc.errors import FailedPrecondition, FieldViolation, InvalidArgument
+
+
+class QuarterCommands:
+    """CloseQuarter, ExportReport."""
+
+    _db: Database
+    _scoring: Scoring
+    _calendar: AssessmentCalendar
+
+    async def CloseQuarter(
+        self, request: pb.CloseQuarterRequest, context: Context
+    ) -> pb.CloseQuarterResponse:
+        """Publish the official scorecards of an ended quarter, once."""
+        violations: list[FieldViolation] = []
+        if not request.idempotency_key:
+            violations.append(FieldViolation("idempotency_key", "is required"))
+        if not request.county_id:
+            violations.append(FieldViolation("county_id", "is required"))
+        quarter = Quarter(1, 1)
+        try:
+            quarter = Quarter.parse(request.quarter)
+        except ValueError as exc:
+            violations.append(FieldViolation("quarter", str(exc)))
+        if violations:
+            raise InvalidArgument(violations)
+        principal = current_principal()
+        policy.authorize_close(principal, county_id=request.county_id)
+        now = datetime.now(UTC)
+        print_ = fingerprint("CloseQuarter", [request.county_id, str(quarter)])
+        async with self._db.transaction() as session:
+            try:
+                earlier = await earlier_result(
+                    session,
+                    key=request.idempotency_key,
+                    actor=principal.subject,
+                    command="CloseQuarter",
+                    print_=print_,
+                )
+            except KeyReused as exc:
+                raise InvalidArgument([FieldViolation("idempotency_key", str(exc))]) from exc
+            if earlier is not None:
+                return pb.CloseQuarterResponse(**earlier)
+            # The only use of the wall clock: a quarter cannot be closed before it has ended.
+            if not self._calendar.has_ended(quarter, now):
+                raise FailedPrecondition(f"{quarter} has not ended yet")
+            try:
+                close = await close_quarter(
+                    session,
+                    self._scoring,
+                    county_id=request.county_id,
+                    quarter=quarter,
+                    closed_by=principal.subject,
+                    closed_at=now,
+                )
+            except AlreadyClosed as exc:
+                raise FailedPrecondition(str(exc)) from exc
+            result: dict[str, Any] = {
+                "published": close.published,
+                "rules_version": close.rules_version,
+            }
+            keep_result(
+                session,
+                key=request.idempotency_key,
+                actor=principal.subject,
+                command="CloseQuarter",
+                print_=print_,
+                result=result,
+            )
+            await audit.append(
+                session,
+                county_id=request.county_id,
+                actor=principal.subject,
+                action="quarter.closed",
+                record_type="quarter",
+                record_id=str(quarter),
+                detail=result,
+            )
+        return pb.CloseQuarterResponse(**result)
+
+    async def ExportReport(
+        self, request: pb.ExportReportRequest, context: Context
+    ) -> pb.ExportReportResponse:
+        """The quarter's report as HTML and CSV."""
+        violations: list[FieldViolation] = []
+        if not request.county_id:
+            violations.append(FieldViolation("county_id", "is required"))
+        quarter = Quarter(1, 1)
+        try:
+            quarter = Quarter.parse(request.quarter)
+        except ValueError as exc:
+            violations.append(FieldViolation("quarter", str(exc)))
+        if violations:
+            raise InvalidArgument(violations)
+        principal = current_principal()
+        policy.authorize_report(principal, county_id=request.county_id, zone_id=request.zone_id)
+        async with self._db.transaction() as session:
+            report = await build_report(
+                session,
+                self._scoring,
+                county_id=request.county_id,
+                quarter=quarter,
+                zone_id=request.zone_id,
+            )
+            await audit.append(
+                session,
+                county_id=request.county_id,
+                actor=principal.subject,
+                action="report.exported",
+                record_type="assessment_report",
+                record_id=f"{quarter}:{request.zone_id or '*'}",
+            )
+        return pb.ExportReportResponse(html=render_html(report), csv=render_csv(report))

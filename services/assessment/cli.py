@@ -1,0 +1,68 @@
+"""`xiezuo assessment ...`: operator commands of the assessment service."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from services.assessment.domain.quarter import Quarter
+from services.assessment.domain.scoring_rules import load_rules
+from services.assessment.report.build import build_report
+from services.assessment.report.render import render_csv, render_html
+from services.assessment.store.scorecards import Scoring
+from services.runtime import audit
+from services.runtime.db import Database
+from services.runtime.settings import Settings
+
+app = typer.Typer(help="Quantitative assessment: reports.", no_args_is_help=True)
+
+
+@app.callback()
+def assessment() -> None:
+    """Quantitative assessment of zones, townships and staff."""
+
+
+@app.command()
+def report(
+    quarter: Annotated[str, typer.Option(help="Quarter such as 2026Q3")],
+    county: Annotated[str, typer.Option(help="County id")],
+    zone: Annotated[str, typer.Option(help="Only this zone's units")] = "",
+    out: Annotated[Path, typer.Option(help="Directory for report.html and scorecards.csv")] = Path(
+        "."
+    ),
+) -> None:
+    """Write the quarter's HTML report (rankings, four forms, deadlines, trends) and CSV."""
+    try:
+        period = Quarter.parse(quarter)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--quarter") from exc
+    html, table = asyncio.run(_render(Settings("assessment").database_url, county, period, zone))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.html").write_text(html, encoding="utf-8")
+    (out / "scorecards.csv").write_text(table, encoding="utf-8")
+    typer.echo(f"wrote {out / 'report.html'} and {out / 'scorecards.csv'}")
+
+
+async def _render(url: str, county: str, quarter: Quarter, zone: str) -> tuple[str, str]:
+    database = Database(url)
+    try:
+        async with database.transaction() as session:
+            built = await build_report(
+                session, Scoring(load_rules()), county_id=county, quarter=quarter, zone_id=zone
+            )
+            # The report shows every person's scorecard: exporting it is an audited read.
+            await audit.append(
+                session,
+                county_id=county,
+                actor=f"cli:{getpass.getuser()}",
+                action="report.exported",
+                record_type="assessment_report",
+                record_id=f"{quarter}:{zone or '*'}",
+            )
+    finally:
+        await database.dispose()
+    return render_html(built), render_csv(built)

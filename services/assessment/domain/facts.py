@@ -1,0 +1,73 @@
+"""Facts (something countable happened) and the projection increments they fan out to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from services.assessment.domain.kpis import Level
+from services.assessment.domain.quarter import AssessmentCalendar, Quarter
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One countable occurrence, attributed to a zone and optionally a township and people."""
+
+    kpi: str
+    occurred_at: datetime
+    county_id: str
+    zone_id: str
+    delta: int = 1
+    township_id: str | None = None
+    person_ids: tuple[str, ...] = ()
+    # Some facts are about people or townships only (e.g. a member's home township).
+    count_for_zone: bool = True
+
+
+@dataclass(frozen=True)
+class KpiIncrement:
+    """Add `delta` to one projection row."""
+
+    county_id: str
+    zone_id: str
+    level: Level
+    subject_id: str
+    quarter: Quarter
+    kpi: str
+    delta: int
+
+
+def increments_of(fact: Fact, calendar: AssessmentCalendar) -> list[KpiIncrement]:
+    """The rows a fact adds to, in the quarter of its own time."""
+    quarter = calendar.quarter_of(fact.occurred_at)
+    targets: list[tuple[Level, str]] = []
+    if fact.count_for_zone:
+        targets.append((Level.ZONE, fact.zone_id))
+    if fact.township_id:
+        targets.append((Level.TOWNSHIP, fact.township_id))
+    # A person counted twice in one fact (a list with duplicates) still counts once.
+    targets.extend((Level.PERSON, person) for person in dict.fromkeys(fact.person_ids))
+    return [
+        KpiIncrement(
+            county_id=fact.county_id,
+            zone_id=fact.zone_id,
+            level=level,
+            subject_id=subject,
+            quarter=quarter,
+            kpi=fact.kpi,
+            delta=fact.delta,
+        )
+        for level, subject in targets
+    ]
+
+
+def merged(increments: list[KpiIncrement]) -> list[KpiIncrement]:
+    """Sum increments that touch the same row (one event may count a township twice)."""
+    totals: dict[tuple[str, str, Level, str, Quarter, str], int] = {}
+    for item in increments:
+        key = (item.county_id, item.zone_id, item.level, item.subject_id, item.quarter, item.kpi)
+        totals[key] = totals.get(key, 0) + item.delta
+    return [
+        KpiIncrement(county, zone, level, subject, quarter, kpi, delta)
+        for (county, zone, level, subject, quarter, kpi), delta in totals.items()
+    ]

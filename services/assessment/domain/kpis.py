@@ -1,0 +1,62 @@
+"""What is counted: the KPI names and the levels at which units are assessed."""
+
+from __future__ import annotations
+
+import enum
+
+MAX_DETAIL = 32
+
+
+class Level(enum.StrEnum):
+    """The kind of unit a scorecard is about."""
+
+    ZONE = "zone"
+    TOWNSHIP = "township"
+    PERSON = "person"
+
+
+class Kpi(enum.StrEnum):
+    """Counted indicators (量化考核). Every value is an integer so replays sum exactly."""
+
+    REPORTS_ACCEPTED = "reports_accepted"
+    REPORTS_REJECTED = "reports_rejected"
+    REPORTS_FORWARDED = "reports_forwarded"
+    REPORTS_FORWARDED_IN_TIME = "reports_forwarded_in_time"
+    FEEDBACK_DEADLINES_BREACHED = "feedback_deadlines_breached"
+    CLUES_RECEIVED = "clues_received"
+    CLUES_DISPOSED = "clues_disposed"
+    CLUES_DISPOSED_IN_TIME = "clues_disposed_in_time"
+    CASES_FILED = "cases_filed"
+    INVESTIGATIONS_FINISHED = "investigations_finished"
+    INVESTIGATIONS_FINISHED_IN_TIME = "investigations_finished_in_time"
+    EXTENSIONS = "extensions"
+    DEADLINES_BREACHED = "deadlines_breached"
+    CASES_SENT_BACK = "cases_sent_back"
+    DECISIONS = "decisions"
+    PEOPLE_SANCTIONED = "people_sanctioned"
+    CASES_CLOSED = "cases_closed"
+    TRANSFERS_TO_PROCURATORATE = "transfers_to_procuratorate"
+    REPORTS_LINKED = "reports_linked"
+    RECTIFICATION_OPENED = "rectification_opened"
+    RECTIFICATION_CLOSED = "rectification_closed"
+    RECTIFICATION_CLOSED_IN_TIME = "rectification_closed_in_time"
+    TRAINING_MINUTES = "training_minutes"
+    ATTENDANCE_DAYS = "attendance_days"
+    TEAMS_REQUESTED = "teams_requested"
+    TEAMS_ASSIGNED = "teams_assigned"
+    TEAM_ASSIGNMENTS = "team_assignments"
+    TEAMS_UNFILLABLE = "teams_unfillable"
+    DRAW_OVERRIDES = "draw_overrides"
+    ASSIGNMENTS_DECLINED = "assignments_declined"
+    RECUSALS = "recusals"
+
+
+def decision_kpi(decision_type: str) -> str:
+    """The per-type decision counter (the four-forms distribution), e.g. `decisions.warning`."""
+    return f"{Kpi.DECISIONS.value}.{decision_type[:MAX_DETAIL]}"
+
+
+def detailed_kpi(kpi: Kpi, detail: str) -> str:
+    """A per-kind breakdown of a counter, e.g. `deadlines_breached.investigation`."""
+    # Details come from other services' free-form fields; the projection key has 64 chars.
+    return f"{kpi.value}.{detail[:MAX_DETAIL]}"

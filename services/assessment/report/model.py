@@ -1,0 +1,34 @@
+"""What a quarterly report contains (built from the projection, rendered to HTML and CSV)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One unit's line in a report."""
+
+    level: str
+    subject_id: str
+    zones: tuple[str, ...]
+    rank: int
+    tier: str
+    quantitative: Decimal
+    qualitative: Decimal
+    total: Decimal
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True)
+class QuarterReport:
+    """A county's (or one zone's) assessment for a quarter."""
+
+    county_id: str
+    quarter: str
+    zone_id: str
+    rules_version: str
+    rows: list[ReportRow]
+    # Zone totals of earlier quarters of the year, oldest first: {zone: [(quarter, total)]}.
+    trends: dict[str, list[tuple[str, Decimal]]] = field(default_factory=dict)

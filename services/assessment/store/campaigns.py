@@ -1,0 +1,133 @@
+"""Campaigns, the clues registered under them, and the milestones of those clues' cases."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.assessment.domain.campaign import Campaign, CampaignView
+from services.assessment.store.tables import CampaignClue, CampaignRow, CaseMilestone
+
+
+async def save_campaign(
+    session: AsyncSession, campaign: Campaign, *, defined_by: str, defined_at: datetime
+) -> None:
+    """Define or redefine a campaign."""
+    row = await session.get(CampaignRow, campaign.campaign_id)
+    if row is None:
+        row = CampaignRow(
+            campaign_id=campaign.campaign_id,
+            county_id=campaign.county_id,
+            name="",
+            domain="",
+            starts_on=campaign.starts_on,
+            ends_on=campaign.ends_on,
+            zone_ids="[]",
+            defined_by=defined_by,
+            defined_at=defined_at,
+        )
+    row.name, row.domain = campaign.name, campaign.domain
+    row.starts_on, row.ends_on = campaign.starts_on, campaign.ends_on
+    row.zone_ids = json.dumps(sorted(campaign.zone_ids))
+    row.defined_by, row.defined_at = defined_by, defined_at
+    session.add(row)
+
+
+async def load_campaign(session: AsyncSession, campaign_id: str) -> Campaign | None:
+    """A campaign by id."""
+    row = await session.get(CampaignRow, campaign_id)
+    if row is None:
+        return None
+    return Campaign(
+        campaign_id=row.campaign_id,
+        county_id=row.county_id,
+        name=row.name,
+        domain=row.domain,
+        starts_on=row.starts_on,
+        ends_on=row.ends_on,
+        zone_ids=tuple(json.loads(row.zone_ids)),
+    )
+
+
+async def record_campaign_clue(
+    session: AsyncSession,
+    *,
+    clue_id: str,
+    county_id: str,
+    zone_id: str,
+    campaign_id: str,
+    categories: Sequence[str],
+    registered_at: datetime,
+) -> None:
+    """Remember that a clue came in under a campaign (idempotent by clue)."""
+    if await session.get(CampaignClue, clue_id) is None:
+        session.add(
+            CampaignClue(
+                clue_id=clue_id,
+                county_id=county_id,
+                zone_id=zone_id,
+                campaign_id=campaign_id,
+                categories=json.dumps(sorted(categories), ensure_ascii=False),
+                registered_at=registered_at,
+            )
+        )
+
+
+def record_milestone(
+    session: AsyncSession,
+    *,
+    case_id: str,
+    milestone: str,
+    event_id: str,
+    county_id: str,
+    occurred_at: datetime,
+) -> None:
+    """Remember a case milestone (the inbox makes each event's row unique)."""
+    session.add(
+        CaseMilestone(
+            case_id=case_id,
+            milestone=milestone,
+            event_id=event_id,
+            county_id=county_id,
+            occurred_at=occurred_at,
+        )
+    )
+
+
+async def campaign_view(
+    session: AsyncSession, campaign: Campaign, *, zone_ids: Sequence[str] | None
+) -> CampaignView:
+    """Clues by category and zone, and their cases' milestones (optionally some zones only)."""
+    clues_query = select(CampaignClue).where(
+        CampaignClue.county_id == campaign.county_id,
+        CampaignClue.campaign_id == campaign.campaign_id,
+    )
+    if zone_ids is not None:
+        clues_query = clues_query.where(col(CampaignClue.zone_id).in_(list(zone_ids)))
+    clues = (await session.exec(clues_query)).all()
+    by_category: Counter[str] = Counter()
+    by_zone: Counter[str] = Counter()
+    for clue in clues:
+        by_zone[clue.zone_id] += 1
+        by_category.update(json.loads(clue.categories))
+    milestones: Counter[str] = Counter()
+    clue_ids = [clue.clue_id for clue in clues]
+    # The case of a clue carries the clue's id (cases opens one case file per clue).
+    for start in range(0, len(clue_ids), 500):
+        query = select(CaseMilestone.case_id, CaseMilestone.milestone).where(
+            col(CaseMilestone.case_id).in_(clue_ids[start : start + 500])
+        )
+        # A milestone counts once per case even if a step was recorded twice.
+        pairs = set((await session.exec(query.distinct())).all())
+        milestones.update(milestone for _, milestone in pairs)
+    return CampaignView(
+        campaign=campaign,
+        clues_by_category=dict(sorted(by_category.items())),
+        clues_by_zone=dict(sorted(by_zone.items())),
+        case_milestones=dict(sorted(milestones.items())),
+    )

@@ -1,0 +1,198 @@
+"""Writing and reading the KPI projection rows and the events that contributed to them."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.assessment.domain.facts import KpiIncrement
+from services.assessment.domain.kpis import Level
+from services.assessment.domain.quarter import Quarter
+from services.assessment.store.tables import (
+    AssessedUnit,
+    AttendanceDay,
+    CampaignClue,
+    CaseMilestone,
+    KpiContribution,
+    KpiTally,
+)
+
+TALLY_KEY = ("county_id", "quarter", "level", "subject_id", "zone_id", "kpi")
+CONTRIBUTION_KEY = ("event_id", "level", "subject_id", "zone_id", "kpi")
+
+
+def _table(model: Any) -> Table:
+    table: Table = model.__table__
+    return table
+
+
+def _insert(session: AsyncSession, table: Table) -> Any:
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+
+
+async def apply_increments(
+    session: AsyncSession, applied: Sequence[tuple[str, Sequence[KpiIncrement]]]
+) -> None:
+    """Add each event's increments to the projection and record who contributed what.
+
+    Runs in the caller's transaction (the consumer's, or a rebuild batch). Increments to the
+    same row within one event must already be merged (facts.merged).
+    """
+    totals: dict[tuple[str, ...], int] = defaultdict(int)
+    contributions: list[dict[str, Any]] = []
+    for event_id, increments in applied:
+        for item in increments:
+            key = (
+                item.county_id,
+                str(item.quarter),
+                item.level.value,
+                item.subject_id,
+                item.zone_id,
+                item.kpi,
+            )
+            totals[key] += item.delta
+            contributions.append(
+                {
+                    "event_id": event_id,
+                    "level": item.level.value,
+                    "subject_id": item.subject_id,
+                    "zone_id": item.zone_id,
+                    "kpi": item.kpi,
+                    "county_id": item.county_id,
+                    "quarter": str(item.quarter),
+                    "delta": item.delta,
+                }
+            )
+    if not totals:
+        return
+    tally = _table(KpiTally)
+    upsert = _insert(session, tally)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=list(TALLY_KEY), set_={"value": tally.c.value + upsert.excluded.value}
+    )
+    rows = [dict(zip(TALLY_KEY, key, strict=True), value=value) for key, value in totals.items()]
+    connection = await session.connection()
+    await connection.execute(upsert, rows)
+    # A duplicate contribution can only be a replayed event the inbox let through by design
+    # (a rebuild into a non-empty table); the tally would then be wrong, so fail loudly.
+    await connection.execute(_insert(session, _table(KpiContribution)), contributions)
+
+
+async def place_unit(
+    session: AsyncSession, *, county_id: str, level: Level, subject_id: str, zone_id: str, name: str
+) -> None:
+    """Record (or move) a unit in the directory of units that are ranked even when idle."""
+    table = _table(AssessedUnit)
+    statement = _insert(session, table).values(
+        county_id=county_id, level=level.value, subject_id=subject_id, zone_id=zone_id, name=name
+    )
+    connection = await session.connection()
+    await connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=["county_id", "level", "subject_id"],
+            set_={"zone_id": zone_id, "name": name},
+        )
+    )
+
+
+async def tallies(
+    session: AsyncSession,
+    *,
+    county_id: str,
+    quarter: Quarter,
+    level: Level,
+    subject_id: str | None = None,
+) -> dict[str, dict[str, int]]:
+    """KPI counts by subject (summed over zones) for one county, quarter and level."""
+    query = select(KpiTally).where(
+        KpiTally.county_id == county_id,
+        KpiTally.quarter == str(quarter),
+        KpiTally.level == level.value,
+    )
+    if subject_id is not None:
+        query = query.where(KpiTally.subject_id == subject_id)
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for row in (await session.exec(query)).all():
+        counts[row.subject_id][row.kpi] += row.value
+    return {subject: dict(kpis) for subject, kpis in counts.items()}
+
+
+async def subject_zones(
+    session: AsyncSession, *, county_id: str, quarter: Quarter, level: Level
+) -> dict[str, set[str]]:
+    """The zones each subject of a level was counted in (and, for townships, placed in)."""
+    zones: dict[str, set[str]] = defaultdict(set)
+    query = select(KpiTally.subject_id, KpiTally.zone_id).where(
+        KpiTally.county_id == county_id,
+        KpiTally.quarter == str(quarter),
+        KpiTally.level == level.value,
+    )
+    for subject, zone in (await session.exec(query.distinct())).all():
+        zones[subject].add(zone)
+    units = select(AssessedUnit.subject_id, AssessedUnit.zone_id).where(
+        AssessedUnit.county_id == county_id, AssessedUnit.level == level.value
+    )
+    for subject, zone in (await session.exec(units)).all():
+        zones[subject].add(zone)
+    return dict(zones)
+
+
+async def contributing_events(
+    session: AsyncSession,
+    *,
+    county_id: str,
+    quarter: Quarter,
+    level: Level,
+    subject_id: str,
+    limit: int,
+) -> dict[str, list[str]]:
+    """Event ids behind each KPI of a unit (at most `limit` per KPI), oldest id first."""
+    query = (
+        select(KpiContribution.kpi, KpiContribution.event_id)
+        .where(
+            KpiContribution.county_id == county_id,
+            KpiContribution.quarter == str(quarter),
+            KpiContribution.level == level.value,
+            KpiContribution.subject_id == subject_id,
+        )
+        .order_by(col(KpiContribution.kpi), col(KpiContribution.event_id))
+    )
+    found: dict[str, list[str]] = defaultdict(list)
+    for kpi, event_id in (await session.exec(query)).all():
+        if len(found[kpi]) < limit:
+            found[kpi].append(event_id)
+    return dict(found)
+
+
+async def projection_rows(session: AsyncSession) -> list[tuple[Any, ...]]:
+    """Every projection row in key order: what a rebuild must reproduce exactly."""
+    tally_rows = (await session.exec(select(KpiTally))).all()
+    contribution_rows = (await session.exec(select(KpiContribution))).all()
+    unit_rows = (await session.exec(select(AssessedUnit))).all()
+    campaign_clues = (await session.exec(select(CampaignClue))).all()
+    milestones = (await session.exec(select(CaseMilestone))).all()
+    attendance = (await session.exec(select(AttendanceDay))).all()
+    return sorted(
+        [("tally", *(getattr(r, k) for k in TALLY_KEY), r.value) for r in tally_rows]
+        + [
+            ("contribution", *(getattr(r, k) for k in CONTRIBUTION_KEY), r.quarter, r.delta)
+            for r in contribution_rows
+        ]
+        + [("unit", r.county_id, r.level, r.subject_id, r.zone_id, r.name) for r in unit_rows]
+        + [
+            ("campaign_clue", r.clue_id, r.county_id, r.zone_id, r.campaign_id, r.categories)
+            for r in campaign_clues
+        ]
+        + [("milestone", r.case_id, r.milestone, r.event_id, r.county_id) for r in milestones]
+        + [
+            ("attendance", r.county_id, r.person_id, r.day, r.zone_id, r.status, r.event_id)
+            for r in attendance
+        ]
+    )

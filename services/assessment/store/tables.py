@@ -1,0 +1,181 @@
+"""Assessment's tables: KPI projections, their contributing events, marks, plans."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, Column, Date, DateTime, Index, Integer, Numeric, String, Text
+from sqlmodel import Field, SQLModel
+
+
+class KpiTally(SQLModel, table=True):
+    """One KPI of one unit in one quarter, summed from events (a projection row)."""
+
+    __tablename__ = "kpi_tally"
+
+    county_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    quarter: str = Field(sa_column=Column(String(8), primary_key=True))
+    level: str = Field(sa_column=Column(String(16), primary_key=True))
+    subject_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    # In the key: a person or township may be counted in several zones (county-wide pools),
+    # and the row must not depend on which zone's event arrived first.
+    zone_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    kpi: str = Field(sa_column=Column(String(64), primary_key=True))
+    value: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class KpiContribution(SQLModel, table=True):
+    """What one event added to one projection row: ExplainScore lists these."""
+
+    __tablename__ = "kpi_contribution"
+    __table_args__ = (
+        Index("ix_kpi_contribution_row", "county_id", "quarter", "level", "subject_id", "kpi"),
+    )
+
+    event_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    level: str = Field(sa_column=Column(String(16), primary_key=True))
+    subject_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    zone_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    kpi: str = Field(sa_column=Column(String(64), primary_key=True))
+    county_id: str = Field(sa_column=Column(String(64), nullable=False))
+    quarter: str = Field(sa_column=Column(String(8), nullable=False))
+    delta: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class AssessedUnit(SQLModel, table=True):
+    """A unit known from the registry, so an idle township still appears in its ranking."""
+
+    __tablename__ = "assessed_unit"
+
+    county_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    level: str = Field(sa_column=Column(String(16), primary_key=True))
+    subject_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    zone_id: str = Field(sa_column=Column(String(64), nullable=False))
+    name: str = Field(sa_column=Column(String(128), nullable=False))
+
+
+class QualitativeMark(SQLModel, table=True):
+    """An assessor's qualitative mark for a unit and quarter (their latest one counts)."""
+
+    __tablename__ = "qualitative_mark"
+
+    county_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    quarter: str = Field(sa_column=Column(String(8), primary_key=True))
+    level: str = Field(sa_column=Column(String(16), primary_key=True))
+    subject_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    assessor: str = Field(sa_column=Column(String(128), primary_key=True))
+    points: Decimal = Field(sa_column=Column(Numeric(6, 2), nullable=False))
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    recorded_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class CommandReceipt(SQLModel, table=True):
+    """A command already applied under an idempotency key, and what it answered."""
+
+    __tablename__ = "command_receipt"
+
+    idempotency_key: str = Field(sa_column=Column(String(128), primary_key=True))
+    actor: str = Field(sa_column=Column(String(128), nullable=False))
+    command: str = Field(sa_column=Column(String(64), nullable=False))
+    fingerprint: str = Field(sa_column=Column(String(64), nullable=False))
+    result: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class WorkPlanRow(SQLModel, table=True):
+    """A county's work plan for a year; `revision` counts redefinitions."""
+
+    __tablename__ = "work_plan"
+
+    county_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    year: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    themes: str = Field(sa_column=Column(Text, nullable=False))
+    revision: int = Field(sa_column=Column(Integer, nullable=False))
+    defined_by: str = Field(sa_column=Column(String(128), nullable=False))
+    defined_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class WorkPlanTarget(SQLModel, table=True):
+    """One target of a work plan."""
+
+    __tablename__ = "work_plan_target"
+
+    county_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    year: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    quarter: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    zone_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    kpi: str = Field(sa_column=Column(String(64), primary_key=True))
+    target: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class QuarterClose(SQLModel, table=True):
+    """A county's quarter was closed and its scorecards published."""
+
+    __tablename__ = "quarter_close"
+
+    county_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    quarter: str = Field(sa_column=Column(String(8), primary_key=True))
+    rules_version: str = Field(sa_column=Column(String(64), nullable=False))
+    published: int = Field(sa_column=Column(Integer, nullable=False))
+    closed_by: str = Field(sa_column=Column(String(128), nullable=False))
+    closed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class CampaignRow(SQLModel, table=True):
+    """A special campaign as defined (redefinitions replace it)."""
+
+    __tablename__ = "campaign"
+
+    campaign_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    county_id: str = Field(sa_column=Column(String(64), nullable=False))
+    name: str = Field(sa_column=Column(String(200), nullable=False))
+    domain: str = Field(sa_column=Column(String(64), nullable=False))
+    starts_on: date = Field(sa_column=Column(Date, nullable=False))
+    ends_on: date = Field(sa_column=Column(Date, nullable=False))
+    zone_ids: str = Field(sa_column=Column(Text, nullable=False))
+    defined_by: str = Field(sa_column=Column(String(128), nullable=False))
+    defined_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class CampaignClue(SQLModel, table=True):
+    """A clue registered under a campaign (from ClueRegistered.campaign_id)."""
+
+    __tablename__ = "campaign_clue"
+    __table_args__ = (Index("ix_campaign_clue_campaign", "county_id", "campaign_id"),)
+
+    clue_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    county_id: str = Field(sa_column=Column(String(64), nullable=False))
+    zone_id: str = Field(sa_column=Column(String(64), nullable=False))
+    campaign_id: str = Field(sa_column=Column(String(64), nullable=False))
+    categories: str = Field(sa_column=Column(Text, nullable=False))
+    registered_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class CaseMilestone(SQLModel, table=True):
+    """A milestone of a clue/case (filed, decided, …), joined to campaigns when read.
+
+    Kept per case rather than per campaign so that the result does not depend on whether the
+    clue's registration or the case's step was consumed first (different topics).
+    """
+
+    __tablename__ = "case_milestone"
+
+    case_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    milestone: str = Field(sa_column=Column(String(32), primary_key=True))
+    event_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    county_id: str = Field(sa_column=Column(String(64), nullable=False))
+    occurred_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class AttendanceDay(SQLModel, table=True):
+    """The attendance status in force for a person's day (the latest record wins)."""
+
+    __tablename__ = "attendance_day"
+
+    county_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    person_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    day: date = Field(sa_column=Column(Date, primary_key=True))
+    zone_id: str = Field(sa_column=Column(String(64), nullable=False))
+    status: str = Field(sa_column=Column(String(32), nullable=False))
+    recorded_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    event_id: str = Field(sa_column=Column(String(64), nullable=False))

@@ -1,0 +1,154 @@
+"""The deadline engine on SQLite and PostgreSQL: each notice once, across scanners and restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import col, select
+
+from services.cases.domain.rules import DEFAULT_RULES
+from services.cases.handlers.clue_registered import ClueRegisteredHandler
+from services.cases.store.deadline_scan import DeadlineScanner
+from services.cases.store.deadlines import extend_clock, stop_clock
+from services.cases.store.tables import DeadlineNoticeRow, DeadlineRow
+from services.contracts.intake import ClueRegistered, ReportedSubject
+from services.runtime.db import Database
+from services.runtime.envelope import Envelope
+from services.runtime.messaging_tables import OutboxMessage
+from tests.conftest import MakeDatabase
+
+REGISTERED = datetime(2026, 3, 2, 9, tzinfo=UTC)
+# Disposal: 1 month (due 2026-04-02), warned 5 days before.
+WARNING = datetime(2026, 3, 30, 9, tzinfo=UTC)
+BREACH = datetime(2026, 4, 3, 9, tzinfo=UTC)
+CLUES = 12
+
+
+async def _register(db: Database, clue_id: str) -> None:
+    event = ClueRegistered(
+        county_id="c1",
+        zone_id="z1",
+        clue_id=clue_id,
+        report_id=f"r-{clue_id}",
+        township_id="t1",
+        channel="letter",
+        allegation_categories=["embezzlement"],
+        subject=ReportedSubject(
+            name="Li", post="secretary", unit="Hexi", township_id="t1", cadre_level="village"
+        ),
+        real_name=False,
+        received_at=REGISTERED,
+        registered_at=REGISTERED,
+    )
+    envelope = Envelope(
+        id=str(uuid.uuid4()),
+        type="t",
+        source="xiezuo/intake",
+        time=REGISTERED,
+        county_id="c1",
+        zone_id="z1",
+        data=b"{}",
+    )
+    async with db.transaction() as session:
+        await ClueRegisteredHandler([DEFAULT_RULES])(session, event, envelope)
+
+
+async def _notices(db: Database) -> dict[str, list[str]]:
+    """Deadline ids per notice event type, as the outbox holds them."""
+    async with db.session() as session:
+        rows = (
+            await session.exec(
+                select(OutboxMessage).where(
+                    col(OutboxMessage.event_type).in_(
+                        [
+                            "xiezuo.cases.deadline_approaching.v1",
+                            "xiezuo.cases.deadline_breached.v1",
+                        ]
+                    )
+                )
+            )
+        ).all()
+    found: dict[str, list[str]] = {"approaching": [], "breached": []}
+    for row in rows:
+        kind = "breached" if row.event_type.endswith("breached.v1") else "approaching"
+        found[kind].append(json.loads(row.payload)["deadline_id"])
+    return {kind: sorted(ids) for kind, ids in found.items()}
+
+
+async def test_two_concurrent_scanners_fire_each_notice_once(make_database: MakeDatabase) -> None:
+    db = await make_database("cases")
+    for index in range(CLUES):
+        await _register(db, f"clue-{index:02d}")
+    # Two scanners on separate engines (as two replicas would run them), small batches.
+    first, second = Database(db.url), Database(db.url)
+    try:
+        scanners = [DeadlineScanner(first, batch_size=5), DeadlineScanner(second, batch_size=5)]
+        expected = sorted(f"clue-{index:02d}:disposal:1" for index in range(CLUES))
+        before = await asyncio.gather(*(s.scan(now=REGISTERED) for s in scanners))
+        assert all(not r.approaching and not r.breached for r in before)
+        warned = await asyncio.gather(*(s.scan(now=WARNING) for s in scanners))
+        assert sorted(warned[0].approaching + warned[1].approaching) == expected
+        breached = await asyncio.gather(*(s.scan(now=BREACH) for s in scanners))
+        assert sorted(breached[0].breached + breached[1].breached) == expected
+        assert (await _notices(db)) == {"approaching": expected, "breached": expected}
+    finally:
+        await first.dispose()
+        await second.dispose()
+    # A restarted service (a new engine, nothing in memory) fires nothing again.
+    restarted = Database(db.url)
+    try:
+        again = await DeadlineScanner(restarted).scan(now=BREACH + timedelta(days=30))
+    finally:
+        await restarted.dispose()
+    assert (again.approaching, again.breached) == ([], [])
+    assert (await _notices(db))["breached"] == expected
+    async with db.session() as session:
+        statuses = set((await session.exec(select(DeadlineRow.status))).all())
+        notices = len((await session.exec(select(DeadlineNoticeRow))).all())
+    assert statuses == {"breached"} and notices == 2 * CLUES
+
+
+async def test_a_deadline_found_past_due_breaches_without_a_late_warning(
+    make_database: MakeDatabase,
+) -> None:
+    db = await make_database("cases")
+    await _register(db, "clue-late")
+    result = await DeadlineScanner(db).scan(now=BREACH)
+    assert (result.approaching, result.breached) == ([], ["clue-late:disposal:1"])
+    assert (await DeadlineScanner(db).scan(now=BREACH)).breached == []
+
+
+async def test_an_extension_after_a_breach_keeps_the_breach_and_runs_a_new_deadline(
+    make_database: MakeDatabase,
+) -> None:
+    db = await make_database("cases")
+    await _register(db, "clue-x")
+    scanner = DeadlineScanner(db)
+    await scanner.scan(now=BREACH)
+    async with db.transaction() as session:
+        await extend_clock(session, "clue-x", "disposal", 30, DEFAULT_RULES, now=BREACH)
+    async with db.session() as session:
+        rows = (
+            await session.exec(select(DeadlineRow).order_by(col(DeadlineRow.deadline_id)))
+        ).all()
+    old, new = rows
+    assert (old.status, old.ended_at is not None) == ("breached", True)
+    assert (new.status, new.supersedes, new.extensions) == ("open", old.deadline_id, 1)
+    assert new.due_at.replace(tzinfo=UTC) == datetime(2026, 5, 2, 9, tzinfo=UTC)
+    # The new deadline warns and breaches on its own date, once each.
+    assert (await scanner.scan(now=BREACH + timedelta(days=1))).breached == []
+    warned = await scanner.scan(now=datetime(2026, 4, 28, 9, tzinfo=UTC))
+    assert warned.approaching == ["clue-x:disposal:2"]
+    # Met in time: it ends met and nothing more fires for it.
+    async with db.transaction() as session:
+        await stop_clock(session, "clue-x", "disposal", now=datetime(2026, 4, 29, tzinfo=UTC))
+    late = await scanner.scan(now=datetime(2026, 6, 1, tzinfo=UTC))
+    assert (late.approaching, late.breached) == ([], [])
+    async with db.session() as session:
+        final = (
+            await session.exec(select(DeadlineRow).order_by(col(DeadlineRow.deadline_id)))
+        ).all()
+    assert [d.status for d in final] == ["breached", "met"]
