@@ -59,8 +59,14 @@ def up(
     state_dir: Annotated[
         Path | None, typer.Option(help="Where databases, keys and Kafka data live")
     ] = None,
+    no_demo: Annotated[
+        bool, typer.Option("--no-demo", help="Skip loading the demo county on first run")
+    ] = False,
+    demo_reports: Annotated[
+        int, typer.Option(min=1, help="Reports in the first-run demo year (about 600 a year)")
+    ] = 600,
 ) -> None:
-    """Start Kafka and the four services as separate processes; Ctrl-C stops them all."""
+    """Start Kafka and the four services; on first run, replay a demo year. Ctrl-C stops all."""
     from services.runtime.localstack.kafka import KafkaError, KafkaNode
 
     platform = PlatformSettings()
@@ -79,11 +85,16 @@ def up(
     processes: dict[str, subprocess.Popen[str]] = {}
     try:
         ready: dict[str, dict[str, str]] = {}
+        # Service logs go to files, so the terminal stays readable (progress, tables).
+        log_dir = state / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
         for service in SERVICES:
+            log_file = (log_dir / f"{service}.log").open("a")
             processes[service] = subprocess.Popen(
                 [sys.executable, "-m", "services.cli.main", "serve", service],
                 env=env,
                 stdout=subprocess.PIPE,
+                stderr=log_file,
                 text=True,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
@@ -91,19 +102,21 @@ def up(
         for service, process in processes.items():
             ready[service] = _await_ready(service, process, timeout=120)
         table = Table(title="Xiezuo is up")
-        for column in ("service", "gRPC", "metrics"):
+        for column in ("service", "gRPC", "metrics", "log"):
             table.add_column(column)
-        table.add_row("kafka", bootstrap, "")
+        table.add_row("kafka", bootstrap, "", str(node.log_path))
         for service, info in ready.items():
-            table.add_row(service, info["grpc"], info["metrics"])
+            table.add_row(service, info["grpc"], info["metrics"], str(log_dir / f"{service}.log"))
         Console().print(table)
+        if not no_demo:
+            _first_run_demo(state, env, ready, demo_reports)
         console.print("`xiezuo status` checks health; `xiezuo token --help` mints a dev token.")
         console.print("Press Ctrl-C to stop.")
         _wait_for_interrupt(processes)
     except KeyboardInterrupt:
         pass
     except RuntimeError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{exc}[/red] (service logs are in {state / 'logs'})")
         raise typer.Exit(1) from exc
     finally:
         # A second Ctrl-C must not cut the shutdown short and orphan the services.
@@ -121,6 +134,25 @@ def up(
         console.print("stopping Kafka ...")
         node.stop()
         console.print("stopped.")
+
+
+def _first_run_demo(
+    state: Path, env: dict[str, str], ready: dict[str, dict[str, str]], reports: int
+) -> None:
+    # Imported here so that `serve` (one per service process) never loads the demo.
+    from services.demo.driver import Endpoints
+    from services.demo.first_run import DemoRequest, run_first_demo, should_run
+
+    if not should_run(state):
+        console.print("demo county already loaded (delete demo-loaded in the state dir to redo)")
+        return
+    endpoints = Endpoints(
+        intake=ready["intake"]["grpc"],
+        cases=ready["cases"]["grpc"],
+        assessment=ready["assessment"]["grpc"],
+    )
+    request = DemoRequest(state_dir=state, env=env, endpoints=endpoints, reports=reports)
+    run_first_demo(request, console=console, out=Console())
 
 
 def _die_with_parent() -> None:

@@ -36,7 +36,7 @@ def test_up_serves_four_healthy_services_and_ctrl_c_stops_everything(tmp_path: P
     env = _env(tmp_path / "state", ports)
     log = (tmp_path / "up.log").open("w+")
     up = subprocess.Popen(
-        [str(XIEZUO), "up", "--kafka-port", str(kafka_port)],
+        [str(XIEZUO), "up", "--kafka-port", str(kafka_port), "--no-demo"],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

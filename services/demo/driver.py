@@ -1,0 +1,266 @@
+"""Plays a scenario against the running services over gRPC and waits for them to catch up."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Protocol
+
+import grpc
+from xiezuo.assessment.v1 import assessment_pb2, assessment_pb2_grpc
+from xiezuo.cases.v1 import cases_pb2, cases_pb2_grpc
+from xiezuo.intake.v1 import intake_pb2_grpc
+
+from services.demo.requests import submit_request
+from services.demo.scenario import ScriptedReport
+
+CLUES_RECEIVED = "clues_received"
+_TIERS = {
+    assessment_pb2.TIER_TOP: "reward",
+    assessment_pb2.TIER_MIDDLE: "",
+    assessment_pb2.TIER_BOTTOM: "correction",
+}
+
+
+class DemoFailed(Exception):
+    """The scenario could not finish; the message says where and why."""
+
+
+class Observer(Protocol):
+    """What the driver reports as it goes (the live progress display implements it)."""
+
+    def phase(self, text: str) -> None:
+        """A new step of the scenario began."""
+
+    def submitted(self, zone_id: str) -> None:
+        """Intake registered one more report of this zone."""
+
+    def registered(self, count: int) -> None:
+        """Cases has this many of the scenario's clues on its ledger."""
+
+    def projected(self, count: int) -> None:
+        """Assessment has counted this many clues received."""
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """gRPC addresses of the services the scenario talks to."""
+
+    intake: str
+    cases: str
+    assessment: str
+
+
+@dataclass(frozen=True)
+class RankedZone:
+    """One line of the quarterly ranking."""
+
+    rank: int
+    zone_id: str
+    total: float
+    tier: str
+
+
+@dataclass(frozen=True)
+class DemoOutcome:
+    """What the scenario produced."""
+
+    submitted: int
+    clues: int
+    quarter: str
+    ranking: tuple[RankedZone, ...]
+    # The quarter's report as assessment exports it: HTML with charts, and its CSV.
+    report_html: str
+    report_csv: str
+
+
+@dataclass(frozen=True)
+class _Submitted:
+    clue_id: str
+    zone_id: str
+    quarter: str
+
+
+class DemoDriver:
+    """Submits the scenario's reports, then waits for cases and assessment to have them."""
+
+    def __init__(
+        self,
+        endpoints: Endpoints,
+        *,
+        token: str,
+        county_id: str,
+        concurrency: int = 8,
+        catch_up_seconds: float = 300.0,
+        call_timeout: float = 30.0,
+    ) -> None:
+        self._endpoints = endpoints
+        self._metadata = (("authorization", f"Bearer {token}"),)
+        self._county_id = county_id
+        self._concurrency = concurrency
+        self._catch_up_seconds = catch_up_seconds
+        self._call_timeout = call_timeout
+
+    async def run(self, reports: Iterable[ScriptedReport], *, observer: Observer) -> DemoOutcome:
+        """The whole scenario: submit, let cases and assessment catch up, rank, export."""
+        scripted = list(reports)
+        observer.phase("submitting reports to intake")
+        submitted = await self._submit_all(scripted, observer)
+        clue_ids = {s.clue_id for s in submitted}
+        observer.phase("waiting for cases to register the clues")
+        await self._await_registered(clue_ids, observer)
+        # TODO(issue 7): play each clue's scripted Fate through cases' workflow (ActOnCase:
+        # propose and approve disposal, file, investigate, hear, decide) once those commands
+        # are served; each step is one more phase here, awaited like the two around it.
+        quarters = sorted({s.quarter for s in submitted})
+        zones = sorted({s.zone_id for s in submitted})
+        observer.phase("waiting for assessment to project the events")
+        await self._await_projected(len(clue_ids), zones, quarters, observer)
+        quarter = quarters[-1] if quarters else ""
+        observer.phase(f"ranking the zones for {quarter}")
+        ranking = await self._ranking(quarter)
+        html, csv = await self._export(quarter)
+        return DemoOutcome(len(scripted), len(clue_ids), quarter, ranking, html, csv)
+
+    async def _submit_all(
+        self, reports: list[ScriptedReport], observer: Observer
+    ) -> list[_Submitted]:
+        queue: asyncio.Queue[ScriptedReport] = asyncio.Queue()
+        for report in reports:
+            queue.put_nowait(report)
+        results: list[_Submitted] = []
+        async with grpc.aio.insecure_channel(self._endpoints.intake) as channel:
+            stub = intake_pb2_grpc.IntakeServiceStub(channel)
+
+            async def worker() -> None:
+                while not queue.empty():
+                    report = queue.get_nowait()
+                    try:
+                        reply = await stub.SubmitReport(
+                            submit_request(report),
+                            metadata=self._metadata,
+                            timeout=self._call_timeout,
+                        )
+                    except grpc.aio.AioRpcError as error:
+                        raise DemoFailed(
+                            f"intake refused scenario report {report.key}: "
+                            f"{error.code().name} {error.details()}"
+                        ) from error
+                    registered = reply.registered_at.ToDatetime(tzinfo=UTC)
+                    quarter = f"{registered.year}Q{(registered.month - 1) // 3 + 1}"
+                    results.append(_Submitted(reply.clue_id, reply.zone_id, quarter))
+                    observer.submitted(reply.zone_id)
+
+            await asyncio.gather(*(worker() for _ in range(max(1, self._concurrency))))
+        return results
+
+    async def _await_registered(self, clue_ids: set[str], observer: Observer) -> None:
+        async with grpc.aio.insecure_channel(self._endpoints.cases) as channel:
+            stub = cases_pb2_grpc.CaseServiceStub(channel)
+            deadline = time.monotonic() + self._catch_up_seconds
+            while True:
+                listed = await self._listed_clues(stub)
+                found = len(clue_ids & listed)
+                observer.registered(found)
+                if found >= len(clue_ids):
+                    return
+                if time.monotonic() > deadline:
+                    raise DemoFailed(
+                        f"cases registered only {found} of {len(clue_ids)} clues in "
+                        f"{self._catch_up_seconds:.0f} s (is the cases consumer running?)"
+                    )
+                await asyncio.sleep(1.0)
+
+    async def _listed_clues(self, stub: cases_pb2_grpc.CaseServiceStub) -> set[str]:
+        listed: set[str] = set()
+        token = ""
+        while True:
+            page = await stub.ListClues(
+                cases_pb2.ListCluesRequest(
+                    county_id=self._county_id, page_size=500, page_token=token
+                ),
+                metadata=self._metadata,
+                timeout=self._call_timeout,
+            )
+            listed.update(clue.clue_id for clue in page.clues)
+            token = page.next_page_token
+            if not token:
+                return listed
+
+    async def _await_projected(
+        self, expected: int, zones: list[str], quarters: list[str], observer: Observer
+    ) -> None:
+        async with grpc.aio.insecure_channel(self._endpoints.assessment) as channel:
+            stub = assessment_pb2_grpc.AssessmentServiceStub(channel)
+            deadline = time.monotonic() + self._catch_up_seconds
+            while True:
+                counted = 0
+                for zone in zones:
+                    for quarter in quarters:
+                        counted += await self._clues_counted(stub, zone, quarter)
+                observer.projected(min(counted, expected))
+                if counted >= expected:
+                    return
+                if time.monotonic() > deadline:
+                    raise DemoFailed(
+                        f"assessment counted only {counted} of {expected} clues in "
+                        f"{self._catch_up_seconds:.0f} s"
+                    )
+                await asyncio.sleep(1.0)
+
+    async def _clues_counted(
+        self, stub: assessment_pb2_grpc.AssessmentServiceStub, zone: str, quarter: str
+    ) -> int:
+        try:
+            reply = await stub.GetScorecard(
+                assessment_pb2.GetScorecardRequest(
+                    county_id=self._county_id,
+                    level=assessment_pb2.LEVEL_ZONE,
+                    subject_id=zone,
+                    quarter=quarter,
+                ),
+                metadata=self._metadata,
+                timeout=self._call_timeout,
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() is grpc.StatusCode.NOT_FOUND:
+                return 0
+            raise
+        return sum(c.value for c in reply.scorecard.counts if c.kpi == CLUES_RECEIVED)
+
+    async def _ranking(self, quarter: str) -> tuple[RankedZone, ...]:
+        async with grpc.aio.insecure_channel(self._endpoints.assessment) as channel:
+            stub = assessment_pb2_grpc.AssessmentServiceStub(channel)
+            entries: list[RankedZone] = []
+            token = ""
+            while True:
+                page = await stub.GetRanking(
+                    assessment_pb2.GetRankingRequest(
+                        county_id=self._county_id,
+                        level=assessment_pb2.LEVEL_ZONE,
+                        period=quarter,
+                        page_token=token,
+                    ),
+                    metadata=self._metadata,
+                    timeout=self._call_timeout,
+                )
+                entries.extend(
+                    RankedZone(e.rank, e.subject_id, e.total, _TIERS.get(e.tier, ""))
+                    for e in page.entries
+                )
+                token = page.next_page_token
+                if not token:
+                    return tuple(entries)
+
+    async def _export(self, quarter: str) -> tuple[str, str]:
+        async with grpc.aio.insecure_channel(self._endpoints.assessment) as channel:
+            stub = assessment_pb2_grpc.AssessmentServiceStub(channel)
+            reply = await stub.ExportReport(
+                assessment_pb2.ExportReportRequest(county_id=self._county_id, quarter=quarter),
+                metadata=self._metadata,
+                timeout=self._call_timeout,
+            )
+        return reply.html, reply.csv

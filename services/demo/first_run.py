@@ -1,0 +1,158 @@
+"""The demo on `xiezuo up`'s first run: load the county, replay a year, rank, report."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+from rich.console import Console
+from rich.table import Table
+
+from services.demo.county import DEMO_COUNTY_FILE, load_county_plan
+from services.demo.driver import DemoDriver, DemoFailed, DemoOutcome, Endpoints
+from services.demo.progress import LiveProgress
+from services.demo.scenario import generate_scenario
+from services.runtime.settings import PlatformSettings
+from services.runtime.tokens import ALL_ZONES, mint_dev_token
+
+MARKER_FILE = "demo-loaded"
+# Roles the scenario acts in: intake officer files reports; leadership and assessor read back.
+SCENARIO_ROLES = ("intake_officer", "county_leadership", "assessor")
+
+
+@dataclass(frozen=True)
+class DemoRequest:
+    """How `xiezuo up` asked for the demo."""
+
+    state_dir: Path
+    env: dict[str, str]
+    endpoints: Endpoints
+    reports: int
+    seed: int = 2026
+    county_file: Path = DEMO_COUNTY_FILE
+
+
+def should_run(state_dir: Path) -> bool:
+    """First run: the state dir has no marker of a demo already loaded."""
+    return not (state_dir / MARKER_FILE).exists()
+
+
+def run_first_demo(request: DemoRequest, *, console: Console, out: Console) -> DemoOutcome | None:
+    """Run the demo; on any failure say so and return None (the platform keeps running)."""
+    try:
+        outcome = _run(request, console)
+    except Exception as exc:
+        # Whatever went wrong, the demo must never take the platform down with it.
+        _failed(console, _reason(exc))
+        return None
+    report_path = _write_report(outcome, request.state_dir / "demo")
+    _print_outcome(outcome, report_path, out)
+    (request.state_dir / MARKER_FILE).write_text(
+        json.dumps(
+            {
+                "reports": outcome.submitted,
+                "clues": outcome.clues,
+                "quarter": outcome.quarter,
+                "report": str(report_path),
+                "loaded_at": datetime.now(UTC).isoformat(),
+            }
+        ),
+        encoding="utf-8",
+    )
+    return outcome
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, DemoFailed):
+        return str(exc)
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return f"a service answered {exc.code().name}: {exc.details()}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _failed(console: Console, reason: str) -> None:
+    console.print(f"[red]demo scenario failed:[/red] {reason}")
+    console.print(
+        "The platform is still running; the demo will be tried again on the next `xiezuo up` "
+        "(or skip it with --no-demo)."
+    )
+
+
+def _run(request: DemoRequest, console: Console) -> DemoOutcome:
+    plan = load_county_plan(request.county_file)
+    console.print(f"[cyan]demo:[/cyan] loading the demo county from {request.county_file} ...")
+    _import_county(request)
+    # Received over the year so far, up to last midnight (UTC): never in the future.
+    until = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = until.replace(month=1, day=1)
+    if start >= until:
+        start = (until - timedelta(days=1)).replace(month=1, day=1)
+    reports = generate_scenario(
+        plan, seed=request.seed, count=request.reports, start=start, until=until
+    )
+    console.print(
+        f"[cyan]demo:[/cyan] replaying {len(reports)} reports received "
+        f"{start:%Y-%m-%d} .. {until:%Y-%m-%d} across {len(plan.zone_ids)} zones"
+    )
+    # The services' own settings (issuer, audience) come from the same environment as ours.
+    platform = PlatformSettings()
+    token = mint_dev_token(
+        key_dir=request.state_dir / "keys",
+        subject="demo-scenario",
+        roles=SCENARIO_ROLES,
+        county_id=plan.county_id,
+        zone_ids=[ALL_ZONES],
+        issuer=platform.token_issuer,
+        audience=platform.token_audience,
+    )
+    driver = DemoDriver(request.endpoints, token=token, county_id=plan.county_id)
+    per_zone = Counter(r.zone_id for r in reports)
+    with LiveProgress(console, per_zone=per_zone, clues=len(reports)) as progress:
+        return asyncio.run(driver.run(reports, observer=progress))
+
+
+def _import_county(request: DemoRequest) -> None:
+    # The staffing CLI writes its registry and outbox; the running staffing service publishes
+    # TownshipPlaced from there, as for an operator's own import.
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli.main", "staffing", "import", str(request.county_file)],
+        env={**os.environ, **request.env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if done.returncode != 0:
+        # The last line names the error; the traceback above it would drown the message.
+        lines = (done.stderr or done.stdout).strip().splitlines() or ["no output"]
+        raise DemoFailed(f"`xiezuo staffing import` exited with {done.returncode}: {lines[-1]}")
+
+
+def _write_report(outcome: DemoOutcome, out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    html = out_dir / f"report-{outcome.quarter}.html"
+    html.write_text(outcome.report_html, encoding="utf-8")
+    (out_dir / f"scorecards-{outcome.quarter}.csv").write_text(outcome.report_csv, encoding="utf-8")
+    return html
+
+
+def _print_outcome(outcome: DemoOutcome, report_path: Path, out: Console) -> None:
+    table = Table(title=f"Zone ranking {outcome.quarter}")
+    for column in ("rank", "zone", "score", "list"):
+        table.add_column(column)
+    for entry in outcome.ranking:
+        table.add_row(str(entry.rank), entry.zone_id, f"{entry.total:.1f}", entry.tier)
+    out.print(table)
+    out.print(
+        f"demo: {outcome.submitted} reports submitted, {outcome.clues} clues registered in cases",
+        soft_wrap=True,
+    )
+    # Never wrapped, so the path can be copied (and read by scripts) whole.
+    out.print(f"HTML report: {report_path}", soft_wrap=True, highlight=False)

@@ -1,0 +1,59 @@
+"""Live progress of the scenario: one bar per zone, then cases and assessment catching up."""
+
+from __future__ import annotations
+
+from collections import Counter
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+
+
+class LiveProgress:
+    """Rich bars redrawn in place a few times a second (no line per event)."""
+
+    def __init__(self, console: Console, *, per_zone: Counter[str], clues: int) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description:<34}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=console,
+            refresh_per_second=4,
+        )
+        self._zones: dict[str, TaskID] = {
+            zone: self._progress.add_task(f"reports submitted, zone {zone}", total=count)
+            for zone, count in sorted(per_zone.items())
+        }
+        self._registered = self._progress.add_task("clues registered in cases", total=clues)
+        self._projected = self._progress.add_task("clues projected by assessment", total=clues)
+        self._console = console
+
+    def __enter__(self) -> LiveProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._progress.stop()
+
+    def phase(self, text: str) -> None:
+        """Printed above the bars, once per step."""
+        self._progress.console.print(f"[cyan]demo:[/cyan] {text} ...")
+
+    def submitted(self, zone_id: str) -> None:
+        """One more report of the zone registered by intake."""
+        task = self._zones.get(zone_id)
+        if task is not None:
+            self._progress.advance(task)
+
+    def registered(self, count: int) -> None:
+        """Clues of the scenario now on cases' ledger."""
+        self._progress.update(self._registered, completed=count)
+
+    def projected(self, count: int) -> None:
+        """Clues counted by assessment."""
+        self._progress.update(self._projected, completed=count)
