@@ -11,7 +11,7 @@ import typer
 
 from services.assessment.domain.quarter import Quarter
 from services.assessment.domain.scoring_rules import load_rules
-from services.assessment.report.build import build_report
+from services.assessment.report.build import build_report, build_year_report
 from services.assessment.report.render import render_csv, render_html
 from services.assessment.store.scorecards import Scoring
 from services.runtime import audit
@@ -28,18 +28,23 @@ def assessment() -> None:
 
 @app.command()
 def report(
-    quarter: Annotated[str, typer.Option(help="Quarter such as 2026Q3")],
     county: Annotated[str, typer.Option(help="County id")],
+    quarter: Annotated[str, typer.Option(help="Quarter such as 2026Q3")] = "",
+    year: Annotated[int, typer.Option(help="A whole year such as 2026 instead")] = 0,
     zone: Annotated[str, typer.Option(help="Only this zone's units")] = "",
     out: Annotated[Path, typer.Option(help="Directory for report.html and scorecards.csv")] = Path(
         "."
     ),
 ) -> None:
-    """Write the quarter's HTML report (rankings, four forms, deadlines, trends) and CSV."""
-    try:
-        period = Quarter.parse(quarter)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--quarter") from exc
+    """Write the quarter's or year's HTML report (rankings, four forms, deadlines, trends), CSV."""
+    if bool(quarter) == bool(year):
+        raise typer.BadParameter("give --quarter or --year (one of them)", param_hint="--quarter")
+    period: Quarter | int = year
+    if quarter:
+        try:
+            period = Quarter.parse(quarter)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--quarter") from exc
     html, table = asyncio.run(_render(Settings("assessment").database_url, county, period, zone))
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.html").write_text(html, encoding="utf-8")
@@ -47,13 +52,19 @@ def report(
     typer.echo(f"wrote {out / 'report.html'} and {out / 'scorecards.csv'}")
 
 
-async def _render(url: str, county: str, quarter: Quarter, zone: str) -> tuple[str, str]:
+async def _render(url: str, county: str, period: Quarter | int, zone: str) -> tuple[str, str]:
     database = Database(url)
+    scoring = Scoring(load_rules())
     try:
         async with database.transaction() as session:
-            built = await build_report(
-                session, Scoring(load_rules()), county_id=county, quarter=quarter, zone_id=zone
-            )
+            if isinstance(period, Quarter):
+                built = await build_report(
+                    session, scoring, county_id=county, quarter=period, zone_id=zone
+                )
+            else:
+                built = await build_year_report(
+                    session, scoring, county_id=county, year=period, zone_id=zone
+                )
             # The report shows every person's scorecard: exporting it is an audited read.
             await audit.append(
                 session,
@@ -61,7 +72,7 @@ async def _render(url: str, county: str, quarter: Quarter, zone: str) -> tuple[s
                 actor=f"cli:{getpass.getuser()}",
                 action="report.exported",
                 record_type="assessment_report",
-                record_id=f"{quarter}:{zone or '*'}",
+                record_id=f"{period}:{zone or '*'}",
             )
     finally:
         await database.dispose()

@@ -14,14 +14,16 @@ from services.cases.api.servicer import CaseServicer
 from services.cases.domain.rules import DEFAULT_RULES, rules_in_force
 from services.cases.domain.ruleset import RuleSet
 from services.cases.handlers.clue_registered import ClueRegisteredHandler
+from services.cases.handlers.report_linked import ReportLinkedHandler
 from services.cases.handlers.teams import on_recusal, on_team_assigned, on_team_unfillable
 from services.cases.settings import CasesSettings
 from services.cases.store.case_reader import CaseReader
 from services.cases.store.clues import ClueReader
 from services.cases.store.deadline_scan import DeadlineScanner
+from services.cases.store.links import ClueLinks
 from services.cases.store.rectification import RectificationDesk
 from services.cases.store.workflow import Workflow
-from services.contracts.intake import ClueRegistered
+from services.contracts.intake import ClueRegistered, ReportLinked
 from services.contracts.staffing import RecusalRecorded, TeamAssigned, TeamUnfillable
 from services.runtime.host import GrpcParts, ServiceHost
 from services.runtime.settings import Settings
@@ -40,6 +42,8 @@ def build(settings: Settings) -> tuple[ServiceHost, GrpcParts, DeadlineScanner]:
     host.consumer.on(TeamUnfillable, on_team_unfillable)
     host.consumer.on(RecusalRecorded, on_recusal)
     database = host.database
+    by_version = {rules.version: rules for rules in rule_versions}
+    host.consumer.on(ReportLinked, ReportLinkedHandler(by_version, lock=not database.is_sqlite))
 
     def in_force(moment: datetime) -> RuleSet:
         return rules_in_force(rule_versions, moment.date())
@@ -47,8 +51,9 @@ def build(settings: Settings) -> tuple[ServiceHost, GrpcParts, DeadlineScanner]:
     servicer = CaseServicer(
         ClueReader(database),
         CaseReader(database),
-        Workflow(database, {rules.version: rules for rules in rule_versions}),
+        Workflow(database, by_version),
         rectifications=RectificationDesk(database, in_force),
+        links=ClueLinks(database),
     )
     scanner = DeadlineScanner(database, batch_size=own.deadline_scan_batch)
 

@@ -30,6 +30,9 @@ class TeamRequested(IntegrationEvent):
     subject_key: str
     team_size: int = Field(ge=1, le=20)
     required_skills: list[str] = Field(default_factory=list)
+    # A joint case (联合办案) spans several townships: nobody from ANY of them may be drawn.
+    # Always includes subject_township_id when set; staffing must honour every entry.
+    excluded_township_ids: list[str] = Field(default_factory=list)
     # e.g. everyone who investigated the case, for a hearing or review team.
     excluded_person_ids: list[str] = Field(default_factory=list)
     pool: Literal["zone", "county"] = "zone"

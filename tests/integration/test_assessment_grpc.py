@@ -376,6 +376,19 @@ async def test_report_export_is_scoped(client: Client) -> None:
         )
     )
     assert whole.code() == grpc.StatusCode.PERMISSION_DENIED
+    year = await client.stub.ExportReport(
+        pb.ExportReportRequest(county_id=COUNTY, year=2026, zone_id="z1"),
+        metadata=client.as_(CHIEF_Z1),
+    )
+    assert {line.split(",")[0] for line in year.csv.splitlines()[1:]} == {"2026"}
+    assert "<th>2026Q3</th>" in year.html
+    both = await _denied(
+        client.stub.ExportReport(
+            pb.ExportReportRequest(county_id=COUNTY, year=2026, quarter="2026Q3", zone_id="z1"),
+            metadata=client.as_(CHIEF_Z1),
+        )
+    )
+    assert both.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 async def test_campaign_view_counts_its_clues_and_their_cases(client: Client) -> None:

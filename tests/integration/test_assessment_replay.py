@@ -13,6 +13,7 @@ from services.assessment.handlers.projection import register_handlers
 from services.assessment.store.projection import projection_rows
 from services.assessment.synthetic import County, synthetic_events
 from services.contracts.base import IntegrationEvent
+from services.contracts.cases import ClueDisposed, DeadlineBreached
 from services.contracts.staffing import AttendanceRecorded, TownshipPlaced
 from services.runtime.db import Database
 from services.runtime.envelope import Envelope
@@ -83,6 +84,33 @@ async def _consume_all(
         return await projection_rows(session)
 
 
+def _late_disposal(county_id: str) -> list[IntegrationEvent]:
+    """A clue disposed after its disposal limit passed, and cases' breach of that limit."""
+    return [
+        ClueDisposed(
+            county_id=county_id,
+            zone_id="z-01",
+            case_id="clue-late",
+            township_id="t-01-00",
+            action="approve_disposal",
+            from_stage="disposal_proposed",
+            to_stage="disposed",
+            actor="p-head",
+            rule_version="cn-default-2026.1",
+            occurred_at=datetime(2026, 8, 1, tzinfo=UTC),
+        ),
+        DeadlineBreached(
+            county_id=county_id,
+            zone_id="z-01",
+            deadline_id="deadline-late",
+            case_id="clue-late",
+            kind="disposal",
+            due_at=datetime(2026, 7, 20, tzinfo=UTC),
+            rule_version="cn-default-2026.1",
+        ),
+    ]
+
+
 async def _inbox_has(database: Database, consumer: str, expected: int) -> bool:
     return await count_rows(database, InboxEntry, InboxEntry.consumer == consumer) >= expected
 
@@ -129,6 +157,12 @@ async def test_replaying_the_log_into_an_empty_database_gives_identical_projecti
         by_topic.setdefault(attendance_class.topic, []).append(
             _record(marked, unique("evt"), recorded_at)
         )
+    # A late disposal and its breach on different topics: consumed in either order.
+    for event in _late_disposal(county.county_id):
+        topic = classes[event.event_type].topic
+        by_topic.setdefault(topic, []).append(
+            _record(event, unique("evt"), datetime(2026, 8, 1, tzinfo=UTC))
+        )
     # A redelivered record (the relay may publish twice after a crash) counts once.
     first_topic = next(iter(by_topic))
     by_topic[first_topic].append(by_topic[first_topic][0])
@@ -141,7 +175,7 @@ async def test_replaying_the_log_into_an_empty_database_gives_identical_projecti
         private,
         placed_class,
         attendance_class,
-        EVENTS + 4,
+        EVENTS + 6,
     )
     rebuilt = await _consume_all(
         kafka,
@@ -149,9 +183,18 @@ async def test_replaying_the_log_into_an_empty_database_gives_identical_projecti
         private,
         placed_class,
         attendance_class,
-        EVENTS + 4,
+        EVENTS + 6,
     )
     kinds = {row[0] for row in live}
-    assert {"tally", "contribution", "unit", "campaign_clue", "milestone", "attendance"} <= kinds
+    assert {
+        "tally",
+        "contribution",
+        "unit",
+        "campaign_clue",
+        "milestone",
+        "attendance",
+        "clock",
+        "breach",
+    } <= kinds
     assert len([row for row in live if row[0] == "tally"]) > 50
     assert rebuilt == live

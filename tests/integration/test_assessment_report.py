@@ -88,3 +88,31 @@ def test_report_writes_html_charts_and_csv(tmp_path: Path, monkeypatch: pytest.M
     assert zones["z2"]["total"] == "49.00"
     bad = CliRunner().invoke(app, ["report", "--quarter", "2026Q7", "--county", "c1"])
     assert bad.exit_code != 0
+
+
+def test_year_report_ranks_by_mean_quarter_and_sums_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'assessment.sqlite3'}"
+    upgrade("assessment", url)
+    asyncio.run(_seed(url))
+    monkeypatch.setenv("XIEZUO_ASSESSMENT_DATABASE_URL", url)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["report", "--year", "2026", "--county", "c1", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "Assessment 2026" in html and "party_sanction" in html
+    assert "<th>2026Q3</th>" in html and "Deadline compliance" in html
+    rows = list(csv.DictReader((out / "scorecards.csv").open(encoding="utf-8")))
+    zones = {row["subject_id"]: row for row in rows if row["level"] == "zone"}
+    assert {row["quarter"] for row in rows} == {"2026"}
+    assert zones["z1"]["decisions.education"] == "1"
+    # Q3 49 (the unfillable team), three idle quarters at the base 50: mean 49.75.
+    assert zones["z2"]["total"] == "49.75"
+    assert (zones["z1"]["rank"], zones["z2"]["rank"]) == ("1", "2")
+    both = CliRunner().invoke(
+        app, ["report", "--year", "2026", "--quarter", "2026Q3", "--county", "c1"]
+    )
+    assert both.exit_code != 0

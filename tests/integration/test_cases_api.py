@@ -23,6 +23,7 @@ from services.cases.handlers.teams import on_recusal, on_team_assigned
 from services.cases.store.case_reader import CaseReader
 from services.cases.store.clues import ClueReader
 from services.cases.store.deadline_scan import DeadlineScanner
+from services.cases.store.links import ClueLinks
 from services.cases.store.rectification import RectificationDesk
 from services.cases.store.tables import CaseStepRow
 from services.cases.store.workflow import Workflow
@@ -69,6 +70,7 @@ async def api(make_database: MakeDatabase) -> AsyncIterator[Api]:
         CaseReader(database),
         Workflow(database, {DEFAULT_RULES.version: DEFAULT_RULES}),
         rectifications=RectificationDesk(database, lambda _: DEFAULT_RULES),
+        links=ClueLinks(database),
     )
     endpoint = GrpcEndpoint(
         address="127.0.0.1:0",
@@ -419,3 +421,69 @@ async def test_rectification_items_open_progress_close_and_escalate(api: Api) ->
         kinds = (await session.exec(select(OutboxMessage.event_type))).all()
     assert kinds.count("xiezuo.cases.rectification_closed.v1") == 1
     assert kinds.count("xiezuo.cases.rectification_opened.v1") == 2
+
+
+async def test_related_clues_and_joint_cases_are_commands_on_the_record(api: Api) -> None:
+    await _register(api.db, "clue-r1")
+    await _register(api.db, "clue-r2", township="t2")
+    chief = api.as_("chief", "zone_chief")
+    officer = api.as_("a", "case_officer")
+
+    def relate(key: str, one: str, other: str, reason: str = "same land deal") -> Any:
+        request = cases_pb2.LinkRelatedCluesRequest(
+            idempotency_key=key, case_id=one, related_case_id=other, reason=reason
+        )
+        return api.stub.LinkRelatedClues(request, metadata=chief)
+
+    before = await _steps(api.db)
+    assert await _code(relate("l0", "clue-r1", "clue-r2", reason=" ")) is (
+        grpc.StatusCode.INVALID_ARGUMENT
+    )
+    assert await _code(relate("l0", "clue-r1", "clue-r1")) is grpc.StatusCode.INVALID_ARGUMENT
+    assert await _steps(api.db) == before
+    first = await relate("l1", "clue-r1", "clue-r2")
+    again = await relate("l1", "clue-r1", "clue-r2")
+    assert (first.replayed, again.replayed) == (False, True)
+    assert again.step.step_id == first.step.step_id and first.step.action == "link_related"
+    # The same pair the other way round is the same link.
+    assert await _code(relate("l2", "clue-r2", "clue-r1")) is grpc.StatusCode.ALREADY_EXISTS
+    assert await _code(relate("l1", "clue-r2", "clue-r1")) is grpc.StatusCode.INVALID_ARGUMENT
+    officer_call = api.stub.LinkRelatedClues(
+        cases_pb2.LinkRelatedCluesRequest(
+            idempotency_key="l3", case_id="clue-r1", related_case_id="clue-r2", reason="x"
+        ),
+        metadata=officer,
+    )
+    assert await _code(officer_call) is grpc.StatusCode.PERMISSION_DENIED
+    assert await _code(relate("l4", "clue-r1", "nope")) is grpc.StatusCode.NOT_FOUND
+    for case_id, other in (("clue-r1", "clue-r2"), ("clue-r2", "clue-r1")):
+        got = await api.stub.GetCase(cases_pb2.GetCaseRequest(case_id=case_id), metadata=chief)
+        assert [(link.kind, link.reason) for link in got.links] == [("related", "same land deal")]
+        related = json.loads(got.history[-1].detail_json)["related_clue_id"]
+        assert (got.history[-1].action, related) == ("link_related", other)
+
+    # A joint case: teams come from none of its townships.
+    def joint(key: str, *townships: str, reason: str = "one scheme, two townships") -> Any:
+        request = cases_pb2.DeclareJointCaseRequest(
+            idempotency_key=key, case_id="clue-r1", township_ids=list(townships), reason=reason
+        )
+        return api.stub.DeclareJointCase(request, metadata=chief)
+
+    assert await _code(joint("j0", "t1")) is grpc.StatusCode.INVALID_ARGUMENT
+    assert await _code(joint("j0")) is grpc.StatusCode.INVALID_ARGUMENT
+    declared = await joint("j1", "t3", "t2")
+    assert (await joint("j1", "t3", "t2")).replayed
+    assert list(declared.case.township_ids) == ["t1", "t2", "t3"]
+    assert await _code(joint("j2", "t2")) is grpc.StatusCode.FAILED_PRECONDITION
+    deputy = api.as_("dep", "deputy_chief")
+    await _act(api, deputy, "clue-r1", "propose_disposal", choice="preliminary_verification")
+    await _act(api, chief, "clue-r1", "approve_disposal")
+    requests = [r for r in await _team_requests(api.db) if r["case_id"] == "clue-r1"]
+    assert [(r["subject_township_id"], r["excluded_township_ids"]) for r in requests] == [
+        ("t1", ["t1", "t2", "t3"])
+    ]
+    # Widening the joint case while the team is awaited asks staffing again.
+    await joint("j3", "t4")
+    requests = [r for r in await _team_requests(api.db) if r["case_id"] == "clue-r1"]
+    assert requests[-1]["excluded_township_ids"] == ["t1", "t2", "t3", "t4"]
+    assert len({r["request_id"] for r in requests}) == 2

@@ -196,3 +196,18 @@ def test_replay_reproduces_and_detects_tampering() -> None:
 def test_the_default_rules_are_versioned_data() -> None:
     assert DEFAULT_DRAW_RULES.version
     assert DEFAULT_DRAW_RULES.max_workload_distance >= 0
+
+
+def test_a_joint_case_excludes_staff_from_every_one_of_its_townships() -> None:
+    people = [
+        person("own", home_township_id="t-1"),
+        person("joint", home_township_id="t-3"),
+        person("free", home_township_id="t-2"),
+    ]
+    record = draw(request(excluded_township_ids=("t-3",)), people)
+    assert record.outcome.members == ("free",)
+    assert reasons(record) == {
+        "own": ExclusionReason.SUBJECT_TOWNSHIP,
+        "joint": ExclusionReason.SUBJECT_TOWNSHIP,
+    }
+    assert replay(record).matches

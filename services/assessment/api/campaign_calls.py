@@ -141,4 +141,5 @@ class CampaignCalls:
             clues_by_category=tallies_of(view.clues_by_category),
             clues_by_zone=tallies_of(view.clues_by_zone),
             case_milestones=tallies_of(view.case_milestones),
+            rectification=tallies_of(view.rectification),
         )

@@ -10,7 +10,7 @@ from xiezuo.assessment.v1 import assessment_pb2 as pb
 from services.assessment.api import policy
 from services.assessment.api.requests import Context
 from services.assessment.domain.quarter import AssessmentCalendar, Quarter
-from services.assessment.report.build import build_report
+from services.assessment.report.build import build_report, build_year_report
 from services.assessment.report.render import render_csv, render_html
 from services.assessment.store.closes import AlreadyClosed, close_quarter
 from services.assessment.store.receipts import KeyReused, earlier_result, fingerprint, keep_result
@@ -19,6 +19,9 @@ from services.runtime import audit
 from services.runtime.db import Database
 from services.runtime.grpc.auth import current_principal
 from services.runtime.grpc.errors import FailedPrecondition, FieldViolation, InvalidArgument
+
+# Plausible report years (input validation, not a rule).
+MIN_YEAR, MAX_YEAR = 2000, 2100
 
 
 class QuarterCommands:
@@ -101,33 +104,49 @@ class QuarterCommands:
     async def ExportReport(
         self, request: pb.ExportReportRequest, context: Context
     ) -> pb.ExportReportResponse:
-        """The quarter's report as HTML and CSV."""
+        """The quarter's (or year's) report as HTML and CSV."""
         violations: list[FieldViolation] = []
         if not request.county_id:
             violations.append(FieldViolation("county_id", "is required"))
         quarter = Quarter(1, 1)
-        try:
-            quarter = Quarter.parse(request.quarter)
-        except ValueError as exc:
-            violations.append(FieldViolation("quarter", str(exc)))
+        if request.year and request.quarter:
+            violations.append(FieldViolation("year", "give a quarter or a year, not both"))
+        elif request.year:
+            if not MIN_YEAR <= request.year <= MAX_YEAR:
+                violations.append(FieldViolation("year", f"must be {MIN_YEAR}..{MAX_YEAR}"))
+        else:
+            try:
+                quarter = Quarter.parse(request.quarter)
+            except ValueError as exc:
+                violations.append(FieldViolation("quarter", str(exc)))
         if violations:
             raise InvalidArgument(violations)
         principal = current_principal()
         policy.authorize_report(principal, county_id=request.county_id, zone_id=request.zone_id)
+        period = str(request.year) if request.year else str(quarter)
         async with self._db.transaction() as session:
-            report = await build_report(
-                session,
-                self._scoring,
-                county_id=request.county_id,
-                quarter=quarter,
-                zone_id=request.zone_id,
-            )
+            if request.year:
+                report = await build_year_report(
+                    session,
+                    self._scoring,
+                    county_id=request.county_id,
+                    year=request.year,
+                    zone_id=request.zone_id,
+                )
+            else:
+                report = await build_report(
+                    session,
+                    self._scoring,
+                    county_id=request.county_id,
+                    quarter=quarter,
+                    zone_id=request.zone_id,
+                )
             await audit.append(
                 session,
                 county_id=request.county_id,
                 actor=principal.subject,
                 action="report.exported",
                 record_type="assessment_report",
-                record_id=f"{quarter}:{request.zone_id or '*'}",
+                record_id=f"{period}:{request.zone_id or '*'}",
             )
         return pb.ExportReportResponse(html=render_html(report), csv=render_csv(report))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 
@@ -29,6 +29,8 @@ class CampaignView:
     clues_by_zone: dict[str, int]
     # Milestones of the campaign's clues (filed, decided, transferred, closed) → count.
     case_milestones: dict[str, int]
+    # Rectification items opened under the campaign: opened, open, closed, closed_on_time.
+    rectification: dict[str, int] = field(default_factory=dict)
 
 
 def campaign_problems(campaign: Campaign) -> list[tuple[str, str]]:

@@ -68,7 +68,7 @@ def register_handlers(
     attendance_class: type[AttendanceRecorded] = AttendanceRecorded,
 ) -> None:
     """Subscribe the projection to every mapped event type and to the township registry."""
-    extra = ledgers() if ledgers_by_type is None else ledgers_by_type
+    extra = ledgers(calendar) if ledgers_by_type is None else ledgers_by_type
     for projection in projections:
         handler = ProjectionHandler(
             projection.mapper, calendar, extra.get(projection.event_class.event_type, ())

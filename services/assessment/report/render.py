@@ -1,4 +1,4 @@
-"""Rendering a quarterly report: one self-contained HTML page with SVG charts, and CSV."""
+"""Rendering a quarterly or yearly report: one self-contained HTML page with SVG charts, and CSV."""
 
 from __future__ import annotations
 
@@ -43,6 +43,11 @@ def _sum_prefixed(rows: Sequence[ReportRow], prefix: str) -> dict[str, int]:
     return dict(sorted(totals.items()))
 
 
+def _share(counts: dict[str, int], part: Kpi, whole: Kpi) -> float:
+    """`part` as a percentage of `whole` (callers skip a zero `whole`)."""
+    return round(100 * counts.get(part.value, 0) / counts[whole.value], 1)
+
+
 def render_html(report: QuarterReport) -> str:
     """The report page (no external assets, so it can be mailed or archived as one file)."""
     zones = [row for row in report.rows if row.level == "zone"]
@@ -75,6 +80,22 @@ def render_html(report: QuarterReport) -> str:
             ]
         )
     )
+    sections.append("<h2>Deadline compliance: share finished within the limit per zone</h2>")
+    for label, done, in_time in (
+        ("disposals", Kpi.CLUES_DISPOSED, Kpi.CLUES_DISPOSED_IN_TIME),
+        ("investigations", Kpi.INVESTIGATIONS_FINISHED, Kpi.INVESTIGATIONS_FINISHED_IN_TIME),
+    ):
+        sections.append(f"<h3>{label}</h3>")
+        sections.append(
+            _bars(
+                [
+                    (row.subject_id, _share(row.counts, in_time, done), "#00897b")
+                    for row in zones
+                    if row.counts.get(done.value)
+                ],
+                unit="%",
+            )
+        )
     sections.append("<h2>Trend: zone totals this year</h2><table><tr><th>zone</th>")
     quarters = sorted({quarter for points in report.trends.values() for quarter, _ in points})
     sections.append("".join(f"<th>{escape(q)}</th>" for q in quarters) + "</tr>")

@@ -11,7 +11,12 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.assessment.domain.campaign import Campaign, CampaignView
-from services.assessment.store.tables import CampaignClue, CampaignRow, CaseMilestone
+from services.assessment.store.tables import (
+    CampaignClue,
+    CampaignRectification,
+    CampaignRow,
+    CaseMilestone,
+)
 
 
 async def save_campaign(
@@ -99,6 +104,49 @@ def record_milestone(
     )
 
 
+async def record_campaign_rectification(
+    session: AsyncSession,
+    *,
+    item_id: str,
+    county_id: str,
+    zone_id: str,
+    campaign_id: str,
+    opened_at: datetime | None = None,
+    closed_at: datetime | None = None,
+    overdue: bool | None = None,
+) -> None:
+    """Note a campaign's rectification item opening or closing, whichever arrives first."""
+    row = await session.get(CampaignRectification, item_id)
+    if row is None:
+        row = CampaignRectification(
+            item_id=item_id, county_id=county_id, zone_id=zone_id, campaign_id=campaign_id
+        )
+    if opened_at is not None:
+        row.opened_at = opened_at
+    if closed_at is not None:
+        row.closed_at, row.overdue = closed_at, overdue
+    session.add(row)
+
+
+async def _rectification(
+    session: AsyncSession, campaign: Campaign, zone_ids: Sequence[str] | None
+) -> dict[str, int]:
+    query = select(CampaignRectification).where(
+        CampaignRectification.county_id == campaign.county_id,
+        CampaignRectification.campaign_id == campaign.campaign_id,
+    )
+    if zone_ids is not None:
+        query = query.where(col(CampaignRectification.zone_id).in_(list(zone_ids)))
+    items = (await session.exec(query)).all()
+    closed = [item for item in items if item.closed_at is not None]
+    return {
+        "opened": len(items),
+        "open": len(items) - len(closed),
+        "closed": len(closed),
+        "closed_on_time": sum(1 for item in closed if not item.overdue),
+    }
+
+
 async def campaign_view(
     session: AsyncSession, campaign: Campaign, *, zone_ids: Sequence[str] | None
 ) -> CampaignView:
@@ -130,4 +178,5 @@ async def campaign_view(
         clues_by_category=dict(sorted(by_category.items())),
         clues_by_zone=dict(sorted(by_zone.items())),
         case_milestones=dict(sorted(milestones.items())),
+        rectification=await _rectification(session, campaign, zone_ids),
     )

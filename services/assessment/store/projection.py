@@ -18,10 +18,14 @@ from services.assessment.store.tables import (
     AssessedUnit,
     AttendanceDay,
     CampaignClue,
+    CampaignRectification,
     CaseMilestone,
     KpiContribution,
     KpiTally,
+    LimitBreach,
+    LimitClock,
 )
+from services.assessment.store.timeliness import limit_counts
 
 TALLY_KEY = ("county_id", "quarter", "level", "subject_id", "zone_id", "kpi")
 CONTRIBUTION_KEY = ("event_id", "level", "subject_id", "zone_id", "kpi")
@@ -121,6 +125,12 @@ async def tallies(
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for row in (await session.exec(query)).all():
         counts[row.subject_id][row.kpi] += row.value
+    # Within-limit counts are judged from per-case facts when read (order-independent).
+    derived = await limit_counts(
+        session, county_id=county_id, quarter=quarter, level=level, subject_id=subject_id
+    )
+    for (subject, _zone, kpi), event_ids in derived.items():
+        counts[subject][kpi] += len(event_ids)
     return {subject: dict(kpis) for subject, kpis in counts.items()}
 
 
@@ -135,6 +145,9 @@ async def subject_zones(
         KpiTally.level == level.value,
     )
     for subject, zone in (await session.exec(query.distinct())).all():
+        zones[subject].add(zone)
+    derived = await limit_counts(session, county_id=county_id, quarter=quarter, level=level)
+    for subject, zone, _kpi in derived:
         zones[subject].add(zone)
     units = select(AssessedUnit.subject_id, AssessedUnit.zone_id).where(
         AssessedUnit.county_id == county_id, AssessedUnit.level == level.value
@@ -168,6 +181,11 @@ async def contributing_events(
     for kpi, event_id in (await session.exec(query)).all():
         if len(found[kpi]) < limit:
             found[kpi].append(event_id)
+    derived = await limit_counts(
+        session, county_id=county_id, quarter=quarter, level=level, subject_id=subject_id
+    )
+    for (_subject, _zone, kpi), event_ids in sorted(derived.items()):
+        found[kpi] = sorted(set(found[kpi]) | set(event_ids))[:limit]
     return dict(found)
 
 
@@ -179,6 +197,9 @@ async def projection_rows(session: AsyncSession) -> list[tuple[Any, ...]]:
     campaign_clues = (await session.exec(select(CampaignClue))).all()
     milestones = (await session.exec(select(CaseMilestone))).all()
     attendance = (await session.exec(select(AttendanceDay))).all()
+    clocks = (await session.exec(select(LimitClock))).all()
+    rectifications = (await session.exec(select(CampaignRectification))).all()
+    breaches = (await session.exec(select(LimitBreach))).all()
     return sorted(
         [("tally", *(getattr(r, k) for k in TALLY_KEY), r.value) for r in tally_rows]
         + [
@@ -195,4 +216,14 @@ async def projection_rows(session: AsyncSession) -> list[tuple[Any, ...]]:
             ("attendance", r.county_id, r.person_id, r.day, r.zone_id, r.status, r.event_id)
             for r in attendance
         ]
+        + [
+            ("clock", r.county_id, r.case_id, r.clock, r.zone_id, r.township_id, r.quarter)
+            + (r.event_id,)
+            for r in clocks
+        ]
+        + [
+            ("rectification", r.item_id, r.campaign_id, r.zone_id, r.closed_at, r.overdue)
+            for r in rectifications
+        ]
+        + [("breach", r.county_id, r.case_id, r.clock, r.deadline_id, r.event_id) for r in breaches]
     )

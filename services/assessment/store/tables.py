@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Column, Date, DateTime, Index, Integer, Numeric, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -179,3 +190,53 @@ class AttendanceDay(SQLModel, table=True):
     status: str = Field(sa_column=Column(String(32), nullable=False))
     recorded_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     event_id: str = Field(sa_column=Column(String(64), nullable=False))
+
+
+class LimitClock(SQLModel, table=True):
+    """When a clue's disposal or a case's investigation finished (the latest finish counts)."""
+
+    __tablename__ = "limit_clock"
+
+    county_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    case_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    clock: str = Field(sa_column=Column(String(32), primary_key=True))
+    zone_id: str = Field(sa_column=Column(String(64), nullable=False))
+    township_id: str = Field(sa_column=Column(String(64), nullable=False))
+    quarter: str = Field(sa_column=Column(String(8), nullable=False))
+    finished_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    event_id: str = Field(sa_column=Column(String(64), nullable=False))
+
+
+class LimitBreach(SQLModel, table=True):
+    """A breach of a clue's or case's time limit, kept per deadline to judge its clock."""
+
+    __tablename__ = "limit_breach"
+
+    county_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    case_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    clock: str = Field(sa_column=Column(String(32), primary_key=True))
+    deadline_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    due_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    event_id: str = Field(sa_column=Column(String(64), nullable=False))
+
+
+class CampaignRectification(SQLModel, table=True):
+    """A rectification item opened under a campaign (source "campaign", source_ref its id).
+
+    Opening and closing fill their own columns, so the row is the same in any arrival order.
+    """
+
+    __tablename__ = "campaign_rectification"
+    __table_args__ = (Index("ix_campaign_rectification", "county_id", "campaign_id"),)
+
+    item_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    county_id: str = Field(sa_column=Column(String(64), nullable=False))
+    zone_id: str = Field(sa_column=Column(String(64), nullable=False))
+    campaign_id: str = Field(sa_column=Column(String(256), nullable=False))
+    opened_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    closed_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    overdue: bool | None = Field(default=None, sa_column=Column(Boolean, nullable=True))

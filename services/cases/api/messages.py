@@ -11,7 +11,7 @@ from xiezuo.cases.v1 import cases_pb2
 from services.cases.domain.clue import ClueStatus, clue_status
 from services.cases.store.case_reader import CaseRecord, CaseView
 from services.cases.store.clues import ClueView
-from services.cases.store.tables import CaseStepRow, DeadlineRow
+from services.cases.store.tables import CaseStepRow, ClueLinkRow, DeadlineRow
 
 _CLUE_STATUSES = {
     ClueStatus.REGISTERED: cases_pb2.CLUE_STATUS_REGISTERED,
@@ -21,6 +21,7 @@ _CLUE_STATUSES = {
     ClueStatus.STORED_PENDING: cases_pb2.CLUE_STATUS_STORED_PENDING,
     ClueStatus.CLOSED: cases_pb2.CLUE_STATUS_CLOSED,
     ClueStatus.CASE_FILED: cases_pb2.CLUE_STATUS_CASE_FILED,
+    ClueStatus.LINKED_DUPLICATE: cases_pb2.CLUE_STATUS_LINKED_DUPLICATE,
 }
 
 
@@ -45,7 +46,10 @@ def clue_message(view: ClueView) -> cases_pb2.Clue:
         source_report_id=row.source_report_id,
         channel=row.channel,
         allegation_categories=json.loads(row.allegation_categories),
-        status=_CLUE_STATUSES.get(clue_status(view.stage), cases_pb2.CLUE_STATUS_UNSPECIFIED),
+        status=_CLUE_STATUSES.get(
+            clue_status(view.stage, duplicate=row.status == ClueStatus.LINKED_DUPLICATE),
+            cases_pb2.CLUE_STATUS_UNSPECIFIED,
+        ),
         registered_at=timestamp(row.registered_at),
         disposal_due_at=timestamp(row.disposal_due_at),
         rule_version=row.rule_version,
@@ -71,6 +75,8 @@ def case_summary(view: CaseView) -> cases_pb2.CaseSummary:
         team_requested=file.team_requested,
         overdue=view.overdue,
         updated_at=timestamp(row.updated_at),
+        township_ids=[row.township_id, *file.joint_townships],
+        duplicate_of=file.duplicate_of,
     )
     if file.pending is not None:
         summary.pending.CopyFrom(
@@ -117,4 +123,18 @@ def case_response(record: CaseRecord) -> cases_pb2.GetCaseResponse:
         case=case_summary(record.view),
         deadlines=[deadline_message(d) for d in record.deadlines],
         history=[step_message(s) for s in record.history],
+        links=[link_message(link) for link in record.links],
+    )
+
+
+def link_message(link: ClueLinkRow) -> cases_pb2.ClueLink:
+    """One link between clues."""
+    return cases_pb2.ClueLink(
+        kind=link.kind,
+        clue_id=link.clue_id,
+        other_clue_id=link.other_clue_id,
+        report_id=link.report_id,
+        linked_by=link.linked_by,
+        reason=link.reason,
+        at=timestamp(link.at),
     )

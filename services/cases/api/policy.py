@@ -138,3 +138,14 @@ def readable_rectification_zones(
     if ALL_ZONES in principal.zone_ids:
         return None
     return list(principal.zone_ids)
+
+
+# Who decides that clues belong together or that a case is worked jointly across townships.
+LINK_DECIDERS = COUNTY_LEADERSHIP | ZONE_LEADERSHIP
+
+
+def authorize_link(principal: Principal, *, county_id: str, zone_id: str, file: CaseFile) -> None:
+    """Zone or county leadership who can see the file link clues and declare joint cases."""
+    authorize_case(principal, county_id=county_id, zone_id=zone_id, file=file)
+    if principal.roles.isdisjoint(LINK_DECIDERS):
+        raise PermissionDenied(f"{principal.subject} may not link clues or declare joint cases")

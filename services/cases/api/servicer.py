@@ -9,6 +9,7 @@ import grpc
 from xiezuo.cases.v1 import cases_pb2, cases_pb2_grpc
 
 from services.cases.api.commands import command_of, digest_of
+from services.cases.api.links import LinkApi
 from services.cases.api.messages import case_response, case_summary, clue_message, step_message
 from services.cases.api.page_tokens import decode_token, encode_token
 from services.cases.api.policy import (
@@ -52,7 +53,7 @@ def _case_authorizer(principal: Principal) -> Callable[[CaseFileRow, CaseFile], 
     return authorize
 
 
-class CaseServicer(RectificationApi, cases_pb2_grpc.CaseServiceServicer):
+class CaseServicer(LinkApi, RectificationApi, cases_pb2_grpc.CaseServiceServicer):
     """Clues, cases and rectification items, read and worked by the commission's staff."""
 
     def __init__(self, clues: ClueReader, cases: CaseReader, workflow: Workflow, **rest: Any):

@@ -178,6 +178,10 @@ class CaseFile:
     decision: Decision | None = None
     # The time limit running now ("" when none): at most one clock runs at a time.
     clock: str = ""
+    # The clue this one was closed into as a duplicate ("" when it stands on its own).
+    duplicate_of: str = ""
+    # A joint case (联合办案): the other townships it spans besides the subject's own.
+    joint_townships: tuple[str, ...] = ()
 
     def current_team(self) -> tuple[str, ...]:
         """The team working the file in its current stage."""

@@ -19,6 +19,8 @@ class ClueStatus(enum.StrEnum):
     STORED_PENDING = "stored_pending"
     CLOSED = "closed"
     CASE_FILED = "case_filed"
+    # Closed into another clue as its duplicate (重复线索并案).
+    LINKED_DUPLICATE = "linked_duplicate"
 
 
 # Workflow stages before filing, as the clue ledger names them; every later stage is a case.
@@ -34,8 +36,10 @@ _STAGE_STATUS = {
 }
 
 
-def clue_status(stage: str) -> ClueStatus:
+def clue_status(stage: str, *, duplicate: bool = False) -> ClueStatus:
     """Where the clue stands, given its case file's workflow stage."""
+    if duplicate:
+        return ClueStatus.LINKED_DUPLICATE
     return _STAGE_STATUS.get(stage, ClueStatus.CASE_FILED)
 
 

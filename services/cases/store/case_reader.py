@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, and_, case, exists, false, literal, or_
@@ -13,7 +13,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.cases.domain.casefile import APPEAL_STAGES, HEARING_STAGES, CaseFile
 from services.cases.store import codec
-from services.cases.store.tables import CaseFileRow, CaseMemberRow, CaseStepRow, DeadlineRow
+from services.cases.store.links import links_of
+from services.cases.store.tables import (
+    CaseFileRow,
+    CaseMemberRow,
+    CaseStepRow,
+    ClueLinkRow,
+    DeadlineRow,
+)
 from services.runtime import audit
 from services.runtime.db import Database
 
@@ -53,6 +60,8 @@ class CaseRecord:
     view: CaseView
     deadlines: list[DeadlineRow]
     history: list[CaseStepRow]
+    # Repeated reports, duplicates and related clues naming this file.
+    links: list[ClueLinkRow] = field(default_factory=list)
 
 
 class CaseReader:
@@ -95,7 +104,8 @@ class CaseReader:
                 d.ended_at is None and (_aware(d.due_at) <= moment or d.status == "breached")
                 for d in deadlines
             )
-            return CaseRecord(CaseView(row, file, overdue), deadlines, history)
+            links = await links_of(session, case_id)
+            return CaseRecord(CaseView(row, file, overdue), deadlines, history, links)
 
     async def page(
         self,

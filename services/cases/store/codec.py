@@ -31,6 +31,8 @@ def decode(text: str) -> CaseFile:
     )
     for name in tuples:
         data[name] = tuple(data[name])
+    # Absent from files saved before joint cases existed.
+    data["joint_townships"] = tuple(data.get("joint_townships", ()))
     data["evidence"] = tuple(Evidence(**item) for item in data["evidence"])
     data["extensions_used"] = tuple((stage, count) for stage, count in data["extensions_used"])
     return CaseFile(

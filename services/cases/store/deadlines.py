@@ -110,3 +110,24 @@ async def running(session: AsyncSession, record_id: str, kind: str) -> list[Dead
 def aware(moment: datetime) -> datetime:
     """A UTC-aware moment (SQLite hands back naive datetimes; everything is stored in UTC)."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def end_by_link(session: AsyncSession, record_id: str, *, now: datetime) -> list[str]:
+    """End every running deadline of a clue closed as a duplicate (`met_by_link`).
+
+    Neither met in time nor breached: the duty passed to the surviving clue, whose own
+    deadline keeps running. A deadline already breached stays `breached` on the record.
+    """
+    ended: list[str] = []
+    rows = await session.exec(
+        select(DeadlineRow).where(
+            DeadlineRow.case_id == record_id, col(DeadlineRow.ended_at).is_(None)
+        )
+    )
+    for deadline in rows.all():
+        if deadline.status == "open":
+            deadline.status = "met_by_link"
+        deadline.ended_at = now
+        session.add(deadline)
+        ended.append(deadline.deadline_id)
+    return ended

@@ -27,6 +27,9 @@ class ClueRow(SQLModel, table=True):
     rule_version: str = Field(sa_column=Column(String(64), nullable=False))
     registered_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     disposal_due_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    # Raised by repeated reports (ReportLinked); only ever goes up, so redelivery is harmless.
+    priority: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    repeat_count: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
 
 
 _SEQUENCE = BigInteger().with_variant(Integer(), "sqlite")
@@ -179,3 +182,25 @@ class RectificationReceiptRow(SQLModel, table=True):
     idempotency_key: str = Field(sa_column=Column(String(128), primary_key=True))
     item_id: str = Field(sa_column=Column(String(64), nullable=False))
     request_digest: str = Field(sa_column=Column(String(64), nullable=False))
+
+
+class ClueLinkRow(SQLModel, table=True):
+    """A link between clues: a repeated report, a duplicate clue folded in, or related clues."""
+
+    __tablename__ = "case_clue_link"
+    __table_args__ = (
+        Index("ix_case_clue_link_clue", "clue_id"),
+        Index("ix_case_clue_link_other", "other_clue_id"),
+    )
+
+    # report:<clue>:<report>, related:<a>:<b> (sorted): the same link is never stored twice.
+    link_key: str = Field(sa_column=Column(String(200), primary_key=True))
+    county_id: str = Field(sa_column=Column(String(64), nullable=False))
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    clue_id: str = Field(sa_column=Column(String(64), nullable=False))
+    # The duplicate clue folded into clue_id, or the related clue ("" for a report link).
+    other_clue_id: str = Field(sa_column=Column(String(64), nullable=False))
+    report_id: str = Field(sa_column=Column(String(64), nullable=False))
+    linked_by: str = Field(sa_column=Column(String(128), nullable=False))
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    at: datetime = Field(sa_column=Column(_utc(), nullable=False))

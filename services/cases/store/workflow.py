@@ -14,6 +14,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.cases.domain.casefile import Actor, CaseFile, Command, Transition, handle
+from services.cases.domain.links import excluded_townships
 from services.cases.domain.ruleset import RuleSet
 from services.cases.domain.teams import excluded_from
 from services.cases.store import codec
@@ -331,6 +332,7 @@ def request_team(
         case_id=row.case_id,
         stage=stage,
         subject_township_id=row.township_id,
+        excluded_township_ids=excluded_townships(row.township_id, file),
         subject_key=row.subject_key,
         team_size=TEAM_SIZES[stage],
         excluded_person_ids=list(excluded_from(file, stage)),

@@ -82,6 +82,8 @@ def _pool(request: DrawRequest, person: CandidateFacts) -> str | None:
 def _subject_township(request: DrawRequest, person: CandidateFacts) -> str | None:
     if person.home_township_id == request.subject_township_id:
         return f"home township {person.home_township_id} is the subject's (异地办案)"
+    if person.home_township_id in request.excluded_township_ids:
+        return f"home township {person.home_township_id} is one of the joint case's (异地办案)"
     return None
 
 
@@ -239,14 +241,15 @@ def first_rejections(request: DrawRequest, candidates: tuple[CandidateFacts, ...
     Each rejection's detail is still written by the filter itself, which also checks this.
     """
     zone_pool = request.pool is Pool.ZONE
-    zone, township = request.zone_id, request.subject_township_id
+    zone = request.zone_id
+    townships = frozenset((request.subject_township_id, *request.excluded_township_ids))
     excluded = frozenset(request.excluded_person_ids)
     independent = request.stage in INDEPENDENT_STAGES
     first: list[int] = []
     for pid, pzone, home, working, _, status, load, cap, conflict, recused, worked in candidates:
         if not working or (zone_pool and pzone != zone):
             first.append(0)
-        elif home == township:
+        elif home in townships:
             first.append(1)
         elif pid in excluded:
             first.append(2)

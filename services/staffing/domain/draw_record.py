@@ -63,6 +63,8 @@ class DrawRequest(BaseModel):
     subject_township_id: str
     subject_key: str
     team_size: int = Field(ge=1, le=20)
+    # A joint case spans several townships: nobody from any of them may be drawn (异地办案).
+    excluded_township_ids: tuple[str, ...] = ()
     required_skills: tuple[str, ...] = ()
     excluded_person_ids: tuple[str, ...] = ()
     pool: Pool = Pool.ZONE

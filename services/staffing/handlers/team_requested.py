@@ -36,6 +36,7 @@ class TeamRequestedHandler:
                 zone_id=event.zone_id,
                 stage=Stage(event.stage),
                 subject_township_id=event.subject_township_id,
+                excluded_township_ids=tuple(sorted(set(event.excluded_township_ids))),
                 subject_key=event.subject_key,
                 team_size=event.team_size,
                 required_skills=tuple(sorted(set(event.required_skills))),

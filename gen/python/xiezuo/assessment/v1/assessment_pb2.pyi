@@ -850,22 +850,28 @@ class ExportReportRequest(_message.Message):
     COUNTY_ID_FIELD_NUMBER: _builtins.int
     QUARTER_FIELD_NUMBER: _builtins.int
     ZONE_ID_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
     county_id: _builtins.str
     """County reported."""
     quarter: _builtins.str
-    """Quarter such as "2026Q3"."""
+    """Quarter such as "2026Q3"; exactly one of quarter and year."""
     zone_id: _builtins.str
     """Only this zone's units; required for a zone chief."""
+    year: _builtins.int
+    """A whole year such as 2026 instead of a quarter: units ranked by their mean quarterly
+    total, counts summed, trends across the four quarters.
+    """
     def __init__(
         self,
         *,
         county_id: _builtins.str = ...,
         quarter: _builtins.str = ...,
         zone_id: _builtins.str = ...,
+        year: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["county_id", b"county_id", "quarter", b"quarter", "zone_id", b"zone_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["county_id", b"county_id", "quarter", b"quarter", "year", b"year", "zone_id", b"zone_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1038,6 +1044,7 @@ class GetCampaignViewResponse(_message.Message):
     CLUES_BY_CATEGORY_FIELD_NUMBER: _builtins.int
     CLUES_BY_ZONE_FIELD_NUMBER: _builtins.int
     CASE_MILESTONES_FIELD_NUMBER: _builtins.int
+    RECTIFICATION_FIELD_NUMBER: _builtins.int
     campaign_id: _builtins.str
     """The campaign."""
     name: _builtins.str
@@ -1064,6 +1071,13 @@ class GetCampaignViewResponse(_message.Message):
     def case_milestones(self) -> _containers.RepeatedCompositeFieldContainer[Global___Tally]:
         """Cases of those clues per milestone: filed, decided, transferred, closed."""
 
+    @_builtins.property
+    def rectification(self) -> _containers.RepeatedCompositeFieldContainer[Global___Tally]:
+        """Rectification items opened under the campaign (source "campaign", source_ref the
+        campaign id): opened, open, closed, closed_on_time (only the caller's zones for a zone
+        leader).
+        """
+
     def __init__(
         self,
         *,
@@ -1076,10 +1090,11 @@ class GetCampaignViewResponse(_message.Message):
         clues_by_category: _abc.Iterable[Global___Tally] | None = ...,
         clues_by_zone: _abc.Iterable[Global___Tally] | None = ...,
         case_milestones: _abc.Iterable[Global___Tally] | None = ...,
+        rectification: _abc.Iterable[Global___Tally] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "case_milestones", b"case_milestones", "clues_by_category", b"clues_by_category", "clues_by_zone", b"clues_by_zone", "domain", b"domain", "ends_on", b"ends_on", "name", b"name", "starts_on", b"starts_on", "zone_ids", b"zone_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "case_milestones", b"case_milestones", "clues_by_category", b"clues_by_category", "clues_by_zone", b"clues_by_zone", "domain", b"domain", "ends_on", b"ends_on", "name", b"name", "rectification", b"rectification", "starts_on", b"starts_on", "zone_ids", b"zone_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

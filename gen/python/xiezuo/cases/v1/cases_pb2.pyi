@@ -537,6 +537,8 @@ class CaseSummary(_message.Message):
     PENDING_FIELD_NUMBER: _builtins.int
     OVERDUE_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    TOWNSHIP_IDS_FIELD_NUMBER: _builtins.int
+    DUPLICATE_OF_FIELD_NUMBER: _builtins.int
     case_id: _builtins.str
     """Id of the clue/case."""
     county_id: _builtins.str
@@ -555,6 +557,8 @@ class CaseSummary(_message.Message):
     """The team requested from staffing and not yet assigned ("" when none)."""
     overdue: _builtins.bool
     """Whether a running deadline is past due."""
+    duplicate_of: _builtins.str
+    """The clue this one was closed into as a duplicate ("" when none)."""
     @_builtins.property
     def categories(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Allegation categories."""
@@ -579,6 +583,10 @@ class CaseSummary(_message.Message):
     def updated_at(self) -> _timestamp_pb2.Timestamp:
         """When the file last changed."""
 
+    @_builtins.property
+    def township_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Every township the case spans: the subject's own first, then a joint case's others."""
+
     def __init__(
         self,
         *,
@@ -597,10 +605,12 @@ class CaseSummary(_message.Message):
         pending: Global___PendingProposal | None = ...,
         overdue: _builtins.bool = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        township_ids: _abc.Iterable[_builtins.str] | None = ...,
+        duplicate_of: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["pending", b"pending", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "categories", b"categories", "county_id", b"county_id", "filed", b"filed", "hearing_team", b"hearing_team", "overdue", b"overdue", "pending", b"pending", "review_team", b"review_team", "rule_version", b"rule_version", "stage", b"stage", "team_requested", b"team_requested", "township_id", b"township_id", "updated_at", b"updated_at", "working_team", b"working_team", "zone_id", b"zone_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "categories", b"categories", "county_id", b"county_id", "duplicate_of", b"duplicate_of", "filed", b"filed", "hearing_team", b"hearing_team", "overdue", b"overdue", "pending", b"pending", "review_team", b"review_team", "rule_version", b"rule_version", "stage", b"stage", "team_requested", b"team_requested", "township_id", b"township_id", "township_ids", b"township_ids", "updated_at", b"updated_at", "working_team", b"working_team", "zone_id", b"zone_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -637,6 +647,7 @@ class GetCaseResponse(_message.Message):
     CASE_FIELD_NUMBER: _builtins.int
     DEADLINES_FIELD_NUMBER: _builtins.int
     HISTORY_FIELD_NUMBER: _builtins.int
+    LINKS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def case(self) -> Global___CaseSummary:
         """Current state."""
@@ -649,20 +660,213 @@ class GetCaseResponse(_message.Message):
     def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___CaseStep]:
         """Every step on the record, oldest first."""
 
+    @_builtins.property
+    def links(self) -> _containers.RepeatedCompositeFieldContainer[Global___ClueLink]:
+        """Every link naming this clue (repeated reports, duplicates, related clues), oldest first."""
+
     def __init__(
         self,
         *,
         case: Global___CaseSummary | None = ...,
         deadlines: _abc.Iterable[Global___CaseDeadline] | None = ...,
         history: _abc.Iterable[Global___CaseStep] | None = ...,
+        links: _abc.Iterable[Global___ClueLink] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case", "deadlines", b"deadlines", "history", b"history"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case", "deadlines", b"deadlines", "history", b"history", "links", b"links"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetCaseResponse: _TypeAlias = GetCaseResponse  # noqa: Y015
+
+@_typing.final
+class ClueLink(_message.Message):
+    """A link between clues on the record."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    CLUE_ID_FIELD_NUMBER: _builtins.int
+    OTHER_CLUE_ID_FIELD_NUMBER: _builtins.int
+    REPORT_ID_FIELD_NUMBER: _builtins.int
+    LINKED_BY_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """"report" (a repeated report joined clue_id), "duplicate" (other_clue_id was folded into
+    clue_id) or "related" (worked side by side).
+    """
+    clue_id: _builtins.str
+    """The surviving clue of a report/duplicate link; the clue named first of a related link."""
+    other_clue_id: _builtins.str
+    """The duplicate or related clue ("" for a report link)."""
+    report_id: _builtins.str
+    """The intake report that joined ("" for a related link)."""
+    linked_by: _builtins.str
+    """"fingerprint" or "officer" for intake's links; the staff id for a related link."""
+    reason: _builtins.str
+    """Why the clues were related."""
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp:
+        """When the link was recorded."""
+
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        clue_id: _builtins.str = ...,
+        other_clue_id: _builtins.str = ...,
+        report_id: _builtins.str = ...,
+        linked_by: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "clue_id", b"clue_id", "kind", b"kind", "linked_by", b"linked_by", "other_clue_id", b"other_clue_id", "reason", b"reason", "report_id", b"report_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClueLink: _TypeAlias = ClueLink  # noqa: Y015
+
+@_typing.final
+class LinkRelatedCluesRequest(_message.Message):
+    """Links two clues of one county as related."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    RELATED_CASE_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    idempotency_key: _builtins.str
+    """Makes the call safe to retry: the first result is returned, nothing acts twice."""
+    case_id: _builtins.str
+    """One clue/case."""
+    related_case_id: _builtins.str
+    """The other clue/case."""
+    reason: _builtins.str
+    """Why they are related (required)."""
+    def __init__(
+        self,
+        *,
+        idempotency_key: _builtins.str = ...,
+        case_id: _builtins.str = ...,
+        related_case_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "idempotency_key", b"idempotency_key", "reason", b"reason", "related_case_id", b"related_case_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LinkRelatedCluesRequest: _TypeAlias = LinkRelatedCluesRequest  # noqa: Y015
+
+@_typing.final
+class LinkRelatedCluesResponse(_message.Message):
+    """What linking did."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STEP_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    CASE_FIELD_NUMBER: _builtins.int
+    replayed: _builtins.bool
+    """True when this call was a retry answered from the first result."""
+    @_builtins.property
+    def step(self) -> Global___CaseStep:
+        """The history entry written on case_id (or written the first time, for a retry)."""
+
+    @_builtins.property
+    def case(self) -> Global___CaseSummary:
+        """case_id's file as it stands now."""
+
+    def __init__(
+        self,
+        *,
+        step: Global___CaseStep | None = ...,
+        replayed: _builtins.bool = ...,
+        case: Global___CaseSummary | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case", "step", b"step"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case", "replayed", b"replayed", "step", b"step"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LinkRelatedCluesResponse: _TypeAlias = LinkRelatedCluesResponse  # noqa: Y015
+
+@_typing.final
+class DeclareJointCaseRequest(_message.Message):
+    """Makes a case a joint case (联合办案) spanning further townships."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    TOWNSHIP_IDS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    idempotency_key: _builtins.str
+    """Makes the call safe to retry: the first result is returned, nothing acts twice."""
+    case_id: _builtins.str
+    """The clue/case."""
+    reason: _builtins.str
+    """Why the case is worked jointly (required)."""
+    @_builtins.property
+    def township_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Townships added besides the subject's own (at least one)."""
+
+    def __init__(
+        self,
+        *,
+        idempotency_key: _builtins.str = ...,
+        case_id: _builtins.str = ...,
+        township_ids: _abc.Iterable[_builtins.str] | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "idempotency_key", b"idempotency_key", "reason", b"reason", "township_ids", b"township_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeclareJointCaseRequest: _TypeAlias = DeclareJointCaseRequest  # noqa: Y015
+
+@_typing.final
+class DeclareJointCaseResponse(_message.Message):
+    """What declaring did."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STEP_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    CASE_FIELD_NUMBER: _builtins.int
+    replayed: _builtins.bool
+    """True when this call was a retry answered from the first result."""
+    @_builtins.property
+    def step(self) -> Global___CaseStep:
+        """The history entry written (or written the first time, for a retry)."""
+
+    @_builtins.property
+    def case(self) -> Global___CaseSummary:
+        """The file as it stands now."""
+
+    def __init__(
+        self,
+        *,
+        step: Global___CaseStep | None = ...,
+        replayed: _builtins.bool = ...,
+        case: Global___CaseSummary | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case", "step", b"step"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case", "replayed", b"replayed", "step", b"step"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeclareJointCaseResponse: _TypeAlias = DeclareJointCaseResponse  # noqa: Y015
 
 @_typing.final
 class ListCasesRequest(_message.Message):

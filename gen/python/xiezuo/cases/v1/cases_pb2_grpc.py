@@ -85,6 +85,16 @@ class CaseServiceStub:
                 request_serializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.ListRectificationsRequest.SerializeToString,
                 response_deserializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.ListRectificationsResponse.FromString,
                 _registered_method=True)
+        self.LinkRelatedClues = channel.unary_unary(
+                '/xiezuo.cases.v1.CaseService/LinkRelatedClues',
+                request_serializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.LinkRelatedCluesRequest.SerializeToString,
+                response_deserializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.LinkRelatedCluesResponse.FromString,
+                _registered_method=True)
+        self.DeclareJointCase = channel.unary_unary(
+                '/xiezuo.cases.v1.CaseService/DeclareJointCase',
+                request_serializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.DeclareJointCaseRequest.SerializeToString,
+                response_deserializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.DeclareJointCaseResponse.FromString,
+                _registered_method=True)
 
 
 class CaseServiceServicer:
@@ -161,6 +171,20 @@ class CaseServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LinkRelatedClues(self, request, context):
+        """Links two clues as related (worked side by side); a retry under the same key does not act twice.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeclareJointCase(self, request, context):
+        """Makes a case joint across further townships: its teams come from none of them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CaseServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -213,6 +237,16 @@ def add_CaseServiceServicer_to_server(servicer, server):
                     servicer.ListRectifications,
                     request_deserializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.ListRectificationsRequest.FromString,
                     response_serializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.ListRectificationsResponse.SerializeToString,
+            ),
+            'LinkRelatedClues': grpc.unary_unary_rpc_method_handler(
+                    servicer.LinkRelatedClues,
+                    request_deserializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.LinkRelatedCluesRequest.FromString,
+                    response_serializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.LinkRelatedCluesResponse.SerializeToString,
+            ),
+            'DeclareJointCase': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeclareJointCase,
+                    request_deserializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.DeclareJointCaseRequest.FromString,
+                    response_serializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.DeclareJointCaseResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -486,6 +520,60 @@ class CaseService:
             '/xiezuo.cases.v1.CaseService/ListRectifications',
             xiezuo_dot_cases_dot_v1_dot_cases__pb2.ListRectificationsRequest.SerializeToString,
             xiezuo_dot_cases_dot_v1_dot_cases__pb2.ListRectificationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LinkRelatedClues(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xiezuo.cases.v1.CaseService/LinkRelatedClues',
+            xiezuo_dot_cases_dot_v1_dot_cases__pb2.LinkRelatedCluesRequest.SerializeToString,
+            xiezuo_dot_cases_dot_v1_dot_cases__pb2.LinkRelatedCluesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeclareJointCase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xiezuo.cases.v1.CaseService/DeclareJointCase',
+            xiezuo_dot_cases_dot_v1_dot_cases__pb2.DeclareJointCaseRequest.SerializeToString,
+            xiezuo_dot_cases_dot_v1_dot_cases__pb2.DeclareJointCaseResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,6 +53,10 @@ class CaseServiceStub:
     """One rectification item with its progress reports."""
     ListRectifications: _grpc.UnaryUnaryMultiCallable[_cases_pb2.ListRectificationsRequest, _cases_pb2.ListRectificationsResponse]
     """Lists a county's rectification items in id order."""
+    LinkRelatedClues: _grpc.UnaryUnaryMultiCallable[_cases_pb2.LinkRelatedCluesRequest, _cases_pb2.LinkRelatedCluesResponse]
+    """Links two clues as related (worked side by side); a retry under the same key does not act twice."""
+    DeclareJointCase: _grpc.UnaryUnaryMultiCallable[_cases_pb2.DeclareJointCaseRequest, _cases_pb2.DeclareJointCaseResponse]
+    """Makes a case joint across further townships: its teams come from none of them."""
 
 @_typing.type_check_only
 class CaseServiceAsyncStub(CaseServiceStub):
@@ -79,6 +83,10 @@ class CaseServiceAsyncStub(CaseServiceStub):
     """One rectification item with its progress reports."""
     ListRectifications: _aio.UnaryUnaryMultiCallable[_cases_pb2.ListRectificationsRequest, _cases_pb2.ListRectificationsResponse]  # type: ignore[assignment]
     """Lists a county's rectification items in id order."""
+    LinkRelatedClues: _aio.UnaryUnaryMultiCallable[_cases_pb2.LinkRelatedCluesRequest, _cases_pb2.LinkRelatedCluesResponse]  # type: ignore[assignment]
+    """Links two clues as related (worked side by side); a retry under the same key does not act twice."""
+    DeclareJointCase: _aio.UnaryUnaryMultiCallable[_cases_pb2.DeclareJointCaseRequest, _cases_pb2.DeclareJointCaseResponse]  # type: ignore[assignment]
+    """Makes a case joint across further townships: its teams come from none of them."""
 
 class CaseServiceServicer(metaclass=_abc_1.ABCMeta):
     """Reads and works clues, cases and rectification items."""
@@ -162,5 +170,21 @@ class CaseServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_cases_pb2.ListRectificationsResponse, _abc.Awaitable[_cases_pb2.ListRectificationsResponse]]:
         """Lists a county's rectification items in id order."""
+
+    @_abc_1.abstractmethod
+    def LinkRelatedClues(
+        self,
+        request: _cases_pb2.LinkRelatedCluesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_cases_pb2.LinkRelatedCluesResponse, _abc.Awaitable[_cases_pb2.LinkRelatedCluesResponse]]:
+        """Links two clues as related (worked side by side); a retry under the same key does not act twice."""
+
+    @_abc_1.abstractmethod
+    def DeclareJointCase(
+        self,
+        request: _cases_pb2.DeclareJointCaseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_cases_pb2.DeclareJointCaseResponse, _abc.Awaitable[_cases_pb2.DeclareJointCaseResponse]]:
+        """Makes a case joint across further townships: its teams come from none of them."""
 
 def add_CaseServiceServicer_to_server(servicer: CaseServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
