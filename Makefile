@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup up test check proto asyncapi bench clean
+.PHONY: setup up test check proto asyncapi api-docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,10 +28,15 @@ proto: $(STAMP)
 asyncapi: $(STAMP)
 	$(BIN)/python tools/gen_asyncapi.py
 
-## check: generated code and event catalogue current, buf lint, ruff, mypy
+## api-docs: regenerate docs/api/ (gRPC reference) from proto/
+api-docs: $(STAMP)
+	$(BIN)/python tools/gen_api_docs.py
+
+## check: generated code, event catalogue and API reference current, buf lint, ruff, mypy
 check: $(STAMP)
 	$(BIN)/python tools/gen_proto.py --check
 	$(BIN)/python tools/gen_asyncapi.py --check
+	$(BIN)/python tools/gen_api_docs.py --check
 	$(BIN)/buf lint proto
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

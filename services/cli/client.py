@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -15,7 +15,10 @@ import grpc
 import typer
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
 from services.runtime.grpc.errors import field_violations
 from services.runtime.settings import Settings
@@ -29,6 +32,12 @@ TokenOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 TimeoutOption = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the call")]
+IdempotencyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--idempotency-key", help="Reuse a key to retry safely (a fresh one is made if omitted)"
+    ),
+]
 
 # Exit codes a script can branch on; 1 stays "something else went wrong".
 EXIT_INVALID, EXIT_UNREACHABLE, EXIT_UNAUTHENTICATED, EXIT_DENIED, EXIT_NOT_FOUND = 2, 3, 4, 5, 6
@@ -138,3 +147,25 @@ def write_profile(token: str) -> Path:
 def stdout_console() -> Console:
     """Console for tables: as wide as needed when piped, so ids are never wrapped."""
     return Console() if sys.stdout.isatty() else Console(width=240)
+
+
+def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    """Print rows as a table on stdout."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(escape(cell) for cell in row))
+    stdout_console().print(table)
+
+
+def when(stamp: Timestamp) -> str:
+    """A timestamp as UTC to the minute, or "-" when unset."""
+    if not stamp.seconds and not stamp.nanos:
+        return "-"
+    return stamp.ToDatetime().strftime("%Y-%m-%d %H:%M")
+
+
+def enum_label(name: str, prefix: str) -> str:
+    """`CLUE_STATUS_CASE_FILED` → `case filed`."""
+    return name.removeprefix(prefix).replace("_", " ").lower()

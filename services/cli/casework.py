@@ -1,0 +1,190 @@
+"""Working a clue or case from the terminal: `clues dispose`, `cases show`, `cases advance`."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from xiezuo.cases.v1 import cases_pb2, cases_pb2_grpc
+
+from services.cli.client import (
+    EXIT_INVALID,
+    IdempotencyOption,
+    JsonOption,
+    ServiceCall,
+    TimeoutOption,
+    TokenOption,
+    emit,
+    fail,
+    print_table,
+    resolve_token,
+    stdout_console,
+    when,
+)
+
+CaseArg = Annotated[str, typer.Argument(help="The clue/case id (a case keeps its clue's id)")]
+ReasonOption = Annotated[str, typer.Option(help="Why (needed for rejections, send-backs, ...)")]
+
+
+def act(
+    request: cases_pb2.ActOnCaseRequest, token: str | None, timeout: float
+) -> cases_pb2.ActOnCaseResponse:
+    """Send one workflow step to cases."""
+    call = ServiceCall("cases", resolve_token(token), timeout)
+    return call.run(
+        lambda channel, metadata: cases_pb2_grpc.CaseServiceStub(channel).ActOnCase(
+            request, metadata=metadata, timeout=timeout
+        )
+    )
+
+
+def print_step(response: cases_pb2.ActOnCaseResponse, *, as_json: bool) -> None:
+    """What a step did, for a person or a script."""
+    if as_json:
+        emit(response, as_json=True)
+        return
+    step, case = response.step, response.case
+    retried = " (a retry: nothing acted twice)" if response.replayed else ""
+    out = stdout_console()
+    out.print(
+        f"{escape(case.case_id)}: {escape(step.action)} {escape(step.from_stage)} → "
+        f"[bold]{escape(step.to_stage)}[/bold]{retried}"
+    )
+    if step.event:
+        out.print(f"  event: {escape(step.event)}")
+    if case.pending.kind:
+        out.print(
+            f"  awaiting: {escape(case.pending.kind)} {escape(case.pending.choice)} "
+            f"(next approver: {escape(case.pending.next_approver)})"
+        )
+    if case.team_requested:
+        out.print(f"  team requested from staffing: {escape(case.team_requested)}")
+
+
+def clues_dispose(
+    clue_id: CaseArg,
+    way: Annotated[
+        str,
+        typer.Argument(help="inquiry, preliminary_verification, store_pending or close"),
+    ],
+    reason: ReasonOption = "",
+    idempotency_key: IdempotencyOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+    timeout: TimeoutOption = 10.0,
+) -> None:
+    """Propose a way of disposal (处置方式) for a clue; it then awaits its approval."""
+    request = cases_pb2.ActOnCaseRequest(
+        idempotency_key=idempotency_key or uuid.uuid4().hex,
+        case_id=clue_id,
+        action="propose_disposal",
+        choice=way,
+        reason=reason,
+    )
+    print_step(act(request, token, timeout), as_json=as_json)
+
+
+def _sanctions(values: list[str]) -> list[cases_pb2.Sanction]:
+    sanctions = []
+    for value in values:
+        track, _, kind = value.partition(":")
+        if not track or not kind:
+            fail(f"--sanction {value!r}: expected TRACK:KIND, e.g. party:warning", EXIT_INVALID)
+        sanctions.append(cases_pb2.Sanction(track=track, kind=kind))
+    return sanctions
+
+
+def cases_advance(
+    case_id: CaseArg,
+    action: Annotated[
+        str, typer.Argument(help="Rule-set action, e.g. approve_disposal, sign_report, send_back")
+    ],
+    choice: Annotated[str, typer.Option(help="The way, outcome or decision chosen")] = "",
+    reason: ReasonOption = "",
+    days: Annotated[int, typer.Option(help="Days asked for (request_extension)")] = 0,
+    description: Annotated[str, typer.Option(help="Evidence description")] = "",
+    sha256: Annotated[str, typer.Option(help="Hex SHA-256 of an evidence item")] = "",
+    sanction: Annotated[
+        list[str] | None, typer.Option(help="TRACK:KIND named by a hearing report (repeatable)")
+    ] = None,
+    idempotency_key: IdempotencyOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+    timeout: TimeoutOption = 10.0,
+) -> None:
+    """Take one workflow step on a case file (safe to retry with --idempotency-key)."""
+    request = cases_pb2.ActOnCaseRequest(
+        idempotency_key=idempotency_key or uuid.uuid4().hex,
+        case_id=case_id,
+        action=action,
+        choice=choice,
+        reason=reason,
+        days=days,
+        description=description,
+        sha256=sha256,
+        sanctions=_sanctions(sanction or []),
+    )
+    print_step(act(request, token, timeout), as_json=as_json)
+
+
+def cases_show(
+    case_id: CaseArg,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+    timeout: TimeoutOption = 10.0,
+) -> None:
+    """One case file: where it stands, its teams, deadlines and full history."""
+    call = ServiceCall("cases", resolve_token(token), timeout)
+    response = call.run(
+        lambda channel, metadata: cases_pb2_grpc.CaseServiceStub(channel).GetCase(
+            cases_pb2.GetCaseRequest(case_id=case_id), metadata=metadata, timeout=timeout
+        )
+    )
+    if as_json:
+        emit(response, as_json=True)
+        return
+    case = response.case
+    out = stdout_console()
+    out.print(f"[bold]{escape(case.case_id)}[/bold]  stage: [bold]{escape(case.stage)}[/bold]")
+    facts = {
+        "county / zone": f"{case.county_id} / {case.zone_id}",
+        "townships": ", ".join(case.township_ids) or case.township_id,
+        "categories": ", ".join(case.categories),
+        "filed": "yes" if case.filed else "no",
+        "overdue": "YES" if case.overdue else "no",
+        "working team": ", ".join(case.working_team) or "-",
+        "hearing team": ", ".join(case.hearing_team) or "-",
+        "team requested": case.team_requested or "-",
+        "awaiting": (
+            f"{case.pending.kind} {case.pending.choice} → {case.pending.next_approver}"
+            if case.pending.kind
+            else "-"
+        ),
+        "rules": case.rule_version,
+    }
+    for label, value in facts.items():
+        out.print(f"  {label:<15} {escape(value)}")
+    print_table(
+        "deadlines",
+        ("kind", "due", "status", "ended"),
+        ((d.kind, when(d.due_at), d.status, when(d.ended_at)) for d in response.deadlines),
+    )
+    print_table(
+        "history",
+        ("#", "at", "actor", "action", "from → to", "event", "reason", "detail"),
+        (
+            (
+                str(s.step_id),
+                when(s.at),
+                s.actor,
+                s.action,
+                f"{s.from_stage} → {s.to_stage}",
+                s.event,
+                s.reason,
+                "" if s.detail_json in ("", "{}") else s.detail_json,
+            )
+            for s in response.history
+        ),
+    )
