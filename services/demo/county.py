@@ -42,4 +42,11 @@ def county_plan(county: CountyRegistry) -> CountyPlan:
                 ),
             )
         )
-    return CountyPlan(county_id=county.county_id, townships=tuple(townships))
+    leaders = [p.person_id for p in county.people if Role.COUNTY_LEADERSHIP in p.roles]
+    return CountyPlan(
+        county_id=county.county_id,
+        townships=tuple(townships),
+        zone_chiefs={z.zone_id: z.chief_id for z in county.zones if z.chief_id},
+        zone_deputies={z.zone_id: z.deputy_id for z in county.zones if z.deputy_id},
+        county_leader=leaders[-1] if leaders else "",
+    )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Protocol
 
@@ -14,15 +14,33 @@ from xiezuo.assessment.v1 import assessment_pb2, assessment_pb2_grpc
 from xiezuo.cases.v1 import cases_pb2, cases_pb2_grpc
 from xiezuo.intake.v1 import intake_pb2_grpc
 
+from services.cases.domain.rules import DEFAULT_RULES
+from services.demo.casework import CaseResult, CaseWork, CaseWorkSettings, TokenMint
 from services.demo.requests import submit_request
-from services.demo.scenario import ScriptedReport
+from services.demo.scenario import CountyPlan, ScriptedReport
 
 CLUES_RECEIVED = "clues_received"
+CASES_FILED = "cases_filed"
 _TIERS = {
     assessment_pb2.TIER_TOP: "reward",
     assessment_pb2.TIER_MIDDLE: "",
     assessment_pb2.TIER_BOTTOM: "correction",
 }
+
+
+# Stages a clue can stand in without ever having been filed as a case (立案).
+_UNFILED_STAGES = frozenset(
+    {
+        "registered",
+        "disposal_proposed",
+        "inquiry",
+        "verification",
+        "verification_proposed",
+        "filing_proposed",
+        "stored_pending",
+        "closed",
+    }
+)
 
 
 class DemoFailed(Exception):
@@ -43,6 +61,9 @@ class Observer(Protocol):
 
     def projected(self, count: int) -> None:
         """Assessment has counted this many clues received."""
+
+    def staged(self, stages: Mapping[str, int]) -> None:
+        """The scenario's clues by the workflow stage they stand in now."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +96,8 @@ class DemoOutcome:
     # The quarter's report as assessment exports it: HTML with charts, and its CSV.
     report_html: str
     report_csv: str
+    # Where each clue ended up in cases' workflow, against its script.
+    cases: tuple[CaseResult, ...] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
@@ -82,6 +105,7 @@ class _Submitted:
     clue_id: str
     zone_id: str
     quarter: str
+    report: ScriptedReport
 
 
 class DemoDriver:
@@ -92,14 +116,17 @@ class DemoDriver:
         endpoints: Endpoints,
         *,
         token: str,
-        county_id: str,
+        county: CountyPlan,
+        mint: TokenMint,
         concurrency: int = 8,
         catch_up_seconds: float = 300.0,
         call_timeout: float = 30.0,
     ) -> None:
         self._endpoints = endpoints
         self._metadata = (("authorization", f"Bearer {token}"),)
-        self._county_id = county_id
+        self._county = county
+        self._county_id = county.county_id
+        self._mint = mint
         self._concurrency = concurrency
         self._catch_up_seconds = catch_up_seconds
         self._call_timeout = call_timeout
@@ -112,18 +139,33 @@ class DemoDriver:
         clue_ids = {s.clue_id for s in submitted}
         observer.phase("waiting for cases to register the clues")
         await self._await_registered(clue_ids, observer)
-        # TODO(issue 7): play each clue's scripted Fate through cases' workflow (ActOnCase:
-        # propose and approve disposal, file, investigate, hear, decide) once those commands
-        # are served; each step is one more phase here, awaited like the two around it.
+        observer.phase("working the clues through cases (disposal, verification, filing, hearing)")
+        cases = await self._work_cases(submitted, observer)
         quarters = sorted({s.quarter for s in submitted})
         zones = sorted({s.zone_id for s in submitted})
         observer.phase("waiting for assessment to project the events")
-        await self._await_projected(len(clue_ids), zones, quarters, observer)
+        filed = sum(1 for case in cases if case.stage not in _UNFILED_STAGES)
+        await self._await_projected(len(clue_ids), filed, zones, quarters, observer)
         quarter = quarters[-1] if quarters else ""
         observer.phase(f"ranking the zones for {quarter}")
         ranking = await self._ranking(quarter)
         html, csv = await self._export(quarter)
-        return DemoOutcome(len(scripted), len(clue_ids), quarter, ranking, html, csv)
+        return DemoOutcome(len(scripted), len(clue_ids), quarter, ranking, html, csv, tuple(cases))
+
+    async def _work_cases(
+        self, submitted: list[_Submitted], observer: Observer
+    ) -> list[CaseResult]:
+        async with grpc.aio.insecure_channel(self._endpoints.cases) as channel:
+            work = CaseWork(
+                cases_pb2_grpc.CaseServiceStub(channel),
+                county=self._county,
+                rules=DEFAULT_RULES,
+                mint=self._mint,
+                settings=CaseWorkSettings(
+                    concurrency=self._concurrency, call_timeout=self._call_timeout
+                ),
+            )
+            return await work.work_all([(s.clue_id, s.report) for s in submitted], observer)
 
     async def _submit_all(
         self, reports: list[ScriptedReport], observer: Observer
@@ -151,7 +193,7 @@ class DemoDriver:
                         ) from error
                     registered = reply.registered_at.ToDatetime(tzinfo=UTC)
                     quarter = f"{registered.year}Q{(registered.month - 1) // 3 + 1}"
-                    results.append(_Submitted(reply.clue_id, reply.zone_id, quarter))
+                    results.append(_Submitted(reply.clue_id, reply.zone_id, quarter, report))
                     observer.submitted(reply.zone_id)
 
             await asyncio.gather(*(worker() for _ in range(max(1, self._concurrency))))
@@ -191,29 +233,33 @@ class DemoDriver:
                 return listed
 
     async def _await_projected(
-        self, expected: int, zones: list[str], quarters: list[str], observer: Observer
+        self, expected: int, filed: int, zones: list[str], quarters: list[str], observer: Observer
     ) -> None:
         async with grpc.aio.insecure_channel(self._endpoints.assessment) as channel:
             stub = assessment_pb2_grpc.AssessmentServiceStub(channel)
             deadline = time.monotonic() + self._catch_up_seconds
             while True:
-                counted = 0
+                counts: dict[str, int] = {}
                 for zone in zones:
                     for quarter in quarters:
-                        counted += await self._clues_counted(stub, zone, quarter)
+                        for kpi, value in (await self._counted(stub, zone, quarter)).items():
+                            counts[kpi] = counts.get(kpi, 0) + value
+                counted = counts.get(CLUES_RECEIVED, 0)
                 observer.projected(min(counted, expected))
-                if counted >= expected:
+                # The ranking must also see the cases filed just now, not only the clues.
+                if counted >= expected and counts.get(CASES_FILED, 0) >= filed:
                     return
                 if time.monotonic() > deadline:
                     raise DemoFailed(
-                        f"assessment counted only {counted} of {expected} clues in "
+                        f"assessment counted only {counted} of {expected} clues and "
+                        f"{counts.get(CASES_FILED, 0)} of {filed} filed cases in "
                         f"{self._catch_up_seconds:.0f} s"
                     )
                 await asyncio.sleep(1.0)
 
-    async def _clues_counted(
+    async def _counted(
         self, stub: assessment_pb2_grpc.AssessmentServiceStub, zone: str, quarter: str
-    ) -> int:
+    ) -> dict[str, int]:
         try:
             reply = await stub.GetScorecard(
                 assessment_pb2.GetScorecardRequest(
@@ -227,9 +273,13 @@ class DemoDriver:
             )
         except grpc.aio.AioRpcError as error:
             if error.code() is grpc.StatusCode.NOT_FOUND:
-                return 0
+                return {}
             raise
-        return sum(c.value for c in reply.scorecard.counts if c.kpi == CLUES_RECEIVED)
+        counted: dict[str, int] = {}
+        for count in reply.scorecard.counts:
+            if count.kpi in (CLUES_RECEIVED, CASES_FILED):
+                counted[count.kpi] = counted.get(count.kpi, 0) + count.value
+        return counted
 
     async def _ranking(self, quarter: str) -> tuple[RankedZone, ...]:
         async with grpc.aio.insecure_channel(self._endpoints.assessment) as channel:

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -54,6 +55,7 @@ def run_first_demo(request: DemoRequest, *, console: Console, out: Console) -> D
         _failed(console, _reason(exc))
         return None
     report_path = _write_report(outcome, request.state_dir / "demo")
+    cases_path = _write_cases(outcome, request.state_dir / "demo")
     _print_outcome(outcome, report_path, out)
     (request.state_dir / MARKER_FILE).write_text(
         json.dumps(
@@ -62,6 +64,8 @@ def run_first_demo(request: DemoRequest, *, console: Console, out: Console) -> D
                 "clues": outcome.clues,
                 "quarter": outcome.quarter,
                 "report": str(report_path),
+                "cases": str(cases_path),
+                "stuck": sum(1 for case in outcome.cases if case.stuck),
                 "loaded_at": datetime.now(UTC).isoformat(),
             }
         ),
@@ -104,16 +108,20 @@ def _run(request: DemoRequest, console: Console) -> DemoOutcome:
     )
     # The services' own settings (issuer, audience) come from the same environment as ours.
     platform = PlatformSettings()
-    token = mint_dev_token(
-        key_dir=request.state_dir / "keys",
-        subject="demo-scenario",
-        roles=SCENARIO_ROLES,
-        county_id=plan.county_id,
-        zone_ids=[ALL_ZONES],
-        issuer=platform.token_issuer,
-        audience=platform.token_audience,
-    )
-    driver = DemoDriver(request.endpoints, token=token, county_id=plan.county_id)
+
+    def mint(subject: str, roles: Sequence[str], zone_id: str) -> str:
+        return mint_dev_token(
+            key_dir=request.state_dir / "keys",
+            subject=subject,
+            roles=roles,
+            county_id=plan.county_id,
+            zone_ids=[zone_id],
+            issuer=platform.token_issuer,
+            audience=platform.token_audience,
+        )
+
+    token = mint("demo-scenario", SCENARIO_ROLES, ALL_ZONES)
+    driver = DemoDriver(request.endpoints, token=token, county=plan, mint=mint)
     per_zone = Counter(r.zone_id for r in reports)
     with LiveProgress(console, per_zone=per_zone, clues=len(reports)) as progress:
         return asyncio.run(driver.run(reports, observer=progress))
@@ -143,6 +151,25 @@ def _write_report(outcome: DemoOutcome, out_dir: Path) -> Path:
     return html
 
 
+def _write_cases(outcome: DemoOutcome, out_dir: Path) -> Path:
+    # Each clue's script against where it stands: what a reader (or a test) checks the run by.
+    path = out_dir / "cases.json"
+    rows = [
+        {
+            "clue_id": case.clue_id,
+            "zone_id": case.zone_id,
+            "fate": case.fate,
+            "planned_stage": case.planned_stage,
+            "road": list(case.road),
+            "stage": case.stage,
+            "stuck": case.stuck,
+        }
+        for case in outcome.cases
+    ]
+    path.write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
+    return path
+
+
 def _print_outcome(outcome: DemoOutcome, report_path: Path, out: Console) -> None:
     table = Table(title=f"Zone ranking {outcome.quarter}")
     for column in ("rank", "zone", "score", "list"):
@@ -154,5 +181,15 @@ def _print_outcome(outcome: DemoOutcome, report_path: Path, out: Console) -> Non
         f"demo: {outcome.submitted} reports submitted, {outcome.clues} clues registered in cases",
         soft_wrap=True,
     )
+    stages = Counter(case.stage for case in outcome.cases)
+    out.print(
+        "demo: cases by stage: " + ", ".join(f"{s} {n}" for s, n in sorted(stages.items())),
+        soft_wrap=True,
+    )
+    stuck = [case for case in outcome.cases if case.stuck]
+    if stuck:
+        out.print(f"demo: {len(stuck)} clue(s) stopped short of their script:", soft_wrap=True)
+        for case in stuck[:10]:
+            out.print(f"  {case.clue_id} at {case.stage}: {case.stuck}", soft_wrap=True)
     # Never wrapped, so the path can be copied (and read by scripts) whole.
     out.print(f"HTML report: {report_path}", soft_wrap=True, highlight=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from types import TracebackType
 
 from rich.console import Console
@@ -26,6 +27,9 @@ class LiveProgress:
         }
         self._registered = self._progress.add_task("clues registered in cases", total=clues)
         self._projected = self._progress.add_task("clues projected by assessment", total=clues)
+        # One bar per workflow stage, added as the first clue reaches it.
+        self._stages: dict[str, TaskID] = {}
+        self._clues = clues
         self._console = console
 
     def __enter__(self) -> LiveProgress:
@@ -57,3 +61,13 @@ class LiveProgress:
     def projected(self, count: int) -> None:
         """Clues counted by assessment."""
         self._progress.update(self._projected, completed=count)
+
+    def staged(self, stages: Mapping[str, int]) -> None:
+        """Cases by stage: how many of the scenario's clues stand in each stage now."""
+        for stage in stages:
+            if stage not in self._stages:
+                self._stages[stage] = self._progress.add_task(
+                    f"cases in stage {stage}", total=self._clues
+                )
+        for stage, task in self._stages.items():
+            self._progress.update(task, completed=stages.get(stage, 0))

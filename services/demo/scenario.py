@@ -37,6 +37,10 @@ class CountyPlan:
 
     county_id: str
     townships: tuple[TownshipPlan, ...]
+    # Who approves in each zone (区长, 副区长) and for the county: cases' workflow acts as them.
+    zone_chiefs: Mapping[str, str] = field(default_factory=dict)
+    zone_deputies: Mapping[str, str] = field(default_factory=dict)
+    county_leader: str = ""
 
     @property
     def zone_ids(self) -> tuple[str, ...]:

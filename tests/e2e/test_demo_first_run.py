@@ -9,7 +9,9 @@ import subprocess
 import time
 from pathlib import Path
 
+import grpc
 import pytest
+from xiezuo.cases.v1 import cases_pb2, cases_pb2_grpc
 
 from services.runtime.localstack import free_ports
 from services.runtime.settings import SERVICES
@@ -35,6 +37,45 @@ def _xiezuo(env: dict[str, str], *args: str) -> str:
     done = subprocess.run([str(XIEZUO), *args], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
+
+
+def _stages(env: dict[str, str], token: str) -> dict[str, str]:
+    """Every case of the demo county and its stage, straight from cases over gRPC."""
+    port = env["XIEZUO_CASES_GRPC_PORT"]
+    stages: dict[str, str] = {}
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = cases_pb2_grpc.CaseServiceStub(channel)
+        page_token = ""
+        while True:
+            page = stub.ListCases(
+                cases_pb2.ListCasesRequest(
+                    county_id="c-demo", page_size=200, page_token=page_token
+                ),
+                metadata=(("authorization", f"Bearer {token}"),),
+                timeout=30,
+            )
+            stages.update((case.case_id, case.stage) for case in page.cases)
+            page_token = page.next_page_token
+            if not page_token:
+                return stages
+
+
+def _check_cases_followed_their_script(marker: dict[str, object], stages: dict[str, str]) -> None:
+    rows = json.loads(Path(str(marker["cases"])).read_text(encoding="utf-8"))
+    assert len(rows) == REPORTS
+    for row in rows:
+        where = f"{row['clue_id']} ({row['fate']}): {row['stuck']}"
+        assert stages[row["clue_id"]] == row["stage"], where
+        if row["stuck"]:
+            # Only staffing may stop a clue short (a team nobody could fill), on its road.
+            assert "team" in row["stuck"], where
+            assert row["stage"] in row["road"], where
+        else:
+            assert row["stage"] == row["planned_stage"], where
+    reached = [row for row in rows if not row["stuck"]]
+    assert len(reached) > REPORTS // 2, rows
+    assert any(row["stage"] == "decided" for row in reached), rows
+    assert marker["stuck"] == REPORTS - len(reached)
 
 
 def test_first_up_replays_the_demo_and_prints_the_ranking(tmp_path: Path) -> None:
@@ -95,9 +136,14 @@ def test_first_up_replays_the_demo_and_prints_the_ranking(tmp_path: Path) -> Non
         )["clues"]
         assert len(clues) == REPORTS
         assert {clue["zone_id"] for clue in clues} == {f"z-{n}" for n in range(1, 7)}
-        # The ranking names every zone.
+        # Every clue went through cases' workflow as far as its script (or staffing) allowed.
+        _check_cases_followed_their_script(marker, _stages(env, token))
+        assert "cases by stage" in output
+        # The ranking names every zone, and worked cases set the zones apart.
         ranking_lines = [line for line in output.splitlines() if "│ z-" in line]
         assert len(ranking_lines) == 6, output[-3000:]
+        scores = {line.split("│")[3].strip() for line in ranking_lines}
+        assert len(scores) > 1, output[-3000:]
     finally:
         up.send_signal(signal.SIGINT)
         try:
