@@ -21,6 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rich.console import Console
 from rich.table import Table
 
+from services.cli.client import stdout_console
 from services.runtime.settings import SERVICES, PlatformSettings, Settings
 
 console = Console(stderr=True)
@@ -107,7 +108,7 @@ def up(
         table.add_row("kafka", bootstrap, "", str(node.log_path))
         for service, info in ready.items():
             table.add_row(service, info["grpc"], info["metrics"], str(log_dir / f"{service}.log"))
-        Console().print(table)
+        stdout_console().print(table)
         if not no_demo:
             _first_run_demo(state, env, ready, demo_reports)
         console.print("`xiezuo status` checks health; `xiezuo token --help` mints a dev token.")
@@ -202,7 +203,7 @@ def status(
         for row in results:
             colour = "green" if row["health"] == "SERVING" else "red"
             table.add_row(row["service"], row["address"], f"[{colour}]{row['health']}[/{colour}]")
-        Console().print(table)
+        stdout_console().print(table)
     if any(row["health"] != "SERVING" for row in results):
         raise typer.Exit(1)
 
