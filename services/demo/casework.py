@@ -76,6 +76,11 @@ class CaseWork:
         self._mint = mint
         self._settings = settings
 
+    def zone_index(self, zone_id: str) -> int:
+        """The zone's place among the county's zones (orders their scripted quality)."""
+        zones = sorted(self._county.zone_chiefs)
+        return zones.index(zone_id) if zone_id in zones else 0
+
     async def work_all(
         self, clues: Sequence[tuple[str, ScriptedReport]], observer: StageObserver
     ) -> list[CaseResult]:
@@ -172,7 +177,7 @@ class _Desk:
         self._report = report
         self._zone = report.zone_id
         self._moved = moved
-        self._book: Playbook = playbook(report.fate, report.key)
+        self._book: Playbook = playbook(report.fate, report.key, work.zone_index(report.zone_id))
         self._stage = "registered"
 
     async def work(self) -> CaseResult:
@@ -215,14 +220,18 @@ class _Desk:
         await self._act(lead, "propose_outcome", choice=book.verification_outcome)
         if not book.filed:
             return
-        await self._investigate()
+        investigator = await self._investigate()
         hearers = await self._work.team(self._id, self._zone, "hearing")
         hearer = self._member(hearers[0], "hearing_officer")
         await self._act(hearer, "accept_file")
+        if book.sent_back:
+            await self._act(hearer, "send_back", reason="补充调查: interview the contractor")
+            await self._act(investigator, "submit_investigation_report")
+            await self._act(hearer, "accept_file")
         sanctions = [cases_pb2.Sanction(track=t, kind=k) for t, k in book.sanctions]
         await self._act(hearer, "submit_hearing_report", choice=book.decision, sanctions=sanctions)
 
-    async def _investigate(self) -> None:
+    async def _investigate(self) -> Metadata:
         investigators = await self._work.team(self._id, self._zone, "working")
         await self._approve_plan("investigation")
         investigator = self._member(investigators[0], "case_officer")
@@ -230,6 +239,7 @@ class _Desk:
         await self._act(investigator, "record_evidence", description="银行流水", sha256=digest)
         await self._act(investigator, "record_subject_heard")
         await self._act(investigator, "submit_investigation_report")
+        return investigator
 
     async def _approve_plan(self, stage: str) -> None:
         for role in self._work.plan_approvers(stage, self._report.cadre_level):

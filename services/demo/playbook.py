@@ -38,6 +38,8 @@ class Playbook:
     verification_outcome: str = ""
     decision: str = ""
     sanctions: tuple[tuple[str, str], ...] = ()
+    # The hearing sends the file back once for more investigation (退回补充调查).
+    sent_back: bool = False
 
     @property
     def filed(self) -> bool:
@@ -59,13 +61,25 @@ _CASE_ROAD = (
 )
 
 
+# Zones differ in how often their files come back from the hearing, so the demo's ranking
+# separates them (each send-back is a deduction in the scoring rules). Percent of filed cases.
+_SEND_BACK_PERCENT = (0, 2, 4, 6, 8, 10)
+
+
+def sends_back(zone_index: int, key: str) -> bool:
+    """Whether the hearing of the zone at `zone_index` sends this clue's file back once."""
+    percent = _SEND_BACK_PERCENT[zone_index % len(_SEND_BACK_PERCENT)]
+    return zlib.crc32(f"{key}:send-back".encode()) % 100 < percent
+
+
 def _pick(options: tuple[str, ...] | tuple[tuple[str, str], ...], key: str) -> int:
     # crc32, not hash(): the same clue must get the same choice in every process.
     return zlib.crc32(key.encode("utf-8")) % len(options)
 
 
-def playbook(fate: Fate, key: str) -> Playbook:
+def playbook(fate: Fate, key: str, zone_index: int = 0) -> Playbook:
     """The playbook of a clue scripted to `fate` (`key` varies the choices deterministically)."""
+    sent_back = sends_back(zone_index, key)
     if fate is Fate.CLOSED:
         return Playbook("close", "closed", ("registered", "disposal_proposed", "closed"))
     if fate is Fate.STORED_PENDING:
@@ -83,6 +97,7 @@ def playbook(fate: Fate, key: str) -> Playbook:
             _CASE_ROAD,
             verification_outcome="file_case",
             decision="education",
+            sent_back=sent_back,
         )
     sanction = _SANCTIONS[_pick(_SANCTIONS, key)]
     return Playbook(
@@ -92,4 +107,5 @@ def playbook(fate: Fate, key: str) -> Playbook:
         verification_outcome="file_case",
         decision=f"{sanction[0]}_sanction",
         sanctions=(sanction,),
+        sent_back=sent_back,
     )

@@ -25,7 +25,7 @@ from services.cases.domain.rules import DEFAULT_RULES
 from services.cases.domain.teams import assign_team, team_kind
 from services.demo.casework import CaseResult, CaseWork, CaseWorkSettings
 from services.demo.county import load_county_plan
-from services.demo.playbook import playbook
+from services.demo.playbook import playbook, sends_back
 from services.demo.scenario import CountyPlan, Fate, ScriptedReport, generate_scenario
 
 
@@ -178,3 +178,21 @@ def test_playbooks_are_deterministic_and_end_on_their_road() -> None:
 def test_the_county_plan_names_each_zones_chief_deputy_and_a_leader(county: CountyPlan) -> None:
     assert set(county.zone_chiefs) == set(county.zone_ids) == set(county.zone_deputies)
     assert county.county_leader
+
+
+def test_a_hearing_send_back_is_played_and_still_ends_decided(county: CountyPlan) -> None:
+    cases = [r for r in _year(county, 200) if r.fate is Fate.CASE_SANCTIONED]
+    zones = sorted(county.zone_chiefs)
+    sent_back = [r for r in cases if playbook(r.fate, r.key, zones.index(r.zone_id)).sent_back]
+    assert sent_back, "the scenario should send some files back at hearing"
+    results, fake, _ = _work(county, sent_back[:2])
+    for result in results:
+        assert result.stage == "decided", result
+        assert fake.files[result.clue_id].stage == "decided"
+
+
+def test_zones_differ_in_how_often_files_come_back() -> None:
+    keys = [f"demo-{n:05d}" for n in range(2000)]
+    shares = {zone: sum(sends_back(zone, key) for key in keys) for zone in range(6)}
+    assert len(set(shares.values())) == 6, shares
+    assert all(share < len(keys) * 0.15 for share in shares.values()), shares
