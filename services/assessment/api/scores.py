@@ -6,7 +6,6 @@ from xiezuo.assessment.v1 import assessment_pb2 as pb
 
 from services.assessment.api import policy
 from services.assessment.api.convert import LEVELS, ranking_entry, scorecard_message
-from services.assessment.api.page_tokens import decode_token, encode_token
 from services.assessment.api.requests import (
     DEFAULT_EVENTS_PER_KPI,
     DEFAULT_PAGE_SIZE,
@@ -26,6 +25,7 @@ from services.runtime import audit
 from services.runtime.db import Database
 from services.runtime.grpc.auth import current_principal
 from services.runtime.grpc.errors import FieldViolation, InvalidArgument
+from services.runtime.grpc.paging import decode_page_token, encode_page_token
 
 
 class ScoreQueries:
@@ -125,7 +125,9 @@ class ScoreQueries:
         offset = 0
         if request.page_token:
             try:
-                offset = decode_token(request.page_token, query)
+                offset = int(decode_page_token(request.page_token, {"query": query}))
+                if offset < 0:
+                    raise ValueError("is not a token this service issued")
             except ValueError as exc:
                 violations.append(FieldViolation("page_token", str(exc)))
         if violations:
@@ -166,7 +168,11 @@ class ScoreQueries:
         ]
         limit = request.page_size or DEFAULT_PAGE_SIZE
         page = visible[offset : offset + limit]
-        next_token = encode_token(offset + limit, query) if offset + limit < len(visible) else ""
+        next_token = (
+            encode_page_token(str(offset + limit), {"query": query})
+            if offset + limit < len(visible)
+            else ""
+        )
         return pb.GetRankingResponse(
             entries=[
                 ranking_entry(unit, sorted(zones_of(ranking.zones, level, unit.subject_id)))

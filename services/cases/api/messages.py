@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from xiezuo.cases.v1 import cases_pb2
 
 from services.cases.domain.clue import ClueStatus, clue_status
 from services.cases.store.case_reader import CaseRecord, CaseView
 from services.cases.store.clues import ClueView
 from services.cases.store.tables import CaseStepRow, ClueLinkRow, DeadlineRow
+from services.runtime.grpc.timestamps import timestamp
 
 _CLUE_STATUSES = {
     ClueStatus.REGISTERED: cases_pb2.CLUE_STATUS_REGISTERED,
@@ -23,16 +22,6 @@ _CLUE_STATUSES = {
     ClueStatus.CASE_FILED: cases_pb2.CLUE_STATUS_CASE_FILED,
     ClueStatus.LINKED_DUPLICATE: cases_pb2.CLUE_STATUS_LINKED_DUPLICATE,
 }
-
-
-def timestamp(moment: datetime) -> Timestamp:
-    """A UTC protobuf timestamp."""
-    stamp = Timestamp()
-    # SQLite hands back naive datetimes; everything is stored in UTC.
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    stamp.FromDatetime(moment.astimezone(UTC))
-    return stamp
 
 
 def clue_message(view: ClueView) -> cases_pb2.Clue:

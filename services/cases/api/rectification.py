@@ -12,7 +12,6 @@ from google.protobuf.message import Message
 from xiezuo.cases.v1 import cases_pb2
 
 from services.cases.api.messages import timestamp
-from services.cases.api.page_tokens import decode_token, encode_token
 from services.cases.api.policy import authorize_rectification, readable_rectification_zones
 from services.cases.domain.rectification import SOURCES, RectificationRefused
 from services.cases.store.rectification import (
@@ -31,6 +30,8 @@ from services.runtime.grpc.errors import (
     InvalidArgument,
     NotFound,
 )
+from services.runtime.grpc.paging import decode_page_token as decode_token
+from services.runtime.grpc.paging import encode_page_token as encode_token
 from services.runtime.tokens import Principal
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"

@@ -11,7 +11,6 @@ from xiezuo.cases.v1 import cases_pb2, cases_pb2_grpc
 from services.cases.api.commands import command_of, digest_of
 from services.cases.api.links import LinkApi
 from services.cases.api.messages import case_response, case_summary, clue_message, step_message
-from services.cases.api.page_tokens import decode_token, encode_token
 from services.cases.api.policy import (
     authorize_case,
     authorize_read_clue,
@@ -32,6 +31,8 @@ from services.runtime.grpc.errors import (
     NotFound,
     PermissionDenied,
 )
+from services.runtime.grpc.paging import decode_page_token as decode_token
+from services.runtime.grpc.paging import encode_page_token as encode_token
 from services.runtime.tokens import Principal
 
 DEFAULT_PAGE_SIZE = 50

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from xiezuo.intake.v1 import intake_pb2
@@ -111,10 +111,3 @@ def attachments_from(
         Attachment(sha256=a.sha256, size_bytes=a.size_bytes, media_type=a.media_type)
         for a in attachments
     )
-
-
-def timestamp(moment: datetime) -> Timestamp:
-    """A protobuf Timestamp for a datetime."""
-    stamp = Timestamp()
-    stamp.FromDatetime(moment.astimezone(UTC))
-    return stamp

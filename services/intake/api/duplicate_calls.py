@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 from xiezuo.intake.v1 import intake_pb2
 
-from services.intake.api.convert import timestamp
 from services.intake.api.parts import Context, IntakeParts
 from services.intake.api.policy import authorize_duplicate_decision, duplicate_zones
 from services.intake.store.duplicates import KEPT_SEPARATE, LINKED, PENDING, CandidateDecided
@@ -18,6 +17,7 @@ from services.runtime.grpc.errors import (
     InvalidArgument,
     NotFound,
 )
+from services.runtime.grpc.timestamps import timestamp
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200

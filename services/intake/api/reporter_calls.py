@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from xiezuo.intake.v1 import intake_pb2
 
-from services.intake.api.convert import attachments_from, timestamp
+from services.intake.api.convert import attachments_from
 from services.intake.api.parts import Context, IntakeParts, ReceiptLocked
 from services.intake.api.policy import authorize_channel_officer, authorize_receipt
 from services.intake.domain.channels import check_attachments
@@ -16,6 +16,7 @@ from services.intake.store.receipts import ReceiptClaim, ReceiptLockedOut, Recei
 from services.intake.store.tables import ReportRow
 from services.runtime.grpc.auth import current_principal
 from services.runtime.grpc.errors import FieldViolation, InvalidArgument, NotFound
+from services.runtime.grpc.timestamps import timestamp
 
 MAX_BODY_CHARS = 20_000
 DEFAULT_PAGE_SIZE = 50

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import grpc
 from xiezuo.intake.v1 import intake_pb2, intake_pb2_grpc
 
-from services.intake.api.convert import submission_from, timestamp
+from services.intake.api.convert import submission_from
 from services.intake.api.duplicate_calls import DuplicateCalls
 from services.intake.api.officer_calls import OfficerCalls
 from services.intake.api.parts import IntakeParts
@@ -23,6 +23,7 @@ from services.runtime.grpc.errors import (
     InvalidArgument,
     PermissionDenied,
 )
+from services.runtime.grpc.timestamps import timestamp
 
 
 class IntakeServicer(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import json
-from datetime import UTC, date, datetime
+from datetime import date
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from xiezuo.staffing.v1 import staffing_pb2
 
+from services.runtime.grpc.paging import decode_page_token, encode_page_token
+from services.runtime.grpc.timestamps import timestamp
 from services.staffing.domain.conflicts import ConflictRelation, RecusalRaisedBy
 from services.staffing.domain.draw import DrawRecord
 from services.staffing.store.tables import DrawRow, PersonRow, PersonStatusRow
@@ -30,15 +30,6 @@ RAISERS = {
     staffing_pb2.RECUSAL_RAISED_BY_SUBJECT: RecusalRaisedBy.SUBJECT,
     staffing_pb2.RECUSAL_RAISED_BY_REPORTER: RecusalRaisedBy.REPORTER,
 }
-
-
-def timestamp(moment: datetime) -> Timestamp:
-    """A UTC timestamp (SQLite hands back naive datetimes, all stored in UTC)."""
-    stamp = Timestamp()
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    stamp.FromDatetime(moment.astimezone(UTC))
-    return stamp
 
 
 def parse_day(text: str) -> date:
@@ -107,20 +98,12 @@ def draw_message(row: DrawRow, record: DrawRecord) -> staffing_pb2.DrawExplanati
 
 def encode_token(after: str, county_id: str, zone_id: str) -> str:
     """A page token bound to the query it came from."""
-    raw = json.dumps({"after": after, "county": county_id, "zone": zone_id})
-    return base64.urlsafe_b64encode(raw.encode()).decode()
+    return encode_page_token(after, {"county": county_id, "zone": zone_id})
 
 
 def decode_token(token: str, county_id: str, zone_id: str) -> str:
     """The cursor of a page token; ValueError when it is not for this query."""
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        after, county, zone = data["after"], data["county"], data["zone"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError("is not a token this service issued") from exc
-    if county != county_id or zone != zone_id:
-        raise ValueError("belongs to a different query")
-    return str(after)
+    return decode_page_token(token, {"county": county_id, "zone": zone_id})
 
 
 def json_list(text: str) -> list[str]:

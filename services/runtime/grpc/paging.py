@@ -13,19 +13,19 @@ def _fingerprint(query: Mapping[str, object]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def encode_token(after: str, query: Mapping[str, object]) -> str:
-    """A token resuming after `after` for exactly this query."""
-    raw = json.dumps({"after": after, "query": _fingerprint(query)})
+def encode_page_token(cursor: str, query: Mapping[str, object]) -> str:
+    """A token resuming after `cursor` for exactly this query."""
+    raw = json.dumps({"after": cursor, "query": _fingerprint(query)})
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
-def decode_token(token: str, query: Mapping[str, object]) -> str:
+def decode_page_token(token: str, query: Mapping[str, object]) -> str:
     """The cursor of a token this service issued for this query; ValueError otherwise."""
     try:
         data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        after, fingerprint = data["after"], data["query"]
+        cursor, fingerprint = data["after"], data["query"]
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError("is not a token this service issued") from exc
     if fingerprint != _fingerprint(query):
         raise ValueError("belongs to a different query")
-    return str(after)
+    return str(cursor)
