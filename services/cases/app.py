@@ -52,6 +52,7 @@ def build(settings: Settings) -> tuple[ServiceHost, GrpcParts, DeadlineScanner]:
         ClueReader(database),
         CaseReader(database),
         Workflow(database, by_version),
+        back_entry_days=settings.platform.back_entry_days,
         rectifications=RectificationDesk(database, in_force),
         links=ClueLinks(database),
     )

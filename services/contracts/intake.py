@@ -48,6 +48,9 @@ class ClueRegistered(IntegrationEvent):
     priority: int | None = Field(default=None, ge=0, le=100)
     # Version of the allegation taxonomy the categories were checked against.
     taxonomy_version: str | None = None
+    # Entered after the fact from a paper ledger (补录): registered_at is the paper date, and
+    # deadlines already past due wait for the rest of the entry before they are judged.
+    back_entered: bool = False
 
     def subject_id(self) -> str | None:
         """The clue this event is about."""

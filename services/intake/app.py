@@ -80,6 +80,7 @@ def build(settings: Settings) -> tuple[ServiceHost, GrpcParts, IntakeParts]:
         acceptance=AcceptanceDesk(database, vault),
         duplicates=DuplicateDesk(database, rule_book),
         townships=TownshipRegistry(database),
+        back_entry_days=settings.platform.back_entry_days,
     )
     host.consumer.on(TownshipPlaced, on_township_placed)
     progress = CaseProgressHandler(vault)

@@ -35,6 +35,8 @@ class PlatformSettings(BaseSettings):
     consumer_max_attempts: int = 3
     grpc_drain_seconds: float = 10.0
     vault_key_file: Path | None = None
+    # How far back a `back_entry` principal may date a step (补录 of a paper ledger).
+    back_entry_days: int = 400
 
 
 class ServiceSettings(BaseSettings):

@@ -69,6 +69,7 @@ async def api(make_database: MakeDatabase) -> AsyncIterator[Api]:
         ClueReader(database),
         CaseReader(database),
         Workflow(database, {DEFAULT_RULES.version: DEFAULT_RULES}),
+        back_entry_days=400,
         rectifications=RectificationDesk(database, lambda _: DEFAULT_RULES),
         links=ClueLinks(database),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import col, func, select
@@ -24,7 +24,8 @@ from services.runtime.envelope import Envelope
 from services.runtime.messaging_tables import OutboxMessage
 from tests.conftest import MakeDatabase
 
-NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
+# Registered an hour ago: the commands below run on real time and must be within the limits.
+NOW = datetime.now(UTC) - timedelta(hours=1)
 
 
 def _envelope(source: str = "xiezuo/staffing") -> Envelope:

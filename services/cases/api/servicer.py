@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 import grpc
@@ -22,7 +23,8 @@ from services.cases.domain.casefile import Actor, BadCommand, CaseFile, Forbidde
 from services.cases.store.case_reader import CaseFilter, CaseReader, CaseView
 from services.cases.store.clues import ClueReader
 from services.cases.store.tables import CaseFileRow
-from services.cases.store.workflow import CaseMissing, KeyReused, Workflow
+from services.cases.store.workflow import CaseMissing, KeyReused, OutOfOrder, Workflow
+from services.runtime.backentry import check_back_entry
 from services.runtime.grpc.auth import current_principal
 from services.runtime.grpc.errors import (
     FailedPrecondition,
@@ -57,11 +59,20 @@ def _case_authorizer(principal: Principal) -> Callable[[CaseFileRow, CaseFile], 
 class CaseServicer(LinkApi, RectificationApi, cases_pb2_grpc.CaseServiceServicer):
     """Clues, cases and rectification items, read and worked by the commission's staff."""
 
-    def __init__(self, clues: ClueReader, cases: CaseReader, workflow: Workflow, **rest: Any):
+    def __init__(
+        self,
+        clues: ClueReader,
+        cases: CaseReader,
+        workflow: Workflow,
+        *,
+        back_entry_days: int = 0,
+        **rest: Any,
+    ):
         super().__init__(**rest)
         self._clues = clues
         self._cases = cases
         self._workflow = workflow
+        self._back_entry_days = back_entry_days
 
     async def GetClue(
         self, request: cases_pb2.GetClueRequest, context: Context
@@ -123,6 +134,15 @@ class CaseServicer(LinkApi, RectificationApi, cases_pb2_grpc.CaseServiceServicer
         """One workflow step, applied once per idempotency key."""
         command = command_of(request)
         principal = current_principal()
+        effective_at = None
+        if request.HasField("effective_at"):
+            effective_at = request.effective_at.ToDatetime(tzinfo=UTC)
+            check_back_entry(
+                principal,
+                effective_at,
+                now=datetime.now(UTC),
+                window_days=self._back_entry_days,
+            )
         try:
             result = await self._workflow.act(
                 county_id=principal.county_id,
@@ -132,9 +152,19 @@ class CaseServicer(LinkApi, RectificationApi, cases_pb2_grpc.CaseServiceServicer
                 command=command,
                 actor=Actor(principal.subject, principal.roles),
                 authorize=_case_authorizer(principal),
+                effective_at=effective_at,
             )
         except CaseMissing as missing:
             raise NotFound(f"case {request.case_id}") from missing
+        except OutOfOrder as early:
+            raise InvalidArgument(
+                [
+                    FieldViolation(
+                        "effective_at",
+                        f"must not be before the file's last step ({early.last.isoformat()})",
+                    )
+                ]
+            ) from early
         except KeyReused as reused:
             raise InvalidArgument(
                 [FieldViolation("idempotency_key", "was used for a different command")]
@@ -183,6 +213,9 @@ class CaseServicer(LinkApi, RectificationApi, cases_pb2_grpc.CaseServiceServicer
             "category": request.category,
             "assignee": request.assignee,
         }
+        if request.at_risk_only:
+            # Only when set, so page tokens issued before the filter existed stay valid.
+            query["at_risk"] = True
         after = ""
         if request.page_token:
             try:
@@ -203,6 +236,7 @@ class CaseServicer(LinkApi, RectificationApi, cases_pb2_grpc.CaseServiceServicer
                 township_id=request.township_id,
                 stage=request.stage,
                 overdue_only=request.overdue_only,
+                at_risk_only=request.at_risk_only,
                 category=request.category,
                 assignee=request.assignee,
             ),

@@ -58,10 +58,14 @@ class ClueRegisteredHandler:
             rule_version=rules.version,
             state=codec.encode(new_case_file(clue.clue_id, clue.subject_cadre_level, rules)),
             revision=0,
-            updated_at=datetime.now(UTC),
+            updated_at=event.registered_at if event.back_entered else datetime.now(UTC),
         )
         session.add(row)
-        await start_clock(session, row, "disposal", rules, now=event.registered_at)
+        # A back-entered clue's disposal clock may be past due already: it gets the grace.
+        recorded_at = datetime.now(UTC) if event.back_entered else None
+        await start_clock(
+            session, row, "disposal", rules, now=event.registered_at, recorded_at=recorded_at
+        )
 
 
 def subject_key(event: ClueRegistered) -> str:

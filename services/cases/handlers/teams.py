@@ -14,7 +14,13 @@ from services.cases.domain.casefile import NotNow
 from services.cases.domain.teams import assign_team, recuse, team_unfillable
 from services.cases.store import codec
 from services.cases.store.tables import CaseFileRow
-from services.cases.store.workflow import next_request_id, record_step, request_team, save_file
+from services.cases.store.workflow import (
+    event_step_moment,
+    next_request_id,
+    record_step,
+    request_team,
+    save_file,
+)
 from services.contracts.cases import Stage
 from services.contracts.staffing import RecusalRecorded, TeamAssigned, TeamUnfillable
 from services.runtime.envelope import Envelope
@@ -35,7 +41,7 @@ async def on_team_assigned(session: AsyncSession, event: TeamAssigned, envelope:
     row = await _file_row(session, event.case_id)
     file = codec.decode(row.state)
     members = tuple(member.person_id for member in event.members)
-    now = datetime.now(UTC)
+    now, recorded_at = await event_step_moment(session, row, datetime.now(UTC))
     try:
         after = assign_team(file, event.stage, members, event.request_id)
     except NotNow as refused:
@@ -51,6 +57,7 @@ async def on_team_assigned(session: AsyncSession, event: TeamAssigned, envelope:
             reason=refused.reason,
             detail={"draw_id": event.draw_id, "members": list(members)},
             now=now,
+            recorded_at=recorded_at,
         )
         return
     await save_file(session, row, after, now=now)
@@ -65,6 +72,7 @@ async def on_team_assigned(session: AsyncSession, event: TeamAssigned, envelope:
         reason="",
         detail={"draw_id": event.draw_id, "team": event.stage, "members": list(members)},
         now=now,
+        recorded_at=recorded_at,
     )
 
 
@@ -78,7 +86,7 @@ async def on_team_unfillable(
         after = team_unfillable(file, event.stage, event.request_id)
     except NotNow:
         return
-    now = datetime.now(UTC)
+    now, recorded_at = await event_step_moment(session, row, datetime.now(UTC))
     await save_file(session, row, after, now=now)
     await record_step(
         session,
@@ -91,6 +99,7 @@ async def on_team_unfillable(
         reason="; ".join(event.reasons),
         detail={"draw_id": event.draw_id},
         now=now,
+        recorded_at=recorded_at,
     )
 
 
@@ -103,7 +112,7 @@ async def on_recusal(session: AsyncSession, event: RecusalRecorded, envelope: En
     after, again = recuse(file, event.person_id)
     if after == file:
         return
-    now = datetime.now(UTC)
+    now, recorded_at = await event_step_moment(session, row, datetime.now(UTC))
     request_id = ""
     if again:
         request_id = next_request_id(row, again)
@@ -120,6 +129,7 @@ async def on_recusal(session: AsyncSession, event: RecusalRecorded, envelope: En
         reason=event.ground,
         detail={"person_id": event.person_id, "recusal_id": event.recusal_id},
         now=now,
+        recorded_at=recorded_at,
     )
     if again:
         request_team(

@@ -40,6 +40,8 @@ class CaseFilter:
     township_id: str = ""
     stage: str = ""
     overdue_only: bool = False
+    # Deadlines in their warning period count too (危险: the ones a chief must chase now).
+    at_risk_only: bool = False
     category: str = ""
     assignee: str = ""
 
@@ -166,6 +168,14 @@ def _overdue_condition(moment: datetime) -> ColumnElement[bool]:
     return exists().where(col(DeadlineRow.case_id) == CaseFileRow.case_id, _past_due(moment))
 
 
+def _at_risk_condition(moment: datetime) -> ColumnElement[bool]:
+    return exists().where(
+        col(DeadlineRow.case_id) == CaseFileRow.case_id,
+        col(DeadlineRow.ended_at).is_(None),
+        or_(col(DeadlineRow.warn_at) <= moment, _past_due(moment)),
+    )
+
+
 def _conditions(query: CaseFilter, moment: datetime) -> list[ColumnElement[bool]]:
     visible_zone: ColumnElement[bool] = (
         literal(True)
@@ -196,6 +206,8 @@ def _conditions(query: CaseFilter, moment: datetime) -> list[ColumnElement[bool]
         conditions.append(_member(query.assignee, current=False))
     if query.overdue_only:
         conditions.append(_overdue_condition(moment))
+    if query.at_risk_only:
+        conditions.append(_at_risk_condition(moment))
     return [and_(*conditions)]
 
 

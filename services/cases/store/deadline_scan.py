@@ -19,21 +19,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.cases.store.deadlines import aware
+from services.cases.store.deadlines import RECTIFICATION, aware, send_notice
 from services.cases.store.tables import (
     DeadlineNoticeRow,
     DeadlineRow,
     RectificationProgressRow,
     RectificationRow,
 )
-from services.contracts.cases import DeadlineApproaching, DeadlineBreached, DeadlineNotice
-from services.runtime import audit
 from services.runtime.db import Database
-from services.runtime.outbox import record_event
 
-SOURCE = "xiezuo/cases"
 SCANNER = "system:deadline-scan"
-RECTIFICATION = "rectification"
 log = logging.getLogger(__name__)
 
 
@@ -108,55 +103,11 @@ class DeadlineScanner:
                     .execution_options(populate_existing=True)
                 )
             ).one()
-            sent = set(
-                (
-                    await session.exec(
-                        select(DeadlineNoticeRow.notice).where(
-                            DeadlineNoticeRow.deadline_id == deadline_id
-                        )
-                    )
-                ).all()
-            )
-            # A deadline found already past due skips its warning: a late warning says nothing.
-            if notice in sent or (notice == "approaching" and "breached" in sent):
+            if not await send_notice(session, deadline, notice, at=now, actor=SCANNER):
                 return False
-            session.add(
-                DeadlineNoticeRow(
-                    deadline_id=deadline_id, notice=notice, due_at=deadline.due_at, sent_at=now
-                )
-            )
-            await session.flush()
-            if notice == "breached":
-                deadline.status = "breached"
-                session.add(deadline)
-                if deadline.kind == RECTIFICATION:
-                    await _escalate(session, deadline, now)
-            record_event(session, _event(deadline, notice), source=SOURCE, occurred_at=now)
-            await audit.append(
-                session,
-                county_id=deadline.county_id,
-                actor=SCANNER,
-                action=f"deadline.{notice}",
-                record_type=RECTIFICATION if deadline.kind == RECTIFICATION else "case",
-                record_id=deadline.case_id,
-                detail={"deadline_id": deadline_id, "due_at": aware(deadline.due_at).isoformat()},
-                at=now,
-            )
+            if notice == "breached" and deadline.kind == RECTIFICATION:
+                await _escalate(session, deadline, now)
             return True
-
-
-def _event(deadline: DeadlineRow, notice: str) -> DeadlineNotice:
-    kind = DeadlineBreached if notice == "breached" else DeadlineApproaching
-    return kind(
-        county_id=deadline.county_id,
-        zone_id=deadline.zone_id,
-        deadline_id=deadline.deadline_id,
-        case_id=deadline.case_id,
-        kind=deadline.kind,
-        due_at=aware(deadline.due_at),
-        rule_version=deadline.rule_version,
-        record_type=RECTIFICATION if deadline.kind == RECTIFICATION else "case",
-    )
 
 
 async def _escalate(session: AsyncSession, deadline: DeadlineRow, now: datetime) -> None:

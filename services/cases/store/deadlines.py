@@ -16,7 +16,16 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.cases.domain.ruleset import RuleSet
-from services.cases.store.tables import DeadlineRow
+from services.cases.store.tables import DeadlineNoticeRow, DeadlineRow
+from services.contracts.cases import DeadlineApproaching, DeadlineBreached, DeadlineNotice
+from services.runtime import audit
+from services.runtime.outbox import record_event
+
+SOURCE = "xiezuo/cases"
+JUDGE = "system:deadline"
+RECTIFICATION = "rectification"
+# How long a deadline recorded already past due waits for the rest of the back-entry.
+BACK_ENTRY_GRACE = timedelta(hours=24)
 
 
 async def open_deadline(
@@ -31,8 +40,13 @@ async def open_deadline(
     due_at: datetime | None = None,
     extensions: int = 0,
     supersedes: str | None = None,
+    recorded_at: datetime | None = None,
 ) -> DeadlineRow:
-    """A new running deadline of `kind` on a case file or rectification item."""
+    """A new running deadline of `kind` on a case file or rectification item.
+
+    `recorded_at` is given for back-entry: the real moment of entry, when `started_at` is
+    earlier.
+    """
     earlier = (
         await session.exec(
             select(func.count())
@@ -41,6 +55,9 @@ async def open_deadline(
         )
     ).one()
     due = due_at or rules.due(kind, started_at)
+    warn_at = rules.warn_at(kind, due)
+    if recorded_at is not None and due <= recorded_at:
+        warn_at = recorded_at + BACK_ENTRY_GRACE
     deadline = DeadlineRow(
         deadline_id=f"{record_id}:{kind}:{earlier + 1}",
         case_id=record_id,
@@ -50,7 +67,7 @@ async def open_deadline(
         rule_version=rules.version,
         started_at=started_at,
         due_at=due,
-        warn_at=rules.warn_at(kind, due),
+        warn_at=warn_at,
         status="open",
         extensions=extensions,
         supersedes=supersedes,
@@ -60,17 +77,99 @@ async def open_deadline(
     return deadline
 
 
-async def stop_clock(session: AsyncSession, record_id: str, kind: str, *, now: datetime) -> None:
-    """The running deadline of `kind` is met (a breached one stays breached on the record)."""
+async def stop_clock(
+    session: AsyncSession,
+    record_id: str,
+    kind: str,
+    *,
+    now: datetime,
+    recorded_at: datetime | None = None,
+) -> None:
+    """The running deadline of `kind` ends: met in time, or late (a breach stays a breach).
+
+    `now` is when the work was done; `recorded_at` the real moment of entry when later.
+    """
     for deadline in await running(session, record_id, kind):
         if deadline.status == "open":
-            deadline.status = "met"
+            if now <= aware(deadline.due_at):
+                deadline.status = "met"
+            else:
+                # Done after its due moment before any scanner saw it (e.g. entered late).
+                await judge_breached(session, deadline, at=recorded_at or now)
         deadline.ended_at = now
         session.add(deadline)
 
 
+async def judge_breached(session: AsyncSession, deadline: DeadlineRow, *, at: datetime) -> bool:
+    """Mark a deadline breached and publish DeadlineBreached once (False: already was)."""
+    return await send_notice(session, deadline, "breached", at=at, actor=JUDGE)
+
+
+async def send_notice(
+    session: AsyncSession, deadline: DeadlineRow, notice: str, *, at: datetime, actor: str
+) -> bool:
+    """Record the notice, publish its event and audit it, unless it was sent before."""
+    sent = set(
+        (
+            await session.exec(
+                select(DeadlineNoticeRow.notice).where(
+                    DeadlineNoticeRow.deadline_id == deadline.deadline_id
+                )
+            )
+        ).all()
+    )
+    # A deadline found already past due skips its warning: a late warning says nothing.
+    if notice in sent or (notice == "approaching" and "breached" in sent):
+        return False
+    session.add(
+        DeadlineNoticeRow(
+            deadline_id=deadline.deadline_id, notice=notice, due_at=deadline.due_at, sent_at=at
+        )
+    )
+    await session.flush()
+    if notice == "breached":
+        deadline.status = "breached"
+        session.add(deadline)
+    # The event is stamped when the breach happened (its due moment), not when it was seen.
+    occurred = aware(deadline.due_at) if notice == "breached" else at
+    record_event(session, notice_event(deadline, notice), source=SOURCE, occurred_at=occurred)
+    await audit.append(
+        session,
+        county_id=deadline.county_id,
+        actor=actor,
+        action=f"deadline.{notice}",
+        record_type=RECTIFICATION if deadline.kind == RECTIFICATION else "case",
+        record_id=deadline.case_id,
+        detail={"deadline_id": deadline.deadline_id, "due_at": aware(deadline.due_at).isoformat()},
+        at=at,
+    )
+    return True
+
+
+def notice_event(deadline: DeadlineRow, notice: str) -> DeadlineNotice:
+    """DeadlineApproaching or DeadlineBreached for a deadline row."""
+    kind = DeadlineBreached if notice == "breached" else DeadlineApproaching
+    return kind(
+        county_id=deadline.county_id,
+        zone_id=deadline.zone_id,
+        deadline_id=deadline.deadline_id,
+        case_id=deadline.case_id,
+        kind=deadline.kind,
+        due_at=aware(deadline.due_at),
+        rule_version=deadline.rule_version,
+        record_type=RECTIFICATION if deadline.kind == RECTIFICATION else "case",
+    )
+
+
 async def extend_clock(
-    session: AsyncSession, record_id: str, kind: str, days: int, rules: RuleSet, *, now: datetime
+    session: AsyncSession,
+    record_id: str,
+    kind: str,
+    days: int,
+    rules: RuleSet,
+    *,
+    now: datetime,
+    recorded_at: datetime | None = None,
 ) -> None:
     """Replace the running deadline of `kind` by one due `days` later than it was."""
     for deadline in await running(session, record_id, kind):
@@ -89,6 +188,7 @@ async def extend_clock(
             due_at=aware(deadline.due_at) + timedelta(days=days),
             extensions=deadline.extensions + 1,
             supersedes=deadline.deadline_id,
+            recorded_at=recorded_at,
         )
 
 

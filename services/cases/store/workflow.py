@@ -18,11 +18,12 @@ from services.cases.domain.links import excluded_townships
 from services.cases.domain.ruleset import RuleSet
 from services.cases.domain.teams import excluded_from
 from services.cases.store import codec
-from services.cases.store.deadlines import extend_clock, open_deadline, stop_clock
+from services.cases.store.deadlines import aware, extend_clock, open_deadline, stop_clock
 from services.cases.store.tables import (
     CaseFileRow,
     CaseMemberRow,
     CaseStepRow,
+    ClueRow,
     CommandReceiptRow,
     DeadlineRow,
 )
@@ -64,6 +65,14 @@ class CaseMissing(Exception):
     """No such clue/case."""
 
 
+class OutOfOrder(Exception):
+    """A back-dated step would come before the file's last step."""
+
+    def __init__(self, last: datetime) -> None:
+        super().__init__(f"the file's last step was at {last.isoformat()}")
+        self.last = last
+
+
 @dataclass(frozen=True)
 class StepResult:
     """What a command did (or, for a retry, had done)."""
@@ -97,17 +106,18 @@ class Workflow:
         command: Command,
         actor: Actor,
         authorize: Authorize,
+        effective_at: datetime | None = None,
     ) -> StepResult:
-        """Apply a command once; a retry with the same key returns the first result."""
+        """Apply a command once; a retry with the same key returns the first result.
+
+        `effective_at` (back-entry) dates the step; the caller checked the grant and window.
+        """
+        args = (county_id, case_id, idempotency_key, digest, command, actor, authorize)
         try:
-            return await self._act(
-                county_id, case_id, idempotency_key, digest, command, actor, authorize
-            )
+            return await self._act(*args, effective_at)
         except IntegrityError:
             # A concurrent retry committed the same key first: answer with its result.
-            return await self._act(
-                county_id, case_id, idempotency_key, digest, command, actor, authorize
-            )
+            return await self._act(*args, effective_at)
 
     async def _act(
         self,
@@ -118,6 +128,7 @@ class Workflow:
         command: Command,
         actor: Actor,
         authorize: Authorize,
+        effective_at: datetime | None,
     ) -> StepResult:
         async with self._db.transaction() as session:
             row = await _load(session, case_id, lock=not self._db.is_sqlite)
@@ -151,10 +162,20 @@ class Workflow:
                 )
             authorize(row, file)
             rules = self._rules[row.rule_version]
+            recorded = datetime.now(UTC)
+            if effective_at is not None:
+                last = await last_moment(session, row)
+                if effective_at < last:
+                    raise OutOfOrder(last)
             transition = handle(file, command, actor, rules)
-            now = datetime.now(UTC)
             step = await apply_transition(
-                session, row, transition, rules, actor=actor.person_id, now=now
+                session,
+                row,
+                transition,
+                rules,
+                actor=actor.person_id,
+                now=effective_at or recorded,
+                recorded_at=recorded if effective_at is not None else None,
             )
             assert step.id is not None
             session.add(
@@ -178,6 +199,44 @@ class Workflow:
                 row,
                 codec.decode(row.state),
             )
+
+
+async def last_moment(session: AsyncSession, row: CaseFileRow) -> datetime:
+    """When the file's latest step took effect (its registration when it has none)."""
+    at = (
+        await session.exec(
+            select(CaseStepRow.at)
+            .where(CaseStepRow.case_id == row.case_id)
+            .order_by(col(CaseStepRow.id).desc())
+            .limit(1)
+        )
+    ).first()
+    if at is None:
+        clue = await session.get(ClueRow, row.case_id)
+        at = clue.registered_at if clue is not None else row.updated_at
+    return aware(at)
+
+
+async def event_step_moment(
+    session: AsyncSession, row: CaseFileRow, now: datetime
+) -> tuple[datetime, datetime | None]:
+    """When a step caused by an event (a drawn team, a recusal) takes effect, and its entry.
+
+    While a file is being back-entered its record runs on paper time: the event's step is
+    dated with the step before it (and says when it was really entered), so the rest of the
+    back-entry can follow in order. Otherwise it is simply now.
+    """
+    last = (
+        await session.exec(
+            select(CaseStepRow)
+            .where(CaseStepRow.case_id == row.case_id)
+            .order_by(col(CaseStepRow.id).desc())
+            .limit(1)
+        )
+    ).first()
+    if last is not None and "recorded_at" in json.loads(last.detail or "{}"):
+        return aware(last.at), now
+    return now, None
 
 
 async def _load(session: AsyncSession, case_id: str, *, lock: bool) -> CaseFileRow | None:
@@ -221,8 +280,22 @@ async def record_step(
     reason: str,
     detail: Mapping[str, object],
     now: datetime,
+    recorded_at: datetime | None = None,
 ) -> CaseStepRow:
-    """The history entry and its audit entry (who, when, from, to, why)."""
+    """The history entry and its audit entry (who, when, from, to, why).
+
+    A back-entered step is dated `now` (when it took effect) and says when it was entered;
+    the audit log runs on real time and names the effective moment.
+    """
+    audit_detail: dict[str, object] = {
+        "from": from_stage,
+        "to": to_stage,
+        "event": event,
+        "reason": reason,
+    }
+    if recorded_at is not None:
+        detail = {**detail, "recorded_at": recorded_at.isoformat()}
+        audit_detail["effective_at"] = now.isoformat()
     step = CaseStepRow(
         case_id=row.case_id,
         at=now,
@@ -243,8 +316,8 @@ async def record_step(
         action=f"case.{action}",
         record_type="case",
         record_id=row.case_id,
-        detail={"from": from_stage, "to": to_stage, "event": event, "reason": reason},
-        at=now,
+        detail=audit_detail,
+        at=recorded_at or now,
     )
     return step
 
@@ -257,8 +330,12 @@ async def apply_transition(
     *,
     actor: str,
     now: datetime,
+    recorded_at: datetime | None = None,
 ) -> CaseStepRow:
-    """Persist a transition with its history, audit, outbox event, team request and clocks."""
+    """Persist a transition with its history, audit, outbox event, team request and clocks.
+
+    `now` is when the step took effect; `recorded_at` the real entry time of a back-entry.
+    """
     before, after = transition.before, transition.after
     request_id = ""
     if transition.team_needed:
@@ -277,6 +354,7 @@ async def apply_transition(
         reason=reason,
         detail=transition.detail,
         now=now,
+        recorded_at=recorded_at,
     )
     event_class = _EVENTS.get(transition.event, StageChanged)
     if after.stage == "closed" and before.stage != "closed":
@@ -304,12 +382,22 @@ async def apply_transition(
         stage = cast(Stage, transition.team_needed)
         request_team(session, row, after, stage, request_id=request_id, actor=actor, now=now)
     if transition.clock_stopped:
-        await stop_clock(session, row.case_id, transition.clock_stopped, now=now)
+        await stop_clock(
+            session, row.case_id, transition.clock_stopped, now=now, recorded_at=recorded_at
+        )
     if transition.clock_started:
-        await start_clock(session, row, transition.clock_started, rules, now=now)
+        await start_clock(
+            session, row, transition.clock_started, rules, now=now, recorded_at=recorded_at
+        )
     if transition.extended_days:
         await extend_clock(
-            session, row.case_id, after.clock, transition.extended_days, rules, now=now
+            session,
+            row.case_id,
+            after.clock,
+            transition.extended_days,
+            rules,
+            now=now,
+            recorded_at=recorded_at,
         )
     return step
 
@@ -349,7 +437,13 @@ def next_request_id(row: CaseFileRow, stage: str) -> str:
 
 
 async def start_clock(
-    session: AsyncSession, row: CaseFileRow, kind: str, rules: RuleSet, *, now: datetime
+    session: AsyncSession,
+    row: CaseFileRow,
+    kind: str,
+    rules: RuleSet,
+    *,
+    now: datetime,
+    recorded_at: datetime | None = None,
 ) -> DeadlineRow:
     """A new deadline for `kind` on the file, due per the file's own rule version."""
     return await open_deadline(
@@ -360,4 +454,5 @@ async def start_clock(
         kind=kind,
         rules=rules,
         started_at=now,
+        recorded_at=recorded_at,
     )

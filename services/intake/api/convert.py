@@ -85,6 +85,9 @@ def submission_from(request: intake_pb2.SubmitReportRequest) -> Submission:
         violations=violations,
         channel_details=channel_details_from(request),
         attachments=attachments_from(request.attachments),
+        registered_at=request.registered_at.ToDatetime(tzinfo=UTC)
+        if request.HasField("registered_at")
+        else None,
     )
 
 

@@ -40,3 +40,5 @@ class IntakeParts:
     acceptance: AcceptanceDesk
     duplicates: DuplicateDesk
     townships: TownshipRegistry
+    # How far back a back-entry (补录) may date a registration (platform setting).
+    back_entry_days: int = 400

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from services.runtime.backentry import check_back_entry
 from services.runtime.grpc.auth import require
 from services.runtime.grpc.errors import NotFound, PermissionDenied
 from services.runtime.tokens import ALL_ZONES, Principal
@@ -25,6 +28,27 @@ def authorize_submit(principal: Principal, *, county_id: str, zone_id: str) -> N
 def authorize_submit_county(principal: Principal, *, county_id: str) -> None:
     """Before routing reads the registry: the caller must be an intake role of the county."""
     require(principal, roles=SUBMITTERS, county_id=county_id)
+
+
+def authorize_back_registration(
+    principal: Principal,
+    registered_at: datetime,
+    *,
+    received_at: datetime | None,
+    now: datetime,
+    window_days: int,
+) -> None:
+    """Back-entry (补录) of a registration time needs `back_entry` and a moment that can be true."""
+    check_back_entry(
+        principal,
+        registered_at,
+        now=now,
+        window_days=window_days,
+        # Without a received time the registration moment stands for both.
+        not_before=received_at or registered_at,
+        not_before_what="received_at",
+        field="registered_at",
+    )
 
 
 def authorize_receipt(principal: Principal, *, county_id: str) -> None:

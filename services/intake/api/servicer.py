@@ -12,7 +12,12 @@ from services.intake.api.convert import submission_from
 from services.intake.api.duplicate_calls import DuplicateCalls
 from services.intake.api.officer_calls import OfficerCalls
 from services.intake.api.parts import IntakeParts
-from services.intake.api.policy import SUBMITTERS, authorize_submit, authorize_submit_county
+from services.intake.api.policy import (
+    SUBMITTERS,
+    authorize_back_registration,
+    authorize_submit,
+    authorize_submit_county,
+)
 from services.intake.api.reporter_calls import STATUS_TO_PROTO, ReporterCalls
 from services.intake.domain.report import Submission, check_submission
 from services.intake.domain.routing import route
@@ -49,7 +54,7 @@ class IntakeServicer(
             raise PermissionDenied(f"{principal.subject} may not submit reports")
         submission = submission_from(request)
         now = datetime.now(UTC)
-        taxonomy = self._rule_book.taxonomy_on((submission.received_at or now).date())
+        taxonomy = self._rule_book.taxonomy_on(submission.received_on(now).date())
         problems = check_submission(submission, now=now, taxonomy=taxonomy)
         if problems:
             raise InvalidArgument(
@@ -59,6 +64,16 @@ class IntakeServicer(
         authorize_submit_county(principal, county_id=submission.county_id)
         submission = await self._routed(submission, now=now)
         authorize_submit(principal, county_id=submission.county_id, zone_id=submission.zone_id)
+        if submission.registered_at is not None:
+            authorize_back_registration(
+                principal,
+                submission.registered_at,
+                received_at=submission.received_at,
+                now=now,
+                window_days=self._parts.back_entry_days,
+            )
+            # Registered on paper then, so received by then too when no other time is given.
+            submission = replace(submission, received_at=submission.received_on(now))
         registration = await self._registry.register(submission, actor=principal.subject)
         if registration.replayed:
             # A reused key must not hand out a report the caller could not see, nor pass off
@@ -82,7 +97,7 @@ class IntakeServicer(
 
     async def _routed(self, submission: Submission, *, now: datetime) -> Submission:
         """The submission with the zone its township is placed in (registry copy)."""
-        received_on = (submission.received_at or now).date()
+        received_on = submission.received_on(now).date()
         placed = await self._parts.townships.zone_of(
             submission.county_id, submission.township_id, on=received_on
         )

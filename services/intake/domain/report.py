@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from services.intake.domain.channels import (
     Attachment,
@@ -68,6 +68,12 @@ class Submission:
     violations: list[tuple[str, str]] = field(default_factory=list)
     channel_details: ChannelDetails | None = None
     attachments: tuple[Attachment, ...] = ()
+    # Back-entry (补录) only: when the paper ledger registered it; None means at submission.
+    registered_at: datetime | None = None
+
+    def received_on(self, now: datetime) -> datetime:
+        """When received: as given, else when back-entered as registered, else now."""
+        return self.received_at or self.registered_at or now
 
 
 def check_submission(
@@ -141,33 +147,33 @@ def fingerprint(submission: Submission) -> str:
     and would be identity by another name.
     """
     subject = submission.subject
-    canonical = json.dumps(
-        {
-            "county": submission.county_id,
-            "zone": submission.zone_id,
-            "township": submission.township_id,
-            "channel": submission.channel.value if submission.channel else None,
-            "subject": [
-                subject.name,
-                subject.post,
-                subject.unit,
-                subject.township_id,
-                subject.village,
-                subject.cadre_level.value,
-            ]
-            if subject
-            else None,
-            "categories": list(submission.allegation_categories),
-            "content": submission.content,
-            "real_name": submission.reporter is not None,
-            "campaign": submission.campaign_id,
-            # Informant ids identify a reporter; their presence is enough to tell retries apart.
-            "details": _details_digest_part(submission.channel_details),
-            "attachments": [[a.sha256, a.size_bytes, a.media_type] for a in submission.attachments],
-        },
-        sort_keys=True,
-        ensure_ascii=False,
-    )
+    parts: dict[str, object] = {
+        "county": submission.county_id,
+        "zone": submission.zone_id,
+        "township": submission.township_id,
+        "channel": submission.channel.value if submission.channel else None,
+        "subject": [
+            subject.name,
+            subject.post,
+            subject.unit,
+            subject.township_id,
+            subject.village,
+            subject.cadre_level.value,
+        ]
+        if subject
+        else None,
+        "categories": list(submission.allegation_categories),
+        "content": submission.content,
+        "real_name": submission.reporter is not None,
+        "campaign": submission.campaign_id,
+        # Informant ids identify a reporter; their presence is enough to tell retries apart.
+        "details": _details_digest_part(submission.channel_details),
+        "attachments": [[a.sha256, a.size_bytes, a.media_type] for a in submission.attachments],
+    }
+    # Only when given, so digests of ordinary submissions stay what they were.
+    if submission.registered_at is not None:
+        parts["registered_at"] = submission.registered_at.astimezone(UTC).isoformat()
+    canonical = json.dumps(parts, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

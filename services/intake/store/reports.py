@@ -91,13 +91,15 @@ class ReportRegistry:
     async def _insert(self, submission: Submission, digest: str, *, actor: str) -> Registration:
         assert submission.subject is not None and submission.channel is not None
         now = datetime.now(UTC)
+        # A back-entry (补录) registers at the paper ledger's moment; the audit keeps `now`.
+        registered_at = submission.registered_at or now
         report_id = f"rpt-{uuid.uuid4().hex}"
         clue_id = f"clue-{uuid.uuid4().hex}"
         receipt_code = new_receipt_code()
         context = report_id.encode()
         content = self._vault.seal(submission.content.encode(), context=context)
         subject = submission.subject
-        received_at = submission.received_at or now
+        received_at = submission.received_at or registered_at
         rules = self._rule_book.rules_on(received_at.date())
         taxonomy = self._rule_book.taxonomy_on(received_at.date())
         real_name = submission.reporter is not None
@@ -127,7 +129,7 @@ class ReportRegistry:
             receipt_prefix=receipt_prefix(receipt_code),
             submitted_by=actor,
             received_at=received_at,
-            registered_at=now,
+            registered_at=registered_at,
             taxonomy_version=taxonomy.version,
             rules_version=rules.version,
             forward_due_at=add_working_days(
@@ -151,23 +153,32 @@ class ReportRegistry:
             )
             session.add(row)
             self._seal_parts(session, submission, report_id, context)
-            detail: dict[str, str] = {"channel": row.channel, "zone_id": row.zone_id}
+            detail: dict[str, object] = {"channel": row.channel, "zone_id": row.zone_id}
             if forward_to:
-                await forward_upward(session, self._vault, row, forward_to, now=now)
+                await forward_upward(session, self._vault, row, forward_to, now=registered_at)
                 detail["forwarded_to"] = forward_to
             elif isinstance(match, Linked):
                 joined = await join_clue(
-                    session, row, match.clue_id, rules, linked_by="fingerprint", now=now
+                    session,
+                    row,
+                    match.clue_id,
+                    rules,
+                    linked_by="fingerprint",
+                    now=registered_at,
                 )
                 if joined.progress:
                     row.status = joined.progress
                 detail |= {"linked_to_clue_id": joined.clue_id, "repeat_of": match.report_id}
             else:
-                self._open_clue(session, row, submission, taxonomy.version, priority, now=now)
-                flag_candidates(session, row, match or [], now=now)
+                self._open_clue(
+                    session, row, submission, taxonomy.version, priority, at=registered_at
+                )
+                flag_candidates(session, row, match or [], now=registered_at)
                 if match:
                     detail["near_duplicates"] = str(len(match))
             detail["clue_id"] = row.clue_id
+            if submission.registered_at is not None:
+                detail |= {"back_entered": True, "registered_at": registered_at.isoformat()}
             await audit.append(
                 session,
                 county_id=row.county_id,
@@ -182,7 +193,7 @@ class ReportRegistry:
             report_id,
             row.clue_id,
             receipt_code,
-            now,
+            registered_at,
             row.zone_id,
             replayed=False,
             linked=row.linked_at is not None,
@@ -235,7 +246,7 @@ class ReportRegistry:
         taxonomy_version: str,
         priority: int,
         *,
-        now: datetime,
+        at: datetime,
     ) -> None:
         """A new clue: on intake's ledger and published for cases."""
         subject = submission.subject
@@ -246,7 +257,7 @@ class ReportRegistry:
                 county_id=row.county_id,
                 zone_id=row.zone_id,
                 first_report_id=row.report_id,
-                registered_at=now,
+                registered_at=at,
                 repeat_count=0,
                 priority=priority,
                 progress="",
@@ -271,11 +282,12 @@ class ReportRegistry:
             real_name=row.real_name,
             campaign_id=row.campaign_id,
             received_at=row.received_at,
-            registered_at=now,
+            registered_at=at,
             taxonomy_version=taxonomy_version,
             priority=priority,
+            back_entered=submission.registered_at is not None,
         )
-        record_event(session, event, source=EVENT_SOURCE, occurred_at=now)
+        record_event(session, event, source=EVENT_SOURCE, occurred_at=at)
 
 
 def _replay(row: ReportRow, digest: str) -> Registration:

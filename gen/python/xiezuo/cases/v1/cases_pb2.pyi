@@ -313,6 +313,7 @@ class ActOnCaseRequest(_message.Message):
     SHA256_FIELD_NUMBER: _builtins.int
     SANCTIONS_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_AT_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
     """Makes the call safe to retry: the first result is returned, nothing acts twice."""
     case_id: _builtins.str
@@ -333,6 +334,13 @@ class ActOnCaseRequest(_message.Message):
     def sanctions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Sanction]:
         """Sanctions named by a hearing report."""
 
+    @_builtins.property
+    def effective_at(self) -> _timestamp_pb2.Timestamp:
+        """Back-entry (补录) only: when the step took effect on paper. Needs the `back_entry` role;
+        must not be in the future, before the file's last step, or further back than the
+        back-entry window. Unset means now. The audit log keeps the real time of entry.
+        """
+
     def __init__(
         self,
         *,
@@ -345,10 +353,11 @@ class ActOnCaseRequest(_message.Message):
         sha256: _builtins.str = ...,
         sanctions: _abc.Iterable[Global___Sanction] | None = ...,
         reason: _builtins.str = ...,
+        effective_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "case_id", b"case_id", "choice", b"choice", "days", b"days", "description", b"description", "idempotency_key", b"idempotency_key", "reason", b"reason", "sanctions", b"sanctions", "sha256", b"sha256"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "case_id", b"case_id", "choice", b"choice", "days", b"days", "description", b"description", "effective_at", b"effective_at", "idempotency_key", b"idempotency_key", "reason", b"reason", "sanctions", b"sanctions", "sha256", b"sha256"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -883,6 +892,7 @@ class ListCasesRequest(_message.Message):
     ASSIGNEE_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    AT_RISK_ONLY_FIELD_NUMBER: _builtins.int
     county_id: _builtins.str
     """County listed (required)."""
     zone_id: _builtins.str
@@ -901,6 +911,8 @@ class ListCasesRequest(_message.Message):
     """At most this many; 0 means the server default."""
     page_token: _builtins.str
     """next_page_token of the previous response; empty for the first page."""
+    at_risk_only: _builtins.bool
+    """Only files at risk: a running deadline in its warning period or past due."""
     def __init__(
         self,
         *,
@@ -913,10 +925,11 @@ class ListCasesRequest(_message.Message):
         assignee: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        at_risk_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee", b"assignee", "category", b"category", "county_id", b"county_id", "overdue_only", b"overdue_only", "page_size", b"page_size", "page_token", b"page_token", "stage", b"stage", "township_id", b"township_id", "zone_id", b"zone_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee", b"assignee", "at_risk_only", b"at_risk_only", "category", b"category", "county_id", b"county_id", "overdue_only", b"overdue_only", "page_size", b"page_size", "page_token", b"page_token", "stage", b"stage", "township_id", b"township_id", "zone_id", b"zone_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

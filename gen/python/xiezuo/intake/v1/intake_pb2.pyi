@@ -382,6 +382,7 @@ class SubmitReportRequest(_message.Message):
     INSPECTION_TOUR_FIELD_NUMBER: _builtins.int
     FORWARDED_FIELD_NUMBER: _builtins.int
     ATTACHMENTS_FIELD_NUMBER: _builtins.int
+    REGISTERED_AT_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
     """Client-chosen key; a retry with the same key does not register a second report."""
     county_id: _builtins.str
@@ -437,6 +438,14 @@ class SubmitReportRequest(_message.Message):
     def attachments(self) -> _containers.RepeatedCompositeFieldContainer[Global___AttachmentMetadata]:
         """Evidence described by its digest; the content itself is stored encrypted elsewhere."""
 
+    @_builtins.property
+    def registered_at(self) -> _timestamp_pb2.Timestamp:
+        """Back-entry (补录) only: when the report was registered on the paper ledger. Needs the
+        `back_entry` role; must not be before received_at, in the future, or further back than the
+        back-entry window. The clue (ClueRegistered.registered_at) carries this moment; absent
+        received_at then defaults to it. Unset means now.
+        """
+
     def __init__(
         self,
         *,
@@ -458,17 +467,22 @@ class SubmitReportRequest(_message.Message):
         inspection_tour: Global___InspectionTourDetails | None = ...,
         forwarded: Global___ForwardedDetails | None = ...,
         attachments: _abc.Iterable[Global___AttachmentMetadata] | None = ...,
+        registered_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_campaign_id", b"_campaign_id", "campaign_id", b"campaign_id", "channel_details", b"channel_details", "daily_supervision", b"daily_supervision", "forwarded", b"forwarded", "inspection_tour", b"inspection_tour", "phone", b"phone", "received_at", b"received_at", "reporter", b"reporter", "subject", b"subject", "village_informant", b"village_informant", "visit", b"visit"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_campaign_id", b"_campaign_id", "_registered_at", b"_registered_at", "campaign_id", b"campaign_id", "channel_details", b"channel_details", "daily_supervision", b"daily_supervision", "forwarded", b"forwarded", "inspection_tour", b"inspection_tour", "phone", b"phone", "received_at", b"received_at", "registered_at", b"registered_at", "reporter", b"reporter", "subject", b"subject", "village_informant", b"village_informant", "visit", b"visit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_campaign_id", b"_campaign_id", "allegation_categories", b"allegation_categories", "attachments", b"attachments", "campaign_id", b"campaign_id", "channel", b"channel", "channel_details", b"channel_details", "content", b"content", "county_id", b"county_id", "daily_supervision", b"daily_supervision", "forwarded", b"forwarded", "idempotency_key", b"idempotency_key", "inspection_tour", b"inspection_tour", "phone", b"phone", "received_at", b"received_at", "reporter", b"reporter", "subject", b"subject", "township_id", b"township_id", "village_informant", b"village_informant", "visit", b"visit", "zone_id", b"zone_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_campaign_id", b"_campaign_id", "_registered_at", b"_registered_at", "allegation_categories", b"allegation_categories", "attachments", b"attachments", "campaign_id", b"campaign_id", "channel", b"channel", "channel_details", b"channel_details", "content", b"content", "county_id", b"county_id", "daily_supervision", b"daily_supervision", "forwarded", b"forwarded", "idempotency_key", b"idempotency_key", "inspection_tour", b"inspection_tour", "phone", b"phone", "received_at", b"received_at", "registered_at", b"registered_at", "reporter", b"reporter", "subject", b"subject", "township_id", b"township_id", "village_informant", b"village_informant", "visit", b"visit", "zone_id", b"zone_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__campaign_id: _TypeAlias = _typing.Literal["campaign_id"]  # noqa: Y015
     _WhichOneofArgType__campaign_id: _TypeAlias = _typing.Literal["_campaign_id", b"_campaign_id"]  # noqa: Y015
+    _WhichOneofReturnType__registered_at: _TypeAlias = _typing.Literal["registered_at"]  # noqa: Y015
+    _WhichOneofArgType__registered_at: _TypeAlias = _typing.Literal["_registered_at", b"_registered_at"]  # noqa: Y015
     _WhichOneofReturnType_channel_details: _TypeAlias = _typing.Literal["visit", "phone", "village_informant", "daily_supervision", "inspection_tour", "forwarded"]  # noqa: Y015
     _WhichOneofArgType_channel_details: _TypeAlias = _typing.Literal["channel_details", b"channel_details"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__campaign_id) -> _WhichOneofReturnType__campaign_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__registered_at) -> _WhichOneofReturnType__registered_at | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType_channel_details) -> _WhichOneofReturnType_channel_details | None: ...
 
