@@ -9,6 +9,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 import grpc
@@ -17,6 +18,7 @@ from xiezuo.cases.v1 import cases_pb2, cases_pb2_grpc
 from services.cases.domain.ruleset import RuleSet
 from services.demo.playbook import APPROVE_ACTIONS, Playbook, playbook
 from services.demo.scenario import CountyPlan, ScriptedReport
+from services.demo.timeline import NotYet, PaperClock
 
 # (subject, roles, zone_id) → a bearer token for that person scoped to that zone.
 TokenMint = Callable[[str, Sequence[str], str], str]
@@ -42,6 +44,8 @@ class CaseResult:
     stage: str
     # Why it stopped short of the planned stage ("" when it got there).
     stuck: str = ""
+    # Its script goes on after today (the next step's date): still in progress, not stuck.
+    waiting: str = ""
 
 
 class _Stuck(Exception):
@@ -56,6 +60,8 @@ class CaseWorkSettings:
     team_wait_seconds: float = 90.0
     call_timeout: float = 30.0
     poll_seconds: float = 0.5
+    # Steps dated after this moment have not happened yet (None: play every script to its end).
+    today: datetime | None = None
 
 
 class CaseWork:
@@ -75,6 +81,11 @@ class CaseWork:
         self._rules = rules
         self._mint = mint
         self._settings = settings
+
+    @property
+    def today(self) -> datetime | None:
+        """Steps dated after this have not happened yet."""
+        return self._settings.today
 
     def zone_index(self, zone_id: str) -> int:
         """The zone's place among the county's zones (orders their scripted quality)."""
@@ -115,12 +126,13 @@ class CaseWork:
         return self.metadata(subject, [role], zone_id)
 
     async def act(
-        self, metadata: Metadata, case_id: str, action: str, **fields: Any
+        self, metadata: Metadata, case_id: str, action: str, when: datetime, **fields: Any
     ) -> cases_pb2.ActOnCaseResponse:
-        """One workflow step; a refusal stops this clue, never the whole scenario."""
+        """One workflow step dated `when`; a refusal stops this clue, never the whole scenario."""
         request = cases_pb2.ActOnCaseRequest(
             idempotency_key=uuid.uuid4().hex, case_id=case_id, action=action, **fields
         )
+        request.effective_at.FromDatetime(when)
         try:
             reply: cases_pb2.ActOnCaseResponse = await self._stub.ActOnCase(
                 request, metadata=metadata, timeout=self._settings.call_timeout
@@ -179,12 +191,15 @@ class _Desk:
         self._moved = moved
         self._book: Playbook = playbook(report.fate, report.key, work.zone_index(report.zone_id))
         self._stage = "registered"
+        self._clock = PaperClock(report.key, report.registered_at, today=work.today)
 
     async def work(self) -> CaseResult:
         """Play the playbook; whatever stops it is recorded, not raised."""
-        stuck = ""
+        stuck = waiting = ""
         try:
             await self._play()
+        except NotYet as later:
+            waiting = str(later)
         except _Stuck as reason:
             stuck = str(reason)
         except grpc.aio.AioRpcError as error:
@@ -197,6 +212,7 @@ class _Desk:
             road=self._book.road,
             stage=self._stage,
             stuck=stuck,
+            waiting=waiting,
         )
 
     async def _play(self) -> None:
@@ -249,13 +265,13 @@ class _Desk:
         return self._work.metadata(person, [role], self._zone)
 
     async def _act(self, metadata: Metadata, action: str, **fields: Any) -> None:
-        reply = await self._work.act(metadata, self._id, action, **fields)
+        reply = await self._work.act(metadata, self._id, action, self._clock.next(action), **fields)
         self._seen(reply.case.stage)
         # A proposal climbs its approval chain: each approver in turn, as the case names them.
         while reply.case.pending.kind:
             approve = APPROVE_ACTIONS[reply.case.pending.kind]
             who = self._work.approver(reply.case.pending.next_approver, self._zone)
-            reply = await self._work.act(who, self._id, approve)
+            reply = await self._work.act(who, self._id, approve, self._clock.next(approve))
             self._seen(reply.case.stage)
 
     def _seen(self, stage: str) -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Protocol
 
 import grpc
@@ -43,6 +44,19 @@ _UNFILED_STAGES = frozenset(
 )
 
 
+# Seconds between refreshes of the deadlines-at-risk line while the case work runs.
+_RISK_REFRESH_SECONDS = 3.0
+
+
+def ranked_quarter(quarters: list[str], now: datetime) -> str:
+    """The quarter to rank: the last of the scenario's quarters that has ended by `now`."""
+    current = f"{now.year}Q{(now.month - 1) // 3 + 1}"
+    ended = [quarter for quarter in quarters if quarter < current]
+    if ended:
+        return ended[-1]
+    return quarters[-1] if quarters else current
+
+
 class DemoFailed(Exception):
     """The scenario could not finish; the message says where and why."""
 
@@ -64,6 +78,9 @@ class Observer(Protocol):
 
     def staged(self, stages: Mapping[str, int]) -> None:
         """The scenario's clues by the workflow stage they stand in now."""
+
+    def at_risk(self, zones: Mapping[str, int]) -> None:
+        """Files per zone with a running deadline in its warning period or past due."""
 
 
 @dataclass(frozen=True)
@@ -91,13 +108,19 @@ class DemoOutcome:
 
     submitted: int
     clues: int
+    # The quarter ranked: the last one that has ended (the current one when none has).
     quarter: str
     ranking: tuple[RankedZone, ...]
-    # The quarter's report as assessment exports it: HTML with charts, and its CSV.
+    # The year's report as assessment exports it: HTML with charts and trends, and its CSV.
+    year: int
     report_html: str
     report_csv: str
     # Where each clue ended up in cases' workflow, against its script.
     cases: tuple[CaseResult, ...] = field(default_factory=tuple)
+    # Every quarter of the year's zone scores, for the trend beside the ranking.
+    by_quarter: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    # Files per zone whose deadline is in its warning period or past due, at the end.
+    at_risk: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -139,33 +162,106 @@ class DemoDriver:
         clue_ids = {s.clue_id for s in submitted}
         observer.phase("waiting for cases to register the clues")
         await self._await_registered(clue_ids, observer)
-        observer.phase("working the clues through cases (disposal, verification, filing, hearing)")
-        cases = await self._work_cases(submitted, observer)
-        quarters = sorted({s.quarter for s in submitted})
+        observer.phase(
+            "entering the year's case work, each step on its date "
+            "(disposal, verification, filing, hearing)"
+        )
         zones = sorted({s.zone_id for s in submitted})
+        cases, at_risk = await self._work_cases(submitted, zones, observer)
+        quarters = sorted({s.quarter for s in submitted})
         observer.phase("waiting for assessment to project the events")
         filed = sum(1 for case in cases if case.stage not in _UNFILED_STAGES)
         await self._await_projected(len(clue_ids), filed, zones, quarters, observer)
-        quarter = quarters[-1] if quarters else ""
-        observer.phase(f"ranking the zones for {quarter}")
-        ranking = await self._ranking(quarter)
-        html, csv = await self._export(quarter)
-        return DemoOutcome(len(scripted), len(clue_ids), quarter, ranking, html, csv, tuple(cases))
+        quarter = ranked_quarter(quarters, datetime.now(UTC))
+        observer.phase(f"ranking the zones for {quarter} and every quarter of the year")
+        by_quarter: dict[str, dict[str, float]] = {}
+        ranking: tuple[RankedZone, ...] = ()
+        for each in quarters:
+            entries = await self._ranking(each)
+            by_quarter[each] = {entry.zone_id: entry.total for entry in entries}
+            if each == quarter:
+                ranking = entries
+        year = int(quarter[:4]) if quarter else datetime.now(UTC).year
+        html, csv = await self._export(year)
+        return DemoOutcome(
+            submitted=len(scripted),
+            clues=len(clue_ids),
+            quarter=quarter,
+            ranking=ranking,
+            year=year,
+            report_html=html,
+            report_csv=csv,
+            cases=tuple(cases),
+            by_quarter=by_quarter,
+            at_risk=at_risk,
+        )
 
     async def _work_cases(
-        self, submitted: list[_Submitted], observer: Observer
-    ) -> list[CaseResult]:
+        self, submitted: list[_Submitted], zones: list[str], observer: Observer
+    ) -> tuple[list[CaseResult], dict[str, int]]:
         async with grpc.aio.insecure_channel(self._endpoints.cases) as channel:
+            stub = cases_pb2_grpc.CaseServiceStub(channel)
             work = CaseWork(
-                cases_pb2_grpc.CaseServiceStub(channel),
+                stub,
                 county=self._county,
                 rules=DEFAULT_RULES,
                 mint=self._mint,
                 settings=CaseWorkSettings(
-                    concurrency=self._concurrency, call_timeout=self._call_timeout
+                    concurrency=self._concurrency,
+                    call_timeout=self._call_timeout,
+                    today=datetime.now(UTC),
                 ),
             )
-            return await work.work_all([(s.clue_id, s.report) for s in submitted], observer)
+            done = asyncio.Event()
+            watch = asyncio.create_task(self._watch_risk(stub, zones, observer, done))
+            try:
+                results = await work.work_all([(s.clue_id, s.report) for s in submitted], observer)
+            finally:
+                done.set()
+                await watch
+            at_risk = await self._at_risk(stub, zones)
+            observer.at_risk(at_risk)
+            return results, at_risk
+
+    async def _watch_risk(
+        self,
+        stub: cases_pb2_grpc.CaseServiceStub,
+        zones: list[str],
+        observer: Observer,
+        done: asyncio.Event,
+    ) -> None:
+        """Deadlines at risk per zone, refreshed while the case work goes on."""
+        while not done.is_set():
+            # A display refresh: when one fails, the next one tries again.
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                observer.at_risk(await self._at_risk(stub, zones))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), _RISK_REFRESH_SECONDS)
+
+    async def _at_risk(
+        self, stub: cases_pb2_grpc.CaseServiceStub, zones: list[str]
+    ) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for zone in zones:
+            counts[zone] = 0
+            token = ""
+            while True:
+                page = await stub.ListCases(
+                    cases_pb2.ListCasesRequest(
+                        county_id=self._county_id,
+                        zone_id=zone,
+                        at_risk_only=True,
+                        page_size=500,
+                        page_token=token,
+                    ),
+                    metadata=self._metadata,
+                    timeout=self._call_timeout,
+                )
+                counts[zone] += len(page.cases)
+                token = page.next_page_token
+                if not token:
+                    break
+        return counts
 
     async def _submit_all(
         self, reports: list[ScriptedReport], observer: Observer
@@ -305,11 +401,11 @@ class DemoDriver:
                 if not token:
                     return tuple(entries)
 
-    async def _export(self, quarter: str) -> tuple[str, str]:
+    async def _export(self, year: int) -> tuple[str, str]:
         async with grpc.aio.insecure_channel(self._endpoints.assessment) as channel:
             stub = assessment_pb2_grpc.AssessmentServiceStub(channel)
             reply = await stub.ExportReport(
-                assessment_pb2.ExportReportRequest(county_id=self._county_id, quarter=quarter),
+                assessment_pb2.ExportReportRequest(county_id=self._county_id, year=year),
                 metadata=self._metadata,
                 timeout=self._call_timeout,
             )

@@ -21,12 +21,15 @@ from services.demo.county import DEMO_COUNTY_FILE, load_county_plan
 from services.demo.driver import DemoDriver, DemoFailed, DemoOutcome, Endpoints
 from services.demo.progress import LiveProgress
 from services.demo.scenario import generate_scenario
+from services.runtime.backentry import BACK_ENTRY_ROLE
 from services.runtime.settings import PlatformSettings
 from services.runtime.tokens import ALL_ZONES, mint_dev_token
 
 MARKER_FILE = "demo-loaded"
 # Roles the scenario acts in: intake officer files reports; leadership and assessor read back.
-SCENARIO_ROLES = ("intake_officer", "county_leadership", "assessor")
+# Everyone holds the back-entry grant: the demo enters a year's paper ledger (补录), each
+# report and step dated when it happened.
+SCENARIO_ROLES = ("intake_officer", "county_leadership", "assessor", BACK_ENTRY_ROLE)
 
 
 @dataclass(frozen=True)
@@ -63,9 +66,12 @@ def run_first_demo(request: DemoRequest, *, console: Console, out: Console) -> D
                 "reports": outcome.submitted,
                 "clues": outcome.clues,
                 "quarter": outcome.quarter,
+                "quarters": sorted(outcome.by_quarter),
                 "report": str(report_path),
                 "cases": str(cases_path),
                 "stuck": sum(1 for case in outcome.cases if case.stuck),
+                "in_progress": sum(1 for case in outcome.cases if case.waiting),
+                "at_risk": dict(outcome.at_risk),
                 "loaded_at": datetime.now(UTC).isoformat(),
             }
         ),
@@ -113,7 +119,7 @@ def _run(request: DemoRequest, console: Console) -> DemoOutcome:
         return mint_dev_token(
             key_dir=request.state_dir / "keys",
             subject=subject,
-            roles=roles,
+            roles=sorted({*roles, BACK_ENTRY_ROLE}),
             county_id=plan.county_id,
             zone_ids=[zone_id],
             issuer=platform.token_issuer,
@@ -145,9 +151,9 @@ def _import_county(request: DemoRequest) -> None:
 
 def _write_report(outcome: DemoOutcome, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
-    html = out_dir / f"report-{outcome.quarter}.html"
+    html = out_dir / f"report-{outcome.year}.html"
     html.write_text(outcome.report_html, encoding="utf-8")
-    (out_dir / f"scorecards-{outcome.quarter}.csv").write_text(outcome.report_csv, encoding="utf-8")
+    (out_dir / f"scorecards-{outcome.year}.csv").write_text(outcome.report_csv, encoding="utf-8")
     return html
 
 
@@ -163,6 +169,7 @@ def _write_cases(outcome: DemoOutcome, out_dir: Path) -> Path:
             "road": list(case.road),
             "stage": case.stage,
             "stuck": case.stuck,
+            "waiting": case.waiting,
         }
         for case in outcome.cases
     ]
@@ -171,11 +178,13 @@ def _write_cases(outcome: DemoOutcome, out_dir: Path) -> Path:
 
 
 def _print_outcome(outcome: DemoOutcome, report_path: Path, out: Console) -> None:
-    table = Table(title=f"Zone ranking {outcome.quarter}")
-    for column in ("rank", "zone", "score", "list"):
+    quarters = sorted(outcome.by_quarter)
+    table = Table(title=f"Zone ranking {outcome.quarter} (scores of every quarter beside it)")
+    for column in ("rank", "zone", "score", "list", *quarters):
         table.add_column(column)
     for entry in outcome.ranking:
-        table.add_row(str(entry.rank), entry.zone_id, f"{entry.total:.1f}", entry.tier)
+        trend = [_score(outcome.by_quarter[quarter].get(entry.zone_id)) for quarter in quarters]
+        table.add_row(str(entry.rank), entry.zone_id, f"{entry.total:.1f}", entry.tier, *trend)
     out.print(table)
     out.print(
         f"demo: {outcome.submitted} reports submitted, {outcome.clues} clues registered in cases",
@@ -186,6 +195,19 @@ def _print_outcome(outcome: DemoOutcome, report_path: Path, out: Console) -> Non
         "demo: cases by stage: " + ", ".join(f"{s} {n}" for s, n in sorted(stages.items())),
         soft_wrap=True,
     )
+    waiting = sum(1 for case in outcome.cases if case.waiting)
+    if waiting:
+        out.print(
+            f"demo: {waiting} recent clue(s) still in progress (their next step falls after today)",
+            soft_wrap=True,
+        )
+    risk = sum(outcome.at_risk.values())
+    out.print(
+        f"demo: deadlines at risk now: {risk} ("
+        + ", ".join(f"{zone} {count}" for zone, count in sorted(outcome.at_risk.items()))
+        + ")",
+        soft_wrap=True,
+    )
     stuck = [case for case in outcome.cases if case.stuck]
     if stuck:
         out.print(f"demo: {len(stuck)} clue(s) stopped short of their script:", soft_wrap=True)
@@ -193,3 +215,7 @@ def _print_outcome(outcome: DemoOutcome, report_path: Path, out: Console) -> Non
             out.print(f"  {case.clue_id} at {case.stage}: {case.stuck}", soft_wrap=True)
     # Never wrapped, so the path can be copied (and read by scripts) whole.
     out.print(f"HTML report: {report_path}", soft_wrap=True, highlight=False)
+
+
+def _score(total: float | None) -> str:
+    return "" if total is None else f"{total:.1f}"

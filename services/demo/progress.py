@@ -29,6 +29,8 @@ class LiveProgress:
         self._projected = self._progress.add_task("clues projected by assessment", total=clues)
         # One bar per workflow stage, added as the first clue reaches it.
         self._stages: dict[str, TaskID] = {}
+        # Files with a deadline in its warning period or past due, per zone (added when known).
+        self._risk: TaskID | None = None
         self._clues = clues
         self._console = console
 
@@ -71,3 +73,12 @@ class LiveProgress:
                 )
         for stage, task in self._stages.items():
             self._progress.update(task, completed=stages.get(stage, 0))
+
+    def at_risk(self, zones: Mapping[str, int]) -> None:
+        """Deadlines at risk: the total as a bar, each zone's count beside it."""
+        total = sum(zones.values())
+        per_zone = "  ".join(f"{zone} {count}" for zone, count in sorted(zones.items()))
+        description = f"deadlines at risk ({per_zone})"
+        if self._risk is None:
+            self._risk = self._progress.add_task(description, total=self._clues)
+        self._progress.update(self._risk, description=description, completed=total)

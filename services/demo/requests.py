@@ -54,6 +54,8 @@ def submit_request(report: ScriptedReport) -> intake_pb2.SubmitReportRequest:
         allegation_categories=list(report.categories),
         content=report.content,
         received_at=_timestamp(report.received_at.isoformat()),
+        # The demo enters a year's paper ledger (补录): registered when it was, not today.
+        registered_at=_timestamp(report.registered_at.isoformat()),
     )
     if report.real_name:
         # Scenario reporters are fictitious; the identity only exercises intake's sealed vault.

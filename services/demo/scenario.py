@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import enum
 import random
+import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 
@@ -146,6 +147,8 @@ class ScriptedReport:
     content: str
     real_name: bool
     received_at: datetime
+    # When intake registered it on the (paper) ledger: within two days of receipt.
+    registered_at: datetime
     fate: Fate
     campaign_id: str | None = None
     # The channel's own details (intake's per-channel rules), as text like the request's.
@@ -181,10 +184,12 @@ def generate_scenario(
         township = order[index] if index < len(order) else rng.choice(county.townships)
         channel = _pick(rng, mix.channels)
         report = _report(rng, county, township, channel, index, received_at, mix, seed, run)
+        report = _registered(report, until)
         # An exact repeat would join an earlier clue instead of opening its own.
         profile = (report.subject_name, report.subject_unit, report.township_id, report.categories)
         while profile in seen:
             report = _report(rng, county, township, channel, index, received_at, mix, seed, run)
+            report = _registered(report, until)
             profile = (
                 report.subject_name,
                 report.subject_unit,
@@ -194,6 +199,12 @@ def generate_scenario(
         seen.add(profile)
         reports.append(report)
     return tuple(reports)
+
+
+def _registered(report: ScriptedReport, until: datetime) -> ScriptedReport:
+    # From the key, not the generator: the rest of the scenario stays as it was drawn.
+    hours = zlib.crc32(f"{report.key}:registered".encode()) % 48
+    return replace(report, registered_at=min(report.received_at + timedelta(hours=hours), until))
 
 
 def _pick(rng: random.Random, weights: Mapping[str, float]) -> str:
@@ -241,6 +252,7 @@ def _report(
         content=_CONTENTS[first].format(who=who) + "。",
         real_name=rng.random() < mix.real_name_share,
         received_at=received_at,
+        registered_at=received_at,
         fate=_pick_fate(rng, mix.fates),
         campaign_id=mix.campaign_id if channel == "special_campaign" else None,
         details=_details(rng, channel, township, index, received_at),

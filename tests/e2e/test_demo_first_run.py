@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -70,12 +71,17 @@ def _check_cases_followed_their_script(marker: dict[str, object], stages: dict[s
             # Only staffing may stop a clue short (a team nobody could fill), on its road.
             assert "team" in row["stuck"], where
             assert row["stage"] in row["road"], where
+        elif row["waiting"]:
+            # A recent clue whose next step falls after today: in progress, on its road.
+            assert "after today" in row["waiting"], where
+            assert row["stage"] in row["road"], where
         else:
             assert row["stage"] == row["planned_stage"], where
-    reached = [row for row in rows if not row["stuck"]]
+    reached = [row for row in rows if not row["stuck"] and not row["waiting"]]
     assert len(reached) > REPORTS // 2, rows
     assert any(row["stage"] == "decided" for row in reached), rows
-    assert marker["stuck"] == REPORTS - len(reached)
+    assert marker["stuck"] == sum(1 for row in rows if row["stuck"])
+    assert marker["in_progress"] == sum(1 for row in rows if row["waiting"])
 
 
 def test_first_up_replays_the_demo_and_prints_the_ranking(tmp_path: Path) -> None:
@@ -106,6 +112,11 @@ def test_first_up_replays_the_demo_and_prints_the_ranking(tmp_path: Path) -> Non
 
         marker = json.loads((state / "demo-loaded").read_text())
         assert marker["reports"] == REPORTS
+        # Entered on their paper dates, the year's reports spread over its quarters.
+        today = datetime.now(UTC)
+        assert len(marker["quarters"]) >= min(2, (today.month - 1) // 3 + 1), marker
+        assert sorted(marker["at_risk"]) == [f"z-{n}" for n in range(1, 7)], marker
+        assert "deadlines at risk now:" in output
         assert marker["clues"] == REPORTS
         # Every scenario report reached cases as a clue of the demo county, in every zone.
         token = _xiezuo(

@@ -1,0 +1,77 @@
+"""When each scripted step took effect on the demo's paper timeline (a year entered after the fact).
+
+The demo enters a year's ledger through back-entry (补录): every step is dated when it
+happened, so the year's work spreads over its quarters and deadlines are judged on those
+dates. A step whose date would fall after today has not happened yet: the clue is still in
+progress, as the county's most recent clues are.
+"""
+
+from __future__ import annotations
+
+import zlib
+from datetime import datetime, timedelta
+
+# Days a step takes after the step before it (fewest, most), as a county's offices
+# take them. Disposal fits its one-month limit, investigation its 90 days, hearing its month,
+# though a long hearing and a slow approval chain can run late, as they do.
+STEP_DAYS: dict[str, tuple[int, int]] = {
+    "propose_disposal": (2, 14),
+    "approve_disposal": (0, 3),
+    "record_inquiry_outcome": (7, 25),
+    "approve_plan": (1, 4),
+    "sign_report": (10, 30),
+    "propose_outcome": (1, 3),
+    "approve_outcome": (0, 3),
+    "approve_filing": (1, 4),
+    "record_evidence": (10, 35),
+    "record_subject_heard": (5, 20),
+    "submit_investigation_report": (5, 20),
+    "accept_file": (1, 5),
+    "send_back": (3, 10),
+    "submit_hearing_report": (7, 18),
+    "approve_decision": (1, 4),
+}
+# Office hours: steps land between 09:00 and 17:00 in the county (UTC+8), i.e. from 01:00 UTC.
+_OFFICE_OPENS_UTC = 1
+_WORKDAY_MINUTES = 8 * 60
+
+
+class NotYet(Exception):
+    """The clue's next step falls after today: its work goes on beyond the replayed year."""
+
+    def __init__(self, action: str, when: datetime) -> None:
+        super().__init__(f"{action} is due on {when.date().isoformat()}, after today")
+        self.action = action
+        self.when = when
+
+
+class PaperClock:
+    """One clue's paper timeline: each step a few days after the one before, never past today."""
+
+    def __init__(self, key: str, start: datetime, *, today: datetime | None) -> None:
+        self._key = key
+        self._at = start
+        self._today = today
+        self._steps = 0
+
+    @property
+    def at(self) -> datetime:
+        """When the clue's latest step took effect."""
+        return self._at
+
+    def next(self, action: str) -> datetime:
+        """When `action` takes effect; raises NotYet when that is after today."""
+        fewest, most = STEP_DAYS.get(action, (0, 2))
+        self._steps += 1
+        # crc32, not random: the same clue gets the same dates in every run and process.
+        draw = zlib.crc32(f"{self._key}:{self._steps}:{action}".encode())
+        days = fewest + draw % (most - fewest + 1)
+        minutes = (draw >> 8) % _WORKDAY_MINUTES
+        day = (self._at + timedelta(days=days)).replace(
+            hour=_OFFICE_OPENS_UTC, minute=0, second=0, microsecond=0
+        )
+        when = max(self._at, day + timedelta(minutes=minutes))
+        if self._today is not None and when > self._today:
+            raise NotYet(action, when)
+        self._at = when
+        return when
