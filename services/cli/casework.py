@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -109,6 +110,13 @@ def cases_advance(
     sanction: Annotated[
         list[str] | None, typer.Option(help="TRACK:KIND named by a hearing report (repeatable)")
     ] = None,
+    effective_at: Annotated[
+        datetime | None,
+        typer.Option(
+            help="Back-entry (补录): when the step was done on paper, UTC "
+            "(e.g. 2026-03-05T09:30:00); needs a token with the back_entry role"
+        ),
+    ] = None,
     idempotency_key: IdempotencyOption = None,
     token: TokenOption = None,
     as_json: JsonOption = False,
@@ -126,6 +134,9 @@ def cases_advance(
         sha256=sha256,
         sanctions=_sanctions(sanction or []),
     )
+    if effective_at is not None:
+        moment = effective_at if effective_at.tzinfo else effective_at.replace(tzinfo=UTC)
+        request.effective_at.FromDatetime(moment)
     print_step(act(request, token, timeout), as_json=as_json)
 
 

@@ -59,7 +59,7 @@ def run_first_demo(request: DemoRequest, *, console: Console, out: Console) -> D
         return None
     report_path = _write_report(outcome, request.state_dir / "demo")
     cases_path = _write_cases(outcome, request.state_dir / "demo")
-    _print_outcome(outcome, report_path, out)
+    _print_outcome(outcome, report_path, cases_path, out)
     (request.state_dir / MARKER_FILE).write_text(
         json.dumps(
             {
@@ -177,7 +177,7 @@ def _write_cases(outcome: DemoOutcome, out_dir: Path) -> Path:
     return path
 
 
-def _print_outcome(outcome: DemoOutcome, report_path: Path, out: Console) -> None:
+def _print_outcome(outcome: DemoOutcome, report_path: Path, cases_path: Path, out: Console) -> None:
     quarters = sorted(outcome.by_quarter)
     table = Table(title=f"Zone ranking {outcome.quarter} (scores of every quarter beside it)")
     for column in ("rank", "zone", "score", "list", *quarters):
@@ -210,9 +210,17 @@ def _print_outcome(outcome: DemoOutcome, report_path: Path, out: Console) -> Non
     )
     stuck = [case for case in outcome.cases if case.stuck]
     if stuck:
-        out.print(f"demo: {len(stuck)} clue(s) stopped short of their script:", soft_wrap=True)
+        # Not a failure of the demo: the zone's pool ran dry (workload caps, 异地 and
+        # separation rules), which is what staffing is there to show.
+        out.print(
+            f"demo: {len(stuck)} clue(s) wait where staffing could not draw a team "
+            "(too few eligible people under workload caps and exclusions):",
+            soft_wrap=True,
+        )
         for case in stuck[:10]:
             out.print(f"  {case.clue_id} at {case.stage}: {case.stuck}", soft_wrap=True)
+        if len(stuck) > 10:
+            out.print(f"  ... and {len(stuck) - 10} more in {cases_path}", soft_wrap=True)
     # Never wrapped, so the path can be copied (and read by scripts) whole.
     out.print(f"HTML report: {report_path}", soft_wrap=True, highlight=False)
 

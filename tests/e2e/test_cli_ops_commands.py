@@ -174,6 +174,17 @@ def test_a_step_the_rules_refuse_is_explained(stack: Stack, tmp_path: Path) -> N
     assert bad.returncode == 2 and "TRACK:KIND" in bad.stderr
 
 
+def test_back_dating_a_step_needs_the_grant_and_a_past_moment(stack: Stack, tmp_path: Path) -> None:
+    env, people = _env(stack, tmp_path), People(stack)
+    step = ["cases", "advance", "clue-x", "approve_disposal", "--effective-at"]
+    plain = _xiezuo(env, *step, "2026-03-05T09:30:00", *people.token("p-004", "zone_chief"))
+    assert plain.returncode == 5 and "back_entry" in plain.stderr, plain.stderr
+    clerk = people.token("p-004", "zone_chief", "back_entry")
+    future = _xiezuo(env, *step, f"{datetime.now(UTC).year + 1}-01-01T00:00:00", *clerk)
+    assert future.returncode == 2 and "effective_at" in future.stderr, future.stderr
+    assert "Traceback" not in plain.stderr + future.stderr
+
+
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_a_bad_token_is_explained(stack: Stack, tmp_path: Path, command: str) -> None:
     _, args = COMMANDS[command]
