@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -191,3 +192,25 @@ async def test_case_progress_moves_every_report_of_the_clue_forward_only(
     # A report repeating a concluded matter shows what its clue has come to.
     later = await _register(db, _submission("k3", received_at=RECEIVED + timedelta(days=5)))
     assert later.linked and later.status == "concluded"
+
+
+async def test_identical_reports_arriving_together_open_one_clue(
+    make_database: MakeDatabase,
+) -> None:
+    db = await make_database("intake")
+    # Separate engines, as separate replicas (or requests on separate connections) would be.
+    engines = [Database(db.url) for _ in range(4)]
+    try:
+        results = await asyncio.gather(
+            *(
+                _register(engine, _submission(f"same-{index}"))
+                for index, engine in enumerate(engines)
+            )
+        )
+    finally:
+        for engine in engines:
+            await engine.dispose()
+    assert len({result.clue_id for result in results}) == 1
+    assert sorted(result.linked for result in results) == [False, True, True, True]
+    assert len(await _events(db, CLUE_TYPE)) == 1
+    assert len(await _events(db, LINKED_TYPE)) == 3

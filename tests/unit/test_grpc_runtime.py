@@ -33,6 +33,7 @@ from services.runtime.grpc import (
     require,
     status_of,
 )
+from services.runtime.grpc.metrics import CallMetricsInterceptor
 from services.runtime.tokens import Principal, TokenIssuer, TokenVerifier
 
 ISSUER = "xiezuo-test"
@@ -117,6 +118,8 @@ class Harness:
     private_pem: str
     channel: grpc.aio.Channel
     spans: InMemorySpanExporter
+    # (method, code) of every finished call, as the metrics interceptor reports them.
+    calls: list[tuple[str, str]]
 
     @property
     def intake(self) -> Any:
@@ -138,19 +141,21 @@ async def harness(keys: tuple[str, str]) -> AsyncIterator[Harness]:
     spans = InMemorySpanExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    calls: list[tuple[str, str]] = []
     endpoint = GrpcEndpoint(
         address="127.0.0.1:0",
         service_names=[INTAKE],
         register=_register(fake),
         verifier=TokenVerifier([public], issuer=ISSUER, audience=AUDIENCE),
         tracer_provider=tracer_provider,
+        interceptors=[CallMetricsInterceptor(lambda method, code: calls.append((method, code)))],
     )
     port = await endpoint.start()
     assert port > 0 and endpoint.port == port
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
         issuer = TokenIssuer(private, issuer=ISSUER, audience=AUDIENCE)
-        yield Harness(endpoint, fake, issuer, private, channel, spans)
+        yield Harness(endpoint, fake, issuer, private, channel, spans, calls)
     finally:
         await channel.close()
         await endpoint.stop(grace=0)
@@ -192,6 +197,13 @@ async def test_missing_token_is_unauthenticated(harness: Harness) -> None:
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
     assert "missing 'authorization: Bearer <token>'" in (error.details() or "")
     assert harness.fake.seen == []
+
+
+async def test_refused_and_accepted_calls_are_both_counted(harness: Harness) -> None:
+    await _rejection(harness.intake.SubmitReport(_request()))
+    await harness.intake.SubmitReport(_request(), metadata=harness.bearer())
+    method = "/xiezuo.intake.v1.IntakeService/SubmitReport"
+    assert harness.calls == [(method, "UNAUTHENTICATED"), (method, "OK")]
 
 
 async def test_non_bearer_authorization_is_unauthenticated(harness: Harness) -> None:

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -23,7 +24,12 @@ from services.intake.domain.duplicates import (
 )
 from services.intake.domain.rulebook import RuleBook
 from services.intake.domain.rules import IntakeRules
-from services.intake.store.tables import ClueLedgerRow, DuplicateCandidateRow, ReportRow
+from services.intake.store.tables import (
+    ClueLedgerRow,
+    DuplicateCandidateRow,
+    ReportRow,
+    TownshipGateRow,
+)
 from services.runtime import audit
 from services.runtime.db import Database
 from services.runtime.outbox import record_event
@@ -52,6 +58,28 @@ def profile_of_row(row: ReportRow) -> DuplicateProfile:
         categories=frozenset(json.loads(row.allegation_categories)),
         received_at=_aware(row.received_at),
     )
+
+
+async def hold_township(session: AsyncSession, county_id: str, township_id: str) -> None:
+    """Serialise submissions on a township until this transaction ends (call it first).
+
+    Two identical reports arriving together would otherwise both find no earlier report and
+    both open a clue. The gate row's write holds it (a row lock on PostgreSQL, the database's
+    write lock on SQLite) so the second matches against the first once that has committed.
+    """
+    gate = col(TownshipGateRow.submissions)
+    held = await session.exec(
+        update(TownshipGateRow)
+        .where(
+            col(TownshipGateRow.county_id) == county_id,
+            col(TownshipGateRow.township_id) == township_id,
+        )
+        .values(submissions=gate + 1)
+    )
+    if held.rowcount == 0:
+        # The township's first report: a racing first report fails on the key and retries.
+        session.add(TownshipGateRow(county_id=county_id, township_id=township_id, submissions=1))
+        await session.flush()
 
 
 async def match_report(

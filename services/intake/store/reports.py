@@ -22,6 +22,7 @@ from services.intake.domain.working_days import add_working_days
 from services.intake.store.duplicates import (
     duplicate_rules,
     flag_candidates,
+    hold_township,
     join_clue,
     match_report,
 )
@@ -78,7 +79,8 @@ class ReportRegistry:
             # A concurrent call with the same key won the race; answer with its result.
             earlier = await self._find(submission.county_id, submission.idempotency_key)
             if earlier is None:
-                raise
+                # Another report opened the township's gate row first: go through it now.
+                return await self._insert(submission, digest, actor=actor)
             return _replay(earlier, digest)
 
     async def _find(self, county_id: str, key: str) -> ReportRow | None:
@@ -147,6 +149,8 @@ class ReportRegistry:
         row.duplicate_fingerprint = None if forward_to else profile.fingerprint
         priority = triage_score(signals_of(submission), rules.triage)
         async with self._db.transaction() as session:
+            if not forward_to:
+                await hold_township(session, row.county_id, row.township_id)
             # Matched before the new row is added, so it never matches itself.
             match = (
                 None if forward_to else await match_report(session, profile, duplicate_rules(rules))

@@ -93,6 +93,17 @@ class ClueLedgerRow(SQLModel, table=True):
     progress_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
 
 
+class TownshipGateRow(SQLModel, table=True):
+    """Taken first by every submission on a township, so duplicate matching sees the last one."""
+
+    __tablename__ = "intake_township_gate"
+
+    county_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    township_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    # Counts submissions; the write is what matters (it holds the row until commit).
+    submissions: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
 class DuplicateCandidateRow(SQLModel, table=True):
     """A near-duplicate flagged for an officer: link to the similar clue or keep separate."""
 

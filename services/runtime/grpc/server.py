@@ -58,13 +58,14 @@ class GrpcEndpoint:
         """Build, bind and start the server; returns the bound port."""
         if self._server is not None:
             raise RuntimeError("GrpcEndpoint already started")
-        # Order matters: tracing outermost so rejected calls are traced too; error mapping
-        # innermost so it sees exactly what the servicer raised.
+        # Order matters: tracing outermost so rejected calls are traced too; the extra
+        # interceptors (call metrics) outside authentication so refused tokens are counted
+        # too; error mapping innermost so it sees exactly what the servicer raised.
         server = grpc.aio.server(
             interceptors=[
                 aio_server_interceptor(tracer_provider=self._tracer_provider),
-                AuthenticationInterceptor(self._verifier),
                 *self._extra_interceptors,
+                AuthenticationInterceptor(self._verifier),
                 ErrorMappingInterceptor(),
             ],
             options=self._options,
