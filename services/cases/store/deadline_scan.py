@@ -4,8 +4,11 @@ The database is the source of truth: a pass reads the running deadlines, and for
 it claims the deadline row (a conditional no-op UPDATE, which serialises scanners and
 workflow commands on that row on SQLite and PostgreSQL alike), then writes the notice row
 (its primary key makes the notice unique), the outbox event and, for a breach, the new
-status, in one transaction. A crash before commit loses nothing; a second scanner finds the
-notice and does nothing.
+status, in the same transaction. Notices go out in chunks of up to 100 per transaction
+(claims in deadline-id order, so two scanners never deadlock); if another scanner sent one of
+a chunk's notices meanwhile, the chunk is redone one notice per transaction. A crash before
+commit loses nothing; a second scanner finds the notice and does nothing. A deadline already
+warned is not looked at again until it falls due.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -43,9 +46,12 @@ class ScanResult:
 class DeadlineScanner:
     """Publishes DeadlineApproaching and DeadlineBreached from the deadline rows."""
 
-    def __init__(self, database: Database, *, batch_size: int = 500) -> None:
+    def __init__(
+        self, database: Database, *, batch_size: int = 500, notices_per_transaction: int = 100
+    ) -> None:
         self._db = database
         self._batch_size = batch_size
+        self._per_transaction = max(1, notices_per_transaction)
 
     async def scan(self, *, now: datetime) -> ScanResult:
         """One pass over every running deadline whose warning moment has come."""
@@ -53,14 +59,13 @@ class DeadlineScanner:
         after = ""
         while True:
             candidates = await self._candidates(now, after)
-            for deadline_id, due_at in candidates:
-                notice = "breached" if aware(due_at) <= now else "approaching"
-                try:
-                    sent = await self._notify(deadline_id, notice, now)
-                except IntegrityError:
-                    # Another scanner committed the same notice between our check and insert.
-                    sent = False
-                if sent:
+            for first in range(0, len(candidates), self._per_transaction):
+                chunk = candidates[first : first + self._per_transaction]
+                notices = [
+                    (deadline_id, "breached" if aware(due_at) <= now else "approaching")
+                    for deadline_id, due_at in chunk
+                ]
+                for deadline_id, notice in await self._notify_all(notices, now):
                     getattr(result, notice).append(deadline_id)
             if len(candidates) < self._batch_size:
                 return result
@@ -71,6 +76,9 @@ class DeadlineScanner:
             breached = select(DeadlineNoticeRow.deadline_id).where(
                 DeadlineNoticeRow.notice == "breached"
             )
+            warned = select(DeadlineNoticeRow.deadline_id).where(
+                DeadlineNoticeRow.notice == "approaching"
+            )
             rows = await session.exec(
                 select(DeadlineRow.deadline_id, DeadlineRow.due_at)
                 .where(
@@ -78,36 +86,64 @@ class DeadlineScanner:
                     col(DeadlineRow.warn_at) <= now,
                     col(DeadlineRow.deadline_id) > after,
                     col(DeadlineRow.deadline_id).not_in(breached),
+                    # Warned already and not yet due: nothing to send until it falls due.
+                    or_(
+                        col(DeadlineRow.due_at) <= now,
+                        col(DeadlineRow.deadline_id).not_in(warned),
+                    ),
                 )
                 .order_by(col(DeadlineRow.deadline_id))
                 .limit(self._batch_size)
             )
             return [(deadline_id, due_at) for deadline_id, due_at in rows.all()]
 
-    async def _notify(self, deadline_id: str, notice: str, now: datetime) -> bool:
-        async with self._db.transaction() as session:
-            claimed = await session.exec(
-                update(DeadlineRow)
-                .where(
-                    col(DeadlineRow.deadline_id) == deadline_id,
-                    col(DeadlineRow.ended_at).is_(None),
-                )
-                .values(extensions=DeadlineRow.extensions)
+    async def _notify_all(
+        self, notices: list[tuple[str, str]], now: datetime
+    ) -> list[tuple[str, str]]:
+        """Send a chunk of notices in one transaction (a commit each would bound the pace)."""
+        try:
+            async with self._db.transaction() as session:
+                return [
+                    (deadline_id, notice)
+                    for deadline_id, notice in notices
+                    if await self._notify(session, deadline_id, notice, now)
+                ]
+        except IntegrityError:
+            if len(notices) == 1:
+                # Another scanner committed the same notice between our check and insert.
+                return []
+        # Someone else sent one of them meanwhile: one transaction each, so the rest go out.
+        sent: list[tuple[str, str]] = []
+        for notice in notices:
+            sent.extend(await self._notify_all([notice], now))
+        return sent
+
+    async def _notify(
+        self, session: AsyncSession, deadline_id: str, notice: str, now: datetime
+    ) -> bool:
+        """Claim the deadline row and send its notice; False when there is nothing to send."""
+        claimed = await session.exec(
+            update(DeadlineRow)
+            .where(
+                col(DeadlineRow.deadline_id) == deadline_id,
+                col(DeadlineRow.ended_at).is_(None),
             )
-            if claimed.rowcount != 1:
-                return False  # met or extended meanwhile
-            deadline = (
-                await session.exec(
-                    select(DeadlineRow)
-                    .where(DeadlineRow.deadline_id == deadline_id)
-                    .execution_options(populate_existing=True)
-                )
-            ).one()
-            if not await send_notice(session, deadline, notice, at=now, actor=SCANNER):
-                return False
-            if notice == "breached" and deadline.kind == RECTIFICATION:
-                await _escalate(session, deadline, now)
-            return True
+            .values(extensions=DeadlineRow.extensions)
+        )
+        if claimed.rowcount != 1:
+            return False  # met or extended meanwhile
+        deadline = (
+            await session.exec(
+                select(DeadlineRow)
+                .where(DeadlineRow.deadline_id == deadline_id)
+                .execution_options(populate_existing=True)
+            )
+        ).one()
+        if not await send_notice(session, deadline, notice, at=now, actor=SCANNER):
+            return False
+        if notice == "breached" and deadline.kind == RECTIFICATION:
+            await _escalate(session, deadline, now)
+        return True
 
 
 async def _escalate(session: AsyncSession, deadline: DeadlineRow, now: datetime) -> None:
