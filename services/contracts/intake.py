@@ -99,6 +99,7 @@ class ReportForwarded(IntegrationEvent):
     topic: ClassVar[str] = REPORTS_TOPIC
 
     report_id: str
+    # "" when forwarded at reception: such a report never becomes a clue of this county.
     clue_id: str
     forward_to_body: str
     reason: str

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import grpc
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
 from services.contracts.registry import EVENT_TYPES
@@ -103,7 +103,12 @@ class ServiceHost:
         metrics_server, metrics_port = start_metrics_server(
             self.metrics.registry, self.settings.metrics_host, self.settings.metrics_port
         )
-        await ensure_topics(platform.kafka_bootstrap, self.consumer.dead_letter_topic)
+        await ensure_topics(
+            platform.kafka_bootstrap,
+            self.consumer.dead_letter_topic,
+            partitions=platform.kafka_topic_partitions,
+            replication_factor=platform.kafka_topic_replication_factor,
+        )
         await self.producer.start()
         broker = build_broker(
             platform.kafka_bootstrap,
@@ -149,7 +154,9 @@ class ServiceHost:
             shutdown_tracing(tracer_provider)
 
 
-async def ensure_topics(bootstrap: str, *extra: str, partitions: int = TOPIC_PARTITIONS) -> None:
+async def ensure_topics(
+    bootstrap: str, *extra: str, partitions: int = TOPIC_PARTITIONS, replication_factor: int = 1
+) -> None:
     """Create every contract topic (and `extra` ones) that does not exist yet."""
     names = sorted({event.topic for event in EVENT_TYPES.values()} | set(extra))
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -159,11 +166,23 @@ async def ensure_topics(bootstrap: str, *extra: str, partitions: int = TOPIC_PAR
         missing = [name for name in names if name not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(
+                reply = await admin.create_topics(
                     [
-                        NewTopic(name, num_partitions=partitions, replication_factor=1)
+                        NewTopic(
+                            name,
+                            num_partitions=partitions,
+                            replication_factor=replication_factor,
+                        )
                         for name in missing
                     ]
                 )
+                # The broker answers per topic instead of raising: a topic it refused (e.g. a
+                # replication factor the cluster cannot meet) must stop the start-up.
+                refused: list[str] = []
+                for topic, code, *message in reply.topic_errors:
+                    if code not in (0, TopicAlreadyExistsError.errno):
+                        refused.append(f"{topic}: {message[0] if message else code}")
+                if refused:
+                    raise KafkaError("topics not created: " + "; ".join(refused))
     finally:
         await admin.close()

@@ -21,6 +21,10 @@ class PlatformSettings(BaseSettings):
 
     state_dir: Path = Path(".state")
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # For topics the services create when missing (a single dev broker needs 1; a production
+    # cluster 3, or create the topics beforehand).
+    kafka_topic_partitions: int = 6
+    kafka_topic_replication_factor: int = 1
     # PEM-encoded Ed25519 public keys, one file each, so keys can rotate without a release.
     token_public_key_files: list[Path] = Field(default_factory=list)
     token_issuer: str = "xiezuo-dev"

@@ -149,9 +149,12 @@ async def test_a_county_division_subject_is_forwarded_upward_and_opens_no_clue(
     subject = Subject("Zhou", "bureau director", "Bureau", "t1", "", CadreLevel.COUNTY_DIVISION)
     forwarded = await _register(db, _submission("k1", subject=subject))
     assert forwarded.status == ReportStatus.FORWARDED.value and not forwarded.linked
+    # No clue opens here, so none is named (a clue id would be one nobody can ever look up).
+    assert forwarded.clue_id == ""
     assert await _events(db, CLUE_TYPE) == []
     [event] = await _events(db, "xiezuo.intake.report_forwarded.v1")
     assert event["decided_by"] == "system:jurisdiction" and event["within_limit"] is True
+    assert event["clue_id"] == ""
     # A later report on the same subject is not linked to a clue that does not exist here.
     second = await _register(db, _submission("k2", subject=subject))
     assert not second.linked and await _events(db, LINKED_TYPE) == []

@@ -159,6 +159,8 @@ class ReportRegistry:
             self._seal_parts(session, submission, report_id, context)
             detail: dict[str, object] = {"channel": row.channel, "zone_id": row.zone_id}
             if forward_to:
+                # Managed above the county: no clue opens here, so none is named.
+                row.clue_id = ""
                 await forward_upward(session, self._vault, row, forward_to, now=registered_at)
                 detail["forwarded_to"] = forward_to
             elif isinstance(match, Linked):

@@ -1241,6 +1241,7 @@ class SubmitReportResponse(_message.Message):
     ZONE_ID_FIELD_NUMBER: _builtins.int
     report_id: _builtins.str
     clue_id: _builtins.str
+    """The clue the report opened or joined; empty when it was forwarded upward at reception."""
     receipt_code: _builtins.str
     """Lets the reporter ask about progress; returned only once, stored only as a hash."""
     linked: _builtins.bool
