@@ -488,3 +488,9 @@ async def test_related_clues_and_joint_cases_are_commands_on_the_record(api: Api
     requests = [r for r in await _team_requests(api.db) if r["case_id"] == "clue-r1"]
     assert requests[-1]["excluded_township_ids"] == ["t1", "t2", "t3", "t4"]
     assert len({r["request_id"] for r in requests}) == 2
+    # Listing by township finds the joint case under each of its townships, not only t1's.
+    for township, expected in (("t1", True), ("t3", True), ("t4", True), ("t9", False)):
+        listed = await api.stub.ListCases(
+            cases_pb2.ListCasesRequest(county_id="c1", township_id=township), metadata=chief
+        )
+        assert ("clue-r1" in [c.case_id for c in listed.cases]) is expected, township

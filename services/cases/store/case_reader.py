@@ -16,6 +16,7 @@ from services.cases.store import codec
 from services.cases.store.links import links_of
 from services.cases.store.tables import (
     CaseFileRow,
+    CaseJointTownshipRow,
     CaseMemberRow,
     CaseStepRow,
     ClueLinkRow,
@@ -195,7 +196,12 @@ def _conditions(query: CaseFilter, moment: datetime) -> list[ColumnElement[bool]
     if query.zone_id:
         conditions.append(col(CaseFileRow.zone_id) == query.zone_id)
     if query.township_id:
-        conditions.append(col(CaseFileRow.township_id) == query.township_id)
+        # The subject's township, or any further township of a joint case.
+        joint = exists().where(
+            col(CaseJointTownshipRow.case_id) == CaseFileRow.case_id,
+            col(CaseJointTownshipRow.township_id) == query.township_id,
+        )
+        conditions.append(or_(col(CaseFileRow.township_id) == query.township_id, joint))
     if query.stage:
         conditions.append(col(CaseFileRow.stage) == query.stage)
     if query.category:

@@ -69,6 +69,16 @@ class CaseMemberRow(SQLModel, table=True):
     team: str = Field(sa_column=Column(String(16), primary_key=True))
 
 
+class CaseJointTownshipRow(SQLModel, table=True):
+    """A further township of a joint case (the subject's own is on the file row)."""
+
+    __tablename__ = "case_joint_township"
+    __table_args__ = (Index("ix_case_joint_township_township", "township_id"),)
+
+    case_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    township_id: str = Field(sa_column=Column(String(64), primary_key=True))
+
+
 class CaseStepRow(SQLModel, table=True):
     """One transition on the record: who, when, from, to, why."""
 

@@ -21,6 +21,7 @@ from services.cases.store import codec
 from services.cases.store.deadlines import aware, extend_clock, open_deadline, stop_clock
 from services.cases.store.tables import (
     CaseFileRow,
+    CaseJointTownshipRow,
     CaseMemberRow,
     CaseStepRow,
     ClueRow,
@@ -250,7 +251,7 @@ async def _load(session: AsyncSession, case_id: str, *, lock: bool) -> CaseFileR
 async def save_file(
     session: AsyncSession, row: CaseFileRow, file: CaseFile, *, now: datetime
 ) -> None:
-    """Write the file's new state, its current team memberships and its recusals."""
+    """Write the file's new state, its team memberships, recusals and joint townships."""
     row.state = codec.encode(file)
     row.stage = file.stage
     row.revision += 1
@@ -266,6 +267,11 @@ async def save_file(
     ):
         for person in members:
             session.add(CaseMemberRow(case_id=row.case_id, person_id=person, team=team))
+    await session.exec(
+        delete(CaseJointTownshipRow).where(col(CaseJointTownshipRow.case_id) == row.case_id)
+    )
+    for township in file.joint_townships:
+        session.add(CaseJointTownshipRow(case_id=row.case_id, township_id=township))
 
 
 async def record_step(
