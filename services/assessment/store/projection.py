@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Table
@@ -113,8 +113,12 @@ async def tallies(
     quarter: Quarter,
     level: Level,
     subject_id: str | None = None,
+    derived: Mapping[tuple[str, str, str], list[str]] | None = None,
 ) -> dict[str, dict[str, int]]:
-    """KPI counts by subject (summed over zones) for one county, quarter and level."""
+    """KPI counts by subject (summed over zones) for one county, quarter and level.
+
+    `derived` is `limit_counts` for the same scope when the caller has it already.
+    """
     query = select(KpiTally).where(
         KpiTally.county_id == county_id,
         KpiTally.quarter == str(quarter),
@@ -126,16 +130,22 @@ async def tallies(
     for row in (await session.exec(query)).all():
         counts[row.subject_id][row.kpi] += row.value
     # Within-limit counts are judged from per-case facts when read (order-independent).
-    derived = await limit_counts(
-        session, county_id=county_id, quarter=quarter, level=level, subject_id=subject_id
-    )
+    if derived is None:
+        derived = await limit_counts(
+            session, county_id=county_id, quarter=quarter, level=level, subject_id=subject_id
+        )
     for (subject, _zone, kpi), event_ids in derived.items():
         counts[subject][kpi] += len(event_ids)
     return {subject: dict(kpis) for subject, kpis in counts.items()}
 
 
 async def subject_zones(
-    session: AsyncSession, *, county_id: str, quarter: Quarter, level: Level
+    session: AsyncSession,
+    *,
+    county_id: str,
+    quarter: Quarter,
+    level: Level,
+    derived: Mapping[tuple[str, str, str], list[str]] | None = None,
 ) -> dict[str, set[str]]:
     """The zones each subject of a level was counted in (and, for townships, placed in)."""
     zones: dict[str, set[str]] = defaultdict(set)
@@ -146,7 +156,8 @@ async def subject_zones(
     )
     for subject, zone in (await session.exec(query.distinct())).all():
         zones[subject].add(zone)
-    derived = await limit_counts(session, county_id=county_id, quarter=quarter, level=level)
+    if derived is None:
+        derived = await limit_counts(session, county_id=county_id, quarter=quarter, level=level)
     for subject, zone, _kpi in derived:
         zones[subject].add(zone)
     units = select(AssessedUnit.subject_id, AssessedUnit.zone_id).where(

@@ -15,6 +15,7 @@ from services.assessment.domain.scoring import CENT, Score, score_unit
 from services.assessment.domain.scoring_rules import ScoringRules, rules_in_force
 from services.assessment.store.marks import marks_by_subject
 from services.assessment.store.projection import contributing_events, subject_zones, tallies
+from services.assessment.store.timeliness import limit_counts
 
 
 @dataclass(frozen=True)
@@ -80,9 +81,15 @@ class Scoring:
     ) -> Ranking:
         """All units of a level in the county for the quarter, ranked with tiers."""
         rules = self.rules_for(quarter)
-        counts = await tallies(session, county_id=county_id, quarter=quarter, level=level)
+        # Judging the clocks is the costly read: once for both the counts and the zones.
+        derived = await limit_counts(session, county_id=county_id, quarter=quarter, level=level)
+        counts = await tallies(
+            session, county_id=county_id, quarter=quarter, level=level, derived=derived
+        )
         marks = await marks_by_subject(session, county_id=county_id, quarter=quarter, level=level)
-        zones = await subject_zones(session, county_id=county_id, quarter=quarter, level=level)
+        zones = await subject_zones(
+            session, county_id=county_id, quarter=quarter, level=level, derived=derived
+        )
         subjects = set(counts) | set(zones) | set(marks)
         totals = {
             subject: score_unit(rules, level, counts.get(subject, {}), marks.get(subject, [])).total
