@@ -229,3 +229,46 @@ async def count_rows(database: Database, model: Any, *where: Any) -> int:
 def header_map(record: ConsumerRecord[bytes, bytes]) -> dict[str, bytes]:
     """A record's headers by name."""
     return dict(record.headers or ())
+
+
+async def register_case_clue(
+    db: Database,
+    clue_id: str,
+    *,
+    at: datetime,
+    zone: str = "z1",
+    township: str = "t1",
+    back_entered: bool = False,
+) -> None:
+    """Put a clue on cases' ledger as its ClueRegistered handler does (county c1)."""
+    # Imported here: helpers serve every service's tests, cases' handler only these.
+    from services.cases.domain.rules import DEFAULT_RULES
+    from services.cases.handlers.clue_registered import ClueRegisteredHandler
+
+    event = ClueRegistered(
+        county_id="c1",
+        zone_id=zone,
+        clue_id=clue_id,
+        report_id=f"r-{clue_id}",
+        township_id=township,
+        channel="letter",
+        allegation_categories=["embezzlement"],
+        subject=ReportedSubject(
+            name="Li", post="secretary", unit="Hexi", township_id=township, cadre_level="village"
+        ),
+        real_name=False,
+        received_at=at,
+        registered_at=at,
+        back_entered=back_entered,
+    )
+    envelope = Envelope(
+        id=str(uuid.uuid4()),
+        type=event.event_type,
+        source="xiezuo/intake",
+        time=at,
+        county_id="c1",
+        zone_id=zone,
+        data=b"{}",
+    )
+    async with db.transaction() as session:
+        await ClueRegisteredHandler([DEFAULT_RULES])(session, event, envelope)

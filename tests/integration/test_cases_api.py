@@ -18,7 +18,6 @@ from xiezuo.cases.v1 import cases_pb2, cases_pb2_grpc
 
 from services.cases.api.servicer import CaseServicer
 from services.cases.domain.rules import DEFAULT_RULES
-from services.cases.handlers.clue_registered import ClueRegisteredHandler
 from services.cases.handlers.teams import on_recusal, on_team_assigned
 from services.cases.store.case_reader import CaseReader
 from services.cases.store.clues import ClueReader
@@ -27,7 +26,6 @@ from services.cases.store.links import ClueLinks
 from services.cases.store.rectification import RectificationDesk
 from services.cases.store.tables import CaseStepRow
 from services.cases.store.workflow import Workflow
-from services.contracts.intake import ClueRegistered, ReportedSubject
 from services.contracts.staffing import RecusalRecorded, TeamAssigned, TeamMember
 from services.runtime.db import Database
 from services.runtime.envelope import Envelope
@@ -36,6 +34,7 @@ from services.runtime.grpc.server import GrpcEndpoint
 from services.runtime.messaging_tables import OutboxMessage
 from services.runtime.tokens import Principal, TokenIssuer, TokenVerifier
 from tests.conftest import MakeDatabase
+from tests.integration.helpers import register_case_clue
 
 ISSUER, AUDIENCE = "test", "xiezuo"
 NOW = datetime.now(UTC)
@@ -105,23 +104,7 @@ def _envelope(source: str) -> Envelope:
 
 
 async def _register(db: Database, clue_id: str, *, zone: str = "z1", township: str = "t1") -> None:
-    event = ClueRegistered(
-        county_id="c1",
-        zone_id=zone,
-        clue_id=clue_id,
-        report_id=f"r-{clue_id}",
-        township_id=township,
-        channel="letter",
-        allegation_categories=["embezzlement"],
-        subject=ReportedSubject(
-            name="Li", post="secretary", unit="Hexi", township_id=township, cadre_level="village"
-        ),
-        real_name=False,
-        received_at=NOW,
-        registered_at=NOW,
-    )
-    async with db.transaction() as session:
-        await ClueRegisteredHandler([DEFAULT_RULES])(session, event, _envelope("xiezuo/intake"))
+    await register_case_clue(db, clue_id, at=NOW, zone=zone, township=township)
 
 
 async def _team_requests(db: Database) -> list[dict[str, Any]]:

@@ -13,13 +13,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlmodel import col, select
 from xiezuo.cases.v1 import cases_pb2
 
-from services.cases.domain.rules import DEFAULT_RULES
-from services.cases.handlers.clue_registered import ClueRegisteredHandler
 from services.cases.handlers.teams import on_team_assigned
 from services.cases.store.deadline_scan import DeadlineScanner
 from services.cases.store.deadlines import BACK_ENTRY_GRACE
 from services.cases.store.tables import CaseStepRow, DeadlineNoticeRow, DeadlineRow
-from services.contracts.intake import ClueRegistered, ReportedSubject
 from services.contracts.staffing import TeamAssigned, TeamMember
 from services.runtime.audit import AuditEntry
 from services.runtime.db import Database
@@ -27,6 +24,7 @@ from services.runtime.envelope import Envelope
 from services.runtime.grpc.errors import field_violations
 from services.runtime.messaging_tables import OutboxMessage
 from tests.integration import test_cases_api
+from tests.integration.helpers import register_case_clue
 from tests.integration.test_cases_api import Api
 
 # The CaseService over real gRPC (SQLite and PostgreSQL), as the API tests build it.
@@ -44,33 +42,7 @@ def _stamp(moment: datetime) -> Timestamp:
 
 
 async def _register(db: Database, clue_id: str, at: datetime, *, back_entered: bool) -> None:
-    event = ClueRegistered(
-        county_id="c1",
-        zone_id="z1",
-        clue_id=clue_id,
-        report_id=f"r-{clue_id}",
-        township_id="t1",
-        channel="letter",
-        allegation_categories=["embezzlement"],
-        subject=ReportedSubject(
-            name="Li", post="secretary", unit="Hexi", township_id="t1", cadre_level="village"
-        ),
-        real_name=False,
-        received_at=at,
-        registered_at=at,
-        back_entered=back_entered,
-    )
-    envelope = Envelope(
-        id=str(uuid.uuid4()),
-        type="t",
-        source="xiezuo/intake",
-        time=at,
-        county_id="c1",
-        zone_id="z1",
-        data=b"{}",
-    )
-    async with db.transaction() as session:
-        await ClueRegisteredHandler([DEFAULT_RULES])(session, event, envelope)
+    await register_case_clue(db, clue_id, at=at, back_entered=back_entered)
 
 
 async def _act(api: Api, who: Any, case_id: str, action: str, at: datetime, **fields: Any) -> Any:

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlmodel import col, select
 
 from services.cases.domain.rules import DEFAULT_RULES
-from services.cases.handlers.clue_registered import ClueRegisteredHandler
 from services.cases.store.deadline_scan import DeadlineScanner
 from services.cases.store.deadlines import extend_clock, stop_clock
 from services.cases.store.tables import DeadlineNoticeRow, DeadlineRow
-from services.contracts.intake import ClueRegistered, ReportedSubject
 from services.runtime.db import Database
-from services.runtime.envelope import Envelope
 from services.runtime.messaging_tables import OutboxMessage
 from tests.conftest import MakeDatabase
+from tests.integration.helpers import register_case_clue
 
 REGISTERED = datetime(2026, 3, 2, 9, tzinfo=UTC)
 # Disposal: 1 month (due 2026-04-02), warned 5 days before.
@@ -28,32 +25,7 @@ CLUES = 12
 
 
 async def _register(db: Database, clue_id: str) -> None:
-    event = ClueRegistered(
-        county_id="c1",
-        zone_id="z1",
-        clue_id=clue_id,
-        report_id=f"r-{clue_id}",
-        township_id="t1",
-        channel="letter",
-        allegation_categories=["embezzlement"],
-        subject=ReportedSubject(
-            name="Li", post="secretary", unit="Hexi", township_id="t1", cadre_level="village"
-        ),
-        real_name=False,
-        received_at=REGISTERED,
-        registered_at=REGISTERED,
-    )
-    envelope = Envelope(
-        id=str(uuid.uuid4()),
-        type="t",
-        source="xiezuo/intake",
-        time=REGISTERED,
-        county_id="c1",
-        zone_id="z1",
-        data=b"{}",
-    )
-    async with db.transaction() as session:
-        await ClueRegisteredHandler([DEFAULT_RULES])(session, event, envelope)
+    await register_case_clue(db, clue_id, at=REGISTERED)
 
 
 async def _notices(db: Database) -> dict[str, list[str]]:

@@ -10,7 +10,6 @@ from typing import Any
 from sqlmodel import func, select
 
 from services.cases.domain.rules import DEFAULT_RULES
-from services.cases.handlers.clue_registered import ClueRegisteredHandler
 from services.cases.handlers.report_linked import ReportLinkedHandler
 from services.cases.store import codec
 from services.cases.store.tables import (
@@ -20,12 +19,13 @@ from services.cases.store.tables import (
     ClueRow,
     DeadlineRow,
 )
-from services.contracts.intake import ClueRegistered, ReportedSubject, ReportLinked
+from services.contracts.intake import ReportLinked
 from services.runtime.audit import AuditEntry
 from services.runtime.db import Database
 from services.runtime.envelope import Envelope
 from services.runtime.messaging_tables import OutboxMessage
 from tests.conftest import MakeDatabase
+from tests.integration.helpers import register_case_clue
 
 NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
 
@@ -44,24 +44,7 @@ def _envelope() -> Envelope:
 
 
 async def _register(db: Database, clue_id: str) -> None:
-    event = ClueRegistered(
-        county_id="c1",
-        zone_id="z1",
-        clue_id=clue_id,
-        report_id=f"r-{clue_id}",
-        township_id="t1",
-        channel="letter",
-        allegation_categories=["embezzlement"],
-        subject=ReportedSubject(
-            name="Li", post="secretary", unit="Hexi", township_id="t1", cadre_level="village"
-        ),
-        real_name=False,
-        received_at=NOW,
-        registered_at=NOW,
-        priority=40,
-    )
-    async with db.transaction() as session:
-        await ClueRegisteredHandler([DEFAULT_RULES])(session, event, _envelope())
+    await register_case_clue(db, clue_id, at=NOW)
 
 
 def _linked(report_id: str, *, priority: int, superseded: str | None = None) -> ReportLinked:

@@ -11,18 +11,17 @@ from sqlmodel import col, func, select
 
 from services.cases.domain.casefile import Actor, Command, Forbidden
 from services.cases.domain.rules import DEFAULT_RULES
-from services.cases.handlers.clue_registered import ClueRegisteredHandler
 from services.cases.handlers.teams import on_recusal, on_team_assigned
 from services.cases.store import codec
 from services.cases.store.tables import CaseFileRow, CaseMemberRow, CaseStepRow, DeadlineRow
 from services.cases.store.workflow import KeyReused, Workflow
-from services.contracts.intake import ClueRegistered, ReportedSubject
 from services.contracts.staffing import RecusalRecorded, TeamAssigned, TeamMember
 from services.runtime.audit import AuditEntry
 from services.runtime.db import Database
 from services.runtime.envelope import Envelope
 from services.runtime.messaging_tables import OutboxMessage
 from tests.conftest import MakeDatabase
+from tests.integration.helpers import register_case_clue
 
 # Registered an hour ago: the commands below run on real time and must be within the limits.
 NOW = datetime.now(UTC) - timedelta(hours=1)
@@ -41,23 +40,7 @@ def _envelope(source: str = "xiezuo/staffing") -> Envelope:
 
 
 async def _register(db: Database, clue_id: str) -> None:
-    event = ClueRegistered(
-        county_id="c1",
-        zone_id="z1",
-        clue_id=clue_id,
-        report_id="r1",
-        township_id="t1",
-        channel="letter",
-        allegation_categories=["embezzlement"],
-        subject=ReportedSubject(
-            name="Li", post="secretary", unit="Hexi", township_id="t1", cadre_level="village"
-        ),
-        real_name=False,
-        received_at=NOW,
-        registered_at=NOW,
-    )
-    async with db.transaction() as session:
-        await ClueRegisteredHandler([DEFAULT_RULES])(session, event, _envelope("xiezuo/intake"))
+    await register_case_clue(db, clue_id, at=NOW)
 
 
 def _allow(*_: object) -> None:
