@@ -115,7 +115,7 @@ class ReportForwarded(IntegrationEvent):
 
 
 class FeedbackDeadlineBreached(IntegrationEvent):
-    """A real-name reporter was not told of acceptance within the limit (published once)."""
+    """A real-name reporter was not told in time (published once per report and kind)."""
 
     event_type: ClassVar[str] = "xiezuo.intake.feedback_deadline_breached.v1"
     topic: ClassVar[str] = REPORTS_TOPIC
@@ -125,6 +125,8 @@ class FeedbackDeadlineBreached(IntegrationEvent):
     due_at: datetime
     detected_at: datetime
     rules_version: str
+    # Which feedback was late: "acceptance" (受理) or "result" (after the clue's closure).
+    kind: str = "acceptance"
 
     def subject_id(self) -> str | None:
         """The report concerned."""
@@ -158,4 +160,25 @@ class ReportLinked(IntegrationEvent):
 
     def subject_id(self) -> str | None:
         """The report linked (the clue's own events keep the clue as their subject)."""
+        return self.report_id
+
+
+class ResultFeedbackGiven(IntegrationEvent):
+    """An officer told the reporter the result of a concluded report (no identity, no text)."""
+
+    event_type: ClassVar[str] = "xiezuo.intake.result_feedback_given.v1"
+    topic: ClassVar[str] = REPORTS_TOPIC
+
+    report_id: str
+    clue_id: str
+    given_by: str
+    given_at: datetime
+    # None when nothing was owed (an anonymous reporter, or closed before this was tracked).
+    due_at: datetime | None = None
+    # Whether it was told within the working-day limit (true when nothing was owed).
+    within_limit: bool
+    rules_version: str
+
+    def subject_id(self) -> str | None:
+        """The report concerned."""
         return self.report_id

@@ -32,6 +32,7 @@ from services.intake.store.exchange import ReporterChannel
 from services.intake.store.receipts import ReceiptDesk
 from services.intake.store.report_reader import ReportReader
 from services.intake.store.reports import ReportRegistry
+from services.intake.store.result_feedback import ResultDesk
 from services.intake.store.reveals import RevealDesk
 from services.intake.store.rule_files import load_rule_book
 from services.intake.store.townships import TownshipRegistry
@@ -81,9 +82,10 @@ def build(settings: Settings) -> tuple[ServiceHost, GrpcParts, IntakeParts]:
         duplicates=DuplicateDesk(database, rule_book),
         townships=TownshipRegistry(database),
         back_entry_days=settings.platform.back_entry_days,
+        results=ResultDesk(database, vault),
     )
     host.consumer.on(TownshipPlaced, on_township_placed)
-    progress = CaseProgressHandler(vault)
+    progress = CaseProgressHandler(vault, rule_book)
     for step in CASE_PROGRESS_EVENTS:
         host.consumer.on(step, progress)
     servicer = IntakeServicer(parts)
@@ -95,9 +97,12 @@ def build(settings: Settings) -> tuple[ServiceHost, GrpcParts, IntakeParts]:
 
 
 async def scan_feedback_deadlines(
-    acceptance: AcceptanceDesk, stop: asyncio.Event, interval: float
+    acceptance: AcceptanceDesk,
+    stop: asyncio.Event,
+    interval: float,
+    results: ResultDesk | None = None,
 ) -> None:
-    """Publish feedback-deadline breaches every `interval` seconds until `stop`."""
+    """Publish feedback-deadline breaches (acceptance and result) every `interval` seconds."""
     # Waits first: the host migrates the database on start.
     while True:
         with contextlib.suppress(TimeoutError):
@@ -105,7 +110,10 @@ async def scan_feedback_deadlines(
         if stop.is_set():
             return
         try:
-            await acceptance.scan_feedback_deadlines(now=datetime.now(UTC))
+            now = datetime.now(UTC)
+            await acceptance.scan_feedback_deadlines(now=now)
+            if results is not None:
+                await results.scan_result_deadlines(now=now)
         except Exception:
             # The next pass retries; a failed scan must not take the service down.
             log.exception("feedback deadline scan failed")
@@ -115,7 +123,9 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     """Run intake until `stop` is set."""
     host, grpc_parts, parts = build(settings)
     interval = IntakeSettings().feedback_scan_seconds
-    scanner = asyncio.create_task(scan_feedback_deadlines(parts.acceptance, stop, interval))
+    scanner = asyncio.create_task(
+        scan_feedback_deadlines(parts.acceptance, stop, interval, parts.results)
+    )
     try:
         await host.run(grpc_parts, stop)
     finally:

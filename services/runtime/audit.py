@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.runtime.db import as_utc
 from services.runtime.telemetry import is_sensitive_key
 
 GENESIS_HASH = "0" * 64
@@ -110,7 +111,7 @@ def entry_hash(
         {
             "id": id,
             "county_id": county_id,
-            "at": _utc(at).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "at": as_utc(at).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             "actor": actor,
             "action": action,
             "record_type": record_type,
@@ -138,7 +139,7 @@ async def append(
 ) -> AuditEntry:
     """Add an entry to the chain in the caller's transaction; the caller commits."""
     detail_text = _detail_json(detail or {})
-    when = _utc(at or datetime.now(UTC))
+    when = as_utc(at or datetime.now(UTC))
     last_id, last_hash = await _lock_head(session)
     entry = AuditEntry(
         id=last_id + 1,
@@ -285,11 +286,6 @@ def _refuse_identity(value: Any) -> None:
     elif isinstance(value, list | tuple):
         for inner in value:
             _refuse_identity(inner)
-
-
-def _utc(at: datetime) -> datetime:
-    """Return an aware UTC datetime; naive values are taken as UTC (SQLite returns them)."""
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def _table(model: type[SQLModel]) -> Table:

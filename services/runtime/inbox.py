@@ -112,7 +112,7 @@ class EventConsumer:
             self._count(envelope, Outcome.IGNORED, started)
             return Outcome.IGNORED
         try:
-            event = route.event_class.model_validate_json(envelope.data)
+            event = route.event_class.read(envelope.data)
         except ValidationError as exc:
             return await self._dead_letter(
                 record, envelope, "invalid-payload", str(exc), 0, started

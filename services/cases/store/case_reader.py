@@ -23,7 +23,7 @@ from services.cases.store.tables import (
     DeadlineRow,
 )
 from services.runtime import audit
-from services.runtime.db import Database
+from services.runtime.db import Database, as_utc
 
 Authorize = Callable[[CaseFileRow, CaseFile], None]
 
@@ -104,7 +104,7 @@ class CaseReader:
             )
             await _audit_reads(session, [row], actor=actor)
             overdue = any(
-                d.ended_at is None and (_aware(d.due_at) <= moment or d.status == "breached")
+                d.ended_at is None and (as_utc(d.due_at) <= moment or d.status == "breached")
                 for d in deadlines
             )
             links = await links_of(session, case_id)
@@ -240,8 +240,3 @@ async def _audit_reads(session: AsyncSession, rows: Sequence[CaseFileRow], *, ac
             record_type="case",
             record_id=row.case_id,
         )
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything is stored in UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

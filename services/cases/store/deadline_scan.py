@@ -22,14 +22,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.cases.store.deadlines import RECTIFICATION, aware, send_notice
+from services.cases.store.deadlines import RECTIFICATION, send_notice
 from services.cases.store.tables import (
     DeadlineNoticeRow,
     DeadlineRow,
     RectificationProgressRow,
     RectificationRow,
 )
-from services.runtime.db import Database
+from services.runtime.db import Database, as_utc
 
 SCANNER = "system:deadline-scan"
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class DeadlineScanner:
             for first in range(0, len(candidates), self._per_transaction):
                 chunk = candidates[first : first + self._per_transaction]
                 notices = [
-                    (deadline_id, "breached" if aware(due_at) <= now else "approaching")
+                    (deadline_id, "breached" if as_utc(due_at) <= now else "approaching")
                     for deadline_id, due_at in chunk
                 ]
                 for deadline_id, notice in await self._notify_all(notices, now):
@@ -159,7 +159,7 @@ async def _escalate(session: AsyncSession, deadline: DeadlineRow, now: datetime)
             at=now,
             actor=SCANNER,
             kind="escalated",
-            note=f"overdue since {aware(deadline.due_at).date().isoformat()}",
+            note=f"overdue since {as_utc(deadline.due_at).date().isoformat()}",
             percent_done=0,
         )
     )

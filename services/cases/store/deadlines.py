@@ -10,7 +10,7 @@ again) on the extended due date.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -19,6 +19,7 @@ from services.cases.domain.ruleset import RuleSet
 from services.cases.store.tables import DeadlineNoticeRow, DeadlineRow
 from services.contracts.cases import DeadlineApproaching, DeadlineBreached, DeadlineNotice
 from services.runtime import audit
+from services.runtime.db import as_utc
 from services.runtime.outbox import record_event
 
 SOURCE = "xiezuo/cases"
@@ -91,7 +92,7 @@ async def stop_clock(
     """
     for deadline in await running(session, record_id, kind):
         if deadline.status == "open":
-            if now <= aware(deadline.due_at):
+            if now <= as_utc(deadline.due_at):
                 deadline.status = "met"
             else:
                 # Done after its due moment before any scanner saw it (e.g. entered late).
@@ -131,7 +132,7 @@ async def send_notice(
         deadline.status = "breached"
         session.add(deadline)
     # The event is stamped when the breach happened (its due moment), not when it was seen.
-    occurred = aware(deadline.due_at) if notice == "breached" else at
+    occurred = as_utc(deadline.due_at) if notice == "breached" else at
     record_event(session, notice_event(deadline, notice), source=SOURCE, occurred_at=occurred)
     await audit.append(
         session,
@@ -140,7 +141,7 @@ async def send_notice(
         action=f"deadline.{notice}",
         record_type=RECTIFICATION if deadline.kind == RECTIFICATION else "case",
         record_id=deadline.case_id,
-        detail={"deadline_id": deadline.deadline_id, "due_at": aware(deadline.due_at).isoformat()},
+        detail={"deadline_id": deadline.deadline_id, "due_at": as_utc(deadline.due_at).isoformat()},
         at=at,
     )
     return True
@@ -155,7 +156,7 @@ def notice_event(deadline: DeadlineRow, notice: str) -> DeadlineNotice:
         deadline_id=deadline.deadline_id,
         case_id=deadline.case_id,
         kind=deadline.kind,
-        due_at=aware(deadline.due_at),
+        due_at=as_utc(deadline.due_at),
         rule_version=deadline.rule_version,
         record_type=RECTIFICATION if deadline.kind == RECTIFICATION else "case",
     )
@@ -185,7 +186,7 @@ async def extend_clock(
             kind=kind,
             rules=rules,
             started_at=now,
-            due_at=aware(deadline.due_at) + timedelta(days=days),
+            due_at=as_utc(deadline.due_at) + timedelta(days=days),
             extensions=deadline.extensions + 1,
             supersedes=deadline.deadline_id,
             recorded_at=recorded_at,
@@ -205,11 +206,6 @@ async def running(session: AsyncSession, record_id: str, kind: str) -> list[Dead
             )
         ).all()
     )
-
-
-def aware(moment: datetime) -> datetime:
-    """A UTC-aware moment (SQLite hands back naive datetimes; everything is stored in UTC)."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 async def end_by_link(session: AsyncSession, record_id: str, *, now: datetime) -> list[str]:

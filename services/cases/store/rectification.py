@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.cases.domain import rectification as rules_of
 from services.cases.domain.rectification import ProgressReport
 from services.cases.domain.ruleset import RuleSet
-from services.cases.store.deadlines import aware, open_deadline, stop_clock
+from services.cases.store.deadlines import open_deadline, stop_clock
 from services.cases.store.tables import (
     RectificationProgressRow,
     RectificationReceiptRow,
@@ -22,7 +22,7 @@ from services.cases.store.tables import (
 )
 from services.contracts.cases import RectificationClosed, RectificationOpened
 from services.runtime import audit
-from services.runtime.db import Database
+from services.runtime.db import Database, as_utc
 from services.runtime.outbox import record_event
 
 SOURCE = "xiezuo/cases"
@@ -221,7 +221,7 @@ class RectificationDesk:
                 due_at=row.due_at,
                 verified_by=actor,
                 closed_at=now,
-                overdue=now > aware(row.due_at),
+                overdue=now > as_utc(row.due_at),
             ),
             source=SOURCE,
             occurred_at=now,

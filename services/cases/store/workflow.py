@@ -18,7 +18,7 @@ from services.cases.domain.links import excluded_townships
 from services.cases.domain.ruleset import RuleSet
 from services.cases.domain.teams import excluded_from
 from services.cases.store import codec
-from services.cases.store.deadlines import aware, extend_clock, open_deadline, stop_clock
+from services.cases.store.deadlines import extend_clock, open_deadline, stop_clock
 from services.cases.store.tables import (
     CaseFileRow,
     CaseJointTownshipRow,
@@ -42,7 +42,7 @@ from services.contracts.cases import (
     TeamRequested,
 )
 from services.runtime import audit
-from services.runtime.db import Database
+from services.runtime.db import Database, as_utc
 from services.runtime.outbox import record_event
 
 SOURCE = "xiezuo/cases"
@@ -215,7 +215,7 @@ async def last_moment(session: AsyncSession, row: CaseFileRow) -> datetime:
     if at is None:
         clue = await session.get(ClueRow, row.case_id)
         at = clue.registered_at if clue is not None else row.updated_at
-    return aware(at)
+    return as_utc(at)
 
 
 async def event_step_moment(
@@ -236,7 +236,7 @@ async def event_step_moment(
         )
     ).first()
     if last is not None and "recorded_at" in json.loads(last.detail or "{}"):
-        return aware(last.at), now
+        return as_utc(last.at), now
     return now, None
 
 

@@ -9,6 +9,7 @@ from xiezuo.intake.v1 import intake_pb2
 from services.intake.api.parts import Context, IntakeParts
 from services.intake.api.policy import (
     authorize_acceptance,
+    authorize_result_feedback,
     authorize_reveal_decision,
     authorize_reveal_read,
     authorize_reveal_request,
@@ -17,6 +18,7 @@ from services.intake.api.reporter_calls import STATUS_TO_PROTO
 from services.intake.domain.reveal import RevealRefused
 from services.intake.domain.status import AcceptanceOutcome, check_acceptance
 from services.intake.store.acceptance import AcceptanceDecision, AlreadyDecided
+from services.intake.store.result_feedback import NotConcluded, ResultAlreadyTold
 from services.intake.store.reveals import NoIdentity
 from services.intake.store.tables import ReportRow
 from services.runtime.grpc.auth import current_principal
@@ -27,6 +29,7 @@ from services.runtime.grpc.errors import (
     NotFound,
     PermissionDenied,
 )
+from services.runtime.grpc.timestamps import timestamp
 
 MAX_REASON_CHARS = 2_000
 _OUTCOMES = {
@@ -103,6 +106,40 @@ class OfficerCalls:
         except AlreadyDecided as decided:
             raise FailedPrecondition(str(decided)) from None
         return intake_pb2.DecideAcceptanceResponse(status=STATUS_TO_PROTO[status.value])
+
+    async def RecordResultFeedback(
+        self, request: intake_pb2.RecordResultFeedbackRequest, context: Context
+    ) -> intake_pb2.RecordResultFeedbackResponse:
+        """Tell the reporter the result of a concluded report, once per key."""
+        problems = _required(request.report_id, "report_id", 64)
+        problems += _required(request.idempotency_key, "idempotency_key", 128)
+        problems += _required(request.channel_note, "channel_note")
+        if problems:
+            raise InvalidArgument(problems, "the result feedback is incomplete; nothing stored")
+        principal = current_principal()
+        report = await self._report(request.report_id)
+        authorize_result_feedback(
+            principal,
+            county_id=report.county_id,
+            zone_id=report.zone_id,
+            report_id=report.report_id,
+        )
+        results = self._parts.results
+        if results is None:
+            raise FailedPrecondition("result feedback is not available on this server")
+        try:
+            told = await results.record(
+                report.report_id,
+                note=request.channel_note,
+                idempotency_key=request.idempotency_key,
+                actor=principal.subject,
+                now=datetime.now(UTC),
+            )
+        except (NotConcluded, ResultAlreadyTold) as refused:
+            raise FailedPrecondition(str(refused)) from None
+        return intake_pb2.RecordResultFeedbackResponse(
+            result_given_at=timestamp(told.given_at), within_limit=told.within_limit
+        )
 
     async def RequestIdentityReveal(
         self, request: intake_pb2.RequestIdentityRevealRequest, context: Context

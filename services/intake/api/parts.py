@@ -14,6 +14,7 @@ from services.intake.store.exchange import ReporterChannel
 from services.intake.store.receipts import ReceiptDesk
 from services.intake.store.report_reader import ReportReader
 from services.intake.store.reports import ReportRegistry
+from services.intake.store.result_feedback import ResultDesk
 from services.intake.store.reveals import RevealDesk
 from services.intake.store.townships import TownshipRegistry
 from services.runtime.grpc.errors import ServiceError
@@ -42,3 +43,5 @@ class IntakeParts:
     townships: TownshipRegistry
     # How far back a back-entry (补录) may date a registration (platform setting).
     back_entry_days: int = 400
+    # Telling the result after closure; optional so parts built before it keep working.
+    results: ResultDesk | None = None

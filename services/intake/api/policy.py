@@ -82,6 +82,20 @@ def authorize_acceptance(
     require(principal, roles=ACCEPTANCE_DECIDERS, county_id=county_id, zone_id=zone_id)
 
 
+# The result after closure is told by the same people who decide acceptance.
+RESULT_TELLERS = ACCEPTANCE_DECIDERS
+
+
+def authorize_result_feedback(
+    principal: Principal, *, county_id: str, zone_id: str, report_id: str
+) -> None:
+    """The result is told by intake staff or the zone's chiefs."""
+    if principal.roles.isdisjoint(RESULT_TELLERS):
+        raise PermissionDenied(f"{principal.subject} may not record result feedback")
+    _visible(principal, county_id=county_id, report_id=report_id)
+    require(principal, roles=RESULT_TELLERS, county_id=county_id, zone_id=zone_id)
+
+
 def authorize_reveal_request(
     principal: Principal, *, county_id: str, zone_id: str, report_id: str
 ) -> None:

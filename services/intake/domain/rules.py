@@ -46,6 +46,8 @@ class IntakeRules:
     version: str
     effective_from: date
     acceptance_feedback_working_days: int
+    # Working days after closure within which a real-name reporter is told the result.
+    result_feedback_working_days: int
     forward_working_days: int
     holidays: frozenset[date]
     receipt_guard: ReceiptGuard
@@ -117,6 +119,7 @@ def parse_rules(data: Any) -> list[IntakeRules]:
                 acceptance_feedback_working_days=_positive(
                     raw, "acceptance_feedback_working_days", where
                 ),
+                result_feedback_working_days=_positive(raw, "result_feedback_working_days", where),
                 forward_working_days=_positive(raw, "forward_working_days", where),
                 holidays=frozenset(holidays),
                 receipt_guard=ReceiptGuard(

@@ -20,7 +20,7 @@ from services.intake.store.exchange import SYSTEM, append_message
 from services.intake.store.tables import ReportRow
 from services.intake.store.vault import Vault
 from services.runtime import audit
-from services.runtime.db import Database
+from services.runtime.db import Database, as_utc
 from services.runtime.outbox import record_event
 
 EVENT_SOURCE = "xiezuo/intake"
@@ -170,14 +170,7 @@ def _event(
             forward_to_body=decision.forward_to_body,
             reason=decision.reason,
             forward_due_at=due,
-            within_limit=now <= _aware(due),
+            within_limit=now <= as_utc(due),
             **common,
         )
     return ReportAccepted(**common)
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes for timezone-aware columns; they were stored as UTC.
-    from datetime import UTC
-
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

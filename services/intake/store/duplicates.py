@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import update
 from sqlmodel import col, select
@@ -31,7 +31,7 @@ from services.intake.store.tables import (
     TownshipGateRow,
 )
 from services.runtime import audit
-from services.runtime.db import Database
+from services.runtime.db import Database, as_utc
 from services.runtime.outbox import record_event
 
 EVENT_SOURCE = "xiezuo/intake"
@@ -43,11 +43,6 @@ def duplicate_rules(rules: IntakeRules) -> DuplicateRules:
     return DuplicateRules(rules.duplicate_window_days, rules.near_name_max_edits)
 
 
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes for timezone-aware columns; they were stored as UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def profile_of_row(row: ReportRow) -> DuplicateProfile:
     """The duplicate profile of a stored report."""
     return DuplicateProfile(
@@ -56,7 +51,7 @@ def profile_of_row(row: ReportRow) -> DuplicateProfile:
         subject_unit=normalise(row.subject_unit),
         township_id=row.township_id,
         categories=frozenset(json.loads(row.allegation_categories)),
-        received_at=_aware(row.received_at),
+        received_at=as_utc(row.received_at),
     )
 
 
@@ -262,7 +257,7 @@ class DuplicateDesk:
                 report = await session.get(ReportRow, row.report_id, with_for_update=True)
                 assert report is not None
                 own_clue = report.clue_id
-                rules = self._rule_book.rules_on(_aware(report.received_at).date())
+                rules = self._rule_book.rules_on(as_utc(report.received_at).date())
                 await join_clue(
                     session,
                     report,

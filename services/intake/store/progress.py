@@ -8,7 +8,9 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.intake.domain.progress import TOLD, later, progressed
+from services.intake.domain.rulebook import RuleBook
 from services.intake.domain.status import ReportStatus
+from services.intake.domain.working_days import add_working_days
 from services.intake.store.exchange import SYSTEM, append_message
 from services.intake.store.tables import ClueLedgerRow, ReportRow
 from services.intake.store.vault import Vault
@@ -24,8 +26,13 @@ async def apply_progress(
     progress: ReportStatus,
     actor: str,
     now: datetime,
+    rule_book: RuleBook | None = None,
+    occurred_at: datetime | None = None,
 ) -> list[str]:
-    """Move every report of the clue on; the ids of the reports whose status changed."""
+    """Move every report of the clue on; the ids of the reports whose status changed.
+
+    With a rule book, closure also starts each real-name reporter's result-feedback limit.
+    """
     clue = await session.get(ClueLedgerRow, clue_id, with_for_update=True)
     if clue is None or clue.county_id != county_id:
         # A clue intake did not register (e.g. opened by daily supervision in cases).
@@ -37,7 +44,12 @@ async def apply_progress(
     )
     moved: list[str] = []
     for report in reports.all():
-        status = progressed(ReportStatus(report.status), progress)
+        current = ReportStatus(report.status)
+        status = progressed(current, progress)
+        closed = progress is ReportStatus.CONCLUDED and (status or current) is progress
+        if rule_book is not None and closed:
+            _owe_result(report, rule_book, closed_at=occurred_at or now)
+            session.add(report)
         if status is None:
             continue
         report.status = status.value
@@ -64,3 +76,16 @@ async def apply_progress(
         )
         moved.append(report.report_id)
     return moved
+
+
+def _owe_result(report: ReportRow, rule_book: RuleBook, *, closed_at: datetime) -> None:
+    """A real-name reporter is owed the result within working days of closure (set once)."""
+    if not report.real_name or report.result_due_at is not None:
+        # Anonymous reporters are owed nothing; a redelivery or a later concluding step
+        # (decided, then closed) must not move the limit.
+        return
+    # The version in force when the report was received, as for the acceptance limit.
+    rules = rule_book.rules_on(report.received_at.date())
+    report.result_due_at = add_working_days(
+        closed_at, rules.result_feedback_working_days, rules.holidays
+    )

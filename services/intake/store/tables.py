@@ -69,6 +69,14 @@ class ReportRow(SQLModel, table=True):
     feedback_breach_published_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True))
     )
+    # The result half of real-name feedback: due within working days of the clue's closure.
+    result_due_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    result_given_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True))
+    )
+    result_breach_published_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True))
+    )
     decided_by: str | None = Field(default=None, sa_column=Column(String(128)))
     # Digest of the normalised subject, unit, township and categories (duplicate detection).
     duplicate_fingerprint: str | None = Field(default=None, sa_column=Column(String(64)))

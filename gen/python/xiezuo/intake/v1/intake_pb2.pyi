@@ -1227,6 +1227,64 @@ class DecideAcceptanceResponse(_message.Message):
 Global___DecideAcceptanceResponse: _TypeAlias = DecideAcceptanceResponse  # noqa: Y015
 
 @_typing.final
+class RecordResultFeedbackRequest(_message.Message):
+    """Request of RecordResultFeedback."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    REPORT_ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_NOTE_FIELD_NUMBER: _builtins.int
+    idempotency_key: _builtins.str
+    """A retry with the same key records once and answers the first recording."""
+    report_id: _builtins.str
+    """The concluded report whose reporter is told the result."""
+    channel_note: _builtins.str
+    """What the reporter is told of the result, posted on the receipt channel (no identity)."""
+    def __init__(
+        self,
+        *,
+        idempotency_key: _builtins.str = ...,
+        report_id: _builtins.str = ...,
+        channel_note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel_note", b"channel_note", "idempotency_key", b"idempotency_key", "report_id", b"report_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordResultFeedbackRequest: _TypeAlias = RecordResultFeedbackRequest  # noqa: Y015
+
+@_typing.final
+class RecordResultFeedbackResponse(_message.Message):
+    """Response of RecordResultFeedback."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_GIVEN_AT_FIELD_NUMBER: _builtins.int
+    WITHIN_LIMIT_FIELD_NUMBER: _builtins.int
+    within_limit: _builtins.bool
+    """Whether it was told within the working-day limit after closure (true when none was owed)."""
+    @_builtins.property
+    def result_given_at(self) -> _timestamp_pb2.Timestamp:
+        """When the result was told (the first recording, on a retry)."""
+
+    def __init__(
+        self,
+        *,
+        result_given_at: _timestamp_pb2.Timestamp | None = ...,
+        within_limit: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result_given_at", b"result_given_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result_given_at", b"result_given_at", "within_limit", b"within_limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordResultFeedbackResponse: _TypeAlias = RecordResultFeedbackResponse  # noqa: Y015
+
+@_typing.final
 class SubmitReportResponse(_message.Message):
     """Response of SubmitReport."""
 

@@ -90,6 +90,11 @@ class IntakeServiceStub:
                 request_serializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.DecideDuplicateRequest.SerializeToString,
                 response_deserializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.DecideDuplicateResponse.FromString,
                 _registered_method=True)
+        self.RecordResultFeedback = channel.unary_unary(
+                '/xiezuo.intake.v1.IntakeService/RecordResultFeedback',
+                request_serializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.RecordResultFeedbackRequest.SerializeToString,
+                response_deserializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.RecordResultFeedbackResponse.FromString,
+                _registered_method=True)
 
 
 class IntakeServiceServicer:
@@ -174,6 +179,14 @@ class IntakeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordResultFeedback(self, request, context):
+        """Record that the reporter was told the result of a concluded report (a message on the
+        receipt channel); real-name reporters are owed it within working days of closure.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IntakeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -231,6 +244,11 @@ def add_IntakeServiceServicer_to_server(servicer, server):
                     servicer.DecideDuplicate,
                     request_deserializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.DecideDuplicateRequest.FromString,
                     response_serializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.DecideDuplicateResponse.SerializeToString,
+            ),
+            'RecordResultFeedback': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordResultFeedback,
+                    request_deserializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.RecordResultFeedbackRequest.FromString,
+                    response_serializer=xiezuo_dot_intake_dot_v1_dot_intake__pb2.RecordResultFeedbackResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -531,6 +549,33 @@ class IntakeService:
             '/xiezuo.intake.v1.IntakeService/DecideDuplicate',
             xiezuo_dot_intake_dot_v1_dot_intake__pb2.DecideDuplicateRequest.SerializeToString,
             xiezuo_dot_intake_dot_v1_dot_intake__pb2.DecideDuplicateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordResultFeedback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xiezuo.intake.v1.IntakeService/RecordResultFeedback',
+            xiezuo_dot_intake_dot_v1_dot_intake__pb2.RecordResultFeedbackRequest.SerializeToString,
+            xiezuo_dot_intake_dot_v1_dot_intake__pb2.RecordResultFeedbackResponse.FromString,
             options,
             channel_credentials,
             insecure,

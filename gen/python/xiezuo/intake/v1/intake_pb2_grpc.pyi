@@ -57,6 +57,10 @@ class IntakeServiceStub:
     """Near-duplicate reports flagged for an officer (same subject and township, similar name...)."""
     DecideDuplicate: _grpc.UnaryUnaryMultiCallable[_intake_pb2.DecideDuplicateRequest, _intake_pb2.DecideDuplicateResponse]
     """Link a flagged report to the similar clue, or keep it separate; audited, decided once."""
+    RecordResultFeedback: _grpc.UnaryUnaryMultiCallable[_intake_pb2.RecordResultFeedbackRequest, _intake_pb2.RecordResultFeedbackResponse]
+    """Record that the reporter was told the result of a concluded report (a message on the
+    receipt channel); real-name reporters are owed it within working days of closure.
+    """
 
 @_typing.type_check_only
 class IntakeServiceAsyncStub(IntakeServiceStub):
@@ -87,6 +91,10 @@ class IntakeServiceAsyncStub(IntakeServiceStub):
     """Near-duplicate reports flagged for an officer (same subject and township, similar name...)."""
     DecideDuplicate: _aio.UnaryUnaryMultiCallable[_intake_pb2.DecideDuplicateRequest, _intake_pb2.DecideDuplicateResponse]  # type: ignore[assignment]
     """Link a flagged report to the similar clue, or keep it separate; audited, decided once."""
+    RecordResultFeedback: _aio.UnaryUnaryMultiCallable[_intake_pb2.RecordResultFeedbackRequest, _intake_pb2.RecordResultFeedbackResponse]  # type: ignore[assignment]
+    """Record that the reporter was told the result of a concluded report (a message on the
+    receipt channel); real-name reporters are owed it within working days of closure.
+    """
 
 class IntakeServiceServicer(metaclass=_abc_1.ABCMeta):
     """Receives reports (信访举报) from every channel and registers them as clues."""
@@ -180,5 +188,15 @@ class IntakeServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_intake_pb2.DecideDuplicateResponse, _abc.Awaitable[_intake_pb2.DecideDuplicateResponse]]:
         """Link a flagged report to the similar clue, or keep it separate; audited, decided once."""
+
+    @_abc_1.abstractmethod
+    def RecordResultFeedback(
+        self,
+        request: _intake_pb2.RecordResultFeedbackRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_intake_pb2.RecordResultFeedbackResponse, _abc.Awaitable[_intake_pb2.RecordResultFeedbackResponse]]:
+        """Record that the reporter was told the result of a concluded report (a message on the
+        receipt channel); real-name reporters are owed it within working days of closure.
+        """
 
 def add_IntakeServiceServicer_to_server(servicer: IntakeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,166 @@
+"""Telling a reporter the result after closure, and the scan for real-name results told late."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlmodel import col, select
+
+from services.contracts.intake import FeedbackDeadlineBreached, ResultFeedbackGiven
+from services.intake.domain.status import ReportStatus
+from services.intake.store.exchange import SYSTEM, append_message
+from services.intake.store.tables import ReporterMessageRow, ReportRow
+from services.intake.store.vault import Vault
+from services.runtime import audit
+from services.runtime.db import Database, as_utc
+from services.runtime.outbox import record_event
+
+EVENT_SOURCE = "xiezuo/intake"
+RESULT_KIND = "result"
+_TOLD = "The result of the handling of your report: {note}"
+
+
+class NotConcluded(Exception):
+    """The report's handling has not concluded: there is no result to tell yet."""
+
+
+class ResultAlreadyTold(Exception):
+    """The result was told before, under another idempotency key."""
+
+
+@dataclass(frozen=True)
+class ResultTold:
+    """When the reporter was told the result, and whether that was within the limit."""
+
+    given_at: datetime
+    within_limit: bool
+
+
+def _message_key(idempotency_key: str) -> str:
+    return f"result:{idempotency_key}"
+
+
+class ResultDesk:
+    """Records the result told to a reporter and publishes late results once."""
+
+    def __init__(self, database: Database, vault: Vault) -> None:
+        self._db = database
+        self._vault = vault
+
+    async def record(
+        self, report_id: str, *, note: str, idempotency_key: str, actor: str, now: datetime
+    ) -> ResultTold:
+        """Tell the result once; the same key again answers the first recording."""
+        async with self._db.transaction() as session:
+            row = await session.get(ReportRow, report_id, with_for_update=True)
+            if row is None:
+                raise LookupError(report_id)
+            if row.result_given_at is not None:
+                replayed = await session.exec(
+                    select(ReporterMessageRow.message_id).where(
+                        ReporterMessageRow.report_id == report_id,
+                        ReporterMessageRow.author == SYSTEM,
+                        ReporterMessageRow.idempotency_key == _message_key(idempotency_key),
+                    )
+                )
+                if replayed.first() is None:
+                    raise ResultAlreadyTold(f"the result of report {report_id} was already told")
+                return ResultTold(as_utc(row.result_given_at), _within(row, row.result_given_at))
+            if ReportStatus(row.status) is not ReportStatus.CONCLUDED:
+                raise NotConcluded(f"report {report_id} is {row.status}, not concluded")
+            row.result_given_at = now
+            session.add(row)
+            await append_message(
+                session,
+                self._vault,
+                row,
+                author=SYSTEM,
+                kind="message",
+                body=_TOLD.format(note=note),
+                idempotency_key=_message_key(idempotency_key),
+                now=now,
+            )
+            within = _within(row, now)
+            event = ResultFeedbackGiven(
+                county_id=row.county_id,
+                zone_id=row.zone_id,
+                report_id=row.report_id,
+                clue_id=row.clue_id,
+                given_by=actor,
+                given_at=now,
+                due_at=as_utc(row.result_due_at) if row.result_due_at else None,
+                within_limit=within,
+                rules_version=row.rules_version or "",
+            )
+            record_event(session, event, source=EVENT_SOURCE, occurred_at=now)
+            await audit.append(
+                session,
+                county_id=row.county_id,
+                actor=actor,
+                action="report.result_told",
+                record_type="report",
+                record_id=report_id,
+                # The note may describe the matter: it stays sealed in the channel only.
+                detail={"clue_id": row.clue_id, "within_limit": within},
+                at=now,
+            )
+        return ResultTold(now, within)
+
+    async def scan_result_deadlines(self, *, now: datetime) -> list[str]:
+        """Publish FeedbackDeadlineBreached (kind "result") once per result told too late."""
+        async with self._db.session() as session:
+            query = select(ReportRow.report_id).where(
+                col(ReportRow.real_name).is_(True),
+                col(ReportRow.result_due_at).is_not(None),
+                col(ReportRow.result_due_at) < now,
+                col(ReportRow.result_given_at).is_(None),
+                col(ReportRow.result_breach_published_at).is_(None),
+            )
+            overdue = list((await session.exec(query)).all())
+        breached: list[str] = []
+        for report_id in overdue:
+            async with self._db.transaction() as session:
+                # Claim the breach with a conditional update, so two scanners publish it once.
+                claimed = await session.exec(
+                    update(ReportRow)
+                    .where(
+                        col(ReportRow.report_id) == report_id,
+                        col(ReportRow.result_breach_published_at).is_(None),
+                        col(ReportRow.result_given_at).is_(None),
+                    )
+                    .values(result_breach_published_at=now)
+                )
+                if claimed.rowcount != 1:
+                    continue
+                row = await session.get(ReportRow, report_id)
+                assert row is not None and row.result_due_at is not None
+                event = FeedbackDeadlineBreached(
+                    county_id=row.county_id,
+                    zone_id=row.zone_id,
+                    report_id=row.report_id,
+                    clue_id=row.clue_id,
+                    due_at=as_utc(row.result_due_at),
+                    detected_at=now,
+                    rules_version=row.rules_version or "",
+                    kind=RESULT_KIND,
+                )
+                record_event(session, event, source=EVENT_SOURCE, occurred_at=now)
+                await audit.append(
+                    session,
+                    county_id=row.county_id,
+                    actor="system:feedback-scan",
+                    action="report.result_deadline_breached",
+                    record_type="report",
+                    record_id=report_id,
+                    detail={"due_at": as_utc(row.result_due_at).isoformat()},
+                    at=now,
+                )
+                breached.append(report_id)
+        return breached
+
+
+def _within(row: ReportRow, given_at: datetime) -> bool:
+    """Told in time (always, when nothing was owed)."""
+    return row.result_due_at is None or as_utc(given_at) <= as_utc(row.result_due_at)
