@@ -20,6 +20,8 @@ from services.demo.playbook import APPROVE_ACTIONS, Playbook, playbook
 from services.demo.scenario import CountyPlan, ScriptedReport
 from services.demo.timeline import NotYet, PaperClock
 
+# Stages in which a clue's handling has concluded (the reporter is owed the result).
+_CONCLUDED = frozenset({"closed", "decided"})
 # (subject, roles, zone_id) → a bearer token for that person scoped to that zone.
 TokenMint = Callable[[str, Sequence[str], str], str]
 Metadata = tuple[tuple[str, str], ...]
@@ -46,6 +48,8 @@ class CaseResult:
     stuck: str = ""
     # Its script goes on after today (the next step's date): still in progress, not stuck.
     waiting: str = ""
+    # When it was closed or decided on paper (None while it is open).
+    concluded_at: datetime | None = None
 
 
 class _Stuck(Exception):
@@ -213,6 +217,7 @@ class _Desk:
             stage=self._stage,
             stuck=stuck,
             waiting=waiting,
+            concluded_at=self._clock.at if self._stage in _CONCLUDED else None,
         )
 
     async def _play(self) -> None:

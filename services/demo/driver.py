@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -17,6 +17,7 @@ from xiezuo.intake.v1 import intake_pb2_grpc
 
 from services.cases.domain.rules import DEFAULT_RULES
 from services.demo.casework import CaseResult, CaseWork, CaseWorkSettings, TokenMint
+from services.demo.reporters import Answerable, Answered, ReporterDesk
 from services.demo.requests import submit_request
 from services.demo.scenario import CountyPlan, ScriptedReport
 
@@ -46,6 +47,17 @@ _UNFILED_STAGES = frozenset(
 
 # Seconds between refreshes of the deadlines-at-risk line while the case work runs.
 _RISK_REFRESH_SECONDS = 3.0
+
+
+def _answerable(submitted: _Submitted, concluded_at: datetime | None) -> Answerable:
+    return Answerable(
+        key=submitted.report.key,
+        report_id=submitted.report_id,
+        zone_id=submitted.zone_id,
+        real_name=submitted.report.real_name,
+        registered_at=submitted.report.registered_at,
+        concluded_at=concluded_at,
+    )
 
 
 def ranked_quarter(quarters: list[str], now: datetime) -> str:
@@ -121,6 +133,8 @@ class DemoOutcome:
     by_quarter: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     # Files per zone whose deadline is in its warning period or past due, at the end.
     at_risk: Mapping[str, int] = field(default_factory=dict)
+    # Reports accepted and real-name reporters told the result.
+    answered: Answered = field(default_factory=lambda: Answered(0, 0))
 
 
 @dataclass(frozen=True)
@@ -129,6 +143,8 @@ class _Submitted:
     zone_id: str
     quarter: str
     report: ScriptedReport
+    report_id: str = ""
+    accepted: bool = False
 
 
 class DemoDriver:
@@ -157,7 +173,7 @@ class DemoDriver:
     async def run(self, reports: Iterable[ScriptedReport], *, observer: Observer) -> DemoOutcome:
         """The whole scenario: submit, let cases and assessment catch up, rank, export."""
         scripted = list(reports)
-        observer.phase("submitting reports to intake")
+        observer.phase("submitting reports to intake, each accepted (受理) on its paper date")
         submitted = await self._submit_all(scripted, observer)
         clue_ids = {s.clue_id for s in submitted}
         observer.phase("waiting for cases to register the clues")
@@ -168,6 +184,8 @@ class DemoDriver:
         )
         zones = sorted({s.zone_id for s in submitted})
         cases, at_risk = await self._work_cases(submitted, zones, observer)
+        observer.phase("telling real-name reporters the result of their concluded clues")
+        answered = await self._answer_reporters(submitted, cases)
         quarters = sorted({s.quarter for s in submitted})
         observer.phase("waiting for assessment to project the events")
         filed = sum(1 for case in cases if case.stage not in _UNFILED_STAGES)
@@ -194,6 +212,7 @@ class DemoDriver:
             cases=tuple(cases),
             by_quarter=by_quarter,
             at_risk=at_risk,
+            answered=answered,
         )
 
     async def _work_cases(
@@ -222,6 +241,26 @@ class DemoDriver:
             at_risk = await self._at_risk(stub, zones)
             observer.at_risk(at_risk)
             return results, at_risk
+
+    def _reporter_desk(self, stub: intake_pb2_grpc.IntakeServiceStub) -> ReporterDesk:
+        return ReporterDesk(
+            stub, mint=self._mint, today=datetime.now(UTC), call_timeout=self._call_timeout
+        )
+
+    async def _answer_reporters(
+        self, submitted: list[_Submitted], cases: list[CaseResult]
+    ) -> Answered:
+        concluded = {case.clue_id: case.concluded_at for case in cases}
+        reports = [_answerable(s, concluded.get(s.clue_id)) for s in submitted]
+        async with grpc.aio.insecure_channel(self._endpoints.intake) as channel:
+            desk = self._reporter_desk(intake_pb2_grpc.IntakeServiceStub(channel))
+            try:
+                told = await desk.tell_results(reports, concurrency=self._concurrency)
+            except grpc.aio.AioRpcError as error:
+                raise DemoFailed(
+                    f"intake refused to record a result told: {error.code().name} {error.details()}"
+                ) from error
+        return Answered(sum(1 for s in submitted if s.accepted), told)
 
     async def _watch_risk(
         self,
@@ -272,6 +311,7 @@ class DemoDriver:
         results: list[_Submitted] = []
         async with grpc.aio.insecure_channel(self._endpoints.intake) as channel:
             stub = intake_pb2_grpc.IntakeServiceStub(channel)
+            desk = self._reporter_desk(stub)
 
             async def worker() -> None:
                 while not queue.empty():
@@ -289,7 +329,17 @@ class DemoDriver:
                         ) from error
                     registered = reply.registered_at.ToDatetime(tzinfo=UTC)
                     quarter = f"{registered.year}Q{(registered.month - 1) // 3 + 1}"
-                    results.append(_Submitted(reply.clue_id, reply.zone_id, quarter, report))
+                    submitted = _Submitted(
+                        reply.clue_id, reply.zone_id, quarter, report, reply.report_id
+                    )
+                    try:
+                        accepted = await desk.accept(_answerable(submitted, None))
+                    except grpc.aio.AioRpcError as error:
+                        raise DemoFailed(
+                            f"intake refused to accept scenario report {report.key}: "
+                            f"{error.code().name} {error.details()}"
+                        ) from error
+                    results.append(replace(submitted, accepted=accepted))
                     observer.submitted(reply.zone_id)
 
             await asyncio.gather(*(worker() for _ in range(max(1, self._concurrency))))

@@ -71,6 +71,8 @@ def run_first_demo(request: DemoRequest, *, console: Console, out: Console) -> D
                 "cases": str(cases_path),
                 "stuck": sum(1 for case in outcome.cases if case.stuck),
                 "in_progress": sum(1 for case in outcome.cases if case.waiting),
+                "accepted": outcome.answered.accepted,
+                "results_told": outcome.answered.results_told,
                 "at_risk": dict(outcome.at_risk),
                 "loaded_at": datetime.now(UTC).isoformat(),
             }
@@ -193,6 +195,11 @@ def _print_outcome(outcome: DemoOutcome, report_path: Path, cases_path: Path, ou
     stages = Counter(case.stage for case in outcome.cases)
     out.print(
         "demo: cases by stage: " + ", ".join(f"{s} {n}" for s, n in sorted(stages.items())),
+        soft_wrap=True,
+    )
+    out.print(
+        f"demo: {outcome.answered.accepted} reports accepted, "
+        f"{outcome.answered.results_told} real-name reporters told the result",
         soft_wrap=True,
     )
     waiting = sum(1 for case in outcome.cases if case.waiting)

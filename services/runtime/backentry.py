@@ -15,6 +15,9 @@ from services.runtime.grpc.errors import FieldViolation, InvalidArgument, Permis
 from services.runtime.tokens import Principal
 
 BACK_ENTRY_ROLE = "back_entry"
+# A deadline already past due when its record is entered waits this long before a scan judges
+# it, so the office can enter the step that met it first (scans run on the real clock).
+BACK_ENTRY_GRACE = timedelta(hours=24)
 # Clocks of callers and servers differ a little; a moment this far ahead is still "now".
 CLOCK_SKEW = timedelta(minutes=2)
 

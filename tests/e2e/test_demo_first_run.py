@@ -117,6 +117,8 @@ def test_first_up_replays_the_demo_and_prints_the_ranking(tmp_path: Path) -> Non
         assert len(marker["quarters"]) >= min(2, (today.month - 1) // 3 + 1), marker
         assert sorted(marker["at_risk"]) == [f"z-{n}" for n in range(1, 7)], marker
         assert "deadlines at risk now:" in output
+        # The offices answered their reporters on paper too (acceptance within days).
+        assert marker["accepted"] > REPORTS // 2, marker
         assert marker["clues"] == REPORTS
         # Every scenario report reached cases as a clue of the demo county, in every zone.
         token = _xiezuo(

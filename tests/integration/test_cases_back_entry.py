@@ -15,10 +15,10 @@ from xiezuo.cases.v1 import cases_pb2
 
 from services.cases.handlers.teams import on_team_assigned
 from services.cases.store.deadline_scan import DeadlineScanner
-from services.cases.store.deadlines import BACK_ENTRY_GRACE
 from services.cases.store.tables import CaseStepRow, DeadlineNoticeRow, DeadlineRow
 from services.contracts.staffing import TeamAssigned, TeamMember
 from services.runtime.audit import AuditEntry
+from services.runtime.backentry import BACK_ENTRY_GRACE
 from services.runtime.db import Database
 from services.runtime.envelope import Envelope
 from services.runtime.grpc.errors import field_violations

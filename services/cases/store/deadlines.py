@@ -19,14 +19,13 @@ from services.cases.domain.ruleset import RuleSet
 from services.cases.store.tables import DeadlineNoticeRow, DeadlineRow
 from services.contracts.cases import DeadlineApproaching, DeadlineBreached, DeadlineNotice
 from services.runtime import audit
+from services.runtime.backentry import BACK_ENTRY_GRACE
 from services.runtime.db import as_utc
 from services.runtime.outbox import record_event
 
 SOURCE = "xiezuo/cases"
 JUDGE = "system:deadline"
 RECTIFICATION = "rectification"
-# How long a deadline recorded already past due waits for the rest of the back-entry.
-BACK_ENTRY_GRACE = timedelta(hours=24)
 
 
 async def open_deadline(

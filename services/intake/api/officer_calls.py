@@ -9,6 +9,7 @@ from xiezuo.intake.v1 import intake_pb2
 from services.intake.api.parts import Context, IntakeParts
 from services.intake.api.policy import (
     authorize_acceptance,
+    authorize_back_dated_decision,
     authorize_result_feedback,
     authorize_reveal_decision,
     authorize_reveal_read,
@@ -21,6 +22,7 @@ from services.intake.store.acceptance import AcceptanceDecision, AlreadyDecided
 from services.intake.store.result_feedback import NotConcluded, ResultAlreadyTold
 from services.intake.store.reveals import NoIdentity
 from services.intake.store.tables import ReportRow
+from services.runtime.db import as_utc
 from services.runtime.grpc.auth import current_principal
 from services.runtime.grpc.errors import (
     FailedPrecondition,
@@ -50,6 +52,16 @@ def _required(value: str, path: str, limit: int = MAX_REASON_CHARS) -> list[Fiel
     if len(value) > limit:
         return [FieldViolation(path, f"must be at most {limit} characters")]
     return []
+
+
+def _effective_at(
+    request: intake_pb2.DecideAcceptanceRequest | intake_pb2.RecordResultFeedbackRequest,
+) -> datetime | None:
+    """The back-entered moment a request names, if any."""
+    if not request.HasField("effective_at"):
+        return None
+    moment: datetime = request.effective_at.ToDatetime(tzinfo=UTC)
+    return moment
 
 
 class OfficerCalls:
@@ -93,6 +105,17 @@ class OfficerCalls:
             zone_id=report.zone_id,
             report_id=report.report_id,
         )
+        now = datetime.now(UTC)
+        effective_at = _effective_at(request)
+        if effective_at is not None:
+            authorize_back_dated_decision(
+                principal,
+                effective_at,
+                not_before=as_utc(report.registered_at),
+                not_before_what="the report's registration",
+                now=now,
+                window_days=self._parts.back_entry_days,
+            )
         decision = AcceptanceDecision(
             outcome=outcome,
             ground=_GROUNDS.get(request.rejection_ground, ""),
@@ -101,7 +124,11 @@ class OfficerCalls:
         )
         try:
             status = await self._parts.acceptance.decide(
-                report.report_id, decision, actor=principal.subject, now=datetime.now(UTC)
+                report.report_id,
+                decision,
+                actor=principal.subject,
+                now=now,
+                effective_at=effective_at,
             )
         except AlreadyDecided as decided:
             raise FailedPrecondition(str(decided)) from None
@@ -127,13 +154,31 @@ class OfficerCalls:
         results = self._parts.results
         if results is None:
             raise FailedPrecondition("result feedback is not available on this server")
+        now = datetime.now(UTC)
+        effective_at = _effective_at(request)
+        if effective_at is not None:
+            # A report linked after its clue concluded was registered after the conclusion.
+            concluded = max(
+                as_utc(moment)
+                for moment in (report.concluded_at, report.registered_at)
+                if moment is not None
+            )
+            authorize_back_dated_decision(
+                principal,
+                effective_at,
+                not_before=concluded,
+                not_before_what="the conclusion of the report's handling",
+                now=now,
+                window_days=self._parts.back_entry_days,
+            )
         try:
             told = await results.record(
                 report.report_id,
                 note=request.channel_note,
                 idempotency_key=request.idempotency_key,
                 actor=principal.subject,
-                now=datetime.now(UTC),
+                now=now,
+                effective_at=effective_at,
             )
         except (NotConcluded, ResultAlreadyTold) as refused:
             raise FailedPrecondition(str(refused)) from None

@@ -51,6 +51,27 @@ def authorize_back_registration(
     )
 
 
+def authorize_back_dated_decision(
+    principal: Principal,
+    effective_at: datetime,
+    *,
+    not_before: datetime,
+    not_before_what: str,
+    now: datetime,
+    window_days: int,
+) -> None:
+    """Back-entry (补录) of an officer's decision needs `back_entry` and a true moment."""
+    check_back_entry(
+        principal,
+        effective_at,
+        now=now,
+        window_days=window_days,
+        not_before=not_before,
+        not_before_what=not_before_what,
+        field="effective_at",
+    )
+
+
 def authorize_receipt(principal: Principal, *, county_id: str) -> None:
     """Presenting a receipt needs the portal or front-desk role of that county."""
     require(principal, roles=RECEIPT_PRESENTERS, county_id=county_id)

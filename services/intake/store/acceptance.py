@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlmodel import col, select
 
 from services.contracts.base import IntegrationEvent
@@ -53,26 +53,41 @@ class AcceptanceDesk:
         self._vault = vault
 
     async def decide(
-        self, report_id: str, decision: AcceptanceDecision, *, actor: str, now: datetime
+        self,
+        report_id: str,
+        decision: AcceptanceDecision,
+        *,
+        actor: str,
+        now: datetime,
+        effective_at: datetime | None = None,
     ) -> ReportStatus:
-        """Apply the decision once; a repeat of the same decision is answered, not reapplied."""
+        """Apply the decision once; a repeat of the same decision is answered, not reapplied.
+
+        A back-entered decision (`effective_at`) is dated on paper everywhere but the audit log.
+        """
         target = STATUS_AFTER[decision.outcome]
+        decided_at = effective_at or now
         async with self._db.transaction() as session:
             row = await session.get(ReportRow, report_id, with_for_update=True)
             if row is None:
                 raise LookupError(report_id)
             current = ReportStatus(row.status)
             if not decidable(current):
-                if current is target:
-                    return current
-                raise AlreadyDecided(f"report {report_id} is already {current.value}")
+                if current is not target:
+                    raise AlreadyDecided(f"report {report_id} is already {current.value}")
+                if not _same_moment(row.feedback_given_at, effective_at):
+                    # Part of the retry's fingerprint: another paper moment is another decision.
+                    raise AlreadyDecided(
+                        f"report {report_id} was already {current.value} at another moment"
+                    )
+                return current
             note = {
                 AcceptanceOutcome.ACCEPT: "",
                 AcceptanceOutcome.NOT_ACCEPT: decision.reason,
                 AcceptanceOutcome.FORWARD: decision.forward_to_body,
             }[decision.outcome]
             row.status, row.status_note = target.value, note
-            row.feedback_given_at, row.decided_by = now, actor
+            row.feedback_given_at, row.decided_by = decided_at, actor
             session.add(row)
             await append_message(
                 session,
@@ -82,11 +97,20 @@ class AcceptanceDesk:
                 kind="message",
                 body=_TOLD[decision.outcome].format(note=note),
                 idempotency_key=f"acceptance:{target.value}",
-                now=now,
+                now=decided_at,
             )
             record_event(
-                session, _event(row, decision, actor, now), source=EVENT_SOURCE, occurred_at=now
+                session,
+                _event(row, decision, actor, decided_at),
+                source=EVENT_SOURCE,
+                occurred_at=decided_at,
             )
+            detail: dict[str, object] = {
+                "ground": decision.ground,
+                "forward_to_body": decision.forward_to_body,
+            }
+            if effective_at is not None:
+                detail |= {"back_entered": True, "effective_at": effective_at.isoformat()}
             await audit.append(
                 session,
                 county_id=row.county_id,
@@ -94,7 +118,7 @@ class AcceptanceDesk:
                 action=f"report.{decision.outcome.value}",
                 record_type="report",
                 record_id=report_id,
-                detail={"ground": decision.ground, "forward_to_body": decision.forward_to_body},
+                detail=detail,
                 at=now,
             )
         return target
@@ -106,6 +130,7 @@ class AcceptanceDesk:
                 col(ReportRow.real_name).is_(True),
                 col(ReportRow.feedback_due_at).is_not(None),
                 col(ReportRow.feedback_due_at) < now,
+                or_(col(ReportRow.scan_after).is_(None), col(ReportRow.scan_after) <= now),
                 col(ReportRow.feedback_given_at).is_(None),
                 col(ReportRow.feedback_breach_published_at).is_(None),
             )
@@ -149,6 +174,11 @@ class AcceptanceDesk:
                 )
                 breached.append(report_id)
         return breached
+
+
+def _same_moment(decided_at: datetime | None, effective_at: datetime | None) -> bool:
+    """A repeat names no moment, or the one the decision was entered at."""
+    return effective_at is None or (decided_at is not None and as_utc(decided_at) == effective_at)
 
 
 def _event(

@@ -15,6 +15,8 @@ from services.intake.store.exchange import SYSTEM, append_message
 from services.intake.store.tables import ClueLedgerRow, ReportRow
 from services.intake.store.vault import Vault
 from services.runtime import audit
+from services.runtime.backentry import BACK_ENTRY_GRACE
+from services.runtime.db import as_utc
 
 
 async def apply_progress(
@@ -47,8 +49,12 @@ async def apply_progress(
         current = ReportStatus(report.status)
         status = progressed(current, progress)
         closed = progress is ReportStatus.CONCLUDED and (status or current) is progress
+        if closed and report.concluded_at is None:
+            # The first concluding step counts (decided, then closed, keeps the decision's).
+            report.concluded_at = occurred_at or now
+            session.add(report)
         if rule_book is not None and closed:
-            _owe_result(report, rule_book, closed_at=occurred_at or now)
+            _owe_result(report, rule_book, closed_at=occurred_at or now, now=now)
             session.add(report)
         if status is None:
             continue
@@ -78,7 +84,9 @@ async def apply_progress(
     return moved
 
 
-def _owe_result(report: ReportRow, rule_book: RuleBook, *, closed_at: datetime) -> None:
+def _owe_result(
+    report: ReportRow, rule_book: RuleBook, *, closed_at: datetime, now: datetime
+) -> None:
     """A real-name reporter is owed the result within working days of closure (set once)."""
     if not report.real_name or report.result_due_at is not None:
         # Anonymous reporters are owed nothing; a redelivery or a later concluding step
@@ -89,3 +97,6 @@ def _owe_result(report: ReportRow, rule_book: RuleBook, *, closed_at: datetime) 
     report.result_due_at = add_working_days(
         closed_at, rules.result_feedback_working_days, rules.holidays
     )
+    if report.result_due_at <= now:
+        # A closure entered after the fact (补录): give the office time to enter the answer.
+        report.scan_after = max(as_utc(report.scan_after or now), now + BACK_ENTRY_GRACE)

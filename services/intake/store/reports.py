@@ -36,6 +36,7 @@ from services.intake.store.tables import (
 )
 from services.intake.store.vault import Vault
 from services.runtime import audit
+from services.runtime.backentry import BACK_ENTRY_GRACE
 from services.runtime.db import Database
 from services.runtime.outbox import record_event
 
@@ -185,6 +186,8 @@ class ReportRegistry:
             detail["clue_id"] = row.clue_id
             if submission.registered_at is not None:
                 detail |= {"back_entered": True, "registered_at": registered_at.isoformat()}
+                # Its paper deadlines may be past already: the decisions follow in the entry.
+                row.scan_after = now + BACK_ENTRY_GRACE
             await audit.append(
                 session,
                 county_id=row.county_id,

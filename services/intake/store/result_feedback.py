@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlmodel import col, select
 
 from services.contracts.intake import FeedbackDeadlineBreached, ResultFeedbackGiven
@@ -38,8 +39,12 @@ class ResultTold:
     within_limit: bool
 
 
-def _message_key(idempotency_key: str) -> str:
-    return f"result:{idempotency_key}"
+def _message_key(idempotency_key: str, effective_at: datetime | None) -> str:
+    if effective_at is None:
+        return f"result:{idempotency_key}"
+    # The paper moment is part of the retry's fingerprint (hashed: the column holds 128).
+    digest = hashlib.sha256(f"{idempotency_key}|{effective_at.isoformat()}".encode()).hexdigest()
+    return f"result@{digest}"
 
 
 class ResultDesk:
@@ -50,9 +55,21 @@ class ResultDesk:
         self._vault = vault
 
     async def record(
-        self, report_id: str, *, note: str, idempotency_key: str, actor: str, now: datetime
+        self,
+        report_id: str,
+        *,
+        note: str,
+        idempotency_key: str,
+        actor: str,
+        now: datetime,
+        effective_at: datetime | None = None,
     ) -> ResultTold:
-        """Tell the result once; the same key again answers the first recording."""
+        """Tell the result once; the same key again answers the first recording.
+
+        A back-entered result (`effective_at`) is dated on paper everywhere but the audit log.
+        """
+        given_at = effective_at or now
+        message_key = _message_key(idempotency_key, effective_at)
         async with self._db.transaction() as session:
             row = await session.get(ReportRow, report_id, with_for_update=True)
             if row is None:
@@ -62,15 +79,18 @@ class ResultDesk:
                     select(ReporterMessageRow.message_id).where(
                         ReporterMessageRow.report_id == report_id,
                         ReporterMessageRow.author == SYSTEM,
-                        ReporterMessageRow.idempotency_key == _message_key(idempotency_key),
+                        ReporterMessageRow.idempotency_key == message_key,
                     )
                 )
                 if replayed.first() is None:
-                    raise ResultAlreadyTold(f"the result of report {report_id} was already told")
+                    raise ResultAlreadyTold(
+                        f"the result of report {report_id} was already told"
+                        " (under another idempotency_key or effective_at)"
+                    )
                 return ResultTold(as_utc(row.result_given_at), _within(row, row.result_given_at))
             if ReportStatus(row.status) is not ReportStatus.CONCLUDED:
                 raise NotConcluded(f"report {report_id} is {row.status}, not concluded")
-            row.result_given_at = now
+            row.result_given_at = given_at
             session.add(row)
             await append_message(
                 session,
@@ -79,22 +99,25 @@ class ResultDesk:
                 author=SYSTEM,
                 kind="message",
                 body=_TOLD.format(note=note),
-                idempotency_key=_message_key(idempotency_key),
-                now=now,
+                idempotency_key=message_key,
+                now=given_at,
             )
-            within = _within(row, now)
+            within = _within(row, given_at)
             event = ResultFeedbackGiven(
                 county_id=row.county_id,
                 zone_id=row.zone_id,
                 report_id=row.report_id,
                 clue_id=row.clue_id,
                 given_by=actor,
-                given_at=now,
+                given_at=given_at,
                 due_at=as_utc(row.result_due_at) if row.result_due_at else None,
                 within_limit=within,
                 rules_version=row.rules_version or "",
             )
-            record_event(session, event, source=EVENT_SOURCE, occurred_at=now)
+            record_event(session, event, source=EVENT_SOURCE, occurred_at=given_at)
+            detail: dict[str, object] = {"clue_id": row.clue_id, "within_limit": within}
+            if effective_at is not None:
+                detail |= {"back_entered": True, "effective_at": effective_at.isoformat()}
             await audit.append(
                 session,
                 county_id=row.county_id,
@@ -103,10 +126,10 @@ class ResultDesk:
                 record_type="report",
                 record_id=report_id,
                 # The note may describe the matter: it stays sealed in the channel only.
-                detail={"clue_id": row.clue_id, "within_limit": within},
+                detail=detail,
                 at=now,
             )
-        return ResultTold(now, within)
+        return ResultTold(given_at, within)
 
     async def scan_result_deadlines(self, *, now: datetime) -> list[str]:
         """Publish FeedbackDeadlineBreached (kind "result") once per result told too late."""
@@ -115,6 +138,7 @@ class ResultDesk:
                 col(ReportRow.real_name).is_(True),
                 col(ReportRow.result_due_at).is_not(None),
                 col(ReportRow.result_due_at) < now,
+                or_(col(ReportRow.scan_after).is_(None), col(ReportRow.scan_after) <= now),
                 col(ReportRow.result_given_at).is_(None),
                 col(ReportRow.result_breach_published_at).is_(None),
             )

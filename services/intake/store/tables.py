@@ -69,6 +69,9 @@ class ReportRow(SQLModel, table=True):
     feedback_breach_published_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True))
     )
+    # Back-entry (补录): the feedback scans leave the report alone until then, so the office
+    # can enter the decision that met a deadline already past on paper.
+    scan_after: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     # The result half of real-name feedback: due within working days of the clue's closure.
     result_due_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     result_given_at: datetime | None = Field(
@@ -77,6 +80,8 @@ class ReportRow(SQLModel, table=True):
     result_breach_published_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True))
     )
+    # When the clue's handling concluded (the step's own time): a result is told after it.
+    concluded_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     decided_by: str | None = Field(default=None, sa_column=Column(String(128)))
     # Digest of the normalised subject, unit, township and categories (duplicate detection).
     duplicate_fingerprint: str | None = Field(default=None, sa_column=Column(String(64)))

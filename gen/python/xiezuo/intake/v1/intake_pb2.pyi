@@ -1174,6 +1174,7 @@ class DecideAcceptanceRequest(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     FORWARD_TO_BODY_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_AT_FIELD_NUMBER: _builtins.int
     report_id: _builtins.str
     """The report decided."""
     outcome: Global___AcceptanceOutcome.ValueType
@@ -1186,6 +1187,14 @@ class DecideAcceptanceRequest(_message.Message):
     """Required when forwarding: the body at the right level."""
     idempotency_key: _builtins.str
     """A retry with the same key decides once."""
+    @_builtins.property
+    def effective_at(self) -> _timestamp_pb2.Timestamp:
+        """Back-entry (补录) only: when the decision was taken and told to the reporter on paper.
+        Needs the `back_entry` role; must not be in the future, before the report's registration,
+        or further back than the back-entry window. The acceptance limit is judged at this moment.
+        Unset means now. The audit log keeps the real time of entry.
+        """
+
     def __init__(
         self,
         *,
@@ -1195,12 +1204,15 @@ class DecideAcceptanceRequest(_message.Message):
         reason: _builtins.str = ...,
         forward_to_body: _builtins.str = ...,
         idempotency_key: _builtins.str = ...,
+        effective_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_effective_at", b"_effective_at", "effective_at", b"effective_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["forward_to_body", b"forward_to_body", "idempotency_key", b"idempotency_key", "outcome", b"outcome", "reason", b"reason", "rejection_ground", b"rejection_ground", "report_id", b"report_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_effective_at", b"_effective_at", "effective_at", b"effective_at", "forward_to_body", b"forward_to_body", "idempotency_key", b"idempotency_key", "outcome", b"outcome", "reason", b"reason", "rejection_ground", b"rejection_ground", "report_id", b"report_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__effective_at: _TypeAlias = _typing.Literal["effective_at"]  # noqa: Y015
+    _WhichOneofArgType__effective_at: _TypeAlias = _typing.Literal["_effective_at", b"_effective_at"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__effective_at) -> _WhichOneofReturnType__effective_at | None: ...
 
 Global___DecideAcceptanceRequest: _TypeAlias = DecideAcceptanceRequest  # noqa: Y015
 
@@ -1235,24 +1247,36 @@ class RecordResultFeedbackRequest(_message.Message):
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     REPORT_ID_FIELD_NUMBER: _builtins.int
     CHANNEL_NOTE_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_AT_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
     """A retry with the same key records once and answers the first recording."""
     report_id: _builtins.str
     """The concluded report whose reporter is told the result."""
     channel_note: _builtins.str
     """What the reporter is told of the result, posted on the receipt channel (no identity)."""
+    @_builtins.property
+    def effective_at(self) -> _timestamp_pb2.Timestamp:
+        """Back-entry (补录) only: when the result was told to the reporter on paper. Needs the
+        `back_entry` role; must not be in the future, before the report's handling concluded, or
+        further back than the back-entry window. The result limit is judged at this moment.
+        Unset means now. The audit log keeps the real time of entry.
+        """
+
     def __init__(
         self,
         *,
         idempotency_key: _builtins.str = ...,
         report_id: _builtins.str = ...,
         channel_note: _builtins.str = ...,
+        effective_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_effective_at", b"_effective_at", "effective_at", b"effective_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel_note", b"channel_note", "idempotency_key", b"idempotency_key", "report_id", b"report_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_effective_at", b"_effective_at", "channel_note", b"channel_note", "effective_at", b"effective_at", "idempotency_key", b"idempotency_key", "report_id", b"report_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__effective_at: _TypeAlias = _typing.Literal["effective_at"]  # noqa: Y015
+    _WhichOneofArgType__effective_at: _TypeAlias = _typing.Literal["_effective_at", b"_effective_at"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__effective_at) -> _WhichOneofReturnType__effective_at | None: ...
 
 Global___RecordResultFeedbackRequest: _TypeAlias = RecordResultFeedbackRequest  # noqa: Y015
 
