@@ -101,6 +101,8 @@ async def test_a_back_entered_disposal_is_dated_on_paper_and_meets_its_limit(api
         proposed_at + timedelta(days=1),
     )
     closed = await _outbox(api.db, "xiezuo.cases.case_closed.v1")
+    # Consumers learn it was entered after the fact (intake gives its own deadlines time).
+    assert [json.loads(m.payload)["detail"].get("back_entered") for m in closed] == [True]
     assert [json.loads(m.payload)["occurred_at"][:10] for m in closed] == [
         (proposed_at + timedelta(days=1)).date().isoformat()
     ]

@@ -162,6 +162,8 @@ async def _conclude(api: Api, clue_id: str, at: datetime) -> None:
         actor="chief-1",
         rule_version="r1",
         occurred_at=at,
+        # A closure entered from the paper ledger, as cases marks a back-entered step.
+        detail={"back_entered": True},
     )
     envelope = Envelope(
         id=f"e-close-{clue_id}",

@@ -362,6 +362,10 @@ async def apply_transition(
         now=now,
         recorded_at=recorded_at,
     )
+    event_detail: dict[str, object] = {**transition.detail, "event": transition.event}
+    if recorded_at is not None:
+        # Consumers judging their own deadlines by this step give a back-entry time too.
+        event_detail["back_entered"] = True
     event_class = _EVENTS.get(transition.event, StageChanged)
     if after.stage == "closed" and before.stage != "closed":
         event_class = CaseClosed
@@ -379,7 +383,7 @@ async def apply_transition(
             reason=reason,
             rule_version=row.rule_version,
             occurred_at=now,
-            detail={**transition.detail, "event": transition.event},
+            detail=event_detail,
         ),
         source=SOURCE,
         occurred_at=now,

@@ -36,4 +36,5 @@ class CaseProgressHandler:
             rule_book=self._rule_book,
             # The closure moment is the step's own time, not when intake heard of it.
             occurred_at=event.occurred_at,
+            back_entered=event.detail.get("back_entered") is True,
         )

@@ -30,6 +30,7 @@ async def apply_progress(
     now: datetime,
     rule_book: RuleBook | None = None,
     occurred_at: datetime | None = None,
+    back_entered: bool = False,
 ) -> list[str]:
     """Move every report of the clue on; the ids of the reports whose status changed.
 
@@ -54,7 +55,13 @@ async def apply_progress(
             report.concluded_at = occurred_at or now
             session.add(report)
         if rule_book is not None and closed:
-            _owe_result(report, rule_book, closed_at=occurred_at or now, now=now)
+            _owe_result(
+                report,
+                rule_book,
+                closed_at=occurred_at or now,
+                now=now,
+                back_entered=back_entered,
+            )
             session.add(report)
         if status is None:
             continue
@@ -85,7 +92,12 @@ async def apply_progress(
 
 
 def _owe_result(
-    report: ReportRow, rule_book: RuleBook, *, closed_at: datetime, now: datetime
+    report: ReportRow,
+    rule_book: RuleBook,
+    *,
+    closed_at: datetime,
+    now: datetime,
+    back_entered: bool,
 ) -> None:
     """A real-name reporter is owed the result within working days of closure (set once)."""
     if not report.real_name or report.result_due_at is not None:
@@ -97,6 +109,6 @@ def _owe_result(
     report.result_due_at = add_working_days(
         closed_at, rules.result_feedback_working_days, rules.holidays
     )
-    if report.result_due_at <= now:
+    if back_entered and report.result_due_at <= now:
         # A closure entered after the fact (补录): give the office time to enter the answer.
         report.scan_after = max(as_utc(report.scan_after or now), now + BACK_ENTRY_GRACE)
