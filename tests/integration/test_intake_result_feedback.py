@@ -208,6 +208,18 @@ async def test_told_result_is_recorded_once_and_then_nothing_is_breached(
     assert told_bodies == ["The result of the handling of your report: A warning was given."]
 
 
+async def test_the_longest_allowed_key_is_recorded_and_retried(
+    make_database: MakeDatabase,
+) -> None:
+    db = await make_database("intake")
+    named, _ = await _conclude(db)
+    desk = ResultDesk(db, VAULT)
+    key = "k" * 128  # the API's limit; with its prefix it would overflow the message key
+    told = await desk.record(named, note="n", idempotency_key=key, actor="o", now=DUE)
+    again = await desk.record(named, note="n", idempotency_key=key, actor="o", now=DUE)
+    assert again.given_at == told.given_at and len(await _events(db, GIVEN_TYPE)) == 1
+
+
 @dataclass
 class Api:
     stub: Any

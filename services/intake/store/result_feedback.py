@@ -20,6 +20,8 @@ from services.runtime.outbox import record_event
 
 EVENT_SOURCE = "xiezuo/intake"
 RESULT_KIND = "result"
+# ReporterMessageRow.idempotency_key holds this many characters.
+_MESSAGE_KEY_LENGTH = 128
 _TOLD = "The result of the handling of your report: {note}"
 
 
@@ -40,10 +42,12 @@ class ResultTold:
 
 
 def _message_key(idempotency_key: str, effective_at: datetime | None) -> str:
-    if effective_at is None:
-        return f"result:{idempotency_key}"
-    # The paper moment is part of the retry's fingerprint (hashed: the column holds 128).
-    digest = hashlib.sha256(f"{idempotency_key}|{effective_at.isoformat()}".encode()).hexdigest()
+    plain = f"result:{idempotency_key}"
+    if effective_at is None and len(plain) <= _MESSAGE_KEY_LENGTH:
+        return plain
+    # The paper moment is part of the retry's fingerprint; hashed, the key always fits.
+    moment = effective_at.isoformat() if effective_at is not None else ""
+    digest = hashlib.sha256(f"{idempotency_key}|{moment}".encode()).hexdigest()
     return f"result@{digest}"
 
 
