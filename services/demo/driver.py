@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 import grpc
-from xiezuo.assessment.v1 import assessment_pb2, assessment_pb2_grpc
+from xiezuo.assessment.v1 import assessment_pb2_grpc
 from xiezuo.cases.v1 import cases_pb2, cases_pb2_grpc
 from xiezuo.intake.v1 import intake_pb2_grpc
 
@@ -20,15 +20,13 @@ from services.demo.casework import CaseResult, CaseWork, CaseWorkSettings, Token
 from services.demo.reporters import Answerable, Answered, ReporterDesk
 from services.demo.requests import submit_request
 from services.demo.scenario import CountyPlan, ScriptedReport
-
-CLUES_RECEIVED = "clues_received"
-CASES_FILED = "cases_filed"
-_TIERS = {
-    assessment_pb2.TIER_TOP: "reward",
-    assessment_pb2.TIER_MIDDLE: "",
-    assessment_pb2.TIER_BOTTOM: "correction",
-}
-
+from services.demo.standings import (
+    CASES_FILED,
+    CLUES_RECEIVED,
+    RankedZone,
+    Standings,
+    ranked_quarter,
+)
 
 # Stages a clue can stand in without ever having been filed as a case (立案).
 _UNFILED_STAGES = frozenset(
@@ -58,15 +56,6 @@ def _answerable(submitted: _Submitted, concluded_at: datetime | None) -> Answera
         registered_at=submitted.report.registered_at,
         concluded_at=concluded_at,
     )
-
-
-def ranked_quarter(quarters: list[str], now: datetime) -> str:
-    """The quarter to rank: the last of the scenario's quarters that has ended by `now`."""
-    current = f"{now.year}Q{(now.month - 1) // 3 + 1}"
-    ended = [quarter for quarter in quarters if quarter < current]
-    if ended:
-        return ended[-1]
-    return quarters[-1] if quarters else current
 
 
 class DemoFailed(Exception):
@@ -102,16 +91,6 @@ class Endpoints:
     intake: str
     cases: str
     assessment: str
-
-
-@dataclass(frozen=True)
-class RankedZone:
-    """One line of the quarterly ranking."""
-
-    rank: int
-    zone_id: str
-    total: float
-    tier: str
 
 
 @dataclass(frozen=True)
@@ -194,13 +173,15 @@ class DemoDriver:
         observer.phase(f"ranking the zones for {quarter} and every quarter of the year")
         by_quarter: dict[str, dict[str, float]] = {}
         ranking: tuple[RankedZone, ...] = ()
-        for each in quarters:
-            entries = await self._ranking(each)
-            by_quarter[each] = {entry.zone_id: entry.total for entry in entries}
-            if each == quarter:
-                ranking = entries
         year = int(quarter[:4]) if quarter else datetime.now(UTC).year
-        html, csv = await self._export(year)
+        async with grpc.aio.insecure_channel(self._endpoints.assessment) as channel:
+            standings = self._standings(channel)
+            for each in quarters:
+                entries = await standings.ranking(each)
+                by_quarter[each] = {entry.zone_id: entry.total for entry in entries}
+                if each == quarter:
+                    ranking = entries
+            html, csv = await standings.export(year)
         return DemoOutcome(
             submitted=len(scripted),
             clues=len(clue_ids),
@@ -382,14 +363,10 @@ class DemoDriver:
         self, expected: int, filed: int, zones: list[str], quarters: list[str], observer: Observer
     ) -> None:
         async with grpc.aio.insecure_channel(self._endpoints.assessment) as channel:
-            stub = assessment_pb2_grpc.AssessmentServiceStub(channel)
+            standings = self._standings(channel)
             deadline = time.monotonic() + self._catch_up_seconds
             while True:
-                counts: dict[str, int] = {}
-                for zone in zones:
-                    for quarter in quarters:
-                        for kpi, value in (await self._counted(stub, zone, quarter)).items():
-                            counts[kpi] = counts.get(kpi, 0) + value
+                counts = await standings.counted(zones, quarters)
                 counted = counts.get(CLUES_RECEIVED, 0)
                 observer.projected(min(counted, expected))
                 # The ranking must also see the cases filed just now, not only the clues.
@@ -403,60 +380,10 @@ class DemoDriver:
                     )
                 await asyncio.sleep(1.0)
 
-    async def _counted(
-        self, stub: assessment_pb2_grpc.AssessmentServiceStub, zone: str, quarter: str
-    ) -> dict[str, int]:
-        try:
-            reply = await stub.GetScorecard(
-                assessment_pb2.GetScorecardRequest(
-                    county_id=self._county_id,
-                    level=assessment_pb2.LEVEL_ZONE,
-                    subject_id=zone,
-                    quarter=quarter,
-                ),
-                metadata=self._metadata,
-                timeout=self._call_timeout,
-            )
-        except grpc.aio.AioRpcError as error:
-            if error.code() is grpc.StatusCode.NOT_FOUND:
-                return {}
-            raise
-        counted: dict[str, int] = {}
-        for count in reply.scorecard.counts:
-            if count.kpi in (CLUES_RECEIVED, CASES_FILED):
-                counted[count.kpi] = counted.get(count.kpi, 0) + count.value
-        return counted
-
-    async def _ranking(self, quarter: str) -> tuple[RankedZone, ...]:
-        async with grpc.aio.insecure_channel(self._endpoints.assessment) as channel:
-            stub = assessment_pb2_grpc.AssessmentServiceStub(channel)
-            entries: list[RankedZone] = []
-            token = ""
-            while True:
-                page = await stub.GetRanking(
-                    assessment_pb2.GetRankingRequest(
-                        county_id=self._county_id,
-                        level=assessment_pb2.LEVEL_ZONE,
-                        period=quarter,
-                        page_token=token,
-                    ),
-                    metadata=self._metadata,
-                    timeout=self._call_timeout,
-                )
-                entries.extend(
-                    RankedZone(e.rank, e.subject_id, e.total, _TIERS.get(e.tier, ""))
-                    for e in page.entries
-                )
-                token = page.next_page_token
-                if not token:
-                    return tuple(entries)
-
-    async def _export(self, year: int) -> tuple[str, str]:
-        async with grpc.aio.insecure_channel(self._endpoints.assessment) as channel:
-            stub = assessment_pb2_grpc.AssessmentServiceStub(channel)
-            reply = await stub.ExportReport(
-                assessment_pb2.ExportReportRequest(county_id=self._county_id, year=year),
-                metadata=self._metadata,
-                timeout=self._call_timeout,
-            )
-        return reply.html, reply.csv
+    def _standings(self, channel: grpc.aio.Channel) -> Standings:
+        return Standings(
+            assessment_pb2_grpc.AssessmentServiceStub(channel),
+            county_id=self._county_id,
+            metadata=self._metadata,
+            call_timeout=self._call_timeout,
+        )

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.demo.county import load_county_plan
-from services.demo.driver import ranked_quarter
 from services.demo.scenario import generate_scenario
+from services.demo.standings import ranked_quarter
 from services.demo.timeline import STEP_DAYS, NotYet, PaperClock
 
 START = datetime(2026, 3, 2, 7, 30, tzinfo=UTC)
