@@ -27,9 +27,7 @@ from services.runtime.tokens import ALL_ZONES, mint_dev_token
 
 MARKER_FILE = "demo-loaded"
 # Roles the scenario acts in: intake officer files reports; leadership and assessor read back.
-# Everyone holds the back-entry grant: the demo enters a year's paper ledger (补录), each
-# report and step dated when it happened.
-SCENARIO_ROLES = ("intake_officer", "county_leadership", "assessor", BACK_ENTRY_ROLE)
+SCENARIO_ROLES = ("intake_officer", "county_leadership", "assessor")
 
 
 @dataclass(frozen=True)
@@ -121,6 +119,8 @@ def _run(request: DemoRequest, console: Console) -> DemoOutcome:
         return mint_dev_token(
             key_dir=request.state_dir / "keys",
             subject=subject,
+            # Everyone holds the back-entry grant: the demo enters a year's paper ledger (补录),
+            # each report and step dated when it happened.
             roles=sorted({*roles, BACK_ENTRY_ROLE}),
             county_id=plan.county_id,
             zone_ids=[zone_id],

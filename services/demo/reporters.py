@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import grpc
 from xiezuo.intake.v1 import intake_pb2, intake_pb2_grpc
 
 from services.demo.casework import TokenMint
+from services.demo.timeline import NotYet, PaperClock
 
-# Days after registration the acceptance is decided, and after closure the result is told.
-ACCEPTANCE_DAYS = (1, 7)
-RESULT_DAYS = (2, 10)
 _RESULT_NOTE = "经核查，您反映的问题已依规依纪处理完毕。"
 
 
@@ -44,14 +41,6 @@ class Answered:
 
     accepted: int
     results_told: int
-
-
-def _after(key: str, what: str, start: datetime, span: tuple[int, int]) -> datetime:
-    # crc32, not random: the same report gets the same dates in every run.
-    fewest, most = span
-    return start + timedelta(
-        days=fewest + zlib.crc32(f"{key}:{what}".encode()) % (most - fewest + 1)
-    )
 
 
 class ReporterDesk:
@@ -92,9 +81,12 @@ class ReporterDesk:
 
         Called as soon as the report is registered: acceptance comes before the clue moves on.
         """
-        when = _after(report.key, "accept", report.registered_at, ACCEPTANCE_DAYS)
-        if when > self._today:
-            return False  # decided after today: not yet
+        try:
+            when = PaperClock(report.key, report.registered_at, today=self._today).next(
+                "decide_acceptance"
+            )
+        except NotYet:
+            return False
         request = intake_pb2.DecideAcceptanceRequest(
             report_id=report.report_id,
             outcome=intake_pb2.ACCEPTANCE_OUTCOME_ACCEPT,
@@ -109,8 +101,11 @@ class ReporterDesk:
 
     async def _tell(self, report: Answerable) -> bool:
         assert report.concluded_at is not None
-        when = _after(report.key, "result", report.concluded_at, RESULT_DAYS)
-        if when > self._today:
+        try:
+            when = PaperClock(report.key, report.concluded_at, today=self._today).next(
+                "record_result_feedback"
+            )
+        except NotYet:
             return False  # still within its limit: the office tells the reporter later
         request = intake_pb2.RecordResultFeedbackRequest(
             idempotency_key=f"{report.key}:result",

@@ -30,6 +30,10 @@ STEP_DAYS: dict[str, tuple[int, int]] = {
     "send_back": (3, 10),
     "submit_hearing_report": (7, 18),
     "approve_decision": (1, 4),
+    # Intake's answers to the reporter: acceptance (受理) after registration, the result after
+    # the clue concluded; both well inside their 15-working-day limits.
+    "decide_acceptance": (1, 7),
+    "record_result_feedback": (2, 10),
 }
 # Office hours: steps land between 09:00 and 17:00 in the county (UTC+8), i.e. from 01:00 UTC.
 _OFFICE_OPENS_UTC = 1

@@ -36,8 +36,6 @@ from services.runtime.tokens import TokenVerifier, ensure_dev_keypair
 
 log = logging.getLogger(__name__)
 
-TOPIC_PARTITIONS = 6
-
 
 @dataclass(frozen=True)
 class GrpcParts:
@@ -155,7 +153,7 @@ class ServiceHost:
 
 
 async def ensure_topics(
-    bootstrap: str, *extra: str, partitions: int = TOPIC_PARTITIONS, replication_factor: int = 1
+    bootstrap: str, *extra: str, partitions: int, replication_factor: int
 ) -> None:
     """Create every contract topic (and `extra` ones) that does not exist yet."""
     names = sorted({event.topic for event in EVENT_TYPES.values()} | set(extra))

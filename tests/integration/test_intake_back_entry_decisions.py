@@ -3,122 +3,38 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlmodel import col, select
-from xiezuo.intake.v1 import intake_pb2, intake_pb2_grpc
+from xiezuo.intake.v1 import intake_pb2
 
 from services.contracts.cases import CaseClosed
-from services.intake.api.parts import IntakeParts
-from services.intake.api.servicer import IntakeServicer
 from services.intake.handlers.case_progress import CaseProgressHandler
 from services.intake.store.acceptance import AcceptanceDesk
-from services.intake.store.duplicates import DuplicateDesk
-from services.intake.store.exchange import ReporterChannel
-from services.intake.store.receipts import ReceiptDesk
-from services.intake.store.report_reader import ReportReader
-from services.intake.store.reports import ReportRegistry
 from services.intake.store.result_feedback import ResultDesk
-from services.intake.store.reveals import RevealDesk
 from services.intake.store.rule_files import load_rule_book
 from services.intake.store.tables import ReporterMessageRow, ReportRow
-from services.intake.store.townships import TownshipRegistry
-from services.intake.store.vault import Vault
 from services.runtime.audit import AuditEntry
 from services.runtime.backentry import BACK_ENTRY_GRACE, BACK_ENTRY_ROLE
 from services.runtime.db import Database, as_utc
 from services.runtime.envelope import Envelope
 from services.runtime.grpc.errors import field_violations
-from services.runtime.grpc.server import GrpcEndpoint
-from services.runtime.messaging_tables import OutboxMessage
-from services.runtime.tokens import Principal, TokenIssuer, TokenVerifier
-from tests.conftest import MakeDatabase
+from tests.integration import intake_api
+from tests.integration.intake_api import VAULT, WINDOW_DAYS, Api
+from tests.integration.intake_api import ago as _ago
+from tests.integration.intake_api import events as _events
+from tests.integration.intake_api import stamp as _stamp
 
-ISSUER, AUDIENCE = "test", "xiezuo"
 ACCEPTED_TYPE = "xiezuo.intake.report_accepted.v1"
 GIVEN_TYPE = "xiezuo.intake.result_feedback_given.v1"
 BREACH_TYPE = "xiezuo.intake.feedback_deadline_breached.v1"
-WINDOW_DAYS = 400
 BOOK = load_rule_book()
-VAULT = Vault(bytes(range(32)))
 
-
-@dataclass
-class Api:
-    stub: Any
-    issuer: TokenIssuer
-    db: Database
-
-    def as_(self, *roles: str) -> Any:
-        """Call metadata for an officer of county c1, zone z1."""
-        token = self.issuer.issue(
-            Principal(subject="officer", roles=frozenset(roles), county_id="c1", zone_ids=("z1",))
-        )
-        return (("authorization", f"Bearer {token}"),)
-
-
-@pytest.fixture
-async def api(make_database: MakeDatabase) -> AsyncIterator[Api]:
-    database = await make_database("intake")
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    parts = IntakeParts(
-        rule_book=BOOK,
-        registry=ReportRegistry(database, VAULT, BOOK),
-        reports=ReportReader(database),
-        receipts=ReceiptDesk(database, BOOK),
-        channel=ReporterChannel(database, VAULT),
-        reveals=RevealDesk(database, VAULT),
-        acceptance=AcceptanceDesk(database, VAULT),
-        duplicates=DuplicateDesk(database, BOOK),
-        townships=TownshipRegistry(database),
-        back_entry_days=WINDOW_DAYS,
-        results=ResultDesk(database, VAULT),
-    )
-    servicer = IntakeServicer(parts)
-    endpoint = GrpcEndpoint(
-        address="127.0.0.1:0",
-        service_names=["xiezuo.intake.v1.IntakeService"],
-        register=lambda server: intake_pb2_grpc.add_IntakeServiceServicer_to_server(
-            servicer, server
-        ),
-        verifier=TokenVerifier([public], issuer=ISSUER, audience=AUDIENCE),
-    )
-    port = await endpoint.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        yield Api(
-            intake_pb2_grpc.IntakeServiceStub(channel),
-            TokenIssuer(private, issuer=ISSUER, audience=AUDIENCE),
-            database,
-        )
-    finally:
-        await channel.close()
-        await endpoint.stop(grace=0)
-
-
-def _ago(days: int) -> datetime:
-    # Whole seconds: what a Timestamp and every database column hold exactly.
-    return (datetime.now(UTC) - timedelta(days=days)).replace(microsecond=0)
-
-
-def _stamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
+# The IntakeService over real gRPC (SQLite and PostgreSQL), as the API tests build it.
+api = intake_api.api
 
 
 async def _register(api: Api, key: str, registered: datetime) -> intake_pb2.SubmitReportResponse:
@@ -183,16 +99,6 @@ async def _report(db: Database, report_id: str) -> ReportRow:
         row = await session.get(ReportRow, report_id)
     assert row is not None
     return row
-
-
-async def _events(db: Database, event_type: str) -> list[tuple[datetime, dict[str, Any]]]:
-    async with db.session() as session:
-        rows = await session.exec(
-            select(OutboxMessage.occurred_at, OutboxMessage.payload).where(
-                OutboxMessage.event_type == event_type
-            )
-        )
-        return [(as_utc(at), json.loads(payload)) for at, payload in rows.all()]
 
 
 async def _audits(db: Database, report_id: str, action: str) -> list[AuditEntry]:

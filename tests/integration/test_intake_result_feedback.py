@@ -4,49 +4,37 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import grpc
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel import col, select
-from xiezuo.intake.v1 import intake_pb2, intake_pb2_grpc
+from xiezuo.intake.v1 import intake_pb2
 
 from services.contracts.cases import CaseClosed, CaseDecided, CaseStepRecorded
-from services.intake.api.parts import IntakeParts
-from services.intake.api.servicer import IntakeServicer
 from services.intake.domain.kinds import CadreLevel, Channel
 from services.intake.domain.report import ReporterIdentity, Subject, Submission
 from services.intake.domain.rulebook import RuleBook
 from services.intake.handlers.case_progress import CaseProgressHandler
 from services.intake.store.acceptance import AcceptanceDesk
-from services.intake.store.duplicates import DuplicateDesk
 from services.intake.store.exchange import ReporterChannel
-from services.intake.store.receipts import ReceiptDesk
-from services.intake.store.report_reader import ReportReader
 from services.intake.store.reports import Registration, ReportRegistry
 from services.intake.store.result_feedback import NotConcluded, ResultDesk
-from services.intake.store.reveals import RevealDesk
 from services.intake.store.rule_files import load_rule_book
 from services.intake.store.tables import ReportRow
-from services.intake.store.townships import TownshipRegistry
-from services.intake.store.vault import Vault
 from services.runtime.audit import AuditEntry
 from services.runtime.db import Database
 from services.runtime.envelope import Envelope
 from services.runtime.grpc.errors import field_violations
-from services.runtime.grpc.server import GrpcEndpoint
 from services.runtime.messaging_tables import OutboxMessage
-from services.runtime.tokens import Principal, TokenIssuer, TokenVerifier
 from tests.conftest import MakeDatabase
+from tests.integration import intake_api
+from tests.integration.intake_api import VAULT, Api
 
-ISSUER, AUDIENCE = "test", "xiezuo"
 BREACH_TYPE = "xiezuo.intake.feedback_deadline_breached.v1"
 GIVEN_TYPE = "xiezuo.intake.result_feedback_given.v1"
-VAULT = Vault(bytes(range(32)))
 # A Tuesday holiday in the weeks after closure: the limit must step over it.
 HOLIDAY = date(2025, 3, 11)
 _LOADED = load_rule_book()
@@ -220,64 +208,11 @@ async def test_the_longest_allowed_key_is_recorded_and_retried(
     assert again.given_at == told.given_at and len(await _events(db, GIVEN_TYPE)) == 1
 
 
-@dataclass
-class Api:
-    stub: Any
-    issuer: TokenIssuer
-    db: Database
-
-    def as_(self, *roles: str, county_id: str = "c1", zone_id: str = "z1") -> Any:
-        """Call metadata for an officer of the given county and zone."""
-        token = self.issuer.issue(
-            Principal(
-                subject="officer", roles=frozenset(roles), county_id=county_id, zone_ids=(zone_id,)
-            )
-        )
-        return (("authorization", f"Bearer {token}"),)
-
-
 @pytest.fixture
 async def api(make_database: MakeDatabase) -> AsyncIterator[Api]:
-    database = await make_database("intake")
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    parts = IntakeParts(
-        rule_book=BOOK,
-        registry=ReportRegistry(database, VAULT, BOOK),
-        reports=ReportReader(database),
-        receipts=ReceiptDesk(database, BOOK),
-        channel=ReporterChannel(database, VAULT),
-        reveals=RevealDesk(database, VAULT),
-        acceptance=AcceptanceDesk(database, VAULT),
-        duplicates=DuplicateDesk(database, BOOK),
-        townships=TownshipRegistry(database),
-        results=ResultDesk(database, VAULT),
-    )
-    servicer = IntakeServicer(parts)
-    endpoint = GrpcEndpoint(
-        address="127.0.0.1:0",
-        service_names=["xiezuo.intake.v1.IntakeService"],
-        register=lambda server: intake_pb2_grpc.add_IntakeServiceServicer_to_server(
-            servicer, server
-        ),
-        verifier=TokenVerifier([public], issuer=ISSUER, audience=AUDIENCE),
-    )
-    port = await endpoint.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        yield Api(
-            intake_pb2_grpc.IntakeServiceStub(channel),
-            TokenIssuer(private, issuer=ISSUER, audience=AUDIENCE),
-            database,
-        )
-    finally:
-        await channel.close()
-        await endpoint.stop(grace=0)
+    """The service under the rule book with the holiday."""
+    async with intake_api.serve(await make_database("intake"), BOOK) as running:
+        yield running
 
 
 def _call(report_id: str, key: str = "t1", note: str = "The case was closed.") -> Any:

@@ -2,112 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel import col
-from xiezuo.staffing.v1 import staffing_pb2, staffing_pb2_grpc
+from xiezuo.staffing.v1 import staffing_pb2
 
 from services.contracts.staffing import DrawOverridden, RecusalRecorded, TeamAssigned
-from services.runtime.grpc.server import GrpcEndpoint
 from services.runtime.messaging_tables import OutboxMessage
-from services.runtime.tokens import Principal, TokenIssuer, TokenVerifier
-from services.staffing.api.servicer import StaffingServicer
-from services.staffing.domain.county_file import parse_county
 from services.staffing.domain.draw import DrawRequest, Stage
-from services.staffing.domain.draw_rules import DEFAULT_DRAW_RULES
-from services.staffing.drawing import TeamDrawer
-from services.staffing.secrets import CountySecrets
-from services.staffing.store.registry import import_county
 from services.staffing.store.tables import AssignmentRow
-from tests.conftest import MakeDatabase
+from tests.integration import staffing_api
 from tests.integration.helpers import count_rows
+from tests.integration.staffing_api import DrawingApi as Api
 
-COUNTY = """
-county: {county_id: c-api, name: 测试县}
-skills: [law]
-zones:
-  - zone_id: z-1
-    name: 第一协作区
-    chief: chief
-    townships:
-      - township_id: t-1
-        name: 甲镇
-        effective_from: 2026-01-01
-        villages: [{village_id: v-1, name: 甲村}]
-      - {township_id: t-2, name: 乙镇, effective_from: 2026-01-01}
-      - {township_id: t-3, name: 丙镇, effective_from: 2026-01-01}
-people:
-  - {person_id: chief, name: 区长, roles: [zone_chief]}
-  - {person_id: head, name: 书记, roles: [commission_head, county_leadership]}
-  - {person_id: intake, name: 受理, roles: [intake_officer]}
-  - {person_id: p-2a, name: 乙一, roles: [township_member], home_township: t-2}
-  - {person_id: p-2b, name: 乙二, roles: [township_member], home_township: t-2}
-  - {person_id: p-3a, name: 丙一, roles: [supervision_staff], home_township: t-3}
-  - {person_id: p-3b, name: 丙二, roles: [supervision_staff], home_township: t-3}
-  - {person_id: inf, name: 信息员, roles: [village_informant], village: v-1}
-"""
-ISSUER, AUDIENCE = "test", "xiezuo"
-
-
-@dataclass
-class Api:
-    stub: Any
-    issuer: TokenIssuer
-    servicer: StaffingServicer
-    drawer: TeamDrawer
-
-    def as_(self, subject: str, *roles: str, zones: tuple[str, ...] = ("z-1",)) -> Any:
-        """Call metadata for a principal of county c-api."""
-        token = self.issuer.issue(
-            Principal(subject=subject, roles=frozenset(roles), county_id="c-api", zone_ids=zones)
-        )
-        return (("authorization", f"Bearer {token}"),)
-
-
-@pytest.fixture
-async def api(make_database: MakeDatabase) -> AsyncIterator[tuple[Api, Any]]:
-    database = await make_database("staffing")
-    async with database.transaction() as session:
-        await import_county(session, parse_county(COUNTY), actor="test")
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    drawer = TeamDrawer(CountySecrets(b"s" * 32), [DEFAULT_DRAW_RULES])
-    servicer = StaffingServicer(database, drawer)
-    endpoint = GrpcEndpoint(
-        address="127.0.0.1:0",
-        service_names=["xiezuo.staffing.v1.StaffingService"],
-        register=lambda server: staffing_pb2_grpc.add_StaffingServiceServicer_to_server(
-            servicer, server
-        ),
-        verifier=TokenVerifier([public], issuer=ISSUER, audience=AUDIENCE),
-    )
-    port = await endpoint.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        yield (
-            Api(
-                staffing_pb2_grpc.StaffingServiceStub(channel),
-                TokenIssuer(private, issuer=ISSUER, audience=AUDIENCE),
-                servicer,
-                drawer,
-            ),
-            database,
-        )
-    finally:
-        await channel.close()
-        await endpoint.stop(grace=0)
+api = staffing_api.staffing_api
 
 
 async def _draw(api: Api, database: Any, team_size: int = 2) -> str:

@@ -3,99 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel import select
-from xiezuo.staffing.v1 import registry_pb2, registry_pb2_grpc, staffing_pb2
+from xiezuo.staffing.v1 import registry_pb2, staffing_pb2
 
 from services.contracts.staffing import TownshipPlaced
 from services.runtime.db import Database
-from services.runtime.grpc.server import GrpcEndpoint
 from services.runtime.messaging_tables import OutboxMessage
-from services.runtime.tokens import Principal, TokenIssuer, TokenVerifier
-from services.staffing.api.registry_servicer import RegistryServicer
-from services.staffing.domain.county_file import parse_county
-from services.staffing.store.registry import get_person, import_county
-from tests.conftest import MakeDatabase
+from services.staffing.store.registry import get_person
+from tests.integration import staffing_api
+from tests.integration.staffing_api import Api
 
-COUNTY = """
-county: {county_id: c-rg, name: 测试县}
-skills: [law]
-zones:
-  - zone_id: z-1
-    name: 第一协作区
-    chief: chief
-    townships:
-      - township_id: t-1
-        name: 甲镇
-        effective_from: 2026-01-01
-        villages: [{village_id: v-1, name: 甲村}]
-      - {township_id: t-2, name: 乙镇, effective_from: 2026-01-01}
-  - zone_id: z-2
-    name: 第二协作区
-    townships:
-      - {township_id: t-3, name: 丙镇, effective_from: 2026-01-01}
-people:
-  - {person_id: chief, name: 区长, roles: [zone_chief]}
-  - {person_id: chief-2, name: 区长二, roles: [zone_chief]}
-  - {person_id: head, name: 书记, roles: [commission_head, county_leadership]}
-  - {person_id: p-2, name: 乙一, roles: [township_member], home_township: t-2}
-"""
-ISSUER, AUDIENCE = "test", "xiezuo"
-
-
-@dataclass
-class Api:
-    stub: Any
-    issuer: TokenIssuer
-    database: Database
-
-    def as_(self, subject: str, *roles: str, zones: tuple[str, ...] = ("z-1",)) -> Any:
-        """Call metadata for a principal of county c-rg."""
-        token = self.issuer.issue(
-            Principal(subject=subject, roles=frozenset(roles), county_id="c-rg", zone_ids=zones)
-        )
-        return (("authorization", f"Bearer {token}"),)
-
-
-@pytest.fixture
-async def api(make_database: MakeDatabase) -> AsyncIterator[Api]:
-    database = await make_database("staffing")
-    async with database.transaction() as session:
-        await import_county(session, parse_county(COUNTY), actor="test")
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    servicer = RegistryServicer(database)
-    endpoint = GrpcEndpoint(
-        address="127.0.0.1:0",
-        service_names=["xiezuo.staffing.v1.RegistryService"],
-        register=lambda server: registry_pb2_grpc.add_RegistryServiceServicer_to_server(
-            servicer, server
-        ),
-        verifier=TokenVerifier([public], issuer=ISSUER, audience=AUDIENCE),
-    )
-    port = await endpoint.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        yield Api(
-            registry_pb2_grpc.RegistryServiceStub(channel),
-            TokenIssuer(private, issuer=ISSUER, audience=AUDIENCE),
-            database,
-        )
-    finally:
-        await channel.close()
-        await endpoint.stop(grace=0)
+api = staffing_api.registry_api
 
 
 def new_member(key: str = "c-1") -> registry_pb2.CreatePersonRequest:

@@ -3,98 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel import col, select
-from xiezuo.staffing.v1 import training_pb2, training_pb2_grpc
+from xiezuo.staffing.v1 import training_pb2
 
 from services.contracts.staffing import AttendanceRecorded, TrainingRecorded
 from services.runtime.db import Database
-from services.runtime.grpc.server import GrpcEndpoint
 from services.runtime.messaging_tables import OutboxMessage
-from services.runtime.tokens import Principal, TokenIssuer, TokenVerifier
-from services.staffing.api.training_servicer import TrainingServicer
-from services.staffing.domain.county_file import parse_county
-from services.staffing.store.registry import import_county
-from tests.conftest import MakeDatabase
+from tests.integration import staffing_api
 from tests.integration.helpers import count_rows
+from tests.integration.staffing_api import Api
 
-COUNTY = """
-county: {county_id: c-tr, name: 测试县}
-zones:
-  - zone_id: z-1
-    name: 第一协作区
-    chief: chief
-    townships:
-      - township_id: t-1
-        name: 甲镇
-        effective_from: 2026-01-01
-        villages: [{village_id: v-1, name: 甲村}]
-  - zone_id: z-2
-    name: 第二协作区
-    townships:
-      - {township_id: t-2, name: 乙镇, effective_from: 2026-01-01}
-people:
-  - {person_id: chief, name: 区长, roles: [zone_chief]}
-  - {person_id: p-1, name: 甲一, roles: [township_member], home_township: t-1}
-  - {person_id: p-2, name: 乙一, roles: [township_member], home_township: t-2}
-  - {person_id: inf, name: 信息员, roles: [village_informant], village: v-1}
-"""
-ISSUER, AUDIENCE = "test", "xiezuo"
-
-
-@dataclass
-class Api:
-    stub: Any
-    issuer: TokenIssuer
-    database: Database
-
-    def as_(self, subject: str, *roles: str, zones: tuple[str, ...] = ("z-1",)) -> Any:
-        """Call metadata for a principal of county c-tr."""
-        token = self.issuer.issue(
-            Principal(subject=subject, roles=frozenset(roles), county_id="c-tr", zone_ids=zones)
-        )
-        return (("authorization", f"Bearer {token}"),)
-
-
-@pytest.fixture
-async def api(make_database: MakeDatabase) -> AsyncIterator[Api]:
-    database = await make_database("staffing")
-    async with database.transaction() as session:
-        await import_county(session, parse_county(COUNTY), actor="test")
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    servicer = TrainingServicer(database)
-    endpoint = GrpcEndpoint(
-        address="127.0.0.1:0",
-        service_names=["xiezuo.staffing.v1.TrainingService"],
-        register=lambda server: training_pb2_grpc.add_TrainingServiceServicer_to_server(
-            servicer, server
-        ),
-        verifier=TokenVerifier([public], issuer=ISSUER, audience=AUDIENCE),
-    )
-    port = await endpoint.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        yield Api(
-            training_pb2_grpc.TrainingServiceStub(channel),
-            TokenIssuer(private, issuer=ISSUER, audience=AUDIENCE),
-            database,
-        )
-    finally:
-        await channel.close()
-        await endpoint.stop(grace=0)
+api = staffing_api.training_api
 
 
 def lecture(key: str, day: str, hours: float = 3.5) -> training_pb2.RecordTrainingRequest:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
+from sqlmodel.ext.asyncio.session import AsyncSession
 from xiezuo.assessment.v1 import assessment_pb2 as pb
 
 from services.assessment.api import policy
+from services.assessment.api.idempotency import required, run_once
 from services.assessment.api.requests import Context
 from services.assessment.domain.campaign import Campaign, campaign_problems
 from services.assessment.domain.quarter import AssessmentCalendar
 from services.assessment.store.campaigns import campaign_view, load_campaign, save_campaign
-from services.assessment.store.receipts import KeyReused, earlier_result, fingerprint, keep_result
 from services.assessment.store.scorecards import Scoring
 from services.runtime import audit
 from services.runtime.db import Database
@@ -30,9 +32,7 @@ class CampaignCalls:
         self, request: pb.DefineCampaignRequest, context: Context
     ) -> pb.DefineCampaignResponse:
         """Define or redefine a special campaign."""
-        violations: list[FieldViolation] = []
-        if not request.idempotency_key:
-            violations.append(FieldViolation("idempotency_key", "is required"))
+        violations = required(request, "idempotency_key")
         days: dict[str, date] = {}
         for name in ("starts_on", "ends_on"):
             try:
@@ -55,46 +55,14 @@ class CampaignCalls:
             raise InvalidArgument([FieldViolation(field, text) for field, text in problems])
         principal = current_principal()
         policy.authorize_campaign(principal, county_id=request.county_id)
-        print_ = fingerprint(
-            "DefineCampaign",
-            [
-                campaign.campaign_id,
-                campaign.county_id,
-                campaign.name,
-                campaign.domain,
-                str(campaign.starts_on),
-                str(campaign.ends_on),
-                sorted(campaign.zone_ids),
-            ],
-        )
-        async with self._db.transaction() as session:
-            try:
-                earlier = await earlier_result(
-                    session,
-                    key=request.idempotency_key,
-                    actor=principal.subject,
-                    command="DefineCampaign",
-                    print_=print_,
-                )
-            except KeyReused as exc:
-                raise InvalidArgument([FieldViolation("idempotency_key", str(exc))]) from exc
-            if earlier is not None:
-                return pb.DefineCampaignResponse(**earlier)
+
+        async def define(session: AsyncSession) -> dict[str, Any]:
             existing = await load_campaign(session, campaign.campaign_id)
             if existing is not None and existing.county_id != campaign.county_id:
                 # Campaign ids are global: another county's campaign is not ours to redefine.
                 raise InvalidArgument([FieldViolation("campaign_id", "is taken")])
             await save_campaign(
                 session, campaign, defined_by=principal.subject, defined_at=datetime.now(UTC)
-            )
-            result = {"campaign_id": campaign.campaign_id}
-            keep_result(
-                session,
-                key=request.idempotency_key,
-                actor=principal.subject,
-                command="DefineCampaign",
-                print_=print_,
-                result=result,
             )
             await audit.append(
                 session,
@@ -105,17 +73,31 @@ class CampaignCalls:
                 record_id=campaign.campaign_id,
                 detail={"zones": sorted(campaign.zone_ids)},
             )
+            return {"campaign_id": campaign.campaign_id}
+
+        result = await run_once(
+            self._db,
+            key=request.idempotency_key,
+            actor=principal.subject,
+            command="DefineCampaign",
+            request=[
+                campaign.campaign_id,
+                campaign.county_id,
+                campaign.name,
+                campaign.domain,
+                str(campaign.starts_on),
+                str(campaign.ends_on),
+                sorted(campaign.zone_ids),
+            ],
+            work=define,
+        )
         return pb.DefineCampaignResponse(**result)
 
     async def GetCampaignView(
         self, request: pb.GetCampaignViewRequest, context: Context
     ) -> pb.GetCampaignViewResponse:
         """A campaign's clues by category and zone, and its cases' milestones."""
-        violations = [
-            FieldViolation(name, "is required")
-            for name in ("county_id", "campaign_id")
-            if not getattr(request, name)
-        ]
+        violations = required(request, "county_id", "campaign_id")
         if violations:
             raise InvalidArgument(violations)
         principal = current_principal()

@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlmodel.ext.asyncio.session import AsyncSession
 from xiezuo.assessment.v1 import assessment_pb2 as pb
 
 from services.assessment.api import policy
+from services.assessment.api.idempotency import required, run_once
 from services.assessment.api.requests import MAX_REASON, Context, unit_fields
 from services.assessment.domain.kpis import Kpi, Level
 from services.assessment.domain.plan import Target, WorkPlan, plan_problems, progress, theme_of
@@ -17,7 +19,6 @@ from services.assessment.domain.quarter import AssessmentCalendar, Quarter
 from services.assessment.store.marks import record_mark
 from services.assessment.store.plans import load_plan, save_plan
 from services.assessment.store.projection import tallies
-from services.assessment.store.receipts import KeyReused, earlier_result, fingerprint, keep_result
 from services.assessment.store.scorecards import Scoring
 from services.runtime import audit
 from services.runtime.db import Database
@@ -38,8 +39,7 @@ class PlanCommands:
         """Store an assessor's mark (their latest mark for the unit and quarter counts)."""
         violations: list[FieldViolation] = []
         level, quarter = unit_fields(request, violations)
-        if not request.idempotency_key:
-            violations.append(FieldViolation("idempotency_key", "is required"))
+        violations += required(request, "idempotency_key")
         if not request.reason.strip():
             violations.append(FieldViolation("reason", "is required"))
         elif len(request.reason) > MAX_REASON:
@@ -64,30 +64,8 @@ class PlanCommands:
             raise InvalidArgument(violations)
         principal = current_principal()
         policy.authorize_mark(principal, county_id=request.county_id)
-        print_ = fingerprint(
-            "RecordQualitativeScore",
-            [
-                request.county_id,
-                level.value,
-                request.subject_id,
-                str(quarter),
-                str(points),
-                request.reason,
-            ],
-        )
-        async with self._db.transaction() as session:
-            try:
-                earlier = await earlier_result(
-                    session,
-                    key=request.idempotency_key,
-                    actor=principal.subject,
-                    command="RecordQualitativeScore",
-                    print_=print_,
-                )
-            except KeyReused as exc:
-                raise InvalidArgument([FieldViolation("idempotency_key", str(exc))]) from exc
-            if earlier is not None:
-                return pb.RecordQualitativeScoreResponse(**earlier)
+
+        async def record(session: AsyncSession) -> dict[str, Any]:
             await record_mark(
                 session,
                 county_id=request.county_id,
@@ -99,19 +77,6 @@ class PlanCommands:
                 reason=request.reason,
                 recorded_at=datetime.now(UTC),
             )
-            result: dict[str, Any] = {
-                "assessor": principal.subject,
-                "points": float(points),
-                "rules_version": rules.version,
-            }
-            keep_result(
-                session,
-                key=request.idempotency_key,
-                actor=principal.subject,
-                command="RecordQualitativeScore",
-                print_=print_,
-                result=result,
-            )
             await audit.append(
                 session,
                 county_id=request.county_id,
@@ -121,17 +86,34 @@ class PlanCommands:
                 record_id=f"{request.subject_id}:{quarter}",
                 detail={"points": str(points)},
             )
+            return {
+                "assessor": principal.subject,
+                "points": float(points),
+                "rules_version": rules.version,
+            }
+
+        result = await run_once(
+            self._db,
+            key=request.idempotency_key,
+            actor=principal.subject,
+            command="RecordQualitativeScore",
+            request=[
+                request.county_id,
+                level.value,
+                request.subject_id,
+                str(quarter),
+                str(points),
+                request.reason,
+            ],
+            work=record,
+        )
         return pb.RecordQualitativeScoreResponse(**result)
 
     async def DefinePlan(
         self, request: pb.DefinePlanRequest, context: Context
     ) -> pb.DefinePlanResponse:
         """Replace the county's work plan for the year."""
-        violations: list[FieldViolation] = []
-        if not request.idempotency_key:
-            violations.append(FieldViolation("idempotency_key", "is required"))
-        if not request.county_id:
-            violations.append(FieldViolation("county_id", "is required"))
+        violations = required(request, "idempotency_key", "county_id")
         themes: dict[int, str] = {}
         for index, theme in enumerate(request.themes):
             if theme.quarter in themes:
@@ -154,38 +136,10 @@ class PlanCommands:
             raise InvalidArgument(violations)
         principal = current_principal()
         policy.authorize_plan(principal, county_id=request.county_id)
-        print_ = fingerprint(
-            "DefinePlan",
-            [
-                request.county_id,
-                request.year,
-                sorted(themes.items()),
-                [(t.quarter, t.zone_id, t.kpi, t.target) for t in plan.targets],
-            ],
-        )
-        async with self._db.transaction() as session:
-            try:
-                earlier = await earlier_result(
-                    session,
-                    key=request.idempotency_key,
-                    actor=principal.subject,
-                    command="DefinePlan",
-                    print_=print_,
-                )
-            except KeyReused as exc:
-                raise InvalidArgument([FieldViolation("idempotency_key", str(exc))]) from exc
-            if earlier is not None:
-                return pb.DefinePlanResponse(**earlier)
+
+        async def define(session: AsyncSession) -> dict[str, Any]:
             revision = await save_plan(
                 session, plan, defined_by=principal.subject, defined_at=datetime.now(UTC)
-            )
-            keep_result(
-                session,
-                key=request.idempotency_key,
-                actor=principal.subject,
-                command="DefinePlan",
-                print_=print_,
-                result={"revision": revision},
             )
             await audit.append(
                 session,
@@ -196,15 +150,28 @@ class PlanCommands:
                 record_id=f"{request.county_id}:{request.year}",
                 detail={"revision": revision, "targets": len(plan.targets)},
             )
-        return pb.DefinePlanResponse(revision=revision)
+            return {"revision": revision}
+
+        result = await run_once(
+            self._db,
+            key=request.idempotency_key,
+            actor=principal.subject,
+            command="DefinePlan",
+            request=[
+                request.county_id,
+                request.year,
+                sorted(themes.items()),
+                [(t.quarter, t.zone_id, t.kpi, t.target) for t in plan.targets],
+            ],
+            work=define,
+        )
+        return pb.DefinePlanResponse(**result)
 
     async def GetPlanProgress(
         self, request: pb.GetPlanProgressRequest, context: Context
     ) -> pb.GetPlanProgressResponse:
         """Zones' progress against the plan's targets for one quarter."""
-        violations: list[FieldViolation] = []
-        if not request.county_id:
-            violations.append(FieldViolation("county_id", "is required"))
+        violations = required(request, "county_id")
         if request.quarter not in (1, 2, 3, 4):
             violations.append(FieldViolation("quarter", "must be 1..4"))
         if not 2000 <= request.year <= 2100:

@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlmodel.ext.asyncio.session import AsyncSession
 from xiezuo.assessment.v1 import assessment_pb2 as pb
 
 from services.assessment.api import policy
+from services.assessment.api.idempotency import required, run_once
 from services.assessment.api.requests import Context
 from services.assessment.domain.quarter import AssessmentCalendar, Quarter
 from services.assessment.report.build import build_report, build_year_report
 from services.assessment.report.render import render_csv, render_html
 from services.assessment.store.closes import AlreadyClosed, close_quarter
-from services.assessment.store.receipts import KeyReused, earlier_result, fingerprint, keep_result
 from services.assessment.store.scorecards import Scoring
 from services.runtime import audit
 from services.runtime.db import Database
@@ -35,11 +36,7 @@ class QuarterCommands:
         self, request: pb.CloseQuarterRequest, context: Context
     ) -> pb.CloseQuarterResponse:
         """Publish the official scorecards of an ended quarter, once."""
-        violations: list[FieldViolation] = []
-        if not request.idempotency_key:
-            violations.append(FieldViolation("idempotency_key", "is required"))
-        if not request.county_id:
-            violations.append(FieldViolation("county_id", "is required"))
+        violations = required(request, "idempotency_key", "county_id")
         quarter = Quarter(1, 1)
         try:
             quarter = Quarter.parse(request.quarter)
@@ -50,25 +47,13 @@ class QuarterCommands:
         principal = current_principal()
         policy.authorize_close(principal, county_id=request.county_id)
         now = datetime.now(UTC)
-        print_ = fingerprint("CloseQuarter", [request.county_id, str(quarter)])
-        async with self._db.transaction() as session:
-            try:
-                earlier = await earlier_result(
-                    session,
-                    key=request.idempotency_key,
-                    actor=principal.subject,
-                    command="CloseQuarter",
-                    print_=print_,
-                )
-            except KeyReused as exc:
-                raise InvalidArgument([FieldViolation("idempotency_key", str(exc))]) from exc
-            if earlier is not None:
-                return pb.CloseQuarterResponse(**earlier)
+
+        async def close(session: AsyncSession) -> dict[str, Any]:
             # The only use of the wall clock: a quarter cannot be closed before it has ended.
             if not self._calendar.has_ended(quarter, now):
                 raise FailedPrecondition(f"{quarter} has not ended yet")
             try:
-                close = await close_quarter(
+                closed = await close_quarter(
                     session,
                     self._scoring,
                     county_id=request.county_id,
@@ -79,17 +64,9 @@ class QuarterCommands:
             except AlreadyClosed as exc:
                 raise FailedPrecondition(str(exc)) from exc
             result: dict[str, Any] = {
-                "published": close.published,
-                "rules_version": close.rules_version,
+                "published": closed.published,
+                "rules_version": closed.rules_version,
             }
-            keep_result(
-                session,
-                key=request.idempotency_key,
-                actor=principal.subject,
-                command="CloseQuarter",
-                print_=print_,
-                result=result,
-            )
             await audit.append(
                 session,
                 county_id=request.county_id,
@@ -99,15 +76,23 @@ class QuarterCommands:
                 record_id=str(quarter),
                 detail=result,
             )
+            return result
+
+        result = await run_once(
+            self._db,
+            key=request.idempotency_key,
+            actor=principal.subject,
+            command="CloseQuarter",
+            request=[request.county_id, str(quarter)],
+            work=close,
+        )
         return pb.CloseQuarterResponse(**result)
 
     async def ExportReport(
         self, request: pb.ExportReportRequest, context: Context
     ) -> pb.ExportReportResponse:
         """The quarter's (or year's) report as HTML and CSV."""
-        violations: list[FieldViolation] = []
-        if not request.county_id:
-            violations.append(FieldViolation("county_id", "is required"))
+        violations = required(request, "county_id")
         quarter = Quarter(1, 1)
         if request.year and request.quarter:
             violations.append(FieldViolation("year", "give a quarter or a year, not both"))

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from sqlmodel.ext.asyncio.session import AsyncSession
 from xiezuo.assessment.v1 import assessment_pb2 as pb
 
 from services.assessment.api import policy
 from services.assessment.api.convert import LEVELS, ranking_entry, scorecard_message
+from services.assessment.api.idempotency import required
 from services.assessment.api.requests import (
     DEFAULT_EVENTS_PER_KPI,
     DEFAULT_PAGE_SIZE,
@@ -20,12 +25,15 @@ from services.assessment.api.requests import (
 from services.assessment.domain.kpis import Level
 from services.assessment.domain.quarter import AssessmentCalendar, Quarter
 from services.assessment.store.projection import subject_zones
-from services.assessment.store.scorecards import Scoring
+from services.assessment.store.scorecards import Explanation, Scorecard, Scoring
+from services.assessment.store.timeliness import Derived, limit_counts
 from services.runtime import audit
 from services.runtime.db import Database
 from services.runtime.grpc.auth import current_principal
 from services.runtime.grpc.errors import FieldViolation, InvalidArgument
 from services.runtime.grpc.paging import decode_page_token, encode_page_token
+
+T = TypeVar("T")
 
 
 class ScoreQueries:
@@ -41,28 +49,18 @@ class ScoreQueries:
         """One unit's scorecard for a quarter."""
         violations: list[FieldViolation] = []
         level, quarter = unit_fields(request, violations)
-        if violations:
-            raise InvalidArgument(violations)
-        principal = current_principal()
-        async with self._db.transaction() as session:
-            zones = await subject_zones(
-                session, county_id=request.county_id, quarter=quarter, level=level
-            )
-            policy.authorize_scorecard(
-                principal,
-                county_id=request.county_id,
-                level=level,
-                subject_id=request.subject_id,
-                zones=zones.get(request.subject_id, set()),
-            )
-            card = await self._scoring.scorecard(
+
+        async def read(session: AsyncSession, derived: Derived) -> Scorecard:
+            return await self._scoring.scorecard(
                 session,
                 county_id=request.county_id,
                 level=level,
                 subject_id=request.subject_id,
                 quarter=quarter,
+                derived=derived,
             )
-            await audit_read(session, principal.subject, request.county_id, level, request)
+
+        card = await self._read_unit(request, violations, level, quarter, read)
         return pb.GetScorecardResponse(scorecard=scorecard_message(card))
 
     async def ExplainScore(
@@ -73,12 +71,42 @@ class ScoreQueries:
         level, quarter = unit_fields(request, violations)
         if not 0 <= request.events_per_kpi <= MAX_EVENTS_PER_KPI:
             violations.append(FieldViolation("events_per_kpi", f"must be 0..{MAX_EVENTS_PER_KPI}"))
+
+        async def read(session: AsyncSession, derived: Derived) -> Explanation:
+            return await self._scoring.explain(
+                session,
+                county_id=request.county_id,
+                level=level,
+                subject_id=request.subject_id,
+                quarter=quarter,
+                events_per_kpi=request.events_per_kpi or DEFAULT_EVENTS_PER_KPI,
+                derived=derived,
+            )
+
+        explanation = await self._read_unit(request, violations, level, quarter, read)
+        return pb.ExplainScoreResponse(
+            scorecard=scorecard_message(explanation.scorecard, explanation.events)
+        )
+
+    async def _read_unit(
+        self,
+        request: Any,
+        violations: list[FieldViolation],
+        level: Level,
+        quarter: Quarter,
+        read: Callable[[AsyncSession, Derived], Awaitable[T]],
+    ) -> T:
+        """Authorise, read and audit one unit's scorecard in one transaction."""
         if violations:
             raise InvalidArgument(violations)
         principal = current_principal()
         async with self._db.transaction() as session:
-            zones = await subject_zones(
+            # Judging the clocks is the costly read: once for the zones and the counts.
+            derived = await limit_counts(
                 session, county_id=request.county_id, quarter=quarter, level=level
+            )
+            zones = await subject_zones(
+                session, county_id=request.county_id, quarter=quarter, level=level, derived=derived
             )
             policy.authorize_scorecard(
                 principal,
@@ -87,26 +115,15 @@ class ScoreQueries:
                 subject_id=request.subject_id,
                 zones=zones.get(request.subject_id, set()),
             )
-            explanation = await self._scoring.explain(
-                session,
-                county_id=request.county_id,
-                level=level,
-                subject_id=request.subject_id,
-                quarter=quarter,
-                events_per_kpi=request.events_per_kpi or DEFAULT_EVENTS_PER_KPI,
-            )
+            found = await read(session, derived)
             await audit_read(session, principal.subject, request.county_id, level, request)
-        return pb.ExplainScoreResponse(
-            scorecard=scorecard_message(explanation.scorecard, explanation.events)
-        )
+        return found
 
     async def GetRanking(
         self, request: pb.GetRankingRequest, context: Context
     ) -> pb.GetRankingResponse:
         """A page of the ranking, limited to the entries the caller may see."""
-        violations: list[FieldViolation] = []
-        if not request.county_id:
-            violations.append(FieldViolation("county_id", "is required"))
+        violations = required(request, "county_id")
         level = LEVELS.get(request.level, Level.ZONE)
         if request.level not in LEVELS:
             violations.append(FieldViolation("level", "must be zone, township or person"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -10,9 +11,7 @@ from services.assessment.domain.kpis import Level
 from services.assessment.domain.quarter import Quarter
 from services.assessment.domain.scoring import score_unit
 from services.assessment.report.model import QuarterReport, ReportRow
-from services.assessment.store.marks import marks_by_subject
-from services.assessment.store.projection import tallies
-from services.assessment.store.scorecards import Scoring
+from services.assessment.store.scorecards import Ranking, Scoring
 
 CENT = Decimal("0.01")
 
@@ -23,10 +22,18 @@ async def build_report(
     """Every level's ranking with scores and counts; with `zone_id`, only that zone's units."""
     rows: list[ReportRow] = []
     rules = scoring.rules_for(quarter)
+    # The zone trend needs the year's zone rankings up to this quarter; this one is built below.
+    zone_rankings = [
+        await scoring.ranking(
+            session, county_id=county_id, level=Level.ZONE, quarter=Quarter(quarter.year, number)
+        )
+        for number in range(1, quarter.number)
+    ]
     for level in Level:
         ranking = await scoring.ranking(session, county_id=county_id, level=level, quarter=quarter)
-        counts = await tallies(session, county_id=county_id, quarter=quarter, level=level)
-        marks = await marks_by_subject(session, county_id=county_id, quarter=quarter, level=level)
+        if level is Level.ZONE:
+            zone_rankings.append(ranking)
+        counts, marks = ranking.counts, ranking.marks
         for unit in ranking.units:
             zones = (
                 {unit.subject_id}
@@ -56,23 +63,21 @@ async def build_report(
         zone_id=zone_id,
         rules_version=rules.version,
         rows=rows,
-        trends=await _trends(session, scoring, county_id, quarter, zone_id),
+        trends=_trends(zone_rankings, quarter.year, zone_id),
     )
 
 
-async def _trends(
-    session: AsyncSession, scoring: Scoring, county_id: str, last: Quarter, zone_id: str
+def _trends(
+    zone_rankings: Sequence[Ranking], year: int, zone_id: str
 ) -> dict[str, list[tuple[str, Decimal]]]:
-    """Zone totals of the year's quarters up to `last`, oldest first."""
+    """Zone totals of the year's quarters (one zone ranking each, from Q1), oldest first."""
     trends: dict[str, list[tuple[str, Decimal]]] = {}
-    for number in range(1, last.number + 1):
-        earlier = Quarter(last.year, number)
-        ranking = await scoring.ranking(
-            session, county_id=county_id, level=Level.ZONE, quarter=earlier
-        )
+    for number, ranking in enumerate(zone_rankings, start=1):
         for unit in ranking.units:
             if not zone_id or unit.subject_id == zone_id:
-                trends.setdefault(unit.subject_id, []).append((str(earlier), unit.total))
+                trends.setdefault(unit.subject_id, []).append(
+                    (str(Quarter(year, number)), unit.total)
+                )
     return dict(sorted(trends.items()))
 
 
@@ -84,16 +89,15 @@ async def build_year_report(
     scores the base), and the zone trend across all four quarters."""
     quarters = [Quarter(year, number) for number in (1, 2, 3, 4)]
     rows: list[ReportRow] = []
+    zone_rankings: Sequence[Ranking] = ()
     for level in Level:
         ranking = await scoring.year_ranking(session, county_id=county_id, level=level, year=year)
+        if level is Level.ZONE:
+            zone_rankings = ranking.quarters
         summed: dict[str, dict[str, int]] = {}
         parts: dict[str, list[Decimal]] = {}
-        for quarter in quarters:
-            rules = scoring.rules_for(quarter)
-            counts = await tallies(session, county_id=county_id, quarter=quarter, level=level)
-            marks = await marks_by_subject(
-                session, county_id=county_id, quarter=quarter, level=level
-            )
+        for quarterly in ranking.quarters:
+            rules, counts, marks = quarterly.rules, quarterly.counts, quarterly.marks
             for unit in ranking.units:
                 unit_counts = counts.get(unit.subject_id, {})
                 total = summed.setdefault(unit.subject_id, {})
@@ -132,5 +136,5 @@ async def build_year_report(
         zone_id=zone_id,
         rules_version=", ".join(versions),
         rows=rows,
-        trends=await _trends(session, scoring, county_id, quarters[-1], zone_id),
+        trends=_trends(zone_rankings, year, zone_id),
     )

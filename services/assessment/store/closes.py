@@ -9,8 +9,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.assessment.domain.kpis import Level
 from services.assessment.domain.quarter import Quarter
 from services.assessment.domain.scoring import score_unit
-from services.assessment.store.marks import marks_by_subject
-from services.assessment.store.projection import tallies
 from services.assessment.store.scorecards import Scoring
 from services.assessment.store.tables import QuarterClose
 from services.contracts.assessment import ScorecardPublished
@@ -39,8 +37,7 @@ async def close_quarter(
     published = 0
     for level in Level:
         ranking = await scoring.ranking(session, county_id=county_id, level=level, quarter=quarter)
-        counts = await tallies(session, county_id=county_id, quarter=quarter, level=level)
-        marks = await marks_by_subject(session, county_id=county_id, quarter=quarter, level=level)
+        counts, marks = ranking.counts, ranking.marks
         for unit in ranking.units:
             zones = sorted(ranking.zones.get(unit.subject_id, set()))
             zone_id = unit.subject_id if level is Level.ZONE else (zones[0] if zones else "")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Table
@@ -25,7 +25,7 @@ from services.assessment.store.tables import (
     LimitBreach,
     LimitClock,
 )
-from services.assessment.store.timeliness import limit_counts
+from services.assessment.store.timeliness import Derived, limit_counts
 
 TALLY_KEY = ("county_id", "quarter", "level", "subject_id", "zone_id", "kpi")
 CONTRIBUTION_KEY = ("event_id", "level", "subject_id", "zone_id", "kpi")
@@ -113,7 +113,7 @@ async def tallies(
     quarter: Quarter,
     level: Level,
     subject_id: str | None = None,
-    derived: Mapping[tuple[str, str, str], list[str]] | None = None,
+    derived: Derived | None = None,
 ) -> dict[str, dict[str, int]]:
     """KPI counts by subject (summed over zones) for one county, quarter and level.
 
@@ -145,7 +145,7 @@ async def subject_zones(
     county_id: str,
     quarter: Quarter,
     level: Level,
-    derived: Mapping[tuple[str, str, str], list[str]] | None = None,
+    derived: Derived | None = None,
 ) -> dict[str, set[str]]:
     """The zones each subject of a level was counted in (and, for townships, placed in)."""
     zones: dict[str, set[str]] = defaultdict(set)
@@ -176,8 +176,12 @@ async def contributing_events(
     level: Level,
     subject_id: str,
     limit: int,
+    derived: Derived | None = None,
 ) -> dict[str, list[str]]:
-    """Event ids behind each KPI of a unit (at most `limit` per KPI), oldest id first."""
+    """Event ids behind each KPI of a unit (at most `limit` per KPI), oldest id first.
+
+    `derived` is `limit_counts` for the level (or the unit) when the caller has it already.
+    """
     query = (
         select(KpiContribution.kpi, KpiContribution.event_id)
         .where(
@@ -192,10 +196,13 @@ async def contributing_events(
     for kpi, event_id in (await session.exec(query)).all():
         if len(found[kpi]) < limit:
             found[kpi].append(event_id)
-    derived = await limit_counts(
-        session, county_id=county_id, quarter=quarter, level=level, subject_id=subject_id
-    )
-    for (_subject, _zone, kpi), event_ids in sorted(derived.items()):
+    if derived is None:
+        derived = await limit_counts(
+            session, county_id=county_id, quarter=quarter, level=level, subject_id=subject_id
+        )
+    for (subject, _zone, kpi), event_ids in sorted(derived.items()):
+        if subject != subject_id:
+            continue
         found[kpi] = sorted(set(found[kpi]) | set(event_ids))[:limit]
     return dict(found)
 

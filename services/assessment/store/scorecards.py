@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -15,7 +15,7 @@ from services.assessment.domain.scoring import CENT, Score, score_unit
 from services.assessment.domain.scoring_rules import ScoringRules, rules_in_force
 from services.assessment.store.marks import marks_by_subject
 from services.assessment.store.projection import contributing_events, subject_zones, tallies
-from services.assessment.store.timeliness import limit_counts
+from services.assessment.store.timeliness import Derived, limit_counts
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,11 @@ class Ranking:
     rules: ScoringRules
     units: list[RankedUnit]
     zones: dict[str, set[str]]
+    # What a quarter's ranking was computed from, kept so callers need not read it again.
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    marks: dict[str, list[Decimal]] = field(default_factory=dict)
+    # A year's ranking: the rankings of its four quarters, oldest first.
+    quarters: tuple[Ranking, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,11 +70,17 @@ class Scoring:
         level: Level,
         subject_id: str,
         quarter: Quarter,
+        derived: Derived | None = None,
     ) -> Scorecard:
         """One unit's scorecard (all zero counts when nothing was counted yet)."""
         counts = (
             await tallies(
-                session, county_id=county_id, quarter=quarter, level=level, subject_id=subject_id
+                session,
+                county_id=county_id,
+                quarter=quarter,
+                level=level,
+                subject_id=subject_id,
+                derived=derived,
             )
         ).get(subject_id, {})
         marks = await marks_by_subject(session, county_id=county_id, quarter=quarter, level=level)
@@ -95,7 +106,7 @@ class Scoring:
             subject: score_unit(rules, level, counts.get(subject, {}), marks.get(subject, [])).total
             for subject in subjects
         }
-        return Ranking(rules, rank_units(totals, rules.tiers), zones)
+        return Ranking(rules, rank_units(totals, rules.tiers), zones, counts, marks)
 
     async def year_ranking(
         self, session: AsyncSession, *, county_id: str, level: Level, year: int
@@ -123,7 +134,7 @@ class Scoring:
         means = {
             subject: (total / 4).quantize(CENT, ROUND_HALF_UP) for subject, total in sums.items()
         }
-        return Ranking(rules, rank_units(means, rules.tiers), zones)
+        return Ranking(rules, rank_units(means, rules.tiers), zones, quarters=tuple(quarters))
 
     async def explain(
         self,
@@ -134,10 +145,21 @@ class Scoring:
         subject_id: str,
         quarter: Quarter,
         events_per_kpi: int,
+        derived: Derived | None = None,
     ) -> Explanation:
         """The scorecard and, per KPI, the events that produced its count."""
+        if derived is None:
+            # Judging the clocks is the costly read: once for the counts and the events.
+            derived = await limit_counts(
+                session, county_id=county_id, quarter=quarter, level=level, subject_id=subject_id
+            )
         card = await self.scorecard(
-            session, county_id=county_id, level=level, subject_id=subject_id, quarter=quarter
+            session,
+            county_id=county_id,
+            level=level,
+            subject_id=subject_id,
+            quarter=quarter,
+            derived=derived,
         )
         events = await contributing_events(
             session,
@@ -146,5 +168,6 @@ class Scoring:
             level=level,
             subject_id=subject_id,
             limit=events_per_kpi,
+            derived=derived,
         )
         return Explanation(card, events)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import datetime
+from typing import TypeAlias
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import select
@@ -13,6 +15,9 @@ from services.assessment.domain.kpis import Level
 from services.assessment.domain.quarter import Quarter
 from services.assessment.domain.timeliness import clock_kpis, supersedes, within_limit
 from services.assessment.store.tables import LimitBreach, LimitClock
+
+# (subject, zone, kpi) → the finishing events counted: what `limit_counts` answers.
+Derived: TypeAlias = Mapping[tuple[str, str, str], list[str]]
 
 
 async def record_finish(

@@ -202,20 +202,23 @@ class Workflow:
             )
 
 
+async def _last_step(session: AsyncSession, case_id: str) -> CaseStepRow | None:
+    query = (
+        select(CaseStepRow)
+        .where(CaseStepRow.case_id == case_id)
+        .order_by(col(CaseStepRow.id).desc())
+        .limit(1)
+    )
+    return (await session.exec(query)).first()
+
+
 async def last_moment(session: AsyncSession, row: CaseFileRow) -> datetime:
     """When the file's latest step took effect (its registration when it has none)."""
-    at = (
-        await session.exec(
-            select(CaseStepRow.at)
-            .where(CaseStepRow.case_id == row.case_id)
-            .order_by(col(CaseStepRow.id).desc())
-            .limit(1)
-        )
-    ).first()
-    if at is None:
-        clue = await session.get(ClueRow, row.case_id)
-        at = clue.registered_at if clue is not None else row.updated_at
-    return as_utc(at)
+    last = await _last_step(session, row.case_id)
+    if last is not None:
+        return as_utc(last.at)
+    clue = await session.get(ClueRow, row.case_id)
+    return as_utc(clue.registered_at if clue is not None else row.updated_at)
 
 
 async def event_step_moment(
@@ -227,14 +230,7 @@ async def event_step_moment(
     dated with the step before it (and says when it was really entered), so the rest of the
     back-entry can follow in order. Otherwise it is simply now.
     """
-    last = (
-        await session.exec(
-            select(CaseStepRow)
-            .where(CaseStepRow.case_id == row.case_id)
-            .order_by(col(CaseStepRow.id).desc())
-            .limit(1)
-        )
-    ).first()
+    last = await _last_step(session, row.case_id)
     if last is not None and "recorded_at" in json.loads(last.detail or "{}"):
         return as_utc(last.at), now
     return now, None

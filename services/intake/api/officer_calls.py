@@ -82,6 +82,7 @@ class OfficerCalls:
         problems = _required(request.report_id, "report_id", 64)
         problems += _required(request.idempotency_key, "idempotency_key", 128)
         outcome = _OUTCOMES.get(request.outcome)
+        ground = _GROUNDS.get(request.rejection_ground, "")
         if outcome is None:
             problems.append(FieldViolation("outcome", "is required"))
         else:
@@ -89,7 +90,7 @@ class OfficerCalls:
                 FieldViolation(f, d)
                 for f, d in check_acceptance(
                     outcome=outcome,
-                    ground=_GROUNDS.get(request.rejection_ground, ""),
+                    ground=ground,
                     reason=request.reason,
                     forward_to=request.forward_to_body,
                 )
@@ -118,7 +119,7 @@ class OfficerCalls:
             )
         decision = AcceptanceDecision(
             outcome=outcome,
-            ground=_GROUNDS.get(request.rejection_ground, ""),
+            ground=ground,
             reason=request.reason,
             forward_to_body=request.forward_to_body,
         )

@@ -5,18 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, update
-from sqlmodel import col, select
-
 from services.contracts.base import IntegrationEvent
-from services.contracts.intake import (
-    FeedbackDeadlineBreached,
-    ReportAccepted,
-    ReportForwarded,
-    ReportRejected,
-)
+from services.contracts.intake import ReportAccepted, ReportForwarded, ReportRejected
 from services.intake.domain.status import STATUS_AFTER, AcceptanceOutcome, ReportStatus, decidable
 from services.intake.store.exchange import SYSTEM, append_message
+from services.intake.store.feedback_scan import ACCEPTANCE_FEEDBACK, publish_breaches
 from services.intake.store.tables import ReportRow
 from services.intake.store.vault import Vault
 from services.runtime import audit
@@ -125,55 +118,7 @@ class AcceptanceDesk:
 
     async def scan_feedback_deadlines(self, *, now: datetime) -> list[str]:
         """Publish FeedbackDeadlineBreached once for each overdue real-name report."""
-        async with self._db.session() as session:
-            query = select(ReportRow.report_id).where(
-                col(ReportRow.real_name).is_(True),
-                col(ReportRow.feedback_due_at).is_not(None),
-                col(ReportRow.feedback_due_at) < now,
-                or_(col(ReportRow.scan_after).is_(None), col(ReportRow.scan_after) <= now),
-                col(ReportRow.feedback_given_at).is_(None),
-                col(ReportRow.feedback_breach_published_at).is_(None),
-            )
-            overdue = list((await session.exec(query)).all())
-        breached: list[str] = []
-        for report_id in overdue:
-            async with self._db.transaction() as session:
-                # Claim the breach with a conditional update, so two scanners publish it once.
-                claimed = await session.exec(
-                    update(ReportRow)
-                    .where(
-                        col(ReportRow.report_id) == report_id,
-                        col(ReportRow.feedback_breach_published_at).is_(None),
-                        col(ReportRow.feedback_given_at).is_(None),
-                    )
-                    .values(feedback_breach_published_at=now)
-                )
-                if claimed.rowcount != 1:
-                    continue
-                row = await session.get(ReportRow, report_id)
-                assert row is not None and row.feedback_due_at is not None
-                event = FeedbackDeadlineBreached(
-                    county_id=row.county_id,
-                    zone_id=row.zone_id,
-                    report_id=row.report_id,
-                    clue_id=row.clue_id,
-                    due_at=row.feedback_due_at,
-                    detected_at=now,
-                    rules_version=row.rules_version or "",
-                )
-                record_event(session, event, source=EVENT_SOURCE, occurred_at=now)
-                await audit.append(
-                    session,
-                    county_id=row.county_id,
-                    actor="system:feedback-scan",
-                    action="report.feedback_deadline_breached",
-                    record_type="report",
-                    record_id=report_id,
-                    detail={"due_at": row.feedback_due_at.isoformat()},
-                    at=now,
-                )
-                breached.append(report_id)
-        return breached
+        return await publish_breaches(self._db, ACCEPTANCE_FEEDBACK, now=now)
 
 
 def _same_moment(decided_at: datetime | None, effective_at: datetime | None) -> bool:

@@ -6,12 +6,12 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, update
-from sqlmodel import col, select
+from sqlmodel import select
 
-from services.contracts.intake import FeedbackDeadlineBreached, ResultFeedbackGiven
+from services.contracts.intake import ResultFeedbackGiven
 from services.intake.domain.status import ReportStatus
 from services.intake.store.exchange import SYSTEM, append_message
+from services.intake.store.feedback_scan import RESULT_FEEDBACK, publish_breaches
 from services.intake.store.tables import ReporterMessageRow, ReportRow
 from services.intake.store.vault import Vault
 from services.runtime import audit
@@ -19,7 +19,6 @@ from services.runtime.db import Database, as_utc
 from services.runtime.outbox import record_event
 
 EVENT_SOURCE = "xiezuo/intake"
-RESULT_KIND = "result"
 # ReporterMessageRow.idempotency_key holds this many characters.
 _MESSAGE_KEY_LENGTH = 128
 _TOLD = "The result of the handling of your report: {note}"
@@ -137,56 +136,7 @@ class ResultDesk:
 
     async def scan_result_deadlines(self, *, now: datetime) -> list[str]:
         """Publish FeedbackDeadlineBreached (kind "result") once per result told too late."""
-        async with self._db.session() as session:
-            query = select(ReportRow.report_id).where(
-                col(ReportRow.real_name).is_(True),
-                col(ReportRow.result_due_at).is_not(None),
-                col(ReportRow.result_due_at) < now,
-                or_(col(ReportRow.scan_after).is_(None), col(ReportRow.scan_after) <= now),
-                col(ReportRow.result_given_at).is_(None),
-                col(ReportRow.result_breach_published_at).is_(None),
-            )
-            overdue = list((await session.exec(query)).all())
-        breached: list[str] = []
-        for report_id in overdue:
-            async with self._db.transaction() as session:
-                # Claim the breach with a conditional update, so two scanners publish it once.
-                claimed = await session.exec(
-                    update(ReportRow)
-                    .where(
-                        col(ReportRow.report_id) == report_id,
-                        col(ReportRow.result_breach_published_at).is_(None),
-                        col(ReportRow.result_given_at).is_(None),
-                    )
-                    .values(result_breach_published_at=now)
-                )
-                if claimed.rowcount != 1:
-                    continue
-                row = await session.get(ReportRow, report_id)
-                assert row is not None and row.result_due_at is not None
-                event = FeedbackDeadlineBreached(
-                    county_id=row.county_id,
-                    zone_id=row.zone_id,
-                    report_id=row.report_id,
-                    clue_id=row.clue_id,
-                    due_at=as_utc(row.result_due_at),
-                    detected_at=now,
-                    rules_version=row.rules_version or "",
-                    kind=RESULT_KIND,
-                )
-                record_event(session, event, source=EVENT_SOURCE, occurred_at=now)
-                await audit.append(
-                    session,
-                    county_id=row.county_id,
-                    actor="system:feedback-scan",
-                    action="report.result_deadline_breached",
-                    record_type="report",
-                    record_id=report_id,
-                    detail={"due_at": as_utc(row.result_due_at).isoformat()},
-                    at=now,
-                )
-                breached.append(report_id)
-        return breached
+        return await publish_breaches(self._db, RESULT_FEEDBACK, now=now)
 
 
 def _within(row: ReportRow, given_at: datetime) -> bool:

@@ -21,7 +21,7 @@ from services.runtime.grpc.errors import (
 )
 from services.runtime.outbox import record_event
 from services.runtime.tokens import Principal
-from services.staffing.api import convert, policy
+from services.staffing.api import convert, fields, paging, policy
 from services.staffing.domain.registry import Person, PersonStatus, Role, StatusPeriod
 from services.staffing.domain.registry_edits import id_problem, person_problems
 from services.staffing.store import history, idempotency, registry
@@ -29,8 +29,6 @@ from services.staffing.store.records_tables import RegistryChangeRow
 from services.staffing.store.tables import PersonRow, PersonStatusRow, TownshipRow, ZoneRow
 
 SOURCE = "xiezuo/staffing"
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
 RECORD_TYPES = ("person", "zone", "township")
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
@@ -92,21 +90,6 @@ def _person_violations(request: PersonFields) -> list[FieldViolation]:
             statuses=statuses,
         )
     ]
-
-
-def _page(size: int, token: str, scope: tuple[str, str]) -> tuple[int, str]:
-    violations = []
-    if size < 0 or size > MAX_PAGE_SIZE:
-        violations.append(FieldViolation("page_size", f"must be 0..{MAX_PAGE_SIZE}"))
-    after = ""
-    if token:
-        try:
-            after = convert.decode_token(token, *scope)
-        except ValueError as exc:
-            violations.append(FieldViolation("page_token", str(exc)))
-    if violations:
-        raise InvalidArgument(violations)
-    return size or DEFAULT_PAGE_SIZE, after
 
 
 class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
@@ -276,8 +259,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.GetZoneRequest, context: Context
     ) -> registry_pb2.GetZoneResponse:
         """One zone and its townships."""
-        if not request.zone_id:
-            raise InvalidArgument([FieldViolation("zone_id", "is required")])
+        fields.require(zone_id=request.zone_id)
         principal = current_principal()
         async with self._db.transaction() as session:
             zone = await registry.zone_of(session, request.zone_id)
@@ -292,21 +274,15 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.ListZonesRequest, context: Context
     ) -> registry_pb2.ListZonesResponse:
         """A page of the county's zones."""
-        if not request.county_id:
-            raise InvalidArgument([FieldViolation("county_id", "is required")])
-        limit, after = _page(request.page_size, request.page_token, (request.county_id, "zones"))
-        principal = current_principal()
-        policy.authorize_read_structure(
-            principal, county_id=request.county_id, what=f"county {request.county_id}"
-        )
+        fields.require(county_id=request.county_id)
+        scope = (request.county_id, "zones")
+        limit, after = paging.page(request.page_size, request.page_token, scope)
+        _authorize_read_county(request.county_id)
         async with self._db.transaction() as session:
             rows = await registry.page_zones(
                 session, county_id=request.county_id, after=after, limit=limit + 1
             )
-            token = ""
-            if len(rows) > limit:
-                rows = rows[:limit]
-                token = convert.encode_token(rows[-1].zone_id, request.county_id, "zones")
+            rows, token = paging.next_page(rows, limit, scope, lambda row: row.zone_id)
             zones = [await _zone_message(session, row) for row in rows]
         return registry_pb2.ListZonesResponse(zones=zones, next_page_token=token)
 
@@ -314,15 +290,11 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.UpdateZoneRequest, context: Context
     ) -> registry_pb2.UpdateZoneResponse:
         """Rename a zone or appoint its chief and deputy (idempotent by key)."""
-        violations = [
-            FieldViolation(name, "is required")
-            for name, value in (
-                ("idempotency_key", request.idempotency_key),
-                ("zone_id", request.zone_id),
-                ("name", request.name.strip()),
-            )
-            if not value
-        ]
+        violations = fields.missing(
+            idempotency_key=request.idempotency_key,
+            zone_id=request.zone_id,
+            name=request.name.strip(),
+        )
         if violations:
             raise InvalidArgument(violations)
         principal = current_principal()
@@ -377,14 +349,10 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: registry_pb2.ListTownshipsRequest, context: Context
     ) -> registry_pb2.ListTownshipsResponse:
         """A page of the county's (or one zone's) townships."""
-        if not request.county_id:
-            raise InvalidArgument([FieldViolation("county_id", "is required")])
+        fields.require(county_id=request.county_id)
         scope = (request.county_id, f"townships|{request.zone_id}")
-        limit, after = _page(request.page_size, request.page_token, scope)
-        principal = current_principal()
-        policy.authorize_read_structure(
-            principal, county_id=request.county_id, what=f"county {request.county_id}"
-        )
+        limit, after = paging.page(request.page_size, request.page_token, scope)
+        _authorize_read_county(request.county_id)
         async with self._db.transaction() as session:
             rows = await registry.page_townships(
                 session,
@@ -393,10 +361,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
                 after=after,
                 limit=limit + 1,
             )
-        token = ""
-        if len(rows) > limit:
-            rows = rows[:limit]
-            token = convert.encode_token(rows[-1].township_id, *scope)
+        rows, token = paging.next_page(rows, limit, scope, lambda row: row.township_id)
         return registry_pb2.ListTownshipsResponse(
             townships=[township_message(row) for row in rows], next_page_token=token
         )
@@ -418,11 +383,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             violations.append(FieldViolation("idempotency_key", "is required"))
         if not request.name.strip():
             violations.append(FieldViolation("name", "is required"))
-        effective_from = None
-        try:
-            effective_from = convert.parse_day(request.effective_from)
-        except ValueError:
-            violations.append(FieldViolation("effective_from", "must be a date YYYY-MM-DD"))
+        effective_from = fields.day(request.effective_from, "effective_from", violations)
         if violations:
             raise InvalidArgument(violations)
         assert effective_from is not None
@@ -520,7 +481,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         if violations:
             raise InvalidArgument(violations)
         scope = (request.record_type, request.record_id)
-        limit, after = _page(request.page_size, request.page_token, scope)
+        limit, after = paging.page(request.page_size, request.page_token, scope)
         principal = current_principal()
         async with self._db.transaction() as session:
             await self._authorize_history(
@@ -533,10 +494,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
                 after=int(after or 0),
                 limit=limit + 1,
             )
-        token = ""
-        if len(rows) > limit:
-            rows = rows[:limit]
-            token = convert.encode_token(str(rows[-1].change_id), *scope)
+        rows, token = paging.next_page(rows, limit, scope, lambda row: str(row.change_id))
         return registry_pb2.ListRegistryChangesResponse(
             changes=[_change_message(row) for row in rows], next_page_token=token
         )
@@ -567,6 +525,12 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         policy.authorize_read_structure(
             principal, county_id=row.county_id, what=f"{record_type} {record_id}"
         )
+
+
+def _authorize_read_county(county_id: str) -> None:
+    policy.authorize_read_structure(
+        current_principal(), county_id=county_id, what=f"county {county_id}"
+    )
 
 
 async def _zone_message(session: AsyncSession, zone: ZoneRow) -> registry_pb2.Zone:

@@ -28,7 +28,7 @@ from services.runtime.grpc.errors import (
 )
 from services.runtime.outbox import record_event
 from services.runtime.tokens import Principal
-from services.staffing.api import convert, policy
+from services.staffing.api import convert, fields, paging, policy
 from services.staffing.domain.draw import (
     OVERRIDE_VERSION,
     DrawRecord,
@@ -41,23 +41,12 @@ from services.staffing.drawing import SOURCE, TeamDrawer
 from services.staffing.store import casework, draws, registry
 from services.staffing.store.tables import ConflictRow, DrawRow, RecusalRow
 
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
-
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
 def _derived_id(principal: Principal, call: str, key: str) -> str:
     """The same caller repeating a call with the same key gets the same record back."""
     return hashlib.sha256(f"{principal.subject}|{call}|{key}".encode()).hexdigest()[:32]
-
-
-def _require(**fields: str) -> None:
-    violations = [
-        FieldViolation(name, "is required") for name, value in fields.items() if not value
-    ]
-    if violations:
-        raise InvalidArgument(violations)
 
 
 class StaffingServicer(staffing_pb2_grpc.StaffingServiceServicer):
@@ -77,7 +66,7 @@ class StaffingServicer(staffing_pb2_grpc.StaffingServiceServicer):
         self, request: staffing_pb2.ExplainDrawRequest, context: Context
     ) -> staffing_pb2.ExplainDrawResponse:
         """A recorded draw with every filter stage, exclusion, seed and result."""
-        _require(draw_id=request.draw_id)
+        fields.require(draw_id=request.draw_id)
         principal = current_principal()
         async with self._db.transaction() as session:
             row, record = await self._draw(session, request.draw_id)
@@ -91,7 +80,7 @@ class StaffingServicer(staffing_pb2_grpc.StaffingServiceServicer):
         self, request: staffing_pb2.ReplayDrawRequest, context: Context
     ) -> staffing_pb2.ReplayDrawResponse:
         """Recompute a draw from its record and say whether it matches."""
-        _require(draw_id=request.draw_id)
+        fields.require(draw_id=request.draw_id)
         principal = current_principal()
         async with self._db.transaction() as session:
             row, record = await self._draw(session, request.draw_id)
@@ -122,7 +111,7 @@ class StaffingServicer(staffing_pb2_grpc.StaffingServiceServicer):
         self, request: staffing_pb2.GetPersonRequest, context: Context
     ) -> staffing_pb2.GetPersonResponse:
         """One person, if the caller may see them."""
-        _require(person_id=request.person_id)
+        fields.require(person_id=request.person_id)
         principal = current_principal()
         async with self._db.transaction() as session:
             row = await registry.get_person(session, request.person_id)
@@ -146,21 +135,15 @@ class StaffingServicer(staffing_pb2_grpc.StaffingServiceServicer):
         violations = []
         if not request.county_id:
             violations.append(FieldViolation("county_id", "is required"))
-        if request.page_size < 0 or request.page_size > MAX_PAGE_SIZE:
-            violations.append(FieldViolation("page_size", f"must be 0..{MAX_PAGE_SIZE}"))
-        after = ""
-        if request.page_token:
-            try:
-                after = convert.decode_token(request.page_token, request.county_id, request.zone_id)
-            except ValueError as exc:
-                violations.append(FieldViolation("page_token", str(exc)))
+        scope = (request.county_id, request.zone_id)
+        limit = paging.page_size(request.page_size, violations)
+        after = paging.page_after(request.page_token, scope, violations)
         if violations:
             raise InvalidArgument(violations)
         principal = current_principal()
         zones, informants = policy.listable_zones(
             principal, county_id=request.county_id, zone_id=request.zone_id
         )
-        limit = request.page_size or DEFAULT_PAGE_SIZE
         async with self._db.transaction() as session:
             rows = await registry.page_people(
                 session,
@@ -170,12 +153,7 @@ class StaffingServicer(staffing_pb2_grpc.StaffingServiceServicer):
                 after=after,
                 limit=limit + 1,
             )
-            next_token = ""
-            if len(rows) > limit:
-                rows = rows[:limit]
-                next_token = convert.encode_token(
-                    rows[-1].person_id, request.county_id, request.zone_id
-                )
+            rows, next_token = paging.next_page(rows, limit, scope, lambda row: row.person_id)
             people = []
             for row in rows:
                 await _audit(
@@ -189,29 +167,21 @@ class StaffingServicer(staffing_pb2_grpc.StaffingServiceServicer):
         self, request: staffing_pb2.DeclareConflictRequest, context: Context
     ) -> staffing_pb2.DeclareConflictResponse:
         """Record a declared conflict (idempotent by key)."""
-        violations = [
-            FieldViolation(name, "is required")
-            for name, value in (
-                ("idempotency_key", request.idempotency_key),
-                ("county_id", request.county_id),
-                ("person_id", request.person_id),
-                ("party_key", request.party_key),
-            )
-            if not value
-        ]
+        violations = fields.missing(
+            idempotency_key=request.idempotency_key,
+            county_id=request.county_id,
+            person_id=request.person_id,
+            party_key=request.party_key,
+        )
         relation = convert.RELATIONS.get(request.relation)
         if relation is None:
             violations.append(FieldViolation("relation", "must be set"))
-        valid_from = valid_until = None
-        try:
-            valid_from = convert.parse_day(request.valid_from)
-        except ValueError:
-            violations.append(FieldViolation("valid_from", "must be a date YYYY-MM-DD"))
-        if request.valid_until:
-            try:
-                valid_until = convert.parse_day(request.valid_until)
-            except ValueError:
-                violations.append(FieldViolation("valid_until", "must be a date YYYY-MM-DD"))
+        valid_from = fields.day(request.valid_from, "valid_from", violations)
+        valid_until = (
+            fields.day(request.valid_until, "valid_until", violations)
+            if request.valid_until
+            else None
+        )
         if valid_from and valid_until and valid_until < valid_from:
             violations.append(FieldViolation("valid_until", "is before valid_from"))
         if violations:
@@ -260,17 +230,13 @@ class StaffingServicer(staffing_pb2_grpc.StaffingServiceServicer):
         self, request: staffing_pb2.RequestRecusalRequest, context: Context
     ) -> staffing_pb2.RequestRecusalResponse:
         """Raise a recusal request (idempotent by key)."""
-        violations = [
-            FieldViolation(name, "is required")
-            for name, value in (
-                ("idempotency_key", request.idempotency_key),
-                ("county_id", request.county_id),
-                ("zone_id", request.zone_id),
-                ("case_id", request.case_id),
-                ("person_id", request.person_id),
-            )
-            if not value
-        ]
+        violations = fields.missing(
+            idempotency_key=request.idempotency_key,
+            county_id=request.county_id,
+            zone_id=request.zone_id,
+            case_id=request.case_id,
+            person_id=request.person_id,
+        )
         ground = convert.RELATIONS.get(request.ground)
         raised_by = convert.RAISERS.get(request.raised_by)
         if ground is None:
@@ -323,7 +289,7 @@ class StaffingServicer(staffing_pb2_grpc.StaffingServiceServicer):
         self, request: staffing_pb2.DecideRecusalRequest, context: Context
     ) -> staffing_pb2.DecideRecusalResponse:
         """The commission head decides; the decision is recorded, audited and published."""
-        _require(idempotency_key=request.idempotency_key, recusal_id=request.recusal_id)
+        fields.require(idempotency_key=request.idempotency_key, recusal_id=request.recusal_id)
         principal = current_principal()
         decided = "granted" if request.granted else "refused"
         async with self._db.transaction() as session:
@@ -380,7 +346,7 @@ class StaffingServicer(staffing_pb2_grpc.StaffingServiceServicer):
         self, request: staffing_pb2.AcceptAssignmentRequest, context: Context
     ) -> staffing_pb2.AcceptAssignmentResponse:
         """The drawn person accepts."""
-        _require(idempotency_key=request.idempotency_key, draw_id=request.draw_id)
+        fields.require(idempotency_key=request.idempotency_key, draw_id=request.draw_id)
         principal = current_principal()
         async with self._db.transaction() as session:
             row, _ = await self._draw(session, request.draw_id)
@@ -405,7 +371,7 @@ class StaffingServicer(staffing_pb2_grpc.StaffingServiceServicer):
         self, request: staffing_pb2.DeclineAssignmentRequest, context: Context
     ) -> staffing_pb2.DeclineAssignmentResponse:
         """The drawn person declines with a reason; a replacement is drawn and recorded."""
-        _require(
+        fields.require(
             idempotency_key=request.idempotency_key,
             draw_id=request.draw_id,
             reason=request.reason.strip(),
@@ -515,15 +481,11 @@ class StaffingServicer(staffing_pb2_grpc.StaffingServiceServicer):
         self, request: staffing_pb2.OverrideDrawRequest, context: Context
     ) -> staffing_pb2.OverrideDrawResponse:
         """The zone chief sets the team instead of the draw, with a mandatory reason."""
-        violations = [
-            FieldViolation(name, "is required")
-            for name, value in (
-                ("idempotency_key", request.idempotency_key),
-                ("draw_id", request.draw_id),
-                ("reason", request.reason.strip()),
-            )
-            if not value
-        ]
+        violations = fields.missing(
+            idempotency_key=request.idempotency_key,
+            draw_id=request.draw_id,
+            reason=request.reason.strip(),
+        )
         members = tuple(request.member_person_ids)
         if not members:
             violations.append(FieldViolation("member_person_ids", "is required"))

@@ -17,7 +17,7 @@ from services.runtime.grpc.auth import current_principal
 from services.runtime.grpc.errors import FieldViolation, InvalidArgument, NotFound
 from services.runtime.outbox import record_event
 from services.runtime.tokens import Principal
-from services.staffing.api import convert, policy
+from services.staffing.api import convert, fields, paging, policy
 from services.staffing.domain.training import (
     AttendanceStatus,
     TrainingType,
@@ -29,8 +29,6 @@ from services.staffing.store.records_tables import AttendanceRow, TrainingRow
 from services.staffing.store.tables import PersonRow
 
 SOURCE = "xiezuo/staffing"
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
@@ -49,20 +47,6 @@ STATUSES = {
 }
 TYPE_NUMBERS = {value: key for key, value in TYPES.items()}
 STATUS_NUMBERS = {value: key for key, value in STATUSES.items()}
-
-
-def _day(text: str, name: str, violations: list[FieldViolation]) -> date | None:
-    try:
-        return convert.parse_day(text)
-    except ValueError:
-        violations.append(FieldViolation(name, "must be a date YYYY-MM-DD"))
-        return None
-
-
-def _page_size(size: int, violations: list[FieldViolation]) -> int:
-    if size < 0 or size > MAX_PAGE_SIZE:
-        violations.append(FieldViolation("page_size", f"must be 0..{MAX_PAGE_SIZE}"))
-    return size or DEFAULT_PAGE_SIZE
 
 
 def training_message(row: TrainingRow) -> training_pb2.TrainingRecord:
@@ -106,25 +90,55 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
             raise NotFound(f"person {person_id}")
         return row
 
+    async def _recordable_person(
+        self, session: AsyncSession, principal: Principal, person_id: str
+    ) -> PersonRow:
+        person = await self._person(session, person_id)
+        policy.authorize_record_staff_records(
+            principal,
+            county_id=person.county_id,
+            zone_id=person.zone_id,
+            person_id=person.person_id,
+        )
+        return person
+
+    async def _readable_person(
+        self, session: AsyncSession, person_id: str, action: str
+    ) -> PersonRow:
+        # Reading a person's records is audited in the same transaction as the read.
+        principal = current_principal()
+        person = await self._person(session, person_id)
+        policy.authorize_read_staff_records(
+            principal,
+            county_id=person.county_id,
+            zone_id=person.zone_id,
+            person_id=person.person_id,
+        )
+        await audit.append(
+            session,
+            county_id=person.county_id,
+            actor=principal.subject,
+            action=action,
+            record_type="person",
+            record_id=person.person_id,
+        )
+        return person
+
     async def RecordTraining(
         self, request: training_pb2.RecordTrainingRequest, context: Context
     ) -> training_pb2.RecordTrainingResponse:
         """Record one day of training (idempotent by key) and publish it."""
-        violations = [
-            FieldViolation(name, "is required")
-            for name, value in (
-                ("idempotency_key", request.idempotency_key),
-                ("person_id", request.person_id),
-            )
-            if not value
-        ]
+        violations = fields.missing(
+            idempotency_key=request.idempotency_key,
+            person_id=request.person_id,
+        )
         violations += [
             FieldViolation(f, p) for f, p in training_problems(request.course, request.hours)
         ]
         kind = TYPES.get(request.training_type)
         if kind is None:
             violations.append(FieldViolation("training_type", "must be set"))
-        on = _day(request.date, "date", violations)
+        on = fields.day(request.date, "date", violations)
         if violations:
             raise InvalidArgument(violations)
         assert kind is not None and on is not None
@@ -140,13 +154,7 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
             }
         )
         async with self._db.transaction() as session:
-            person = await self._person(session, request.person_id)
-            policy.authorize_record_staff_records(
-                principal,
-                county_id=person.county_id,
-                zone_id=person.zone_id,
-                person_id=person.person_id,
-            )
+            person = await self._recordable_person(session, principal, request.person_id)
             earlier = await _earlier(
                 session, principal, "RecordTraining", request.idempotency_key, request_print
             )
@@ -210,48 +218,20 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
         self, request: training_pb2.ListTrainingRequest, context: Context
     ) -> training_pb2.ListTrainingResponse:
         """A page of a person's training records."""
-        violations: list[FieldViolation] = []
-        if not request.person_id:
-            violations.append(FieldViolation("person_id", "is required"))
-        limit = _page_size(request.page_size, violations)
-        after = None
-        if request.page_token:
-            try:
-                day, record_id = convert.decode_token(
-                    request.page_token, request.person_id, "training"
-                ).split("|", 1)
-                after = (date.fromisoformat(day), record_id)
-            except ValueError as exc:
-                violations.append(FieldViolation("page_token", str(exc)))
+        violations = fields.missing(person_id=request.person_id)
+        scope = (request.person_id, "training")
+        limit = paging.page_size(request.page_size, violations)
+        after = paging.page_cursor(request.page_token, scope, violations, _training_cursor)
         if violations:
             raise InvalidArgument(violations)
-        principal = current_principal()
         async with self._db.transaction() as session:
-            person = await self._person(session, request.person_id)
-            policy.authorize_read_staff_records(
-                principal,
-                county_id=person.county_id,
-                zone_id=person.zone_id,
-                person_id=person.person_id,
-            )
+            person = await self._readable_person(session, request.person_id, "training.read")
             rows = await training.training_page(
                 session, person.person_id, after=after, limit=limit + 1
             )
-            await audit.append(
-                session,
-                county_id=person.county_id,
-                actor=principal.subject,
-                action="training.read",
-                record_type="person",
-                record_id=person.person_id,
-            )
-        token = ""
-        if len(rows) > limit:
-            rows = rows[:limit]
-            last = rows[-1]
-            token = convert.encode_token(
-                f"{last.on_date.isoformat()}|{last.record_id}", request.person_id, "training"
-            )
+        rows, token = paging.next_page(
+            rows, limit, scope, lambda row: f"{row.on_date.isoformat()}|{row.record_id}"
+        )
         return training_pb2.ListTrainingResponse(
             records=[training_message(row) for row in rows], next_page_token=token
         )
@@ -260,18 +240,14 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
         self, request: training_pb2.RecordAttendanceRequest, context: Context
     ) -> training_pb2.RecordAttendanceResponse:
         """Record or correct a day's attendance (idempotent by key) and publish it."""
-        violations = [
-            FieldViolation(name, "is required")
-            for name, value in (
-                ("idempotency_key", request.idempotency_key),
-                ("person_id", request.person_id),
-            )
-            if not value
-        ]
+        violations = fields.missing(
+            idempotency_key=request.idempotency_key,
+            person_id=request.person_id,
+        )
         status = STATUSES.get(request.status)
         if status is None:
             violations.append(FieldViolation("status", "must be set"))
-        day = _day(request.day, "day", violations)
+        day = fields.day(request.day, "day", violations)
         if len(request.note) > 1000:
             violations.append(FieldViolation("note", "is longer than 1000 characters"))
         if violations:
@@ -287,13 +263,7 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
             }
         )
         async with self._db.transaction() as session:
-            person = await self._person(session, request.person_id)
-            policy.authorize_record_staff_records(
-                principal,
-                county_id=person.county_id,
-                zone_id=person.zone_id,
-                person_id=person.person_id,
-            )
+            person = await self._recordable_person(session, principal, request.person_id)
             row = await session.get(AttendanceRow, (person.person_id, day))
             earlier = await _earlier(
                 session, principal, "RecordAttendance", request.idempotency_key, request_print
@@ -355,49 +325,22 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
         self, request: training_pb2.ListAttendanceRequest, context: Context
     ) -> training_pb2.ListAttendanceResponse:
         """A page of a person's attendance days."""
-        violations: list[FieldViolation] = []
-        if not request.person_id:
-            violations.append(FieldViolation("person_id", "is required"))
-        first = _day(request.from_day, "from_day", violations) if request.from_day else None
-        last = _day(request.to_day, "to_day", violations) if request.to_day else None
+        violations = fields.missing(person_id=request.person_id)
+        first = fields.day(request.from_day, "from_day", violations) if request.from_day else None
+        last = fields.day(request.to_day, "to_day", violations) if request.to_day else None
         if first and last and last < first:
             violations.append(FieldViolation("to_day", "is before from_day"))
-        limit = _page_size(request.page_size, violations)
-        after = None
-        scope = f"attendance|{request.from_day}|{request.to_day}"
-        if request.page_token:
-            try:
-                after = date.fromisoformat(
-                    convert.decode_token(request.page_token, request.person_id, scope)
-                )
-            except ValueError as exc:
-                violations.append(FieldViolation("page_token", str(exc)))
+        limit = paging.page_size(request.page_size, violations)
+        scope = (request.person_id, f"attendance|{request.from_day}|{request.to_day}")
+        after = paging.page_cursor(request.page_token, scope, violations, date.fromisoformat)
         if violations:
             raise InvalidArgument(violations)
-        principal = current_principal()
         async with self._db.transaction() as session:
-            person = await self._person(session, request.person_id)
-            policy.authorize_read_staff_records(
-                principal,
-                county_id=person.county_id,
-                zone_id=person.zone_id,
-                person_id=person.person_id,
-            )
+            person = await self._readable_person(session, request.person_id, "attendance.read")
             rows = await training.attendance_page(
                 session, person.person_id, first=first, last=last, after=after, limit=limit + 1
             )
-            await audit.append(
-                session,
-                county_id=person.county_id,
-                actor=principal.subject,
-                action="attendance.read",
-                record_type="person",
-                record_id=person.person_id,
-            )
-        token = ""
-        if len(rows) > limit:
-            rows = rows[:limit]
-            token = convert.encode_token(rows[-1].day.isoformat(), request.person_id, scope)
+        rows, token = paging.next_page(rows, limit, scope, lambda row: row.day.isoformat())
         return training_pb2.ListAttendanceResponse(
             days=[attendance_message(row) for row in rows], next_page_token=token
         )
@@ -412,3 +355,8 @@ async def _earlier(
         )
     except idempotency.KeyReused as exc:
         raise InvalidArgument([FieldViolation("idempotency_key", str(exc))]) from exc
+
+
+def _training_cursor(cursor: str) -> tuple[date, str]:
+    day, record_id = cursor.split("|", 1)
+    return date.fromisoformat(day), record_id
