@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import random
 import statistics
@@ -102,10 +103,27 @@ async def _seed(url: str, count: int) -> None:
                 "duplicate_fingerprint": profile.fingerprint,
             }
         )
+    # Each seeded report opened its clue: a repeat of it joins that clue on intake's ledger.
+    clue_names = "clue_id county_id zone_id first_report_id registered_at repeat_count priority"
+    clue = table("intake_clue", *[column(name) for name in [*clue_names.split(), "progress"]])
+    clues = [
+        {
+            "clue_id": row["clue_id"],
+            "county_id": "c-bench",
+            "zone_id": "z-bench",
+            "first_report_id": row["report_id"],
+            "registered_at": row["registered_at"],
+            "repeat_count": 0,
+            "priority": 10,
+            "progress": "",
+        }
+        for row in rows
+    ]
     engine = create_async_engine(url)
     async with engine.begin() as connection:
         for first in range(0, len(rows), 2_000):
             await connection.execute(insert(report), rows[first : first + 2_000])
+            await connection.execute(insert(clue), clues[first : first + 2_000])
     await engine.dispose()
 
 
@@ -124,6 +142,8 @@ async def _serve(state_dir: Path, url: str) -> None:
     from services.runtime.grpc.server import GrpcEndpoint
     from services.runtime.settings import PlatformSettings, Settings
 
+    # Errors of the service show on the benchmark's stderr.
+    logging.basicConfig(level=logging.WARNING)
     os.environ["XIEZUO_INTAKE_DATABASE_URL"] = url
     settings = Settings("intake", PlatformSettings(state_dir=state_dir, migrate_on_start=False))
     host, grpc_parts, _ = build(settings)

@@ -23,6 +23,7 @@ from services.contracts.cases import (
 from services.contracts.staffing import TownshipPlaced
 from services.intake.api.parts import IntakeParts
 from services.intake.api.servicer import IntakeServicer
+from services.intake.domain.receipt import ReceiptKeys
 from services.intake.handlers.case_progress import CaseProgressHandler
 from services.intake.handlers.township_placed import on_township_placed
 from services.intake.settings import IntakeSettings
@@ -36,7 +37,7 @@ from services.intake.store.result_feedback import ResultDesk
 from services.intake.store.reveals import RevealDesk
 from services.intake.store.rule_files import load_rule_book
 from services.intake.store.townships import TownshipRegistry
-from services.intake.store.vault import Vault
+from services.intake.store.vault import Vault, read_key_file
 from services.runtime.host import GrpcParts, ServiceHost
 from services.runtime.settings import Settings
 
@@ -64,18 +65,31 @@ def vault_for(settings: Settings, own: IntakeSettings | None = None) -> Vault:
     return Vault.from_key_file(key_file, retired=own.vault_retired_key_files)
 
 
+def receipt_keys_for(settings: Settings, own: IntakeSettings | None = None) -> ReceiptKeys:
+    """The configured receipt key (and retired ones), or a generated dev key under the state dir."""
+    own = own or IntakeSettings()
+    key_file = own.receipt_key_file or Vault.ensure_dev_key(
+        settings.platform.state_dir / "keys" / "intake-receipt-key.hex"
+    )
+    return ReceiptKeys(
+        read_key_file(key_file),
+        retired=[read_key_file(path) for path in own.receipt_retired_key_files],
+    )
+
+
 def build(settings: Settings) -> tuple[ServiceHost, GrpcParts, IntakeParts]:
     """Wire intake: vault, rules and stores over the host's database, one gRPC servicer."""
     host = ServiceHost(settings)
     own = IntakeSettings()
     rule_book = load_rule_book(own.rules_dir)
     vault = vault_for(settings, own)
+    receipt_keys = receipt_keys_for(settings, own)
     database = host.database
     parts = IntakeParts(
         rule_book=rule_book,
-        registry=ReportRegistry(database, vault, rule_book),
+        registry=ReportRegistry(database, vault, rule_book, receipt_keys),
         reports=ReportReader(database),
-        receipts=ReceiptDesk(database, rule_book),
+        receipts=ReceiptDesk(database, rule_book, receipt_keys),
         channel=ReporterChannel(database, vault),
         reveals=RevealDesk(database, vault),
         acceptance=AcceptanceDesk(database, vault),

@@ -19,6 +19,7 @@ from xiezuo.intake.v1 import intake_pb2_grpc
 
 from services.intake.api.parts import IntakeParts
 from services.intake.api.servicer import IntakeServicer
+from services.intake.domain.receipt import ReceiptKeys
 from services.intake.domain.rulebook import RuleBook
 from services.intake.store.acceptance import AcceptanceDesk
 from services.intake.store.duplicates import DuplicateDesk
@@ -40,6 +41,7 @@ from tests.conftest import MakeDatabase
 ISSUER, AUDIENCE = "test", "xiezuo"
 WINDOW_DAYS = 400
 VAULT = Vault(bytes(range(32)))
+RECEIPT_KEYS = ReceiptKeys(bytes(range(32, 64)))
 
 
 @dataclass
@@ -72,9 +74,9 @@ async def serve(database: Database, book: RuleBook) -> AsyncIterator[Api]:
     )
     parts = IntakeParts(
         rule_book=book,
-        registry=ReportRegistry(database, VAULT, book),
+        registry=ReportRegistry(database, VAULT, book, RECEIPT_KEYS),
         reports=ReportReader(database),
-        receipts=ReceiptDesk(database, book),
+        receipts=ReceiptDesk(database, book, RECEIPT_KEYS),
         channel=ReporterChannel(database, VAULT),
         reveals=RevealDesk(database, VAULT),
         acceptance=AcceptanceDesk(database, VAULT),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -10,6 +11,7 @@ from sqlmodel import col, select
 
 from services.intake.domain.channels import ChannelDetails
 from services.intake.domain.kinds import CadreLevel, Channel
+from services.intake.domain.receipt import ReceiptKeys
 from services.intake.domain.report import ReporterIdentity, Subject, Submission
 from services.intake.domain.reveal import RevealRefused
 from services.intake.domain.status import AcceptanceOutcome, ReportStatus
@@ -34,6 +36,7 @@ from tests.conftest import MakeDatabase
 
 BOOK = load_rule_book()
 KEK = bytes(range(32))
+RECEIPT_KEYS = ReceiptKeys(bytes(range(32, 64)))
 IDENTITY = ReporterIdentity("Zhao Liu", "110101199001011234", "13800000000", "Main St 1")
 
 
@@ -56,7 +59,7 @@ def _submission(key: str, *, real_name: bool = True) -> Submission:
 
 
 async def _register(db: Database, key: str, *, real_name: bool = True) -> tuple[str, str]:
-    registry = ReportRegistry(db, Vault(KEK), BOOK)
+    registry = ReportRegistry(db, Vault(KEK), BOOK, RECEIPT_KEYS)
     registration = await registry.register(_submission(key, real_name=real_name), actor="officer")
     return registration.report_id, registration.receipt_code
 
@@ -76,7 +79,7 @@ async def test_a_receipt_finds_its_report_and_guessing_is_locked_out(
 ) -> None:
     db = await make_database("intake")
     report_id, code = await _register(db, "k1")
-    desk = ReceiptDesk(db, BOOK)
+    desk = ReceiptDesk(db, BOOK, RECEIPT_KEYS)
     now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
     found = await desk.find(ReceiptClaim("c1", code, "client-a"), actor="portal", now=now)
     assert found.report_id == report_id
@@ -89,7 +92,7 @@ async def test_a_receipt_finds_its_report_and_guessing_is_locked_out(
     # Now even the right code is refused to that caller: guessing cannot go on.
     with pytest.raises(ReceiptLockedOut):
         await desk.find(ReceiptClaim("c1", code, "attacker"), actor="portal", now=now)
-    # Another caller is not locked (the prefix limit is higher), and the lockout ends.
+    # Another caller is not locked (the county's budget is higher), and the lockout ends.
     assert await desk.find(ReceiptClaim("c1", code, "client-b"), actor="portal", now=now)
     later = now + timedelta(minutes=guard.lockout_minutes + guard.window_minutes + 1)
     assert await desk.find(ReceiptClaim("c1", code, "attacker"), actor="portal", now=later)
@@ -107,20 +110,89 @@ async def test_a_receipt_finds_its_report_and_guessing_is_locked_out(
     assert len(failures) == guard.max_failures_per_caller and len(locked) == 1
 
 
-async def test_distributed_guessing_on_one_prefix_is_locked_out(
+def _wrong(code: str, seed: int) -> str:
+    """A well-formed code that is not `code`, with a prefix of its own for each seed < 100."""
+    prefix = f"{(seed + 1) * 97 % 10_000:04d}"
+    last = code[-1] if prefix != code[:4] else str((int(code[-1]) + 1) % 10)
+    return prefix + code[4:-1] + last
+
+
+async def test_guesses_from_ever_new_sources_are_throttled_county_wide(
     make_database: MakeDatabase,
 ) -> None:
     db = await make_database("intake")
     _, code = await _register(db, "k1")
-    desk = ReceiptDesk(db, BOOK)
+    desk = ReceiptDesk(db, BOOK, RECEIPT_KEYS)
     now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
     guard = BOOK.rules_on(now.date()).receipt_guard
-    wrong = code[:4] + ("0" * 12 if code[4:] != "0" * 12 else "1" * 12)
-    for attempt in range(guard.max_failures_per_prefix):
-        with pytest.raises(ReceiptUnknown):
-            await desk.find(ReceiptClaim("c1", wrong, f"bot-{attempt}"), actor="portal", now=now)
+    checked, refused = 0, 0
+    for attempt in range(100):
+        # Every guess from a new caller reference: no source ever reaches its own limit.
+        claim = ReceiptClaim("c1", _wrong(code, attempt), f"bot-{attempt}")
+        try:
+            await desk.find(claim, actor="portal", now=now + timedelta(seconds=attempt))
+        except ReceiptUnknown:
+            checked += 1
+        except ReceiptLockedOut:
+            refused += 1
+    assert checked == guard.max_failures_per_county and refused == 100 - checked
+    # While the county's window is full, a code is not even checked (right or wrong)...
+    later = now + timedelta(seconds=100)
     with pytest.raises(ReceiptLockedOut):
-        await desk.find(ReceiptClaim("c1", code, "fresh"), actor="portal", now=now)
+        await desk.find(ReceiptClaim("c1", code, "fresh"), actor="portal", now=later)
+    # ...and the back-off ends once the failures have left the window.
+    drained = now + timedelta(minutes=guard.window_minutes, seconds=1)
+    assert await desk.find(ReceiptClaim("c1", code, "fresh"), actor="portal", now=drained)
+
+
+async def test_strangers_guessing_near_a_real_code_never_lock_its_holder_out(
+    make_database: MakeDatabase,
+) -> None:
+    db = await make_database("intake")
+    report_id, code = await _register(db, "k1")
+    desk = ReceiptDesk(db, BOOK, RECEIPT_KEYS)
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    guard = BOOK.rules_on(now.date()).receipt_guard
+    # Wrong guesses sharing the real code's first eight digits, from several sources, up to
+    # just under the county's budget (each source stays under its own limit too).
+    for attempt in range(guard.max_failures_per_county - 1):
+        guess = code[:8] + f"{(int(code[8:]) + attempt + 1) % 10**8:08d}"
+        source = f"stranger-{attempt % 10}"
+        with pytest.raises(ReceiptUnknown):
+            await desk.find(ReceiptClaim("c1", guess, source), actor="portal", now=now)
+    found = await desk.find(ReceiptClaim("c1", code, "holder"), actor="portal", now=now)
+    assert found.report_id == report_id
+
+
+async def test_a_legacy_scrypt_receipt_is_found_and_rehashed_under_the_key(
+    make_database: MakeDatabase,
+) -> None:
+    db = await make_database("intake")
+    report_id, _ = await _register(db, "k1")
+    code = "4711000000000042"
+    salt = bytes(range(16))
+    digest = hashlib.scrypt(code.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
+    async with db.transaction() as session:
+        row = await session.get(ReportRow, report_id)
+        assert row is not None
+        # As intake stored receipts before intake_0007.
+        row.receipt_hash = f"scrypt${2**14}$8$1${salt.hex()}${digest.hex()}"
+        row.receipt_prefix = code[:4]
+        session.add(row)
+    desk = ReceiptDesk(db, BOOK, RECEIPT_KEYS)
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    with pytest.raises(ReceiptUnknown):
+        await desk.find(ReceiptClaim("c1", code[:15] + "3", "a"), actor="portal", now=now)
+    assert (await desk.find(ReceiptClaim("c1", code, "a"), actor="portal", now=now)).report_id == (
+        report_id
+    )
+    async with db.session() as session:
+        upgraded = await session.get(ReportRow, report_id)
+    assert upgraded is not None and upgraded.receipt_prefix is None
+    assert upgraded.receipt_hash == RECEIPT_KEYS.digest(code)
+    assert (await desk.find(ReceiptClaim("c1", code, "b"), actor="portal", now=now)).report_id == (
+        report_id
+    )
 
 
 async def test_reveal_needs_a_custodians_approval_and_works_once(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.exceptions import InvalidTag
 
-from services.intake.domain.receipt import hash_receipt, new_receipt_code, receipt_matches
+from services.intake.domain.receipt import ReceiptKeys, legacy_receipt_matches, new_receipt_code
 from services.intake.domain.report import (
     CadreLevel,
     Channel,
@@ -93,15 +94,30 @@ def test_reporter_identity_never_shows_in_its_repr() -> None:
     assert "Li Si" not in repr(identity) and "1380" not in repr(identity)
 
 
-def test_receipt_codes_are_16_digits_and_verify_only_against_their_hash() -> None:
+def test_receipt_codes_are_16_digits_and_their_keyed_hash_needs_the_key() -> None:
     code = new_receipt_code()
     assert len(code) == 16 and code.isdigit()
-    stored = hash_receipt(code)
-    assert code not in stored
-    assert receipt_matches(code, stored)
+    keys = ReceiptKeys(bytes(range(32)))
+    stored = keys.digest(code)
+    assert code not in stored and stored.startswith("hmac-sha256$")
+    assert keys.digests(code) == [stored]
     other = "0" * 16 if code != "0" * 16 else "1" * 16
-    assert not receipt_matches(other, stored)
-    assert not receipt_matches(code, "garbage")
+    assert keys.digest(other) != stored
+    # Another key gives another hash: the database alone cannot be searched for codes.
+    assert ReceiptKeys(bytes(32)).digest(code) != stored
+    # After rotation the retired key's hash is still among the ones looked up.
+    rotated = ReceiptKeys(bytes(32), retired=[bytes(range(32))])
+    assert stored in rotated.digests(code) and rotated.digest(code) != stored
+
+
+def test_a_legacy_scrypt_receipt_still_verifies() -> None:
+    code = "1234567890123456"
+    salt = bytes(16)
+    digest = hashlib.scrypt(code.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
+    stored = f"scrypt${2**14}$8$1${salt.hex()}${digest.hex()}"
+    assert legacy_receipt_matches(code, stored)
+    assert not legacy_receipt_matches("1234567890123457", stored)
+    assert not legacy_receipt_matches(code, "garbage")
 
 
 def test_vault_round_trip_and_tamper_detection() -> None:

@@ -142,6 +142,45 @@ def classify(
     return list(similar.values())
 
 
+# How many edits the stored match keys cover: each report is stored under its name and every
+# one-deletion variant of it, so two names within one edit always share a key.
+INDEXED_EDITS = 1
+
+
+def _variants(name: str, edits: int) -> set[str]:
+    variants = {name}
+    if edits >= 1:
+        variants |= {name[:index] + name[index + 1 :] for index in range(len(name))}
+    return variants
+
+
+def _match_key(county_id: str, township_id: str, variant: str) -> str:
+    return hashlib.sha256("\x1f".join((county_id, township_id, variant)).encode()).hexdigest()[:32]
+
+
+def stored_match_keys(profile: DuplicateProfile) -> frozenset[str]:
+    """Keys a report is stored under for duplicate matching (its township, name variants)."""
+    return frozenset(
+        _match_key(profile.county_id, profile.township_id, variant)
+        for variant in _variants(profile.subject_name, INDEXED_EDITS)
+    )
+
+
+def lookup_match_keys(profile: DuplicateProfile, rules: DuplicateRules) -> frozenset[str] | None:
+    """Keys that find every stored report `classify` could link or flag; None if no key can.
+
+    An exact repeat or a same-name report shares the name itself; a name one edit away shares
+    a one-deletion variant (a deletion from either side, or the same position of a
+    substitution). Rules allowing more edits than the keys cover need a full scan (None).
+    """
+    if rules.near_name_max_edits > INDEXED_EDITS:
+        return None
+    return frozenset(
+        _match_key(profile.county_id, profile.township_id, variant)
+        for variant in _variants(profile.subject_name, rules.near_name_max_edits)
+    )
+
+
 def raised_priority(current: int, *, per_repeat: int, cap: int) -> int:
     """A repeated report makes its clue more urgent, up to the rules' cap."""
     return min(current + per_repeat, cap, 100)

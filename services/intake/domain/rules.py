@@ -18,12 +18,13 @@ class RulesInvalid(ValueError):
 
 @dataclass(frozen=True)
 class ReceiptGuard:
-    """How many failed receipt look-ups are tolerated before a lockout."""
+    """How many failed receipt look-ups are tolerated, per source and per county."""
 
-    max_failures_per_prefix: int
     max_failures_per_caller: int
     window_minutes: int
     lockout_minutes: int
+    # From every source of the county together: bounds guessing from ever-new sources.
+    max_failures_per_county: int = 50
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,18 @@ def _section(raw: Mapping[str, Any], name: str, where: str) -> Mapping[str, Any]
     if not isinstance(value, Mapping):
         raise RulesInvalid(f"{where}.{name} must be a mapping")
     return value
+
+
+def _receipt_guard(raw: Mapping[str, Any], where: str) -> ReceiptGuard:
+    # A county's older file without the county budget gets the default one.
+    optional = {"max_failures_per_county"}
+    return ReceiptGuard(
+        **{
+            name: _positive(raw, name, where)
+            for name in ReceiptGuard.__dataclass_fields__
+            if name not in optional or name in raw
+        }
+    )
 
 
 def _edits(raw: Mapping[str, Any], where: str) -> int:
@@ -122,12 +135,7 @@ def parse_rules(data: Any) -> list[IntakeRules]:
                 result_feedback_working_days=_positive(raw, "result_feedback_working_days", where),
                 forward_working_days=_positive(raw, "forward_working_days", where),
                 holidays=frozenset(holidays),
-                receipt_guard=ReceiptGuard(
-                    **{
-                        name: _positive(guard, name, f"{where}.receipt_guard")
-                        for name in ReceiptGuard.__dataclass_fields__
-                    }
-                ),
+                receipt_guard=_receipt_guard(guard, f"{where}.receipt_guard"),
                 duplicate_window_days=_positive(duplicates, "window_days", f"{where}.duplicates"),
                 triage=TriageWeights(
                     **{

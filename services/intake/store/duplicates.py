@@ -19,14 +19,17 @@ from services.intake.domain.duplicates import (
     Linked,
     Similar,
     classify,
+    lookup_match_keys,
     normalise,
     raised_priority,
+    stored_match_keys,
 )
 from services.intake.domain.rulebook import RuleBook
 from services.intake.domain.rules import IntakeRules
 from services.intake.store.tables import (
     ClueLedgerRow,
     DuplicateCandidateRow,
+    ReportMatchKeyRow,
     ReportRow,
     TownshipGateRow,
 )
@@ -80,21 +83,50 @@ async def hold_township(session: AsyncSession, county_id: str, township_id: str)
 async def match_report(
     session: AsyncSession, profile: DuplicateProfile, rules: DuplicateRules
 ) -> Linked | list[Similar]:
-    """Compare a new report with the county's reports on the same township within the window."""
+    """Compare a new report with the county's reports on the same township within the window.
+
+    Only reports sharing a match key with the new one are read (an indexed look-up that does
+    not grow with the township's history); `classify` then applies the rules as before.
+    """
     window = timedelta(days=rules.window_days)
-    query = select(ReportRow).where(
-        ReportRow.county_id == profile.county_id,
-        ReportRow.township_id == profile.township_id,
-        col(ReportRow.received_at) >= profile.received_at - window,
-        col(ReportRow.received_at) <= profile.received_at + window,
-        # Reports forwarded upward at reception opened no clue here.
-        col(ReportRow.duplicate_fingerprint).is_not(None),
-    )
+    earliest, latest = profile.received_at - window, profile.received_at + window
+    keys = lookup_match_keys(profile, rules)
+    if keys is None:
+        query = select(ReportRow).where(
+            ReportRow.county_id == profile.county_id,
+            ReportRow.township_id == profile.township_id,
+            col(ReportRow.received_at) >= earliest,
+            col(ReportRow.received_at) <= latest,
+        )
+    else:
+        candidates = select(ReportMatchKeyRow.report_id).where(
+            col(ReportMatchKeyRow.match_key).in_(sorted(keys)),
+            col(ReportMatchKeyRow.received_at) >= earliest,
+            col(ReportMatchKeyRow.received_at) <= latest,
+        )
+        report_ids = sorted(set((await session.exec(candidates)).all()))
+        if not report_ids:
+            return []
+        # By primary key only: with the township's filters the planner would scan its window.
+        query = select(ReportRow).where(col(ReportRow.report_id).in_(report_ids))
     known = [
         KnownReport(row.report_id, row.clue_id, profile_of_row(row))
         for row in (await session.exec(query)).all()
+        # Reports forwarded upward at reception opened no clue here (and have no keys).
+        if row.duplicate_fingerprint is not None
+        and (row.county_id, row.township_id) == (profile.county_id, profile.township_id)
     ]
     return classify(profile, known, rules)
+
+
+def index_report(session: AsyncSession, report: ReportRow, profile: DuplicateProfile) -> None:
+    """Store the report under its match keys, so later reports find it."""
+    for key in sorted(stored_match_keys(profile)):
+        session.add(
+            ReportMatchKeyRow(
+                report_id=report.report_id, match_key=key, received_at=report.received_at
+            )
+        )
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Receipt look-ups: find a report by its code, with failures counted and locked out in the DB."""
+"""Receipt look-ups: find a report by its code, with guessing throttled through the DB."""
 
 from __future__ import annotations
 
@@ -7,13 +7,20 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import delete, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.intake.domain.receipt import receipt_matches, receipt_prefix, well_formed
+from services.intake.domain.receipt import (
+    ReceiptKeys,
+    legacy_receipt_matches,
+    receipt_prefix,
+    well_formed,
+)
 from services.intake.domain.receipt_guard import (
     GuardScope,
-    limit_for,
     lockout_until,
     scopes_of,
     window_start,
@@ -21,7 +28,7 @@ from services.intake.domain.receipt_guard import (
 from services.intake.domain.rulebook import RuleBook
 from services.intake.store.tables import ReceiptFailureRow, ReceiptLockoutRow, ReportRow
 from services.runtime import audit
-from services.runtime.db import Database
+from services.runtime.db import Database, as_utc
 
 
 @dataclass(frozen=True)
@@ -34,7 +41,7 @@ class ReceiptClaim:
 
 
 class ReceiptLockedOut(Exception):
-    """Too many failed look-ups from this caller or on this prefix; retry later."""
+    """Too many failed look-ups from this source or in this county; retry later."""
 
 
 class ReceiptUnknown(Exception):
@@ -48,21 +55,24 @@ def _caller_key(principal_subject: str, caller_ref: str) -> str:
 
 
 class ReceiptDesk:
-    """Verifies receipt codes against their scrypt hashes, within the guessing limits."""
+    """Finds reports by receipt code (one indexed look-up), within the guessing limits.
 
-    def __init__(self, database: Database, rule_book: RuleBook) -> None:
+    State lives in the database (failure rows and lockouts), so every replica applies the same
+    limits. The happy path reads one lockout query and one indexed report query; only a failed
+    look-up writes.
+    """
+
+    def __init__(self, database: Database, rule_book: RuleBook, keys: ReceiptKeys) -> None:
         self._db = database
         self._rule_book = rule_book
+        self._keys = keys
 
     async def find(self, claim: ReceiptClaim, *, actor: str, now: datetime) -> ReportRow:
         """The report the code belongs to; ReceiptLockedOut or ReceiptUnknown otherwise."""
-        scopes = scopes_of(
-            county_id=claim.county_id,
-            prefix=receipt_prefix(claim.receipt_code),
-            caller=_caller_key(actor, claim.caller_ref),
-        )
+        scopes = scopes_of(county_id=claim.county_id, caller=_caller_key(actor, claim.caller_ref))
+        # Checked before the code is: a refused source learns nothing, right code or not.
         if await self._locked(scopes, now):
-            await self._audit(claim, actor=actor, now=now, action="receipt.locked_out")
+            await self._audit_refusal(claim, scopes, actor=actor, now=now)
             raise ReceiptLockedOut("too many failed receipt look-ups; try again later")
         found = await self._match(claim) if well_formed(claim.receipt_code) else None
         if found is None:
@@ -72,7 +82,7 @@ class ReceiptDesk:
 
     async def _locked(self, scopes: list[GuardScope], now: datetime) -> bool:
         async with self._db.session() as session:
-            query = select(ReceiptLockoutRow).where(
+            query = select(ReceiptLockoutRow.scope).where(
                 col(ReceiptLockoutRow.scope).in_([scope.name for scope in scopes]),
                 ReceiptLockoutRow.locked_until > now,
             )
@@ -80,41 +90,69 @@ class ReceiptDesk:
 
     async def _match(self, claim: ReceiptClaim) -> ReportRow | None:
         async with self._db.session() as session:
-            query = select(ReportRow).where(
+            # By the hash alone, so the planner takes its index; the county is checked after.
+            keyed = select(ReportRow).where(
+                col(ReportRow.receipt_hash).in_(self._keys.digests(claim.receipt_code))
+            )
+            for found in (await session.exec(keyed)).all():
+                if found.county_id == claim.county_id:
+                    return found
+            # Receipts issued before the keyed scheme: only they keep a clear prefix.
+            legacy = select(ReportRow).where(
                 ReportRow.county_id == claim.county_id,
                 ReportRow.receipt_prefix == receipt_prefix(claim.receipt_code),
             )
-            candidates = list((await session.exec(query)).all())
+            candidates = list((await session.exec(legacy)).all())
         for row in candidates:
             # scrypt is slow on purpose; keep it off the event loop.
-            if await asyncio.to_thread(receipt_matches, claim.receipt_code, row.receipt_hash):
-                return row
+            if await asyncio.to_thread(
+                legacy_receipt_matches, claim.receipt_code, row.receipt_hash
+            ):
+                return await self._upgrade(row, claim.receipt_code)
         return None
+
+    async def _upgrade(self, row: ReportRow, code: str) -> ReportRow:
+        """Re-hash a legacy receipt under the key, so it is never checked with scrypt again."""
+        digest = self._keys.digest(code)
+        async with self._db.transaction() as session:
+            await session.exec(
+                update(ReportRow)
+                .where(
+                    col(ReportRow.report_id) == row.report_id,
+                    col(ReportRow.receipt_hash) == row.receipt_hash,
+                )
+                .values(receipt_hash=digest, receipt_prefix=None)
+            )
+        row.receipt_hash, row.receipt_prefix = digest, None
+        return row
 
     async def _fail(
         self, claim: ReceiptClaim, scopes: list[GuardScope], *, actor: str, now: datetime
     ) -> None:
         guard = self._rule_book.rules_on(now.date()).receipt_guard
+        since = window_start(now, guard)
         locked: list[str] = []
         async with self._db.transaction() as session:
+            names = [scope.name for scope in scopes]
+            # Failures that left the window count no more: keep the tables small.
+            await session.exec(
+                delete(ReceiptFailureRow).where(
+                    col(ReceiptFailureRow.scope).in_(names), col(ReceiptFailureRow.at) <= since
+                )
+            )
             for scope in scopes:
                 session.add(ReceiptFailureRow(scope=scope.name, at=now))
             await session.flush()
             for scope in scopes:
-                count_query = select(func.count()).where(
-                    ReceiptFailureRow.scope == scope.name,
-                    ReceiptFailureRow.at > window_start(now, guard),
+                failures_query = select(ReceiptFailureRow.at).where(
+                    ReceiptFailureRow.scope == scope.name, col(ReceiptFailureRow.at) > since
                 )
-                failures = (await session.exec(count_query)).one()
-                if failures >= limit_for(scope, guard):
-                    locked.append(scope.kind)
-                    until = lockout_until(now, guard)
-                    existing = await session.get(ReceiptLockoutRow, scope.name)
-                    if existing is None:
-                        session.add(ReceiptLockoutRow(scope=scope.name, locked_until=until))
-                    else:
-                        existing.locked_until = until
-                        session.add(existing)
+                failures = [as_utc(at) for at in (await session.exec(failures_query)).all()]
+                until = lockout_until(scope, failures, now, guard)
+                if until is None:
+                    continue
+                locked.append(scope.kind)
+                await _lock(session, scope, until)
             await audit.append(
                 session,
                 county_id=claim.county_id,
@@ -122,19 +160,34 @@ class ReceiptDesk:
                 action="receipt.lookup_failed",
                 record_type="receipt",
                 record_id=scopes[0].name,
-                detail={"locked": sorted(locked), "caller": scopes[1].key},
+                detail={"locked": sorted(locked), "caller": scopes[0].key},
                 at=now,
             )
 
-    async def _audit(self, claim: ReceiptClaim, *, actor: str, now: datetime, action: str) -> None:
+    async def _audit_refusal(
+        self, claim: ReceiptClaim, scopes: list[GuardScope], *, actor: str, now: datetime
+    ) -> None:
         async with self._db.transaction() as session:
             await audit.append(
                 session,
                 county_id=claim.county_id,
                 actor=actor,
-                action=action,
+                action="receipt.locked_out",
                 record_type="receipt",
-                record_id=f"prefix:{claim.county_id}:{receipt_prefix(claim.receipt_code)}",
+                record_id=scopes[0].name,
                 detail={},
                 at=now,
             )
+
+
+async def _lock(session: AsyncSession, scope: GuardScope, until: datetime) -> None:
+    # An upsert: replicas failing on the same county at once must not trip over the key.
+    dialect = (await session.connection()).dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(ReceiptLockoutRow).values(scope=scope.name, locked_until=until)
+    await session.exec(
+        statement.on_conflict_do_update(
+            index_elements=[col(ReceiptLockoutRow.scope)],
+            set_={"locked_until": statement.excluded.locked_until},
+        )
+    )

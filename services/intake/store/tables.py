@@ -10,6 +10,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -48,11 +49,12 @@ class ReportRow(SQLModel, table=True):
     content_wrapped_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     content_nonce: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     content_ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    receipt_hash: str = Field(sa_column=Column(String(200), nullable=False))
+    # `hmac-sha256$<key id>$<hex>` (looked up by equality) or a legacy `scrypt$...` hash.
+    receipt_hash: str = Field(sa_column=Column(String(200), nullable=False, index=True))
     submitted_by: str = Field(sa_column=Column(String(128), nullable=False))
     received_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     registered_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    # Clear look-up bucket of the receipt; the rest of the code exists only as the hash.
+    # Clear look-up bucket of a legacy (scrypt) receipt only; keyed receipts keep none.
     receipt_prefix: str | None = Field(default=None, sa_column=Column(String(8)))
     taxonomy_version: str | None = Field(default=None, sa_column=Column(String(64)))
     rules_version: str | None = Field(default=None, sa_column=Column(String(64)))
@@ -115,6 +117,21 @@ class TownshipGateRow(SQLModel, table=True):
     township_id: str = Field(sa_column=Column(String(64), primary_key=True))
     # Counts submissions; the write is what matters (it holds the row until commit).
     submissions: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class ReportMatchKeyRow(SQLModel, table=True):
+    """One key under which duplicate matching finds a report (its name and one-edit variants).
+
+    The key digests county, township and a variant of the normalised subject name, so a new
+    report reads only the few reports whose names are within one edit of its own.
+    """
+
+    __tablename__ = "report_match_key"
+    __table_args__ = (Index("ix_report_match_key_key_received", "match_key", "received_at"),)
+
+    report_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    match_key: str = Field(sa_column=Column(String(32), primary_key=True))
+    received_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
 class DuplicateCandidateRow(SQLModel, table=True):
