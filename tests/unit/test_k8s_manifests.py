@@ -26,6 +26,7 @@ OUT_OF_BAND_SECRETS = {
     **{f"xiezuo-{service}-db": {"database-url"} for service in SERVICES},
     "xiezuo-token-public-keys": {"current.pem"},
     "xiezuo-intake-vault-key": {"kek.hex"},
+    "xiezuo-intake-receipt-key": {"receipt-key.hex"},
     "xiezuo-staffing-draw-secret": {"staffing-draw-secret.key"},
 }
 
@@ -286,6 +287,16 @@ def test_vault_key_reaches_only_intake(overlay: tuple[str, list[Manifest]]) -> N
         (container,) = pod_spec(workload)["containers"]
         assert ("XIEZUO_VAULT_KEY_FILE" in env_of(container)) == (name == "intake"), name
     assert "XIEZUO_VAULT_KEY_FILE" not in platform_config(manifests)
+
+
+def test_receipt_key_reaches_only_intake(overlay: tuple[str, list[Manifest]]) -> None:
+    _, manifests = overlay
+    for workload in of_kind(manifests, *WORKLOAD_KINDS):
+        name = workload["metadata"]["name"]
+        reads_key = "xiezuo-intake-receipt-key" in {base_name(s) for s in secret_names(workload)}
+        assert reads_key == (name == "intake"), name
+        (container,) = pod_spec(workload)["containers"]
+        assert ("XIEZUO_INTAKE_RECEIPT_KEY_FILE" in env_of(container)) == (name == "intake")
 
 
 def test_token_keys_are_mounted_files_listed_in_config(
