@@ -36,12 +36,13 @@ ROOT = Path(__file__).resolve().parent.parent
 SEED_REVISION = "intake_0006"
 TOWNSHIPS = [f"t-{index}" for index in range(1, 6)]
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
-GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华"
+GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华建国志红玉兰海燕春梅德文亮光成林云飞鹏波辉宇佳晓东晨阳雪琳俊峰荣斌凤翠"
 CATEGORIES = ["embezzlement", "bribery", "poverty_alleviation_funds", "work_style"]
 
 
 def _name(rng: random.Random) -> str:
-    return rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.randint(1, 2)))
+    # Surname and two given characters: few names in a township are one edit apart.
+    return rng.choice(SURNAMES) + rng.choice(GIVEN) + rng.choice(GIVEN)
 
 
 async def _seed(url: str, count: int) -> None:
