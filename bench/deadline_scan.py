@@ -24,6 +24,7 @@ from typing import Any
 
 from services.cases.store.deadline_scan import DeadlineScanner
 from services.cases.store.tables import DeadlineRow
+from services.runtime.audit_key import AuditKey
 from services.runtime.db import Database
 from services.runtime.localstack import PostgresCluster
 from services.runtime.migrate import upgrade_async
@@ -70,7 +71,7 @@ async def _pass(scanner: DeadlineScanner) -> dict[str, Any]:
 
 async def _run(url: str, count: int) -> dict[str, Any]:
     await upgrade_async("cases", url)
-    database = Database(url)
+    database = Database(url, audit_key=AuditKey.generate())
     try:
         await _seed(database, count)
         scanner = DeadlineScanner(database)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from services.runtime.audit_key import AuditKey
 from services.runtime.db import Database
 from services.runtime.localstack import KafkaNode, PostgresCluster
 from services.runtime.migrate import upgrade_async
@@ -50,7 +51,8 @@ async def make_database(
         else:
             url = await postgres.acreate_database(f"{service}_{uuid.uuid4().hex[:10]}")
         await upgrade_async(service, url)
-        database = Database(url)
+        # Each test database has its own audit key, as each service holds its own.
+        database = Database(url, audit_key=AuditKey.generate())
         created.append(database)
         return database
 

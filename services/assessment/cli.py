@@ -53,7 +53,7 @@ def report(
 
 
 async def _render(url: str, county: str, period: Quarter | int, zone: str) -> tuple[str, str]:
-    database = Database(url)
+    database = Database(url, audit_key=Settings("assessment").audit_key())
     scoring = Scoring(load_rules())
     try:
         async with database.transaction() as session:

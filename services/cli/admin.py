@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from services.runtime import audit
+from services.runtime.audit_checkpoints import CheckpointRead, read_checkpoints, record_checkpoints
 from services.runtime.db import Database
 from services.runtime.migrate import upgrade
 from services.runtime.settings import SERVICES, PlatformSettings, Settings
@@ -25,6 +26,7 @@ def register(app: typer.Typer) -> None:
     app.command()(token)
     app.add_typer(audit_app, name="audit")
     audit_app.command("verify")(audit_verify)
+    audit_app.command("checkpoint")(audit_checkpoint)
 
 
 def _service_or_fail(service: str) -> str:
@@ -76,27 +78,93 @@ def token(
 def audit_verify(
     service: Annotated[str, typer.Argument(help="Whose audit log to verify")],
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline",
+            help="Skip the Kafka checkpoints (cannot see a truncated tail; says so)",
+        ),
+    ] = False,
 ) -> None:
-    """Recompute the audit chain; exits 1 if any entry was edited or deleted."""
+    """Check every audit chain against its key and the published checkpoints.
+
+    Exits 1 if any entry was edited, inserted or deleted, or the log is shorter than a
+    checkpoint says; 3 if the checkpoints cannot be read (use --offline to skip them).
+    """
     settings = Settings(_service_or_fail(service))
+    key = settings.audit_key()
+    bootstrap = settings.platform.kafka_bootstrap
+    read: CheckpointRead | None = None
+    if not offline:
+        try:
+            read = asyncio.run(read_checkpoints(bootstrap, service, key))
+        except Exception as exc:  # the broker being down is an operator's problem
+            console.print(
+                f"[red]cannot read audit checkpoints from Kafka at {bootstrap}:[/red] {exc}"
+            )
+            raise typer.Exit(3) from exc
 
     async def check() -> audit.AuditVerification:
-        database = Database(settings.database_url)
+        database = Database(settings.database_url, audit_key=key)
         try:
             async with database.session() as session:
-                return await audit.verify(session)
+                return await audit.verify(session, key, anchors=read.anchors if read else ())
         finally:
             await database.dispose()
 
     result = asyncio.run(check())
+    problems = [{"chain": p.chain, "seq": p.seq, "problem": p.problem} for p in result.problems]
+    if read is not None and read.unsigned:
+        problems.append(
+            {
+                "chain": "checkpoints",
+                "seq": None,
+                "problem": f"{read.unsigned} checkpoint(s) for {service} are not signed with"
+                " its audit key (injected, or signed by another key)",
+            }
+        )
     if as_json:
-        print(json.dumps(result.__dict__))
-    elif result.ok:
+        summary = {
+            "ok": not problems,
+            "entries_checked": result.entries_checked,
+            "chains_checked": result.chains_checked,
+            "checkpoints_checked": result.anchors_checked,
+            "checkpoints_read": read is not None,
+            "problems": problems,
+        }
+        print(json.dumps(summary))
+    elif not problems:
+        anchored = (
+            f"{result.anchors_checked} checkpoints"
+            if read is not None
+            else "[yellow]checkpoints NOT checked (--offline)[/yellow]"
+        )
         console.print(
-            f"[green]{service}: audit chain intact[/green] ({result.entries_checked} entries)"
+            f"[green]{service}: audit log intact[/green] ({result.entries_checked} entries in"
+            f" {result.chains_checked} county chains, {anchored})"
         )
     else:
-        where = f"entry {result.first_bad_id}"
-        console.print(f"[red]{service}: audit chain broken at {where}[/red]: {result.problem}")
-    if not result.ok:
+        for problem in problems:
+            where = f"{problem['chain']}" + (f" entry {problem['seq']}" if problem["seq"] else "")
+            console.print(
+                f"[red]{service}: audit log broken at {where}[/red]: {problem['problem']}"
+            )
+    if problems:
         raise typer.Exit(1)
+
+
+def audit_checkpoint(
+    service: Annotated[str, typer.Argument(help="Whose chain heads to checkpoint")],
+) -> None:
+    """Checkpoint every county chain head now (the running service's relay publishes it)."""
+    settings = Settings(_service_or_fail(service))
+
+    async def write() -> int:
+        database = Database(settings.database_url, audit_key=settings.audit_key())
+        try:
+            return len(await record_checkpoints(database, service))
+        finally:
+            await database.dispose()
+
+    written = asyncio.run(write())
+    console.print(f"{service}: {written} checkpoint(s) written to the outbox")

@@ -43,7 +43,7 @@ def rotate_vault_key(
 
 
 async def _rotate(url: str, vault: Vault) -> dict[str, int]:
-    database = Database(url)
+    database = Database(url, audit_key=Settings("intake").audit_key())
     try:
         return await rewrap_all(database, vault, actor=f"cli:{getpass.getuser()}")
     finally:

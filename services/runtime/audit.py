@@ -1,13 +1,24 @@
-"""Append-only, hash-chained audit log kept in each service's own database."""
+"""Append-only audit log in each service's own database: one keyed hash chain per county.
+
+Every entry is sealed with HMAC-SHA256 under the service's audit key, which lives in a file
+outside the database, and links to the entry before it in its county's chain. Someone who can
+write to the database but lacks the key can neither edit an entry nor re-seal the chain after
+an edit. Deleting the newest entries and moving the head back is caught by the checkpoints the
+service publishes on Kafka (see `audit_checkpoints`); `verify` takes them as anchors.
+
+Entries written before the chain was keyed (`seq` is NULL) form the *legacy* chain: plain
+SHA-256 links ending at the frozen `audit_chain_head` row. Each county chain starts from a
+keyed seal of that legacy head, so the legacy entries are covered by the keyed chains too.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from sqlalchemy import DateTime, Index, Table, func, update
@@ -15,27 +26,32 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.runtime.db import as_utc
+from services.runtime.audit_key import AuditKey
+from services.runtime.db import AUDIT_KEY, as_utc
 from services.runtime.telemetry import is_sensitive_key
 
 GENESIS_HASH = "0" * 64
-CHAIN = "main"
+LEGACY_CHAIN = "main"
 VERIFY_CHUNK = 1000
+ENTRY_SEAL = "xiezuo.audit.entry.v1"
+GENESIS_SEAL = "xiezuo.audit.genesis.v1"
 
 
 class AuditEntry(SQLModel, table=True):
-    """One audited action; `id` is the position in the chain."""
+    """One audited action; `seq` is its position in its county's chain."""
 
     __tablename__ = "audit_entry"
     __table_args__ = (
         Index("ix_audit_entry_record", "record_type", "record_id"),
         Index("ix_audit_entry_county_at", "county_id", "at"),
+        Index("ux_audit_entry_chain", "county_id", "seq", unique=True),
     )
 
-    # Assigned from the chain head under its lock, not by a sequence: sequences leave gaps on
-    # rollback, and a gap must only ever mean a deleted entry.
-    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    # A row id only: gaps (rolled-back inserts) mean nothing. Legacy entries keep their old
+    # chain position here, and `seq` is NULL for them.
+    id: int | None = Field(default=None, primary_key=True)
     county_id: str = Field(max_length=64)
+    seq: int | None = Field(default=None)
     at: datetime = Field(sa_type=DateTime(timezone=True))
     actor: str = Field(max_length=128)
     action: str = Field(max_length=64)
@@ -47,54 +63,63 @@ class AuditEntry(SQLModel, table=True):
 
 
 class AuditChainHead(SQLModel, table=True):
-    """The last entry of the chain; its row lock serialises appends."""
+    """The frozen head of the unkeyed legacy chain (written before keying; never moves now)."""
 
     __tablename__ = "audit_chain_head"
 
-    chain: str = Field(default=CHAIN, primary_key=True, max_length=16)
+    chain: str = Field(default=LEGACY_CHAIN, primary_key=True, max_length=16)
     last_id: int
     last_hash: str = Field(max_length=64)
 
 
+class AuditCountyHead(SQLModel, table=True):
+    """The last entry of one county's chain; its row lock serialises that county's appends."""
+
+    __tablename__ = "audit_county_head"
+
+    county_id: str = Field(primary_key=True, max_length=64)
+    last_seq: int
+    last_hash: str = Field(max_length=64)
+
+
+class ChainAnchor(NamedTuple):
+    """A head someone outside the database vouched for: entry `seq` of a county had this hash."""
+
+    county_id: str
+    seq: int
+    head_hash: str
+
+
+@dataclass(frozen=True)
+class AuditProblem:
+    """One thing wrong with one chain (`legacy` or a county id), at `seq` where known."""
+
+    chain: str
+    seq: int | None
+    problem: str
+
+
 @dataclass(frozen=True)
 class AuditVerification:
-    """Outcome of checking the whole chain."""
+    """Outcome of checking every chain of a service's log."""
 
-    ok: bool
     entries_checked: int
-    first_bad_id: int | None
-    problem: str | None
+    chains_checked: int
+    anchors_checked: int
+    problems: tuple[AuditProblem, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when no chain has a problem."""
+        return not self.problems
 
 
 def audit_tables() -> list[Table]:
-    """Return the audit tables, for `create_all(tables=...)` and migrations."""
-    return [_table(AuditEntry), _table(AuditChainHead)]
+    """Return the audit tables, for `create_all(tables=...)` in tests."""
+    return [_table(AuditEntry), _table(AuditChainHead), _table(AuditCountyHead)]
 
 
-class _Operations(Protocol):
-    """The part of Alembic's `op` used here."""
-
-    def create_table(self, table_name: str, *columns: Any, **kw: Any) -> Table: ...
-
-    def bulk_insert(self, table: Table, rows: list[dict[str, Any]]) -> None: ...
-
-
-def audit_table_ddl(op: _Operations) -> None:
-    """Create both audit tables and the genesis head row from an Alembic migration."""
-    created: dict[str, Table] = {}
-    for table in audit_tables():
-        # Fresh copies: a Column belongs to exactly one Table, and these already belong to ours.
-        columns = [c._copy() for c in table.columns]
-        indexes = [
-            Index(i.name, *(c.name for c in i.columns), unique=i.unique) for i in table.indexes
-        ]
-        created[table.name] = op.create_table(table.name, *columns, *indexes)
-    head = created[_table(AuditChainHead).name]
-    # Seeded here so concurrent first appends never race to create the row.
-    op.bulk_insert(head, [{"chain": CHAIN, "last_id": 0, "last_hash": GENESIS_HASH}])
-
-
-def entry_hash(
+def legacy_entry_hash(
     *,
     id: int,
     county_id: str,
@@ -106,12 +131,12 @@ def entry_hash(
     detail: str,
     prev_hash: str,
 ) -> str:
-    """Return the hex sha256 of an entry's canonical JSON form."""
+    """The unkeyed sha256 of a legacy entry's canonical JSON form (verification only)."""
     canonical = json.dumps(
         {
             "id": id,
             "county_id": county_id,
-            "at": as_utc(at).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "at": _instant(at),
             "actor": actor,
             "action": action,
             "record_type": record_type,
@@ -126,6 +151,41 @@ def entry_hash(
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def entry_seal(key: AuditKey, entry: AuditEntry) -> str:
+    """The keyed hash of an entry as stored: every field but the row id and the seal itself."""
+    return key.seal(
+        ENTRY_SEAL,
+        {
+            "county_id": entry.county_id,
+            "seq": entry.seq,
+            "at": _instant(entry.at),
+            "actor": entry.actor,
+            "action": entry.action,
+            "record_type": entry.record_type,
+            "record_id": entry.record_id,
+            "detail": entry.detail,
+            "prev_hash": entry.prev_hash,
+        },
+    )
+
+
+def genesis_seal(key: AuditKey, county_id: str, legacy_head: tuple[int, str]) -> str:
+    """The `prev_hash` of a county chain's first entry, binding the legacy chain's head."""
+    last_id, last_hash = legacy_head
+    return key.seal(
+        GENESIS_SEAL,
+        {"county_id": county_id, "legacy_last_id": last_id, "legacy_last_hash": last_hash},
+    )
+
+
+def audit_key_of(session: AsyncSession) -> AuditKey:
+    """The key the session's Database was opened with; refusing to audit without one."""
+    key = session.info.get(AUDIT_KEY)
+    if not isinstance(key, AuditKey):
+        raise RuntimeError("no audit key: open the Database with audit_key=settings.audit_key()")
+    return key
+
+
 async def append(
     session: AsyncSession,
     *,
@@ -137,13 +197,14 @@ async def append(
     detail: Mapping[str, Any] | None = None,
     at: datetime | None = None,
 ) -> AuditEntry:
-    """Add an entry to the chain in the caller's transaction; the caller commits."""
+    """Add an entry to its county's chain in the caller's transaction; the caller commits."""
+    key = audit_key_of(session)
     detail_text = _detail_json(detail or {})
     when = as_utc(at or datetime.now(UTC))
-    last_id, last_hash = await _lock_head(session)
+    last_seq, last_hash = await _lock_county_head(session, key, county_id)
     entry = AuditEntry(
-        id=last_id + 1,
         county_id=county_id,
+        seq=last_seq + 1,
         at=when,
         actor=actor,
         action=action,
@@ -153,87 +214,246 @@ async def append(
         prev_hash=last_hash,
         entry_hash="",
     )
-    entry.entry_hash = _hash_of(entry)
+    entry.entry_hash = entry_seal(key, entry)
     session.add(entry)
     await session.exec(
-        update(AuditChainHead)
-        .where(col(AuditChainHead.chain) == CHAIN)
-        .values(last_id=entry.id, last_hash=entry.entry_hash)
+        update(AuditCountyHead)
+        .where(col(AuditCountyHead.county_id) == county_id)
+        .values(last_seq=entry.seq, last_hash=entry.entry_hash)
     )
     # Flush (never commit) so a conflict surfaces here, inside the caller's transaction.
     await session.flush()
     return entry
 
 
-async def verify(session: AsyncSession, *, chunk_size: int = VERIFY_CHUNK) -> AuditVerification:
-    """Recompute every hash and link in id order and check them against the head."""
-    checked = 0
-    expected_id = 1
-    prev_hash = GENESIS_HASH
-    head = await _read_head(session)
+async def sound_heads(session: AsyncSession, key: AuditKey) -> list[ChainAnchor]:
+    """Each county chain's head, if its last entry carries a valid seal (what to checkpoint)."""
+    heads = (
+        await session.exec(
+            select(AuditCountyHead.county_id, AuditCountyHead.last_seq, AuditCountyHead.last_hash)
+            .where(col(AuditCountyHead.last_seq) > 0)
+            .order_by(col(AuditCountyHead.county_id))
+        )
+    ).all()
+    anchors: list[ChainAnchor] = []
+    for county_id, last_seq, last_hash in heads:
+        entry = (
+            await session.exec(
+                select(AuditEntry).where(
+                    col(AuditEntry.county_id) == county_id, col(AuditEntry.seq) == last_seq
+                )
+            )
+        ).first()
+        # Never vouch for a head a database writer forged; `verify` will name the problem.
+        if entry is not None and entry.entry_hash == last_hash == entry_seal(key, entry):
+            anchors.append(ChainAnchor(county_id, last_seq, last_hash))
+    return anchors
+
+
+async def verify(
+    session: AsyncSession,
+    key: AuditKey,
+    *,
+    anchors: Iterable[ChainAnchor] = (),
+    chunk_size: int = VERIFY_CHUNK,
+) -> AuditVerification:
+    """Check the legacy chain, then every county chain against its seals, head and anchors."""
+    by_county: dict[str, dict[int, set[str]]] = {}
+    anchor_count = 0
+    for anchor in anchors:
+        by_county.setdefault(anchor.county_id, {}).setdefault(anchor.seq, set()).add(
+            anchor.head_hash
+        )
+        anchor_count += 1
+    legacy_head = await _read_legacy_head(session)
+    checked, problem = await _verify_legacy(session, legacy_head, chunk_size)
+    problems = [] if problem is None else [problem]
+    counties = set(by_county)
+    counties.update((await session.exec(select(AuditCountyHead.county_id))).all())
+    counties.update(
+        (
+            await session.exec(
+                select(AuditEntry.county_id).where(col(AuditEntry.seq).is_not(None)).distinct()
+            )
+        ).all()
+    )
+    for county_id in sorted(counties):
+        count, problem = await _verify_county(
+            session,
+            key,
+            county_id,
+            genesis_seal(key, county_id, legacy_head or (0, GENESIS_HASH)),
+            by_county.get(county_id, {}),
+            chunk_size,
+        )
+        checked += count
+        if problem is not None:
+            problems.append(problem)
+    return AuditVerification(
+        entries_checked=checked,
+        chains_checked=len(counties),
+        anchors_checked=anchor_count,
+        problems=tuple(problems),
+    )
+
+
+async def _verify_county(
+    session: AsyncSession,
+    key: AuditKey,
+    county_id: str,
+    genesis: str,
+    anchored: dict[int, set[str]],
+    chunk_size: int,
+) -> tuple[int, AuditProblem | None]:
+    """Walk one county chain in seq order; return (entries checked, first problem)."""
+
+    def bad(seq: int | None, problem: str) -> tuple[int, AuditProblem]:
+        return checked, AuditProblem(county_id, seq, problem)
+
+    checked, expected, prev_hash = 0, 1, genesis
+    head = await _read_county_head(session, county_id)
+    target = 0
     while True:
         target = head[0] if head else 0
         # Only entries up to the head read so far: later ones may be appends committed since.
-        while expected_id <= target:
+        while expected <= target:
             rows = (
                 await session.exec(
                     select(AuditEntry)
-                    .where(col(AuditEntry.id) >= expected_id, col(AuditEntry.id) <= target)
-                    .order_by(col(AuditEntry.id))
+                    .where(
+                        col(AuditEntry.county_id) == county_id,
+                        col(AuditEntry.seq) >= expected,
+                        col(AuditEntry.seq) <= target,
+                    )
+                    .order_by(col(AuditEntry.seq))
                     .limit(chunk_size)
                     # The database is the evidence: never trust copies cached in this session.
                     .execution_options(populate_existing=True)
                 )
             ).all()
             if not rows:
-                return _bad(checked, expected_id, f"entries {expected_id}..{target} are missing")
+                return bad(expected, f"entries {expected}..{target} are missing")
             for entry in rows:
-                if entry.id != expected_id:
-                    return _bad(checked, expected_id, f"entry {expected_id} is missing")
+                if entry.seq != expected:
+                    return bad(expected, f"entry {expected} is missing")
                 if entry.prev_hash != prev_hash:
-                    return _bad(checked, entry.id, "prev_hash does not link to the entry before")
-                if _hash_of(entry) != entry.entry_hash:
-                    return _bad(checked, entry.id, "entry_hash does not match the entry's content")
+                    return bad(entry.seq, "prev_hash does not link to the entry before")
+                if entry_seal(key, entry) != entry.entry_hash:
+                    return bad(
+                        entry.seq,
+                        "entry_hash is not the keyed seal of the entry's content"
+                        " (edited, or re-hashed without the key)",
+                    )
+                if anchored.get(expected, {entry.entry_hash}) != {entry.entry_hash}:
+                    return bad(entry.seq, "entry differs from the one a checkpoint anchored")
                 prev_hash = entry.entry_hash
-                expected_id += 1
+                expected += 1
                 checked += 1
         if head is not None and head[1] != prev_hash:
-            return _bad(checked, target or None, "chain head hash does not match the last entry")
-        newer = await _read_head(session)
+            return bad(target or None, "chain head hash does not match the last entry")
+        newer = await _read_county_head(session, county_id)
         if newer == head:
             break
         head = newer
     beyond = (
-        await session.exec(select(func.min(AuditEntry.id)).where(col(AuditEntry.id) > target))
+        await session.exec(
+            select(func.min(AuditEntry.seq)).where(
+                col(AuditEntry.county_id) == county_id, col(AuditEntry.seq) > target
+            )
+        )
     ).one()
     if beyond is not None:
         why = "chain head row is missing" if head is None else "entry lies beyond the chain head"
-        return _bad(checked, beyond, why)
-    return AuditVerification(ok=True, entries_checked=checked, first_bad_id=None, problem=None)
+        return bad(beyond, why)
+    latest = max(anchored, default=0)
+    if latest > target:
+        return bad(
+            target + 1,
+            f"chain ends at entry {target} but a checkpoint anchored entry {latest}:"
+            " entries after it were removed (truncated)",
+        )
+    return checked, None
 
 
-async def _lock_head(session: AsyncSession) -> tuple[int, str]:
-    """Lock the chain head for this transaction and return (last_id, last_hash)."""
+async def _verify_legacy(
+    session: AsyncSession, head: tuple[int, str] | None, chunk_size: int
+) -> tuple[int, AuditProblem | None]:
+    """Walk the frozen unkeyed chain (entries without `seq`) up to its head row."""
+
+    def bad(seq: int | None, problem: str) -> tuple[int, AuditProblem]:
+        return checked, AuditProblem("legacy", seq, problem)
+
+    checked, expected, prev_hash = 0, 1, GENESIS_HASH
+    target = head[0] if head else 0
+    while expected <= target:
+        rows = (
+            await session.exec(
+                select(AuditEntry)
+                .where(
+                    col(AuditEntry.seq).is_(None),
+                    col(AuditEntry.id) >= expected,
+                    col(AuditEntry.id) <= target,
+                )
+                .order_by(col(AuditEntry.id))
+                .limit(chunk_size)
+                .execution_options(populate_existing=True)
+            )
+        ).all()
+        if not rows:
+            return bad(expected, f"entries {expected}..{target} are missing")
+        for entry in rows:
+            if entry.id != expected:
+                return bad(expected, f"entry {expected} is missing")
+            if entry.prev_hash != prev_hash:
+                return bad(entry.id, "prev_hash does not link to the entry before")
+            if _legacy_hash_of(entry) != entry.entry_hash:
+                return bad(entry.id, "entry_hash does not match the entry's content")
+            prev_hash = entry.entry_hash
+            expected += 1
+            checked += 1
+    if head is not None and head[1] != prev_hash:
+        return bad(target or None, "chain head hash does not match the last entry")
+    beyond = (
+        await session.exec(
+            select(func.min(AuditEntry.id)).where(
+                col(AuditEntry.seq).is_(None), col(AuditEntry.id) > target
+            )
+        )
+    ).one()
+    if beyond is not None:
+        why = "chain head row is missing" if head is None else "entry lies beyond the chain head"
+        return bad(beyond, why)
+    return checked, None
+
+
+async def _lock_county_head(
+    session: AsyncSession, key: AuditKey, county_id: str
+) -> tuple[int, str]:
+    """Lock the county's chain head for this transaction and return (last_seq, last_hash)."""
     # A no-op UPDATE takes the write lock before the read: on SQLite it starts the write
     # transaction (a plain SELECT would run outside it and let two writers read the same head);
-    # on PostgreSQL it row-locks like the SELECT ... FOR UPDATE below.
+    # on PostgreSQL it row-locks like the SELECT ... FOR UPDATE below. Other counties' heads
+    # are other rows, so their appends do not wait for this one.
     locked = await session.exec(
-        update(AuditChainHead)
-        .where(col(AuditChainHead.chain) == CHAIN)
-        .values(last_id=AuditChainHead.last_id)
+        update(AuditCountyHead)
+        .where(col(AuditCountyHead.county_id) == county_id)
+        .values(last_seq=AuditCountyHead.last_seq)
     )
     if locked.rowcount == 0:
-        await _insert_genesis_head(session)
-    head = await _read_head(session, for_update=True)
+        legacy = await _read_legacy_head(session) or (0, GENESIS_HASH)
+        await _insert_county_head(session, county_id, genesis_seal(key, county_id, legacy))
+    head = await _read_county_head(session, county_id, for_update=True)
     if head is None:  # pragma: no cover - the row was just ensured in this transaction
         raise RuntimeError("audit chain head row could not be created")
     return head
 
 
-async def _read_head(session: AsyncSession, *, for_update: bool = False) -> tuple[int, str] | None:
-    """Return the head's (last_id, last_hash), or None when the row is missing."""
-    stmt = select(AuditChainHead.last_id, AuditChainHead.last_hash).where(
-        col(AuditChainHead.chain) == CHAIN
+async def _read_county_head(
+    session: AsyncSession, county_id: str, *, for_update: bool = False
+) -> tuple[int, str] | None:
+    """Return a county head's (last_seq, last_hash), or None when the row is missing."""
+    stmt = select(AuditCountyHead.last_seq, AuditCountyHead.last_hash).where(
+        col(AuditCountyHead.county_id) == county_id
     )
     if for_update:
         stmt = stmt.with_for_update()
@@ -241,11 +461,23 @@ async def _read_head(session: AsyncSession, *, for_update: bool = False) -> tupl
     return None if row is None else (row[0], row[1])
 
 
-async def _insert_genesis_head(session: AsyncSession) -> None:
-    """Create the head row if no concurrent transaction did it first."""
-    values = {"chain": CHAIN, "last_id": 0, "last_hash": GENESIS_HASH}
+async def _read_legacy_head(session: AsyncSession) -> tuple[int, str] | None:
+    """Return the legacy head's (last_id, last_hash), or None when the row is missing."""
+    row = (
+        await session.exec(
+            select(AuditChainHead.last_id, AuditChainHead.last_hash).where(
+                col(AuditChainHead.chain) == LEGACY_CHAIN
+            )
+        )
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+async def _insert_county_head(session: AsyncSession, county_id: str, genesis: str) -> None:
+    """Create a county's head row if no concurrent transaction did it first."""
+    values = {"county_id": county_id, "last_seq": 0, "last_hash": genesis}
     dialect = (await session.connection()).dialect.name
-    head = _table(AuditChainHead)
+    head = _table(AuditCountyHead)
     if dialect == "postgresql":
         await session.exec(postgresql.insert(head).values(values).on_conflict_do_nothing())
     elif dialect == "sqlite":
@@ -254,10 +486,10 @@ async def _insert_genesis_head(session: AsyncSession) -> None:
         await session.exec(head.insert().values(values))
 
 
-def _hash_of(entry: AuditEntry) -> str:
-    """Hash an entry as stored."""
-    return entry_hash(
-        id=entry.id,
+def _legacy_hash_of(entry: AuditEntry) -> str:
+    """Hash a legacy entry as stored."""
+    return legacy_entry_hash(
+        id=entry.id or 0,
         county_id=entry.county_id,
         at=entry.at,
         actor=entry.actor,
@@ -267,6 +499,11 @@ def _hash_of(entry: AuditEntry) -> str:
         detail=entry.detail,
         prev_hash=entry.prev_hash,
     )
+
+
+def _instant(at: datetime) -> str:
+    """The canonical text of an entry's time (microseconds, UTC)."""
+    return as_utc(at).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _detail_json(detail: Mapping[str, Any]) -> str:
@@ -293,10 +530,3 @@ def _table(model: type[SQLModel]) -> Table:
     table = model.__table__  # type: ignore[attr-defined]
     assert isinstance(table, Table)
     return table
-
-
-def _bad(checked: int, bad_id: int | None, problem: str) -> AuditVerification:
-    """Build a failed verification."""
-    return AuditVerification(
-        ok=False, entries_checked=checked, first_bad_id=bad_id, problem=problem
-    )

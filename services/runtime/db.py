@@ -13,14 +13,21 @@ from sqlalchemy.engine.url import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.runtime.audit_key import AuditKey
+
 OUTBOX_WRITTEN = "xiezuo.outbox_written"
+# Session.info entry holding the service's audit key: every unit of work can seal audit entries
+# without each call site passing the key along.
+AUDIT_KEY = "xiezuo.audit_key"
 
 
 class Database:
     """A service's database: engine, sessions and commit notifications."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, audit_key: AuditKey | None = None) -> None:
         self.url = url
+        # The key is the service's, not the database's: it lives in memory, never in a row.
+        self.audit_key = audit_key
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         kwargs: dict[str, Any] = {"echo": echo}
@@ -34,7 +41,10 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._sessions = async_sessionmaker(
-            self.engine, class_=AsyncSession, expire_on_commit=False
+            self.engine,
+            class_=AsyncSession,
+            expire_on_commit=False,
+            info={AUDIT_KEY: audit_key} if audit_key is not None else None,
         )
         self._outbox_listeners: list[Callable[[], None]] = []
 

@@ -15,7 +15,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
+from services.contracts.audit import TOPIC_CONFIGS
 from services.contracts.registry import EVENT_TYPES
+from services.runtime.audit_checkpoints import CheckpointKeeper
 from services.runtime.bus import bind_consumer, build_broker
 from services.runtime.db import Database
 from services.runtime.grpc.metrics import CallMetricsInterceptor
@@ -51,7 +53,7 @@ class ServiceHost:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         platform = settings.platform
-        self.database = Database(settings.database_url)
+        self.database = Database(settings.database_url, audit_key=settings.audit_key())
         self.metrics = ServiceMetrics(settings.service)
         self.producer = KafkaEventProducer(
             platform.kafka_bootstrap, client_id=f"xiezuo-{settings.service}-relay"
@@ -118,6 +120,10 @@ class ServiceHost:
         bind_consumer(broker, self.consumer)
         await broker.start()
         relay_task = asyncio.create_task(self.relay.run(), name=f"{service}-outbox-relay")
+        keeper = CheckpointKeeper(
+            self.database, service, interval=platform.audit_checkpoint_seconds
+        )
+        keeper_task = asyncio.create_task(keeper.run(), name=f"{service}-audit-checkpoints")
         endpoint = GrpcEndpoint(
             address=self.settings.grpc_address,
             service_names=grpc_parts.service_names,
@@ -142,6 +148,9 @@ class ServiceHost:
             # Order: stop taking calls (drain in-flight ones), stop consuming, flush the outbox.
             await endpoint.stop(platform.grpc_drain_seconds)
             await broker.stop()
+            # A last checkpoint of what this process wrote goes out with the final outbox flush.
+            keeper.stop()
+            await keeper_task
             await self.relay.stop()
             relay_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -170,6 +179,7 @@ async def ensure_topics(
                             name,
                             num_partitions=partitions,
                             replication_factor=replication_factor,
+                            topic_configs=TOPIC_CONFIGS.get(name),
                         )
                         for name in missing
                     ]

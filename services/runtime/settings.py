@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.runtime.audit_key import AuditKey, load_audit_key
+
 SERVICES = ("intake", "cases", "staffing", "assessment")
 
 # Fixed defaults keep `xiezuo up` predictable: operators learn one port per service.
@@ -41,6 +43,8 @@ class PlatformSettings(BaseSettings):
     vault_key_file: Path | None = None
     # How far back a `back_entry` principal may date a step (补录 of a paper ledger).
     back_entry_days: int = 400
+    # How often each service anchors its audit chain heads on Kafka (only heads that moved).
+    audit_checkpoint_seconds: float = 300.0
 
 
 class ServiceSettings(BaseSettings):
@@ -53,6 +57,8 @@ class ServiceSettings(BaseSettings):
     grpc_port: int | None = None
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None
+    # The audit chain's HMAC key; default `<state_dir>/keys/audit-<service>.key` (created once).
+    audit_key_file: Path | None = None
 
 
 class Settings:
@@ -68,6 +74,14 @@ class Settings:
         self.grpc_address = f"{own.grpc_host}:{_port(own.grpc_port, DEFAULT_GRPC_PORTS[service])}"
         self.metrics_host = own.metrics_host
         self.metrics_port = _port(own.metrics_port, DEFAULT_METRICS_PORTS[service])
+        self.audit_key_file = own.audit_key_file
+
+    def audit_key(self) -> AuditKey:
+        """This service's audit key: the configured file, or the dev one under the state dir."""
+        if self.audit_key_file is not None:
+            return load_audit_key(self.audit_key_file, create=False)
+        path = self.platform.state_dir / "keys" / f"audit-{self.service}.key"
+        return load_audit_key(path, create=True)
 
     def default_database_url(self) -> str:
         """SQLite file under the state directory: the zero-setup default for `xiezuo up`."""

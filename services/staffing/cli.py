@@ -40,7 +40,7 @@ def import_command(
 
 async def _load(url: str, source: Path, county: CountyRegistry) -> int:
     await upgrade_async("staffing", url)
-    database = Database(url)
+    database = Database(url, audit_key=Settings("staffing").audit_key())
     try:
         async with database.transaction() as session:
             return await import_county(

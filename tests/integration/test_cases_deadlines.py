@@ -55,7 +55,10 @@ async def test_two_concurrent_scanners_fire_each_notice_once(make_database: Make
     for index in range(CLUES):
         await _register(db, f"clue-{index:02d}")
     # Two scanners on separate engines (as two replicas would run them), small batches.
-    first, second = Database(db.url), Database(db.url)
+    first, second = (
+        Database(db.url, audit_key=db.audit_key),
+        Database(db.url, audit_key=db.audit_key),
+    )
     try:
         scanners = [DeadlineScanner(first, batch_size=5), DeadlineScanner(second, batch_size=5)]
         expected = sorted(f"clue-{index:02d}:disposal:1" for index in range(CLUES))
@@ -70,7 +73,7 @@ async def test_two_concurrent_scanners_fire_each_notice_once(make_database: Make
         await first.dispose()
         await second.dispose()
     # A restarted service (a new engine, nothing in memory) fires nothing again.
-    restarted = Database(db.url)
+    restarted = Database(db.url, audit_key=db.audit_key)
     try:
         again = await DeadlineScanner(restarted).scan(now=BREACH + timedelta(days=30))
     finally:

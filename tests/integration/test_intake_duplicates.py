@@ -202,7 +202,7 @@ async def test_identical_reports_arriving_together_open_one_clue(
 ) -> None:
     db = await make_database("intake")
     # Separate engines, as separate replicas (or requests on separate connections) would be.
-    engines = [Database(db.url) for _ in range(4)]
+    engines = [Database(db.url, audit_key=db.audit_key) for _ in range(4)]
     try:
         results = await asyncio.gather(
             *(

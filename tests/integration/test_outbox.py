@@ -122,7 +122,7 @@ async def test_rows_committed_before_a_crash_are_published_by_a_fresh_relay(
     # The process "dies" here: committed, never published, every connection gone.
     await database.dispose()
 
-    restarted = Database(database.url)
+    restarted = Database(database.url, audit_key=database.audit_key)
     try:
         async with started_producer(kafka.bootstrap_servers) as producer:
             # A long idle poll: only the relay's first pass can publish within the test.

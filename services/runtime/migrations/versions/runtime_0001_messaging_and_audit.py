@@ -8,8 +8,6 @@ Create Date: 2026-11-26
 import sqlalchemy as sa
 from alembic import op
 
-from services.runtime.audit import audit_table_ddl
-
 revision = "runtime_0001"
 down_revision = None
 branch_labels = ("runtime",)
@@ -46,7 +44,31 @@ def upgrade() -> None:
         sa.Column("county_id", sa.String(64), nullable=False),
         sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
     )
-    audit_table_ddl(op)
+    # Written out rather than derived from the live models: a migration must keep creating
+    # exactly what it created when it shipped (runtime_0002 keys and shards the chain).
+    op.create_table(
+        "audit_entry",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("county_id", sa.String(64), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("actor", sa.String(128), nullable=False),
+        sa.Column("action", sa.String(64), nullable=False),
+        sa.Column("record_type", sa.String(64), nullable=False),
+        sa.Column("record_id", sa.String(128), nullable=False),
+        sa.Column("detail", sa.String, nullable=False),
+        sa.Column("prev_hash", sa.String(64), nullable=False),
+        sa.Column("entry_hash", sa.String(64), nullable=False),
+    )
+    op.create_index("ix_audit_entry_record", "audit_entry", ["record_type", "record_id"])
+    op.create_index("ix_audit_entry_county_at", "audit_entry", ["county_id", "at"])
+    head = op.create_table(
+        "audit_chain_head",
+        sa.Column("chain", sa.String(16), primary_key=True),
+        sa.Column("last_id", sa.Integer, nullable=False),
+        sa.Column("last_hash", sa.String(64), nullable=False),
+    )
+    # Seeded here so concurrent first appends never race to create the row.
+    op.bulk_insert(head, [{"chain": "main", "last_id": 0, "last_hash": "0" * 64}])
 
 
 def downgrade() -> None:
