@@ -5,18 +5,20 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.contracts.intake import ClueRegistered, ReportedSubject
-from services.intake.domain.duplicates import Linked, profile_of
+from services.intake.domain.duplicates import DuplicateProfile, Linked, profile_of
 from services.intake.domain.receipt import KEY_BYTES, ReceiptKeys, new_receipt_code
 from services.intake.domain.report import Submission, fingerprint
 from services.intake.domain.rulebook import RuleBook
+from services.intake.domain.rules import IntakeRules
 from services.intake.domain.status import ReportStatus
 from services.intake.domain.triage import signals_of, triage_score
 from services.intake.domain.working_days import add_working_days
@@ -28,6 +30,7 @@ from services.intake.store.duplicates import (
     join_clue,
     match_report,
 )
+from services.intake.store.group_commit import GroupCommit, WriteAlone
 from services.intake.store.jurisdiction import forward_upward
 from services.intake.store.tables import (
     AttachmentRow,
@@ -62,8 +65,32 @@ class Registration:
     status: str = ReportStatus.RECEIVED.value
 
 
+@dataclass
+class Draft:
+    """A submission sealed, hashed and ruled on, waiting for its short write."""
+
+    submission: Submission
+    row: ReportRow
+    parts: list[SQLModel]
+    profile: DuplicateProfile
+    rules: IntakeRules
+    taxonomy_version: str
+    priority: int
+    forward_to: str | None
+    receipt_code: str
+    actor: str
+    now: datetime
+    registered_at: datetime
+    detail: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def gate(self) -> tuple[str, str]:
+        """The township gate its duplicate matching goes through."""
+        return self.row.county_id, self.row.township_id
+
+
 class ReportRegistry:
-    """Stores reports and registers their clues."""
+    """Stores reports and registers their clues; concurrent submissions commit in groups."""
 
     def __init__(
         self,
@@ -78,6 +105,7 @@ class ReportRegistry:
         # Without the service's receipt key (tests that never look a receipt up), codes are
         # hashed under a key of this instance only: nothing can find them later.
         self._receipt_keys = receipt_keys or ReceiptKeys(secrets.token_bytes(KEY_BYTES))
+        self._writer: GroupCommit[Draft, Registration] = GroupCommit(self._apply_group)
 
     async def register(self, submission: Submission, *, actor: str) -> Registration:
         """Register a valid submission once per (county, idempotency key)."""
@@ -85,14 +113,21 @@ class ReportRegistry:
         earlier = await self._find(submission.county_id, submission.idempotency_key)
         if earlier is not None:
             return _replay(earlier, digest)
+        draft = self._draft(submission, digest, actor=actor)
+        if draft.forward_to is None:
+            try:
+                return await self._writer.write(draft)
+            except WriteAlone:
+                # Its group could not take it (a racing key, a failed commit): on its own now.
+                draft = self._draft(submission, digest, actor=actor)
         try:
-            return await self._insert(submission, digest, actor=actor)
+            return await self._insert(draft)
         except IntegrityError:
             # A concurrent call with the same key won the race; answer with its result.
             earlier = await self._find(submission.county_id, submission.idempotency_key)
             if earlier is None:
                 # Another report opened the township's gate row first: go through it now.
-                return await self._insert(submission, digest, actor=actor)
+                return await self._insert(self._draft(submission, digest, actor=actor))
             return _replay(earlier, digest)
 
     async def _find(self, county_id: str, key: str) -> ReportRow | None:
@@ -102,7 +137,8 @@ class ReportRegistry:
             )
             return (await session.exec(query)).first()
 
-    async def _insert(self, submission: Submission, digest: str, *, actor: str) -> Registration:
+    def _draft(self, submission: Submission, digest: str, *, actor: str) -> Draft:
+        """Everything slow or random about a submission, done before any write lock is held."""
         assert submission.subject is not None and submission.channel is not None
         now = datetime.now(UTC)
         # A back-entry (补录) registers at the paper ledger's moment; the audit keeps `now`.
@@ -159,62 +195,109 @@ class ReportRegistry:
         forward_to = rules.forward_upward.get(subject.cadre_level.value)
         profile = profile_of(submission, received_at=received_at)
         row.duplicate_fingerprint = None if forward_to else profile.fingerprint
-        priority = triage_score(signals_of(submission), rules.triage)
+        return Draft(
+            submission=submission,
+            row=row,
+            parts=self._sealed_parts(submission, report_id, context),
+            profile=profile,
+            rules=rules,
+            taxonomy_version=taxonomy.version,
+            priority=triage_score(signals_of(submission), rules.triage),
+            forward_to=forward_to,
+            receipt_code=receipt_code,
+            actor=actor,
+            now=now,
+            registered_at=registered_at,
+        )
+
+    async def _insert(self, draft: Draft) -> Registration:
+        """One submission in its own transaction."""
         async with self._db.transaction() as session:
-            if not forward_to:
-                await hold_township(session, row.county_id, row.township_id)
-            # Matched before the new row is added, so it never matches itself.
-            match = (
-                None if forward_to else await match_report(session, profile, duplicate_rules(rules))
-            )
-            session.add(row)
-            if not forward_to:
-                index_report(session, row, profile)
-            self._seal_parts(session, submission, report_id, context)
-            detail: dict[str, object] = {"channel": row.channel, "zone_id": row.zone_id}
-            if forward_to:
-                # Managed above the county: no clue opens here, so none is named.
-                row.clue_id = ""
-                await forward_upward(session, self._vault, row, forward_to, now=registered_at)
-                detail["forwarded_to"] = forward_to
-            elif isinstance(match, Linked):
-                joined = await join_clue(
-                    session,
-                    row,
-                    match.clue_id,
-                    rules,
-                    linked_by="fingerprint",
-                    now=registered_at,
-                )
-                if joined.progress:
-                    row.status = joined.progress
-                detail |= {"linked_to_clue_id": joined.clue_id, "repeat_of": match.report_id}
-            else:
-                self._open_clue(
-                    session, row, submission, taxonomy.version, priority, at=registered_at
-                )
-                flag_candidates(session, row, match or [], now=registered_at)
-                if match:
-                    detail["near_duplicates"] = str(len(match))
-            detail["clue_id"] = row.clue_id
-            if submission.registered_at is not None:
-                detail |= {"back_entered": True, "registered_at": registered_at.isoformat()}
-                # Its paper deadlines may be past already: the decisions follow in the entry.
-                row.scan_after = now + BACK_ENTRY_GRACE
-            await audit.append(
+            if not draft.forward_to:
+                await hold_township(session, draft.row.county_id, draft.row.township_id)
+            registration = await self._apply(session, draft)
+            await self._audit(session, draft)
+        return registration
+
+    async def _apply_group(self, drafts: Sequence[Draft]) -> list[Registration | None]:
+        """Several submissions in one transaction; None for a draft that must go alone.
+
+        Every township gate of the group is taken first, in one order, so groups of several
+        replicas cannot deadlock on them; the audit entries are appended last, after every
+        clue row the group locks, as a single submission does. Each draft runs in a savepoint:
+        one that fails (e.g. its key raced) is undone alone and written again by itself.
+        """
+        outcomes: list[Registration | None] = []
+        async with self._db.transaction() as session:
+            for county_id, township_id in sorted({d.gate for d in drafts}):
+                await hold_township(session, county_id, township_id)
+            for draft in drafts:
+                try:
+                    async with session.begin_nested():
+                        outcomes.append(await self._apply(session, draft))
+                except Exception:
+                    outcomes.append(None)
+            for draft, outcome in zip(drafts, outcomes, strict=True):
+                if outcome is not None:
+                    await self._audit(session, draft)
+        return outcomes
+
+    async def _apply(self, session: AsyncSession, draft: Draft) -> Registration:
+        """Match, store, link or open the clue, record the events (gate already held)."""
+        row, rules, forward_to = draft.row, draft.rules, draft.forward_to
+        registered_at = draft.registered_at
+        # Matched before the new row is added, so it never matches itself.
+        match = (
+            None
+            if forward_to
+            else await match_report(session, draft.profile, duplicate_rules(rules))
+        )
+        session.add(row)
+        if not forward_to:
+            index_report(session, row, draft.profile)
+        session.add_all(draft.parts)
+        detail = draft.detail
+        detail |= {"channel": row.channel, "zone_id": row.zone_id}
+        if forward_to:
+            # Managed above the county: no clue opens here, so none is named.
+            row.clue_id = ""
+            await forward_upward(session, self._vault, row, forward_to, now=registered_at)
+            detail["forwarded_to"] = forward_to
+        elif isinstance(match, Linked):
+            joined = await join_clue(
                 session,
-                county_id=row.county_id,
-                actor=actor,
-                action="report.submitted",
-                record_type="report",
-                record_id=report_id,
-                detail=detail,
-                at=now,
+                row,
+                match.clue_id,
+                rules,
+                linked_by="fingerprint",
+                now=registered_at,
             )
+            if joined.progress:
+                row.status = joined.progress
+            detail |= {"linked_to_clue_id": joined.clue_id, "repeat_of": match.report_id}
+        else:
+            self._open_clue(
+                session,
+                row,
+                draft.submission,
+                draft.taxonomy_version,
+                draft.priority,
+                at=registered_at,
+            )
+            flag_candidates(session, row, match or [], now=registered_at)
+            if match:
+                detail["near_duplicates"] = str(len(match))
+        detail["clue_id"] = row.clue_id
+        if draft.submission.registered_at is not None:
+            detail |= {"back_entered": True, "registered_at": registered_at.isoformat()}
+            # Its paper deadlines may be past already: the decisions follow in the entry.
+            row.scan_after = draft.now + BACK_ENTRY_GRACE
+        # Surfaces a racing idempotency key here, inside the caller's transaction or savepoint.
+        await session.flush()
         return Registration(
-            report_id,
+            row.report_id,
             row.clue_id,
-            receipt_code,
+            draft.receipt_code,
             registered_at,
             row.zone_id,
             replayed=False,
@@ -222,13 +305,27 @@ class ReportRegistry:
             status=row.status,
         )
 
-    def _seal_parts(
-        self, session: AsyncSession, submission: Submission, report_id: str, context: bytes
-    ) -> None:
+    async def _audit(self, session: AsyncSession, draft: Draft) -> None:
+        await audit.append(
+            session,
+            county_id=draft.row.county_id,
+            actor=draft.actor,
+            action="report.submitted",
+            record_type="report",
+            record_id=draft.row.report_id,
+            detail=draft.detail,
+            at=draft.now,
+        )
+
+    def _sealed_parts(
+        self, submission: Submission, report_id: str, context: bytes
+    ) -> list[SQLModel]:
+        """The sealed identity, channel details and attachment rows of a report."""
+        parts: list[SQLModel] = []
         if submission.reporter is not None:
             identity = json.dumps(asdict(submission.reporter)).encode()
             sealed = self._vault.seal(identity, context=context)
-            session.add(
+            parts.append(
                 SealedIdentityRow(
                     report_id=report_id,
                     kek_id=sealed.kek_id,
@@ -240,7 +337,7 @@ class ReportRegistry:
         if submission.channel_details is not None:
             details = json.dumps(submission.channel_details.values).encode()
             sealed_details = self._vault.seal(details, context=context)
-            session.add(
+            parts.append(
                 SealedChannelDetailRow(
                     report_id=report_id,
                     kek_id=sealed_details.kek_id,
@@ -250,7 +347,7 @@ class ReportRegistry:
                 )
             )
         for position, attachment in enumerate(submission.attachments):
-            session.add(
+            parts.append(
                 AttachmentRow(
                     report_id=report_id,
                     position=position,
@@ -259,6 +356,7 @@ class ReportRegistry:
                     media_type=attachment.media_type,
                 )
             )
+        return parts
 
     def _open_clue(
         self,

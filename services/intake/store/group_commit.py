@@ -1,0 +1,69 @@
+"""Group commit: concurrent submissions written together in one transaction, first come first.
+
+Callers queue their item and wait; one drain task (alive only while the queue is not empty)
+writes what has queued as one group, so a burst of N submissions costs one transaction, one
+commit and no lock contention between this process's own writers. It never waits to fill a
+group: whatever arrived while the previous group was being written forms the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+log = logging.getLogger(__name__)
+
+
+class WriteAlone(Exception):
+    """The group could not take this item; the caller writes it in its own transaction."""
+
+
+class GroupCommit(Generic[Item, Result]):
+    """Queues items and writes them in groups through `write_group`.
+
+    `write_group` returns one result per item, or None for an item it undid (the caller then
+    writes that one alone); if it raises, nothing of the group was committed and every item
+    goes alone.
+    """
+
+    def __init__(
+        self,
+        write_group: Callable[[Sequence[Item]], Awaitable[list[Result | None]]],
+        *,
+        max_group: int = 64,
+    ) -> None:
+        self._write_group = write_group
+        self._max_group = max_group
+        self._queue: list[tuple[Item, asyncio.Future[Result]]] = []
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def write(self, item: Item) -> Result:
+        """The item's result once its group has committed; WriteAlone if the group failed it."""
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        if self._drainer is None or self._drainer.done():
+            # A task of its own: a caller that gives up must not strand the others' items.
+            self._drainer = asyncio.create_task(self._drain(), name="intake-group-commit")
+        return await future
+
+    async def _drain(self) -> None:
+        while self._queue:
+            group = self._queue[: self._max_group]
+            del self._queue[: self._max_group]
+            try:
+                results = await self._write_group([item for item, _ in group])
+            except Exception:
+                # Nothing of it committed: each caller retries alone, where its error shows.
+                log.warning("group commit failed; its submissions are written one by one")
+                results = [None] * len(group)
+            for (_, future), result in zip(group, results, strict=True):
+                if future.done():
+                    continue
+                if result is None:
+                    future.set_exception(WriteAlone())
+                else:
+                    future.set_result(result)

@@ -1,0 +1,101 @@
+"""Concurrent submissions commit in groups without losing a guarantee (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import event, func
+from sqlmodel import select
+
+from services.intake.domain.kinds import CadreLevel, Channel
+from services.intake.domain.report import Subject, Submission
+from services.intake.store.reports import ReportRegistry
+from services.intake.store.rule_files import load_rule_book
+from services.intake.store.tables import ReportRow
+from services.intake.store.vault import Vault
+from services.runtime.audit import AuditEntry
+from services.runtime.db import Database
+from services.runtime.messaging_tables import OutboxMessage
+from tests.conftest import MakeDatabase
+
+BOOK = load_rule_book()
+RECEIVED = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+CLUE_TYPE = "xiezuo.intake.clue_registered.v1"
+LINKED_TYPE = "xiezuo.intake.report_linked.v1"
+
+
+def _submission(key: str, *, township: str = "t1", name: str = "Li Si") -> Submission:
+    return Submission(
+        idempotency_key=key,
+        county_id="c1",
+        zone_id="z1",
+        township_id=township,
+        channel=Channel.LETTER,
+        subject=Subject(name, "secretary", "Hexi committee", township, "", CadreLevel.VILLAGE),
+        allegation_categories=("embezzlement",),
+        content="Subsidies paid to relatives.",
+        reporter=None,
+        campaign_id=None,
+        received_at=RECEIVED,
+    )
+
+
+def _count_commits(db: Database) -> list[int]:
+    commits = [0]
+
+    def committed(_connection: Any) -> None:
+        commits[0] += 1
+
+    event.listen(db.engine.sync_engine, "commit", committed)
+    return commits
+
+
+async def _count(db: Database, query: Any) -> int:
+    async with db.session() as session:
+        return int((await session.exec(query)).one())
+
+
+async def test_identical_submissions_in_one_group_open_one_clue_with_every_guarantee(
+    make_database: MakeDatabase,
+) -> None:
+    db = await make_database("intake")
+    registry = ReportRegistry(db, Vault(bytes(32)), BOOK)
+    commits = _count_commits(db)
+    others = [
+        _submission(f"other-{n}", township=f"t{n % 3 + 2}", name=f"Zhang {n}") for n in range(8)
+    ]
+    same = [_submission(f"same-{n}") for n in range(8)]
+    results = await asyncio.gather(*(registry.register(s, actor="officer") for s in same + others))
+    # Sixteen submissions, fewer commits: they were written in groups.
+    assert commits[0] < len(results)
+    repeats = results[:8]
+    assert len({r.clue_id for r in repeats}) == 1
+    assert sorted(r.linked for r in repeats) == [False] + [True] * 7
+    assert len({r.clue_id for r in results[8:]}) == 8
+    assert len({r.receipt_code for r in results}) == 16
+    kinds = select(func.count()).select_from(OutboxMessage)
+    assert await _count(db, kinds.where(OutboxMessage.event_type == CLUE_TYPE)) == 9
+    assert await _count(db, kinds.where(OutboxMessage.event_type == LINKED_TYPE)) == 7
+    audited = select(func.count()).where(AuditEntry.action == "report.submitted")
+    assert await _count(db, audited) == 16
+    assert await _count(db, select(func.count()).select_from(ReportRow)) == 16
+
+
+async def test_a_key_repeated_inside_a_group_is_stored_once_and_the_rest_commit(
+    make_database: MakeDatabase,
+) -> None:
+    db = await make_database("intake")
+    registry = ReportRegistry(db, Vault(bytes(32)), BOOK)
+    twice = _submission("dup")
+    batch = [twice, replace(twice), *(_submission(f"k{n}", name=f"Wang {n}") for n in range(6))]
+    results = await asyncio.gather(*(registry.register(s, actor="officer") for s in batch))
+    first, second = results[0], results[1]
+    assert first.report_id == second.report_id
+    assert sorted([first.replayed, second.replayed]) == [False, True]
+    assert not any(r.replayed for r in results[2:])
+    assert await _count(db, select(func.count()).select_from(ReportRow)) == 7
+    audited = select(func.count()).where(AuditEntry.action == "report.submitted")
+    assert await _count(db, audited) == 7
