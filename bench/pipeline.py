@@ -766,9 +766,10 @@ async def run_step(
 
     usage = Usage(stack)
     sampler = asyncio.create_task(sample_lag())
-    began = time.monotonic()
     calls = await submitter.offer(rate, requests)
-    elapsed = time.monotonic() - began
+    # Sent over the send window; accepted over the send window plus the answers' tail.
+    sending_s = max(calls[-1].sent - calls[0].sent + 1 / rate, 1e-6)
+    elapsed = max(max(c.done for c in calls) - calls[0].sent, sending_s)
     sending.set()
     await sampler
     processes = usage.finish()
@@ -822,7 +823,7 @@ async def run_step(
         offered_per_s=rate,
         seconds=round(elapsed, 2),
         sent=len(calls),
-        sent_per_s=round(len(calls) / elapsed, 1),
+        sent_per_s=round(len(calls) / sending_s, 1),
         accepted=len(accepted),
         accepted_per_s=round(len(accepted) / elapsed, 1),
         errors=errors,
