@@ -56,9 +56,13 @@ class GroupCommit(Generic[Item, Result]):
             del self._queue[: self._max_group]
             try:
                 results = await self._write_group([item for item, _ in group])
-            except Exception:
+            except Exception as failed:
                 # Nothing of it committed: each caller retries alone, where its error shows.
-                log.warning("group commit failed; its submissions are written one by one")
+                # Only the type is logged: a statement's parameters may hold report text.
+                log.warning(
+                    "group commit failed (%s); its submissions are written one by one",
+                    type(failed).__name__,
+                )
                 results = [None] * len(group)
             for (_, future), result in zip(group, results, strict=True):
                 if future.done():
