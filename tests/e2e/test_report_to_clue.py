@@ -460,8 +460,8 @@ async def test_audit_chains_verify_and_tampering_is_detected(
         assert result["entries_checked"] >= 1
 
     url = stack.database_url("cases")
-    entry_id, detail = (
-        await _query(url, "SELECT id, detail FROM audit_entry ORDER BY id LIMIT 1")
+    entry_id, detail, county_id, seq = (
+        await _query(url, "SELECT id, detail, county_id, seq FROM audit_entry ORDER BY id LIMIT 1")
     )[0]
     await _query(url, "UPDATE audit_entry SET detail = $1 WHERE id = $2", detail + " ", entry_id)
     try:
@@ -469,7 +469,8 @@ async def test_audit_chains_verify_and_tampering_is_detected(
         assert code == 1, f"tampered chain passed: {out}{err}"
         result = json.loads(out)
         assert result["ok"] is False
-        assert result["first_bad_id"] == entry_id
+        assert result["problems"][0]["chain"] == county_id
+        assert result["problems"][0]["seq"] == seq
     finally:
         # Put the evidence back so later users of the session's stack see an intact chain.
         await _query(url, "UPDATE audit_entry SET detail = $1 WHERE id = $2", detail, entry_id)
