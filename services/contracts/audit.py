@@ -18,11 +18,10 @@ TOPIC_CONFIGS: dict[str, dict[str, str]] = {
 
 
 class AuditCheckpointed(IntegrationEvent):
-    """A service vouches that entry `seq` of a county's audit chain has hash `head_hash`.
+    """Every service, each period: entry `seq` of a county's audit chain has hash `head_hash`."""
 
-    Signed with the service's audit key (HMAC-SHA256), so a database writer who injects an
-    outbox row cannot forge one. Carries no record ids, actors or details: only the head.
-    """
+    # Signed with the service's audit key (HMAC-SHA256), so a database writer who injects an
+    # outbox row cannot forge one. Carries no record ids, actors or details: only the head.
 
     event_type: ClassVar[str] = "xiezuo.audit.checkpointed.v1"
     topic: ClassVar[str] = CHECKPOINTS_TOPIC

@@ -416,7 +416,7 @@ async def test_legacy_entries_verify_and_are_bound_into_the_keyed_chains(
     async with AsyncSession(engine) as session:
         rows = (
             await session.exec(
-                select(AuditEntry).where(col(AuditEntry.seq).is_(None)).order_by(AuditEntry.id)
+                select(AuditEntry).where(col(AuditEntry.seq).is_(None)).order_by(col(AuditEntry.id))
             )
         ).all()
         prev = GENESIS_HASH
