@@ -24,7 +24,7 @@ up: setup
 proto: $(STAMP)
 	$(BIN)/python tools/gen_proto.py
 
-## asyncapi: regenerate docs/asyncapi.yaml from services/contracts
+## asyncapi: regenerate docs/asyncapi.yaml and schemas/events/ from services/contracts
 asyncapi: $(STAMP)
 	$(BIN)/python tools/gen_asyncapi.py
 
@@ -32,12 +32,15 @@ asyncapi: $(STAMP)
 api-docs: $(STAMP)
 	$(BIN)/python tools/gen_api_docs.py
 
-## check: generated code, event catalogue and API reference current, buf lint, ruff, mypy
+## check: generated code, event catalogue, event schemas and API reference current, buf lint,
+## compatibility with the last release tag (buf breaking, event schemas), doc links, ruff, mypy
 check: $(STAMP)
 	$(BIN)/python tools/gen_proto.py --check
 	$(BIN)/python tools/gen_asyncapi.py --check
 	$(BIN)/python tools/gen_api_docs.py --check
 	$(BIN)/buf lint proto
+	$(BIN)/python tools/check_compat.py
+	$(BIN)/python tools/check_links.py
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

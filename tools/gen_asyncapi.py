@@ -1,4 +1,4 @@
-"""Write docs/asyncapi.yaml from the event contracts (or, with --check, verify it is current)."""
+"""Write docs/asyncapi.yaml and schemas/events/ from the event contracts (--check: verify them)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from gen_event_schemas import schema_uri
+from gen_event_schemas import stale as stale_schemas
+from gen_event_schemas import write as write_schemas
 
 from services.contracts.base import IntegrationEvent
 from services.contracts.registry import EVENT_TYPES
@@ -28,6 +31,11 @@ HEADERS_SCHEMA: dict[str, Any] = {
         "ce_subject": {"type": "string", "description": "The aggregate the event is about."},
         "ce_countyid": {"type": "string"},
         "ce_zoneid": {"type": "string"},
+        "ce_dataschema": {
+            "type": "string",
+            "description": "xiezuo:schemas/events/<ce_type>.json: the payload's JSON Schema, "
+            "at that path in this repository.",
+        },
         "content-type": {"type": "string", "const": "application/json"},
         "traceparent": {"type": "string", "description": "W3C trace context."},
     },
@@ -53,6 +61,7 @@ def document() -> dict[str, Any]:
             "contentType": "application/json",
             "headers": {"$ref": "#/components/schemas/CloudEventHeaders"},
             "payload": {"$ref": f"#/components/schemas/{name}"},
+            "x-dataschema": schema_uri(event_type),
             "bindings": {"kafka": {"key": {"type": "string", "description": _key_of(event)}}},
         }
         channel = channels.setdefault(
@@ -108,10 +117,22 @@ def main() -> int:
         if current != text:
             print("gen_asyncapi: docs/asyncapi.yaml is stale; run `make asyncapi`", file=sys.stderr)
             return 1
-        print("gen_asyncapi: docs/asyncapi.yaml is up to date")
+        differing = stale_schemas()
+        if differing:
+            print(
+                f"gen_asyncapi: schemas/events is stale ({', '.join(differing)}); "
+                "run `make asyncapi`",
+                file=sys.stderr,
+            )
+            return 1
+        print("gen_asyncapi: docs/asyncapi.yaml and schemas/events are up to date")
         return 0
     OUTPUT.write_text(text)
-    print(f"gen_asyncapi: wrote {OUTPUT.relative_to(ROOT)} ({len(EVENT_TYPES)} event types)")
+    count = write_schemas()
+    print(
+        f"gen_asyncapi: wrote {OUTPUT.relative_to(ROOT)} and schemas/events "
+        f"({len(EVENT_TYPES)} event types, {count} schemas)"
+    )
     return 0
 
 

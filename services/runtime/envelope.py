@@ -11,6 +11,9 @@ SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
 # Required CloudEvents attributes, as Kafka headers per the Kafka protocol binding.
 REQUIRED = ("ce_id", "ce_type", "ce_source", "ce_specversion", "ce_time")
+# `dataschema` must be an absolute URI; the `xiezuo:` scheme names this repository and the rest
+# is the schema's path in it (tools/gen_event_schemas.py writes one file per type).
+DATASCHEMA_PREFIX = "xiezuo:schemas/events/"
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 
@@ -32,6 +35,8 @@ class Envelope:
     subject: str | None = None
     traceparent: str | None = None
     tracestate: str | None = None
+    # None: derived from `type` (see `schema_uri`); set when parsed from a record.
+    dataschema: str | None = None
 
     def headers(self) -> list[tuple[str, bytes]]:
         """Kafka headers for binary content mode (extensions lowercase alphanumeric)."""
@@ -43,6 +48,7 @@ class Envelope:
             "ce_time": format_time(self.time),
             "ce_countyid": self.county_id,
             "ce_zoneid": self.zone_id,
+            "ce_dataschema": self.dataschema or schema_uri(self.type),
             "content-type": CONTENT_TYPE,
         }
         if self.subject:
@@ -90,7 +96,13 @@ class Envelope:
             subject=found.get("ce_subject"),
             traceparent=found.get("traceparent"),
             tracestate=found.get("tracestate"),
+            dataschema=found.get("ce_dataschema"),
         )
+
+
+def schema_uri(event_type: str) -> str:
+    """The JSON Schema of an event type's data: `xiezuo:schemas/events/<type>.json`."""
+    return f"{DATASCHEMA_PREFIX}{event_type}.json"
 
 
 def format_time(moment: datetime) -> str:
