@@ -99,3 +99,34 @@ async def test_a_key_repeated_inside_a_group_is_stored_once_and_the_rest_commit(
     assert await _count(db, select(func.count()).select_from(ReportRow)) == 7
     audited = select(func.count()).where(AuditEntry.action == "report.submitted")
     assert await _count(db, audited) == 7
+
+
+async def test_groups_of_two_replicas_over_several_townships_neither_deadlock_nor_split(
+    make_database: MakeDatabase,
+) -> None:
+    db = await make_database("intake")
+    # Separate engines, as two replicas would have, each grouping its own submissions.
+    replicas = [Database(db.url, audit_key=db.audit_key) for _ in range(2)]
+    registries = [ReportRegistry(replica, Vault(bytes(32)), BOOK) for replica in replicas]
+    townships = ["t1", "t2", "t3"]
+    calls = [
+        registries[n % 2].register(
+            # The same matter on each township from both replicas, townships in mixed order.
+            _submission(f"r{n}", township=townships[(n * 7) % 3], name="Zhao Qian"),
+            actor="officer",
+        )
+        for n in range(24)
+    ]
+    try:
+        results = await asyncio.gather(*calls)
+    finally:
+        for replica in replicas:
+            await replica.dispose()
+    by_township: dict[str, set[str]] = {}
+    for n, result in enumerate(results):
+        by_township.setdefault(townships[(n * 7) % 3], set()).add(result.clue_id)
+    assert all(len(clues) == 1 for clues in by_township.values())
+    assert sum(not result.linked for result in results) == 3
+    kinds = select(func.count()).select_from(OutboxMessage)
+    assert await _count(db, kinds.where(OutboxMessage.event_type == CLUE_TYPE)) == 3
+    assert await _count(db, kinds.where(OutboxMessage.event_type == LINKED_TYPE)) == 21
