@@ -28,6 +28,7 @@ OUT_OF_BAND_SECRETS = {
     "xiezuo-intake-vault-key": {"kek.hex"},
     "xiezuo-intake-receipt-key": {"receipt-key.hex"},
     "xiezuo-staffing-draw-secret": {"staffing-draw-secret.key"},
+    "xiezuo-audit-keys": {f"audit-{service}.key" for service in SERVICES},
 }
 
 Manifest = dict[str, Any]
@@ -287,6 +288,22 @@ def test_vault_key_reaches_only_intake(overlay: tuple[str, list[Manifest]]) -> N
         (container,) = pod_spec(workload)["containers"]
         assert ("XIEZUO_VAULT_KEY_FILE" in env_of(container)) == (name == "intake"), name
     assert "XIEZUO_VAULT_KEY_FILE" not in platform_config(manifests)
+
+
+def test_each_service_reads_its_own_audit_key_from_the_secret(
+    overlay: tuple[str, list[Manifest]],
+) -> None:
+    """Replicas must share the key (a per-pod key would break verification) and see only theirs."""
+    _, manifests = overlay
+    for workload in of_kind(manifests, "Deployment"):
+        name = workload["metadata"]["name"]
+        (container,) = pod_spec(workload)["containers"]
+        path = env_of(container)[f"XIEZUO_{name.upper()}_AUDIT_KEY_FILE"]["value"]
+        volumes = {v["name"]: v for v in pod_spec(workload)["volumes"]}
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        secret = volumes[mounts[path.rsplit("/", 1)[0]]]["secret"]
+        assert base_name(secret["secretName"]) == "xiezuo-audit-keys", name
+        assert [item["key"] for item in secret["items"]] == [f"audit-{name}.key"], name
 
 
 def test_receipt_key_reaches_only_intake(overlay: tuple[str, list[Manifest]]) -> None:
