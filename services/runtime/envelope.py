@@ -35,8 +35,11 @@ class Envelope:
     subject: str | None = None
     traceparent: str | None = None
     tracestate: str | None = None
-    # None: derived from `type` (see `schema_uri`); set when parsed from a record.
-    dataschema: str | None = None
+
+    @property
+    def dataschema(self) -> str:
+        """The JSON Schema of `data`, named by type (so it is never stored or parsed apart)."""
+        return schema_uri(self.type)
 
     def headers(self) -> list[tuple[str, bytes]]:
         """Kafka headers for binary content mode (extensions lowercase alphanumeric)."""
@@ -48,7 +51,7 @@ class Envelope:
             "ce_time": format_time(self.time),
             "ce_countyid": self.county_id,
             "ce_zoneid": self.zone_id,
-            "ce_dataschema": self.dataschema or schema_uri(self.type),
+            "ce_dataschema": self.dataschema,
             "content-type": CONTENT_TYPE,
         }
         if self.subject:
@@ -96,7 +99,6 @@ class Envelope:
             subject=found.get("ce_subject"),
             traceparent=found.get("traceparent"),
             tracestate=found.get("tracestate"),
-            dataschema=found.get("ce_dataschema"),
         )
 
 

@@ -154,3 +154,43 @@ async def test_attendance_by_day_is_recorded_corrected_and_published(api: Api) -
         )
         == 3
     )
+
+
+async def test_a_zone_chief_without_home_township_is_published_under_the_zone_they_lead(
+    api: Api,
+) -> None:
+    # Issue 13: the chief's training went out with zone "" (key `c-tr:`) and became a blank
+    # seventh zone in the ranking.
+    lead = api.as_("lead", "county_leadership")
+    request = training_pb2.RecordTrainingRequest(
+        idempotency_key="chief-1",
+        person_id="chief",
+        course="审查调查实务",
+        training_type=training_pb2.TRAINING_TYPE_CASE_STUDY,
+        hours=2,
+        date="2026-03-05",
+    )
+    await api.stub.RecordTraining(request, metadata=lead)
+    await api.stub.RecordAttendance(
+        training_pb2.RecordAttendanceRequest(
+            idempotency_key="chief-a",
+            person_id="chief",
+            day="2026-03-05",
+            status=training_pb2.ATTENDANCE_STATUS_IN_TRAINING,
+        ),
+        metadata=lead,
+    )
+    async with api.database.session() as session:
+        rows = (
+            await session.exec(
+                select(OutboxMessage).where(
+                    col(OutboxMessage.event_type).in_(
+                        [TrainingRecorded.event_type, AttendanceRecorded.event_type]
+                    )
+                )
+            )
+        ).all()
+    assert len(rows) == 2
+    for row in rows:
+        assert json.loads(row.payload)["zone_id"] == "z-1", row.event_type
+        assert (row.zone_id, row.partition_key) == ("z-1", "c-tr:z-1"), row.event_type

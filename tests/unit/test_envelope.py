@@ -52,6 +52,7 @@ def test_headers_are_cloudevents_binary_mode() -> None:
         "ce_time": b"2026-03-09T08:30:15.123456Z",
         "ce_countyid": b"c-001",
         "ce_zoneid": b"z-01",
+        "ce_dataschema": b"xiezuo:schemas/events/xiezuo.intake.clue_registered.v1.json",
         "content-type": b"application/json",
         "ce_subject": "线索-1".encode(),
         "traceparent": TRACEPARENT.encode(),
@@ -64,7 +65,7 @@ def test_optional_headers_are_left_out_when_absent() -> None:
     names = {
         name for name, _ in _envelope(subject=None, traceparent=None, tracestate=None).headers()
     }
-    assert names == {*REQUIRED, "ce_countyid", "ce_zoneid", "content-type"}
+    assert names == {*REQUIRED, "ce_countyid", "ce_zoneid", "ce_dataschema", "content-type"}
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,9 @@ from datetime import datetime
 from services.assessment.domain.kpis import Level
 from services.assessment.domain.quarter import AssessmentCalendar, Quarter
 
+# Zone ids that name no zone: empty (an older staffing's county staff) and `*` (county-wide).
+NOT_A_ZONE = frozenset({"", "*"})
+
 
 @dataclass(frozen=True)
 class Fact:
@@ -41,7 +44,9 @@ def increments_of(fact: Fact, calendar: AssessmentCalendar) -> list[KpiIncrement
     """The rows a fact adds to, in the quarter of its own time."""
     quarter = calendar.quarter_of(fact.occurred_at)
     targets: list[tuple[Level, str]] = []
-    if fact.count_for_zone:
+    # No zone row for "" or the county-wide "*": neither is a zone to rank (issue 13's blank
+    # seventh zone); the township and people still count.
+    if fact.count_for_zone and fact.zone_id not in NOT_A_ZONE:
         targets.append((Level.ZONE, fact.zone_id))
     if fact.township_id:
         targets.append((Level.TOWNSHIP, fact.township_id))

@@ -199,7 +199,9 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
                 session,
                 TrainingRecorded(
                     county_id=person.county_id,
-                    zone_id=person.zone_id or "",
+                    # Never empty: an empty zone would key the record `<county>:` and count
+                    # as a zone of its own in assessment.
+                    zone_id=await registry.event_zone_of(session, person),
                     record_id=row.record_id,
                     person_id=person.person_id,
                     course=course,
@@ -309,7 +311,7 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
                 session,
                 AttendanceRecorded(
                     county_id=person.county_id,
-                    zone_id=person.zone_id or "",
+                    zone_id=await registry.event_zone_of(session, person),
                     person_id=person.person_id,
                     day=day,
                     status=status.value,

@@ -168,6 +168,31 @@ async def zone_of(session: AsyncSession, zone_id: str) -> ZoneRow | None:
     return await session.get(ZoneRow, zone_id)
 
 
+# The zone of a person's events when they belong to no zone (county staff): the whole county.
+COUNTY_WIDE = "*"
+
+
+async def event_zone_of(session: AsyncSession, person: PersonRow) -> str:
+    """The zone a person's training and attendance are published under; never empty.
+
+    Their home township's zone; else the zone they lead (a zone chief or deputy usually sits on
+    the county commission and has no home township); else `*`, the county as a whole.
+    """
+    if person.zone_id:
+        return person.zone_id
+    led = await session.exec(
+        select(ZoneRow.zone_id)
+        .where(ZoneRow.county_id == person.county_id)
+        .where(
+            (col(ZoneRow.chief_id) == person.person_id)
+            | (col(ZoneRow.deputy_id) == person.person_id)
+        )
+        .order_by(col(ZoneRow.zone_id))
+        .limit(1)
+    )
+    return led.first() or COUNTY_WIDE
+
+
 async def township_of(session: AsyncSession, township_id: str) -> TownshipRow | None:
     """One township by id."""
     return await session.get(TownshipRow, township_id)
