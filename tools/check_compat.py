@@ -25,8 +25,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RELEASE_TAG = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
-# Words only: a change to these is not a change to what a consumer receives.
-_PROSE = ("title", "description", "examples", "x-topic", "x-kafka-key", "$id", "$comment")
+# Words only: a change to these is not a change to what a consumer receives. (The key pattern
+# is not compared: releases before `key_pattern` cannot state theirs; review key changes.)
+_PROSE = ("title", "description", "examples", "x-kafka-key", "x-kafka-key-reason", "$id")
 
 
 class BaselineError(RuntimeError):
@@ -133,7 +134,7 @@ def _resolve(node: Any, root: dict[str, Any]) -> Any:
         return {
             key: _resolve(value, root)
             for key, value in node.items()
-            if key not in _PROSE and key != "$defs"
+            if key not in _PROSE and key not in ("$defs", "x-topic")
         }
     if isinstance(node, list):
         return [_resolve(item, root) for item in node]
@@ -201,6 +202,12 @@ def check_events(
                 "as docs/consumers.md describes"
             )
             continue
+        if old.get("x-topic") != candidate[event_type].get("x-topic"):
+            problems.append(
+                f"{event_type}: moved from topic {old.get('x-topic')} to "
+                f"{candidate[event_type].get('x-topic')}; publish {_next_version(event_type)} "
+                "on the new topic side by side instead"
+            )
         found = list(
             _differences(
                 _resolve(old, old), _resolve(candidate[event_type], candidate[event_type]), ""

@@ -97,8 +97,9 @@ def document() -> dict[str, Any]:
 
 def _key_of(event: type[IntegrationEvent]) -> str:
     if event.partition_key is not IntegrationEvent.partition_key:
-        return (event.partition_key.__doc__ or "custom").strip()
-    return "<county_id>:<zone_id>"
+        why = (event.partition_key.__doc__ or "").strip().split("\n\n")[0]
+        return f"{event.key_pattern}. {why}"
+    return event.key_pattern
 
 
 def render() -> str:

@@ -45,12 +45,10 @@ def _open(node: Any) -> Any:
 
 def schema_of(event: Any) -> dict[str, Any]:
     """The published JSON Schema of one contract class."""
-    from services.contracts.base import IntegrationEvent
-
     generated = _open(event.model_json_schema())
-    key = "<county_id>:<zone_id>"
-    if event.partition_key is not IntegrationEvent.partition_key:
-        key = (event.partition_key.__doc__ or "custom").strip()
+    # Releases before `key_pattern` existed keyed every type but a few by zone; say so plainly.
+    key = getattr(event, "key_pattern", None) or "<county_id>:<zone_id>"
+    why = (event.partition_key.__doc__ or "").strip().split("\n\n")[0]
     schema: dict[str, Any] = {
         "$schema": DRAFT,
         "$id": schema_uri(event.event_type),
@@ -58,6 +56,7 @@ def schema_of(event: Any) -> dict[str, Any]:
         "description": (event.__doc__ or "").strip(),
         "x-topic": event.topic,
         "x-kafka-key": key,
+        **({"x-kafka-key-reason": why} if key != "<county_id>:<zone_id>" else {}),
     }
     schema.update({k: v for k, v in generated.items() if k not in ("title", "description")})
     return schema

@@ -17,6 +17,7 @@ class ScorecardPublished(IntegrationEvent):
 
     event_type: ClassVar[str] = "xiezuo.assessment.scorecard_published.v1"
     topic: ClassVar[str] = SCORECARDS_TOPIC
+    key_pattern: ClassVar[str] = "<county_id>"
 
     level: Literal["zone", "township", "person"]
     # The zone, township or person id (`subject_id()` is the CloudEvents subject).

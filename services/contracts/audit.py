@@ -25,6 +25,7 @@ class AuditCheckpointed(IntegrationEvent):
 
     event_type: ClassVar[str] = "xiezuo.audit.checkpointed.v1"
     topic: ClassVar[str] = CHECKPOINTS_TOPIC
+    key_pattern: ClassVar[str] = "<service>:<county_id>"
 
     # A checkpoint covers the whole county: every zone's entries are on the county's chain.
     zone_id: Literal["*"] = "*"

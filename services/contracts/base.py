@@ -18,6 +18,8 @@ class IntegrationEvent(BaseModel):
     # `xiezuo.<service>.<event>.v<N>`: a breaking change is a new class with a new version.
     event_type: ClassVar[str]
     topic: ClassVar[str]
+    # The Kafka key as consumers see it; a class that overrides `partition_key` says so here.
+    key_pattern: ClassVar[str] = "<county_id>:<zone_id>"
 
     county_id: str
     zone_id: str

@@ -18,13 +18,18 @@ class TownshipPlaced(IntegrationEvent):
 
     event_type: ClassVar[str] = "xiezuo.staffing.township_placed.v1"
     topic: ClassVar[str] = REGISTRY_TOPIC
+    key_pattern: ClassVar[str] = "<county_id>"
 
     township_id: str
     township_name: str
     effective_from: date
 
     def partition_key(self) -> str:
-        """Per county: registry changes must be applied in the order they were made."""
+        """Per county: registry changes must be applied in the order they were made.
+
+        A township moved from one zone to another and back would, keyed by zone, land on two
+        partitions and could be applied in the wrong order; the county key keeps one order.
+        """
         return self.county_id
 
     def subject_id(self) -> str | None:
