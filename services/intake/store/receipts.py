@@ -133,12 +133,11 @@ class ReceiptDesk:
         since = window_start(now, guard)
         locked: list[str] = []
         async with self._db.transaction() as session:
-            names = [scope.name for scope in scopes]
-            # Failures that left the window count no more: keep the tables small.
+            # What left the window counts no more. Every failure prunes, and the county budget
+            # caps failures per window, so both tables stay a window's worth of rows.
+            await session.exec(delete(ReceiptFailureRow).where(col(ReceiptFailureRow.at) <= since))
             await session.exec(
-                delete(ReceiptFailureRow).where(
-                    col(ReceiptFailureRow.scope).in_(names), col(ReceiptFailureRow.at) <= since
-                )
+                delete(ReceiptLockoutRow).where(col(ReceiptLockoutRow.locked_until) <= now)
             )
             for scope in scopes:
                 session.add(ReceiptFailureRow(scope=scope.name, at=now))
