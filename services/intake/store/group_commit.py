@@ -51,23 +51,31 @@ class GroupCommit(Generic[Item, Result]):
         return await future
 
     async def _drain(self) -> None:
-        while self._queue:
-            group = self._queue[: self._max_group]
-            del self._queue[: self._max_group]
-            try:
-                results = await self._write_group([item for item, _ in group])
-            except Exception as failed:
-                # Nothing of it committed: each caller retries alone, where its error shows.
-                # Only the type is logged: a statement's parameters may hold report text.
-                log.warning(
-                    "group commit failed (%s); its submissions are written one by one",
-                    type(failed).__name__,
-                )
-                results = [None] * len(group)
-            for (_, future), result in zip(group, results, strict=True):
-                if future.done():
-                    continue
-                if result is None:
+        group: list[tuple[Item, asyncio.Future[Result]]] = []
+        try:
+            while self._queue:
+                group = self._queue[: self._max_group]
+                del self._queue[: self._max_group]
+                try:
+                    results = await self._write_group([item for item, _ in group])
+                except Exception as failed:
+                    # Nothing of it committed: each caller retries alone, where its error shows.
+                    # Only the type is logged: a statement's parameters may hold report text.
+                    log.warning(
+                        "group commit failed (%s); its submissions are written one by one",
+                        type(failed).__name__,
+                    )
+                    results = [None] * len(group)
+                for (_, future), result in zip(group, results, strict=True):
+                    if future.done():
+                        continue
+                    if result is None:
+                        future.set_exception(WriteAlone())
+                    else:
+                        future.set_result(result)
+        finally:
+            # Cancelled mid-group (shutdown): nobody may wait for ever on what was not written.
+            for _, future in [*group, *self._queue]:
+                if not future.done():
                     future.set_exception(WriteAlone())
-                else:
-                    future.set_result(result)
+            self._queue.clear()
