@@ -23,6 +23,7 @@ from sqlmodel import col, select
 from services.runtime import audit
 from services.runtime.audit import AuditCountyHead, AuditEntry, legacy_entry_hash
 from services.runtime.audit_checkpoints import (
+    CheckpointKeeper,
     checkpoint_event,
     read_checkpoints,
     record_checkpoints,
@@ -31,6 +32,7 @@ from services.runtime.audit_key import AuditKey, load_audit_key
 from services.runtime.db import Database
 from services.runtime.host import ensure_topics
 from services.runtime.localstack import KafkaNode, PostgresCluster
+from services.runtime.messaging_tables import OutboxMessage
 from services.runtime.migrate import upgrade, upgrade_async
 from services.runtime.outbox import KafkaEventProducer, OutboxRelay, record_event
 from tests.conftest import MakeDatabase
@@ -231,6 +233,31 @@ async def test_checkpoints_are_written_only_for_heads_that_moved(
         "key_id",
         "signature",
     }
+
+
+async def test_the_keeper_checkpoints_at_start_and_once_more_when_stopped(
+    make_database: MakeDatabase,
+) -> None:
+    database = await make_database("cases")
+    await _append(database, COUNTY, 2)
+    first_round = asyncio.Event()
+    database.on_outbox_commit(first_round.set)
+    keeper = CheckpointKeeper(database, "cases", interval=3600)
+    running = asyncio.create_task(keeper.run())
+    try:
+        await asyncio.wait_for(first_round.wait(), 30)
+        await _append(database, COUNTY, 1)
+        await _append(database, OTHER, 1)
+    finally:
+        keeper.stop()
+        await running
+    # The last round anchors what the process wrote since, without waiting an hour.
+    async with database.session() as session:
+        rows = (await session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id)))).all()
+    heads = [(json.loads(r.payload)["county_id"], json.loads(r.payload)["seq"]) for r in rows]
+    assert heads == [(COUNTY, 2), (COUNTY, 3), (OTHER, 1)]
+    assert {r.topic for r in rows} == {"xiezuo.audit.checkpoints"}
+    assert {r.partition_key for r in rows} == {f"cases:{COUNTY}", f"cases:{OTHER}"}
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
