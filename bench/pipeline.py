@@ -579,6 +579,7 @@ class Call:
     code: str = ""
     report_id: str = ""
     linked: bool = False
+    detail: str = ""
 
 
 class Submitter:
@@ -668,6 +669,7 @@ class Submitter:
             reply = await stub.SubmitReport(request, metadata=self.metadata, timeout=self.timeout)
         except grpc.aio.AioRpcError as error:
             call.code = error.code().name
+            call.detail = (error.details() or "")[:200]
         else:
             call.code = "OK"
             call.report_id = reply.report_id
@@ -678,6 +680,124 @@ class Submitter:
         """Close the connections."""
         for channel in self._channels:
             await channel.close()
+
+
+# -- profiles --------------------------------------------------------------------------------
+
+
+class Profiler:
+    """py-spy (if installed) sampling services during a step's send window, not pausing them."""
+
+    def __init__(self, label: str, outputs: dict[str, Path], processes: list[Any]) -> None:
+        self.label = label
+        self._outputs = outputs
+        self._processes = processes
+
+    @classmethod
+    async def start(cls, stack: Stack, args: argparse.Namespace, *, label: str) -> Profiler | None:
+        """Start one py-spy per profiled service for --step-seconds; None without --profile."""
+        if not args.profile:
+            return None
+        search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        spy = shutil.which("py-spy", path=search)
+        if spy is None:
+            raise BenchError("--profile needs py-spy: .venv/bin/pip install py-spy")
+        args.profile.mkdir(parents=True, exist_ok=True)
+        outputs: dict[str, Path] = {}
+        processes = []
+        for name in args.profile_services:
+            service = stack.services[name]
+            if service.process is None:
+                continue
+            outputs[name] = args.profile / f"{label}-{name}.txt"
+            processes.append(
+                await asyncio.create_subprocess_exec(
+                    spy,
+                    "record",
+                    "--pid",
+                    str(service.process.pid),
+                    "--nonblocking",
+                    "--format",
+                    "raw",
+                    "--gil",
+                    "--rate",
+                    "100",
+                    "--duration",
+                    str(max(1, int(args.step_seconds))),
+                    "--output",
+                    str(outputs[name]),
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.DEVNULL,
+                )
+            )
+        return cls(label, outputs, processes)
+
+    async def finish(self) -> dict[str, Any]:
+        """Wait for the recordings; per service, the functions taking the most samples."""
+        for process in self._processes:
+            try:
+                await asyncio.wait_for(process.wait(), 30)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        return {
+            name: summarise_profile(path) for name, path in self._outputs.items() if path.exists()
+        }
+
+
+# Frames under every sample (process start, event loop, threads): true but no help in ranking.
+_PLUMBING = (
+    "<frozen runpy>",
+    "asyncio/runners.py",
+    "asyncio/base_events.py",
+    "asyncio/events.py",
+    "typer/",
+    "click/",
+    "services/cli/",
+    "threading.py",
+)
+
+
+def summarise_profile(path: Path, top: int = 15) -> dict[str, Any]:
+    """From py-spy's collapsed stacks: samples, and the top functions inclusive and self."""
+    total = 0
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    for line in path.read_text(errors="replace").splitlines():
+        stack_text, _, count_text = line.rpartition(" ")
+        if not stack_text or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        # "function (file.py:line)": the line dropped, so one function is one entry.
+        frames = [
+            frame.rsplit(":", 1)[0] + ")" if ":" in frame else frame
+            for frame in stack_text.split(";")
+        ]
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + count
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+
+    def ranked(counts: dict[str, int]) -> list[tuple[str, float]]:
+        shown = {f: n for f, n in counts.items() if not any(b in f for b in _PLUMBING)}
+        best = sorted(shown.items(), key=lambda item: -item[1])[:top]
+        return [(_short(frame), round(100 * n / max(total, 1), 1)) for frame, n in best]
+
+    return {
+        "samples": total,
+        "file": str(path),
+        "inclusive_pct": ranked(inclusive),
+        "self_pct": ranked(own),
+    }
+
+
+def _short(frame: str) -> str:
+    # Paths inside site-packages or the tree are long; the module path is enough to find them.
+    for marker in ("site-packages/", f"{ROOT}/"):
+        if marker in frame:
+            head, _, tail = frame.partition("(")
+            return f"{head}({tail.split(marker, 1)[-1]}"
+    return frame
 
 
 # -- numbers ---------------------------------------------------------------------------------
@@ -708,6 +828,7 @@ class StepResult:
     accepted: int
     accepted_per_s: float
     errors: dict[str, int]
+    error_examples: dict[str, str]
     linked: int
     submit_p50_ms: float | None
     submit_p99_ms: float | None
@@ -747,6 +868,7 @@ async def run_step(
     *,
     rate: float,
     args: argparse.Namespace,
+    label: str = "",
 ) -> StepResult:
     """One step of offered load, then the drain; returns its numbers."""
     count = max(1, round(rate * args.step_seconds))
@@ -765,8 +887,11 @@ async def run_step(
                 await asyncio.wait_for(sending.wait(), 1.0)
 
     usage = Usage(stack)
+    profiling = await Profiler.start(stack, args, label=label or f"{rate:g}-per-s")
     sampler = asyncio.create_task(sample_lag())
     calls = await submitter.offer(rate, requests)
+    if profiling is not None:
+        args.profiles[profiling.label] = await profiling.finish()
     # Sent over the send window; accepted over the send window plus the answers' tail.
     sending_s = max(calls[-1].sent - calls[0].sent + 1 / rate, 1e-6)
     elapsed = max(max(c.done for c in calls) - calls[0].sent, sending_s)
@@ -804,9 +929,11 @@ async def run_step(
     in_cases.sort()
     in_assessment.sort()
     errors: dict[str, int] = {}
+    error_examples: dict[str, str] = {}
     for call in calls:
         if call.code != "OK":
             errors[call.code] = errors.get(call.code, 0) + 1
+            error_examples.setdefault(call.code, call.detail)
     slopes = {group: round(_slope(samples[group]), 1) for group in names}
     # Growing: more than half a second of the offered load behind at the end, and rising.
     growing = [
@@ -827,6 +954,7 @@ async def run_step(
         accepted=len(accepted),
         accepted_per_s=round(len(accepted) / elapsed, 1),
         errors=errors,
+        error_examples=error_examples,
         linked=len(accepted) - len(tracked),
         submit_p50_ms=ms(percentile(submit, 0.5)),
         submit_p99_ms=ms(p99),
@@ -1234,6 +1362,7 @@ def summary(
             round(best / ceiling_rate, 5) if best is not None and ceiling_rate else None
         ),
         "cpus": os.cpu_count(),
+        "profiles": args.profiles,
         "load_avg_end": os.getloadavg(),
     }
 
@@ -1319,6 +1448,18 @@ def print_results(out: dict[str, Any], args: argparse.Namespace) -> None:
                 f"bus ceiling: {out['ratio_to_bus_ceiling']}",
                 file=stream,
             )
+    for label, services in out.get("profiles", {}).items():
+        for name, profile in services.items():
+            print(
+                f"\nprofile {label} {name}: {profile['samples']} samples holding the GIL, "
+                f"inclusive % of them; raw stacks in {profile['file']}",
+                file=stream,
+            )
+            for frame, share in profile["inclusive_pct"]:
+                print(f"  {share:5.1f} %  {frame}", file=stream)
+            print("  self (where the samples were taken):", file=stream)
+            for frame, share in profile["self_pct"][:8]:
+                print(f"  {share:5.1f} %  {frame}", file=stream)
     load = out["load_avg_end"]
     print(
         f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
@@ -1335,6 +1476,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     args.stacks = []
     args.closers = []
     args.bus = None
+    args.profiles = {}
     try:
         if args.mode == "growth":
             return await growth_mode(args, scratch)
@@ -1409,6 +1551,13 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--call-timeout", type=float, default=30.0)
     parser.add_argument("--offset-poll-ms", type=float, default=50.0)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, data)")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="py-spy the services during each step; raw profiles into this dir",
+    )
+    parser.add_argument("--profile-services", type=lambda t: t.split(","), default=["intake"])
     parser.add_argument("--json", action="store_true", help="JSON on stdout, tables on stderr")
     return parser.parse_args(argv)
 
