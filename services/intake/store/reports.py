@@ -237,9 +237,10 @@ class ReportRegistry:
                         outcomes.append(await self._apply(session, draft))
                 except Exception:
                     outcomes.append(None)
-            for draft, outcome in zip(drafts, outcomes, strict=True):
-                if outcome is not None:
-                    await self._audit(session, draft)
+            # The audit chain heads are one row per county: taken in one order too (stable sort).
+            written = [d for d, o in zip(drafts, outcomes, strict=True) if o is not None]
+            for draft in sorted(written, key=lambda d: d.row.county_id):
+                await self._audit(session, draft)
         return outcomes
 
     async def _apply(self, session: AsyncSession, draft: Draft) -> Registration:
