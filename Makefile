@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup up test check proto asyncapi api-docs bench clean
+.PHONY: setup up test check proto asyncapi api-docs bench bench-pipeline clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ test: setup check
 ## bench: the bus ceiling benchmark (JSON on stdout)
 bench: setup
 	$(BIN)/python bench/bus_ceiling.py
+
+## bench-pipeline: the whole pipeline under stepped open-loop load (table; see bench/README.md)
+bench-pipeline: setup
+	$(BIN)/python bench/pipeline.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .state .mypy_cache .ruff_cache
