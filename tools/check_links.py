@@ -1,8 +1,9 @@
 """Every relative link in README.md, CHANGELOG.md and docs/**/*.md resolves to a file in the repo.
 
-Checks Markdown links `[text](target)` and back-quoted paths that start with `docs/`, `../` or
-`./` (how these pages often name files). Links to the web (`scheme:`) and in-page anchors are
-not checked. Exit 1 naming every broken link.
+Checks Markdown links `[text](target)`, reference definitions `[name]: target` and back-quoted
+paths that start with `docs/`, `../` or `./` (how these pages often name files), outside code
+fences. Links to the web (`scheme:`) and in-page anchors are not checked. Exit 1 naming every
+broken link.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 _LINK = re.compile(r"(?<!!)\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 _IMAGE = re.compile(r"!\[[^\]]*\]\(\s*<?([^)\s>]+)>?\s*\)")
+_REFERENCE = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+.*)?$", re.M)
 _QUOTED_PATH = re.compile(r"`((?:\.\./|\./|docs/)[^`\s]+)`")
 _FENCE = re.compile(r"^(```|~~~).*?^\1", re.M | re.S)
 
@@ -27,7 +29,9 @@ def pages(root: Path = ROOT) -> list[Path]:
 def broken_links(page: Path, root: Path = ROOT) -> list[str]:
     """Relative targets in `page` that are not files or directories inside `root`."""
     text = _FENCE.sub("", page.read_text())
-    targets = [m.group(1) for pattern in (_LINK, _IMAGE) for m in pattern.finditer(text)]
+    targets = [
+        m.group(1) for pattern in (_LINK, _IMAGE, _REFERENCE) for m in pattern.finditer(text)
+    ]
     targets += [m.group(1) for m in _QUOTED_PATH.finditer(text)]
     broken: list[str] = []
     for target in targets:

@@ -112,3 +112,19 @@ def test_a_type_with_its_own_kafka_key_states_it_and_the_registry_is_keyed_by_co
         effective_from=date(2026, 1, 1),
     )
     assert (TownshipPlaced.key_pattern, placed.partition_key()) == ("<county_id>", "c-001")
+
+
+def test_the_link_check_finds_links_outside_the_repo_and_missing_files(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "here.md").write_text("x")
+    page = tmp_path / "README.md"
+    page.write_text(
+        "[ok](docs/here.md) [gone](docs/gone.md) `../shared/DOMAIN.md` "
+        "[web](https://example.org/x) [anchor](#top)\n\n[ref]: ../outside.md\n"
+        "```\n[in a fence](nowhere.md)\n```\n"
+    )
+    assert check_links.broken_links(page, tmp_path) == [
+        "docs/gone.md",
+        "../outside.md",
+        "../shared/DOMAIN.md",
+    ]
