@@ -92,7 +92,11 @@ def audit_verify(
     checkpoint says; 3 if the checkpoints cannot be read (use --offline to skip them).
     """
     settings = Settings(_service_or_fail(service))
-    key = settings.audit_key()
+    try:
+        key = settings.audit_key(create=False)
+    except (FileNotFoundError, ValueError) as exc:
+        console.print(f"[red]{service}: no usable audit key:[/red] {exc}")
+        raise typer.Exit(2) from exc
     bootstrap = settings.platform.kafka_bootstrap
     read: CheckpointRead | None = None
     if not offline:

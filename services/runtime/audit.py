@@ -197,7 +197,11 @@ async def append(
     detail: Mapping[str, Any] | None = None,
     at: datetime | None = None,
 ) -> AuditEntry:
-    """Add an entry to its county's chain in the caller's transaction; the caller commits."""
+    """Add an entry to its county's chain in the caller's transaction; the caller commits.
+
+    The county's head row stays locked until the caller commits: a transaction that audits in
+    several counties appends in county order, so two of them never wait on each other.
+    """
     key = audit_key_of(session)
     detail_text = _detail_json(detail or {})
     when = as_utc(at or datetime.now(UTC))

@@ -76,12 +76,16 @@ class Settings:
         self.metrics_port = _port(own.metrics_port, DEFAULT_METRICS_PORTS[service])
         self.audit_key_file = own.audit_key_file
 
-    def audit_key(self) -> AuditKey:
-        """This service's audit key: the configured file, or the dev one under the state dir."""
+    def audit_key(self, *, create: bool = True) -> AuditKey:
+        """This service's audit key: the configured file, or the dev one under the state dir.
+
+        Only the dev key is ever created, and only when `create` (a verifier never creates one:
+        a fresh key would make every entry look forged).
+        """
         if self.audit_key_file is not None:
             return load_audit_key(self.audit_key_file, create=False)
         path = self.platform.state_dir / "keys" / f"audit-{self.service}.key"
-        return load_audit_key(path, create=True)
+        return load_audit_key(path, create=create)
 
     def default_database_url(self) -> str:
         """SQLite file under the state directory: the zero-setup default for `xiezuo up`."""

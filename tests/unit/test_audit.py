@@ -32,6 +32,7 @@ from services.runtime.audit import (
 )
 from services.runtime.audit_key import AuditKey, load_audit_key
 from services.runtime.db import AUDIT_KEY
+from services.runtime.settings import Settings
 
 COUNTY, OTHER = "330102", "330103"
 
@@ -453,4 +454,23 @@ def test_key_file_is_created_once_and_a_configured_one_must_exist(tmp_path: Path
     raw = tmp_path / "raw.key"
     raw.write_bytes(bytes(range(32)))
     assert load_audit_key(raw, create=False).secret == bytes(range(32))
-    assert "secret" not in repr(first) or first.secret.hex() not in repr(first)
+    assert first.secret.hex() not in repr(first)
+
+
+def test_settings_read_a_configured_key_and_never_create_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XIEZUO_STATE_DIR", str(tmp_path / "state"))
+    with pytest.raises(FileNotFoundError):
+        Settings("cases").audit_key(create=False)  # what `xiezuo audit verify` asks for
+    dev = Settings("cases").audit_key()
+    assert (tmp_path / "state" / "keys" / "audit-cases.key").is_file()
+    assert Settings("cases").audit_key() == dev != Settings("intake").audit_key()
+
+    mounted = tmp_path / "secret" / "audit-cases.key"
+    monkeypatch.setenv("XIEZUO_CASES_AUDIT_KEY_FILE", str(mounted))
+    with pytest.raises(FileNotFoundError):
+        Settings("cases").audit_key()
+    mounted.parent.mkdir()
+    mounted.write_text("ab" * 32 + "\n")
+    assert Settings("cases").audit_key().secret == bytes([0xAB]) * 32
