@@ -128,3 +128,15 @@ def test_the_link_check_finds_links_outside_the_repo_and_missing_files(tmp_path:
         "../outside.md",
         "../shared/DOMAIN.md",
     ]
+
+
+def test_the_consumer_guide_names_each_topics_key_as_the_contracts_do() -> None:
+    table: dict[str, str] = {}
+    for line in (ROOT / "docs" / "consumers.md").read_text().splitlines():
+        cells = [cell.strip().strip("`") for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("xiezuo.") and "<" not in cells[0]:
+            table[cells[0]] = cells[2]
+    keys: dict[str, set[str]] = {}
+    for event in EVENT_TYPES.values():
+        keys.setdefault(event.topic, set()).add(event.key_pattern)
+    assert {topic: {key} for topic, key in table.items()} == keys
