@@ -54,6 +54,7 @@ import asyncio
 import bisect
 import contextlib
 import ctypes
+import functools
 import json
 import math
 import os
@@ -719,7 +720,6 @@ class Profiler:
                     "--nonblocking",
                     "--format",
                     "raw",
-                    "--gil",
                     "--rate",
                     "100",
                     "--duration",
@@ -758,9 +758,29 @@ _PLUMBING = (
 )
 
 
+def _waiting(leaf: str) -> bool:
+    """A sample caught waiting (event loop in select, SQLite worker on its queue), not working."""
+    if ".select (selectors.py:" in leaf:
+        return True
+    return leaf in _sqlite_queue_waits()
+
+
+@functools.cache
+def _sqlite_queue_waits() -> frozenset[str]:
+    # aiosqlite's worker thread blocks on `tx.get()` between statements; find that line here.
+    import aiosqlite.core
+
+    lines = Path(aiosqlite.core.__file__).read_text().splitlines()
+    return frozenset(
+        f"_connection_worker_thread (aiosqlite/core.py:{number})"
+        for number, line in enumerate(lines, 1)
+        if "tx.get(" in line
+    )
+
+
 def summarise_profile(path: Path, top: int = 15) -> dict[str, Any]:
-    """From py-spy's collapsed stacks: samples, and the top functions inclusive and self."""
-    total = 0
+    """From py-spy's collapsed stacks: the top functions, inclusive and self, of busy samples."""
+    total = waiting = 0
     inclusive: dict[str, int] = {}
     own: dict[str, int] = {}
     for line in path.read_text(errors="replace").splitlines():
@@ -769,22 +789,25 @@ def summarise_profile(path: Path, top: int = 15) -> dict[str, Any]:
             continue
         count = int(count_text)
         total += count
+        raw = stack_text.split(";")
+        if _waiting(raw[-1]):
+            waiting += count
+            continue
         # "function (file.py:line)": the line dropped, so one function is one entry.
-        frames = [
-            frame.rsplit(":", 1)[0] + ")" if ":" in frame else frame
-            for frame in stack_text.split(";")
-        ]
+        frames = [frame.rsplit(":", 1)[0] + ")" if ":" in frame else frame for frame in raw]
         for frame in set(frames):
             inclusive[frame] = inclusive.get(frame, 0) + count
         own[frames[-1]] = own.get(frames[-1], 0) + count
+    busy = total - waiting
 
     def ranked(counts: dict[str, int]) -> list[tuple[str, float]]:
         shown = {f: n for f, n in counts.items() if not any(b in f for b in _PLUMBING)}
         best = sorted(shown.items(), key=lambda item: -item[1])[:top]
-        return [(_short(frame), round(100 * n / max(total, 1), 1)) for frame, n in best]
+        return [(_short(frame), round(100 * n / max(busy, 1), 1)) for frame, n in best]
 
     return {
         "samples": total,
+        "busy_samples": busy,
         "file": str(path),
         "inclusive_pct": ranked(inclusive),
         "self_pct": ranked(own),
@@ -1451,7 +1474,8 @@ def print_results(out: dict[str, Any], args: argparse.Namespace) -> None:
     for label, services in out.get("profiles", {}).items():
         for name, profile in services.items():
             print(
-                f"\nprofile {label} {name}: {profile['samples']} samples holding the GIL, "
+                f"\nprofile {label} {name}: {profile['busy_samples']} of {profile['samples']} "
+                "samples not waiting in select or on the SQLite queue (100/s, every thread); "
                 f"inclusive % of them; raw stacks in {profile['file']}",
                 file=stream,
             )
