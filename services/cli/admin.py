@@ -46,7 +46,12 @@ def migrate(
     """Bring each service's database to the newest schema."""
     for service in services or list(SERVICES):
         settings = Settings(_service_or_fail(service))
-        upgrade(service, settings.database_url)
+        try:
+            upgrade(service, settings.database_url)
+        except Exception as exc:  # an unreachable or unwritable database, said in one line
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            console.print(f"[red]{service}: cannot migrate:[/red] {type(exc).__name__}: {reason}")
+            raise typer.Exit(1) from exc
         console.print(f"{service}: migrated")
 
 
@@ -132,6 +137,7 @@ def audit_verify(
             "entries_checked": result.entries_checked,
             "chains_checked": result.chains_checked,
             "checkpoints_checked": result.anchors_checked,
+            "entries_after_last_checkpoint": result.unanchored_entries,
             "checkpoints_read": read is not None,
             "unsigned_checkpoints": unsigned,
             "problems": problems,
@@ -139,7 +145,8 @@ def audit_verify(
         print(json.dumps(summary))
     elif not problems:
         anchored = (
-            f"{result.anchors_checked} checkpoints"
+            f"{result.anchors_checked} checkpoints, {result.unanchored_entries} entries newer"
+            " than the last checkpoint"
             if read is not None
             else "[yellow]checkpoints NOT checked (--offline)[/yellow]"
         )

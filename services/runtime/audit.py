@@ -107,6 +107,9 @@ class AuditVerification:
     chains_checked: int
     anchors_checked: int
     problems: tuple[AuditProblem, ...]
+    # Entries newer than their chain's last checkpoint: the window a key holder could still
+    # rewrite unseen (and a truncation of it by anyone would be invisible).
+    unanchored_entries: int = 0
 
     @property
     def ok(self) -> bool:
@@ -272,6 +275,7 @@ async def verify(
     legacy_head = await _read_legacy_head(session)
     checked, problem = await _verify_legacy(session, legacy_head, chunk_size)
     problems = [] if problem is None else [problem]
+    unanchored = 0
     counties = set(by_county)
     counties.update((await session.exec(select(AuditCountyHead.county_id))).all())
     counties.update(
@@ -282,15 +286,17 @@ async def verify(
         ).all()
     )
     for county_id in sorted(counties):
+        anchored = by_county.get(county_id, {})
         count, problem = await _verify_county(
             session,
             key,
             county_id,
             genesis_seal(key, county_id, legacy_head or (0, GENESIS_HASH)),
-            by_county.get(county_id, {}),
+            anchored,
             chunk_size,
         )
         checked += count
+        unanchored += max(0, count - max(anchored, default=0))
         if problem is not None:
             problems.append(problem)
     return AuditVerification(
@@ -298,6 +304,7 @@ async def verify(
         chains_checked=len(counties),
         anchors_checked=anchor_count,
         problems=tuple(problems),
+        unanchored_entries=unanchored,
     )
 
 

@@ -179,6 +179,8 @@ async def test_an_untampered_log_verifies_intact_as_it_grows(
     result = await _verify(database, service, kafka)
     assert result.ok, result
     assert (result.entries_checked, result.chains_checked, result.anchors_checked) == (7, 2, 3)
+    # Entry 6 of the first county came after its last checkpoint (at 5).
+    assert result.unanchored_entries == 1
 
 
 async def test_an_injected_checkpoint_is_not_trusted(
