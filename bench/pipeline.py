@@ -758,9 +758,13 @@ _PLUMBING = (
 )
 
 
+# Leaves that block: selectors, condition variables, a thread's C target (gRPC's poller).
+_WAITS = (".select (selectors.py:", "Condition.wait (threading.py:", "Thread.run (threading.py:")
+
+
 def _waiting(leaf: str) -> bool:
     """A sample caught waiting (event loop in select, SQLite worker on its queue), not working."""
-    if ".select (selectors.py:" in leaf:
+    if any(wait in leaf for wait in _WAITS):
         return True
     return leaf in _sqlite_queue_waits()
 
@@ -1475,7 +1479,7 @@ def print_results(out: dict[str, Any], args: argparse.Namespace) -> None:
         for name, profile in services.items():
             print(
                 f"\nprofile {label} {name}: {profile['busy_samples']} of {profile['samples']} "
-                "samples not waiting in select or on the SQLite queue (100/s, every thread); "
+                "samples not caught waiting (100/s, every thread); "
                 f"inclusive % of them; raw stacks in {profile['file']}",
                 file=stream,
             )
