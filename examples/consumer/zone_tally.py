@@ -80,7 +80,13 @@ class Tally:
         return cls(zones=saved["zones"], seen=set(saved["seen"]), unreadable=saved["unreadable"])
 
 
-def apply(tally: Tally, headers: list[tuple[str, bytes]], key: bytes | None, value: bytes) -> None:
+def apply(
+    tally: Tally,
+    headers: list[tuple[str, bytes]],
+    key: bytes | None,
+    value: bytes,
+    county: str | None = None,
+) -> None:
     """Read one record with the CloudEvents SDK and count it if it is one we understand."""
     try:
         event = ce_kafka.from_kafka_event(
@@ -93,6 +99,8 @@ def apply(tally: Tally, headers: list[tuple[str, bytes]], key: bytes | None, val
     if kind not in (CLUE_REGISTERED, DEADLINE_BREACHED):
         return  # another type on the same topic, or a newer version: not ours to count
     data = event.get_data()
+    if county is not None and (not isinstance(data, dict) or data.get("county_id") != county):
+        return  # another county's event: this team reads one county
     zone = data.get("zone_id") if isinstance(data, dict) else None
     if not zone:
         tally.unreadable.append({"reason": "no zone_id", "id": event.get_id()})
@@ -111,7 +119,9 @@ async def _caught_up(consumer: AIOKafkaConsumer) -> bool:
     return True
 
 
-async def run(bootstrap: str, group: str, state: Path, stop: asyncio.Event) -> None:
+async def run(
+    bootstrap: str, group: str, state: Path, stop: asyncio.Event, county: str | None = None
+) -> None:
     """Consume until `stop`; save the tally, then commit, after every batch."""
     tally = Tally.load(state)
     delay = 0.5
@@ -143,7 +153,7 @@ async def run(bootstrap: str, group: str, state: Path, stop: asyncio.Event) -> N
             batches: dict[TopicPartition, list[Any]] = await consumer.getmany(timeout_ms=500)
             for records in batches.values():
                 for record in records:
-                    apply(tally, list(record.headers), record.key, record.value or b"")
+                    apply(tally, list(record.headers), record.key, record.value or b"", county)
             tally.caught_up = await _caught_up(consumer)
             # Effect first, offsets second: a crash in between redelivers, and `seen` absorbs it.
             tally.save(state)
@@ -161,6 +171,7 @@ def main() -> None:
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     parser.add_argument("--group", default="acme-dashboard.zone-tally")
     parser.add_argument("--state", type=Path, default=Path("zone-tally.json"))
+    parser.add_argument("--county", help="count only this county's events (default: all)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
@@ -169,7 +180,7 @@ def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await run(args.bootstrap, args.group, args.state, stop)
+        await run(args.bootstrap, args.group, args.state, stop, args.county)
 
     asyncio.run(_main())
 
