@@ -328,3 +328,20 @@ async def test_key_rotation_rewraps_without_reencrypting(make_database: MakeData
     )
     assert [m.body for m in messages] == ["hello"]
     assert await rewrap_all(db, rotated, actor="test") == dict.fromkeys(counts, 0)
+
+
+async def test_issuing_and_finding_a_receipt_never_runs_a_slow_hash(
+    make_database: MakeDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def slow_hash(*_args: object, **_kwargs: object) -> bytes:
+        raise AssertionError("scrypt on the request path")
+
+    # A keyed hash costs microseconds; only a legacy receipt ever needs scrypt (off the loop).
+    monkeypatch.setattr(hashlib, "scrypt", slow_hash)
+    db = await make_database("intake")
+    report_id, code = await _register(db, "k1")
+    desk = ReceiptDesk(db, BOOK, RECEIPT_KEYS)
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    assert (await desk.find(ReceiptClaim("c1", code, "a"), actor="portal", now=now)).report_id == (
+        report_id
+    )
