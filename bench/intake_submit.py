@@ -9,7 +9,7 @@ the schema before ``intake_0007`` and then migrated, so the migration's backfill
 them), starts the intake service as its own process (the composition root's parts over gRPC,
 no Kafka: the outbox fills and is not relayed) and drives closed-loop SubmitReport clients for
 the given time. One JSON line per count is printed: reports/s accepted, p50 and p99 latency,
-errors. Timings are never asserted.
+errors, and the service process's CPU (100 = one core busy). Timings are never asserted.
 """
 
 from __future__ import annotations
@@ -36,7 +36,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SEED_REVISION = "intake_0006"
 TOWNSHIPS = [f"t-{index}" for index in range(1, 6)]
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
-GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华建国志红玉兰海燕春梅德文亮光成林云飞鹏波辉宇佳晓东晨阳雪琳俊峰荣斌凤翠"
+GIVEN = (
+    "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华建国志红玉兰海燕"
+    "春梅德文亮光成林云飞鹏波辉宇佳晓东晨阳雪琳俊峰荣斌凤翠"
+)
 CATEGORIES = ["embezzlement", "bribery", "poverty_alleviation_funds", "work_style"]
 
 
@@ -224,6 +227,15 @@ async def _drive(port: int, token: str, clients: int, seconds: float) -> dict[st
     }
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc; 0 elsewhere)."""
+    stat = Path(f"/proc/{pid}/stat")
+    if not stat.exists():
+        return 0.0
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _token(state_dir: Path) -> str:
     from services.runtime.settings import PlatformSettings
     from services.runtime.tokens import Principal, TokenIssuer, ensure_dev_keypair
@@ -267,7 +279,10 @@ async def _one(stored: int, args: argparse.Namespace, work: Path) -> dict[str, A
         line = await server.stdout.readline()
         if not line:
             raise RuntimeError("the intake server exited before it was ready")
+        cpu_before, started_at = _cpu_seconds(server.pid), time.perf_counter()
         result = await _drive(int(line), _token(state_dir), args.clients, args.seconds)
+        cpu = _cpu_seconds(server.pid) - cpu_before
+        result["server_cpu_pct"] = round(100 * cpu / (time.perf_counter() - started_at))
     finally:
         server.terminate()
         await server.wait()
