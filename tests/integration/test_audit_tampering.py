@@ -17,9 +17,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from sqlalchemy import text
 from sqlmodel import col, select
 
+from services.contracts.audit import CHECKPOINTS_TOPIC
 from services.runtime import audit
 from services.runtime.audit import AuditCountyHead, AuditEntry, legacy_entry_hash
 from services.runtime.audit_checkpoints import (
@@ -380,3 +383,18 @@ async def _xiezuo(env: dict[str, str], *args: str) -> tuple[int, str]:
     )
     out, err = await process.communicate()
     return process.returncode or 0, out.decode() + err.decode()
+
+
+async def test_the_checkpoint_topic_is_created_to_keep_records_for_ever(kafka: KafkaNode) -> None:
+    await ensure_topics(kafka.bootstrap_servers, partitions=3, replication_factor=1)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, CHECKPOINTS_TOPIC)]
+        )
+    finally:
+        await admin.close()
+    (resource,) = response.resources
+    configs = {entry[0]: entry[1] for entry in resource[4]}
+    assert (configs["retention.ms"], configs["cleanup.policy"]) == ("-1", "delete")
