@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.runtime.audit_key import AuditKey
 from services.runtime.db import AUDIT_KEY, as_utc
 from services.runtime.telemetry import is_sensitive_key
+
+log = logging.getLogger(__name__)
 
 GENESIS_HASH = "0" * 64
 LEGACY_CHAIN = "main"
@@ -254,6 +257,11 @@ async def sound_heads(session: AsyncSession, key: AuditKey) -> list[ChainAnchor]
         # Never vouch for a head a database writer forged; `verify` will name the problem.
         if entry is not None and entry.entry_hash == last_hash == entry_seal(key, entry):
             anchors.append(ChainAnchor(county_id, last_seq, last_hash))
+        else:
+            log.warning(
+                "audit chain head carries no valid seal; not checkpointed",
+                extra={"county_id": county_id, "seq": last_seq},
+            )
     return anchors
 
 

@@ -322,12 +322,14 @@ async def test_missing_head_row_is_detected(engine: AsyncEngine, key: AuditKey) 
 
 
 async def test_sound_heads_never_vouch_for_a_forged_head(
-    engine: AsyncEngine, key: AuditKey
+    engine: AsyncEngine, key: AuditKey, caplog: pytest.LogCaptureFixture
 ) -> None:
     await _append(engine, key, 2)
     await _append(engine, key, 2, county=OTHER)
     await _sql(engine, f"UPDATE audit_entry SET actor = 'x' WHERE county_id = '{OTHER}'")
-    assert [a.county_id for a in await _anchors(engine, key)] == [COUNTY]
+    with caplog.at_level("WARNING", logger="services.runtime.audit"):
+        assert [a.county_id for a in await _anchors(engine, key)] == [COUNTY]
+    assert [r.county_id for r in caplog.records] == [OTHER]  # type: ignore[attr-defined]
 
 
 async def test_verify_streams_in_chunks(engine: AsyncEngine, key: AuditKey) -> None:
