@@ -150,11 +150,12 @@ class TokenVerifier:
         """The principal a valid token names; raises TokenInvalid with the reason otherwise."""
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.DecodeError as error:
-            raise TokenInvalid(f"malformed token: {error}") from None
+        except jwt.InvalidTokenError:
+            # PyJWT's text here is a codec or padding error about the caller's bytes.
+            raise TokenInvalid("malformed token: not a signed JWT") from None
         # Pinning the algorithm blocks "none" and HMAC-with-public-key confusion.
         if header.get("alg") != ALGORITHM:
-            raise TokenInvalid(f"algorithm {header.get('alg')!r} is not allowed")
+            raise TokenInvalid(f"algorithm {str(header.get('alg'))[:32]!r} is not allowed")
         kid = header.get("kid")
         candidates = (
             [self._keys[kid]] if isinstance(kid, str) and kid in self._keys else self._keys.values()
@@ -182,8 +183,8 @@ class TokenVerifier:
                 raise TokenInvalid(f"token issuer is not {self._issuer!r}") from None
             except jwt.MissingRequiredClaimError as error:
                 raise TokenInvalid(f"token lacks the {error.claim!r} claim") from None
-            except jwt.InvalidTokenError as error:
-                raise TokenInvalid(f"invalid token: {error}") from None
+            except jwt.InvalidTokenError:
+                raise TokenInvalid("invalid token: its claims could not be read") from None
             return _principal_from_claims(claims)
         raise TokenInvalid("token signature does not match any trusted key")
 

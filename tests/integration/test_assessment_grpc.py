@@ -14,6 +14,7 @@ import grpc.aio
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from google.rpc import error_details_pb2
 from sqlmodel import func, select
 from xiezuo.assessment.v1 import assessment_pb2 as pb
 from xiezuo.assessment.v1 import assessment_pb2_grpc
@@ -23,17 +24,22 @@ from services.assessment.domain.quarter import AssessmentCalendar
 from services.assessment.domain.scoring_rules import load_rules
 from services.assessment.handlers import mappers
 from services.assessment.handlers.ledgers import ledgers
-from services.assessment.handlers.projection import ProjectionHandler
+from services.assessment.handlers.projection import ProjectionHandler, township_placed
 from services.assessment.store.scorecards import Scoring
 from services.assessment.store.tables import QualitativeMark
 from services.contracts.assessment import ScorecardPublished
 from services.contracts.base import IntegrationEvent
 from services.contracts.cases import CaseFiled
 from services.contracts.intake import ClueRegistered, ReportedSubject
-from services.contracts.staffing import TeamAssigned, TeamMember, TeamUnfillable
+from services.contracts.staffing import (
+    TeamAssigned,
+    TeamMember,
+    TeamUnfillable,
+    TownshipPlaced,
+)
 from services.runtime.db import Database
 from services.runtime.envelope import Envelope
-from services.runtime.grpc.errors import field_violations
+from services.runtime.grpc.errors import field_violations, status_of
 from services.runtime.grpc.server import GrpcEndpoint
 from services.runtime.messaging_tables import OutboxMessage
 from services.runtime.tokens import Principal, TokenIssuer, TokenVerifier
@@ -253,6 +259,33 @@ async def test_a_zone_chief_sees_their_zone_and_staff_their_own_card(client: Cli
         )
     )
     assert colleague.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_a_zone_that_does_not_exist_has_no_scorecard(client: Client) -> None:
+    request = pb.GetScorecardRequest(
+        county_id=COUNTY, level=pb.LEVEL_ZONE, subject_id="z-nowhere", quarter="2026Q3"
+    )
+    error = await _denied(client.stub.GetScorecard(request, metadata=client.as_(ASSESSOR)))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    status = status_of(error)
+    assert status is not None
+    info = error_details_pb2.ResourceInfo()
+    assert status.details[0].Unpack(info)
+    assert (info.resource_type, info.resource_name) == ("zone", "z-nowhere")
+    # A zone the registry placed a township in is assessed even while idle.
+    placed = TownshipPlaced(
+        county_id=COUNTY,
+        zone_id="z-idle",
+        township_id="t-idle",
+        township_name="idle",
+        effective_from=Q3.date(),
+    )
+    envelope = Envelope("e-placed", placed.event_type, "t", Q3, COUNTY, "z-idle", b"{}")
+    async with client.database.transaction() as session:
+        await township_placed(session, placed, envelope)
+    request.subject_id = "z-idle"
+    idle = await client.stub.GetScorecard(request, metadata=client.as_(ASSESSOR))
+    assert idle.scorecard.subject_id == "z-idle"
 
 
 async def test_qualitative_marks_are_idempotent_validated_and_scored(client: Client) -> None:

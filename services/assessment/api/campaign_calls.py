@@ -107,7 +107,7 @@ class CampaignCalls:
         async with self._db.transaction() as session:
             campaign = await load_campaign(session, request.campaign_id)
             if campaign is None or campaign.county_id != request.county_id:
-                raise NotFound(f"campaign {request.campaign_id}")
+                raise NotFound("campaign", request.campaign_id)
             view = await campaign_view(session, campaign, zone_ids=zones)
 
         def tallies_of(counts: dict[str, int]) -> list[pb.Tally]:

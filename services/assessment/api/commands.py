@@ -185,7 +185,7 @@ class PlanCommands:
         async with self._db.transaction() as session:
             plan = await load_plan(session, county_id=request.county_id, year=request.year)
             if plan is None:
-                raise NotFound(f"work plan {request.county_id}/{request.year}")
+                raise NotFound("work plan", f"{request.county_id}/{request.year}")
             counts = await tallies(
                 session,
                 county_id=request.county_id,

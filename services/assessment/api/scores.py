@@ -24,13 +24,13 @@ from services.assessment.api.requests import (
 )
 from services.assessment.domain.kpis import Level
 from services.assessment.domain.quarter import AssessmentCalendar, Quarter
-from services.assessment.store.projection import subject_zones
+from services.assessment.store.projection import subject_zones, zone_known
 from services.assessment.store.scorecards import Explanation, Scorecard, Scoring
 from services.assessment.store.timeliness import Derived, limit_counts
 from services.runtime import audit
 from services.runtime.db import Database
 from services.runtime.grpc.auth import current_principal
-from services.runtime.grpc.errors import FieldViolation, InvalidArgument
+from services.runtime.grpc.errors import FieldViolation, InvalidArgument, NotFound
 from services.runtime.grpc.paging import decode_page_token, encode_page_token
 
 T = TypeVar("T")
@@ -115,6 +115,16 @@ class ScoreQueries:
                 subject_id=request.subject_id,
                 zones=zones.get(request.subject_id, set()),
             )
+            # A zone the registry never named and nothing was counted for has no card: a
+            # made-up base score would pass for a real one.
+            if (
+                level is Level.ZONE
+                and request.subject_id not in zones
+                and not await zone_known(
+                    session, county_id=request.county_id, zone_id=request.subject_id
+                )
+            ):
+                raise NotFound("zone", request.subject_id)
             found = await read(session, derived)
             await audit_read(session, principal.subject, request.county_id, level, request)
         return found

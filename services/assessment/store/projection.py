@@ -24,6 +24,7 @@ from services.assessment.store.tables import (
     KpiTally,
     LimitBreach,
     LimitClock,
+    QualitativeMark,
 )
 from services.assessment.store.timeliness import Derived, limit_counts
 
@@ -137,6 +138,25 @@ async def tallies(
     for (subject, _zone, kpi), event_ids in derived.items():
         counts[subject][kpi] += len(event_ids)
     return {subject: dict(kpis) for subject, kpis in counts.items()}
+
+
+async def zone_known(session: AsyncSession, *, county_id: str, zone_id: str) -> bool:
+    """Whether the county has this zone: a township placed in it, or anything counted for it."""
+    placed = select(AssessedUnit.subject_id).where(
+        AssessedUnit.county_id == county_id, AssessedUnit.zone_id == zone_id
+    )
+    counted = select(KpiTally.subject_id).where(
+        KpiTally.county_id == county_id, KpiTally.zone_id == zone_id
+    )
+    marked = select(QualitativeMark.subject_id).where(
+        QualitativeMark.county_id == county_id,
+        QualitativeMark.level == Level.ZONE.value,
+        QualitativeMark.subject_id == zone_id,
+    )
+    for query in (placed, counted, marked):
+        if (await session.exec(query.limit(1))).first() is not None:
+            return True
+    return False
 
 
 async def subject_zones(

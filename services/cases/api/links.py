@@ -133,7 +133,7 @@ async def _refusals(command: Any) -> StepResult:
     try:
         result: StepResult = await command
     except CaseMissing as missing:
-        raise NotFound(f"case {missing}") from missing
+        raise NotFound("case", missing) from missing
     except KeyReused as reused:
         raise InvalidArgument(
             [FieldViolation("idempotency_key", "was used for a different command")]

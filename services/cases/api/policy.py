@@ -36,7 +36,7 @@ def authorize_read_clue(
     if principal.roles.isdisjoint(CLUE_READERS):
         raise PermissionDenied(f"{principal.subject} may not read clues")
     if not principal.can_see_county(county_id):
-        raise NotFound(f"clue {clue_id}")
+        raise NotFound("clue", clue_id)
     if principal.subject in recused:
         raise PermissionDenied(f"{principal.subject} has been recused from {clue_id}")
     if not principal.can_see_zone(county_id, zone_id):
@@ -66,7 +66,7 @@ def authorize_case(principal: Principal, *, county_id: str, zone_id: str, file: 
     case answers NOT_FOUND.
     """
     if not principal.can_see_county(county_id):
-        raise NotFound(f"case {file.case_id}")
+        raise NotFound("case", file.case_id)
     if principal.subject in file.recused:
         raise PermissionDenied(f"{principal.subject} has been recused from {file.case_id}")
     if not principal.roles.isdisjoint(COUNTY_LEADERSHIP):

@@ -107,7 +107,7 @@ async def _mapped_errors(item_id: str) -> AsyncIterator[None]:
     try:
         yield
     except RectificationMissing as missing:
-        raise NotFound(f"rectification item {item_id}") from missing
+        raise NotFound("rectification item", item_id) from missing
     except RectificationKeyReused as reused:
         raise InvalidArgument(
             [FieldViolation("idempotency_key", "was used for a different command")]
@@ -208,7 +208,7 @@ class RectificationApi:
             request.item_id, actor=principal.subject, authorize=_authorizer(principal, "read")
         )
         if record is None:
-            raise NotFound(f"rectification item {request.item_id}")
+            raise NotFound("rectification item", request.item_id)
         return cases_pb2.GetRectificationResponse(item=item_message(record))
 
     async def ListRectifications(

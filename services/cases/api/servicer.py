@@ -26,6 +26,7 @@ from services.cases.store.tables import CaseFileRow
 from services.cases.store.workflow import CaseMissing, KeyReused, OutOfOrder, Workflow
 from services.runtime.backentry import check_back_entry
 from services.runtime.grpc.auth import current_principal
+from services.runtime.grpc.conversion import moment
 from services.runtime.grpc.errors import (
     FailedPrecondition,
     FieldViolation,
@@ -83,7 +84,7 @@ class CaseServicer(LinkApi, RectificationApi, cases_pb2_grpc.CaseServiceServicer
         principal = current_principal()
         view = await self._clues.get(request.clue_id, actor=principal.subject)
         if view is None:
-            raise NotFound(f"clue {request.clue_id}")
+            raise NotFound("clue", request.clue_id)
         row = view.row
         authorize_read_clue(
             principal,
@@ -136,7 +137,7 @@ class CaseServicer(LinkApi, RectificationApi, cases_pb2_grpc.CaseServiceServicer
         principal = current_principal()
         effective_at = None
         if request.HasField("effective_at"):
-            effective_at = request.effective_at.ToDatetime(tzinfo=UTC)
+            effective_at = moment(request.effective_at, "effective_at")
             check_back_entry(
                 principal,
                 effective_at,
@@ -155,7 +156,7 @@ class CaseServicer(LinkApi, RectificationApi, cases_pb2_grpc.CaseServiceServicer
                 effective_at=effective_at,
             )
         except CaseMissing as missing:
-            raise NotFound(f"case {request.case_id}") from missing
+            raise NotFound("case", request.case_id) from missing
         except OutOfOrder as early:
             raise InvalidArgument(
                 [
@@ -194,7 +195,7 @@ class CaseServicer(LinkApi, RectificationApi, cases_pb2_grpc.CaseServiceServicer
             request.case_id, actor=principal.subject, authorize=_case_authorizer(principal)
         )
         if record is None:
-            raise NotFound(f"case {request.case_id}")
+            raise NotFound("case", request.case_id)
         return case_response(record)
 
     async def ListCases(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC
+from datetime import datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from xiezuo.intake.v1 import intake_pb2
@@ -16,6 +16,8 @@ from services.intake.domain.report import (
     Subject,
     Submission,
 )
+from services.runtime.grpc.conversion import moment_or_violation
+from services.runtime.grpc.errors import FieldViolation
 
 _CHANNELS = {
     intake_pb2.REPORT_CHANNEL_LETTER: Channel.LETTER,
@@ -69,7 +71,7 @@ def submission_from(request: intake_pb2.SubmitReportRequest) -> Submission:
         )
     received_at = None
     if request.HasField("received_at"):
-        received_at = request.received_at.ToDatetime(tzinfo=UTC)
+        received_at = _moment(request.received_at, "received_at", violations)
     return Submission(
         idempotency_key=request.idempotency_key,
         county_id=request.county_id,
@@ -85,10 +87,18 @@ def submission_from(request: intake_pb2.SubmitReportRequest) -> Submission:
         violations=violations,
         channel_details=channel_details_from(request),
         attachments=attachments_from(request.attachments),
-        registered_at=request.registered_at.ToDatetime(tzinfo=UTC)
+        registered_at=_moment(request.registered_at, "registered_at", violations)
         if request.HasField("registered_at")
         else None,
     )
+
+
+def _moment(stamp: Timestamp, field: str, violations: list[tuple[str, str]]) -> datetime | None:
+    """stamp as a UTC datetime, or None after recording why it is not a valid Timestamp."""
+    refused: list[FieldViolation] = []
+    converted = moment_or_violation(stamp, field, refused)
+    violations.extend((v.field, v.description) for v in refused)
+    return converted
 
 
 def channel_details_from(request: intake_pb2.SubmitReportRequest) -> ChannelDetails | None:
@@ -100,7 +110,8 @@ def channel_details_from(request: intake_pb2.SubmitReportRequest) -> ChannelDeta
     values: dict[str, str] = {}
     for descriptor, value in message.ListFields():
         if isinstance(value, Timestamp):
-            values[descriptor.name] = value.ToDatetime(tzinfo=UTC).isoformat()
+            at = moment_or_violation(value, f"{member}.{descriptor.name}", [])
+            values[descriptor.name] = "" if at is None else at.isoformat()
         else:
             values[descriptor.name] = str(value)
     return ChannelDetails(member=member, values=values)

@@ -11,6 +11,7 @@ from services.intake.api.policy import authorize_duplicate_decision, duplicate_z
 from services.intake.store.duplicates import KEPT_SEPARATE, LINKED, PENDING, CandidateDecided
 from services.intake.store.tables import DuplicateCandidateRow
 from services.runtime.grpc.auth import current_principal
+from services.runtime.grpc.conversion import offset_from_token, offset_token, page_size
 from services.runtime.grpc.errors import (
     FailedPrecondition,
     FieldViolation,
@@ -60,14 +61,11 @@ class DuplicateCalls:
         problems = []
         if not request.county_id:
             problems.append(FieldViolation("county_id", "is required"))
-        if not 0 <= request.page_size <= MAX_PAGE_SIZE:
-            problems.append(FieldViolation("page_size", f"must be 0..{MAX_PAGE_SIZE}"))
-        offset = 0
-        if request.page_token:
-            if not request.page_token.isdigit():
-                problems.append(FieldViolation("page_token", "is not a token this call returned"))
-            else:
-                offset = int(request.page_token)
+        limit = page_size(
+            request.page_size, problems, maximum=MAX_PAGE_SIZE, default=DEFAULT_PAGE_SIZE
+        )
+        query = {"county": request.county_id, "pending_only": request.pending_only}
+        offset = offset_from_token(request.page_token, query, problems)
         if problems:
             raise InvalidArgument(problems)
         principal = current_principal()
@@ -77,13 +75,15 @@ class DuplicateCalls:
             zone_ids=zones,
             pending_only=request.pending_only,
             offset=offset,
-            limit=request.page_size or DEFAULT_PAGE_SIZE,
+            limit=limit,
             actor=principal.subject,
             now=datetime.now(UTC),
         )
         return intake_pb2.ListDuplicateCandidatesResponse(
             candidates=[candidate_message(row) for row in page.candidates],
-            next_page_token="" if page.next_offset is None else str(page.next_offset),
+            next_page_token=""
+            if page.next_offset is None
+            else offset_token(page.next_offset, query),
         )
 
     async def DecideDuplicate(
@@ -108,7 +108,7 @@ class DuplicateCalls:
         principal = current_principal()
         found = await self._parts.duplicates.get(request.candidate_id)
         if found is None or not principal.can_see_county(found.county_id):
-            raise NotFound(f"duplicate candidate {request.candidate_id}")
+            raise NotFound("duplicate candidate", request.candidate_id)
         authorize_duplicate_decision(principal, county_id=found.county_id, zone_id=found.zone_id)
         try:
             row = await self._parts.duplicates.decide(

@@ -24,6 +24,7 @@ from services.intake.store.reveals import NoIdentity
 from services.intake.store.tables import ReportRow
 from services.runtime.db import as_utc
 from services.runtime.grpc.auth import current_principal
+from services.runtime.grpc.conversion import moment
 from services.runtime.grpc.errors import (
     FailedPrecondition,
     FieldViolation,
@@ -60,8 +61,7 @@ def _effective_at(
     """The back-entered moment a request names, if any."""
     if not request.HasField("effective_at"):
         return None
-    moment: datetime = request.effective_at.ToDatetime(tzinfo=UTC)
-    return moment
+    return moment(request.effective_at, "effective_at")
 
 
 class OfficerCalls:
@@ -72,7 +72,7 @@ class OfficerCalls:
     async def _report(self, report_id: str) -> ReportRow:
         report = await self._parts.reports.get(report_id)
         if report is None:
-            raise NotFound(f"report {report_id}")
+            raise NotFound("report", report_id)
         return report
 
     async def DecideAcceptance(
@@ -235,7 +235,7 @@ class OfficerCalls:
         principal = current_principal()
         scope = await self._parts.reveals.scope(request.reveal_request_id)
         if scope is None or not principal.can_see_county(scope.county_id):
-            raise NotFound(f"reveal request {request.reveal_request_id}")
+            raise NotFound("reveal request", request.reveal_request_id)
         authorize_reveal_decision(
             principal, county_id=scope.county_id, requested_by=scope.requested_by
         )
@@ -261,7 +261,7 @@ class OfficerCalls:
         principal = current_principal()
         scope = await self._parts.reveals.scope(request.reveal_request_id)
         if scope is None or not principal.can_see_county(scope.county_id):
-            raise NotFound(f"reveal request {request.reveal_request_id}")
+            raise NotFound("reveal request", request.reveal_request_id)
         authorize_reveal_read(
             principal,
             county_id=scope.county_id,

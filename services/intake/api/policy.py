@@ -80,7 +80,7 @@ def authorize_receipt(principal: Principal, *, county_id: str) -> None:
 def _visible(principal: Principal, *, county_id: str, report_id: str) -> None:
     # Outside the caller's county a report does not even exist.
     if not principal.can_see_county(county_id):
-        raise NotFound(f"report {report_id}")
+        raise NotFound("report", report_id)
 
 
 def authorize_channel_officer(

@@ -15,12 +15,14 @@ from services.intake.store.exchange import INFORMATION, OFFICER, REPORTER
 from services.intake.store.receipts import ReceiptClaim, ReceiptLockedOut, ReceiptUnknown
 from services.intake.store.tables import ReportRow
 from services.runtime.grpc.auth import current_principal
+from services.runtime.grpc.conversion import offset_from_token, offset_token, page_size
 from services.runtime.grpc.errors import FieldViolation, InvalidArgument, NotFound
 from services.runtime.grpc.timestamps import timestamp
 
 MAX_BODY_CHARS = 20_000
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
+_MESSAGES_QUERY = {"call": "ListReporterMessages"}
 STATUS_TO_PROTO = {
     "received": intake_pb2.REPORT_STATUS_RECEIVED,
     "accepted": intake_pb2.REPORT_STATUS_ACCEPTED,
@@ -95,7 +97,7 @@ class ReporterCalls:
             return held, REPORTER, f"reporter-via:{principal.subject}"
         report = await self._parts.reports.get(access.report_id)
         if report is None:
-            raise NotFound(f"report {access.report_id}")
+            raise NotFound("report", access.report_id)
         authorize_channel_officer(
             principal,
             county_id=report.county_id,
@@ -152,18 +154,14 @@ class ReporterCalls:
     ) -> intake_pb2.ListReporterMessagesResponse:
         """The report's messages, oldest first, one page at a time."""
         problems = _access_violations(request.access)
-        if not 0 <= request.page_size <= MAX_PAGE_SIZE:
-            problems.append(FieldViolation("page_size", f"must be 0..{MAX_PAGE_SIZE}"))
-        after = 0
-        if request.page_token:
-            if not request.page_token.isdigit():
-                problems.append(FieldViolation("page_token", "is not a token this call returned"))
-            else:
-                after = int(request.page_token)
+        size = page_size(
+            request.page_size, problems, maximum=MAX_PAGE_SIZE, default=DEFAULT_PAGE_SIZE
+        )
+        # The receipt code is a secret: the token is bound to the call, not to the access.
+        after = offset_from_token(request.page_token, _MESSAGES_QUERY, problems)
         if problems:
             raise InvalidArgument(problems)
         report, _, actor = await self._by_access(request.access)
-        size = request.page_size or DEFAULT_PAGE_SIZE
         messages = await self._parts.channel.read(
             report, after_seq=after, limit=size + 1, actor=actor, now=datetime.now(UTC)
         )
@@ -178,7 +176,7 @@ class ReporterCalls:
                 )
                 for m in page
             ],
-            next_page_token=str(page[-1].seq) if more else "",
+            next_page_token=offset_token(page[-1].seq, _MESSAGES_QUERY) if more else "",
         )
 
     async def AddInformation(

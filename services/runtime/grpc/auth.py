@@ -13,7 +13,7 @@ import grpc.aio
 from grpc_health.v1 import health
 from grpc_reflection.v1alpha import reflection
 
-from services.runtime.grpc.errors import PermissionDenied, wrap_handler
+from services.runtime.grpc.errors import PermissionDenied, shorten, wrap_handler
 from services.runtime.tokens import Principal, TokenInvalid, TokenVerifier
 
 # Infrastructure services that must answer without a token (probes, grpcurl, load balancers).
@@ -129,8 +129,11 @@ def require(
             f"requires one of the roles {', '.join(sorted(roles))}; {principal.subject} has {held}"
         )
     if not principal.can_see_county(county_id):
-        raise PermissionDenied(f"{principal.subject} is not scoped to county {county_id!r}")
+        raise PermissionDenied(
+            f"{principal.subject} is not scoped to county {shorten(county_id)!r}"
+        )
     if zone_id is not None and not principal.can_see_zone(county_id, zone_id):
         raise PermissionDenied(
-            f"{principal.subject} is not scoped to zone {zone_id!r} of county {county_id!r}"
+            f"{principal.subject} is not scoped to zone {shorten(zone_id)!r}"
+            f" of county {shorten(county_id)!r}"
         )

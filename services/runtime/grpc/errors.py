@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
+import traceback
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -14,13 +17,27 @@ import grpc.aio
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
+from opentelemetry import trace
 
 # Trailing-metadata key gRPC uses for a serialized google.rpc.Status.
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
+# What an error message may repeat of one caller's value; the rest is cut.
+ECHO_LIMIT = 64
+# No status message is longer than this, whatever a servicer put in it.
+MESSAGE_LIMIT = 1024
+_log = logging.getLogger("xiezuo.grpc")
 
 Behaviour = Callable[..., Any]
 Around = Callable[[grpc.aio.ServicerContext[Any, Any]], AbstractAsyncContextManager[None]]
+# Checks a request before its servicer sees it: the violations that refuse it (none to pass).
+RequestCheck = Callable[[Any], Sequence["FieldViolation"]]
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def shorten(value: object, limit: int = ECHO_LIMIT) -> str:
+    """value as text cut to `limit` characters (with '…'), for echoing in an error message."""
+    text = str(value)
+    return text if len(text) <= limit else f"{text[:limit]}…"
 
 
 @dataclass(frozen=True)
@@ -37,6 +54,8 @@ class ServiceError(Exception):
     code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
 
     def __init__(self, message: str) -> None:
+        # A message built from a caller's values must not grow with them.
+        message = shorten(message, MESSAGE_LIMIT)
         super().__init__(message)
         self.message = message
 
@@ -68,7 +87,8 @@ class InvalidArgument(ServiceError):
         bad_request = error_details_pb2.BadRequest(
             field_violations=[
                 error_details_pb2.BadRequest.FieldViolation(
-                    field=v.field, description=v.description
+                    field=shorten(v.field, MESSAGE_LIMIT),
+                    description=shorten(v.description, MESSAGE_LIMIT),
                 )
                 for v in self.violations
             ]
@@ -89,13 +109,32 @@ class PermissionDenied(ServiceError):
 
 
 class NotFound(ServiceError):
-    """The named thing does not exist (or the caller may not know that it does)."""
+    """The named thing does not exist (or the caller may not know that it does).
+
+    `what` is the kind of resource (`clue`); `name` the caller's id for it, echoed cut short.
+    Carries a google.rpc.ResourceInfo.
+    """
 
     code = grpc.StatusCode.NOT_FOUND
 
-    def __init__(self, what: str) -> None:
-        super().__init__(f"{what} not found")
+    def __init__(self, what: str, name: object = None) -> None:
+        self.resource_type = shorten(what)
+        self.resource_name = "" if name is None else shorten(name)
+        label = f"{what} {self.resource_name}" if name is not None else what
+        super().__init__(f"{shorten(label, 2 * ECHO_LIMIT)} not found")
         self.what = what
+
+    def details(self) -> list[any_pb2.Any]:
+        """A ResourceInfo naming the missing resource."""
+        packed = any_pb2.Any()
+        packed.Pack(
+            error_details_pb2.ResourceInfo(
+                resource_type=self.resource_type,
+                resource_name=self.resource_name,
+                description="not found",
+            )
+        )
+        return [packed]
 
 
 class AlreadyExists(ServiceError):
@@ -109,13 +148,32 @@ class AlreadyExists(ServiceError):
 
 
 class FailedPrecondition(ServiceError):
-    """The system is not in a state that allows this operation."""
+    """The system is not in a state that allows this operation; carries a PreconditionFailure.
+
+    `kind` is the violation's type (`STATE` unless said otherwise), `subject` what it is about.
+    """
 
     code = grpc.StatusCode.FAILED_PRECONDITION
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, kind: str = "STATE", subject: str = "") -> None:
         super().__init__(reason)
-        self.reason = reason
+        self.reason = self.message
+        self.kind = kind
+        self.subject = shorten(subject)
+
+    def details(self) -> list[any_pb2.Any]:
+        """A PreconditionFailure with the one violated condition."""
+        packed = any_pb2.Any()
+        packed.Pack(
+            error_details_pb2.PreconditionFailure(
+                violations=[
+                    error_details_pb2.PreconditionFailure.Violation(
+                        type=self.kind, subject=self.subject, description=self.message
+                    )
+                ]
+            )
+        )
+        return [packed]
 
 
 async def abort_with_error(
@@ -138,13 +196,20 @@ async def abort_permission_denied(context: grpc.aio.ServicerContext[Any, Any], r
     await abort_with_error(context, PermissionDenied(reason))
 
 
-async def abort_not_found(context: grpc.aio.ServicerContext[Any, Any], what: str) -> None:
+async def abort_not_found(
+    context: grpc.aio.ServicerContext[Any, Any], what: str, name: object = None
+) -> None:
     """End the call with NOT_FOUND."""
-    await abort_with_error(context, NotFound(what))
+    await abort_with_error(context, NotFound(what, name))
 
 
-def wrap_handler(handler: grpc.RpcMethodHandler, around: Around) -> grpc.RpcMethodHandler:
+def wrap_handler(
+    handler: grpc.RpcMethodHandler, around: Around, check: RequestCheck | None = None
+) -> grpc.RpcMethodHandler:
     """The same method handler with every call run inside `around(context)`.
+
+    `check`, if given, vets a single request inside `around`; its violations refuse the call
+    with INVALID_ARGUMENT before the servicer runs.
 
     Response-streaming behaviours always become async generators, so callers (and outer
     interceptors such as OpenTelemetry's) see one shape whether the servicer yields or uses
@@ -154,7 +219,7 @@ def wrap_handler(handler: grpc.RpcMethodHandler, around: Around) -> grpc.RpcMeth
     response_streaming = handler.response_streaming
     if response_streaming:
         inner = handler.stream_stream if request_streaming else handler.unary_stream
-        wrapped: Behaviour = _streaming(inner, around)
+        wrapped: Behaviour = _streaming(_checked(inner, check, request_streaming), around)
         factory = (
             grpc.stream_stream_rpc_method_handler
             if request_streaming
@@ -162,7 +227,7 @@ def wrap_handler(handler: grpc.RpcMethodHandler, around: Around) -> grpc.RpcMeth
         )
     else:
         inner = handler.stream_unary if request_streaming else handler.unary_unary
-        wrapped = _unary(inner, around)
+        wrapped = _unary(_checked(inner, check, request_streaming), around)
         factory = (
             grpc.stream_unary_rpc_method_handler
             if request_streaming
@@ -176,6 +241,20 @@ def wrap_handler(handler: grpc.RpcMethodHandler, around: Around) -> grpc.RpcMeth
             response_serializer=handler.response_serializer,
         ),
     )
+
+
+def _checked(behaviour: Behaviour, check: RequestCheck | None, streaming: bool) -> Behaviour:
+    """behaviour, refusing first a single request that check finds violations in."""
+    if check is None or streaming:
+        return behaviour
+
+    def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        violations = check(request)
+        if violations:
+            raise InvalidArgument(violations)
+        return behaviour(request, context)
+
+    return call
 
 
 def _unary(behaviour: Behaviour, around: Around) -> Behaviour:
@@ -207,13 +286,39 @@ def _streaming(behaviour: Behaviour, around: Around) -> Behaviour:
     return call
 
 
+def _trace_id() -> str:
+    """The current trace id in hex, or '-' outside a sampled trace."""
+    span_context = trace.get_current_span().get_span_context()
+    return format(span_context.trace_id, "032x") if span_context.trace_id else "-"
+
+
 @asynccontextmanager
-async def _mapped_errors(context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
-    """Turn a ServiceError raised inside into an abort with its status."""
+async def _mapped_errors(
+    context: grpc.aio.ServicerContext[Any, Any], method: str = "?"
+) -> AsyncIterator[None]:
+    """Turn a ServiceError raised inside into its status, anything unexpected into INTERNAL."""
     try:
         yield
     except ServiceError as error:
         await abort_with_error(context, error)
+    except grpc.aio.AbortError:
+        raise  # the servicer already chose the status
+    except Exception as unexpected:
+        correlation_id = uuid.uuid4().hex
+        # The exception's text and locals may hold request data (a reporter's words): log
+        # only its type and where it was raised.
+        frames = "".join(traceback.format_tb(unexpected.__traceback__))
+        _log.error(
+            "unexpected %s in %s; correlation id %s; trace id %s\n%s",
+            type(unexpected).__name__,
+            method,
+            correlation_id,
+            _trace_id(),
+            frames,
+        )
+        await context.abort(
+            grpc.StatusCode.INTERNAL, f"internal error; correlation id {correlation_id}"
+        )
 
 
 def maps_errors(method: _F) -> _F:
@@ -222,7 +327,7 @@ def maps_errors(method: _F) -> _F:
 
         @functools.wraps(method)
         async def stream(self: Any, request: Any, context: Any) -> AsyncIterator[Any]:
-            async with _mapped_errors(context):
+            async with _mapped_errors(context, method.__qualname__):
                 async for response in method(self, request, context):
                     yield response
 
@@ -230,14 +335,22 @@ def maps_errors(method: _F) -> _F:
 
     @functools.wraps(method)
     async def unary(self: Any, request: Any, context: Any) -> Any:
-        async with _mapped_errors(context):
+        async with _mapped_errors(context, method.__qualname__):
             return await cast(Callable[..., Awaitable[Any]], method)(self, request, context)
 
     return cast(_F, unary)
 
 
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
-    """Maps ServiceError raised by any servicer to its gRPC status, so servicers just raise."""
+    """Maps ServiceError raised by any servicer to its gRPC status, so servicers just raise.
+
+    Anything else a servicer raises becomes INTERNAL with a correlation id, logged once with
+    the trace id: a safety net for bugs, never the answer to bad input. `check_request`
+    refuses a malformed request (e.g. an out-of-range Timestamp) before any servicer sees it.
+    """
+
+    def __init__(self, check_request: RequestCheck | None = None) -> None:
+        self._check = check_request
 
     async def intercept_service(
         self,
@@ -248,7 +361,11 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        return wrap_handler(handler, _mapped_errors)
+        return wrap_handler(
+            handler,
+            functools.partial(_mapped_errors, method=handler_call_details.method),
+            self._check,
+        )
 
 
 def status_of(rpc_error: grpc.RpcError) -> status_pb2.Status | None:
@@ -276,6 +393,7 @@ def field_violations(rpc_error: grpc.RpcError) -> list[tuple[str, str]]:
 
 
 __all__ = [
+    "ECHO_LIMIT",
     "STATUS_DETAILS_KEY",
     "AlreadyExists",
     "ErrorMappingInterceptor",
@@ -291,6 +409,7 @@ __all__ = [
     "abort_with_error",
     "field_violations",
     "maps_errors",
+    "shorten",
     "status_of",
     "wrap_handler",
 ]

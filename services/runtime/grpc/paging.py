@@ -7,6 +7,9 @@ import hashlib
 import json
 from collections.abc import Mapping
 
+# Tokens we issue are far shorter; anything longer is refused before it is decoded.
+MAX_TOKEN_LENGTH = 1024
+
 
 def _fingerprint(query: Mapping[str, object]) -> str:
     canonical = json.dumps(dict(query), sort_keys=True, ensure_ascii=False, default=str)
@@ -21,6 +24,8 @@ def encode_page_token(cursor: str, query: Mapping[str, object]) -> str:
 
 def decode_page_token(token: str, query: Mapping[str, object]) -> str:
     """The cursor of a token this service issued for this query; ValueError otherwise."""
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise ValueError("is not a token this service issued")
     try:
         data = json.loads(base64.urlsafe_b64decode(token.encode()))
         cursor, fingerprint = data["after"], data["query"]

@@ -9,15 +9,39 @@ from typing import Any
 import grpc
 import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from opentelemetry.trace import TracerProvider
 
 from services.runtime.grpc.auth import AuthenticationInterceptor
+from services.runtime.grpc.conversion import timestamp_violations
 from services.runtime.grpc.errors import ErrorMappingInterceptor
 from services.runtime.tokens import TokenVerifier
 
 Register = Callable[[grpc.aio.Server], None]
+# grpcio-reflection ships only v1alpha; v1 has the same messages under another package, so the
+# same servicer answers both (grpcurl and most tools ask v1 first).
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+REFLECTION_SERVICES = (reflection.SERVICE_NAME, REFLECTION_V1)
+
+
+def add_reflection(server: grpc.aio.Server, service_names: Sequence[str]) -> None:
+    """Serve server reflection for service_names under both v1 and v1alpha."""
+    servicer = reflection.aio.ReflectionServicer(
+        (*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME)
+    )
+    handlers = {
+        "ServerReflectionInfo": grpc.stream_stream_rpc_method_handler(
+            servicer.ServerReflectionInfo,
+            request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+            response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+        )
+    }
+    for name in REFLECTION_SERVICES:
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
+
+
+_NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 class GrpcEndpoint:
@@ -54,8 +78,11 @@ class GrpcEndpoint:
             raise RuntimeError("GrpcEndpoint is not started")
         return self._port
 
-    async def start(self) -> int:
-        """Build, bind and start the server; returns the bound port."""
+    async def start(self, *, serving: bool = True) -> int:
+        """Build, bind and start the server; returns the bound port.
+
+        With `serving=False` health answers NOT_SERVING until `set_serving(True)`.
+        """
         if self._server is not None:
             raise RuntimeError("GrpcEndpoint already started")
         # Order matters: tracing outermost so rejected calls are traced too; the extra
@@ -66,18 +93,17 @@ class GrpcEndpoint:
                 aio_server_interceptor(tracer_provider=self._tracer_provider),
                 *self._extra_interceptors,
                 AuthenticationInterceptor(self._verifier),
-                ErrorMappingInterceptor(),
+                ErrorMappingInterceptor(check_request=timestamp_violations),
             ],
             options=self._options,
         )
         self._register(server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        status = health_pb2.HealthCheckResponse.SERVING if serving else _NOT_SERVING
         for name in ("", *self._service_names):
-            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-        reflection.enable_server_reflection(
-            (*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-        )
+            await health_servicer.set(name, status)
+        add_reflection(server, self._service_names)
         if self._credentials is None:
             port = server.add_insecure_port(self._address)
         else:
@@ -87,6 +113,14 @@ class GrpcEndpoint:
         await server.start()
         self._server, self._health, self._port = server, health_servicer, port
         return port
+
+    async def set_serving(self, serving: bool) -> None:
+        """Tell health checkers whether this server can do its work now."""
+        if self._health is None:
+            raise RuntimeError("GrpcEndpoint is not started")
+        status = health_pb2.HealthCheckResponse.SERVING if serving else _NOT_SERVING
+        for name in ("", *self._service_names):
+            await self._health.set(name, status)
 
     async def stop(self, grace: float, *, drain: float = 0.0) -> None:
         """Report NOT_SERVING, wait `drain` for balancers to notice, then let calls finish."""

@@ -44,7 +44,7 @@ def authorize_read_person(
     if informant:
         if principal.roles.isdisjoint(INFORMANT_READERS):
             # Not even confirming that this id is an informant.
-            raise NotFound(f"person {person_id}")
+            raise NotFound("person", person_id)
         return
     if principal.subject == person_id:
         return

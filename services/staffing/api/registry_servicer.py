@@ -230,7 +230,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         async with self._db.transaction() as session:
             before = await registry.get_person(session, request.person_id)
             if before is None or not principal.can_see_county(before.county_id):
-                raise NotFound(f"person {request.person_id}")
+                raise NotFound("person", request.person_id)
             earlier = await _earlier(session, principal, "UpdatePerson", request, request_print)
             if earlier is not None:
                 change = await _change(session, earlier)
@@ -264,7 +264,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         async with self._db.transaction() as session:
             zone = await registry.zone_of(session, request.zone_id)
             if zone is None:
-                raise NotFound(f"zone {request.zone_id}")
+                raise NotFound("zone", request.zone_id)
             policy.authorize_read_structure(
                 principal, county_id=zone.county_id, what=f"zone {zone.zone_id}"
             )
@@ -302,7 +302,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         async with self._db.transaction() as session:
             zone = await registry.zone_of(session, request.zone_id)
             if zone is None or not principal.can_see_county(zone.county_id):
-                raise NotFound(f"zone {request.zone_id}")
+                raise NotFound("zone", request.zone_id)
             policy.authorize_edit_structure(principal, county_id=zone.county_id)
             earlier = await _earlier(session, principal, "UpdateZone", request, request_print)
             if earlier is not None:
@@ -505,7 +505,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         if record_type == "person":
             person = await registry.get_person(session, record_id)
             if person is None:
-                raise NotFound(f"person {record_id}")
+                raise NotFound("person", record_id)
             # A person's history shows their record: whoever may read them may read it.
             policy.authorize_read_person(
                 principal,
@@ -521,7 +521,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         else:
             row = await registry.township_of(session, record_id)
         if row is None:
-            raise NotFound(f"{record_type} {record_id}")
+            raise NotFound(record_type, record_id)
         policy.authorize_read_structure(
             principal, county_id=row.county_id, what=f"{record_type} {record_id}"
         )

@@ -59,7 +59,7 @@ class StaffingServicer(staffing_pb2_grpc.StaffingServiceServicer):
     async def _draw(self, session: AsyncSession, draw_id: str) -> tuple[DrawRow, DrawRecord]:
         row = await session.get(DrawRow, draw_id)
         if row is None:
-            raise NotFound(f"draw {draw_id}")
+            raise NotFound("draw", draw_id)
         return row, draws.record_of(row)
 
     async def ExplainDraw(
@@ -116,7 +116,7 @@ class StaffingServicer(staffing_pb2_grpc.StaffingServiceServicer):
         async with self._db.transaction() as session:
             row = await registry.get_person(session, request.person_id)
             if row is None:
-                raise NotFound(f"person {request.person_id}")
+                raise NotFound("person", request.person_id)
             policy.authorize_read_person(
                 principal,
                 county_id=row.county_id,
@@ -192,7 +192,7 @@ class StaffingServicer(staffing_pb2_grpc.StaffingServiceServicer):
         async with self._db.transaction() as session:
             person = await registry.get_person(session, request.person_id)
             if person is None or person.county_id != request.county_id:
-                raise NotFound(f"person {request.person_id}")
+                raise NotFound("person", request.person_id)
             policy.authorize_declare_conflict(
                 principal,
                 county_id=person.county_id,
@@ -258,7 +258,7 @@ class StaffingServicer(staffing_pb2_grpc.StaffingServiceServicer):
         async with self._db.transaction() as session:
             person = await registry.get_person(session, request.person_id)
             if person is None or person.county_id != request.county_id:
-                raise NotFound(f"person {request.person_id}")
+                raise NotFound("person", request.person_id)
             if await casework.get_recusal(session, recusal_id) is None:
                 session.add(
                     RecusalRow(
@@ -295,7 +295,7 @@ class StaffingServicer(staffing_pb2_grpc.StaffingServiceServicer):
         async with self._db.transaction() as session:
             row = await casework.get_recusal(session, request.recusal_id)
             if row is None:
-                raise NotFound(f"recusal {request.recusal_id}")
+                raise NotFound("recusal", request.recusal_id)
             policy.authorize_decide_recusal(
                 principal, county_id=row.county_id, recusal_id=row.recusal_id
             )
@@ -355,7 +355,7 @@ class StaffingServicer(staffing_pb2_grpc.StaffingServiceServicer):
             )
             held = await casework.assignment(session, row.draw_id, principal.subject)
             if held is None:
-                raise NotFound(f"assignment of {principal.subject} in draw {row.draw_id}")
+                raise NotFound("assignment", f"{principal.subject} in draw {row.draw_id}")
             if held.state == "accepted":
                 return staffing_pb2.AcceptAssignmentResponse(state="accepted")
             if held.state != "drawn":
@@ -384,7 +384,7 @@ class StaffingServicer(staffing_pb2_grpc.StaffingServiceServicer):
             )
             held = await casework.assignment(session, row.draw_id, principal.subject)
             if held is None:
-                raise NotFound(f"assignment of {principal.subject} in draw {row.draw_id}")
+                raise NotFound("assignment", f"{principal.subject} in draw {row.draw_id}")
             if held.state == "declined":
                 latest = await draws.latest_round(session, row.request_id)
                 assert latest is not None

@@ -87,7 +87,7 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
         row = await registry.get_person(session, person_id)
         # Informants are not staff: they have no training or attendance here.
         if row is None or row.informant:
-            raise NotFound(f"person {person_id}")
+            raise NotFound("person", person_id)
         return row
 
     async def _recordable_person(
