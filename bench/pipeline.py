@@ -82,7 +82,7 @@ from services.demo.county import DEMO_COUNTY_FILE, load_county_plan
 from services.demo.requests import submit_request
 from services.demo.scenario import CountyPlan, ScriptedReport, generate_scenario
 from services.runtime.envelope import Envelope
-from services.runtime.localstack import KafkaNode, PostgresCluster
+from services.runtime.localstack import KafkaError, KafkaNode, PostgresCluster, PostgresError
 from services.runtime.settings import SERVICES, PlatformSettings
 from services.runtime.tokens import ALL_ZONES, mint_dev_token
 
@@ -192,7 +192,8 @@ class Stack:
         """Databases (seeded when asked), then the services; ready when this returns."""
         if self.postgres:
             log("starting PostgreSQL ...")
-            self.cluster = PostgresCluster(self.work / "pg")
+            # Its own temp dir: ours is private (0700) and the server may run as another user.
+            self.cluster = PostgresCluster()
             await self.cluster.astart()
         for name in SERVICES:
             if self.cluster is not None:
@@ -1614,7 +1615,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = asyncio.run(guarded())
     except asyncio.CancelledError:
         return 130
-    except BenchError as error:
+    except (BenchError, KafkaError, PostgresError) as error:
         log(f"failed: {error}")
         return 1
     print_results(out, args)
