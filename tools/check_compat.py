@@ -38,13 +38,53 @@ def _git(*args: str, repo: Path) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=False)
 
 
+def recorded_releases(repo: Path = ROOT) -> dict[str, str]:
+    """Release tag → commit, as RELEASES records them (comments and blank lines skipped)."""
+    path = repo / "RELEASES"
+    if not path.exists():
+        return {}
+    releases: dict[str, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        parts = text.split()
+        if (
+            len(parts) != 2
+            or not RELEASE_TAG.match(parts[0])
+            or not re.fullmatch(r"[0-9a-f]{40}", parts[1])
+        ):
+            raise BaselineError(f"RELEASES line {number}: expected `vX.Y.Z <40-hex commit>`")
+        releases[parts[0]] = parts[1]
+    return releases
+
+
+def _version(name: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in RELEASE_TAG.findall(name)[0])
+
+
+def _commit_of(ref: str, repo: Path) -> str | None:
+    found = _git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", repo=repo)
+    return found.stdout.decode().strip() if found.returncode == 0 else None
+
+
 def last_release(repo: Path = ROOT) -> str:
-    """The highest `vX.Y.Z` tag reachable from HEAD."""
+    """A git ref for the last release: its tag, or the commit RELEASES names when untagged here.
+
+    The highest version among the tags reachable from HEAD and the lines of RELEASES wins; a
+    tag that points at another commit than RELEASES says is refused, since one of them lies.
+    """
     listed = _git("tag", "--list", "v*", "--merged", "HEAD", repo=repo)
     if listed.returncode != 0:
         raise BaselineError(f"git tag failed: {listed.stderr.decode().strip()}")
     tags = [name for name in listed.stdout.decode().split() if RELEASE_TAG.match(name)]
-    if not tags:
+    recorded = recorded_releases(repo)
+    for name in tags:
+        commit = recorded.get(name)
+        if commit is not None and _commit_of(name, repo) != commit:
+            raise BaselineError(f"tag {name} does not point at {commit[:12]} as RELEASES says")
+    candidates = set(tags) | set(recorded)
+    if not candidates:
         shallow = _git("rev-parse", "--is-shallow-repository", repo=repo).stdout.strip()
         hint = (
             "this clone is shallow: `git fetch --tags --unshallow`"
@@ -52,7 +92,16 @@ def last_release(repo: Path = ROOT) -> str:
             else "fetch the tags (`git fetch --tags`); releases are tagged vX.Y.Z (CHANGELOG.md)"
         )
         raise BaselineError(f"no release tag vX.Y.Z reachable from HEAD; {hint}")
-    return max(tags, key=lambda name: tuple(int(part) for part in RELEASE_TAG.findall(name)[0]))
+    newest = max(candidates, key=_version)
+    if newest in tags:
+        return newest
+    commit = recorded[newest]
+    if _commit_of(commit, repo) is None:
+        raise BaselineError(
+            f"release {newest} is untagged here and its commit {commit[:12]} is not in this "
+            "clone (shallow?): `git fetch --tags --unshallow`"
+        )
+    return commit
 
 
 def extract(tag: str, paths: list[str], into: Path, repo: Path = ROOT) -> list[str]:

@@ -152,3 +152,59 @@ def test_a_clone_without_release_tags_fails_with_a_clear_message(tmp_path: Path)
     )
     with pytest.raises(check_compat.BaselineError, match=r"no release tag vX\.Y\.Z"):
         check_compat.last_release(repo)
+
+
+def _commit_all(repo: Path, message: str) -> str:
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(repo),
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            message,
+        ],
+        check=True,
+    )
+    head = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    )
+    return head.stdout.strip()
+
+
+def test_a_clone_without_tags_compares_with_the_commit_releases_names(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import check_compat
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "f").write_text("released")
+    released = _commit_all(repo, "release")
+    (repo / "RELEASES").write_text(f"# tag commit\nv0.1.0 {released}\n")
+    _commit_all(repo, "record the release")
+    assert check_compat.last_release(repo) == released
+
+    # With the tag present, the tag is used; one pointing elsewhere is refused.
+    subprocess.run(["git", "-C", str(repo), "tag", "v0.1.0", released], check=True)
+    assert check_compat.last_release(repo) == "v0.1.0"
+    subprocess.run(["git", "-C", str(repo), "tag", "-f", "v0.1.0", "HEAD"], check=True)
+    with pytest.raises(check_compat.BaselineError, match="does not point at"):
+        check_compat.last_release(repo)
+
+
+def test_a_malformed_releases_line_is_refused(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import check_compat
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    (tmp_path / "RELEASES").write_text("v0.1 abc\n")
+    with pytest.raises(check_compat.BaselineError, match="RELEASES line 1"):
+        check_compat.recorded_releases(tmp_path)
