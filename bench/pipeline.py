@@ -384,6 +384,17 @@ def rss_mb(pids: Iterable[int]) -> float:
     return total_kb / 1024
 
 
+def runqueue_seconds(pids: Iterable[int]) -> float:
+    """Time the processes' threads spent runnable but waiting for a CPU (schedstat)."""
+    waited_ns = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    waited_ns += int((task / "schedstat").read_text().split()[1])
+    return waited_ns / 1e9
+
+
 def machine_busy() -> tuple[float, float]:
     """(busy, total) jiffies of the whole machine, from /proc/stat."""
     values = [float(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -398,24 +409,35 @@ class Usage:
         self._stack = stack
         self._pids = stack.pids()
         self._cpu = {name: cpu_seconds(pids) for name, pids in self._pids.items()}
+        self._waited = {name: runqueue_seconds(pids) for name, pids in self._pids.items()}
         self._machine = machine_busy()
         self._began = time.monotonic()
 
     def finish(self) -> dict[str, dict[str, float]]:
-        """Per component: cpu_pct (100 = one core busy) and rss_mb; plus the machine."""
+        """Per component: cpu_pct (100 = one core busy), runq_pct and rss_mb; plus the machine.
+
+        runq_pct is time its threads were ready to run but waited for a CPU (100 = one thread
+        waiting all along): high when other work on the machine starves the process.
+        """
         elapsed = max(time.monotonic() - self._began, 1e-6)
         now = self._stack.pids()
         result: dict[str, dict[str, float]] = {}
         for name, pids in now.items():
             spent = cpu_seconds(pids) - self._cpu.get(name, 0.0)
+            waited = runqueue_seconds(pids) - self._waited.get(name, 0.0)
             result[name] = {
                 "cpu_pct": round(100 * max(spent, 0.0) / elapsed, 1),
+                "runq_pct": round(100 * max(waited, 0.0) / elapsed, 1),
                 "rss_mb": round(rss_mb(pids), 1),
             }
         busy, total = machine_busy()
         cores = os.cpu_count() or 1
         share = (busy - self._machine[0]) / max(total - self._machine[1], 1e-6)
-        result["machine"] = {"cpu_pct": round(100 * cores * share, 1), "rss_mb": 0.0}
+        result["machine"] = {
+            "cpu_pct": round(100 * cores * share, 1),
+            "runq_pct": 0.0,
+            "rss_mb": 0.0,
+        }
         return result
 
 
@@ -1196,6 +1218,7 @@ async def consumer_only(
             "events_per_s": round(applied / seconds, 1) if first and seconds > 0 else None,
             "seconds_from_first_commit": round(seconds, 2) if first else None,
             "cpu_pct": processes.get(name, {}).get("cpu_pct"),
+            "runq_pct": processes.get(name, {}).get("runq_pct"),
             "rss_mb": processes.get(name, {}).get("rss_mb"),
         }
         log(f"{name}: {results[name]}")
@@ -1273,19 +1296,17 @@ def step_tables(steps: Sequence[StepResult], *, first_column: str = "offered/s")
     resources = table(
         [
             first_column,
-            *[f"{c} cpu%/MB" for c in components],
+            *[
+                f"{c.removesuffix('ment')} cpu/runq/MB" if c != "machine" else "machine cpu"
+                for c in components
+            ],
             *[f"lag {g.removeprefix('xiezuo-')}" for g in groups],
             "load",
         ],
         [
             [
                 s.stored_before if first_column == "stored" else s.offered_per_s,
-                *[
-                    f"{s.processes[c]['cpu_pct']:.0f}/{s.processes[c]['rss_mb']:.0f}"
-                    if c in s.processes
-                    else ""
-                    for c in components
-                ],
+                *[_usage_cell(s.processes.get(c), machine=c == "machine") for c in components],
                 *[f"{s.lag_end.get(g, 0)}{'↑' if g in s.lag_growing else ''}" for g in groups],
                 f"{s.load_avg[0]:.2f}",
             ]
@@ -1295,9 +1316,17 @@ def step_tables(steps: Sequence[StepResult], *, first_column: str = "offered/s")
     return (
         "latencies in ms from the moment a call was sent; 'never' = not within the drain\n"
         + latency
-        + "\n\nCPU % (100 = one core) / RSS MB per process, lag at step end "
-        "(↑ = growing), 1-min load average\n" + resources
+        + "\n\nper process: CPU % (100 = one core busy) / run-queue wait % (ready but no CPU "
+        "free) / RSS MB; lag at step end (↑ = growing); 1-min load average\n" + resources
     )
+
+
+def _usage_cell(usage: dict[str, float] | None, *, machine: bool) -> str:
+    if usage is None:
+        return ""
+    if machine:
+        return f"{usage['cpu_pct']:.0f}"
+    return f"{usage['cpu_pct']:.0f}/{usage.get('runq_pct', 0.0):.0f}/{usage['rss_mb']:.0f}"
 
 
 # -- modes -----------------------------------------------------------------------------------
@@ -1441,7 +1470,16 @@ def print_results(out: dict[str, Any], args: argparse.Namespace) -> None:
         consumers = out["consumers"]
         print(
             table(
-                ["consumer", "events", "applied", "caught up", "events/s", "cpu%", "RSS MB"],
+                [
+                    "consumer",
+                    "events",
+                    "applied",
+                    "caught up",
+                    "events/s",
+                    "cpu%",
+                    "runq%",
+                    "RSS MB",
+                ],
                 [
                     [
                         name,
@@ -1450,6 +1488,7 @@ def print_results(out: dict[str, Any], args: argparse.Namespace) -> None:
                         "yes" if c["caught_up"] else "no",
                         c["events_per_s"],
                         c["cpu_pct"],
+                        c["runq_pct"],
                         c["rss_mb"],
                     ]
                     for name, c in consumers.items()
