@@ -27,10 +27,12 @@ What it does (default mode):
 Per step it prints the offered and accepted rate, SubmitReport p50/p99, time to the bus, into
 cases and counted by assessment (p50/p99), every consumer group's lag at the end of the
 step and its trend, and CPU % and RSS of every process (Kafka, each service, PostgreSQL, this
-benchmark, the whole machine). A step *holds* when at least 95 % of the offered calls were
-accepted, SubmitReport p99 ≤ ``--target-p99-ms`` and no group's lag grew; stepping stops
-after a step that clearly fails (p99 over 4× the target, or under 80 % accepted). The result
-is the highest step that held and its ratio to the bus ceiling (messages/s produced).
+benchmark, the whole machine) with each process's run-queue wait (ready to run, no CPU free:
+what other work on a shared machine costs it). A step *holds* when at least 95 % of the
+offered calls were accepted, SubmitReport p99 ≤ ``--target-p99-ms`` and no group's lag grew;
+stepping stops after a step that clearly fails (p99 over 4× the target, or under 80 %
+accepted). The result is the highest step that held and its ratio to the bus ceiling
+(messages/s produced).
 
 ``--growth`` repeats one step (``--growth-rate``) on a fresh stack with 0 / 10,000 / 100,000
 reports already stored in intake (``--growth-stored``). The stored reports are written
@@ -474,7 +476,13 @@ class ClueWatch:
 
     async def _run(self) -> None:
         while True:
-            batches = await self._consumer.getmany(timeout_ms=100, max_records=10_000)
+            try:
+                batches = await self._consumer.getmany(timeout_ms=100, max_records=10_000)
+            except Exception as error:
+                # A broker hiccup must not end the watch: the numbers would read "never".
+                log(f"clue watch: {error!r}; retrying")
+                await asyncio.sleep(1)
+                continue
             now = time.monotonic()
             for records in batches.values():
                 for record in records:
@@ -532,9 +540,13 @@ class GroupWatch:
         groups = (group_of("cases"), group_of("assessment"))
         while True:
             for group in groups:
-                committed = await self._admin.list_consumer_group_offsets(
-                    group, partitions=self._partitions
-                )
+                try:
+                    committed = await self._admin.list_consumer_group_offsets(
+                        group, partitions=self._partitions
+                    )
+                except Exception as error:
+                    log(f"offset watch of {group}: {error!r}; retrying")
+                    continue
                 now = time.monotonic()
                 for tp, meta in committed.items():
                     key = (group, tp.partition)
