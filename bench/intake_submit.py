@@ -9,7 +9,9 @@ the schema before ``intake_0007`` and then migrated, so the migration's backfill
 them), starts the intake service as its own process (the composition root's parts over gRPC,
 no Kafka: the outbox fills and is not relayed) and drives closed-loop SubmitReport clients for
 the given time. One JSON line per count is printed: reports/s accepted, p50 and p99 latency,
-errors, and the service process's CPU (100 = one core busy). Timings are never asserted.
+errors, the service process's CPU (100 = one core busy) and the near-duplicates the rules
+flagged per accepted report (the matching work a crowded township window brings). Timings
+are never asserted.
 """
 
 from __future__ import annotations
@@ -227,6 +229,17 @@ async def _drive(port: int, token: str, clients: int, seconds: float) -> dict[st
     }
 
 
+async def _count_flagged(url: str) -> int:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url)
+    async with engine.connect() as connection:
+        flagged = (await connection.execute(text("SELECT count(*) FROM duplicate_candidate"))).one()
+    await engine.dispose()
+    return int(flagged[0])
+
+
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc; 0 elsewhere)."""
     stat = Path(f"/proc/{pid}/stat")
@@ -286,6 +299,10 @@ async def _one(stored: int, args: argparse.Namespace, work: Path) -> dict[str, A
     finally:
         server.terminate()
         await server.wait()
+    # Near-duplicates the rules flagged per accepted report: matching work that grows with
+    # how crowded the township's window is, not with the history outside it.
+    flagged = await _count_flagged(url)
+    result["flagged_per_report"] = round(flagged / max(1, result["accepted"]), 2)
     return {
         "stored": stored,
         "clients": args.clients,
