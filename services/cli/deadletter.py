@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated
+import logging
+from collections.abc import Coroutine
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from services.runtime.deadletters import DeadLetter, read_dead_letters, replay
 from services.runtime.settings import SERVICES, PlatformSettings
 
+T = TypeVar("T")
 app = typer.Typer(help="Records a service could not apply.", no_args_is_help=True)
 console = Console(stderr=True)
 
@@ -26,13 +30,39 @@ def _service(name: str) -> str:
     return name
 
 
+# Exit codes (docs/operations.md): 0 done, 1 asked-for records not found, 2 usage, 3 Kafka
+# not reachable.
+KAFKA_UNREACHABLE = 3
+
+
+def _kafka_failed(action: str, bootstrap: str, exc: Exception) -> typer.Exit:
+    # The broker being down is an operator's problem: one line, no traceback.
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if not detail.startswith(type(exc).__name__):
+        detail = f"{type(exc).__name__}: {detail}".rstrip(": ")
+    console.print(
+        f"[red]cannot {action} Kafka at {bootstrap}:[/red] {escape(detail)}", soft_wrap=True
+    )
+    return typer.Exit(KAFKA_UNREACHABLE)
+
+
+def _quietly(work: Coroutine[Any, Any, T]) -> T:
+    # aiokafka logs each failed connection itself; the command says it once, in its own words.
+    client_log = logging.getLogger("aiokafka")
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL)
+    try:
+        return asyncio.run(work)
+    finally:
+        client_log.setLevel(level)
+
+
 def _read(service: str, limit: int) -> list[DeadLetter]:
     bootstrap = PlatformSettings().kafka_bootstrap
     try:
-        return asyncio.run(read_dead_letters(bootstrap, service, limit=limit))
-    except Exception as exc:  # the broker being down is an operator's problem, not a traceback
-        console.print(f"[red]cannot read dead letters from Kafka at {bootstrap}:[/red] {exc}")
-        raise typer.Exit(1) from exc
+        return _quietly(read_dead_letters(bootstrap, service, limit=limit))
+    except Exception as exc:
+        raise _kafka_failed("read dead letters from", bootstrap, exc) from exc
 
 
 @app.command("list")
@@ -73,7 +103,11 @@ def replay_letters(
         if missing:
             console.print(f"[red]not on the dead-letter topic:[/red] {', '.join(sorted(missing))}")
             raise typer.Exit(1)
-    sent = asyncio.run(replay(PlatformSettings().kafka_bootstrap, letters))
+    bootstrap = PlatformSettings().kafka_bootstrap
+    try:
+        sent = _quietly(replay(bootstrap, letters))
+    except Exception as exc:
+        raise _kafka_failed("replay dead letters to", bootstrap, exc) from exc
     console.print(f"replayed {sent} record(s); consumers skip any they already applied")
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -13,6 +17,9 @@ from faststream.message import StreamMessage
 from services.runtime.inbox import EventConsumer, Record
 
 log = logging.getLogger(__name__)
+# How long a batch subscriber waits for records before handing over what it has; a fetch that
+# finds records returns at once, so this only paces an idle consumer.
+BATCH_WAIT_MS = 200
 
 
 def build_broker(bootstrap_servers: str, *, client_id: str, middlewares: Any = ()) -> KafkaBroker:
@@ -27,31 +34,102 @@ def build_broker(bootstrap_servers: str, *, client_id: str, middlewares: Any = (
     )
 
 
-async def _raw_body(message: StreamMessage[Any]) -> bytes:
+async def _raw_body(message: StreamMessage[Any]) -> Any:
     # The EventConsumer parses envelopes itself; FastStream must not decode (and fail on)
     # a poison payload before we can dead-letter it.
     return message.body
 
 
+def _readable(record: ConsumerRecord[Any, Any]) -> ConsumerRecord[Any, Any]:
+    """A copy FastStream can parse: it decodes every header as UTF-8 and fails otherwise."""
+    headers = []
+    for name, value in record.headers or ():
+        try:
+            value.decode()
+        except (UnicodeDecodeError, AttributeError):
+            continue
+        headers.append((name, value))
+    if len(headers) == len(record.headers or ()):
+        return record
+    return dataclasses.replace(record, headers=tuple(headers))
+
+
+async def _parse_record(
+    record: ConsumerRecord[Any, Any],
+    original: Callable[[ConsumerRecord[Any, Any]], Awaitable[StreamMessage[Any]]],
+) -> StreamMessage[Any]:
+    # FastStream parses a readable copy (a header that is not UTF-8 would otherwise fail there,
+    # unacked and never dead-lettered); the consumer gets the record exactly as it arrived.
+    message = await original(_readable(record))
+    message.raw_message = record
+    return message
+
+
+async def _parse_batch(
+    records: tuple[ConsumerRecord[Any, Any], ...],
+    original: Callable[[tuple[ConsumerRecord[Any, Any], ...]], Awaitable[StreamMessage[Any]]],
+) -> StreamMessage[Any]:
+    message = await original(tuple(_readable(record) for record in records))
+    message.raw_message = records
+    return message
+
+
+def record_of(raw: ConsumerRecord[Any, Any]) -> Record:
+    """The consumer's view of a delivered Kafka record (headers as raw bytes)."""
+    return Record(
+        topic=raw.topic,
+        partition=raw.partition,
+        offset=raw.offset,
+        key=raw.key,
+        value=raw.value,
+        headers=tuple(raw.headers or ()),
+    )
+
+
 def bind_consumer(broker: KafkaBroker, consumer: EventConsumer) -> None:
-    """Subscribe `consumer` to its topics; the offset is committed only after it returns."""
+    """Subscribe `consumer` to its topics; offsets are committed only after it returns.
+
+    With `consumer.batch_size` above 1 the subscriber takes up to that many records per fetch
+    and the consumer applies them in one transaction; otherwise one record at a time.
+    """
     topics = consumer.topics()
     if not topics:
         return
+    title = f"{consumer.consumer_name}:{','.join(topics)}"
+    if consumer.batch_size > 1:
 
-    async def on_record(body: bytes, message: KafkaMessage) -> None:
+        async def on_batch(body: Any, message: KafkaMessage) -> None:
+            raw = message.raw_message
+            batch = raw if isinstance(raw, tuple) else (raw,)
+            try:
+                await consumer.consume_batch([record_of(record) for record in batch])
+            except Exception:
+                # Only reachable when a dead-letter write failed: rewind every partition of
+                # the batch so nothing is skipped by a later commit.
+                await message.nack()
+                raise
+            # One commit for the whole batch.
+            await message.ack()
+
+        broker.subscriber(
+            *topics,
+            group_id=consumer.consumer_name,
+            ack_policy=AckPolicy.MANUAL,
+            auto_offset_reset="earliest",
+            batch=True,
+            max_records=consumer.batch_size,
+            batch_timeout_ms=BATCH_WAIT_MS,
+            parser=_parse_batch,
+            decoder=_raw_body,
+            title=title,
+        )(on_batch)
+        return
+
+    async def on_record(body: Any, message: KafkaMessage) -> None:
         raw = message.raw_message
         assert not isinstance(raw, tuple)  # single-record subscriber
-        record = Record(
-            topic=raw.topic,
-            partition=raw.partition,
-            offset=raw.offset,
-            key=raw.key,
-            value=raw.value,
-            headers=tuple(raw.headers or ()),
-        )
         try:
-            await consumer.consume(record)
+            await consumer.consume(record_of(raw))
         except Exception:
             # Only reachable when even the dead-letter write failed: rewind so the record
             # is delivered again instead of being skipped by a later commit.
@@ -64,6 +142,85 @@ def bind_consumer(broker: KafkaBroker, consumer: EventConsumer) -> None:
         group_id=consumer.consumer_name,
         ack_policy=AckPolicy.MANUAL,
         auto_offset_reset="earliest",
+        parser=_parse_record,
         decoder=_raw_body,
-        title=f"{consumer.consumer_name}:{','.join(topics)}",
+        title=title,
     )(on_record)
+
+
+class TransientCoordinatorErrors(logging.Filter):
+    """Demotes aiokafka's "group coordinator not available" while the broker elects one.
+
+    A fresh broker answers GroupCoordinatorNotAvailable for a second or two after start (it is
+    creating `__consumer_offsets`); aiokafka retries and logs every attempt at ERROR. The first
+    one of an episode is kept as a WARNING, the rest as DEBUG; if the coordinator is still
+    missing `patience` seconds later it is a real problem, logged at ERROR once a period.
+    """
+
+    MARKER = "GroupCoordinatorNotAvailableError"
+
+    def __init__(self, *, patience: float = 60.0) -> None:
+        super().__init__()
+        self._patience = patience
+        self._first: float | None = None
+        self._last = 0.0
+        self._escalated: float | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every other record as it is."""
+        if record.levelno < logging.ERROR or self.MARKER not in record.getMessage():
+            return True
+        now = record.created
+        quiet_since, self._last = self._last, now
+        if self._first is None or now - quiet_since > self._patience:
+            # A new episode (start-up, or a broker restart long after the last one).
+            self._first, self._escalated = now, None
+            self._demote(record, logging.WARNING)
+            record.msg = f"{record.getMessage()} (transient while the broker elects a coordinator)"
+            record.args = ()
+            return True
+        if now - self._first >= self._patience and (
+            self._escalated is None or now - self._escalated >= self._patience
+        ):
+            self._escalated = now
+            return True
+        self._demote(record, logging.DEBUG)
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+    @staticmethod
+    def _demote(record: logging.LogRecord, level: int) -> None:
+        record.levelno = level
+        record.levelname = logging.getLevelName(level)
+
+
+def quiet_transient_kafka_errors() -> None:
+    """Install TransientCoordinatorErrors on aiokafka's coordinator logger (once)."""
+    logger = logging.getLogger("aiokafka.consumer.group_coordinator")
+    for old in [f for f in logger.filters if isinstance(f, TransientCoordinatorErrors)]:
+        logger.removeFilter(old)
+    logger.addFilter(TransientCoordinatorErrors())
+
+
+class _RefusedConnections(logging.Filter):
+    """aiokafka's "Unable connect to ..." at DEBUG: expected while the broker is not up."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and record.getMessage().startswith("Unable connect"):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+@contextlib.contextmanager
+def broker_not_expected_yet() -> Iterator[None]:
+    """While a service waits for Kafka at start (and says so once per attempt at WARNING),
+    aiokafka's own ERROR for each refused connection is noise; later ones stay ERRORs."""
+    loggers = [logging.getLogger(name) for name in ("aiokafka", "aiokafka.conn")]
+    refused = _RefusedConnections()
+    for logger in loggers:
+        logger.addFilter(refused)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(refused)

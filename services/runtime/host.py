@@ -13,12 +13,19 @@ from dataclasses import dataclass
 import grpc
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from faststream.kafka import KafkaBroker
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
 
 from services.contracts.audit import TOPIC_CONFIGS
 from services.contracts.registry import EVENT_TYPES
 from services.runtime.audit_checkpoints import CheckpointKeeper
-from services.runtime.bus import bind_consumer, build_broker
+from services.runtime.bus import (
+    bind_consumer,
+    broker_not_expected_yet,
+    build_broker,
+    quiet_transient_kafka_errors,
+)
 from services.runtime.db import Database
 from services.runtime.grpc.metrics import CallMetricsInterceptor
 from services.runtime.grpc.server import GrpcEndpoint
@@ -37,6 +44,9 @@ from services.runtime.telemetry import (
 from services.runtime.tokens import TokenVerifier, ensure_dev_keypair
 
 log = logging.getLogger(__name__)
+# Waiting for Kafka at start: 0.5 s, doubling, at most 15 s between attempts.
+CONNECT_BACKOFF_SECONDS = 0.5
+CONNECT_BACKOFF_MAX = 15.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,7 @@ class ServiceHost:
         """Start everything, announce the addresses, and shut down in order when `stop` is set."""
         service, platform = self.settings.service, self.settings.platform
         configure_logging(service, platform.log_level)
+        quiet_transient_kafka_errors()
         tracer_provider = configure_tracing(service, platform.otlp_endpoint)
         # Statement spans join the request's trace: gRPC → DB → Kafka → consumer → DB.
         # skip_dep_check: the instrumentation's declared SQLAlchemy range predates 2.1.
@@ -103,27 +114,6 @@ class ServiceHost:
         metrics_server, metrics_port = start_metrics_server(
             self.metrics.registry, self.settings.metrics_host, self.settings.metrics_port
         )
-        await ensure_topics(
-            platform.kafka_bootstrap,
-            self.consumer.dead_letter_topic,
-            partitions=platform.kafka_topic_partitions,
-            replication_factor=platform.kafka_topic_replication_factor,
-        )
-        await self.producer.start()
-        broker = build_broker(
-            platform.kafka_bootstrap,
-            client_id=f"xiezuo-{service}",
-            middlewares=kafka_middlewares(
-                self.metrics.registry, tracer_provider, service_name=service
-            ),
-        )
-        bind_consumer(broker, self.consumer)
-        await broker.start()
-        relay_task = asyncio.create_task(self.relay.run(), name=f"{service}-outbox-relay")
-        keeper = CheckpointKeeper(
-            self.database, service, interval=platform.audit_checkpoint_seconds
-        )
-        keeper_task = asyncio.create_task(keeper.run(), name=f"{service}-audit-checkpoints")
         endpoint = GrpcEndpoint(
             address=self.settings.grpc_address,
             service_names=grpc_parts.service_names,
@@ -131,16 +121,35 @@ class ServiceHost:
             verifier=self.token_verifier(),
             interceptors=[CallMetricsInterceptor(self.metrics.grpc_request)],
         )
-        grpc_port = await endpoint.start()
+        # Listening but NOT_SERVING until Kafka is there: probes see the process alive and
+        # not ready, instead of a crash loop while the broker starts.
+        grpc_port = await endpoint.start(serving=False)
         host = self.settings.grpc_address.rsplit(":", 1)[0]
-        ready = {
+        addresses = {
             "service": service,
             "grpc": f"{host}:{grpc_port}",
             "metrics": f"http://{self.settings.metrics_host}:{metrics_port}/metrics",
         }
+        print(json.dumps({"starting": addresses}), flush=True, file=sys.stdout)
+        with broker_not_expected_yet():
+            broker = await self._connect(tracer_provider, stop)
+        if broker is None:
+            # Stopped before Kafka was ever reachable: nothing was consumed or relayed.
+            log.info("service stopping", extra={"service": service})
+            await endpoint.stop(platform.grpc_drain_seconds)
+            await self.database.dispose()
+            metrics_server.stop()
+            shutdown_tracing(tracer_provider)
+            return
+        relay_task = asyncio.create_task(self.relay.run(), name=f"{service}-outbox-relay")
+        keeper = CheckpointKeeper(
+            self.database, service, interval=platform.audit_checkpoint_seconds
+        )
+        keeper_task = asyncio.create_task(keeper.run(), name=f"{service}-audit-checkpoints")
+        await endpoint.set_serving(True)
         # One machine-readable line on stdout: `xiezuo up` and the tests read the real ports.
-        print(json.dumps({"ready": ready}), flush=True, file=sys.stdout)
-        log.info("service ready", extra=ready)
+        print(json.dumps({"ready": addresses}), flush=True, file=sys.stdout)
+        log.info("service ready", extra=addresses)
         try:
             await stop.wait()
         finally:
@@ -159,6 +168,66 @@ class ServiceHost:
             await self.database.dispose()
             metrics_server.stop()
             shutdown_tracing(tracer_provider)
+
+    async def _connect(
+        self, tracer_provider: TracerProvider, stop: asyncio.Event
+    ) -> KafkaBroker | None:
+        """Topics, producer and subscribers, retried with back-off until Kafka answers.
+
+        Returns None if `stop` is set first. A refused topic (a configuration error, not a
+        broker that is still starting) is raised.
+        """
+        service, platform = self.settings.service, self.settings.platform
+        attempt = 0
+        while not stop.is_set():
+            attempt += 1
+            broker: KafkaBroker | None = None
+            producer_started = False
+            try:
+                await ensure_topics(
+                    platform.kafka_bootstrap,
+                    self.consumer.dead_letter_topic,
+                    partitions=platform.kafka_topic_partitions,
+                    replication_factor=platform.kafka_topic_replication_factor,
+                )
+                await self.producer.start()
+                producer_started = True
+                broker = build_broker(
+                    platform.kafka_bootstrap,
+                    client_id=f"xiezuo-{service}",
+                    middlewares=kafka_middlewares(
+                        self.metrics.registry, tracer_provider, service_name=service
+                    ),
+                )
+                bind_consumer(broker, self.consumer)
+                await broker.start()
+                return broker
+            except TopicsRefused:
+                raise
+            except (KafkaError, OSError, TimeoutError) as exc:
+                delay = min(CONNECT_BACKOFF_SECONDS * 2 ** (attempt - 1), CONNECT_BACKOFF_MAX)
+                log.warning(
+                    "Kafka not reachable yet; health stays NOT_SERVING, retrying",
+                    extra={
+                        "bootstrap": platform.kafka_bootstrap,
+                        "attempt": attempt,
+                        "retry_in_seconds": delay,
+                        "error_type": type(exc).__name__,
+                    },
+                )
+                if broker is not None:
+                    with contextlib.suppress(Exception):
+                        await broker.stop()
+                if producer_started:
+                    with contextlib.suppress(Exception):
+                        await self.producer.stop()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+        return None
+
+
+class TopicsRefused(KafkaError):
+    """The broker refused to create a topic: a configuration error, not worth retrying."""
 
 
 async def ensure_topics(
@@ -191,6 +260,6 @@ async def ensure_topics(
                     if code not in (0, TopicAlreadyExistsError.errno):
                         refused.append(f"{topic}: {message[0] if message else code}")
                 if refused:
-                    raise KafkaError("topics not created: " + "; ".join(refused))
+                    raise TopicsRefused("topics not created: " + "; ".join(refused))
     finally:
         await admin.close()

@@ -6,16 +6,19 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from pydantic import ValidationError
+from sqlalchemy import false, update
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.contracts.base import IntegrationEvent
+from services.contracts.registry import EVENT_TYPES
 from services.runtime.db import Database
 from services.runtime.envelope import Envelope, EnvelopeError
 from services.runtime.messaging_tables import InboxEntry
@@ -76,6 +79,10 @@ class EventConsumer:
     max_attempts: int = 3
     retry_backoff_seconds: float = 0.2
     metrics: ConsumerMetrics | None = None
+    # Records applied per transaction (1: one at a time); the host sets it from settings.
+    batch_size: int = 1
+    # Types some contract declares: not routed here means "someone else's", not "unknown".
+    known_types: frozenset[str] = field(default_factory=lambda: frozenset(EVENT_TYPES))
     _routes: dict[str, _Route] = field(default_factory=dict)
 
     @property
@@ -100,20 +107,89 @@ class EventConsumer:
 
     async def consume(self, record: Record) -> Outcome:
         """Apply one record; returns only when it may be committed (applied, skipped or parked)."""
+        read = await self._read(record, time.perf_counter())
+        if isinstance(read, Outcome):
+            return read
+        return await self._apply_alone(read, attempts=0)
+
+    async def consume_batch(self, records: Sequence[Record]) -> list[Outcome]:
+        """Apply records in one transaction; returns when all of them may be committed.
+
+        Each record runs in a savepoint: one that fails is undone alone, retried alone after
+        the batch commits and dead-lettered if it keeps failing, while the others are kept.
+        Records with the same key as a failed one wait for it, so each key keeps its order.
+        """
         started = time.perf_counter()
+        outcomes: dict[int, Outcome] = {}
+        pending: list[tuple[int, _Readable]] = []
+        for index, record in enumerate(records):
+            read = await self._read(record, started)
+            if isinstance(read, Outcome):
+                outcomes[index] = read
+            else:
+                pending.append((index, read))
+        while pending:
+            try:
+                applied, failed, deferred = await self._apply_batch(pending)
+            except Exception as exc:
+                # The batch itself could not commit (nothing of it is kept): each record
+                # goes alone, in order, with the usual retries.
+                log.warning(
+                    "event batch failed, applying its records one by one",
+                    extra={"records": len(pending), "error_type": type(exc).__name__},
+                )
+                for index, item in pending:
+                    outcomes[index] = await self._apply_alone(item, attempts=0)
+                break
+            for index, (item, outcome) in applied.items():
+                self._count(item.envelope.type, item.envelope.zone_id, outcome, item.started)
+                outcomes[index] = outcome
+            for index, item, error in failed:
+                if isinstance(error, PoisonEvent):
+                    outcomes[index] = await self._dead_letter(
+                        item.record, item.envelope, "rejected", str(error), 1, item.started
+                    )
+                elif self.max_attempts <= 1:
+                    outcomes[index] = await self._dead_letter(
+                        item.record,
+                        item.envelope,
+                        "handler-failed",
+                        f"{type(error).__name__}: {error}",
+                        1,
+                        item.started,
+                    )
+                else:
+                    self._log_retry(item.envelope, 1)
+                    outcomes[index] = await self._apply_alone(item, attempts=1)
+            pending = deferred
+        return [outcomes[index] for index in range(len(records))]
+
+    async def _read(self, record: Record, started: float) -> _Readable | Outcome:
+        """The record's route and event, or the outcome of a record that cannot be read."""
         try:
             envelope = Envelope.from_kafka(record.headers, record.value)
         except EnvelopeError as exc:
             return await self._dead_letter(record, None, "invalid-envelope", str(exc), 0, started)
         route = self._routes.get(envelope.type)
         if route is None:
-            # Another event type on a shared topic (or a newer version this service does not
-            # read yet) is not an error: skip it, and let its own consumers handle it.
-            self._count(envelope, Outcome.IGNORED, started)
-            return Outcome.IGNORED
+            if envelope.type in self.known_types:
+                # Another contract's event on a shared topic is not an error: its own
+                # consumers handle it. Its type is a contract's, so the label stays bounded.
+                self._count(envelope.type, "", Outcome.IGNORED, started)
+                return Outcome.IGNORED
+            # A type no contract declares (a typo, a forgery, or a producer deployed before
+            # its consumers): parked for an operator, counted under one label.
+            return await self._dead_letter(
+                record,
+                envelope,
+                "unknown-type",
+                f"no contract declares event type {envelope.type[:200]!r}",
+                0,
+                started,
+            )
         try:
             event = route.event_class.read(envelope.data)
-        except ValidationError as exc:
+        except (ValidationError, ValueError) as exc:
             return await self._dead_letter(
                 record, envelope, "invalid-payload", str(exc), 0, started
             )
@@ -126,37 +202,103 @@ class EventConsumer:
                 0,
                 started,
             )
-        attempt = 0
+        return _Readable(record, envelope, route, event, started)
+
+    async def _apply_alone(self, item: _Readable, *, attempts: int) -> Outcome:
+        """Apply one readable record in its own transaction, retrying with back-off."""
+        attempt = attempts
         while True:
+            if attempt:
+                await asyncio.sleep(self.retry_backoff_seconds * 2 ** (attempt - 1))
             attempt += 1
             try:
-                outcome = await self._apply(route, event, envelope)
+                outcome = await self._apply(item.route, item.event, item.envelope)
             except PoisonEvent as exc:
                 return await self._dead_letter(
-                    record, envelope, "rejected", str(exc), attempt, started
+                    item.record, item.envelope, "rejected", str(exc), attempt, item.started
                 )
             except Exception as exc:
                 if attempt >= self.max_attempts:
                     return await self._dead_letter(
-                        record,
-                        envelope,
+                        item.record,
+                        item.envelope,
                         "handler-failed",
                         f"{type(exc).__name__}: {exc}",
                         attempt,
-                        started,
+                        item.started,
                     )
-                log.warning(
-                    "event handler failed, retrying",
-                    extra={
-                        "event_id": envelope.id,
-                        "event_type": envelope.type,
-                        "attempt": attempt,
-                    },
-                )
-                await asyncio.sleep(self.retry_backoff_seconds * 2 ** (attempt - 1))
+                self._log_retry(item.envelope, attempt)
                 continue
-            self._count(envelope, outcome, started)
+            self._count(item.envelope.type, item.envelope.zone_id, outcome, item.started)
             return outcome
+
+    def _log_retry(self, envelope: Envelope, attempt: int) -> None:
+        log.warning(
+            "event handler failed, retrying",
+            extra={"event_id": envelope.id, "event_type": envelope.type, "attempt": attempt},
+        )
+
+    async def _apply_batch(
+        self, pending: Sequence[tuple[int, _Readable]]
+    ) -> tuple[
+        dict[int, tuple[_Readable, Outcome]],
+        list[tuple[int, _Readable, Exception]],
+        list[tuple[int, _Readable]],
+    ]:
+        """One transaction over `pending`: what it applied, what failed, what must wait."""
+        applied: dict[int, tuple[_Readable, Outcome]] = {}
+        failed: list[tuple[int, _Readable, Exception]] = []
+        deferred: list[tuple[int, _Readable]] = []
+        waiting_keys: set[bytes | None] = set()
+        async with self.database.transaction() as session:
+            if self.database.is_sqlite:
+                # The sqlite3 driver opens its transaction at the first write, not at a
+                # SAVEPOINT; without a write first, releasing the first savepoint would
+                # commit it on its own and the batch would not be one transaction.
+                await session.exec(
+                    update(InboxEntry).where(false()).values(consumer=col(InboxEntry.consumer))
+                )
+            ids = sorted({item.envelope.id for _, item in pending})
+            seen = set(
+                (
+                    await session.exec(
+                        select(InboxEntry.event_id).where(
+                            col(InboxEntry.consumer) == self.consumer_name,
+                            col(InboxEntry.event_id).in_(ids),
+                        )
+                    )
+                ).all()
+            )
+            for index, item in pending:
+                key = item.record.key
+                if key in waiting_keys:
+                    deferred.append((index, item))
+                    continue
+                if item.envelope.id in seen:
+                    applied[index] = (item, Outcome.DUPLICATE)
+                    continue
+                try:
+                    async with session.begin_nested():
+                        await item.route.handler(session, item.event, item.envelope)
+                        session.add(self._inbox_entry(item.envelope))
+                except Exception as exc:
+                    failed.append((index, item, exc))
+                    if not isinstance(exc, PoisonEvent):
+                        # Later records of this key must not overtake the failed one.
+                        waiting_keys.add(key)
+                    continue
+                seen.add(item.envelope.id)
+                applied[index] = (item, Outcome.PROCESSED)
+        return applied, failed, deferred
+
+    def _inbox_entry(self, envelope: Envelope) -> InboxEntry:
+        return InboxEntry(
+            consumer=self.consumer_name,
+            event_id=envelope.id,
+            event_type=envelope.type,
+            county_id=envelope.county_id,
+            processed_at=datetime.now(UTC),
+        )
 
     async def _apply(self, route: _Route, event: IntegrationEvent, envelope: Envelope) -> Outcome:
         try:
@@ -165,15 +307,7 @@ class EventConsumer:
                 if seen is not None:
                     return Outcome.DUPLICATE
                 await route.handler(session, event, envelope)
-                session.add(
-                    InboxEntry(
-                        consumer=self.consumer_name,
-                        event_id=envelope.id,
-                        event_type=envelope.type,
-                        county_id=envelope.county_id,
-                        processed_at=datetime.now(UTC),
-                    )
-                )
+                session.add(self._inbox_entry(envelope))
         except IntegrityError:
             # A concurrent delivery (e.g. during a rebalance) committed the same event first;
             # our transaction rolled back, so the effect exists exactly once.
@@ -215,16 +349,30 @@ class EventConsumer:
                 "topic": record.topic,
                 "partition": record.partition,
                 "offset": record.offset,
-                "event_id": envelope.id if envelope else "",
+                "event_id": envelope.id[:100] if envelope else "",
             },
         )
-        if envelope is not None:
-            self._count(envelope, Outcome.DEAD_LETTERED, started)
-        elif self.metrics:
-            self.metrics.event_consumed("unknown", "", Outcome.DEAD_LETTERED.value)
+        known = envelope is not None and (
+            envelope.type in self._routes or envelope.type in self.known_types
+        )
+        label = envelope.type if envelope is not None and known else "unknown"
+        self._count(label, "", Outcome.DEAD_LETTERED, started)
         return Outcome.DEAD_LETTERED
 
-    def _count(self, envelope: Envelope, outcome: Outcome, started: float) -> None:
+    def _count(self, event_type: str, zone: str, outcome: Outcome, started: float) -> None:
+        # Callers pass only bounded labels: a contract's type (or "unknown") and a zone that
+        # a valid event carried (or "").
         if self.metrics:
-            self.metrics.event_consumed(envelope.type, envelope.zone_id, outcome.value)
-            self.metrics.observe_handle(envelope.type, time.perf_counter() - started)
+            self.metrics.event_consumed(event_type, zone, outcome.value)
+            self.metrics.observe_handle(event_type, time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class _Readable:
+    """A record that parsed: its route, event and envelope."""
+
+    record: Record
+    envelope: Envelope
+    route: _Route
+    event: IntegrationEvent
+    started: float

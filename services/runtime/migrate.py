@@ -7,6 +7,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.engine.url import make_url
 
 RUNTIME_MIGRATIONS = Path(__file__).with_name("migrations")
 SERVICES_DIR = Path(__file__).resolve().parent.parent
@@ -29,7 +30,15 @@ def alembic_config(service: str, database_url: str) -> Config:
 
 def upgrade(service: str, database_url: str, revision: str = "heads") -> None:
     """Bring a service's database to the newest schema (blocking)."""
+    ensure_sqlite_directory(database_url)
     command.upgrade(alembic_config(service, database_url), revision)
+
+
+def ensure_sqlite_directory(database_url: str) -> None:
+    """Create the directory of a SQLite file: on a fresh state dir it does not exist yet."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
 
 
 async def upgrade_async(service: str, database_url: str) -> None:

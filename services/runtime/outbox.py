@@ -262,19 +262,31 @@ class KafkaEventProducer:
     """An idempotent aiokafka producer (acks=all) shaped for the relay."""
 
     def __init__(self, bootstrap_servers: str, *, client_id: str) -> None:
+        self._bootstrap_servers = bootstrap_servers
+        self._client_id = client_id
+        self._producer = self._new_producer()
+
+    def _new_producer(self) -> Any:
         from aiokafka import AIOKafkaProducer
 
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers,
-            client_id=client_id,
+        return AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap_servers,
+            client_id=self._client_id,
             enable_idempotence=True,
             acks="all",
             linger_ms=2,
         )
 
     async def start(self) -> None:
-        """Connect to the cluster."""
-        await self._producer.start()
+        """Connect to the cluster; after a failure, the next call tries with a fresh client."""
+        try:
+            await self._producer.start()
+        except BaseException:
+            # An aiokafka producer whose start failed cannot be started again.
+            with contextlib.suppress(Exception):
+                await self._producer.stop()
+            self._producer = self._new_producer()
+            raise
 
     async def stop(self) -> None:
         """Flush and disconnect."""
