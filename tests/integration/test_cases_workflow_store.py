@@ -189,3 +189,35 @@ async def test_staffing_sets_the_team_and_a_recusal_removes_it_at_once(
             actor=Actor("a", frozenset({"case_officer"})),
             authorize=_allow,
         )
+
+
+async def test_a_disposal_by_closure_is_published_as_a_disposal_and_a_closure(
+    make_database: MakeDatabase,
+) -> None:
+    """予以了结 is one of the four ways: assessment counts it as a disposal, by way."""
+    from services.assessment.domain.kpis import Kpi, detailed_kpi
+    from services.assessment.handlers import mappers
+    from services.contracts.cases import ClueDisposed
+
+    db = await make_database("cases")
+    await _register(db, "clue-close")
+    workflow = Workflow(db, {DEFAULT_RULES.version: DEFAULT_RULES})
+    for key, command, roles in (
+        ("p", Command("propose_disposal", choice="close"), {"case_officer"}),
+        ("a", Command("approve_disposal"), {"zone_chief"}),
+    ):
+        await workflow.act(
+            county_id="c1",
+            case_id="clue-close",
+            idempotency_key=key,
+            digest=key,
+            command=command,
+            actor=Actor("x", frozenset(roles)),
+            authorize=_allow,
+        )
+    (disposed,) = await _events(db, "xiezuo.cases.clue_disposed.v1")
+    (closed,) = await _events(db, "xiezuo.cases.case_closed.v1")
+    assert disposed["detail"]["way"] == "close"  # type: ignore[index]
+    assert (disposed["to_stage"], closed["to_stage"]) == ("closed", "closed")
+    kpis = {f.kpi for f in mappers.clue_disposed(ClueDisposed(**disposed), NOW)}  # type: ignore[arg-type]
+    assert kpis == {Kpi.CLUES_DISPOSED, detailed_kpi(Kpi.CLUES_DISPOSED, "close")}

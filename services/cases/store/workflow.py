@@ -362,28 +362,34 @@ async def apply_transition(
     if recorded_at is not None:
         # Consumers judging their own deadlines by this step give a back-entry time too.
         event_detail["back_entered"] = True
-    event_class = _EVENTS.get(transition.event, StageChanged)
+    event_classes: list[type[CaseStepRecorded]] = [_EVENTS.get(transition.event, StageChanged)]
     if after.stage == "closed" and before.stage != "closed":
-        event_class = CaseClosed
-    record_event(
-        session,
-        event_class(
-            county_id=row.county_id,
-            zone_id=row.zone_id,
-            case_id=row.case_id,
-            township_id=row.township_id,
-            action=transition.action,
-            from_stage=before.stage,
-            to_stage=after.stage,
-            actor=actor,
-            reason=reason,
-            rule_version=row.rule_version,
+        # A step that closes the file also says so (staffing frees teams, the reporter is
+        # told); a disposal by closure (予以了结) stays a disposal too, so it is counted as one.
+        if event_classes[0] is StageChanged:
+            event_classes = [CaseClosed]
+        else:
+            event_classes.append(CaseClosed)
+    for event_class in event_classes:
+        record_event(
+            session,
+            event_class(
+                county_id=row.county_id,
+                zone_id=row.zone_id,
+                case_id=row.case_id,
+                township_id=row.township_id,
+                action=transition.action,
+                from_stage=before.stage,
+                to_stage=after.stage,
+                actor=actor,
+                reason=reason,
+                rule_version=row.rule_version,
+                occurred_at=now,
+                detail=event_detail,
+            ),
+            source=SOURCE,
             occurred_at=now,
-            detail=event_detail,
-        ),
-        source=SOURCE,
-        occurred_at=now,
-    )
+        )
     if transition.team_needed:
         stage = cast(Stage, transition.team_needed)
         request_team(session, row, after, stage, request_id=request_id, actor=actor, now=now)
