@@ -93,3 +93,16 @@ def test_cli_validates_the_default_and_rejects_a_broken_file(tmp_path: Path) -> 
     result = json.loads(bad.output)
     assert result["ok"] is False
     assert any(p.startswith("effective_from") for p in result["problems"])
+
+
+def test_which_decisions_carry_sanctions_is_rule_data() -> None:
+    assert DEFAULT_RULES.decision_sanctions["transfer"].allows == {"party", "government"}
+    assert "education" not in DEFAULT_RULES.decision_sanctions
+    data = _default_data()
+    data["decision_sanctions"]["transfer"] = {"requires": ["party"], "allows": []}  # type: ignore[index]
+    data["decision_sanctions"]["fine"] = {"allows": ["money"]}  # type: ignore[index]
+    with pytest.raises(RuleSetInvalid) as invalid:
+        load_rule_set(yaml.safe_dump(data))
+    text = "\n".join(invalid.value.problems)
+    assert "decision_sanctions.transfer: a required track must also be allowed" in text
+    assert "decision_sanctions.fine: is not a decision kind" in text

@@ -216,3 +216,27 @@ def test_random_command_sequences_never_reach_an_invalid_state(data: st.DataObje
     # Steer the search towards files that got far (hearing, decision, appeals).
     target(float(deepest))
     event(f"deepest stage: {RULES.stages[deepest]}")
+
+
+def _before_decision(kind: str, sanctions: tuple[Sanction, ...]) -> CaseFile:
+    hearer = _as("h1", "hearing_officer")
+    file = CaseFile(
+        "c", "village", RULES.version, stage="hearing", filed=True, hearing_team=("h1", "h2")
+    )
+    return _do(file, hearer, "submit_hearing_report", choice=kind, sanctions=sanctions).after
+
+
+def test_a_transfer_carries_double_expulsion_and_the_decision_keeps_it() -> None:
+    # 双开 is decided together with 移送检察机关: both sanctions travel with the transfer.
+    double = (Sanction("party", "expulsion"), Sanction("government", "expulsion"))
+    step = _do(_before_decision("transfer", double), _as("z", "zone_chief"), "approve_decision")
+    assert (step.event, step.after.stage) == ("CaseTransferred", "transferred")
+    assert step.detail["sanctions"] == [
+        {"track": "party", "kind": "expulsion", "effect_months": 0},
+        {"track": "government", "kind": "expulsion", "effect_months": 0},
+    ]
+    assert step.after.decision is not None and len(step.after.decision.sanctions) == 2
+    # A plain transfer (a subject who is neither party member nor public employee) stays valid.
+    assert _before_decision("transfer", ()).pending is not None
+    with pytest.raises(Refused, match="carries no sanctions"):
+        _before_decision("education", (Sanction("party", "warning"),))

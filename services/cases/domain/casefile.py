@@ -557,12 +557,22 @@ def _hearing_report(file: CaseFile, command: Command, actor: Actor, rules: RuleS
 
 
 def _check_sanctions(command: Command, rules: RuleSet) -> tuple[Sanction, ...]:
-    needs = {"party_sanction": "party", "government_sanction": "government"}.get(command.choice)
+    rule = rules.decision_sanctions.get(command.choice)
+    requires = rule.requires if rule else frozenset()
+    allows = rule.allows if rule else frozenset()
     tracks = {sanction.track for sanction in command.sanctions}
-    if needs and needs not in tracks:
-        raise BadCommand(f"a {command.choice} names at least one {needs} sanction", "sanctions")
-    if not needs and command.sanctions:
+    missing = sorted(requires - tracks)
+    if missing:
+        raise BadCommand(
+            f"a {command.choice} names at least one {missing[0]} sanction", "sanctions"
+        )
+    if not allows and command.sanctions:
         raise BadCommand(f"a {command.choice} carries no sanctions", "sanctions")
+    for index, sanction in enumerate(command.sanctions):
+        if sanction.track not in allows:
+            raise BadCommand(
+                f"a {command.choice} carries no {sanction.track} sanction", f"sanctions[{index}]"
+            )
     for index, sanction in enumerate(command.sanctions):
         if sanction.kind not in rules.sanction_effect_months.get(sanction.track, {}):
             raise BadCommand(

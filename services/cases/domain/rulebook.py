@@ -8,7 +8,15 @@ from typing import Any
 
 import yaml
 
-from services.cases.domain.ruleset import ExtensionRule, RuleSet, TimeLimit, TransitionRule
+from services.cases.domain.casefile import DECISION_KINDS
+from services.cases.domain.ruleset import (
+    DEFAULT_DECISION_SANCTIONS,
+    DecisionSanctions,
+    ExtensionRule,
+    RuleSet,
+    TimeLimit,
+    TransitionRule,
+)
 from services.cases.domain.working_calendar import WEEKDAYS, WorkingCalendar
 
 # The subject cadre levels intake publishes; every approvals table must cover each of them.
@@ -78,6 +86,7 @@ REQUIRED_LIMITS = (
     "supplementary",
     "rectification",
 )
+SANCTION_TRACKS = frozenset({"party", "government"})
 # Approval names a transition may use that are not tables of their own.
 DERIVED_APPROVALS = frozenset({"plan", "extension", "any_pending"})
 REQUIRED_TABLES = (
@@ -127,6 +136,7 @@ def parse_rule_set(data: Mapping[str, Any]) -> RuleSet:
     extensions = reader.extensions(data.get("extensions"), stages, ladder, tables)
     transitions = reader.transitions(data.get("transitions"), stages, ladder, tables)
     sanctions = reader.sanctions(data.get("sanction_effect_months"))
+    decision_sanctions = reader.decision_sanctions(data.get("decision_sanctions"))
     rounds = data.get("max_supplementary_rounds")
     if not isinstance(rounds, int) or rounds < 0:
         reader.problem("max_supplementary_rounds", "must be a whole number ≥ 0")
@@ -156,6 +166,7 @@ def parse_rule_set(data: Mapping[str, Any]) -> RuleSet:
         extensions=extensions,
         max_supplementary_rounds=rounds,
         sanction_effect_months=sanctions,
+        decision_sanctions=decision_sanctions,
         approvals=tables,
         transitions=transitions,
     )
@@ -331,6 +342,31 @@ class _Reader:
                 continue
             tracks[str(track)] = {str(k): int(v) for k, v in table.items()}
         return tracks
+
+    def decision_sanctions(self, raw: Any) -> dict[str, DecisionSanctions]:
+        if raw is None:
+            return dict(DEFAULT_DECISION_SANCTIONS)
+        if not isinstance(raw, Mapping):
+            self.problem("decision_sanctions", "must map decision kinds to requires/allows")
+            return {}
+        rules: dict[str, DecisionSanctions] = {}
+        for kind, spec in raw.items():
+            path = f"decision_sanctions.{kind}"
+            if kind not in DECISION_KINDS:
+                self.problem(path, f"is not a decision kind ({', '.join(sorted(DECISION_KINDS))})")
+            if not isinstance(spec, Mapping) or set(spec) - {"requires", "allows"}:
+                self.problem(path, "must be a mapping of requires and allows")
+                continue
+            tracks = {key: spec.get(key, []) for key in ("requires", "allows")}
+            if not all(isinstance(v, list) and set(v) <= SANCTION_TRACKS for v in tracks.values()):
+                self.problem(path, "requires and allows list tracks among party, government")
+                continue
+            if not set(tracks["requires"]) <= set(tracks["allows"]):
+                self.problem(path, "a required track must also be allowed")
+            rules[str(kind)] = DecisionSanctions(
+                frozenset(tracks["requires"]), frozenset(tracks["allows"])
+            )
+        return rules
 
     def calendar(self, raw: Any) -> WorkingCalendar:
         if not isinstance(raw, Mapping):

@@ -33,6 +33,24 @@ class ExtensionRule:
 
 
 @dataclass(frozen=True)
+class DecisionSanctions:
+    """Which sanction tracks a decision kind must name (`requires`) and may carry (`allows`)."""
+
+    requires: frozenset[str] = frozenset()
+    allows: frozenset[str] = frozenset()
+
+
+# What a rule set that does not say decides: a transfer may carry 双开 (DOMAIN.md §5).
+DEFAULT_DECISION_SANCTIONS: Mapping[str, DecisionSanctions] = {
+    "party_sanction": DecisionSanctions(frozenset({"party"}), frozenset({"party", "government"})),
+    "government_sanction": DecisionSanctions(
+        frozenset({"government"}), frozenset({"party", "government"})
+    ),
+    "transfer": DecisionSanctions(frozenset(), frozenset({"party", "government"})),
+}
+
+
+@dataclass(frozen=True)
 class TransitionRule:
     """Who may take an action, from which stages, into which stages."""
 
@@ -63,6 +81,10 @@ class RuleSet:
     max_supplementary_rounds: int = 0
     # track ("party"/"government") → sanction → months in effect (0: no period).
     sanction_effect_months: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    # decision kind → the sanction tracks it needs and may carry (absent: no sanctions).
+    decision_sanctions: Mapping[str, DecisionSanctions] = field(
+        default_factory=lambda: dict(DEFAULT_DECISION_SANCTIONS)
+    )
     # approvals table → subject cadre level → roles approving in order.
     approvals: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
     transitions: Mapping[str, TransitionRule] = field(default_factory=dict)
