@@ -213,7 +213,10 @@ async def test_commands_act_once_and_reads_follow_the_visibility_policy(api: Api
         "ClueDisposed",
         "TeamAssigned",
     ]
-    assert [(d.kind, d.status) for d in seen.deadlines] == [("disposal", "met")]
+    assert [(d.kind, d.status) for d in seen.deadlines] == [
+        ("disposal", "met"),
+        ("verification", "open"),
+    ]
     assert (
         await _code(api.stub.GetCase(get, metadata=officer_c)) is grpc.StatusCode.PERMISSION_DENIED
     )

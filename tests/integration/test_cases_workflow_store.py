@@ -97,13 +97,16 @@ async def test_a_command_acts_once_per_key_and_leaves_a_full_record(
                 select(func.count()).select_from(AuditEntry).where(AuditEntry.record_type == "case")
             )
         ).one()
-        deadline = (await session.exec(select(DeadlineRow))).one()
+        deadline, verification = (
+            await session.exec(select(DeadlineRow).order_by(col(DeadlineRow.started_at)))
+        ).all()
     assert [(s.actor, s.from_stage, s.to_stage) for s in steps] == [
         ("a", "registered", "disposal_proposed"),
         ("z", "disposal_proposed", "verification"),
     ]
     assert audit_count == 2
     assert (deadline.kind, deadline.status) == ("disposal", "met")
+    assert (verification.kind, verification.status) == ("verification", "open")
     disposed_events = await _events(db, "xiezuo.cases.clue_disposed.v1")
     assert len(disposed_events) == 1 and disposed_events[0]["detail"]["way"] == (  # type: ignore[index]
         "preliminary_verification"
@@ -221,3 +224,45 @@ async def test_a_disposal_by_closure_is_published_as_a_disposal_and_a_closure(
     assert (disposed["to_stage"], closed["to_stage"]) == ("closed", "closed")
     kpis = {f.kpi for f in mappers.clue_disposed(ClueDisposed(**disposed), NOW)}  # type: ignore[arg-type]
     assert kpis == {Kpi.CLUES_DISPOSED, detailed_kpi(Kpi.CLUES_DISPOSED, "close")}
+
+
+async def test_stored_clues_and_verifications_get_deadlines_on_the_record(
+    make_database: MakeDatabase,
+) -> None:
+    db = await make_database("cases")
+    workflow = Workflow(db, {DEFAULT_RULES.version: DEFAULT_RULES})
+    for clue, way in (("clue-s", "store_pending"), ("clue-v", "preliminary_verification")):
+        await _register(db, clue)
+        for key, command, roles in (
+            ("p", Command("propose_disposal", choice=way), {"case_officer"}),
+            ("a", Command("approve_disposal"), {"zone_chief"}),
+        ):
+            await workflow.act(
+                county_id="c1",
+                case_id=clue,
+                idempotency_key=f"{clue}-{key}",
+                digest=key,
+                command=command,
+                actor=Actor("x", frozenset(roles)),
+                authorize=_allow,
+            )
+    await workflow.act(
+        county_id="c1",
+        case_id="clue-s",
+        idempotency_key="keep",
+        digest="keep",
+        command=Command("review_stored", choice="keep"),
+        actor=Actor("x", frozenset({"zone_chief"})),
+        authorize=_allow,
+    )
+    async with db.session() as session:
+        rows = (
+            await session.exec(select(DeadlineRow).order_by(col(DeadlineRow.deadline_id)))
+        ).all()
+    assert [(d.case_id, d.kind, d.status) for d in rows] == [
+        ("clue-s", "disposal", "met"),
+        ("clue-s", "stored_review", "met"),
+        ("clue-s", "stored_review", "open"),
+        ("clue-v", "disposal", "met"),
+        ("clue-v", "verification", "open"),
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings, target
@@ -28,6 +29,7 @@ from services.cases.domain.rules import DEFAULT_RULES
 from services.cases.domain.teams import assign_team, excluded_from, recuse
 
 RULES = DEFAULT_RULES
+_MARCH = datetime(2026, 3, 2, 9, tzinfo=UTC)
 
 
 def _as(person: str, role: str) -> Actor:
@@ -161,6 +163,7 @@ CHOICES = {
     "submit_hearing_report": [*sorted(DECISION_KINDS), "transfer", "transfer"],
     "propose_outcome": [*sorted(VERIFICATION_PROPOSALS), *["file_case"] * 4],
     "decide_appeal": ["upheld", "changed"],
+    "review_stored": ["reopen", "keep"],
 }
 
 
@@ -240,3 +243,57 @@ def test_a_transfer_carries_double_expulsion_and_the_decision_keeps_it() -> None
     assert _before_decision("transfer", ()).pending is not None
     with pytest.raises(Refused, match="carries no sanctions"):
         _before_decision("education", (Sanction("party", "warning"),))
+
+
+def test_verification_and_stored_clues_run_on_their_own_clocks() -> None:
+    zone, officer = _as("z", "zone_chief"), _as("a", "case_officer")
+    file = new_case_file("clue-v", "village", RULES)
+    file = _do(file, officer, "propose_disposal", choice="preliminary_verification").after
+    step = _do(file, zone, "approve_disposal")
+    # 初步核实 has a time limit of its own, from the approved disposal to the approved report.
+    assert (step.clock_stopped, step.clock_started, step.after.clock) == (
+        "disposal",
+        "verification",
+        "verification",
+    )
+    file = assign_team(step.after, "verification", ("a",))
+    file = _do(file, _as("d", "deputy_chief"), "approve_plan").after
+    file = _do(file, officer, "sign_report").after
+    file = _do(file, officer, "propose_outcome", choice="store").after
+    assert file.clock == "verification"
+    step = _do(file, zone, "approve_outcome")
+    assert (step.after.stage, step.clock_stopped, step.clock_started) == (
+        "stored_pending",
+        "verification",
+        "stored_review",
+    )
+    # 暂存待查 is reviewed periodically: kept (a new review period) or reopened for disposal.
+    kept = _do(step.after, officer, "review_stored", choice="keep")
+    assert (kept.after.stage, kept.clock_stopped, kept.clock_started) == (
+        "stored_pending",
+        "stored_review",
+        "stored_review",
+    )
+    reopened = _do(kept.after, officer, "review_stored", choice="reopen")
+    assert (reopened.after.stage, reopened.after.clock) == ("registered", "disposal")
+    assert RULES.due("verification", _MARCH).month == 6
+
+
+def test_a_letter_of_inquiry_is_answered_within_15_working_days() -> None:
+    deputy = _as("d", "deputy_chief")
+    file = CaseFile("c", "village", RULES.version, stage="inquiry")
+    step = _do(file, deputy, "send_inquiry_letter")
+    assert (step.clock_started, step.after.inquiry_letter) == ("inquiry_reply", "awaiting_reply")
+    # Mon 2 March 2026 + 15 working days (three weekends skipped) = Mon 23 March.
+    assert RULES.due("inquiry_reply", _MARCH) == _MARCH.replace(day=23)
+    with pytest.raises(NotNow, match="not answered"):
+        _do(step.after, deputy, "record_inquiry_outcome", choice="criticism")
+    with pytest.raises(NotNow, match="already been sent"):
+        _do(step.after, deputy, "send_inquiry_letter")
+    replied = _do(step.after, deputy, "record_inquiry_reply")
+    assert (replied.clock_stopped, replied.after.clock) == ("inquiry_reply", "")
+    closed = _do(replied.after, deputy, "record_inquiry_outcome", choice="criticism")
+    assert closed.after.stage == "closed"
+    # Silence is no explanation: an unanswered letter may still be escalated to verification.
+    escalated = _do(step.after, deputy, "record_inquiry_outcome", choice="escalate_to_verification")
+    assert (escalated.clock_stopped, escalated.clock_started) == ("inquiry_reply", "verification")

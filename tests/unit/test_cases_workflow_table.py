@@ -46,6 +46,8 @@ ALLOWED: dict[str, dict[str, set[str]]] = {
     },
     "record_inquiry_outcome": {"inquiry": {CO, DC}},
     "review_stored": {"stored_pending": {CO, ZC}},
+    "send_inquiry_letter": {"inquiry": {CO, DC, ZC}},
+    "record_inquiry_reply": {"inquiry": {CO, DC}},
     "approve_plan": {"verification": {DC}, "investigation": {ZC}},
     "sign_report": {"verification": {CO}},
     "propose_outcome": {"verification": {CO}},

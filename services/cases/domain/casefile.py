@@ -40,6 +40,10 @@ DECISION_KINDS = {
     "cancel": "closed",
 }
 APPEAL_OUTCOMES = ("upheld", "changed")
+# What a periodic review of a stored clue (暂存待查) decides.
+STORED_REVIEWS = {"reopen": "registered", "keep": "stored_pending"}
+# The time limit that starts when a file enters a stage (if the rule set has it).
+ENTRY_CLOCKS = {"verification": "verification", "stored_pending": "stored_review"}
 # Where a rejected proposal sends the file back to.
 REJECTED_TO = {
     "disposal": "registered",
@@ -171,6 +175,8 @@ class CaseFile:
     extension_requested: int = 0
     extensions_used: tuple[tuple[str, int], ...] = ()
     inquiry_rounds: int = 0
+    # A letter of inquiry (函询) of the current round: "", "awaiting_reply" or "answered".
+    inquiry_letter: str = ""
     send_backs: int = 0
     supplementary_rounds: int = 0
     appeal_level: int = 0
@@ -306,6 +312,12 @@ def _enter(file: CaseFile, stage: str) -> tuple[CaseFile, str]:
     return replace(file, stage=stage), ""
 
 
+def _entry_clock(stage: str, rules: RuleSet) -> str:
+    """The time limit a stage starts, when the file's rule version has one."""
+    clock = ENTRY_CLOCKS.get(stage, "")
+    return clock if clock in rules.time_limits else ""
+
+
 def _propose_disposal(file: CaseFile, command: Command, actor: Actor, rules: RuleSet) -> Transition:
     if command.choice not in DISPOSAL_WAYS:
         raise BadCommand(f"must be one of {sorted(DISPOSAL_WAYS)}", "choice")
@@ -340,7 +352,13 @@ def _approve_disposal(file: CaseFile, command: Command, actor: Actor, rules: Rul
         return _approval_recorded(file, command, proposal)
     after, team = _enter(replace(file, pending=None), DISPOSAL_WAYS[proposal.choice])
     transition = _move(
-        file, command, after, "ClueDisposed", team_needed=team, clock_stopped="disposal"
+        file,
+        command,
+        after,
+        "ClueDisposed",
+        team_needed=team,
+        clock_stopped="disposal",
+        clock_started=_entry_clock(after.stage, rules),
     )
     transition.detail["way"] = proposal.choice
     return transition
@@ -359,14 +377,65 @@ def _inquiry_outcome(file: CaseFile, command: Command, actor: Actor, rules: Rule
         raise BadCommand(f"must be one of {sorted(INQUIRY_OUTCOMES)}", "choice")
     if command.choice == "second_inquiry" and file.inquiry_rounds >= 1:
         raise NotNow("a clue gets at most one second inquiry")
+    # An unanswered letter is judged only by escalating: silence is no explanation.
+    if file.inquiry_letter == "awaiting_reply" and command.choice != "escalate_to_verification":
+        raise NotNow("the letter of inquiry is not answered yet: record the reply first")
     rounds = file.inquiry_rounds + (command.choice == "second_inquiry")
-    after, team = _enter(replace(file, inquiry_rounds=rounds), INQUIRY_OUTCOMES[command.choice])
-    return _move(file, command, after, "InquiryConcluded", team_needed=team)
+    entered = replace(file, inquiry_rounds=rounds, inquiry_letter="")
+    after, team = _enter(entered, INQUIRY_OUTCOMES[command.choice])
+    return _move(
+        file,
+        command,
+        after,
+        "InquiryConcluded",
+        team_needed=team,
+        clock_stopped=file.clock,
+        clock_started=_entry_clock(after.stage, rules),
+    )
+
+
+def _send_inquiry_letter(
+    file: CaseFile, command: Command, actor: Actor, rules: RuleSet
+) -> Transition:
+    if file.inquiry_letter:
+        raise NotNow("this round's letter of inquiry has already been sent")
+    after = replace(file, inquiry_letter="awaiting_reply")
+    clock = "inquiry_reply" if "inquiry_reply" in rules.time_limits else ""
+    return _move(file, command, after, "InquiryLetterSent", clock_started=clock)
+
+
+def _record_inquiry_reply(
+    file: CaseFile, command: Command, actor: Actor, rules: RuleSet
+) -> Transition:
+    if file.inquiry_letter != "awaiting_reply":
+        raise NotNow("no letter of inquiry awaits a reply")
+    after = replace(file, inquiry_letter="answered")
+    return _move(file, command, after, "InquiryReplied", clock_stopped=file.clock)
 
 
 def _review_stored(file: CaseFile, command: Command, actor: Actor, rules: RuleSet) -> Transition:
+    choice = command.choice or "reopen"
+    if choice not in STORED_REVIEWS:
+        raise BadCommand(f"must be one of {sorted(STORED_REVIEWS)}", "choice")
+    if choice == "keep":
+        # Reviewed and kept: the next periodic review is due one period from now.
+        return _move(
+            file,
+            command,
+            file,
+            "StoredClueReviewed",
+            clock_stopped=file.clock,
+            clock_started=_entry_clock("stored_pending", rules),
+        )
     # A stored clue that comes back must be disposed of again, on a new clock.
-    return _move(file, command, replace(file, stage="registered"), clock_started="disposal")
+    return _move(
+        file,
+        command,
+        replace(file, stage="registered"),
+        "StoredClueReviewed",
+        clock_stopped=file.clock,
+        clock_started="disposal",
+    )
 
 
 def _approve_plan(file: CaseFile, command: Command, actor: Actor, rules: RuleSet) -> Transition:
@@ -414,7 +483,14 @@ def _approve_outcome(file: CaseFile, command: Command, actor: Actor, rules: Rule
         pending = Proposal("filing", "file_case", rules.approvers("filing", file.subject_level))
     investigators = _union(file.investigators, file.working_team)
     after = replace(file, stage=stage, pending=pending, investigators=investigators)
-    return _move(file, command, after, "VerificationConcluded")
+    return _move(
+        file,
+        command,
+        after,
+        "VerificationConcluded",
+        clock_stopped=file.clock,
+        clock_started=_entry_clock(stage, rules),
+    )
 
 
 def _approve_filing(file: CaseFile, command: Command, actor: Actor, rules: RuleSet) -> Transition:
@@ -636,6 +712,8 @@ _ACTIONS = {
     "approve_disposal": _approve_disposal,
     "reject_proposal": _reject,
     "record_inquiry_outcome": _inquiry_outcome,
+    "send_inquiry_letter": _send_inquiry_letter,
+    "record_inquiry_reply": _record_inquiry_reply,
     "review_stored": _review_stored,
     "approve_plan": _approve_plan,
     "sign_report": _sign_report,

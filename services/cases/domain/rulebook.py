@@ -28,6 +28,8 @@ CADRE_LEVELS = (
     "county_division",
     "other_public_employee",
 )
+# Actions added after counties may have written their files: available where a file names them.
+OPTIONAL_ACTIONS = ("send_inquiry_letter", "record_inquiry_reply")
 # Actions the workflow engine implements; a rule set must say who may take each of them.
 ACTIONS = (
     "propose_disposal",
@@ -55,6 +57,7 @@ ACTIONS = (
     "complete_supplementary",
     "file_appeal",
     "decide_appeal",
+    *OPTIONAL_ACTIONS,
 )
 # Stages and time limits the engine refers to by name.
 REQUIRED_STAGES = (
@@ -148,7 +151,8 @@ def parse_rule_set(data: Mapping[str, Any]) -> RuleSet:
         if name not in limits:
             reader.problem("time_limits", f"lacks {name!r}")
     for action in ACTIONS:
-        if action not in transitions:
+        # Actions added after a county may have written its file are unavailable until named.
+        if action not in transitions and action not in OPTIONAL_ACTIONS:
             reader.problem("transitions", f"lacks {action!r}")
     calendar = reader.calendar(data.get("calendar", {}))
     if reader.problems:
