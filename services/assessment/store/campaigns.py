@@ -6,7 +6,9 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any, cast
 
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -70,17 +72,21 @@ async def record_campaign_clue(
     registered_at: datetime,
 ) -> None:
     """Remember that a clue came in under a campaign (idempotent by clue)."""
-    if await session.get(CampaignClue, clue_id) is None:
-        session.add(
-            CampaignClue(
-                clue_id=clue_id,
-                county_id=county_id,
-                zone_id=zone_id,
-                campaign_id=campaign_id,
-                categories=json.dumps(sorted(categories), ensure_ascii=False),
-                registered_at=registered_at,
-            )
-        )
+    # One statement, no read first: this runs for every campaign clue the consumer applies.
+    table = cast(Any, CampaignClue).__table__
+    name = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = postgresql.insert(table) if name == "postgresql" else sqlite.insert(table)
+    connection = await session.connection()
+    await connection.execute(
+        insert.values(
+            clue_id=clue_id,
+            county_id=county_id,
+            zone_id=zone_id,
+            campaign_id=campaign_id,
+            categories=json.dumps(sorted(categories), ensure_ascii=False),
+            registered_at=registered_at,
+        ).on_conflict_do_nothing(index_elements=["clue_id"])
+    )
 
 
 def record_milestone(

@@ -38,8 +38,32 @@ def _table(model: Any) -> Table:
 
 
 def _insert(session: AsyncSession, table: Table) -> Any:
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    return postgresql.insert(table) if _dialect(session) == "postgresql" else sqlite.insert(table)
+
+
+def _dialect(session: AsyncSession) -> str:
+    """ "postgresql", or "sqlite" for anything else (the two dialects the service runs on)."""
+    name = session.bind.dialect.name if session.bind is not None else "sqlite"
+    return "postgresql" if name == "postgresql" else "sqlite"
+
+
+def _tally_upsert(insert: Any) -> Any:
+    """Add each row's value to the tally, creating the row the first time."""
+    return insert.on_conflict_do_update(
+        index_elements=list(TALLY_KEY), set_={"value": insert.table.c.value + insert.excluded.value}
+    )
+
+
+# Built once per dialect: constructing an upsert (its `excluded` columns) costs more than
+# running it, and apply_increments runs once per consumed event.
+_TALLY_UPSERT = {
+    "postgresql": _tally_upsert(postgresql.insert(_table(KpiTally))),
+    "sqlite": _tally_upsert(sqlite.insert(_table(KpiTally))),
+}
+_CONTRIBUTION_INSERT = {
+    "postgresql": postgresql.insert(_table(KpiContribution)),
+    "sqlite": sqlite.insert(_table(KpiContribution)),
+}
 
 
 async def apply_increments(
@@ -77,17 +101,13 @@ async def apply_increments(
             )
     if not totals:
         return
-    tally = _table(KpiTally)
-    upsert = _insert(session, tally)
-    upsert = upsert.on_conflict_do_update(
-        index_elements=list(TALLY_KEY), set_={"value": tally.c.value + upsert.excluded.value}
-    )
+    dialect = _dialect(session)
     rows = [dict(zip(TALLY_KEY, key, strict=True), value=value) for key, value in totals.items()]
     connection = await session.connection()
-    await connection.execute(upsert, rows)
+    await connection.execute(_TALLY_UPSERT[dialect], rows)
     # A duplicate contribution can only be a replayed event the inbox let through by design
     # (a rebuild into a non-empty table); the tally would then be wrong, so fail loudly.
-    await connection.execute(_insert(session, _table(KpiContribution)), contributions)
+    await connection.execute(_CONTRIBUTION_INSERT[dialect], contributions)
 
 
 async def place_unit(

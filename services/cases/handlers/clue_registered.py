@@ -6,6 +6,7 @@ import hashlib
 import json
 from datetime import UTC, datetime
 
+from sqlalchemy import insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.cases.domain.casefile import new_case_file
@@ -14,8 +15,8 @@ from services.cases.domain.rules import rules_in_force
 from services.cases.domain.ruleset import RuleSet
 from services.cases.store import codec
 from services.cases.store.clues import register_clue
-from services.cases.store.tables import CaseFileRow, ClueRow
-from services.cases.store.workflow import start_clock
+from services.cases.store.deadlines import open_first_deadline
+from services.cases.store.tables import CaseFileRow
 from services.contracts.intake import ClueRegistered
 from services.runtime.envelope import Envelope
 
@@ -44,27 +45,36 @@ class ClueRegisteredHandler:
         )
         # The clue keeps the rules in force when it was registered, not when it arrived here.
         rules = rules_in_force(self._rule_versions, event.registered_at.date())
-        if await session.get(ClueRow, clue.clue_id) is not None:
+        if not await register_clue(session, clue, rules, actor=f"event:{envelope.source}"):
             return
-        await register_clue(session, clue, rules, actor=f"event:{envelope.source}")
-        row = CaseFileRow(
-            case_id=clue.clue_id,
+        # Core inserts, not ORM rows: this runs once per consumed clue, and nothing later in
+        # the transaction needs the rows as objects.
+        connection = await session.connection()
+        await connection.execute(
+            insert(CaseFileRow).values(
+                case_id=clue.clue_id,
+                county_id=clue.county_id,
+                zone_id=clue.zone_id,
+                township_id=clue.township_id,
+                subject_key=subject_key(event),
+                categories=json.dumps(sorted(clue.allegation_categories)),
+                stage="registered",
+                rule_version=rules.version,
+                state=codec.encode(new_case_file(clue.clue_id, clue.subject_cadre_level, rules)),
+                revision=0,
+                updated_at=event.registered_at if event.back_entered else datetime.now(UTC),
+            )
+        )
+        # A back-entered clue's disposal clock may be past due already: it gets the grace.
+        await open_first_deadline(
+            session,
+            record_id=clue.clue_id,
             county_id=clue.county_id,
             zone_id=clue.zone_id,
-            township_id=clue.township_id,
-            subject_key=subject_key(event),
-            categories=json.dumps(sorted(clue.allegation_categories)),
-            stage="registered",
-            rule_version=rules.version,
-            state=codec.encode(new_case_file(clue.clue_id, clue.subject_cadre_level, rules)),
-            revision=0,
-            updated_at=event.registered_at if event.back_entered else datetime.now(UTC),
-        )
-        session.add(row)
-        # A back-entered clue's disposal clock may be past due already: it gets the grace.
-        recorded_at = datetime.now(UTC) if event.back_entered else None
-        await start_clock(
-            session, row, "disposal", rules, now=event.registered_at, recorded_at=recorded_at
+            kind="disposal",
+            rules=rules,
+            started_at=event.registered_at,
+            recorded_at=datetime.now(UTC) if event.back_entered else None,
         )
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -18,27 +20,33 @@ from services.runtime.db import Database
 
 async def register_clue(
     session: AsyncSession, clue: NewClue, rules: RuleSet, *, actor: str
-) -> ClueRow:
-    """Add the clue and its audit entry to the caller's transaction (idempotent by id)."""
-    existing = await session.get(ClueRow, clue.clue_id)
-    if existing is not None:
-        return existing
-    row = ClueRow(
-        clue_id=clue.clue_id,
-        county_id=clue.county_id,
-        zone_id=clue.zone_id,
-        township_id=clue.township_id,
-        source_report_id=clue.source_report_id,
-        channel=clue.channel,
-        allegation_categories=json.dumps(list(clue.allegation_categories)),
-        subject_cadre_level=clue.subject_cadre_level,
-        real_name=clue.real_name,
-        status=ClueStatus.REGISTERED.value,
-        rule_version=rules.version,
-        registered_at=clue.registered_at,
-        disposal_due_at=disposal_due(clue, rules),
+) -> bool:
+    """Add the clue and its audit entry to the caller's transaction (idempotent by id).
+
+    Returns False, writing nothing, when the clue is registered already.
+    """
+    # One statement that both checks and inserts: the consumer runs this for every clue.
+    connection = await session.connection()
+    inserted = await connection.execute(
+        insert_ignoring_conflict(session, ClueRow, "clue_id").values(
+            clue_id=clue.clue_id,
+            county_id=clue.county_id,
+            zone_id=clue.zone_id,
+            township_id=clue.township_id,
+            source_report_id=clue.source_report_id,
+            channel=clue.channel,
+            allegation_categories=json.dumps(list(clue.allegation_categories)),
+            subject_cadre_level=clue.subject_cadre_level,
+            real_name=clue.real_name,
+            status=ClueStatus.REGISTERED.value,
+            rule_version=rules.version,
+            registered_at=clue.registered_at,
+            disposal_due_at=disposal_due(clue, rules),
+            repeat_count=0,
+        )
     )
-    session.add(row)
+    if inserted.rowcount == 0:
+        return False
     await audit.append(
         session,
         county_id=clue.county_id,
@@ -48,7 +56,15 @@ async def register_clue(
         record_id=clue.clue_id,
         detail={"zone_id": clue.zone_id, "rule_version": rules.version},
     )
-    return row
+    return True
+
+
+def insert_ignoring_conflict(session: AsyncSession, model: Any, *key: str) -> Any:
+    """INSERT ... ON CONFLICT (key) DO NOTHING for the session's dialect."""
+    table = model.__table__
+    name = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = postgresql.insert(table) if name == "postgresql" else sqlite.insert(table)
+    return insert.on_conflict_do_nothing(index_elements=list(key))
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from sqlalchemy import insert
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -54,10 +55,7 @@ async def open_deadline(
             .where(DeadlineRow.case_id == record_id, DeadlineRow.kind == kind)
         )
     ).one()
-    due = due_at or rules.due(kind, started_at)
-    warn_at = rules.warn_at(kind, due)
-    if recorded_at is not None and due <= recorded_at:
-        warn_at = recorded_at + BACK_ENTRY_GRACE
+    due, warn_at = _due_and_warning(rules, kind, started_at, due_at, recorded_at)
     deadline = DeadlineRow(
         deadline_id=f"{record_id}:{kind}:{earlier + 1}",
         case_id=record_id,
@@ -75,6 +73,59 @@ async def open_deadline(
     session.add(deadline)
     await session.flush()
     return deadline
+
+
+async def open_first_deadline(
+    session: AsyncSession,
+    *,
+    record_id: str,
+    county_id: str,
+    zone_id: str,
+    kind: str,
+    rules: RuleSet,
+    started_at: datetime,
+    recorded_at: datetime | None = None,
+) -> None:
+    """The first deadline of `kind` on a record created in this transaction.
+
+    Like open_deadline for a record with no deadlines yet, in one INSERT (no count, no ORM
+    flush): the clue consumer opens one per registered clue. A deadline that somehow exists
+    already fails the insert instead of being numbered past.
+    """
+    due, warn_at = _due_and_warning(rules, kind, started_at, None, recorded_at)
+    connection = await session.connection()
+    await connection.execute(
+        insert(DeadlineRow).values(
+            deadline_id=f"{record_id}:{kind}:1",
+            case_id=record_id,
+            county_id=county_id,
+            zone_id=zone_id,
+            kind=kind,
+            rule_version=rules.version,
+            started_at=started_at,
+            due_at=due,
+            warn_at=warn_at,
+            status="open",
+            extensions=0,
+            ended_at=None,
+            supersedes=None,
+        )
+    )
+
+
+def _due_and_warning(
+    rules: RuleSet,
+    kind: str,
+    started_at: datetime,
+    due_at: datetime | None,
+    recorded_at: datetime | None,
+) -> tuple[datetime, datetime]:
+    """A deadline's due and warning moments; a back-entered one already due gets the grace."""
+    due = due_at or rules.due(kind, started_at)
+    warn_at = rules.warn_at(kind, due)
+    if recorded_at is not None and due <= recorded_at:
+        warn_at = recorded_at + BACK_ENTRY_GRACE
+    return due, warn_at
 
 
 async def stop_clock(
