@@ -74,6 +74,7 @@ class ServiceHost:
             dead_letter_producer=self.producer,
             max_attempts=platform.consumer_max_attempts,
             metrics=self.metrics,
+            batch_size=max(1, platform.consumer_batch_size),
         )
         self.relay = OutboxRelay(
             self.database,

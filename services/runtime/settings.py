@@ -39,6 +39,9 @@ class PlatformSettings(BaseSettings):
     # rows written by other processes (CLI imports, another replica).
     outbox_idle_poll_seconds: float = 2.0
     consumer_max_attempts: int = 3
+    # Records a consumer applies in one transaction (and commits offsets for at once); 1 turns
+    # batching off. A batch holds SQLite's write lock while it runs, so keep it modest.
+    consumer_batch_size: int = 100
     grpc_drain_seconds: float = 10.0
     vault_key_file: Path | None = None
     # How far back a `back_entry` principal may date a step (补录 of a paper ledger).
