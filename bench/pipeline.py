@@ -1074,6 +1074,10 @@ async def seed_intake(url: str, count: int) -> None:
         "received_at registered_at receipt_prefix status status_note duplicate_fingerprint"
     )
     report_table = table("report", *[column(name) for name in names.split()])
+    # Each stored report opened its own clue: a new report may be linked to it.
+    clue_columns = ["clue_id", "county_id", "zone_id", "first_report_id", "registered_at"]
+    clue_columns += ["repeat_count", "priority", "progress"]
+    clue_table = table("intake_clue", *[column(name) for name in clue_columns])
     engine = create_async_engine(url)
     try:
         for first in range(0, count, 5_000):
@@ -1081,8 +1085,22 @@ async def seed_intake(url: str, count: int) -> None:
                 _seed_row(index, report, normalise, DuplicateProfile)
                 for index, report in enumerate(reports[first : first + 5_000], first)
             ]
+            clues = [
+                {
+                    "clue_id": row["clue_id"],
+                    "county_id": row["county_id"],
+                    "zone_id": row["zone_id"],
+                    "first_report_id": row["report_id"],
+                    "registered_at": row["registered_at"],
+                    "repeat_count": 1,
+                    "priority": 50,
+                    "progress": "",
+                }
+                for row in rows
+            ]
             async with engine.begin() as connection:
                 await connection.execute(insert(report_table), rows)
+                await connection.execute(insert(clue_table), clues)
     finally:
         await engine.dispose()
     await asyncio.to_thread(upgrade, "intake", url)
