@@ -1,7 +1,8 @@
 """Rebuilding assessment's KPI projections from synthetic events, then ranking queries.
 
 Run: ``.venv/bin/python bench/assessment_replay.py [--events N] [--batch B] [--consumer-events M]
-[--database-url URL | --postgres]`` (SQLite in a temp dir by default).
+[--live-events L] [--consumer-batch C] [--database-url URL | --postgres]`` (SQLite in a temp dir
+by default).
 
 What is measured (one JSON object is printed; timings are never asserted):
 - ``rebuild``: the rebuild path straight against the database, no Kafka: each event's JSON
@@ -10,6 +11,15 @@ What is measured (one JSON object is printed; timings are never asserted):
   transactions of `--batch` events. Generating the synthetic JSON is outside the timer.
 - ``consumer``: the live path for `--consumer-events` events: EventConsumer.consume, i.e. one
   transaction per event with its inbox row, as a Kafka record would be applied (no broker).
+- ``live``: a projection rebuild through the live path for `--live-events` events: they are
+  published to their topics on a private Kafka broker started here, then assessment's own
+  EventConsumer, subscribed through FastStream exactly as the service host does it
+  (``bind_consumer``), applies them into an empty database while the group's committed offsets
+  are polled. ``events_per_second`` counts from the first commit to the last (the group join
+  before it is reported apart); ``--consumer-batch`` sets the consumer's records per
+  transaction where the runtime supports it. With ``--live-check`` the same events are also
+  applied in-process, one record at a time, into another empty database (outside the timer)
+  and ``equals_in_process_replay`` says whether the two projections are identical.
 - ``ranking``: latency of Scoring.ranking (read tallies + marks, score, rank) per level after
   the rebuild, over `--queries` calls each.
 """
@@ -25,6 +35,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import TopicPartition
 from sqlalchemy import func
 from sqlmodel import select
 
@@ -33,14 +46,16 @@ from services.assessment.domain.quarter import AssessmentCalendar, Quarter
 from services.assessment.domain.scoring_rules import load_rules
 from services.assessment.handlers.mappers import projections
 from services.assessment.handlers.projection import increments_for, register_handlers
-from services.assessment.store.projection import apply_increments
+from services.assessment.store.projection import apply_increments, projection_rows
 from services.assessment.store.scorecards import Scoring
 from services.assessment.store.tables import KpiContribution, KpiTally
 from services.assessment.synthetic import County, synthetic_events
+from services.runtime.bus import bind_consumer, build_broker
 from services.runtime.db import Database
 from services.runtime.envelope import Envelope
+from services.runtime.host import ensure_topics
 from services.runtime.inbox import EventConsumer, Record
-from services.runtime.localstack import PostgresCluster
+from services.runtime.localstack import KafkaNode, PostgresCluster
 from services.runtime.migrate import upgrade_async
 
 
@@ -121,6 +136,119 @@ async def consume(database: Database, events: int, county: County) -> dict[str, 
     }
 
 
+def _assessment_consumer(database: Database, consumer_batch: int) -> EventConsumer:
+    consumer = EventConsumer(
+        service="assessment", database=database, dead_letter_producer=_NoDeadLetters()
+    )
+    register_handlers(consumer, AssessmentCalendar(), projections())
+    if consumer_batch > 1 and hasattr(consumer, "batch_size"):
+        consumer.batch_size = consumer_batch
+    return consumer
+
+
+async def live(
+    database: Database,
+    events: int,
+    county: County,
+    consumer_batch: int,
+    reference: Database | None,
+) -> dict[str, Any]:
+    """Time a rebuild through Kafka → EventConsumer → database on a private broker.
+
+    With a `reference` database, the same events are also applied there in-process, one
+    record at a time, and the two projections are compared.
+    """
+    consumer = _assessment_consumer(database, consumer_batch)
+    items = list(synthetic_events(events, seed=20_000, county=county))
+    async with KafkaNode(partitions=3) as node:
+        bootstrap = node.bootstrap_servers
+        await ensure_topics(
+            bootstrap, consumer.dead_letter_topic, partitions=3, replication_factor=1
+        )
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
+        )
+        await producer.start()
+        try:
+            sent = [
+                await producer.send(
+                    item.event.topic,
+                    item.event.model_dump_json().encode(),
+                    key=item.event.partition_key().encode(),
+                    headers=Envelope(
+                        id=item.event_id,
+                        type=item.event.event_type,
+                        source="xiezuo/bench",
+                        time=item.ce_time,
+                        county_id=item.event.county_id,
+                        zone_id=item.event.zone_id,
+                        data=b"",
+                    ).headers(),
+                )
+                for item in items
+            ]
+            await asyncio.gather(*sent)
+        finally:
+            await producer.stop()
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        broker = build_broker(bootstrap, client_id="xiezuo-assessment-bench")
+        bind_consumer(broker, consumer)
+        try:
+            result = await _catch_up(admin, broker, consumer.consumer_name, events)
+        finally:
+            await broker.stop()
+            await admin.close()
+    result["records_per_transaction"] = getattr(consumer, "batch_size", 1)
+    if reference is not None:
+        alone = _assessment_consumer(reference, 1)
+        for offset, item in enumerate(items):
+            envelope = Envelope(
+                id=item.event_id,
+                type=item.event.event_type,
+                source="xiezuo/bench",
+                time=item.ce_time,
+                county_id=item.event.county_id,
+                zone_id=item.event.zone_id,
+                data=item.event.model_dump_json().encode(),
+            )
+            await alone.consume(
+                Record("ref", 0, offset, None, envelope.data, tuple(envelope.headers()))
+            )
+        async with database.session() as session:
+            built = await projection_rows(session)
+        async with reference.session() as session:
+            expected = await projection_rows(session)
+        result["equals_in_process_replay"] = built == expected
+    return result
+
+
+async def _catch_up(
+    admin: AIOKafkaAdminClient, broker: Any, group: str, events: int
+) -> dict[str, Any]:
+    """Start the subscriber and poll the group's committed offsets until all are applied."""
+    started = time.perf_counter()
+    await broker.start()
+    first: tuple[float, int] | None = None
+    done = 0
+    while done < events:
+        await asyncio.sleep(0.05)
+        offsets: dict[TopicPartition, Any] = await admin.list_consumer_group_offsets(group)
+        done = sum(meta.offset for meta in offsets.values() if meta.offset > 0)
+        now = time.perf_counter()
+        if first is None and done > 0:
+            first = (now, done)
+    end = time.perf_counter()
+    assert first is not None
+    applied = done - first[1]
+    return {
+        "events": events,
+        "seconds_to_first_commit": round(first[0] - started, 2),
+        "seconds_from_first_commit": round(end - first[0], 2),
+        "events_per_second": round(applied / (end - first[0])) if end > first[0] else None,
+    }
+
+
 async def rankings(database: Database, county: County, queries: int) -> dict[str, Any]:
     """Latency of the ranking query per level, after the rebuild."""
     scoring = Scoring(load_rules())
@@ -153,16 +281,31 @@ async def main() -> None:
     parser.add_argument("--batch", type=int, default=5_000)
     parser.add_argument("--consumer-events", type=int, default=5_000)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument(
+        "--live-events", type=int, default=20_000, help="through Kafka (0 skips the broker)"
+    )
+    parser.add_argument(
+        "--consumer-batch", type=int, default=500, help="live path: records per transaction"
+    )
+    parser.add_argument(
+        "--live-check", action="store_true", help="live path: compare with an in-process replay"
+    )
     parser.add_argument("--database-url", default="")
     parser.add_argument(
         "--postgres", action="store_true", help="start a private PostgreSQL cluster and use it"
     )
     args = parser.parse_args()
+    # The live path needs empty databases: fresh SQLite files unless --postgres.
+    args.live_urls = []
     if args.postgres:
         cluster = PostgresCluster()
         await cluster.astart()
         try:
             args.database_url = await cluster.acreate_database("assessment_bench")
+            args.live_urls = [
+                await cluster.acreate_database("assessment_live"),
+                await cluster.acreate_database("assessment_live_reference"),
+            ]
             await _run(args)
         finally:
             await cluster.astop()
@@ -207,7 +350,32 @@ async def _run(args: argparse.Namespace) -> None:
                 )
             finally:
                 await consumer_db.dispose()
+        if args.live_events:
+            report["live"] = await _live(args, scratch, county)
     print(json.dumps(report, indent=2))
+
+
+async def _live(args: argparse.Namespace, scratch: str, county: County) -> dict[str, Any]:
+    """The live-path measurement on empty databases of its own."""
+    urls = args.live_urls or [
+        f"sqlite+aiosqlite:///{Path(scratch) / name}"
+        for name in ("live.sqlite3", "live-reference.sqlite3")
+    ]
+    for url in urls:
+        await upgrade_async("assessment", url)
+    live_db, reference_db = Database(urls[0]), Database(urls[1])
+    try:
+        result = await live(
+            live_db,
+            args.live_events,
+            county,
+            args.consumer_batch,
+            reference_db if args.live_check else None,
+        )
+    finally:
+        await live_db.dispose()
+        await reference_db.dispose()
+    return {"database": live_db.engine.dialect.name, **result}
 
 
 if __name__ == "__main__":
