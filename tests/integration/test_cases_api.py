@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -480,3 +480,72 @@ async def test_related_clues_and_joint_cases_are_commands_on_the_record(api: Api
             cases_pb2.ListCasesRequest(county_id="c1", township_id=township), metadata=chief
         )
         assert ("clue-r1" in [c.case_id for c in listed.cases]) is expected, township
+
+
+async def _decide(db: Database, case_id: str, decided_at: datetime) -> str:
+    """Put a registered file straight into `decided` (a party sanction); its subject key."""
+    from services.cases.domain.casefile import Decision, Sanction
+    from services.cases.store import codec
+    from services.cases.store.tables import CaseFileRow
+
+    async with db.transaction() as session:
+        row = await session.get(CaseFileRow, case_id)
+        assert row is not None
+        file = codec.decode(row.state)
+        decision = Decision("party_sanction", ((Sanction("party", "serious_warning"), 18),))
+        decided = replace(
+            file,
+            stage="decided",
+            filed=True,
+            clock="",
+            decision=decision,
+            decided_at=decided_at.isoformat(),
+        )
+        row.state, row.stage = codec.encode(decided), "decided"
+        session.add(row)
+        return row.subject_key
+
+
+async def test_the_sanctioned_person_files_their_own_appeal_within_the_window(api: Api) -> None:
+    await _register(api.db, "case-a")
+    await _register(api.db, "case-late")
+    subject = await _decide(api.db, "case-a", NOW - timedelta(days=3))
+    await _decide(api.db, "case-late", NOW - timedelta(days=40))
+    person = api.as_(subject, "case_subject")
+    stranger = api.as_("someone-else", "case_subject")
+    assert (
+        await _code(_act(api, stranger, "case-a", "file_appeal"))
+        is grpc.StatusCode.PERMISSION_DENIED
+    )
+    assert (
+        await _code(_act(api, person, "case-a", "record_evidence"))
+        is grpc.StatusCode.PERMISSION_DENIED
+    )
+    get = cases_pb2.GetCaseRequest(case_id="case-a")
+    assert await _code(api.stub.GetCase(get, metadata=person)) is grpc.StatusCode.PERMISSION_DENIED
+    filed = await _act(api, person, "case-a", "file_appeal")
+    # The appellant learns the step was taken, never the file (teams, stage, pending).
+    assert filed.step.to_stage == "appeal_first_review" and not filed.HasField("case")
+    assert json.loads(filed.step.detail_json)["filed_by"] == "subject"
+    late = _act(api, api.as_("chief", "zone_chief"), "case-late", "file_appeal")
+    assert await _code(late) is grpc.StatusCode.FAILED_PRECONDITION
+    # A changed outcome names the new decision and its sanctions.
+    leader = api.as_("lead", "county_leadership")
+    bad = _act(api, leader, "case-a", "decide_appeal", choice="changed")
+    assert await _code(bad) is grpc.StatusCode.INVALID_ARGUMENT
+    changed = await _act(
+        api,
+        leader,
+        "case-a",
+        "decide_appeal",
+        choice="changed",
+        decision="party_sanction",
+        sanctions=[cases_pb2.Sanction(track="party", kind="warning")],
+    )
+    detail = json.loads(changed.step.detail_json)
+    assert (changed.case.stage, detail["decision"], detail["previous_decision"]) == (
+        "decided",
+        "party_sanction",
+        "party_sanction",
+    )
+    assert detail["sanctions"] == [{"track": "party", "kind": "warning", "effect_months": 12}]

@@ -17,6 +17,7 @@ from services.cases.domain.casefile import (
     Actor,
     CaseFile,
     Command,
+    Decision,
     NotNow,
     Refused,
     Sanction,
@@ -124,7 +125,6 @@ def test_a_transfer_allows_two_supplementary_rounds() -> None:
     file = CaseFile(
         "c", "village", RULES.version, stage="transferred", filed=True, working_team=("a",)
     )
-    from services.cases.domain.casefile import Decision
 
     file = replace(file, decision=Decision("transfer"))
     officer = _as("a", "case_officer")
@@ -297,3 +297,75 @@ def test_a_letter_of_inquiry_is_answered_within_15_working_days() -> None:
     # Silence is no explanation: an unanswered letter may still be escalated to verification.
     escalated = _do(step.after, deputy, "record_inquiry_outcome", choice="escalate_to_verification")
     assert (escalated.clock_stopped, escalated.clock_started) == ("inquiry_reply", "verification")
+
+
+def _decided(**fields: object) -> CaseFile:
+    return CaseFile(
+        "c",
+        "village",
+        RULES.version,
+        stage="decided",
+        filed=True,
+        decision=Decision("party_sanction", ((Sanction("party", "serious_warning"), 18),)),
+        decided_at=_MARCH.isoformat(),
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def test_the_sanctioned_person_appeals_within_a_month_and_the_city_answers_the_second() -> None:
+    subject = _as("subject-key", "case_subject")
+    late = Command("file_appeal", at=_MARCH.replace(month=4, day=3))
+    with pytest.raises(NotNow, match="window to appeal closed"):
+        handle(_decided(), late, subject, RULES)
+    step = handle(_decided(), Command("file_appeal", at=_MARCH.replace(day=20)), subject, RULES)
+    assert (step.after.stage, step.detail["filed_by"]) == ("appeal_first_review", "subject")
+    first = replace(step.after, review_team=("r1", "r2"))
+    upheld = handle(
+        first,
+        Command("decide_appeal", choice="upheld", at=_MARCH.replace(day=25)),
+        _as("l", "county_leadership"),
+        RULES,
+    )
+    assert upheld.after.decided_at.startswith("2026-03-25")
+    # The second review's window runs from the first review's answer, and one level up decides.
+    second = handle(
+        upheld.after, Command("file_appeal", at=_MARCH.replace(month=4, day=20)), subject, RULES
+    ).after
+    assert second.stage == "appeal_second_review"
+    with pytest.raises(Refused, match="city_commission"):
+        handle(
+            second, Command("decide_appeal", choice="upheld"), _as("l", "county_leadership"), RULES
+        )
+    handle(second, Command("decide_appeal", choice="upheld"), _as("m", "city_commission"), RULES)
+
+
+def test_a_changed_review_outcome_replaces_the_decision_and_its_sanctions() -> None:
+    review = replace(_decided(), stage="appeal_first_review", review_team=("r1",))
+    leader = _as("l", "county_leadership")
+    with pytest.raises(Refused, match="must be one of"):
+        handle(review, Command("decide_appeal", choice="changed"), leader, RULES)
+    changed = handle(
+        review,
+        Command(
+            "decide_appeal",
+            choice="changed",
+            decision="party_sanction",
+            sanctions=(Sanction("party", "warning"),),
+        ),
+        leader,
+        RULES,
+    )
+    assert changed.after.decision == Decision(
+        "party_sanction", ((Sanction("party", "warning"), 12),)
+    )
+    assert changed.detail["previous_decision"] == "party_sanction"
+    assert changed.detail["sanctions"] == [
+        {"track": "party", "kind": "warning", "effect_months": 12}
+    ]
+    assert invariant_violations(changed.after, RULES) == []
+    cleared = handle(
+        review, Command("decide_appeal", choice="changed", decision="cancel"), leader, RULES
+    )
+    assert cleared.after.decision == Decision("cancel")
+    with pytest.raises(Refused, match="stays as it was"):
+        handle(review, Command("decide_appeal", choice="upheld", decision="cancel"), leader, RULES)

@@ -29,9 +29,12 @@ ROLES = (
     "party_committee",
     "hearing_officer",
     "assessor",
+    "city_commission",
+    "case_subject",
 )
 ME = "p-actor"
 CO, DC, ZC, CL, PC, HO = ROLES[:6]
+CC, SUBJECT = ROLES[7:]
 
 # The expectation for a village-level subject, written out by hand from the default rules:
 # action → stage → roles allowed. Every other (stage, role) pair must be refused.
@@ -67,8 +70,9 @@ ALLOWED: dict[str, dict[str, set[str]]] = {
     "approve_decision": {"decision_proposed": {ZC}},
     "request_supplementary": {"transferred": {CO, ZC}},
     "complete_supplementary": {"supplementary": {CO}},
-    "file_appeal": {"decided": {CO, ZC, CL}},
-    "decide_appeal": {"appeal_first_review": {CL}, "appeal_second_review": {CL}},
+    "file_appeal": {"decided": {SUBJECT, CO, ZC, CL}},
+    # 复审 by the deciding commission, 复核 one level up: the city commission.
+    "decide_appeal": {"appeal_first_review": {CL}, "appeal_second_review": {CC}},
 }
 PENDING_KIND = {
     "disposal_proposed": ("disposal", "inquiry"),

@@ -40,6 +40,7 @@ def command_of(request: cases_pb2.ActOnCaseRequest) -> Command:
         sha256=request.sha256,
         sanctions=tuple(Sanction(s.track, s.kind) for s in request.sanctions),
         reason=request.reason.strip(),
+        decision=request.decision,
     )
 
 

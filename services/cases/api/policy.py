@@ -11,8 +11,13 @@ from services.runtime.tokens import ALL_ZONES, Principal
 CLUE_READERS = frozenset(
     {"case_officer", "zone_chief", "deputy_chief", "county_leadership", "assessor"}
 )
-# County leadership sees every case of its county (the party committee approves some steps).
-COUNTY_LEADERSHIP = frozenset({"county_leadership", "party_committee", "commission_head"})
+# County leadership sees every case of its county (the party committee approves some steps);
+# so does the city commission for the counties its token covers (it answers second reviews).
+COUNTY_LEADERSHIP = frozenset(
+    {"county_leadership", "party_committee", "commission_head", "city_commission"}
+)
+# The sanctioned person: may file an appeal on their own case, and do nothing else.
+CASE_SUBJECT = "case_subject"
 # The zone chief (区长) and deputy chief (副区长) see every case of the zones they lead.
 ZONE_LEADERSHIP = frozenset({"zone_chief", "deputy_chief"})
 # Who opens, verifies and reads rectification items (the zone follows each item up).
@@ -78,6 +83,19 @@ def authorize_case(principal: Principal, *, county_id: str, zone_id: str, file: 
     if principal.subject in file.current_team():
         return
     raise PermissionDenied(f"{principal.subject} may not see case {file.case_id}")
+
+
+def authorize_subject(
+    principal: Principal, *, county_id: str, subject_key: str, case_id: str, action: str
+) -> None:
+    """A sanctioned person (token subject = the case's subject key) may only file an appeal.
+
+    They never read the file: the answer to their appeal carries the step, not the case.
+    """
+    if not principal.can_see_county(county_id):
+        raise NotFound("case", case_id)
+    if action != "file_appeal" or principal.subject != subject_key:
+        raise PermissionDenied(f"{principal.subject} may only appeal a decision on themselves")
 
 
 @dataclass(frozen=True)

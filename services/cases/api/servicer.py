@@ -13,8 +13,10 @@ from services.cases.api.commands import command_of, digest_of
 from services.cases.api.links import LinkApi
 from services.cases.api.messages import case_response, case_summary, clue_message, step_message
 from services.cases.api.policy import (
+    CASE_SUBJECT,
     authorize_case,
     authorize_read_clue,
+    authorize_subject,
     case_list_scope,
     readable_zones,
 )
@@ -50,7 +52,22 @@ def _page_size_violations(page_size: int) -> list[FieldViolation]:
     return []
 
 
-def _case_authorizer(principal: Principal) -> Callable[[CaseFileRow, CaseFile], None]:
+def _case_authorizer(
+    principal: Principal, action: str = ""
+) -> Callable[[CaseFileRow, CaseFile], None]:
+    if CASE_SUBJECT in principal.roles:
+
+        def authorize_own(row: CaseFileRow, file: CaseFile) -> None:
+            authorize_subject(
+                principal,
+                county_id=row.county_id,
+                subject_key=row.subject_key,
+                case_id=row.case_id,
+                action=action,
+            )
+
+        return authorize_own
+
     def authorize(row: CaseFileRow, file: CaseFile) -> None:
         authorize_case(principal, county_id=row.county_id, zone_id=row.zone_id, file=file)
 
@@ -152,7 +169,7 @@ class CaseServicer(LinkApi, RectificationApi, cases_pb2_grpc.CaseServiceServicer
                 digest=digest_of(request, principal.subject),
                 command=command,
                 actor=Actor(principal.subject, principal.roles),
-                authorize=_case_authorizer(principal),
+                authorize=_case_authorizer(principal, request.action),
                 effective_at=effective_at,
             )
         except CaseMissing as missing:
@@ -180,7 +197,8 @@ class CaseServicer(LinkApi, RectificationApi, cases_pb2_grpc.CaseServiceServicer
         response = cases_pb2.ActOnCaseResponse(
             step=step_message(result.step), replayed=result.replayed
         )
-        if result.row is not None and result.file is not None:
+        own_appeal = CASE_SUBJECT in principal.roles
+        if result.row is not None and result.file is not None and not own_appeal:
             response.case.CopyFrom(case_summary(CaseView(result.row, result.file, overdue=False)))
         return response
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
-from services.cases.domain.ruleset import RuleSet
+from services.cases.domain.ruleset import RuleSet, add_months
 
 DISPOSAL_WAYS = {
     # 四类处置方式 → the stage an approved disposal leads to.
@@ -40,6 +41,10 @@ DECISION_KINDS = {
     "cancel": "closed",
 }
 APPEAL_OUTCOMES = ("upheld", "changed")
+# What a review may change a decision into (a transfer is the procuratorate's road, not this).
+CHANGED_DECISIONS = frozenset(DECISION_KINDS) - {"transfer"}
+# The sanctioned person's own role: they may file an appeal on their case and nothing else.
+SUBJECT_ROLE = "case_subject"
 # What a periodic review of a stored clue (暂存待查) decides.
 STORED_REVIEWS = {"reopen": "registered", "keep": "stored_pending"}
 # The time limit that starts when a file enters a stage (if the rule set has it).
@@ -113,6 +118,10 @@ class Command:
     sha256: str = ""
     sanctions: tuple[Sanction, ...] = ()
     reason: str = ""
+    # The decision kind a review changes the decision into (decide_appeal "changed").
+    decision: str = ""
+    # When the step takes effect: the store supplies it, so windows can be judged.
+    at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -182,6 +191,9 @@ class CaseFile:
     appeal_level: int = 0
     filed: bool = False
     decision: Decision | None = None
+    # When the decision (or the last review's answer) took effect, ISO 8601 ("" unknown):
+    # the window to appeal runs from it.
+    decided_at: str = ""
     # The time limit running now ("" when none): at most one clock runs at a time.
     clock: str = ""
     # The clue this one was closed into as a duplicate ("" when it stands on its own).
@@ -259,6 +271,11 @@ def _required_role(file: CaseFile, approval: str, rules: RuleSet) -> str:
         if not file.extension_requested:
             raise NotNow("no extension has been requested")
         return rules.extension_approver(file.stage, file.subject_level)
+    if approval == "appeal":
+        # 复审 by the deciding commission; 复核 one level up (Supervision Law (2018) art. 49).
+        second = file.stage == "appeal_second_review" and "appeal_second_review" in rules.approvals
+        table = "appeal_second_review" if second else "appeal_review"
+        return rules.approvers(table, file.subject_level)[0]
     if approval not in REJECTED_TO and approval != "any_pending":
         # A one-step approval that is not a proposal (e.g. an appeal review's conclusion).
         return rules.approvers(approval, file.subject_level)[0]
@@ -666,7 +683,7 @@ def _approve_decision(file: CaseFile, command: Command, actor: Actor, rules: Rul
         tuple((s, rules.sanction_months(s.track, s.kind)) for s in proposal.sanctions),
     )
     stage = DECISION_KINDS[proposal.choice]
-    after = replace(file, stage=stage, pending=None, decision=decision)
+    after = replace(file, stage=stage, pending=None, decision=decision, decided_at=_moment(command))
     event = {"transferred": "CaseTransferred", "closed": "CaseCancelled"}.get(stage, "CaseDecided")
     transition = _move(file, command, after, event)
     transition.detail["decision"] = proposal.choice
@@ -692,19 +709,60 @@ def _complete_supplementary(
     return _move(file, command, replace(file, stage="transferred"), clock_stopped=file.clock)
 
 
+def _moment(command: Command) -> str:
+    return command.at.isoformat() if command.at is not None else ""
+
+
 def _file_appeal(file: CaseFile, command: Command, actor: Actor, rules: RuleSet) -> Transition:
     if file.appeal_level >= 2:
         raise NotNow("both reviews have been decided")
+    window = rules.time_limits.get("appeal_filing")
+    if window is not None and window.months and file.decided_at and command.at is not None:
+        # Within a month of receiving the decision / the first review's answer (art. 49).
+        closes = add_months(datetime.fromisoformat(file.decided_at), window.months)
+        if command.at > closes:
+            raise NotNow(f"the window to appeal closed at {closes.isoformat()}")
     stage = "appeal_first_review" if file.appeal_level == 0 else "appeal_second_review"
     after = replace(file, stage=stage, review_team=(), team_requested="review")
-    return _move(file, command, after, "AppealFiled", team_needed="review", clock_started=stage)
+    transition = _move(
+        file, command, after, "AppealFiled", team_needed="review", clock_started=stage
+    )
+    transition.detail["filed_by"] = "subject" if SUBJECT_ROLE in actor.roles else "staff"
+    return transition
 
 
 def _decide_appeal(file: CaseFile, command: Command, actor: Actor, rules: RuleSet) -> Transition:
     if command.choice not in APPEAL_OUTCOMES:
         raise BadCommand(f"must be one of {list(APPEAL_OUTCOMES)}", "choice")
-    after = replace(file, stage="decided", appeal_level=file.appeal_level + 1)
-    return _move(file, command, after, "AppealDecided", clock_stopped=file.clock)
+    decision = file.decision
+    if command.choice == "changed":
+        # A changed outcome replaces the decision and its sanctions (复核机关…予以纠正).
+        if command.decision not in CHANGED_DECISIONS:
+            raise BadCommand(f"must be one of {sorted(CHANGED_DECISIONS)}", "decision")
+        sanctions = _check_sanctions(replace(command, choice=command.decision), rules)
+        decision = Decision(
+            command.decision,
+            tuple((s, rules.sanction_months(s.track, s.kind)) for s in sanctions),
+        )
+    elif command.decision or command.sanctions:
+        raise BadCommand("an upheld decision stays as it was", "decision")
+    after = replace(
+        file,
+        stage="decided",
+        appeal_level=file.appeal_level + 1,
+        decision=decision,
+        decided_at=_moment(command) or file.decided_at,
+    )
+    transition = _move(file, command, after, "AppealDecided", clock_stopped=file.clock)
+    transition.detail["level"] = "second_review" if file.appeal_level else "first_review"
+    if command.choice == "changed" and decision is not None and file.decision is not None:
+        transition.detail["previous_decision"] = file.decision.kind
+        transition.detail["decision"] = decision.kind
+        transition.detail["sanctions"] = [
+            {"track": s.track, "kind": s.kind, "effect_months": months}
+            for s, months in decision.sanctions
+        ]
+    return transition
 
 
 _ACTIONS = {

@@ -91,7 +91,9 @@ REQUIRED_LIMITS = (
 )
 SANCTION_TRACKS = frozenset({"party", "government"})
 # Approval names a transition may use that are not tables of their own.
-DERIVED_APPROVALS = frozenset({"plan", "extension", "any_pending"})
+# "appeal": the first review's table (appeal_review), the second's (appeal_second_review) when
+# the file names one.
+DERIVED_APPROVALS = frozenset({"plan", "extension", "any_pending", "appeal"})
 REQUIRED_TABLES = (
     "disposal",
     "verification_plan",
@@ -102,7 +104,7 @@ REQUIRED_TABLES = (
     "appeal_review",
 )
 # Roles that act but never approve.
-ACTING_ROLES = frozenset({"hearing_officer"})
+ACTING_ROLES = frozenset({"hearing_officer", "case_subject"})
 
 
 class RuleSetInvalid(ValueError):

@@ -168,7 +168,9 @@ class Workflow:
                 last = await last_moment(session, row)
                 if effective_at < last:
                     raise OutOfOrder(last)
-            transition = handle(file, command, actor, rules)
+            # The domain judges windows (e.g. the appeal's) by when the step takes effect.
+            dated = replace(command, at=effective_at or recorded)
+            transition = handle(file, dated, actor, rules)
             step = await apply_transition(
                 session,
                 row,

@@ -314,6 +314,7 @@ class ActOnCaseRequest(_message.Message):
     SANCTIONS_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     EFFECTIVE_AT_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
     """Makes the call safe to retry: the first result is returned, nothing acts twice."""
     case_id: _builtins.str
@@ -330,6 +331,11 @@ class ActOnCaseRequest(_message.Message):
     """Lowercase hex SHA-256 of an evidence item (record_evidence)."""
     reason: _builtins.str
     """Why: required for rejections, deferrals, send-backs and extension requests."""
+    decision: _builtins.str
+    """decide_appeal with choice "changed" only: the decision kind the review puts in place of
+    the original (e.g. "education", "government_sanction", "cancel"); `sanctions` then name
+    its sanctions, which replace the original ones.
+    """
     @_builtins.property
     def sanctions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Sanction]:
         """Sanctions named by a hearing report."""
@@ -354,10 +360,11 @@ class ActOnCaseRequest(_message.Message):
         sanctions: _abc.Iterable[Global___Sanction] | None = ...,
         reason: _builtins.str = ...,
         effective_at: _timestamp_pb2.Timestamp | None = ...,
+        decision: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "case_id", b"case_id", "choice", b"choice", "days", b"days", "description", b"description", "effective_at", b"effective_at", "idempotency_key", b"idempotency_key", "reason", b"reason", "sanctions", b"sanctions", "sha256", b"sha256"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "case_id", b"case_id", "choice", b"choice", "days", b"days", "decision", b"decision", "description", b"description", "effective_at", b"effective_at", "idempotency_key", b"idempotency_key", "reason", b"reason", "sanctions", b"sanctions", "sha256", b"sha256"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -380,7 +387,9 @@ class ActOnCaseResponse(_message.Message):
 
     @_builtins.property
     def case(self) -> Global___CaseSummary:
-        """The case file as it stands now."""
+        """The case file as it stands now (unset when the caller may not read it, e.g. the
+        sanctioned person filing their own appeal).
+        """
 
     def __init__(
         self,
