@@ -1,0 +1,46 @@
+"""The case file's JSON: the fast encoder writes exactly what asdict-based encoding wrote."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+from services.cases.domain.casefile import CaseFile, Decision, Evidence, Proposal, Sanction
+from services.cases.store import codec
+
+
+def _rich_file() -> CaseFile:
+    """A file using every nested kind the codec handles."""
+    return CaseFile(
+        case_id="clue-1",
+        subject_level="township",
+        rule_version="2026.1",
+        stage="decision_proposed",
+        pending=Proposal(
+            kind="decision",
+            choice="sanction",
+            chain=("director", "secretary"),
+            given=("director",),
+            sanctions=(Sanction(track="party", kind="warning"),),
+        ),
+        working_team=("p-1", "p-2"),
+        investigators=("p-1", "p-2"),
+        evidence=(Evidence(description="账本 ledger", sha256="ab" * 32, recorded_by="p-1"),),
+        extensions_used=(("investigation", 1),),
+        filed=True,
+        decision=Decision(
+            kind="sanction", sanctions=((Sanction(track="government", kind="demerit"), 12),)
+        ),
+        joint_townships=("t-2",),
+    )
+
+
+def test_encode_writes_the_same_text_as_asdict() -> None:
+    for file in (CaseFile(case_id="c", subject_level="unknown", rule_version="v"), _rich_file()):
+        expected = json.dumps(asdict(file), sort_keys=True, ensure_ascii=False)
+        assert codec.encode(file) == expected
+
+
+def test_encoded_file_decodes_to_itself() -> None:
+    file = _rich_file()
+    assert codec.decode(codec.encode(file)) == file
