@@ -180,10 +180,10 @@ class ServiceHost:
         """
         service, platform = self.settings.service, self.settings.platform
         attempt = 0
+        producer_started = False
         while not stop.is_set():
             attempt += 1
             broker: KafkaBroker | None = None
-            producer_started = False
             try:
                 await ensure_topics(
                     platform.kafka_bootstrap,
@@ -191,8 +191,10 @@ class ServiceHost:
                     partitions=platform.kafka_topic_partitions,
                     replication_factor=platform.kafka_topic_replication_factor,
                 )
-                await self.producer.start()
-                producer_started = True
+                if not producer_started:
+                    # Started once and kept: a stopped aiokafka producer cannot start again.
+                    await self.producer.start()
+                    producer_started = True
                 broker = build_broker(
                     platform.kafka_bootstrap,
                     client_id=f"xiezuo-{service}",
@@ -219,11 +221,10 @@ class ServiceHost:
                 if broker is not None:
                     with contextlib.suppress(Exception):
                         await broker.stop()
-                if producer_started:
-                    with contextlib.suppress(Exception):
-                        await self.producer.stop()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
+        if producer_started:
+            await self.producer.stop()
         return None
 
 
