@@ -118,7 +118,7 @@ class CaseWork:
         """Call metadata acting as `subject` with `roles` in `zone_id`."""
         return (("authorization", f"Bearer {self._mint(subject, roles, zone_id)}"),)
 
-    def approver(self, role: str, zone_id: str) -> Metadata:
+    def approver_id(self, role: str, zone_id: str) -> str:
         """The person who gives `role`'s approval for a case of the zone."""
         people = {
             "zone_chief": self._county.zone_chiefs.get(zone_id, ""),
@@ -126,8 +126,32 @@ class CaseWork:
             "county_leadership": self._county.county_leader,
         }
         # Nobody named in the registry (e.g. the party committee): a role-named signatory.
-        subject = people.get(role) or f"demo-{role.replace('_', '-')}"
-        return self.metadata(subject, [role], zone_id)
+        return people.get(role) or f"demo-{role.replace('_', '-')}"
+
+    def approver(self, role: str, zone_id: str) -> Metadata:
+        """Call metadata of the person who gives `role`'s approval for a case of the zone."""
+        return self.metadata(self.approver_id(role, zone_id), [role], zone_id)
+
+    def meeting(self, table: str, role: str, zone_id: str, clue_id: str) -> dict[str, Any]:
+        """The meeting record an approval from `table` needs ({} when one person decides)."""
+        body = self._rules.collective.get(table)
+        if not body:
+            return {}
+        chair = self.approver_id(role, zone_id)
+        members = list(self._rules.decision_bodies[body].members) or [
+            chair,
+            *(f"demo-{body.replace('_', '-')}-{n}" for n in range(2, 6)),
+        ]
+        members = [chair, *sorted(set(members) - {chair})]
+        present = members[: max(len(members) * 4 // 5, len(members) // 2 + 1)]
+        record = cases_pb2.CaseMeeting(
+            body=body,
+            minutes_ref=f"纪要-{clue_id}-{table}",
+            members=members,
+            present=present,
+            votes_for=len(present),
+        )
+        return {"meeting": record}
 
     async def act(
         self, metadata: Metadata, case_id: str, action: str, when: datetime, **fields: Any
@@ -263,8 +287,10 @@ class _Desk:
         return investigator
 
     async def _approve_plan(self, stage: str) -> None:
+        table = "verification_plan" if stage == "verification" else "investigation_plan"
         for role in self._work.plan_approvers(stage, self._report.cadre_level):
-            await self._act(self._work.approver(role, self._zone), "approve_plan")
+            meeting = self._work.meeting(table, role, self._zone, self._id)
+            await self._act(self._work.approver(role, self._zone), "approve_plan", **meeting)
 
     def _member(self, person: str, role: str) -> Metadata:
         return self._work.metadata(person, [role], self._zone)
@@ -274,9 +300,13 @@ class _Desk:
         self._seen(reply.case.stage)
         # A proposal climbs its approval chain: each approver in turn, as the case names them.
         while reply.case.pending.kind:
-            approve = APPROVE_ACTIONS[reply.case.pending.kind]
-            who = self._work.approver(reply.case.pending.next_approver, self._zone)
-            reply = await self._work.act(who, self._id, approve, self._clock.next(approve))
+            kind, role = reply.case.pending.kind, reply.case.pending.next_approver
+            approve = APPROVE_ACTIONS[kind]
+            who = self._work.approver(role, self._zone)
+            meeting = self._work.meeting(kind, role, self._zone, self._id)
+            reply = await self._work.act(
+                who, self._id, approve, self._clock.next(approve), **meeting
+            )
             self._seen(reply.case.stage)
 
     def _seen(self, stage: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -86,6 +87,14 @@ class Desk:
     @property
     def party_committee(self) -> Metadata:
         return self.who("e2e-secretary", "party_committee")
+
+    @staticmethod
+    def meeting(chair: str, body: str) -> cases_pb2.CaseMeeting:
+        """A quorate meeting of `body` chaired by `chair` that carries the motion."""
+        members = [chair, "e2e-m2", "e2e-m3", "e2e-m4", "e2e-m5"]
+        return cases_pb2.CaseMeeting(
+            body=body, minutes_ref="纪要〔2026〕e2e", members=members, present=members, votes_for=5
+        )
 
     async def act(self, who: Metadata, action: str, **fields: Any) -> Any:
         request = cases_pb2.ActOnCaseRequest(
@@ -174,7 +183,8 @@ async def test_a_clue_travels_to_a_decision_with_teams_drawn_by_staffing(
     assert filed.step.event == "CaseFiled" and filed.case.filed
     investigators = await desk.team("working")
     investigator = desk.who(investigators[0], "case_officer")
-    await desk.act(desk.chief, "approve_plan")
+    # The investigation plan is settled at a special meeting, not by one signature.
+    await desk.act(desk.chief, "approve_plan", meeting=desk.meeting("p-004", "special_meeting"))
     digest = hashlib.sha256(b"bank statements 2026").hexdigest()
     await desk.act(investigator, "record_evidence", description="Bank statements", sha256=digest)
     await desk.act(investigator, "record_subject_heard")
@@ -198,7 +208,11 @@ async def test_a_clue_travels_to_a_decision_with_teams_drawn_by_staffing(
         choice="party_sanction",
         sanctions=[cases_pb2.Sanction(track="party", kind="warning")],
     )
-    decided = await desk.act(desk.chief, "approve_decision")
+    # A sanction is decided by the standing committee in session.
+    decided = await desk.act(
+        desk.leader, "approve_decision", meeting=desk.meeting("e2e-leader", "standing_committee")
+    )
+    assert json.loads(decided.step.detail_json)["meeting"]["body"] == "standing_committee"
     assert decided.step.event == "CaseDecided" and decided.case.stage == "decided"
 
     record = await desk.case()

@@ -106,3 +106,18 @@ def test_which_decisions_carry_sanctions_is_rule_data() -> None:
     text = "\n".join(invalid.value.problems)
     assert "decision_sanctions.transfer: a required track must also be allowed" in text
     assert "decision_sanctions.fine: is not a decision kind" in text
+
+
+def test_collective_decisions_name_bodies_the_rules_define() -> None:
+    assert DEFAULT_RULES.collective == {
+        "decision": "standing_committee",
+        "investigation_plan": "special_meeting",
+    }
+    data = _default_data()
+    data["collective"]["filing"] = "plenary"  # type: ignore[index]
+    data["decision_bodies"]["special_meeting"]["quorum_percent"] = 120  # type: ignore[index]
+    with pytest.raises(RuleSetInvalid) as invalid:
+        load_rule_set(yaml.safe_dump(data))
+    text = "\n".join(invalid.value.problems)
+    assert "collective.filing: 'plenary' is not a decision body" in text
+    assert "decision_bodies.special_meeting: quorum_percent and majority_percent" in text

@@ -18,6 +18,7 @@ from services.cases.domain.casefile import (
     CaseFile,
     Command,
     Decision,
+    Meeting,
     NotNow,
     Refused,
     Sanction,
@@ -35,6 +36,11 @@ _MARCH = datetime(2026, 3, 2, 9, tzinfo=UTC)
 
 def _as(person: str, role: str) -> Actor:
     return Actor(person, frozenset({role}))
+
+
+def _meeting(chair: str, body: str = "standing_committee", present: int = 4) -> Meeting:
+    members = (chair, "m2", "m3", "m4", "m5")
+    return Meeting(body, "纪要〔2026〕1号", members, members[:present], votes_for=present)
 
 
 def _do(file: CaseFile, actor: Actor, action: str, **fields: object) -> Transition:
@@ -76,7 +82,7 @@ def test_a_clue_travels_to_a_decision_with_an_extension_and_one_send_back() -> N
         "investigation",
     )
     file = assign_team(step.after, "investigation", ("a", "c"))
-    file = _do(file, zone, "approve_plan").after
+    file = _do(file, zone, "approve_plan", meeting=_meeting("z", "special_meeting")).after
     file = _do(file, officer, "record_evidence", description="ledger", sha256="0f" * 32).after
     file = _do(file, officer, "record_subject_heard").after
     file = _do(file, officer, "request_extension", days=60, reason="bank records pending").after
@@ -110,7 +116,7 @@ def test_a_clue_travels_to_a_decision_with_an_extension_and_one_send_back() -> N
         choice="party_sanction",
         sanctions=(Sanction("party", "serious_warning"), Sanction("government", "demerit")),
     ).after
-    step = _do(file, zone, "approve_decision")
+    step = _do(file, _as("l", "county_leadership"), "approve_decision", meeting=_meeting("l"))
     assert step.event == "CaseDecided" and step.after.stage == "decided"
     assert step.detail["sanctions"] == [
         {"track": "party", "kind": "serious_warning", "effect_months": 18},
@@ -232,7 +238,10 @@ def _before_decision(kind: str, sanctions: tuple[Sanction, ...]) -> CaseFile:
 def test_a_transfer_carries_double_expulsion_and_the_decision_keeps_it() -> None:
     # 双开 is decided together with 移送检察机关: both sanctions travel with the transfer.
     double = (Sanction("party", "expulsion"), Sanction("government", "expulsion"))
-    step = _do(_before_decision("transfer", double), _as("z", "zone_chief"), "approve_decision")
+    leader = _as("l", "county_leadership")
+    step = _do(
+        _before_decision("transfer", double), leader, "approve_decision", meeting=_meeting("l")
+    )
     assert (step.event, step.after.stage) == ("CaseTransferred", "transferred")
     assert step.detail["sanctions"] == [
         {"track": "party", "kind": "expulsion", "effect_months": 0},
@@ -369,3 +378,52 @@ def test_a_changed_review_outcome_replaces_the_decision_and_its_sanctions() -> N
     assert cleared.after.decision == Decision("cancel")
     with pytest.raises(Refused, match="stays as it was"):
         handle(review, Command("decide_appeal", choice="upheld", decision="cancel"), leader, RULES)
+
+
+def test_a_sanction_is_decided_by_the_standing_committee_in_session() -> None:
+    proposed = _before_decision("party_sanction", (Sanction("party", "warning"),))
+    leader = _as("l", "county_leadership")
+    # Never one signature: the zone chief cannot decide, nor the leader without a meeting.
+    with pytest.raises(Refused, match="county_leadership"):
+        _do(proposed, _as("z", "zone_chief"), "approve_decision", meeting=_meeting("z"))
+    with pytest.raises(Refused, match="decided collectively") as alone:
+        _do(proposed, leader, "approve_decision")
+    assert alone.value.field == "meeting"
+    with pytest.raises(NotNow, match="not quorate"):
+        _do(proposed, leader, "approve_decision", meeting=_meeting("l", present=2))
+    split = replace(_meeting("l"), votes_for=2, votes_against=2)
+    with pytest.raises(NotNow, match="did not carry"):
+        _do(proposed, leader, "approve_decision", meeting=split)
+    for bad, where in (
+        (replace(_meeting("l"), minutes_ref=" "), "meeting.minutes_ref"),
+        (replace(_meeting("l"), body="special_meeting"), "meeting.body"),
+        (replace(_meeting("l"), present=("l", "outsider", "m2", "m3")), "meeting.present"),
+        (replace(_meeting("l"), present=("m2", "m3", "m4", "m5")), "meeting.present"),
+        (replace(_meeting("l"), votes_for=5), "meeting.votes_for"),
+    ):
+        with pytest.raises(Refused) as refused:
+            _do(proposed, leader, "approve_decision", meeting=bad)
+        assert refused.value.field == where, bad
+    step = _do(proposed, leader, "approve_decision", meeting=_meeting("l"))
+    assert step.detail["meeting"] == {
+        "body": "standing_committee",
+        "minutes_ref": "纪要〔2026〕1号",
+        "members": 5,
+        "present": ["l", "m2", "m3", "m4"],
+        "votes_for": 4,
+        "votes_against": 0,
+    }
+
+
+def test_a_county_that_names_its_committee_has_every_meeting_checked_against_it() -> None:
+    members = frozenset({"l", "m2", "m3"})
+    body = replace(RULES.decision_bodies["standing_committee"], members=members)
+    rules = replace(RULES, decision_bodies={**RULES.decision_bodies, "standing_committee": body})
+    proposed = _before_decision("education", ())
+    leader = _as("l", "county_leadership")
+    with pytest.raises(Refused, match="members of"):
+        handle(proposed, Command("approve_decision", meeting=_meeting("l")), leader, rules)
+    meeting = Meeting("standing_committee", "纪要 3", ("l", "m2", "m3"), ("l", "m2"), 2)
+    assert handle(
+        proposed, Command("approve_decision", meeting=meeting), leader, rules
+    ).after.stage == ("decided")

@@ -6,7 +6,7 @@ import hashlib
 
 from xiezuo.cases.v1 import cases_pb2
 
-from services.cases.domain.casefile import Command, Sanction
+from services.cases.domain.casefile import Command, Meeting, Sanction
 from services.runtime.grpc.errors import FieldViolation, InvalidArgument
 
 MAX_KEY_LENGTH = 128
@@ -30,6 +30,19 @@ def command_of(request: cases_pb2.ActOnCaseRequest) -> Command:
     for index, sanction in enumerate(request.sanctions):
         if sanction.track not in TRACKS:
             violations.append(FieldViolation(f"sanctions[{index}].track", f"one of {TRACKS}"))
+    meeting = None
+    if request.HasField("meeting"):
+        m = request.meeting
+        if m.votes_for < 0 or m.votes_against < 0:
+            violations.append(FieldViolation("meeting.votes_for", "votes are counts ≥ 0"))
+        meeting = Meeting(
+            body=m.body,
+            minutes_ref=m.minutes_ref.strip(),
+            members=tuple(m.members),
+            present=tuple(m.present),
+            votes_for=m.votes_for,
+            votes_against=m.votes_against,
+        )
     if violations:
         raise InvalidArgument(violations)
     return Command(
@@ -41,6 +54,7 @@ def command_of(request: cases_pb2.ActOnCaseRequest) -> Command:
         sanctions=tuple(Sanction(s.track, s.kind) for s in request.sanctions),
         reason=request.reason.strip(),
         decision=request.decision,
+        meeting=meeting,
     )
 
 

@@ -108,6 +108,18 @@ class Sanction:
 
 
 @dataclass(frozen=True)
+class Meeting:
+    """The record of a collective decision: the body, its minutes and the vote."""
+
+    body: str
+    minutes_ref: str
+    members: tuple[str, ...]
+    present: tuple[str, ...]
+    votes_for: int
+    votes_against: int = 0
+
+
+@dataclass(frozen=True)
 class Command:
     """One step somebody takes on a file; which fields matter depends on the action."""
 
@@ -122,6 +134,8 @@ class Command:
     decision: str = ""
     # When the step takes effect: the store supplies it, so windows can be judged.
     at: datetime | None = None
+    # The meeting that decided, where the rules want a collective decision.
+    meeting: Meeting | None = None
 
 
 @dataclass(frozen=True)
@@ -252,6 +266,9 @@ def handle(file: CaseFile, command: Command, actor: Actor, rules: RuleSet) -> Tr
     if rule.team and actor.person_id not in file.current_team():
         raise Forbidden(f"{actor.person_id} is not on the team working {file.case_id}")
     transition = _ACTIONS[command.action](file, command, actor, rules)
+    meeting = _collective(_approval_table(file, rule.approval, rules), command, actor, rules)
+    if meeting:
+        transition.detail["meeting"] = meeting
     if transition.stage_changed and transition.after.stage not in rule.to_stages:
         raise NotNow(
             f"rule set {rules.version} does not let {command.action} lead to "
@@ -260,10 +277,19 @@ def handle(file: CaseFile, command: Command, actor: Actor, rules: RuleSet) -> Tr
     return transition
 
 
+def _approval_table(file: CaseFile, approval: str, rules: RuleSet) -> str:
+    """The approvals table an approval of the file in its stage answers to ("" if none)."""
+    if approval == "plan":
+        return "verification_plan" if file.stage == "verification" else "investigation_plan"
+    if approval == "appeal":
+        second = file.stage == "appeal_second_review" and "appeal_second_review" in rules.approvals
+        return "appeal_second_review" if second else "appeal_review"
+    return approval if approval in rules.approvals else ""
+
+
 def _required_role(file: CaseFile, approval: str, rules: RuleSet) -> str:
     if approval == "plan":
-        table = "verification_plan" if file.stage == "verification" else "investigation_plan"
-        chain = rules.approvers(table, file.subject_level)
+        chain = rules.approvers(_approval_table(file, approval, rules), file.subject_level)
         if len(file.plan_approvals) >= len(chain):
             raise NotNow("the plan is already approved")
         return chain[len(file.plan_approvals)]
@@ -273,9 +299,7 @@ def _required_role(file: CaseFile, approval: str, rules: RuleSet) -> str:
         return rules.extension_approver(file.stage, file.subject_level)
     if approval == "appeal":
         # 复审 by the deciding commission; 复核 one level up (Supervision Law (2018) art. 49).
-        second = file.stage == "appeal_second_review" and "appeal_second_review" in rules.approvals
-        table = "appeal_second_review" if second else "appeal_review"
-        return rules.approvers(table, file.subject_level)[0]
+        return rules.approvers(_approval_table(file, approval, rules), file.subject_level)[0]
     if approval not in REJECTED_TO and approval != "any_pending":
         # A one-step approval that is not a proposal (e.g. an appeal review's conclusion).
         return rules.approvers(approval, file.subject_level)[0]
@@ -355,6 +379,45 @@ def _approve(
     assert file.pending is not None
     proposal = replace(file.pending, given=(*file.pending.given, file.pending.next_approver))
     return proposal, len(proposal.given) == len(proposal.chain)
+
+
+def _collective(table: str, command: Command, actor: Actor, rules: RuleSet) -> dict[str, object]:
+    """Check the meeting a collective approval needs; its record for the step ({} if none)."""
+    body_id = rules.collective.get(table)
+    if not body_id:
+        return {}
+    body = rules.decision_bodies[body_id]
+    meeting = command.meeting
+    if meeting is None:
+        raise BadCommand(f"{table} is decided collectively by {body.name}", "meeting")
+    if meeting.body != body_id:
+        raise BadCommand(f"must be {body_id!r} ({body.name})", "meeting.body")
+    if not meeting.minutes_ref.strip():
+        raise BadCommand("is required: the minutes of the meeting", "meeting.minutes_ref")
+    members, present = set(meeting.members), set(meeting.present)
+    if not members or (body.members and members != body.members):
+        raise BadCommand(f"must list the members of {body.name}", "meeting.members")
+    if len(members) != len(meeting.members) or len(present) != len(meeting.present):
+        raise BadCommand("lists someone twice", "meeting.present")
+    if not present <= members:
+        raise BadCommand(f"only members of {body.name} are present", "meeting.present")
+    if actor.person_id not in present:
+        raise BadCommand("the one recording the decision was at the meeting", "meeting.present")
+    votes = meeting.votes_for + meeting.votes_against
+    if meeting.votes_for < 0 or meeting.votes_against < 0 or votes > len(present):
+        raise BadCommand("more votes than members present", "meeting.votes_for")
+    if len(present) * 100 <= body.quorum_percent * len(members):
+        raise NotNow(f"{body.name} was not quorate: {len(present)} of {len(members)} present")
+    if meeting.votes_for * 100 <= body.majority_percent * len(present):
+        raise NotNow(f"the motion did not carry: {meeting.votes_for} of {len(present)} for")
+    return {
+        "body": body_id,
+        "minutes_ref": meeting.minutes_ref,
+        "members": len(members),
+        "present": sorted(present),
+        "votes_for": meeting.votes_for,
+        "votes_against": meeting.votes_against,
+    }
 
 
 def _approval_recorded(file: CaseFile, command: Command, proposal: Proposal) -> Transition:

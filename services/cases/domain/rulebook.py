@@ -11,6 +11,7 @@ import yaml
 from services.cases.domain.casefile import DECISION_KINDS
 from services.cases.domain.ruleset import (
     DEFAULT_DECISION_SANCTIONS,
+    DecisionBody,
     DecisionSanctions,
     ExtensionRule,
     RuleSet,
@@ -142,6 +143,8 @@ def parse_rule_set(data: Mapping[str, Any]) -> RuleSet:
     transitions = reader.transitions(data.get("transitions"), stages, ladder, tables)
     sanctions = reader.sanctions(data.get("sanction_effect_months"))
     decision_sanctions = reader.decision_sanctions(data.get("decision_sanctions"))
+    bodies = reader.decision_bodies(data.get("decision_bodies", {}))
+    collective = reader.collective(data.get("collective", {}), bodies, tables)
     rounds = data.get("max_supplementary_rounds")
     if not isinstance(rounds, int) or rounds < 0:
         reader.problem("max_supplementary_rounds", "must be a whole number ≥ 0")
@@ -173,6 +176,8 @@ def parse_rule_set(data: Mapping[str, Any]) -> RuleSet:
         max_supplementary_rounds=rounds,
         sanction_effect_months=sanctions,
         decision_sanctions=decision_sanctions,
+        decision_bodies=bodies,
+        collective=collective,
         approvals=tables,
         transitions=transitions,
     )
@@ -373,6 +378,43 @@ class _Reader:
                 frozenset(tracks["requires"]), frozenset(tracks["allows"])
             )
         return rules
+
+    def decision_bodies(self, raw: Any) -> dict[str, DecisionBody]:
+        if not isinstance(raw, Mapping):
+            self.problem("decision_bodies", "must map body ids to their rules")
+            return {}
+        bodies: dict[str, DecisionBody] = {}
+        for body, spec in raw.items():
+            path = f"decision_bodies.{body}"
+            keys = {"name", "quorum_percent", "majority_percent", "members"}
+            if not isinstance(spec, Mapping) or set(spec) - keys:
+                self.problem(path, f"must be a mapping of {', '.join(sorted(keys))}")
+                continue
+            name, members = spec.get("name"), spec.get("members", [])
+            shares = [spec.get(k, 50) for k in ("quorum_percent", "majority_percent")]
+            if not isinstance(name, str) or not name.strip():
+                self.problem(f"{path}.name", "must be a non-empty string")
+            if not all(isinstance(v, int) and 0 <= v < 100 for v in shares):
+                self.problem(path, "quorum_percent and majority_percent must be 0..99")
+                continue
+            if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+                self.problem(f"{path}.members", "must be a list of person ids")
+                continue
+            bodies[str(body)] = DecisionBody(str(name), shares[0], shares[1], frozenset(members))
+        return bodies
+
+    def collective(
+        self, raw: Any, bodies: Mapping[str, DecisionBody], tables: Mapping[str, Any]
+    ) -> dict[str, str]:
+        if not isinstance(raw, Mapping):
+            self.problem("collective", "must map approvals tables to decision bodies")
+            return {}
+        for table, body in raw.items():
+            if table not in tables:
+                self.problem(f"collective.{table}", "is not an approvals table")
+            if body not in bodies:
+                self.problem(f"collective.{table}", f"{body!r} is not a decision body")
+        return {str(table): str(body) for table, body in raw.items()}
 
     def calendar(self, raw: Any) -> WorkingCalendar:
         if not isinstance(raw, Mapping):

@@ -51,6 +51,19 @@ DEFAULT_DECISION_SANCTIONS: Mapping[str, DecisionSanctions] = {
 
 
 @dataclass(frozen=True)
+class DecisionBody:
+    """A body that decides in session (纪委常委会, 监委委务会, a special meeting)."""
+
+    name: str
+    # A meeting decides only with more than this share of the members present …
+    quorum_percent: int = 50
+    # … and a motion carries with more than this share of those present voting for it.
+    majority_percent: int = 50
+    # The body's members when the county names them; empty: each meeting's record names them.
+    members: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class TransitionRule:
     """Who may take an action, from which stages, into which stages."""
 
@@ -87,6 +100,9 @@ class RuleSet:
     )
     # approvals table → subject cadre level → roles approving in order.
     approvals: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
+    # Decision bodies by id, and which approvals tables they decide collectively (table → body).
+    decision_bodies: Mapping[str, DecisionBody] = field(default_factory=dict)
+    collective: Mapping[str, str] = field(default_factory=dict)
     transitions: Mapping[str, TransitionRule] = field(default_factory=dict)
 
     def limit(self, name: str) -> TimeLimit:

@@ -315,6 +315,7 @@ class ActOnCaseRequest(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     EFFECTIVE_AT_FIELD_NUMBER: _builtins.int
     DECISION_FIELD_NUMBER: _builtins.int
+    MEETING_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
     """Makes the call safe to retry: the first result is returned, nothing acts twice."""
     case_id: _builtins.str
@@ -347,6 +348,12 @@ class ActOnCaseRequest(_message.Message):
         back-entry window. Unset means now. The audit log keeps the real time of entry.
         """
 
+    @_builtins.property
+    def meeting(self) -> Global___CaseMeeting:
+        """The meeting that decided, for an approval the rule set reserves to a body in session
+        (e.g. a decision: the standing committee; an investigation plan: a special meeting).
+        """
+
     def __init__(
         self,
         *,
@@ -361,14 +368,61 @@ class ActOnCaseRequest(_message.Message):
         reason: _builtins.str = ...,
         effective_at: _timestamp_pb2.Timestamp | None = ...,
         decision: _builtins.str = ...,
+        meeting: Global___CaseMeeting | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at", "meeting", b"meeting"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "case_id", b"case_id", "choice", b"choice", "days", b"days", "decision", b"decision", "description", b"description", "effective_at", b"effective_at", "idempotency_key", b"idempotency_key", "reason", b"reason", "sanctions", b"sanctions", "sha256", b"sha256"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "case_id", b"case_id", "choice", b"choice", "days", b"days", "decision", b"decision", "description", b"description", "effective_at", b"effective_at", "idempotency_key", b"idempotency_key", "meeting", b"meeting", "reason", b"reason", "sanctions", b"sanctions", "sha256", b"sha256"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ActOnCaseRequest: _TypeAlias = ActOnCaseRequest  # noqa: Y015
+
+@_typing.final
+class CaseMeeting(_message.Message):
+    """A collective decision (集体研究决定): which body met, its minutes and the vote."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BODY_FIELD_NUMBER: _builtins.int
+    MINUTES_REF_FIELD_NUMBER: _builtins.int
+    MEMBERS_FIELD_NUMBER: _builtins.int
+    PRESENT_FIELD_NUMBER: _builtins.int
+    VOTES_FOR_FIELD_NUMBER: _builtins.int
+    VOTES_AGAINST_FIELD_NUMBER: _builtins.int
+    body: _builtins.str
+    """Rule-set body id, e.g. "standing_committee"."""
+    minutes_ref: _builtins.str
+    """Reference of the minutes (会议纪要), e.g. "常委会纪要〔2026〕7号"."""
+    votes_for: _builtins.int
+    """Votes for the motion."""
+    votes_against: _builtins.int
+    """Votes against it."""
+    @_builtins.property
+    def members(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Every member of the body (staff ids)."""
+
+    @_builtins.property
+    def present(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The members present; the caller recording the decision is one of them."""
+
+    def __init__(
+        self,
+        *,
+        body: _builtins.str = ...,
+        minutes_ref: _builtins.str = ...,
+        members: _abc.Iterable[_builtins.str] | None = ...,
+        present: _abc.Iterable[_builtins.str] | None = ...,
+        votes_for: _builtins.int = ...,
+        votes_against: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "members", b"members", "minutes_ref", b"minutes_ref", "present", b"present", "votes_against", b"votes_against", "votes_for", b"votes_for"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CaseMeeting: _TypeAlias = CaseMeeting  # noqa: Y015
 
 @_typing.final
 class ActOnCaseResponse(_message.Message):
