@@ -6,23 +6,28 @@ offset commit is not left to a later, valid record). Run one record at a time an
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import generate_latest
 
 from services.cases.domain.rules import DEFAULT_RULES
 from services.cases.handlers.clue_registered import ClueRegisteredHandler
 from services.runtime.audit_key import AuditKey
+from services.runtime.bus import bind_consumer, build_broker
 from services.runtime.db import Database
 from services.runtime.envelope import Envelope
 from services.runtime.inbox import EventConsumer
 from services.runtime.localstack import KafkaNode
 from services.runtime.migrate import upgrade_async
-from services.runtime.telemetry import ServiceMetrics
+from services.runtime.telemetry import ServiceMetrics, kafka_middlewares
 from tests.integration.helpers import (
+    WAIT_SECONDS,
     clue_event_class,
     clue_registered,
     committed_offsets,
@@ -31,7 +36,6 @@ from tests.integration.helpers import (
     header_map,
     produce,
     read_records,
-    running_broker,
     started_producer,
     unique,
     wait_until,
@@ -85,6 +89,24 @@ REASONS = {
 }
 
 
+@asynccontextmanager
+async def _service_broker(
+    bootstrap: str, consumer: EventConsumer, metrics: ServiceMetrics
+) -> AsyncIterator[None]:
+    """A broker wired as a service's host wires it: tracing and Prometheus middlewares too."""
+    broker = build_broker(
+        bootstrap,
+        client_id=unique("test-broker"),
+        middlewares=kafka_middlewares(metrics.registry, TracerProvider(), service_name="cases"),
+    )
+    bind_consumer(broker, consumer)
+    await asyncio.wait_for(broker.start(), WAIT_SECONDS)
+    try:
+        yield
+    finally:
+        await asyncio.wait_for(broker.stop(), WAIT_SECONDS)
+
+
 @pytest.fixture
 async def sqlite_database(tmp_path: Path) -> AsyncIterator[Database]:
     """A migrated, empty cases database on SQLite."""
@@ -119,7 +141,7 @@ async def test_a_poison_record_last_on_its_partition_is_parked_and_committed(
         good = envelope_of_event(clue_registered(event_class))
         value, headers = _poison(kind, envelope_of_event(clue_registered(event_class)))
         key = b"c-001:z-01"
-        async with running_broker(kafka.bootstrap_servers, consumer):
+        async with _service_broker(kafka.bootstrap_servers, consumer, metrics):
             offsets = await produce(
                 kafka.bootstrap_servers,
                 topic,
