@@ -10,7 +10,7 @@ from xiezuo.assessment.v1 import assessment_pb2 as pb
 
 from services.assessment.api import policy
 from services.assessment.api.idempotency import required, run_once
-from services.assessment.api.requests import Context
+from services.assessment.api.requests import Context, rules_known
 from services.assessment.domain.quarter import AssessmentCalendar, Quarter
 from services.assessment.report.build import build_report, build_year_report
 from services.assessment.report.render import render_csv, render_html
@@ -42,6 +42,7 @@ class QuarterCommands:
             quarter = Quarter.parse(request.quarter)
         except ValueError as exc:
             violations.append(FieldViolation("quarter", str(exc)))
+        rules_known(self._scoring, quarter, violations)
         if violations:
             raise InvalidArgument(violations)
         principal = current_principal()

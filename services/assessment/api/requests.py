@@ -10,6 +10,7 @@ import grpc
 from services.assessment.api.convert import LEVELS
 from services.assessment.domain.kpis import Level
 from services.assessment.domain.quarter import Quarter
+from services.assessment.store.scorecards import Scoring
 from services.runtime import audit
 from services.runtime.grpc.errors import FieldViolation
 
@@ -40,6 +41,18 @@ def unit_fields(
     except ValueError as exc:
         violations.append(FieldViolation("quarter", str(exc)))
     return level or Level.ZONE, quarter
+
+
+def rules_known(
+    scoring: Scoring, quarter: Quarter, violations: list[FieldViolation], field: str = "quarter"
+) -> None:
+    """Add a violation when no scoring rules are in force for quarter (e.g. before the first)."""
+    if any(v.field == field for v in violations):
+        return  # already refused for its form
+    try:
+        scoring.rules_for(quarter)
+    except LookupError as missing:
+        violations.append(FieldViolation(field, str(missing)))
 
 
 def zones_of(zones: dict[str, set[str]], level: Level, subject_id: str) -> set[str]:

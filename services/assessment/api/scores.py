@@ -19,6 +19,7 @@ from services.assessment.api.requests import (
     YEAR,
     Context,
     audit_read,
+    rules_known,
     unit_fields,
     zones_of,
 )
@@ -97,6 +98,7 @@ class ScoreQueries:
         read: Callable[[AsyncSession, Derived], Awaitable[T]],
     ) -> T:
         """Authorise, read and audit one unit's scorecard in one transaction."""
+        rules_known(self._scoring, quarter, violations)
         if violations:
             raise InvalidArgument(violations)
         principal = current_principal()
@@ -146,6 +148,10 @@ class ScoreQueries:
                 quarter = Quarter.parse(request.period)
             except ValueError:
                 violations.append(FieldViolation("period", "must be a quarter (2026Q3) or a year"))
+        # A year's ranking averages its four quarters: each needs rules in force.
+        rules_known(
+            self._scoring, quarter if year is None else Quarter(year, 1), violations, "period"
+        )
         if not 0 <= request.page_size <= MAX_PAGE_SIZE:
             violations.append(FieldViolation("page_size", f"must be 0..{MAX_PAGE_SIZE}"))
         query = [request.county_id, level.value, request.period, request.zone_id]

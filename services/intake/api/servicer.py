@@ -21,6 +21,7 @@ from services.intake.api.policy import (
 from services.intake.api.reporter_calls import STATUS_TO_PROTO, ReporterCalls
 from services.intake.domain.report import Submission, check_submission
 from services.intake.domain.routing import route
+from services.intake.domain.taxonomy import Taxonomy
 from services.runtime.grpc.auth import current_principal
 from services.runtime.grpc.errors import (
     FailedPrecondition,
@@ -54,7 +55,7 @@ class IntakeServicer(
             raise PermissionDenied(f"{principal.subject} may not submit reports")
         submission = submission_from(request)
         now = datetime.now(UTC)
-        taxonomy = self._rule_book.taxonomy_on(submission.received_on(now).date())
+        taxonomy = self._taxonomy(submission, now)
         problems = check_submission(submission, now=now, taxonomy=taxonomy)
         if problems:
             raise InvalidArgument(
@@ -94,6 +95,19 @@ class IntakeServicer(
             status=STATUS_TO_PROTO.get(registration.status, intake_pb2.REPORT_STATUS_RECEIVED),
             zone_id=registration.zone_id,
         )
+
+    def _taxonomy(self, submission: Submission, now: datetime) -> Taxonomy:
+        """The allegation taxonomy in force when the report was received."""
+        try:
+            return self._rule_book.taxonomy_on(submission.received_on(now).date())
+        except LookupError:
+            given = "received_at" if submission.received_at is not None else "registered_at"
+            if submission.received_on(now) is now:
+                raise  # no taxonomy today is a broken rule book, not a bad request
+            raise InvalidArgument(
+                [FieldViolation(given, "lies before any allegation taxonomy was in force")],
+                "the report is incomplete or malformed; nothing was stored",
+            ) from None
 
     async def _routed(self, submission: Submission, *, now: datetime) -> Submission:
         """The submission with the zone its township is placed in (registry copy)."""

@@ -1,0 +1,18 @@
+"""Prints the fuzz tally by status code at the end of a run that included the fuzz suite."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fuzz.tally import TALLY_KEY
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    tally = config.stash.get(TALLY_KEY, None)
+    if tally is None:
+        return
+    terminalreporter.section("gRPC fuzz: answers by status code")
+    for line in tally.lines():
+        terminalreporter.write_line(line)
