@@ -97,6 +97,27 @@ def _sanctions(values: list[str]) -> list[cases_pb2.Sanction]:
     return sanctions
 
 
+def _meeting(
+    value: str, members: list[str], present: list[str], votes: tuple[int, int]
+) -> cases_pb2.CaseMeeting | None:
+    if not value:
+        return None
+    body, _, minutes = value.partition(":")
+    if not body or not minutes:
+        fail(
+            f"--meeting {value!r}: expected BODY:MINUTES, e.g. standing_committee:纪要7",
+            EXIT_INVALID,
+        )
+    return cases_pb2.CaseMeeting(
+        body=body,
+        minutes_ref=minutes,
+        members=members,
+        present=present or members,
+        votes_for=votes[0],
+        votes_against=votes[1],
+    )
+
+
 def cases_advance(
     case_id: CaseArg,
     action: Annotated[
@@ -110,6 +131,26 @@ def cases_advance(
     sanction: Annotated[
         list[str] | None, typer.Option(help="TRACK:KIND named by a hearing report (repeatable)")
     ] = None,
+    decision: Annotated[
+        str, typer.Option(help="The decision a changed review puts in place (decide_appeal)")
+    ] = "",
+    measure: Annotated[
+        list[str] | None,
+        typer.Option(help="Organisational measure (组织处理) of a decision (repeatable)"),
+    ] = None,
+    meeting: Annotated[
+        str,
+        typer.Option(help="BODY:MINUTES of the meeting that decided (collective approvals)"),
+    ] = "",
+    member: Annotated[
+        list[str] | None, typer.Option(help="A member of the deciding body (repeatable)")
+    ] = None,
+    present: Annotated[
+        list[str] | None,
+        typer.Option(help="A member present (repeatable; default: every --member)"),
+    ] = None,
+    votes_for: Annotated[int, typer.Option(help="Votes for the motion")] = 0,
+    votes_against: Annotated[int, typer.Option(help="Votes against the motion")] = 0,
     effective_at: Annotated[
         datetime | None,
         typer.Option(
@@ -133,7 +174,12 @@ def cases_advance(
         description=description,
         sha256=sha256,
         sanctions=_sanctions(sanction or []),
+        decision=decision,
+        organisational_measures=measure or [],
     )
+    recorded = _meeting(meeting, member or [], present or [], (votes_for, votes_against))
+    if recorded is not None:
+        request.meeting.CopyFrom(recorded)
     if effective_at is not None:
         moment = effective_at if effective_at.tzinfo else effective_at.replace(tzinfo=UTC)
         request.effective_at.FromDatetime(moment)

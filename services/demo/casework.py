@@ -278,6 +278,9 @@ class _Desk:
 
     async def _investigate(self) -> Metadata:
         investigators = await self._work.team(self._id, self._zone, "working")
+        # The filing is announced and the subject's unit told (通报相关组织).
+        deputy = self._work.approver("deputy_chief", self._zone)
+        await self._act(deputy, "notify_unit", description="被调查人所在单位党组织")
         await self._approve_plan("investigation")
         investigator = self._member(investigators[0], "case_officer")
         digest = hashlib.sha256(f"{self._report.key} bank statements".encode()).hexdigest()

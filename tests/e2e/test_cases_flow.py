@@ -183,6 +183,7 @@ async def test_a_clue_travels_to_a_decision_with_teams_drawn_by_staffing(
     assert filed.step.event == "CaseFiled" and filed.case.filed
     investigators = await desk.team("working")
     investigator = desk.who(investigators[0], "case_officer")
+    await desk.act(desk.deputy, "notify_unit", description="Hexi village party branch")
     # The investigation plan is settled at a special meeting, not by one signature.
     await desk.act(desk.chief, "approve_plan", meeting=desk.meeting("p-004", "special_meeting"))
     digest = hashlib.sha256(b"bank statements 2026").hexdigest()

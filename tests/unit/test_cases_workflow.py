@@ -82,6 +82,7 @@ def test_a_clue_travels_to_a_decision_with_an_extension_and_one_send_back() -> N
         "investigation",
     )
     file = assign_team(step.after, "investigation", ("a", "c"))
+    file = _do(file, deputy, "notify_unit", description="Hexi village party branch").after
     file = _do(file, zone, "approve_plan", meeting=_meeting("z", "special_meeting")).after
     file = _do(file, officer, "record_evidence", description="ledger", sha256="0f" * 32).after
     file = _do(file, officer, "record_subject_heard").after
@@ -211,10 +212,9 @@ def test_random_command_sequences_never_reach_an_invalid_state(data: st.DataObje
                     sanctions=sanctions,
                     reason=data.draw(st.sampled_from(["", "why"])),
                 )
-                team = file.current_team()
-                person = data.draw(
-                    st.sampled_from(team if team and data.draw(st.booleans()) else PEOPLE)
-                )
+                team: tuple[str, ...] = file.current_team()
+                on_team = bool(team) and data.draw(st.booleans())
+                person = data.draw(st.sampled_from(team if on_team else PEOPLE))
                 actor = Actor(person, frozenset(roles))
                 file = handle(file, command, actor, RULES).after
         except Refused:
@@ -427,3 +427,118 @@ def test_a_county_that_names_its_committee_has_every_meeting_checked_against_it(
     assert handle(
         proposed, Command("approve_decision", meeting=meeting), leader, rules
     ).after.stage == ("decided")
+
+
+def test_the_investigation_report_waits_until_the_subjects_unit_is_told() -> None:
+    officer = _as("a", "case_officer")
+    file = CaseFile(
+        "c",
+        "village",
+        RULES.version,
+        stage="investigation",
+        filed=True,
+        working_team=("a",),
+        plan_approvals=("zone_chief",),
+        subject_heard=True,
+    )
+    with pytest.raises(NotNow, match="notify_unit"):
+        _do(file, officer, "submit_investigation_report")
+    with pytest.raises(Refused) as nameless:
+        _do(file, officer, "notify_unit")
+    assert nameless.value.field == "description"
+    told = _do(file, officer, "notify_unit", description="Hexi village party branch")
+    assert told.after.unit_notified == "Hexi village party branch"
+    with pytest.raises(NotNow, match="already"):
+        _do(told.after, officer, "notify_unit", description="again")
+    assert _do(told.after, officer, "submit_investigation_report").after.stage == "hearing_pending"
+
+
+def test_organisational_handling_is_decided_beside_sanctions_or_alone() -> None:
+    leader, meeting = _as("l", "county_leadership"), _meeting("l")
+    hearer = _as("h1", "hearing_officer")
+    file = CaseFile(
+        "c", "village", RULES.version, stage="hearing", filed=True, hearing_team=("h1", "h2")
+    )
+    both = _do(
+        file,
+        hearer,
+        "submit_hearing_report",
+        choice="party_sanction",
+        sanctions=(Sanction("party", "serious_warning"),),
+        measures=("removal_from_office",),
+    ).after
+    step = _do(both, leader, "approve_decision", meeting=meeting)
+    assert step.after.decision is not None
+    assert step.after.decision.measures == ("removal_from_office",)
+    assert step.detail["organisational_measures"] == ["removal_from_office"]
+    alone = _do(
+        file,
+        hearer,
+        "submit_hearing_report",
+        choice="organisational_handling",
+        measures=("reassignment",),
+    ).after
+    assert _do(alone, leader, "approve_decision", meeting=meeting).after.stage == "decided"
+    for kind, measures, field in (
+        ("organisational_handling", (), "measures"),
+        ("education", ("exile",), "measures[0]"),
+        ("cancel", ("reassignment",), "measures"),
+    ):
+        with pytest.raises(Refused) as refused:
+            _do(file, hearer, "submit_hearing_report", choice=kind, measures=measures)
+        assert refused.value.field == field
+
+
+def test_the_procuratorate_prosecutes_declines_or_returns_the_case_at_most_twice() -> None:
+    officer = _as("a", "case_officer")
+    file = CaseFile(
+        "c",
+        "village",
+        RULES.version,
+        stage="transferred",
+        filed=True,
+        working_team=("a",),
+        decision=Decision("transfer"),
+    )
+    for _ in range(2):
+        back = _do(file, officer, "record_procuratorate_decision", choice="return_supplementary")
+        assert (back.after.stage, back.detail["procuratorate"]) == (
+            "supplementary",
+            "return_supplementary",
+        )
+        file = _do(back.after, officer, "complete_supplementary").after
+    with pytest.raises(NotNow, match="at most 2"):
+        _do(file, officer, "record_procuratorate_decision", choice="return_supplementary")
+    for choice in ("prosecute", "not_prosecute"):
+        done = _do(file, officer, "record_procuratorate_decision", choice=choice)
+        assert (done.after.stage, done.event) == ("closed", "ProcuratorateDecided")
+    with pytest.raises(Refused):
+        _do(file, officer, "record_procuratorate_decision", choice="acquit")
+
+
+def test_new_facts_survive_the_store_and_old_files_still_read() -> None:
+    import json
+
+    from services.cases.store import codec
+
+    file = CaseFile(
+        "c",
+        "village",
+        RULES.version,
+        stage="decided",
+        filed=True,
+        unit_notified="branch",
+        inquiry_letter="answered",
+        decided_at=_MARCH.isoformat(),
+        decision=Decision(
+            "party_sanction", ((Sanction("party", "warning"), 12),), ("reassignment",)
+        ),
+    )
+    assert codec.decode(codec.encode(file)) == file
+    old = json.loads(codec.encode(file))
+    for name in ("unit_notified", "inquiry_letter", "decided_at"):
+        del old[name]
+    del old["decision"]["measures"]
+    assert codec.decode(json.dumps(old)).decision == Decision(
+        "party_sanction", ((Sanction("party", "warning"), 12),)
+    )

@@ -69,6 +69,8 @@ ALLOWED: dict[str, dict[str, set[str]]] = {
     "submit_hearing_report": {"hearing": {HO}},
     "approve_decision": {"decision_proposed": {CL}},
     "request_supplementary": {"transferred": {CO, ZC}},
+    "record_procuratorate_decision": {"transferred": {CO, ZC}},
+    "notify_unit": {"investigation": {CO, DC, ZC}},
     "complete_supplementary": {"supplementary": {CO}},
     "file_appeal": {"decided": {SUBJECT, CO, ZC, CL}},
     # 复审 by the deciding commission, 复核 one level up: the city commission.

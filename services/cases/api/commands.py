@@ -55,6 +55,7 @@ def command_of(request: cases_pb2.ActOnCaseRequest) -> Command:
         reason=request.reason.strip(),
         decision=request.decision,
         meeting=meeting,
+        measures=tuple(request.organisational_measures),
     )
 
 

@@ -39,6 +39,16 @@ DECISION_KINDS = {
     "recommendation": "decided",
     "transfer": "transferred",
     "cancel": "closed",
+    # 组织处理 on its own (停职检查, 调整职务, 责令辞职, 免职, 降职): no sanction.
+    "organisational_handling": "decided",
+}
+# Decisions that cannot carry organisational measures.
+NO_MEASURES = frozenset({"cancel"})
+# What the procuratorate decides on a transferred case (Supervision Law (2018) art. 47).
+PROCURATORATE_DECISIONS = {
+    "prosecute": "closed",
+    "not_prosecute": "closed",
+    "return_supplementary": "supplementary",
 }
 APPEAL_OUTCOMES = ("upheld", "changed")
 # What a review may change a decision into (a transfer is the procuratorate's road, not this).
@@ -136,6 +146,8 @@ class Command:
     at: datetime | None = None
     # The meeting that decided, where the rules want a collective decision.
     meeting: Meeting | None = None
+    # Organisational measures (组织处理) a hearing report or changed review names.
+    measures: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -147,6 +159,7 @@ class Proposal:
     chain: tuple[str, ...]
     given: tuple[str, ...] = ()
     sanctions: tuple[Sanction, ...] = ()
+    measures: tuple[str, ...] = ()
 
     @property
     def next_approver(self) -> str:
@@ -169,6 +182,8 @@ class Decision:
 
     kind: str
     sanctions: tuple[tuple[Sanction, int], ...] = ()
+    # Organisational measures (组织处理) decided beside (or instead of) sanctions.
+    measures: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -200,6 +215,8 @@ class CaseFile:
     inquiry_rounds: int = 0
     # A letter of inquiry (函询) of the current round: "", "awaiting_reply" or "answered".
     inquiry_letter: str = ""
+    # The subject's unit told of the filing (通报相关组织), "" until it has been.
+    unit_notified: str = ""
     send_backs: int = 0
     supplementary_rounds: int = 0
     appeal_level: int = 0
@@ -656,6 +673,8 @@ def _investigation_report(
 ) -> Transition:
     if not _plan_approved(file, rules):
         raise NotNow("the investigation plan is not approved")
+    if "notify_unit" in rules.transitions and not file.unit_notified:
+        raise NotNow("the subject's unit has not been told of the filing (notify_unit)")
     if not file.subject_heard:
         raise NotNow("the subject has not been heard on the findings")
     investigators = _union(file.investigators, file.working_team)
@@ -703,13 +722,29 @@ def _hearing_report(file: CaseFile, command: Command, actor: Actor, rules: RuleS
     if command.choice not in DECISION_KINDS:
         raise BadCommand(f"must be one of {sorted(DECISION_KINDS)}", "choice")
     sanctions = _check_sanctions(command, rules)
+    measures = _check_measures(command.choice, command.measures, rules)
     chain = rules.approvers("decision", file.subject_level)
-    proposal = Proposal("decision", command.choice, chain, sanctions=sanctions)
+    proposal = Proposal("decision", command.choice, chain, sanctions=sanctions, measures=measures)
     hearers = _union(file.hearers, file.hearing_team)
     after = replace(
         file, stage="decision_proposed", pending=proposal, hearers=hearers, extension_requested=0
     )
     return _move(file, command, after, "HearingReported", clock_stopped=file.clock)
+
+
+def _check_measures(kind: str, measures: tuple[str, ...], rules: RuleSet) -> tuple[str, ...]:
+    if kind == "organisational_handling" and not measures:
+        raise BadCommand("organisational handling names at least one measure", "measures")
+    if measures and kind in NO_MEASURES:
+        raise BadCommand(f"a {kind} carries no organisational measures", "measures")
+    for index, measure in enumerate(measures):
+        if measure not in rules.organisational_measures:
+            raise BadCommand(
+                f"must be one of {sorted(rules.organisational_measures)}", f"measures[{index}]"
+            )
+    if len(set(measures)) != len(measures):
+        raise BadCommand("names a measure twice", "measures")
+    return measures
 
 
 def _check_sanctions(command: Command, rules: RuleSet) -> tuple[Sanction, ...]:
@@ -744,16 +779,43 @@ def _approve_decision(file: CaseFile, command: Command, actor: Actor, rules: Rul
     decision = Decision(
         proposal.choice,
         tuple((s, rules.sanction_months(s.track, s.kind)) for s in proposal.sanctions),
+        proposal.measures,
     )
     stage = DECISION_KINDS[proposal.choice]
     after = replace(file, stage=stage, pending=None, decision=decision, decided_at=_moment(command))
     event = {"transferred": "CaseTransferred", "closed": "CaseCancelled"}.get(stage, "CaseDecided")
     transition = _move(file, command, after, event)
     transition.detail["decision"] = proposal.choice
+    if proposal.measures:
+        transition.detail["organisational_measures"] = list(proposal.measures)
     transition.detail["sanctions"] = [
         {"track": s.track, "kind": s.kind, "effect_months": months}
         for s, months in decision.sanctions
     ]
+    return transition
+
+
+def _notify_unit(file: CaseFile, command: Command, actor: Actor, rules: RuleSet) -> Transition:
+    if not command.description.strip():
+        raise BadCommand("names the unit (organisation) told of the filing", "description")
+    if file.unit_notified:
+        raise NotNow(f"the unit was notified already ({file.unit_notified})")
+    after = replace(file, unit_notified=command.description.strip())
+    return _move(file, command, after, "UnitNotified")
+
+
+def _procuratorate_decision(
+    file: CaseFile, command: Command, actor: Actor, rules: RuleSet
+) -> Transition:
+    if command.choice not in PROCURATORATE_DECISIONS:
+        raise BadCommand(f"must be one of {sorted(PROCURATORATE_DECISIONS)}", "choice")
+    if command.choice == "return_supplementary":
+        # 退回补充调查: at most twice, one month each (art. 47).
+        transition = _request_supplementary(file, command, actor, rules)
+    else:
+        after = replace(file, stage=PROCURATORATE_DECISIONS[command.choice])
+        transition = _move(file, command, after, "ProcuratorateDecided")
+    transition.detail["procuratorate"] = command.choice
     return transition
 
 
@@ -803,11 +865,13 @@ def _decide_appeal(file: CaseFile, command: Command, actor: Actor, rules: RuleSe
         if command.decision not in CHANGED_DECISIONS:
             raise BadCommand(f"must be one of {sorted(CHANGED_DECISIONS)}", "decision")
         sanctions = _check_sanctions(replace(command, choice=command.decision), rules)
+        measures = _check_measures(command.decision, command.measures, rules)
         decision = Decision(
             command.decision,
             tuple((s, rules.sanction_months(s.track, s.kind)) for s in sanctions),
+            measures,
         )
-    elif command.decision or command.sanctions:
+    elif command.decision or command.sanctions or command.measures:
         raise BadCommand("an upheld decision stays as it was", "decision")
     after = replace(
         file,
@@ -853,6 +917,8 @@ _ACTIONS = {
     "submit_hearing_report": _hearing_report,
     "approve_decision": _approve_decision,
     "request_supplementary": _request_supplementary,
+    "notify_unit": _notify_unit,
+    "record_procuratorate_decision": _procuratorate_decision,
     "complete_supplementary": _complete_supplementary,
     "file_appeal": _file_appeal,
     "decide_appeal": _decide_appeal,

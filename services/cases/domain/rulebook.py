@@ -30,7 +30,12 @@ CADRE_LEVELS = (
     "other_public_employee",
 )
 # Actions added after counties may have written their files: available where a file names them.
-OPTIONAL_ACTIONS = ("send_inquiry_letter", "record_inquiry_reply")
+OPTIONAL_ACTIONS = (
+    "send_inquiry_letter",
+    "record_inquiry_reply",
+    "notify_unit",
+    "record_procuratorate_decision",
+)
 # Actions the workflow engine implements; a rule set must say who may take each of them.
 ACTIONS = (
     "propose_disposal",
@@ -144,6 +149,10 @@ def parse_rule_set(data: Mapping[str, Any]) -> RuleSet:
     sanctions = reader.sanctions(data.get("sanction_effect_months"))
     decision_sanctions = reader.decision_sanctions(data.get("decision_sanctions"))
     bodies = reader.decision_bodies(data.get("decision_bodies", {}))
+    measures = data.get("organisational_measures", [])
+    if not isinstance(measures, list) or not all(isinstance(m, str) and m for m in measures):
+        reader.problem("organisational_measures", "must be a list of measure names")
+        measures = []
     collective = reader.collective(data.get("collective", {}), bodies, tables)
     rounds = data.get("max_supplementary_rounds")
     if not isinstance(rounds, int) or rounds < 0:
@@ -177,6 +186,7 @@ def parse_rule_set(data: Mapping[str, Any]) -> RuleSet:
         sanction_effect_months=sanctions,
         decision_sanctions=decision_sanctions,
         decision_bodies=bodies,
+        organisational_measures=frozenset(measures),
         collective=collective,
         approvals=tables,
         transitions=transitions,

@@ -100,6 +100,8 @@ class RuleSet:
     )
     # approvals table → subject cadre level → roles approving in order.
     approvals: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
+    # 组织处理 measures a decision may name beside (or instead of) sanctions.
+    organisational_measures: frozenset[str] = frozenset()
     # Decision bodies by id, and which approvals tables they decide collectively (table → body).
     decision_bodies: Mapping[str, DecisionBody] = field(default_factory=dict)
     collective: Mapping[str, str] = field(default_factory=dict)

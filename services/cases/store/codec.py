@@ -65,6 +65,7 @@ def _proposal(data: dict[str, Any]) -> Proposal:
         chain=tuple(data["chain"]),
         given=tuple(data["given"]),
         sanctions=tuple(Sanction(**s) for s in data["sanctions"]),
+        measures=tuple(data.get("measures", ())),
     )
 
 
@@ -72,4 +73,5 @@ def _decision(data: dict[str, Any]) -> Decision:
     return Decision(
         kind=data["kind"],
         sanctions=tuple((Sanction(**s), months) for s, months in data["sanctions"]),
+        measures=tuple(data.get("measures", ())),
     )

@@ -316,6 +316,7 @@ class ActOnCaseRequest(_message.Message):
     EFFECTIVE_AT_FIELD_NUMBER: _builtins.int
     DECISION_FIELD_NUMBER: _builtins.int
     MEETING_FIELD_NUMBER: _builtins.int
+    ORGANISATIONAL_MEASURES_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
     """Makes the call safe to retry: the first result is returned, nothing acts twice."""
     case_id: _builtins.str
@@ -354,6 +355,13 @@ class ActOnCaseRequest(_message.Message):
         (e.g. a decision: the standing committee; an investigation plan: a special meeting).
         """
 
+    @_builtins.property
+    def organisational_measures(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Organisational measures (组织处理, rule-set names, e.g. "removal_from_office") named by a
+        hearing report or a changed review beside its sanctions, or alone with the decision
+        "organisational_handling".
+        """
+
     def __init__(
         self,
         *,
@@ -369,10 +377,11 @@ class ActOnCaseRequest(_message.Message):
         effective_at: _timestamp_pb2.Timestamp | None = ...,
         decision: _builtins.str = ...,
         meeting: Global___CaseMeeting | None = ...,
+        organisational_measures: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at", "meeting", b"meeting"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "case_id", b"case_id", "choice", b"choice", "days", b"days", "decision", b"decision", "description", b"description", "effective_at", b"effective_at", "idempotency_key", b"idempotency_key", "meeting", b"meeting", "reason", b"reason", "sanctions", b"sanctions", "sha256", b"sha256"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "case_id", b"case_id", "choice", b"choice", "days", b"days", "decision", b"decision", "description", b"description", "effective_at", b"effective_at", "idempotency_key", b"idempotency_key", "meeting", b"meeting", "organisational_measures", b"organisational_measures", "reason", b"reason", "sanctions", b"sanctions", "sha256", b"sha256"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
