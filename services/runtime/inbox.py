@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -84,6 +85,7 @@ class EventConsumer:
     # Types some contract declares: not routed here means "someone else's", not "unknown".
     known_types: frozenset[str] = field(default_factory=lambda: frozenset(EVENT_TYPES))
     _routes: dict[str, _Route] = field(default_factory=dict)
+    _newer_seen: set[str] = field(default_factory=set)
 
     @property
     def consumer_name(self) -> str:
@@ -177,8 +179,15 @@ class EventConsumer:
                 # consumers handle it. Its type is a contract's, so the label stays bounded.
                 self._count(envelope.type, "", Outcome.IGNORED, started)
                 return Outcome.IGNORED
-            # A type no contract declares (a typo, a forgery, or a producer deployed before
-            # its consumers): parked for an operator, counted under one label.
+            if _newer_version_of(envelope.type, self.known_types):
+                # A `.vN+1` of a declared type is published beside `.vN` until consumers move
+                # (the versioning rule): this build reads `.vN`, so the new one is skipped,
+                # counted under the bounded label, and logged at most once per process.
+                self._note_newer_version(envelope.type)
+                self._count("unknown", "", Outcome.IGNORED, started)
+                return Outcome.IGNORED
+            # A type no contract declares (a typo, a forgery, or a brand-new event deployed
+            # before its consumers): parked for an operator, counted under one label.
             return await self._dead_letter(
                 record,
                 envelope,
@@ -359,12 +368,33 @@ class EventConsumer:
         self._count(label, "", Outcome.DEAD_LETTERED, started)
         return Outcome.DEAD_LETTERED
 
+    def _note_newer_version(self, event_type: str) -> None:
+        if event_type in self._newer_seen or len(self._newer_seen) >= 100:
+            return
+        self._newer_seen.add(event_type)
+        log.info(
+            "skipping a newer version of a known event type",
+            extra={"event_type": event_type[:200], "consumer": self.consumer_name},
+        )
+
     def _count(self, event_type: str, zone: str, outcome: Outcome, started: float) -> None:
         # Callers pass only bounded labels: a contract's type (or "unknown") and a zone that
         # a valid event carried (or "").
         if self.metrics:
             self.metrics.event_consumed(event_type, zone, outcome.value)
             self.metrics.observe_handle(event_type, time.perf_counter() - started)
+
+
+_VERSIONED = re.compile(r"^(?P<stem>[a-z0-9_.-]+)\.v(?P<version>[1-9][0-9]{0,3})$")
+
+
+def _newer_version_of(event_type: str, known_types: frozenset[str]) -> bool:
+    """Whether `event_type` is `<stem>.vN` for a stem some contract declares at a lower N."""
+    found = _VERSIONED.match(event_type)
+    if found is None:
+        return False
+    stem, version = found["stem"], int(found["version"])
+    return any(f"{stem}.v{lower}" in known_types for lower in range(1, version))
 
 
 @dataclass(frozen=True)

@@ -179,3 +179,52 @@ async def test_a_poison_record_last_on_its_partition_is_parked_and_committed(
         # Anyone who can write to a topic must not be able to grow the label set.
         assert 'event_type="unknown"' in dead_lines[0]
         assert "nobody.invented" not in exposition
+
+
+async def test_a_newer_version_of_a_known_type_is_skipped_not_parked(
+    kafka: KafkaNode, sqlite_database: Database
+) -> None:
+    """A `.v2` published beside `.v1` (the versioning rule) is skipped by a `.v1` consumer."""
+    topic = unique("test.newer-version")
+    event_class = clue_event_class(topic)
+    metrics = ServiceMetrics("cases")
+    async with started_producer(kafka.bootstrap_servers) as producer:
+        consumer = EventConsumer(
+            service=unique("cases"),
+            database=sqlite_database,
+            dead_letter_producer=producer,
+            retry_backoff_seconds=0.01,
+            metrics=metrics,
+            known_types=frozenset({event_class.event_type}),
+        )
+        consumer.on(event_class, ClueRegisteredHandler([DEFAULT_RULES]))
+        await create_topics(kafka.bootstrap_servers, topic, consumer.dead_letter_topic)
+        current = envelope_of_event(clue_registered(event_class))
+        newer_type = event_class.event_type.removesuffix(".v1") + ".v2"
+        newer = _replace(current.headers(), "ce_type", newer_type.encode())
+        async with _service_broker(kafka.bootstrap_servers, consumer, metrics):
+            offsets = await produce(
+                kafka.bootstrap_servers,
+                topic,
+                [
+                    (b"c-001:z-01", current.data, current.headers()),
+                    (b"c-001:z-01", current.data, newer),
+                ],
+            )
+
+            async def lag_is_zero() -> bool:
+                done = await committed_offsets(kafka.bootstrap_servers, consumer.consumer_name)
+                return done.get((topic, 0)) == offsets[-1] + 1
+
+            await wait_until(lag_is_zero, "the newer record's offset to be committed")
+
+    parked = await read_records(kafka.bootstrap_servers, consumer.dead_letter_topic, 0, settle=1.0)
+    assert parked == []
+    exposition = generate_latest(metrics.registry).decode()
+    skipped = [
+        line
+        for line in exposition.splitlines()
+        if line.startswith("xiezuo_events_consumed_total{") and 'outcome="ignored"' in line
+    ]
+    assert len(skipped) == 1 and 'event_type="unknown"' in skipped[0], skipped
+    assert newer_type not in exposition
