@@ -266,3 +266,68 @@ async def test_stored_clues_and_verifications_get_deadlines_on_the_record(
         ("clue-v", "disposal", "met"),
         ("clue-v", "verification", "open"),
     ]
+
+
+async def test_retention_runs_its_own_deadline_beside_the_investigation(
+    make_database: MakeDatabase,
+) -> None:
+    from dataclasses import replace as replace_file
+
+    from services.cases.domain.casefile import Meeting
+    from services.cases.domain.ruleset import add_months
+
+    db = await make_database("cases")
+    await _register(db, "clue-r")
+    async with db.transaction() as session:
+        row = await session.get(CaseFileRow, "clue-r")
+        assert row is not None
+        investigating = replace_file(
+            codec.decode(row.state), stage="investigation", filed=True, clock=""
+        )
+        row.state, row.stage = codec.encode(investigating), "investigation"
+        session.add(row)
+    workflow = Workflow(db, {DEFAULT_RULES.version: DEFAULT_RULES})
+    members = ("l", "m2", "m3")
+    meeting = Meeting("standing_committee", "纪要 9", members, members, 3)
+    steps = (
+        (
+            "ask",
+            Command("request_retention", reason="may flee", meeting=meeting),
+            "l",
+            "county_leadership",
+        ),
+        ("ok", Command("approve_retention"), "c", "city_commission"),
+        (
+            "ask2",
+            Command("request_retention", reason="accomplices", meeting=meeting),
+            "l",
+            "county_leadership",
+        ),
+        ("ok2", Command("approve_retention"), "c", "city_commission"),
+        ("end", Command("end_retention"), "a", "case_officer"),
+    )
+    for key, command, person, role in steps:
+        await workflow.act(
+            county_id="c1",
+            case_id="clue-r",
+            idempotency_key=key,
+            digest=key,
+            command=command,
+            actor=Actor(person, frozenset({role})),
+            authorize=_allow,
+        )
+    async with db.session() as session:
+        rows = (
+            await session.exec(
+                select(DeadlineRow)
+                .where(DeadlineRow.kind == "retention")
+                .order_by(col(DeadlineRow.deadline_id))
+            )
+        ).all()
+    first, extended = rows
+    assert (first.status, extended.status, extended.supersedes) == (
+        "extended",
+        "met",
+        first.deadline_id,
+    )
+    assert extended.due_at == add_months(first.due_at, 3)

@@ -542,3 +542,30 @@ def test_new_facts_survive_the_store_and_old_files_still_read() -> None:
     assert codec.decode(json.dumps(old)).decision == Decision(
         "party_sanction", ((Sanction("party", "warning"), 12),)
     )
+
+
+def test_retention_is_decided_in_session_approved_one_level_up_and_extended_once() -> None:
+    leader, city = _as("l", "county_leadership"), _as("c", "city_commission")
+    file = CaseFile("c", "village", RULES.version, stage="investigation", filed=True)
+    with pytest.raises(Refused) as alone:
+        _do(file, leader, "request_retention", reason="may flee")
+    assert alone.value.field == "meeting"
+    asked = _do(file, leader, "request_retention", reason="may flee", meeting=_meeting("l"))
+    assert asked.after.retention == "requested" and asked.detail["meeting"]["votes_for"] == 4
+    with pytest.raises(Refused, match="city_commission"):
+        _do(asked.after, leader, "approve_retention")
+    held = _do(asked.after, city, "approve_retention")
+    assert (held.after.retention, held.side_clock_started) == ("in_force", "retention")
+    # The investigation's own clock is untouched: retention runs beside it.
+    assert held.after.clock == file.clock and RULES.due("retention", _MARCH).month == 6
+    again = _do(
+        held.after, leader, "request_retention", reason="accomplices", meeting=_meeting("l")
+    )
+    extended = _do(again.after, city, "approve_retention")
+    assert (extended.side_extended_months, extended.after.retention_extensions) == (3, 1)
+    with pytest.raises(NotNow, match="at most 1"):
+        _do(extended.after, leader, "request_retention", reason="more", meeting=_meeting("l"))
+    ended = _do(extended.after, _as("a", "case_officer"), "end_retention")
+    assert (ended.after.retention, ended.side_clock_stopped) == ("ended", "retention")
+    with pytest.raises(NotNow):
+        _do(ended.after, leader, "request_retention", reason="again", meeting=_meeting("l"))

@@ -71,6 +71,21 @@ ALLOWED: dict[str, dict[str, set[str]]] = {
     "request_supplementary": {"transferred": {CO, ZC}},
     "record_procuratorate_decision": {"transferred": {CO, ZC}},
     "notify_unit": {"investigation": {CO, DC, ZC}},
+    # 留置: requested by county leadership (in session), approved one level up.
+    "request_retention": {"investigation": {CL}},
+    "approve_retention": {"investigation": {CC}},
+    "end_retention": {
+        stage: {CO, CL}
+        for stage in (
+            "investigation",
+            "hearing_pending",
+            "hearing",
+            "decision_proposed",
+            "decided",
+            "transferred",
+            "closed",
+        )
+    },
     "complete_supplementary": {"supplementary": {CO}},
     "file_appeal": {"decided": {SUBJECT, CO, ZC, CL}},
     # 复审 by the deciding commission, 复核 one level up: the city commission.

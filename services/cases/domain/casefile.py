@@ -215,6 +215,9 @@ class CaseFile:
     inquiry_rounds: int = 0
     # A letter of inquiry (函询) of the current round: "", "awaiting_reply" or "answered".
     inquiry_letter: str = ""
+    # 留置: "", "requested", "in_force", "extension_requested" or "ended"; extensions granted.
+    retention: str = ""
+    retention_extensions: int = 0
     # The subject's unit told of the filing (通报相关组织), "" until it has been.
     unit_notified: str = ""
     send_backs: int = 0
@@ -259,6 +262,10 @@ class Transition:
     clock_started: str = ""
     clock_stopped: str = ""
     extended_days: int = 0
+    # A time limit running beside the file's clock (retention runs during an investigation).
+    side_clock_started: str = ""
+    side_clock_stopped: str = ""
+    side_extended_months: int = 0
 
     @property
     def stage_changed(self) -> bool:
@@ -401,12 +408,17 @@ def _approve(
 def _collective(table: str, command: Command, actor: Actor, rules: RuleSet) -> dict[str, object]:
     """Check the meeting a collective approval needs; its record for the step ({} if none)."""
     body_id = rules.collective.get(table)
-    if not body_id:
-        return {}
+    return _in_session(body_id, table, command, actor, rules) if body_id else {}
+
+
+def _in_session(
+    body_id: str, what: str, command: Command, actor: Actor, rules: RuleSet
+) -> dict[str, object]:
+    """Check that `body_id` decided `what` in a quorate meeting; the meeting's record."""
     body = rules.decision_bodies[body_id]
     meeting = command.meeting
     if meeting is None:
-        raise BadCommand(f"{table} is decided collectively by {body.name}", "meeting")
+        raise BadCommand(f"{what} is decided collectively by {body.name}", "meeting")
     if meeting.body != body_id:
         raise BadCommand(f"must be {body_id!r} ({body.name})", "meeting.body")
     if not meeting.minutes_ref.strip():
@@ -819,6 +831,57 @@ def _procuratorate_decision(
     return transition
 
 
+def _request_retention(
+    file: CaseFile, command: Command, actor: Actor, rules: RuleSet
+) -> Transition:
+    if not rules.retention_body:
+        raise NotNow(f"rule set {rules.version} names no body deciding retention")
+    if file.retention == "in_force":
+        if file.retention_extensions >= rules.max_retention_extensions:
+            raise NotNow(
+                f"retention may be extended at most {rules.max_retention_extensions} time(s)"
+            )
+        state = "extension_requested"
+    elif file.retention:
+        raise NotNow(f"retention is {file.retention.replace('_', ' ')}")
+    else:
+        state = "requested"
+    if not command.reason:
+        raise BadCommand("retention must give its grounds", "reason")
+    meeting = _in_session(rules.retention_body, "retention", command, actor, rules)
+    transition = _move(file, command, replace(file, retention=state), "RetentionRequested")
+    transition.detail["meeting"] = meeting
+    return transition
+
+
+def _approve_retention(
+    file: CaseFile, command: Command, actor: Actor, rules: RuleSet
+) -> Transition:
+    if file.retention not in ("requested", "extension_requested"):
+        raise NotNow("no retention or extension of it awaits approval")
+    extending = file.retention == "extension_requested"
+    after = replace(
+        file,
+        retention="in_force",
+        retention_extensions=file.retention_extensions + extending,
+    )
+    transition = _move(file, command, after, "RetentionApproved")
+    if extending:
+        months = rules.limit("retention_extension").months
+        transition = replace(transition, side_extended_months=months)
+        transition.detail["extended_months"] = months
+    else:
+        transition = replace(transition, side_clock_started="retention")
+    return transition
+
+
+def _end_retention(file: CaseFile, command: Command, actor: Actor, rules: RuleSet) -> Transition:
+    if file.retention not in ("in_force", "extension_requested"):
+        raise NotNow("nobody is held in retention on this case")
+    after = replace(file, retention="ended")
+    return replace(_move(file, command, after, "RetentionEnded"), side_clock_stopped="retention")
+
+
 def _request_supplementary(
     file: CaseFile, command: Command, actor: Actor, rules: RuleSet
 ) -> Transition:
@@ -918,6 +981,9 @@ _ACTIONS = {
     "approve_decision": _approve_decision,
     "request_supplementary": _request_supplementary,
     "notify_unit": _notify_unit,
+    "request_retention": _request_retention,
+    "approve_retention": _approve_retention,
+    "end_retention": _end_retention,
     "record_procuratorate_decision": _procuratorate_decision,
     "complete_supplementary": _complete_supplementary,
     "file_appeal": _file_appeal,
@@ -963,6 +1029,8 @@ def invariant_violations(file: CaseFile, rules: RuleSet) -> list[str]:
         problems.append("a decision exists exactly once the case is decided")
     if file.appeal_level > 2:
         problems.append("more than two reviews")
+    if file.retention_extensions > rules.max_retention_extensions:
+        problems.append("retention extended too often")
     if file.clock and file.clock not in rules.time_limits:
         problems.append(f"unknown clock {file.clock}")
     return problems

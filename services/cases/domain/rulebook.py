@@ -35,6 +35,9 @@ OPTIONAL_ACTIONS = (
     "record_inquiry_reply",
     "notify_unit",
     "record_procuratorate_decision",
+    "request_retention",
+    "approve_retention",
+    "end_retention",
 )
 # Actions the workflow engine implements; a rule set must say who may take each of them.
 ACTIONS = (
@@ -149,6 +152,7 @@ def parse_rule_set(data: Mapping[str, Any]) -> RuleSet:
     sanctions = reader.sanctions(data.get("sanction_effect_months"))
     decision_sanctions = reader.decision_sanctions(data.get("decision_sanctions"))
     bodies = reader.decision_bodies(data.get("decision_bodies", {}))
+    retention = reader.retention(data.get("retention", {}), bodies, limits)
     measures = data.get("organisational_measures", [])
     if not isinstance(measures, list) or not all(isinstance(m, str) and m for m in measures):
         reader.problem("organisational_measures", "must be a list of measure names")
@@ -187,6 +191,8 @@ def parse_rule_set(data: Mapping[str, Any]) -> RuleSet:
         decision_sanctions=decision_sanctions,
         decision_bodies=bodies,
         organisational_measures=frozenset(measures),
+        retention_body=retention[0],
+        max_retention_extensions=retention[1],
         collective=collective,
         approvals=tables,
         transitions=transitions,
@@ -412,6 +418,25 @@ class _Reader:
                 continue
             bodies[str(body)] = DecisionBody(str(name), shares[0], shares[1], frozenset(members))
         return bodies
+
+    def retention(
+        self, raw: Any, bodies: Mapping[str, DecisionBody], limits: Mapping[str, TimeLimit]
+    ) -> tuple[str, int]:
+        if not raw:
+            return "", 0
+        if not isinstance(raw, Mapping) or set(raw) != {"body", "max_extensions"}:
+            self.problem("retention", "must name body and max_extensions")
+            return "", 0
+        body, count = raw["body"], raw["max_extensions"]
+        if body not in bodies:
+            self.problem("retention.body", f"{body!r} is not a decision body")
+        if not isinstance(count, int) or count < 0:
+            self.problem("retention.max_extensions", "must be a whole number ≥ 0")
+            count = 0
+        for name in ("retention", "retention_extension"):
+            if name not in limits or not limits[name].months:
+                self.problem("time_limits", f"retention needs {name!r} in months")
+        return str(body), count
 
     def collective(
         self, raw: Any, bodies: Mapping[str, DecisionBody], tables: Mapping[str, Any]

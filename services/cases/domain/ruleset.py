@@ -100,6 +100,9 @@ class RuleSet:
     )
     # approvals table → subject cadre level → roles approving in order.
     approvals: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
+    # 留置: the body that decides it in session, and how often it may be extended.
+    retention_body: str = ""
+    max_retention_extensions: int = 0
     # 组织处理 measures a decision may name beside (or instead of) sanctions.
     organisational_measures: frozenset[str] = frozenset()
     # Decision bodies by id, and which approvals tables they decide collectively (table → body).

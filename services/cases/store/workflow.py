@@ -15,10 +15,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.cases.domain.casefile import Actor, CaseFile, Command, Transition, handle
 from services.cases.domain.links import excluded_townships
-from services.cases.domain.ruleset import RuleSet
+from services.cases.domain.ruleset import RuleSet, add_months
 from services.cases.domain.teams import excluded_from
 from services.cases.store import codec
-from services.cases.store.deadlines import extend_clock, open_deadline, stop_clock
+from services.cases.store.deadlines import extend_clock, open_deadline, running, stop_clock
 from services.cases.store.tables import (
     CaseFileRow,
     CaseJointTownshipRow,
@@ -413,7 +413,34 @@ async def apply_transition(
             now=now,
             recorded_at=recorded_at,
         )
+    await _side_clock(session, row, transition, rules, now=now, recorded_at=recorded_at)
     return step
+
+
+async def _side_clock(
+    session: AsyncSession,
+    row: CaseFileRow,
+    transition: Transition,
+    rules: RuleSet,
+    *,
+    now: datetime,
+    recorded_at: datetime | None,
+) -> None:
+    """Start, stop or extend a time limit that runs beside the file's clock (留置)."""
+    if transition.side_clock_stopped:
+        kind = transition.side_clock_stopped
+        await stop_clock(session, row.case_id, kind, now=now, recorded_at=recorded_at)
+    if transition.side_clock_started:
+        await start_clock(
+            session, row, transition.side_clock_started, rules, now=now, recorded_at=recorded_at
+        )
+    if transition.side_extended_months:
+        for deadline in await running(session, row.case_id, "retention"):
+            due = as_utc(deadline.due_at)
+            days = (add_months(due, transition.side_extended_months) - due).days
+            await extend_clock(
+                session, row.case_id, "retention", days, rules, now=now, recorded_at=recorded_at
+            )
 
 
 def request_team(
