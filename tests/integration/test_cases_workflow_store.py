@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlmodel import col, func, select
@@ -63,19 +64,19 @@ async def test_a_command_acts_once_per_key_and_leaves_a_full_record(
     workflow = Workflow(db, {DEFAULT_RULES.version: DEFAULT_RULES})
     officer = Actor("a", frozenset({"case_officer"}))
     propose = Command("propose_disposal", choice="preliminary_verification")
-    kwargs = dict(county_id="c1", case_id="clue-1", authorize=_allow)
+    kwargs: dict[str, Any] = dict(county_id="c1", case_id="clue-1", authorize=_allow)
     first = await workflow.act(
         idempotency_key="k1", digest="d1", command=propose, actor=officer, **kwargs
-    )  # type: ignore[arg-type]
+    )
     again = await workflow.act(
         idempotency_key="k1", digest="d1", command=propose, actor=officer, **kwargs
-    )  # type: ignore[arg-type]
+    )
     assert (first.to_stage, first.replayed, again.replayed) == ("disposal_proposed", False, True)
     assert again.step_id == first.step_id
     with pytest.raises(KeyReused):
         await workflow.act(
             idempotency_key="k1", digest="other", command=propose, actor=officer, **kwargs
-        )  # type: ignore[arg-type]
+        )
     with pytest.raises(Forbidden):
         await workflow.act(
             idempotency_key="k2",
@@ -83,11 +84,11 @@ async def test_a_command_acts_once_per_key_and_leaves_a_full_record(
             command=Command("approve_disposal"),
             actor=officer,
             **kwargs,
-        )  # type: ignore[arg-type]
+        )
     zone = Actor("z", frozenset({"zone_chief"}))
     disposed = await workflow.act(
         idempotency_key="k3", digest="d3", command=Command("approve_disposal"), actor=zone, **kwargs
-    )  # type: ignore[arg-type]
+    )
     assert disposed.to_stage == "verification"
 
     async with db.session() as session:
@@ -222,7 +223,7 @@ async def test_a_disposal_by_closure_is_published_as_a_disposal_and_a_closure(
     (closed,) = await _events(db, "xiezuo.cases.case_closed.v1")
     assert disposed["detail"]["way"] == "close"  # type: ignore[index]
     assert (disposed["to_stage"], closed["to_stage"]) == ("closed", "closed")
-    kpis = {f.kpi for f in mappers.clue_disposed(ClueDisposed(**disposed), NOW)}  # type: ignore[arg-type]
+    kpis = {f.kpi for f in mappers.clue_disposed(ClueDisposed(**disposed), NOW)}
     assert kpis == {Kpi.CLUES_DISPOSED, detailed_kpi(Kpi.CLUES_DISPOSED, "close")}
 
 

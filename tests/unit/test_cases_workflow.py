@@ -43,6 +43,17 @@ def _meeting(chair: str, body: str = "standing_committee", present: int = 4) -> 
     return Meeting(body, "纪要〔2026〕1号", members, members[:present], votes_for=present)
 
 
+def _collective_record(chair: str) -> dict[str, object]:
+    return {
+        "body": "standing_committee",
+        "minutes_ref": "纪要〔2026〕1号",
+        "members": 5,
+        "present": sorted([chair, "m2", "m3", "m4"]),
+        "votes_for": 4,
+        "votes_against": 0,
+    }
+
+
 def _do(file: CaseFile, actor: Actor, action: str, **fields: object) -> Transition:
     transition = handle(file, Command(action=action, **fields), actor, RULES)  # type: ignore[arg-type]
     assert invariant_violations(transition.after, RULES) == []
@@ -551,7 +562,8 @@ def test_retention_is_decided_in_session_approved_one_level_up_and_extended_once
         _do(file, leader, "request_retention", reason="may flee")
     assert alone.value.field == "meeting"
     asked = _do(file, leader, "request_retention", reason="may flee", meeting=_meeting("l"))
-    assert asked.after.retention == "requested" and asked.detail["meeting"]["votes_for"] == 4
+    assert asked.after.retention == "requested"
+    assert asked.detail["meeting"] == _collective_record("l")
     with pytest.raises(Refused, match="city_commission"):
         _do(asked.after, leader, "approve_retention")
     held = _do(asked.after, city, "approve_retention")
