@@ -151,6 +151,24 @@ class RequestStrategies:
         return pool if self._plausible else st.one_of(pool, self._text)
 
 
+def undefined_enums(message: Message, prefix: str = "") -> list[str]:
+    """Paths of enum fields anywhere in message set to a number their enum does not define."""
+    found: list[str] = []
+    for field, value in message.ListFields():
+        path = f"{prefix}{field.name}"
+        if field.type == FieldDescriptor.TYPE_ENUM:
+            defined = {v.number for v in field.enum_type.values}
+            values = value if field.is_repeated else [value]
+            found += [path for number in values if number not in defined]
+        elif (
+            field.type == FieldDescriptor.TYPE_MESSAGE
+            and not field.message_type.GetOptions().map_entry
+        ):
+            for item in value if field.is_repeated else [value]:
+                found += undefined_enums(item, f"{path}.")
+    return found
+
+
 def _build(cls: Any, values: dict[str, Any]) -> Message:
     """The message with `values` set (later oneof members win, as on the wire)."""
     message = cls()

@@ -26,7 +26,7 @@ from xiezuo.intake.v1 import intake_pb2
 from xiezuo.staffing.v1 import registry_pb2
 
 from services.runtime.grpc.errors import field_violations
-from tests.fuzz.requests import RequestStrategies
+from tests.fuzz.requests import RequestStrategies, undefined_enums
 from tests.fuzz.tally import TALLY_KEY, Tally
 from tests.fuzz.world import PRINCIPALS, Rpc, World, digest, every_rpc
 from tests.fuzz.world import running_world as start_world
@@ -132,6 +132,9 @@ async def test_every_rpc_answers_generated_requests_precisely(
         tally.add(rpc.name, code.name)
         assert code not in NEVER, f"{rpc.name} answered {code.name} {details[:300]} to {request}"
         assert len(details) < 2048
+        if code == grpc.StatusCode.OK:
+            undefined = undefined_enums(request)
+            assert not undefined, f"{rpc.name} accepted undefined enum numbers in {undefined}"
         if before is not None and code in REFUSALS:
             tally.row_checks += 1
             changed = {t for t, rows in digest(database_file).items() if before.get(t) != rows}
@@ -293,3 +296,18 @@ async def test_a_day_before_any_rule_book_is_an_invalid_argument(world: World) -
             await call
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert field in {f for f, _ in field_violations(caught.value)}
+
+
+async def test_an_undefined_rejection_ground_is_not_taken_for_none(world: World) -> None:
+    """Found by probing enums: ground 777 on an acceptance passed as "no ground"."""
+    intake = world.services["xiezuo.intake.v1.IntakeService"]
+    request = intake_pb2.DecideAcceptanceRequest(
+        idempotency_key="ground-777",
+        report_id=world.pools["report_id"][0],
+        outcome=intake_pb2.ACCEPTANCE_OUTCOME_ACCEPT,
+        rejection_ground=777,  # type: ignore[arg-type]
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await intake.stub.DecideAcceptance(request, metadata=intake.bearer(PRINCIPALS[0]))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "rejection_ground" in {f for f, _ in field_violations(caught.value)}

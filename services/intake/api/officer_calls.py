@@ -24,7 +24,7 @@ from services.intake.store.reveals import NoIdentity
 from services.intake.store.tables import ReportRow
 from services.runtime.db import as_utc
 from services.runtime.grpc.auth import current_principal
-from services.runtime.grpc.conversion import moment
+from services.runtime.grpc.conversion import enum_number, moment
 from services.runtime.grpc.errors import (
     FailedPrecondition,
     FieldViolation,
@@ -82,6 +82,10 @@ class OfficerCalls:
         problems = _required(request.report_id, "report_id", 64)
         problems += _required(request.idempotency_key, "idempotency_key", 128)
         outcome = _OUTCOMES.get(request.outcome)
+        # An undefined ground must not pass for "no ground" (proto3 enums are open).
+        enum_number(
+            intake_pb2.RejectionGround, request.rejection_ground, "rejection_ground", problems
+        )
         ground = _GROUNDS.get(request.rejection_ground, "")
         if outcome is None:
             problems.append(FieldViolation("outcome", "is required"))
