@@ -112,8 +112,10 @@ class RequestStrategies:
     def _single(self, field: FieldDescriptor, depth: int) -> st.SearchStrategy[Any]:
         kind = field.type
         if kind == FieldDescriptor.TYPE_MESSAGE:
+            assert field.message_type is not None
             return self.message(field.message_type, depth + 1)
         if kind == FieldDescriptor.TYPE_ENUM:
+            assert field.enum_type is not None
             defined = [value.number for value in field.enum_type.values]
             if self._plausible:
                 return st.sampled_from(defined[1:] or defined)
@@ -131,8 +133,8 @@ class RequestStrategies:
                 return st.integers(2025, 2027)
             return st.integers(0, 30)
         if kind in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
-            width = 32 if kind == FieldDescriptor.TYPE_FLOAT else 64
-            return st.one_of(st.floats(-10, 200), st.floats(width=width))
+            floats = st.floats(width=32) if kind == FieldDescriptor.TYPE_FLOAT else st.floats()
+            return st.one_of(st.floats(-10, 200), floats)
         low, high = _RANGES[kind]
         return st.one_of(
             st.integers(0, 60),
@@ -156,14 +158,11 @@ def undefined_enums(message: Message, prefix: str = "") -> list[str]:
     found: list[str] = []
     for field, value in message.ListFields():
         path = f"{prefix}{field.name}"
-        if field.type == FieldDescriptor.TYPE_ENUM:
+        if field.enum_type is not None:
             defined = {v.number for v in field.enum_type.values}
             values = value if field.is_repeated else [value]
             found += [path for number in values if number not in defined]
-        elif (
-            field.type == FieldDescriptor.TYPE_MESSAGE
-            and not field.message_type.GetOptions().map_entry
-        ):
+        elif field.message_type is not None and not field.message_type.GetOptions().map_entry:
             for item in value if field.is_repeated else [value]:
                 found += undefined_enums(item, f"{path}.")
     return found

@@ -9,7 +9,7 @@ the run's summary.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ REFUSALS = {
 
 
 @pytest.fixture(scope="module")
-def tally(request: pytest.FixtureRequest) -> Tally:
+def tally(request: pytest.FixtureRequest) -> Iterator[Tally]:
     found = Tally()
     request.config.stash[TALLY_KEY] = found
     yield found

@@ -85,7 +85,7 @@ async def harness() -> AsyncIterator[Harness]:
     public = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    servicer = Steered()
+    servicer = Steered()  # type: ignore[abstract]  # unused methods answer UNIMPLEMENTED
     endpoint = GrpcEndpoint(
         address="127.0.0.1:0",
         service_names=[INTAKE],

@@ -84,7 +84,10 @@ class OfficerCalls:
         outcome = _OUTCOMES.get(request.outcome)
         # An undefined ground must not pass for "no ground" (proto3 enums are open).
         enum_number(
-            intake_pb2.RejectionGround, request.rejection_ground, "rejection_ground", problems
+            intake_pb2.RejectionGround.values(),
+            request.rejection_ground,
+            "rejection_ground",
+            problems,
         )
         ground = _GROUNDS.get(request.rejection_ground, "")
         if outcome is None:

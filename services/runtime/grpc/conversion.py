@@ -7,9 +7,8 @@ did not issue is refused with INVALID_ARGUMENT naming the field path, and nothin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Protocol
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -24,12 +23,6 @@ MAX_NANOS = 999_999_999
 MAX_ID_LENGTH = 256
 # An offset carried in a page token never exceeds this (no list holds more rows).
 MAX_OFFSET = 10**12
-
-
-class EnumType(Protocol):
-    """The generated enum wrapper's lookup (e.g. `cases_pb2.Action`)."""
-
-    def values(self) -> list[int]: ...
 
 
 def timestamp_problem(stamp: Timestamp) -> str | None:
@@ -83,9 +76,11 @@ def timestamp_violations(message: object, prefix: str = "") -> list[FieldViolati
     return found
 
 
-def enum_number(enum: EnumType, number: int, field: str, violations: list[FieldViolation]) -> bool:
-    """Whether number is a value enum defines; adds a violation for `field` if not."""
-    if number in enum.values():
+def enum_number(
+    defined: Iterable[int], number: int, field: str, violations: list[FieldViolation]
+) -> bool:
+    """Whether number is among an enum's `defined` values (`X.values()`); a violation if not."""
+    if number in defined:
         return True
     violations.append(FieldViolation(field, f"{shorten(number)} is not a known value"))
     return False
