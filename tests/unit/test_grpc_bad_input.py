@@ -25,7 +25,9 @@ from services.runtime.grpc import (
     FailedPrecondition,
     GrpcEndpoint,
     NotFound,
+    PermissionDenied,
     field_violations,
+    require,
     status_of,
 )
 from services.runtime.grpc.conversion import (
@@ -218,3 +220,12 @@ def test_conversion_refuses_bad_stamps_and_tokens_with_field_paths() -> None:
     assert offset_from_token(offset_token(7, {"q": 1}), {"q": 2}, violations) == 0
     assert offset_from_token(offset_token(7, {"q": 1}), {"q": 1}, violations) == 7
     assert [v.field for v in violations] == ["page_token", "page_token"]
+
+
+def test_refusals_echo_a_callers_values_cut_short() -> None:
+    with pytest.raises(PermissionDenied) as denied:
+        require(ALICE, roles={"intake_officer"}, county_id="c" * 100_000)
+    assert len(denied.value.message) < 200
+    assert len(FailedPrecondition("y" * 100_000).message) <= 1025
+    violation = InvalidArgument([FieldViolation("content", "z" * 100_000)])
+    assert len(violation.message) <= 1025

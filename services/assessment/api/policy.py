@@ -12,7 +12,7 @@ from collections.abc import Collection
 
 from services.assessment.domain.kpis import Level
 from services.runtime.grpc.auth import require
-from services.runtime.grpc.errors import PermissionDenied
+from services.runtime.grpc.errors import PermissionDenied, shorten
 from services.runtime.tokens import ALL_ZONES, Principal
 
 COUNTY_WIDE = frozenset({"assessor", "county_leadership"})
@@ -23,7 +23,9 @@ PLANNERS = frozenset({"assessor", "county_leadership"})
 
 def _in_county(principal: Principal, county_id: str) -> None:
     if not principal.can_see_county(county_id):
-        raise PermissionDenied(f"{principal.subject} is not scoped to county {county_id!r}")
+        raise PermissionDenied(
+            f"{principal.subject} is not scoped to county {shorten(county_id)!r}"
+        )
 
 
 def _leads_a_zone_of(principal: Principal, zones: Collection[str]) -> bool:
@@ -50,7 +52,9 @@ def authorize_scorecard(
     """GetScorecard and ExplainScore."""
     _in_county(principal, county_id)
     if not may_see_unit(principal, level=level, subject_id=subject_id, zones=zones):
-        raise PermissionDenied(f"{principal.subject} may not see the scorecard of {subject_id!r}")
+        raise PermissionDenied(
+            f"{principal.subject} may not see the scorecard of {shorten(subject_id)!r}"
+        )
 
 
 def authorize_ranking(principal: Principal, *, county_id: str) -> None:

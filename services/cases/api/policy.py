@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.cases.domain.casefile import CaseFile
-from services.runtime.grpc.errors import NotFound, PermissionDenied
+from services.runtime.grpc.errors import NotFound, PermissionDenied, shorten
 from services.runtime.tokens import ALL_ZONES, Principal
 
 CLUE_READERS = frozenset(
@@ -43,9 +43,9 @@ def authorize_read_clue(
     if not principal.can_see_county(county_id):
         raise NotFound("clue", clue_id)
     if principal.subject in recused:
-        raise PermissionDenied(f"{principal.subject} has been recused from {clue_id}")
+        raise PermissionDenied(f"{principal.subject} has been recused from {shorten(clue_id)}")
     if not principal.can_see_zone(county_id, zone_id):
-        raise PermissionDenied(f"{principal.subject} is not scoped to zone {zone_id!r}")
+        raise PermissionDenied(f"{principal.subject} is not scoped to zone {shorten(zone_id)!r}")
 
 
 def readable_zones(principal: Principal, *, county_id: str, zone_id: str) -> list[str] | None:
@@ -53,10 +53,14 @@ def readable_zones(principal: Principal, *, county_id: str, zone_id: str) -> lis
     if principal.roles.isdisjoint(CLUE_READERS):
         raise PermissionDenied(f"{principal.subject} may not read clues")
     if not principal.can_see_county(county_id):
-        raise PermissionDenied(f"{principal.subject} is not scoped to county {county_id!r}")
+        raise PermissionDenied(
+            f"{principal.subject} is not scoped to county {shorten(county_id)!r}"
+        )
     if zone_id:
         if not principal.can_see_zone(county_id, zone_id):
-            raise PermissionDenied(f"{principal.subject} is not scoped to zone {zone_id!r}")
+            raise PermissionDenied(
+                f"{principal.subject} is not scoped to zone {shorten(zone_id)!r}"
+            )
         return [zone_id]
     if ALL_ZONES in principal.zone_ids:
         return None
@@ -112,7 +116,9 @@ class CaseListScope:
 def case_list_scope(principal: Principal, *, county_id: str) -> CaseListScope:
     """The scope of a case list call; recused cases are excluded by the query itself."""
     if not principal.can_see_county(county_id):
-        raise PermissionDenied(f"{principal.subject} is not scoped to county {county_id!r}")
+        raise PermissionDenied(
+            f"{principal.subject} is not scoped to county {shorten(county_id)!r}"
+        )
     led: list[str] | None = []
     if not principal.roles.isdisjoint(COUNTY_LEADERSHIP):
         led = None
@@ -138,7 +144,7 @@ def authorize_rectification(
     if not principal.can_see_county(county_id):
         raise NotFound("rectification item")
     if not principal.can_see_zone(county_id, zone_id):
-        raise PermissionDenied(f"{principal.subject} is not scoped to zone {zone_id!r}")
+        raise PermissionDenied(f"{principal.subject} is not scoped to zone {shorten(zone_id)!r}")
 
 
 def readable_rectification_zones(
@@ -148,10 +154,14 @@ def readable_rectification_zones(
     if principal.roles.isdisjoint(RECTIFICATION_ROLES["read"]):
         raise PermissionDenied(f"{principal.subject} may not read rectification items")
     if not principal.can_see_county(county_id):
-        raise PermissionDenied(f"{principal.subject} is not scoped to county {county_id!r}")
+        raise PermissionDenied(
+            f"{principal.subject} is not scoped to county {shorten(county_id)!r}"
+        )
     if zone_id:
         if not principal.can_see_zone(county_id, zone_id):
-            raise PermissionDenied(f"{principal.subject} is not scoped to zone {zone_id!r}")
+            raise PermissionDenied(
+                f"{principal.subject} is not scoped to zone {shorten(zone_id)!r}"
+            )
         return [zone_id]
     if ALL_ZONES in principal.zone_ids:
         return None

@@ -5,7 +5,7 @@ A token's subject is the caller's person id on the register.
 
 from __future__ import annotations
 
-from services.runtime.grpc.errors import NotFound, PermissionDenied
+from services.runtime.grpc.errors import NotFound, PermissionDenied, shorten
 from services.runtime.tokens import ALL_ZONES, Principal
 
 COUNTY_LEADERSHIP = "county_leadership"
@@ -52,7 +52,7 @@ def authorize_read_person(
         return
     if not principal.roles.isdisjoint(INFORMANT_READERS):
         return
-    raise PermissionDenied(f"{principal.subject} may not read person {person_id}")
+    raise PermissionDenied(f"{principal.subject} may not read person {shorten(person_id)}")
 
 
 def listable_zones(
@@ -60,13 +60,15 @@ def listable_zones(
 ) -> tuple[list[str] | None, bool]:
     """Zones a ListPeople call may cover (None: all) and whether informants are included."""
     if not principal.can_see_county(county_id):
-        raise PermissionDenied(f"{principal.subject} is not scoped to county {county_id!r}")
+        raise PermissionDenied(
+            f"{principal.subject} is not scoped to county {shorten(county_id)!r}"
+        )
     informants = not principal.roles.isdisjoint(INFORMANT_READERS)
     whole_county = bool(principal.roles & {COUNTY_LEADERSHIP, COMMISSION_HEAD}) or informants
     if zone_id:
         if whole_county or manages_zone(principal, county_id=county_id, zone_id=zone_id):
             return [zone_id], informants
-        raise PermissionDenied(f"{principal.subject} does not manage zone {zone_id!r}")
+        raise PermissionDenied(f"{principal.subject} does not manage zone {shorten(zone_id)!r}")
     if whole_county or (ALL_ZONES in principal.zone_ids and principal.roles & ZONE_MANAGERS):
         return None, informants
     if principal.roles.isdisjoint(ZONE_MANAGERS):
@@ -85,7 +87,7 @@ def authorize_read_draw(
         return
     if "assessor" in principal.roles:
         return
-    raise PermissionDenied(f"{principal.subject} does not manage zone {zone_id!r}")
+    raise PermissionDenied(f"{principal.subject} does not manage zone {shorten(zone_id)!r}")
 
 
 def authorize_declare_conflict(
@@ -97,7 +99,9 @@ def authorize_declare_conflict(
         return
     if manages_zone(principal, county_id=county_id, zone_id=zone_id):
         return
-    raise PermissionDenied(f"{principal.subject} may not declare conflicts for {person_id}")
+    raise PermissionDenied(
+        f"{principal.subject} may not declare conflicts for {shorten(person_id)}"
+    )
 
 
 def authorize_request_recusal(
@@ -114,7 +118,7 @@ def authorize_request_recusal(
     if principal.roles & {COUNTY_LEADERSHIP, COMMISSION_HEAD, "case_officer"}:
         return
     if not manages_zone(principal, county_id=county_id, zone_id=zone_id):
-        raise PermissionDenied(f"{principal.subject} does not manage zone {zone_id!r}")
+        raise PermissionDenied(f"{principal.subject} does not manage zone {shorten(zone_id)!r}")
 
 
 def authorize_decide_recusal(principal: Principal, *, county_id: str, recusal_id: str) -> None:
@@ -130,14 +134,16 @@ def authorize_answer_assignment(
     """Only the drawn person accepts or declines their assignment."""
     _in_county(principal, county_id, f"draw {draw_id}")
     if principal.subject != person_id:
-        raise PermissionDenied(f"{principal.subject} was not drawn in {draw_id}")
+        raise PermissionDenied(f"{principal.subject} was not drawn in {shorten(draw_id)}")
 
 
 def authorize_override(principal: Principal, *, county_id: str, zone_id: str, draw_id: str) -> None:
     """Only the zone chief of the draw's zone overrides it."""
     _in_county(principal, county_id, f"draw {draw_id}")
     if ZONE_CHIEF not in principal.roles or not principal.can_see_zone(county_id, zone_id):
-        raise PermissionDenied(f"only the chief of zone {zone_id!r} may override its draws")
+        raise PermissionDenied(
+            f"only the chief of zone {shorten(zone_id)!r} may override its draws"
+        )
 
 
 def authorize_record_staff_records(
@@ -147,7 +153,7 @@ def authorize_record_staff_records(
     _in_county(principal, county_id, f"person {person_id}")
     if manages_zone(principal, county_id=county_id, zone_id=zone_id):
         return
-    raise PermissionDenied(f"{principal.subject} may not record for {person_id}")
+    raise PermissionDenied(f"{principal.subject} may not record for {shorten(person_id)}")
 
 
 def authorize_read_staff_records(
@@ -159,7 +165,7 @@ def authorize_read_staff_records(
         return
     if manages_zone(principal, county_id=county_id, zone_id=zone_id):
         return
-    raise PermissionDenied(f"{principal.subject} may not read records of {person_id}")
+    raise PermissionDenied(f"{principal.subject} may not read records of {shorten(person_id)}")
 
 
 STRUCTURE_EDITORS = frozenset({COUNTY_LEADERSHIP, COMMISSION_HEAD})
@@ -170,14 +176,16 @@ def authorize_edit_person(
 ) -> None:
     """Managers of the person's zones (before and after) edit them; informants: a few roles."""
     if not principal.can_see_county(county_id):
-        raise PermissionDenied(f"{principal.subject} is not scoped to county {county_id!r}")
+        raise PermissionDenied(
+            f"{principal.subject} is not scoped to county {shorten(county_id)!r}"
+        )
     if informant:
         if principal.roles.isdisjoint(INFORMANT_READERS):
             raise PermissionDenied("informants are registered by intake officers and custodians")
         return
     for zone_id in zone_ids:
         if not manages_zone(principal, county_id=county_id, zone_id=zone_id):
-            raise PermissionDenied(f"{principal.subject} does not manage zone {zone_id!r}")
+            raise PermissionDenied(f"{principal.subject} does not manage zone {shorten(zone_id)!r}")
 
 
 def authorize_edit_structure(principal: Principal, *, county_id: str) -> None:

@@ -18,6 +18,7 @@ from services.runtime.grpc.errors import (
     FieldViolation,
     InvalidArgument,
     NotFound,
+    shorten,
 )
 from services.runtime.outbox import record_event
 from services.runtime.tokens import Principal
@@ -194,7 +195,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             earlier = await _earlier(session, principal, "CreatePerson", request, request_print)
             if earlier is None:
                 if await registry.get_person(session, request.person_id) is not None:
-                    raise AlreadyExists(f"person {request.person_id}")
+                    raise AlreadyExists(f"person {shorten(request.person_id)}")
                 now = datetime.now(UTC)
                 row, statuses, change = await self._save_person(
                     session,
@@ -396,7 +397,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
                 raise InvalidArgument([FieldViolation("zone_id", "unknown zone")])
             township = await registry.township_of(session, request.township_id)
             if township is not None and township.county_id != request.county_id:
-                raise AlreadyExists(f"township {request.township_id}")
+                raise AlreadyExists(f"township {shorten(request.township_id)}")
             earlier = await _earlier(session, principal, "PlaceTownship", request, request_print)
             if earlier is not None and township is not None:
                 return registry_pb2.PlaceTownshipResponse(
