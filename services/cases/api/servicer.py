@@ -28,7 +28,7 @@ from services.cases.store.tables import CaseFileRow
 from services.cases.store.workflow import CaseMissing, KeyReused, OutOfOrder, Workflow
 from services.runtime.backentry import check_back_entry
 from services.runtime.grpc.auth import current_principal
-from services.runtime.grpc.conversion import moment
+from services.runtime.grpc.conversion import moment, page_size
 from services.runtime.grpc.errors import (
     FailedPrecondition,
     FieldViolation,
@@ -46,10 +46,10 @@ MAX_PAGE_SIZE = 500
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
-def _page_size_violations(page_size: int) -> list[FieldViolation]:
-    if page_size < 0 or page_size > MAX_PAGE_SIZE:
-        return [FieldViolation("page_size", f"must be 0..{MAX_PAGE_SIZE}")]
-    return []
+def _page_size_violations(size: int) -> list[FieldViolation]:
+    violations: list[FieldViolation] = []
+    page_size(size, violations, maximum=MAX_PAGE_SIZE, default=DEFAULT_PAGE_SIZE)
+    return violations
 
 
 def _case_authorizer(

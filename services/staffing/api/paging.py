@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TypeAlias, TypeVar
 
+from services.runtime.grpc import conversion
 from services.runtime.grpc.errors import FieldViolation, InvalidArgument
 from services.staffing.api import convert
 
@@ -19,9 +20,7 @@ Cursor = TypeVar("Cursor")
 
 def page_size(size: int, violations: list[FieldViolation]) -> int:
     """The page size to use (0 means the default); a violation when out of bounds."""
-    if size < 0 or size > MAX_PAGE_SIZE:
-        violations.append(FieldViolation("page_size", f"must be 0..{MAX_PAGE_SIZE}"))
-    return size or DEFAULT_PAGE_SIZE
+    return conversion.page_size(size, violations, maximum=MAX_PAGE_SIZE, default=DEFAULT_PAGE_SIZE)
 
 
 def page_cursor(
