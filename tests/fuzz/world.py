@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -74,6 +74,8 @@ from tests.integration import intake_api
 from tests.integration.helpers import register_case_clue
 
 ISSUER, AUDIENCE, COUNTY = "xiezuo-fuzz", "xiezuo", "c1"
+# Creates a database on a server by name and answers its URL (e.g. the test PostgreSQL).
+ServerUrl = Callable[[str], Awaitable[str]]
 NOW = datetime.now(UTC).replace(microsecond=0)
 COUNTY_FILE = """
 county: {county_id: c1, name: 测试县}
@@ -229,9 +231,14 @@ async def _endpoint(
         await endpoint.stop(grace=0)
 
 
-async def _database(directory: Path, service: str) -> tuple[Database, Path]:
+async def _database(
+    directory: Path, service: str, server_url: ServerUrl | None
+) -> tuple[Database, Path]:
     path = directory / f"{service}-{uuid.uuid4().hex[:6]}.sqlite3"
-    url = f"sqlite+aiosqlite:///{path}"
+    if server_url is None:
+        url = f"sqlite+aiosqlite:///{path}"
+    else:
+        url = await server_url(f"{service}_{uuid.uuid4().hex[:10]}")
     await upgrade_async(service, url)
     return Database(url, audit_key=AuditKey.generate()), path
 
@@ -250,8 +257,14 @@ def _placements() -> list[TownshipPlaced]:
 
 
 @asynccontextmanager
-async def running_world(directory: Path) -> AsyncIterator[World]:
-    """All six gRPC services of the four domains, seeded, until the block ends."""
+async def running_world(
+    directory: Path, server_url: ServerUrl | None = None
+) -> AsyncIterator[World]:
+    """All six gRPC services of the four domains, seeded, until the block ends.
+
+    On SQLite files in directory, or on databases `server_url(name)` creates (PostgreSQL);
+    only SQLite files can be digested.
+    """
     people = ["chief", "head", "p2a", "p2b", "p3a", "inf"]
     days = ["2026-07-01", "2026-01-01", "2026-09-30", "2025-12-31"]
     world = World(
@@ -291,7 +304,7 @@ async def running_world(directory: Path) -> AsyncIterator[World]:
         databases: list[Database] = []
 
         async def database(service: str) -> tuple[Database, Path]:
-            made = await _database(directory, service)
+            made = await _database(directory, service, server_url)
             databases.append(made[0])
             return made
 

@@ -34,7 +34,7 @@ from services.runtime.grpc.conversion import (
     moment,
     offset_from_token,
     offset_token,
-    timestamp_violations,
+    request_violations,
 )
 from services.runtime.grpc.errors import FieldViolation, InvalidArgument
 from services.runtime.tokens import Principal, TokenIssuer, TokenVerifier
@@ -209,12 +209,20 @@ async def test_reflection_answers_under_v1_with_file_descriptors(harness: Harnes
     assert response.file_descriptor_response.file_descriptor_proto
 
 
+async def test_text_with_a_nul_character_is_refused_before_the_servicer(harness: Harness) -> None:
+    request = intake_pb2.SubmitReportRequest(content="ok", allegation_categories=["a", "b\x00"])
+    error = await _rejection(harness.intake.SubmitReport(request, metadata=harness.bearer()))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in field_violations(error)] == ["allegation_categories[1]"]
+    assert harness.servicer.calls == []
+
+
 def test_conversion_refuses_bad_stamps_and_tokens_with_field_paths() -> None:
     with pytest.raises(InvalidArgument) as caught:
         moment(_stamp(nanos=1_000_000_000), "effective_at")
     assert [v.field for v in caught.value.violations] == ["effective_at"]
     nested = intake_pb2.SubmitReportRequest(phone=intake_pb2.PhoneDetails(called_at=_stamp(0, -5)))
-    assert [v.field for v in timestamp_violations(nested)] == ["phone.called_at"]
+    assert [v.field for v in request_violations(nested)] == ["phone.called_at"]
     violations: list[FieldViolation] = []
     assert offset_from_token("9" * 100, {"q": 1}, violations) == 0
     assert offset_from_token(offset_token(7, {"q": 1}), {"q": 2}, violations) == 0

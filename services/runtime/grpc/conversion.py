@@ -54,25 +54,32 @@ def moment(stamp: Timestamp, field: str) -> datetime:
     return converted
 
 
-def timestamp_violations(message: object, prefix: str = "") -> list[FieldViolation]:
-    """A violation for every set Timestamp anywhere inside message that is not valid."""
+def request_violations(message: object, prefix: str = "") -> list[FieldViolation]:
+    """What no servicer may be handed, anywhere inside message: a Timestamp that is not valid,
+    or text with a NUL character (PostgreSQL cannot store one; no id or name holds one)."""
     found: list[FieldViolation] = []
     list_fields = getattr(message, "ListFields", None)
     if list_fields is None:
         return found
     for descriptor, value in list_fields():
         path = f"{prefix}{descriptor.name}"
-        if descriptor.message_type is None or descriptor.message_type.GetOptions().map_entry:
+        is_text = descriptor.type == descriptor.TYPE_STRING
+        if descriptor.message_type is not None and descriptor.message_type.GetOptions().map_entry:
+            continue
+        if descriptor.message_type is None and not is_text:
             continue
         items = value if descriptor.is_repeated else [value]
         for index, item in enumerate(items):
             where = f"{path}[{index}]" if descriptor.is_repeated else path
-            if isinstance(item, Timestamp):
+            if is_text:
+                if "\x00" in item:
+                    found.append(FieldViolation(where, "must not contain NUL characters"))
+            elif isinstance(item, Timestamp):
                 problem = timestamp_problem(item)
                 if problem is not None:
                     found.append(FieldViolation(where, problem))
             else:
-                found.extend(timestamp_violations(item, f"{where}."))
+                found.extend(request_violations(item, f"{where}."))
     return found
 
 
@@ -153,7 +160,7 @@ __all__ = [
     "offset_from_token",
     "offset_token",
     "page_size",
+    "request_violations",
     "shorten",
     "timestamp_problem",
-    "timestamp_violations",
 ]

@@ -14,7 +14,7 @@ from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from opentelemetry.trace import TracerProvider
 
 from services.runtime.grpc.auth import AuthenticationInterceptor
-from services.runtime.grpc.conversion import timestamp_violations
+from services.runtime.grpc.conversion import request_violations
 from services.runtime.grpc.errors import ErrorMappingInterceptor
 from services.runtime.tokens import TokenVerifier
 
@@ -93,7 +93,7 @@ class GrpcEndpoint:
                 aio_server_interceptor(tracer_provider=self._tracer_provider),
                 *self._extra_interceptors,
                 AuthenticationInterceptor(self._verifier),
-                ErrorMappingInterceptor(check_request=timestamp_violations),
+                ErrorMappingInterceptor(check_request=request_violations),
             ],
             options=self._options,
         )
