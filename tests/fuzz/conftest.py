@@ -10,9 +10,8 @@ from tests.fuzz.tally import TALLY_KEY
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, config: pytest.Config
 ) -> None:
-    tally = config.stash.get(TALLY_KEY, None)
-    if tally is None:
-        return
-    terminalreporter.section("gRPC fuzz: answers by status code")
-    for line in tally.lines():
-        terminalreporter.write_line(line)
+    tallies = config.stash.get(TALLY_KEY, {})
+    for backend, tally in tallies.items():
+        terminalreporter.section(f"gRPC fuzz on {backend}: answers by status code")
+        for line in tally.lines():
+            terminalreporter.write_line(line)

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-TALLY_KEY = pytest.StashKey["Tally"]()
+# One tally per database the services ran on ("SQLite", "PostgreSQL").
+TALLY_KEY = pytest.StashKey[dict[str, "Tally"]]()
 
 
 @dataclass

@@ -26,6 +26,7 @@ from xiezuo.intake.v1 import intake_pb2
 from xiezuo.staffing.v1 import registry_pb2
 
 from services.runtime.grpc.errors import field_violations
+from services.runtime.localstack import PostgresCluster
 from tests.fuzz.requests import RequestStrategies, undefined_enums
 from tests.fuzz.tally import TALLY_KEY, Tally
 from tests.fuzz.world import PRINCIPALS, Rpc, World, digest, every_rpc
@@ -37,6 +38,7 @@ pytestmark = pytest.mark.fuzz
 RPCS = every_rpc()
 BATCH = 10
 BATCHES_PER_RPC = 36  # 56 RPCs × 36 × 10 = 20,160 calls
+POSTGRES_BATCHES_PER_RPC = 6  # 3,360 calls: PostgreSQL's own refusals
 CALL_TIMEOUT = 30.0
 # A denied read may leave its audit entry: an attempt to read a clue or case is on the audit
 # chain even when it is refused. Every other refusal must change no row at all.
@@ -54,12 +56,21 @@ REFUSALS = {
 }
 
 
-@pytest.fixture(scope="module")
-def tally(request: pytest.FixtureRequest) -> Iterator[Tally]:
+def _tally(request: pytest.FixtureRequest, backend: str) -> Iterator[Tally]:
     found = Tally()
-    request.config.stash[TALLY_KEY] = found
+    request.config.stash.setdefault(TALLY_KEY, {})[backend] = found
     yield found
     found.stop()
+
+
+@pytest.fixture(scope="module")
+def tally(request: pytest.FixtureRequest) -> Iterator[Tally]:
+    yield from _tally(request, "SQLite")
+
+
+@pytest.fixture(scope="module")
+def postgres_tally(request: pytest.FixtureRequest) -> Iterator[Tally]:
+    yield from _tally(request, "PostgreSQL")
 
 
 class Batches:
@@ -91,6 +102,20 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
         yield running
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def postgres_world(
+    tmp_path_factory: pytest.TempPathFactory, postgres: PostgresCluster
+) -> AsyncIterator[World]:
+    directory = Path(tmp_path_factory.mktemp("fuzz-pg"))
+    async with start_world(directory, postgres.acreate_database) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def postgres_batches(postgres_world: World) -> Batches:
+    return Batches(postgres_world)
+
+
 class Caller:
     """Sends one request as one principal and answers with its status code."""
 
@@ -119,6 +144,40 @@ class Caller:
 async def test_every_rpc_answers_generated_requests_precisely(
     rpc: Rpc, world: World, batches: Batches, tally: Tally, data: st.DataObject
 ) -> None:
+    await _drive(world, rpc, batches, tally, data, check_rows=True)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("rpc", RPCS, ids=lambda rpc: rpc.name)
+@settings(
+    max_examples=POSTGRES_BATCHES_PER_RPC,
+    deadline=None,
+    database=None,
+    phases=[Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
+@given(data=st.data())
+async def test_every_rpc_answers_precisely_on_postgresql(
+    rpc: Rpc,
+    postgres_world: World,
+    postgres_batches: Batches,
+    postgres_tally: Tally,
+    data: st.DataObject,
+) -> None:
+    """PostgreSQL refuses what SQLite stores (NUL characters, over-long VARCHARs)."""
+    await _drive(postgres_world, rpc, postgres_batches, postgres_tally, data, check_rows=False)
+
+
+async def _drive(
+    world: World,
+    rpc: Rpc,
+    batches: Batches,
+    tally: Tally,
+    data: st.DataObject,
+    *,
+    check_rows: bool,
+) -> None:
+    """Send one generated batch; check every answer, and a sample of refusals' rows."""
     requests = data.draw(batches.of(rpc))
     callers = data.draw(
         st.lists(st.integers(0, len(PRINCIPALS) - 1), min_size=BATCH, max_size=BATCH)
@@ -127,7 +186,8 @@ async def test_every_rpc_answers_generated_requests_precisely(
     database_file = world.services[rpc.service].database_file
     for index, (request, who) in enumerate(zip(requests, callers, strict=True)):
         # The first call of every other batch is checked for changed rows (a sample: cost).
-        before = digest(database_file) if index == 0 and data.draw(st.booleans()) else None
+        sampled = check_rows and index == 0 and data.draw(st.booleans())
+        before = digest(database_file) if sampled else None
         code, details = await caller.code(request, who)
         tally.add(rpc.name, code.name)
         assert code not in NEVER, f"{rpc.name} answered {code.name} {details[:300]} to {request}"
