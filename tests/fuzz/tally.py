@@ -25,8 +25,7 @@ class Tally:
     def add(self, rpc: str, code: str) -> None:
         self.by_code[code] += 1
         self.by_rpc[rpc] += 1
-
-    def stop(self) -> None:
+        # From the first fixture use to the last answer: the other pass's time is not counted.
         self.seconds = time.monotonic() - self.started
 
     def lines(self) -> list[str]:

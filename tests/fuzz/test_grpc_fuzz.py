@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from xiezuo.assessment.v1 import assessment_pb2
 from xiezuo.cases.v1 import cases_pb2
 from xiezuo.intake.v1 import intake_pb2
-from xiezuo.staffing.v1 import registry_pb2
+from xiezuo.staffing.v1 import registry_pb2, training_pb2
 
 from services.runtime.grpc.errors import field_violations
 from services.runtime.localstack import PostgresCluster
@@ -60,7 +60,6 @@ def _tally(request: pytest.FixtureRequest, backend: str) -> Iterator[Tally]:
     found = Tally()
     request.config.stash.setdefault(TALLY_KEY, {})[backend] = found
     yield found
-    found.stop()
 
 
 @pytest.fixture(scope="module")
@@ -371,3 +370,20 @@ async def test_an_undefined_rejection_ground_is_not_taken_for_none(world: World)
         await intake.stub.DecideAcceptance(request, metadata=intake.bearer(PRINCIPALS[0]))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "rejection_ground" in {f for f, _ in field_violations(caught.value)}
+
+
+async def test_training_too_short_to_record_is_refused(world: World) -> None:
+    """Found by the fuzzer: 1e-163 hours passed validation, rounded to 0 tenths, INTERNAL."""
+    training = world.services["xiezuo.staffing.v1.TrainingService"]
+    request = training_pb2.RecordTrainingRequest(
+        idempotency_key="tiny",
+        person_id="p2a",
+        course="investigation",
+        training_type=training_pb2.TRAINING_TYPE_LECTURE,
+        hours=1e-163,
+        date="2026-07-01",
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await training.stub.RecordTraining(request, metadata=training.bearer(PRINCIPALS[0]))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in field_violations(caught.value)] == ["hours"]

@@ -49,7 +49,8 @@ def training_problems(course: str, hours: float) -> list[tuple[str, str]]:
         problems.append(("course", "is required"))
     elif len(course) > 300:
         problems.append(("course", "is longer than 300 characters"))
-    if not 0 < hours <= MAX_HOURS_PER_RECORD:
+    # Below a twentieth of an hour rounds to no tenths at all: nothing would be recorded.
+    if not 0 < hours <= MAX_HOURS_PER_RECORD or round(hours * 10) < 1:
         problems.append(("hours", f"must be more than 0 and at most {MAX_HOURS_PER_RECORD:g}"))
     elif abs(hours * 10 - round(hours * 10)) > 1e-6:
         problems.append(("hours", "is recorded in tenths of an hour"))
