@@ -349,6 +349,19 @@ async def test_a_day_before_any_rule_book_is_an_invalid_argument(world: World) -
             ),
             "period",
         ),
+        (
+            assessment.stub.ExportReport(
+                assessment_pb2.ExportReportRequest(county_id="c1", quarter="2001Q1"),
+                metadata=who,
+            ),
+            "quarter",
+        ),
+        (
+            assessment.stub.ExportReport(
+                assessment_pb2.ExportReportRequest(county_id="c1", year=2001), metadata=who
+            ),
+            "year",
+        ),
     ]
     for call, field in calls:
         with pytest.raises(grpc.aio.AioRpcError) as caught:

@@ -105,6 +105,10 @@ class QuarterCommands:
                 quarter = Quarter.parse(request.quarter)
             except ValueError as exc:
                 violations.append(FieldViolation("quarter", str(exc)))
+        if request.year:
+            rules_known(self._scoring, Quarter(request.year, 1), violations, "year")
+        else:
+            rules_known(self._scoring, quarter, violations)
         if violations:
             raise InvalidArgument(violations)
         principal = current_principal()
