@@ -57,6 +57,7 @@ from services.runtime.host import ensure_topics
 from services.runtime.inbox import EventConsumer, Record
 from services.runtime.localstack import KafkaNode, PostgresCluster
 from services.runtime.migrate import upgrade_async
+from services.runtime.settings import PlatformSettings
 
 
 class _NoDeadLetters:
@@ -285,7 +286,10 @@ async def main() -> None:
         "--live-events", type=int, default=20_000, help="through Kafka (0 skips the broker)"
     )
     parser.add_argument(
-        "--consumer-batch", type=int, default=500, help="live path: records per transaction"
+        "--consumer-batch",
+        type=int,
+        default=PlatformSettings().consumer_batch_size,
+        help="live path: records per transaction (default: the services' setting)",
     )
     parser.add_argument(
         "--live-check", action="store_true", help="live path: compare with an in-process replay"
