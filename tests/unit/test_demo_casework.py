@@ -12,12 +12,11 @@ from typing import Any
 import pytest
 from xiezuo.cases.v1 import cases_pb2
 
+from services.cases.api.commands import command_of
 from services.cases.domain.casefile import (
     Actor,
     CaseFile,
-    Command,
     Refused,
-    Sanction,
     handle,
     new_case_file,
 )
@@ -68,14 +67,8 @@ class FakeCases:
         self, request: cases_pb2.ActOnCaseRequest, *, metadata: Any, **_: Any
     ) -> cases_pb2.ActOnCaseResponse:
         actor = self._actor(metadata, request.case_id)
-        command = Command(
-            action=request.action,
-            choice=request.choice,
-            description=request.description,
-            sha256=request.sha256,
-            reason=request.reason,
-            sanctions=tuple(Sanction(s.track, s.kind) for s in request.sanctions),
-        )
+        # The real request conversion, so the demo's meeting records and fields reach the rules.
+        command = command_of(request)
         file = self.files[request.case_id]
         try:
             after = handle(file, command, actor, DEFAULT_RULES).after
