@@ -202,6 +202,7 @@ class ServiceHost:
                         self.metrics.registry, tracer_provider, service_name=service
                     ),
                 )
+                self.consumer.tracer_provider = tracer_provider
                 bind_consumer(broker, self.consumer)
                 await broker.start()
                 return broker

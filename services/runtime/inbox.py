@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
+from opentelemetry import propagate
+from opentelemetry.trace import SpanKind, TracerProvider
 from pydantic import ValidationError
 from sqlalchemy import false, update
 from sqlalchemy.exc import IntegrityError
@@ -84,6 +87,9 @@ class EventConsumer:
     batch_size: int = 1
     # Types some contract declares: not routed here means "someone else's", not "unknown".
     known_types: frozenset[str] = field(default_factory=lambda: frozenset(EVENT_TYPES))
+    # Batches get one consumer span per record, continued from its traceparent (FastStream's
+    # middleware traces a batch as one span, which would cut every event's trace there).
+    tracer_provider: TracerProvider | None = None
     _routes: dict[str, _Route] = field(default_factory=dict)
     _newer_seen: set[str] = field(default_factory=set)
 
@@ -221,7 +227,8 @@ class EventConsumer:
                 await asyncio.sleep(self.retry_backoff_seconds * 2 ** (attempt - 1))
             attempt += 1
             try:
-                outcome = await self._apply(item.route, item.event, item.envelope)
+                with self._record_span(item):
+                    outcome = await self._apply(item.route, item.event, item.envelope)
             except PoisonEvent as exc:
                 return await self._dead_letter(
                     item.record, item.envelope, "rejected", str(exc), attempt, item.started
@@ -287,9 +294,10 @@ class EventConsumer:
                     applied[index] = (item, Outcome.DUPLICATE)
                     continue
                 try:
-                    async with session.begin_nested():
-                        await item.route.handler(session, item.event, item.envelope)
-                        session.add(self._inbox_entry(item.envelope))
+                    with self._record_span(item):
+                        async with session.begin_nested():
+                            await item.route.handler(session, item.event, item.envelope)
+                            session.add(self._inbox_entry(item.envelope))
                 except Exception as exc:
                     failed.append((index, item, exc))
                     if not isinstance(exc, PoisonEvent):
@@ -367,6 +375,34 @@ class EventConsumer:
         label = envelope.type if envelope is not None and known else "unknown"
         self._count(label, "", Outcome.DEAD_LETTERED, started)
         return Outcome.DEAD_LETTERED
+
+    @contextlib.contextmanager
+    def _record_span(self, item: _Readable) -> Iterator[None]:
+        """A consumer span for one record of a batch, child of the span that published it."""
+        if self.batch_size <= 1 or self.tracer_provider is None:
+            yield  # one record at a time: FastStream's middleware opened this span already
+            return
+        carrier: dict[str, str] = {}
+        for name, raw in item.record.headers:
+            if name in ("traceparent", "tracestate"):
+                with contextlib.suppress(UnicodeDecodeError):
+                    carrier[name] = raw.decode()
+        tracer = self.tracer_provider.get_tracer("xiezuo.consumer")
+        with tracer.start_as_current_span(
+            f"{item.record.topic} process",
+            context=propagate.extract(carrier),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": item.record.topic,
+                "messaging.destination.partition.id": str(item.record.partition),
+                "messaging.kafka.offset": item.record.offset,
+                "messaging.message.id": item.envelope.id[:100],
+                "messaging.consumer.group.name": self.consumer_name,
+            },
+        ):
+            yield
 
     def _note_newer_version(self, event_type: str) -> None:
         if event_type in self._newer_seen or len(self._newer_seen) >= 100:
