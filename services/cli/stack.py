@@ -70,6 +70,10 @@ def up(
     """Start Kafka and the four services; on first run, replay a demo year. Ctrl-C stops all."""
     from services.runtime.localstack.kafka import KafkaError, KafkaNode
 
+    # Ctrl-C and a supervisor's SIGTERM both stop everything in order. Set explicitly: a shell
+    # starts a background command with SIGINT ignored, and Python keeps an ignored signal so.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupted)
     platform = PlatformSettings()
     state = (state_dir or platform.state_dir).resolve()
     state.mkdir(parents=True, exist_ok=True)
@@ -120,8 +124,9 @@ def up(
         console.print(f"[red]{exc}[/red] (service logs are in {state / 'logs'})")
         raise typer.Exit(1) from exc
     finally:
-        # A second Ctrl-C must not cut the shutdown short and orphan the services.
+        # A second Ctrl-C (or SIGTERM) must not cut the shutdown short and orphan the services.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         console.print("stopping services ...")
         for process in processes.values():
             with contextlib.suppress(ProcessLookupError):
@@ -178,6 +183,11 @@ def _await_ready(service: str, process: subprocess.Popen[str], timeout: float) -
                 info: dict[str, str] = message["ready"]
                 return info
     raise RuntimeError(f"{service} was not ready within {timeout:.0f} s")
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    """SIGTERM handled as Ctrl-C: the same orderly stop."""
+    raise KeyboardInterrupt
 
 
 def _wait_for_interrupt(processes: dict[str, subprocess.Popen[str]]) -> None:

@@ -30,7 +30,15 @@ def _env(state: Path, ports: list[int]) -> dict[str, str]:
     return env
 
 
-def test_up_serves_four_healthy_services_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+def _ignore_sigint() -> None:
+    # What a shell does to a command it starts in the background (`xiezuo up &`, CI runners).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_up_serves_four_healthy_services_and_ctrl_c_stops_everything(
+    tmp_path: Path, stop_signal: signal.Signals
+) -> None:
     ports = free_ports(2 * len(SERVICES) + 1)
     kafka_port = ports.pop()
     env = _env(tmp_path / "state", ports)
@@ -41,6 +49,7 @@ def test_up_serves_four_healthy_services_and_ctrl_c_stops_everything(tmp_path: P
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=_ignore_sigint,
     )
     try:
         deadline = time.monotonic() + UP_DEADLINE
@@ -55,8 +64,9 @@ def test_up_serves_four_healthy_services_and_ctrl_c_stops_everything(tmp_path: P
         health = {row["service"]: row["health"] for row in json.loads(status.stdout)}
         assert health == dict.fromkeys(SERVICES, "SERVING")
     finally:
-        # What a person's Ctrl-C sends to the foreground process.
-        up.send_signal(signal.SIGINT)
+        # A person's Ctrl-C (even when the shell started `up` with SIGINT ignored), or a
+        # supervisor's SIGTERM: both stop the services and Kafka in order.
+        up.send_signal(stop_signal)
         try:
             code = up.wait(timeout=90)
         except subprocess.TimeoutExpired:
