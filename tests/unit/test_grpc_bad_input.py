@@ -209,6 +209,36 @@ async def test_reflection_answers_under_v1_with_file_descriptors(harness: Harnes
     assert response.file_descriptor_response.file_descriptor_proto
 
 
+async def test_reflection_resolves_every_method_name_to_its_file(harness: Harness) -> None:
+    """What `grpcurl describe pkg.Service.Method` asks; the C descriptor pool cannot say."""
+    call = harness.channel.stream_stream(
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )()
+    methods = intake_pb2.DESCRIPTOR.services_by_name["IntakeService"].methods
+    for method in methods:
+        await call.write(
+            reflection_pb2.ServerReflectionRequest(file_containing_symbol=method.full_name)
+        )
+        response = await call.read()
+        assert response.WhichOneof("message_response") == "file_descriptor_response", method
+    await call.write(
+        reflection_pb2.ServerReflectionRequest(file_containing_symbol=f"{INTAKE}.NoSuchMethod")
+    )
+    missing = await call.read()
+    assert missing.WhichOneof("message_response") == "error_response"
+    await call.write(reflection_pb2.ServerReflectionRequest(list_services=""))
+    listed = await call.read()
+    await call.done_writing()
+    names = {service.name for service in listed.list_services_response.service}
+    assert {
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    } <= names
+    assert len(methods) > 5
+
+
 async def test_text_with_a_nul_character_is_refused_before_the_servicer(harness: Harness) -> None:
     request = intake_pb2.SubmitReportRequest(content="ok", allegation_categories=["a", "b\x00"])
     error = await _rejection(harness.intake.SubmitReport(request, metadata=harness.bearer()))

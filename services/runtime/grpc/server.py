@@ -25,11 +25,29 @@ REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
 REFLECTION_SERVICES = (reflection.SERVICE_NAME, REFLECTION_V1)
 
 
+class _ReflectionServicer(reflection.aio.ReflectionServicer):
+    """Reflection that also resolves a method's name (`pkg.Service.Method`) to its file.
+
+    protobuf's C descriptor pool finds messages, enums and services by name but not methods,
+    so `grpcurl describe pkg.Service.Method` got "Symbol not found" for every method.
+    """
+
+    def _file_containing_symbol(self, request: Any, fully_qualified_name: str) -> Any:
+        try:
+            self._pool.FindFileContainingSymbol(fully_qualified_name)
+        except KeyError:
+            try:
+                method = self._pool.FindMethodByName(fully_qualified_name)
+            except KeyError:
+                pass
+            else:
+                return super()._file_containing_symbol(request, method.containing_service.full_name)
+        return super()._file_containing_symbol(request, fully_qualified_name)
+
+
 def add_reflection(server: grpc.aio.Server, service_names: Sequence[str]) -> None:
     """Serve server reflection for service_names under both v1 and v1alpha."""
-    servicer = reflection.aio.ReflectionServicer(
-        (*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME)
-    )
+    servicer = _ReflectionServicer((*service_names, health.SERVICE_NAME, *REFLECTION_SERVICES))
     handlers = {
         "ServerReflectionInfo": grpc.stream_stream_rpc_method_handler(
             servicer.ServerReflectionInfo,
