@@ -288,6 +288,26 @@ async def test_a_zone_that_does_not_exist_has_no_scorecard(client: Client) -> No
     assert idle.scorecard.subject_id == "z-idle"
 
 
+async def test_a_mark_for_an_over_long_subject_id_is_invalid_argument(client: Client) -> None:
+    """Found by the fuzz suite: PostgreSQL refused the row and the call answered INTERNAL."""
+    request = pb.RecordQualitativeScoreRequest(
+        idempotency_key="mark-long",
+        county_id=COUNTY,
+        level=pb.LEVEL_PERSON,
+        subject_id="x" * 65,
+        quarter="2026Q3",
+        points=5,
+        reason="a mark",
+    )
+    error = await _denied(
+        client.stub.RecordQualitativeScore(request, metadata=client.as_(ASSESSOR))
+    )
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [field for field, _ in field_violations(error)] == ["subject_id"]
+    async with client.database.session() as session:
+        assert (await session.exec(select(func.count()).select_from(QualitativeMark))).one() == 0
+
+
 async def test_qualitative_marks_are_idempotent_validated_and_scored(client: Client) -> None:
     request = pb.RecordQualitativeScoreRequest(
         idempotency_key="mark-1",

@@ -23,7 +23,10 @@ from services.assessment.store.scorecards import Scoring
 from services.runtime import audit
 from services.runtime.db import Database
 from services.runtime.grpc.auth import current_principal
+from services.runtime.grpc.conversion import bounded_text
 from services.runtime.grpc.errors import FieldViolation, InvalidArgument, NotFound
+
+MAX_STORED_ID = 64
 
 
 class PlanCommands:
@@ -40,6 +43,9 @@ class PlanCommands:
         violations: list[FieldViolation] = []
         level, quarter = unit_fields(request, violations)
         violations += required(request, "idempotency_key")
+        # The unit's ids are stored in 64-character columns (PostgreSQL refuses longer ones).
+        bounded_text(request.county_id, "county_id", violations, max_length=MAX_STORED_ID)
+        bounded_text(request.subject_id, "subject_id", violations, max_length=MAX_STORED_ID)
         if not request.reason.strip():
             violations.append(FieldViolation("reason", "is required"))
         elif len(request.reason) > MAX_REASON:
