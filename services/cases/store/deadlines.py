@@ -11,6 +11,7 @@ again) on the extended due date.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import insert
 from sqlmodel import col, func, select
@@ -55,20 +56,19 @@ async def open_deadline(
             .where(DeadlineRow.case_id == record_id, DeadlineRow.kind == kind)
         )
     ).one()
-    due, warn_at = _due_and_warning(rules, kind, started_at, due_at, recorded_at)
     deadline = DeadlineRow(
-        deadline_id=f"{record_id}:{kind}:{earlier + 1}",
-        case_id=record_id,
-        county_id=county_id,
-        zone_id=zone_id,
-        kind=kind,
-        rule_version=rules.version,
-        started_at=started_at,
-        due_at=due,
-        warn_at=warn_at,
-        status="open",
-        extensions=extensions,
-        supersedes=supersedes,
+        **_deadline_values(
+            f"{record_id}:{kind}:{earlier + 1}",
+            record_id=record_id,
+            county_id=county_id,
+            zone_id=zone_id,
+            kind=kind,
+            rules=rules,
+            due_and_warning=_due_and_warning(rules, kind, started_at, due_at, recorded_at),
+            started_at=started_at,
+            extensions=extensions,
+            supersedes=supersedes,
+        )
     )
     session.add(deadline)
     await session.flush()
@@ -92,25 +92,51 @@ async def open_first_deadline(
     flush): the clue consumer opens one per registered clue. A deadline that somehow exists
     already fails the insert instead of being numbered past.
     """
-    due, warn_at = _due_and_warning(rules, kind, started_at, None, recorded_at)
     connection = await session.connection()
-    await connection.execute(
-        insert(DeadlineRow).values(
-            deadline_id=f"{record_id}:{kind}:1",
-            case_id=record_id,
-            county_id=county_id,
-            zone_id=zone_id,
-            kind=kind,
-            rule_version=rules.version,
-            started_at=started_at,
-            due_at=due,
-            warn_at=warn_at,
-            status="open",
-            extensions=0,
-            ended_at=None,
-            supersedes=None,
-        )
+    values = _deadline_values(
+        f"{record_id}:{kind}:1",
+        record_id=record_id,
+        county_id=county_id,
+        zone_id=zone_id,
+        kind=kind,
+        rules=rules,
+        due_and_warning=_due_and_warning(rules, kind, started_at, None, recorded_at),
+        started_at=started_at,
+        extensions=0,
+        supersedes=None,
     )
+    await connection.execute(insert(DeadlineRow).values(**values, ended_at=None))
+
+
+def _deadline_values(
+    deadline_id: str,
+    *,
+    record_id: str,
+    county_id: str,
+    zone_id: str,
+    kind: str,
+    rules: RuleSet,
+    due_and_warning: tuple[datetime, datetime],
+    started_at: datetime,
+    extensions: int,
+    supersedes: str | None,
+) -> dict[str, Any]:
+    """The columns of a new open deadline (one place for the ORM and the Core insert)."""
+    due, warn_at = due_and_warning
+    return {
+        "deadline_id": deadline_id,
+        "case_id": record_id,
+        "county_id": county_id,
+        "zone_id": zone_id,
+        "kind": kind,
+        "rule_version": rules.version,
+        "started_at": started_at,
+        "due_at": due,
+        "warn_at": warn_at,
+        "status": "open",
+        "extensions": extensions,
+        "supersedes": supersedes,
+    }
 
 
 def _due_and_warning(
