@@ -95,57 +95,43 @@ def bind_consumer(broker: KafkaBroker, consumer: EventConsumer) -> None:
     topics = consumer.topics()
     if not topics:
         return
-    title = f"{consumer.consumer_name}:{','.join(topics)}"
-    if consumer.batch_size > 1:
+    batched = consumer.batch_size > 1
 
-        async def on_batch(body: Any, message: KafkaMessage) -> None:
-            raw = message.raw_message
-            batch = raw if isinstance(raw, tuple) else (raw,)
-            try:
-                await consumer.consume_batch([record_of(record) for record in batch])
-            except Exception:
-                # Only reachable when a dead-letter write failed: rewind every partition of
-                # the batch so nothing is skipped by a later commit.
-                await message.nack()
-                raise
-            # One commit for the whole batch.
-            await message.ack()
-
-        broker.subscriber(
-            *topics,
-            group_id=consumer.consumer_name,
-            ack_policy=AckPolicy.MANUAL,
-            auto_offset_reset="earliest",
-            batch=True,
-            max_records=consumer.batch_size,
-            batch_timeout_ms=BATCH_WAIT_MS,
-            parser=_parse_batch,
-            decoder=_raw_body,
-            title=title,
-        )(on_batch)
-        return
-
-    async def on_record(body: Any, message: KafkaMessage) -> None:
+    async def on_delivery(body: Any, message: KafkaMessage) -> None:
         raw = message.raw_message
-        assert not isinstance(raw, tuple)  # single-record subscriber
+        records = [record_of(record) for record in (raw if isinstance(raw, tuple) else (raw,))]
         try:
-            await consumer.consume(record_of(raw))
+            if batched:
+                await consumer.consume_batch(records)
+            else:
+                await consumer.consume(records[0])
         except Exception:
-            # Only reachable when even the dead-letter write failed: rewind so the record
-            # is delivered again instead of being skipped by a later commit.
+            # Only reachable when even a dead-letter write failed: rewind every partition of
+            # the delivery so nothing is skipped by a later commit.
             await message.nack()
             raise
+        # One commit per delivery: a whole batch at once.
         await message.ack()
 
+    options: dict[str, Any] = (
+        {
+            "batch": True,
+            "max_records": consumer.batch_size,
+            "batch_timeout_ms": BATCH_WAIT_MS,
+            "parser": _parse_batch,
+        }
+        if batched
+        else {"parser": _parse_record}
+    )
     broker.subscriber(
         *topics,
         group_id=consumer.consumer_name,
         ack_policy=AckPolicy.MANUAL,
         auto_offset_reset="earliest",
-        parser=_parse_record,
         decoder=_raw_body,
-        title=title,
-    )(on_record)
+        title=f"{consumer.consumer_name}:{','.join(topics)}",
+        **options,
+    )(on_delivery)
 
 
 class TransientCoordinatorErrors(logging.Filter):
