@@ -107,6 +107,18 @@ async def _service_broker(
         await asyncio.wait_for(broker.stop(), WAIT_SECONDS)
 
 
+async def _wait_for_lag_zero(
+    bootstrap: str, consumer: EventConsumer, topic: str, last_offset: int, what: str
+) -> None:
+    """Until the consumer's group has committed past `last_offset` on partition 0."""
+
+    async def lag_is_zero() -> bool:
+        done = await committed_offsets(bootstrap, consumer.consumer_name)
+        return done.get((topic, 0)) == last_offset + 1
+
+    await wait_until(lag_is_zero, what)
+
+
 @pytest.fixture
 async def sqlite_database(tmp_path: Path) -> AsyncIterator[Database]:
     """A migrated, empty cases database on SQLite."""
@@ -148,11 +160,13 @@ async def test_a_poison_record_last_on_its_partition_is_parked_and_committed(
                 [(key, good.data, good.headers()), (key, value, headers)],
             )
 
-            async def lag_is_zero() -> bool:
-                done = await committed_offsets(kafka.bootstrap_servers, consumer.consumer_name)
-                return done.get((topic, 0)) == offsets[-1] + 1
-
-            await wait_until(lag_is_zero, "the poison record's offset to be committed")
+            await _wait_for_lag_zero(
+                kafka.bootstrap_servers,
+                consumer,
+                topic,
+                offsets[-1],
+                "the poison record's offset to be committed",
+            )
 
     [parked] = await read_records(
         kafka.bootstrap_servers, consumer.dead_letter_topic, 1, settle=0.5
@@ -212,11 +226,13 @@ async def test_a_newer_version_of_a_known_type_is_skipped_not_parked(
                 ],
             )
 
-            async def lag_is_zero() -> bool:
-                done = await committed_offsets(kafka.bootstrap_servers, consumer.consumer_name)
-                return done.get((topic, 0)) == offsets[-1] + 1
-
-            await wait_until(lag_is_zero, "the newer record's offset to be committed")
+            await _wait_for_lag_zero(
+                kafka.bootstrap_servers,
+                consumer,
+                topic,
+                offsets[-1],
+                "the newer record's offset to be committed",
+            )
 
     parked = await read_records(kafka.bootstrap_servers, consumer.dead_letter_topic, 0, settle=1.0)
     assert parked == []
