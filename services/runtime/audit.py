@@ -453,14 +453,20 @@ async def _lock_county_head(
     # transaction (a plain SELECT would run outside it and let two writers read the same head);
     # on PostgreSQL it row-locks like the SELECT ... FOR UPDATE below. Other counties' heads
     # are other rows, so their appends do not wait for this one.
-    locked = await session.exec(
-        update(AuditCountyHead)
-        .where(col(AuditCountyHead.county_id) == county_id)
-        .values(last_seq=AuditCountyHead.last_seq)
-    )
-    if locked.rowcount == 0:
-        legacy = await _read_legacy_head(session) or (0, GENESIS_HASH)
-        await _insert_county_head(session, county_id, genesis_seal(key, county_id, legacy))
+    # RETURNING reads the head in the same statement that locks it (one round trip per append
+    # on the hot path; SQLite has it since 3.35).
+    locked = (
+        await session.exec(
+            update(AuditCountyHead)
+            .where(col(AuditCountyHead.county_id) == county_id)
+            .values(last_seq=AuditCountyHead.last_seq)
+            .returning(col(AuditCountyHead.last_seq), col(AuditCountyHead.last_hash))
+        )
+    ).first()
+    if locked is not None:
+        return locked[0], locked[1]
+    legacy = await _read_legacy_head(session) or (0, GENESIS_HASH)
+    await _insert_county_head(session, county_id, genesis_seal(key, county_id, legacy))
     head = await _read_county_head(session, county_id, for_update=True)
     if head is None:  # pragma: no cover - the row was just ensured in this transaction
         raise RuntimeError("audit chain head row could not be created")
