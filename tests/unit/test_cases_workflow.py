@@ -282,6 +282,7 @@ def test_verification_and_stored_clues_run_on_their_own_clocks() -> None:
     file = _do(file, officer, "propose_outcome", choice="store").after
     assert file.clock == "verification"
     step = _do(file, zone, "approve_outcome")
+    assert step.detail["outcome"] == "store"
     assert (step.after.stage, step.clock_stopped, step.clock_started) == (
         "stored_pending",
         "verification",

@@ -592,7 +592,7 @@ def _approve_outcome(file: CaseFile, command: Command, actor: Actor, rules: Rule
         pending = Proposal("filing", "file_case", rules.approvers("filing", file.subject_level))
     investigators = _union(file.investigators, file.working_team)
     after = replace(file, stage=stage, pending=pending, investigators=investigators)
-    return _move(
+    transition = _move(
         file,
         command,
         after,
@@ -600,6 +600,9 @@ def _approve_outcome(file: CaseFile, command: Command, actor: Actor, rules: Rule
         clock_stopped=file.clock,
         clock_started=_entry_clock(stage, rules),
     )
+    # The approved proposal, so consumers tell a reminder talk (four forms, 1) from a closure.
+    transition.detail["outcome"] = proposal.choice
+    return transition
 
 
 def _approve_filing(file: CaseFile, command: Command, actor: Actor, rules: RuleSet) -> Transition:
