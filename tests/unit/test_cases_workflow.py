@@ -384,6 +384,19 @@ def test_a_changed_review_outcome_replaces_the_decision_and_its_sanctions() -> N
         {"track": "party", "kind": "warning", "effect_months": 12}
     ]
     assert invariant_violations(changed.after, RULES) == []
+    adjusted = handle(
+        review,
+        Command(
+            "decide_appeal",
+            choice="changed",
+            decision="organisational_handling",
+            measures=("reassignment",),
+        ),
+        leader,
+        RULES,
+    )
+    # The replacing measures are published like a decision's (four forms 2 and 3).
+    assert adjusted.detail["organisational_measures"] == ["reassignment"]
     cleared = handle(
         review, Command("decide_appeal", choice="changed", decision="cancel"), leader, RULES
     )

@@ -955,6 +955,8 @@ def _decide_appeal(file: CaseFile, command: Command, actor: Actor, rules: RuleSe
             {"track": s.track, "kind": s.kind, "effect_months": months}
             for s, months in decision.sanctions
         ]
+        if decision.measures:
+            transition.detail["organisational_measures"] = list(decision.measures)
     return transition
 
 
