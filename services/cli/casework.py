@@ -1,4 +1,4 @@
-"""Working a clue or case from the terminal: `clues dispose`, `cases show`, `cases advance`."""
+"""Working clues and cases: `clues dispose`, `cases show|advance|list|link|joint`."""
 
 from __future__ import annotations
 
@@ -17,8 +17,11 @@ from services.cli.client import (
     ServiceCall,
     TimeoutOption,
     TokenOption,
+    call,
     emit,
     fail,
+    fresh_key,
+    next_page,
     print_table,
     resolve_token,
     stdout_console,
@@ -41,7 +44,13 @@ def act(
     )
 
 
-def print_step(response: cases_pb2.ActOnCaseResponse, *, as_json: bool) -> None:
+def print_step(
+    response: cases_pb2.ActOnCaseResponse
+    | cases_pb2.LinkRelatedCluesResponse
+    | cases_pb2.DeclareJointCaseResponse,
+    *,
+    as_json: bool,
+) -> None:
     """What a step did, for a person or a script."""
     if as_json:
         emit(response, as_json=True)
@@ -245,3 +254,103 @@ def cases_show(
             for s in response.history
         ),
     )
+
+
+def cases_list(
+    county: Annotated[str, typer.Option(help="County id")],
+    zone: Annotated[str, typer.Option(help="Only this zone")] = "",
+    township: Annotated[str, typer.Option(help="Only this township (of the subject)")] = "",
+    stage: Annotated[str, typer.Option(help="Only this stage, e.g. investigation")] = "",
+    category: Annotated[str, typer.Option(help="Only this allegation category")] = "",
+    assignee: Annotated[str, typer.Option(help="Only files with this person on a team")] = "",
+    overdue_only: Annotated[bool, typer.Option(help="Only files past a deadline")] = False,
+    at_risk_only: Annotated[
+        bool, typer.Option(help="Only files in a deadline's warning period or past it")
+    ] = False,
+    page_size: Annotated[int, typer.Option(help="Files per page")] = 50,
+    page_token: Annotated[str, typer.Option(help="Continue from a previous page")] = "",
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+    timeout: TimeoutOption = 10.0,
+) -> None:
+    """The case files the caller may see, filtered, in case-id order."""
+    request = cases_pb2.ListCasesRequest(
+        county_id=county,
+        zone_id=zone,
+        township_id=township,
+        stage=stage,
+        category=category,
+        assignee=assignee,
+        overdue_only=overdue_only,
+        at_risk_only=at_risk_only,
+        page_size=page_size,
+        page_token=page_token,
+    )
+    response = call("cases", cases_pb2_grpc.CaseServiceStub, "ListCases", request, token, timeout)
+    if as_json:
+        emit(response, as_json=True)
+        return
+    print_table(
+        f"cases of {county}" + (f" / {zone}" if zone else ""),
+        ("case", "zone", "townships", "stage", "filed", "overdue", "team", "updated"),
+        (
+            (
+                c.case_id,
+                c.zone_id,
+                ", ".join(c.township_ids) or c.township_id,
+                c.stage,
+                "yes" if c.filed else "no",
+                "YES" if c.overdue else "no",
+                ", ".join(c.working_team) or "-",
+                when(c.updated_at),
+            )
+            for c in response.cases
+        ),
+    )
+    next_page(response.next_page_token)
+
+
+def cases_link(
+    case_id: CaseArg,
+    related_case_id: Annotated[str, typer.Argument(help="The other clue/case")],
+    reason: Annotated[str, typer.Option(help="Why they are related (required)")],
+    idempotency_key: IdempotencyOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+    timeout: TimeoutOption = 10.0,
+) -> None:
+    """Link two clues as related, worked side by side (safe to retry)."""
+    request = cases_pb2.LinkRelatedCluesRequest(
+        idempotency_key=fresh_key(idempotency_key),
+        case_id=case_id,
+        related_case_id=related_case_id,
+        reason=reason,
+    )
+    response = call(
+        "cases", cases_pb2_grpc.CaseServiceStub, "LinkRelatedClues", request, token, timeout
+    )
+    print_step(response, as_json=as_json)
+
+
+def cases_joint(
+    case_id: CaseArg,
+    township: Annotated[
+        list[str], typer.Option(help="A township added besides the subject's own (repeatable)")
+    ],
+    reason: Annotated[str, typer.Option(help="Why the case is worked jointly (required)")],
+    idempotency_key: IdempotencyOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+    timeout: TimeoutOption = 10.0,
+) -> None:
+    """Make a case joint across further townships: its teams come from none of them."""
+    request = cases_pb2.DeclareJointCaseRequest(
+        idempotency_key=fresh_key(idempotency_key),
+        case_id=case_id,
+        township_ids=township,
+        reason=reason,
+    )
+    response = call(
+        "cases", cases_pb2_grpc.CaseServiceStub, "DeclareJointCase", request, token, timeout
+    )
+    print_step(response, as_json=as_json)

@@ -6,14 +6,17 @@ import asyncio
 import json
 import os
 import sys
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, Protocol, TypeVar
 
 import grpc
 import typer
-from google.protobuf.json_format import MessageToDict
+import yaml
+from google.protobuf.descriptor import EnumDescriptor
+from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from rich.console import Console
@@ -24,6 +27,8 @@ from services.runtime.grpc.errors import field_violations
 from services.runtime.settings import Settings
 
 T = TypeVar("T")
+M = TypeVar("M", bound=Message)
+V = TypeVar("V", covariant=True)
 console = Console(stderr=True)
 
 TokenOption = Annotated[
@@ -169,3 +174,72 @@ def when(stamp: Timestamp) -> str:
 def enum_label(name: str, prefix: str) -> str:
     """`CLUE_STATUS_CASE_FILED` → `case filed`."""
     return name.removeprefix(prefix).replace("_", " ").lower()
+
+
+def call(
+    service: str,
+    stub: Callable[[grpc.aio.Channel], Any],
+    method: str,
+    request: Message,
+    token: str | None,
+    timeout: float,
+) -> Any:
+    """One unary call of `method` on `service` with the caller's token; failures exit."""
+    return ServiceCall(service, resolve_token(token), timeout).run(
+        lambda channel, metadata: getattr(stub(channel), method)(
+            request, metadata=metadata, timeout=timeout
+        )
+    )
+
+
+def fresh_key(given: str | None) -> str:
+    """The --idempotency-key given, or a new one for this invocation."""
+    return given or uuid.uuid4().hex
+
+
+class EnumType(Protocol[V]):
+    """A generated protobuf enum (its class), as far as the CLI uses it."""
+
+    DESCRIPTOR: EnumDescriptor
+
+    def Value(self, name: str) -> V: ...
+
+
+def choice(enum: EnumType[V], prefix: str, value: str, option: str) -> V:
+    """`close_relative_of_subject` → the enum number; an unknown name exits 2 listing the names."""
+    name = prefix + value.strip().upper().replace("-", "_")
+    if name == f"{prefix}UNSPECIFIED" or name not in enum.DESCRIPTOR.values_by_name:
+        expected = ", ".join(choices(enum, prefix))
+        fail(f"{option} {value!r}: expected one of {expected}", EXIT_INVALID)
+    return enum.Value(name)
+
+
+def choices(enum: EnumType[Any], prefix: str) -> list[str]:
+    """The names an enum option accepts, in the CLI's lower-case spelling."""
+    names = [value.name for value in enum.DESCRIPTOR.values]
+    return [name.removeprefix(prefix).lower() for name in names if not name.endswith("UNSPECIFIED")]
+
+
+def load_request(file: Path, request: M, *, defaults: dict[str, Any] | None = None) -> M:
+    """A request message read from a JSON or YAML file of its fields; bad input exits 2."""
+    try:
+        data: Any = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        fail(f"cannot read {file}: {exc}", EXIT_INVALID)
+    if not isinstance(data, dict):
+        fail(
+            f"{file} must hold one mapping of {request.DESCRIPTOR.name} fields",
+            EXIT_INVALID,
+        )
+    for field, value in (defaults or {}).items():
+        data.setdefault(field, value)
+    try:
+        return ParseDict(data, request)
+    except ParseError as exc:
+        fail(f"{file}: {exc}", EXIT_INVALID)
+
+
+def next_page(token: str) -> None:
+    """Tell the operator how to ask for the next page, if there is one."""
+    if token:
+        console.print(f"next page: --page-token {json.dumps(token)}")

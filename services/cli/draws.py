@@ -1,4 +1,4 @@
-"""`xiezuo draws explain|replay`: why a team was drawn, and proof the draw was fair."""
+"""`xiezuo draws explain|replay|override`: why a team was drawn, proof it was fair, overrides."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ from rich.markup import escape
 from xiezuo.staffing.v1 import staffing_pb2, staffing_pb2_grpc
 
 from services.cli.client import (
+    IdempotencyOption,
     JsonOption,
     ServiceCall,
     TimeoutOption,
     TokenOption,
+    call,
     emit,
+    fresh_key,
     print_table,
     resolve_token,
     stdout_console,
@@ -99,3 +102,31 @@ def draws_replay(
             out.print(f"  [red]difference:[/red] {escape(difference)}")
     if not (response.matches and response.seed_genuine and response.hash_intact):
         raise typer.Exit(EXIT_REPLAY_MISMATCH)
+
+
+@app.command("override")
+def draws_override(
+    draw_id: DrawArg,
+    member: Annotated[
+        list[str], typer.Option(help="A person of the team set instead (repeatable; first leads)")
+    ],
+    reason: Annotated[str, typer.Option(help="Why the draw is overridden (mandatory)")],
+    idempotency_key: IdempotencyOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+    timeout: TimeoutOption = 10.0,
+) -> None:
+    """A zone chief sets the team instead of the draw, with a reason (recorded and audited)."""
+    request = staffing_pb2.OverrideDrawRequest(
+        idempotency_key=fresh_key(idempotency_key),
+        draw_id=draw_id,
+        member_person_ids=member,
+        reason=reason,
+    )
+    response = call(
+        "staffing", staffing_pb2_grpc.StaffingServiceStub, "OverrideDraw", request, token, timeout
+    )
+    if as_json:
+        emit(response, as_json=True)
+    else:
+        stdout_console().print(f"{escape(draw_id)}: overridden by {escape(response.override_id)}")

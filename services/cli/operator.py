@@ -1,4 +1,4 @@
-"""Operator commands over gRPC: profile, reports, clues, cases, draws and ranking."""
+"""Operator commands over gRPC: one for every RPC the services offer (see coverage.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,19 @@ from rich.table import Table
 from xiezuo.cases.v1 import cases_pb2, cases_pb2_grpc
 from xiezuo.intake.v1 import intake_pb2, intake_pb2_grpc
 
-from services.cli import casework, draws, ranking
+from services.cli import (
+    casework,
+    draws,
+    people,
+    planning,
+    ranking,
+    rectification,
+    recusal,
+    registry,
+    report_handling,
+    scores,
+    training,
+)
 from services.cli.client import (
     EXIT_INVALID,
     JsonOption,
@@ -45,12 +57,27 @@ def register(app: typer.Typer) -> None:
     app.add_typer(clues_app, name="clues")
     app.add_typer(draws.app, name="draws")
     app.command("ranking")(ranking.ranking)
+    app.add_typer(scores.app, name="scores")
+    planning.register(app)
+    app.add_typer(rectification.app, name="rectification")
+    app.add_typer(people.app, name="people")
+    app.add_typer(people.conflicts_app, name="conflicts")
+    app.add_typer(recusal.app, name="recusal")
+    app.add_typer(recusal.assignments_app, name="assignments")
+    registry.register(app)
+    app.add_typer(training.app, name="training")
+    app.add_typer(training.attendance_app, name="attendance")
+    report_handling.register(reports_app)
     clues_app.command("dispose")(casework.clues_dispose)
-    # `xiezuo cases` is the cases service's own CLI (rules validate, mounted by main.py after
-    # this); the case-file commands join that group so both live under one name.
+    # `xiezuo cases` and `xiezuo assessment` are the services' own CLIs (mounted by main.py
+    # after this); the commands over gRPC join those groups so each domain has one name.
     cases_cli: typer.Typer = importlib.import_module("services.cases.cli").app
     cases_cli.command("show")(casework.cases_show)
     cases_cli.command("advance")(casework.cases_advance)
+    cases_cli.command("list")(casework.cases_list)
+    cases_cli.command("link")(casework.cases_link)
+    cases_cli.command("joint")(casework.cases_joint)
+    planning.register_assessment(importlib.import_module("services.assessment.cli").app)
 
 
 @profile_app.command("set")
