@@ -11,6 +11,7 @@ import grpc
 from xiezuo.cases.v1 import cases_pb2, cases_pb2_grpc
 
 from services.cases.api.servicer import CaseServicer
+from services.cases.deadline_gauges import DeadlineGauges
 from services.cases.domain.rules import DEFAULT_RULES, rules_in_force
 from services.cases.domain.ruleset import RuleSet
 from services.cases.handlers.clue_registered import ClueRegisteredHandler
@@ -30,6 +31,8 @@ from services.runtime.settings import Settings
 
 SERVICE_NAME = cases_pb2.DESCRIPTOR.services_by_name["CaseService"].full_name
 log = logging.getLogger(__name__)
+# Deadlines move in days; a gauge read every 30 s is current enough to page on.
+DEADLINE_GAUGE_SECONDS = 30.0
 
 
 def build(settings: Settings) -> tuple[ServiceHost, GrpcParts, DeadlineScanner]:
@@ -57,6 +60,8 @@ def build(settings: Settings) -> tuple[ServiceHost, GrpcParts, DeadlineScanner]:
         links=ClueLinks(database),
     )
     scanner = DeadlineScanner(database, batch_size=own.deadline_scan_batch)
+    gauges = DeadlineGauges(database, host.metrics.registry)
+    host.probes.add("deadlines", gauges.refresh, interval=DEADLINE_GAUGE_SECONDS)
 
     def register(server: grpc.aio.Server) -> None:
         cases_pb2_grpc.add_CaseServiceServicer_to_server(servicer, server)

@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import grpc
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -30,8 +31,10 @@ from services.runtime.db import Database
 from services.runtime.grpc.metrics import CallMetricsInterceptor
 from services.runtime.grpc.server import GrpcEndpoint
 from services.runtime.inbox import EventConsumer
+from services.runtime.lag import ConsumerLag
 from services.runtime.migrate import upgrade_async
-from services.runtime.outbox import KafkaEventProducer, OutboxRelay
+from services.runtime.outbox import KafkaEventProducer, OutboxRelay, oldest_unpublished_age
+from services.runtime.probes import Probes
 from services.runtime.settings import Settings
 from services.runtime.telemetry import (
     ServiceMetrics,
@@ -47,6 +50,10 @@ log = logging.getLogger(__name__)
 # Waiting for Kafka at start: 0.5 s, doubling, at most 15 s between attempts.
 CONNECT_BACKOFF_SECONDS = 0.5
 CONNECT_BACKOFF_MAX = 15.0
+# How often /metrics' gauges are read again: the outbox's age (one indexed row) and the
+# consumer group's lag (three requests to the cluster).
+OUTBOX_AGE_PROBE_SECONDS = 5.0
+CONSUMER_LAG_PROBE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,24 @@ class ServiceHost:
             idle_poll_seconds=platform.outbox_idle_poll_seconds,
             metrics=self.metrics,
         )
+        # The app adds its own probes (cases: deadlines per zone) before run().
+        self.probes = Probes(on_failure=self.metrics.probe_failed)
+        self.probes.add("outbox_age", self.refresh_outbox_age, interval=OUTBOX_AGE_PROBE_SECONDS)
+        self.lag = ConsumerLag(
+            platform.kafka_bootstrap,
+            group=self.consumer.consumer_name,
+            topics=(),
+            client_id=f"xiezuo-{settings.service}-lag",
+        )
+
+    async def refresh_outbox_age(self) -> None:
+        """Read the oldest unpublished outbox row's age into its gauge."""
+        age = await oldest_unpublished_age(self.database, now=datetime.now(UTC))
+        self.metrics.set_outbox_oldest_age(age)
+
+    async def refresh_consumer_lag(self) -> None:
+        """Read the consumer group's lag per topic and partition into its gauge."""
+        await self.lag.refresh(self.metrics.set_consumer_lag)
 
     def token_verifier(self) -> TokenVerifier:
         """Verifier from the configured public keys, or the local dev key when none is set."""
@@ -115,6 +140,12 @@ class ServiceHost:
         metrics_server, metrics_port = start_metrics_server(
             self.metrics.registry, self.settings.metrics_host, self.settings.metrics_port
         )
+        # The routes are known now (the app registered them): measure their topics' lag.
+        self.lag.topics = self.consumer.topics()
+        if self.lag.topics:
+            self.probes.add(
+                "consumer_lag", self.refresh_consumer_lag, interval=CONSUMER_LAG_PROBE_SECONDS
+            )
         endpoint = GrpcEndpoint(
             address=self.settings.grpc_address,
             service_names=grpc_parts.service_names,
@@ -132,12 +163,16 @@ class ServiceHost:
             "metrics": f"http://{self.settings.metrics_host}:{metrics_port}/metrics",
         }
         print(json.dumps({"starting": addresses}), flush=True, file=sys.stdout)
+        # Started before Kafka answers: an outbox that cannot drain is worth seeing then too.
+        probes_stop = asyncio.Event()
+        probing = asyncio.create_task(self.probes.run(probes_stop), name=f"{service}-probes")
         with broker_not_expected_yet():
             broker = await self._connect(tracer_provider, stop)
         if broker is None:
             # Stopped before Kafka was ever reachable: nothing was consumed or relayed.
             log.info("service stopping", extra={"service": service})
             await endpoint.stop(platform.grpc_drain_seconds)
+            await self._stop_probes(probes_stop, probing)
             await self.database.dispose()
             metrics_server.stop()
             shutdown_tracing(tracer_provider)
@@ -166,9 +201,18 @@ class ServiceHost:
             with contextlib.suppress(asyncio.CancelledError):
                 await relay_task
             await self.producer.stop()
+            await self._stop_probes(probes_stop, probing)
             await self.database.dispose()
             metrics_server.stop()
             shutdown_tracing(tracer_provider)
+
+    async def _stop_probes(self, stop: asyncio.Event, probing: asyncio.Task[None]) -> None:
+        # Cancelled, not awaited: a round waiting on an absent broker must not hold the stop.
+        stop.set()
+        probing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await probing
+        await self.lag.close()
 
     async def _connect(
         self, tracer_provider: TracerProvider, stop: asyncio.Event

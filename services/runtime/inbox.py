@@ -66,6 +66,8 @@ class ConsumerMetrics(Protocol):
 
     def observe_handle(self, event_type: str, seconds: float) -> None: ...
 
+    def dead_letter_written(self, topic: str, reason: str) -> None: ...
+
 
 @dataclass
 class _Route:
@@ -374,6 +376,9 @@ class EventConsumer:
         )
         label = envelope.type if envelope is not None and known else "unknown"
         self._count(label, "", Outcome.DEAD_LETTERED, started)
+        if self.metrics:
+            # Bounded labels: a topic this consumer subscribes to, a reason from this module.
+            self.metrics.dead_letter_written(record.topic, reason)
         return Outcome.DEAD_LETTERED
 
     @contextlib.contextmanager

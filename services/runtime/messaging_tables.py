@@ -34,6 +34,8 @@ class OutboxMessage(SQLModel, table=True):
     payload: str = Field(sa_column=Column(Text, nullable=False))
     traceparent: str | None = Field(default=None, sa_column=Column(String(64)))
     tracestate: str | None = Field(default=None, sa_column=Column(String(512)))
+    # When the row was written (not when the event occurred): the relay backlog's age.
+    recorded_at: datetime | None = Field(default=None, sa_column=Column(_utc()))
     published_at: datetime | None = Field(default=None, sa_column=Column(_utc()))
     publish_attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False))
 

@@ -18,7 +18,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.contracts.base import IntegrationEvent
-from services.runtime.db import OUTBOX_WRITTEN, Database
+from services.runtime.db import OUTBOX_WRITTEN, Database, as_utc
 from services.runtime.envelope import Envelope
 from services.runtime.messaging_tables import OutboxMessage
 
@@ -51,6 +51,7 @@ def record_event(
         payload=event.model_dump_json(),
         traceparent=carrier.get("traceparent"),
         tracestate=carrier.get("tracestate"),
+        recorded_at=datetime.now(UTC),
     )
     session.add(row)
     session.info[OUTBOX_WRITTEN] = True
@@ -71,6 +72,25 @@ def envelope_of(row: OutboxMessage) -> Envelope:
         traceparent=row.traceparent,
         tracestate=row.tracestate,
     )
+
+
+async def oldest_unpublished_age(database: Database, *, now: datetime) -> float:
+    """Seconds the oldest unpublished row has waited for the relay (0 when none waits)."""
+    async with database.session() as session:
+        # The unpublished index (published_at, id) answers this with one row.
+        found = (
+            await session.exec(
+                select(OutboxMessage.recorded_at, OutboxMessage.occurred_at)
+                .where(col(OutboxMessage.published_at).is_(None))
+                .order_by(col(OutboxMessage.id))
+                .limit(1)
+            )
+        ).first()
+    if found is None:
+        return 0.0
+    recorded_at, occurred_at = found
+    # Rows written before recorded_at existed fall back to their event time.
+    return max(0.0, (now - as_utc(recorded_at or occurred_at)).total_seconds())
 
 
 class EventProducer(Protocol):

@@ -181,6 +181,8 @@ def configure_logging(service_name: str, level: str = "INFO") -> logging.Handler
 
 # --------------------------------------------------------------------------- metrics
 
+# 5 ms to 10 s: a read answers in milliseconds; the slowest writes wait on a lock or a flush.
+GRPC_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 ConsumeOutcome = Literal["processed", "duplicate", "ignored", "dead_lettered", "retried"]
 _OUTCOMES = frozenset(get_args(ConsumeOutcome))
 
@@ -228,6 +230,37 @@ class ServiceMetrics:
             ["service", "method", "code"],
             registry=r,
         )
+        self.grpc_handling_seconds = Histogram(
+            "xiezuo_grpc_server_handling_seconds",
+            "Time from a gRPC call's arrival to its status, by method and code.",
+            ["service", "method", "code"],
+            buckets=GRPC_BUCKETS,
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "xiezuo_dead_letters_total",
+            "Records parked on the dead-letter topic, by the topic they came from and why.",
+            ["service", "topic", "reason"],
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "xiezuo_consumer_lag_records",
+            "Records on a partition the consumer group has not committed yet.",
+            ["service", "group", "topic", "partition"],
+            registry=r,
+        )
+        self.outbox_oldest_age = Gauge(
+            "xiezuo_outbox_oldest_unpublished_age_seconds",
+            "Age of the oldest outbox row not yet published (0 when none waits).",
+            ["service"],
+            registry=r,
+        )
+        self.probe_failures = Counter(
+            "xiezuo_metrics_probe_failures_total",
+            "Rounds of a gauge refresh (lag, outbox age, deadlines) that failed; gauges are stale.",
+            ["service", "probe"],
+            registry=r,
+        )
 
     def set_outbox_pending(self, count: int) -> None:
         """Record how many outbox rows wait to be published."""
@@ -252,9 +285,26 @@ class ServiceMetrics:
         """Record how long handling one event took."""
         self.event_handle_seconds.labels(self.service, event_type).observe(seconds)
 
-    def grpc_request(self, method: str, code: str) -> None:
-        """Count one served gRPC request."""
+    def grpc_request(self, method: str, code: str, seconds: float) -> None:
+        """Count one served gRPC request and record how long it took."""
         self.grpc_requests.labels(self.service, method, code).inc()
+        self.grpc_handling_seconds.labels(self.service, method, code).observe(seconds)
+
+    def dead_letter_written(self, topic: str, reason: str) -> None:
+        """Count one record parked on the dead-letter topic."""
+        self.dead_letters.labels(self.service, topic, reason).inc()
+
+    def set_consumer_lag(self, group: str, topic: str, partition: int, lag: int) -> None:
+        """Record one partition's lag behind its consumer group's commit."""
+        self.consumer_lag.labels(self.service, group, topic, str(partition)).set(lag)
+
+    def set_outbox_oldest_age(self, seconds: float) -> None:
+        """Record how long the oldest unpublished outbox row has waited."""
+        self.outbox_oldest_age.labels(self.service).set(seconds)
+
+    def probe_failed(self, probe: str) -> None:
+        """Count one failed gauge refresh."""
+        self.probe_failures.labels(self.service, probe).inc()
 
 
 @dataclass

@@ -234,7 +234,7 @@ def test_metrics_endpoint_shows_each_zone_on_its_own() -> None:
     metrics.set_outbox_pending(7)
     metrics.observe_publish(0.02)
     metrics.observe_handle("xiezuo.intake.clue_registered.v1", 0.3)
-    metrics.grpc_request("/xiezuo.cases.v1.Cases/FileCase", "OK")
+    metrics.grpc_request("/xiezuo.cases.v1.Cases/FileCase", "OK", 0.012)
 
     server, port = start_metrics_server(metrics.registry, "127.0.0.1", 0)
     try:
@@ -255,6 +255,11 @@ def test_metrics_endpoint_shows_each_zone_on_its_own() -> None:
     assert samples[("xiezuo_event_handle_seconds_sum", (clue, svc))] == pytest.approx(0.3)
     grpc_key = (("code", "OK"), ("method", "/xiezuo.cases.v1.Cases/FileCase"), svc)
     assert samples[("xiezuo_grpc_requests_total", grpc_key)] == 1
+    assert samples[("xiezuo_grpc_server_handling_seconds_count", grpc_key)] == 1
+    code, method = grpc_key[:2]
+    bucket = "xiezuo_grpc_server_handling_seconds_bucket"
+    assert samples[(bucket, (code, ("le", "0.025"), method, svc))] == 1
+    assert samples[(bucket, (code, ("le", "0.01"), method, svc))] == 0
 
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
