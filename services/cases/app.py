@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import grpc
@@ -28,6 +29,7 @@ from services.contracts.intake import ClueRegistered, ReportLinked
 from services.contracts.staffing import RecusalRecorded, TeamAssigned, TeamUnfillable
 from services.runtime.host import GrpcParts, ServiceHost
 from services.runtime.settings import Settings
+from services.working_calendar.settings import county_calendar, coverage_warnings
 
 SERVICE_NAME = cases_pb2.DESCRIPTOR.services_by_name["CaseService"].full_name
 log = logging.getLogger(__name__)
@@ -39,7 +41,11 @@ def build(settings: Settings) -> tuple[ServiceHost, GrpcParts, DeadlineScanner]:
     """Wire cases: clues from intake, teams from staffing, the workflow and reads over gRPC."""
     host = ServiceHost(settings)
     own = CasesSettings()
-    rule_versions: list[RuleSet] = [DEFAULT_RULES]
+    # Every version counts working days on the county's one calendar (shared with intake).
+    calendar = county_calendar()
+    for warning in coverage_warnings(calendar, datetime.now(UTC).date()):
+        log.warning("%s", warning)
+    rule_versions: list[RuleSet] = [replace(DEFAULT_RULES, calendar=calendar)]
     host.consumer.on(ClueRegistered, ClueRegisteredHandler(rule_versions))
     host.consumer.on(TeamAssigned, on_team_assigned)
     host.consumer.on(TeamUnfillable, on_team_unfillable)

@@ -40,6 +40,7 @@ from services.intake.store.townships import TownshipRegistry
 from services.intake.store.vault import Vault, read_key_file
 from services.runtime.host import GrpcParts, ServiceHost
 from services.runtime.settings import Settings
+from services.working_calendar.settings import county_calendar, coverage_warnings
 
 # Cases' workflow steps a reporter hears of (as in progress or concluded, nothing finer).
 CASE_PROGRESS_EVENTS: tuple[type[CaseStepRecorded], ...] = (
@@ -81,7 +82,11 @@ def build(settings: Settings) -> tuple[ServiceHost, GrpcParts, IntakeParts]:
     """Wire intake: vault, rules and stores over the host's database, one gRPC servicer."""
     host = ServiceHost(settings)
     own = IntakeSettings()
-    rule_book = load_rule_book(own.rules_dir)
+    # The county's one working calendar, shared with cases (XIEZUO_WORKING_CALENDAR_FILE).
+    calendar = county_calendar()
+    for warning in coverage_warnings(calendar, datetime.now(UTC).date()):
+        log.warning("%s", warning)
+    rule_book = load_rule_book(own.rules_dir, calendar)
     vault = vault_for(settings, own)
     receipt_keys = receipt_keys_for(settings, own)
     database = host.database

@@ -16,7 +16,6 @@ from xiezuo.intake.v1 import intake_pb2
 from services.contracts.cases import CaseClosed, CaseDecided, CaseStepRecorded
 from services.intake.domain.kinds import CadreLevel, Channel
 from services.intake.domain.report import ReporterIdentity, Subject, Submission
-from services.intake.domain.rulebook import RuleBook
 from services.intake.handlers.case_progress import CaseProgressHandler
 from services.intake.store.acceptance import AcceptanceDesk
 from services.intake.store.exchange import ReporterChannel
@@ -29,6 +28,7 @@ from services.runtime.db import Database
 from services.runtime.envelope import Envelope
 from services.runtime.grpc.errors import field_violations
 from services.runtime.messaging_tables import OutboxMessage
+from services.working_calendar import NATIONAL_CALENDAR
 from tests.conftest import MakeDatabase
 from tests.integration import intake_api
 from tests.integration.intake_api import VAULT, Api
@@ -38,9 +38,16 @@ GIVEN_TYPE = "xiezuo.intake.result_feedback_given.v1"
 # A Tuesday holiday in the weeks after closure: the limit must step over it.
 HOLIDAY = date(2025, 3, 11)
 _LOADED = load_rule_book()
-BOOK = RuleBook(
-    taxonomies=_LOADED.taxonomies,
-    rules=tuple(replace(rules, holidays=frozenset({HOLIDAY})) for rules in _LOADED.rules),
+_YEAR = NATIONAL_CALENDAR.years[HOLIDAY.year]
+BOOK = replace(
+    _LOADED,
+    calendar=replace(
+        NATIONAL_CALENDAR,
+        years={
+            **NATIONAL_CALENDAR.years,
+            HOLIDAY.year: replace(_YEAR, holidays=_YEAR.holidays | {HOLIDAY}),
+        },
+    ),
 )
 RECEIVED = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)  # a Monday
 CLOSED = datetime(2025, 3, 7, 10, 0, tzinfo=UTC)  # a Friday

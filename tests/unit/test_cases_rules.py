@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 from services.cases.cli import app
 from services.cases.domain.rulebook import RuleSetInvalid, load_rule_set
 from services.cases.domain.rules import DEFAULT_RULES, DEFAULT_RULES_FILE
-from services.cases.domain.working_calendar import WorkingCalendar
 
 
 def _default_data() -> dict[str, object]:
@@ -39,15 +38,11 @@ def test_the_default_carries_the_limits_of_the_domain_guide() -> None:
     assert DEFAULT_RULES.sanction_months("government", "dismissal") == 24
 
 
-def test_working_days_skip_weekends_and_holidays_but_count_working_weekends() -> None:
-    calendar = WorkingCalendar(
-        holidays=frozenset({date(2026, 10, 1), date(2026, 10, 2)}),
-        working_days=frozenset({date(2026, 10, 10)}),
-    )
-    # Wed 30 Sep + 3 working days: Thu 1 and Fri 2 are holidays, Sat/Sun off → Mon, Tue, Wed.
-    assert calendar.add_working_days(date(2026, 9, 30), 3) == date(2026, 10, 7)
-    # Fri 9 Oct + 1: Saturday 10 Oct is a declared working day.
-    assert calendar.add_working_days(date(2026, 10, 9), 1) == date(2026, 10, 10)
+def test_a_rule_set_carries_no_calendar_of_its_own() -> None:
+    data = _default_data()
+    data["calendar"] = {"holidays": [date(2026, 1, 1)]}
+    with pytest.raises(RuleSetInvalid, match="calendar: holidays and working days live in"):
+        load_rule_set(yaml.safe_dump(data))
 
 
 def test_a_county_file_with_working_day_limits_parses() -> None:
@@ -56,8 +51,9 @@ def test_a_county_file_with_working_day_limits_parses() -> None:
     data["time_limits"]["disposal"] = {"working_days": 20, "warn_days": 3}  # type: ignore[index]
     rules = load_rule_set(yaml.safe_dump(data))
     assert rules.version == "county-x-2027.1"
+    # Fri 2 Jan 2026 (元旦) + 20 working days on the national calendar: Sun 4 Jan is worked.
     assert rules.due("disposal", datetime(2026, 1, 2, tzinfo=UTC)) == datetime(
-        2026, 1, 30, tzinfo=UTC
+        2026, 1, 29, tzinfo=UTC
     )
 
 

@@ -11,8 +11,8 @@ from services.intake.domain.kinds import CadreLevel, Channel
 from services.intake.domain.report import Subject, Submission, check_submission
 from services.intake.domain.reveal import RevealRefused, RevealState, check_decision, check_read
 from services.intake.domain.taxonomy import TaxonomyInvalid, parse_taxonomies
-from services.intake.domain.working_days import add_working_days
 from services.intake.store.rule_files import load_rule_book
+from services.working_calendar import NATIONAL_CALENDAR
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)  # a Thursday
 BOOK = load_rule_book()
@@ -186,10 +186,9 @@ def test_the_newest_taxonomy_in_force_applies() -> None:
 
 def test_working_days_skip_weekends_and_holidays() -> None:
     thursday = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
-    assert add_working_days(thursday, 1, ()).date() == date(2026, 11, 27)
-    assert add_working_days(thursday, 2, ()).date() == date(2026, 11, 30)
-    assert add_working_days(thursday, 2, {date(2026, 11, 30)}).date() == date(2026, 12, 1)
-    assert add_working_days(thursday, 15, ()).date() == date(2026, 12, 17)
+    assert NATIONAL_CALENDAR.working_days_after(thursday, 1).date() == date(2026, 11, 27)
+    assert NATIONAL_CALENDAR.working_days_after(thursday, 2).date() == date(2026, 11, 30)
+    assert NATIONAL_CALENDAR.working_days_after(thursday, 15).date() == date(2026, 12, 17)
 
 
 def test_reveal_rules() -> None:

@@ -18,7 +18,6 @@ from services.cases.domain.ruleset import (
     TimeLimit,
     TransitionRule,
 )
-from services.cases.domain.working_calendar import WEEKDAYS, WorkingCalendar
 
 # The subject cadre levels intake publishes; every approvals table must cover each of them.
 CADRE_LEVELS = (
@@ -172,7 +171,13 @@ def parse_rule_set(data: Mapping[str, Any]) -> RuleSet:
         # Actions added after a county may have written its file are unavailable until named.
         if action not in transitions and action not in OPTIONAL_ACTIONS:
             reader.problem("transitions", f"lacks {action!r}")
-    calendar = reader.calendar(data.get("calendar", {}))
+    if "calendar" in data:
+        # One calendar per county for every service: a second one here could disagree.
+        reader.problem(
+            "calendar",
+            "holidays and working days live in the county's working calendar file "
+            "(XIEZUO_WORKING_CALENDAR_FILE), not in the rule set: remove this section",
+        )
     if reader.problems:
         raise RuleSetInvalid(reader.problems)
     disposal = limits["disposal"]
@@ -181,7 +186,6 @@ def parse_rule_set(data: Mapping[str, Any]) -> RuleSet:
         effective_from=effective,
         clue_disposal_months=disposal.months,
         description=str(data.get("description", "")),
-        calendar=calendar,
         approval_ladder=ladder,
         stages=stages,
         time_limits=limits,
@@ -450,24 +454,3 @@ class _Reader:
             if body not in bodies:
                 self.problem(f"collective.{table}", f"{body!r} is not a decision body")
         return {str(table): str(body) for table, body in raw.items()}
-
-    def calendar(self, raw: Any) -> WorkingCalendar:
-        if not isinstance(raw, Mapping):
-            self.problem("calendar", "must be a mapping")
-            return WorkingCalendar()
-        weekend = raw.get("weekend", ["saturday", "sunday"])
-        if not isinstance(weekend, list) or not all(day in WEEKDAYS for day in weekend):
-            self.problem("calendar.weekend", f"must list days among {', '.join(WEEKDAYS)}")
-            weekend = []
-        dates: dict[str, frozenset[date]] = {}
-        for key in ("holidays", "working_days"):
-            values = raw.get(key, [])
-            if not isinstance(values, list) or not all(isinstance(v, date) for v in values):
-                self.problem(f"calendar.{key}", "must be a list of dates (YYYY-MM-DD)")
-                values = []
-            dates[key] = frozenset(values)
-        return WorkingCalendar(
-            weekend=frozenset(WEEKDAYS.index(day) for day in weekend),
-            holidays=dates["holidays"],
-            working_days=dates["working_days"],
-        )

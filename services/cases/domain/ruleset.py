@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from services.cases.domain.working_calendar import WorkingCalendar
+from services.working_calendar import NATIONAL_CALENDAR, WorkingCalendar
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,8 @@ class RuleSet:
     # 线索处置: a clue must be disposed of within this many calendar months.
     clue_disposal_months: int
     description: str = ""
-    calendar: WorkingCalendar = field(default_factory=WorkingCalendar)
+    # The county's working calendar (one file for all its services), not part of the rule file.
+    calendar: WorkingCalendar = NATIONAL_CALENDAR
     approval_ladder: tuple[str, ...] = ()
     stages: tuple[str, ...] = ()
     time_limits: Mapping[str, TimeLimit] = field(default_factory=dict)
@@ -124,8 +125,7 @@ class RuleSet:
         if limit.months:
             return add_months(start, limit.months)
         if limit.working_days:
-            day = self.calendar.add_working_days(start.date(), limit.working_days)
-            return datetime.combine(day, start.timetz())
+            return self.calendar.working_days_after(start, limit.working_days)
         return start + timedelta(days=limit.days)
 
     def warn_at(self, name: str, due: datetime) -> datetime:

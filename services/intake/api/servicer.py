@@ -30,6 +30,7 @@ from services.runtime.grpc.errors import (
     PermissionDenied,
 )
 from services.runtime.grpc.timestamps import timestamp
+from services.working_calendar import CalendarNotCovered
 
 
 class IntakeServicer(
@@ -65,6 +66,8 @@ class IntakeServicer(
         authorize_submit_county(principal, county_id=submission.county_id)
         submission = await self._routed(submission, now=now)
         authorize_submit(principal, county_id=submission.county_id, zone_id=submission.zone_id)
+        # The time the caller gave, named in a refusal (received_at, else registered_at).
+        given = "received_at" if request.HasField("received_at") else "registered_at"
         if submission.registered_at is not None:
             authorize_back_registration(
                 principal,
@@ -75,7 +78,17 @@ class IntakeServicer(
             )
             # Registered on paper then, so received by then too when no other time is given.
             submission = replace(submission, received_at=submission.received_on(now))
-        registration = await self._registry.register(submission, actor=principal.subject)
+        try:
+            registration = await self._registry.register(submission, actor=principal.subject)
+        except CalendarNotCovered as uncovered:
+            # A working-day limit reached a year the county's calendar does not list: the
+            # limit is not guessed, and nothing was stored (the limits are set before writing).
+            if submission.received_at is None and submission.registered_at is None:
+                raise FailedPrecondition(str(uncovered)) from None
+            raise InvalidArgument(
+                [FieldViolation(given, str(uncovered))],
+                "the report's working-day limits cannot be counted; nothing was stored",
+            ) from None
         if registration.replayed:
             # A reused key must not hand out a report the caller could not see, nor pass off
             # a different report as already registered.

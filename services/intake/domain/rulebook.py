@@ -7,14 +7,17 @@ from datetime import date
 
 from services.intake.domain.rules import IntakeRules, rules_in_force
 from services.intake.domain.taxonomy import Taxonomy, taxonomy_in_force
+from services.working_calendar import NATIONAL_CALENDAR, WorkingCalendar
 
 
 @dataclass(frozen=True)
 class RuleBook:
-    """The taxonomy versions and the rule versions loaded at start-up."""
+    """The taxonomy versions, the rule versions and the county's calendar loaded at start-up."""
 
     taxonomies: tuple[Taxonomy, ...]
     rules: tuple[IntakeRules, ...]
+    # Working days are counted on the county's one calendar, shared with cases.
+    calendar: WorkingCalendar = NATIONAL_CALENDAR
 
     def taxonomy_on(self, day: date) -> Taxonomy:
         """The taxonomy in force on `day`."""

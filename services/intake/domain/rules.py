@@ -50,7 +50,6 @@ class IntakeRules:
     # Working days after closure within which a real-name reporter is told the result.
     result_feedback_working_days: int
     forward_working_days: int
-    holidays: frozenset[date]
     receipt_guard: ReceiptGuard
     duplicate_window_days: int
     triage: TriageWeights
@@ -119,9 +118,12 @@ def parse_rules(data: Any) -> list[IntakeRules]:
             raise RulesInvalid(f"{where}.version must be a non-empty string")
         if not isinstance(effective, date):
             raise RulesInvalid(f"{where}.effective_from must be a date")
-        holidays = raw.get("holidays") or []
-        if not isinstance(holidays, list) or not all(isinstance(d, date) for d in holidays):
-            raise RulesInvalid(f"{where}.holidays must be a list of dates")
+        if raw.get("holidays"):
+            # One calendar per county for every service: a second list here could disagree.
+            raise RulesInvalid(
+                f"{where}.holidays: holidays live in the county's working calendar file "
+                "(XIEZUO_WORKING_CALENDAR_FILE), not in intake's rules: remove them here"
+            )
         guard = _section(raw, "receipt_guard", where)
         duplicates = _section(raw, "duplicates", where)
         triage = _section(raw, "triage", where)
@@ -134,7 +136,6 @@ def parse_rules(data: Any) -> list[IntakeRules]:
                 ),
                 result_feedback_working_days=_positive(raw, "result_feedback_working_days", where),
                 forward_working_days=_positive(raw, "forward_working_days", where),
-                holidays=frozenset(holidays),
                 receipt_guard=_receipt_guard(guard, f"{where}.receipt_guard"),
                 duplicate_window_days=_positive(duplicates, "window_days", f"{where}.duplicates"),
                 triage=TriageWeights(

@@ -10,7 +10,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.intake.domain.progress import TOLD, later, progressed
 from services.intake.domain.rulebook import RuleBook
 from services.intake.domain.status import ReportStatus
-from services.intake.domain.working_days import add_working_days
 from services.intake.store.exchange import SYSTEM, append_message
 from services.intake.store.tables import ClueLedgerRow, ReportRow
 from services.intake.store.vault import Vault
@@ -106,8 +105,8 @@ def _owe_result(
         return
     # The version in force when the report was received, as for the acceptance limit.
     rules = rule_book.rules_on(report.received_at.date())
-    report.result_due_at = add_working_days(
-        closed_at, rules.result_feedback_working_days, rules.holidays
+    report.result_due_at = rule_book.calendar.working_days_after(
+        closed_at, rules.result_feedback_working_days
     )
     if back_entered and report.result_due_at <= now:
         # A closure entered after the fact (补录): give the office time to enter the answer.

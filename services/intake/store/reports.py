@@ -21,7 +21,6 @@ from services.intake.domain.rulebook import RuleBook
 from services.intake.domain.rules import IntakeRules
 from services.intake.domain.status import ReportStatus
 from services.intake.domain.triage import signals_of, triage_score
-from services.intake.domain.working_days import add_working_days
 from services.intake.store.duplicates import (
     duplicate_rules,
     flag_candidates,
@@ -151,6 +150,7 @@ class ReportRegistry:
         subject = submission.subject
         received_at = submission.received_at or registered_at
         rules = self._rule_book.rules_on(received_at.date())
+        calendar = self._rule_book.calendar
         taxonomy = self._rule_book.taxonomy_on(received_at.date())
         real_name = submission.reporter is not None
         row = ReportRow(
@@ -182,12 +182,10 @@ class ReportRegistry:
             registered_at=registered_at,
             taxonomy_version=taxonomy.version,
             rules_version=rules.version,
-            forward_due_at=add_working_days(
-                received_at, rules.forward_working_days, rules.holidays
-            ),
+            forward_due_at=calendar.working_days_after(received_at, rules.forward_working_days),
             # Only a real-name reporter is owed acceptance feedback within the limit.
-            feedback_due_at=add_working_days(
-                received_at, rules.acceptance_feedback_working_days, rules.holidays
+            feedback_due_at=calendar.working_days_after(
+                received_at, rules.acceptance_feedback_working_days
             )
             if real_name
             else None,

@@ -1,0 +1,29 @@
+"""One working-day calendar per county, shared by intake, cases and collaboration."""
+
+from services.working_calendar.file import (
+    NATIONAL_CALENDAR_FILE,
+    CalendarInvalid,
+    load_calendar,
+    parse_calendar,
+)
+from services.working_calendar.model import (
+    WEEKDAYS,
+    CalendarNotCovered,
+    CalendarYear,
+    WorkingCalendar,
+)
+
+__all__ = [
+    "NATIONAL_CALENDAR",
+    "NATIONAL_CALENDAR_FILE",
+    "WEEKDAYS",
+    "CalendarInvalid",
+    "CalendarNotCovered",
+    "CalendarYear",
+    "WorkingCalendar",
+    "load_calendar",
+    "parse_calendar",
+]
+
+# The State Council's schedule shipped as data (cn_national.yaml): the default of every county.
+NATIONAL_CALENDAR = load_calendar(NATIONAL_CALENDAR_FILE)

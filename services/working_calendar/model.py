@@ -1,0 +1,88 @@
+"""A county's working-day calendar: weekends, public holidays and adjusted working weekends (调休).
+
+One calendar serves every working-day time limit of a county (intake's feedback and forwarding
+limits, cases' letter-of-inquiry reply, collaboration's answers), so two services can never
+disagree on a due date. It knows the years its data lists and refuses any other day: a day it
+cannot judge is not silently taken for a working day.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+class CalendarNotCovered(LookupError):
+    """A working-day count reached a year the county's calendar does not list."""
+
+    def __init__(self, calendar: str, day: date, years: tuple[int, ...]) -> None:
+        listed = f"{years[0]}..{years[-1]}" if years else "no year"
+        super().__init__(
+            f"the working calendar {calendar!r} lists {listed}; {day.isoformat()} is outside "
+            f"it: add the State Council's holiday schedule for {day.year} to the calendar file"
+        )
+        self.day = day
+
+
+@dataclass(frozen=True)
+class CalendarYear:
+    """One year's holidays and adjusted working days, with the notice they come from."""
+
+    year: int
+    source: str
+    holidays: frozenset[date] = frozenset()
+    # Weekend days declared working days (调休上班) to make up for a holiday bridge.
+    working_days: frozenset[date] = frozenset()
+    # Statutory holidays only: the State Council's arrangement for the year is not out yet.
+    provisional: bool = False
+
+
+@dataclass(frozen=True)
+class WorkingCalendar:
+    """Which days count for time limits given in working days."""
+
+    name: str
+    years: Mapping[int, CalendarYear] = field(default_factory=dict)
+    weekend: frozenset[int] = frozenset({5, 6})
+
+    @property
+    def first_year(self) -> int:
+        """The earliest year the calendar lists."""
+        return min(self.years)
+
+    @property
+    def last_year(self) -> int:
+        """The latest year the calendar lists; later days are refused."""
+        return max(self.years)
+
+    @property
+    def provisional_years(self) -> tuple[int, ...]:
+        """Years listed with statutory holidays only, to be replaced by the official schedule."""
+        return tuple(sorted(year for year, data in self.years.items() if data.provisional))
+
+    def is_working_day(self, day: date) -> bool:
+        """Whether `day` counts towards a working-day limit (CalendarNotCovered if unknown)."""
+        year = self.years.get(day.year)
+        if year is None:
+            raise CalendarNotCovered(self.name, day, tuple(sorted(self.years)))
+        if day in year.working_days:
+            return True
+        return day.weekday() not in self.weekend and day not in year.holidays
+
+    def add_working_days(self, start: date, count: int) -> date:
+        """The day on which `count` working days after `start` have passed."""
+        day = start
+        remaining = count
+        while remaining > 0:
+            day += timedelta(days=1)
+            if self.is_working_day(day):
+                remaining -= 1
+        return day
+
+    def working_days_after(self, start: datetime, count: int) -> datetime:
+        """The moment `count` working days after `start`, at the same time of day."""
+        day = self.add_working_days(start.date(), count)
+        return datetime.combine(day, start.timetz())
