@@ -265,6 +265,22 @@ async def sound_heads(session: AsyncSession, key: AuditKey) -> list[ChainAnchor]
     return anchors
 
 
+async def unsealed_heads(session: AsyncSession, key: AuditKey) -> int:
+    """How many county chain heads fail their seal: an edited, forged or deleted newest entry.
+
+    Cheap (one look per county), so a service can check it on a timer; only `verify` walks
+    the whole chain and the checkpoints.
+    """
+    heads = (
+        await session.exec(
+            select(func.count())
+            .select_from(AuditCountyHead)
+            .where(col(AuditCountyHead.last_seq) > 0)
+        )
+    ).one()
+    return int(heads) - len(await sound_heads(session, key))
+
+
 async def verify(
     session: AsyncSession,
     key: AuditKey,

@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from services.contracts.audit import TOPIC_CONFIGS
 from services.contracts.registry import EVENT_TYPES
+from services.runtime.audit import audit_key_of, unsealed_heads
 from services.runtime.audit_checkpoints import CheckpointKeeper
 from services.runtime.bus import (
     bind_consumer,
@@ -54,6 +55,8 @@ CONNECT_BACKOFF_MAX = 15.0
 # consumer group's lag (three requests to the cluster).
 OUTBOX_AGE_PROBE_SECONDS = 5.0
 CONSUMER_LAG_PROBE_SECONDS = 10.0
+# The newest entry of each county's audit chain against its seal (one look per county).
+AUDIT_HEADS_PROBE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class ServiceHost:
         # The app adds its own probes (cases: deadlines per zone) before run().
         self.probes = Probes(on_failure=self.metrics.probe_failed)
         self.probes.add("outbox_age", self.refresh_outbox_age, interval=OUTBOX_AGE_PROBE_SECONDS)
+        self.probes.add("audit_heads", self.refresh_audit_heads, interval=AUDIT_HEADS_PROBE_SECONDS)
         self.lag = ConsumerLag(
             platform.kafka_bootstrap,
             group=self.consumer.consumer_name,
@@ -104,6 +108,12 @@ class ServiceHost:
         """Read the oldest unpublished outbox row's age into its gauge."""
         age = await oldest_unpublished_age(self.database, now=datetime.now(UTC))
         self.metrics.set_outbox_oldest_age(age)
+
+    async def refresh_audit_heads(self) -> None:
+        """Check every county chain's newest entry against its seal."""
+        async with self.database.session() as session:
+            count = await unsealed_heads(session, audit_key_of(session))
+        self.metrics.set_audit_unsealed_heads(count)
 
     async def refresh_consumer_lag(self) -> None:
         """Read the consumer group's lag per topic and partition into its gauge."""

@@ -255,6 +255,12 @@ class ServiceMetrics:
             ["service"],
             registry=r,
         )
+        self.audit_unsealed_heads = Gauge(
+            "xiezuo_audit_unsealed_chain_heads",
+            "County audit chains whose newest entry fails its seal (edited, forged or deleted).",
+            ["service"],
+            registry=r,
+        )
         self.probe_failures = Counter(
             "xiezuo_metrics_probe_failures_total",
             "Rounds of a gauge refresh (lag, outbox age, deadlines) that failed; gauges are stale.",
@@ -301,6 +307,10 @@ class ServiceMetrics:
     def set_outbox_oldest_age(self, seconds: float) -> None:
         """Record how long the oldest unpublished outbox row has waited."""
         self.outbox_oldest_age.labels(self.service).set(seconds)
+
+    def set_audit_unsealed_heads(self, count: int) -> None:
+        """Record how many county chain heads failed their seal at the last look."""
+        self.audit_unsealed_heads.labels(self.service).set(count)
 
     def probe_failed(self, probe: str) -> None:
         """Count one failed gauge refresh."""

@@ -16,11 +16,14 @@ from pathlib import Path
 import pytest
 from aiokafka.errors import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import update
+from sqlmodel import col
 
 from services.cases.deadline_gauges import DeadlineGauges
 from services.cases.domain.rules import DEFAULT_RULES
 from services.cases.handlers.clue_registered import ClueRegisteredHandler
 from services.cases.store.tables import DeadlineRow
+from services.runtime import audit
 from services.runtime.audit_key import AuditKey
 from services.runtime.db import Database
 from services.runtime.inbox import EventConsumer
@@ -245,3 +248,45 @@ async def test_deadline_gauges_count_each_zone_on_its_own(make_database: MakeDat
     assert second[at("breached", "z-1")] == 0
     assert second[at("approaching", "z-1")] == 1
     assert second[at("breached", "z-2")] == 1
+
+
+async def test_an_edited_newest_audit_entry_shows_as_an_unsealed_head(
+    make_database: MakeDatabase,
+) -> None:
+    database = await make_database("cases")
+    for county in ("c-001", "c-002"):
+        async with database.transaction() as session:
+            await audit.append(
+                session,
+                county_id=county,
+                actor="u-1",
+                action="clue.read",
+                record_type="clue",
+                record_id="clue-1",
+                detail={"reason": "review"},
+            )
+    metrics = ServiceMetrics("cases")
+
+    async def look() -> float:
+        async with database.session() as session:
+            metrics.set_audit_unsealed_heads(
+                await audit.unsealed_heads(session, audit.audit_key_of(session))
+            )
+        return gauge_value(metrics, "xiezuo_audit_unsealed_chain_heads")
+
+    assert await look() == 0
+    # Someone with write access to the database (but not the key) edits the newest entry.
+    async with database.transaction() as session:
+        await session.exec(
+            update(audit.AuditEntry)
+            .where(col(audit.AuditEntry.county_id) == "c-002")
+            .values(actor="someone-else")
+        )
+    assert await look() == 1
+
+
+def gauge_value(metrics: ServiceMetrics, name: str) -> float:
+    """The value of a single-series gauge in the service's registry."""
+    value = metrics.registry.get_sample_value(name, {"service": metrics.service})
+    assert value is not None, name
+    return value
