@@ -106,7 +106,9 @@ def audit_verify(
     read: CheckpointRead | None = None
     if not offline:
         try:
-            read = asyncio.run(read_checkpoints(bootstrap, service, key))
+            read = asyncio.run(
+                read_checkpoints(bootstrap, service, key, security=settings.kafka_security)
+            )
         except Exception as exc:  # the broker being down is an operator's problem
             console.print(
                 f"[red]cannot read audit checkpoints from Kafka at {bootstrap}:[/red] {exc}"

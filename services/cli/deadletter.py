@@ -58,9 +58,10 @@ def _quietly(work: Coroutine[Any, Any, T]) -> T:
 
 
 def _read(service: str, limit: int) -> list[DeadLetter]:
-    bootstrap = PlatformSettings().kafka_bootstrap
+    platform = PlatformSettings()
+    bootstrap, security = platform.kafka_bootstrap, platform.kafka_security()
     try:
-        return _quietly(read_dead_letters(bootstrap, service, limit=limit))
+        return _quietly(read_dead_letters(bootstrap, service, limit=limit, security=security))
     except Exception as exc:
         raise _kafka_failed("read dead letters from", bootstrap, exc) from exc
 
@@ -103,9 +104,10 @@ def replay_letters(
         if missing:
             console.print(f"[red]not on the dead-letter topic:[/red] {', '.join(sorted(missing))}")
             raise typer.Exit(1)
-    bootstrap = PlatformSettings().kafka_bootstrap
+    platform = PlatformSettings()
+    bootstrap, security = platform.kafka_bootstrap, platform.kafka_security()
     try:
-        sent = _quietly(replay(bootstrap, letters))
+        sent = _quietly(replay(bootstrap, letters, security=security))
     except Exception as exc:
         raise _kafka_failed("replay dead letters to", bootstrap, exc) from exc
     console.print(f"replayed {sent} record(s); consumers skip any they already applied")

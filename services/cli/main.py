@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 
 import typer
 
 from services.cli import admin, deadletter, operator, stack
+from services.runtime.kafka_security import KafkaSettingsError
 from services.runtime.settings import SERVICES
 
 app = typer.Typer(
@@ -30,7 +32,12 @@ for _service in SERVICES:
 
 def main() -> None:
     """Entry point of the `xiezuo` console script."""
-    app()
+    try:
+        app()
+    except KafkaSettingsError as exc:
+        # A misconfiguration, not a bug: one line naming the setting, no traceback.
+        print(f"xiezuo: invalid Kafka settings: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from services.runtime.audit import ChainAnchor, audit_key_of, sound_heads
 from services.runtime.audit_key import AuditKey
 from services.runtime.db import Database
 from services.runtime.envelope import format_time
+from services.runtime.kafka_security import KafkaSecurity, client_kwargs
 from services.runtime.outbox import record_event
 
 log = logging.getLogger(__name__)
@@ -150,19 +151,27 @@ class CheckpointRead:
 
 
 async def read_checkpoints(
-    bootstrap: str, service: str, key: AuditKey, *, read_seconds: float = READ_SECONDS
+    bootstrap: str,
+    service: str,
+    key: AuditKey,
+    *,
+    read_seconds: float = READ_SECONDS,
+    security: KafkaSecurity | None = None,
 ) -> CheckpointRead:
     """Every checkpoint of `service` on the topic, checked against its key (reads, never commits).
 
     Raises TimeoutError when the topic cannot be read to its end in time: a partial read would
     silently weaken the verification.
     """
-    partitions = await _partitions(bootstrap, CHECKPOINTS_TOPIC)
+    partitions = await _partitions(bootstrap, CHECKPOINTS_TOPIC, security)
     if not partitions:
         return CheckpointRead(anchors=(), unsigned=0, records_read=0)
     # No group: reading must not move anybody's offsets.
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        **client_kwargs(security),
     )
     await consumer.start()
     try:
@@ -207,9 +216,9 @@ def _checkpoint_of(value: bytes | None) -> AuditCheckpointed | None:
         return None
 
 
-async def _partitions(bootstrap: str, topic: str) -> list[int]:
+async def _partitions(bootstrap: str, topic: str, security: KafkaSecurity | None) -> list[int]:
     """The topic's partitions, or none when it does not exist yet (never creates it)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_kwargs(security))
     await admin.start()
     try:
         described = await admin.describe_topics([topic])

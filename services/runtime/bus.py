@@ -15,6 +15,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 
 from services.runtime.inbox import EventConsumer, Record
+from services.runtime.kafka_security import KafkaSecurity
 
 log = logging.getLogger(__name__)
 # How long a batch subscriber waits for records before handing over what it has; a fetch that
@@ -22,7 +23,13 @@ log = logging.getLogger(__name__)
 BATCH_WAIT_MS = 200
 
 
-def build_broker(bootstrap_servers: str, *, client_id: str, middlewares: Any = ()) -> KafkaBroker:
+def build_broker(
+    bootstrap_servers: str,
+    *,
+    client_id: str,
+    middlewares: Any = (),
+    security: KafkaSecurity | None = None,
+) -> KafkaBroker:
     """A broker for subscribing; publishing goes through the outbox relay's own producer."""
     return KafkaBroker(
         bootstrap_servers,
@@ -31,6 +38,7 @@ def build_broker(bootstrap_servers: str, *, client_id: str, middlewares: Any = (
         enable_idempotence=True,
         acks="all",
         logger=log,
+        security=security.broker_security() if security is not None else None,
     )
 
 

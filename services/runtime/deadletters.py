@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from services.runtime.kafka_security import KafkaSecurity, client_kwargs
+
 DEAD_LETTER_PREFIX = "x-dead-letter-"
 ORIGIN_PREFIX = "x-original-"
 # Reading stops at the end offsets seen at the start; this only bounds a stuck broker.
@@ -48,11 +50,13 @@ def dead_letter_topic(service: str) -> str:
     return f"xiezuo.{service}.dead-letter"
 
 
-async def read_dead_letters(bootstrap: str, service: str, *, limit: int = 1000) -> list[DeadLetter]:
+async def read_dead_letters(
+    bootstrap: str, service: str, *, limit: int = 1000, security: KafkaSecurity | None = None
+) -> list[DeadLetter]:
     """Every record on the service's dead-letter topic, oldest first (reads, never commits)."""
     topic = dead_letter_topic(service)
     # No group: reading must not move anybody's offsets.
-    partitions = await _partitions(bootstrap, topic)
+    partitions = await _partitions(bootstrap, topic, security)
     if not partitions:
         return []
     # No group: reading must not move anybody's offsets.
@@ -62,6 +66,7 @@ async def read_dead_letters(bootstrap: str, service: str, *, limit: int = 1000) 
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        **client_kwargs(security),
     )
     await consumer.start()
     try:
@@ -83,13 +88,16 @@ async def read_dead_letters(bootstrap: str, service: str, *, limit: int = 1000) 
         await consumer.stop()
 
 
-async def replay(bootstrap: str, letters: list[DeadLetter]) -> int:
+async def replay(
+    bootstrap: str, letters: list[DeadLetter], *, security: KafkaSecurity | None = None
+) -> int:
     """Publish each letter again to its original topic; consumers skip ids already applied."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         enable_idempotence=True,
         acks="all",
         client_id=f"xiezuo-dead-letter-replay-{uuid.uuid4().hex[:8]}",
+        **client_kwargs(security),
     )
     await producer.start()
     try:
@@ -105,10 +113,10 @@ async def replay(bootstrap: str, letters: list[DeadLetter]) -> int:
     return len(letters)
 
 
-async def _partitions(bootstrap: str, topic: str) -> list[int]:
+async def _partitions(bootstrap: str, topic: str, security: KafkaSecurity | None) -> list[int]:
     # A group-less consumer keeps no partition metadata for topics it was not assigned, so ask
     # the cluster; an unknown topic has no partitions (and is not created by asking).
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_kwargs(security))
     await admin.start()
     try:
         described = await admin.describe_topics([topic])

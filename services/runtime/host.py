@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -13,12 +14,21 @@ from datetime import UTC, datetime
 
 import grpc
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    KafkaConnectionError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
+)
 from faststream.kafka import KafkaBroker
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 
-from services.contracts.audit import TOPIC_CONFIGS
+from services.contracts.audit import CHECKPOINTS_TOPIC, TOPIC_CONFIGS
 from services.contracts.registry import EVENT_TYPES
 from services.runtime.audit import audit_key_of, unsealed_heads
 from services.runtime.audit_checkpoints import CheckpointKeeper
@@ -32,6 +42,7 @@ from services.runtime.db import Database
 from services.runtime.grpc.metrics import CallMetricsInterceptor
 from services.runtime.grpc.server import GrpcEndpoint
 from services.runtime.inbox import EventConsumer
+from services.runtime.kafka_security import KafkaSecurity, client_kwargs, connection_refusal
 from services.runtime.lag import ConsumerLag
 from services.runtime.migrate import upgrade_async
 from services.runtime.outbox import KafkaEventProducer, OutboxRelay, oldest_unpublished_age
@@ -76,7 +87,9 @@ class ServiceHost:
         self.database = Database(settings.database_url, audit_key=settings.audit_key())
         self.metrics = ServiceMetrics(settings.service)
         self.producer = KafkaEventProducer(
-            platform.kafka_bootstrap, client_id=f"xiezuo-{settings.service}-relay"
+            platform.kafka_bootstrap,
+            client_id=f"xiezuo-{settings.service}-relay",
+            security=settings.kafka_security,
         )
         self.consumer = EventConsumer(
             service=settings.service,
@@ -102,6 +115,7 @@ class ServiceHost:
             group=self.consumer.consumer_name,
             topics=(),
             client_id=f"xiezuo-{settings.service}-lag",
+            client_options=settings.kafka_security.client_kwargs,
         )
 
     async def refresh_outbox_age(self) -> None:
@@ -224,6 +238,42 @@ class ServiceHost:
             await probing
         await self.lag.close()
 
+    def topics_written(self) -> list[str]:
+        """Topics this service publishes to: its Kafka user needs Write (and Describe) on them."""
+        service = self.settings.service
+        # Event types are named `xiezuo.<service>.<event>.vN` after the service publishing them.
+        published = {
+            event.topic
+            for event in EVENT_TYPES.values()
+            if event.event_type.startswith(f"xiezuo.{service}.")
+        }
+        return sorted(published | {self.consumer.dead_letter_topic, CHECKPOINTS_TOPIC})
+
+    def topics_read(self) -> list[str]:
+        """Topics this service consumes (group `consumer_name`): Read (and Describe) on them."""
+        return self.consumer.topics()
+
+    async def prepare_topics(self) -> None:
+        """Create the topics (dev), or check the ones this service needs exist (production)."""
+        platform = self.settings.platform
+        security = self.settings.kafka_security
+        if platform.kafka_create_topics:
+            await ensure_topics(
+                platform.kafka_bootstrap,
+                self.consumer.dead_letter_topic,
+                partitions=platform.kafka_topic_partitions,
+                replication_factor=platform.kafka_topic_replication_factor,
+                security=security,
+            )
+            return
+        missing = await missing_topics(
+            platform.kafka_bootstrap,
+            sorted({*self.topics_written(), *self.topics_read()}),
+            security=security,
+        )
+        if missing:
+            raise TopicsMissing(missing)
+
     async def _connect(
         self, tracer_provider: TracerProvider, stop: asyncio.Event
     ) -> KafkaBroker | None:
@@ -239,12 +289,7 @@ class ServiceHost:
             attempt += 1
             broker: KafkaBroker | None = None
             try:
-                await ensure_topics(
-                    platform.kafka_bootstrap,
-                    self.consumer.dead_letter_topic,
-                    partitions=platform.kafka_topic_partitions,
-                    replication_factor=platform.kafka_topic_replication_factor,
-                )
+                await self.prepare_topics()
                 if not producer_started:
                     # Started once and kept: a stopped aiokafka producer cannot start again.
                     await self.producer.start()
@@ -255,6 +300,7 @@ class ServiceHost:
                     middlewares=kafka_middlewares(
                         self.metrics.registry, tracer_provider, service_name=service
                     ),
+                    security=self.settings.kafka_security,
                 )
                 self.consumer.tracer_provider = tracer_provider
                 bind_consumer(broker, self.consumer)
@@ -264,15 +310,31 @@ class ServiceHost:
                 raise
             except (KafkaError, OSError, TimeoutError) as exc:
                 delay = min(CONNECT_BACKOFF_SECONDS * 2 ** (attempt - 1), CONNECT_BACKOFF_MAX)
-                log.warning(
-                    "Kafka not reachable yet; health stays NOT_SERVING, retrying",
-                    extra={
-                        "bootstrap": platform.kafka_bootstrap,
-                        "attempt": attempt,
-                        "retry_in_seconds": delay,
-                        "error_type": type(exc).__name__,
-                    },
-                )
+                context = {
+                    "bootstrap": platform.kafka_bootstrap,
+                    "attempt": attempt,
+                    "retry_in_seconds": delay,
+                    "error_type": type(exc).__name__,
+                }
+                security = self.settings.kafka_security
+                cause: BaseException = exc
+                if isinstance(exc, KafkaConnectionError) and security.protocol != "PLAINTEXT":
+                    cause = await connection_refusal(platform.kafka_bootstrap, security) or exc
+                refusal = refusal_reason(cause, security)
+                if refusal is None:
+                    log.warning(
+                        "Kafka not reachable yet; health stays NOT_SERVING, retrying",
+                        extra=context,
+                    )
+                else:
+                    # Something an operator must fix (credentials, ACLs, certificates, topics),
+                    # not a broker still starting. Still retried: a KafkaUser or KafkaTopic may
+                    # be reconciling, and a rotated secret is read again by the next attempt.
+                    log.error(
+                        "Kafka refused this service (%s); health stays NOT_SERVING, retrying",
+                        refusal,
+                        extra={**context, **security.describe()},
+                    )
                 if broker is not None:
                     with contextlib.suppress(Exception):
                         await broker.stop()
@@ -287,12 +349,68 @@ class TopicsRefused(KafkaError):
     """The broker refused to create a topic: a configuration error, not worth retrying."""
 
 
+class TopicsMissing(KafkaError):
+    """Topics this service needs are not there (or its Kafka user may not see them)."""
+
+    def __init__(self, missing: Sequence[str]) -> None:
+        super().__init__(
+            "topics missing or not visible to this service's Kafka user: "
+            + ", ".join(missing)
+            + " (XIEZUO_KAFKA_CREATE_TOPICS=false: create them, e.g. the KafkaTopics, "
+            "and grant the user Describe on them)"
+        )
+        self.missing = tuple(missing)
+
+
+def refusal_reason(exc: BaseException, security: KafkaSecurity) -> str | None:
+    """Why Kafka refused us, when it is a setting to fix rather than a broker still starting."""
+    if isinstance(exc, TopicsMissing):
+        return str(exc)
+    if isinstance(exc, SaslAuthenticationFailed | AuthenticationFailedError):
+        return (
+            f"authentication failed for user {security.sasl_username!r} "
+            f"({security.mechanism}): check XIEZUO_KAFKA_SASL_USERNAME and the password in "
+            f"XIEZUO_KAFKA_SASL_PASSWORD_FILE"
+        )
+    if isinstance(
+        exc,
+        TopicAuthorizationFailedError
+        | GroupAuthorizationFailedError
+        | ClusterAuthorizationFailedError,
+    ):
+        return f"not authorised ({type(exc).__name__}: {exc}): check the user's ACLs"
+    if isinstance(exc, ssl.SSLError):
+        return (
+            f"TLS handshake failed ({exc}): check XIEZUO_KAFKA_CA_FILE and, for mutual TLS, "
+            "XIEZUO_KAFKA_CERT_FILE / XIEZUO_KAFKA_KEY_FILE"
+        )
+    return None
+
+
+async def missing_topics(
+    bootstrap: str, names: Sequence[str], *, security: KafkaSecurity | None = None
+) -> list[str]:
+    """Those of `names` the cluster does not show this client (it creates nothing)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_kwargs(security))
+    await admin.start()
+    try:
+        # Only topics the user may Describe are listed: a missing ACL looks like a missing topic.
+        existing = set(await admin.list_topics())
+    finally:
+        await admin.close()
+    return sorted(set(names) - existing)
+
+
 async def ensure_topics(
-    bootstrap: str, *extra: str, partitions: int, replication_factor: int
+    bootstrap: str,
+    *extra: str,
+    partitions: int,
+    replication_factor: int,
+    security: KafkaSecurity | None = None,
 ) -> None:
     """Create every contract topic (and `extra` ones) that does not exist yet."""
     names = sorted({event.topic for event in EVENT_TYPES.values()} | set(extra))
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_kwargs(security))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.contracts.base import IntegrationEvent
 from services.runtime.db import OUTBOX_WRITTEN, Database, as_utc
 from services.runtime.envelope import Envelope
+from services.runtime.kafka_security import KafkaSecurity, client_kwargs
 from services.runtime.messaging_tables import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -281,9 +282,12 @@ class _Pending:
 class KafkaEventProducer:
     """An idempotent aiokafka producer (acks=all) shaped for the relay."""
 
-    def __init__(self, bootstrap_servers: str, *, client_id: str) -> None:
+    def __init__(
+        self, bootstrap_servers: str, *, client_id: str, security: KafkaSecurity | None = None
+    ) -> None:
         self._bootstrap_servers = bootstrap_servers
         self._client_id = client_id
+        self._security = security
         self._producer = self._new_producer()
 
     def _new_producer(self) -> Any:
@@ -295,6 +299,8 @@ class KafkaEventProducer:
             enable_idempotence=True,
             acks="all",
             linger_ms=2,
+            # Built anew after a failed start: a rotated password file counts from here on.
+            **client_kwargs(self._security),
         )
 
     async def start(self) -> None:

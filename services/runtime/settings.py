@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.runtime.audit_key import AuditKey, load_audit_key
+from services.runtime.kafka_security import KafkaSecurity
 
 SERVICES = ("intake", "cases", "staffing", "assessment")
 
@@ -27,6 +28,18 @@ class PlatformSettings(BaseSettings):
     # cluster 3, or create the topics beforehand).
     kafka_topic_partitions: int = 6
     kafka_topic_replication_factor: int = 1
+    # False in production: topics are declared by the operator (Strimzi KafkaTopic), and a
+    # service only checks that the ones it needs exist (readiness fails while one is missing).
+    kafka_create_topics: bool = True
+    # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL; the rest is checked by kafka_security().
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    # The password only ever comes from a file (a mounted Secret), never from the environment.
+    kafka_sasl_password_file: Path | None = None
+    kafka_ca_file: Path | None = None
+    kafka_cert_file: Path | None = None
+    kafka_key_file: Path | None = None
     # PEM-encoded Ed25519 public keys, one file each, so keys can rotate without a release.
     token_public_key_files: list[Path] = Field(default_factory=list)
     token_issuer: str = "xiezuo-dev"
@@ -48,6 +61,18 @@ class PlatformSettings(BaseSettings):
     back_entry_days: int = 400
     # How often each service anchors its audit chain heads on Kafka (only heads that moved).
     audit_checkpoint_seconds: float = 300.0
+
+    def kafka_security(self) -> KafkaSecurity:
+        """The Kafka client security these settings describe; KafkaSettingsError if unusable."""
+        return KafkaSecurity(
+            protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password_file=self.kafka_sasl_password_file,
+            ca_file=self.kafka_ca_file,
+            cert_file=self.kafka_cert_file,
+            key_file=self.kafka_key_file,
+        )
 
 
 class ServiceSettings(BaseSettings):
@@ -72,6 +97,8 @@ class Settings:
             raise ValueError(f"unknown service {service!r}; expected one of {SERVICES}")
         self.service = service
         self.platform = platform or PlatformSettings()
+        # Checked here, at start-up, so a bad combination stops the process before it serves.
+        self.kafka_security = self.platform.kafka_security()
         own = ServiceSettings(_env_prefix=f"XIEZUO_{service.upper()}_")
         self.database_url = own.database_url or self.default_database_url()
         self.grpc_address = f"{own.grpc_host}:{_port(own.grpc_port, DEFAULT_GRPC_PORTS[service])}"

@@ -35,12 +35,15 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from services.runtime.kafka_security import KafkaSecurity
 from services.runtime.localstack.ports import LOOPBACK, free_ports, is_port_free
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -206,6 +209,74 @@ def render_server_properties(
     return "\n".join(lines) + "\n"
 
 
+# Principals on the secured listeners: SCRAM users by name, certificate holders by subject.
+STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+
+
+@dataclass(frozen=True)
+class BrokerSecurity:
+    """TLS, SCRAM users and ACL enforcement for a local broker (the secured-Kafka tests).
+
+    The node then listens with SASL_SSL (SCRAM-SHA-512) on its port and with mutual TLS on a
+    second one; brokers and controller talk mutual TLS, as the certificate's subject.
+    """
+
+    # PEM: the CA that signed the broker's certificate and every client certificate.
+    ca_file: Path
+    # PEM: the broker's private key (PKCS#8, unencrypted) followed by its certificate; the
+    # certificate names 127.0.0.1 so clients can check it.
+    keystore_file: Path
+    # The broker certificate's subject as Kafka prints it, e.g. "CN=broker": a super user.
+    broker_subject: str
+    # The SCRAM super user for set-up (topics, ACLs) and the readiness probe.
+    admin_user: str
+    admin_password: str
+    # Further SCRAM-SHA-512 users, name to password, created when the storage is formatted.
+    users: Mapping[str, str] = field(default_factory=dict)
+
+    def server_properties(
+        self, *, host: str, port: int, ssl_port: int, controller_port: int
+    ) -> dict[str, str]:
+        """The broker settings that turn this on."""
+        return {
+            "listeners": (
+                f"SASL_SSL://{host}:{port},SSL://{host}:{ssl_port},"
+                f"CONTROLLER://{host}:{controller_port}"
+            ),
+            "advertised.listeners": f"SASL_SSL://{host}:{port},SSL://{host}:{ssl_port}",
+            "listener.security.protocol.map": "CONTROLLER:SSL,SSL:SSL,SASL_SSL:SASL_SSL",
+            "inter.broker.listener.name": "SSL",
+            "sasl.enabled.mechanisms": SCRAM_MECHANISM,
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(self.keystore_file),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(self.ca_file),
+            # Certificates are the identity on the SSL listeners (clients, broker, controller);
+            # SASL_SSL clients authenticate with SCRAM instead.
+            "listener.name.ssl.ssl.client.auth": "required",
+            "listener.name.controller.ssl.client.auth": "required",
+            "authorizer.class.name": STANDARD_AUTHORIZER,
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": f"User:{self.broker_subject};User:{self.admin_user}",
+        }
+
+    def scram_arguments(self) -> list[str]:
+        """`kafka-storage format` arguments that create the SCRAM users."""
+        arguments: list[str] = []
+        for name, password in {self.admin_user: self.admin_password, **self.users}.items():
+            for value in (name, password):
+                if not value or not all(c.isalnum() or c in "-_." for c in value):
+                    raise KafkaError(
+                        f"SCRAM user {name!r}: names and passwords are letters, digits, '-_.'"
+                    )
+            arguments += ["--add-scram", f"{SCRAM_MECHANISM}=[name={name},password={password}]"]
+        return arguments
+
+
 def find_java() -> str:
     """Return the java executable from JAVA_HOME, else from PATH."""
     java_home = os.environ.get("JAVA_HOME")
@@ -237,6 +308,7 @@ class KafkaNode:
         heap: str = "512m",
         ready_timeout: float = 120.0,
         overrides: Mapping[str, str] | None = None,
+        security: BrokerSecurity | None = None,
     ) -> None:
         self._owns_state_dir = state_dir is None
         self._state_dir_arg = Path(state_dir).resolve() if state_dir is not None else None
@@ -248,6 +320,8 @@ class KafkaNode:
         self.heap = heap
         self.ready_timeout = ready_timeout
         self._overrides = dict(overrides or {})
+        self.security = security
+        self._ssl_port: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self.cold_start_seconds: float | None = None
 
@@ -271,6 +345,28 @@ class KafkaNode:
     def bootstrap_servers(self) -> str:
         """Return ``127.0.0.1:PORT`` for Kafka clients."""
         return f"{LOOPBACK}:{self.port}"
+
+    @property
+    def ssl_bootstrap_servers(self) -> str:
+        """Return ``127.0.0.1:PORT`` of the mutual-TLS listener (a secured node only)."""
+        if self.security is None or self._ssl_port is None:
+            raise KafkaError("only a started node with BrokerSecurity has a mutual-TLS listener")
+        return f"{LOOPBACK}:{self._ssl_port}"
+
+    def admin_security(self) -> KafkaSecurity | None:
+        """Client settings of the super user on `bootstrap_servers` (None: plain text)."""
+        if self.security is None:
+            return None
+        password_file = self.state_dir / "admin.password"
+        password_file.write_text(self.security.admin_password)
+        password_file.chmod(0o600)
+        return KafkaSecurity(
+            protocol="SASL_SSL",
+            sasl_mechanism=SCRAM_MECHANISM,
+            sasl_username=self.security.admin_user,
+            sasl_password_file=password_file,
+            ca_file=self.security.ca_file,
+        )
 
     @property
     def log_path(self) -> Path:
@@ -383,13 +479,22 @@ class KafkaNode:
         _kill_stale_broker(state / "kafka.pid", config)
         self._choose_ports()
         data_dir = state / "data"
+        overrides = dict(self._overrides)
+        if self.security is not None:
+            secured = self.security.server_properties(
+                host=LOOPBACK,
+                port=self.port,
+                ssl_port=self._ssl_port or 0,
+                controller_port=self._controller_port or 0,
+            )
+            overrides = {**secured, **overrides}
         config.write_text(
             render_server_properties(
                 port=self.port,
                 controller_port=self._controller_port or 0,
                 log_dir=data_dir,
                 partitions=self.partitions,
-                overrides=self._overrides,
+                overrides=overrides,
             )
         )
         if not (data_dir / "meta.properties").exists():
@@ -425,12 +530,14 @@ class KafkaNode:
         for label, chosen in (("port", self._port), ("controller_port", self._controller_port)):
             if chosen is not None and not is_port_free(chosen):
                 raise KafkaError(f"Kafka {label} {chosen} on {LOOPBACK} is already in use")
-        # Ask for both at once so the two picks cannot collide with each other.
-        picked = iter(free_ports(2))
+        # Ask for all at once so the picks cannot collide with each other.
+        picked = iter(free_ports(2 if self.security is None else 3))
         if self._port is None:
             self._port = next(picked)
         if self._controller_port is None:
             self._controller_port = next(picked)
+        if self.security is not None:
+            self._ssl_port = next(picked)
 
     def _format(self, java: str, classpath: str, config: Path) -> None:
         """Format the log dir with a fresh cluster id (KRaft needs this once per dir)."""
@@ -449,6 +556,7 @@ class KafkaNode:
             new_cluster_id(),
             "-c",
             str(config),
+            *(self.security.scram_arguments() if self.security is not None else ()),
         ]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:
@@ -489,8 +597,10 @@ class KafkaNode:
 
     async def _probe(self) -> None:
         """Describe the cluster, then make one acks=all write to the probe topic."""
+        admin_security = self.admin_security()
+        access: dict[str, Any] = admin_security.client_kwargs() if admin_security else {}
         admin = AIOKafkaAdminClient(
-            bootstrap_servers=self.bootstrap_servers, request_timeout_ms=5000
+            bootstrap_servers=self.bootstrap_servers, request_timeout_ms=5000, **access
         )
         await admin.start()
         try:
@@ -501,7 +611,10 @@ class KafkaNode:
         finally:
             await admin.close()
         producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap_servers, acks="all", request_timeout_ms=10000
+            bootstrap_servers=self.bootstrap_servers,
+            acks="all",
+            request_timeout_ms=10000,
+            **access,
         )
         await producer.start()
         try:
