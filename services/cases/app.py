@@ -17,7 +17,7 @@ from services.cases.domain.rules import DEFAULT_RULES, rules_in_force
 from services.cases.domain.ruleset import RuleSet
 from services.cases.handlers.clue_registered import ClueRegisteredHandler
 from services.cases.handlers.report_linked import ReportLinkedHandler
-from services.cases.handlers.teams import on_recusal, on_team_assigned, on_team_unfillable
+from services.cases.handlers.teams import RecusalHandler, on_team_assigned, on_team_unfillable
 from services.cases.settings import CasesSettings
 from services.cases.store.case_reader import CaseReader
 from services.cases.store.clues import ClueReader
@@ -49,9 +49,9 @@ def build(settings: Settings) -> tuple[ServiceHost, GrpcParts, DeadlineScanner]:
     host.consumer.on(ClueRegistered, ClueRegisteredHandler(rule_versions))
     host.consumer.on(TeamAssigned, on_team_assigned)
     host.consumer.on(TeamUnfillable, on_team_unfillable)
-    host.consumer.on(RecusalRecorded, on_recusal)
     database = host.database
     by_version = {rules.version: rules for rules in rule_versions}
+    host.consumer.on(RecusalRecorded, RecusalHandler(by_version))
     host.consumer.on(ReportLinked, ReportLinkedHandler(by_version, lock=not database.is_sqlite))
 
     def in_force(moment: datetime) -> RuleSet:
@@ -63,7 +63,7 @@ def build(settings: Settings) -> tuple[ServiceHost, GrpcParts, DeadlineScanner]:
         Workflow(database, by_version),
         back_entry_days=settings.platform.back_entry_days,
         rectifications=RectificationDesk(database, in_force),
-        links=ClueLinks(database),
+        links=ClueLinks(database, by_version),
     )
     scanner = DeadlineScanner(database, batch_size=own.deadline_scan_batch)
     gauges = DeadlineGauges(database, host.metrics.registry)

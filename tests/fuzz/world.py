@@ -329,7 +329,7 @@ async def running_world(
             Workflow(cases_db, {DEFAULT_RULES.version: DEFAULT_RULES}),
             back_entry_days=400,
             rectifications=RectificationDesk(cases_db, lambda _: DEFAULT_RULES),
-            links=ClueLinks(cases_db),
+            links=ClueLinks(cases_db, {DEFAULT_RULES.version: DEFAULT_RULES}),
         )
         await _serve(
             stack,

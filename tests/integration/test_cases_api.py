@@ -70,7 +70,7 @@ async def api(make_database: MakeDatabase) -> AsyncIterator[Api]:
         Workflow(database, {DEFAULT_RULES.version: DEFAULT_RULES}),
         back_entry_days=400,
         rectifications=RectificationDesk(database, lambda _: DEFAULT_RULES),
-        links=ClueLinks(database),
+        links=ClueLinks(database, {DEFAULT_RULES.version: DEFAULT_RULES}),
     )
     endpoint = GrpcEndpoint(
         address="127.0.0.1:0",
@@ -246,7 +246,7 @@ async def test_commands_act_once_and_reads_follow_the_visibility_policy(api: Api
         decided_at=NOW,
     )
     async with api.db.transaction() as session:
-        await on_recusal(session, recusal, _envelope("xiezuo/staffing"))
+        await on_recusal(session, recusal, {DEFAULT_RULES.version: DEFAULT_RULES})
     assert (
         await _code(api.stub.GetCase(get, metadata=officer_a)) is grpc.StatusCode.PERMISSION_DENIED
     )

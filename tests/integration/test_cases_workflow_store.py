@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +13,7 @@ from sqlmodel import col, func, select
 
 from services.cases.domain.casefile import Actor, Command, Forbidden
 from services.cases.domain.rules import DEFAULT_RULES
-from services.cases.handlers.teams import on_recusal, on_team_assigned
+from services.cases.handlers.teams import RecusalHandler, on_recusal, on_team_assigned
 from services.cases.store import codec
 from services.cases.store.tables import CaseFileRow, CaseMemberRow, CaseStepRow, DeadlineRow
 from services.cases.store.workflow import KeyReused, Workflow
@@ -177,7 +178,7 @@ async def test_staffing_sets_the_team_and_a_recusal_removes_it_at_once(
         decided_at=NOW,
     )
     async with db.transaction() as session:
-        await on_recusal(session, recusal, _envelope())
+        await on_recusal(session, recusal, {DEFAULT_RULES.version: DEFAULT_RULES})
     async with db.session() as session:
         members = (await session.exec(select(CaseMemberRow))).all()
         row = await session.get(CaseFileRow, "clue-2")
@@ -193,6 +194,62 @@ async def test_staffing_sets_the_team_and_a_recusal_removes_it_at_once(
             actor=Actor("a", frozenset({"case_officer"})),
             authorize=_allow,
         )
+
+
+async def test_team_sizes_come_from_the_rule_set_also_when_a_recusal_empties_a_team(
+    make_database: MakeDatabase,
+) -> None:
+    db = await make_database("cases")
+    await _register(db, "clue-size")
+    # The county draws three for a verification (the default is two): same version key, as a
+    # county's own file would be the version its clues were registered under.
+    rules = replace(DEFAULT_RULES, team_sizes={**DEFAULT_RULES.team_sizes, "verification": 3})
+    by_version = {rules.version: rules}
+    workflow = Workflow(db, by_version)
+    for key, command, roles in (
+        ("p", Command("propose_disposal", choice="preliminary_verification"), {"case_officer"}),
+        ("a", Command("approve_disposal"), {"zone_chief"}),
+    ):
+        await workflow.act(
+            county_id="c1",
+            case_id="clue-size",
+            idempotency_key=key,
+            digest=key,
+            command=command,
+            actor=Actor("x", frozenset(roles)),
+            authorize=_allow,
+        )
+    (requested,) = await _events(db, "xiezuo.cases.team_requested.v1")
+    assert requested["team_size"] == 3
+    assigned = TeamAssigned(
+        county_id="c1",
+        zone_id="z1",
+        request_id=str(requested["request_id"]),
+        case_id="clue-size",
+        stage="verification",
+        draw_id="draw-1",
+        members=[TeamMember(person_id="a", home_township_id="t2")],
+        assigned_at=NOW,
+    )
+    async with db.transaction() as session:
+        await on_team_assigned(session, assigned, _envelope())
+    recusal = RecusalRecorded(
+        county_id="c1",
+        zone_id="z1",
+        recusal_id="rc-size",
+        case_id="clue-size",
+        person_id="a",
+        ground="witness",
+        raised_by_role="staff_member",
+        granted=True,
+        decided_by="head",
+        decided_at=NOW,
+    )
+    async with db.transaction() as session:
+        # As the consumer calls it: the handler the composition root binds.
+        await RecusalHandler(by_version)(session, recusal, _envelope())
+    first, again = await _events(db, "xiezuo.cases.team_requested.v1")
+    assert again["request_id"] != first["request_id"] and again["team_size"] == 3
 
 
 async def test_a_disposal_by_closure_is_published_as_a_disposal_and_a_closure(

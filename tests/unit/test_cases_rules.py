@@ -45,6 +45,31 @@ def test_a_rule_set_carries_no_calendar_of_its_own() -> None:
         load_rule_set(yaml.safe_dump(data))
 
 
+def test_team_sizes_are_rule_data_checked_against_the_two_person_minimum() -> None:
+    assert dict(DEFAULT_RULES.team_sizes) == {
+        "verification": 2,
+        "investigation": 2,
+        "hearing": 2,
+        "review": 2,
+    }
+    data = _default_data()
+    data["team_sizes"] = {"verification": 3, "investigation": 4, "hearing": 2, "review": 3}
+    assert load_rule_set(yaml.safe_dump(data)).team_size("investigation") == 4
+    data["team_sizes"] = {"verification": 1, "investigation": "two", "hearing": 2, "audit": 2}
+    with pytest.raises(RuleSetInvalid) as invalid:
+        load_rule_set(yaml.safe_dump(data))
+    # safe_dump sorts the keys: the problems come in the file's order.
+    assert invalid.value.problems == [
+        "team_sizes.audit: is not a team stage (verification, investigation, hearing, review)",
+        "team_sizes.investigation: must be a whole number of people",
+        "team_sizes.verification: must be 2..15 people (Supervision Law art. 41: at least two)",
+        "team_sizes: lacks 'review'",
+    ]
+    # A county file written before team sizes were data keeps two per team.
+    del data["team_sizes"]
+    assert load_rule_set(yaml.safe_dump(data)).team_size("hearing") == 2
+
+
 def test_a_county_file_with_working_day_limits_parses() -> None:
     data = _default_data()
     data["version"] = "county-x-2027.1"

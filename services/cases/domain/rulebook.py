@@ -11,6 +11,7 @@ import yaml
 from services.cases.domain.casefile import DECISION_KINDS
 from services.cases.domain.ruleset import (
     DEFAULT_DECISION_SANCTIONS,
+    DEFAULT_TEAM_SIZES,
     DecisionBody,
     DecisionSanctions,
     ExtensionRule,
@@ -113,6 +114,11 @@ REQUIRED_TABLES = (
 )
 # Roles that act but never approve.
 ACTING_ROLES = frozenset({"hearing_officer", "case_subject"})
+# Stages the workflow draws a team for; a rule set's team_sizes names each of them.
+TEAM_STAGES = ("verification", "investigation", "hearing", "review")
+# Supervision Law (2018) art. 41: investigative measures are taken by at least two people;
+# more than this is a typing error, not a team.
+MIN_TEAM_SIZE, MAX_TEAM_SIZE = 2, 15
 
 
 class RuleSetInvalid(ValueError):
@@ -157,6 +163,7 @@ def parse_rule_set(data: Mapping[str, Any]) -> RuleSet:
         reader.problem("organisational_measures", "must be a list of measure names")
         measures = []
     collective = reader.collective(data.get("collective", {}), bodies, tables)
+    team_sizes = reader.team_sizes(data.get("team_sizes"))
     rounds = data.get("max_supplementary_rounds")
     if not isinstance(rounds, int) or rounds < 0:
         reader.problem("max_supplementary_rounds", "must be a whole number ≥ 0")
@@ -200,6 +207,7 @@ def parse_rule_set(data: Mapping[str, Any]) -> RuleSet:
         collective=collective,
         approvals=tables,
         transitions=transitions,
+        team_sizes=team_sizes,
     )
 
 
@@ -454,3 +462,30 @@ class _Reader:
             if body not in bodies:
                 self.problem(f"collective.{table}", f"{body!r} is not a decision body")
         return {str(table): str(body) for table, body in raw.items()}
+
+    def team_sizes(self, raw: Any) -> dict[str, int]:
+        if raw is None:
+            # A county file written before team sizes were data keeps the national default.
+            return dict(DEFAULT_TEAM_SIZES)
+        if not isinstance(raw, Mapping):
+            self.problem("team_sizes", "must map team stages to a number of people")
+            return {}
+        sizes: dict[str, int] = {}
+        for stage, size in raw.items():
+            path = f"team_sizes.{stage}"
+            if stage not in TEAM_STAGES:
+                self.problem(path, f"is not a team stage ({', '.join(TEAM_STAGES)})")
+            elif isinstance(size, bool) or not isinstance(size, int):
+                self.problem(path, "must be a whole number of people")
+            elif not MIN_TEAM_SIZE <= size <= MAX_TEAM_SIZE:
+                self.problem(
+                    path,
+                    f"must be {MIN_TEAM_SIZE}..{MAX_TEAM_SIZE} people (Supervision Law art. 41: "
+                    "at least two)",
+                )
+            else:
+                sizes[str(stage)] = size
+        for stage in TEAM_STAGES:
+            if stage not in raw:
+                self.problem("team_sizes", f"lacks {stage!r}")
+        return sizes

@@ -50,6 +50,16 @@ DEFAULT_DECISION_SANCTIONS: Mapping[str, DecisionSanctions] = {
 }
 
 
+# Staff drawn per team when a rule set names none (Supervision Law (2018) art. 41: investigative
+# measures are taken by at least two people).
+DEFAULT_TEAM_SIZES: Mapping[str, int] = {
+    "verification": 2,
+    "investigation": 2,
+    "hearing": 2,
+    "review": 2,
+}
+
+
 @dataclass(frozen=True)
 class DecisionBody:
     """A body that decides in session (纪委常委会, 监委委务会, a special meeting)."""
@@ -110,6 +120,12 @@ class RuleSet:
     decision_bodies: Mapping[str, DecisionBody] = field(default_factory=dict)
     collective: Mapping[str, str] = field(default_factory=dict)
     transitions: Mapping[str, TransitionRule] = field(default_factory=dict)
+    # Team stage (verification, investigation, hearing, review) → people staffing draws.
+    team_sizes: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_TEAM_SIZES))
+
+    def team_size(self, stage: str) -> int:
+        """How many people a team drawn for `stage` has."""
+        return self.team_sizes[stage]
 
     def limit(self, name: str) -> TimeLimit:
         """The named time limit; the disposal limit falls back to `clue_disposal_months`."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import cast
@@ -11,6 +12,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.cases.domain.casefile import NotNow
+from services.cases.domain.ruleset import RuleSet
 from services.cases.domain.teams import assign_team, recuse, team_unfillable
 from services.cases.store import codec
 from services.cases.store.tables import CaseFileRow
@@ -103,8 +105,24 @@ async def on_team_unfillable(
     )
 
 
-async def on_recusal(session: AsyncSession, event: RecusalRecorded, envelope: Envelope) -> None:
+class RecusalHandler:
     """A granted recusal removes the person from every team of the file at once."""
+
+    def __init__(self, rule_versions: Mapping[str, RuleSet]) -> None:
+        # A replacement team is as large as the file's rule version says.
+        self._rules = rule_versions
+
+    async def __call__(
+        self, session: AsyncSession, event: RecusalRecorded, envelope: Envelope
+    ) -> None:
+        """Apply the event in the consumer's transaction."""
+        await on_recusal(session, event, self._rules)
+
+
+async def on_recusal(
+    session: AsyncSession, event: RecusalRecorded, rule_versions: Mapping[str, RuleSet]
+) -> None:
+    """Take the recused person off the file's teams; ask for a new team when one fell short."""
     if not event.granted:
         return
     row = await _file_row(session, event.case_id)
@@ -137,6 +155,7 @@ async def on_recusal(session: AsyncSession, event: RecusalRecorded, envelope: En
             row,
             after,
             cast(Stage, again),
+            team_size=rule_versions[row.rule_version].team_size(again),
             request_id=request_id,
             actor=event.decided_by,
             now=now,

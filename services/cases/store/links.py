@@ -174,8 +174,10 @@ async def _close_duplicate(
 class ClueLinks:
     """Commands that link clues as related or make a case joint, once per idempotency key."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, rule_versions: Mapping[str, RuleSet]) -> None:
         self._db = database
+        # A renewed team request draws as many people as the file's rule version says.
+        self._rules = rule_versions
 
     async def relate(
         self,
@@ -266,7 +268,14 @@ class ClueLinks:
             if request_id:
                 stage = cast(Stage, file.team_requested)
                 request_team(
-                    session, row, after, stage, request_id=request_id, actor=actor, now=now
+                    session,
+                    row,
+                    after,
+                    stage,
+                    team_size=self._rules[row.rule_version].team_size(stage),
+                    request_id=request_id,
+                    actor=actor,
+                    now=now,
                 )
             detail = {"township_ids": list(townships), "team_request_id": request_id}
             step = await _side_step(session, row, actor, "declare_joint", reason, detail, now)

@@ -53,7 +53,6 @@ _EVENTS: dict[str, type[CaseStepRecorded]] = {
     "CaseDecided": CaseDecided,
     "CaseTransferred": CaseTransferred,
 }
-TEAM_SIZES = {"verification": 2, "investigation": 2, "hearing": 2, "review": 2}
 
 Authorize = Callable[[CaseFileRow, CaseFile], None]
 
@@ -394,7 +393,16 @@ async def apply_transition(
         )
     if transition.team_needed:
         stage = cast(Stage, transition.team_needed)
-        request_team(session, row, after, stage, request_id=request_id, actor=actor, now=now)
+        request_team(
+            session,
+            row,
+            after,
+            stage,
+            team_size=rules.team_size(stage),
+            request_id=request_id,
+            actor=actor,
+            now=now,
+        )
     if transition.clock_stopped:
         await stop_clock(
             session, row.case_id, transition.clock_stopped, now=now, recorded_at=recorded_at
@@ -449,11 +457,12 @@ def request_team(
     file: CaseFile,
     stage: Stage,
     *,
+    team_size: int,
     request_id: str,
     actor: str,
     now: datetime,
 ) -> IntegrationEvent:
-    """Ask staffing for a team (异地办案: nobody from the subject's township)."""
+    """Ask staffing for a team of `team_size` (异地办案: nobody from the subject's township)."""
     event = TeamRequested(
         county_id=row.county_id,
         zone_id=row.zone_id,
@@ -463,7 +472,7 @@ def request_team(
         subject_township_id=row.township_id,
         excluded_township_ids=excluded_townships(row.township_id, file),
         subject_key=row.subject_key,
-        team_size=TEAM_SIZES[stage],
+        team_size=team_size,
         excluded_person_ids=list(excluded_from(file, stage)),
         requested_by=actor,
         requested_at=now,
