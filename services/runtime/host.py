@@ -41,7 +41,7 @@ from services.runtime.bus import (
 from services.runtime.db import Database
 from services.runtime.grpc.metrics import CallMetricsInterceptor
 from services.runtime.grpc.server import GrpcEndpoint
-from services.runtime.inbox import EventConsumer
+from services.runtime.inbox import DEAD_LETTER_REASONS, EventConsumer
 from services.runtime.kafka_security import KafkaSecurity, client_kwargs, connection_refusal
 from services.runtime.lag import ConsumerLag
 from services.runtime.migrate import upgrade_async
@@ -170,6 +170,9 @@ class ServiceHost:
             self.probes.add(
                 "consumer_lag", self.refresh_consumer_lag, interval=CONSUMER_LAG_PROBE_SECONDS
             )
+        self.metrics.start_series(
+            topics=self.lag.topics, reasons=DEAD_LETTER_REASONS, probes=self.probes.names
+        )
         endpoint = GrpcEndpoint(
             address=self.settings.grpc_address,
             service_names=grpc_parts.service_names,

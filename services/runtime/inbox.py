@@ -34,6 +34,17 @@ E = TypeVar("E", bound=IntegrationEvent)
 Handler = Callable[[AsyncSession, Any, Envelope], Awaitable[None]]
 
 
+# Every `x-dead-letter-reason` this module writes (docs/operations.md lists what each means).
+DEAD_LETTER_REASONS = (
+    "invalid-envelope",
+    "unknown-type",
+    "invalid-payload",
+    "tenancy-mismatch",
+    "rejected",
+    "handler-failed",
+)
+
+
 class PoisonEvent(Exception):
     """Raised by a handler for an event that can never be applied; it is not retried."""
 

@@ -7,6 +7,7 @@ import logging
 import math
 import sys
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -307,6 +308,17 @@ class ServiceMetrics:
     def set_outbox_oldest_age(self, seconds: float) -> None:
         """Record how long the oldest unpublished outbox row has waited."""
         self.outbox_oldest_age.labels(self.service).set(seconds)
+
+    def start_series(
+        self, *, topics: Iterable[str], reasons: Iterable[str], probes: Iterable[str]
+    ) -> None:
+        """Create at 0 the counters alerts take increase() of: a series born at 1 shows none."""
+        reasons = list(reasons)
+        for topic in topics:
+            for reason in reasons:
+                self.dead_letters.labels(self.service, topic, reason)
+        for probe in probes:
+            self.probe_failures.labels(self.service, probe)
 
     def set_audit_unsealed_heads(self, count: int) -> None:
         """Record how many county chain heads failed their seal at the last look."""
