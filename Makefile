@@ -32,11 +32,12 @@ asyncapi: $(STAMP)
 api-docs: $(STAMP)
 	$(BIN)/python tools/gen_api_docs.py
 
-## check: generated code, event catalogue, event schemas and API reference current, buf lint,
+## check: generated code, event catalogue, event schemas, k8s components and API reference current, buf lint,
 ## compatibility with the last release tag (buf breaking, event schemas), doc links, ruff, mypy
 check: $(STAMP)
 	$(BIN)/python tools/gen_proto.py --check
 	$(BIN)/python tools/gen_asyncapi.py --check
+	$(BIN)/python tools/gen_k8s.py --check
 	$(BIN)/python tools/gen_api_docs.py --check
 	$(BIN)/buf lint proto
 	$(BIN)/python tools/check_compat.py

@@ -1,23 +1,43 @@
-"""deploy/k8s: both overlays render, pass strict schema validation and keep the safety rules."""
+"""deploy/k8s: every overlay renders, passes strict schema validation and keeps the safety rules."""
 
 from __future__ import annotations
 
+import copy
+import functools
+import importlib.util
 import json
 import shutil
 import subprocess
+import sys
 import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
 
-from services.runtime.settings import DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, SERVICES
+from services.contracts.audit import CHECKPOINTS_TOPIC
+from services.contracts.registry import EVENT_TYPES
+from services.runtime.deadletters import dead_letter_topic
+from services.runtime.settings import (
+    DEFAULT_GRPC_PORTS,
+    DEFAULT_METRICS_PORTS,
+    SERVICES,
+    PlatformSettings,
+)
 
-K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
-OVERLAYS = ("dev", "prod")
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+SCHEMAS = K8S / "schemas"
+# dev: fake secrets, bring your own infrastructure; external: production on your own Kafka and
+# PostgreSQL; prod: production with Strimzi, CloudNativePG and KEDA.
+OVERLAYS = ("dev", "external", "prod")
+PRODUCTION = ("external", "prod")
 # The oldest cluster we promise to run on, and the newest schema the validator knows.
 KUBERNETES_VERSIONS = ("1.30", kubernetes_validate.utils.latest_version())
 WORKLOAD_KINDS = ("Deployment", "Job")
@@ -29,6 +49,53 @@ OUT_OF_BAND_SECRETS = {
     "xiezuo-intake-receipt-key": {"receipt-key.hex"},
     "xiezuo-staffing-draw-secret": {"staffing-draw-secret.key"},
     "xiezuo-audit-keys": {f"audit-{service}.key" for service in SERVICES},
+}
+
+# What the operators create in prod (Strimzi: a Secret per KafkaUser and the cluster CA;
+# CloudNativePG: its CA), and what the prod overlay still needs out of band.
+OPERATOR_SECRETS = {
+    "xiezuo-cluster-ca-cert",
+    "xiezuo-db-ca",
+    *(f"xiezuo-{service}" for service in SERVICES),
+}
+PROD_OUT_OF_BAND_SECRETS = {
+    *(set(OUT_OF_BAND_SECRETS) - {f"xiezuo-{service}-db" for service in SERVICES}),
+    *(f"xiezuo-{service}-db-credentials" for service in SERVICES),
+}
+OPERATOR_KINDS = {
+    "Kafka",
+    "KafkaNodePool",
+    "KafkaTopic",
+    "KafkaUser",
+    "Cluster",
+    "Pooler",
+    "ScheduledBackup",
+    "ScaledObject",
+    "TriggerAuthentication",
+    "ServiceMonitor",
+}
+INFRASTRUCTURE_KINDS = {
+    "Kafka",
+    "KafkaNodePool",
+    "KafkaTopic",
+    "KafkaUser",
+    "Cluster",
+    "Pooler",
+    "ScheduledBackup",
+}
+AUTOSCALING_KINDS = {"ScaledObject", "TriggerAuthentication", "HorizontalPodAutoscaler"}
+MONITORING_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+# A custom resource's metadata as kustomize writes it; anything else is a mistake.
+OBJECT_META: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name"],
+    "properties": {
+        "name": {"type": "string"},
+        "namespace": {"type": "string"},
+        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
 }
 
 Manifest = dict[str, Any]
@@ -67,7 +134,7 @@ def overlay(request: pytest.FixtureRequest) -> tuple[str, list[Manifest]]:
 
 @pytest.fixture(scope="module")
 def prod() -> list[Manifest]:
-    """The production overlay, rendered."""
+    """The production overlay with the operators, rendered."""
     return render(K8S / "overlays" / "prod")
 
 
@@ -139,18 +206,157 @@ def secret_names(workload: Manifest) -> set[str]:
     return names
 
 
+# kustomize's name hashes: 10 characters from a vowel-free alphabet (no 0, 1 or 3 either).
+HASH_ALPHABET = set("bcdfghkmt245679") | {"8"}
+
+
 def base_name(name: str) -> str:
     """A generated name without kustomize's hash suffix."""
     stem, _, suffix = name.rpartition("-")
-    return stem if stem and len(suffix) == 10 else name
+    hashed = len(suffix) == 10 and set(suffix) <= HASH_ALPHABET
+    return stem if stem and hashed else name
+
+
+def is_custom(manifest: Manifest) -> bool:
+    """A custom resource: its API group is neither core nor *.k8s.io."""
+    group = manifest["apiVersion"].rpartition("/")[0]
+    return "." in group and not group.endswith(".k8s.io")
+
+
+def closed(schema: Any) -> Any:
+    """`schema` with every object that lists properties closed to unknown ones."""
+    if isinstance(schema, list):
+        return [closed(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    result = {key: closed(value) for key, value in schema.items()}
+    if (
+        "properties" in result
+        and "additionalProperties" not in result
+        and not result.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        result["additionalProperties"] = False
+    return result
+
+
+@functools.cache
+def strict_schema(api_version: str, kind: str) -> dict[str, Any]:
+    """The vendored schema of a custom resource, closed, with a strict metadata."""
+    group, _, version = api_version.rpartition("/")
+    path = SCHEMAS / group / f"{kind.lower()}_{version}.json"
+    assert path.is_file(), f"{kind} {api_version}: no schema at {path.relative_to(ROOT)}"
+    schema: dict[str, Any] = closed(json.loads(path.read_text()))
+    schema["properties"]["metadata"] = OBJECT_META
+    return schema
+
+
+def validate_custom(manifest: Manifest) -> None:
+    """Raise jsonschema.ValidationError unless the custom resource fits its schema exactly."""
+    schema = strict_schema(manifest["apiVersion"], manifest["kind"])
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(manifest))
+    if error is not None:
+        raise error
+
+
+def validate(manifest: Manifest) -> None:
+    """Core kinds: kubernetes-validate --strict on both versions; custom ones: the schemas here."""
+    if is_custom(manifest):
+        validate_custom(manifest)
+        return
+    for version in KUBERNETES_VERSIONS:
+        kubernetes_validate.validate(manifest, version, strict=True)
+
+
+@functools.cache
+def generator() -> ModuleType:
+    """tools/gen_k8s.py as a module (it derives the expected topics, users and consumers)."""
+    path = ROOT / "tools" / "gen_k8s.py"
+    spec = importlib.util.spec_from_file_location("gen_k8s", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    # Its dataclasses look their module up while the class is made.
+    sys.modules.setdefault("gen_k8s", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+@functools.cache
+def consumed() -> dict[str, list[str]]:
+    """Service -> topics its consumer reads, from the composition roots."""
+    found: dict[str, list[str]] = generator().consumed_topics()
+    return found
+
+
+def acl_table(user: Manifest, *, prefixed_groups: bool = False) -> dict[tuple[str, str], set[str]]:
+    """A KafkaUser's ACLs: (resource type, name) -> operations; every pattern literal (groups
+    may be a prefix when `prefixed_groups`: a downstream team's own group names)."""
+    table: dict[tuple[str, str], set[str]] = {}
+    for acl in user["spec"]["authorization"]["acls"]:
+        resource = acl["resource"]
+        literal = resource.get("patternType", "literal") == "literal"
+        assert literal or (prefixed_groups and resource["type"] == "group"), resource
+        assert acl.get("type", "allow") == "allow", acl
+        assert "All" not in acl["operations"], acl
+        table.setdefault((resource["type"], resource["name"]), set()).update(acl["operations"])
+    return table
 
 
 def test_overlay_passes_strict_schema_validation(overlay: tuple[str, list[Manifest]]) -> None:
     _, manifests = overlay
     assert manifests
     for manifest in manifests:
-        for version in KUBERNETES_VERSIONS:
-            kubernetes_validate.validate(manifest, version, strict=True)
+        validate(manifest)
+
+
+def test_the_example_consumers_user_is_schema_valid_for_this_cluster(prod: list[Manifest]) -> None:
+    user = yaml.safe_load((ROOT / "examples" / "consumer" / "kafkauser.yaml").read_text())
+    validate_custom(user)
+    (kafka,) = of_kind(prod, "Kafka")
+    assert user["apiVersion"] == kafka["apiVersion"]
+    assert user["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"]
+    for operations in acl_table(user, prefixed_groups=True).values():
+        assert operations <= {"Read", "Describe"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "path"),
+    [
+        ("KafkaTopic", ("spec",)),
+        ("KafkaUser", ("spec", "authorization", "acls", 0, "resource")),
+        ("Kafka", ("spec", "kafka", "listeners", 0, "authentication")),
+        ("KafkaNodePool", ("spec", "storage", "volumes", 0)),
+        ("Cluster", ("spec", "bootstrap", "initdb")),
+        ("Pooler", ("spec", "pgbouncer")),
+        ("ScheduledBackup", ("spec", "cluster")),
+        ("ScaledObject", ("spec", "triggers", 0, "authenticationRef")),
+        ("TriggerAuthentication", ("spec", "secretTargetRef", 0)),
+        ("ServiceMonitor", ("spec", "endpoints", 0)),
+        ("KafkaTopic", ("metadata",)),
+        ("Cluster", ()),
+        ("Deployment", ("spec", "template", "spec", "containers", 0)),
+        ("HorizontalPodAutoscaler", ("spec",)),
+    ],
+)
+def test_an_unknown_field_fails_validation(
+    prod: list[Manifest], kind: str, path: tuple[str | int, ...]
+) -> None:
+    manifest = copy.deepcopy(of_kind(prod, kind)[0])
+    validate(manifest)
+    holder: Any = manifest
+    for step in path:
+        holder = holder[step]
+    holder["xiezuoTypo"] = "surplus"
+    with pytest.raises((jsonschema.ValidationError, kubernetes_validate.ValidationError)):
+        validate(manifest)
+
+
+def test_every_custom_kind_has_a_vendored_schema(prod: list[Manifest]) -> None:
+    kinds = {m["kind"] for m in prod if is_custom(m)}
+    assert kinds >= OPERATOR_KINDS
+    for manifest in prod:
+        if is_custom(manifest):
+            strict_schema(manifest["apiVersion"], manifest["kind"])
 
 
 def test_base_commits_no_secret() -> None:
@@ -241,25 +447,34 @@ def test_services_migrate_only_in_their_jobs(overlay: tuple[str, list[Manifest]]
         assert container["args"] == ["migrate", service]
 
 
-def test_pre_rollout_phase_holds_migrations_and_what_they_need(
+def test_rollout_phases_keep_infrastructure_first_and_services_last(
     overlay: tuple[str, list[Manifest]],
 ) -> None:
-    # docs/kubernetes.md applies `-l app.kubernetes.io/component!=service` first, waits for
-    # the Jobs, then applies everything: that split must keep services out of phase one.
+    # docs/kubernetes.md applies `-l app.kubernetes.io/component=infrastructure` first (prod),
+    # then `-l 'app.kubernetes.io/component notin (service,autoscaling)'` and waits for the
+    # Jobs, then everything: the splits must keep services and their autoscalers out of the
+    # early phases and put what the Jobs need (databases, Kafka) in the first.
     _, manifests = overlay
-    early = [
-        m
-        for m in manifests
-        if m["metadata"]["labels"].get("app.kubernetes.io/component") != "service"
-    ]
+
+    def component(manifest: Manifest) -> str | None:
+        value: str | None = manifest["metadata"]["labels"].get("app.kubernetes.io/component")
+        return value
+
+    early = [m for m in manifests if component(m) not in ("service", "autoscaling")]
     kinds = {m["kind"] for m in early}
-    assert kinds <= {"ConfigMap", "Secret", "NetworkPolicy", "Job"}
+    assert kinds <= {"ConfigMap", "Secret", "NetworkPolicy", "Job"} | INFRASTRUCTURE_KINDS | (
+        MONITORING_KINDS
+    )
     assert len(of_kind(early, "Job")) == len(SERVICES)
     for job in of_kind(early, "Job"):
         assert job["metadata"]["labels"]["app.kubernetes.io/component"] == "migration"
-    early_names = {m["metadata"]["name"] for m in early}
+    early_names = {(m["kind"], m["metadata"]["name"]) for m in early}
     for workload in of_kind(manifests, "Deployment", "Service", "PodDisruptionBudget"):
-        assert workload["metadata"]["name"] not in early_names
+        assert (workload["kind"], workload["metadata"]["name"]) not in early_names
+    for manifest in of_kind(manifests, *INFRASTRUCTURE_KINDS):
+        assert component(manifest) == "infrastructure", manifest["metadata"]["name"]
+    for manifest in of_kind(manifests, *AUTOSCALING_KINDS):
+        assert component(manifest) == "autoscaling", manifest["metadata"]["name"]
 
 
 def test_database_urls_come_from_each_services_own_secret(
@@ -270,13 +485,25 @@ def test_database_urls_come_from_each_services_own_secret(
     for workload in of_kind(manifests, *WORKLOAD_KINDS):
         service = workload["metadata"]["name"].removesuffix("-migrate")
         for container in containers(workload):
-            urls = {k: v for k, v in env_of(container).items() if k.endswith("_DATABASE_URL")}
+            env = env_of(container)
+            urls = {k: v for k, v in env.items() if k.endswith("_DATABASE_URL")}
             assert set(urls) == {f"XIEZUO_{service.upper()}_DATABASE_URL"}
             (entry,) = urls.values()
-            assert "value" not in entry
-            reference = entry["valueFrom"]["secretKeyRef"]
-            assert base_name(reference["name"]) == f"xiezuo-{service}-db"
-            assert reference["key"] == "database-url"
+            if "valueFrom" in entry:
+                assert "value" not in entry
+                reference = entry["valueFrom"]["secretKeyRef"]
+                assert base_name(reference["name"]) == f"xiezuo-{service}-db"
+                assert reference["key"] == "database-url"
+                assert "PGPASSWORD" not in env
+                continue
+            # CloudNativePG: a URL without a password; asyncpg takes it from PGPASSWORD.
+            url = urlsplit(entry["value"])
+            assert url.scheme == "postgresql+asyncpg"
+            assert url.username == service and url.password is None
+            assert url.path == f"/{service}"
+            password = env["PGPASSWORD"]["valueFrom"]["secretKeyRef"]
+            assert password == {"name": f"xiezuo-{service}-db-credentials", "key": "password"}
+            assert env["PGSSLMODE"]["value"] in ("verify-ca", "verify-full")
 
 
 def test_vault_key_reaches_only_intake(overlay: tuple[str, list[Manifest]]) -> None:
@@ -354,13 +581,22 @@ def test_ingress_is_denied_unless_a_policy_opens_it(overlay: tuple[str, list[Man
     policies = {m["metadata"]["name"]: m["spec"] for m in of_kind(manifests, "NetworkPolicy")}
     deny = policies.pop("default-deny-ingress")
     assert deny["podSelector"] == {} and "ingress" not in deny
-    opened = {
-        port["port"]
-        for spec in policies.values()
-        for rule in spec["ingress"]
-        for port in rule["ports"]
-    }
-    assert opened == {"grpc", "metrics"}
+
+    def opened(selects: str) -> set[Any]:
+        return {
+            port["port"]
+            for spec in policies.values()
+            if selects in json.dumps(spec["podSelector"])
+            for rule in spec["ingress"]
+            for port in rule["ports"]
+        }
+
+    assert opened("service") == {"grpc", "metrics"}
+    # CloudNativePG (prod): PostgreSQL, the operator's status port and the exporters only.
+    assert opened("cnpg.io/") <= {5432, 8000, 9187, 9127}
+    for name, spec in policies.items():
+        selector = json.dumps(spec["podSelector"])
+        assert "service" in selector or "cnpg.io/" in selector, name
 
 
 def test_every_referenced_secret_and_config_map_is_known(
@@ -369,15 +605,23 @@ def test_every_referenced_secret_and_config_map_is_known(
     name, manifests = overlay
     maps = {m["metadata"]["name"] for m in of_kind(manifests, "ConfigMap")}
     secrets = {m["metadata"]["name"] for m in of_kind(manifests, "Secret")}
+    known = {
+        "dev": {base_name(secret) for secret in secrets},
+        "external": set(OUT_OF_BAND_SECRETS),
+        "prod": PROD_OUT_OF_BAND_SECRETS | OPERATOR_SECRETS,
+    }[name]
     for workload in of_kind(manifests, *WORKLOAD_KINDS):
         for container in containers(workload):
             for source in container.get("envFrom", []):
                 assert source["configMapRef"]["name"] in maps
+            for entry in container.get("env", []):
+                reference = entry.get("valueFrom", {}).get("configMapKeyRef")
+                if reference:
+                    assert reference["name"] in maps
         referenced = secret_names(workload)
         if name == "dev":
             assert referenced <= secrets, workload["metadata"]["name"]
-        else:
-            assert {base_name(s) for s in referenced} <= set(OUT_OF_BAND_SECRETS)
+        assert {base_name(s) for s in referenced} <= known, workload["metadata"]["name"]
 
 
 def test_dev_generates_every_secret_with_the_expected_keys() -> None:
@@ -390,11 +634,11 @@ def test_dev_generates_every_secret_with_the_expected_keys() -> None:
     assert set(replicas.values()) == {1}
 
 
-def test_prod_is_replicated_observed_pinned_and_generates_no_secret(
-    prod: list[Manifest],
-) -> None:
-    assert of_kind(prod, "Secret") == []
-    for service, deployment in deployments(prod).items():
+@pytest.mark.parametrize("name", PRODUCTION)
+def test_production_is_replicated_observed_pinned_and_generates_no_secret(name: str) -> None:
+    manifests = render(K8S / "overlays" / name)
+    assert of_kind(manifests, "Secret") == []
+    for service, deployment in deployments(manifests).items():
         assert deployment["spec"]["replicas"] >= 2, service
         (container,) = pod_spec(deployment)["containers"]
         assert "XIEZUO_OTLP_ENDPOINT" in env_of(container), service
@@ -402,3 +646,192 @@ def test_prod_is_replicated_observed_pinned_and_generates_no_secret(
         annotations = deployment["spec"]["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/scrape"] == "true"
         assert annotations["prometheus.io/port"] == str(DEFAULT_METRICS_PORTS[service])
+
+
+def test_generated_components_are_current() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "gen_k8s.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_topic_is_declared_replicated_and_retained(prod: list[Manifest]) -> None:
+    topics = {m["spec"]["topicName"]: m["spec"] for m in of_kind(prod, "KafkaTopic")}
+    expected = {event.topic for event in EVENT_TYPES.values()} | {
+        dead_letter_topic(service) for service in SERVICES
+    }
+    assert CHECKPOINTS_TOPIC in expected
+    assert set(topics) == expected
+    (kafka,) = of_kind(prod, "Kafka")
+    for topic_name, spec in topics.items():
+        assert spec["partitions"] == PlatformSettings().kafka_topic_partitions, topic_name
+        assert spec["replicas"] == 3 and spec["config"]["min.insync.replicas"] == "2"
+        assert spec["config"]["retention.ms"], topic_name
+    assert topics[CHECKPOINTS_TOPIC]["config"]["retention.ms"] == "-1"
+    for service in SERVICES:
+        assert topics[dead_letter_topic(service)]["config"]["retention.ms"] == "-1"
+    for manifest in of_kind(prod, "KafkaTopic", "KafkaUser", "KafkaNodePool"):
+        assert manifest["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"]
+
+
+def test_each_service_user_is_least_privilege(prod: list[Manifest]) -> None:
+    users = {m["metadata"]["name"]: m for m in of_kind(prod, "KafkaUser")}
+    for service in SERVICES:
+        user = users[f"xiezuo-{service}"]
+        assert user["spec"]["authentication"]["type"] == "scram-sha-512"
+        table = acl_table(user)
+        assert {kind for kind, _ in table} <= {"topic", "group"}, service
+        published = {
+            event.topic
+            for event_type, event in EVENT_TYPES.items()
+            if event_type.split(".")[1] == service
+        }
+        writes = {name for (kind, name), ops in table.items() if "Write" in ops}
+        reads = {name for (kind, name), ops in table.items() if kind == "topic" and "Read" in ops}
+        groups = {name: ops for (kind, name), ops in table.items() if kind == "group"}
+        assert writes == published | {CHECKPOINTS_TOPIC, dead_letter_topic(service)}, service
+        assert reads == set(consumed()[service]), service
+        assert groups == {f"xiezuo-{service}": {"Read"}}, service
+        for (kind, name), operations in table.items():
+            if kind == "topic":
+                assert operations in ({"Write", "Describe"}, {"Read", "Describe"}), name
+            assert not (
+                kind == "topic" and name.startswith(f"xiezuo.{service}.") and "Read" in operations
+            )
+    # Nobody else writes a service's own topics.
+    for name, user in users.items():
+        for (kind, topic), operations in acl_table(user).items():
+            owner = topic.split(".")[1] if kind == "topic" else None
+            if "Write" in operations and owner in SERVICES and name != "xiezuo-operator":
+                assert name == f"xiezuo-{owner}", (name, topic)
+
+
+def test_lag_reader_and_operator_users_only_read_offsets_and_letters(prod: list[Manifest]) -> None:
+    users = {m["metadata"]["name"]: m for m in of_kind(prod, "KafkaUser")}
+    assert set(users) == {f"xiezuo-{s}" for s in SERVICES} | {
+        "xiezuo-operator",
+        "xiezuo-lag-reader",
+    }
+    for operations in acl_table(users["xiezuo-lag-reader"]).values():
+        assert operations == {"Describe"}
+    operator = acl_table(users["xiezuo-operator"])
+    assert not any(kind == "group" for kind, _ in operator)
+    readable = {name for (kind, name), ops in operator.items() if "Read" in ops}
+    assert readable == {CHECKPOINTS_TOPIC} | {dead_letter_topic(s) for s in SERVICES}
+
+
+def test_each_service_logs_in_to_kafka_as_its_own_user(prod: list[Manifest]) -> None:
+    config = platform_config(prod)
+    (kafka,) = of_kind(prod, "Kafka")
+    cluster = kafka["metadata"]["name"]
+    (listener,) = kafka["spec"]["kafka"]["listeners"]
+    assert listener["tls"] is True and listener["authentication"]["type"] == "scram-sha-512"
+    assert kafka["spec"]["kafka"]["authorization"]["type"] == "simple"
+    assert (
+        config["XIEZUO_KAFKA_BOOTSTRAP"]
+        == f"{cluster}-kafka-bootstrap.xiezuo.svc:{listener['port']}"
+    )
+    assert config["XIEZUO_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert config["XIEZUO_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+    assert config["XIEZUO_KAFKA_CREATE_TOPICS"] == "false"
+    users = {m["metadata"]["name"] for m in of_kind(prod, "KafkaUser")}
+    for service, deployment in deployments(prod).items():
+        (container,) = pod_spec(deployment)["containers"]
+        username = env_of(container)["XIEZUO_KAFKA_SASL_USERNAME"]["value"]
+        assert username == f"xiezuo-{service}" and username in users
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod_spec(deployment)["volumes"]}
+        for setting, secret, key in (
+            ("XIEZUO_KAFKA_SASL_PASSWORD_FILE", username, "password"),
+            ("XIEZUO_KAFKA_CA_FILE", f"{cluster}-cluster-ca-cert", "ca.crt"),
+        ):
+            directory, _, file_name = config[setting].rpartition("/")
+            source = volumes[mounts[directory]]["secret"]
+            assert source["secretName"] == secret and file_name == key
+            assert [item["key"] for item in source["items"]] == [key]
+
+
+def test_consumers_scale_on_lag_up_to_their_partitions_and_intake_on_cpu(
+    prod: list[Manifest],
+) -> None:
+    partitions = {
+        m["spec"]["topicName"]: m["spec"]["partitions"] for m in of_kind(prod, "KafkaTopic")
+    }
+    scaled = {m["spec"]["scaleTargetRef"]["name"]: m for m in of_kind(prod, "ScaledObject")}
+    hpas = {
+        m["spec"]["scaleTargetRef"]["name"]: m for m in of_kind(prod, "HorizontalPodAutoscaler")
+    }
+    assert not set(scaled) & set(hpas), "two autoscalers on one Deployment fight"
+    assert set(hpas) == {"intake"}
+    assert hpas["intake"]["spec"]["minReplicas"] >= 2
+    assert set(scaled) | set(hpas) == set(SERVICES)
+    auths = {m["metadata"]["name"]: m for m in of_kind(prod, "TriggerAuthentication")}
+    users = {m["metadata"]["name"] for m in of_kind(prod, "KafkaUser")}
+    config_maps = {m["metadata"]["name"]: m for m in of_kind(prod, "ConfigMap")}
+    for service, scaled_object in scaled.items():
+        spec = scaled_object["spec"]
+        assert spec["minReplicaCount"] >= 2
+        assert spec["maxReplicaCount"] == max(partitions[t] for t in consumed()[service])
+        (trigger,) = spec["triggers"]
+        assert trigger["type"] == "kafka"
+        assert trigger["metadata"]["consumerGroup"] == f"xiezuo-{service}"
+        assert (
+            trigger["metadata"]["bootstrapServers"]
+            == platform_config(prod)["XIEZUO_KAFKA_BOOTSTRAP"]
+        )
+        auth = auths[trigger["authenticationRef"]["name"]]["spec"]
+        (username,) = auth["configMapTargetRef"]
+        user = config_maps[username["name"]]["data"][username["key"]]
+        assert user in users
+        secrets = {ref["parameter"]: ref for ref in auth["secretTargetRef"]}
+        assert secrets["password"]["name"] == user
+
+
+def test_each_service_owns_a_database_in_the_cluster(prod: list[Manifest]) -> None:
+    (cluster,) = of_kind(prod, "Cluster")
+    name = cluster["metadata"]["name"]
+    spec = cluster["spec"]
+    assert spec["instances"] == 3
+    roles = {role["name"]: role for role in spec["managed"]["roles"]}
+    assert set(roles) == set(SERVICES)
+    for service, role in roles.items():
+        assert role["login"] is True and role.get("superuser") is not True
+        assert role["passwordSecret"]["name"] == f"xiezuo-{service}-db-credentials"
+    initdb = spec["bootstrap"]["initdb"]
+    created = {initdb["database"]} | {
+        statement.split()[2]
+        for statement in initdb["postInitSQL"]
+        if statement.startswith("CREATE DATABASE")
+    }
+    assert created == set(SERVICES)
+    assert initdb["owner"] == initdb["database"]
+    assert initdb["secret"]["name"] == f"xiezuo-{initdb['owner']}-db-credentials"
+    (pooler,) = of_kind(prod, "Pooler")
+    assert pooler["spec"]["cluster"]["name"] == name
+    (backup,) = of_kind(prod, "ScheduledBackup")
+    assert backup["spec"]["cluster"]["name"] == name
+    for workload in of_kind(prod, *WORKLOAD_KINDS):
+        (container,) = pod_spec(workload)["containers"]
+        (url,) = [v["value"] for k, v in env_of(container).items() if k.endswith("_DATABASE_URL")]
+        host = urlsplit(url).hostname
+        expected = pooler["metadata"]["name"] if workload["kind"] == "Deployment" else f"{name}-rw"
+        assert host == f"{expected}.xiezuo.svc", workload["metadata"]["name"]
+
+
+def test_a_service_monitor_scrapes_each_services_metrics_port(prod: list[Manifest]) -> None:
+    monitors = of_kind(prod, "ServiceMonitor")
+    assert len(monitors) == len(SERVICES)
+    for service in SERVICES:
+        front = named(prod, "Service", service)
+        (monitor,) = [
+            m
+            for m in monitors
+            if m["spec"]["selector"]["matchLabels"].items() <= front["metadata"]["labels"].items()
+        ]
+        (endpoint,) = monitor["spec"]["endpoints"]
+        assert endpoint["port"] == "metrics"
