@@ -8,6 +8,7 @@ import grpc
 from xiezuo.assessment.v1 import assessment_pb2, assessment_pb2_grpc
 
 from services.assessment.api.servicer import AssessmentServicer
+from services.assessment.domain.four_forms import load_four_forms
 from services.assessment.domain.quarter import AssessmentCalendar
 from services.assessment.domain.scoring_rules import load_rules
 from services.assessment.handlers.mappers import projections
@@ -24,8 +25,9 @@ def build(settings: Settings) -> tuple[ServiceHost, GrpcParts]:
     host = ServiceHost(settings)
     # One consumer route per mapped event type (handlers/mappers.py), plus the registry.
     calendar = AssessmentCalendar()
-    register_handlers(host.consumer, calendar, projections())
-    servicer = AssessmentServicer(host.database, Scoring(load_rules()), calendar)
+    forms = load_four_forms()
+    register_handlers(host.consumer, calendar, projections(), forms=forms)
+    servicer = AssessmentServicer(host.database, Scoring(load_rules(), forms), calendar)
 
     def register(server: grpc.aio.Server) -> None:
         assessment_pb2_grpc.add_AssessmentServiceServicer_to_server(servicer, server)

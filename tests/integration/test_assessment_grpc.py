@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -29,7 +29,7 @@ from services.assessment.store.scorecards import Scoring
 from services.assessment.store.tables import QualitativeMark
 from services.contracts.assessment import ScorecardPublished
 from services.contracts.base import IntegrationEvent
-from services.contracts.cases import CaseFiled
+from services.contracts.cases import CaseFiled, StageChanged
 from services.contracts.intake import ClueRegistered, ReportedSubject
 from services.contracts.staffing import (
     TeamAssigned,
@@ -80,12 +80,30 @@ def _team(zone: str, event_id: str, *people: tuple[str, str]) -> tuple[Integrati
     )
 
 
+def _investigation_reported(zone: str, event_id: str, case_id: str) -> tuple[IntegrationEvent, str]:
+    step = StageChanged(
+        county_id=COUNTY,
+        zone_id=zone,
+        case_id=case_id,
+        township_id="t2",
+        action="submit_investigation_report",
+        from_stage="investigation",
+        to_stage="hearing_pending",
+        actor="p1",
+        rule_version="cn-default-2026.1",
+        occurred_at=Q3 + timedelta(days=20),
+    )
+    return step, event_id
+
+
 async def _seed(database: Database) -> None:
     calendar = AssessmentCalendar()
     events = [
         _team("z1", "e1", ("p1", "t2"), ("p2", "t2")),
         _team("z1", "e2", ("p1", "t3")),
         _team("z2", "e3", ("p9", "t5")),
+        # The team of k-e1 finishes its investigation: p1 and p2 complete a stage.
+        _investigation_reported("z1", "e5", "k-e1"),
         (
             TeamUnfillable(
                 county_id=COUNTY,
@@ -101,10 +119,14 @@ async def _seed(database: Database) -> None:
         ),
     ]
     by_type = {p.event_class.event_type: p.mapper for p in mappers.projections()}
+    extra = ledgers(calendar)
     async with database.transaction() as session:
         for event, event_id in events:
             envelope = Envelope(event_id, event.event_type, "t", Q3, COUNTY, event.zone_id, b"{}")
-            await ProjectionHandler(by_type[event.event_type], calendar)(session, event, envelope)
+            handler = ProjectionHandler(
+                by_type[event.event_type], calendar, extra.get(event.event_type, ())
+            )
+            await handler(session, event, envelope)
 
 
 @pytest.fixture
@@ -151,19 +173,25 @@ async def test_scorecard_and_explanation_down_to_events(client: Client) -> None:
         county_id=COUNTY, level=pb.LEVEL_PERSON, subject_id="p1", quarter="2026Q3"
     )
     card = (await client.stub.ExplainScore(request, metadata=client.as_(ASSESSOR))).scorecard
-    assert card.total == 64.0  # 60 base + 2 postings × 2
-    assert {c.kpi: list(c.event_ids) for c in card.components if c.kpi} == {
-        "team_assignments": ["e1", "e2"],
-        "training_minutes": [],
-        "attendance_days": [],
-    }
+    # 30 base + one investigation finished (3) + all of it on time (7); k-e2 is still open.
+    assert card.total == 40.0
+    explained = {c.kpi: list(c.event_ids) for c in card.components if c.kpi}
+    assert explained["stages_completed.investigation"] == ["e5"]
+    assert explained["stages_completed_in_time"] == ["e5"]
+    assert explained["stages_completed.verification"] == []
+    assert {c.kpi: c.value for c in card.counts}["team_assignments"] == 2
     township = await client.stub.GetScorecard(
         pb.GetScorecardRequest(
             county_id=COUNTY, level=pb.LEVEL_TOWNSHIP, subject_id="t2", quarter="2026Q3"
         ),
         metadata=client.as_(LEADER),
     )
-    assert [(c.kpi, c.value) for c in township.scorecard.counts] == [("team_assignments", 2)]
+    # t2's postings, and the investigation of k-e1 (a t2 case) finished within its limit.
+    assert [(c.kpi, c.value) for c in township.scorecard.counts] == [
+        ("investigations_finished", 1),
+        ("investigations_finished_in_time", 1),
+        ("team_assignments", 2),
+    ]
 
 
 async def test_bad_requests_name_their_fields(client: Client) -> None:
@@ -249,7 +277,7 @@ async def test_a_zone_chief_sees_their_zone_and_staff_their_own_card(client: Cli
         ),
         metadata=client.as_(STAFF_P1),
     )
-    assert own.scorecard.total == 64.0
+    assert own.scorecard.total == 40.0
     colleague = await _denied(
         client.stub.GetScorecard(
             pb.GetScorecardRequest(

@@ -169,7 +169,8 @@ async def test_events_count_once_in_the_quarter_of_their_own_time(
     # Both members come from t2: one event counts two postings for the township.
     assert township.counts == {Kpi.TEAM_ASSIGNMENTS: 2}
     assert township.score.total == Decimal("61.00")
-    assert person.scorecard.score.total == Decimal("62.00")
+    # A posting is counted, but only a finished stage earns a staff member points (2026.2).
+    assert person.scorecard.score.total == Decimal("30.00")
     assert person.events == {Kpi.TEAM_ASSIGNMENTS: [team.id]}
     # z2 lost a point for the unfillable team; z1 and z2 are the only zones with Q3 rows.
     assert [(u.subject_id, u.total, u.tier) for u in ranking.units] == [

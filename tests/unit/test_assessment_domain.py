@@ -111,7 +111,8 @@ def test_score_is_clamped_to_the_quantitative_share() -> None:
 def test_person_training_counts_whole_hours() -> None:
     rules = rules_in_force(RULES, Quarter(2026, 2))
     score = score_unit(rules, Level.PERSON, {Kpi.TRAINING_MINUTES.value: 179})
-    assert score.total == Decimal("62.00")
+    # 30 base + 2 whole hours × 0.5 (cn-default-2026.2).
+    assert score.total == Decimal("31.00")
 
 
 def test_rules_versions_by_effective_date_and_validation() -> None:

@@ -60,7 +60,12 @@ def test_the_latest_finish_supersedes_in_any_order() -> None:
 
 def test_2026_keeps_its_scheme_and_2027_scores_timeliness() -> None:
     rules = load_rules()
-    assert rules_in_force(rules, Quarter(2026, 4)).version == "cn-default-2026.1"
+    in_2026 = rules_in_force(rules, Quarter(2026, 4))
+    # 2026.2 corrects 2026.1's staff scheme from the same day; zones are scored as before.
+    assert in_2026.version == "cn-default-2026.2"
+    first = next(version for version in rules if version.version == "cn-default-2026.1")
+    assert in_2026.levels["zone"] == first.levels["zone"]
+    assert in_2026.levels["person"] != first.levels["person"]
     scheme = rules_in_force(rules, Quarter(2027, 1))
-    assert scheme.version == "cn-default-2027.1"
+    assert scheme.version == "cn-default-2027.2"
     assert Kpi.CLUES_DISPOSED_IN_TIME in scheme.levels["zone"].kpis()

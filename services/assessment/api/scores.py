@@ -27,7 +27,7 @@ from services.assessment.domain.kpis import Level
 from services.assessment.domain.quarter import AssessmentCalendar, Quarter
 from services.assessment.store.projection import subject_zones, zone_known
 from services.assessment.store.scorecards import Explanation, Scorecard, Scoring
-from services.assessment.store.timeliness import Derived, limit_counts
+from services.assessment.store.timeliness import Derived
 from services.runtime import audit
 from services.runtime.db import Database
 from services.runtime.grpc.auth import current_principal
@@ -104,7 +104,7 @@ class ScoreQueries:
         principal = current_principal()
         async with self._db.transaction() as session:
             # Judging the clocks is the costly read: once for the zones and the counts.
-            derived = await limit_counts(
+            derived = await self._scoring.derived(
                 session, county_id=request.county_id, quarter=quarter, level=level
             )
             zones = await subject_zones(

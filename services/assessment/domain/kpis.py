@@ -49,6 +49,16 @@ class Kpi(enum.StrEnum):
     DRAW_OVERRIDES = "draw_overrides"
     ASSIGNMENTS_DECLINED = "assignments_declined"
     RECUSALS = "recusals"
+    # 四种形态: people dealt with, once per quarter in their highest form (`four_forms.1`..`.4`).
+    FOUR_FORMS = "four_forms"
+    APPEALS_FILED = "appeals_filed"
+    APPEALS_CHANGED = "appeals_changed"
+    # A staff member's share of the work: team stages they finished (`stages_completed.<stage>`),
+    # led, finished within the stage's limit or late.
+    STAGES_COMPLETED = "stages_completed"
+    STAGES_LED = "stages_led"
+    STAGES_COMPLETED_IN_TIME = "stages_completed_in_time"
+    STAGES_LATE = "stages_late"
 
 
 def decision_kpi(decision_type: str) -> str:

@@ -77,12 +77,20 @@ class RulesError(ValueError):
 
 
 def rules_in_force(versions: Sequence[ScoringRules], quarter: Quarter) -> ScoringRules:
-    """The newest version effective on the quarter's first day."""
+    """The newest version effective on the quarter's first day.
+
+    Of versions effective on the same day the one listed last is in force: a correction is
+    added after the version it corrects, which stays in the file as it was used.
+    """
     day = quarter.first_day()
-    candidates = [rules for rules in versions if rules.effective_from <= day]
+    candidates = [
+        (rules.effective_from, index, rules)
+        for index, rules in enumerate(versions)
+        if rules.effective_from <= day
+    ]
     if not candidates:
         raise LookupError(f"no scoring rules are in force for {quarter}")
-    return max(candidates, key=lambda rules: rules.effective_from)
+    return max(candidates, key=lambda item: (item[0], item[1]))[2]
 
 
 def load_rules(path: Path = DEFAULT_RULES_FILE) -> list[ScoringRules]:

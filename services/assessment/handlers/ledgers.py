@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.assessment.domain.four_forms import FourFormsRules, load_four_forms
 from services.assessment.domain.quarter import AssessmentCalendar
+from services.assessment.domain.staff_work import (
+    APPEAL_CHANGED,
+    SENT_BACK,
+    STAGE_CLOCKS,
+    stage_ended,
+)
 from services.assessment.domain.timeliness import (
     DISPOSAL,
     INVESTIGATION,
@@ -19,6 +27,8 @@ from services.assessment.store.campaigns import (
     record_campaign_rectification,
     record_milestone,
 )
+from services.assessment.store.four_forms import record_outcome, record_subject
+from services.assessment.store.staff_work import record_request, record_step, record_team
 from services.assessment.store.timeliness import record_breach, record_finish
 from services.contracts.cases import (
     CaseClosed,
@@ -28,11 +38,14 @@ from services.contracts.cases import (
     CaseTransferred,
     ClueDisposed,
     DeadlineBreached,
+    ExtensionGranted,
     RectificationClosed,
     RectificationOpened,
     StageChanged,
+    TeamRequested,
 )
 from services.contracts.intake import ClueRegistered
+from services.contracts.staffing import TeamAssigned
 from services.runtime.envelope import Envelope
 
 Ledger = Callable[[AsyncSession, Any, Envelope], Awaitable[None]]
@@ -149,19 +162,193 @@ async def rectification_closed(
         )
 
 
-def ledgers(calendar: AssessmentCalendar | None = None) -> dict[str, Sequence[Ledger]]:
+async def case_subject(session: AsyncSession, event: ClueRegistered, _: Envelope) -> None:
+    """Whose clue it is, as a name-free key: one person's cases count once in the four forms."""
+    subject = event.subject
+    await record_subject(
+        session,
+        county_id=event.county_id,
+        case_id=event.clue_id,
+        subject_key=subject_key(event.county_id, subject.name, subject.unit, subject.township_id),
+    )
+
+
+def subject_key(county_id: str, name: str, unit: str, township_id: str) -> str:
+    """A stable key for the official reported; the name itself is not kept."""
+    raw = "\x1f".join((county_id, name.strip(), unit.strip(), township_id))
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+# Workflow actions whose step places the case's subject in one of the four forms.
+INQUIRY_OUTCOME = "record_inquiry_outcome"
+VERIFICATION_OUTCOME = "approve_outcome"
+DECISION = "approve_decision"
+APPEAL_DECIDED = "decide_appeal"
+
+
+def _sanctions(detail: dict[str, Any]) -> list[tuple[str, str]]:
+    items = detail.get("sanctions")
+    return (
+        [
+            (str(item.get("track", "")), str(item.get("kind", "")))
+            for item in items
+            if isinstance(item, dict)
+        ]
+        if isinstance(items, list)
+        else []
+    )
+
+
+def _measures(detail: dict[str, Any]) -> list[str]:
+    items = detail.get("organisational_measures")
+    return [str(item) for item in items] if isinstance(items, list) else []
+
+
+def classify(event: CaseStepRecorded, forms: FourFormsRules) -> tuple[int, str, bool] | None:
+    """The form a step places its case's subject in, what placed it, and whether it replaces
+    the case's earlier outcome (a changed appeal); None for a step that places nobody."""
+    detail, choice = event.detail, str(event.detail.get("choice", ""))
+    if event.action == INQUIRY_OUTCOME:
+        form = forms.inquiry(choice)
+        return None if form is None else (form, choice, False)
+    if event.action == VERIFICATION_OUTCOME:
+        outcome = str(detail.get("outcome", ""))
+        form = forms.verification(outcome)
+        return None if form is None else (form, outcome, False)
+    decision = detail.get("decision")
+    if not isinstance(decision, str) or not decision:
+        return None
+    changed = event.action == APPEAL_DECIDED and choice == "changed"
+    if event.action != DECISION and not changed:
+        return None
+    form, basis = forms.decision(decision, _sanctions(detail), _measures(detail))
+    return form, basis, changed
+
+
+class FormLedger:
+    """Keeps each step that places a case's subject in one of the four forms."""
+
+    def __init__(self, calendar: AssessmentCalendar, forms: FourFormsRules) -> None:
+        self._calendar = calendar
+        self._forms = forms
+
+    async def __call__(
+        self, session: AsyncSession, event: CaseStepRecorded, envelope: Envelope
+    ) -> None:
+        """Classify the step by the rules in use; nothing for a step that places nobody."""
+        placed = classify(event, self._forms)
+        if placed is None:
+            return
+        form, basis, replaces = placed
+        await record_outcome(
+            session,
+            county_id=event.county_id,
+            case_id=event.case_id,
+            event_id=envelope.id,
+            zone_id=event.zone_id,
+            township_id=event.township_id,
+            quarter=self._calendar.quarter_of(event.occurred_at),
+            occurred_at=event.occurred_at,
+            form=form,
+            basis=basis,
+            replaces=replaces,
+        )
+
+
+class WorkStepLedger:
+    """Keeps each step that ends a team's stage or judges its work (sent back, appeal changed)."""
+
+    def __init__(self, calendar: AssessmentCalendar) -> None:
+        self._calendar = calendar
+
+    async def __call__(
+        self, session: AsyncSession, event: CaseStepRecorded, envelope: Envelope
+    ) -> None:
+        """Record the step under every kind it is."""
+        kinds = []
+        ended = stage_ended(event.from_stage, event.to_stage)
+        if ended:
+            kinds.append(ended)
+        if event.action == "send_back":
+            kinds.append(SENT_BACK)
+        if event.action == APPEAL_DECIDED and event.detail.get("choice") == "changed":
+            kinds.append(APPEAL_CHANGED)
+        for kind in kinds:
+            await record_step(
+                session,
+                county_id=event.county_id,
+                case_id=event.case_id,
+                event_id=envelope.id,
+                kind=kind,
+                quarter=self._calendar.quarter_of(event.occurred_at),
+                occurred_at=event.occurred_at,
+            )
+
+
+async def team_request(session: AsyncSession, event: TeamRequested, _: Envelope) -> None:
+    """When a team's work began: the step's own time (back-entered steps too)."""
+    await record_request(
+        session,
+        county_id=event.county_id,
+        request_id=event.request_id,
+        case_id=event.case_id,
+        stage=event.stage,
+        requested_at=event.requested_at,
+    )
+
+
+async def case_team(session: AsyncSession, event: TeamAssigned, envelope: Envelope) -> None:
+    """Who is on the team for a case's stage (the latest draw for a request works it)."""
+    await record_team(
+        session,
+        county_id=event.county_id,
+        event_id=envelope.id,
+        case_id=event.case_id,
+        request_id=event.request_id,
+        stage=event.stage,
+        zone_id=event.zone_id,
+        members=[(member.person_id, member.leader) for member in event.members],
+        assigned_at=event.assigned_at,
+    )
+
+
+async def stage_breach(session: AsyncSession, event: DeadlineBreached, envelope: Envelope) -> None:
+    """A team stage's limit missed (verification, hearing, review), to judge its members."""
+    stage = STAGE_CLOCKS.get(event.kind)
+    if stage is None or event.record_type != "case":
+        return
+    await record_breach(
+        session,
+        county_id=event.county_id,
+        case_id=event.case_id,
+        clock=stage,
+        deadline_id=event.deadline_id,
+        due_at=event.due_at,
+        event_id=envelope.id,
+    )
+
+
+def ledgers(
+    calendar: AssessmentCalendar | None = None, forms: FourFormsRules | None = None
+) -> dict[str, Sequence[Ledger]]:
     """Ledgers by event type name."""
     calendar = calendar or AssessmentCalendar()
+    forms = forms or load_four_forms()
     leaves_investigation = LimitClockLedger(calendar, disposal=False)
+    placed = FormLedger(calendar, forms)
+    work = WorkStepLedger(calendar)
     return {
-        ClueRegistered.event_type: [campaign_clue],
+        ClueRegistered.event_type: [campaign_clue, case_subject],
         ClueDisposed.event_type: [LimitClockLedger(calendar, disposal=True)],
-        CaseFiled.event_type: [milestone("filed")],
-        CaseDecided.event_type: [milestone("decided"), leaves_investigation],
-        CaseTransferred.event_type: [milestone("transferred"), leaves_investigation],
-        CaseClosed.event_type: [milestone("closed"), leaves_investigation],
-        StageChanged.event_type: [leaves_investigation],
-        DeadlineBreached.event_type: [limit_breach],
+        CaseFiled.event_type: [milestone("filed"), work],
+        ExtensionGranted.event_type: [work],
+        CaseDecided.event_type: [milestone("decided"), leaves_investigation, placed, work],
+        CaseTransferred.event_type: [milestone("transferred"), leaves_investigation, placed, work],
+        CaseClosed.event_type: [milestone("closed"), leaves_investigation, placed, work],
+        StageChanged.event_type: [leaves_investigation, placed, work],
+        DeadlineBreached.event_type: [limit_breach, stage_breach],
         RectificationOpened.event_type: [rectification_opened],
         RectificationClosed.event_type: [rectification_closed],
+        TeamRequested.event_type: [team_request],
+        TeamAssigned.event_type: [case_team],
     }

@@ -48,6 +48,10 @@ from services.contracts.staffing import (
 
 # The workflow action cases records when a hearing returns a case for re-investigation.
 SEND_BACK_ACTION = "send_back"
+# Appeals (复审/复核): filed, and decided with a changed outcome (a quality signal).
+FILE_APPEAL_ACTION = "file_appeal"
+DECIDE_APPEAL_ACTION = "decide_appeal"
+APPEAL_CHANGED = "changed"
 
 Mapper = Callable[[Any, datetime], Sequence[Fact]]
 
@@ -183,8 +187,11 @@ def case_decided(event: CaseDecided, _ce_time: datetime) -> list[Fact]:
 
 
 def case_transferred(event: CaseTransferred, _ce_time: datetime) -> list[Fact]:
-    """A case transferred to the procuratorate (移送检察机关)."""
-    return [_case_fact(Kpi.TRANSFERS_TO_PROCURATORATE, event)]
+    """A case transferred to the procuratorate (移送检察机关), with its 双开 when decided."""
+    facts = [_case_fact(Kpi.TRANSFERS_TO_PROCURATORATE, event)]
+    if event.detail.get("sanctions"):
+        facts.append(_case_fact(Kpi.PEOPLE_SANCTIONED, event))
+    return facts
 
 
 def case_closed(event: CaseClosed, _ce_time: datetime) -> list[Fact]:
@@ -193,10 +200,14 @@ def case_closed(event: CaseClosed, _ce_time: datetime) -> list[Fact]:
 
 
 def stage_changed(event: StageChanged, _ce_time: datetime) -> list[Fact]:
-    """Only a hearing's send-back counts (a quality signal); other steps are not KPIs."""
-    if event.action != SEND_BACK_ACTION:
-        return []
-    return [_case_fact(Kpi.CASES_SENT_BACK, event)]
+    """A hearing's send-back and appeals (filed, outcome changed) count; other steps do not."""
+    if event.action == SEND_BACK_ACTION:
+        return [_case_fact(Kpi.CASES_SENT_BACK, event)]
+    if event.action == FILE_APPEAL_ACTION:
+        return [_case_fact(Kpi.APPEALS_FILED, event)]
+    if event.action == DECIDE_APPEAL_ACTION and event.detail.get("choice") == APPEAL_CHANGED:
+        return [_case_fact(Kpi.APPEALS_CHANGED, event)]
+    return []
 
 
 def deadline_breached(event: DeadlineBreached, _ce_time: datetime) -> list[Fact]:

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.assessment.domain.facts import KpiIncrement, increments_of, merged
+from services.assessment.domain.four_forms import FourFormsRules
 from services.assessment.domain.kpis import Level
 from services.assessment.domain.quarter import AssessmentCalendar
 from services.assessment.handlers.attendance import AttendanceHandler
@@ -66,9 +67,10 @@ def register_handlers(
     township_placed_class: type[TownshipPlaced] = TownshipPlaced,
     ledgers_by_type: Mapping[str, Sequence[Ledger]] | None = None,
     attendance_class: type[AttendanceRecorded] = AttendanceRecorded,
+    forms: FourFormsRules | None = None,
 ) -> None:
     """Subscribe the projection to every mapped event type and to the township registry."""
-    extra = ledgers(calendar) if ledgers_by_type is None else ledgers_by_type
+    extra = ledgers(calendar, forms) if ledgers_by_type is None else ledgers_by_type
     for projection in projections:
         handler = ProjectionHandler(
             projection.mapper, calendar, extra.get(projection.event_class.event_type, ())

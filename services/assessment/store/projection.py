@@ -14,19 +14,26 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.assessment.domain.facts import KpiIncrement
 from services.assessment.domain.kpis import Level
 from services.assessment.domain.quarter import Quarter
+from services.assessment.store.derived import derived_counts
 from services.assessment.store.tables import (
     AssessedUnit,
     AttendanceDay,
     CampaignClue,
     CampaignRectification,
     CaseMilestone,
+    CaseSubject,
+    CaseTeam,
+    CaseWorkStep,
+    FormOutcome,
     KpiContribution,
     KpiTally,
     LimitBreach,
     LimitClock,
     QualitativeMark,
+    TeamRequest,
+    UnitName,
 )
-from services.assessment.store.timeliness import Derived, limit_counts
+from services.assessment.store.timeliness import Derived
 
 TALLY_KEY = ("county_id", "quarter", "level", "subject_id", "zone_id", "kpi")
 CONTRIBUTION_KEY = ("event_id", "level", "subject_id", "zone_id", "kpi")
@@ -138,7 +145,7 @@ async def tallies(
 ) -> dict[str, dict[str, int]]:
     """KPI counts by subject (summed over zones) for one county, quarter and level.
 
-    `derived` is `limit_counts` for the same scope when the caller has it already.
+    `derived` is `derived_counts` for the same scope when the caller has it already.
     """
     query = select(KpiTally).where(
         KpiTally.county_id == county_id,
@@ -152,7 +159,7 @@ async def tallies(
         counts[row.subject_id][row.kpi] += row.value
     # Within-limit counts are judged from per-case facts when read (order-independent).
     if derived is None:
-        derived = await limit_counts(
+        derived = await derived_counts(
             session, county_id=county_id, quarter=quarter, level=level, subject_id=subject_id
         )
     for (subject, _zone, kpi), event_ids in derived.items():
@@ -197,7 +204,7 @@ async def subject_zones(
     for subject, zone in (await session.exec(query.distinct())).all():
         zones[subject].add(zone)
     if derived is None:
-        derived = await limit_counts(session, county_id=county_id, quarter=quarter, level=level)
+        derived = await derived_counts(session, county_id=county_id, quarter=quarter, level=level)
     for subject, zone, _kpi in derived:
         zones[subject].add(zone)
     units = select(AssessedUnit.subject_id, AssessedUnit.zone_id).where(
@@ -220,7 +227,7 @@ async def contributing_events(
 ) -> dict[str, list[str]]:
     """Event ids behind each KPI of a unit (at most `limit` per KPI), oldest id first.
 
-    `derived` is `limit_counts` for the level (or the unit) when the caller has it already.
+    `derived` is `derived_counts` for the level (or the unit) when the caller has it already.
     """
     query = (
         select(KpiContribution.kpi, KpiContribution.event_id)
@@ -237,7 +244,7 @@ async def contributing_events(
         if len(found[kpi]) < limit:
             found[kpi].append(event_id)
     if derived is None:
-        derived = await limit_counts(
+        derived = await derived_counts(
             session, county_id=county_id, quarter=quarter, level=level, subject_id=subject_id
         )
     for (subject, _zone, kpi), event_ids in sorted(derived.items()):
@@ -258,6 +265,12 @@ async def projection_rows(session: AsyncSession) -> list[tuple[Any, ...]]:
     clocks = (await session.exec(select(LimitClock))).all()
     rectifications = (await session.exec(select(CampaignRectification))).all()
     breaches = (await session.exec(select(LimitBreach))).all()
+    outcomes = (await session.exec(select(FormOutcome))).all()
+    subjects = (await session.exec(select(CaseSubject))).all()
+    requests = (await session.exec(select(TeamRequest))).all()
+    teams = (await session.exec(select(CaseTeam))).all()
+    steps = (await session.exec(select(CaseWorkStep))).all()
+    names = (await session.exec(select(UnitName))).all()
     return sorted(
         [("tally", *(getattr(r, k) for k in TALLY_KEY), r.value) for r in tally_rows]
         + [
@@ -284,4 +297,18 @@ async def projection_rows(session: AsyncSession) -> list[tuple[Any, ...]]:
             for r in rectifications
         ]
         + [("breach", r.county_id, r.case_id, r.clock, r.deadline_id, r.event_id) for r in breaches]
+        + [
+            ("form", r.county_id, r.case_id, r.event_id, r.zone_id, r.township_id, r.quarter)
+            + (r.form, r.basis, r.replaces)
+            for r in outcomes
+        ]
+        + [("subject", r.county_id, r.case_id, r.subject_key) for r in subjects]
+        + [("request", r.county_id, r.request_id, r.case_id, r.stage) for r in requests]
+        + [
+            ("team", r.county_id, r.event_id, r.case_id, r.request_id, r.stage, r.zone_id)
+            + (r.members,)
+            for r in teams
+        ]
+        + [("step", r.county_id, r.case_id, r.event_id, r.kind, r.quarter) for r in steps]
+        + [("name", r.county_id, r.level, r.subject_id, r.name) for r in names]
     )

@@ -8,14 +8,16 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.assessment.domain.four_forms import FourFormsRules, load_four_forms
 from services.assessment.domain.kpis import Level
 from services.assessment.domain.quarter import Quarter
 from services.assessment.domain.ranking import RankedUnit, rank_units
 from services.assessment.domain.scoring import CENT, Score, score_unit
 from services.assessment.domain.scoring_rules import ScoringRules, rules_in_force
+from services.assessment.store.derived import derived_counts
 from services.assessment.store.marks import marks_by_subject
 from services.assessment.store.projection import contributing_events, subject_zones, tallies
-from services.assessment.store.timeliness import Derived, limit_counts
+from services.assessment.store.timeliness import Derived
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,30 @@ class Explanation:
 class Scoring:
     """Applies the rules in force to projection rows (no writes)."""
 
-    def __init__(self, rule_versions: Sequence[ScoringRules]) -> None:
+    def __init__(
+        self, rule_versions: Sequence[ScoringRules], forms: FourFormsRules | None = None
+    ) -> None:
         self._versions = list(rule_versions)
+        self.forms = forms or load_four_forms()
+
+    async def derived(
+        self,
+        session: AsyncSession,
+        *,
+        county_id: str,
+        quarter: Quarter,
+        level: Level,
+        subject_id: str | None = None,
+    ) -> Derived:
+        """The counts judged when read (limits met, four forms, staff work) for one scope."""
+        return await derived_counts(
+            session,
+            county_id=county_id,
+            quarter=quarter,
+            level=level,
+            subject_id=subject_id,
+            forms=self.forms,
+        )
 
     def rules_for(self, quarter: Quarter) -> ScoringRules:
         """The scheme that scores `quarter`."""
@@ -73,6 +97,10 @@ class Scoring:
         derived: Derived | None = None,
     ) -> Scorecard:
         """One unit's scorecard (all zero counts when nothing was counted yet)."""
+        if derived is None:
+            derived = await self.derived(
+                session, county_id=county_id, quarter=quarter, level=level, subject_id=subject_id
+            )
         counts = (
             await tallies(
                 session,
@@ -93,7 +121,7 @@ class Scoring:
         """All units of a level in the county for the quarter, ranked with tiers."""
         rules = self.rules_for(quarter)
         # Judging the clocks is the costly read: once for both the counts and the zones.
-        derived = await limit_counts(session, county_id=county_id, quarter=quarter, level=level)
+        derived = await self.derived(session, county_id=county_id, quarter=quarter, level=level)
         counts = await tallies(
             session, county_id=county_id, quarter=quarter, level=level, derived=derived
         )
@@ -150,7 +178,7 @@ class Scoring:
         """The scorecard and, per KPI, the events that produced its count."""
         if derived is None:
             # Judging the clocks is the costly read: once for the counts and the events.
-            derived = await limit_counts(
+            derived = await self.derived(
                 session, county_id=county_id, quarter=quarter, level=level, subject_id=subject_id
             )
         card = await self.scorecard(

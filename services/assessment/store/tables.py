@@ -240,3 +240,95 @@ class CampaignRectification(SQLModel, table=True):
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
     overdue: bool | None = Field(default=None, sa_column=Column(Boolean, nullable=True))
+
+
+class FormOutcome(SQLModel, table=True):
+    """A step that places a case's subject in one of the four forms (0: none, e.g. cancelled).
+
+    A case belongs to the quarter of its first outcome; a changed appeal (`replaces`) gives it
+    a new form there. Kept per step so any arrival order gives the same answer.
+    """
+
+    __tablename__ = "form_outcome"
+    __table_args__ = (
+        Index("ix_form_outcome_quarter", "county_id", "quarter"),
+        Index("ix_form_outcome_case", "county_id", "case_id"),
+    )
+
+    county_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    case_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    event_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    zone_id: str = Field(sa_column=Column(String(64), nullable=False))
+    township_id: str = Field(sa_column=Column(String(64), nullable=False))
+    quarter: str = Field(sa_column=Column(String(8), nullable=False))
+    occurred_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    form: int = Field(sa_column=Column(Integer, nullable=False))
+    # What placed it there: `party:expulsion`, `measure:removal_from_office`, `criticism`, …
+    basis: str = Field(sa_column=Column(String(64), nullable=False))
+    replaces: bool = Field(sa_column=Column(Boolean, nullable=False))
+
+
+class CaseSubject(SQLModel, table=True):
+    """A case's subject as a name-free key, so one person's cases count as one person."""
+
+    __tablename__ = "case_subject"
+
+    county_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    case_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    subject_key: str = Field(sa_column=Column(String(64), nullable=False))
+
+
+class TeamRequest(SQLModel, table=True):
+    """When cases asked for a team (the step's own time, also for back-entered steps)."""
+
+    __tablename__ = "team_request"
+
+    county_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    request_id: str = Field(sa_column=Column(String(128), primary_key=True))
+    case_id: str = Field(sa_column=Column(String(64), nullable=False))
+    stage: str = Field(sa_column=Column(String(32), nullable=False))
+    requested_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class CaseTeam(SQLModel, table=True):
+    """A team drawn for a case's stage: its members (`person` or `person*` for the leader)."""
+
+    __tablename__ = "case_team"
+    __table_args__ = (Index("ix_case_team_case", "county_id", "case_id"),)
+
+    county_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    event_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    case_id: str = Field(sa_column=Column(String(64), nullable=False))
+    request_id: str = Field(sa_column=Column(String(128), nullable=False))
+    stage: str = Field(sa_column=Column(String(32), nullable=False))
+    zone_id: str = Field(sa_column=Column(String(64), nullable=False))
+    members: str = Field(sa_column=Column(Text, nullable=False))
+    assigned_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class CaseWorkStep(SQLModel, table=True):
+    """A step that ends a team's stage or judges its work (sent back, appeal changed)."""
+
+    __tablename__ = "case_work_step"
+    __table_args__ = (
+        Index("ix_case_work_step_quarter", "county_id", "quarter"),
+        Index("ix_case_work_step_case", "county_id", "case_id"),
+    )
+
+    county_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    case_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    event_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    kind: str = Field(sa_column=Column(String(32), primary_key=True))
+    quarter: str = Field(sa_column=Column(String(8), nullable=False))
+    occurred_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class UnitName(SQLModel, table=True):
+    """A zone's or staff member's display name from the registry (never an informant's)."""
+
+    __tablename__ = "unit_name"
+
+    county_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    level: str = Field(sa_column=Column(String(16), primary_key=True))
+    subject_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    name: str = Field(sa_column=Column(String(200), nullable=False))
