@@ -34,6 +34,8 @@ from services.staffing.drawing import TeamDrawer
 from services.staffing.handlers.case_progress import CaseProgressHandler
 from services.staffing.handlers.team_requested import TeamRequestedHandler
 from services.staffing.secrets import CountySecrets
+from services.staffing.settings import StaffingSettings
+from services.staffing.store.rule_files import load_recusal_grounds
 
 SERVICE_NAME = staffing_pb2.DESCRIPTOR.services_by_name["StaffingService"].full_name
 TRAINING_SERVICE_NAME = training_pb2.DESCRIPTOR.services_by_name["TrainingService"].full_name
@@ -51,7 +53,9 @@ def build(settings: Settings) -> tuple[ServiceHost, GrpcParts]:
     progress = CaseProgressHandler(DEFAULT_WORKLOAD_RELEASE)
     for step in (StageChanged, ClueDisposed, CaseFiled, CaseDecided, CaseTransferred, CaseClosed):
         host.consumer.on(step, progress)
-    servicer = StaffingServicer(host.database, drawer)
+    servicer = StaffingServicer(
+        host.database, drawer, load_recusal_grounds(StaffingSettings().recusal_grounds_file)
+    )
     training = TrainingServicer(host.database)
     registry = RegistryServicer(host.database)
 

@@ -70,6 +70,7 @@ from services.staffing.domain.draw_rules import DEFAULT_DRAW_RULES
 from services.staffing.drawing import TeamDrawer
 from services.staffing.secrets import CountySecrets
 from services.staffing.store.registry import import_county
+from services.staffing.store.rule_files import load_recusal_grounds
 from tests.integration import intake_api
 from tests.integration.helpers import register_case_clue
 
@@ -343,7 +344,7 @@ async def running_world(
         async with staffing_db.transaction() as session:
             await import_county(session, parse_county(COUNTY_FILE), actor="fuzz")
         drawer = TeamDrawer(CountySecrets(b"s" * 32), [DEFAULT_DRAW_RULES])
-        staffing = StaffingServicer(staffing_db, drawer)
+        staffing = StaffingServicer(staffing_db, drawer, load_recusal_grounds())
         registry = RegistryServicer(staffing_db)
         training = TrainingServicer(staffing_db)
         await _serve(

@@ -24,6 +24,7 @@ from services.staffing.domain.draw_rules import DEFAULT_DRAW_RULES
 from services.staffing.drawing import TeamDrawer
 from services.staffing.secrets import CountySecrets
 from services.staffing.store.registry import import_county
+from services.staffing.store.rule_files import load_recusal_grounds
 from tests.conftest import MakeDatabase
 
 REGISTRY_COUNTY = """
@@ -185,7 +186,7 @@ async def staffing_api(make_database: MakeDatabase) -> AsyncIterator[tuple[Drawi
     """StaffingService over county c-api, with its drawer, and the database."""
     database = await county_database(make_database, STAFFING_COUNTY)
     drawer = TeamDrawer(CountySecrets(b"s" * 32), [DEFAULT_DRAW_RULES])
-    servicer = StaffingServicer(database, drawer)
+    servicer = StaffingServicer(database, drawer, load_recusal_grounds())
     async with serving(
         "StaffingService",
         lambda server: staffing_pb2_grpc.add_StaffingServiceServicer_to_server(servicer, server),

@@ -37,6 +37,7 @@ from services.staffing.domain.draw import (
     seed_is_genuine,
 )
 from services.staffing.domain.draw_record import text_hash
+from services.staffing.domain.recusal_grounds import RecusalGrounds
 from services.staffing.drawing import SOURCE, TeamDrawer
 from services.staffing.store import casework, draws, registry
 from services.staffing.store.tables import ConflictRow, DrawRow, RecusalRow
@@ -52,9 +53,13 @@ def _derived_id(principal: Principal, call: str, key: str) -> str:
 class StaffingServicer(staffing_pb2_grpc.StaffingServiceServicer):
     """The registry, conflicts, recusals and team draws."""
 
-    def __init__(self, database: Database, drawer: TeamDrawer) -> None:
+    def __init__(
+        self, database: Database, drawer: TeamDrawer, recusal_grounds: RecusalGrounds
+    ) -> None:
         self._db = database
         self._drawer = drawer
+        # The county's recusal grounds (rule data): a request's ground must be one of them.
+        self._grounds = recusal_grounds
 
     async def _draw(self, session: AsyncSession, draw_id: str) -> tuple[DrawRow, DrawRecord]:
         row = await session.get(DrawRow, draw_id)
@@ -237,15 +242,15 @@ class StaffingServicer(staffing_pb2_grpc.StaffingServiceServicer):
             case_id=request.case_id,
             person_id=request.person_id,
         )
-        ground = convert.RELATIONS.get(request.ground)
+        ground, problem = recusal_ground_of(request, self._grounds)
+        if problem is not None:
+            violations.append(problem)
         raised_by = convert.RAISERS.get(request.raised_by)
-        if ground is None:
-            violations.append(FieldViolation("ground", "must be set"))
         if raised_by is None:
             violations.append(FieldViolation("raised_by", "must be set"))
         if violations:
             raise InvalidArgument(violations)
-        assert ground is not None and raised_by is not None
+        assert raised_by is not None
         principal = current_principal()
         policy.authorize_request_recusal(
             principal,
@@ -267,7 +272,7 @@ class StaffingServicer(staffing_pb2_grpc.StaffingServiceServicer):
                         zone_id=request.zone_id,
                         case_id=request.case_id,
                         person_id=request.person_id,
-                        ground=ground.value,
+                        ground=ground,
                         raised_by=raised_by.value,
                         state="requested",
                         requested_by=principal.subject,
@@ -281,7 +286,7 @@ class StaffingServicer(staffing_pb2_grpc.StaffingServiceServicer):
                     "recusal.requested",
                     "recusal",
                     recusal_id,
-                    {"case_id": request.case_id, "ground": ground.value},
+                    {"case_id": request.case_id, "ground": ground},
                 )
         return staffing_pb2.RequestRecusalResponse(recusal_id=recusal_id)
 
@@ -597,3 +602,23 @@ async def _audit(
         record_id=record_id,
         detail=detail,
     )
+
+
+def recusal_ground_of(
+    request: staffing_pb2.RequestRecusalRequest, grounds: RecusalGrounds
+) -> tuple[str, FieldViolation | None]:
+    """The request's ground code (recusal_ground_code, else the deprecated enum's), checked."""
+    code = request.recusal_ground_code
+    relation = convert.RELATIONS.get(request.ground)
+    if code:
+        if relation is not None and relation.value != code:
+            return "", FieldViolation(
+                "recusal_ground_code", f"names {code!r} but ground names {relation.value!r}"
+            )
+        problem = grounds.problem_with(code)
+        return code, FieldViolation("recusal_ground_code", problem) if problem else None
+    if relation is None:
+        # Nothing usable given: name the field that replaces the enum.
+        return "", FieldViolation("recusal_ground_code", "must be set (or the deprecated ground)")
+    problem = grounds.problem_with(relation.value)
+    return relation.value, FieldViolation("ground", problem) if problem else None

@@ -647,6 +647,7 @@ class RequestRecusalRequest(_message.Message):
     PERSON_ID_FIELD_NUMBER: _builtins.int
     GROUND_FIELD_NUMBER: _builtins.int
     RAISED_BY_FIELD_NUMBER: _builtins.int
+    RECUSAL_GROUND_CODE_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
     """Repeating a call with the same key returns the first result."""
     county_id: _builtins.str
@@ -658,9 +659,17 @@ class RequestRecusalRequest(_message.Message):
     person_id: _builtins.str
     """The person who should stand aside."""
     ground: Global___ConflictRelation.ValueType
-    """The ground."""
+    """Deprecated: use recusal_ground_code. Still accepted; its value's code (e.g.
+    CONFLICT_RELATION_WITNESS → "witness") is checked like recusal_ground_code, and when both are
+    set they must name the same ground.
+    """
     raised_by: Global___RecusalRaisedBy.ValueType
     """Who raises it."""
+    recusal_ground_code: _builtins.str
+    """The ground's code in the county's recusal grounds (rule data, e.g. "close_relative_of_subject",
+    "witness", "interest_in_matter"; a county may add its own). An unknown code is
+    INVALID_ARGUMENT with a field violation. Either this or the deprecated `ground` is required.
+    """
     def __init__(
         self,
         *,
@@ -671,10 +680,11 @@ class RequestRecusalRequest(_message.Message):
         person_id: _builtins.str = ...,
         ground: Global___ConflictRelation.ValueType = ...,
         raised_by: Global___RecusalRaisedBy.ValueType = ...,
+        recusal_ground_code: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "county_id", b"county_id", "ground", b"ground", "idempotency_key", b"idempotency_key", "person_id", b"person_id", "raised_by", b"raised_by", "zone_id", b"zone_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "county_id", b"county_id", "ground", b"ground", "idempotency_key", b"idempotency_key", "person_id", b"person_id", "raised_by", b"raised_by", "recusal_ground_code", b"recusal_ground_code", "zone_id", b"zone_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
