@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ssl
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
+from services.cli import main as cli
 from services.runtime.kafka_security import KafkaSecurity, KafkaSettingsError
 from services.runtime.settings import PlatformSettings, Settings
 
@@ -249,3 +251,17 @@ def test_mutual_tls_uses_the_client_certificate(tls_files: tuple[Path, Path, Pat
     assert security.client_kwargs()["security_protocol"] == "SSL"
     broker = security.broker_security()
     assert type(broker) is BaseSecurity and broker.use_ssl
+
+
+def test_serve_with_contradictory_settings_exits_with_one_line_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], password_file: Path
+) -> None:
+    monkeypatch.setenv("XIEZUO_KAFKA_SASL_USERNAME", "xiezuo-intake")
+    monkeypatch.setenv("XIEZUO_KAFKA_SASL_PASSWORD_FILE", str(password_file))
+    monkeypatch.setattr(sys, "argv", ["xiezuo", "serve", "intake"])
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("xiezuo: invalid Kafka settings: XIEZUO_KAFKA_SASL_USERNAME")
+    assert "Traceback" not in error and PASSWORD not in error
