@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,6 +35,29 @@ class TownshipPlaced(IntegrationEvent):
     def subject_id(self) -> str | None:
         """The township placed."""
         return self.township_id
+
+
+class UnitNamed(IntegrationEvent):
+    """A zone's or staff member's display name, for reports beside the id.
+
+    Never published for a village informant: their identity stays in staffing.
+    """
+
+    event_type: ClassVar[str] = "xiezuo.staffing.unit_named.v1"
+    topic: ClassVar[str] = REGISTRY_TOPIC
+    key_pattern: ClassVar[str] = "<county_id>"
+
+    kind: Literal["zone", "person"]
+    unit_id: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+
+    def partition_key(self) -> str:
+        """Per county, like the rest of the registry: a rename is applied after the name."""
+        return self.county_id
+
+    def subject_id(self) -> str | None:
+        """The zone or person named."""
+        return self.unit_id
 
 
 class TeamMember(BaseModel):

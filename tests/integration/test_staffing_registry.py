@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import select
 from xiezuo.staffing.v1 import registry_pb2, staffing_pb2
 
-from services.contracts.staffing import TownshipPlaced
+from services.contracts.staffing import TownshipPlaced, UnitNamed
 from services.runtime.db import Database
 from services.runtime.messaging_tables import OutboxMessage
 from services.staffing.store.registry import get_person
@@ -191,3 +191,31 @@ async def test_zone_leaders_must_hold_the_role(api: Api) -> None:
         metadata=api.as_("p-2", "township_member"),
     )
     assert [c.fields for c in changes.changes] == [["chief_id"]]
+
+
+async def test_staff_and_zone_names_are_published_for_reports_but_never_an_informants(
+    api: Api,
+) -> None:
+    await api.stub.CreatePerson(new_member(), metadata=api.as_("chief", "zone_chief"))
+    informant = new_member("i-2")
+    informant.person_id, informant.name = "p-informant", "王信息员"
+    informant.roles[:] = ["village_informant"]
+    informant.home_township_id, informant.village_id = "", "v-1"
+    await api.stub.CreatePerson(informant, metadata=api.as_("in", "intake_officer"))
+    await api.stub.UpdateZone(
+        registry_pb2.UpdateZoneRequest(idempotency_key="zn", zone_id="z-2", name="第二片区"),
+        metadata=api.as_("head", "county_leadership"),
+    )
+    async with api.database.session() as session:
+        rows = (
+            await session.exec(
+                select(OutboxMessage).where(OutboxMessage.event_type == UnitNamed.event_type)
+            )
+        ).all()
+    named = {
+        (p["kind"], p["unit_id"]): p["name"] for p in map(json.loads, (r.payload for r in rows))
+    }
+    assert named[("person", "p-new")] == "新人"
+    assert named[("zone", "z-2")] == "第二片区"
+    assert ("person", "p-informant") not in named
+    assert all("王信息员" not in row.payload for row in rows)

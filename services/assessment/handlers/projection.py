@@ -13,9 +13,10 @@ from services.assessment.domain.quarter import AssessmentCalendar
 from services.assessment.handlers.attendance import AttendanceHandler
 from services.assessment.handlers.ledgers import Ledger, ledgers
 from services.assessment.handlers.mappers import Mapper, Projection
+from services.assessment.store.names import record_name
 from services.assessment.store.projection import apply_increments, place_unit
 from services.contracts.base import IntegrationEvent
-from services.contracts.staffing import AttendanceRecorded, TownshipPlaced
+from services.contracts.staffing import AttendanceRecorded, TownshipPlaced, UnitNamed
 from services.runtime.envelope import Envelope
 from services.runtime.inbox import EventConsumer
 
@@ -60,6 +61,14 @@ async def township_placed(session: AsyncSession, event: TownshipPlaced, _: Envel
     )
 
 
+async def unit_named(session: AsyncSession, event: UnitNamed, _: Envelope) -> None:
+    """Keep a zone's or staff member's name for reports (the latest name wins)."""
+    level = Level.ZONE if event.kind == "zone" else Level.PERSON
+    await record_name(
+        session, county_id=event.county_id, level=level, subject_id=event.unit_id, name=event.name
+    )
+
+
 def register_handlers(
     consumer: EventConsumer,
     calendar: AssessmentCalendar,
@@ -77,4 +86,5 @@ def register_handlers(
         )
         consumer.on(projection.event_class, handler)
     consumer.on(township_placed_class, township_placed)
+    consumer.on(UnitNamed, unit_named)
     consumer.on(attendance_class, AttendanceHandler(calendar))

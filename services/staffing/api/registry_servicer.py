@@ -10,7 +10,7 @@ import grpc
 from sqlmodel.ext.asyncio.session import AsyncSession
 from xiezuo.staffing.v1 import registry_pb2, registry_pb2_grpc
 
-from services.contracts.staffing import TownshipPlaced
+from services.contracts.staffing import TownshipPlaced, UnitNamed
 from services.runtime.db import Database
 from services.runtime.grpc.auth import current_principal
 from services.runtime.grpc.errors import (
@@ -341,6 +341,19 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
                 changed_by=principal.subject,
                 at=now,
             )
+            if "name" in history.fields_of(change):
+                record_event(
+                    session,
+                    UnitNamed(
+                        county_id=zone.county_id,
+                        zone_id=zone.zone_id,
+                        kind="zone",
+                        unit_id=zone.zone_id,
+                        name=zone.name,
+                    ),
+                    source=SOURCE,
+                    occurred_at=now,
+                )
             _remember(session, principal, "UpdateZone", request, request_print, change, now)
             return registry_pb2.UpdateZoneResponse(
                 zone=await _zone_message(session, zone), changed_fields=history.fields_of(change)

@@ -10,7 +10,7 @@ from sqlalchemy import delete
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.contracts.staffing import TownshipPlaced
+from services.contracts.staffing import TownshipPlaced, UnitNamed
 from services.runtime import audit
 from services.runtime.outbox import record_event
 from services.staffing.domain.county_file import CountyRegistry
@@ -39,6 +39,18 @@ async def import_county(session: AsyncSession, county: CountyRegistry, *, actor:
                 chief_id=zone.chief_id,
                 deputy_id=zone.deputy_id,
             )
+        )
+        record_event(
+            session,
+            UnitNamed(
+                county_id=county.county_id,
+                zone_id=zone.zone_id,
+                kind="zone",
+                unit_id=zone.zone_id,
+                name=zone.name,
+            ),
+            source=SOURCE,
+            occurred_at=now,
         )
         written += 1
     for township in county.townships:
@@ -113,6 +125,20 @@ async def save_person(session: AsyncSession, person: Person, *, now: datetime) -
             updated_at=now,
         )
     )
+    if not person.is_informant and person.name.strip():
+        # Assessment's reports show staff names beside ids; an informant is never named.
+        record_event(
+            session,
+            UnitNamed(
+                county_id=person.county_id,
+                zone_id=person.zone_id or "",
+                kind="person",
+                unit_id=person.person_id,
+                name=person.name.strip()[:200],
+            ),
+            source=SOURCE,
+            occurred_at=now,
+        )
     await session.exec(
         delete(PersonStatusRow).where(col(PersonStatusRow.person_id) == person.person_id)
     )
