@@ -156,6 +156,7 @@ def _first_run_demo(
         intake=ready["intake"]["grpc"],
         cases=ready["cases"]["grpc"],
         assessment=ready["assessment"]["grpc"],
+        staffing=ready["staffing"]["grpc"],
     )
     request = DemoRequest(state_dir=state, env=env, endpoints=endpoints, reports=reports)
     run_first_demo(request, console=console, out=Console())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.demo.scenario import CountyPlan, TownshipPlan
+from services.demo.scenario import CountyPlan, StaffMember, TownshipPlan
 from services.staffing.domain.county_file import CountyRegistry, parse_county
 from services.staffing.domain.registry import Role
 
@@ -20,6 +20,7 @@ def load_county_plan(path: Path = DEMO_COUNTY_FILE) -> CountyPlan:
 def county_plan(county: CountyRegistry) -> CountyPlan:
     """Townships with their zone, villages, village informants and township staff."""
     township_of_village = {v.village_id: v.township_id for v in county.villages}
+    zone_of = {t.township_id: t.zone_id for t in county.townships}
     townships: list[TownshipPlan] = []
     for township in county.townships:
         tid = township.township_id
@@ -43,10 +44,25 @@ def county_plan(county: CountyRegistry) -> CountyPlan:
             )
         )
     leaders = [p.person_id for p in county.people if Role.COUNTY_LEADERSHIP in p.roles]
+    # Every id a reader might meet in the output, with the name the county file gives it.
+    names = {
+        **{z.zone_id: z.name for z in county.zones},
+        **{t.township_id: t.name for t in county.townships},
+        **{v.village_id: v.name for v in county.villages},
+        **{p.person_id: p.name for p in county.people if Role.VILLAGE_INFORMANT not in p.roles},
+    }
     return CountyPlan(
         county_id=county.county_id,
         townships=tuple(townships),
         zone_chiefs={z.zone_id: z.chief_id for z in county.zones if z.chief_id},
         zone_deputies={z.zone_id: z.deputy_id for z in county.zones if z.deputy_id},
         county_leader=leaders[-1] if leaders else "",
+        leadership=tuple(leaders),
+        names={key: name for key, name in names.items() if name},
+        staff=tuple(
+            StaffMember(p.person_id, zone_of.get(p.home_township_id or "", ""))
+            for p in county.people
+            if p.home_township_id and Role.VILLAGE_INFORMANT not in p.roles
+        ),
+        assessor=next((p.person_id for p in county.people if Role.ASSESSOR in p.roles), ""),
     )

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import grpc
 from xiezuo.assessment.v1 import assessment_pb2_grpc
@@ -17,9 +17,10 @@ from xiezuo.intake.v1 import intake_pb2_grpc
 
 from services.cases.domain.rules import DEFAULT_RULES
 from services.demo.casework import CaseResult, CaseWork, CaseWorkSettings, TokenMint
+from services.demo.office import CountyOffice, OfficeYear
 from services.demo.reporters import Answerable, Answered, ReporterDesk
 from services.demo.requests import submit_request
-from services.demo.scenario import CountyPlan, ScriptedReport
+from services.demo.scenario import DEFAULT_MIX, CountyPlan, ScenarioMix, ScriptedReport
 from services.demo.standings import (
     CASES_FILED,
     CLUES_RECEIVED,
@@ -27,6 +28,8 @@ from services.demo.standings import (
     Standings,
     ranked_quarter,
 )
+
+T = TypeVar("T")
 
 # Stages a clue can stand in without ever having been filed as a case (立案).
 _UNFILED_STAGES = frozenset(
@@ -91,6 +94,8 @@ class Endpoints:
     intake: str
     cases: str
     assessment: str
+    # Training and attendance are staffing's ("" skips them).
+    staffing: str = ""
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,10 @@ class DemoOutcome:
     at_risk: Mapping[str, int] = field(default_factory=dict)
     # Reports accepted and real-name reporters told the result.
     answered: Answered = field(default_factory=lambda: Answered(0, 0))
+    # The office's year: plan, campaign, training, attendance, rectifications, marks.
+    office: OfficeYear = field(default_factory=OfficeYear)
+    # Every KPI assessment counted over the year, summed over the zones.
+    kpis: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -136,6 +145,7 @@ class DemoDriver:
         token: str,
         county: CountyPlan,
         mint: TokenMint,
+        mix: ScenarioMix = DEFAULT_MIX,
         concurrency: int = 8,
         catch_up_seconds: float = 300.0,
         call_timeout: float = 30.0,
@@ -145,6 +155,7 @@ class DemoDriver:
         self._county = county
         self._county_id = county.county_id
         self._mint = mint
+        self._mix = mix
         self._concurrency = concurrency
         self._catch_up_seconds = catch_up_seconds
         self._call_timeout = call_timeout
@@ -152,6 +163,13 @@ class DemoDriver:
     async def run(self, reports: Iterable[ScriptedReport], *, observer: Observer) -> DemoOutcome:
         """The whole scenario: submit, let cases and assessment catch up, rank, export."""
         scripted = list(reports)
+        today = datetime.now(UTC)
+        office = CountyOffice(
+            self._county, mint=self._mint, today=today, concurrency=self._concurrency
+        )
+        observer.phase("defining the year's work plan (Q1–Q4) and its special campaign")
+        async with grpc.aio.insecure_channel(self._endpoints.assessment) as channel:
+            revision, campaign = await self._office_call(office.plan_the_year(channel, self._mix))
         observer.phase("submitting reports to intake, each accepted (受理) on its paper date")
         submitted = await self._submit_all(scripted, observer)
         clue_ids = {s.clue_id for s in submitted}
@@ -165,9 +183,15 @@ class DemoDriver:
         cases, at_risk = await self._work_cases(submitted, zones, observer)
         observer.phase("telling real-name reporters the result of their concluded clues")
         answered = await self._answer_reporters(submitted, cases)
+        observer.phase(
+            "recording each quarter's training and attendance, the inspection tour's "
+            "rectifications and the assessors' qualitative marks"
+        )
+        office_year = await self._office_year(office, revision, campaign)
         quarters = sorted({s.quarter for s in submitted})
         observer.phase("waiting for assessment to project the events")
-        filed = sum(1 for case in cases if case.stage not in _UNFILED_STAGES)
+        # The ranking must see every filing: a transferred case ends closed, yet was filed.
+        filed = sum(1 for case in cases if case.filed or case.stage not in _UNFILED_STAGES)
         await self._await_projected(len(clue_ids), filed, zones, quarters, observer)
         quarter = ranked_quarter(quarters, datetime.now(UTC))
         observer.phase(f"ranking the zones for {quarter} and every quarter of the year")
@@ -182,6 +206,7 @@ class DemoDriver:
                 if each == quarter:
                     ranking = entries
             html, csv = await standings.export(year)
+            kpis = await standings.counted(zones, quarters)
         return DemoOutcome(
             submitted=len(scripted),
             clues=len(clue_ids),
@@ -194,7 +219,37 @@ class DemoDriver:
             by_quarter=by_quarter,
             at_risk=at_risk,
             answered=answered,
+            office=office_year,
+            kpis=kpis,
         )
+
+    async def _office_year(self, office: CountyOffice, revision: int, campaign: str) -> OfficeYear:
+        trained = attended = 0
+        if self._endpoints.staffing:
+            async with grpc.aio.insecure_channel(self._endpoints.staffing) as channel:
+                trained, attended = await self._office_call(office.keep_staff_records(channel))
+        async with grpc.aio.insecure_channel(self._endpoints.cases) as channel:
+            opened, closed = await self._office_call(office.inspection_tour(channel, campaign))
+        async with grpc.aio.insecure_channel(self._endpoints.assessment) as channel:
+            marks = await self._office_call(office.mark_quarters(channel))
+        return OfficeYear(
+            plan_revision=revision,
+            campaign=campaign,
+            training_records=trained,
+            attendance_days=attended,
+            rectifications_opened=opened,
+            rectifications_closed=closed,
+            qualitative_marks=marks,
+        )
+
+    async def _office_call(self, call: Awaitable[T]) -> T:
+        """An office call's result; a refusal fails the demo with what was refused."""
+        try:
+            return await call
+        except grpc.aio.AioRpcError as error:
+            raise DemoFailed(
+                f"the county office's record was refused: {error.code().name} {error.details()}"
+            ) from error
 
     async def _work_cases(
         self, submitted: list[_Submitted], zones: list[str], observer: Observer

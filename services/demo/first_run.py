@@ -9,7 +9,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,7 +20,8 @@ from rich.table import Table
 from services.demo.county import DEMO_COUNTY_FILE, load_county_plan
 from services.demo.driver import DemoDriver, DemoFailed, DemoOutcome, Endpoints
 from services.demo.progress import LiveProgress
-from services.demo.scenario import generate_scenario
+from services.demo.reference import REFERENCE, YearFigures, comparison, year_figures
+from services.demo.scenario import CountyPlan, generate_scenario
 from services.runtime.backentry import BACK_ENTRY_ROLE
 from services.runtime.settings import PlatformSettings
 from services.runtime.tokens import ALL_ZONES, mint_dev_token
@@ -57,7 +58,10 @@ def run_first_demo(request: DemoRequest, *, console: Console, out: Console) -> D
         return None
     report_path = _write_report(outcome, request.state_dir / "demo")
     cases_path = _write_cases(outcome, request.state_dir / "demo")
-    _print_outcome(outcome, report_path, cases_path, out)
+    plan = load_county_plan(request.county_file)
+    figures = year_figures(outcome.clues, outcome.cases)
+    _print_outcome(outcome, plan, report_path, cases_path, out)
+    _print_year(outcome, figures, out)
     (request.state_dir / MARKER_FILE).write_text(
         json.dumps(
             {
@@ -72,6 +76,16 @@ def run_first_demo(request: DemoRequest, *, console: Console, out: Console) -> D
                 "accepted": outcome.answered.accepted,
                 "results_told": outcome.answered.results_told,
                 "at_risk": dict(outcome.at_risk),
+                "zone_names": {zone: plan.name(zone) for zone in sorted(outcome.at_risk)},
+                "roads": dict(figures.roads),
+                "figures": {
+                    "clues": figures.clues,
+                    "filed": figures.filed,
+                    "sanctioned": figures.sanctioned,
+                    "four_forms": list(figures.forms),
+                },
+                "office": asdict(outcome.office),
+                "kpis": dict(outcome.kpis),
                 "loaded_at": datetime.now(UTC).isoformat(),
             }
         ),
@@ -179,14 +193,17 @@ def _write_cases(outcome: DemoOutcome, out_dir: Path) -> Path:
     return path
 
 
-def _print_outcome(outcome: DemoOutcome, report_path: Path, cases_path: Path, out: Console) -> None:
+def _print_outcome(
+    outcome: DemoOutcome, plan: CountyPlan, report_path: Path, cases_path: Path, out: Console
+) -> None:
     quarters = sorted(outcome.by_quarter)
     table = Table(title=f"Zone ranking {outcome.quarter} (scores of every quarter beside it)")
     for column in ("rank", "zone", "score", "list", *quarters):
         table.add_column(column)
     for entry in outcome.ranking:
         trend = [_score(outcome.by_quarter[quarter].get(entry.zone_id)) for quarter in quarters]
-        table.add_row(str(entry.rank), entry.zone_id, f"{entry.total:.1f}", entry.tier, *trend)
+        zone = plan.name(entry.zone_id)
+        table.add_row(str(entry.rank), zone, f"{entry.total:.1f}", entry.tier, *trend)
     out.print(table)
     out.print(
         f"demo: {outcome.submitted} reports submitted, {outcome.clues} clues registered in cases",
@@ -211,7 +228,7 @@ def _print_outcome(outcome: DemoOutcome, report_path: Path, cases_path: Path, ou
     risk = sum(outcome.at_risk.values())
     out.print(
         f"demo: deadlines at risk now: {risk} ("
-        + ", ".join(f"{zone} {count}" for zone, count in sorted(outcome.at_risk.items()))
+        + ", ".join(f"{plan.name(zone)} {count}" for zone, count in sorted(outcome.at_risk.items()))
         + ")",
         soft_wrap=True,
     )
@@ -225,11 +242,44 @@ def _print_outcome(outcome: DemoOutcome, report_path: Path, cases_path: Path, ou
             soft_wrap=True,
         )
         for case in stuck[:10]:
-            out.print(f"  {case.clue_id} at {case.stage}: {case.stuck}", soft_wrap=True)
+            where = f"{case.clue_id} ({plan.name(case.zone_id)}) at {case.stage}"
+            out.print(f"  {where}: {case.stuck}", soft_wrap=True)
         if len(stuck) > 10:
             out.print(f"  ... and {len(stuck) - 10} more in {cases_path}", soft_wrap=True)
     # Never wrapped, so the path can be copied (and read by scripts) whole.
     out.print(f"HTML report: {report_path}", soft_wrap=True, highlight=False)
+
+
+def _print_year(outcome: DemoOutcome, figures: YearFigures, out: Console) -> None:
+    """The roads the year walked, and the year beside a county's (the reference profile)."""
+    office = outcome.office
+    roads = Table(title="The demo year's roads (clues that walked each, and the office's year)")
+    roads.add_column("road")
+    roads.add_column("count", justify="right")
+    for label, count in figures.roads.items():
+        roads.add_row(label, str(count))
+    breached = outcome.kpis.get("deadlines_breached", 0)
+    for label, count in (
+        ("deadlines breached (counted by assessment)", breached),
+        ("rectification items opened (inspection tour, campaign)", office.rectifications_opened),
+        ("rectification items verified done", office.rectifications_closed),
+        ("training records (each quarter)", office.training_records),
+        ("attendance days recorded", office.attendance_days),
+        ("qualitative marks (zones and staff, ended quarters)", office.qualitative_marks),
+        ("work plan revision (Q1–Q4 themes and targets)", office.plan_revision),
+    ):
+        roads.add_row(label, str(count))
+    roads.add_row("special campaign", office.campaign)
+    out.print(roads)
+    compare = Table(
+        title=f"The demo year beside a county's year: {REFERENCE.label}",
+        caption=f"reference: {REFERENCE.source}",
+    )
+    for column in ("measure", f"demo {outcome.year} (to date)", "reference"):
+        compare.add_column(column)
+    for row in comparison(figures):
+        compare.add_row(*row)
+    out.print(compare)
 
 
 def _score(total: float | None) -> str:

@@ -11,13 +11,79 @@ from datetime import UTC, datetime, timedelta
 
 
 class Fate(enum.StrEnum):
-    """How the scenario means a clue to end; cases' workflow steps will play it out."""
+    """The road the scenario sends a clue down; cases' workflow steps will play it out."""
 
+    # Filed (立案), heard and sanctioned.
     CASE_SANCTIONED = "case_sanctioned"
+    # Filed and heard, then education (批评教育) and no sanction.
     CASE_NO_SANCTION = "case_no_sanction"
+    # Filed and heard, then organisational handling (组织处理) alone, no sanction.
+    CASE_ORGANISATIONAL = "case_organisational"
+    # Sanctioned, then the person asks for a review (复审) by the county commission.
+    CASE_APPEALED = "case_appealed"
+    # Sanctioned, reviewed (复审, upheld), then re-examined one level up (复核, city commission),
+    # which changes the outcome.
+    CASE_APPEALED_TWICE = "case_appealed_twice"
+    # 双开 decided with the transfer to the procuratorate (移送检察机关), which prosecutes.
+    CASE_TRANSFERRED = "case_transferred"
+    # The year's one retention (留置, extended once), then 双开, transfer, one round of
+    # supplementary investigation (退回补充调查) and prosecution.
+    CASE_RETAINED = "case_retained"
+    # 谈话函询 that ends with the clue closed (reminder talk, criticism, explanation accepted).
     INQUIRY = "inquiry"
+    # A letter of inquiry (函询) whose reply does not explain: escalated to verification, filed.
+    INQUIRY_ESCALATED = "inquiry_escalated"
+    # 初步核实 that ends without filing: closed (了结) or a reminder talk.
+    VERIFIED_NOT_FILED = "verified_not_filed"
+    # 初步核实 that ends with the clue stored pending (暂存待查).
+    VERIFIED_STORED = "verified_stored"
     CLOSED = "closed"
     STORED_PENDING = "stored_pending"
+
+
+# Long roads every year walks, however small the run: each is given to one of the earliest
+# reports that would otherwise take a common road, so it has the year to finish.
+LONG_ROADS = (
+    Fate.CASE_RETAINED,
+    Fate.CASE_APPEALED_TWICE,
+    Fate.CASE_TRANSFERRED,
+    Fate.CASE_APPEALED,
+    Fate.INQUIRY_ESCALATED,
+)
+# Roads every year walks at least once: the long ones, and these when the draw missed them.
+RARE_FATES = (
+    *LONG_ROADS,
+    Fate.VERIFIED_STORED,
+    Fate.VERIFIED_NOT_FILED,
+    Fate.CASE_NO_SANCTION,
+    Fate.CASE_ORGANISATIONAL,
+    Fate.STORED_PENDING,
+)
+# Fates whose road goes through filing (立案).
+FILED_FATES = frozenset(
+    {
+        Fate.CASE_SANCTIONED,
+        Fate.CASE_NO_SANCTION,
+        Fate.CASE_ORGANISATIONAL,
+        Fate.CASE_APPEALED,
+        Fate.CASE_APPEALED_TWICE,
+        Fate.CASE_TRANSFERRED,
+        Fate.CASE_RETAINED,
+        Fate.INQUIRY_ESCALATED,
+    }
+)
+# Fates whose late step is the disposal (a clue disposed of after its month).
+_LATE_DISPOSAL = frozenset({Fate.INQUIRY, Fate.CLOSED})
+# Fates a rare road may replace (never another rare one).
+_COMMON_FATES = frozenset({Fate.INQUIRY, Fate.CLOSED, Fate.CASE_SANCTIONED})
+
+
+@dataclass(frozen=True)
+class StaffMember:
+    """A township's staff member (trained, attended and marked over the year)."""
+
+    person_id: str
+    zone_id: str
 
 
 @dataclass(frozen=True)
@@ -42,6 +108,16 @@ class CountyPlan:
     zone_chiefs: Mapping[str, str] = field(default_factory=dict)
     zone_deputies: Mapping[str, str] = field(default_factory=dict)
     county_leader: str = ""
+    # The county commission's leadership (members of its standing committee).
+    leadership: tuple[str, ...] = ()
+    # Names of zones, townships, villages and staff by id (the county file's own).
+    names: Mapping[str, str] = field(default_factory=dict)
+    staff: tuple[StaffMember, ...] = ()
+    assessor: str = ""
+
+    def name(self, some_id: str) -> str:
+        """The county file's name for an id, or the id itself when it has none."""
+        return self.names.get(some_id, some_id)
 
     @property
     def zone_ids(self) -> tuple[str, ...]:
@@ -59,11 +135,17 @@ class ScenarioMix:
     fates: Mapping[Fate, float]
     real_name_share: float
     campaign_id: str
+    # Share of clues with one step entered after its time limit (a breached deadline).
+    late_share: float = 0.03
+    # Months of the year the campaign runs (inclusive): its clues arrive in that window.
+    campaign_months: tuple[int, int] = (3, 10)
 
 
-# Published figures for a county of ~18 townships: ~600 clues a year from every channel, about
-# half filed as cases, most of those ending in a sanction. County-division cadres are left out
-# on purpose: intake forwards them upward and they never reach the county's ledger.
+# A county of ~18 townships: ~600 clues a year from every channel. The fates follow the shape of
+# a county's year (services/demo/reference.py): about a quarter of the clues filed, most of
+# those sanctioned; 谈话函询 the commonest disposal, so the first of the four forms dominates;
+# transfers and appeals rare. County-division cadres are left out on purpose: intake forwards
+# them upward and they never reach the county's ledger.
 DEFAULT_MIX = ScenarioMix(
     channels={
         "letter": 18,
@@ -93,11 +175,20 @@ DEFAULT_MIX = ScenarioMix(
         "election_interference": 2,
     },
     fates={
-        Fate.CASE_SANCTIONED: 42,
-        Fate.CASE_NO_SANCTION: 8,
-        Fate.INQUIRY: 25,
-        Fate.CLOSED: 20,
-        Fate.STORED_PENDING: 5,
+        Fate.INQUIRY: 36,
+        Fate.INQUIRY_ESCALATED: 2.5,
+        Fate.CLOSED: 13,
+        Fate.STORED_PENDING: 3.5,
+        Fate.VERIFIED_NOT_FILED: 15,
+        Fate.VERIFIED_STORED: 2,
+        Fate.CASE_SANCTIONED: 16,
+        Fate.CASE_APPEALED: 1.2,
+        Fate.CASE_APPEALED_TWICE: 0.6,
+        Fate.CASE_NO_SANCTION: 1.5,
+        Fate.CASE_ORGANISATIONAL: 1,
+        Fate.CASE_TRANSFERRED: 1,
+        # Exactly one a year: given to an early report by RARE_FATES, never drawn.
+        Fate.CASE_RETAINED: 0,
     },
     real_name_share=0.3,
     campaign_id="camp-2026-rural-funds",
@@ -151,6 +242,8 @@ class ScriptedReport:
     registered_at: datetime
     fate: Fate
     campaign_id: str | None = None
+    # One step of its road is entered after its time limit ran out (a breached deadline).
+    late: bool = False
     # The channel's own details (intake's per-channel rules), as text like the request's.
     details: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
@@ -198,6 +291,27 @@ def generate_scenario(
             )
         seen.add(profile)
         reports.append(report)
+    return _with_rare_fates(reports)
+
+
+def _with_rare_fates(reports: list[ScriptedReport]) -> tuple[ScriptedReport, ...]:
+    """Every rare road walked at least once, by the earliest report taking a common one."""
+    present = {report.fate for report in reports}
+    missing = [
+        *LONG_ROADS,
+        *(fate for fate in RARE_FATES[len(LONG_ROADS) :] if fate not in present),
+    ]
+    for index, report in enumerate(reports):
+        if not missing:
+            break
+        if report.fate in _COMMON_FATES:
+            reports[index] = replace(report, fate=missing.pop(0))
+    # A year has its few breached deadlines however small the run: a disposal and an
+    # investigation entered late, on the earliest reports of the roads that have them.
+    for late_on in (_LATE_DISPOSAL, frozenset({Fate.CASE_SANCTIONED})):
+        first = next((i for i, r in enumerate(reports) if r.fate in late_on), None)
+        if first is not None:
+            reports[first] = replace(reports[first], late=True)
     return tuple(reports)
 
 
@@ -230,6 +344,10 @@ def _report(
 ) -> ScriptedReport:
     level = _pick(rng, mix.cadre_levels)
     first = _pick(rng, mix.categories)
+    first_month, last_month = mix.campaign_months
+    if channel == "special_campaign" and not first_month <= received_at.month <= last_month:
+        # Outside the campaign's months the same finding comes from daily supervision.
+        channel = "daily_supervision"
     categories = (first,) if rng.random() < 0.8 else tuple(sorted({first, "work_style"}))
     name = rng.choice(_SURNAMES) + "".join(rng.choices(_GIVEN, k=rng.choice((1, 2))))
     post = rng.choice(_POSTS[level])
@@ -254,6 +372,7 @@ def _report(
         received_at=received_at,
         registered_at=received_at,
         fate=_pick_fate(rng, mix.fates),
+        late=rng.random() < mix.late_share,
         campaign_id=mix.campaign_id if channel == "special_campaign" else None,
         details=_details(rng, channel, township, index, received_at),
     )

@@ -53,7 +53,7 @@ class Standings:
         self._call_timeout = call_timeout
 
     async def counted(self, zones: list[str], quarters: list[str]) -> dict[str, int]:
-        """Clues received and cases filed, summed over the zones and quarters."""
+        """Every KPI count, summed over the zones and quarters."""
         counts: dict[str, int] = {}
         for zone in zones:
             for quarter in quarters:
@@ -79,8 +79,7 @@ class Standings:
             raise
         counted: dict[str, int] = {}
         for count in reply.scorecard.counts:
-            if count.kpi in (CLUES_RECEIVED, CASES_FILED):
-                counted[count.kpi] = counted.get(count.kpi, 0) + count.value
+            counted[count.kpi] = counted.get(count.kpi, 0) + count.value
         return counted
 
     async def ranking(self, quarter: str) -> tuple[RankedZone, ...]:

@@ -20,6 +20,8 @@ STEP_DAYS: dict[str, tuple[int, int]] = {
     "record_inquiry_outcome": (7, 25),
     "approve_plan": (1, 4),
     "sign_report": (10, 30),
+    # The other members sign the verification report within days of the first.
+    "co_sign_report": (0, 3),
     "propose_outcome": (1, 3),
     "approve_outcome": (0, 3),
     "approve_filing": (1, 4),
@@ -30,6 +32,31 @@ STEP_DAYS: dict[str, tuple[int, int]] = {
     "send_back": (3, 10),
     "submit_hearing_report": (7, 18),
     "approve_decision": (1, 4),
+    # 函询: the letter goes out within days, the written reply comes inside 15 working days.
+    "send_inquiry_letter": (1, 5),
+    "record_inquiry_reply": (5, 14),
+    # A stored clue (暂存待查) is looked at again inside its review period.
+    "review_stored": (60, 85),
+    "notify_unit": (1, 3),
+    # 留置 decided in session days into the investigation, approved one level up at once.
+    "request_retention": (2, 6),
+    "approve_retention": (1, 3),
+    "end_retention": (5, 10),
+    "request_extension": (20, 30),
+    # The retention case keeps inside its clocks: evidence sooner, the extension asked early.
+    "retention_evidence": (15, 25),
+    "extend_retention": (10, 20),
+    # Supplementary investigation (补充调查) fits its one month.
+    "supplementary_evidence": (5, 12),
+    "approve_extension": (1, 3),
+    # After a transfer (移送): the procuratorate decides, or returns the case for a month's
+    # supplementary investigation (退回补充调查).
+    "record_procuratorate_decision": (20, 40),
+    "complete_supplementary": (5, 15),
+    # Appeals: filed within the month's window; 复审 answered in a month, 复核 in two.
+    "file_appeal": (7, 25),
+    "decide_appeal": (15, 28),
+    "decide_second_review": (30, 55),
     # Intake's answers to the reporter: acceptance (受理) after registration, the result after
     # the clue concluded; both well inside their 15-working-day limits.
     "decide_acceptance": (1, 7),
@@ -63,9 +90,14 @@ class PaperClock:
         """When the clue's latest step took effect."""
         return self._at
 
-    def next(self, action: str) -> datetime:
-        """When `action` takes effect; raises NotYet when that is after today."""
-        fewest, most = STEP_DAYS.get(action, (0, 2))
+    def next(self, action: str, *, late_days: int = 0, pace: str = "") -> datetime:
+        """When `action` takes effect; raises NotYet when that is after today.
+
+        `pace` names the STEP_DAYS entry when it is not the action's own; `late_days` delays
+        the step past its usual time (a breached time limit).
+        """
+        fewest, most = STEP_DAYS.get(pace or action, (0, 2))
+        fewest, most = fewest + late_days, most + late_days
         self._steps += 1
         # crc32, not random: the same clue gets the same dates in every run and process.
         draw = zlib.crc32(f"{self._key}:{self._steps}:{action}".encode())

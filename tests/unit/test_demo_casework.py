@@ -24,7 +24,8 @@ from services.cases.domain.rules import DEFAULT_RULES
 from services.cases.domain.teams import assign_team, team_kind
 from services.demo.casework import CaseResult, CaseWork, CaseWorkSettings
 from services.demo.county import load_county_plan
-from services.demo.playbook import playbook, sends_back
+from services.demo.playbook import EXPULSIONS, playbook, sends_back
+from services.demo.reference import year_figures
 from services.demo.scenario import CountyPlan, Fate, ScriptedReport, generate_scenario
 
 
@@ -51,11 +52,14 @@ class FakeCases:
             stage=file.stage,
             working_team=list(file.working_team),
             hearing_team=list(file.hearing_team),
+            review_team=list(file.review_team),
+            filed=file.filed,
             team_requested=file.team_requested,
         )
         if file.pending is not None:
             summary.pending.kind = file.pending.kind
             summary.pending.next_approver = file.pending.next_approver
+            summary.pending.choice = file.pending.choice
         return summary
 
     def _actor(self, metadata: Sequence[tuple[str, str]], case_id: str) -> Actor:
@@ -189,3 +193,54 @@ def test_zones_differ_in_how_often_files_come_back() -> None:
     shares = {zone: sum(sends_back(zone, key) for key in keys) for zone in range(6)}
     assert len(set(shares.values())) == 6, shares
     assert all(share < len(keys) * 0.15 for share in shares.values()), shares
+
+
+def test_every_road_of_the_year_is_walked_under_the_rules(county: CountyPlan) -> None:
+    reports = _year(county, 80)
+    results, fake, _ = _work(county, reports)
+    by_fate: dict[Fate, list[CaseResult]] = {}
+    for result in results:
+        assert not result.stuck, result
+        by_fate.setdefault(Fate(result.fate), []).append(result)
+    (retained,) = by_fate[Fate.CASE_RETAINED]
+    held = fake.files[retained.clue_id]
+    # 留置 extended once, 双开 with the transfer, one supplementary round, then prosecuted.
+    assert held.retention == "ended" and held.retention_extensions == 1
+    assert held.extensions_of("investigation") == 1
+    assert held.decision is not None and held.decision.kind == "transfer"
+    assert {(s.track, s.kind) for s, _ in held.decision.sanctions} == set(EXPULSIONS)
+    assert held.supplementary_rounds == 1 and held.stage == "closed"
+    twice = fake.files[by_fate[Fate.CASE_APPEALED_TWICE][0].clue_id]
+    # 复审 upheld by the county, 复核 by the city commission changed the outcome.
+    assert twice.appeal_level == 2 and twice.decision is not None
+    assert twice.decision.kind == "education" and not twice.decision.sanctions
+    assert ("demo-city-commission", "decide_appeal") in fake.actors
+    escalated = fake.files[by_fate[Fate.INQUIRY_ESCALATED][0].clue_id]
+    assert escalated.filed and escalated.inquiry_rounds == 0
+    for result in by_fate[Fate.VERIFIED_NOT_FILED] + by_fate[Fate.VERIFIED_STORED]:
+        assert not fake.files[result.clue_id].filed
+    figures = year_figures(len(results), results)
+    assert all(count > 0 for count in figures.roads.values()), figures.roads
+    assert all(figures.forms), figures.forms
+    assert 0 < figures.sanctioned < figures.filed < len(results)
+
+
+def test_a_late_clue_enters_its_disposal_or_investigation_after_the_time_limit(
+    county: CountyPlan,
+) -> None:
+    assert playbook(Fate.CLOSED, "k", late=True).late_step == "approve_disposal"
+    assert playbook(Fate.INQUIRY, "k", late=True).late_step == "approve_disposal"
+    assert playbook(Fate.CASE_SANCTIONED, "k", late=True).late_step == (
+        "submit_investigation_report"
+    )
+    assert not playbook(Fate.CASE_SANCTIONED, "k").late_step
+    reports = _year(county, 600)
+    late = [r for r in reports if r.late]
+    # A few breached deadlines, not none and not many.
+    assert 2 <= len(late) < 0.06 * len(reports)
+    # The late disposal lands past the one-month limit (propose ≤ 14 days, late ≥ 30 more).
+    late_closed = replace(late[0], fate=Fate.CLOSED)
+    results, _, _ = _work(county, [late_closed])
+    (result,) = results
+    assert result.stage == "closed" and result.concluded_at is not None
+    assert (result.concluded_at - late_closed.registered_at).days > 31

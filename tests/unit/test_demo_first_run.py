@@ -37,7 +37,7 @@ def test_a_failing_demo_says_why_returns_nothing_and_leaves_no_marker(tmp_path: 
     assert should_run(tmp_path)
 
 
-def test_an_unreachable_intake_fails_the_demo_with_a_clear_message(tmp_path: Path) -> None:
+def test_unreachable_services_fail_the_demo_with_a_clear_message(tmp_path: Path) -> None:
     ports = free_ports(3)
     request = DemoRequest(
         state_dir=tmp_path,
@@ -52,5 +52,6 @@ def test_an_unreachable_intake_fails_the_demo_with_a_clear_message(tmp_path: Pat
     assert run_first_demo(request, console=console, out=console) is None
     text = messages.getvalue()
     assert "demo scenario failed" in text
-    assert "intake refused scenario report" in text and "UNAVAILABLE" in text
+    # The year's plan is defined first (assessment), before any report is submitted.
+    assert "the county office's record was refused" in text and "UNAVAILABLE" in text
     assert should_run(tmp_path)

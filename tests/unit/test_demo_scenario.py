@@ -9,7 +9,15 @@ import pytest
 
 from services.demo.county import load_county_plan
 from services.demo.requests import submit_request
-from services.demo.scenario import DEFAULT_MIX, CountyPlan, Fate, generate_scenario
+from services.demo.scenario import (
+    DEFAULT_MIX,
+    FILED_FATES,
+    LONG_ROADS,
+    RARE_FATES,
+    CountyPlan,
+    Fate,
+    generate_scenario,
+)
 from services.intake.api.convert import submission_from
 from services.intake.domain.report import check_submission
 from services.intake.store.rule_files import load_rule_book
@@ -48,9 +56,19 @@ def test_a_year_covers_every_zone_and_channel_in_a_realistic_mix(county: CountyP
     assert channels["online"] > channels["forwarded"]
     assert channels["letter"] > channels["forwarded"]
     fates = Counter(r.fate for r in reports)
-    filed = fates[Fate.CASE_SANCTIONED] + fates[Fate.CASE_NO_SANCTION]
-    assert 0.4 < filed / len(reports) < 0.6
+    filed = sum(fates[fate] for fate in FILED_FATES)
+    # About a quarter filed (the reference profile's ~120 of ~500), most of them sanctioned.
+    assert 0.2 < filed / len(reports) < 0.33
     assert fates[Fate.CASE_SANCTIONED] > fates[Fate.CASE_NO_SANCTION]
+    # 谈话函询 is the commonest way; transfers and appeals stay rare; one retention a year.
+    assert fates[Fate.INQUIRY] == max(fates.values())
+    assert 0 < fates[Fate.CASE_TRANSFERRED] < 0.03 * len(reports)
+    assert fates[Fate.CASE_RETAINED] == 1
+    # Campaign clues arrive while the campaign runs.
+    first, last = DEFAULT_MIX.campaign_months
+    campaign = [r for r in reports if r.channel == "special_campaign"]
+    assert campaign and all(first <= r.received_at.month <= last for r in campaign)
+    assert all(r.campaign_id == DEFAULT_MIX.campaign_id for r in campaign)
     moments = [r.received_at for r in reports]
     assert moments == sorted(moments)
     assert moments[0] >= START
@@ -63,6 +81,27 @@ def test_a_year_covers_every_zone_and_channel_in_a_realistic_mix(county: CountyP
 def test_a_small_run_still_reaches_every_zone(county: CountyPlan) -> None:
     reports = generate_scenario(county, seed=1, count=30, start=START, until=UNTIL)
     assert {r.zone_id for r in reports} == set(county.zone_ids)
+
+
+def test_a_small_run_still_walks_every_rare_road_early(county: CountyPlan) -> None:
+    reports = generate_scenario(county, seed=1, count=30, start=START, until=UNTIL)
+    fates = Counter(r.fate for r in reports)
+    assert all(fates[fate] >= 1 for fate in RARE_FATES), fates
+    assert fates[Fate.CASE_RETAINED] == 1
+    # The long roads go to the earliest reports, which have the year to finish them.
+    for fate in LONG_ROADS:
+        first = next(i for i, r in enumerate(reports) if r.fate is fate)
+        assert first < 2 * len(RARE_FATES), (fate, first)
+
+
+def test_names_are_real_and_no_village_doubles_its_suffix(county: CountyPlan) -> None:
+    for township in county.townships:
+        assert county.name(township.township_id) == township.name and township.name
+        assert not any(village.endswith("村村") for village in township.villages), township
+    for zone in county.zone_ids:
+        assert county.name(zone).endswith("协作区"), zone
+    assert all(county.name(member.person_id) != member.person_id for member in county.staff)
+    assert county.name(county.county_leader) != county.county_leader
 
 
 def test_no_report_repeats_another_exactly(county: CountyPlan) -> None:
