@@ -42,7 +42,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from xiezuo.intake.v1 import intake_pb2, intake_pb2_grpc
 
 from services.contracts.intake import CLUES_TOPIC
-from services.runtime.host import ServiceHost, TopicsMissing, ensure_topics
+from services.runtime.host import ServiceHost, TopicsMissing, TopicsRefused, ensure_topics
 from services.runtime.kafka_security import KafkaSecurity, connection_refusal
 from services.runtime.localstack.kafka import BrokerSecurity, KafkaNode
 from services.runtime.outbox import KafkaEventProducer
@@ -547,6 +547,15 @@ async def test_topics_a_user_may_not_see_fail_readiness_by_name(secured: Secured
         *secured.read["staffing"],
     }
     assert "xiezuo.staffing.dead-letter" in str(missing.value)
+    # Left creating topics, a user without the right is refused, and start-up stops there.
+    with pytest.raises(TopicsRefused, match=r"xiezuo\.staffing\.dead-letter"):
+        await ensure_topics(
+            secured.bootstrap,
+            "xiezuo.staffing.dead-letter",
+            partitions=3,
+            replication_factor=1,
+            security=secured.security("staffing"),
+        )
 
 
 async def test_mutual_tls_authenticates_by_certificate(secured: SecuredKafka) -> None:
