@@ -11,6 +11,7 @@ from services.assessment.domain.kpis import Level
 from services.assessment.domain.quarter import Quarter
 from services.assessment.domain.scoring import score_unit
 from services.assessment.report.model import QuarterReport, ReportRow
+from services.assessment.store.names import unit_names
 from services.assessment.store.scorecards import Ranking, Scoring
 
 CENT = Decimal("0.01")
@@ -22,6 +23,7 @@ async def build_report(
     """Every level's ranking with scores and counts; with `zone_id`, only that zone's units."""
     rows: list[ReportRow] = []
     rules = scoring.rules_for(quarter)
+    names = await unit_names(session, county_id=county_id)
     # The zone trend needs the year's zone rankings up to this quarter; this one is built below.
     zone_rankings = [
         await scoring.ranking(
@@ -55,6 +57,7 @@ async def build_report(
                     qualitative=score.qualitative,
                     total=score.total,
                     counts=unit_counts,
+                    name=names.get((level.value, unit.subject_id), ""),
                 )
             )
     return QuarterReport(
@@ -64,6 +67,7 @@ async def build_report(
         rules_version=rules.version,
         rows=rows,
         trends=_trends(zone_rankings, quarter.year, zone_id),
+        names=names,
     )
 
 
@@ -89,6 +93,7 @@ async def build_year_report(
     scores the base), and the zone trend across all four quarters."""
     quarters = [Quarter(year, number) for number in (1, 2, 3, 4)]
     rows: list[ReportRow] = []
+    names = await unit_names(session, county_id=county_id)
     zone_rankings: Sequence[Ranking] = ()
     for level in Level:
         ranking = await scoring.year_ranking(session, county_id=county_id, level=level, year=year)
@@ -127,6 +132,7 @@ async def build_year_report(
                     qualitative=(qualitative / 4).quantize(CENT, ROUND_HALF_UP),
                     total=unit.total,
                     counts=dict(sorted(summed.get(unit.subject_id, {}).items())),
+                    name=names.get((level.value, unit.subject_id), ""),
                 )
             )
     versions = sorted({scoring.rules_for(quarter).version for quarter in quarters})
@@ -137,4 +143,5 @@ async def build_year_report(
         rules_version=", ".join(versions),
         rows=rows,
         trends=_trends(zone_rankings, year, zone_id),
+        names=names,
     )

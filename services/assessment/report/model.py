@@ -19,6 +19,8 @@ class ReportRow:
     qualitative: Decimal
     total: Decimal
     counts: dict[str, int]
+    # The registry's name (township, zone, staff member), "" when assessment was not told it.
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -32,3 +34,10 @@ class QuarterReport:
     rows: list[ReportRow]
     # Zone totals of earlier quarters of the year, oldest first: {zone: [(quarter, total)]}.
     trends: dict[str, list[tuple[str, Decimal]]] = field(default_factory=dict)
+    # (level, id) → name, for every unit the report mentions that has one.
+    names: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def label(self, level: str, subject_id: str) -> str:
+        """`name (id)`, or the id alone when the unit has no name."""
+        name = self.names.get((level, subject_id), "")
+        return f"{name} ({subject_id})" if name else subject_id
