@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from services.assessment.cli import app
 from services.assessment.domain.quarter import AssessmentCalendar
-from services.assessment.handlers.ledgers import ledgers
+from services.assessment.handlers.ledgers import Ledger, ledgers
 from services.assessment.handlers.mappers import projections
 from services.assessment.handlers.projection import ProjectionHandler, township_placed, unit_named
 from services.contracts.cases import CaseDecided, CaseTransferred
@@ -95,7 +95,10 @@ async def _seed(url: str) -> None:
     )
     calendar = AssessmentCalendar()
     extra = ledgers(calendar)
-    registry = {UnitNamed.event_type: unit_named, TownshipPlaced.event_type: township_placed}
+    registry: dict[str, Ledger] = {
+        UnitNamed.event_type: unit_named,
+        TownshipPlaced.event_type: township_placed,
+    }
     try:
         async with database.transaction() as session:
             for index, event in enumerate(events):
