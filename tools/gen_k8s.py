@@ -100,13 +100,13 @@ class Grants:
         ]
 
 
-def publishers() -> dict[str, set[str]]:
-    """Topic -> services that publish on it (audit checkpoints: every service's host)."""
-    found: dict[str, set[str]] = {}
-    for event_type, event in EVENT_TYPES.items():
-        owner = event_type.split(".")[1]
-        found.setdefault(event.topic, set()).update({owner} if owner in SERVICES else SERVICES)
-    return found
+@dataclass(frozen=True)
+class KafkaNeeds:
+    """What one service does on Kafka, as its host says (ServiceHost.topics_written/_read)."""
+
+    written: tuple[str, ...]
+    read: tuple[str, ...]
+    group: str
 
 
 @contextmanager
@@ -123,15 +123,19 @@ def _clean_environment(state_dir: str) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def consumed_topics() -> dict[str, list[str]]:
-    """Service -> the topics its consumer subscribes to, from its own composition root."""
+def kafka_needs() -> dict[str, KafkaNeeds]:
+    """Service -> its topics and group, from its own composition root."""
 
-    async def collect(state_dir: str) -> dict[str, list[str]]:
-        found: dict[str, list[str]] = {}
+    async def collect(state_dir: str) -> dict[str, KafkaNeeds]:
+        found: dict[str, KafkaNeeds] = {}
         for service in SERVICES:
             app = importlib.import_module(f"services.{service}.app")
             host = app.build(Settings(service, PlatformSettings(state_dir=Path(state_dir))))[0]
-            found[service] = host.consumer.topics()
+            found[service] = KafkaNeeds(
+                written=tuple(host.topics_written()),
+                read=tuple(host.topics_read()),
+                group=host.consumer.consumer_name,
+            )
             await host.database.dispose()
             await host.producer.stop()
         return found
@@ -145,11 +149,6 @@ def consumed_topics() -> dict[str, list[str]]:
         logging.disable(logging.NOTSET)
 
 
-def consumer_group(service: str) -> str:
-    """The group (and inbox) name of a service's consumer (EventConsumer.consumer_name)."""
-    return f"xiezuo-{service}"
-
-
 def user_of(service: str) -> str:
     """A service's KafkaUser; Strimzi names its Secret the same."""
     return f"xiezuo-{service}"
@@ -159,12 +158,20 @@ def _meta(name: str, labels: dict[str, str], **extra: Any) -> Manifest:
     return {"name": name, "labels": dict(labels), **extra}
 
 
-def kafka_topics() -> list[Manifest]:
+def kafka_topics(needs: dict[str, KafkaNeeds]) -> list[Manifest]:
     """Every contract topic, each service's dead-letter topic and the checkpoint topic."""
-    topics = {topic: {"retention.ms": EVENT_RETENTION_MS} for topic in publishers()}
-    topics.update(
-        {dead_letter_topic(s): {"retention.ms": DEAD_LETTER_RETENTION_MS} for s in SERVICES}
-    )
+    names = {event.topic for event in EVENT_TYPES.values()}
+    for need in needs.values():
+        names.update(need.written, need.read)
+    dead_letters = {dead_letter_topic(service) for service in SERVICES}
+    topics = {
+        topic: {
+            "retention.ms": DEAD_LETTER_RETENTION_MS
+            if topic in dead_letters
+            else EVENT_RETENTION_MS
+        }
+        for topic in names | dead_letters
+    }
     for topic, configs in TOPIC_CONFIGS.items():
         topics[topic] = dict(configs)
     return [
@@ -187,39 +194,37 @@ def kafka_topics() -> list[Manifest]:
     ]
 
 
-def service_grants(consumed: dict[str, list[str]]) -> dict[str, Grants]:
-    """User -> ACLs: each service, the operator and the lag reader."""
-    grants = {user_of(service): Grants() for service in SERVICES}
-    for topic, services in publishers().items():
-        for service in services:
-            # The outbox relay's idempotent producer needs only Write (IdempotentWrite is
-            # implied by Write on any topic since Kafka 3.0); no transactional ids are used.
-            grants[user_of(service)].allow("topic", topic, "Write", "Describe")
-    for service in SERVICES:
-        own = grants[user_of(service)]
-        own.allow("topic", dead_letter_topic(service), "Write", "Describe")
-        for topic in consumed[service]:
+def service_grants(needs: dict[str, KafkaNeeds]) -> dict[str, Grants]:
+    """User -> ACLs: each service and the operator."""
+    grants: dict[str, Grants] = {}
+    for service, need in needs.items():
+        own = grants[user_of(service)] = Grants()
+        # The outbox relay's idempotent producer needs only Write (IdempotentWrite is implied
+        # by Write on any topic since Kafka 3.0); no transactional ids are used.
+        for topic in need.written:
+            own.allow("topic", topic, "Write", "Describe")
+        for topic in need.read:
             own.allow("topic", topic, "Read", "Describe")
-        if consumed[service]:
-            own.allow("group", consumer_group(service), "Read")
+        if need.read:
+            own.allow("group", need.group, "Read")
     operator = grants[OPERATOR_USER] = Grants()
     # `xiezuo deadletter list|replay` and `xiezuo audit verify`: group-less reads, and replay
     # writes a letter back to the topic it came from (always one some service consumes).
     for service in SERVICES:
         operator.allow("topic", dead_letter_topic(service), "Read", "Describe")
     operator.allow("topic", CHECKPOINTS_TOPIC, "Read", "Describe")
-    for topic in sorted({t for topics in consumed.values() for t in topics}):
+    for topic in sorted({t for need in needs.values() for t in need.read}):
         operator.allow("topic", topic, "Write", "Describe")
     return grants
 
 
-def lag_reader_grants(consumed: dict[str, list[str]]) -> Grants:
+def lag_reader_grants(needs: dict[str, KafkaNeeds]) -> Grants:
     """KEDA reads committed and end offsets: Describe on the groups and their topics only."""
     reader = Grants()
-    for service, topics in consumed.items():
-        if topics:
-            reader.allow("group", consumer_group(service), "Describe")
-        for topic in topics:
+    for need in needs.values():
+        if need.read:
+            reader.allow("group", need.group, "Describe")
+        for topic in need.read:
             reader.allow("topic", topic, "Describe")
     return reader
 
@@ -298,9 +303,9 @@ KAFKA_SETTINGS = [
 ]
 
 
-def kafka_topics_component(consumed: dict[str, list[str]]) -> dict[str, str]:
+def kafka_topics_component(needs: dict[str, KafkaNeeds]) -> dict[str, str]:
     """Files of components/kafka-topics."""
-    grants = service_grants(consumed)
+    grants = service_grants(needs)
     users = [kafka_user(name, grants[name], INFRASTRUCTURE) for name in sorted(grants)]
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1alpha1",
@@ -317,7 +322,7 @@ def kafka_topics_component(consumed: dict[str, list[str]]) -> dict[str, str]:
             "Topics and users of the Strimzi Kafka `xiezuo` (components/strimzi), and each\n"
             "service's own credentials: SASL_SSL with SCRAM-SHA-512, password and CA as files.",
         ),
-        "kafka-topics/topics.yaml": _dump(kafka_topics(), "One KafkaTopic per topic."),
+        "kafka-topics/topics.yaml": _dump(kafka_topics(needs), "One KafkaTopic per topic."),
         "kafka-topics/users.yaml": _dump(
             users,
             "One KafkaUser per service (least privilege) and the operator's (dead letters, audit\n"
@@ -330,11 +335,11 @@ def kafka_topics_component(consumed: dict[str, list[str]]) -> dict[str, str]:
     }
 
 
-def scaling_component(consumed: dict[str, list[str]]) -> dict[str, str]:
+def scaling_component(needs: dict[str, KafkaNeeds]) -> dict[str, str]:
     """Files of components/keda: lag user, TriggerAuthentication, ScaledObjects, intake's HPA."""
     auth_name = "xiezuo-kafka-lag"
     manifests: list[Manifest] = [
-        kafka_user(LAG_READER_USER, lag_reader_grants(consumed), INFRASTRUCTURE),
+        kafka_user(LAG_READER_USER, lag_reader_grants(needs), INFRASTRUCTURE),
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
@@ -361,7 +366,7 @@ def scaling_component(consumed: dict[str, list[str]]) -> dict[str, str]:
         if service == CPU_SCALED:
             manifests.append(_cpu_autoscaler(service))
             continue
-        if not consumed[service]:
+        if not needs[service].read:
             continue
         manifests.append(
             {
@@ -382,7 +387,7 @@ def scaling_component(consumed: dict[str, list[str]]) -> dict[str, str]:
                             "name": "consumer-lag",
                             "metadata": {
                                 "bootstrapServers": KAFKA_BOOTSTRAP,
-                                "consumerGroup": consumer_group(service),
+                                "consumerGroup": needs[service].group,
                                 # Every topic of the group (one trigger, summed lag).
                                 "lagThreshold": "500",
                                 "activationLagThreshold": "50",
@@ -742,10 +747,10 @@ def service_monitors() -> dict[str, str]:
     }
 
 
-def acl_table(consumed: dict[str, list[str]]) -> str:
+def acl_table(needs: dict[str, KafkaNeeds]) -> str:
     """Markdown: one row per generated KafkaUser, its topics and groups by operations."""
-    grants = service_grants(consumed)
-    grants[LAG_READER_USER] = lag_reader_grants(consumed)
+    grants = service_grants(needs)
+    grants[LAG_READER_USER] = lag_reader_grants(needs)
     columns: list[tuple[str, tuple[str, ...]]] = [
         ("topic", ("Write", "Describe")),
         ("topic", ("Read", "Describe")),
@@ -776,15 +781,15 @@ def _dump(manifests: list[Manifest], about: str) -> str:
 
 def outputs() -> dict[Path, str]:
     """Every generated file and its content."""
-    consumed = consumed_topics()
+    needs = kafka_needs()
     files = {
-        **kafka_topics_component(consumed),
-        **scaling_component(consumed),
+        **kafka_topics_component(needs),
+        **scaling_component(needs),
         **database_component(),
         **service_monitors(),
     }
     generated = {COMPONENTS / name: text for name, text in files.items()}
-    generated[DOC] = _with_acl_table(DOC.read_text(), acl_table(consumed))
+    generated[DOC] = _with_acl_table(DOC.read_text(), acl_table(needs))
     return generated
 
 

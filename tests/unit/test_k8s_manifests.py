@@ -284,8 +284,7 @@ def generator() -> ModuleType:
 @functools.cache
 def consumed() -> dict[str, list[str]]:
     """Service -> topics its consumer reads, from the composition roots."""
-    found: dict[str, list[str]] = generator().consumed_topics()
-    return found
+    return {service: list(need.read) for service, need in generator().kafka_needs().items()}
 
 
 def acl_table(user: Manifest, *, prefixed_groups: bool = False) -> dict[tuple[str, str], set[str]]:
