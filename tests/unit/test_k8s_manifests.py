@@ -73,6 +73,7 @@ OPERATOR_KINDS = {
     "ScaledObject",
     "TriggerAuthentication",
     "ServiceMonitor",
+    "PrometheusRule",
 }
 INFRASTRUCTURE_KINDS = {
     "Kafka",
@@ -331,6 +332,7 @@ def test_the_example_consumers_user_is_schema_valid_for_this_cluster(prod: list[
         ("ScaledObject", ("spec", "triggers", 0, "authenticationRef")),
         ("TriggerAuthentication", ("spec", "secretTargetRef", 0)),
         ("ServiceMonitor", ("spec", "endpoints", 0)),
+        ("PrometheusRule", ("spec", "groups", 0)),
         ("KafkaTopic", ("metadata",)),
         ("Cluster", ()),
         ("Deployment", ("spec", "template", "spec", "containers", 0)),
