@@ -24,18 +24,19 @@ from services.assessment.domain.quarter import AssessmentCalendar
 from services.assessment.domain.scoring_rules import load_rules
 from services.assessment.handlers import mappers
 from services.assessment.handlers.ledgers import ledgers
-from services.assessment.handlers.projection import ProjectionHandler, township_placed
+from services.assessment.handlers.projection import ProjectionHandler, township_placed, unit_named
 from services.assessment.store.scorecards import Scoring
 from services.assessment.store.tables import QualitativeMark
 from services.contracts.assessment import ScorecardPublished
 from services.contracts.base import IntegrationEvent
-from services.contracts.cases import CaseFiled, StageChanged
+from services.contracts.cases import CaseFiled, CaseTransferred, StageChanged
 from services.contracts.intake import ClueRegistered, ReportedSubject
 from services.contracts.staffing import (
     TeamAssigned,
     TeamMember,
     TeamUnfillable,
     TownshipPlaced,
+    UnitNamed,
 )
 from services.runtime.db import Database
 from services.runtime.envelope import Envelope
@@ -104,6 +105,29 @@ async def _seed(database: Database) -> None:
         _team("z2", "e3", ("p9", "t5")),
         # The team of k-e1 finishes its investigation: p1 and p2 complete a stage.
         _investigation_reported("z1", "e5", "k-e1"),
+        # z2 transfers a case with 双开: one person in the fourth form.
+        (
+            CaseTransferred(
+                county_id=COUNTY,
+                zone_id="z2",
+                case_id="k-t",
+                township_id="t5",
+                action="approve_decision",
+                from_stage="decision_proposed",
+                to_stage="transferred",
+                actor="p9",
+                rule_version="cn-default-2026.1",
+                occurred_at=Q3,
+                detail={
+                    "decision": "transfer",
+                    "sanctions": [
+                        {"track": "party", "kind": "expulsion", "effect_months": 0},
+                        {"track": "government", "kind": "expulsion", "effect_months": 0},
+                    ],
+                },
+            ),
+            "e6",
+        ),
         (
             TeamUnfillable(
                 county_id=COUNTY,
@@ -121,6 +145,14 @@ async def _seed(database: Database) -> None:
     by_type = {p.event_class.event_type: p.mapper for p in mappers.projections()}
     extra = ledgers(calendar)
     async with database.transaction() as session:
+        for name_event in (
+            UnitNamed(county_id=COUNTY, zone_id="z1", kind="zone", unit_id="z1", name="第一协作区"),
+            UnitNamed(county_id=COUNTY, zone_id="z1", kind="person", unit_id="p1", name="李明"),
+        ):
+            envelope = Envelope(
+                name_event.unit_id, name_event.event_type, "t", Q3, COUNTY, "z1", b"{}"
+            )
+            await unit_named(session, name_event, envelope)
         for event, event_id in events:
             envelope = Envelope(event_id, event.event_type, "t", Q3, COUNTY, event.zone_id, b"{}")
             handler = ProjectionHandler(
@@ -174,7 +206,7 @@ async def test_scorecard_and_explanation_down_to_events(client: Client) -> None:
     )
     card = (await client.stub.ExplainScore(request, metadata=client.as_(ASSESSOR))).scorecard
     # 30 base + one investigation finished (3) + all of it on time (7); k-e2 is still open.
-    assert card.total == 40.0
+    assert (card.name, card.total) == ("李明", 40.0)
     explained = {c.kpi: list(c.event_ids) for c in card.components if c.kpi}
     assert explained["stages_completed.investigation"] == ["e5"]
     assert explained["stages_completed_in_time"] == ["e5"]
@@ -229,6 +261,10 @@ async def test_ranking_pages_and_tiers(client: Client) -> None:
         ("z2", 1, pb.TIER_TOP),
         ("z3", 3, pb.TIER_BOTTOM),
     ]
+    # Names beside ids, and the four forms of the people each zone dealt with.
+    assert [e.name for e in entries] == ["第一协作区", "", ""]
+    assert entries[1].four_forms == pb.FourForms(people=1, form_4=1)
+    assert entries[0].four_forms == pb.FourForms()
     year = await client.stub.GetRanking(
         pb.GetRankingRequest(county_id=COUNTY, level=pb.LEVEL_ZONE, period="2026"),
         metadata=client.as_(ASSESSOR),
@@ -239,6 +275,7 @@ async def test_ranking_pages_and_tiers(client: Client) -> None:
         ("z2", 50.0),
         ("z3", 49.75),
     ]
+    assert year.entries[1].four_forms.form_4 == 1
     foreign = await _denied(
         client.stub.GetRanking(
             pb.GetRankingRequest(

@@ -6,7 +6,8 @@ from collections.abc import Mapping, Sequence
 
 from xiezuo.assessment.v1 import assessment_pb2 as pb
 
-from services.assessment.domain.kpis import Level
+from services.assessment.domain.four_forms import FORMS, form_kpi
+from services.assessment.domain.kpis import Kpi, Level
 from services.assessment.domain.ranking import RankedUnit, Tier
 from services.assessment.domain.scoring import ComponentKind
 from services.assessment.store.scorecards import Scorecard
@@ -35,8 +36,20 @@ KINDS: Mapping[ComponentKind, pb.ComponentKind.ValueType] = {
 }
 
 
+def four_forms_message(counts: Mapping[str, int]) -> pb.FourForms:
+    """The four-forms counts of a unit (all zero for a staff member)."""
+    form_1, form_2, form_3, form_4 = (counts.get(form_kpi(form), 0) for form in FORMS)
+    return pb.FourForms(
+        people=counts.get(Kpi.FOUR_FORMS.value, 0),
+        form_1=form_1,
+        form_2=form_2,
+        form_3=form_3,
+        form_4=form_4,
+    )
+
+
 def scorecard_message(
-    card: Scorecard, events: Mapping[str, Sequence[str]] | None = None
+    card: Scorecard, events: Mapping[str, Sequence[str]] | None = None, name: str = ""
 ) -> pb.Scorecard:
     """A scorecard as its message; with `events`, each component lists its event ids."""
     components = []
@@ -68,15 +81,24 @@ def scorecard_message(
         qualitative=float(card.score.qualitative),
         total=float(card.score.total),
         components=components,
+        name=name,
+        four_forms=four_forms_message(card.counts),
     )
 
 
-def ranking_entry(unit: RankedUnit, zones: Sequence[str]) -> pb.RankingEntry:
-    """A ranked unit as its message."""
+def ranking_entry(
+    unit: RankedUnit,
+    zones: Sequence[str],
+    name: str = "",
+    counts: Mapping[str, int] | None = None,
+) -> pb.RankingEntry:
+    """A ranked unit as its message, with its name and four forms when known."""
     return pb.RankingEntry(
         subject_id=unit.subject_id,
         zone_ids=sorted(zones),
         total=float(unit.total),
         rank=unit.rank,
         tier=TIERS[unit.tier],
+        name=name,
+        four_forms=four_forms_message(counts or {}),
     )

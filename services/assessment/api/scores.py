@@ -25,8 +25,9 @@ from services.assessment.api.requests import (
 )
 from services.assessment.domain.kpis import Level
 from services.assessment.domain.quarter import AssessmentCalendar, Quarter
+from services.assessment.store.names import unit_name, unit_names
 from services.assessment.store.projection import subject_zones, zone_known
-from services.assessment.store.scorecards import Explanation, Scorecard, Scoring
+from services.assessment.store.scorecards import Explanation, Scorecard, Scoring, ranking_counts
 from services.assessment.store.timeliness import Derived
 from services.runtime import audit
 from services.runtime.db import Database
@@ -61,8 +62,8 @@ class ScoreQueries:
                 derived=derived,
             )
 
-        card = await self._read_unit(request, violations, level, quarter, read)
-        return pb.GetScorecardResponse(scorecard=scorecard_message(card))
+        card, name = await self._read_unit(request, violations, level, quarter, read)
+        return pb.GetScorecardResponse(scorecard=scorecard_message(card, name=name))
 
     async def ExplainScore(
         self, request: pb.ExplainScoreRequest, context: Context
@@ -84,9 +85,9 @@ class ScoreQueries:
                 derived=derived,
             )
 
-        explanation = await self._read_unit(request, violations, level, quarter, read)
+        explanation, name = await self._read_unit(request, violations, level, quarter, read)
         return pb.ExplainScoreResponse(
-            scorecard=scorecard_message(explanation.scorecard, explanation.events)
+            scorecard=scorecard_message(explanation.scorecard, explanation.events, name)
         )
 
     async def _read_unit(
@@ -96,8 +97,8 @@ class ScoreQueries:
         level: Level,
         quarter: Quarter,
         read: Callable[[AsyncSession, Derived], Awaitable[T]],
-    ) -> T:
-        """Authorise, read and audit one unit's scorecard in one transaction."""
+    ) -> tuple[T, str]:
+        """Authorise, read and audit one unit's scorecard in one transaction; with its name."""
         rules_known(self._scoring, quarter, violations)
         if violations:
             raise InvalidArgument(violations)
@@ -128,8 +129,11 @@ class ScoreQueries:
             ):
                 raise NotFound("zone", request.subject_id)
             found = await read(session, derived)
+            name = await unit_name(
+                session, county_id=request.county_id, level=level, subject_id=request.subject_id
+            )
             await audit_read(session, principal.subject, request.county_id, level, request)
-        return found
+        return found, name
 
     async def GetRanking(
         self, request: pb.GetRankingRequest, context: Context
@@ -176,6 +180,7 @@ class ScoreQueries:
                 ranking = await self._scoring.year_ranking(
                     session, county_id=request.county_id, level=level, year=year
                 )
+            names = await unit_names(session, county_id=request.county_id)
             await audit.append(
                 session,
                 county_id=request.county_id,
@@ -206,9 +211,15 @@ class ScoreQueries:
             if offset + limit < len(visible)
             else ""
         )
+        counts = ranking_counts(ranking)
         return pb.GetRankingResponse(
             entries=[
-                ranking_entry(unit, sorted(zones_of(ranking.zones, level, unit.subject_id)))
+                ranking_entry(
+                    unit,
+                    sorted(zones_of(ranking.zones, level, unit.subject_id)),
+                    names.get((level.value, unit.subject_id), ""),
+                    counts.get(unit.subject_id, {}),
+                )
                 for unit in page
             ],
             ranked_units=len(ranking.units),

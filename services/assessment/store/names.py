@@ -40,3 +40,12 @@ async def unit_names(session: AsyncSession, *, county_id: str) -> dict[tuple[str
     for level, subject, name in (await session.exec(named)).all():
         names[(level, subject)] = name
     return names
+
+
+async def unit_name(session: AsyncSession, *, county_id: str, level: Level, subject_id: str) -> str:
+    """One unit's name, "" when the registry never named it."""
+    if level is Level.TOWNSHIP:
+        placed = await session.get(AssessedUnit, (county_id, level.value, subject_id))
+        return placed.name if placed is not None else ""
+    named = await session.get(UnitName, (county_id, level.value, subject_id))
+    return named.name if named is not None else ""

@@ -46,6 +46,19 @@ class Ranking:
     quarters: tuple[Ranking, ...] = ()
 
 
+def ranking_counts(ranking: Ranking) -> dict[str, dict[str, int]]:
+    """Each unit's counts: the quarter's, or for a year the sum of its quarters'."""
+    if not ranking.quarters:
+        return ranking.counts
+    summed: dict[str, dict[str, int]] = {}
+    for quarterly in ranking.quarters:
+        for subject, counts in quarterly.counts.items():
+            total = summed.setdefault(subject, {})
+            for kpi, value in counts.items():
+                total[kpi] = total.get(kpi, 0) + value
+    return summed
+
+
 @dataclass(frozen=True)
 class Explanation:
     """A scorecard and the ids of the events behind each KPI."""

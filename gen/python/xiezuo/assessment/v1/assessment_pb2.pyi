@@ -186,6 +186,46 @@ class ScoreComponent(_message.Message):
 Global___ScoreComponent: _TypeAlias = ScoreComponent  # noqa: Y015
 
 @_typing.final
+class FourForms(_message.Message):
+    """People dealt with in the four forms (四种形态): each person once per quarter, in the highest
+    form their outcomes reached (监督执纪工作规则 第二条); a year adds its quarters.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PEOPLE_FIELD_NUMBER: _builtins.int
+    FORM_1_FIELD_NUMBER: _builtins.int
+    FORM_2_FIELD_NUMBER: _builtins.int
+    FORM_3_FIELD_NUMBER: _builtins.int
+    FORM_4_FIELD_NUMBER: _builtins.int
+    people: _builtins.int
+    """Everyone counted in one of the forms."""
+    form_1: _builtins.int
+    """Criticism and education, talks, letters of inquiry, admonishment (批评教育、谈话函询、诫勉)."""
+    form_2: _builtins.int
+    """Light sanctions and minor organisational adjustment (轻处分、组织调整)."""
+    form_3: _builtins.int
+    """Heavy sanctions and major adjustment of post (重处分、重大职务调整)."""
+    form_4: _builtins.int
+    """Serious violations transferred to the procuratorate (移送检察机关), with or without 双开."""
+    def __init__(
+        self,
+        *,
+        people: _builtins.int = ...,
+        form_1: _builtins.int = ...,
+        form_2: _builtins.int = ...,
+        form_3: _builtins.int = ...,
+        form_4: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["form_1", b"form_1", "form_2", b"form_2", "form_3", b"form_3", "form_4", b"form_4", "people", b"people"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FourForms: _TypeAlias = FourForms  # noqa: Y015
+
+@_typing.final
 class Scorecard(_message.Message):
     """A unit's score for a quarter."""
 
@@ -201,6 +241,8 @@ class Scorecard(_message.Message):
     QUALITATIVE_FIELD_NUMBER: _builtins.int
     TOTAL_FIELD_NUMBER: _builtins.int
     COMPONENTS_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    FOUR_FORMS_FIELD_NUMBER: _builtins.int
     county_id: _builtins.str
     """County of the unit."""
     level: Global___Level.ValueType
@@ -217,6 +259,8 @@ class Scorecard(_message.Message):
     """Qualitative points (at most the rules' qualitative share)."""
     total: _builtins.float
     """quantitative + qualitative."""
+    name: _builtins.str
+    """The registry's name of the zone, township or staff member; empty when not known."""
     @_builtins.property
     def counts(self) -> _containers.RepeatedCompositeFieldContainer[Global___KpiCount]:
         """Every KPI counted for the unit."""
@@ -224,6 +268,10 @@ class Scorecard(_message.Message):
     @_builtins.property
     def components(self) -> _containers.RepeatedCompositeFieldContainer[Global___ScoreComponent]:
         """How the score was reached."""
+
+    @_builtins.property
+    def four_forms(self) -> Global___FourForms:
+        """Zones and townships: the people they dealt with in each of the four forms."""
 
     def __init__(
         self,
@@ -238,10 +286,12 @@ class Scorecard(_message.Message):
         qualitative: _builtins.float = ...,
         total: _builtins.float = ...,
         components: _abc.Iterable[Global___ScoreComponent] | None = ...,
+        name: _builtins.str = ...,
+        four_forms: Global___FourForms | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["four_forms", b"four_forms"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["components", b"components", "counts", b"counts", "county_id", b"county_id", "level", b"level", "qualitative", b"qualitative", "quantitative", b"quantitative", "quarter", b"quarter", "rules_version", b"rules_version", "subject_id", b"subject_id", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["components", b"components", "counts", b"counts", "county_id", b"county_id", "four_forms", b"four_forms", "level", b"level", "name", b"name", "qualitative", b"qualitative", "quantitative", b"quantitative", "quarter", b"quarter", "rules_version", b"rules_version", "subject_id", b"subject_id", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -360,6 +410,8 @@ class RankingEntry(_message.Message):
     TOTAL_FIELD_NUMBER: _builtins.int
     RANK_FIELD_NUMBER: _builtins.int
     TIER_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    FOUR_FORMS_FIELD_NUMBER: _builtins.int
     subject_id: _builtins.str
     """Zone, township or person id."""
     total: _builtins.float
@@ -368,9 +420,15 @@ class RankingEntry(_message.Message):
     """Competition rank among all units of the level in the county (ties share a rank)."""
     tier: Global___Tier.ValueType
     """Reward, middle or correction list."""
+    name: _builtins.str
+    """The registry's name of the zone, township or staff member; empty when not known."""
     @_builtins.property
     def zone_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Zones the unit was counted in."""
+
+    @_builtins.property
+    def four_forms(self) -> Global___FourForms:
+        """Zones and townships: the people they dealt with in each of the four forms."""
 
     def __init__(
         self,
@@ -380,10 +438,12 @@ class RankingEntry(_message.Message):
         total: _builtins.float = ...,
         rank: _builtins.int = ...,
         tier: Global___Tier.ValueType = ...,
+        name: _builtins.str = ...,
+        four_forms: Global___FourForms | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["four_forms", b"four_forms"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["rank", b"rank", "subject_id", b"subject_id", "tier", b"tier", "total", b"total", "zone_ids", b"zone_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["four_forms", b"four_forms", "name", b"name", "rank", b"rank", "subject_id", b"subject_id", "tier", b"tier", "total", b"total", "zone_ids", b"zone_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
