@@ -59,16 +59,25 @@ def ranking(
     console.print(
         f"{response.ranked_units} {level}s ranked in {county}, rules {response.rules_version}"
     )
+    # Zones and townships show the people they dealt with in the four forms (四种形态), f1-f4.
+    forms = level != "person"
     print_table(
         f"{level} ranking, {period}",
-        ("rank", level, "zones", "total", "list"),
+        ("rank", level, "name", "zones", "total", "list")
+        + (("f1", "f2", "f3", "f4") if forms else ()),
         (
             (
                 str(entry.rank),
                 entry.subject_id,
+                entry.name,
                 ", ".join(entry.zone_ids),
                 f"{entry.total:.2f}",
                 enum_label(assessment_pb2.Tier.Name(entry.tier), "TIER_"),
+            )
+            + (
+                tuple(str(getattr(entry.four_forms, f"form_{form}")) for form in (1, 2, 3, 4))
+                if forms
+                else ()
             )
             for entry in response.entries
         ),
