@@ -11,6 +11,10 @@ from sqlalchemy.engine.url import make_url
 
 RUNTIME_MIGRATIONS = Path(__file__).with_name("migrations")
 SERVICES_DIR = Path(__file__).resolve().parent.parent
+# PostgreSQL advisory lock every migration run of a database takes first (advisory locks are
+# per database): replicas starting together migrate one after another, and the later ones
+# find the schema current instead of failing on tables the first one just created.
+MIGRATION_LOCK_KEY = 0x5849455A554F4D49  # "XIEZUOMI"
 
 
 def alembic_config(service: str, database_url: str) -> Config:
