@@ -10,6 +10,7 @@ from services.assessment.domain.quarter import AssessmentCalendar, Quarter
 from services.assessment.handlers import mappers
 from services.contracts.cases import (
     CaseDecided,
+    CaseTransferred,
     ClueDisposed,
     DeadlineBreached,
     RectificationClosed,
@@ -160,3 +161,28 @@ def test_rectification_closed_late_is_not_on_time() -> None:
         "rectification_closed",
         "rectification_closed_in_time",
     ]
+
+
+def test_a_transfer_with_its_sanctions_and_appeals_are_counted() -> None:
+    expelled = [
+        {"track": "party", "kind": "expulsion", "effect_months": 0},
+        {"track": "government", "kind": "expulsion", "effect_months": 0},
+    ]
+    transfer = CaseTransferred(
+        **STEP, action="approve_decision", detail={"decision": "transfer", "sanctions": expelled}
+    )
+    # 双开 decided with the transfer: the person is sanctioned as well as transferred.
+    assert {f.kpi for f in mappers.case_transferred(transfer, CE_TIME)} == {
+        "transfers_to_procuratorate",
+        "people_sanctioned",
+    }
+    bare = CaseTransferred(**STEP, action="approve_decision", detail={"decision": "transfer"})
+    assert {f.kpi for f in mappers.case_transferred(bare, CE_TIME)} == {
+        "transfers_to_procuratorate"
+    }
+    filed = StageChanged(**STEP, action="file_appeal", detail={"filed_by": "subject"})
+    changed = StageChanged(**STEP, action="decide_appeal", detail={"choice": "changed"})
+    upheld = StageChanged(**STEP, action="decide_appeal", detail={"choice": "upheld"})
+    assert [f.kpi for f in mappers.stage_changed(filed, CE_TIME)] == ["appeals_filed"]
+    assert [f.kpi for f in mappers.stage_changed(changed, CE_TIME)] == ["appeals_changed"]
+    assert mappers.stage_changed(upheld, CE_TIME) == []
