@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -414,6 +415,17 @@ async def group_caught_up(kafka: SecuredKafka, group: str, topic: str) -> tuple[
         await admin.close()
 
 
+async def scrape(url: str) -> str:
+    """The lag gauge's lines of a service's /metrics."""
+
+    def get() -> str:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text: str = response.read().decode()
+        return "\n".join(line for line in text.splitlines() if "xiezuo_consumer_lag" in line)
+
+    return await asyncio.to_thread(get)
+
+
 # -- tests ----------------------------------------------------------------------------------
 
 
@@ -426,7 +438,7 @@ async def test_intake_and_cases_run_over_sasl_ssl_each_as_its_own_user(
         serving("cases", secured.env("cases"), tmp_path) as cases,
     ):
         addresses = await until_ready(intake)
-        await until_ready(cases)
+        cases_addresses = await until_ready(cases)
         token = mint_dev_token(
             key_dir=secured.state_dir / "keys",
             subject="secured-officer",
@@ -450,6 +462,11 @@ async def test_intake_and_cases_run_over_sasl_ssl_each_as_its_own_user(
                 f"{CLUES_TOPIC}: {published} published, cases committed {consumed}\n"
                 f"{intake.logs()}\n{cases.logs()}"
             )
+            await asyncio.sleep(0.5)
+        # Lag is measured with cases' own user too (Describe on its group and topics suffices).
+        lag_line = f'topic="{CLUES_TOPIC}"'
+        while lag_line not in (metrics := await scrape(cases_addresses["metrics"])):
+            assert time.monotonic() < deadline, f"no lag gauge for {CLUES_TOPIC}:\n{metrics}"
             await asyncio.sleep(0.5)
         logs = intake.logs() + cases.logs()
     assert "Kafka refused" not in logs
