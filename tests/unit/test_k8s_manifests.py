@@ -6,6 +6,7 @@ import copy
 import functools
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -113,8 +114,9 @@ def kubectl() -> str:
     return found
 
 
-def render(path: Path) -> list[Manifest]:
-    """`kubectl kustomize path`, parsed."""
+@functools.cache
+def rendered(path: Path) -> str:
+    """`kubectl kustomize path` (once per run: every test reads the same output)."""
     result = subprocess.run(
         [kubectl(), "kustomize", str(path)],
         capture_output=True,
@@ -123,7 +125,12 @@ def render(path: Path) -> list[Manifest]:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    return result.stdout
+
+
+def render(path: Path) -> list[Manifest]:
+    """`kubectl kustomize path`, parsed (a fresh copy for each caller)."""
+    return [doc for doc in yaml.safe_load_all(rendered(path)) if doc]
 
 
 @pytest.fixture(scope="module", params=OVERLAYS)
@@ -836,3 +843,98 @@ def test_a_service_monitor_scrapes_each_services_metrics_port(prod: list[Manifes
         ]
         (endpoint,) = monitor["spec"]["endpoints"]
         assert endpoint["port"] == "metrics"
+
+
+def settings_names() -> set[str]:
+    """Every XIEZUO_* variable some settings class of the code reads."""
+    from pydantic_settings import BaseSettings
+
+    from services.cases.settings import CasesSettings
+    from services.intake.settings import IntakeSettings
+    from services.runtime.settings import ServiceSettings
+    from services.staffing.settings import StaffingSettings
+    from services.working_calendar.settings import CalendarSettings
+
+    def named(prefix: str, settings: type[BaseSettings]) -> set[str]:
+        return {f"{prefix}{field.upper()}" for field in settings.model_fields}
+
+    names = named("XIEZUO_", PlatformSettings) | named("XIEZUO_", CalendarSettings)
+    for service in SERVICES:
+        names |= named(f"XIEZUO_{service.upper()}_", ServiceSettings)
+    for settings in (IntakeSettings, CasesSettings, StaffingSettings):
+        prefix = str(settings.model_config.get("env_prefix", ""))
+        names |= named(prefix, settings)
+    return names
+
+
+def test_every_setting_the_manifests_set_is_one_the_code_reads(
+    overlay: tuple[str, list[Manifest]],
+) -> None:
+    # A misspelt variable is silently ignored (extra="ignore"): catch it here instead.
+    _, manifests = overlay
+    known = settings_names()
+    set_here = {key for key in platform_config(manifests) if key.startswith("XIEZUO_")}
+    for workload in of_kind(manifests, *WORKLOAD_KINDS):
+        for container in containers(workload):
+            set_here |= {name for name in env_of(container) if name.startswith("XIEZUO_")}
+    assert set_here - known == set()
+
+
+def _self_signed_ca() -> bytes:
+    """A PEM CA certificate, as Strimzi's `ca.crt` would be."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cluster-ca")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def test_prod_kafka_settings_are_accepted_by_the_services(
+    prod: list[Manifest], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each Deployment's env, with its Secrets mounted as files, passes the start-up check."""
+    from services.runtime.settings import Settings
+
+    config = platform_config(prod)
+    ca = _self_signed_ca()
+    for service, deployment in deployments(prod).items():
+        (container,) = pod_spec(deployment)["containers"]
+        root = tmp_path / service
+        env = {k: v for k, v in config.items() if k.startswith("XIEZUO_KAFKA_")}
+        env |= {k: v["value"] for k, v in env_of(container).items() if "value" in v}
+        # What the kubelet would mount: the user's password and the cluster CA.
+        for setting, content in (
+            ("XIEZUO_KAFKA_SASL_PASSWORD_FILE", b"strimzi-made-password"),
+            ("XIEZUO_KAFKA_CA_FILE", ca),
+        ):
+            mounted = root / env[setting].lstrip("/")
+            mounted.parent.mkdir(parents=True, exist_ok=True)
+            mounted.write_bytes(content)
+            env[setting] = str(mounted)
+        for name in [n for n in os.environ if n.startswith("XIEZUO_")]:
+            monkeypatch.delenv(name)
+        for name, value in env.items():
+            if name.startswith("XIEZUO_KAFKA_"):
+                monkeypatch.setenv(name, value)
+        security = Settings(service).kafka_security
+        assert security.uses_sasl and security.uses_tls, service
+        assert security.sasl_username == f"xiezuo-{service}"
+        assert security.password() == "strimzi-made-password"
+        assert not PlatformSettings().kafka_create_topics
