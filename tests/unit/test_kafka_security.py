@@ -16,6 +16,8 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 
 from services.cli import main as cli
 from services.runtime.kafka_security import KafkaSecurity, KafkaSettingsError
+from services.runtime.localstack.kafka import BrokerSecurity
+from services.runtime.localstack.kafka import KafkaError as LocalKafkaError
 from services.runtime.settings import PlatformSettings, Settings
 
 PASSWORD = "s3cret-Pa55word"
@@ -265,3 +267,40 @@ def test_serve_with_contradictory_settings_exits_with_one_line_naming_the_settin
     error = capsys.readouterr().err
     assert error.startswith("xiezuo: invalid Kafka settings: XIEZUO_KAFKA_SASL_USERNAME")
     assert "Traceback" not in error and PASSWORD not in error
+
+
+def _broker_security(tmp_path: Path, **users: str) -> BrokerSecurity:
+    return BrokerSecurity(
+        ca_file=tmp_path / "ca.pem",
+        keystore_file=tmp_path / "broker.pem",
+        broker_subject="CN=broker",
+        admin_user="admin",
+        admin_password="admin-secret",
+        users=users,
+    )
+
+
+def test_a_secured_local_broker_enforces_acls_on_tls_listeners(tmp_path: Path) -> None:
+    settings = _broker_security(tmp_path).server_properties(
+        host="127.0.0.1", port=9093, ssl_port=9094, controller_port=9095
+    )
+    assert settings["listeners"] == (
+        "SASL_SSL://127.0.0.1:9093,SSL://127.0.0.1:9094,CONTROLLER://127.0.0.1:9095"
+    )
+    assert "PLAINTEXT" not in settings["listener.security.protocol.map"]
+    assert settings["authorizer.class.name"].endswith("StandardAuthorizer")
+    assert settings["allow.everyone.if.no.acl.found"] == "false"
+    assert settings["super.users"] == "User:CN=broker;User:admin"
+
+
+def test_scram_users_are_created_at_format_and_odd_characters_refused(tmp_path: Path) -> None:
+    arguments = _broker_security(tmp_path, **{"xiezuo-intake": "abc123"}).scram_arguments()
+    assert arguments == [
+        "--add-scram",
+        "SCRAM-SHA-512=[name=admin,password=admin-secret]",
+        "--add-scram",
+        "SCRAM-SHA-512=[name=xiezuo-intake,password=abc123]",
+    ]
+    # The format tool's syntax has no quoting for these.
+    with pytest.raises(LocalKafkaError, match="xiezuo-cases"):
+        _broker_security(tmp_path, **{"xiezuo-cases": "a,b]"}).scram_arguments()

@@ -13,6 +13,9 @@ Async use::
 Environment: ``XIEZUO_CACHE_DIR`` (cache root; jars go to ``<root>/kafka-libs``, default
 ``<repo>/.cache``), ``JAVA_HOME`` (else ``java`` on PATH), ``XIEZUO_KAFKA_JAVA_OPTS`` (extra
 JVM flags). Run ``python -m services.runtime.localstack.kafka --help`` for a foreground broker.
+
+``KafkaNode(security=BrokerSecurity(...))`` runs it secured instead of plain text: SASL_SSL with
+SCRAM users, a mutual-TLS listener and ACLs enforced (tests/integration/test_kafka_security.py).
 """
 
 from __future__ import annotations
@@ -209,7 +212,8 @@ def render_server_properties(
     return "\n".join(lines) + "\n"
 
 
-# Principals on the secured listeners: SCRAM users by name, certificate holders by subject.
+# ACLs are enforced by KRaft's own authorizer; principals are SCRAM user names on the SASL_SSL
+# listener and certificate subjects ("CN=...") on the mutual-TLS ones.
 STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 SCRAM_MECHANISM = "SCRAM-SHA-512"
 
@@ -232,7 +236,8 @@ class BrokerSecurity:
     # The SCRAM super user for set-up (topics, ACLs) and the readiness probe.
     admin_user: str
     admin_password: str
-    # Further SCRAM-SHA-512 users, name to password, created when the storage is formatted.
+    # Further SCRAM-SHA-512 users, name to password, created when the storage is formatted
+    # (so only on a fresh state dir; they pass through the format command line: test secrets).
     users: Mapping[str, str] = field(default_factory=dict)
 
     def server_properties(
