@@ -23,11 +23,11 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import grpc
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import (
     GroupAuthorizationFailedError,
@@ -40,9 +40,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from faststream.kafka.annotations import KafkaMessage
 from xiezuo.intake.v1 import intake_pb2, intake_pb2_grpc
 
 from services.contracts.intake import CLUES_TOPIC
+from services.runtime.bus import build_broker
 from services.runtime.host import ServiceHost, TopicsMissing, TopicsRefused, ensure_topics
 from services.runtime.kafka_security import KafkaSecurity, connection_refusal
 from services.runtime.localstack.kafka import BrokerSecurity, KafkaNode
@@ -592,6 +594,36 @@ async def test_mutual_tls_authenticates_by_certificate(secured: SecuredKafka) ->
             await asyncio.wait_for(producer.send(foreign, b"{}", b"key", []), WAIT_SECONDS)
     finally:
         await producer.stop()
+
+    # The subscribing side (FastStream) with the same certificate reads what intake may read.
+    readable, marker = secured.read["intake"][0], f"mtls-{uuid.uuid4().hex}".encode()
+    received: asyncio.Queue[bytes] = asyncio.Queue()
+    broker = build_broker(
+        secured.node.ssl_bootstrap_servers,
+        client_id="intake-mtls-reader",
+        security=with_certificate,
+    )
+
+    async def on_record(body: Any, message: KafkaMessage) -> None:
+        await received.put(message.raw_message.value)  # type: ignore[union-attr]
+
+    broker.subscriber(readable, group_id=user_of("intake"), auto_offset_reset="earliest")(on_record)
+    await asyncio.wait_for(broker.start(), WAIT_SECONDS)
+    try:
+        admin = AIOKafkaProducer(
+            bootstrap_servers=secured.bootstrap, **secured.admin().client_kwargs()
+        )
+        await admin.start()
+        try:
+            await admin.send_and_wait(readable, marker)
+        finally:
+            await admin.stop()
+        deadline = time.monotonic() + WAIT_SECONDS
+        while (value := await asyncio.wait_for(received.get(), WAIT_SECONDS)) != marker:
+            assert time.monotonic() < deadline, f"{marker!r} not received on {readable}"
+        assert value == marker
+    finally:
+        await asyncio.wait_for(broker.stop(), WAIT_SECONDS)
 
     anonymous = KafkaEventProducer(
         secured.node.ssl_bootstrap_servers,
