@@ -499,14 +499,17 @@ def database_cluster() -> list[Manifest]:
     # No Database resources (their schema is not vendored): the first service's database is
     # the bootstrap one, the others are created once at initdb; the managed roles keep every
     # owner's password equal to its Secret from then on.
+    # postInitSQL runs in `postgres` before CloudNativePG creates the bootstrap database;
+    # postInitApplicationSQL runs after, in that database.
     post_init = [
         statement
         for service in others
         for statement in (
             f"CREATE ROLE {service} LOGIN",
             f"CREATE DATABASE {service} OWNER {service}",
+            f"REVOKE CONNECT ON DATABASE {service} FROM PUBLIC",
         )
-    ] + [f"REVOKE CONNECT ON DATABASE {service} FROM PUBLIC" for service in SERVICES]
+    ]
     cluster = {
         "apiVersion": "postgresql.cnpg.io/v1",
         "kind": "Cluster",
@@ -531,6 +534,7 @@ def database_cluster() -> list[Manifest]:
                     "owner": first,
                     "secret": {"name": f"xiezuo-{first}-db-credentials"},
                     "postInitSQL": post_init,
+                    "postInitApplicationSQL": [f"REVOKE CONNECT ON DATABASE {first} FROM PUBLIC"],
                 }
             },
             "managed": {
