@@ -148,7 +148,7 @@ async def harness(keys: tuple[str, str]) -> AsyncIterator[Harness]:
         register=_register(fake),
         verifier=TokenVerifier([public], issuer=ISSUER, audience=AUDIENCE),
         tracer_provider=tracer_provider,
-        interceptors=[CallMetricsInterceptor(lambda method, code, _s: calls.append((method, code)))],
+        interceptors=[CallMetricsInterceptor(lambda method, code, _: calls.append((method, code)))],
     )
     port = await endpoint.start()
     assert port > 0 and endpoint.port == port
