@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from opentelemetry import propagate, trace
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -123,8 +123,14 @@ class OutboxRelay:
         batch_size: int = 500,
         idle_poll_seconds: float = 2.0,
         metrics: RelayMetrics | None = None,
+        claim_timeout_seconds: float = 120.0,
     ) -> None:
         self._db = database
+        # PostgreSQL: how long a pass may hold its claimed rows without a word to the database.
+        # Another replica's relay waits on those rows; if this process is frozen or its node is
+        # cut off (no FIN ever reaches the server), PostgreSQL ends the session after this long
+        # and the waiting relay takes over instead of waiting for TCP keepalive (hours).
+        self._claim_timeout_ms = max(1, int(claim_timeout_seconds * 1000))
         self._producer = producer
         self._batch_size = batch_size
         self._idle_poll = idle_poll_seconds
@@ -185,6 +191,13 @@ class OutboxRelay:
                     # A second relay on the same database waits here instead of publishing
                     # the same rows out of order; it then sees them published and skips them.
                     query = query.with_for_update()
+                    claim = await session.connection()
+                    await claim.execute(
+                        text(
+                            "SET LOCAL idle_in_transaction_session_timeout = "
+                            f"{self._claim_timeout_ms}"
+                        )
+                    )
                 pending = [_Pending.of(row) for row in (await session.exec(query)).all()]
                 if self._metrics:
                     self._metrics.set_outbox_pending(len(pending))
