@@ -74,9 +74,9 @@ def rectification_open(
             + ", ".join(choices(cases_pb2.RectificationSource, SOURCE_PREFIX))
         ),
     ],
+    source_ref: Annotated[str, typer.Option(help="The finding, campaign or tour reference")],
     owner_unit: Annotated[str, typer.Option(help="The unit that must rectify")],
     finding: Annotated[str, typer.Option(help="What must be rectified")],
-    source_ref: Annotated[str, typer.Option(help="The finding, campaign or tour reference")] = "",
     idempotency_key: IdempotencyOption = None,
     token: TokenOption = None,
     as_json: JsonOption = False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -100,3 +101,9 @@ def test_a_plan_file_that_is_not_a_plan_is_refused_with_the_field(tmp_path: Path
     not_yaml.write_text("county_id: [unclosed\n")
     result = CliRunner().invoke(app, ["plans", "define", str(not_yaml), "--token", "t"])
     assert result.exit_code == 2 and "cannot read" in result.output
+
+
+def test_the_cli_page_names_every_rpc_with_its_command() -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
+    for rpc, path in COMMAND_OF_RPC.items():
+        assert re.search(rf"\| `{re.escape(rpc)}` \| `{re.escape(path)}`", page), rpc
