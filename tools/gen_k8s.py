@@ -524,10 +524,13 @@ def database_cluster() -> list[Manifest]:
             "storage": {"size": "20Gi"},
             "walStorage": {"size": "10Gi"},
             "resources": {
-                "requests": {"cpu": "500m", "memory": "1Gi"},
-                "limits": {"cpu": "2", "memory": "2Gi"},
+                "requests": {"cpu": "500m", "memory": "2Gi"},
+                "limits": {"cpu": "2", "memory": "4Gi"},
             },
-            "postgresql": {"parameters": {"max_connections": "300"}},
+            # Session pooling multiplexes nothing: every pooled client is a server connection.
+            # At the autoscalers' maximum (intake 10 pods, the others 6) with SQLAlchemy's
+            # default pool (5 + 10 overflow) that is 150 + 3 x 90 = 420, plus CloudNativePG's own.
+            "postgresql": {"parameters": {"max_connections": "500"}},
             "bootstrap": {
                 "initdb": {
                     "database": first,
@@ -581,7 +584,8 @@ def database_cluster() -> list[Manifest]:
                 # Session pooling: asyncpg's prepared statements and the services' transactions
                 # need a server connection per client connection.
                 "poolMode": "session",
-                "parameters": {"max_client_conn": "1000", "default_pool_size": "40"},
+                # Per database and user, per PgBouncer instance: 2 x 80 covers intake's 150.
+                "parameters": {"max_client_conn": "1000", "default_pool_size": "80"},
             },
         },
     }
