@@ -282,6 +282,7 @@ class TeamRequest(SQLModel, table=True):
     """When cases asked for a team (the step's own time, also for back-entered steps)."""
 
     __tablename__ = "team_request"
+    __table_args__ = (Index("ix_team_request_case", "county_id", "case_id"),)
 
     county_id: str = Field(sa_column=Column(String(64), primary_key=True))
     request_id: str = Field(sa_column=Column(String(128), primary_key=True))
