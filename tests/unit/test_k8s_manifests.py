@@ -823,6 +823,22 @@ def test_each_service_owns_a_database_in_the_cluster(prod: list[Manifest]) -> No
     assert pooler["spec"]["cluster"]["name"] == name
     (backup,) = of_kind(prod, "ScheduledBackup")
     assert backup["spec"]["cluster"]["name"] == name
+    # Session pooling: every client connection the autoscalers can reach is a server one.
+    per_process = 5 + 10  # SQLAlchemy's default pool_size + max_overflow
+    most = {
+        m["spec"]["scaleTargetRef"]["name"]: m["spec"]["maxReplicaCount"]
+        for m in of_kind(prod, "ScaledObject")
+    }
+    most |= {
+        m["spec"]["scaleTargetRef"]["name"]: m["spec"]["maxReplicas"]
+        for m in of_kind(prod, "HorizontalPodAutoscaler")
+    }
+    assert pooler["spec"]["pgbouncer"]["poolMode"] == "session"
+    assert int(spec["postgresql"]["parameters"]["max_connections"]) > per_process * sum(
+        most.values()
+    )
+    pool = int(pooler["spec"]["pgbouncer"]["parameters"]["default_pool_size"])
+    assert pool * pooler["spec"]["instances"] >= per_process * max(most.values())
     for workload in of_kind(prod, *WORKLOAD_KINDS):
         (container,) = pod_spec(workload)["containers"]
         (url,) = [v["value"] for k, v in env_of(container).items() if k.endswith("_DATABASE_URL")]
