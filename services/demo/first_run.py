@@ -145,7 +145,7 @@ def _run(request: DemoRequest, console: Console) -> DemoOutcome:
     token = mint("demo-scenario", SCENARIO_ROLES, ALL_ZONES)
     driver = DemoDriver(request.endpoints, token=token, county=plan, mint=mint)
     per_zone = Counter(r.zone_id for r in reports)
-    with LiveProgress(console, per_zone=per_zone, clues=len(reports)) as progress:
+    with LiveProgress(console, per_zone=per_zone, clues=len(reports), names=plan.names) as progress:
         return asyncio.run(driver.run(reports, observer=progress))
 
 

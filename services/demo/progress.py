@@ -13,7 +13,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 class LiveProgress:
     """Rich bars redrawn in place a few times a second (no line per event)."""
 
-    def __init__(self, console: Console, *, per_zone: Counter[str], clues: int) -> None:
+    def __init__(
+        self,
+        console: Console,
+        *,
+        per_zone: Counter[str],
+        clues: int,
+        names: Mapping[str, str] | None = None,
+    ) -> None:
+        # Zones are shown by name (第一协作区), never by id.
+        self._names = dict(names or {})
         self._progress = Progress(
             TextColumn("{task.description:<34}"),
             BarColumn(),
@@ -22,7 +31,9 @@ class LiveProgress:
             refresh_per_second=4,
         )
         self._zones: dict[str, TaskID] = {
-            zone: self._progress.add_task(f"reports submitted, zone {zone}", total=count)
+            zone: self._progress.add_task(
+                f"reports submitted, {self._names.get(zone, zone)}", total=count
+            )
             for zone, count in sorted(per_zone.items())
         }
         self._registered = self._progress.add_task("clues registered in cases", total=clues)
@@ -77,7 +88,9 @@ class LiveProgress:
     def at_risk(self, zones: Mapping[str, int]) -> None:
         """Deadlines at risk: the total as a bar, each zone's count beside it."""
         total = sum(zones.values())
-        per_zone = "  ".join(f"{zone} {count}" for zone, count in sorted(zones.items()))
+        per_zone = "  ".join(
+            f"{self._names.get(zone, zone)} {count}" for zone, count in sorted(zones.items())
+        )
         description = f"deadlines at risk ({per_zone})"
         if self._risk is None:
             self._risk = self._progress.add_task(description, total=self._clues)

@@ -181,7 +181,7 @@ DEFAULT_MIX = ScenarioMix(
         Fate.STORED_PENDING: 3.5,
         Fate.VERIFIED_NOT_FILED: 15,
         Fate.VERIFIED_STORED: 2,
-        Fate.CASE_SANCTIONED: 16,
+        Fate.CASE_SANCTIONED: 18,
         Fate.CASE_APPEALED: 1.2,
         Fate.CASE_APPEALED_TWICE: 0.6,
         Fate.CASE_NO_SANCTION: 1.5,

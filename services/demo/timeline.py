@@ -51,7 +51,7 @@ STEP_DAYS: dict[str, tuple[int, int]] = {
     "approve_extension": (1, 3),
     # After a transfer (移送): the procuratorate decides, or returns the case for a month's
     # supplementary investigation (退回补充调查).
-    "record_procuratorate_decision": (20, 40),
+    "record_procuratorate_decision": (15, 30),
     "complete_supplementary": (5, 15),
     # Appeals: filed within the month's window; 复审 answered in a month, 复核 in two.
     "file_appeal": (7, 25),

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
+from xiezuo.assessment.v1 import assessment_pb2, assessment_pb2_grpc
 from xiezuo.cases.v1 import cases_pb2, cases_pb2_grpc
 
 from services.runtime.localstack import free_ports
@@ -22,6 +25,8 @@ pytestmark = pytest.mark.kafka
 
 XIEZUO = REPO_ROOT / ".venv" / "bin" / "xiezuo"
 DEMO_DEADLINE = 420.0
+# Small enough to run in a few minutes; the scenario gives every rare road to its earliest
+# reports, so even 30 walk them all.
 REPORTS = 30
 
 
@@ -82,6 +87,121 @@ def _check_cases_followed_their_script(marker: dict[str, object], stages: dict[s
     assert any(row["stage"] == "decided" for row in reached), rows
     assert marker["stuck"] == sum(1 for row in rows if row["stuck"])
     assert marker["in_progress"] == sum(1 for row in rows if row["waiting"])
+
+
+# Roads the demo year must walk (issue 15): each counted from the steps cases accepted.
+REQUIRED_ROADS = (
+    "letters of inquiry sent (函询)",
+    "inquiries escalated to verification",
+    "verifications ended without filing (了结/谈话提醒/移交)",
+    "verifications ended stored pending (暂存待查)",
+    "transfers to the procuratorate with 双开",
+    "returned for supplementary investigation",
+    "prosecuted after transfer",
+    "retentions (留置)",
+    "retentions extended once",
+    "investigations extended one level up",
+    "appeals filed by the sanctioned person",
+    "first reviews (复审, county commission)",
+    "second reviews (复核, city commission)",
+    "outcomes changed on appeal",
+    "organisational handling alone (组织处理)",
+)
+# Ids of the demo county's zones, townships and staff (names must show instead).
+_IDS = re.compile(r"(?<![\w-])(z-\d|t-\d\d|p-\d{3})(?![\w-])")
+# An id shown on its own, not in parentheses beside its name ("第一协作区 (z-1)" is fine).
+_BARE_IDS = re.compile(r"(?<![\w(-])(z-\d|t-\d\d|p-\d{3})(?![\w-])")
+
+
+def _check_every_road_was_walked(marker: dict[str, Any], output: str) -> None:
+    roads = marker["roads"]
+    walked = {road: roads.get(road, 0) for road in REQUIRED_ROADS}
+    assert all(walked.values()), walked
+    office = marker["office"]
+    # Training and attendance each quarter so far, the plan, the campaign, marks for staff.
+    quarters = (datetime.now(UTC).month - 1) // 3 + 1
+    assert office["training_records"] >= 80 * (quarters - 1), office
+    assert office["attendance_days"] >= office["training_records"], office
+    assert office["plan_revision"] >= 1 and office["campaign"], office
+    assert office["qualitative_marks"] > 0 or quarters == 1, office
+    assert office["rectifications_opened"] > office["rectifications_closed"] > 0, office
+    # Counted by assessment from the services' own events: a few breached deadlines, the
+    # inspection tour's items, the transfers, training time and all four forms.
+    kpis = marker["kpis"]
+    for kpi in (
+        "deadlines_breached",
+        "rectification_opened",
+        "rectification_closed",
+        "transfers_to_procuratorate",
+        "training_minutes",
+        "people_sanctioned",
+    ):
+        assert kpis.get(kpi, 0) > 0, (kpi, kpis)
+    assert kpis["deadlines_breached"] < marker["clues"] // 2, kpis
+    forms = marker["figures"]["four_forms"]
+    assert len(forms) == 4 and all(forms), marker["figures"]
+    assert "beside a county's year" in output and "approximate reference profile" in output
+
+
+def _check_names_not_ids(output: str, report_html: str) -> None:
+    demo_output = output[output.index("demo: loading") :]
+    assert not _IDS.search(demo_output), _IDS.findall(demo_output)[:10]
+    assert "第一协作区" in demo_output
+    # The year's report names zones, townships and staff too (assessment's export), an id
+    # only beside its name.
+    for name in ("第一协作区", "二曲镇", "谢娜"):
+        assert name in report_html, name
+    assert not _BARE_IDS.search(report_html), _BARE_IDS.findall(report_html)[:10]
+
+
+def _check_rectifications(env: dict[str, str], token: str, marker: dict[str, Any]) -> None:
+    """The inspection tour's items are on cases' own list, some closed."""
+    port = env["XIEZUO_CASES_GRPC_PORT"]
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = cases_pb2_grpc.CaseServiceStub(channel)
+        page = stub.ListRectifications(
+            cases_pb2.ListRectificationsRequest(county_id="c-demo", page_size=200),
+            metadata=(("authorization", f"Bearer {token}"),),
+            timeout=30,
+        )
+    items = list(page.items)
+    assert len(items) == marker["office"]["rectifications_opened"]
+    sources = {item.source for item in items}
+    assert cases_pb2.RECTIFICATION_SOURCE_INSPECTION_TOUR in sources
+    assert (
+        sum(1 for item in items if item.status == "closed")
+        == (marker["office"]["rectifications_closed"])
+    )
+
+
+def _check_staff_records(env: dict[str, str], token: str) -> None:
+    """A township staff member's scorecard counts the quarter's training and attendance."""
+    port = env["XIEZUO_ASSESSMENT_GRPC_PORT"]
+    today = datetime.now(UTC)
+    if today.month < 4:
+        return  # the first quarter has not ended: no training day and marks to count yet
+    quarter = f"{today.year}Q1"
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = assessment_pb2_grpc.AssessmentServiceStub(channel)
+        counts: dict[str, int] = {}
+        for person in ("p-029", "p-030", "p-031"):
+            card = stub.GetScorecard(
+                assessment_pb2.GetScorecardRequest(
+                    county_id="c-demo",
+                    level=assessment_pb2.LEVEL_PERSON,
+                    subject_id=person,
+                    quarter=quarter,
+                ),
+                metadata=(("authorization", f"Bearer {token}"),),
+                timeout=30,
+            ).scorecard
+            for count in card.counts:
+                counts[count.kpi] = counts.get(count.kpi, 0) + count.value
+            if person == "p-029":
+                # The assessors marked the quarter (定性评价).
+                assert card.qualitative > 0, card
+    assert counts.get("attendance_days", 0) > 0, counts
+    assert counts.get("training_minutes", 0) > 0, counts
 
 
 def test_first_up_replays_the_demo_and_prints_the_ranking(tmp_path: Path) -> None:
@@ -152,11 +272,15 @@ def test_first_up_replays_the_demo_and_prints_the_ranking(tmp_path: Path) -> Non
         # Every clue went through cases' workflow as far as its script (or staffing) allowed.
         _check_cases_followed_their_script(marker, _stages(env, token))
         assert "cases by stage" in output
-        # The ranking names every zone, and worked cases set the zones apart.
-        ranking_lines = [line for line in output.splitlines() if "│ z-" in line]
+        # The ranking names every zone by its name, and worked cases set the zones apart.
+        ranking_lines = [line for line in output.splitlines() if "协作区 │" in line]
         assert len(ranking_lines) == 6, output[-3000:]
         scores = {line.split("│")[3].strip() for line in ranking_lines}
         assert len(scores) > 1, output[-3000:]
+        _check_every_road_was_walked(marker, output)
+        _check_names_not_ids(output, report.read_text(encoding="utf-8"))
+        _check_rectifications(env, token, marker)
+        _check_staff_records(env, token)
     finally:
         up.send_signal(signal.SIGINT)
         try:
