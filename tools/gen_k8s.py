@@ -406,6 +406,17 @@ def scaling_component(needs: dict[str, KafkaNeeds]) -> dict[str, str]:
         "apiVersion": "kustomize.config.k8s.io/v1alpha1",
         "kind": "Component",
         "resources": ["scaling.yaml"],
+        # The autoscalers own the replica count: a Deployment that states one would be set
+        # back to it by every `kubectl apply`. (An overlay's `replicas:` would put it back.)
+        "patches": [
+            {
+                "target": {
+                    "kind": "Deployment",
+                    "labelSelector": "app.kubernetes.io/component=service",
+                },
+                "path": "no-replicas.yaml",
+            }
+        ],
     }
     return {
         "keda/kustomization.yaml": _dump(
@@ -414,6 +425,9 @@ def scaling_component(needs: dict[str, KafkaNeeds]) -> dict[str, str]:
             "for intake's gRPC path. Needs KEDA and components/kafka-topics (the Strimzi Kafka).",
         ),
         "keda/scaling.yaml": _dump(manifests, "Autoscaling of the service Deployments."),
+        "keda/no-replicas.yaml": HEADER
+        + "# The service Deployments state no replica count: the autoscalers own it.\n"
+        + yaml.safe_dump([{"op": "remove", "path": "/spec/replicas"}], sort_keys=False),
     }
 
 
