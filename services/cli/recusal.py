@@ -29,7 +29,7 @@ assignments_app = typer.Typer(
 )
 Stub = staffing_pb2_grpc.StaffingServiceStub
 DrawArg = Annotated[str, typer.Argument(help="The draw that picked you")]
-GROUND_PREFIX, RAISED_PREFIX = "CONFLICT_RELATION_", "RECUSAL_RAISED_BY_"
+RAISED_PREFIX = "RECUSAL_RAISED_BY_"
 
 
 @app.command("request")
@@ -41,7 +41,9 @@ def recusal_request(
     ground: Annotated[
         str,
         typer.Option(
-            help="The ground: " + ", ".join(choices(staffing_pb2.ConflictRelation, GROUND_PREFIX))
+            help="The ground's code in the county's recusal grounds (rule data), e.g. "
+            "close_relative_of_subject, witness, interest_in_matter; an unknown code is refused "
+            "with the list"
         ),
     ],
     raised_by: Annotated[
@@ -62,7 +64,7 @@ def recusal_request(
         zone_id=zone,
         case_id=case_id,
         person_id=person_id,
-        ground=choice(staffing_pb2.ConflictRelation, GROUND_PREFIX, ground, "--ground"),
+        recusal_ground_code=ground,
         raised_by=choice(staffing_pb2.RecusalRaisedBy, RAISED_PREFIX, raised_by, "--raised-by"),
     )
     response = call("staffing", Stub, "RequestRecusal", request, token, timeout)

@@ -84,8 +84,8 @@ def test_every_command_renders_its_help() -> None:
 def test_a_bad_enum_choice_is_refused_before_any_call(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,
-        ["recusal", "request", "case-1", "p-1", "--county", "c", "--zone", "z"]
-        + ["--ground", "cousin", "--token", "t"],
+        ["conflicts", "declare", "p-1", "--county", "c", "--party-key", "k"]
+        + ["--valid-from", "2026-01-01", "--relation", "cousin", "--token", "t"],
     )
     assert result.exit_code == 2
     assert "close_relative_of_subject" in result.output
