@@ -13,7 +13,7 @@ from services.runtime import audit
 from services.runtime.audit_checkpoints import CheckpointRead, read_checkpoints, record_checkpoints
 from services.runtime.db import Database
 from services.runtime.migrate import upgrade
-from services.runtime.settings import SERVICES, PlatformSettings, Settings
+from services.runtime.settings import SERVICES, STANDALONE_SERVICES, PlatformSettings, Settings
 from services.runtime.tokens import mint_dev_token
 
 console = Console(stderr=True)
@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _service_or_fail(service: str) -> str:
-    if service not in SERVICES:
+    if service not in SERVICES + STANDALONE_SERVICES:
         console.print(
             f"[red]unknown service {service!r}[/red]; expected one of {', '.join(SERVICES)}"
         )

@@ -12,6 +12,7 @@ STAFFING = "xiezuo.staffing.v1.StaffingService"
 REGISTRY = "xiezuo.staffing.v1.RegistryService"
 TRAINING = "xiezuo.staffing.v1.TrainingService"
 ASSESSMENT = "xiezuo.assessment.v1.AssessmentService"
+COLLABORATION = "xiezuo.collaboration.v1.CollaborationService"
 
 # Full RPC name → the command path after `xiezuo`.
 COMMAND_OF_RPC: dict[str, str] = {
@@ -73,4 +74,12 @@ COMMAND_OF_RPC: dict[str, str] = {
     f"{ASSESSMENT}.ExportReport": "assessment export",
     f"{ASSESSMENT}.DefineCampaign": "campaigns define",
     f"{ASSESSMENT}.GetCampaignView": "campaigns show",
+    f"{COLLABORATION}.RequestLetter": "letters send",
+    f"{COLLABORATION}.ApproveLetter": "letters approve",
+    # One RPC, two commands (accept, decline): the decision names the command.
+    f"{COLLABORATION}.DecideLetter": "letters accept",
+    f"{COLLABORATION}.AnswerLetter": "letters answer",
+    f"{COLLABORATION}.GetLetter": "letters show",
+    f"{COLLABORATION}.ListLetters": "letters list",
+    f"{COLLABORATION}.GetNetwork": "collaboration network show",
 }

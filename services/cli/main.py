@@ -8,9 +8,9 @@ import sys
 
 import typer
 
-from services.cli import admin, deadletter, operator, stack
+from services.cli import admin, deadletter, letters, operator, stack
 from services.runtime.kafka_security import KafkaSettingsError
-from services.runtime.settings import SERVICES
+from services.runtime.settings import SERVICES, STANDALONE_SERVICES
 
 app = typer.Typer(
     name="xiezuo",
@@ -21,11 +21,12 @@ app = typer.Typer(
 stack.register(app)
 admin.register(app)
 app.add_typer(deadletter.app, name="dead-letter")
+app.add_typer(letters.app, name="letters")
 operator.register(app)
 
 # A service's own operator commands live next to it (services/<service>/cli.py, a Typer app
 # named `app`) and appear here as `xiezuo <service> ...`.
-for _service in SERVICES:
+for _service in SERVICES + STANDALONE_SERVICES:
     if importlib.util.find_spec(f"services.{_service}.cli") is not None:
         app.add_typer(importlib.import_module(f"services.{_service}.cli").app, name=_service)
 

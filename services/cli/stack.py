@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.cli.client import stdout_console
-from services.runtime.settings import SERVICES, PlatformSettings, Settings
+from services.runtime.settings import SERVICES, STANDALONE_SERVICES, PlatformSettings, Settings
 
 console = Console(stderr=True)
 
@@ -35,13 +35,14 @@ def register(app: typer.Typer) -> None:
 
 
 def serve(
-    service: Annotated[str, typer.Argument(help="intake, cases, staffing or assessment")],
+    service: Annotated[
+        str, typer.Argument(help="intake, cases, staffing, assessment or collaboration")
+    ],
 ) -> None:
     """Run one service in the foreground until SIGINT/SIGTERM."""
-    if service not in SERVICES:
-        raise typer.BadParameter(
-            f"unknown service {service!r}; expected one of {', '.join(SERVICES)}"
-        )
+    if service not in SERVICES + STANDALONE_SERVICES:
+        known = SERVICES + STANDALONE_SERVICES
+        raise typer.BadParameter(f"unknown service {service!r}; expected one of {', '.join(known)}")
     settings = Settings(service)
     module = importlib.import_module(f"services.{service}.app")
 

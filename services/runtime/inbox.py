@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, TracerProvider
 from pydantic import ValidationError
-from sqlalchemy import false, update
+from sqlalchemy import false, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 E = TypeVar("E", bound=IntegrationEvent)
 Handler = Callable[[AsyncSession, Any, Envelope], Awaitable[None]]
 
+
+# Inbox rows per multi-row INSERT of a batch: 5 bound values a row stays far below SQLite's
+# and asyncpg's limits on parameters per statement, whatever XIEZUO_CONSUMER_BATCH_SIZE is.
+INBOX_ROWS_PER_INSERT = 500
 
 # Every `x-dead-letter-reason` this module writes (docs/operations.md lists what each means).
 DEAD_LETTER_REASONS = (
@@ -84,6 +88,9 @@ class ConsumerMetrics(Protocol):
 class _Route:
     event_class: type[IntegrationEvent]
     handler: Handler
+    # Records from outside the deployment (another county's signed letters): an id seen before
+    # is a replay to park for an operator, not a redelivery to skip quietly.
+    replay_is_poison: bool = False
 
 
 @dataclass
@@ -117,10 +124,18 @@ class EventConsumer:
         return f"xiezuo.{self.service}.dead-letter"
 
     def on(
-        self, event_class: type[E], handler: Callable[[AsyncSession, E, Envelope], Awaitable[None]]
+        self,
+        event_class: type[E],
+        handler: Callable[[AsyncSession, E, Envelope], Awaitable[None]],
+        *,
+        replay_is_poison: bool = False,
     ) -> None:
-        """Route events of `event_class` to `handler` (which must not commit)."""
-        self._routes[event_class.event_type] = _Route(event_class, handler)
+        """Route events of `event_class` to `handler` (which must not commit).
+
+        With `replay_is_poison`, a record whose id was already applied is dead-lettered as
+        "rejected" (replayed) instead of being skipped; it still changes nothing.
+        """
+        self._routes[event_class.event_type] = _Route(event_class, handler, replay_is_poison)
 
     def topics(self) -> list[str]:
         """Every topic this consumer needs, derived from its routes."""
@@ -304,13 +319,15 @@ class EventConsumer:
                     deferred.append((index, item))
                     continue
                 if item.envelope.id in seen:
-                    applied[index] = (item, Outcome.DUPLICATE)
+                    if item.route.replay_is_poison:
+                        failed.append((index, item, _replayed(item.envelope)))
+                    else:
+                        applied[index] = (item, Outcome.DUPLICATE)
                     continue
                 try:
                     with self._record_span(item):
                         async with session.begin_nested():
                             await item.route.handler(session, item.event, item.envelope)
-                            session.add(self._inbox_entry(item.envelope))
                 except Exception as exc:
                     failed.append((index, item, exc))
                     if not isinstance(exc, PoisonEvent):
@@ -319,6 +336,16 @@ class EventConsumer:
                     continue
                 seen.add(item.envelope.id)
                 applied[index] = (item, Outcome.PROCESSED)
+            # The inbox rows of every applied record, written together in the same transaction
+            # (a statement per row was a third of a batch's statements). A concurrent delivery
+            # that committed one of these ids first fails this insert and so the whole batch,
+            # which then goes record by record and finds it applied.
+            processed = [
+                item.envelope for item, outcome in applied.values() if outcome is Outcome.PROCESSED
+            ]
+            for start in range(0, len(processed), INBOX_ROWS_PER_INSERT):
+                chunk = processed[start : start + INBOX_ROWS_PER_INSERT]
+                await session.exec(insert(InboxEntry).values([self._inbox_row(e) for e in chunk]))
         return applied, failed, deferred
 
     def _inbox_entry(self, envelope: Envelope) -> InboxEntry:
@@ -330,11 +357,22 @@ class EventConsumer:
             processed_at=datetime.now(UTC),
         )
 
+    def _inbox_row(self, envelope: Envelope) -> dict[str, Any]:
+        return {
+            "consumer": self.consumer_name,
+            "event_id": envelope.id,
+            "event_type": envelope.type,
+            "county_id": envelope.county_id,
+            "processed_at": datetime.now(UTC),
+        }
+
     async def _apply(self, route: _Route, event: IntegrationEvent, envelope: Envelope) -> Outcome:
         try:
             async with self.database.transaction() as session:
                 seen = await session.get(InboxEntry, (self.consumer_name, envelope.id))
                 if seen is not None:
+                    if route.replay_is_poison:
+                        raise _replayed(envelope)
                     return Outcome.DUPLICATE
                 await route.handler(session, event, envelope)
                 session.add(self._inbox_entry(envelope))
@@ -435,6 +473,10 @@ class EventConsumer:
         if self.metrics:
             self.metrics.event_consumed(event_type, zone, outcome.value)
             self.metrics.observe_handle(event_type, time.perf_counter() - started)
+
+
+def _replayed(envelope: Envelope) -> PoisonEvent:
+    return PoisonEvent(f"replayed: event id {envelope.id[:100]!r} was already applied")
 
 
 _VERSIONED = re.compile(r"^(?P<stem>[a-z0-9_.-]+)\.v(?P<version>[1-9][0-9]{0,3})$")

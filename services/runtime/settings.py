@@ -11,10 +11,25 @@ from services.runtime.audit_key import AuditKey, load_audit_key
 from services.runtime.kafka_security import KafkaSecurity
 
 SERVICES = ("intake", "cases", "staffing", "assessment")
+# Built and runnable (`xiezuo serve collaboration`), not yet started by `xiezuo up` nor deployed
+# by deploy/k8s: the work between counties (issue 11) joins SERVICES when it does.
+STANDALONE_SERVICES = ("collaboration",)
 
 # Fixed defaults keep `xiezuo up` predictable: operators learn one port per service.
-DEFAULT_GRPC_PORTS = {"intake": 50051, "cases": 50052, "staffing": 50053, "assessment": 50054}
-DEFAULT_METRICS_PORTS = {"intake": 9101, "cases": 9102, "staffing": 9103, "assessment": 9104}
+DEFAULT_GRPC_PORTS = {
+    "intake": 50051,
+    "cases": 50052,
+    "staffing": 50053,
+    "assessment": 50054,
+    "collaboration": 50055,
+}
+DEFAULT_METRICS_PORTS = {
+    "intake": 9101,
+    "cases": 9102,
+    "staffing": 9103,
+    "assessment": 9104,
+    "collaboration": 9105,
+}
 
 
 class PlatformSettings(BaseSettings):
@@ -93,8 +108,9 @@ class Settings:
     """Everything one service process needs: platform-wide plus its own settings."""
 
     def __init__(self, service: str, platform: PlatformSettings | None = None) -> None:
-        if service not in SERVICES:
-            raise ValueError(f"unknown service {service!r}; expected one of {SERVICES}")
+        if service not in SERVICES + STANDALONE_SERVICES:
+            known = SERVICES + STANDALONE_SERVICES
+            raise ValueError(f"unknown service {service!r}; expected one of {known}")
         self.service = service
         self.platform = platform or PlatformSettings()
         # Checked here, at start-up, so a bad combination stops the process before it serves.

@@ -1,0 +1,1 @@
+"""gRPC face of collaboration and its authorisation policy."""

@@ -1,0 +1,52 @@
+"""Composition root of the collaboration service: the only place its parts are built and wired."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+from xiezuo.collaboration.v1 import collaboration_pb2, collaboration_pb2_grpc
+
+from services.collaboration.api.servicer import CollaborationServicer
+from services.collaboration.domain.letter_kinds import parse_letter_kinds
+from services.collaboration.handlers.letters import LetterRecordHandler
+from services.collaboration.letters import LetterDesk
+from services.collaboration.settings import CollaborationSettings
+from services.collaboration.signing_keys import CountySigningKeys
+from services.contracts.collaboration import (
+    LetterAccepted,
+    LetterAnswered,
+    LetterDeclined,
+    LetterSent,
+)
+from services.runtime.host import GrpcParts, ServiceHost
+from services.runtime.settings import Settings
+
+SERVICE_NAME = collaboration_pb2.DESCRIPTOR.services_by_name["CollaborationService"].full_name
+
+
+def build(
+    settings: Settings, own: CollaborationSettings | None = None
+) -> tuple[ServiceHost, GrpcParts]:
+    """Wire collaboration: signed letter records in and out, letters over gRPC."""
+    own = own or CollaborationSettings()
+    host = ServiceHost(settings)
+    kinds = parse_letter_kinds(own.letter_kinds_file.read_text(encoding="utf-8"))
+    keys = CountySigningKeys.load(own.signing_key_files, settings.platform.state_dir / "keys")
+    desk = LetterDesk(kinds=kinds, keys=keys)
+    receiver = LetterRecordHandler(desk)
+    # Records from other counties: an id seen before is a replay, dead-lettered, not skipped.
+    for record in (LetterSent, LetterAccepted, LetterDeclined, LetterAnswered):
+        host.consumer.on(record, receiver, replay_is_poison=True)
+    servicer = CollaborationServicer(host.database, desk)
+
+    def register(server: grpc.aio.Server) -> None:
+        collaboration_pb2_grpc.add_CollaborationServiceServicer_to_server(servicer, server)
+
+    return host, GrpcParts(service_names=[SERVICE_NAME], register=register)
+
+
+async def run(settings: Settings, stop: asyncio.Event) -> None:
+    """Run collaboration until `stop` is set."""
+    host, grpc_parts = build(settings)
+    await host.run(grpc_parts, stop)

@@ -1,0 +1,1 @@
+"""The network, letter kinds and their allowlists, signatures: pure rules, no I/O."""

@@ -1,0 +1,1 @@
+"""Verifying and applying records other counties send."""

@@ -1,0 +1,208 @@
+"""Records from other counties: verified against the network before anything changes.
+
+An unsigned, badly signed, replayed or wrongly addressed record, or one that carries a field
+outside its kind's allowlist, raises PoisonEvent: the consumer dead-letters it with the reason
+(`x-dead-letter-error`) and the savepoint it ran in is undone, so it changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.collaboration.domain.letter import (
+    Direction,
+    LetterState,
+    Step,
+    StepRefused,
+    next_state,
+)
+from services.collaboration.domain.letter_kinds import LetterKind, content_problems
+from services.collaboration.domain.network import Network
+from services.collaboration.domain.signing import signed_bytes, verify
+from services.collaboration.letters import LetterDesk, source_of
+from services.collaboration.store import letters
+from services.collaboration.store.network import current_network
+from services.collaboration.store.tables import LetterRow
+from services.contracts.collaboration import (
+    AssistanceAnswered,
+    CrossCountyRecord,
+    LetterAccepted,
+    LetterAnswered,
+    LetterDeclined,
+    LetterSent,
+)
+from services.runtime import audit
+from services.runtime.envelope import Envelope
+from services.runtime.inbox import PoisonEvent
+from services.runtime.outbox import record_event
+
+SOURCE = "xiezuo/collaboration"
+
+
+class LetterRecordHandler:
+    """Verifies and applies the letter records addressed to the counties served here."""
+
+    def __init__(self, desk: LetterDesk) -> None:
+        self._desk = desk
+
+    async def __call__(
+        self, session: AsyncSession, event: CrossCountyRecord, envelope: Envelope
+    ) -> None:
+        """Verify, then apply; PoisonEvent (dead letter, nothing changed) when it fails."""
+        if event.county_id not in self._desk.keys.counties:
+            # Addressed to a member county another deployment serves (a shared broker).
+            return
+        network = await current_network(session)
+        if network is None:
+            raise PoisonEvent("no-network: no network file imported here; import it, then replay")
+        self.verify(network, event, envelope)
+        now = datetime.now(UTC)
+        if isinstance(event, LetterSent):
+            await self._received(session, network, event, now)
+        elif isinstance(event, LetterAccepted | LetterDeclined | LetterAnswered):
+            await self._reply(session, event, now)
+
+    def verify(self, network: Network, event: CrossCountyRecord, envelope: Envelope) -> None:
+        """Addressing and signature against the network in force."""
+        if network.member(event.county_id) is None:
+            raise PoisonEvent(f"misaddressed: {event.county_id!r} is not a member county")
+        sender = network.member(event.from_county)
+        if sender is None:
+            raise PoisonEvent(f"misaddressed: sender {event.from_county!r} is not a member county")
+        if event.from_county == event.county_id:
+            raise PoisonEvent("misaddressed: a county cannot write to itself")
+        if envelope.source != source_of(event.from_county):
+            raise PoisonEvent(
+                f"misaddressed: source {envelope.source[:100]!r} does not name "
+                f"{event.from_county!r}"
+            )
+        if not event.signature:
+            raise PoisonEvent("unsigned: the record carries no signature")
+        message = signed_bytes(
+            event_id=envelope.id,
+            event_type=envelope.type,
+            source=envelope.source,
+            subject=envelope.subject,
+            payload=json.loads(envelope.data),
+        )
+        if not verify(sender.public_key(), message, event.signature):
+            raise PoisonEvent(
+                f"bad-signature: not signed by {event.from_county!r}'s key in network "
+                f"version {network.version}"
+            )
+
+    async def _received(
+        self, session: AsyncSession, network: Network, event: LetterSent, now: datetime
+    ) -> None:
+        kind = LetterKind(event.kind)
+        if not network.covers(event.from_county, event.county_id, kind):
+            raise PoisonEvent(f"misaddressed: no agreement covers {kind.value} between the two")
+        kinds = self._desk.kinds
+        if event.allowlist_version != kinds.version:
+            raise PoisonEvent(
+                f"outside-allowlist: allowlist version {event.allowlist_version} is not "
+                f"{kinds.version} in force here"
+            )
+        problems = content_problems(
+            kinds.rule(kind), question=event.question, fields=event.fields, excerpt=event.excerpt
+        )
+        if problems:
+            listed = "; ".join(f"{name}: {problem}" for name, problem in problems)
+            raise PoisonEvent(f"outside-allowlist: {listed}"[:1000])
+        if await letters.get(session, event.county_id, event.letter_id) is not None:
+            raise PoisonEvent(f"replayed: letter {event.letter_id!r} was already received")
+        row = LetterRow(
+            county_id=event.county_id,
+            letter_id=event.letter_id,
+            direction=Direction.INBOUND,
+            counterpart_county=event.from_county,
+            kind=kind,
+            allowlist_version=event.allowlist_version,
+            network_version=event.network_version,
+            question=event.question,
+            fields_json=json.dumps(event.fields, ensure_ascii=False, sort_keys=True),
+            excerpt=event.excerpt,
+            due_date=event.due_date,
+            state=LetterState.RECEIVED,
+            requested_at=event.approved_at,
+            approved_at=event.approved_at,
+            updated_at=now,
+        )
+        session.add(row)
+        await _audit(session, row, "letter.received", event.from_county, now)
+
+    async def _reply(
+        self,
+        session: AsyncSession,
+        event: LetterAccepted | LetterDeclined | LetterAnswered,
+        now: datetime,
+    ) -> None:
+        row = await letters.get(session, event.county_id, event.letter_id)
+        if (
+            row is None
+            or row.direction != Direction.OUTBOUND
+            or row.counterpart_county != event.from_county
+        ):
+            raise PoisonEvent(
+                f"misaddressed: {event.county_id!r} sent no letter {event.letter_id[:64]!r} "
+                f"to {event.from_county!r}"
+            )
+        step = (
+            Step.ACCEPT
+            if isinstance(event, LetterAccepted)
+            else Step.DECLINE
+            if isinstance(event, LetterDeclined)
+            else Step.ANSWER
+        )
+        try:
+            row.state = next_state(Direction.OUTBOUND, LetterState(row.state), step)
+        except StepRefused as refused:
+            raise PoisonEvent(f"out-of-order: {refused}") from refused
+        row.updated_at = now
+        if isinstance(event, LetterAccepted | LetterDeclined):
+            row.decided_at = event.decided_at
+            row.decided_by = event.from_county
+            if isinstance(event, LetterDeclined):
+                row.decline_ground = event.ground
+        else:
+            row.answered_at, row.answered_by = event.answered_at, event.from_county
+            row.findings = event.findings
+            row.attachments_json = json.dumps(
+                [a.model_dump() for a in event.attachments], ensure_ascii=False
+            )
+            # For the case's history in this county (cases' consumption is the next step).
+            record_event(
+                session,
+                AssistanceAnswered(
+                    county_id=row.county_id,
+                    zone_id=row.zone_id or "*",
+                    case_id=row.case_id or "",
+                    letter_id=row.letter_id,
+                    answered_by_county=event.from_county,
+                    kind=row.kind,
+                    findings=event.findings,
+                    attachments=len(event.attachments),
+                    answered_at=event.answered_at,
+                ),
+                source=SOURCE,
+            )
+        session.add(row)
+        await _audit(session, row, f"letter.{step.value}_received", event.from_county, now)
+
+
+async def _audit(
+    session: AsyncSession, row: LetterRow, action: str, from_county: str, at: datetime
+) -> None:
+    await audit.append(
+        session,
+        county_id=row.county_id,
+        actor=f"county:{from_county}",
+        action=action,
+        record_type="letter",
+        record_id=row.letter_id,
+        detail={"counterpart": from_county, "kind": row.kind},
+        at=at,
+    )

@@ -1,0 +1,22 @@
+"""Collaboration's own settings (`XIEZUO_COLLABORATION_*`), beside the platform's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_LETTER_KINDS_FILE = Path(__file__).with_name("rules") / "letter_kinds.yaml"
+
+
+class CollaborationSettings(BaseSettings):
+    """Signing keys of the counties this deployment speaks for, and the allowlist file."""
+
+    model_config = SettingsConfigDict(env_prefix="XIEZUO_COLLABORATION_", extra="ignore")
+
+    # County id → PEM Ed25519 private key file (a mounted Secret), e.g.
+    # XIEZUO_COLLABORATION_SIGNING_KEY_FILES='{"county-a": "/keys/county-a.pem"}'. Empty: every
+    # `<state_dir>/keys/collaboration-<county>.pem` (dev keys, `xiezuo collaboration keygen`).
+    signing_key_files: dict[str, Path] = Field(default_factory=dict)
+    letter_kinds_file: Path = DEFAULT_LETTER_KINDS_FILE

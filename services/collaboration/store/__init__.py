@@ -1,0 +1,1 @@
+"""Collaboration tables, repositories and migrations."""

@@ -1,0 +1,124 @@
+"""Events of the collaboration service: records between counties, and answers for a case.
+
+Records on LETTERS_TOPIC cross county lines: each is signed by the sending county (the
+`signature` field, Ed25519 over the CloudEvent id, type, source, subject and this payload
+without the signature; docs/collaboration.md) and keyed by the county it is addressed to
+(`county_id`). They carry only what the letter kind's allowlist names: never a reporter's
+identity, never the report text, never another subject.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.contracts.base import IntegrationEvent
+
+LETTERS_TOPIC = "xiezuo.collaboration.letters"
+ANSWERS_TOPIC = "xiezuo.collaboration.answers"
+LetterKindName = Literal[
+    "verify_fact", "witness_statement", "registry_check", "locate_person", "other"
+]
+
+
+class CrossCountyRecord(IntegrationEvent):
+    """A signed record from one member county to another (`county_id` is the addressee)."""
+
+    key_pattern: ClassVar[str] = "<county_id>"
+
+    zone_id: Literal["*"] = "*"
+    letter_id: str = Field(min_length=1, max_length=64)
+    from_county: str = Field(min_length=1, max_length=64)
+    network_version: int = Field(ge=1)
+    # Base64 Ed25519 signature; "" on the wire means unsigned (dead-lettered by the receiver).
+    signature: str = Field(default="", max_length=200)
+
+    def partition_key(self) -> str:
+        """The addressee county: one county's incoming letters stay in order."""
+        return self.county_id
+
+    def subject_id(self) -> str | None:
+        """The letter."""
+        return self.letter_id
+
+
+class LetterSent(CrossCountyRecord):
+    """An approved assistance letter (协查函) from `from_county` to `county_id`."""
+
+    event_type: ClassVar[str] = "xiezuo.collaboration.letter_sent.v1"
+    topic: ClassVar[str] = LETTERS_TOPIC
+
+    kind: LetterKindName
+    allowlist_version: int = Field(ge=1)
+    question: str = Field(min_length=1, max_length=2000)
+    # Only the names the kind's allowlist lists (checked at both ends).
+    fields: dict[str, str] = Field(default_factory=dict)
+    # A passage of the case file the sender chose; only for kinds that allow one.
+    excerpt: str = Field(default="", max_length=2000)
+    due_date: date
+    approved_at: datetime
+
+
+class LetterAccepted(CrossCountyRecord):
+    """The asked county's leadership took the letter on."""
+
+    event_type: ClassVar[str] = "xiezuo.collaboration.letter_accepted.v1"
+    topic: ClassVar[str] = LETTERS_TOPIC
+
+    decided_at: datetime
+
+
+class LetterDeclined(CrossCountyRecord):
+    """The asked county's leadership declined the letter, with a ground."""
+
+    event_type: ClassVar[str] = "xiezuo.collaboration.letter_declined.v1"
+    topic: ClassVar[str] = LETTERS_TOPIC
+
+    ground: str = Field(min_length=1, max_length=1000)
+    decided_at: datetime
+
+
+class Attachment(BaseModel):
+    """Metadata of one attachment of an answer (the file itself stays with the answerer)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size_bytes: int = Field(ge=0)
+    media_type: str = Field(min_length=1, max_length=100)
+
+
+class LetterAnswered(CrossCountyRecord):
+    """The asked county's findings."""
+
+    event_type: ClassVar[str] = "xiezuo.collaboration.letter_answered.v1"
+    topic: ClassVar[str] = LETTERS_TOPIC
+
+    findings: str = Field(min_length=1, max_length=4000)
+    attachments: list[Attachment] = Field(default_factory=list, max_length=20)
+    answered_at: datetime
+
+
+class AssistanceAnswered(IntegrationEvent):
+    """Another county answered a letter asked from a case: for that case's history.
+
+    Published inside the requesting county (zone key), after the answer was verified.
+    """
+
+    event_type: ClassVar[str] = "xiezuo.collaboration.assistance_answered.v1"
+    topic: ClassVar[str] = ANSWERS_TOPIC
+
+    case_id: str
+    letter_id: str
+    answered_by_county: str
+    kind: LetterKindName
+    findings: str = Field(max_length=4000)
+    attachments: int = Field(ge=0)
+    answered_at: datetime
+
+    def subject_id(self) -> str | None:
+        """The case the answer belongs to."""
+        return self.case_id
