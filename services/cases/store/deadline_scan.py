@@ -6,7 +6,9 @@ workflow commands on that row on SQLite and PostgreSQL alike), then writes the n
 (its primary key makes the notice unique), the outbox event and, for a breach, the new
 status, in the same transaction. Notices go out in chunks of up to 100 per transaction
 (claims in deadline-id order, so two scanners never deadlock); if another scanner sent one of
-a chunk's notices meanwhile, the chunk is redone one notice per transaction. A crash before
+a chunk's notices meanwhile, the chunk is redone one notice per transaction. On PostgreSQL the
+replicas' notice transactions run one at a time (an advisory lock), so their outbox rows do not
+interleave and a zone's notices are published in the order they were committed. A crash before
 commit loses nothing; a second scanner finds the notice and does nothing. A deadline already
 warned is not looked at again until it falls due.
 """
@@ -17,7 +19,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, update
+from sqlalchemy import or_, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -32,6 +34,8 @@ from services.cases.store.tables import (
 from services.runtime.db import Database, as_utc
 
 SCANNER = "system:deadline-scan"
+# PostgreSQL advisory lock (per database) that serialises the replicas' notice transactions.
+NOTICE_TRANSACTION_LOCK = 0x5849455A554F444C  # "XIEZUODL"
 log = logging.getLogger(__name__)
 
 
@@ -103,6 +107,8 @@ class DeadlineScanner:
         """Send a chunk of notices in one transaction (a commit each would bound the pace)."""
         try:
             async with self._db.transaction() as session:
+                if not self._db.is_sqlite:
+                    await _one_scanner_at_a_time(session)
                 return [
                     (deadline_id, notice)
                     for deadline_id, notice in notices
@@ -144,6 +150,20 @@ class DeadlineScanner:
         if notice == "breached" and deadline.kind == RECTIFICATION:
             await _escalate(session, deadline, now)
         return True
+
+
+async def _one_scanner_at_a_time(session: AsyncSession) -> None:
+    """Wait until no other replica's notice transaction is open (held until this one ends).
+
+    Without it, two replicas' chunks interleave their outbox rows: one inserts a notice, then
+    waits on the county's audit head the other holds, so ids and commit order disagree and a
+    zone's notices reach Kafka out of id order. Taken first, before any row lock, so it cannot
+    join a deadlock.
+    """
+    connection = await session.connection()
+    await connection.execute(
+        text("SELECT pg_advisory_xact_lock(:key)"), {"key": NOTICE_TRANSACTION_LOCK}
+    )
 
 
 async def _escalate(session: AsyncSession, deadline: DeadlineRow, now: datetime) -> None:
