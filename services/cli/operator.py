@@ -21,6 +21,7 @@ from services.cli import (
     draws,
     people,
     planning,
+    projection,
     ranking,
     rectification,
     recusal,
@@ -60,6 +61,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(scores.app, name="scores")
     planning.register(app)
     app.add_typer(rectification.app, name="rectification")
+    app.add_typer(projection.app, name="projection")
     app.add_typer(people.app, name="people")
     app.add_typer(people.conflicts_app, name="conflicts")
     app.add_typer(recusal.app, name="recusal")
