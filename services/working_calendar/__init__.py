@@ -7,6 +7,7 @@ from services.working_calendar.file import (
     parse_calendar,
 )
 from services.working_calendar.model import (
+    DEFAULT_TIME_ZONE,
     WEEKDAYS,
     CalendarNotCovered,
     CalendarYear,
@@ -14,6 +15,7 @@ from services.working_calendar.model import (
 )
 
 __all__ = [
+    "DEFAULT_TIME_ZONE",
     "NATIONAL_CALENDAR",
     "NATIONAL_CALENDAR_FILE",
     "WEEKDAYS",

@@ -24,6 +24,7 @@ def main(paths: list[str]) -> int:
             for error in getattr(exc, "errors", [str(exc)]):
                 print(error, file=sys.stderr)
             continue
+        print(f"{path}: days are counted on {calendar.time_zone} dates")
         for year in sorted(calendar.years):
             data = calendar.years[year]
             flag = " (provisional)" if data.provisional else ""

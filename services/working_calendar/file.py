@@ -5,13 +5,19 @@ from __future__ import annotations
 from datetime import date, timedelta
 from itertools import pairwise
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from services.working_calendar.model import WEEKDAYS, CalendarYear, WorkingCalendar
+from services.working_calendar.model import (
+    DEFAULT_TIME_ZONE,
+    WEEKDAYS,
+    CalendarYear,
+    WorkingCalendar,
+)
 
 NATIONAL_CALENDAR_FILE = Path(__file__).with_name("cn_national.yaml")
-_TOP_KEYS = frozenset({"name", "weekend", "years"})
+_TOP_KEYS = frozenset({"name", "time_zone", "weekend", "years"})
 _YEAR_KEYS = frozenset({"source", "provisional", "holidays", "working_days"})
 # A holiday run longer than this is a typing error (the longest, Spring Festival, is 9 days).
 _LONGEST_RUN_DAYS = 15
@@ -67,6 +73,7 @@ class _Reader:
             return None
         fields = self.mapping(root, _TOP_KEYS, "")
         name = self.text(fields.get("name"), "name", root)
+        time_zone = self.time_zone(fields.get("time_zone"))
         weekend = self.weekend(fields.get("weekend"))
         years_node = fields.get("years")
         years: dict[int, CalendarYear] = {}
@@ -85,7 +92,7 @@ class _Reader:
             for before, after in pairwise(listed):
                 if after != before + 1:
                     self.error(years_node, f"years: {before + 1}..{after - 1} missing between")
-        return WorkingCalendar(name=name, years=years, weekend=weekend)
+        return WorkingCalendar(name=name, years=years, weekend=weekend, time_zone=time_zone)
 
     def mapping(
         self, node: yaml.MappingNode, keys: frozenset[str], where: str
@@ -105,6 +112,22 @@ class _Reader:
             self.error(node or parent, f"{what}: must be a non-empty text")
             return ""
         return str(node.value)
+
+    def time_zone(self, node: yaml.Node | None) -> str:
+        """The county's IANA zone (Asia/Shanghai when the file names none)."""
+        if node is None:
+            return DEFAULT_TIME_ZONE
+        name = str(node.value) if isinstance(node, yaml.ScalarNode) else ""
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            # ValueError: not a relative key ('', '../x'); OSError: a folder such as 'Asia'.
+            shown = repr(name) if isinstance(node, yaml.ScalarNode) else "a list or mapping"
+            self.error(
+                node, f"time_zone: {shown} is not an IANA time zone (e.g. {DEFAULT_TIME_ZONE})"
+            )
+            return DEFAULT_TIME_ZONE
+        return name
 
     def weekend(self, node: yaml.Node | None) -> frozenset[int]:
         if node is None:

@@ -4,14 +4,22 @@ One calendar serves every working-day time limit of a county (intake's feedback 
 limits, cases' letter-of-inquiry reply, collaboration's answers), so two services can never
 disagree on a due date. It knows the years its data lists and refuses any other day: a day it
 cannot judge is not silently taken for a working day.
+
+Days are the county's own: an instant (stored and sent in UTC) is put on the county's clock
+before its date is taken, and a due moment found on that clock is handed back in UTC. A report
+received at 07:30 on a Monday in Beijing is 23:30 UTC on the Sunday; counted on the UTC date it
+would start from the wrong day.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
+# China keeps one clock (Beijing time, UTC+8, no daylight saving).
+DEFAULT_TIME_ZONE = "Asia/Shanghai"
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -47,6 +55,30 @@ class WorkingCalendar:
     name: str
     years: Mapping[int, CalendarYear] = field(default_factory=dict)
     weekend: frozenset[int] = frozenset({5, 6})
+    # IANA name of the county's clock: the one whose dates the holidays and limits are on.
+    time_zone: str = DEFAULT_TIME_ZONE
+
+    def __post_init__(self) -> None:
+        # An unknown zone fails here, when the calendar is built, not at the first due date.
+        ZoneInfo(self.time_zone)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The county's clock (ZoneInfo caches each zone, so this is a lookup)."""
+        return ZoneInfo(self.time_zone)
+
+    def local(self, moment: datetime) -> datetime:
+        """`moment` on the county's clock; a naive moment is UTC, as the databases keep it."""
+        aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+        return aware.astimezone(self.zone)
+
+    def local_date(self, moment: datetime) -> date:
+        """The county's date at `moment` (what a day count starts from)."""
+        return self.local(moment).date()
+
+    def in_utc(self, day: date, time_of_day: time) -> datetime:
+        """The UTC instant of `time_of_day` (the county's clock) on the county's `day`."""
+        return datetime.combine(day, time_of_day, tzinfo=self.zone).astimezone(UTC)
 
     @property
     def first_year(self) -> int:
@@ -83,6 +115,10 @@ class WorkingCalendar:
         return day
 
     def working_days_after(self, start: datetime, count: int) -> datetime:
-        """The moment `count` working days after `start`, at the same time of day."""
-        day = self.add_working_days(start.date(), count)
-        return datetime.combine(day, start.timetz())
+        """The moment `count` working days after `start`, at the same local time of day, in UTC.
+
+        Counted from the county's date at `start`, not the UTC date: the two differ for
+        everything received between midnight and 08:00 Beijing time.
+        """
+        local = self.local(start)
+        return self.in_utc(self.add_working_days(local.date(), count), local.time())

@@ -10,9 +10,9 @@ from sqlmodel import col, select
 
 from services.cases.domain.rules import DEFAULT_RULES
 from services.cases.store.deadline_scan import DeadlineScanner
-from services.cases.store.deadlines import extend_clock, stop_clock
-from services.cases.store.tables import DeadlineNoticeRow, DeadlineRow
-from services.runtime.db import Database
+from services.cases.store.deadlines import extend_clock, open_deadline, stop_clock
+from services.cases.store.tables import ClueRow, DeadlineNoticeRow, DeadlineRow
+from services.runtime.db import Database, as_utc
 from services.runtime.messaging_tables import OutboxMessage
 from tests.conftest import MakeDatabase
 from tests.integration.helpers import register_case_clue
@@ -127,3 +127,53 @@ async def test_an_extension_after_a_breach_keeps_the_breach_and_runs_a_new_deadl
             await session.exec(select(DeadlineRow).order_by(col(DeadlineRow.deadline_id)))
         ).all()
     assert [d.status for d in final] == ["breached", "met"]
+
+
+async def test_a_working_day_limit_warns_and_breaches_on_the_countys_clock(
+    make_database: MakeDatabase,
+) -> None:
+    db = await make_database("cases")
+    await _register(db, "clue-inq")
+    # A letter of inquiry sent Monday 2 March 2026 at 07:30 Beijing time (Sunday 23:30 UTC).
+    async with db.transaction() as session:
+        await open_deadline(
+            session,
+            record_id="clue-inq",
+            county_id="c1",
+            zone_id="z1",
+            kind="inquiry_reply",
+            rules=DEFAULT_RULES,
+            started_at=datetime(2026, 3, 1, 23, 30, tzinfo=UTC),
+        )
+    # 15 working days from Monday: Monday 23 March 07:30 Beijing time, warned 3 days before.
+    # (From the UTC Sunday: due Saturday 21 March, warned Wednesday 18 March, Beijing time.)
+    due = datetime(2026, 3, 22, 23, 30, tzinfo=UTC)
+    warn = datetime(2026, 3, 19, 23, 30, tzinfo=UTC)
+    deadline_id = "clue-inq:inquiry_reply:1"
+    async with db.session() as session:
+        row = await session.get(DeadlineRow, deadline_id)
+    assert row is not None and (as_utc(row.due_at), as_utc(row.warn_at)) == (due, warn)
+    scanner = DeadlineScanner(db)
+    assert (await scanner.scan(now=warn - timedelta(seconds=1))).approaching == []
+    assert (await scanner.scan(now=warn)).approaching == [deadline_id]
+    # Saturday 21 March in Beijing is not yet the end of the limit.
+    assert (await scanner.scan(now=datetime(2026, 3, 21, 12, tzinfo=UTC))).breached == []
+    assert (await scanner.scan(now=due - timedelta(seconds=1))).breached == []
+    assert (await scanner.scan(now=due)).breached == [deadline_id]
+
+
+async def test_a_clue_registered_after_midnight_in_beijing_counts_its_month_from_that_day(
+    make_database: MakeDatabase,
+) -> None:
+    db = await make_database("cases")
+    # Tuesday 31 March 2026, 01:00 Beijing time: 30 March in UTC.
+    await register_case_clue(db, "clue-0331", at=datetime(2026, 3, 30, 17, tzinfo=UTC))
+    # One month on the county's dates: 30 April 01:00 Beijing time (from the UTC date, 30 April
+    # 17:00 UTC, which is 1 May there). The clue and its deadline row agree.
+    due = datetime(2026, 4, 29, 17, tzinfo=UTC)
+    async with db.session() as session:
+        clue = await session.get(ClueRow, "clue-0331")
+        deadline = await session.get(DeadlineRow, "clue-0331:disposal:1")
+    assert clue is not None and deadline is not None
+    assert as_utc(clue.disposal_due_at) == as_utc(deadline.due_at) == due
+    assert as_utc(deadline.warn_at) == datetime(2026, 4, 24, 17, tzinfo=UTC)

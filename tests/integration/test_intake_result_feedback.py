@@ -156,6 +156,20 @@ async def test_closure_sets_the_result_due_date_for_real_name_reports_only(
     assert _aware((await _report(db, named)).result_due_at) == DUE
 
 
+async def test_the_result_limit_counts_from_the_countys_date_of_closure(
+    make_database: MakeDatabase,
+) -> None:
+    db = await make_database("intake")
+    named = await _register(db, "early-close")
+    clue_id = (await _report(db, named)).clue_id
+    # Closed Monday 12 May 2025 at 07:30 Beijing time, still Sunday 11 May in UTC.
+    await _step(db, _closed(clue_id, datetime(2025, 5, 11, 23, 30, tzinfo=UTC)))
+    # 15 working days from Monday 12 May, 31 May–2 June (端午) off: Tuesday 3 June, 07:30
+    # Beijing time. (Counted from the UTC Sunday it was Friday 30 May 23:30 UTC.)
+    due = _aware((await _report(db, named)).result_due_at)
+    assert due == datetime(2025, 6, 2, 23, 30, tzinfo=UTC)
+
+
 async def test_without_the_result_the_scan_breaches_once_with_kind_result(
     make_database: MakeDatabase,
 ) -> None:

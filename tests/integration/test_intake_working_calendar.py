@@ -72,6 +72,47 @@ async def test_intake_and_cases_put_a_spring_festival_deadline_on_the_same_day(
     assert DEFAULT_RULES.due("inquiry_reply", FRIDAY_BEFORE_SPRING_FESTIVAL) == feedback_due
 
 
+async def _due_dates(
+    db: Database, registry: ReportRegistry, key: str, received: datetime
+) -> tuple[datetime, datetime]:
+    """The stored (forward_due_at, feedback_due_at) of a real-name report received then."""
+    done = await registry.register(_submission(key, received), actor="officer")
+    async with db.session() as session:
+        row = await session.get(ReportRow, done.report_id)
+    assert row is not None and row.feedback_due_at is not None and row.forward_due_at
+    return as_utc(row.forward_due_at), as_utc(row.feedback_due_at)
+
+
+async def test_limits_count_from_the_countys_date_and_are_stored_in_utc(
+    make_database: MakeDatabase,
+) -> None:
+    db = await make_database("intake")
+    registry = ReportRegistry(db, VAULT, load_rule_book())
+    # Received Monday 2 March 2026 at 07:30 Beijing time: Sunday 23:30 in UTC. Counted from
+    # Monday: forwarding (5) Monday 9 March, feedback (15) Monday 23 March, both 07:30 Beijing.
+    # (From the UTC Sunday both fell on a Saturday.)
+    monday = datetime(2026, 3, 1, 23, 30, tzinfo=UTC)
+    forward_due, feedback_due = await _due_dates(db, registry, "mon-0730", monday)
+    assert forward_due == datetime(2026, 3, 8, 23, 30, tzinfo=UTC)
+    assert feedback_due == datetime(2026, 3, 22, 23, 30, tzinfo=UTC)
+    # Cases counts its 15-working-day inquiry reply from the same local day.
+    assert DEFAULT_RULES.due("inquiry_reply", monday) == feedback_due
+    # Saturday 14 Feb 07:30 Beijing time, an adjusted working day (Friday 23:30 UTC): day 0 is
+    # the Saturday; forwarding Sat 28 Feb (worked), feedback Fri 13 March, 07:30 Beijing.
+    saturday = datetime(2026, 2, 13, 23, 30, tzinfo=UTC)
+    assert await _due_dates(db, registry, "sat-0730", saturday) == (
+        datetime(2026, 2, 27, 23, 30, tzinfo=UTC),
+        datetime(2026, 3, 12, 23, 30, tzinfo=UTC),
+    )
+    assert DEFAULT_RULES.due("inquiry_reply", saturday) == datetime(2026, 3, 12, 23, 30, tzinfo=UTC)
+    # Friday 13 Feb 23:30 Beijing time (15:30 UTC) is still Friday there: Fri 27 Feb, Thu 12 March.
+    friday = datetime(2026, 2, 13, 15, 30, tzinfo=UTC)
+    assert await _due_dates(db, registry, "fri-2330", friday) == (
+        datetime(2026, 2, 27, 15, 30, tzinfo=UTC),
+        datetime(2026, 3, 12, 15, 30, tzinfo=UTC),
+    )
+
+
 # Last year, and a calendar that lists it alone (weekends only): next year is unknown to it.
 LAST_YEAR = datetime.now(UTC).year - 1
 LAST_YEAR_ONLY = WorkingCalendar("last-year-only", {LAST_YEAR: CalendarYear(LAST_YEAR, "test")})

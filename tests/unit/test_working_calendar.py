@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -22,6 +23,9 @@ from services.working_calendar.__main__ import main as check_files
 from services.working_calendar.settings import county_calendar, coverage_warnings
 
 FRIDAY_BEFORE_SPRING_FESTIVAL = datetime(2026, 2, 13, 9, 30, tzinfo=UTC)
+BEIJING = ZoneInfo("Asia/Shanghai")
+# Beijing time is UTC+8: 07:30 on Monday 2 March 2026 in the county is still Sunday in UTC.
+MONDAY_0730_BEIJING = datetime(2026, 3, 1, 23, 30, tzinfo=UTC)
 
 
 def test_the_national_calendar_is_the_state_councils_2026_schedule() -> None:
@@ -55,6 +59,91 @@ def test_an_adjusted_working_weekend_day_counts() -> None:
     # Wed 31 Dec 2025 + 1: 1–3 Jan off, Sunday 4 Jan worked (across the year's end).
     assert NATIONAL_CALENDAR.add_working_days(date(2025, 12, 31), 1) == date(2026, 1, 4)
     assert not NATIONAL_CALENDAR.is_working_day(date(2026, 2, 21))  # a Saturday in the break
+
+
+def test_a_count_starts_from_the_countys_date_not_the_utc_date() -> None:
+    assert NATIONAL_CALENDAR.time_zone == "Asia/Shanghai"
+    assert NATIONAL_CALENDAR.local_date(MONDAY_0730_BEIJING) == date(2026, 3, 2)
+    # 5 working days from Monday 2 March: Monday 9 March, 07:30 Beijing time, handed back in UTC.
+    # (From the UTC date, Sunday, it was Saturday 7 March 07:30, a day off.)
+    due = NATIONAL_CALENDAR.working_days_after(MONDAY_0730_BEIJING, 5)
+    assert due == datetime(2026, 3, 8, 23, 30, tzinfo=UTC) and due.tzinfo is UTC
+    assert due.astimezone(BEIJING) == datetime(2026, 3, 9, 7, 30, tzinfo=BEIJING)
+    # A naive moment (as SQLite hands one back) is UTC.
+    assert NATIONAL_CALENDAR.working_days_after(MONDAY_0730_BEIJING.replace(tzinfo=None), 5) == due
+
+
+def test_the_adjusted_working_saturday_and_the_late_friday_before_it_count_on_local_dates() -> None:
+    # Sat 14 Feb 07:30 Beijing time (a working Saturday) is Fri 13 Feb 23:30 UTC.
+    early_saturday = datetime(2026, 2, 13, 23, 30, tzinfo=UTC)
+    assert NATIONAL_CALENDAR.local_date(early_saturday) == date(2026, 2, 14)
+    # One working day on: 15–23 Feb off, so Tue 24 Feb 07:30 (not Sun 15 Feb, a holiday).
+    assert NATIONAL_CALENDAR.working_days_after(early_saturday, 1) == datetime(
+        2026, 2, 23, 23, 30, tzinfo=UTC
+    )
+    # Forwarding (5): Sat 28 Feb (worked) 07:30; feedback (15): Fri 13 March 07:30.
+    assert NATIONAL_CALENDAR.working_days_after(early_saturday, 5) == datetime(
+        2026, 2, 27, 23, 30, tzinfo=UTC
+    )
+    assert NATIONAL_CALENDAR.working_days_after(early_saturday, 15) == datetime(
+        2026, 3, 12, 23, 30, tzinfo=UTC
+    )
+    # Fri 13 Feb 23:30 Beijing time (15:30 UTC) is still Friday: the Saturday is day 1.
+    late_friday = datetime(2026, 2, 13, 15, 30, tzinfo=UTC)
+    assert NATIONAL_CALENDAR.local_date(late_friday) == date(2026, 2, 13)
+    assert NATIONAL_CALENDAR.working_days_after(late_friday, 1) == datetime(
+        2026, 2, 14, 15, 30, tzinfo=UTC
+    )
+    assert NATIONAL_CALENDAR.working_days_after(late_friday, 15) == datetime(
+        2026, 3, 12, 15, 30, tzinfo=UTC
+    )
+    # Sun 1 March 07:30 Beijing time is Sat 28 Feb (a working Saturday) in UTC: Sunday counts
+    # as the start, so 5 working days end Fri 6 March 07:30, not 23:30.
+    early_sunday = datetime(2026, 2, 28, 23, 30, tzinfo=UTC)
+    assert NATIONAL_CALENDAR.working_days_after(early_sunday, 5) == datetime(
+        2026, 3, 5, 23, 30, tzinfo=UTC
+    )
+
+
+def test_cases_count_months_and_warnings_on_the_countys_dates_too() -> None:
+    # Tue 31 March 01:00 Beijing time (30 March in UTC) + 1 month = Thu 30 April 01:00 Beijing.
+    registered = datetime(2026, 3, 30, 17, tzinfo=UTC)
+    due = DEFAULT_RULES.due("disposal", registered)
+    assert due == datetime(2026, 4, 29, 17, tzinfo=UTC)
+    assert DEFAULT_RULES.warn_at("disposal", due) == datetime(2026, 4, 24, 17, tzinfo=UTC)
+    # The letter-of-inquiry reply, sent Monday 07:30 Beijing time: Monday 23 March 07:30.
+    reply_due = DEFAULT_RULES.due("inquiry_reply", MONDAY_0730_BEIJING)
+    assert reply_due == datetime(2026, 3, 22, 23, 30, tzinfo=UTC)
+    assert DEFAULT_RULES.warn_at("inquiry_reply", reply_due) == datetime(
+        2026, 3, 19, 23, 30, tzinfo=UTC
+    )
+
+
+def test_a_county_on_another_clock_counts_on_its_own_dates() -> None:
+    text = NATIONAL_CALENDAR_FILE.read_text(encoding="utf-8").replace(
+        "time_zone: Asia/Shanghai", "time_zone: UTC"
+    )
+    on_utc = parse_calendar(text)
+    assert on_utc.time_zone == "UTC"
+    # Sunday 1 March on that clock: 5 working days end Friday 6 March 23:30.
+    assert on_utc.working_days_after(MONDAY_0730_BEIJING, 5) == datetime(
+        2026, 3, 6, 23, 30, tzinfo=UTC
+    )
+
+
+def test_a_calendar_file_without_a_time_zone_is_on_beijing_time() -> None:
+    text = "name: x\nyears:\n  2026:\n    source: s\n    holidays: []\n    working_days: []\n"
+    assert parse_calendar(text).time_zone == "Asia/Shanghai"
+
+
+@pytest.mark.parametrize("zone", ["Asia/Shanghia", "Asia", "''", "'+08:00'", "[a]"])
+def test_an_unknown_time_zone_is_refused_on_its_line(zone: str) -> None:
+    text = f"name: x\ntime_zone: {zone}\nyears:\n  2026:\n    source: s\n"
+    text += "    holidays: []\n    working_days: []\n"
+    with pytest.raises(CalendarInvalid) as invalid:
+        parse_calendar(text)
+    [error] = invalid.value.errors
+    assert error.startswith("line 2: time_zone: ") and "is not an IANA time zone" in error
 
 
 def test_intake_and_cases_count_on_one_calendar_and_agree(
@@ -126,7 +215,7 @@ years:
     with pytest.raises(CalendarInvalid) as invalid:
         parse_calendar(text)
     assert invalid.value.errors == [
-        "line 3: colour: unknown key (expected name, weekend, years)",
+        "line 3: colour: unknown key (expected name, time_zone, weekend, years)",
         "line 9: years.2026.holidays: 2025-12-31 is not in 2026",
         "line 10: years.2026.holidays: [2026-02-15, 2026-02-01] is not a run of at most 15 days",
         "line 11: years.2026.holidays: 'not-a-date' is not a date (YYYY-MM-DD)",

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from services.cases.domain.ruleset import RuleSet, add_months
+from services.cases.domain.ruleset import RuleSet
 
 DISPOSAL_WAYS = {
     # 四类处置方式 → the stage an approved disposal leads to.
@@ -909,8 +909,9 @@ def _file_appeal(file: CaseFile, command: Command, actor: Actor, rules: RuleSet)
         raise NotNow("both reviews have been decided")
     window = rules.time_limits.get("appeal_filing")
     if window is not None and window.months and file.decided_at and command.at is not None:
-        # Within a month of receiving the decision / the first review's answer (art. 49).
-        closes = add_months(datetime.fromisoformat(file.decided_at), window.months)
+        # Within a month of receiving the decision / the first review's answer (art. 49),
+        # counted on the county's dates.
+        closes = rules.months_after(datetime.fromisoformat(file.decided_at), window.months)
         if command.at > closes:
             raise NotNow(f"the window to appeal closed at {closes.isoformat()}")
     stage = "appeal_first_review" if file.appeal_level == 0 else "appeal_second_review"

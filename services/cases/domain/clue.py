@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.cases.domain.ruleset import RuleSet, add_months
+from services.cases.domain.ruleset import RuleSet
 
 
 class ClueStatus(enum.StrEnum):
@@ -61,4 +61,5 @@ class NewClue:
 
 def disposal_due(clue: NewClue, rules: RuleSet) -> datetime:
     """When the clue must have been disposed of (处置), under the rules it started with."""
-    return add_months(clue.registered_at, rules.clue_disposal_months)
+    # On the county's dates, as the disposal deadline's row (RuleSet.due) counts it.
+    return rules.months_after(clue.registered_at, rules.clue_disposal_months)

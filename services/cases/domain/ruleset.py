@@ -5,7 +5,7 @@ from __future__ import annotations
 import calendar
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from services.working_calendar import NATIONAL_CALENDAR, WorkingCalendar
 
@@ -136,17 +136,26 @@ class RuleSet:
         raise LookupError(f"rule set {self.version} has no time limit {name!r}")
 
     def due(self, name: str, start: datetime) -> datetime:
-        """When the named time limit, started at `start`, runs out."""
+        """When the named time limit, started at `start`, runs out (in UTC).
+
+        Every unit is counted on the county's dates (its calendar's time zone), not UTC's:
+        31 March 01:00 Beijing time plus a month is 30 April, though it is 30 March in UTC.
+        """
         limit = self.limit(name)
-        if limit.months:
-            return add_months(start, limit.months)
         if limit.working_days:
             return self.calendar.working_days_after(start, limit.working_days)
-        return start + timedelta(days=limit.days)
+        if limit.months:
+            return self.months_after(start, limit.months)
+        return (self.calendar.local(start) + timedelta(days=limit.days)).astimezone(UTC)
+
+    def months_after(self, start: datetime, months: int) -> datetime:
+        """`months` after `start` on the county's dates (clamped to the month's end), in UTC."""
+        return add_months(self.calendar.local(start), months).astimezone(UTC)
 
     def warn_at(self, name: str, due: datetime) -> datetime:
-        """When DeadlineApproaching fires for a deadline of this kind."""
-        return due - timedelta(days=self.limit(name).warn_days)
+        """When DeadlineApproaching fires for a deadline of this kind (calendar days before)."""
+        local = self.calendar.local(due)
+        return (local - timedelta(days=self.limit(name).warn_days)).astimezone(UTC)
 
     def approvers(self, table: str, cadre_level: str) -> tuple[str, ...]:
         """Roles that approve, in order, for a subject of this cadre level."""

@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.cases.domain.casefile import Actor, CaseFile, Command, Transition, handle
 from services.cases.domain.links import excluded_townships
-from services.cases.domain.ruleset import RuleSet, add_months
+from services.cases.domain.ruleset import RuleSet
 from services.cases.domain.teams import excluded_from
 from services.cases.store import codec
 from services.cases.store.deadlines import extend_clock, open_deadline, running, stop_clock
@@ -445,7 +445,7 @@ async def _side_clock(
     if transition.side_extended_months:
         for deadline in await running(session, row.case_id, "retention"):
             due = as_utc(deadline.due_at)
-            days = (add_months(due, transition.side_extended_months) - due).days
+            days = (rules.months_after(due, transition.side_extended_months) - due).days
             await extend_clock(
                 session, row.case_id, "retention", days, rules, now=now, recorded_at=recorded_at
             )
