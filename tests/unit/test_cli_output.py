@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from services.cli.coverage import COMMAND_OF_RPC
 from services.cli.main import app
-from services.runtime.settings import SERVICES
+from services.runtime.settings import SERVICES, STANDALONE_SERVICES
 
 # Arguments that make each command reach its RPC (files are written by the test).
 ARGS: dict[str, list[str]] = {
@@ -94,6 +94,15 @@ ARGS: dict[str, list[str]] = {
     "campaigns show": ["camp-1", "--county", "c"],
     "assessment close-quarter": ["2026Q3", "--county", "c"],
     "assessment export": ["--county", "c", "--year", "2026", "--out", "{out_dir}"],
+    "letters send": ["case-1", "--county", "c", "--zone", "z", "--to", "c2", "--kind"]
+    + ["verify_fact", "--question", "q"],
+    "letters approve": ["l-1"],
+    "letters accept": ["l-1"],
+    "letters decline": ["l-1", "--ground", "g"],
+    "letters answer": ["l-1", "--findings", "f"],
+    "letters show": ["l-1"],
+    "letters list": ["--county", "c"],
+    "collaboration network show": [],
 }
 
 
@@ -101,6 +110,17 @@ def _filled(message: Message, depth: int = 0) -> Message:
     """Every field set: text names its field, numbers are small, repeated fields hold two."""
     for field in message.DESCRIPTOR.fields:
         if field.containing_oneof is not None and field.containing_oneof.fields[0] is not field:
+            continue
+        entry = field.message_type
+        if entry is not None and entry.GetOptions().map_entry:
+            container: Any = getattr(message, field.name)
+            for i in range(2):
+                key = _value(message, entry.fields_by_name["key"], depth, i)
+                value = _value(message, entry.fields_by_name["value"], depth, i)
+                if isinstance(value, Message):
+                    container[key].CopyFrom(value)
+                else:
+                    container[key] = value
             continue
         values = [_value(message, field, depth, i) for i in range(2)]
         if field.is_repeated:
@@ -176,11 +196,8 @@ def _argv(path: str, tmp_path: Path) -> list[str]:
 
 
 def test_every_covered_command_has_arguments_here() -> None:
-    assert set(COMMAND_OF_RPC.values()) | {
-        "clues dispose",
-        "reports reject",
-        "reports forward",
-    } <= set(ARGS)
+    also = {"clues dispose", "reports reject", "reports forward", "letters decline"}
+    assert set(COMMAND_OF_RPC.values()) | also <= set(ARGS)
 
 
 @pytest.mark.parametrize("path", sorted(ARGS))
@@ -188,7 +205,7 @@ def test_every_covered_command_has_arguments_here() -> None:
 def test_the_command_prints_a_full_answer(
     path: str, as_json: bool, port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for service in SERVICES:
+    for service in SERVICES + STANDALONE_SERVICES:
         monkeypatch.setenv(f"XIEZUO_{service.upper()}_GRPC_PORT", str(port))
     argv = [*_argv(path, tmp_path), "--token", "t", *(["--json"] if as_json else [])]
     result = CliRunner().invoke(app, argv)
