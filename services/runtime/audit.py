@@ -13,16 +13,17 @@ keyed seal of that legacy head, so the legacy entries are covered by the keyed c
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from sqlalchemy import DateTime, Index, Table, func, update
+from sqlalchemy import DateTime, Index, Table, func, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -38,6 +39,10 @@ LEGACY_CHAIN = "main"
 VERIFY_CHUNK = 1000
 ENTRY_SEAL = "xiezuo.audit.entry.v1"
 GENESIS_SEAL = "xiezuo.audit.genesis.v1"
+# Where a session's DeferredAppends lives while `deferred_appends` is open.
+DEFERRED_APPENDS = "xiezuo.audit.deferred_appends"
+# Entries per multi-row INSERT: 10 bound values a row, far below SQLite's and asyncpg's limits.
+AUDIT_ROWS_PER_INSERT = 500
 
 
 class AuditEntry(SQLModel, table=True):
@@ -211,7 +216,14 @@ async def append(
     key = audit_key_of(session)
     detail_text = _detail_json(detail or {})
     when = as_utc(at or datetime.now(UTC))
-    last_seq, last_hash = await _lock_county_head(session, key, county_id)
+    deferred = session.info.get(DEFERRED_APPENDS)
+    if isinstance(deferred, DeferredAppends):
+        head = deferred.heads.get(county_id)
+        if head is None:
+            head = deferred.heads[county_id] = await _lock_county_head(session, key, county_id)
+        last_seq, last_hash = head
+    else:
+        last_seq, last_hash = await _lock_county_head(session, key, county_id)
     entry = AuditEntry(
         county_id=county_id,
         seq=last_seq + 1,
@@ -225,15 +237,70 @@ async def append(
         entry_hash="",
     )
     entry.entry_hash = entry_seal(key, entry)
+    if isinstance(deferred, DeferredAppends):
+        # Chained in memory under the head this transaction holds; `write` stores it.
+        deferred.heads[county_id] = (last_seq + 1, entry.entry_hash)
+        deferred.entries.append(entry)
+        return entry
     session.add(entry)
-    await session.exec(
-        update(AuditCountyHead)
-        .where(col(AuditCountyHead.county_id) == county_id)
-        .values(last_seq=entry.seq, last_hash=entry.entry_hash)
-    )
+    await _move_head(session, county_id, last_seq + 1, entry.entry_hash)
     # Flush (never commit) so a conflict surfaces here, inside the caller's transaction.
     await session.flush()
     return entry
+
+
+@dataclass
+class DeferredAppends:
+    """Appends of one transaction chained in memory: each county head is locked and read once,
+    the entries go in one INSERT and each head moves once, at `write`.
+
+    The chain is the one `append` would write one entry at a time (same seq, links and seals).
+    Nothing is stored until `write`, which the owner of the transaction must call before it
+    commits; a part of the transaction that is rolled back (a savepoint) is `rewind`-ed to the
+    `mark` taken before it, since its head locks are released with it.
+    """
+
+    heads: dict[str, tuple[int, str]] = field(default_factory=dict)
+    entries: list[AuditEntry] = field(default_factory=list)
+
+    def mark(self) -> tuple[int, dict[str, tuple[int, str]]]:
+        """The state to come back to if what follows is rolled back."""
+        return len(self.entries), dict(self.heads)
+
+    def rewind(self, mark: tuple[int, dict[str, tuple[int, str]]]) -> None:
+        """Forget the entries and head locks taken since `mark`."""
+        count, heads = mark
+        del self.entries[count:]
+        self.heads = dict(heads)
+
+    async def write(self, session: AsyncSession) -> None:
+        """Store the entries chained so far (one INSERT) and move each head once."""
+        entries, self.entries = self.entries, []
+        for start in range(0, len(entries), AUDIT_ROWS_PER_INSERT):
+            rows = [_entry_row(entry) for entry in entries[start : start + AUDIT_ROWS_PER_INSERT]]
+            await session.exec(insert(AuditEntry).values(rows))
+        moved = {entry.county_id: (entry.seq or 0, entry.entry_hash) for entry in entries}
+        for county_id in sorted(moved):
+            await _move_head(session, county_id, *moved[county_id])
+
+
+@contextlib.asynccontextmanager
+async def deferred_appends(session: AsyncSession) -> AsyncIterator[DeferredAppends]:
+    """Defer the session's audit appends until the block ends, then write them together.
+
+    For a transaction that audits many times (a consumer's batch): 3 statements per append
+    become one head lock per county, one INSERT and one head update per county. Leaving the
+    block by an exception writes nothing (the caller's transaction is being abandoned).
+    """
+    if DEFERRED_APPENDS in session.info:
+        raise RuntimeError("audit appends are already deferred in this session")
+    deferred = DeferredAppends()
+    session.info[DEFERRED_APPENDS] = deferred
+    try:
+        yield deferred
+        await deferred.write(session)
+    finally:
+        session.info.pop(DEFERRED_APPENDS, None)
 
 
 async def sound_heads(session: AsyncSession, key: AuditKey) -> list[ChainAnchor]:
@@ -525,6 +592,31 @@ async def _insert_county_head(session: AsyncSession, county_id: str, genesis: st
         await session.exec(sqlite.insert(head).values(values).on_conflict_do_nothing())
     else:
         await session.exec(head.insert().values(values))
+
+
+async def _move_head(session: AsyncSession, county_id: str, seq: int, entry_hash: str) -> None:
+    """Point a county head (locked by this transaction) at its newest entry."""
+    await session.exec(
+        update(AuditCountyHead)
+        .where(col(AuditCountyHead.county_id) == county_id)
+        .values(last_seq=seq, last_hash=entry_hash)
+    )
+
+
+def _entry_row(entry: AuditEntry) -> dict[str, Any]:
+    """An entry's columns for a Core insert (the row id is the database's)."""
+    return {
+        "county_id": entry.county_id,
+        "seq": entry.seq,
+        "at": entry.at,
+        "actor": entry.actor,
+        "action": entry.action,
+        "record_type": entry.record_type,
+        "record_id": entry.record_id,
+        "detail": entry.detail,
+        "prev_hash": entry.prev_hash,
+        "entry_hash": entry.entry_hash,
+    }
 
 
 def _legacy_hash_of(entry: AuditEntry) -> str:

@@ -21,6 +21,7 @@ from services.cases.domain.rules import DEFAULT_RULES
 from services.cases.handlers.clue_registered import ClueRegisteredHandler
 from services.cases.store.tables import ClueRow
 from services.contracts.intake import ClueRegistered
+from services.runtime import audit
 from services.runtime.db import Database
 from services.runtime.envelope import Envelope
 from services.runtime.inbox import EventConsumer, Outcome, PoisonEvent
@@ -197,3 +198,50 @@ async def test_a_batch_costs_one_inbox_lookup_and_one_inbox_insert(
     assert len(sent) == len(inbox) + 3 * size
     # A batch that is all redeliveries writes no inbox row.
     assert not [s for s in resent if s.lstrip().upper().startswith("INSERT")]
+
+
+async def test_a_batch_audits_with_one_head_lock_and_one_insert(
+    make_database: MakeDatabase, kafka: KafkaNode
+) -> None:
+    """Cases audits every clue; a batch chains the entries in memory and writes them at once,
+    leaving out those of a record whose savepoint was undone: the chain verifies, gap-free."""
+    database = await make_database("cases")
+    handler = ClueRegisteredHandler([DEFAULT_RULES])
+
+    async def fails_on_broken(
+        session: AsyncSession, event: ClueRegistered, envelope: Envelope
+    ) -> None:
+        await handler(session, event, envelope)  # its audit entry is chained before the failure
+        if event.clue_id.startswith("broken"):
+            raise PoisonEvent("not for this zone")
+
+    async with started_producer(kafka.bootstrap_servers) as producer:
+        consumer = EventConsumer(
+            service=unique("cases"), database=database, dead_letter_producer=producer
+        )
+        consumer.on(ClueRegistered, fails_on_broken)
+        await create_topics(kafka.bootstrap_servers, consumer.dead_letter_topic)
+        names = [f"c{n}" for n in range(12)]
+        names[5] = "broken"
+        events = [
+            clue_registered(zone=f"z-{n % 3}", clue_id=unique(name)) for n, name in enumerate(names)
+        ]
+        records = [
+            record_of(envelope_of_event(event), topic=ClueRegistered.topic, offset=offset)
+            for offset, event in enumerate(events)
+        ]
+        # The first one alone, so the county's chain head exists before the batch.
+        assert await consumer.consume(records[0]) == Outcome.PROCESSED
+        with statements_on(database) as sent:
+            outcomes = await consumer.consume_batch(records[1:])
+
+    assert outcomes.count(Outcome.PROCESSED) == 10
+    assert outcomes[4] == Outcome.DEAD_LETTERED
+    audit_statements = [s for s in sent if "audit_" in s]
+    # The head locked and read once, one INSERT of 10 entries, the head moved once.
+    assert len(audit_statements) == 3, audit_statements
+    async with database.session() as session:
+        result = await audit.verify(session, audit.audit_key_of(session))
+        seqs = (await session.exec(select(audit.AuditEntry.seq))).all()
+    assert result.ok, result
+    assert sorted(seq or 0 for seq in seqs) == list(range(1, 12))
