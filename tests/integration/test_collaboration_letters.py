@@ -314,6 +314,31 @@ async def test_a_letter_is_approved_sent_verified_accepted_and_answered(counties
     ).letter
     assert view.state == pb.LETTER_STATE_ANSWERED and view.county_id == c.a
     assert (view.case_id, view.question, view.findings, dict(view.fields)) == ("", "", "", {})
+    # ... and lists every member's letters in pages, still without the case.
+    second = (await c.stub.RequestLetter(_request(c), metadata=officer_a)).letter
+    city_meta = (("authorization", f"Bearer {city}"),)
+    first_page = await c.stub.ListLetters(pb.ListLettersRequest(page_size=1), metadata=city_meta)
+    rest = await c.stub.ListLetters(
+        pb.ListLettersRequest(page_size=1, page_token=first_page.next_page_token),
+        metadata=city_meta,
+    )
+    listed = [*first_page.letters, *rest.letters]
+    assert [x.letter_id for x in listed] == [letter_id, second.letter_id]
+    assert rest.next_page_token == "" and all(x.case_id == "" for x in listed)
+    # A township-level reader of another zone does not see A's letters in a list.
+    other_zone = c.issuer.issue(
+        Principal(
+            subject="officer-z2",
+            roles=frozenset({"case_officer"}),
+            county_id=c.a,
+            zone_ids=("z-2",),
+        )
+    )
+    hidden = await c.stub.ListLetters(
+        pb.ListLettersRequest(county_id=c.a),
+        metadata=(("authorization", f"Bearer {other_zone}"),),
+    )
+    assert list(hidden.letters) == []
     # B cannot read A's side (it sees its own, without the case).
     officer_b = c.as_(c.b, "officer-b", "case_officer")
     b_side = (
