@@ -11,6 +11,7 @@ from services.collaboration.api.servicer import CollaborationServicer
 from services.collaboration.domain.letter_kinds import parse_letter_kinds
 from services.collaboration.handlers.letters import LetterRecordHandler
 from services.collaboration.letters import LetterDesk
+from services.collaboration.metrics import LetterMetrics
 from services.collaboration.settings import CollaborationSettings
 from services.collaboration.signing_keys import CountySigningKeys
 from services.contracts.collaboration import (
@@ -34,11 +35,12 @@ def build(
     kinds = parse_letter_kinds(own.letter_kinds_file.read_text(encoding="utf-8"))
     keys = CountySigningKeys.load(own.signing_key_files, settings.platform.state_dir / "keys")
     desk = LetterDesk(kinds=kinds, keys=keys)
-    receiver = LetterRecordHandler(desk)
+    metrics = LetterMetrics(host.metrics.registry)
+    receiver = LetterRecordHandler(desk, metrics)
     # Records from other counties: an id seen before is a replay, dead-lettered, not skipped.
     for record in (LetterSent, LetterAccepted, LetterDeclined, LetterAnswered):
         host.consumer.on(record, receiver, replay_is_poison=True)
-    servicer = CollaborationServicer(host.database, desk)
+    servicer = CollaborationServicer(host.database, desk, metrics)
 
     def register(server: grpc.aio.Server) -> None:
         collaboration_pb2_grpc.add_CollaborationServiceServicer_to_server(servicer, server)

@@ -31,6 +31,7 @@ from services.collaboration.domain.letter_kinds import parse_letter_kinds
 from services.collaboration.domain.network import parse_network
 from services.collaboration.handlers.letters import LetterRecordHandler
 from services.collaboration.letters import LetterDesk, seal, source_of
+from services.collaboration.metrics import LetterMetrics
 from services.collaboration.settings import DEFAULT_LETTER_KINDS_FILE
 from services.collaboration.signing_keys import CountySigningKeys
 from services.collaboration.store.network import import_network
@@ -85,6 +86,15 @@ class Counties:
     keys: dict[str, Ed25519PrivateKey]
     dead_letter_topic: str
     bootstrap: str
+    metrics: LetterMetrics
+
+    def steps(self, step: str) -> float:
+        """How many times A→B letters (verify_fact) took `step`, on /metrics."""
+        labels = {"from_county": self.a, "to_county": self.b, "kind": "verify_fact", "step": step}
+        value = self.metrics.registry.get_sample_value(
+            "xiezuo_collaboration_letter_steps_total", labels
+        )
+        return value or 0.0
 
     def as_(self, county: str, subject: str, *roles: str) -> Any:
         token = self.issuer.issue(
@@ -142,7 +152,8 @@ async def counties(kafka: KafkaNode, make_database: MakeDatabase) -> AsyncIterat
             retry_backoff_seconds=0.01,
             batch_size=10,
         )
-        receiver = LetterRecordHandler(desk)
+        metrics = LetterMetrics()
+        receiver = LetterRecordHandler(desk, metrics)
         for record in (LetterSent, LetterAccepted, LetterDeclined, LetterAnswered):
             consumer.on(record, receiver, replay_is_poison=True)
         await create_topics(
@@ -153,10 +164,18 @@ async def counties(kafka: KafkaNode, make_database: MakeDatabase) -> AsyncIterat
         try:
             async with (
                 running_broker(bootstrap, consumer),
-                _serving(CollaborationServicer(database, desk)) as (stub, issuer),
+                _serving(CollaborationServicer(database, desk, metrics)) as (stub, issuer),
             ):
                 yield Counties(
-                    stub, issuer, database, a, b, keys, consumer.dead_letter_topic, bootstrap
+                    stub,
+                    issuer,
+                    database,
+                    a,
+                    b,
+                    keys,
+                    consumer.dead_letter_topic,
+                    bootstrap,
+                    metrics,
                 )
         finally:
             await relay.stop()
@@ -302,6 +321,14 @@ async def test_a_letter_is_approved_sent_verified_accepted_and_answered(counties
         "letter.accepted",
         "letter.answered",
     ]
+    # Observed per county pair and kind: each side counts its steps; approval → answer timed.
+    for step in ("sent", "received", "accepted", "accept_received", "answered", "answer_received"):
+        assert c.steps(step) == 1, step
+    timed = c.metrics.registry.get_sample_value(
+        "xiezuo_collaboration_approval_to_answer_seconds_count",
+        {"from_county": c.a, "to_county": c.b, "kind": "verify_fact"},
+    )
+    assert timed == 1
     # The city commission sees the letter, but nothing of the case.
     city = c.issuer.issue(
         Principal(subject="city-1", roles=frozenset({"city_commission"}), county_id=CITY)
@@ -485,6 +512,8 @@ async def test_forged_replayed_and_misaddressed_records_are_dead_lettered_and_ch
     for event_id, reason in expected.items():
         prefix = "misaddressed" if reason.startswith("misaddressed") else reason
         assert errors[event_id].startswith(prefix), (reason, errors[event_id])
+    # Nothing counted for the dead-lettered records.
+    assert c.steps("received") == 1 and c.steps("accept_received") == 1
     # Nothing changed: no row, no state, no audit entry.
     assert await count_rows(c.database, LetterRow) == before_rows
     assert await _state(c.database, c.a, letter_id) == "answered"

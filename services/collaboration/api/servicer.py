@@ -18,6 +18,7 @@ from services.collaboration.domain.letter import Direction, LetterState, StepRef
 from services.collaboration.domain.letter_kinds import LetterKind, content_problems
 from services.collaboration.domain.network import Network
 from services.collaboration.letters import LetterDesk, NotInNetwork, utc_now
+from services.collaboration.metrics import LetterMetrics
 from services.collaboration.store import idempotency, letters
 from services.collaboration.store.network import current_network
 from services.collaboration.store.tables import LetterRow
@@ -105,9 +106,23 @@ def letter_message(row: LetterRow, *, coordinator_view: bool = False) -> pb.Lett
 class CollaborationServicer(pb_grpc.CollaborationServiceServicer):
     """Letters between the counties this deployment speaks for and the rest of the network."""
 
-    def __init__(self, database: Database, desk: LetterDesk) -> None:
+    def __init__(
+        self, database: Database, desk: LetterDesk, metrics: LetterMetrics | None = None
+    ) -> None:
         self._db = database
         self._desk = desk
+        self._metrics = metrics
+
+    def _count(self, row: LetterRow, step: str) -> None:
+        """Count a step after its transaction committed (a repeated key is not counted)."""
+        if self._metrics is None:
+            return
+        asker, asked = (
+            (row.county_id, row.counterpart_county)
+            if row.direction == Direction.OUTBOUND
+            else (row.counterpart_county, row.county_id)
+        )
+        self._metrics.step(from_county=asker, to_county=asked, kind=row.kind, step=step)
 
     async def _network(self, session: AsyncSession) -> Network:
         network = await current_network(session)
@@ -126,8 +141,11 @@ class CollaborationServicer(pb_grpc.CollaborationServiceServicer):
         key: str,
         request_fields: dict[str, Any],
         act: Callable[[], Awaitable[LetterRow]],
-    ) -> LetterRow:
-        """Run `act` once per idempotency key; a repeat returns the letter as it is now."""
+    ) -> tuple[LetterRow, bool]:
+        """Run `act` once per idempotency key; a repeat returns the letter as it is now.
+
+        The flag says whether `act` ran (False for a repeat).
+        """
         fingerprint = idempotency.fingerprint(request_fields)
         try:
             earlier = await idempotency.earlier_result(
@@ -138,7 +156,7 @@ class CollaborationServicer(pb_grpc.CollaborationServiceServicer):
         if earlier is not None:
             row = await letters.get(session, principal.county_id, earlier)
             if row is not None:
-                return row
+                return row, False
         try:
             row = await act()
         except (StepRefused, NotInNetwork) as refused:
@@ -152,7 +170,7 @@ class CollaborationServicer(pb_grpc.CollaborationServiceServicer):
             result_id=row.letter_id,
             at=utc_now(),
         )
-        return row
+        return row, True
 
     async def _own_letter(
         self, session: AsyncSession, principal: Principal, letter_id: str
@@ -187,7 +205,7 @@ class CollaborationServicer(pb_grpc.CollaborationServiceServicer):
         policy.authorize_request(principal, county_id=request.county_id, zone_id=request.zone_id)
         async with self._db.transaction() as session:
             network = await self._network(session)
-            row = await self._once(
+            row, _ = await self._once(
                 session,
                 principal,
                 "RequestLetter",
@@ -229,7 +247,7 @@ class CollaborationServicer(pb_grpc.CollaborationServiceServicer):
             network = await self._network(session)
             row = await self._own_letter(session, principal, request.letter_id)
             policy.authorize_leadership(principal, row=row, step="approve")
-            row = await self._once(
+            row, acted = await self._once(
                 session,
                 principal,
                 "ApproveLetter",
@@ -239,6 +257,8 @@ class CollaborationServicer(pb_grpc.CollaborationServiceServicer):
                     session, network, row, actor=principal.subject, now=utc_now()
                 ),
             )
+        if acted:
+            self._count(row, "sent")
         return pb.ApproveLetterResponse(letter=letter_message(row))
 
     async def DecideLetter(
@@ -259,7 +279,7 @@ class CollaborationServicer(pb_grpc.CollaborationServiceServicer):
             policy.authorize_leadership(
                 principal, row=row, step="accept" if request.accept else "decline"
             )
-            row = await self._once(
+            row, acted = await self._once(
                 session,
                 principal,
                 "DecideLetter",
@@ -275,6 +295,8 @@ class CollaborationServicer(pb_grpc.CollaborationServiceServicer):
                     now=utc_now(),
                 ),
             )
+        if acted:
+            self._count(row, "accepted" if request.accept else "declined")
         return pb.DecideLetterResponse(letter=letter_message(row))
 
     async def AnswerLetter(
@@ -310,7 +332,7 @@ class CollaborationServicer(pb_grpc.CollaborationServiceServicer):
             network = await self._network(session)
             row = await self._own_letter(session, principal, request.letter_id)
             policy.authorize_answer(principal, row=row)
-            row = await self._once(
+            row, acted = await self._once(
                 session,
                 principal,
                 "AnswerLetter",
@@ -330,6 +352,8 @@ class CollaborationServicer(pb_grpc.CollaborationServiceServicer):
                     now=utc_now(),
                 ),
             )
+        if acted:
+            self._count(row, "answered")
         return pb.AnswerLetterResponse(letter=letter_message(row))
 
     async def GetLetter(

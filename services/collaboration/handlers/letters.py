@@ -23,6 +23,7 @@ from services.collaboration.domain.letter_kinds import LetterKind, content_probl
 from services.collaboration.domain.network import Network
 from services.collaboration.domain.signing import signed_bytes, verify
 from services.collaboration.letters import LetterDesk, source_of
+from services.collaboration.metrics import LetterMetrics
 from services.collaboration.store import letters
 from services.collaboration.store.network import current_network
 from services.collaboration.store.tables import LetterRow
@@ -45,8 +46,9 @@ SOURCE = "xiezuo/collaboration"
 class LetterRecordHandler:
     """Verifies and applies the letter records addressed to the counties served here."""
 
-    def __init__(self, desk: LetterDesk) -> None:
+    def __init__(self, desk: LetterDesk, metrics: LetterMetrics | None = None) -> None:
         self._desk = desk
+        self._metrics = metrics
 
     async def __call__(
         self, session: AsyncSession, event: CrossCountyRecord, envelope: Envelope
@@ -133,6 +135,12 @@ class LetterRecordHandler:
         )
         session.add(row)
         await _audit(session, row, "letter.received", event.from_county, now)
+        # Counted inside the batch's transaction: a batch that fails to commit is retried and
+        # counted again (rare; the counter may run ahead, never behind).
+        if self._metrics is not None:
+            self._metrics.step(
+                from_county=event.from_county, to_county=event.county_id, kind=kind, step="received"
+            )
 
     async def _reply(
         self,
@@ -191,6 +199,23 @@ class LetterRecordHandler:
             )
         session.add(row)
         await _audit(session, row, f"letter.{step.value}_received", event.from_county, now)
+        if self._metrics is None:
+            return
+        if isinstance(event, LetterAnswered):
+            self._metrics.answered(
+                from_county=row.county_id,
+                to_county=event.from_county,
+                kind=row.kind,
+                approved_at=row.approved_at,
+                answered_at=event.answered_at,
+            )
+        else:
+            self._metrics.step(
+                from_county=row.county_id,
+                to_county=event.from_county,
+                kind=row.kind,
+                step=f"{step.value}_received",
+            )
 
 
 async def _audit(
