@@ -55,7 +55,7 @@ def build(settings: Settings) -> tuple[ServiceHost, GrpcParts, DeadlineScanner]:
     host.consumer.on(ReportLinked, ReportLinkedHandler(by_version, lock=not database.is_sqlite))
 
     def in_force(moment: datetime) -> RuleSet:
-        return rules_in_force(rule_versions, moment.date())
+        return rules_in_force(rule_versions, calendar.local_date(moment))
 
     servicer = CaseServicer(
         ClueReader(database),

@@ -239,6 +239,7 @@ async def register_case_clue(
     zone: str = "z1",
     township: str = "t1",
     back_entered: bool = False,
+    rule_versions: list[Any] | None = None,
 ) -> None:
     """Put a clue on cases' ledger as its ClueRegistered handler does (county c1)."""
     # Imported here: helpers serve every service's tests, cases' handler only these.
@@ -271,4 +272,4 @@ async def register_case_clue(
         data=b"{}",
     )
     async with db.transaction() as session:
-        await ClueRegisteredHandler([DEFAULT_RULES])(session, event, envelope)
+        await ClueRegisteredHandler(rule_versions or [DEFAULT_RULES])(session, event, envelope)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 
 from sqlmodel import col, select
 
@@ -177,3 +178,25 @@ async def test_a_clue_registered_after_midnight_in_beijing_counts_its_month_from
     assert clue is not None and deadline is not None
     assert as_utc(clue.disposal_due_at) == as_utc(deadline.due_at) == due
     assert as_utc(deadline.warn_at) == datetime(2026, 4, 24, 17, tzinfo=UTC)
+
+
+async def test_a_rule_version_takes_effect_at_the_countys_midnight(
+    make_database: MakeDatabase,
+) -> None:
+    db = await make_database("cases")
+    versions = [
+        DEFAULT_RULES,
+        replace(DEFAULT_RULES, version="v2027", effective_from=date(2027, 1, 1)),
+    ]
+    # 1 January 2027, 00:30 Beijing time: still 31 December in UTC.
+    await register_case_clue(
+        db, "clue-new-year", at=datetime(2026, 12, 31, 16, 30, tzinfo=UTC), rule_versions=versions
+    )
+    await register_case_clue(
+        db, "clue-old-year", at=datetime(2026, 12, 31, 15, 30, tzinfo=UTC), rule_versions=versions
+    )
+    async with db.session() as session:
+        new = await session.get(ClueRow, "clue-new-year")
+        old = await session.get(ClueRow, "clue-old-year")
+    assert new is not None and old is not None
+    assert (new.rule_version, old.rule_version) == ("v2027", DEFAULT_RULES.version)

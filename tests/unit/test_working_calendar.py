@@ -119,6 +119,17 @@ def test_cases_count_months_and_warnings_on_the_countys_dates_too() -> None:
     )
 
 
+def test_an_intake_rule_version_takes_effect_at_the_countys_midnight() -> None:
+    book = load_rule_book()
+    first = book.rules_on(date(2026, 12, 31))
+    next_year = replace(first, version="v2027", effective_from=date(2027, 1, 1))
+    book = replace(book, rules=(*book.rules, next_year))
+    # 1 January 2027 00:30 Beijing time is 31 December 16:30 UTC.
+    assert book.rules_at(datetime(2026, 12, 31, 16, 30, tzinfo=UTC)).version == "v2027"
+    assert book.rules_at(datetime(2026, 12, 31, 15, 59, tzinfo=UTC)).version == first.version
+    assert book.taxonomy_at(MONDAY_0730_BEIJING) == book.taxonomy_on(date(2026, 3, 2))
+
+
 def test_a_county_on_another_clock_counts_on_its_own_dates() -> None:
     text = NATIONAL_CALENDAR_FILE.read_text(encoding="utf-8").replace(
         "time_zone: Asia/Shanghai", "time_zone: UTC"

@@ -44,7 +44,9 @@ class ClueRegisteredHandler:
             registered_at=event.registered_at,
         )
         # The clue keeps the rules in force when it was registered, not when it arrived here.
-        rules = rules_in_force(self._rule_versions, event.registered_at.date())
+        # On the county's date: a version takes effect at its midnight, not UTC's.
+        day = self._rule_versions[0].calendar.local_date(event.registered_at)
+        rules = rules_in_force(self._rule_versions, day)
         if not await register_clue(session, clue, rules, actor=f"event:{envelope.source}"):
             return
         # Core inserts, not ORM rows: this runs once per consumed clue, and nothing later in

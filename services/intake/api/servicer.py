@@ -112,7 +112,7 @@ class IntakeServicer(
     def _taxonomy(self, submission: Submission, now: datetime) -> Taxonomy:
         """The allegation taxonomy in force when the report was received."""
         try:
-            return self._rule_book.taxonomy_on(submission.received_on(now).date())
+            return self._rule_book.taxonomy_at(submission.received_on(now))
         except LookupError:
             given = "received_at" if submission.received_at is not None else "registered_at"
             if submission.received_on(now) is now:
@@ -124,7 +124,8 @@ class IntakeServicer(
 
     async def _routed(self, submission: Submission, *, now: datetime) -> Submission:
         """The submission with the zone its township is placed in (registry copy)."""
-        received_on = submission.received_on(now).date()
+        # The placement in force on the county's date of receipt.
+        received_on = self._rule_book.calendar.local_date(submission.received_on(now))
         placed = await self._parts.townships.zone_of(
             submission.county_id, submission.township_id, on=received_on
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from services.intake.domain.rules import IntakeRules, rules_in_force
 from services.intake.domain.taxonomy import Taxonomy, taxonomy_in_force
@@ -26,3 +26,11 @@ class RuleBook:
     def rules_on(self, day: date) -> IntakeRules:
         """The rules in force on `day`."""
         return rules_in_force(self.rules, day)
+
+    def taxonomy_at(self, moment: datetime) -> Taxonomy:
+        """The taxonomy in force at `moment`, on the county's date (not the UTC one)."""
+        return self.taxonomy_on(self.calendar.local_date(moment))
+
+    def rules_at(self, moment: datetime) -> IntakeRules:
+        """The rules in force at `moment`: a version takes effect at the county's midnight."""
+        return self.rules_on(self.calendar.local_date(moment))

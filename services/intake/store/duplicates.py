@@ -289,7 +289,7 @@ class DuplicateDesk:
                 report = await session.get(ReportRow, row.report_id, with_for_update=True)
                 assert report is not None
                 own_clue = report.clue_id
-                rules = self._rule_book.rules_on(as_utc(report.received_at).date())
+                rules = self._rule_book.rules_at(report.received_at)
                 await join_clue(
                     session,
                     report,

@@ -104,7 +104,7 @@ def _owe_result(
         # (decided, then closed) must not move the limit.
         return
     # The version in force when the report was received, as for the acceptance limit.
-    rules = rule_book.rules_on(report.received_at.date())
+    rules = rule_book.rules_at(report.received_at)
     report.result_due_at = rule_book.calendar.working_days_after(
         closed_at, rules.result_feedback_working_days
     )

@@ -129,7 +129,7 @@ class ReceiptDesk:
     async def _fail(
         self, claim: ReceiptClaim, scopes: list[GuardScope], *, actor: str, now: datetime
     ) -> None:
-        guard = self._rule_book.rules_on(now.date()).receipt_guard
+        guard = self._rule_book.rules_at(now).receipt_guard
         since = window_start(now, guard)
         locked: list[str] = []
         async with self._db.transaction() as session:

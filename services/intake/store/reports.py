@@ -149,9 +149,9 @@ class ReportRegistry:
         content = self._vault.seal(submission.content.encode(), context=context)
         subject = submission.subject
         received_at = submission.received_at or registered_at
-        rules = self._rule_book.rules_on(received_at.date())
+        rules = self._rule_book.rules_at(received_at)
         calendar = self._rule_book.calendar
-        taxonomy = self._rule_book.taxonomy_on(received_at.date())
+        taxonomy = self._rule_book.taxonomy_at(received_at)
         real_name = submission.reporter is not None
         row = ReportRow(
             report_id=report_id,
