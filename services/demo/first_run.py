@@ -279,6 +279,10 @@ def _print_year(outcome: DemoOutcome, figures: YearFigures, out: Console) -> Non
         compare.add_column(column)
     for row in comparison(figures):
         compare.add_row(*row)
+    counted = [outcome.kpis.get(f"four_forms.{form}", 0) for form in range(1, 5)]
+    if any(counted):
+        # The same people as assessment placed them (its own rules, from cases' events).
+        compare.add_row("four forms as assessment counts them", " / ".join(map(str, counted)), "")
     out.print(compare)
 
 
