@@ -65,7 +65,9 @@ COMMAND_OF_RPC: dict[str, str] = {
     f"{TRAINING}.RecordAttendance": "attendance record",
     f"{TRAINING}.ListAttendance": "attendance list",
     f"{ASSESSMENT}.GetScorecard": "scores show",
-    f"{ASSESSMENT}.GetRanking": "ranking",
+    # `xiezuo ranking PERIOD ...` runs `ranking show`.
+    f"{ASSESSMENT}.GetRanking": "ranking show",
+    # Also `ranking explain` (the same command).
     f"{ASSESSMENT}.ExplainScore": "scores explain",
     f"{ASSESSMENT}.RecordQualitativeScore": "scores mark",
     f"{ASSESSMENT}.DefinePlan": "plans define",

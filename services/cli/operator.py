@@ -57,7 +57,10 @@ def register(app: typer.Typer) -> None:
     app.add_typer(reports_app, name="reports")
     app.add_typer(clues_app, name="clues")
     app.add_typer(draws.app, name="draws")
-    app.command("ranking")(ranking.ranking)
+    # `xiezuo ranking PERIOD` is the league table (as before); `ranking explain` sits beside it.
+    app.add_typer(scores.ranking_app, name="ranking")
+    scores.ranking_app.command("show")(ranking.ranking)
+    scores.ranking_app.command("explain")(scores.scores_explain)
     app.add_typer(scores.app, name="scores")
     planning.register(app)
     app.add_typer(rectification.app, name="rectification")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
+from typer.core import TyperGroup
 from xiezuo.assessment.v1 import assessment_pb2, assessment_pb2_grpc
 
 from services.cli.client import (
@@ -28,6 +29,24 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 Stub = assessment_pb2_grpc.AssessmentServiceStub
+
+
+class RankingGroup(TyperGroup):
+    """`xiezuo ranking PERIOD ...` runs `ranking show`; `ranking explain ...` its sibling."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        """Insert `show` when the first word names no subcommand (a period, or an option)."""
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+ranking_app = typer.Typer(
+    cls=RankingGroup,
+    help="The league table (`ranking PERIOD --county C`) and why a unit scored so "
+    "(`ranking explain`).",
+    no_args_is_help=True,
+)
 LEVELS = ("zone", "township", "person")
 SubjectArg = Annotated[str, typer.Argument(help="Zone, township or person id")]
 QuarterArg = Annotated[str, typer.Argument(help='Quarter such as "2026Q3"')]

@@ -83,6 +83,8 @@ ARGS: dict[str, list[str]] = {
     "attendance record": ["p-1", "--day", "2026-01-02", "--status", "on_assignment"],
     "attendance list": ["p-1"],
     "ranking": ["2026Q3", "--county", "c", "--level", "person"],
+    "ranking show": ["--county", "c", "2026", "--zone", "z-1"],
+    "ranking explain": ["z-1", "2026Q3", "--county", "c"],
     "scores show": ["z-1", "2026Q3", "--county", "c"],
     "scores explain": ["p-1", "2026Q3", "--county", "c", "--level", "person"],
     "scores mark": ["t-1", "2026Q3", "--county", "c", "--level", "township", "--points"]
