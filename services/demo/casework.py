@@ -350,8 +350,7 @@ class _Desk:
         pace = ""
         if book.inquiry_letter:
             await self._act(deputy, "send_inquiry_letter", description="函询通知书")
-            late = 30 if book.late_step == "record_inquiry_reply" else 0
-            await self._act(deputy, "record_inquiry_reply", late_days=late)
+            await self._act(deputy, "record_inquiry_reply")
             pace = "approve_plan"  # the outcome follows the reply within days
         await self._act(deputy, "record_inquiry_outcome", choice=book.inquiry_outcome, pace=pace)
 
@@ -378,7 +377,7 @@ class _Desk:
         hearer = self._member(hearers[0], "hearing_officer")
         await self._act(hearer, "accept_file")
         if book.sent_back:
-            await self._act(hearer, "send_back", reason="补充调查: interview the contractor")
+            await self._act(hearer, "send_back", reason="需补充调查：询问工程承包人")
             await self._act(investigator, "submit_investigation_report")
             await self._act(hearer, "accept_file")
         sanctions = [cases_pb2.Sanction(track=t, kind=k) for t, k in book.sanctions]
@@ -472,9 +471,11 @@ class _Desk:
         if appeal.changed:
             fields["decision"] = appeal.decision
             fields["sanctions"] = [cases_pb2.Sanction(track=t, kind=k) for t, k in appeal.sanctions]
-            self._outcome = Outcome("decision", appeal.decision, appeal.sanctions)
         pace = "decide_second_review" if second else ""
         await self._act(self._work.approver(role, self._zone), "decide_appeal", pace=pace, **fields)
+        if appeal.changed:
+            # A changed outcome replaces the decision and its sanctions (the four forms too).
+            self._outcome = Outcome("decision", appeal.decision, appeal.sanctions)
 
     async def _approve_plan(self, stage: str) -> None:
         table = "verification_plan" if stage == "verification" else "investigation_plan"
