@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import grpc
@@ -147,9 +148,11 @@ async def _get_clue(
 
 
 def _one_month_after(moment: datetime) -> datetime:
+    # On the county's dates (Beijing time), as cases counts it, handed back in UTC.
+    moment = moment.astimezone(ZoneInfo("Asia/Shanghai"))
     year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
     day = min(moment.day, calendar.monthrange(year, month)[1])
-    return moment.replace(year=year, month=month, day=day)
+    return moment.replace(year=year, month=month, day=day).astimezone(UTC)
 
 
 async def _query(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
