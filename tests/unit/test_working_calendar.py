@@ -263,7 +263,9 @@ def test_the_checker_prints_each_year_and_fails_on_a_bad_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert check_files([str(NATIONAL_CALENDAR_FILE)]) == 0
-    assert "2026: 33 holidays, 6 adjusted working days" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "2026: 33 holidays, 6 adjusted working days" in out
+    assert "days are counted on Asia/Shanghai dates" in out
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nyears: {}\n", encoding="utf-8")
     assert check_files([str(bad)]) == 1
