@@ -267,3 +267,56 @@ async def test_people_in_the_four_forms_and_staff_work_in_any_order(
     assert people["b"]["stages_late"] == 1
     assert Decimal(totals["a"]["total"]) / 100 == Decimal("41.00")  # 30 + 3 + 1 + 7
     assert Decimal(totals["b"]["total"]) / 100 == Decimal("37.50")  # 30 + 6 + 3.5 − 2
+
+
+async def test_a_back_entered_team_counts_in_the_quarter_of_its_request(
+    make_database: MakeDatabase,
+) -> None:
+    # The step that asked for the team is dated in Q2; staffing drew it in December.
+    requested = TeamRequested(
+        county_id=COUNTY,
+        zone_id="z1",
+        request_id="k9:verification:2",
+        case_id="k9",
+        stage="verification",
+        subject_township_id="t1",
+        subject_key="s",
+        team_size=2,
+        requested_by="x",
+        requested_at=AT,
+    )
+    drawn = [
+        TeamAssigned(
+            county_id=COUNTY,
+            zone_id="z1",
+            request_id="k9:verification:2",
+            case_id="k9",
+            stage="verification",
+            draw_id=f"d{round_}",
+            members=[
+                TeamMember(person_id=first, home_township_id="t2"),
+                TeamMember(person_id="c", home_township_id="t2"),
+            ],
+            assigned_at=datetime(2026, 12, 1, round_, tzinfo=UTC),
+        )
+        # A redraw (a member declined) replaces the team: the latest draw holds the postings.
+        for round_, first in ((1, "a"), (2, "b"))
+    ]
+    scoring = Scoring(load_rules())
+    for order in ([requested, *drawn], [*reversed(drawn), requested]):
+        database = await make_database("assessment")
+        await _apply(database, order)
+        async with database.transaction() as session:
+            counts = {
+                (level, quarter): (
+                    await scoring.ranking(
+                        session, county_id=COUNTY, level=level, quarter=Quarter(2026, quarter)
+                    )
+                ).counts
+                for level in Level
+                for quarter in (2, 4)
+            }
+        assert counts[(Level.ZONE, 2)]["z1"] == {"teams_requested": 1, "teams_assigned": 1}
+        assert counts[(Level.TOWNSHIP, 2)]["t2"] == {"team_assignments": 2}
+        assert set(counts[(Level.PERSON, 2)]) == {"b", "c"}
+        assert all(not counts[(level, 4)] for level in Level)

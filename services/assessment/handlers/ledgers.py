@@ -28,7 +28,7 @@ from services.assessment.store.campaigns import (
     record_milestone,
 )
 from services.assessment.store.four_forms import record_outcome, record_subject
-from services.assessment.store.staff_work import record_request, record_step, record_team
+from services.assessment.store.staff_work import Member, record_request, record_step, record_team
 from services.assessment.store.timeliness import record_breach, record_finish
 from services.contracts.cases import (
     CaseClosed,
@@ -285,31 +285,43 @@ class WorkStepLedger:
             )
 
 
-async def team_request(session: AsyncSession, event: TeamRequested, _: Envelope) -> None:
-    """When a team's work began: the step's own time (back-entered steps too)."""
-    await record_request(
-        session,
-        county_id=event.county_id,
-        request_id=event.request_id,
-        case_id=event.case_id,
-        stage=event.stage,
-        requested_at=event.requested_at,
-    )
+class TeamLedger:
+    """Keeps team requests and the teams drawn for them, each in its quarter."""
 
+    def __init__(self, calendar: AssessmentCalendar) -> None:
+        self._calendar = calendar
 
-async def case_team(session: AsyncSession, event: TeamAssigned, envelope: Envelope) -> None:
-    """Who is on the team for a case's stage (the latest draw for a request works it)."""
-    await record_team(
-        session,
-        county_id=event.county_id,
-        event_id=envelope.id,
-        case_id=event.case_id,
-        request_id=event.request_id,
-        stage=event.stage,
-        zone_id=event.zone_id,
-        members=[(member.person_id, member.leader) for member in event.members],
-        assigned_at=event.assigned_at,
-    )
+    async def requested(self, session: AsyncSession, event: TeamRequested, _: Envelope) -> None:
+        """When a team's work began: the step's own time (back-entered steps too)."""
+        await record_request(
+            session,
+            county_id=event.county_id,
+            request_id=event.request_id,
+            case_id=event.case_id,
+            stage=event.stage,
+            requested_at=event.requested_at,
+            quarter=self._calendar.quarter_of(event.requested_at),
+        )
+
+    async def assigned(
+        self, session: AsyncSession, event: TeamAssigned, envelope: Envelope
+    ) -> None:
+        """Who is on the team for a case's stage (the latest draw for a request works it)."""
+        await record_team(
+            session,
+            county_id=event.county_id,
+            event_id=envelope.id,
+            case_id=event.case_id,
+            request_id=event.request_id,
+            stage=event.stage,
+            zone_id=event.zone_id,
+            members=[
+                Member(member.person_id, member.home_township_id, member.leader)
+                for member in event.members
+            ],
+            assigned_at=event.assigned_at,
+            quarter=self._calendar.quarter_of(event.assigned_at),
+        )
 
 
 async def stage_breach(session: AsyncSession, event: DeadlineBreached, envelope: Envelope) -> None:
@@ -337,6 +349,7 @@ def ledgers(
     leaves_investigation = LimitClockLedger(calendar, disposal=False)
     placed = FormLedger(calendar, forms)
     work = WorkStepLedger(calendar)
+    teams = TeamLedger(calendar)
     return {
         ClueRegistered.event_type: [campaign_clue, case_subject],
         ClueDisposed.event_type: [LimitClockLedger(calendar, disposal=True)],
@@ -349,6 +362,6 @@ def ledgers(
         DeadlineBreached.event_type: [limit_breach, stage_breach],
         RectificationOpened.event_type: [rectification_opened],
         RectificationClosed.event_type: [rectification_closed],
-        TeamRequested.event_type: [team_request],
-        TeamAssigned.event_type: [case_team],
+        TeamRequested.event_type: [teams.requested],
+        TeamAssigned.event_type: [teams.assigned],
     }

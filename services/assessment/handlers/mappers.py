@@ -83,21 +83,13 @@ def team_requested(event: TeamRequested, _ce_time: datetime) -> list[Fact]:
 
 
 def team_assigned(event: TeamAssigned, _ce_time: datetime) -> list[Fact]:
-    """A team filled: the zone counts it, each member and their home township count a posting."""
-    facts = [Fact(Kpi.TEAMS_ASSIGNED, event.assigned_at, event.county_id, event.zone_id)]
-    facts.extend(
-        Fact(
-            Kpi.TEAM_ASSIGNMENTS,
-            event.assigned_at,
-            event.county_id,
-            event.zone_id,
-            township_id=member.home_township_id,
-            person_ids=(member.person_id,),
-            count_for_zone=False,
-        )
-        for member in event.members
-    )
-    return facts
+    """Nothing counted from the draw's own time: a team counts in the quarter of its request.
+
+    teams_assigned (zone) and team_assignments (members and their home townships) are
+    derived when read from the team ledger (store/staff_work.py: team_counts), because a
+    back-entered step's team is drawn months after the step's date.
+    """
+    return []
 
 
 def team_unfillable(event: TeamUnfillable, _ce_time: datetime) -> list[Fact]:

@@ -8,7 +8,7 @@ from services.assessment.domain.four_forms import FourFormsRules, load_four_form
 from services.assessment.domain.kpis import Level
 from services.assessment.domain.quarter import Quarter
 from services.assessment.store.four_forms import form_counts
-from services.assessment.store.staff_work import staff_counts
+from services.assessment.store.staff_work import staff_counts, team_counts
 from services.assessment.store.timeliness import Derived, limit_counts
 
 
@@ -42,6 +42,11 @@ async def derived_counts(
     )
     counted.update(
         await staff_counts(
+            session, county_id=county_id, quarter=quarter, level=level, subject_id=subject_id
+        )
+    )
+    counted.update(
+        await team_counts(
             session, county_id=county_id, quarter=quarter, level=level, subject_id=subject_id
         )
     )

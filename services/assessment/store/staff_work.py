@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.assessment.domain.kpis import Level
+from services.assessment.domain.facts import NOT_A_ZONE
+from services.assessment.domain.kpis import Kpi, Level
 from services.assessment.domain.quarter import Quarter
 from services.assessment.domain.staff_work import TEAM_STAGES, Team, WorkStep, work_counts
 from services.assessment.store.tables import CaseTeam, CaseWorkStep, LimitBreach, TeamRequest
 
 LEADER_MARK = "*"
+TOWNSHIP_MARK = "@"
 
 
 def _insert(session: AsyncSession, model: type) -> object:
@@ -36,8 +39,9 @@ async def record_request(
     case_id: str,
     stage: str,
     requested_at: datetime,
+    quarter: Quarter,
 ) -> None:
-    """When cases asked for a team (the team's work starts then)."""
+    """When cases asked for a team (the team's work starts then, and it counts then)."""
     await _insert_once(
         session,
         TeamRequest,
@@ -46,6 +50,7 @@ async def record_request(
         case_id=case_id,
         stage=stage,
         requested_at=requested_at,
+        quarter=str(quarter),
     )
 
 
@@ -58,8 +63,9 @@ async def record_team(
     request_id: str,
     stage: str,
     zone_id: str,
-    members: list[tuple[str, bool]],
+    members: list[Member],
     assigned_at: datetime,
+    quarter: Quarter,
 ) -> None:
     """A team drawn for a request (a redraw is another row; the latest one works)."""
     await _insert_once(
@@ -71,8 +77,12 @@ async def record_team(
         request_id=request_id,
         stage=stage,
         zone_id=zone_id,
-        members=" ".join(person + (LEADER_MARK if leader else "") for person, leader in members),
+        members=" ".join(
+            f"{m.person_id}{TOWNSHIP_MARK}{m.township_id}" + (LEADER_MARK if m.leader else "")
+            for m in members
+        ),
         assigned_at=assigned_at,
+        quarter=str(quarter),
     )
 
 
@@ -99,10 +109,83 @@ async def record_step(
     )
 
 
-def _members(text: str) -> tuple[tuple[str, bool], ...]:
-    return tuple(
-        (item.removesuffix(LEADER_MARK), item.endswith(LEADER_MARK)) for item in text.split()
+@dataclass(frozen=True)
+class Member:
+    """One person on a drawn team, with their home township."""
+
+    person_id: str
+    township_id: str
+    leader: bool = False
+
+
+def _members(text: str) -> tuple[Member, ...]:
+    found = []
+    for item in text.split():
+        person, _, township = item.removesuffix(LEADER_MARK).partition(TOWNSHIP_MARK)
+        found.append(Member(person, township, item.endswith(LEADER_MARK)))
+    return tuple(found)
+
+
+async def team_counts(
+    session: AsyncSession,
+    *,
+    county_id: str,
+    quarter: Quarter,
+    level: Level,
+    subject_id: str | None = None,
+) -> dict[tuple[str, str, str], list[str]]:
+    """(subject, zone, kpi) → draws counted: teams assigned (zone) and postings (township,
+    person), in the quarter of the team's request — a back-entered step's own date, not the
+    day the draw ran. A draw whose request was not consumed yet counts in its own quarter."""
+    requested = select(TeamRequest.request_id).where(
+        TeamRequest.county_id == county_id, TeamRequest.quarter == str(quarter)
     )
+    known = select(TeamRequest.request_id).where(TeamRequest.county_id == county_id)
+    rows = list(
+        (
+            await session.exec(
+                select(CaseTeam).where(
+                    CaseTeam.county_id == county_id, col(CaseTeam.request_id).in_(requested)
+                )
+            )
+        ).all()
+    )
+    own_quarter = (
+        await session.exec(
+            select(CaseTeam).where(
+                CaseTeam.county_id == county_id,
+                CaseTeam.quarter == str(quarter),
+                col(CaseTeam.request_id).not_in(known),
+            )
+        )
+    ).all()
+    latest: dict[str, CaseTeam] = {}
+    for row in [*rows, *own_quarter]:
+        held = latest.get(row.request_id)
+        # The latest draw for a request holds the postings (a redraw replaces the team).
+        if held is None or (_utc(row.assigned_at), row.event_id) > (
+            _utc(held.assigned_at),
+            held.event_id,
+        ):
+            latest[row.request_id] = row
+    counted: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    for row in latest.values():
+        if level is Level.ZONE:
+            if row.zone_id not in NOT_A_ZONE:
+                counted[(row.zone_id, row.zone_id, Kpi.TEAMS_ASSIGNED.value)].append(row.event_id)
+            continue
+        for member in _members(row.members):
+            subject = member.person_id if level is Level.PERSON else member.township_id
+            if subject:
+                # Two members from one township are two postings of the same draw.
+                counted[(subject, row.zone_id, Kpi.TEAM_ASSIGNMENTS.value)].append(row.event_id)
+    if subject_id is None:
+        return dict(counted)
+    return {key: events for key, events in counted.items() if key[0] == subject_id}
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 async def staff_counts(
@@ -147,7 +230,7 @@ async def staff_counts(
             row.stage,
             row.request_id,
             row.zone_id,
-            _members(row.members),
+            tuple((member.person_id, member.leader) for member in _members(row.members)),
             # Before its request is consumed a team is dated by its draw.
             requested.get(row.request_id, row.assigned_at),
             (row.assigned_at, row.event_id),

@@ -282,20 +282,29 @@ class TeamRequest(SQLModel, table=True):
     """When cases asked for a team (the step's own time, also for back-entered steps)."""
 
     __tablename__ = "team_request"
-    __table_args__ = (Index("ix_team_request_case", "county_id", "case_id"),)
+    __table_args__ = (
+        Index("ix_team_request_case", "county_id", "case_id"),
+        Index("ix_team_request_quarter", "county_id", "quarter"),
+    )
 
     county_id: str = Field(sa_column=Column(String(64), primary_key=True))
     request_id: str = Field(sa_column=Column(String(128), primary_key=True))
     case_id: str = Field(sa_column=Column(String(64), nullable=False))
     stage: str = Field(sa_column=Column(String(32), nullable=False))
     requested_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    # The quarter a team drawn for it counts in (the step's, also for back-entered steps).
+    quarter: str = Field(default="", sa_column=Column(String(8), nullable=False))
 
 
 class CaseTeam(SQLModel, table=True):
-    """A team drawn for a case's stage: its members (`person` or `person*` for the leader)."""
+    """A team drawn for a case's stage: `person@home_township` per member, `*` after a leader."""
 
     __tablename__ = "case_team"
-    __table_args__ = (Index("ix_case_team_case", "county_id", "case_id"),)
+    __table_args__ = (
+        Index("ix_case_team_case", "county_id", "case_id"),
+        Index("ix_case_team_request", "county_id", "request_id"),
+        Index("ix_case_team_quarter", "county_id", "quarter"),
+    )
 
     county_id: str = Field(sa_column=Column(String(64), primary_key=True))
     event_id: str = Field(sa_column=Column(String(64), primary_key=True))
@@ -305,6 +314,8 @@ class CaseTeam(SQLModel, table=True):
     zone_id: str = Field(sa_column=Column(String(64), nullable=False))
     members: str = Field(sa_column=Column(Text, nullable=False))
     assigned_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    # The draw's own quarter: used only while its request has not been consumed.
+    quarter: str = Field(default="", sa_column=Column(String(8), nullable=False))
 
 
 class CaseWorkStep(SQLModel, table=True):
