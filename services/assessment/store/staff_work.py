@@ -140,7 +140,15 @@ async def team_counts(
     requested = select(TeamRequest.request_id).where(
         TeamRequest.county_id == county_id, TeamRequest.quarter == str(quarter)
     )
-    known = select(TeamRequest.request_id).where(TeamRequest.county_id == county_id)
+    # Per draw a primary-key probe, not the county's whole history of requests.
+    known = (
+        select(TeamRequest.request_id)
+        .where(
+            TeamRequest.county_id == CaseTeam.county_id,
+            TeamRequest.request_id == CaseTeam.request_id,
+        )
+        .exists()
+    )
     rows = list(
         (
             await session.exec(
@@ -155,7 +163,7 @@ async def team_counts(
             select(CaseTeam).where(
                 CaseTeam.county_id == county_id,
                 CaseTeam.quarter == str(quarter),
-                col(CaseTeam.request_id).not_in(known),
+                ~known,
             )
         )
     ).all()
