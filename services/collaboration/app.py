@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
 
 import grpc
 from xiezuo.collaboration.v1 import collaboration_pb2, collaboration_pb2_grpc
 
 from services.collaboration.api.servicer import CollaborationServicer
 from services.collaboration.domain.letter_kinds import parse_letter_kinds
+from services.collaboration.due_dates import DueDateScan
 from services.collaboration.handlers.letters import LetterRecordHandler
 from services.collaboration.letters import LetterDesk
 from services.collaboration.metrics import LetterMetrics
@@ -23,12 +27,13 @@ from services.contracts.collaboration import (
 from services.runtime.host import GrpcParts, ServiceHost
 from services.runtime.settings import Settings
 
+log = logging.getLogger(__name__)
 SERVICE_NAME = collaboration_pb2.DESCRIPTOR.services_by_name["CollaborationService"].full_name
 
 
 def build(
     settings: Settings, own: CollaborationSettings | None = None
-) -> tuple[ServiceHost, GrpcParts]:
+) -> tuple[ServiceHost, GrpcParts, DueDateScan]:
     """Wire collaboration: signed letter records in and out, letters over gRPC."""
     own = own or CollaborationSettings()
     host = ServiceHost(settings)
@@ -45,10 +50,34 @@ def build(
     def register(server: grpc.aio.Server) -> None:
         collaboration_pb2_grpc.add_CollaborationServiceServicer_to_server(servicer, server)
 
-    return host, GrpcParts(service_names=[SERVICE_NAME], register=register)
+    scan = DueDateScan(host.database, desk, metrics)
+    return host, GrpcParts(service_names=[SERVICE_NAME], register=register), scan
+
+
+async def scan_due_dates(scan: DueDateScan, stop: asyncio.Event, interval: float) -> None:
+    """Run a due-date pass every `interval` seconds until `stop`."""
+    # Waits first: the host migrates the database on start.
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+        if stop.is_set():
+            return
+        try:
+            await scan.scan(now=datetime.now(UTC))
+        except Exception:
+            # The next pass retries from the rows; a failed pass must not stop the service.
+            log.exception("letter due-date scan failed")
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     """Run collaboration until `stop` is set."""
-    host, grpc_parts = build(settings)
-    await host.run(grpc_parts, stop)
+    host, grpc_parts, scan = build(settings)
+    interval = CollaborationSettings().due_scan_seconds
+    scanning = asyncio.create_task(
+        scan_due_dates(scan, stop, interval), name="collaboration-due-dates"
+    )
+    try:
+        await host.run(grpc_parts, stop)
+    finally:
+        stop.set()
+        await scanning

@@ -20,3 +20,5 @@ class CollaborationSettings(BaseSettings):
     # `<state_dir>/keys/collaboration-<county>.pem` (dev keys, `xiezuo collaboration keygen`).
     signing_key_files: dict[str, Path] = Field(default_factory=dict)
     letter_kinds_file: Path = DEFAULT_LETTER_KINDS_FILE
+    # How often open letters are checked against their due dates (reminders, overdue).
+    due_scan_seconds: float = 300.0

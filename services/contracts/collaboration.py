@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.contracts.base import IntegrationEvent
 
 LETTERS_TOPIC = "xiezuo.collaboration.letters"
+# Inside one county: answers for a case's history, due-soon reminders, overdue letters.
 ANSWERS_TOPIC = "xiezuo.collaboration.answers"
 LetterKindName = Literal[
     "verify_fact", "witness_statement", "registry_check", "locate_person", "other"
@@ -122,3 +123,30 @@ class AssistanceAnswered(IntegrationEvent):
     def subject_id(self) -> str | None:
         """The case the answer belongs to."""
         return self.case_id
+
+
+class LetterDueSoon(IntegrationEvent):
+    """A letter this county must answer, or awaits, is due within two working days.
+
+    Keyed like the rest of the topic: the asking side by its case's zone, the asked side (which
+    has no case) under zone `*`.
+    """
+
+    event_type: ClassVar[str] = "xiezuo.collaboration.letter_due_soon.v1"
+    topic: ClassVar[str] = ANSWERS_TOPIC
+
+    letter_id: str
+    direction: Literal["outbound", "inbound"]
+    counterpart_county: str
+    kind: LetterKindName
+    due_date: date
+
+    def subject_id(self) -> str | None:
+        """The letter."""
+        return self.letter_id
+
+
+class LetterOverdue(LetterDueSoon):
+    """A letter's due date passed without an answer (a breach on the county's calendar)."""
+
+    event_type: ClassVar[str] = "xiezuo.collaboration.letter_overdue.v1"

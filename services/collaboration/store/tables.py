@@ -31,6 +31,7 @@ class LetterRow(SQLModel, table=True):
             "ix_collaboration_letter_list", "county_id", "direction", "requested_at", "letter_id"
         ),
         Index("ix_collaboration_letter_id", "letter_id"),
+        Index("ix_collaboration_letter_due", "due_date"),
     )
 
     county_id: str = Field(sa_column=Column(String(64), primary_key=True))
@@ -59,6 +60,9 @@ class LetterRow(SQLModel, table=True):
     answered_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     findings: str | None = Field(default=None, sa_column=Column(Text))
     attachments_json: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    # Set once by the due-date scan, with the notice it published (one of each per side).
+    reminded_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    overdue_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
