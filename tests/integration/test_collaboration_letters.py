@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from prometheus_client import generate_latest
 from sqlmodel import col, select
 from xiezuo.collaboration.v1 import collaboration_pb2 as pb
 from xiezuo.collaboration.v1 import collaboration_pb2_grpc as pb_grpc
@@ -432,9 +434,10 @@ def _forged(
 
 
 async def test_forged_replayed_and_misaddressed_records_are_dead_lettered_and_change_nothing(
-    counties: Counties,
+    counties: Counties, caplog: pytest.LogCaptureFixture
 ) -> None:
     c = counties
+    caplog.set_level(logging.DEBUG)
     letter_id = await _letter_flow(c)
     genuine = [
         r
@@ -481,6 +484,10 @@ async def test_forged_replayed_and_misaddressed_records_are_dead_lettered_and_ch
             ),
             key=c.keys[c.a],
         ),
+        # Addressed to a county that is not in the network.
+        "misaddressed-nowhere": _forged(
+            c, letter("L-forged-5", county_id=unique("county-x")), key=c.keys[c.a]
+        ),
         # A's real key, but a field the kind does not allow and the reporter's identity.
         "outside-allowlist": _forged(
             c,
@@ -512,6 +519,9 @@ async def test_forged_replayed_and_misaddressed_records_are_dead_lettered_and_ch
     for event_id, reason in expected.items():
         prefix = "misaddressed" if reason.startswith("misaddressed") else reason
         assert errors[event_id].startswith(prefix), (reason, errors[event_id])
+    # The reporter marker appears in no log line and no metric.
+    assert REPORTER_MARKER not in caplog.text
+    assert REPORTER_MARKER.encode() not in generate_latest(c.metrics.registry)
     # Nothing counted for the dead-lettered records.
     assert c.steps("received") == 1 and c.steps("accept_received") == 1
     # Nothing changed: no row, no state, no audit entry.

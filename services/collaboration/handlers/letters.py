@@ -54,12 +54,14 @@ class LetterRecordHandler:
         self, session: AsyncSession, event: CrossCountyRecord, envelope: Envelope
     ) -> None:
         """Verify, then apply; PoisonEvent (dead letter, nothing changed) when it fails."""
-        if event.county_id not in self._desk.keys.counties:
-            # Addressed to a member county another deployment serves (a shared broker).
-            return
         network = await current_network(session)
         if network is None:
             raise PoisonEvent("no-network: no network file imported here; import it, then replay")
+        if network.member(event.county_id) is None:
+            raise PoisonEvent(f"misaddressed: {event.county_id[:64]!r} is not a member county")
+        if event.county_id not in self._desk.keys.counties:
+            # Addressed to a member county another deployment serves (a shared broker).
+            return
         self.verify(network, event, envelope)
         now = datetime.now(UTC)
         if isinstance(event, LetterSent):
