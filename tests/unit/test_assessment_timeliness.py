@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from services.assessment.domain.kpis import Kpi
+from services.assessment.domain.kpis import Kpi, Level
 from services.assessment.domain.quarter import Quarter
 from services.assessment.domain.scoring_rules import load_rules, rules_in_force
 from services.assessment.domain.timeliness import (
@@ -64,8 +64,8 @@ def test_2026_keeps_its_scheme_and_2027_scores_timeliness() -> None:
     # 2026.2 corrects 2026.1's staff scheme from the same day; zones are scored as before.
     assert in_2026.version == "cn-default-2026.2"
     first = next(version for version in rules if version.version == "cn-default-2026.1")
-    assert in_2026.levels["zone"] == first.levels["zone"]
-    assert in_2026.levels["person"] != first.levels["person"]
+    assert in_2026.levels[Level.ZONE] == first.levels[Level.ZONE]
+    assert in_2026.levels[Level.PERSON] != first.levels[Level.PERSON]
     scheme = rules_in_force(rules, Quarter(2027, 1))
     assert scheme.version == "cn-default-2027.2"
-    assert Kpi.CLUES_DISPOSED_IN_TIME in scheme.levels["zone"].kpis()
+    assert Kpi.CLUES_DISPOSED_IN_TIME in scheme.levels[Level.ZONE].kpis()
