@@ -33,9 +33,10 @@ from typing import Any
 import yaml
 
 from services.contracts.audit import CHECKPOINTS_TOPIC, TOPIC_CONFIGS
+from services.contracts.collaboration import CrossCountyRecord
 from services.contracts.registry import EVENT_TYPES
 from services.runtime.deadletters import dead_letter_topic
-from services.runtime.settings import SERVICES, PlatformSettings, Settings
+from services.runtime.settings import SERVICES, STANDALONE_SERVICES, PlatformSettings, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPONENTS = ROOT / "deploy" / "k8s" / "components"
@@ -47,6 +48,9 @@ HEADER = (
     "# edit. Change the code (or tools/gen_k8s.py) and run `.venv/bin/python tools/gen_k8s.py`.\n"
 )
 
+# Every service runs in its own Deployment, collaboration too (which `xiezuo up` does not start
+# yet: it is not in SERVICES until then).
+DEPLOYED = tuple(dict.fromkeys((*SERVICES, *STANDALONE_SERVICES)))
 NAMESPACE = "xiezuo"
 # The Strimzi Kafka of components/strimzi: its CA secret and bootstrap follow from the name.
 KAFKA_CLUSTER = "xiezuo"
@@ -69,6 +73,29 @@ DB_CA_SECRET = f"{DB_CLUSTER}-ca"
 # The gRPC-heavy path scales on CPU (an HPA), not on the little it consumes.
 CPU_SCALED = "intake"
 
+# The cross-county mirror (components/collaboration-mirror): placeholders an overlay replaces.
+MIRROR_COUNTY = "county-id"
+EXAMPLE_OTHER_COUNTY = "other-county-id"
+HUB_ALIAS = "hub"
+# At the hub each county's records keep to `xiezuo-from-<county>.<topic>`.
+ORIGIN_PREFIX = "xiezuo-from-"
+HUB_BOOTSTRAP = "hub-kafka.example.org:9093"
+HUB_USER_SECRET = "xiezuo-collaboration-hub-user"
+HUB_CA_SECRET = "xiezuo-collaboration-hub-ca"
+MIRROR_USER = "xiezuo-collaboration-mirror"
+MIRROR_CONNECT_GROUP = MIRROR_USER
+MIRROR_CONNECT_TOPICS = {part: f"{MIRROR_USER}-{part}" for part in ("configs", "status", "offsets")}
+MIRROR_LABELS = {"app.kubernetes.io/component": "collaboration-mirror"}
+# Every record a service publishes carries it (services/runtime/envelope.py) and no receiver
+# reads it back: the down mirror drops it, so "no ce_dataschema" means "came from the hub".
+MIRROR_MARK_HEADER = "ce_dataschema"
+DEFAULT_POLICY = "org.apache.kafka.connect.mirror.DefaultReplicationPolicy"
+IDENTITY_POLICY = "org.apache.kafka.connect.mirror.IdentityReplicationPolicy"
+FILTER = "org.apache.kafka.connect.transforms.Filter"
+HAS_HEADER_KEY = "org.apache.kafka.connect.transforms.predicates.HasHeaderKey"
+REGEX_ROUTER = "org.apache.kafka.connect.transforms.RegexRouter"
+DROP_HEADERS = "org.apache.kafka.connect.transforms.DropHeaders"
+
 INFRASTRUCTURE = {"app.kubernetes.io/component": "infrastructure"}
 AUTOSCALING = {"app.kubernetes.io/component": "autoscaling"}
 MONITORING = {"app.kubernetes.io/component": "monitoring"}
@@ -81,17 +108,25 @@ class Grants:
     """One Kafka user's ACLs: operations by (resource type, name)."""
 
     rules: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    # Names granted as a prefix (only the mirror's `xiezuo-from-` topics).
+    prefixes: set[tuple[str, str]] = field(default_factory=set)
 
-    def allow(self, kind: str, name: str, *operations: str) -> None:
-        """Add `operations` on a literal resource."""
+    def allow(self, kind: str, name: str, *operations: str, prefix: bool = False) -> None:
+        """Add `operations` on a literal resource (or on every name starting with `name`)."""
         self.rules.setdefault((kind, name), set()).update(operations)
+        if prefix:
+            self.prefixes.add((kind, name))
 
     def acls(self) -> list[Manifest]:
         """Strimzi ACL rules, sorted: topics first, then groups."""
-        order = ["Read", "Write", "Describe"]
+        order = ["Read", "Write", "Create", "Describe", "DescribeConfigs"]
         return [
             {
-                "resource": {"type": kind, "name": name, "patternType": "literal"},
+                "resource": {
+                    "type": kind,
+                    "name": name,
+                    "patternType": "prefix" if (kind, name) in self.prefixes else "literal",
+                },
                 "operations": sorted(ops, key=order.index),
             }
             for (kind, name), ops in sorted(
@@ -128,7 +163,7 @@ def kafka_needs() -> dict[str, KafkaNeeds]:
 
     async def collect(state_dir: str) -> dict[str, KafkaNeeds]:
         found: dict[str, KafkaNeeds] = {}
-        for service in SERVICES:
+        for service in DEPLOYED:
             app = importlib.import_module(f"services.{service}.app")
             host = app.build(Settings(service, PlatformSettings(state_dir=Path(state_dir))))[0]
             found[service] = KafkaNeeds(
@@ -163,7 +198,7 @@ def kafka_topics(needs: dict[str, KafkaNeeds]) -> list[Manifest]:
     names = {event.topic for event in EVENT_TYPES.values()}
     for need in needs.values():
         names.update(need.written, need.read)
-    dead_letters = {dead_letter_topic(service) for service in SERVICES}
+    dead_letters = {dead_letter_topic(service) for service in DEPLOYED}
     topics = {
         topic: {
             "retention.ms": DEAD_LETTER_RETENTION_MS
@@ -210,7 +245,7 @@ def service_grants(needs: dict[str, KafkaNeeds]) -> dict[str, Grants]:
     operator = grants[OPERATOR_USER] = Grants()
     # `xiezuo deadletter list|replay` and `xiezuo audit verify`: group-less reads, and replay
     # writes a letter back to the topic it came from (always one some service consumes).
-    for service in SERVICES:
+    for service in DEPLOYED:
         operator.allow("topic", dead_letter_topic(service), "Read", "Describe")
     operator.allow("topic", CHECKPOINTS_TOPIC, "Read", "Describe")
     for topic in sorted({t for need in needs.values() for t in need.read}):
@@ -329,7 +364,7 @@ def kafka_topics_component(needs: dict[str, KafkaNeeds]) -> dict[str, str]:
             "checkpoints, replay). Strimzi writes each user's password into a Secret of its name.",
         ),
         "kafka-topics/service-credentials.yaml": _dump(
-            [kafka_credentials(service) for service in SERVICES],
+            [kafka_credentials(service) for service in DEPLOYED],
             "Each Deployment logs in as its own KafkaUser.",
         ),
     }
@@ -362,7 +397,7 @@ def scaling_component(needs: dict[str, KafkaNeeds]) -> dict[str, str]:
             },
         },
     ]
-    for service in SERVICES:
+    for service in DEPLOYED:
         if service == CPU_SCALED:
             manifests.append(_cpu_autoscaler(service))
             continue
@@ -509,7 +544,7 @@ def _database_env(service: str, host: str, container: str, kind: str) -> Manifes
 
 def database_cluster() -> list[Manifest]:
     """The CloudNativePG Cluster, its Pooler and its ScheduledBackup."""
-    first, *others = SERVICES
+    first, *others = DEPLOYED
     # No Database resources (their schema is not vendored): the first service's database is
     # the bootstrap one, the others are created once at initdb; the managed roles keep every
     # owner's password equal to its Secret from then on.
@@ -542,9 +577,9 @@ def database_cluster() -> list[Manifest]:
                 "limits": {"cpu": "2", "memory": "4Gi"},
             },
             # Session pooling multiplexes nothing: every pooled client is a server connection.
-            # At the autoscalers' maximum (intake 10 pods, the others 6) with SQLAlchemy's
-            # default pool (5 + 10 overflow) that is 150 + 3 x 90 = 420, plus CloudNativePG's own.
-            "postgresql": {"parameters": {"max_connections": "500"}},
+            # At the autoscalers' maximum (intake 10 pods, the other four 6) with SQLAlchemy's
+            # default pool (5 + 10 overflow) that is 150 + 4 x 90 = 510, plus CloudNativePG's own.
+            "postgresql": {"parameters": {"max_connections": "600"}},
             "bootstrap": {
                 "initdb": {
                     "database": first,
@@ -562,7 +597,7 @@ def database_cluster() -> list[Manifest]:
                         "login": True,
                         "passwordSecret": {"name": f"xiezuo-{service}-db-credentials"},
                     }
-                    for service in SERVICES
+                    for service in DEPLOYED
                 ]
             },
             "backup": {
@@ -710,11 +745,11 @@ def pooler_network_policy() -> Manifest:
 def database_component() -> dict[str, str]:
     """Files of components/cloudnative-pg."""
     connections = [
-        _database_env(service, DB_POOLER, service, "Deployment") for service in SERVICES
+        _database_env(service, DB_POOLER, service, "Deployment") for service in DEPLOYED
     ] + [
         # Migrations talk to the primary directly: DDL and long transactions skip the pooler.
         _database_env(service, f"{DB_CLUSTER}-rw", "migrate", "Job")
-        for service in SERVICES
+        for service in DEPLOYED
     ]
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1alpha1",
@@ -760,7 +795,7 @@ def service_monitors() -> dict[str, str]:
                 ],
             },
         }
-        for service in SERVICES
+        for service in DEPLOYED
     ]
     return {
         "observability/servicemonitors.yaml": _dump(
@@ -769,27 +804,294 @@ def service_monitors() -> dict[str, str]:
     }
 
 
+def cross_county_topics() -> list[str]:
+    """Topics of the records one county addresses to another (the only ones mirrored)."""
+    return sorted(
+        {event.topic for event in EVENT_TYPES.values() if issubclass(event, CrossCountyRecord)}
+    )
+
+
+def _alternatives(patterns: list[str]) -> str:
+    return "|".join(patterns)
+
+
+def mirror_grants() -> Grants:
+    """The county's MirrorMaker user on its own Kafka: read what leaves, write what arrives."""
+    grants = Grants()
+    # The down mirror first makes its own empty copies named as at the hub (MirrorMaker creates
+    # a target topic for each source topic; the records themselves go to the local name).
+    grants.allow("topic", ORIGIN_PREFIX, "Create", "Describe", prefix=True)
+    for topic in cross_county_topics():
+        # Up: read the county's records (no consumer group: MirrorMaker assigns partitions)
+        # and their topic settings (for the hub copy it creates). Down: write what other
+        # counties addressed to it.
+        grants.allow("topic", topic, "Read", "Write", "Describe", "DescribeConfigs")
+    # The down mirror's Kafka Connect cluster keeps its state here.
+    for topic in MIRROR_CONNECT_TOPICS.values():
+        grants.allow("topic", topic, "Read", "Write", "Describe")
+    grants.allow("group", MIRROR_CONNECT_GROUP, "Read")
+    return grants
+
+
+def hub_grants(county: str, others: list[str]) -> Grants:
+    """A county's user on the hub: write its own origin topics, read the other counties'."""
+    grants = Grants()
+    for topic in cross_county_topics():
+        # Create: the up mirror makes its hub copy the first time (settings copied from here).
+        grants.allow("topic", f"{ORIGIN_PREFIX}{county}.{topic}", "Write", "Create", "Describe")
+        for other in others:
+            # DescribeConfigs: the down mirror copies the topic's settings when it makes its copy.
+            grants.allow(
+                "topic", f"{ORIGIN_PREFIX}{other}.{topic}", "Read", "Describe", "DescribeConfigs"
+            )
+    for topic in _hub_connect_topics(county).values():
+        # Kafka Connect creates its state topics at the hub on its first start.
+        grants.allow("topic", topic, "Read", "Write", "Create", "Describe")
+    grants.allow("group", f"xiezuo-mirror-{county}", "Read")
+    return grants
+
+
+def _hub_connect_topics(county: str) -> dict[str, str]:
+    return {part: f"xiezuo-mirror-{county}-{part}" for part in ("configs", "status", "offsets")}
+
+
+def _scram(username: str, secret: str) -> Manifest:
+    return {
+        "type": "scram-sha-512",
+        "username": username,
+        "passwordSecret": {"secretName": secret, "password": "password"},
+    }
+
+
+def _trust(secret: str) -> Manifest:
+    return {"trustedCertificates": [{"secretName": secret, "certificate": "ca.crt"}]}
+
+
+# Both mirrors: no offset syncs or checkpoints (each county's group reads its own Kafka; a
+# translated offset would move another county's group of the same name), no topic config or
+# ACL sync (KafkaTopics and KafkaUsers own those), at-least-once copies.
+MIRROR_CONNECTOR_DEFAULTS = {
+    "emit.offset-syncs.enabled": "false",
+    "sync.topic.configs.enabled": "false",
+    "sync.topic.acls.enabled": "false",
+}
+CONNECT_STORAGE = {
+    "config.storage.replication.factor": -1,
+    "offset.storage.replication.factor": -1,
+    "status.storage.replication.factor": -1,
+}
+
+
+def mirror_up() -> Manifest:
+    """This county's own records to the hub, into `<county>.<topic>` there."""
+    hub_topics = _hub_connect_topics(MIRROR_COUNTY)
+    return {
+        "apiVersion": "kafka.strimzi.io/v1",
+        "kind": "KafkaMirrorMaker2",
+        "metadata": _meta("xiezuo-collaboration-up", MIRROR_LABELS),
+        "spec": {
+            "replicas": 1,
+            "target": {
+                "alias": HUB_ALIAS,
+                "bootstrapServers": HUB_BOOTSTRAP,
+                "groupId": f"xiezuo-mirror-{MIRROR_COUNTY}",
+                "configStorageTopic": hub_topics["configs"],
+                "statusStorageTopic": hub_topics["status"],
+                "offsetStorageTopic": hub_topics["offsets"],
+                "tls": _trust(HUB_CA_SECRET),
+                "authentication": _scram(f"xiezuo-hub-{MIRROR_COUNTY}", HUB_USER_SECRET),
+                "config": CONNECT_STORAGE,
+            },
+            "mirrors": [
+                {
+                    "source": {
+                        # DefaultReplicationPolicy names the hub's copy `<alias>.<topic>`: the
+                        # alias names the county, so the hub keeps each origin apart.
+                        "alias": f"{ORIGIN_PREFIX}{MIRROR_COUNTY}",
+                        "bootstrapServers": KAFKA_BOOTSTRAP,
+                        "tls": _trust(KAFKA_CA_SECRET),
+                        "authentication": _scram(MIRROR_USER, MIRROR_USER),
+                    },
+                    "sourceConnector": {
+                        "tasksMax": 1,
+                        "config": {
+                            "replication.policy.class": DEFAULT_POLICY,
+                            "replication.policy.separator": ".",
+                            **MIRROR_CONNECTOR_DEFAULTS,
+                            # Only records produced here: what the down mirror brought in has
+                            # lost its ce_dataschema header and must not go back up (a loop).
+                            "transforms": "producedHere",
+                            "transforms.producedHere.type": FILTER,
+                            "transforms.producedHere.predicate": "hasDataschema",
+                            "transforms.producedHere.negate": "true",
+                            "predicates": "hasDataschema",
+                            "predicates.hasDataschema.type": HAS_HEADER_KEY,
+                            "predicates.hasDataschema.name": MIRROR_MARK_HEADER,
+                        },
+                    },
+                    "topicsPattern": _alternatives([re.escape(t) for t in cross_county_topics()]),
+                }
+            ],
+            "resources": {
+                "requests": {"cpu": "100m", "memory": "512Mi"},
+                "limits": {"cpu": "1", "memory": "1Gi"},
+            },
+        },
+    }
+
+
+def mirror_down() -> Manifest:
+    """The other counties' records from the hub into this county's topics, names unchanged."""
+    escaped = [re.escape(topic) for topic in cross_county_topics()]
+    return {
+        "apiVersion": "kafka.strimzi.io/v1",
+        "kind": "KafkaMirrorMaker2",
+        "metadata": _meta("xiezuo-collaboration-down", MIRROR_LABELS),
+        "spec": {
+            "replicas": 1,
+            "target": {
+                "alias": "local",
+                "bootstrapServers": KAFKA_BOOTSTRAP,
+                "groupId": MIRROR_CONNECT_GROUP,
+                "configStorageTopic": MIRROR_CONNECT_TOPICS["configs"],
+                "statusStorageTopic": MIRROR_CONNECT_TOPICS["status"],
+                "offsetStorageTopic": MIRROR_CONNECT_TOPICS["offsets"],
+                "tls": _trust(KAFKA_CA_SECRET),
+                "authentication": _scram(MIRROR_USER, MIRROR_USER),
+                "config": CONNECT_STORAGE,
+            },
+            "mirrors": [
+                {
+                    "source": {
+                        "alias": HUB_ALIAS,
+                        "bootstrapServers": HUB_BOOTSTRAP,
+                        "tls": _trust(HUB_CA_SECRET),
+                        "authentication": _scram(f"xiezuo-hub-{MIRROR_COUNTY}", HUB_USER_SECRET),
+                    },
+                    "sourceConnector": {
+                        "tasksMax": 1,
+                        "config": {
+                            "replication.policy.class": IDENTITY_POLICY,
+                            **MIRROR_CONNECTOR_DEFAULTS,
+                            # For the empty `xiezuo-from-<county>.<topic>` copies it creates.
+                            "replication.factor": str(REPLICAS),
+                            # `<other county>.<topic>` at the hub -> `<topic>` here, the name the
+                            # services read; then drop the mark so the up mirror skips it.
+                            "transforms": "localName,arrived",
+                            "transforms.localName.type": REGEX_ROUTER,
+                            "transforms.localName.regex": (
+                                rf"{ORIGIN_PREFIX}[^.]+\.({_alternatives(escaped)})"
+                            ),
+                            "transforms.localName.replacement": "$1",
+                            "transforms.arrived.type": DROP_HEADERS,
+                            "transforms.arrived.headers": MIRROR_MARK_HEADER,
+                        },
+                    },
+                    "topicsPattern": _alternatives(
+                        [rf"{ORIGIN_PREFIX}[^.]+\.{t}" for t in escaped]
+                    ),
+                    # Never this county's own records back (its consumer would see them twice).
+                    "topicsExcludePattern": rf"{ORIGIN_PREFIX}{MIRROR_COUNTY}\..*",
+                }
+            ],
+            "resources": {
+                "requests": {"cpu": "100m", "memory": "512Mi"},
+                "limits": {"cpu": "1", "memory": "1Gi"},
+            },
+        },
+    }
+
+
+def mirror_connect_topics() -> list[Manifest]:
+    """The down mirror's Kafka Connect state on this county's Kafka (compacted)."""
+    partitions = {"configs": 1, "status": 5, "offsets": 25}
+    return [
+        {
+            "apiVersion": "kafka.strimzi.io/v1",
+            "kind": "KafkaTopic",
+            "metadata": _meta(topic, {"strimzi.io/cluster": KAFKA_CLUSTER, **MIRROR_LABELS}),
+            "spec": {
+                "topicName": topic,
+                "partitions": partitions[part],
+                "replicas": REPLICAS,
+                "config": {
+                    "min.insync.replicas": str(MIN_INSYNC_REPLICAS),
+                    "cleanup.policy": "compact",
+                },
+            },
+        }
+        for part, topic in MIRROR_CONNECT_TOPICS.items()
+    ]
+
+
+def mirror_component() -> dict[str, str]:
+    """Files of components/collaboration-mirror (not in any overlay by default)."""
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1alpha1",
+        "kind": "Component",
+        "resources": ["mirror.yaml"],
+    }
+    example_hub_user = kafka_user(
+        f"xiezuo-hub-{MIRROR_COUNTY}",
+        hub_grants(MIRROR_COUNTY, [EXAMPLE_OTHER_COUNTY]),
+        {"strimzi.io/cluster": "hub"},
+    )
+    example_hub_user["metadata"]["labels"] = {"strimzi.io/cluster": "hub"}
+    return {
+        "collaboration-mirror/kustomization.yaml": _dump(
+            [kustomization],
+            "The network's cross-county topics mirrored through the hub (Strimzi\n"
+            "KafkaMirrorMaker2, kafka.strimzi.io/v1). Not in overlays/prod: add it to a county's\n"
+            f"overlay and set the county id (placeholder `{MIRROR_COUNTY}`) and the hub's address\n"
+            "(overlays/prod-mirror is the example; docs/kubernetes.md explains the topology).",
+        ),
+        "collaboration-mirror/mirror.yaml": _dump(
+            [
+                kafka_user(MIRROR_USER, mirror_grants(), MIRROR_LABELS),
+                *mirror_connect_topics(),
+                mirror_up(),
+                mirror_down(),
+            ],
+            "Up: this county's records to the hub. Down: the other counties' records from the hub.",
+        ),
+        "collaboration-mirror/hub-user.example.yaml": _dump(
+            [example_hub_user],
+            "For the hub's operator, not applied here: the KafkaUser a county logs in to the\n"
+            f"hub with (shown for `{MIRROR_COUNTY}` in a network with `{EXAMPLE_OTHER_COUNTY}`):\n"
+            "write its own origin topics, read every other county's, keep its Connect state.",
+        ),
+    }
+
+
 def acl_table(needs: dict[str, KafkaNeeds]) -> str:
     """Markdown: one row per generated KafkaUser, its topics and groups by operations."""
     grants = service_grants(needs)
     grants[LAG_READER_USER] = lag_reader_grants(needs)
+    # Only with components/collaboration-mirror.
+    grants[MIRROR_USER] = mirror_grants()
     columns: list[tuple[str, tuple[str, ...]]] = [
+        ("topic", ("Read", "Write", "Describe")),
+        ("topic", ("Read", "Write", "Describe", "DescribeConfigs")),
         ("topic", ("Write", "Describe")),
         ("topic", ("Read", "Describe")),
+        ("topic", ("Create", "Describe")),
         ("topic", ("Describe",)),
         ("group", ("Read",)),
         ("group", ("Describe",)),
     ]
     lines = [
-        "| KafkaUser | Write, Describe (topics) | Read, Describe (topics) | Describe (topics) "
+        "| KafkaUser | Read, Write, Describe (topics) "
+        "| Read, Write, Describe, DescribeConfigs (topics) | Write, Describe (topics) "
+        "| Read, Describe (topics) | Create, Describe (topics) | Describe (topics) "
         "| Read (group) | Describe (group) |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for user in sorted(grants):
         cells: dict[tuple[str, tuple[str, ...]], list[str]] = {key: [] for key in columns}
         for acl in grants[user].acls():
             key = (acl["resource"]["type"], tuple(acl["operations"]))
-            cells[key].append(f"`{acl['resource']['name']}`")
+            star = "*" if acl["resource"]["patternType"] == "prefix" else ""
+            cells[key].append(f"`{acl['resource']['name']}{star}`")
         row = " | ".join("<br>".join(names) or "—" for names in cells.values())
         lines.append(f"| `{user}` | {row} |")
     return "\n".join(lines) + "\n"
@@ -809,6 +1111,7 @@ def outputs() -> dict[Path, str]:
         **scaling_component(needs),
         **database_component(),
         **service_monitors(),
+        **mirror_component(),
     }
     generated = {COMPONENTS / name: text for name, text in files.items()}
     generated[DOC] = _with_acl_table(DOC.read_text(), acl_table(needs))

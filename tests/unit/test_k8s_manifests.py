@@ -7,6 +7,7 @@ import functools
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,13 +29,20 @@ from services.runtime.deadletters import dead_letter_topic
 from services.runtime.settings import (
     DEFAULT_GRPC_PORTS,
     DEFAULT_METRICS_PORTS,
-    SERVICES,
+    STANDALONE_SERVICES,
     PlatformSettings,
 )
+from services.runtime.settings import SERVICES as STARTED_BY_UP
+
+# Each service has its own Deployment, collaboration too (`xiezuo up` does not start it yet).
+SERVICES = tuple(dict.fromkeys((*STARTED_BY_UP, *STANDALONE_SERVICES)))
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 SCHEMAS = K8S / "schemas"
+# Hand-written, minimal schemas for kinds whose CRD schema is not vendored (KafkaMirrorMaker2):
+# ours, derived from the operator's documented API, not the operator's own CRD.
+MINIMAL_SCHEMAS = SCHEMAS / "minimal"
 # dev: fake secrets, bring your own infrastructure; external: production on your own Kafka and
 # PostgreSQL; prod: production with Strimzi, CloudNativePG and KEDA.
 OVERLAYS = ("dev", "external", "prod")
@@ -50,6 +58,8 @@ OUT_OF_BAND_SECRETS = {
     "xiezuo-intake-receipt-key": {"receipt-key.hex"},
     "xiezuo-staffing-draw-secret": {"staffing-draw-secret.key"},
     "xiezuo-audit-keys": {f"audit-{service}.key" for service in SERVICES},
+    # One `<county-id>.pem` per county the deployment signs for (dev's one county here).
+    "xiezuo-collaboration-signing-keys": {"dev-county.pem"},
 }
 
 # What the operators create in prod (Strimzi: a Secret per KafkaUser and the cluster CA;
@@ -253,6 +263,8 @@ def strict_schema(api_version: str, kind: str) -> dict[str, Any]:
     """The vendored schema of a custom resource, closed, with a strict metadata."""
     group, _, version = api_version.rpartition("/")
     path = SCHEMAS / group / f"{kind.lower()}_{version}.json"
+    if not path.is_file():
+        path = MINIMAL_SCHEMAS / group / f"{kind.lower()}_{version}.json"
     assert path.is_file(), f"{kind} {api_version}: no schema at {path.relative_to(ROOT)}"
     schema: dict[str, Any] = closed(json.loads(path.read_text()))
     schema["properties"]["metadata"] = OBJECT_META
@@ -719,11 +731,20 @@ def test_each_service_user_is_least_privilege(prod: list[Manifest]) -> None:
         assert writes == published | {CHECKPOINTS_TOPIC, dead_letter_topic(service)}, service
         assert reads == set(consumed()[service]), service
         assert groups == {f"xiezuo-{service}": {"Read"}}, service
+        # Records between counties: each county's collaboration writes them and reads those
+        # other counties addressed to it, on the same topic.
+        cross_county = set(generator().cross_county_topics())
         for (kind, name), operations in table.items():
             if kind == "topic":
-                assert operations in ({"Write", "Describe"}, {"Read", "Describe"}), name
+                allowed = [{"Write", "Describe"}, {"Read", "Describe"}]
+                if name in cross_county:
+                    allowed.append({"Read", "Write", "Describe"})
+                assert operations in allowed, name
             assert not (
-                kind == "topic" and name.startswith(f"xiezuo.{service}.") and "Read" in operations
+                kind == "topic"
+                and name.startswith(f"xiezuo.{service}.")
+                and "Read" in operations
+                and name not in cross_county
             )
     # Nobody else writes a service's own topics.
     for name, user in users.items():
@@ -880,6 +901,7 @@ def settings_names() -> set[str]:
     from pydantic_settings import BaseSettings
 
     from services.cases.settings import CasesSettings
+    from services.collaboration.settings import CollaborationSettings
     from services.intake.settings import IntakeSettings
     from services.runtime.settings import ServiceSettings
     from services.staffing.settings import StaffingSettings
@@ -891,7 +913,7 @@ def settings_names() -> set[str]:
     names = named("XIEZUO_", PlatformSettings) | named("XIEZUO_", CalendarSettings)
     for service in SERVICES:
         names |= named(f"XIEZUO_{service.upper()}_", ServiceSettings)
-    for settings in (IntakeSettings, CasesSettings, StaffingSettings):
+    for settings in (IntakeSettings, CasesSettings, StaffingSettings, CollaborationSettings):
         prefix = str(settings.model_config.get("env_prefix", ""))
         names |= named(prefix, settings)
     return names
@@ -968,3 +990,210 @@ def test_prod_kafka_settings_are_accepted_by_the_services(
         assert security.sasl_username == f"xiezuo-{service}"
         assert security.password() == "strimzi-made-password"
         assert not PlatformSettings().kafka_create_topics
+
+
+# The cross-county mirror (components/collaboration-mirror, only in overlays/prod-mirror).
+MIRROR_OVERLAY = K8S / "overlays" / "prod-mirror"
+
+
+@pytest.fixture(scope="module")
+def mirrored() -> list[Manifest]:
+    """The example county overlay with the mirror, rendered."""
+    return render(MIRROR_OVERLAY)
+
+
+def mirrors(manifests: list[Manifest]) -> dict[str, Manifest]:
+    """KafkaMirrorMaker2 resources by name."""
+    return {m["metadata"]["name"]: m for m in of_kind(manifests, "KafkaMirrorMaker2")}
+
+
+def test_no_overlay_mirrors_between_counties_by_default(
+    overlay: tuple[str, list[Manifest]],
+) -> None:
+    _, manifests = overlay
+    assert mirrors(manifests) == {}
+    assert not [m for m in manifests if "mirror" in m["metadata"]["name"]]
+
+
+def test_the_mirror_overlay_is_schema_valid_and_filled_in(mirrored: list[Manifest]) -> None:
+    assert set(mirrors(mirrored)) == {"xiezuo-collaboration-up", "xiezuo-collaboration-down"}
+    for manifest in mirrored:
+        validate(manifest)
+        assert manifest["metadata"].get("namespace") == "xiezuo"
+    gen = generator()
+    text = json.dumps(mirrored)
+    assert gen.MIRROR_COUNTY not in text and gen.EXAMPLE_OTHER_COUNTY not in text
+    # Everything of prod is still there.
+    assert {
+        (m["kind"], base_name(m["metadata"]["name"])) for m in render(K8S / "overlays" / "prod")
+    } <= {(m["kind"], base_name(m["metadata"]["name"])) for m in mirrored}
+
+
+def test_the_minimal_mirror_schema_refuses_unknown_and_v1beta2_fields(
+    mirrored: list[Manifest],
+) -> None:
+    up = mirrors(mirrored)["xiezuo-collaboration-up"]
+    for path, value in (
+        (("spec",), {"connectCluster": "hub"}),
+        (("spec", "mirrors", 0), {"sourceCluster": "county"}),
+        (("spec", "target"), {"bootstrapServer": "typo:9093"}),
+    ):
+        broken = copy.deepcopy(up)
+        node: Any = broken
+        for step in path:
+            node = node[step]
+        node.update(value)
+        with pytest.raises(jsonschema.ValidationError):
+            validate_custom(broken)
+
+
+def _connector(mirror: Manifest) -> dict[str, str]:
+    (spec,) = mirror["spec"]["mirrors"]
+    config: dict[str, str] = spec["sourceConnector"]["config"]
+    return config
+
+
+def test_only_the_cross_county_topics_are_mirrored(mirrored: list[Manifest]) -> None:
+    from services.contracts.collaboration import CrossCountyRecord
+
+    crossing = {e.topic for e in EVENT_TYPES.values() if issubclass(e, CrossCountyRecord)}
+    assert crossing and crossing == set(generator().cross_county_topics())
+    others = {e.topic for e in EVENT_TYPES.values()} - crossing
+    found = mirrors(mirrored)
+    up, down = found["xiezuo-collaboration-up"], found["xiezuo-collaboration-down"]
+    (up_spec,), (down_spec,) = up["spec"]["mirrors"], down["spec"]["mirrors"]
+    origin = up_spec["source"]["alias"]
+    assert origin == "xiezuo-from-xiangyang"
+    # Up: this county's topics, as they are named here.
+    for topic in crossing:
+        assert re.fullmatch(up_spec["topicsPattern"], topic)
+    for topic in others:
+        assert not re.fullmatch(up_spec["topicsPattern"], topic)
+    # Down: the other counties' copies at the hub, routed back to the name the services read.
+    down_config = _connector(down)
+    for topic in crossing:
+        for county in ("xiezuo-from-shuangliu", origin):
+            at_hub = f"{county}.{topic}"  # DefaultReplicationPolicy: `<source alias>.<topic>`
+            assert re.fullmatch(down_spec["topicsPattern"], at_hub)
+            routed = re.fullmatch(down_config["transforms.localName.regex"], at_hub)
+            assert (
+                routed is not None
+                and routed.expand(
+                    down_config["transforms.localName.replacement"].replace("$", "\\")
+                )
+                == topic
+            )
+        # Never this county's own records back.
+        assert re.fullmatch(down_spec["topicsExcludePattern"], f"{origin}.{topic}")
+        assert not re.fullmatch(down_spec["topicsExcludePattern"], f"xiezuo-from-b.{topic}")
+    for topic in others:
+        assert not re.fullmatch(down_spec["topicsPattern"], f"xiezuo-from-b.{topic}")
+    assert _connector(up)["replication.policy.class"].endswith(".DefaultReplicationPolicy")
+    assert _connector(up)["replication.policy.separator"] == "."
+    assert down_config["replication.policy.class"].endswith(".IdentityReplicationPolicy")
+
+
+def test_a_record_crosses_each_mirror_once_and_never_loops(mirrored: list[Manifest]) -> None:
+    from datetime import UTC, datetime
+
+    from services.runtime.envelope import REQUIRED, Envelope
+
+    found = mirrors(mirrored)
+    up, down = (
+        _connector(found["xiezuo-collaboration-up"]),
+        _connector(found["xiezuo-collaboration-down"]),
+    )
+    mark = generator().MIRROR_MARK_HEADER
+    # Every record a service publishes carries the mark, and no receiver needs it.
+    envelope = Envelope(
+        id="e-1",
+        type="xiezuo.collaboration.letter_sent.v1",
+        source="xiezuo/collaboration/a",
+        time=datetime(2026, 1, 5, tzinfo=UTC),
+        county_id="b",
+        zone_id="*",
+        data=b"{}",
+    )
+    headers = dict(envelope.headers())
+    assert mark in headers and mark not in REQUIRED
+    without = [(name, value) for name, value in headers.items() if name != mark]
+    assert Envelope.from_kafka(without, b"{}") == envelope
+
+    def kept_by_up(record_headers: set[str]) -> bool:
+        # Filter + HasHeaderKey(mark), negated: drop what lacks the mark.
+        assert up["transforms"] == "producedHere"
+        assert up["transforms.producedHere.type"].endswith(".transforms.Filter")
+        predicate = up["transforms.producedHere.predicate"]
+        assert up["predicates"] == predicate
+        assert up[f"predicates.{predicate}.type"].endswith(".predicates.HasHeaderKey")
+        has = up[f"predicates.{predicate}.name"] in record_headers
+        return has if up["transforms.producedHere.negate"] == "true" else not has
+
+    def after_down(record_headers: set[str]) -> set[str]:
+        assert down["transforms"].split(",")[-1] == "arrived"
+        assert down["transforms.arrived.type"].endswith(".transforms.DropHeaders")
+        return record_headers - set(down["transforms.arrived.headers"].split(","))
+
+    produced_here = set(headers)
+    assert kept_by_up(produced_here)
+    # A record that came down from the hub is not sent back up.
+    assert not kept_by_up(after_down(produced_here))
+    # No offset translation: each county's group of the same name reads its own Kafka.
+    for mirror in found.values():
+        (spec,) = mirror["spec"]["mirrors"]
+        assert "checkpointConnector" not in spec and "groupsPattern" not in spec
+        config = _connector(mirror)
+        assert config["emit.offset-syncs.enabled"] == "false"
+        assert config["sync.topic.acls.enabled"] == "false"
+        assert config["sync.topic.configs.enabled"] == "false"
+
+
+def test_the_mirror_user_may_only_move_the_cross_county_topics(mirrored: list[Manifest]) -> None:
+    gen = generator()
+    users = {m["metadata"]["name"]: m for m in of_kind(mirrored, "KafkaUser")}
+    user = users["xiezuo-collaboration-mirror"]
+    acls = {
+        (a["resource"]["type"], a["resource"]["name"], a["resource"]["patternType"]): set(
+            a["operations"]
+        )
+        for a in user["spec"]["authorization"]["acls"]
+    }
+    connect = {
+        ("topic", f"xiezuo-collaboration-mirror-{part}", "literal"): {"Read", "Write", "Describe"}
+        for part in ("configs", "status", "offsets")
+    }
+    crossing = {
+        ("topic", topic, "literal"): {"Read", "Write", "Describe", "DescribeConfigs"}
+        for topic in gen.cross_county_topics()
+    }
+    assert acls == {
+        **crossing,
+        **connect,
+        ("topic", "xiezuo-from-", "prefix"): {"Create", "Describe"},
+        ("group", "xiezuo-collaboration-mirror", "literal"): {"Read"},
+    }
+    # Both mirrors log in here as that user; the hub's user comes from the hub's Secret.
+    for mirror in mirrors(mirrored).values():
+        sides = [mirror["spec"]["target"], mirror["spec"]["mirrors"][0]["source"]]
+        local = [s for s in sides if s["bootstrapServers"] == gen.KAFKA_BOOTSTRAP]
+        hub = [s for s in sides if s["bootstrapServers"] != gen.KAFKA_BOOTSTRAP]
+        assert len(local) == len(hub) == 1
+        assert local[0]["authentication"]["username"] == "xiezuo-collaboration-mirror"
+        assert hub[0]["authentication"]["passwordSecret"]["secretName"] == gen.HUB_USER_SECRET
+        assert hub[0]["tls"]["trustedCertificates"][0]["secretName"] == gen.HUB_CA_SECRET
+
+
+def test_the_example_hub_user_is_schema_valid_and_scoped_to_one_county() -> None:
+    path = K8S / "components" / "collaboration-mirror" / "hub-user.example.yaml"
+    (user,) = [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    validate_custom(user)
+    gen = generator()
+    for acl in user["spec"]["authorization"]["acls"]:
+        name, operations = acl["resource"]["name"], set(acl["operations"])
+        assert acl["resource"]["patternType"] == "literal"
+        if name.startswith(f"xiezuo-from-{gen.MIRROR_COUNTY}."):
+            assert operations == {"Write", "Create", "Describe"}
+        elif name.startswith("xiezuo-from-"):
+            assert operations == {"Read", "Describe", "DescribeConfigs"}
+        else:
+            assert gen.MIRROR_COUNTY in name
