@@ -25,7 +25,11 @@ from sqlalchemy import text
 from services.runtime.db import Database
 from services.runtime.localstack.postgres import PostgresCluster
 from services.runtime.migrate import upgrade_async
-from services.runtime.settings import SERVICES
+from services.runtime.settings import SERVICES as STARTED_BY_UP
+from services.runtime.settings import STANDALONE_SERVICES
+
+# Every deployed service has its own database, collaboration too (not yet in `xiezuo up`).
+SERVICES = tuple(dict.fromkeys((*STARTED_BY_UP, *STANDALONE_SERVICES)))
 
 pytestmark = pytest.mark.postgres
 
