@@ -530,3 +530,49 @@ async def test_forged_replayed_and_misaddressed_records_are_dead_lettered_and_ch
     assert await _state(c.database, c.b, letter_id) == "answered"
     for county, actions in before_audit.items():
         assert await _audit_actions(c.database, county) == actions
+
+
+async def test_a_declined_letter_reaches_the_asking_county_with_its_ground(
+    counties: Counties,
+) -> None:
+    c = counties
+    officer_a = c.as_(c.a, "officer-a", "case_officer")
+    leader_a = c.as_(c.a, "leader-a", "county_leadership")
+    leader_b = c.as_(c.b, "leader-b", "county_leadership")
+    letter_id = (await c.stub.RequestLetter(_request(c), metadata=officer_a)).letter.letter_id
+    await c.stub.ApproveLetter(
+        pb.ApproveLetterRequest(idempotency_key="k", letter_id=letter_id), metadata=leader_a
+    )
+
+    async def received() -> bool:
+        return await _state(c.database, c.b, letter_id) == "received"
+
+    await wait_until(received, "B to receive the letter")
+    # The asked county cannot answer before accepting, nor decline without a ground.
+    with pytest.raises(grpc.aio.AioRpcError) as early:
+        await c.stub.AnswerLetter(
+            pb.AnswerLetterRequest(idempotency_key="k1", letter_id=letter_id, findings="x"),
+            metadata=c.as_(c.b, "officer-b", "case_officer"),
+        )
+    assert early.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    with pytest.raises(grpc.aio.AioRpcError) as groundless:
+        await c.stub.DecideLetter(
+            pb.DecideLetterRequest(idempotency_key="k2", letter_id=letter_id, accept=False),
+            metadata=leader_b,
+        )
+    assert groundless.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    ground = "该人员已调离本县，无法核实"
+    declined = await c.stub.DecideLetter(
+        pb.DecideLetterRequest(
+            idempotency_key="k3", letter_id=letter_id, accept=False, ground=ground
+        ),
+        metadata=leader_b,
+    )
+    assert declined.letter.state == pb.LETTER_STATE_DECLINED
+
+    async def learned() -> bool:
+        row = await _row(c.database, c.a, letter_id)
+        return row is not None and row.state == "declined" and row.decline_ground == ground
+
+    await wait_until(learned, "A to learn the letter was declined, with the ground")
+    assert c.steps("declined") == 1 and c.steps("decline_received") == 1
