@@ -538,6 +538,25 @@ def test_vault_key_reaches_only_intake(overlay: tuple[str, list[Manifest]]) -> N
     assert "XIEZUO_VAULT_KEY_FILE" not in platform_config(manifests)
 
 
+def test_county_signing_keys_reach_only_the_collaboration_service(
+    overlay: tuple[str, list[Manifest]],
+) -> None:
+    _, manifests = overlay
+    holders = {
+        workload["metadata"]["name"]
+        for workload in of_kind(manifests, *WORKLOAD_KINDS)
+        if "xiezuo-collaboration-signing-keys" in {base_name(s) for s in secret_names(workload)}
+    }
+    assert holders == {"collaboration"}
+    (container,) = pod_spec(deployments(manifests)["collaboration"])["containers"]
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["signing-keys"]["readOnly"] is True
+    files = json.loads(platform_config(manifests)["XIEZUO_COLLABORATION_SIGNING_KEY_FILES"])
+    assert files and all(
+        path.startswith(mounts["signing-keys"]["mountPath"] + "/") for path in files.values()
+    )
+
+
 def test_each_service_reads_its_own_audit_key_from_the_secret(
     overlay: tuple[str, list[Manifest]],
 ) -> None:
