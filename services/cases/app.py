@@ -15,6 +15,7 @@ from services.cases.api.servicer import CaseServicer
 from services.cases.deadline_gauges import DeadlineGauges
 from services.cases.domain.rules import DEFAULT_RULES, rules_in_force
 from services.cases.domain.ruleset import RuleSet
+from services.cases.handlers.assistance import on_assistance_answered
 from services.cases.handlers.clue_registered import ClueRegisteredHandler
 from services.cases.handlers.report_linked import ReportLinkedHandler
 from services.cases.handlers.teams import RecusalHandler, on_team_assigned, on_team_unfillable
@@ -25,6 +26,7 @@ from services.cases.store.deadline_scan import DeadlineScanner
 from services.cases.store.links import ClueLinks
 from services.cases.store.rectification import RectificationDesk
 from services.cases.store.workflow import Workflow
+from services.contracts.collaboration import AssistanceAnswered
 from services.contracts.intake import ClueRegistered, ReportLinked
 from services.contracts.staffing import RecusalRecorded, TeamAssigned, TeamUnfillable
 from services.runtime.host import GrpcParts, ServiceHost
@@ -53,6 +55,8 @@ def build(settings: Settings) -> tuple[ServiceHost, GrpcParts, DeadlineScanner]:
     by_version = {rules.version: rules for rules in rule_versions}
     host.consumer.on(RecusalRecorded, RecusalHandler(by_version))
     host.consumer.on(ReportLinked, ReportLinkedHandler(by_version, lock=not database.is_sqlite))
+    # Another county's verified answer to a letter asked from a case: a step in its history.
+    host.consumer.on(AssistanceAnswered, on_assistance_answered)
 
     def in_force(moment: datetime) -> RuleSet:
         return rules_in_force(rule_versions, calendar.local_date(moment))

@@ -11,8 +11,8 @@ from services.runtime.audit_key import AuditKey, load_audit_key
 from services.runtime.kafka_security import KafkaSecurity
 
 SERVICES = ("intake", "cases", "staffing", "assessment")
-# Built and runnable (`xiezuo serve collaboration`), not yet started by `xiezuo up` nor deployed
-# by deploy/k8s: the work between counties (issue 11) joins SERVICES when it does.
+# Built, runnable (`xiezuo serve collaboration`) and deployed by deploy/k8s, but not yet started
+# by `xiezuo up`: the work between counties (issue 11) joins SERVICES when it is.
 STANDALONE_SERVICES = ("collaboration",)
 
 # Fixed defaults keep `xiezuo up` predictable: operators learn one port per service.
