@@ -89,24 +89,28 @@ def _check_cases_followed_their_script(marker: dict[str, object], stages: dict[s
     assert marker["in_progress"] == sum(1 for row in rows if row["waiting"])
 
 
-# Roads the demo year must walk (issue 15): each counted from the steps cases accepted.
-REQUIRED_ROADS = (
-    "letters of inquiry sent (函询)",
-    "inquiries escalated to verification",
-    "verifications ended without filing (了结/谈话提醒/移交)",
-    "verifications ended stored pending (暂存待查)",
-    "transfers to the procuratorate with 双开",
-    "returned for supplementary investigation",
-    "prosecuted after transfer",
-    "retentions (留置)",
-    "retentions extended once",
-    "investigations extended one level up",
-    "appeals filed by the sanctioned person",
-    "first reviews (复审, county commission)",
-    "second reviews (复核, city commission)",
-    "outcomes changed on appeal",
-    "organisational handling alone (组织处理)",
-)
+# Roads the demo year must walk (issue 15), each counted from the steps cases accepted, with
+# the scripted fates that walk it.
+_LETTERS = ("inquiry", "inquiry_escalated")
+_TRANSFERS = ("case_transferred", "case_retained")
+_APPEALS = ("case_appealed", "case_appealed_twice")
+REQUIRED_ROADS = {
+    "letters of inquiry sent (函询)": _LETTERS,
+    "inquiries escalated to verification": ("inquiry_escalated",),
+    "verifications ended without filing (了结/谈话提醒/移交)": ("verified_not_filed",),
+    "verifications ended stored pending (暂存待查)": ("verified_stored",),
+    "transfers to the procuratorate with 双开": _TRANSFERS,
+    "returned for supplementary investigation": _TRANSFERS,
+    "prosecuted after transfer": _TRANSFERS,
+    "retentions (留置)": ("case_retained",),
+    "retentions extended once": ("case_retained",),
+    "investigations extended one level up": ("case_retained",),
+    "appeals filed by the sanctioned person": _APPEALS,
+    "first reviews (复审, county commission)": _APPEALS,
+    "second reviews (复核, city commission)": ("case_appealed_twice",),
+    "outcomes changed on appeal": _APPEALS,
+    "organisational handling alone (组织处理)": ("case_organisational",),
+}
 # Ids of the demo county's zones, townships and staff (names must show instead).
 _IDS = re.compile(r"(?<![\w-])(z-\d|t-\d\d|p-\d{3})(?![\w-])")
 # An id shown on its own, not in parentheses beside its name ("第一协作区 (z-1)" is fine).
@@ -115,8 +119,16 @@ _BARE_IDS = re.compile(r"(?<![\w(-])(z-\d|t-\d\d|p-\d{3})(?![\w-])")
 
 def _check_every_road_was_walked(marker: dict[str, Any], output: str) -> None:
     roads = marker["roads"]
-    walked = {road: roads.get(road, 0) for road in REQUIRED_ROADS}
-    assert all(walked.values()), walked
+    rows = json.loads(Path(str(marker["cases"])).read_text(encoding="utf-8"))
+    # The long roads are given to the year's earliest reports; only early in a year (the
+    # replay runs from 1 January to today) may one still be in progress, never refused.
+    in_progress = {row["fate"] for row in rows if row["waiting"]}
+    unwalked = {
+        road: fates
+        for road, fates in REQUIRED_ROADS.items()
+        if not roads.get(road, 0) and in_progress.isdisjoint(fates)
+    }
+    assert not unwalked, (unwalked, roads)
     office = marker["office"]
     # Training and attendance each quarter so far, the plan, the campaign, marks for staff.
     quarters = (datetime.now(UTC).month - 1) // 3 + 1
