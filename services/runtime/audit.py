@@ -41,8 +41,6 @@ ENTRY_SEAL = "xiezuo.audit.entry.v1"
 GENESIS_SEAL = "xiezuo.audit.genesis.v1"
 # Where a session's DeferredAppends lives while `deferred_appends` is open.
 DEFERRED_APPENDS = "xiezuo.audit.deferred_appends"
-# Entries per multi-row INSERT: 10 bound values a row, far below SQLite's and asyncpg's limits.
-AUDIT_ROWS_PER_INSERT = 500
 
 
 class AuditEntry(SQLModel, table=True):
@@ -276,9 +274,13 @@ class DeferredAppends:
     async def write(self, session: AsyncSession) -> None:
         """Store the entries chained so far (one INSERT) and move each head once."""
         entries, self.entries = self.entries, []
-        for start in range(0, len(entries), AUDIT_ROWS_PER_INSERT):
-            rows = [_entry_row(entry) for entry in entries[start : start + AUDIT_ROWS_PER_INSERT]]
-            await session.exec(insert(AuditEntry).values(rows))
+        if entries:
+            # One INSERT prepared once and run over every row by the driver (executemany),
+            # cheaper than building and compiling a VALUES list of them for each batch.
+            connection = await session.connection()
+            await connection.execute(
+                insert(_table(AuditEntry)), [_entry_row(entry) for entry in entries]
+            )
         moved = {entry.county_id: (entry.seq or 0, entry.entry_hash) for entry in entries}
         for county_id in sorted(moved):
             await _move_head(session, county_id, *moved[county_id])

@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, TracerProvider
 from pydantic import ValidationError
-from sqlalchemy import false, insert, update
+from sqlalchemy import Table, false, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -30,14 +30,11 @@ from services.runtime.messaging_tables import InboxEntry
 from services.runtime.outbox import EventProducer
 
 log = logging.getLogger(__name__)
+_INBOX_TABLE: Table = InboxEntry.__table__  # type: ignore[attr-defined]
 
 E = TypeVar("E", bound=IntegrationEvent)
 Handler = Callable[[AsyncSession, Any, Envelope], Awaitable[None]]
 
-
-# Inbox rows per multi-row INSERT of a batch: 5 bound values a row stays far below SQLite's
-# and asyncpg's limits on parameters per statement, whatever XIEZUO_CONSUMER_BATCH_SIZE is.
-INBOX_ROWS_PER_INSERT = 500
 
 # Every `x-dead-letter-reason` this module writes (docs/operations.md lists what each means).
 DEAD_LETTER_REASONS = (
@@ -351,9 +348,14 @@ class EventConsumer:
             processed = [
                 item.envelope for item, outcome in applied.values() if outcome is Outcome.PROCESSED
             ]
-            for start in range(0, len(processed), INBOX_ROWS_PER_INSERT):
-                chunk = processed[start : start + INBOX_ROWS_PER_INSERT]
-                await session.exec(insert(InboxEntry).values([self._inbox_row(e) for e in chunk]))
+            if processed:
+                # One INSERT prepared once and run over every row by the driver (executemany):
+                # a VALUES list of the batch's rows would be built and compiled again for each
+                # batch, which cost more than it saved.
+                connection = await session.connection()
+                await connection.execute(
+                    insert(_INBOX_TABLE), [self._inbox_row(envelope) for envelope in processed]
+                )
         return applied, failed, deferred
 
     def _inbox_entry(self, envelope: Envelope) -> InboxEntry:
