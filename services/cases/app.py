@@ -19,6 +19,7 @@ from services.cases.handlers.assistance import on_assistance_answered
 from services.cases.handlers.clue_registered import ClueRegisteredHandler
 from services.cases.handlers.report_linked import ReportLinkedHandler
 from services.cases.handlers.teams import RecusalHandler, on_team_assigned, on_team_unfillable
+from services.cases.handlers.transferred_clue import TransferredClueHandler
 from services.cases.settings import CasesSettings
 from services.cases.store.case_reader import CaseReader
 from services.cases.store.clues import ClueReader
@@ -29,6 +30,7 @@ from services.cases.store.workflow import Workflow
 from services.contracts.collaboration import AssistanceAnswered
 from services.contracts.intake import ClueRegistered, ReportLinked
 from services.contracts.staffing import RecusalRecorded, TeamAssigned, TeamUnfillable
+from services.contracts.transfers import TransferredClueArrived
 from services.runtime.host import GrpcParts, ServiceHost
 from services.runtime.settings import Settings
 from services.working_calendar.settings import county_calendar, coverage_warnings
@@ -48,7 +50,8 @@ def build(settings: Settings) -> tuple[ServiceHost, GrpcParts, DeadlineScanner]:
     for warning in coverage_warnings(calendar, datetime.now(UTC).date()):
         log.warning("%s", warning)
     rule_versions: list[RuleSet] = [replace(DEFAULT_RULES, calendar=calendar)]
-    host.consumer.on(ClueRegistered, ClueRegisteredHandler(rule_versions))
+    clues = ClueRegisteredHandler(rule_versions)
+    host.consumer.on(ClueRegistered, clues)
     host.consumer.on(TeamAssigned, on_team_assigned)
     host.consumer.on(TeamUnfillable, on_team_unfillable)
     database = host.database
@@ -57,6 +60,8 @@ def build(settings: Settings) -> tuple[ServiceHost, GrpcParts, DeadlineScanner]:
     host.consumer.on(ReportLinked, ReportLinkedHandler(by_version, lock=not database.is_sqlite))
     # Another county's verified answer to a letter asked from a case: a step in its history.
     host.consumer.on(AssistanceAnswered, on_assistance_answered)
+    # A clue another county transferred here, or the city designated here: a new clue.
+    host.consumer.on(TransferredClueArrived, TransferredClueHandler(clues))
 
     def in_force(moment: datetime) -> RuleSet:
         return rules_in_force(rule_versions, calendar.local_date(moment))

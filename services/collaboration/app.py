@@ -12,8 +12,10 @@ from xiezuo.collaboration.v1 import collaboration_pb2, collaboration_pb2_grpc
 
 from services.collaboration.api.servicer import CollaborationServicer
 from services.collaboration.domain.letter_kinds import parse_letter_kinds
+from services.collaboration.domain.transfer_rules import parse_transfer_rules
 from services.collaboration.due_dates import DueDateScan
 from services.collaboration.handlers.letters import LetterRecordHandler
+from services.collaboration.handlers.transfers import TransferRecordHandler
 from services.collaboration.letters import LetterDesk
 from services.collaboration.metrics import LetterMetrics
 from services.collaboration.settings import CollaborationSettings
@@ -24,6 +26,7 @@ from services.contracts.collaboration import (
     LetterDeclined,
     LetterSent,
 )
+from services.contracts.transfers import ClueTransferred
 from services.runtime.host import GrpcParts, ServiceHost
 from services.runtime.settings import Settings
 
@@ -45,6 +48,10 @@ def build(
     # Records from other counties: an id seen before is a replay, dead-lettered, not skipped.
     for record in (LetterSent, LetterAccepted, LetterDeclined, LetterAnswered):
         host.consumer.on(record, receiver, replay_is_poison=True)
+    transfer_rules = parse_transfer_rules(own.transfer_rules_file.read_text(encoding="utf-8"))
+    host.consumer.on(
+        ClueTransferred, TransferRecordHandler(desk, transfer_rules), replay_is_poison=True
+    )
     servicer = CollaborationServicer(host.database, desk, metrics)
 
     def register(server: grpc.aio.Server) -> None:

@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_LETTER_KINDS_FILE = Path(__file__).with_name("rules") / "letter_kinds.yaml"
+DEFAULT_TRANSFER_RULES_FILE = Path(__file__).with_name("rules") / "transfers.yaml"
 
 
 class CollaborationSettings(BaseSettings):
@@ -20,5 +21,7 @@ class CollaborationSettings(BaseSettings):
     # `<state_dir>/keys/collaboration-<county>.pem` (dev keys, `xiezuo collaboration keygen`).
     signing_key_files: dict[str, Path] = Field(default_factory=dict)
     letter_kinds_file: Path = DEFAULT_LETTER_KINDS_FILE
+    # The allowlist of clue transfers and designations.
+    transfer_rules_file: Path = DEFAULT_TRANSFER_RULES_FILE
     # How often open letters are checked against their due dates (reminders, overdue).
     due_scan_seconds: float = 300.0

@@ -1,0 +1,339 @@
+"""Clue transfer (线索移送) and designated jurisdiction (指定管辖) over the real broker.
+
+County A hands a clue to county B (and the city designates B): B's collaboration verifies the
+signed record and B's cases registers a new clue with only the allowlisted fields; a marker scan
+of every cross-county record finds no reporter identity; forged records are dead-lettered and
+change nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlmodel import col, select
+
+from services.cases.domain.rules import DEFAULT_RULES
+from services.cases.handlers.clue_registered import ClueRegisteredHandler
+from services.cases.handlers.transferred_clue import TransferredClueHandler
+from services.cases.store.tables import CaseFileRow, CaseStepRow, ClueRow
+from services.collaboration.domain.letter_kinds import parse_letter_kinds
+from services.collaboration.domain.network import parse_network
+from services.collaboration.domain.transfer_rules import (
+    TransferRulesInvalid,
+    parse_transfer_rules,
+)
+from services.collaboration.handlers.transfers import TransferRecordHandler
+from services.collaboration.letters import LetterDesk, seal, source_of
+from services.collaboration.settings import (
+    DEFAULT_LETTER_KINDS_FILE,
+    DEFAULT_TRANSFER_RULES_FILE,
+)
+from services.collaboration.signing_keys import CountySigningKeys
+from services.collaboration.store.network import current_network, import_network
+from services.collaboration.transfers import TransferDesk, TransferRefused
+from services.contracts.collaboration import ANSWERS_TOPIC, LETTERS_TOPIC
+from services.contracts.transfers import ClueTransferred, TransferredClueArrived
+from services.runtime.audit import AuditEntry
+from services.runtime.db import Database
+from services.runtime.envelope import Envelope
+from services.runtime.inbox import EventConsumer
+from services.runtime.localstack import KafkaNode
+from services.runtime.outbox import OutboxRelay
+from tests.collaboration_network import network_yaml
+from tests.conftest import MakeDatabase
+from tests.integration.helpers import (
+    count_rows,
+    create_topics,
+    produce,
+    read_records,
+    running_broker,
+    started_producer,
+    unique,
+    wait_until,
+)
+
+REPORTER_MARKER = "举报人张三丰-13800138000"
+REPORT_TEXT_MARKER = "实名举报原文-MARKER-7731"
+CITY = "city-lz"
+RULES = parse_transfer_rules(DEFAULT_TRANSFER_RULES_FILE.read_text(encoding="utf-8"))
+FIELDS = {
+    "subject_name": "李某",
+    "subject_position": "党支部书记",
+    "subject_employer": "某村村委会",
+    "township_of_jurisdiction": "t-07",
+    "allegation_category": "embezzlement",
+}
+
+
+@dataclass
+class Network:
+    """Counties A and B, collaboration and cases databases, everything running."""
+
+    a: str
+    b: str
+    keys: dict[str, Ed25519PrivateKey]
+    collaboration: Database
+    cases: Database
+    desk: TransferDesk
+    bootstrap: str
+    dead_letter_topic: str
+
+
+@pytest.fixture
+async def network(kafka: KafkaNode, make_database: MakeDatabase) -> AsyncIterator[Network]:
+    a, b = unique("county-a"), unique("county-b")
+    keys = {a: Ed25519PrivateKey.generate(), b: Ed25519PrivateKey.generate()}
+    collaboration = await make_database("collaboration")
+    cases = await make_database("cases")
+    parsed, sha = parse_network(network_yaml(keys, city=CITY))
+    async with collaboration.transaction() as session:
+        await import_network(session, parsed, sha256=sha, actor="test")
+    kinds = parse_letter_kinds(DEFAULT_LETTER_KINDS_FILE.read_text(encoding="utf-8"))
+    letter_desk = LetterDesk(kinds=kinds, keys=CountySigningKeys(keys))
+    bootstrap = kafka.bootstrap_servers
+    async with started_producer(bootstrap) as producer:
+        receiver = EventConsumer(
+            service=unique("collaboration"),
+            database=collaboration,
+            dead_letter_producer=producer,
+            retry_backoff_seconds=0.01,
+            batch_size=10,
+        )
+        receiver.on(
+            ClueTransferred, TransferRecordHandler(letter_desk, RULES), replay_is_poison=True
+        )
+        cases_consumer = EventConsumer(
+            service=unique("cases"),
+            database=cases,
+            dead_letter_producer=producer,
+            retry_backoff_seconds=0.01,
+            batch_size=10,
+        )
+        cases_consumer.on(
+            TransferredClueArrived, TransferredClueHandler(ClueRegisteredHandler([DEFAULT_RULES]))
+        )
+        await create_topics(
+            bootstrap,
+            LETTERS_TOPIC,
+            ANSWERS_TOPIC,
+            receiver.dead_letter_topic,
+            cases_consumer.dead_letter_topic,
+            partitions=3,
+        )
+        relay = OutboxRelay(collaboration, producer, idle_poll_seconds=0.2)
+        relay_task = asyncio.create_task(relay.run())
+        try:
+            async with (
+                running_broker(bootstrap, receiver),
+                running_broker(bootstrap, cases_consumer),
+            ):
+                yield Network(
+                    a,
+                    b,
+                    keys,
+                    collaboration,
+                    cases,
+                    TransferDesk(rules=RULES, keys=CountySigningKeys(keys)),
+                    bootstrap,
+                    receiver.dead_letter_topic,
+                )
+        finally:
+            await relay.stop()
+            relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay_task
+
+
+async def _send(n: Network, mode: Any = "transfer", **overrides: Any) -> ClueTransferred:
+    values: dict[str, Any] = {
+        "actor": "leader-a",
+        "from_county": n.a,
+        "to_county": n.b,
+        "mode": mode,
+        "fields": FIELDS,
+        "excerpt": "经初核，李某涉嫌侵占集体资金约12万元。",
+        "now": datetime.now(UTC),
+    }
+    values.update(overrides)
+    async with n.collaboration.transaction() as session:
+        network = await current_network(session)
+        assert network is not None
+        return await n.desk.send(session, network, **values)
+
+
+async def _case_file(n: Network, clue_id: str) -> CaseFileRow | None:
+    async with n.cases.session() as session:
+        query = select(CaseFileRow).where(col(CaseFileRow.case_id) == clue_id)
+        return (await session.exec(query)).first()
+
+
+async def _audit(database: Database, county: str) -> list[str]:
+    async with database.session() as session:
+        rows = await session.exec(
+            select(AuditEntry.action)
+            .where(col(AuditEntry.county_id) == county)
+            .order_by(col(AuditEntry.seq))
+        )
+        return list(rows.all())
+
+
+async def test_a_transfer_and_a_designation_arrive_as_clues_with_only_allowlisted_fields(
+    network: Network,
+) -> None:
+    n = network
+    # The sender refuses a field outside the allowlist (the reporter's identity) and sends nothing.
+    with pytest.raises(TransferRefused) as refused:
+        await _send(n, fields={**FIELDS, "reporter_name": REPORTER_MARKER})
+    assert [name for name, _ in refused.value.problems] == ["fields[reporter_name]"]
+    transferred = await _send(n)
+    designated = await _send(n, mode="designation")
+    assert designated.designated_by == CITY
+
+    async def both_registered() -> bool:
+        return all([await _case_file(n, r.letter_id) for r in (transferred, designated)])
+
+    await wait_until(both_registered, "B's cases to register both clues")
+    async with n.cases.session() as session:
+        clue = await session.get(ClueRow, transferred.letter_id)
+        steps = (
+            await session.exec(
+                select(CaseStepRow).where(col(CaseStepRow.case_id) == designated.letter_id)
+            )
+        ).all()
+    assert clue is not None and clue.county_id == n.b and clue.channel == "transfer"
+    assert clue.source_report_id == "" and clue.township_id == "t-07"
+    assert json.loads(clue.allegation_categories) == ["embezzlement"]
+    (origin,) = steps
+    assert origin.action == "designation_received" and origin.actor == f"county:{n.a}"
+    assert origin.reason == f"designated by {CITY}, from county {n.a}"
+    assert set(json.loads(origin.detail)["fields"]) == set(FIELDS)
+    # Audited in both counties: sent in A, received (and registered) in B.
+    assert await _audit(n.collaboration, n.a) == [
+        "network.imported",
+        "transfer.sent",
+        "designation.sent",
+    ]
+    assert await _audit(n.collaboration, n.b) == [
+        "network.imported",
+        "transfer.received",
+        "designation.received",
+    ]
+    cases_audit = await _audit(n.cases, n.b)
+    assert cases_audit.count("clue.registered") == 2
+    # Marker scan of every cross-county record of these counties: no reporter identity, no
+    # report text, only allowlisted fields.
+    records = [
+        r
+        for r in await read_records(n.bootstrap, LETTERS_TOPIC, 2)
+        if r.key in (n.a.encode(), n.b.encode())
+    ]
+    assert len(records) == 2
+    for record in records:
+        raw = (record.value or b"") + b"".join(value for _, value in record.headers)
+        assert REPORTER_MARKER.encode() not in raw and REPORT_TEXT_MARKER.encode() not in raw
+        payload = json.loads(record.value or b"{}")
+        assert set(payload["fields"]) <= RULES.rule(payload["mode"]).fields
+
+
+def _forged(
+    record: ClueTransferred, *, key: Ed25519PrivateKey | None
+) -> tuple[str, tuple[bytes, bytes, list[tuple[str, bytes]]]]:
+    if key is None:
+        event_id, sealed = str(uuid.uuid4()), record
+    else:
+        sealed, event_id = seal(record, key)
+    envelope = Envelope(
+        id=event_id,
+        type=record.event_type,
+        source=source_of(record.from_county),
+        time=datetime.now(UTC),
+        county_id=record.county_id,
+        zone_id=record.zone_id,
+        data=sealed.model_dump_json().encode(),
+        subject=record.subject_id(),
+    )
+    return event_id, (record.partition_key().encode(), envelope.data, envelope.headers())
+
+
+async def test_forged_transfers_are_dead_lettered_and_register_nothing(network: Network) -> None:
+    n = network
+
+    def transfer(transfer_id: str, **overrides: Any) -> ClueTransferred:
+        values: dict[str, Any] = {
+            "county_id": n.b,
+            "letter_id": transfer_id,
+            "from_county": n.a,
+            "network_version": 1,
+            "mode": "transfer",
+            "allowlist_version": RULES.version,
+            "fields": FIELDS,
+            "sent_at": datetime.now(UTC),
+        }
+        values.update(overrides)
+        return ClueTransferred(**values)
+
+    attacker = Ed25519PrivateKey.generate()
+    forged = {
+        "unsigned": _forged(transfer("T-forged-1"), key=None),
+        "bad-signature": _forged(transfer("T-forged-2"), key=attacker),
+        # A's real key, but the reporter's identity and the report text in fields.
+        "outside-allowlist": _forged(
+            transfer(
+                "T-forged-3",
+                fields={
+                    **FIELDS,
+                    "reporter_name": REPORTER_MARKER,
+                    "report_text": REPORT_TEXT_MARKER,
+                },
+            ),
+            key=n.keys[n.a],
+        ),
+        # A plain transfer claiming the city designated it.
+        "misaddressed": _forged(transfer("T-forged-4", designated_by=CITY), key=n.keys[n.a]),
+    }
+    await produce(n.bootstrap, LETTERS_TOPIC, [raw for _, raw in forged.values()])
+    expected = {event_id: reason for reason, (event_id, _) in forged.items()}
+
+    async def all_parked() -> bool:
+        parked = await read_records(n.bootstrap, n.dead_letter_topic, 0, within=0.5, settle=0.5)
+        return {dict(r.headers)["ce_id"].decode() for r in parked} >= set(expected)
+
+    await wait_until(all_parked, "every forged transfer to be dead-lettered")
+    parked = await read_records(n.bootstrap, n.dead_letter_topic, len(expected))
+    errors = {
+        dict(r.headers)["ce_id"].decode(): dict(r.headers)["x-dead-letter-error"].decode()
+        for r in parked
+    }
+    for event_id, reason in expected.items():
+        assert errors[event_id].startswith(reason), (reason, errors[event_id])
+    # A genuine transfer sent after them arrives: so the forged ones were processed and refused.
+    genuine = await _send(n)
+
+    async def registered() -> bool:
+        return await _case_file(n, genuine.letter_id) is not None
+
+    await wait_until(registered, "the genuine transfer to be registered")
+    assert await count_rows(n.cases, ClueRow, col(ClueRow.county_id) == n.b) == 1
+    assert await _audit(n.collaboration, n.b) == ["network.imported", "transfer.received"]
+
+
+def test_the_transfer_allowlist_refuses_a_reporter_field() -> None:
+    text = DEFAULT_TRANSFER_RULES_FILE.read_text(encoding="utf-8").replace(
+        "township_of_jurisdiction, allegation_category]",
+        "township_of_jurisdiction, allegation_category, reporter_phone]",
+        1,
+    )
+    with pytest.raises(TransferRulesInvalid) as invalid:
+        parse_transfer_rules(text)
+    assert invalid.value.errors == [
+        "modes.transfer.fields: reporter_phone may never cross to another county"
+    ]
