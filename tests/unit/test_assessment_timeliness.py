@@ -67,5 +67,6 @@ def test_2026_keeps_its_scheme_and_2027_scores_timeliness() -> None:
     assert in_2026.levels[Level.ZONE] == first.levels[Level.ZONE]
     assert in_2026.levels[Level.PERSON] != first.levels[Level.PERSON]
     scheme = rules_in_force(rules, Quarter(2027, 1))
-    assert scheme.version == "cn-default-2027.2"
+    # 2027.3 adds help between counties to 2027.2's zones (issue 11).
+    assert scheme.version == "cn-default-2027.3"
     assert Kpi.CLUES_DISPOSED_IN_TIME in scheme.levels[Level.ZONE].kpis()

@@ -70,3 +70,18 @@ def detailed_kpi(kpi: Kpi, detail: str) -> str:
     """A per-kind breakdown of a counter, e.g. `deadlines_breached.investigation`."""
     # Details come from other services' free-form fields; the projection key has 64 chars.
     return f"{kpi.value}.{detail[:MAX_DETAIL]}"
+
+
+class CollaborationKpi(enum.StrEnum):
+    """Help between counties (协查): derived when read from the letter ledger."""
+
+    # Letters the county approved and sent (county level: the letter names no zone).
+    LETTERS_SENT = "letters_sent"
+    # Help received: another county answered a letter asked from one of the zone's cases.
+    LETTERS_ANSWERED_FOR_US = "letters_answered_for_us"
+    # Help given: the county answered another county's letter (county level: no zone known).
+    LETTERS_ANSWERED_BY_US = "letters_answered_by_us"
+    # Letters asked of the county that passed their due date unanswered (county level).
+    LETTERS_OVERDUE = "letters_overdue"
+    # Letters asked from the zone's cases that the other county let pass their due date.
+    LETTERS_OVERDUE_FOR_US = "letters_overdue_for_us"

@@ -11,6 +11,7 @@ from services.assessment.domain.four_forms import FourFormsRules
 from services.assessment.domain.kpis import Level
 from services.assessment.domain.quarter import AssessmentCalendar
 from services.assessment.handlers.attendance import AttendanceHandler
+from services.assessment.handlers.collaboration import COLLABORATION_EVENTS, LetterLedgerHandler
 from services.assessment.handlers.ledgers import Ledger, ledgers
 from services.assessment.handlers.mappers import Mapper, Projection
 from services.assessment.store.names import record_name
@@ -77,6 +78,7 @@ def register_handlers(
     ledgers_by_type: Mapping[str, Sequence[Ledger]] | None = None,
     attendance_class: type[AttendanceRecorded] = AttendanceRecorded,
     forms: FourFormsRules | None = None,
+    collaboration_classes: Sequence[type[IntegrationEvent]] = COLLABORATION_EVENTS,
 ) -> None:
     """Subscribe the projection to every mapped event type and to the township registry."""
     extra = ledgers(calendar, forms) if ledgers_by_type is None else ledgers_by_type
@@ -88,3 +90,6 @@ def register_handlers(
     consumer.on(township_placed_class, township_placed)
     consumer.on(UnitNamed, unit_named)
     consumer.on(attendance_class, AttendanceHandler(calendar))
+    letters = LetterLedgerHandler(calendar)
+    for letter_class in collaboration_classes:
+        consumer.on(letter_class, letters)

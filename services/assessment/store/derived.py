@@ -1,4 +1,4 @@
-"""Counts derived when read from per-case facts: limits met, the four forms, staff work."""
+"""Counts derived when read: limits met, the four forms, staff work, help between counties."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.assessment.domain.four_forms import FourFormsRules, load_four_forms
 from services.assessment.domain.kpis import Level
 from services.assessment.domain.quarter import Quarter
+from services.assessment.store.collaboration import collaboration_counts
 from services.assessment.store.four_forms import form_counts
 from services.assessment.store.staff_work import staff_counts, team_counts
 from services.assessment.store.timeliness import Derived, limit_counts
@@ -47,6 +48,11 @@ async def derived_counts(
     )
     counted.update(
         await team_counts(
+            session, county_id=county_id, quarter=quarter, level=level, subject_id=subject_id
+        )
+    )
+    counted.update(
+        await collaboration_counts(
             session, county_id=county_id, quarter=quarter, level=level, subject_id=subject_id
         )
     )

@@ -24,6 +24,7 @@ from services.assessment.store.tables import (
     CaseSubject,
     CaseTeam,
     CaseWorkStep,
+    CollaborationLetter,
     FormOutcome,
     KpiContribution,
     KpiTally,
@@ -271,6 +272,7 @@ async def projection_rows(session: AsyncSession) -> list[tuple[Any, ...]]:
     teams = (await session.exec(select(CaseTeam))).all()
     steps = (await session.exec(select(CaseWorkStep))).all()
     names = (await session.exec(select(UnitName))).all()
+    letters = (await session.exec(select(CollaborationLetter))).all()
     return sorted(
         [("tally", *(getattr(r, k) for k in TALLY_KEY), r.value) for r in tally_rows]
         + [
@@ -311,4 +313,10 @@ async def projection_rows(session: AsyncSession) -> list[tuple[Any, ...]]:
         ]
         + [("step", r.county_id, r.case_id, r.event_id, r.kind, r.quarter) for r in steps]
         + [("name", r.county_id, r.level, r.subject_id, r.name) for r in names]
+        + [
+            ("letter", r.county_id, r.letter_id, r.side, r.zone_id, r.kind, r.counterpart_county)
+            + (r.sent_quarter, r.sent_event, r.answered_quarter, r.answered_event)
+            + (r.overdue_quarter, r.overdue_event)
+            for r in letters
+        ]
     )

@@ -344,3 +344,31 @@ class UnitName(SQLModel, table=True):
     level: str = Field(sa_column=Column(String(16), primary_key=True))
     subject_id: str = Field(sa_column=Column(String(64), primary_key=True))
     name: str = Field(sa_column=Column(String(200), nullable=False))
+
+
+class CollaborationLetter(SQLModel, table=True):
+    """One county's end of one letter between counties: ids, zone, kind and three moments.
+
+    Never the question, fields, findings or case: only what the KPIs need.
+    """
+
+    __tablename__ = "collaboration_letter"
+    __table_args__ = (Index("ix_collaboration_letter_county", "county_id"),)
+
+    county_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    letter_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    # `asking` (the county sent the letter) or `asked` (it was asked for help).
+    side: str = Field(sa_column=Column(String(8), primary_key=True))
+    # The asking case's zone once an answer or a breach names it; `*` until then / when asked.
+    zone_id: str = Field(default="*", sa_column=Column(String(64), nullable=False))
+    kind: str = Field(default="", sa_column=Column(String(32), nullable=False))
+    counterpart_county: str = Field(default="", sa_column=Column(String(64), nullable=False))
+    sent_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    sent_quarter: str | None = Field(default=None, sa_column=Column(String(8)))
+    sent_event: str | None = Field(default=None, sa_column=Column(String(64)))
+    answered_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    answered_quarter: str | None = Field(default=None, sa_column=Column(String(8)))
+    answered_event: str | None = Field(default=None, sa_column=Column(String(64)))
+    overdue_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    overdue_quarter: str | None = Field(default=None, sa_column=Column(String(8)))
+    overdue_event: str | None = Field(default=None, sa_column=Column(String(64)))
