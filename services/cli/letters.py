@@ -138,12 +138,14 @@ def _decide(
     token: str | None,
     as_json: bool,
     timeout: float,
+    subject_township: str = "",
 ) -> None:
     request = pb.DecideLetterRequest(
         idempotency_key=fresh_key(idempotency_key),
         letter_id=letter_id,
         accept=accept,
         ground=ground,
+        subject_township_id=subject_township,
     )
     response = call("collaboration", Stub, "DecideLetter", request, token, timeout)
     _show(response.letter, as_json, "letter accepted" if accept else "letter declined")
@@ -152,13 +154,16 @@ def _decide(
 @app.command("accept")
 def accept(
     letter_id: LetterArg,
+    subject_township: Annotated[
+        str, typer.Option(help="The subject's township here: nobody from it is drawn")
+    ] = "",
     idempotency_key: IdempotencyOption = None,
     token: TokenOption = None,
     as_json: JsonOption = False,
     timeout: TimeoutOption = 10.0,
 ) -> None:
-    """Accept a received letter (the asked county's leadership)."""
-    _decide(letter_id, True, "", idempotency_key, token, as_json, timeout)
+    """Accept a received letter (the asked county's leadership); staffing draws its team."""
+    _decide(letter_id, True, "", idempotency_key, token, as_json, timeout, subject_township)
 
 
 @app.command("decline")

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.collaboration.assistance_teams import request_team
 from services.collaboration.domain.letter import Direction, LetterState, Step, next_state
 from services.collaboration.domain.letter_kinds import LetterKind, LetterKinds
 from services.collaboration.domain.network import Network
@@ -176,8 +177,13 @@ class LetterDesk:
         accept: bool,
         ground: str,
         now: datetime,
+        subject_township_id: str = "",
     ) -> LetterRow:
-        """The asked county's leadership accepts, or declines with a ground."""
+        """The asked county's leadership accepts, or declines with a ground.
+
+        An accepted letter also asks this county's staffing for a team from its own pool,
+        never from `subject_township_id` (the subject's township here, when named).
+        """
         step = Step.ACCEPT if accept else Step.DECLINE
         if row.direction != Direction.INBOUND:
             raise NotInNetwork("only the asked county accepts or declines a letter")
@@ -196,9 +202,18 @@ class LetterDesk:
         row.state, row.decided_by, row.decided_at, row.updated_at = state, actor, now, now
         row.decline_ground = None if accept else ground
         session.add(row)
-        await self._audit(
-            session, row, actor, f"letter.{step.value}ed", now, {"event_id": event_id}
-        )
+        detail: dict[str, Any] = {"event_id": event_id}
+        if accept:
+            team = request_team(
+                session,
+                row,
+                self.kinds.rule(LetterKind(row.kind)),
+                subject_township_id=subject_township_id,
+                now=now,
+            )
+            detail["team_size"] = team.team_size
+            detail["subject_township_id"] = subject_township_id
+        await self._audit(session, row, actor, f"letter.{step.value}ed", now, detail)
         return row
 
     async def answer(

@@ -150,3 +150,31 @@ class LetterOverdue(LetterDueSoon):
     """A letter's due date passed without an answer (a breach on the county's calendar)."""
 
     event_type: ClassVar[str] = "xiezuo.collaboration.letter_overdue.v1"
+
+
+# Inside the asked county: collaboration asks its own staffing for a team for an accepted letter.
+TEAMS_TOPIC = "xiezuo.collaboration.teams"
+
+
+class AssistanceTeamRequested(IntegrationEvent):
+    """The asked county accepted a letter: its staffing draws a team from its own pool.
+
+    Published inside the asked county (zone `*`: the letter has no case there). Carries what
+    the draw needs and nothing else: no question, fields, excerpt or asking county's case.
+    """
+
+    event_type: ClassVar[str] = "xiezuo.collaboration.assistance_team_requested.v1"
+    topic: ClassVar[str] = TEAMS_TOPIC
+
+    zone_id: Literal["*"] = "*"
+    letter_id: str = Field(min_length=1, max_length=64)
+    kind: LetterKindName
+    # The subject's township in the asked county, when its leadership named one (异地办案);
+    # "" when unknown.
+    subject_township_id: str = Field(default="", max_length=64)
+    team_size: int = Field(ge=1, le=20)
+    accepted_at: datetime
+
+    def subject_id(self) -> str | None:
+        """The letter."""
+        return self.letter_id

@@ -106,6 +106,28 @@ class TeamUnfillable(IntegrationEvent):
         return self.case_id
 
 
+class AssistanceTeamDrawn(IntegrationEvent):
+    """A draw for an accepted assistance letter (协查函): the team, or why none was formed.
+
+    Its own type (not TeamAssigned): the letter is no case of this county's cases service.
+    """
+
+    event_type: ClassVar[str] = "xiezuo.staffing.assistance_team_drawn.v1"
+    topic: ClassVar[str] = DRAWS_TOPIC
+
+    letter_id: str
+    request_id: str
+    draw_id: str
+    # Empty when no team could be formed; `reasons` then say why.
+    members: list[TeamMember] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list)
+    drawn_at: datetime
+
+    def subject_id(self) -> str | None:
+        """The letter the team is for."""
+        return self.letter_id
+
+
 class RecusalRecorded(IntegrationEvent):
     """A recusal (回避) decision: a recused person loses access to the case at once."""
 

@@ -41,8 +41,13 @@ class TeamDrawer:
         cause: str,
         actor: str,
         kept: Sequence[TeamMember] = (),
+        announce: bool = True,
     ) -> DrawRecord:
-        """Draw for `request` in the caller's transaction; `kept` members stay on the team."""
+        """Draw for `request` in the caller's transaction; `kept` members stay on the team.
+
+        Without `announce` no TeamAssigned/TeamUnfillable is published: the caller publishes
+        its own event (a draw for an assistance letter, which is no case of cases).
+        """
         rules = draw_rules_in_force(self._rule_versions, request.on_date)
         now = datetime.now(UTC)
         if cause == "requested":
@@ -91,6 +96,8 @@ class TeamDrawer:
             },
             at=now,
         )
+        if not announce:
+            return record
         townships = {fact.person_id: fact.home_township_id for fact in record.candidates}
         if record.outcome.filled:
             drawn = [

@@ -271,6 +271,11 @@ class CollaborationServicer(pb_grpc.CollaborationServiceServicer):
         bounded_text(
             request.ground, "ground", violations, max_length=GROUND_MAX, required=not request.accept
         )
+        bounded_text(request.subject_township_id, "subject_township_id", violations, max_length=64)
+        if request.subject_township_id and not request.accept:
+            violations.append(
+                FieldViolation("subject_township_id", "only an accepted letter has a team drawn")
+            )
         if violations:
             raise InvalidArgument(violations)
         async with self._db.transaction() as session:
@@ -284,7 +289,12 @@ class CollaborationServicer(pb_grpc.CollaborationServiceServicer):
                 principal,
                 "DecideLetter",
                 request.idempotency_key,
-                {"letter": request.letter_id, "accept": request.accept, "ground": request.ground},
+                {
+                    "letter": request.letter_id,
+                    "accept": request.accept,
+                    "ground": request.ground,
+                    "subject_township_id": request.subject_township_id,
+                },
                 lambda: self._desk.decide(
                     session,
                     network,
@@ -293,6 +303,7 @@ class CollaborationServicer(pb_grpc.CollaborationServiceServicer):
                     accept=request.accept,
                     ground=request.ground,
                     now=utc_now(),
+                    subject_township_id=request.subject_township_id,
                 ),
             )
         if acted:

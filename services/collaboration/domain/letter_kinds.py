@@ -36,6 +36,8 @@ class KindRule:
     working_days: int
     excerpt_allowed: bool
     fields: frozenset[str]
+    # People the asked county's staffing draws for an accepted letter of this kind.
+    team_size: int = 2
 
 
 @dataclass(frozen=True)
@@ -99,12 +101,21 @@ def parse_letter_kinds(text: str) -> LetterKinds:
         if not isinstance(days, int) or not 1 <= days <= 60:
             errors.append(f"kinds.{name}.working_days: must be 1..60")
             days = 1
+        team_size = body.get("team_size", 2)
+        if (
+            not isinstance(team_size, int)
+            or isinstance(team_size, bool)
+            or not 1 <= team_size <= 20
+        ):
+            errors.append(f"kinds.{name}.team_size: must be 1..20")
+            team_size = 2
         rules[kind] = KindRule(
             kind=kind,
             label=str(body.get("label", name)),
             working_days=days,
             excerpt_allowed=body.get("excerpt") is True,
             fields=frozenset(fields),
+            team_size=team_size,
         )
     errors += [f"kinds.{kind.value}: missing" for kind in LetterKind if kind not in rules]
     if errors:

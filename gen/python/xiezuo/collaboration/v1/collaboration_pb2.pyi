@@ -450,6 +450,7 @@ class DecideLetterRequest(_message.Message):
     LETTER_ID_FIELD_NUMBER: _builtins.int
     ACCEPT_FIELD_NUMBER: _builtins.int
     GROUND_FIELD_NUMBER: _builtins.int
+    SUBJECT_TOWNSHIP_ID_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
     """Idempotency key."""
     letter_id: _builtins.str
@@ -458,6 +459,10 @@ class DecideLetterRequest(_message.Message):
     """True to accept, false to decline."""
     ground: _builtins.str
     """Required when declining."""
+    subject_township_id: _builtins.str
+    """When accepting: the subject's township in this county, if known; nobody from it is drawn
+    onto the team staffing draws for the letter (异地办案). Empty: unknown.
+    """
     def __init__(
         self,
         *,
@@ -465,10 +470,11 @@ class DecideLetterRequest(_message.Message):
         letter_id: _builtins.str = ...,
         accept: _builtins.bool = ...,
         ground: _builtins.str = ...,
+        subject_township_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept", b"accept", "ground", b"ground", "idempotency_key", b"idempotency_key", "letter_id", b"letter_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept", b"accept", "ground", b"ground", "idempotency_key", b"idempotency_key", "letter_id", b"letter_id", "subject_township_id", b"subject_township_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
