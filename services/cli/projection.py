@@ -48,7 +48,7 @@ PROJECTION_TABLES = {
         "case_team",
         "case_work_step",
         "unit_name",
-        "collaboration_letter",
+        "help_letter",
     ),
 }
 OWNED_TABLES = {

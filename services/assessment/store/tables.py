@@ -352,8 +352,8 @@ class CollaborationLetter(SQLModel, table=True):
     Never the question, fields, findings or case: only what the KPIs need.
     """
 
-    __tablename__ = "collaboration_letter"
-    __table_args__ = (Index("ix_collaboration_letter_county", "county_id"),)
+    __tablename__ = "help_letter"
+    __table_args__ = (Index("ix_help_letter_county", "county_id"),)
 
     county_id: str = Field(sa_column=Column(String(64), primary_key=True))
     letter_id: str = Field(sa_column=Column(String(64), primary_key=True))

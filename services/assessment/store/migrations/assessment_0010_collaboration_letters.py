@@ -17,7 +17,7 @@ depends_on = None
 def upgrade() -> None:
     moment = sa.DateTime(timezone=True)
     op.create_table(
-        "collaboration_letter",
+        "help_letter",
         sa.Column("county_id", sa.String(64), primary_key=True),
         sa.Column("letter_id", sa.String(64), primary_key=True),
         sa.Column("side", sa.String(8), primary_key=True),
@@ -34,9 +34,9 @@ def upgrade() -> None:
         sa.Column("overdue_quarter", sa.String(8), nullable=True),
         sa.Column("overdue_event", sa.String(64), nullable=True),
     )
-    op.create_index("ix_collaboration_letter_county", "collaboration_letter", ["county_id"])
+    op.create_index("ix_help_letter_county", "help_letter", ["county_id"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_collaboration_letter_county", "collaboration_letter")
-    op.drop_table("collaboration_letter")
+    op.drop_index("ix_help_letter_county", "help_letter")
+    op.drop_table("help_letter")
