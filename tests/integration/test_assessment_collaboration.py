@@ -16,6 +16,8 @@ from services.assessment.domain.kpis import Level
 from services.assessment.domain.quarter import AssessmentCalendar, Quarter
 from services.assessment.domain.scoring_rules import load_rules
 from services.assessment.handlers.projection import register_handlers
+from services.assessment.report.build import build_report
+from services.assessment.report.render import render_html
 from services.assessment.store.collaboration import collaboration_summary
 from services.assessment.store.projection import projection_rows
 from services.assessment.store.scorecards import Scoring
@@ -265,7 +267,7 @@ async def test_help_given_and_received_counts_the_same_forward_and_reversed(
 
 async def ledger_in_order(
     make_database: MakeDatabase, kafka: KafkaNode, numbered: list[tuple[str, IntegrationEvent]]
-) -> tuple[list[tuple[object, ...]], dict[str, CollaborationSummary]]:
+) -> tuple[list[tuple[object, ...]], dict[str, CollaborationSummary], str]:
     """Apply `numbered` through the inbox in exactly this order (the broker cannot promise an
     order across the letters and answers topics)."""
     database = await make_database("assessment")
@@ -280,7 +282,9 @@ async def ledger_in_order(
             )
     async with database.session() as session:
         rows = [row for row in await projection_rows(session) if row[0] == "letter"]
-        return rows, await collaboration_summary(session, county_id=ASKING, quarter=Q1)
+        report = await build_report(session, Scoring(load_rules()), county_id=ASKING, quarter=Q1)
+        summary = await collaboration_summary(session, county_id=ASKING, quarter=Q1)
+        return rows, summary, render_html(report)
 
 
 def envelope_of(event: IntegrationEvent, event_id: str) -> Envelope:
@@ -303,8 +307,13 @@ async def test_the_ledger_does_not_depend_on_which_event_of_a_letter_comes_first
     forward = await ledger_in_order(make_database, kafka, numbered)
     backward = await ledger_in_order(make_database, kafka, list(reversed(numbered)))
     assert backward == forward
-    rows, summary = forward
+    rows, summary, html = forward
     # The answer names the case's zone; the letter sent (zone `*`) never takes it away.
     zones = {row[2]: row[4] for row in rows if row[1] == ASKING and row[3] == "asking"}
     assert zones == {"L1": "z-1", "L2": "z-1", "L3": "z-2", "L5": "z-2"}
     assert summary["z-1"].letters_answered_for_us == 2
+    # The quarter's report shows the county line and each zone's, with the days to answer.
+    assert "Help between counties" in html
+    assert "<tr><td>county</td><td>4</td><td>2</td><td>1</td><td>0</td><td>1</td>" in html
+    assert "<td>5.0</td><td>5.0</td></tr>" in html
+    assert MARKER not in html

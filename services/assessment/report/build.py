@@ -11,6 +11,7 @@ from services.assessment.domain.kpis import Level
 from services.assessment.domain.quarter import Quarter
 from services.assessment.domain.scoring import score_unit
 from services.assessment.report.model import QuarterReport, ReportRow
+from services.assessment.store.collaboration import collaboration_summary
 from services.assessment.store.names import unit_names
 from services.assessment.store.scorecards import Ranking, Scoring
 
@@ -60,6 +61,7 @@ async def build_report(
                     name=names.get((level.value, unit.subject_id), ""),
                 )
             )
+    help_given = await collaboration_summary(session, county_id=county_id, quarter=quarter)
     return QuarterReport(
         county_id=county_id,
         quarter=str(quarter),
@@ -68,6 +70,12 @@ async def build_report(
         rows=rows,
         trends=_trends(zone_rankings, quarter.year, zone_id),
         names=names,
+        # A zone's report shows that zone's line only (help given is the county's).
+        help={
+            unit: summary
+            for unit, summary in sorted(help_given.items())
+            if not zone_id or unit == zone_id
+        },
     )
 
 

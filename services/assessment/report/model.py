@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from services.assessment.domain.collaboration import CollaborationSummary
+
 
 @dataclass(frozen=True)
 class ReportRow:
@@ -36,6 +38,8 @@ class QuarterReport:
     trends: dict[str, list[tuple[str, Decimal]]] = field(default_factory=dict)
     # (level, id) → name, for every unit the report mentions that has one.
     names: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Help between counties (协查) in the quarter: `*` is the county, then its zones.
+    help: dict[str, CollaborationSummary] = field(default_factory=dict)
 
     def label(self, level: str, subject_id: str) -> str:
         """`name (id)`, or the id alone when the unit has no name."""

@@ -152,11 +152,46 @@ def render_html(report: QuarterReport) -> str:
         cells = "".join(f"<td>{by_quarter.get(q, Decimal(0))}</td>" for q in quarters)
         sections.append(f"<tr><td>{escape(report.label('zone', zone))}</td>{cells}</tr>")
     sections.append("</table>")
+    sections.extend(_help(report))
     body = "\n".join(sections)
     return (
         '<!doctype html><html lang="zh"><head><meta charset="utf-8">'
         f"<title>Assessment {escape(report.quarter)}</title></head><body>{body}</body></html>\n"
     )
+
+
+HELP_COLUMNS = (
+    "letters_sent",
+    "letters_answered_for_us",
+    "letters_answered_by_us",
+    "letters_overdue",
+    "letters_overdue_for_us",
+)
+
+
+def _help(report: QuarterReport) -> list[str]:
+    """Help between counties (协查): the county line (`*`), then each zone's."""
+    if not report.help:
+        return []
+    head = "".join(f"<th>{name}</th>" for name in HELP_COLUMNS)
+    lines = [
+        "<h2>Help between counties (协查函)</h2>",
+        "<p>Help given and overdue letters are the county's: the asked county's letter names "
+        "no zone.</p>",
+        f"<table><tr><th>unit</th>{head}<th>mean days to answer</th>"
+        "<th>median days to answer</th></tr>",
+    ]
+    for unit, summary in report.help.items():
+        label = "county" if unit == "*" else report.label("zone", unit)
+        cells = "".join(f"<td>{getattr(summary, name)}</td>" for name in HELP_COLUMNS)
+        mean, median = summary.mean_days_to_answer, summary.median_days_to_answer
+        lines.append(
+            f"<tr><td>{escape(label)}</td>{cells}"
+            f"<td>{'' if mean is None else mean}</td><td>{'' if median is None else median}</td>"
+            "</tr>"
+        )
+    lines.append("</table>")
+    return lines
 
 
 def render_csv(report: QuarterReport) -> str:
