@@ -13,6 +13,7 @@ REGISTRY = "xiezuo.staffing.v1.RegistryService"
 TRAINING = "xiezuo.staffing.v1.TrainingService"
 ASSESSMENT = "xiezuo.assessment.v1.AssessmentService"
 COLLABORATION = "xiezuo.collaboration.v1.CollaborationService"
+TRANSFERS = "xiezuo.collaboration.v1.TransferService"
 
 # Full RPC name → the command path after `xiezuo`.
 COMMAND_OF_RPC: dict[str, str] = {
@@ -84,4 +85,6 @@ COMMAND_OF_RPC: dict[str, str] = {
     f"{COLLABORATION}.GetLetter": "letters show",
     f"{COLLABORATION}.ListLetters": "letters list",
     f"{COLLABORATION}.GetNetwork": "collaboration network show",
+    f"{TRANSFERS}.TransferClue": "clues transfer",
+    f"{TRANSFERS}.DesignateJurisdiction": "cases designate",
 }

@@ -29,6 +29,7 @@ from services.cli import (
     report_handling,
     scores,
     training,
+    transfers,
 )
 from services.cli.client import (
     EXIT_INVALID,
@@ -74,6 +75,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(training.attendance_app, name="attendance")
     report_handling.register(reports_app)
     clues_app.command("dispose")(casework.clues_dispose)
+    clues_app.command("transfer")(transfers.clues_transfer)
     # `xiezuo cases` and `xiezuo assessment` are the services' own CLIs (mounted by main.py
     # after this); the commands over gRPC join those groups so each domain has one name.
     cases_cli: typer.Typer = importlib.import_module("services.cases.cli").app
@@ -82,6 +84,7 @@ def register(app: typer.Typer) -> None:
     cases_cli.command("list")(casework.cases_list)
     cases_cli.command("link")(casework.cases_link)
     cases_cli.command("joint")(casework.cases_joint)
+    cases_cli.command("designate")(transfers.cases_designate)
     planning.register_assessment(importlib.import_module("services.assessment.cli").app)
 
 

@@ -13,18 +13,24 @@ import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import grpc
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel import col, select
+from xiezuo.collaboration.v1 import transfers_pb2 as pb
+from xiezuo.collaboration.v1 import transfers_pb2_grpc as pb_grpc
 
 from services.cases.domain.rules import DEFAULT_RULES
 from services.cases.handlers.clue_registered import ClueRegisteredHandler
 from services.cases.handlers.transferred_clue import TransferredClueHandler
 from services.cases.store.tables import CaseFileRow, CaseStepRow, ClueRow
+from services.collaboration.api.transfers import TransferServicer
 from services.collaboration.domain.letter_kinds import parse_letter_kinds
 from services.collaboration.domain.network import parse_network
 from services.collaboration.domain.transfer_rules import (
@@ -45,9 +51,11 @@ from services.contracts.transfers import ClueTransferred, TransferredClueArrived
 from services.runtime.audit import AuditEntry
 from services.runtime.db import Database
 from services.runtime.envelope import Envelope
+from services.runtime.grpc.server import GrpcEndpoint
 from services.runtime.inbox import EventConsumer
 from services.runtime.localstack import KafkaNode
 from services.runtime.outbox import OutboxRelay
+from services.runtime.tokens import Principal, TokenIssuer, TokenVerifier
 from tests.collaboration_network import network_yaml
 from tests.conftest import MakeDatabase
 from tests.integration.helpers import (
@@ -336,4 +344,90 @@ def test_the_transfer_allowlist_refuses_a_reporter_field() -> None:
         parse_transfer_rules(text)
     assert invalid.value.errors == [
         "modes.transfer.fields: reporter_phone may never cross to another county"
+    ]
+
+
+@asynccontextmanager
+async def _serving(servicer: TransferServicer) -> AsyncIterator[tuple[Any, TokenIssuer]]:
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    endpoint = GrpcEndpoint(
+        address="127.0.0.1:0",
+        service_names=["xiezuo.collaboration.v1.TransferService"],
+        register=lambda server: pb_grpc.add_TransferServiceServicer_to_server(servicer, server),
+        verifier=TokenVerifier([public], issuer="test", audience="xiezuo"),
+    )
+    port = await endpoint.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield (
+            pb_grpc.TransferServiceStub(channel),
+            TokenIssuer(private, issuer="test", audience="xiezuo"),
+        )
+    finally:
+        await channel.close()
+        await endpoint.stop(grace=0)
+
+
+async def test_transfer_and_designation_over_grpc_by_role(network: Network) -> None:
+    n = network
+    async with _serving(TransferServicer(n.collaboration, n.desk)) as (stub, issuer):
+
+        def as_(county: str, *roles: str) -> Any:
+            principal = Principal(
+                subject=f"{county}-{roles[0]}", roles=frozenset(roles), county_id=county
+            )
+            return (("authorization", f"Bearer {issuer.issue(principal)}"),)
+
+        transfer = pb.TransferClueRequest(
+            idempotency_key="k-1", county_id=n.a, target_county_id=n.b, fields=FIELDS
+        )
+        # A case officer may not hand a clue over; the city may not use the county's call.
+        for metadata in (as_(n.a, "case_officer"), as_(CITY, "city_commission")):
+            with pytest.raises(grpc.aio.AioRpcError) as denied:
+                await stub.TransferClue(transfer, metadata=metadata)
+            assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        # A field outside the allowlist: INVALID_ARGUMENT naming it, nothing sent.
+        with pytest.raises(grpc.aio.AioRpcError) as invalid:
+            await stub.TransferClue(
+                pb.TransferClueRequest(
+                    idempotency_key="k-0",
+                    county_id=n.a,
+                    target_county_id=n.b,
+                    fields={**FIELDS, "reporter_name": REPORTER_MARKER},
+                ),
+                metadata=as_(n.a, "county_leadership"),
+            )
+        assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "reporter_name" in (invalid.value.details() or "")
+        leader = as_(n.a, "county_leadership")
+        sent = await stub.TransferClue(transfer, metadata=leader)
+        again = await stub.TransferClue(transfer, metadata=leader)
+        assert again.transfer_id == sent.transfer_id and sent.allowlist_version == RULES.version
+        designate = pb.DesignateJurisdictionRequest(
+            idempotency_key="k-2", from_county_id=n.a, target_county_id=n.b, fields=FIELDS
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as county_denied:
+            await stub.DesignateJurisdiction(designate, metadata=leader)
+        assert county_denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        designated = await stub.DesignateJurisdiction(
+            designate, metadata=as_(CITY, "city_commission")
+        )
+
+    async def both_registered() -> bool:
+        ids = (sent.transfer_id, designated.transfer_id)
+        return all([await _case_file(n, clue_id) for clue_id in ids])
+
+    await wait_until(both_registered, "B's cases to register the transfer and the designation")
+    # The repeated call sent nothing more: two clues in B, two sends audited in A.
+    assert await count_rows(n.cases, ClueRow, col(ClueRow.county_id) == n.b) == 2
+    assert await _audit(n.collaboration, n.a) == [
+        "network.imported",
+        "transfer.sent",
+        "designation.sent",
     ]
