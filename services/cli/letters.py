@@ -58,6 +58,11 @@ def _show(letter: pb.Letter, as_json: bool, title: str) -> None:
         typer.echo(f"findings: {letter.findings}")
     for attachment in letter.attachments:
         typer.echo(f"  attachment {attachment.name} ({attachment.size_bytes} bytes)")
+    if letter.team_draw_id:
+        team = ", ".join(letter.team_person_ids) or "none"
+        typer.echo(f"team (draw {letter.team_draw_id}): {team}")
+        for reason in letter.team_unfillable_reasons:
+            typer.echo(f"  unfillable: {reason}")
 
 
 def _field(text: str) -> tuple[str, str]:

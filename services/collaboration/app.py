@@ -8,38 +8,32 @@ import logging
 from datetime import UTC, datetime
 
 import grpc
-from xiezuo.collaboration.v1 import (
-    collaboration_pb2,
-    collaboration_pb2_grpc,
-    transfers_pb2,
-    transfers_pb2_grpc,
-)
+from xiezuo.collaboration.v1 import collaboration_pb2, collaboration_pb2_grpc
 
 from services.collaboration.api.servicer import CollaborationServicer
-from services.collaboration.api.transfers import TransferServicer
 from services.collaboration.domain.letter_kinds import parse_letter_kinds
 from services.collaboration.domain.transfer_rules import parse_transfer_rules
 from services.collaboration.due_dates import DueDateScan
+from services.collaboration.handlers.assistance_teams import on_assistance_team_drawn
 from services.collaboration.handlers.letters import LetterRecordHandler
 from services.collaboration.handlers.transfers import TransferRecordHandler
 from services.collaboration.letters import LetterDesk
 from services.collaboration.metrics import LetterMetrics
 from services.collaboration.settings import CollaborationSettings
 from services.collaboration.signing_keys import CountySigningKeys
-from services.collaboration.transfers import TransferDesk
 from services.contracts.collaboration import (
     LetterAccepted,
     LetterAnswered,
     LetterDeclined,
     LetterSent,
 )
+from services.contracts.staffing import AssistanceTeamDrawn
 from services.contracts.transfers import ClueTransferred
 from services.runtime.host import GrpcParts, ServiceHost
 from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = collaboration_pb2.DESCRIPTOR.services_by_name["CollaborationService"].full_name
-TRANSFER_SERVICE_NAME = transfers_pb2.DESCRIPTOR.services_by_name["TransferService"].full_name
 
 
 def build(
@@ -60,19 +54,15 @@ def build(
     host.consumer.on(
         ClueTransferred, TransferRecordHandler(desk, transfer_rules), replay_is_poison=True
     )
+    # The team this county's staffing drew for a letter it accepted, onto the letter.
+    host.consumer.on(AssistanceTeamDrawn, on_assistance_team_drawn)
     servicer = CollaborationServicer(host.database, desk, metrics)
-    transfers = TransferServicer(host.database, TransferDesk(rules=transfer_rules, keys=keys))
 
     def register(server: grpc.aio.Server) -> None:
         collaboration_pb2_grpc.add_CollaborationServiceServicer_to_server(servicer, server)
-        transfers_pb2_grpc.add_TransferServiceServicer_to_server(transfers, server)
 
     scan = DueDateScan(host.database, desk, metrics)
-    return (
-        host,
-        GrpcParts(service_names=[SERVICE_NAME, TRANSFER_SERVICE_NAME], register=register),
-        scan,
-    )
+    return host, GrpcParts(service_names=[SERVICE_NAME], register=register), scan
 
 
 async def scan_due_dates(scan: DueDateScan, stop: asyncio.Event, interval: float) -> None:

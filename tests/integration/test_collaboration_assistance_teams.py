@@ -28,6 +28,7 @@ from xiezuo.collaboration.v1 import collaboration_pb2_grpc as pb_grpc
 from services.collaboration.api.servicer import CollaborationServicer
 from services.collaboration.domain.letter_kinds import parse_letter_kinds
 from services.collaboration.domain.network import parse_network
+from services.collaboration.handlers.assistance_teams import on_assistance_team_drawn
 from services.collaboration.handlers.letters import LetterRecordHandler
 from services.collaboration.letters import LetterDesk
 from services.collaboration.settings import DEFAULT_LETTER_KINDS_FILE
@@ -191,6 +192,7 @@ async def test_an_accepted_letter_gets_a_team_from_the_asked_countys_pool_once(
         receiver = LetterRecordHandler(desk)
         for record_class in (LetterSent, LetterAccepted, LetterDeclined, LetterAnswered):
             letters_in.on(record_class, receiver, replay_is_poison=True)
+        letters_in.on(AssistanceTeamDrawn, on_assistance_team_drawn)
         teams_in = EventConsumer(
             service=unique("staffing"),
             database=staffing,
@@ -296,6 +298,22 @@ async def test_an_accepted_letter_gets_a_team_from_the_asked_countys_pool_once(
 
             await wait_until(both_applied, "the re-sent request to be applied (as a no-op)")
 
+            async def team_on_letter() -> bool:
+                async with collaboration.session() as session:
+                    row = await session.get(LetterRow, (b, letter_id))
+                    return row is not None and row.team_draw_id is not None
+
+            await wait_until(team_on_letter, "B's collaboration to record the team on the letter")
+            shown = (
+                await stub.GetLetter(pb.GetLetterRequest(letter_id=letter_id), metadata=leader_b)
+            ).letter
+            asked = (
+                await stub.GetLetter(
+                    pb.GetLetterRequest(letter_id=letter_id),
+                    metadata=_as(issuer, a, "leader-a", "county_leadership"),
+                )
+            ).letter
+
     # What crossed into staffing: the letter id, kind, size, township, time — nothing else.
     requested = json.loads(message.payload)
     assert set(requested) == {
@@ -360,6 +378,11 @@ async def test_an_accepted_letter_gets_a_team_from_the_asked_countys_pool_once(
     assert {m["person_id"] for m in drawn_event["members"]} == members
     assert all(m["home_township_id"] != "t-1" for m in drawn_event["members"])
 
+    # The team is on B's letter (GetLetter), and on A's side of it nothing of B's staff.
+    assert shown.team_draw_id == row.draw_id
+    assert list(shown.team_person_ids) == list(record.outcome.members)
+    assert not asked.team_draw_id and not asked.team_person_ids
+
     # B's collaboration audit says the acceptance asked for the team.
     async with collaboration.session() as session:
         accepted = (
@@ -371,5 +394,17 @@ async def test_an_accepted_letter_gets_a_team_from_the_asked_countys_pool_once(
                 )
             )
         ).one()
+        team_drawn = list(
+            (
+                await session.exec(
+                    select(AuditEntry.action).where(
+                        AuditEntry.county_id == b,
+                        AuditEntry.action == "letter.team_drawn",
+                        AuditEntry.record_id == letter_id,
+                    )
+                )
+            ).all()
+        )
     detail = json.loads(accepted.detail)
     assert detail["team_size"] == 2 and detail["subject_township_id"] == "t-1"
+    assert team_drawn == ["letter.team_drawn"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeAlias
@@ -100,6 +101,11 @@ def letter_message(row: LetterRow, *, coordinator_view: bool = False) -> pb.Lett
     message.decline_ground = row.decline_ground or ""
     message.findings = row.findings or ""
     message.attachments.extend(pb.Attachment(**a) for a in letters.attachments_of(row))  # type: ignore[arg-type]
+    if row.team_draw_id:
+        team = json.loads(row.team_json or "{}")
+        message.team_draw_id = row.team_draw_id
+        message.team_person_ids.extend(team.get("members", []))
+        message.team_unfillable_reasons.extend(team.get("reasons", []))
     return message
 
 

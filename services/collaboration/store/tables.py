@@ -63,6 +63,10 @@ class LetterRow(SQLModel, table=True):
     # Set once by the due-date scan, with the notice it published (one of each per side).
     reminded_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     overdue_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    # Asked side: the draw of this county's staffing for the accepted letter, and its result
+    # ({"members": [person ids, leader first], "reasons": [why unfillable]}).
+    team_draw_id: str | None = Field(default=None, sa_column=Column(String(64)))
+    team_json: str | None = Field(default=None, sa_column=Column(Text))
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 

@@ -203,6 +203,9 @@ class Letter(_message.Message):
     FINDINGS_FIELD_NUMBER: _builtins.int
     ATTACHMENTS_FIELD_NUMBER: _builtins.int
     NETWORK_VERSION_FIELD_NUMBER: _builtins.int
+    TEAM_DRAW_ID_FIELD_NUMBER: _builtins.int
+    TEAM_PERSON_IDS_FIELD_NUMBER: _builtins.int
+    TEAM_UNFILLABLE_REASONS_FIELD_NUMBER: _builtins.int
     letter_id: _builtins.str
     """Letter id (the same on both sides)."""
     county_id: _builtins.str
@@ -233,6 +236,8 @@ class Letter(_message.Message):
     """The findings."""
     network_version: _builtins.int
     """Network version in force when it was written."""
+    team_draw_id: _builtins.str
+    """Asked side, once accepted: the draw of this county's staffing for the letter."""
     @_builtins.property
     def fields(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """The allowlisted fields."""
@@ -256,6 +261,14 @@ class Letter(_message.Message):
     @_builtins.property
     def attachments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attachment]:
         """Attachment metadata of the answer."""
+
+    @_builtins.property
+    def team_person_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The drawn team's person ids (leader first); empty when none could be formed."""
+
+    @_builtins.property
+    def team_unfillable_reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Why no team could be formed, when none was."""
 
     def __init__(
         self,
@@ -281,10 +294,13 @@ class Letter(_message.Message):
         findings: _builtins.str = ...,
         attachments: _abc.Iterable[Global___Attachment] | None = ...,
         network_version: _builtins.int = ...,
+        team_draw_id: _builtins.str = ...,
+        team_person_ids: _abc.Iterable[_builtins.str] | None = ...,
+        team_unfillable_reasons: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["answered_at", b"answered_at", "approved_at", b"approved_at", "decided_at", b"decided_at", "requested_at", b"requested_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowlist_version", b"allowlist_version", "answered_at", b"answered_at", "approved_at", b"approved_at", "attachments", b"attachments", "case_id", b"case_id", "counterpart_county_id", b"counterpart_county_id", "county_id", b"county_id", "decided_at", b"decided_at", "decline_ground", b"decline_ground", "direction", b"direction", "due_date", b"due_date", "excerpt", b"excerpt", "fields", b"fields", "findings", b"findings", "kind", b"kind", "letter_id", b"letter_id", "network_version", b"network_version", "question", b"question", "requested_at", b"requested_at", "state", b"state", "zone_id", b"zone_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowlist_version", b"allowlist_version", "answered_at", b"answered_at", "approved_at", b"approved_at", "attachments", b"attachments", "case_id", b"case_id", "counterpart_county_id", b"counterpart_county_id", "county_id", b"county_id", "decided_at", b"decided_at", "decline_ground", b"decline_ground", "direction", b"direction", "due_date", b"due_date", "excerpt", b"excerpt", "fields", b"fields", "findings", b"findings", "kind", b"kind", "letter_id", b"letter_id", "network_version", b"network_version", "question", b"question", "requested_at", b"requested_at", "state", b"state", "team_draw_id", b"team_draw_id", "team_person_ids", b"team_person_ids", "team_unfillable_reasons", b"team_unfillable_reasons", "zone_id", b"zone_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
