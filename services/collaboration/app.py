@@ -8,9 +8,15 @@ import logging
 from datetime import UTC, datetime
 
 import grpc
-from xiezuo.collaboration.v1 import collaboration_pb2, collaboration_pb2_grpc
+from xiezuo.collaboration.v1 import (
+    collaboration_pb2,
+    collaboration_pb2_grpc,
+    transfers_pb2,
+    transfers_pb2_grpc,
+)
 
 from services.collaboration.api.servicer import CollaborationServicer
+from services.collaboration.api.transfers import TransferServicer
 from services.collaboration.domain.letter_kinds import parse_letter_kinds
 from services.collaboration.domain.transfer_rules import parse_transfer_rules
 from services.collaboration.due_dates import DueDateScan
@@ -21,6 +27,7 @@ from services.collaboration.letters import LetterDesk
 from services.collaboration.metrics import LetterMetrics
 from services.collaboration.settings import CollaborationSettings
 from services.collaboration.signing_keys import CountySigningKeys
+from services.collaboration.transfers import TransferDesk
 from services.contracts.collaboration import (
     LetterAccepted,
     LetterAnswered,
@@ -34,6 +41,7 @@ from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = collaboration_pb2.DESCRIPTOR.services_by_name["CollaborationService"].full_name
+TRANSFER_SERVICE_NAME = transfers_pb2.DESCRIPTOR.services_by_name["TransferService"].full_name
 
 
 def build(
@@ -57,12 +65,18 @@ def build(
     # The team this county's staffing drew for a letter it accepted, onto the letter.
     host.consumer.on(AssistanceTeamDrawn, on_assistance_team_drawn)
     servicer = CollaborationServicer(host.database, desk, metrics)
+    transfers = TransferServicer(host.database, TransferDesk(rules=transfer_rules, keys=keys))
 
     def register(server: grpc.aio.Server) -> None:
         collaboration_pb2_grpc.add_CollaborationServiceServicer_to_server(servicer, server)
+        transfers_pb2_grpc.add_TransferServiceServicer_to_server(transfers, server)
 
     scan = DueDateScan(host.database, desk, metrics)
-    return host, GrpcParts(service_names=[SERVICE_NAME], register=register), scan
+    return (
+        host,
+        GrpcParts(service_names=[SERVICE_NAME, TRANSFER_SERVICE_NAME], register=register),
+        scan,
+    )
 
 
 async def scan_due_dates(scan: DueDateScan, stop: asyncio.Event, interval: float) -> None:
