@@ -222,7 +222,8 @@ def _print_outcome(
     waiting = sum(1 for case in outcome.cases if case.waiting)
     if waiting:
         out.print(
-            f"demo: {waiting} recent clue(s) still in progress (their next step falls after today)",
+            f"demo: {waiting} clue(s) still in progress (their next step falls after today: "
+            "recent clues, and stored clues awaiting their next review)",
             soft_wrap=True,
         )
     risk = sum(outcome.at_risk.values())
