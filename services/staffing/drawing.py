@@ -8,7 +8,12 @@ from datetime import UTC, datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.contracts.staffing import TeamAssigned, TeamMember, TeamUnfillable
+from services.contracts.staffing import (
+    AssistanceTeamDrawn,
+    TeamAssigned,
+    TeamMember,
+    TeamUnfillable,
+)
 from services.runtime import audit
 from services.runtime.outbox import record_event
 from services.staffing.domain.draw import DrawRecord, DrawRequest, run_draw
@@ -19,6 +24,18 @@ from services.staffing.store.casework import open_case_assignments
 from services.staffing.store.draws import candidate_facts, chain_head, save_draw
 
 SOURCE = "xiezuo/staffing"
+# Request ids of draws for another county's assistance letter (协查函) accepted here.
+ASSISTANCE_REQUEST_PREFIX = "assist-"
+
+
+def assistance_request_id(letter_id: str) -> str:
+    """The draw request of a letter: one per letter, so a redelivery never draws twice."""
+    return f"{ASSISTANCE_REQUEST_PREFIX}{letter_id}"
+
+
+def is_assistance_request(request_id: str) -> bool:
+    """Whether a draw request is for an assistance letter rather than a case."""
+    return request_id.startswith(ASSISTANCE_REQUEST_PREFIX)
 
 
 class TeamDrawer:
@@ -41,12 +58,11 @@ class TeamDrawer:
         cause: str,
         actor: str,
         kept: Sequence[TeamMember] = (),
-        announce: bool = True,
     ) -> DrawRecord:
         """Draw for `request` in the caller's transaction; `kept` members stay on the team.
 
-        Without `announce` no TeamAssigned/TeamUnfillable is published: the caller publishes
-        its own event (a draw for an assistance letter, which is no case of cases).
+        A draw for an assistance letter (any round) is announced as AssistanceTeamDrawn, not
+        TeamAssigned/TeamUnfillable: the letter is no case of this county's cases service.
         """
         rules = draw_rules_in_force(self._rule_versions, request.on_date)
         now = datetime.now(UTC)
@@ -96,18 +112,33 @@ class TeamDrawer:
             },
             at=now,
         )
-        if not announce:
-            return record
         townships = {fact.person_id: fact.home_township_id for fact in record.candidates}
-        if record.outcome.filled:
-            drawn = [
-                TeamMember(
-                    person_id=person_id,
-                    home_township_id=townships[person_id] or "",
-                    leader=not kept and position == 0,
-                )
-                for position, person_id in enumerate(record.outcome.members)
-            ]
+        drawn = [
+            TeamMember(
+                person_id=person_id,
+                home_township_id=townships[person_id] or "",
+                leader=not kept and position == 0,
+            )
+            for position, person_id in enumerate(record.outcome.members)
+        ]
+        if is_assistance_request(request.request_id):
+            filled = record.outcome.filled
+            record_event(
+                session,
+                AssistanceTeamDrawn(
+                    county_id=request.county_id,
+                    zone_id=request.zone_id,
+                    letter_id=request.case_id,
+                    request_id=request.request_id,
+                    draw_id=record.draw_id,
+                    members=[*kept, *drawn] if filled else [],
+                    reasons=list(record.outcome.unfillable_reasons),
+                    drawn_at=now,
+                ),
+                source=SOURCE,
+                occurred_at=now,
+            )
+        elif record.outcome.filled:
             record_event(
                 session,
                 TeamAssigned(

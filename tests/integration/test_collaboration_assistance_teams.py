@@ -14,7 +14,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import grpc
@@ -44,7 +44,7 @@ from services.contracts.collaboration import (
     LetterDeclined,
     LetterSent,
 )
-from services.contracts.staffing import DRAWS_TOPIC, AssistanceTeamDrawn, TeamAssigned
+from services.contracts.staffing import DRAWS_TOPIC, AssistanceTeamDrawn, TeamAssigned, TeamMember
 from services.runtime.audit import AuditEntry
 from services.runtime.db import Database
 from services.runtime.envelope import Envelope
@@ -55,10 +55,10 @@ from services.runtime.messaging_tables import InboxEntry, OutboxMessage
 from services.runtime.outbox import OutboxRelay
 from services.runtime.tokens import Principal, TokenIssuer, TokenVerifier
 from services.staffing.domain.county_file import parse_county
-from services.staffing.domain.draw import ExclusionReason, replay
+from services.staffing.domain.draw import DrawRequest, ExclusionReason, Pool, Stage, replay
 from services.staffing.domain.draw_rules import DEFAULT_DRAW_RULES
-from services.staffing.drawing import TeamDrawer
-from services.staffing.handlers.assistance_team import AssistanceTeamHandler, request_id_of
+from services.staffing.drawing import TeamDrawer, assistance_request_id
+from services.staffing.handlers.assistance_team import AssistanceTeamHandler
 from services.staffing.secrets import CountySecrets
 from services.staffing.store.draws import record_of
 from services.staffing.store.registry import import_county
@@ -99,6 +99,7 @@ people:
   - {{person_id: p-3, name: 城三, roles: [township_secretary], home_township: t-1}}
   - {{person_id: p-4, name: 河一, roles: [township_member], home_township: t-2}}
   - {{person_id: p-5, name: 石一, roles: [supervision_staff], home_township: t-3}}
+  - {{person_id: p-6, name: 石二, roles: [township_member], home_township: t-3}}
 """
 
 
@@ -263,7 +264,7 @@ async def test_an_accepted_letter_gets_a_team_from_the_asked_countys_pool_once(
                 ),
                 metadata=leader_b,
             )
-            request_id = request_id_of(letter_id)
+            request_id = assistance_request_id(letter_id)
 
             async def drawn() -> bool:
                 return (
@@ -354,9 +355,16 @@ async def test_an_accepted_letter_gets_a_team_from_the_asked_countys_pool_once(
     assert row.county_id == b and row.case_id == letter_id and row.filled
     record = record_of(row)
     # From B's whole county pool (both zones), never the subject's township.
-    assert {fact.person_id for fact in record.candidates} == {"p-1", "p-2", "p-3", "p-4", "p-5"}
+    assert {fact.person_id for fact in record.candidates} == {
+        "p-1",
+        "p-2",
+        "p-3",
+        "p-4",
+        "p-5",
+        "p-6",
+    }
     members = set(record.outcome.members)
-    assert len(members) == 2 and members <= {"p-4", "p-5"}
+    assert len(members) == 2 and members <= {"p-4", "p-5", "p-6"}
     assert {
         e.person_id for e in record.exclusions if e.reason is ExclusionReason.SUBJECT_TOWNSHIP
     } == {
@@ -408,3 +416,59 @@ async def test_an_accepted_letter_gets_a_team_from_the_asked_countys_pool_once(
     detail = json.loads(accepted.detail)
     assert detail["team_size"] == 2 and detail["subject_township_id"] == "t-1"
     assert team_drawn == ["letter.team_drawn"]
+
+
+async def test_a_redraw_of_a_letters_team_is_announced_for_the_letter_not_for_a_case(
+    make_database: MakeDatabase,
+) -> None:
+    # A member's decline redraws through staffing's usual path (round 1, the rest kept): the
+    # result must reach collaboration as AssistanceTeamDrawn, never as TeamAssigned, which
+    # cases would dead-letter (it has no such case).
+    county = unique("county-b")
+    staffing = await make_database("staffing")
+    async with staffing.transaction() as session:
+        await import_county(session, parse_county(COUNTY_B.format(county=county)), actor="test")
+    drawer = TeamDrawer(CountySecrets(b"k" * 32), [DEFAULT_DRAW_RULES])
+    letter_id = unique("L")
+    request = DrawRequest(
+        request_id=assistance_request_id(letter_id),
+        case_id=letter_id,
+        county_id=county,
+        zone_id="*",
+        stage=Stage.VERIFICATION,
+        subject_township_id="t-1",
+        excluded_township_ids=("t-1",),
+        subject_key=f"letter:{letter_id}",
+        team_size=2,
+        pool=Pool.COUNTY,
+        on_date=date(2026, 3, 2),
+    )
+    async with staffing.transaction() as session:
+        first = await drawer.draw(session, request, round_=0, cause="requested", actor="test")
+    leader, decliner = first.outcome.members
+    async with staffing.transaction() as session:
+        await drawer.draw(
+            session,
+            request.model_copy(update={"team_size": 1, "excluded_person_ids": (leader, decliner)}),
+            round_=1,
+            cause="declined",
+            actor="test",
+            kept=[TeamMember(person_id=leader, home_township_id="", leader=True)],
+        )
+    async with staffing.session() as session:
+        outbox = list(
+            (
+                await session.exec(select(OutboxMessage).where(OutboxMessage.county_id == county))
+            ).all()
+        )
+    assert TeamAssigned.event_type not in {m.event_type for m in outbox}
+    announced = [
+        json.loads(m.payload) for m in outbox if m.event_type == AssistanceTeamDrawn.event_type
+    ]
+    assert len(announced) == 2
+    # Round 1 keeps the leader and draws one more, never from t-1 nor the decliner.
+    members = announced[1]["members"]
+    assert members[0]["person_id"] == leader and len(members) == 2
+    assert members[1]["person_id"] not in {decliner, "p-1", "p-2", "p-3"}
+    assert announced[1]["reasons"] == []
+    assert announced[0]["letter_id"] == announced[1]["letter_id"] == letter_id

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from pydantic import ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.contracts.collaboration import AssistanceTeamRequested
-from services.contracts.staffing import AssistanceTeamDrawn, TeamMember
 from services.runtime.envelope import Envelope
 from services.runtime.inbox import PoisonEvent
-from services.runtime.outbox import record_event
 from services.staffing.domain.draw import DrawRequest, Pool, Stage
-from services.staffing.drawing import SOURCE, TeamDrawer
+from services.staffing.drawing import TeamDrawer, assistance_request_id
 from services.staffing.store.draws import draw_of_request
-
-
-def request_id_of(letter_id: str) -> str:
-    """The draw request of a letter: one per letter, so a redelivery never draws twice."""
-    return f"assist-{letter_id}"
 
 
 class AssistanceTeamHandler:
@@ -32,7 +23,7 @@ class AssistanceTeamHandler:
         self, session: AsyncSession, event: AssistanceTeamRequested, envelope: Envelope
     ) -> None:
         """Apply the event in the consumer's transaction."""
-        request_id = request_id_of(event.letter_id)
+        request_id = assistance_request_id(event.letter_id)
         # The inbox skips a redelivered event id; this skips the same letter re-sent under a
         # new event id.
         if await draw_of_request(session, request_id, 0) is not None:
@@ -59,33 +50,7 @@ class AssistanceTeamHandler:
             )
         except (ValidationError, ValueError) as exc:
             raise PoisonEvent(f"letter {event.letter_id} cannot be drawn for: {exc}") from exc
-        record = await self._drawer.draw(
-            session,
-            request,
-            round_=0,
-            cause="requested",
-            actor=f"event:{envelope.source}",
-            announce=False,
-        )
-        townships = {fact.person_id: fact.home_township_id for fact in record.candidates}
-        record_event(
-            session,
-            AssistanceTeamDrawn(
-                county_id=event.county_id,
-                zone_id=event.zone_id,
-                letter_id=event.letter_id,
-                request_id=request_id,
-                draw_id=record.draw_id,
-                members=[
-                    TeamMember(
-                        person_id=person_id,
-                        home_township_id=townships[person_id] or "",
-                        leader=position == 0,
-                    )
-                    for position, person_id in enumerate(record.outcome.members)
-                ],
-                reasons=list(record.outcome.unfillable_reasons),
-                drawn_at=datetime.now(UTC),
-            ),
-            source=SOURCE,
+        # The drawer announces it as AssistanceTeamDrawn (the request id says it is a letter's).
+        await self._drawer.draw(
+            session, request, round_=0, cause="requested", actor=f"event:{envelope.source}"
         )
