@@ -241,7 +241,7 @@ async def test_a_transfer_and_a_designation_arrive_as_clues_with_only_allowliste
     # report text, only allowlisted fields.
     records = [
         r
-        for r in await read_records(n.bootstrap, LETTERS_TOPIC, 2)
+        for r in await read_records(n.bootstrap, LETTERS_TOPIC, 2, settle=1.0)
         if r.key in (n.a.encode(), n.b.encode())
     ]
     assert len(records) == 2
@@ -330,6 +330,26 @@ async def test_forged_transfers_are_dead_lettered_and_register_nothing(network: 
         return await _case_file(n, genuine.letter_id) is not None
 
     await wait_until(registered, "the genuine transfer to be registered")
+    # The genuine record played again (same CloudEvent id): a replay, dead-lettered.
+    (original,) = [
+        r
+        for r in await read_records(n.bootstrap, LETTERS_TOPIC, 1, settle=1.0)
+        if dict(r.headers).get("ce_subject") == genuine.letter_id.encode()
+    ]
+    replayed_id = dict(original.headers)["ce_id"].decode()
+    await produce(
+        n.bootstrap, LETTERS_TOPIC, [(original.key, original.value, list(original.headers))]
+    )
+
+    async def replay_parked() -> bool:
+        parked = await read_records(n.bootstrap, n.dead_letter_topic, 0, within=0.5, settle=0.5)
+        return any(
+            dict(r.headers)["ce_id"].decode() == replayed_id
+            and dict(r.headers)["x-dead-letter-error"].startswith(b"replayed")
+            for r in parked
+        )
+
+    await wait_until(replay_parked, "the replayed transfer to be dead-lettered")
     assert await count_rows(n.cases, ClueRow, col(ClueRow.county_id) == n.b) == 1
     assert await _audit(n.collaboration, n.b) == ["network.imported", "transfer.received"]
 
