@@ -105,6 +105,8 @@ ARGS: dict[str, list[str]] = {
     "letters show": ["l-1"],
     "letters list": ["--county", "c"],
     "collaboration network show": [],
+    "clues transfer": ["--county", "c", "--to", "c2", "--field", "subject_name=n"],
+    "cases designate": ["--from", "c", "--to", "c2", "--field", "subject_name=n"],
 }
 
 
