@@ -8,7 +8,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.collaboration.domain.letter_kinds import KindRule
 from services.collaboration.store.tables import LetterRow
-from services.contracts.collaboration import AssistanceTeamRequested
+from services.contracts.collaboration import AssistanceLetterClosed, AssistanceTeamRequested
 from services.runtime.outbox import record_event
 
 SOURCE = "xiezuo/collaboration"
@@ -37,3 +37,15 @@ def request_team(
     )
     record_event(session, event, source=SOURCE, occurred_at=now)
     return event
+
+
+def close_team(session: AsyncSession, row: LetterRow, *, now: datetime) -> None:
+    """The inbound `row` was answered: this county's staffing frees the letter's team."""
+    record_event(
+        session,
+        AssistanceLetterClosed(
+            county_id=row.county_id, letter_id=row.letter_id, outcome="answered", closed_at=now
+        ),
+        source=SOURCE,
+        occurred_at=now,
+    )

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.collaboration.assistance_teams import request_team
+from services.collaboration.assistance_teams import close_team, request_team
 from services.collaboration.domain.letter import Direction, LetterState, Step, next_state
 from services.collaboration.domain.letter_kinds import LetterKind, LetterKinds
 from services.collaboration.domain.network import Network
@@ -243,6 +243,7 @@ class LetterDesk:
         row.findings = findings
         row.attachments_json = json.dumps([a.model_dump() for a in attachments], ensure_ascii=False)
         session.add(row)
+        close_team(session, row, now=now)
         await self._audit(session, row, actor, "letter.answered", now, {"event_id": event_id})
         return row
 

@@ -178,3 +178,19 @@ class AssistanceTeamRequested(IntegrationEvent):
     def subject_id(self) -> str | None:
         """The letter."""
         return self.letter_id
+
+
+class AssistanceLetterClosed(IntegrationEvent):
+    """The asked county answered a letter: its staffing ends the letter team's workload."""
+
+    event_type: ClassVar[str] = "xiezuo.collaboration.assistance_letter_closed.v1"
+    topic: ClassVar[str] = TEAMS_TOPIC
+
+    zone_id: Literal["*"] = "*"
+    letter_id: str = Field(min_length=1, max_length=64)
+    outcome: Literal["answered"]
+    closed_at: datetime
+
+    def subject_id(self) -> str | None:
+        """The letter."""
+        return self.letter_id

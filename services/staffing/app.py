@@ -23,7 +23,7 @@ from services.contracts.cases import (
     StageChanged,
     TeamRequested,
 )
-from services.contracts.collaboration import AssistanceTeamRequested
+from services.contracts.collaboration import AssistanceLetterClosed, AssistanceTeamRequested
 from services.runtime.host import GrpcParts, ServiceHost
 from services.runtime.settings import Settings
 from services.staffing.api.registry_servicer import RegistryServicer
@@ -32,7 +32,10 @@ from services.staffing.api.training_servicer import TrainingServicer
 from services.staffing.domain.draw_rules import DEFAULT_DRAW_RULES
 from services.staffing.domain.workload import DEFAULT_WORKLOAD_RELEASE
 from services.staffing.drawing import TeamDrawer
-from services.staffing.handlers.assistance_team import AssistanceTeamHandler
+from services.staffing.handlers.assistance_team import (
+    AssistanceTeamHandler,
+    on_assistance_letter_closed,
+)
 from services.staffing.handlers.case_progress import CaseProgressHandler
 from services.staffing.handlers.team_requested import TeamRequestedHandler
 from services.staffing.secrets import CountySecrets
@@ -53,6 +56,7 @@ def build(settings: Settings) -> tuple[ServiceHost, GrpcParts]:
     host.consumer.on(TeamRequested, TeamRequestedHandler(drawer))
     # An assistance letter this county accepted: a team from its own pool (collaboration).
     host.consumer.on(AssistanceTeamRequested, AssistanceTeamHandler(drawer))
+    host.consumer.on(AssistanceLetterClosed, on_assistance_letter_closed)
     # Every workflow step names the stage the case enters; some end a team's work.
     progress = CaseProgressHandler(DEFAULT_WORKLOAD_RELEASE)
     for step in (StageChanged, ClueDisposed, CaseFiled, CaseDecided, CaseTransferred, CaseClosed):

@@ -38,6 +38,7 @@ from services.collaboration.store.tables import LetterRow
 from services.contracts.collaboration import (
     LETTERS_TOPIC,
     TEAMS_TOPIC,
+    AssistanceLetterClosed,
     AssistanceTeamRequested,
     LetterAccepted,
     LetterAnswered,
@@ -58,7 +59,10 @@ from services.staffing.domain.county_file import parse_county
 from services.staffing.domain.draw import DrawRequest, ExclusionReason, Pool, Stage, replay
 from services.staffing.domain.draw_rules import DEFAULT_DRAW_RULES
 from services.staffing.drawing import TeamDrawer, assistance_request_id
-from services.staffing.handlers.assistance_team import AssistanceTeamHandler
+from services.staffing.handlers.assistance_team import (
+    AssistanceTeamHandler,
+    on_assistance_letter_closed,
+)
 from services.staffing.secrets import CountySecrets
 from services.staffing.store.draws import record_of
 from services.staffing.store.registry import import_county
@@ -202,6 +206,7 @@ async def test_an_accepted_letter_gets_a_team_from_the_asked_countys_pool_once(
         )
         drawer = TeamDrawer(CountySecrets(b"k" * 32), [DEFAULT_DRAW_RULES])
         teams_in.on(AssistanceTeamRequested, AssistanceTeamHandler(drawer))
+        teams_in.on(AssistanceLetterClosed, on_assistance_letter_closed)
         await create_topics(
             bootstrap,
             LETTERS_TOPIC,
@@ -315,6 +320,29 @@ async def test_an_accepted_letter_gets_a_team_from_the_asked_countys_pool_once(
                 )
             ).letter
 
+            async def team_states() -> set[str]:
+                async with staffing.session() as session:
+                    rows = await session.exec(
+                        select(AssignmentRow.state).where(AssignmentRow.request_id == request_id)
+                    )
+                    return set(rows.all())
+
+            # The team counts as workload until B answers the letter; then it is freed.
+            assert await team_states() == {"drawn"}
+            await stub.AnswerLetter(
+                pb.AnswerLetterRequest(
+                    idempotency_key="k-answer",
+                    letter_id=letter_id,
+                    findings="经核实，王某2025年4月至9月在该公司领取报酬",
+                ),
+                metadata=_as(issuer, b, "officer-b", "case_officer"),
+            )
+
+            async def team_released() -> bool:
+                return await team_states() == {"released"}
+
+            await wait_until(team_released, "B's staffing to free the answered letter's team")
+
     # What crossed into staffing: the letter id, kind, size, township, time — nothing else.
     requested = json.loads(message.payload)
     assert set(requested) == {
@@ -375,6 +403,19 @@ async def test_an_accepted_letter_gets_a_team_from_the_asked_countys_pool_once(
     assert replay(record).matches
     assert {assignment.person_id for assignment in assignments} == members
     assert audit_actions == ["draw.recorded"]
+    async with staffing.session() as session:
+        released = list(
+            (
+                await session.exec(
+                    select(AuditEntry.action).where(
+                        AuditEntry.county_id == b,
+                        AuditEntry.action == "workload.released",
+                        AuditEntry.record_id == letter_id,
+                    )
+                )
+            ).all()
+        )
+    assert released == ["workload.released"]
     # Its own result event, not TeamAssigned (the letter is no case of cases').
     types = [m.event_type for m in outbox]
     assert types.count(AssistanceTeamDrawn.event_type) == 1

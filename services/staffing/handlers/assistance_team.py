@@ -1,15 +1,19 @@
-"""AssistanceTeamRequested → a recorded draw from the county's own pool → AssistanceTeamDrawn."""
+"""A letter this county accepted: its team drawn from the county's own pool, freed once answered."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from pydantic import ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.contracts.collaboration import AssistanceTeamRequested
+from services.contracts.collaboration import AssistanceLetterClosed, AssistanceTeamRequested
 from services.runtime.envelope import Envelope
 from services.runtime.inbox import PoisonEvent
 from services.staffing.domain.draw import DrawRequest, Pool, Stage
 from services.staffing.drawing import TeamDrawer, assistance_request_id
+from services.staffing.releasing import release_assignments
+from services.staffing.store.casework import open_case_assignments
 from services.staffing.store.draws import draw_of_request
 
 
@@ -54,3 +58,22 @@ class AssistanceTeamHandler:
         await self._drawer.draw(
             session, request, round_=0, cause="requested", actor=f"event:{envelope.source}"
         )
+
+
+async def on_assistance_letter_closed(
+    session: AsyncSession, event: AssistanceLetterClosed, envelope: Envelope
+) -> None:
+    """The letter was answered: its team's assignments stop counting as workload.
+
+    A redelivery finds nothing open and changes nothing.
+    """
+    await release_assignments(
+        session,
+        await open_case_assignments(session, event.letter_id),
+        county_id=event.county_id,
+        zone_id=event.zone_id,
+        case_id=event.letter_id,
+        reason=f"assistance letter {event.outcome}",
+        actor=f"event:{envelope.source}",
+        at=datetime.now(UTC),
+    )
