@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from xiezuo.collaboration.v1 import collaboration_pb2 as pb
 
+from services.cli import letters as letters_cli
 from services.collaboration.domain.letter_kinds import (
     LetterKind,
     LetterKindsInvalid,
@@ -53,3 +55,23 @@ def test_the_team_request_carries_only_what_the_draw_needs() -> None:
         "team_size",
         "accepted_at",
     }
+
+
+def test_letters_show_prints_the_team_drawn_for_the_letter(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    letter = pb.Letter(
+        letter_id="L-1",
+        county_id="county-b",
+        team_draw_id="d-1",
+        team_person_ids=["p-4", "p-5"],
+    )
+    letters_cli._show(letter, False, "letter")
+    assert "team (draw d-1): p-4, p-5" in capsys.readouterr().out
+    letters_cli._show(
+        pb.Letter(letter_id="L-2", team_draw_id="d-2", team_unfillable_reasons=["too few"]),
+        False,
+        "letter",
+    )
+    out = capsys.readouterr().out
+    assert "team (draw d-2): none" in out and "unfillable: too few" in out
