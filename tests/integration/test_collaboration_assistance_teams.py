@@ -50,7 +50,7 @@ from services.runtime.audit import AuditEntry
 from services.runtime.db import Database
 from services.runtime.envelope import Envelope
 from services.runtime.grpc.server import GrpcEndpoint
-from services.runtime.inbox import EventConsumer
+from services.runtime.inbox import EventConsumer, PoisonEvent
 from services.runtime.localstack import KafkaNode
 from services.runtime.messaging_tables import InboxEntry, OutboxMessage
 from services.runtime.outbox import OutboxRelay
@@ -513,3 +513,42 @@ async def test_a_redraw_of_a_letters_team_is_announced_for_the_letter_not_for_a_
     assert members[1]["person_id"] not in {decliner, "p-1", "p-2", "p-3"}
     assert announced[1]["reasons"] == []
     assert announced[0]["letter_id"] == announced[1]["letter_id"] == letter_id
+
+
+async def test_a_township_the_asked_county_does_not_have_draws_nothing(
+    make_database: MakeDatabase,
+) -> None:
+    # A mistyped township would exclude nobody: the request is refused (dead letter) instead.
+    county = unique("county-b")
+    staffing = await make_database("staffing")
+    async with staffing.transaction() as session:
+        await import_county(session, parse_county(COUNTY_B.format(county=county)), actor="test")
+    handler = AssistanceTeamHandler(TeamDrawer(CountySecrets(b"k" * 32), [DEFAULT_DRAW_RULES]))
+    letter_id = unique("L")
+    event = AssistanceTeamRequested(
+        county_id=county,
+        letter_id=letter_id,
+        kind="verify_fact",
+        subject_township_id="t-9",
+        team_size=2,
+        accepted_at=datetime(2026, 3, 2, 9, tzinfo=UTC),
+    )
+    envelope = Envelope(
+        id=str(uuid.uuid4()),
+        type=event.event_type,
+        source="xiezuo/collaboration",
+        time=datetime.now(UTC),
+        county_id=county,
+        zone_id="*",
+        data=event.model_dump_json().encode(),
+        subject=letter_id,
+    )
+    with pytest.raises(PoisonEvent, match="t-9"):
+        async with staffing.transaction() as session:
+            await handler(session, event, envelope)
+    assert (
+        await count_rows(
+            staffing, DrawRow, col(DrawRow.request_id) == assistance_request_id(letter_id)
+        )
+        == 0
+    )

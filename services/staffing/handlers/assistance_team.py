@@ -15,6 +15,7 @@ from services.staffing.drawing import TeamDrawer, assistance_request_id
 from services.staffing.releasing import release_assignments
 from services.staffing.store.casework import open_case_assignments
 from services.staffing.store.draws import draw_of_request
+from services.staffing.store.registry import township_of
 
 
 class AssistanceTeamHandler:
@@ -32,6 +33,15 @@ class AssistanceTeamHandler:
         # new event id.
         if await draw_of_request(session, request_id, 0) is not None:
             return
+        if event.subject_township_id:
+            # A township this county does not have would silently exclude nobody (异地办案).
+            township = await township_of(session, event.subject_township_id)
+            if township is None or township.county_id != event.county_id:
+                raise PoisonEvent(
+                    f"letter {event.letter_id[:64]}: township "
+                    f"{event.subject_township_id[:64]!r} is not one of county "
+                    f"{event.county_id[:64]!r}'s; nothing drawn"
+                )
         try:
             # The letter stands in for the case: recusals, worked stages and workload are
             # counted per letter id; the whole county is the pool (the letter has no zone).
