@@ -68,7 +68,7 @@ def up(
         int, typer.Option(min=1, help="Reports in the first-run demo year (about 600 a year)")
     ] = 600,
 ) -> None:
-    """Start Kafka and the four services; on first run, replay a demo year. Ctrl-C stops all."""
+    """Start Kafka and the five services; on first run, replay a demo year. Ctrl-C stops all."""
     from services.runtime.localstack.kafka import KafkaError, KafkaNode
 
     # Ctrl-C and a supervisor's SIGTERM both stop everything in order. Set explicitly: a shell
@@ -90,6 +90,7 @@ def up(
     env = {**os.environ, "XIEZUO_STATE_DIR": str(state), "XIEZUO_KAFKA_BOOTSTRAP": bootstrap}
     processes: dict[str, subprocess.Popen[str]] = {}
     try:
+        _dev_network(state, env)
         ready: dict[str, dict[str, str]] = {}
         # Service logs go to files, so the terminal stays readable (progress, tables).
         log_dir = state / "logs"
@@ -143,6 +144,15 @@ def up(
         console.print("stopped.")
 
 
+def _dev_network(state: Path, env: dict[str, str]) -> None:
+    # Collaboration loads its counties' signing keys when it starts: made (once) before it.
+    from services.demo.network import ensure_dev_network
+
+    imported = ensure_dev_network(state, env)
+    if imported is not None:
+        console.print(f"collaboration: dev keys made and the network {imported} imported")
+
+
 def _first_run_demo(
     state: Path, env: dict[str, str], ready: dict[str, dict[str, str]], reports: int
 ) -> None:
@@ -159,7 +169,13 @@ def _first_run_demo(
         assessment=ready["assessment"]["grpc"],
         staffing=ready["staffing"]["grpc"],
     )
-    request = DemoRequest(state_dir=state, env=env, endpoints=endpoints, reports=reports)
+    request = DemoRequest(
+        state_dir=state,
+        env=env,
+        endpoints=endpoints,
+        reports=reports,
+        collaboration=ready["collaboration"]["grpc"],
+    )
     run_first_demo(request, console=console, out=Console())
 
 

@@ -19,6 +19,8 @@ from rich.table import Table
 
 from services.demo.county import DEMO_COUNTY_FILE, load_county_plan
 from services.demo.driver import DemoDriver, DemoFailed, DemoOutcome, Endpoints
+from services.demo.letters import LettersYear, exchange_letters
+from services.demo.network import NEIGHBOUR_COUNTY_FILE
 from services.demo.progress import LiveProgress
 from services.demo.reference import REFERENCE, YearFigures, comparison, year_figures
 from services.demo.scenario import CountyPlan, generate_scenario
@@ -27,6 +29,7 @@ from services.runtime.settings import PlatformSettings
 from services.runtime.tokens import ALL_ZONES, mint_dev_token
 
 MARKER_FILE = "demo-loaded"
+NEIGHBOUR_NAME = "青峪县"
 # Roles the scenario acts in: intake officer files reports; leadership and assessor read back.
 SCENARIO_ROLES = ("intake_officer", "county_leadership", "assessor")
 
@@ -41,6 +44,9 @@ class DemoRequest:
     reports: int
     seed: int = 2026
     county_file: Path = DEMO_COUNTY_FILE
+    # The collaboration service's gRPC address; empty: no letters to the neighbouring county.
+    collaboration: str = ""
+    neighbour_file: Path = NEIGHBOUR_COUNTY_FILE
 
 
 def should_run(state_dir: Path) -> bool:
@@ -56,12 +62,15 @@ def run_first_demo(request: DemoRequest, *, console: Console, out: Console) -> D
         # Whatever went wrong, the demo must never take the platform down with it.
         _failed(console, _reason(exc))
         return None
+    letters = _letters(request, outcome, console)
     report_path = _write_report(outcome, request.state_dir / "demo")
     cases_path = _write_cases(outcome, request.state_dir / "demo")
     plan = load_county_plan(request.county_file)
     figures = year_figures(outcome.clues, outcome.cases)
     _print_outcome(outcome, plan, report_path, cases_path, out)
     _print_year(outcome, figures, out)
+    if letters is not None:
+        _print_letters(letters, out)
     (request.state_dir / MARKER_FILE).write_text(
         json.dumps(
             {
@@ -86,6 +95,7 @@ def run_first_demo(request: DemoRequest, *, console: Console, out: Console) -> D
                 },
                 "office": asdict(outcome.office),
                 "kpis": dict(outcome.kpis),
+                "letters": None if letters is None else _letters_marker(letters),
                 "loaded_at": datetime.now(UTC).isoformat(),
             }
         ),
@@ -113,7 +123,10 @@ def _failed(console: Console, reason: str) -> None:
 def _run(request: DemoRequest, console: Console) -> DemoOutcome:
     plan = load_county_plan(request.county_file)
     console.print(f"[cyan]demo:[/cyan] loading the demo county from {request.county_file} ...")
-    _import_county(request)
+    _import_county(request, request.county_file)
+    if request.collaboration:
+        # The neighbour's staff: an accepted letter draws its team from that county's pool.
+        _import_county(request, request.neighbour_file)
     # Received over the year so far, up to last midnight (UTC): never in the future.
     until = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     start = until.replace(month=1, day=1)
@@ -149,11 +162,11 @@ def _run(request: DemoRequest, console: Console) -> DemoOutcome:
         return asyncio.run(driver.run(reports, observer=progress))
 
 
-def _import_county(request: DemoRequest) -> None:
+def _import_county(request: DemoRequest, county_file: Path) -> None:
     # The staffing CLI writes its registry and outbox; the running staffing service publishes
     # TownshipPlaced from there, as for an operator's own import.
     done = subprocess.run(
-        [sys.executable, "-m", "services.cli.main", "staffing", "import", str(request.county_file)],
+        [sys.executable, "-m", "services.cli.main", "staffing", "import", str(county_file)],
         env={**os.environ, **request.env},
         capture_output=True,
         text=True,
@@ -163,6 +176,78 @@ def _import_county(request: DemoRequest) -> None:
         # The last line names the error; the traceback above it would drown the message.
         lines = (done.stderr or done.stdout).strip().splitlines() or ["no output"]
         raise DemoFailed(f"`xiezuo staffing import` exited with {done.returncode}: {lines[-1]}")
+
+
+def _letters(request: DemoRequest, outcome: DemoOutcome, console: Console) -> LettersYear | None:
+    """Letters to the neighbouring county from a few of the year's cases; None if none."""
+    if not request.collaboration:
+        return None
+    plan = load_county_plan(request.county_file)
+    platform = PlatformSettings()
+
+    def token_for(county_id: str) -> str:
+        # Each county acts with its own token (leadership: asks, approves, decides, answers).
+        return mint_dev_token(
+            key_dir=request.state_dir / "keys",
+            subject=f"demo-leadership-{county_id}",
+            roles=["county_leadership"],
+            county_id=county_id,
+            zone_ids=[ALL_ZONES],
+            issuer=platform.token_issuer,
+            audience=platform.token_audience,
+        )
+
+    # The year's earliest cases that reached cases (every one has a case file to answer into).
+    cases = sorted(
+        (case.clue_id, case.zone_id) for case in outcome.cases if case.stage != "registered"
+    )[:5]
+    console.print(
+        f"[cyan]demo:[/cyan] {len(cases)} assistance letters to the neighbouring county "
+        f"({plan.county_id} → {NEIGHBOUR_NAME}) and one clue transfer ..."
+    )
+    try:
+        return asyncio.run(exchange_letters(request.collaboration, token_for, cases))
+    except Exception as exc:
+        # The county's year stands without them; say why and keep the platform up.
+        console.print(f"[red]demo letters between counties failed:[/red] {_reason(exc)}")
+        return None
+
+
+def _letters_marker(letters: LettersYear) -> dict[str, object]:
+    return {
+        "sent": letters.sent,
+        "answered": letters.answered,
+        "declined": letters.declined,
+        "median_seconds": letters.median_seconds,
+        "letter_ids": [letter.letter_id for letter in letters.letters],
+        "teams": [letter.team_size for letter in letters.letters],
+        "transfer_id": letters.transfer_id,
+    }
+
+
+def _print_letters(letters: LettersYear, out: Console) -> None:
+    median = letters.median_seconds
+    took = "no answer" if median is None else _duration(median)
+    out.print(
+        f"demo: letters to {NEIGHBOUR_NAME}: {letters.sent} sent, {letters.answered} answered, "
+        f"{letters.declined} declined; median approval → answer {took} "
+        "(sent, decided and answered the day the demo runs)",
+        soft_wrap=True,
+    )
+    if letters.transfer_id:
+        out.print(
+            f"demo: 1 clue transferred to {NEIGHBOUR_NAME} (线索移送), "
+            "registered there as a new clue",
+            soft_wrap=True,
+        )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 86400:.1f} days"
 
 
 def _write_report(outcome: DemoOutcome, out_dir: Path) -> Path:

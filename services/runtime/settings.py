@@ -10,10 +10,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.runtime.audit_key import AuditKey, load_audit_key
 from services.runtime.kafka_security import KafkaSecurity
 
-SERVICES = ("intake", "cases", "staffing", "assessment")
-# Built, runnable (`xiezuo serve collaboration`) and deployed by deploy/k8s, but not yet started
-# by `xiezuo up`: the work between counties (issue 11) joins SERVICES when it is.
-STANDALONE_SERVICES = ("collaboration",)
+SERVICES = ("intake", "cases", "staffing", "assessment", "collaboration")
+# Runnable (`xiezuo serve`) and deployed by deploy/k8s but not started by `xiezuo up`: none now
+# (collaboration joined SERVICES with the two-county demo, issue 11).
+STANDALONE_SERVICES: tuple[str, ...] = ()
 
 # Fixed defaults keep `xiezuo up` predictable: operators learn one port per service.
 DEFAULT_GRPC_PORTS = {

@@ -1,4 +1,4 @@
-"""The README's first command: `xiezuo up` brings Kafka and four services up, Ctrl-C stops all."""
+"""The README's first command: `xiezuo up` brings Kafka and five services up, Ctrl-C stops all."""
 
 from __future__ import annotations
 

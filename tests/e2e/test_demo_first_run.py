@@ -216,6 +216,56 @@ def _check_staff_records(env: dict[str, str], token: str) -> None:
     assert counts.get("training_minutes", 0) > 0, counts
 
 
+def _check_letters_between_counties(
+    env: dict[str, str], marker: dict[str, Any], output: str
+) -> None:
+    """Letters went to the neighbouring county and back; the transferred clue arrived there."""
+    letters = marker["letters"]
+    assert letters is not None, output[-3000:]
+    assert (letters["sent"], letters["answered"], letters["declined"]) == (5, 4, 1), letters
+    assert letters["median_seconds"] is not None and letters["median_seconds"] >= 0, letters
+    # Each accepted letter got a team from the neighbour's own staff.
+    assert sorted(letters["teams"]) == [0, 1, 2, 2, 2], letters
+    assert "letters to 青峪县: 5 sent, 4 answered, 1 declined" in output
+    neighbour = _xiezuo(
+        env,
+        "token",
+        "--subject",
+        "e2e",
+        "--county",
+        "c-qingyu",
+        "--zone",
+        "*",
+        "--role",
+        "county_leadership",
+    ).strip()
+    asked = json.loads(
+        _xiezuo(
+            env,
+            "letters",
+            "list",
+            "--county",
+            "c-qingyu",
+            "--direction",
+            "inbound",
+            "--json",
+            "--token",
+            neighbour,
+        )
+    )
+    assert len(asked["letters"]) == 5, asked
+    # The clue transfer registers a clue in the neighbour's cases (its id is the transfer id).
+    deadline = time.monotonic() + 60
+    while True:
+        clues = json.loads(
+            _xiezuo(env, "clues", "list", "--county", "c-qingyu", "--json", "--token", neighbour)
+        )["clues"]
+        if any(clue["clue_id"] == letters["transfer_id"] for clue in clues):
+            break
+        assert time.monotonic() < deadline, clues
+        time.sleep(1)
+
+
 def test_first_up_replays_the_demo_and_prints_the_ranking(tmp_path: Path) -> None:
     ports = free_ports(2 * len(SERVICES) + 1)
     kafka_port = ports.pop()
@@ -293,6 +343,7 @@ def test_first_up_replays_the_demo_and_prints_the_ranking(tmp_path: Path) -> Non
         _check_names_not_ids(output, report.read_text(encoding="utf-8"))
         _check_rectifications(env, token, marker)
         _check_staff_records(env, token)
+        _check_letters_between_counties(env, marker, output)
     finally:
         up.send_signal(signal.SIGINT)
         try:
