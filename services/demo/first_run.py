@@ -20,7 +20,7 @@ from rich.table import Table
 from services.demo.county import DEMO_COUNTY_FILE, load_county_plan
 from services.demo.driver import DemoDriver, DemoFailed, DemoOutcome, Endpoints
 from services.demo.letters import LettersYear, exchange_letters
-from services.demo.network import NEIGHBOUR_COUNTY_FILE
+from services.demo.network import CITY_ID, NEIGHBOUR_COUNTY_FILE
 from services.demo.progress import LiveProgress
 from services.demo.reference import REFERENCE, YearFigures, comparison, year_figures
 from services.demo.scenario import CountyPlan, generate_scenario
@@ -186,11 +186,13 @@ def _letters(request: DemoRequest, outcome: DemoOutcome, console: Console) -> Le
     platform = PlatformSettings()
 
     def token_for(county_id: str) -> str:
-        # Each county acts with its own token (leadership: asks, approves, decides, answers).
+        # Each county acts with its own token (leadership: asks, approves, decides, answers);
+        # the city commission's is scoped to the city's id.
+        role = "city_commission" if county_id == CITY_ID else "county_leadership"
         return mint_dev_token(
             key_dir=request.state_dir / "keys",
-            subject=f"demo-leadership-{county_id}",
-            roles=["county_leadership"],
+            subject=f"demo-{role}-{county_id}",
+            roles=[role],
             county_id=county_id,
             zone_ids=[ALL_ZONES],
             issuer=platform.token_issuer,
@@ -203,7 +205,7 @@ def _letters(request: DemoRequest, outcome: DemoOutcome, console: Console) -> Le
     )[:5]
     console.print(
         f"[cyan]demo:[/cyan] {len(cases)} assistance letters to the neighbouring county "
-        f"({plan.county_id} → {NEIGHBOUR_NAME}) and one clue transfer ..."
+        f"({plan.county_id} → {NEIGHBOUR_NAME}), one clue transfer and one designation ..."
     )
     try:
         return asyncio.run(exchange_letters(request.collaboration, token_for, cases))
@@ -222,6 +224,7 @@ def _letters_marker(letters: LettersYear) -> dict[str, object]:
         "letter_ids": [letter.letter_id for letter in letters.letters],
         "teams": [letter.team_size for letter in letters.letters],
         "transfer_id": letters.transfer_id,
+        "designation_id": letters.designation_id,
     }
 
 
@@ -234,10 +237,10 @@ def _print_letters(letters: LettersYear, out: Console) -> None:
         "(sent, decided and answered the day the demo runs)",
         soft_wrap=True,
     )
-    if letters.transfer_id:
+    if letters.transfer_id and letters.designation_id:
         out.print(
-            f"demo: 1 clue transferred to {NEIGHBOUR_NAME} (线索移送), "
-            "registered there as a new clue",
+            f"demo: 1 clue transferred to {NEIGHBOUR_NAME} (线索移送) and 1 designated to it by "
+            "the city commission (指定管辖), each registered there as a new clue",
             soft_wrap=True,
         )
 

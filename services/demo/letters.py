@@ -17,14 +17,14 @@ import grpc
 from xiezuo.collaboration.v1 import collaboration_pb2 as pb
 from xiezuo.collaboration.v1 import collaboration_pb2_grpc, transfers_pb2, transfers_pb2_grpc
 
-from services.demo.network import DEMO_COUNTY, NEIGHBOUR_COUNTY
+from services.demo.network import CITY_ID, DEMO_COUNTY, NEIGHBOUR_COUNTY
 
 # Seconds to wait for the other county's side of one step (a record over the broker).
 _STEP_TIMEOUT = 120.0
 _POLL = 0.5
 
-# county id → token for that county's leadership (roles include case workers'); the demo
-# mints these with the platform's dev key.
+# county id → token for that county's leadership (the city's id: the city commission); the
+# demo mints these with the platform's dev key.
 TokenFor = Callable[[str], str]
 
 
@@ -105,6 +105,8 @@ class LettersYear:
 
     letters: tuple[LetterRecord, ...]
     transfer_id: str = ""
+    # The clue the city commission designated 青峪县 to handle (指定管辖).
+    designation_id: str = ""
 
     @property
     def sent(self) -> int:
@@ -149,14 +151,35 @@ async def exchange_letters(
                     "subject_name": "郑某",
                     "subject_position": "村委会主任",
                     "township_of_jurisdiction": "qy-t2",
-                    "allegation_category": "侵害群众利益",
+                    "subject_cadre_level": "village",
+                    "allegation_category": "favoritism_in_subsidies",
                 },
                 excerpt="反映郑某在柳河镇任职期间截留惠民补贴，被反映人属青峪县管辖。",
             ),
             metadata=_auth(token_for(DEMO_COUNTY)),
             timeout=30,
         )
-    return LettersYear(letters=tuple(records), transfer_id=reply.transfer_id)
+        designated = await transfer.DesignateJurisdiction(
+            transfers_pb2.DesignateJurisdictionRequest(
+                idempotency_key="demo-designation-1",
+                from_county_id=DEMO_COUNTY,
+                target_county_id=NEIGHBOUR_COUNTY,
+                fields={
+                    "subject_name": "钱某",
+                    "subject_position": "县水利局副局长",
+                    "subject_cadre_level": "county_section",
+                    "allegation_category": "abuse_of_power",
+                },
+                excerpt="被反映人与演示县多名干部存在利害关系，市纪委监委指定青峪县管辖。",
+            ),
+            metadata=_auth(token_for(CITY_ID)),
+            timeout=30,
+        )
+    return LettersYear(
+        letters=tuple(records),
+        transfer_id=reply.transfer_id,
+        designation_id=designated.transfer_id,
+    )
 
 
 class _Exchange:

@@ -219,7 +219,7 @@ def _check_staff_records(env: dict[str, str], token: str) -> None:
 def _check_letters_between_counties(
     env: dict[str, str], marker: dict[str, Any], output: str
 ) -> None:
-    """Letters went to the neighbouring county and back; the transferred clue arrived there."""
+    """Letters went to the neighbouring county and back; the transferred clues arrived there."""
     letters = marker["letters"]
     assert letters is not None, output[-3000:]
     assert (letters["sent"], letters["answered"], letters["declined"]) == (5, 4, 1), letters
@@ -254,13 +254,15 @@ def _check_letters_between_counties(
         )
     )
     assert len(asked["letters"]) == 5, asked
-    # The clue transfer registers a clue in the neighbour's cases (its id is the transfer id).
+    # The clue transfer and the city's designation each register a clue in the neighbour's
+    # cases (its id is the transfer id).
     deadline = time.monotonic() + 60
     while True:
         clues = json.loads(
             _xiezuo(env, "clues", "list", "--county", "c-qingyu", "--json", "--token", neighbour)
         )["clues"]
-        if any(clue["clue_id"] == letters["transfer_id"] for clue in clues):
+        arrived = {clue["clue_id"] for clue in clues}
+        if {letters["transfer_id"], letters["designation_id"]} <= arrived:
             break
         assert time.monotonic() < deadline, clues
         time.sleep(1)
