@@ -47,7 +47,7 @@ def build(settings: Settings) -> tuple[ServiceHost, GrpcParts, DeadlineScanner]:
     own = CasesSettings()
     # Every version counts working days on the county's one calendar (shared with intake).
     calendar = county_calendar()
-    for warning in coverage_warnings(calendar, datetime.now(UTC).date()):
+    for warning in coverage_warnings(calendar, calendar.local_date(datetime.now(UTC))):
         log.warning("%s", warning)
     rule_versions: list[RuleSet] = [replace(DEFAULT_RULES, calendar=calendar)]
     clues = ClueRegisteredHandler(rule_versions)

@@ -84,7 +84,7 @@ def build(settings: Settings) -> tuple[ServiceHost, GrpcParts, IntakeParts]:
     own = IntakeSettings()
     # The county's one working calendar, shared with cases (XIEZUO_WORKING_CALENDAR_FILE).
     calendar = county_calendar()
-    for warning in coverage_warnings(calendar, datetime.now(UTC).date()):
+    for warning in coverage_warnings(calendar, calendar.local_date(datetime.now(UTC))):
         log.warning("%s", warning)
     rule_book = load_rule_book(own.rules_dir, calendar)
     vault = vault_for(settings, own)

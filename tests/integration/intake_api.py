@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,7 +17,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlmodel import select
 from xiezuo.intake.v1 import intake_pb2_grpc
 
-from services.intake.api.parts import IntakeParts
+from services.intake.api.parts import IntakeParts, wall_clock
 from services.intake.api.servicer import IntakeServicer
 from services.intake.domain.receipt import ReceiptKeys
 from services.intake.domain.rulebook import RuleBook
@@ -63,7 +63,9 @@ class Api:
 
 
 @asynccontextmanager
-async def serve(database: Database, book: RuleBook) -> AsyncIterator[Api]:
+async def serve(
+    database: Database, book: RuleBook, *, clock: Callable[[], datetime] = wall_clock
+) -> AsyncIterator[Api]:
     """Run the IntakeService on `database` under `book` on a free local port."""
     key = Ed25519PrivateKey.generate()
     private = key.private_bytes(
@@ -84,6 +86,7 @@ async def serve(database: Database, book: RuleBook) -> AsyncIterator[Api]:
         townships=TownshipRegistry(database),
         back_entry_days=WINDOW_DAYS,
         results=ResultDesk(database, VAULT),
+        clock=clock,
     )
     servicer = IntakeServicer(parts)
     endpoint = GrpcEndpoint(

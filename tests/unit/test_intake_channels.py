@@ -84,6 +84,22 @@ def test_details_of_another_channel_are_refused() -> None:
     assert fields(check_submission(submission(Channel.LETTER, details), now=NOW)) == ["phone"]
 
 
+def test_a_visit_date_is_judged_on_the_countys_date() -> None:
+    # 23:30 UTC on 9 March is 07:30 on 10 March in Beijing: a visit that day is not "future".
+    early = datetime(2026, 3, 9, 23, 30, tzinfo=UTC)
+    today = ChannelDetails("visit", {"visit_date": "2026-03-10", "receiving_officer_id": "o"})
+    tomorrow = ChannelDetails("visit", {"visit_date": "2026-03-11", "receiving_officer_id": "o"})
+    assert check_submission(submission(Channel.VISIT, today), now=early) == []
+    assert check_submission(submission(Channel.VISIT, tomorrow), now=early) == [
+        ("visit.visit_date", "must not be in the future")
+    ]
+    # A county on another clock passes its own date (the calendar's local_date).
+    utc_county = check_submission(
+        submission(Channel.VISIT, today), now=early, today=date(2026, 3, 9)
+    )
+    assert utc_county == [("visit.visit_date", "must not be in the future")]
+
+
 def test_visit_date_and_call_time_are_checked() -> None:
     bad_visit = ChannelDetails("visit", {"visit_date": "26/11/2026", "receiving_officer_id": "o"})
     assert check_submission(submission(Channel.VISIT, bad_visit), now=NOW) == [

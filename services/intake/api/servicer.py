@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 
 import grpc
 from xiezuo.intake.v1 import intake_pb2, intake_pb2_grpc
@@ -55,9 +55,14 @@ class IntakeServicer(
         if principal.roles.isdisjoint(SUBMITTERS):
             raise PermissionDenied(f"{principal.subject} may not submit reports")
         submission = submission_from(request)
-        now = datetime.now(UTC)
+        now = self._parts.clock()
         taxonomy = self._taxonomy(submission, now)
-        problems = check_submission(submission, now=now, taxonomy=taxonomy)
+        problems = check_submission(
+            submission,
+            now=now,
+            taxonomy=taxonomy,
+            today=self._rule_book.calendar.local_date(now),
+        )
         if problems:
             raise InvalidArgument(
                 [FieldViolation(field, description) for field, description in problems],

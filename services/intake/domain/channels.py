@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from services.intake.domain.kinds import Channel
+from services.working_calendar import DEFAULT_TIME_ZONE
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -56,9 +58,12 @@ class Attachment:
 
 
 def check_channel_details(
-    channel: Channel, details: ChannelDetails | None, *, now: datetime
+    channel: Channel, details: ChannelDetails | None, *, now: datetime, today: date | None = None
 ) -> list[tuple[str, str]]:
-    """Every rule the channel's details break, as (field path, what is wrong)."""
+    """Every rule the channel's details break, as (field path, what is wrong).
+
+    `today` is the county's date at `now` (its calendar's clock); without it, Beijing's.
+    """
     problems: list[tuple[str, str]] = []
     if details is not None and details.member != channel.value:
         problems.append(
@@ -78,12 +83,14 @@ def check_channel_details(
             problems.append((path, "must be 1-64 letters, digits, '_', '.', ':', '/' or '-'"))
         elif len(value) > MAX_TEXT:
             problems.append((path, f"must be at most {MAX_TEXT} characters"))
-    problems.extend(_check_moments(channel, values, now=now))
+    if today is None:
+        today = now.astimezone(ZoneInfo(DEFAULT_TIME_ZONE)).date()
+    problems.extend(_check_moments(channel, values, now=now, today=today))
     return problems
 
 
 def _check_moments(
-    channel: Channel, values: dict[str, str], *, now: datetime
+    channel: Channel, values: dict[str, str], *, now: datetime, today: date
 ) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     if values.get("visit_date"):
@@ -93,7 +100,9 @@ def _check_moments(
         except ValueError:
             problems.append((path, "must be a date as YYYY-MM-DD"))
         else:
-            if day > now.date():
+            # A visit date is written on the county's clock: before 08:00 Beijing time the
+            # UTC date is still yesterday, and today's visit would look like tomorrow's.
+            if day > today:
                 problems.append((path, "must not be in the future"))
     if values.get("called_at"):
         called_at = datetime.fromisoformat(values["called_at"])

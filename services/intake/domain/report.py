@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from services.intake.domain.channels import (
     Attachment,
@@ -77,11 +77,16 @@ class Submission:
 
 
 def check_submission(
-    submission: Submission, *, now: datetime, taxonomy: Taxonomy | None = None
+    submission: Submission,
+    *,
+    now: datetime,
+    taxonomy: Taxonomy | None = None,
+    today: date | None = None,
 ) -> list[tuple[str, str]]:
     """Every rule the submission breaks, as (field path, what is wrong); empty when valid.
 
-    Without a taxonomy only the form of category codes is checked.
+    Without a taxonomy only the form of category codes is checked. `today` is the county's
+    date at `now` (dates a caller writes, such as a visit's, are on that clock).
     """
     problems: list[tuple[str, str]] = list(submission.violations)
     for name in ("idempotency_key", "county_id", "zone_id", "township_id"):
@@ -132,7 +137,9 @@ def check_submission(
             problems.append(("reporter.phone", "a real-name report needs a phone or an address"))
     if submission.channel is not None:
         problems.extend(
-            check_channel_details(submission.channel, submission.channel_details, now=now)
+            check_channel_details(
+                submission.channel, submission.channel_details, now=now, today=today
+            )
         )
     problems.extend(check_attachments(submission.attachments, path="attachments"))
     if submission.received_at is not None and submission.received_at > now:
