@@ -22,12 +22,22 @@ from services.collaboration.domain.transfer_rules import parse_transfer_rules
 from services.collaboration.due_dates import DueDateScan
 from services.collaboration.handlers.assistance_teams import on_assistance_team_drawn
 from services.collaboration.handlers.letters import LetterRecordHandler
+from services.collaboration.handlers.transfer_outcomes import OutcomeReceiver, OutcomeReporter
 from services.collaboration.handlers.transfers import TransferRecordHandler
 from services.collaboration.letters import LetterDesk
 from services.collaboration.metrics import LetterMetrics
 from services.collaboration.settings import CollaborationSettings
 from services.collaboration.signing_keys import CountySigningKeys
 from services.collaboration.transfers import TransferDesk
+from services.contracts.cases import (
+    CaseClosed,
+    CaseDecided,
+    CaseFiled,
+    CaseTransferred,
+    ClueDisposed,
+    ExtensionGranted,
+    StageChanged,
+)
 from services.contracts.collaboration import (
     LetterAccepted,
     LetterAnswered,
@@ -35,7 +45,7 @@ from services.contracts.collaboration import (
     LetterSent,
 )
 from services.contracts.staffing import AssistanceTeamDrawn
-from services.contracts.transfers import ClueTransferred
+from services.contracts.transfers import ClueTransferred, TransferOutcome
 from services.runtime.host import GrpcParts, ServiceHost
 from services.runtime.settings import Settings
 
@@ -62,6 +72,19 @@ def build(
     host.consumer.on(
         ClueTransferred, TransferRecordHandler(desk, transfer_rules), replay_is_poison=True
     )
+    # The sending county's read-only trail: steps of transferred clues go back, verified there.
+    host.consumer.on(TransferOutcome, OutcomeReceiver(desk), replay_is_poison=True)
+    reporter = OutcomeReporter(desk)
+    for step in (
+        StageChanged,
+        ClueDisposed,
+        CaseFiled,
+        ExtensionGranted,
+        CaseDecided,
+        CaseTransferred,
+        CaseClosed,
+    ):
+        host.consumer.on(step, reporter)
     # The team this county's staffing drew for a letter it accepted, onto the letter.
     host.consumer.on(AssistanceTeamDrawn, on_assistance_team_drawn)
     servicer = CollaborationServicer(host.database, desk, metrics)

@@ -17,6 +17,7 @@ from services.collaboration.domain.network import Network
 from services.collaboration.domain.transfer_rules import TransferRules, transfer_problems
 from services.collaboration.letters import NotInNetwork, seal, source_of
 from services.collaboration.signing_keys import CountySigningKeys
+from services.collaboration.store import transfer_trail
 from services.contracts.transfers import ClueTransferred, TransferMode
 from services.runtime import audit
 from services.runtime.outbox import record_event
@@ -84,6 +85,16 @@ class TransferDesk:
         )
         sealed, event_id = seal(record, key)
         record_event(session, sealed, source=source_of(from_county), event_id=event_id)
+        # What the receiver's outcome records are checked against (the trail's only key).
+        transfer_trail.remember(
+            session,
+            county_id=from_county,
+            transfer_id=record.letter_id,
+            direction="sent",
+            other_county=to_county,
+            mode=mode,
+            at=now,
+        )
         await audit.append(
             session,
             county_id=from_county,

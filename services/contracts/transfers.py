@@ -60,3 +60,21 @@ class TransferredClueArrived(IntegrationEvent):
     def subject_id(self) -> str | None:
         """The new clue."""
         return self.clue_id
+
+
+class TransferOutcome(CrossCountyRecord):
+    """A step of a transferred clue in the receiving county, back to the county that sent it.
+
+    `county_id` is the sending county (the addressee), `from_county` the receiving county that
+    signs it, `letter_id` the transfer id. Only the stage, the kind of decision and when: never
+    a name, a sanction's detail or the reasoning (the sender keeps a read-only trail).
+    """
+
+    event_type: ClassVar[str] = "xiezuo.collaboration.transfer_outcome.v1"
+    topic: ClassVar[str] = LETTERS_TOPIC
+
+    # The workflow stage the clue is in now, e.g. "preliminary_verification", "closed".
+    stage: str = Field(min_length=1, max_length=40, pattern=r"^[a-z][a-z0-9_]*$")
+    # The kind of decision the step took (disposal way, decision kind), "" for none.
+    decision: str = Field(default="", max_length=40, pattern=r"^([a-z][a-z0-9_]*)?$")
+    at: datetime

@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.collaboration.domain.transfer_rules import TransferRules, transfer_problems
 from services.collaboration.handlers.letters import SOURCE, LetterRecordHandler
 from services.collaboration.letters import LetterDesk
+from services.collaboration.store import transfer_trail
 from services.collaboration.store.network import current_network
 from services.contracts.transfers import ClueTransferred, TransferredClueArrived
 from services.runtime import audit
@@ -61,6 +62,18 @@ class TransferRecordHandler:
             listed = "; ".join(f"{name}: {problem}" for name, problem in problems)
             raise PoisonEvent(f"outside-allowlist: {listed}"[:1000])
         now = datetime.now(UTC)
+        if await transfer_trail.side(session, event.county_id, event.letter_id, "received"):
+            raise PoisonEvent(f"replayed: transfer {event.letter_id!r} was already received")
+        # The clue's steps in this county's cases are reported back to the sender by this row.
+        transfer_trail.remember(
+            session,
+            county_id=event.county_id,
+            transfer_id=event.letter_id,
+            direction="received",
+            other_county=event.from_county,
+            mode=event.mode,
+            at=now,
+        )
         record_event(
             session,
             TransferredClueArrived(

@@ -1,0 +1,425 @@
+"""The sending county's read-only trail of a transferred clue's outcome, over the real broker.
+
+County A hands a clue to county B; B's cases moves it (real workflow events through B's cases
+outbox); B's collaboration sends back only the stage and the kind of decision, signed; A
+verifies and keeps the trail. Nothing else crosses; forged, misaddressed and replayed outcome
+records are dead-lettered and change nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlmodel import col, select
+
+from services.cases.domain.rules import DEFAULT_RULES
+from services.cases.handlers.clue_registered import ClueRegisteredHandler
+from services.cases.handlers.transferred_clue import TransferredClueHandler
+from services.cases.store.tables import CaseFileRow
+from services.collaboration.domain.letter_kinds import parse_letter_kinds
+from services.collaboration.domain.network import parse_network
+from services.collaboration.domain.transfer_rules import parse_transfer_rules
+from services.collaboration.handlers.transfer_outcomes import OutcomeReceiver, OutcomeReporter
+from services.collaboration.handlers.transfers import TransferRecordHandler
+from services.collaboration.letters import LetterDesk, seal, source_of
+from services.collaboration.settings import (
+    DEFAULT_LETTER_KINDS_FILE,
+    DEFAULT_TRANSFER_RULES_FILE,
+)
+from services.collaboration.signing_keys import CountySigningKeys
+from services.collaboration.store import transfer_trail
+from services.collaboration.store.network import current_network, import_network
+from services.collaboration.transfers import TransferDesk
+from services.contracts.cases import (
+    WORKFLOW_TOPIC,
+    CaseDecided,
+    CaseStepRecorded,
+    ClueDisposed,
+    StageChanged,
+)
+from services.contracts.collaboration import ANSWERS_TOPIC, LETTERS_TOPIC
+from services.contracts.transfers import (
+    ClueTransferred,
+    TransferOutcome,
+    TransferredClueArrived,
+)
+from services.runtime.audit import AuditEntry
+from services.runtime.db import Database
+from services.runtime.envelope import Envelope
+from services.runtime.inbox import EventConsumer
+from services.runtime.localstack import KafkaNode
+from services.runtime.outbox import OutboxRelay, record_event
+from tests.collaboration_network import network_yaml
+from tests.conftest import MakeDatabase
+from tests.integration.helpers import (
+    create_topics,
+    produce,
+    read_records,
+    running_broker,
+    started_producer,
+    unique,
+    wait_until,
+)
+
+CITY = "city-lz"
+# Values B's cases holds about the clue that must never reach A.
+NAME_MARKER = "审查对象王某某-MARKER-5521"
+SANCTION_MARKER = "留党察看一年-MARKER-8812"
+REASON_MARKER = "谈话笔录要点-MARKER-3307"
+FIELDS = {
+    "subject_name": "李某",
+    "township_of_jurisdiction": "t-07",
+    "allegation_category": "embezzlement",
+}
+# Everything an outcome record may carry (the envelope fields of every cross-county record,
+# then the trail's own).
+OUTCOME_KEYS = {
+    "county_id",
+    "zone_id",
+    "letter_id",
+    "from_county",
+    "network_version",
+    "signature",
+    "stage",
+    "decision",
+    "at",
+}
+
+
+@dataclass
+class Counties:
+    a: str
+    b: str
+    keys: dict[str, Ed25519PrivateKey]
+    collaboration: Database
+    cases: Database
+    desk: TransferDesk
+    bootstrap: str
+    dead_letter_topic: str
+
+
+@pytest.fixture
+async def counties(kafka: KafkaNode, make_database: MakeDatabase) -> AsyncIterator[Counties]:
+    a, b = unique("county-a"), unique("county-b")
+    keys = {a: Ed25519PrivateKey.generate(), b: Ed25519PrivateKey.generate()}
+    collaboration = await make_database("collaboration")
+    cases = await make_database("cases")
+    parsed, sha = parse_network(network_yaml(keys, city=CITY))
+    async with collaboration.transaction() as session:
+        await import_network(session, parsed, sha256=sha, actor="test")
+    rules = parse_transfer_rules(DEFAULT_TRANSFER_RULES_FILE.read_text(encoding="utf-8"))
+    kinds = parse_letter_kinds(DEFAULT_LETTER_KINDS_FILE.read_text(encoding="utf-8"))
+    letter_desk = LetterDesk(kinds=kinds, keys=CountySigningKeys(keys))
+    bootstrap = kafka.bootstrap_servers
+    async with started_producer(bootstrap) as producer:
+        collaboration_consumer = EventConsumer(
+            service=unique("collaboration"),
+            database=collaboration,
+            dead_letter_producer=producer,
+            retry_backoff_seconds=0.01,
+            batch_size=10,
+        )
+        collaboration_consumer.on(
+            ClueTransferred, TransferRecordHandler(letter_desk, rules), replay_is_poison=True
+        )
+        collaboration_consumer.on(
+            TransferOutcome, OutcomeReceiver(letter_desk), replay_is_poison=True
+        )
+        reporter = OutcomeReporter(letter_desk)
+        for step in (StageChanged, ClueDisposed, CaseDecided):
+            collaboration_consumer.on(step, reporter)
+        cases_consumer = EventConsumer(
+            service=unique("cases"),
+            database=cases,
+            dead_letter_producer=producer,
+            retry_backoff_seconds=0.01,
+            batch_size=10,
+        )
+        cases_consumer.on(
+            TransferredClueArrived, TransferredClueHandler(ClueRegisteredHandler([DEFAULT_RULES]))
+        )
+        await create_topics(
+            bootstrap,
+            LETTERS_TOPIC,
+            ANSWERS_TOPIC,
+            WORKFLOW_TOPIC,
+            collaboration_consumer.dead_letter_topic,
+            cases_consumer.dead_letter_topic,
+            partitions=3,
+        )
+        relays = [
+            OutboxRelay(collaboration, producer, idle_poll_seconds=0.2),
+            OutboxRelay(cases, producer, idle_poll_seconds=0.2),
+        ]
+        tasks = [asyncio.create_task(relay.run()) for relay in relays]
+        try:
+            async with (
+                running_broker(bootstrap, collaboration_consumer),
+                running_broker(bootstrap, cases_consumer),
+            ):
+                yield Counties(
+                    a,
+                    b,
+                    keys,
+                    collaboration,
+                    cases,
+                    TransferDesk(rules=rules, keys=CountySigningKeys(keys)),
+                    bootstrap,
+                    collaboration_consumer.dead_letter_topic,
+                )
+        finally:
+            for relay in relays:
+                await relay.stop()
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+
+async def _transfer(c: Counties) -> str:
+    async with c.collaboration.transaction() as session:
+        network = await current_network(session)
+        assert network is not None
+        record = await c.desk.send(
+            session,
+            network,
+            actor="leader-a",
+            from_county=c.a,
+            to_county=c.b,
+            mode="transfer",
+            fields=FIELDS,
+            excerpt="",
+            now=datetime.now(UTC),
+        )
+    clue_id = record.letter_id
+
+    async def registered() -> bool:
+        async with c.cases.session() as session:
+            query = select(CaseFileRow).where(col(CaseFileRow.case_id) == clue_id)
+            return (await session.exec(query)).first() is not None
+
+    await wait_until(registered, "B's cases to register the transferred clue")
+    return clue_id
+
+
+def _step(kind: type[CaseStepRecorded], county: str, case_id: str, **values: Any) -> Any:
+    return kind(
+        county_id=county,
+        zone_id="*",
+        case_id=case_id,
+        township_id="t-07",
+        actor="officer-b-7",
+        reason=REASON_MARKER,
+        rule_version="test",
+        occurred_at=datetime.now(UTC),
+        **values,
+    )
+
+
+async def _cases_publish(c: Counties, *steps: CaseStepRecorded) -> None:
+    """B's cases publishes its workflow steps through its own outbox, as it does in service."""
+    async with c.cases.transaction() as session:
+        for step in steps:
+            record_event(session, step, source="xiezuo/cases")
+
+
+async def _trail(c: Counties, transfer_id: str) -> list[tuple[str, str]]:
+    async with c.collaboration.session() as session:
+        rows = await transfer_trail.trail(session, c.a, transfer_id)
+    return [(row.stage, row.decision) for row in rows]
+
+
+async def _audit(database: Database, county: str, action: str) -> int:
+    async with database.session() as session:
+        rows = await session.exec(
+            select(AuditEntry.record_id).where(
+                col(AuditEntry.county_id) == county, col(AuditEntry.action) == action
+            )
+        )
+        return len(list(rows.all()))
+
+
+async def test_the_sender_keeps_only_the_stage_and_decision_of_a_transferred_clue(
+    counties: Counties,
+) -> None:
+    c = counties
+    transfer_id = await _transfer(c)
+    # B's own clue moves too: nothing of it crosses.
+    own_clue = unique("own-clue")
+    await _cases_publish(
+        c,
+        _step(
+            ClueDisposed,
+            c.b,
+            own_clue,
+            action="approve_disposal",
+            from_stage="disposal_proposed",
+            to_stage="closed",
+            detail={"way": "close"},
+        ),
+        _step(
+            ClueDisposed,
+            c.b,
+            transfer_id,
+            action="approve_disposal",
+            from_stage="disposal_proposed",
+            to_stage="verification",
+            detail={"way": "preliminary_verification", "approvers": [NAME_MARKER]},
+        ),
+        _step(
+            CaseDecided,
+            c.b,
+            transfer_id,
+            action="approve_decision",
+            from_stage="decision_proposed",
+            to_stage="decided",
+            detail={
+                "decision": "party_sanction",
+                "sanctions": [{"person": NAME_MARKER, "sanction": SANCTION_MARKER}],
+            },
+        ),
+    )
+
+    async def trail_has_both() -> bool:
+        return len(await _trail(c, transfer_id)) == 2
+
+    await wait_until(trail_has_both, "A's trail to show both steps")
+    assert await _trail(c, transfer_id) == [
+        ("verification", "preliminary_verification"),
+        ("decided", "party_sanction"),
+    ]
+    # Audited on both sides; B's own clue sent nothing.
+    assert await _audit(c.collaboration, c.b, "transfer.outcome_sent") == 2
+    assert await _audit(c.collaboration, c.a, "transfer.outcome_received") == 2
+    # Marker scan of every record addressed to A: only the outcome keys, none of B's detail.
+    records = [
+        r
+        for r in await read_records(c.bootstrap, LETTERS_TOPIC, 2, settle=1.0)
+        if r.key == c.a.encode()
+    ]
+    assert len(records) == 2
+    for record in records:
+        raw = (record.value or b"") + b"".join(value for _, value in record.headers)
+        for marker in (NAME_MARKER, SANCTION_MARKER, REASON_MARKER, "officer-b-7", "李某"):
+            assert marker.encode() not in raw, marker
+        payload = json.loads(record.value or b"{}")
+        assert set(payload) == OUTCOME_KEYS
+        assert own_clue not in json.dumps(payload)
+
+
+def _envelope(record: TransferOutcome, event_id: str) -> Envelope:
+    return Envelope(
+        id=event_id,
+        type=record.event_type,
+        source=source_of(record.from_county),
+        time=datetime.now(UTC),
+        county_id=record.county_id,
+        zone_id="*",
+        data=record.model_dump_json().encode(),
+        subject=record.subject_id(),
+    )
+
+
+async def test_forged_misaddressed_and_replayed_outcomes_are_dead_lettered(
+    counties: Counties,
+) -> None:
+    c = counties
+    transfer_id = await _transfer(c)
+    async with c.collaboration.session() as session:
+        network = await current_network(session)
+    assert network is not None
+
+    def outcome(**values: Any) -> TransferOutcome:
+        fields: dict[str, Any] = {
+            "county_id": c.a,
+            "letter_id": transfer_id,
+            "from_county": c.b,
+            "network_version": network.version,
+            "stage": "closed",
+            "decision": "close",
+            "at": datetime.now(UTC),
+        }
+        fields.update(values)
+        return TransferOutcome(**fields)
+
+    impostor = Ed25519PrivateKey.generate()
+    forged: dict[str, tuple[TransferOutcome, str]] = {}
+    forged["bad-signature"] = seal(outcome(), impostor)
+    forged["unsigned"] = (outcome(), str(uuid.uuid4()))
+    # Signed by B, but about a transfer A never sent to B.
+    forged["misaddressed"] = seal(outcome(letter_id="T-never-sent"), c.keys[c.b])
+    # Signed by A about its own transfer (a county cannot write to itself).
+    forged["misaddressed: a county"] = seal(outcome(from_county=c.a), c.keys[c.a])
+    await produce(
+        c.bootstrap,
+        LETTERS_TOPIC,
+        [
+            (c.a.encode(), record.model_dump_json().encode(), _envelope(record, event_id).headers())
+            for record, event_id in forged.values()
+        ],
+    )
+    expected = {event_id: reason for reason, (_, event_id) in forged.items()}
+
+    async def all_parked() -> bool:
+        parked = await read_records(c.bootstrap, c.dead_letter_topic, 0, within=0.5, settle=0.5)
+        return {dict(r.headers)["ce_id"].decode() for r in parked} >= set(expected)
+
+    await wait_until(all_parked, "every forged outcome to be dead-lettered")
+    parked = await read_records(c.bootstrap, c.dead_letter_topic, len(expected))
+    errors = {
+        dict(r.headers)["ce_id"].decode(): dict(r.headers)["x-dead-letter-error"].decode()
+        for r in parked
+    }
+    for event_id, reason in expected.items():
+        assert errors[event_id].startswith(reason), (reason, errors[event_id])
+    assert await _trail(c, transfer_id) == []
+    # A genuine step after them reaches the trail; played again, it is a replay.
+    await _cases_publish(
+        c,
+        _step(
+            ClueDisposed,
+            c.b,
+            transfer_id,
+            action="approve_disposal",
+            from_stage="disposal_proposed",
+            to_stage="closed",
+            detail={"way": "close"},
+        ),
+    )
+
+    async def trail_has_it() -> bool:
+        return await _trail(c, transfer_id) == [("closed", "close")]
+
+    await wait_until(trail_has_it, "the genuine outcome to reach A's trail")
+    (original,) = [
+        r
+        for r in await read_records(c.bootstrap, LETTERS_TOPIC, 1, settle=1.0)
+        if r.key == c.a.encode()
+        and dict(r.headers).get("ce_type") == TransferOutcome.event_type.encode()
+        and dict(r.headers).get("ce_subject") == transfer_id.encode()
+        and dict(r.headers)["ce_id"].decode() not in expected
+    ]
+    replayed_id = dict(original.headers)["ce_id"].decode()
+    await produce(
+        c.bootstrap, LETTERS_TOPIC, [(original.key, original.value, list(original.headers))]
+    )
+
+    async def replay_parked() -> bool:
+        parked = await read_records(c.bootstrap, c.dead_letter_topic, 0, within=0.5, settle=0.5)
+        return any(
+            dict(r.headers)["ce_id"].decode() == replayed_id
+            and dict(r.headers)["x-dead-letter-error"].startswith(b"replayed")
+            for r in parked
+        )
+
+    await wait_until(replay_parked, "the replayed outcome to be dead-lettered")
+    assert await _trail(c, transfer_id) == [("closed", "close")]
