@@ -30,6 +30,8 @@ from services.runtime.tokens import ALL_ZONES, mint_dev_token
 
 MARKER_FILE = "demo-loaded"
 NEIGHBOUR_NAME = "青峪县"
+# Stages in which a county asks another for help with a clue (协查).
+_ASKING_STAGES = frozenset({"inquiry", "verification", "investigation", "hearing"})
 # Roles the scenario acts in: intake officer files reports; leadership and assessor read back.
 SCENARIO_ROLES = ("intake_officer", "county_leadership", "assessor")
 
@@ -199,10 +201,10 @@ def _letters(request: DemoRequest, outcome: DemoOutcome, console: Console) -> Le
             audience=platform.token_audience,
         )
 
-    # The year's earliest cases that reached cases (every one has a case file to answer into).
-    cases = sorted(
-        (case.clue_id, case.zone_id) for case in outcome.cases if case.stage != "registered"
-    )[:5]
+    # Help is asked while a clue is being worked: cases under inquiry, verification or
+    # investigation first, then any (every one has a case file the answer lands in).
+    working = sorted(outcome.cases, key=lambda c: (c.stage not in _ASKING_STAGES, c.clue_id))
+    cases = [(case.clue_id, case.zone_id) for case in working[:5]]
     console.print(
         f"[cyan]demo:[/cyan] {len(cases)} assistance letters to the neighbouring county "
         f"({plan.county_id} → {NEIGHBOUR_NAME}), one clue transfer and one designation ..."
