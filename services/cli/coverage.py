@@ -87,4 +87,5 @@ COMMAND_OF_RPC: dict[str, str] = {
     f"{COLLABORATION}.GetNetwork": "collaboration network show",
     f"{TRANSFERS}.TransferClue": "clues transfer",
     f"{TRANSFERS}.DesignateJurisdiction": "cases designate",
+    f"{TRANSFERS}.GetTransferTrail": "clues trail",
 }

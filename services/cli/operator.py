@@ -76,6 +76,7 @@ def register(app: typer.Typer) -> None:
     report_handling.register(reports_app)
     clues_app.command("dispose")(casework.clues_dispose)
     clues_app.command("transfer")(transfers.clues_transfer)
+    clues_app.command("trail")(transfers.clues_trail)
     # `xiezuo cases` and `xiezuo assessment` are the services' own CLIs (mounted by main.py
     # after this); the commands over gRPC join those groups so each domain has one name.
     cases_cli: typer.Typer = importlib.import_module("services.cases.cli").app

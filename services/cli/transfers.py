@@ -1,4 +1,4 @@
-"""`xiezuo clues transfer` and `xiezuo cases designate` (collaboration's TransferService)."""
+"""`xiezuo clues transfer|trail` and `xiezuo cases designate` (collaboration's TransferService)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from services.cli.client import (
     call,
     emit,
     fresh_key,
+    when,
 )
 
 FieldOption = Annotated[
@@ -99,3 +100,28 @@ def cases_designate(
         timeout,
     )
     _print(response.transfer_id, response.allowlist_version, "designated", response, as_json)
+
+
+def clues_trail(
+    transfer_id: Annotated[str, typer.Argument(help="The transfer id the transfer returned")],
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+    timeout: TimeoutOption = 10.0,
+) -> None:
+    """The read-only trail of a clue your county handed over: stage and decision, nothing more."""
+    request = pb.GetTransferTrailRequest(transfer_id=transfer_id)
+    response = call(
+        "collaboration", pb_grpc.TransferServiceStub, "GetTransferTrail", request, token, timeout
+    )
+    if as_json:
+        emit(response, as_json=True)
+        return
+    typer.echo(
+        f"{response.mode} {response.transfer_id}: {response.from_county_id} → "
+        f"{response.target_county_id}, sent {when(response.sent_at)}"
+    )
+    if not response.steps:
+        typer.echo("no step reported yet")
+    for step in response.steps:
+        decision = f" ({step.decision})" if step.decision else ""
+        typer.echo(f"{when(step.at)}  {step.stage}{decision}")

@@ -17,14 +17,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel import col, select
+from xiezuo.collaboration.v1 import transfers_pb2 as pb
 
 from services.cases.domain.rules import DEFAULT_RULES
 from services.cases.handlers.clue_registered import ClueRegisteredHandler
 from services.cases.handlers.transferred_clue import TransferredClueHandler
 from services.cases.store.tables import CaseFileRow
+from services.collaboration.api.transfers import TransferServicer
 from services.collaboration.domain.letter_kinds import parse_letter_kinds
 from services.collaboration.domain.network import parse_network
 from services.collaboration.domain.transfer_rules import parse_transfer_rules
@@ -58,6 +61,7 @@ from services.runtime.envelope import Envelope
 from services.runtime.inbox import EventConsumer
 from services.runtime.localstack import KafkaNode
 from services.runtime.outbox import OutboxRelay, record_event
+from services.runtime.tokens import Principal
 from tests.collaboration_network import network_yaml
 from tests.conftest import MakeDatabase
 from tests.integration.helpers import (
@@ -69,6 +73,7 @@ from tests.integration.helpers import (
     unique,
     wait_until,
 )
+from tests.integration.test_collaboration_transfers import _serving
 
 CITY = "city-lz"
 # Values B's cases holds about the clue that must never reach A.
@@ -185,7 +190,7 @@ async def counties(kafka: KafkaNode, make_database: MakeDatabase) -> AsyncIterat
                     await task
 
 
-async def _transfer(c: Counties) -> str:
+async def _transfer(c: Counties, mode: Any = "transfer") -> str:
     async with c.collaboration.transaction() as session:
         network = await current_network(session)
         assert network is not None
@@ -195,7 +200,7 @@ async def _transfer(c: Counties) -> str:
             actor="leader-a",
             from_county=c.a,
             to_county=c.b,
-            mode="transfer",
+            mode=mode,
             fields=FIELDS,
             excerpt="",
             now=datetime.now(UTC),
@@ -423,3 +428,70 @@ async def test_forged_misaddressed_and_replayed_outcomes_are_dead_lettered(
 
     await wait_until(replay_parked, "the replayed outcome to be dead-lettered")
     assert await _trail(c, transfer_id) == [("closed", "close")]
+
+
+async def test_the_trail_over_grpc_for_the_sender_and_the_city_only(counties: Counties) -> None:
+    c = counties
+    transferred = await _transfer(c)
+    designated = await _transfer(c, mode="designation")
+    await _cases_publish(
+        c,
+        *(
+            _step(
+                ClueDisposed,
+                c.b,
+                clue,
+                action="approve_disposal",
+                from_stage="disposal_proposed",
+                to_stage="inquiry",
+                detail={"way": "inquiry"},
+            )
+            for clue in (transferred, designated)
+        ),
+    )
+
+    async def both_reported() -> bool:
+        return all([await _trail(c, clue) for clue in (transferred, designated)])
+
+    await wait_until(both_reported, "A's trail of both clues")
+    async with _serving(TransferServicer(c.collaboration, c.desk)) as (stub, issuer):
+
+        def as_(county: str, role: str) -> Any:
+            principal = Principal(
+                subject=f"{county}-{role}", roles=frozenset({role}), county_id=county
+            )
+            return (("authorization", f"Bearer {issuer.issue(principal)}"),)
+
+        def ask(clue: str) -> pb.GetTransferTrailRequest:
+            return pb.GetTransferTrailRequest(transfer_id=clue)
+
+        trail = await stub.GetTransferTrail(
+            ask(transferred), metadata=as_(c.a, "county_leadership")
+        )
+        assert (trail.from_county_id, trail.target_county_id, trail.mode) == (
+            c.a,
+            c.b,
+            "transfer",
+        )
+        assert [(s.stage, s.decision) for s in trail.steps] == [("inquiry", "inquiry")]
+        assert trail.steps[0].at.seconds > 0
+        city = await stub.GetTransferTrail(ask(designated), metadata=as_(CITY, "city_commission"))
+        assert [(s.stage, s.decision) for s in city.steps] == [("inquiry", "inquiry")]
+        # The receiving county's leadership, A's case officer, and the city for a county's own
+        # transfer: denied. An unknown id: not found. No id: invalid.
+        for clue, metadata in (
+            (transferred, as_(c.b, "county_leadership")),
+            (transferred, as_(c.a, "case_officer")),
+            (transferred, as_(CITY, "city_commission")),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as denied:
+                await stub.GetTransferTrail(ask(clue), metadata=metadata)
+            assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED, metadata
+        leader = as_(c.a, "county_leadership")
+        for clue, code in (
+            ("T-unknown", grpc.StatusCode.NOT_FOUND),
+            ("", grpc.StatusCode.INVALID_ARGUMENT),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.GetTransferTrail(ask(clue), metadata=leader)
+            assert refused.value.code() == code

@@ -107,6 +107,7 @@ ARGS: dict[str, list[str]] = {
     "collaboration network show": [],
     "clues transfer": ["--county", "c", "--to", "c2", "--field", "subject_name=n"],
     "cases designate": ["--from", "c", "--to", "c2", "--field", "subject_name=n"],
+    "clues trail": ["T-1"],
 }
 
 

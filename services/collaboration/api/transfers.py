@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, TypeAlias
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 from xiezuo.collaboration.v1 import transfers_pb2 as pb
 from xiezuo.collaboration.v1 import transfers_pb2_grpc as pb_grpc
 
@@ -12,17 +14,18 @@ from services.collaboration.api import policy
 from services.collaboration.domain.network import Network
 from services.collaboration.domain.transfer_rules import transfer_problems
 from services.collaboration.letters import NotInNetwork, utc_now
-from services.collaboration.store import idempotency
+from services.collaboration.store import idempotency, transfer_trail
 from services.collaboration.store.network import current_network
 from services.collaboration.transfers import TransferDesk
 from services.contracts.transfers import TransferMode
-from services.runtime.db import Database
+from services.runtime.db import Database, as_utc
 from services.runtime.grpc.auth import current_principal
 from services.runtime.grpc.conversion import bounded_text
 from services.runtime.grpc.errors import (
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
+    NotFound,
     PermissionDenied,
 )
 from services.runtime.tokens import Principal
@@ -76,6 +79,43 @@ class TransferServicer(pb_grpc.TransferServiceServicer):
         )
         return pb.DesignateJurisdictionResponse(
             transfer_id=transfer_id, allowlist_version=self._desk.rules.version
+        )
+
+    async def GetTransferTrail(
+        self, request: pb.GetTransferTrailRequest, context: Context
+    ) -> pb.TransferTrail:
+        """The sending county's read-only trail: stage and decision kind of each step."""
+        principal = current_principal()
+        violations: list[FieldViolation] = []
+        bounded_text(request.transfer_id, "transfer_id", violations, required=True)
+        if violations:
+            raise InvalidArgument(violations)
+        async with self._db.session() as session:
+            sent = await transfer_trail.sent(session, request.transfer_id)
+            network = await current_network(session)
+            city = network.city_id if network is not None else ""
+            leadership = not principal.roles.isdisjoint(policy.LEADERSHIP)
+            if sent is None:
+                raise NotFound("transfer", request.transfer_id)
+            if not (
+                (leadership and principal.can_see_county(sent.county_id))
+                or (sent.mode == "designation" and policy.is_city_commission(principal, city))
+            ):
+                raise PermissionDenied(
+                    f"{principal.subject} may not read this trail (the sending county's "
+                    "leadership; the city commission for a designation)"
+                )
+            steps = await transfer_trail.trail(session, sent.county_id, sent.transfer_id)
+        return pb.TransferTrail(
+            transfer_id=sent.transfer_id,
+            from_county_id=sent.county_id,
+            target_county_id=sent.other_county,
+            mode=sent.mode,
+            sent_at=_stamp(sent.at),
+            steps=[
+                pb.TransferStep(stage=step.stage, decision=step.decision, at=_stamp(step.at))
+                for step in steps
+            ],
         )
 
     async def _send(
@@ -149,3 +189,9 @@ class TransferServicer(pb_grpc.TransferServiceServicer):
                 at=now,
             )
             return record.letter_id
+
+
+def _stamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(as_utc(moment))
+    return stamp

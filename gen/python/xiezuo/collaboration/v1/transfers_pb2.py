@@ -22,9 +22,10 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'xiezuo/collaboration/v1/transfers.proto\x12\x17xiezuo.collaboration.v1\"\xe5\x01\n\x13TransferClueRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x11\n\tcounty_id\x18\x02 \x01(\t\x12\x18\n\x10target_county_id\x18\x03 \x01(\t\x12H\n\x06\x66ields\x18\x04 \x03(\x0b\x32\x38.xiezuo.collaboration.v1.TransferClueRequest.FieldsEntry\x12\x0f\n\x07\x65xcerpt\x18\x05 \x01(\t\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"F\n\x14TransferClueResponse\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x19\n\x11\x61llowlist_version\x18\x02 \x01(\x05\"\xfc\x01\n\x1c\x44\x65signateJurisdictionRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x16\n\x0e\x66rom_county_id\x18\x02 \x01(\t\x12\x18\n\x10target_county_id\x18\x03 \x01(\t\x12Q\n\x06\x66ields\x18\x04 \x03(\x0b\x32\x41.xiezuo.collaboration.v1.DesignateJurisdictionRequest.FieldsEntry\x12\x0f\n\x07\x65xcerpt\x18\x05 \x01(\t\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"O\n\x1d\x44\x65signateJurisdictionResponse\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x19\n\x11\x61llowlist_version\x18\x02 \x01(\x05\x32\x87\x02\n\x0fTransferService\x12k\n\x0cTransferClue\x12,.xiezuo.collaboration.v1.TransferClueRequest\x1a-.xiezuo.collaboration.v1.TransferClueResponse\x12\x86\x01\n\x15\x44\x65signateJurisdiction\x12\x35.xiezuo.collaboration.v1.DesignateJurisdictionRequest\x1a\x36.xiezuo.collaboration.v1.DesignateJurisdictionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'xiezuo/collaboration/v1/transfers.proto\x12\x17xiezuo.collaboration.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe5\x01\n\x13TransferClueRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x11\n\tcounty_id\x18\x02 \x01(\t\x12\x18\n\x10target_county_id\x18\x03 \x01(\t\x12H\n\x06\x66ields\x18\x04 \x03(\x0b\x32\x38.xiezuo.collaboration.v1.TransferClueRequest.FieldsEntry\x12\x0f\n\x07\x65xcerpt\x18\x05 \x01(\t\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"F\n\x14TransferClueResponse\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x19\n\x11\x61llowlist_version\x18\x02 \x01(\x05\"\xfc\x01\n\x1c\x44\x65signateJurisdictionRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x16\n\x0e\x66rom_county_id\x18\x02 \x01(\t\x12\x18\n\x10target_county_id\x18\x03 \x01(\t\x12Q\n\x06\x66ields\x18\x04 \x03(\x0b\x32\x41.xiezuo.collaboration.v1.DesignateJurisdictionRequest.FieldsEntry\x12\x0f\n\x07\x65xcerpt\x18\x05 \x01(\t\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"O\n\x1d\x44\x65signateJurisdictionResponse\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x19\n\x11\x61llowlist_version\x18\x02 \x01(\x05\".\n\x17GetTransferTrailRequest\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\"\xc7\x01\n\rTransferTrail\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x16\n\x0e\x66rom_county_id\x18\x02 \x01(\t\x12\x18\n\x10target_county_id\x18\x03 \x01(\t\x12\x0c\n\x04mode\x18\x04 \x01(\t\x12+\n\x07sent_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x05steps\x18\x06 \x03(\x0b\x32%.xiezuo.collaboration.v1.TransferStep\"W\n\x0cTransferStep\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x10\n\x08\x64\x65\x63ision\x18\x02 \x01(\t\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xf5\x02\n\x0fTransferService\x12k\n\x0cTransferClue\x12,.xiezuo.collaboration.v1.TransferClueRequest\x1a-.xiezuo.collaboration.v1.TransferClueResponse\x12\x86\x01\n\x15\x44\x65signateJurisdiction\x12\x35.xiezuo.collaboration.v1.DesignateJurisdictionRequest\x1a\x36.xiezuo.collaboration.v1.DesignateJurisdictionResponse\x12l\n\x10GetTransferTrail\x12\x30.xiezuo.collaboration.v1.GetTransferTrailRequest\x1a&.xiezuo.collaboration.v1.TransferTrailb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,18 +36,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TRANSFERCLUEREQUEST_FIELDSENTRY']._serialized_options = b'8\001'
   _globals['_DESIGNATEJURISDICTIONREQUEST_FIELDSENTRY']._loaded_options = None
   _globals['_DESIGNATEJURISDICTIONREQUEST_FIELDSENTRY']._serialized_options = b'8\001'
-  _globals['_TRANSFERCLUEREQUEST']._serialized_start=69
-  _globals['_TRANSFERCLUEREQUEST']._serialized_end=298
-  _globals['_TRANSFERCLUEREQUEST_FIELDSENTRY']._serialized_start=253
-  _globals['_TRANSFERCLUEREQUEST_FIELDSENTRY']._serialized_end=298
-  _globals['_TRANSFERCLUERESPONSE']._serialized_start=300
-  _globals['_TRANSFERCLUERESPONSE']._serialized_end=370
-  _globals['_DESIGNATEJURISDICTIONREQUEST']._serialized_start=373
-  _globals['_DESIGNATEJURISDICTIONREQUEST']._serialized_end=625
-  _globals['_DESIGNATEJURISDICTIONREQUEST_FIELDSENTRY']._serialized_start=253
-  _globals['_DESIGNATEJURISDICTIONREQUEST_FIELDSENTRY']._serialized_end=298
-  _globals['_DESIGNATEJURISDICTIONRESPONSE']._serialized_start=627
-  _globals['_DESIGNATEJURISDICTIONRESPONSE']._serialized_end=706
-  _globals['_TRANSFERSERVICE']._serialized_start=709
-  _globals['_TRANSFERSERVICE']._serialized_end=972
+  _globals['_TRANSFERCLUEREQUEST']._serialized_start=102
+  _globals['_TRANSFERCLUEREQUEST']._serialized_end=331
+  _globals['_TRANSFERCLUEREQUEST_FIELDSENTRY']._serialized_start=286
+  _globals['_TRANSFERCLUEREQUEST_FIELDSENTRY']._serialized_end=331
+  _globals['_TRANSFERCLUERESPONSE']._serialized_start=333
+  _globals['_TRANSFERCLUERESPONSE']._serialized_end=403
+  _globals['_DESIGNATEJURISDICTIONREQUEST']._serialized_start=406
+  _globals['_DESIGNATEJURISDICTIONREQUEST']._serialized_end=658
+  _globals['_DESIGNATEJURISDICTIONREQUEST_FIELDSENTRY']._serialized_start=286
+  _globals['_DESIGNATEJURISDICTIONREQUEST_FIELDSENTRY']._serialized_end=331
+  _globals['_DESIGNATEJURISDICTIONRESPONSE']._serialized_start=660
+  _globals['_DESIGNATEJURISDICTIONRESPONSE']._serialized_end=739
+  _globals['_GETTRANSFERTRAILREQUEST']._serialized_start=741
+  _globals['_GETTRANSFERTRAILREQUEST']._serialized_end=787
+  _globals['_TRANSFERTRAIL']._serialized_start=790
+  _globals['_TRANSFERTRAIL']._serialized_end=989
+  _globals['_TRANSFERSTEP']._serialized_start=991
+  _globals['_TRANSFERSTEP']._serialized_end=1078
+  _globals['_TRANSFERSERVICE']._serialized_start=1081
+  _globals['_TRANSFERSERVICE']._serialized_end=1454
 # @@protoc_insertion_point(module_scope)

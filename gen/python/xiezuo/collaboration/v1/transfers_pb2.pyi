@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
@@ -189,3 +190,103 @@ class DesignateJurisdictionResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DesignateJurisdictionResponse: _TypeAlias = DesignateJurisdictionResponse  # noqa: Y015
+
+@_typing.final
+class GetTransferTrailRequest(_message.Message):
+    """Which transfer's trail to read."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSFER_ID_FIELD_NUMBER: _builtins.int
+    transfer_id: _builtins.str
+    """The transfer id TransferClue or DesignateJurisdiction returned."""
+    def __init__(
+        self,
+        *,
+        transfer_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["transfer_id", b"transfer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetTransferTrailRequest: _TypeAlias = GetTransferTrailRequest  # noqa: Y015
+
+@_typing.final
+class TransferTrail(_message.Message):
+    """A clue handed over, as the sending county sees it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSFER_ID_FIELD_NUMBER: _builtins.int
+    FROM_COUNTY_ID_FIELD_NUMBER: _builtins.int
+    TARGET_COUNTY_ID_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    SENT_AT_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    transfer_id: _builtins.str
+    """The transfer id (the clue's id in the receiving county)."""
+    from_county_id: _builtins.str
+    """The county that handed the clue over."""
+    target_county_id: _builtins.str
+    """The county that received it."""
+    mode: _builtins.str
+    """"transfer" or "designation"."""
+    @_builtins.property
+    def sent_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was sent."""
+
+    @_builtins.property
+    def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___TransferStep]:
+        """The steps the receiving county reported, in the order they arrived."""
+
+    def __init__(
+        self,
+        *,
+        transfer_id: _builtins.str = ...,
+        from_county_id: _builtins.str = ...,
+        target_county_id: _builtins.str = ...,
+        mode: _builtins.str = ...,
+        sent_at: _timestamp_pb2.Timestamp | None = ...,
+        steps: _abc.Iterable[Global___TransferStep] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["sent_at", b"sent_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_county_id", b"from_county_id", "mode", b"mode", "sent_at", b"sent_at", "steps", b"steps", "target_county_id", b"target_county_id", "transfer_id", b"transfer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TransferTrail: _TypeAlias = TransferTrail  # noqa: Y015
+
+@_typing.final
+class TransferStep(_message.Message):
+    """One step of the clue in the receiving county."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STAGE_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    stage: _builtins.str
+    """The workflow stage the clue moved to, e.g. "verification", "decided", "closed"."""
+    decision: _builtins.str
+    """The kind of decision the step took (disposal way, decision kind); "" for none."""
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp:
+        """When the receiving county took the step."""
+
+    def __init__(
+        self,
+        *,
+        stage: _builtins.str = ...,
+        decision: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "decision", b"decision", "stage", b"stage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TransferStep: _TypeAlias = TransferStep  # noqa: Y015

@@ -47,6 +47,11 @@ class TransferServiceStub:
                 request_serializer=xiezuo_dot_collaboration_dot_v1_dot_transfers__pb2.DesignateJurisdictionRequest.SerializeToString,
                 response_deserializer=xiezuo_dot_collaboration_dot_v1_dot_transfers__pb2.DesignateJurisdictionResponse.FromString,
                 _registered_method=True)
+        self.GetTransferTrail = channel.unary_unary(
+                '/xiezuo.collaboration.v1.TransferService/GetTransferTrail',
+                request_serializer=xiezuo_dot_collaboration_dot_v1_dot_transfers__pb2.GetTransferTrailRequest.SerializeToString,
+                response_deserializer=xiezuo_dot_collaboration_dot_v1_dot_transfers__pb2.TransferTrail.FromString,
+                _registered_method=True)
 
 
 class TransferServiceServicer:
@@ -69,6 +74,15 @@ class TransferServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetTransferTrail(self, request, context):
+        """The sending county's read-only trail of a clue it handed over: the stage and the kind of
+        decision of each step the receiving county reported, and nothing more. For the sending
+        county's leadership, and the city commission for a designation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TransferServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -81,6 +95,11 @@ def add_TransferServiceServicer_to_server(servicer, server):
                     servicer.DesignateJurisdiction,
                     request_deserializer=xiezuo_dot_collaboration_dot_v1_dot_transfers__pb2.DesignateJurisdictionRequest.FromString,
                     response_serializer=xiezuo_dot_collaboration_dot_v1_dot_transfers__pb2.DesignateJurisdictionResponse.SerializeToString,
+            ),
+            'GetTransferTrail': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTransferTrail,
+                    request_deserializer=xiezuo_dot_collaboration_dot_v1_dot_transfers__pb2.GetTransferTrailRequest.FromString,
+                    response_serializer=xiezuo_dot_collaboration_dot_v1_dot_transfers__pb2.TransferTrail.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -140,6 +159,33 @@ class TransferService:
             '/xiezuo.collaboration.v1.TransferService/DesignateJurisdiction',
             xiezuo_dot_collaboration_dot_v1_dot_transfers__pb2.DesignateJurisdictionRequest.SerializeToString,
             xiezuo_dot_collaboration_dot_v1_dot_transfers__pb2.DesignateJurisdictionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTransferTrail(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xiezuo.collaboration.v1.TransferService/GetTransferTrail',
+            xiezuo_dot_collaboration_dot_v1_dot_transfers__pb2.GetTransferTrailRequest.SerializeToString,
+            xiezuo_dot_collaboration_dot_v1_dot_transfers__pb2.TransferTrail.FromString,
             options,
             channel_credentials,
             insecure,

@@ -40,6 +40,11 @@ class TransferServiceStub:
     """A county's leadership hands a clue to the county with jurisdiction over the subject."""
     DesignateJurisdiction: _grpc.UnaryUnaryMultiCallable[_transfers_pb2.DesignateJurisdictionRequest, _transfers_pb2.DesignateJurisdictionResponse]
     """The city commission designates another county to handle a county's clue."""
+    GetTransferTrail: _grpc.UnaryUnaryMultiCallable[_transfers_pb2.GetTransferTrailRequest, _transfers_pb2.TransferTrail]
+    """The sending county's read-only trail of a clue it handed over: the stage and the kind of
+    decision of each step the receiving county reported, and nothing more. For the sending
+    county's leadership, and the city commission for a designation.
+    """
 
 @_typing.type_check_only
 class TransferServiceAsyncStub(TransferServiceStub):
@@ -53,6 +58,11 @@ class TransferServiceAsyncStub(TransferServiceStub):
     """A county's leadership hands a clue to the county with jurisdiction over the subject."""
     DesignateJurisdiction: _aio.UnaryUnaryMultiCallable[_transfers_pb2.DesignateJurisdictionRequest, _transfers_pb2.DesignateJurisdictionResponse]  # type: ignore[assignment]
     """The city commission designates another county to handle a county's clue."""
+    GetTransferTrail: _aio.UnaryUnaryMultiCallable[_transfers_pb2.GetTransferTrailRequest, _transfers_pb2.TransferTrail]  # type: ignore[assignment]
+    """The sending county's read-only trail of a clue it handed over: the stage and the kind of
+    decision of each step the receiving county reported, and nothing more. For the sending
+    county's leadership, and the city commission for a designation.
+    """
 
 class TransferServiceServicer(metaclass=_abc_1.ABCMeta):
     """Clue transfer (线索移送) and designated jurisdiction (指定管辖) between member counties.
@@ -75,5 +85,16 @@ class TransferServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_transfers_pb2.DesignateJurisdictionResponse, _abc.Awaitable[_transfers_pb2.DesignateJurisdictionResponse]]:
         """The city commission designates another county to handle a county's clue."""
+
+    @_abc_1.abstractmethod
+    def GetTransferTrail(
+        self,
+        request: _transfers_pb2.GetTransferTrailRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_transfers_pb2.TransferTrail, _abc.Awaitable[_transfers_pb2.TransferTrail]]:
+        """The sending county's read-only trail of a clue it handed over: the stage and the kind of
+        decision of each step the receiving county reported, and nothing more. For the sending
+        county's leadership, and the city commission for a designation.
+        """
 
 def add_TransferServiceServicer_to_server(servicer: TransferServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
