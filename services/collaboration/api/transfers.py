@@ -83,7 +83,7 @@ class TransferServicer(pb_grpc.TransferServiceServicer):
 
     async def GetTransferTrail(
         self, request: pb.GetTransferTrailRequest, context: Context
-    ) -> pb.TransferTrail:
+    ) -> pb.GetTransferTrailResponse:
         """The sending county's read-only trail: stage and decision kind of each step."""
         principal = current_principal()
         violations: list[FieldViolation] = []
@@ -106,7 +106,7 @@ class TransferServicer(pb_grpc.TransferServiceServicer):
                     "leadership; the city commission for a designation)"
                 )
             steps = await transfer_trail.trail(session, sent.county_id, sent.transfer_id)
-        return pb.TransferTrail(
+        return pb.GetTransferTrailResponse(
             transfer_id=sent.transfer_id,
             from_county_id=sent.county_id,
             target_county_id=sent.other_county,

@@ -214,7 +214,7 @@ class GetTransferTrailRequest(_message.Message):
 Global___GetTransferTrailRequest: _TypeAlias = GetTransferTrailRequest  # noqa: Y015
 
 @_typing.final
-class TransferTrail(_message.Message):
+class GetTransferTrailResponse(_message.Message):
     """A clue handed over, as the sending county sees it."""
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -257,7 +257,7 @@ class TransferTrail(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___TransferTrail: _TypeAlias = TransferTrail  # noqa: Y015
+Global___GetTransferTrailResponse: _TypeAlias = GetTransferTrailResponse  # noqa: Y015
 
 @_typing.final
 class TransferStep(_message.Message):

@@ -50,7 +50,7 @@ class TransferServiceStub:
         self.GetTransferTrail = channel.unary_unary(
                 '/xiezuo.collaboration.v1.TransferService/GetTransferTrail',
                 request_serializer=xiezuo_dot_collaboration_dot_v1_dot_transfers__pb2.GetTransferTrailRequest.SerializeToString,
-                response_deserializer=xiezuo_dot_collaboration_dot_v1_dot_transfers__pb2.TransferTrail.FromString,
+                response_deserializer=xiezuo_dot_collaboration_dot_v1_dot_transfers__pb2.GetTransferTrailResponse.FromString,
                 _registered_method=True)
 
 
@@ -99,7 +99,7 @@ def add_TransferServiceServicer_to_server(servicer, server):
             'GetTransferTrail': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTransferTrail,
                     request_deserializer=xiezuo_dot_collaboration_dot_v1_dot_transfers__pb2.GetTransferTrailRequest.FromString,
-                    response_serializer=xiezuo_dot_collaboration_dot_v1_dot_transfers__pb2.TransferTrail.SerializeToString,
+                    response_serializer=xiezuo_dot_collaboration_dot_v1_dot_transfers__pb2.GetTransferTrailResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -185,7 +185,7 @@ class TransferService:
             target,
             '/xiezuo.collaboration.v1.TransferService/GetTransferTrail',
             xiezuo_dot_collaboration_dot_v1_dot_transfers__pb2.GetTransferTrailRequest.SerializeToString,
-            xiezuo_dot_collaboration_dot_v1_dot_transfers__pb2.TransferTrail.FromString,
+            xiezuo_dot_collaboration_dot_v1_dot_transfers__pb2.GetTransferTrailResponse.FromString,
             options,
             channel_credentials,
             insecure,

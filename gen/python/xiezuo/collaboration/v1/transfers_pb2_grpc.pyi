@@ -40,7 +40,7 @@ class TransferServiceStub:
     """A county's leadership hands a clue to the county with jurisdiction over the subject."""
     DesignateJurisdiction: _grpc.UnaryUnaryMultiCallable[_transfers_pb2.DesignateJurisdictionRequest, _transfers_pb2.DesignateJurisdictionResponse]
     """The city commission designates another county to handle a county's clue."""
-    GetTransferTrail: _grpc.UnaryUnaryMultiCallable[_transfers_pb2.GetTransferTrailRequest, _transfers_pb2.TransferTrail]
+    GetTransferTrail: _grpc.UnaryUnaryMultiCallable[_transfers_pb2.GetTransferTrailRequest, _transfers_pb2.GetTransferTrailResponse]
     """The sending county's read-only trail of a clue it handed over: the stage and the kind of
     decision of each step the receiving county reported, and nothing more. For the sending
     county's leadership, and the city commission for a designation.
@@ -58,7 +58,7 @@ class TransferServiceAsyncStub(TransferServiceStub):
     """A county's leadership hands a clue to the county with jurisdiction over the subject."""
     DesignateJurisdiction: _aio.UnaryUnaryMultiCallable[_transfers_pb2.DesignateJurisdictionRequest, _transfers_pb2.DesignateJurisdictionResponse]  # type: ignore[assignment]
     """The city commission designates another county to handle a county's clue."""
-    GetTransferTrail: _aio.UnaryUnaryMultiCallable[_transfers_pb2.GetTransferTrailRequest, _transfers_pb2.TransferTrail]  # type: ignore[assignment]
+    GetTransferTrail: _aio.UnaryUnaryMultiCallable[_transfers_pb2.GetTransferTrailRequest, _transfers_pb2.GetTransferTrailResponse]  # type: ignore[assignment]
     """The sending county's read-only trail of a clue it handed over: the stage and the kind of
     decision of each step the receiving county reported, and nothing more. For the sending
     county's leadership, and the city commission for a designation.
@@ -91,7 +91,7 @@ class TransferServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _transfers_pb2.GetTransferTrailRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_transfers_pb2.TransferTrail, _abc.Awaitable[_transfers_pb2.TransferTrail]]:
+    ) -> _typing.Union[_transfers_pb2.GetTransferTrailResponse, _abc.Awaitable[_transfers_pb2.GetTransferTrailResponse]]:
         """The sending county's read-only trail of a clue it handed over: the stage and the kind of
         decision of each step the receiving county reported, and nothing more. For the sending
         county's leadership, and the city commission for a designation.
