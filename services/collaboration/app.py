@@ -20,10 +20,11 @@ from services.collaboration.api.transfers import TransferServicer
 from services.collaboration.domain.letter_kinds import parse_letter_kinds
 from services.collaboration.domain.transfer_rules import parse_transfer_rules
 from services.collaboration.due_dates import DueDateScan
-from services.collaboration.handlers.assistance_teams import on_assistance_team_drawn
+from services.collaboration.handlers.joint_cases import JointRecordHandler, TeamDrawnHandler
 from services.collaboration.handlers.letters import LetterRecordHandler
 from services.collaboration.handlers.transfer_outcomes import OutcomeReceiver, OutcomeReporter
 from services.collaboration.handlers.transfers import TransferRecordHandler
+from services.collaboration.joint_cases import JointCaseDesk
 from services.collaboration.letters import LetterDesk
 from services.collaboration.metrics import LetterMetrics
 from services.collaboration.settings import CollaborationSettings
@@ -39,6 +40,9 @@ from services.contracts.cases import (
     StageChanged,
 )
 from services.contracts.collaboration import (
+    JointCaseAccepted,
+    JointCaseOpened,
+    JointShareDrawn,
     LetterAccepted,
     LetterAnswered,
     LetterDeclined,
@@ -85,8 +89,12 @@ def build(
         CaseClosed,
     ):
         host.consumer.on(step, reporter)
-    # The team this county's staffing drew for a letter it accepted, onto the letter.
-    host.consumer.on(AssistanceTeamDrawn, on_assistance_team_drawn)
+    # Joint investigations: verified like letters; a replayed id is dead-lettered.
+    joint = JointRecordHandler(desk)
+    for joint_record in (JointCaseOpened, JointCaseAccepted, JointShareDrawn):
+        host.consumer.on(joint_record, joint, replay_is_poison=True)
+    # The team this county's staffing drew: a joint case's share (sent across), or a letter's.
+    host.consumer.on(AssistanceTeamDrawn, TeamDrawnHandler(JointCaseDesk(keys=keys)))
     servicer = CollaborationServicer(host.database, desk, metrics)
     transfers = TransferServicer(host.database, TransferDesk(rules=transfer_rules, keys=keys))
 

@@ -168,7 +168,9 @@ class AssistanceTeamRequested(IntegrationEvent):
 
     zone_id: Literal["*"] = "*"
     letter_id: str = Field(min_length=1, max_length=64)
-    kind: LetterKindName
+    # "joint": one county's share of a joint investigation (联合审查调查); `letter_id` is then
+    # that county's draw key for the joint case.
+    kind: LetterKindName | Literal["joint"]
     # The subject's township in the asked county, when its leadership named one (异地办案);
     # "" when unknown.
     subject_township_id: str = Field(default="", max_length=64)
@@ -194,3 +196,35 @@ class AssistanceLetterClosed(IntegrationEvent):
     def subject_id(self) -> str | None:
         """The letter."""
         return self.letter_id
+
+
+class JointCaseOpened(CrossCountyRecord):
+    """`from_county`'s leadership opened a joint investigation (联合审查调查) with `county_id`.
+
+    `letter_id` is the joint case id. Neither county's case id nor the subject's township
+    crosses: each county keeps its own.
+    """
+
+    event_type: ClassVar[str] = "xiezuo.collaboration.joint_case_opened.v1"
+    topic: ClassVar[str] = LETTERS_TOPIC
+
+    opened_at: datetime
+
+
+class JointCaseAccepted(CrossCountyRecord):
+    """The partner county's leadership joined the joint case."""
+
+    event_type: ClassVar[str] = "xiezuo.collaboration.joint_case_accepted.v1"
+    topic: ClassVar[str] = LETTERS_TOPIC
+
+    decided_at: datetime
+
+
+class JointShareDrawn(CrossCountyRecord):
+    """The sending county's share of a joint team, drawn from its own pool: person ids only."""
+
+    event_type: ClassVar[str] = "xiezuo.collaboration.joint_share_drawn.v1"
+    topic: ClassVar[str] = LETTERS_TOPIC
+
+    person_ids: list[str] = Field(default_factory=list, max_length=20)
+    drawn_at: datetime

@@ -1,0 +1,274 @@
+"""A joint investigation (联合审查调查) over the real broker: one team from two counties' pools.
+
+County A's leadership opens a joint case from its case naming county B and the subject's
+township in A; B's leadership joins naming its own case and the subject's township in B. Each
+county's staffing draws its share from its own pool under its own exclusion rules; the shares
+cross as signed records of person ids only, and each county sees the whole team and only its
+own case id. Forged joint records are dead-lettered. SQLite and PostgreSQL (make_database).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlmodel import col, select
+
+from services.collaboration.domain.letter_kinds import parse_letter_kinds
+from services.collaboration.domain.network import parse_network
+from services.collaboration.handlers.joint_cases import JointRecordHandler, TeamDrawnHandler
+from services.collaboration.joint_cases import JointCaseDesk, view
+from services.collaboration.letters import LetterDesk, seal, source_of
+from services.collaboration.settings import DEFAULT_LETTER_KINDS_FILE
+from services.collaboration.signing_keys import CountySigningKeys
+from services.collaboration.store import joint_cases
+from services.collaboration.store.network import current_network, import_network
+from services.contracts.collaboration import (
+    LETTERS_TOPIC,
+    TEAMS_TOPIC,
+    AssistanceTeamRequested,
+    JointCaseAccepted,
+    JointCaseOpened,
+    JointShareDrawn,
+)
+from services.contracts.staffing import DRAWS_TOPIC, AssistanceTeamDrawn
+from services.runtime.envelope import Envelope
+from services.runtime.inbox import EventConsumer
+from services.runtime.localstack import KafkaNode
+from services.runtime.messaging_tables import OutboxMessage
+from services.staffing.domain.county_file import parse_county
+from services.staffing.domain.draw_rules import DEFAULT_DRAW_RULES
+from services.staffing.drawing import TeamDrawer
+from services.staffing.handlers.assistance_team import AssistanceTeamHandler
+from services.staffing.secrets import CountySecrets
+from services.staffing.store.registry import import_county
+from tests.collaboration_network import network_yaml
+from tests.conftest import MakeDatabase
+from tests.integration.helpers import (
+    create_topics,
+    produce,
+    read_records,
+    running_broker,
+    started_producer,
+    unique,
+    wait_until,
+)
+from tests.integration.test_collaboration_assistance_teams import _relaying
+
+pytestmark = pytest.mark.kafka
+
+# Each county's registry; `{p}-t-1` is the subject's township there, never drawn from.
+REGISTRY = """
+county: {{county_id: {county}, name: 县{p}}}
+skills: [law]
+zones:
+  - zone_id: z-1
+    name: 城关协作区
+    townships:
+      - {{township_id: {p}-t-1, name: 城关镇, effective_from: 2026-01-01}}
+      - {{township_id: {p}-t-2, name: 河口镇, effective_from: 2026-01-01}}
+  - zone_id: z-2
+    name: 山区协作区
+    townships:
+      - {{township_id: {p}-t-3, name: 石门乡, effective_from: 2026-01-01}}
+people:
+  - {{person_id: {p}-p-1, name: 城一, roles: [township_member], home_township: {p}-t-1}}
+  - {{person_id: {p}-p-2, name: 城二, roles: [supervision_staff], home_township: {p}-t-1}}
+  - {{person_id: {p}-p-3, name: 城三, roles: [township_secretary], home_township: {p}-t-1}}
+  - {{person_id: {p}-p-4, name: 河一, roles: [township_member], home_township: {p}-t-2}}
+  - {{person_id: {p}-p-5, name: 石一, roles: [supervision_staff], home_township: {p}-t-3}}
+  - {{person_id: {p}-p-6, name: 石二, roles: [township_member], home_township: {p}-t-3}}
+"""
+CASE_MARKER_A, CASE_MARKER_B = "CASE-A-MARKER-7731", "CASE-B-MARKER-5519"
+
+
+def _forged(record: Any, key: Ed25519PrivateKey) -> tuple[str, tuple[bytes, bytes, list[Any]]]:
+    sealed, event_id = seal(record, key)
+    envelope = Envelope(
+        id=event_id,
+        type=record.event_type,
+        source=source_of(record.from_county),
+        time=datetime.now(UTC),
+        county_id=record.county_id,
+        zone_id=record.zone_id,
+        data=sealed.model_dump_json().encode(),
+        subject=record.subject_id(),
+    )
+    return event_id, (record.partition_key().encode(), envelope.data, envelope.headers())
+
+
+async def test_a_joint_case_draws_each_share_from_its_own_pool_and_both_see_the_team(
+    kafka: KafkaNode, make_database: MakeDatabase
+) -> None:
+    a, b = unique("county-a"), unique("county-b")
+    pa, pb = unique("a"), unique("b")
+    keys = {a: Ed25519PrivateKey.generate(), b: Ed25519PrivateKey.generate()}
+    collaboration = await make_database("collaboration")
+    network, sha = parse_network(network_yaml(keys))
+    async with collaboration.transaction() as session:
+        await import_network(session, network, sha256=sha, actor="test")
+    staffing = await make_database("staffing")
+    async with staffing.transaction() as session:
+        await import_county(session, parse_county(REGISTRY.format(county=a, p=pa)), actor="t")
+        await import_county(session, parse_county(REGISTRY.format(county=b, p=pb)), actor="t")
+    kinds = parse_letter_kinds(DEFAULT_LETTER_KINDS_FILE.read_text(encoding="utf-8"))
+    signing = CountySigningKeys(keys)
+    letter_desk = LetterDesk(kinds=kinds, keys=signing)
+    desk = JointCaseDesk(keys=signing)
+    bootstrap = kafka.bootstrap_servers
+
+    async with started_producer(bootstrap) as producer:
+        records_in = EventConsumer(
+            service=unique("collaboration"),
+            database=collaboration,
+            dead_letter_producer=producer,
+            retry_backoff_seconds=0.01,
+        )
+        joint = JointRecordHandler(letter_desk)
+        for record_class in (JointCaseOpened, JointCaseAccepted, JointShareDrawn):
+            records_in.on(record_class, joint, replay_is_poison=True)
+        records_in.on(AssistanceTeamDrawn, TeamDrawnHandler(desk))
+        teams_in = EventConsumer(
+            service=unique("staffing"),
+            database=staffing,
+            dead_letter_producer=producer,
+            retry_backoff_seconds=0.01,
+        )
+        drawer = TeamDrawer(CountySecrets(b"k" * 32), [DEFAULT_DRAW_RULES])
+        teams_in.on(AssistanceTeamRequested, AssistanceTeamHandler(drawer))
+        await create_topics(
+            bootstrap,
+            LETTERS_TOPIC,
+            TEAMS_TOPIC,
+            DRAWS_TOPIC,
+            records_in.dead_letter_topic,
+            teams_in.dead_letter_topic,
+        )
+        async with (
+            _relaying(collaboration, producer),
+            _relaying(staffing, producer),
+            running_broker(bootstrap, records_in),
+            running_broker(bootstrap, teams_in),
+        ):
+            async with collaboration.transaction() as session:
+                opened = await desk.open(
+                    session,
+                    network,
+                    actor="leader-a",
+                    county_id=a,
+                    partner_county=b,
+                    case_id=CASE_MARKER_A,
+                    subject_township_id=f"{pa}-t-1",
+                    now=datetime.now(UTC),
+                )
+            joint_id = opened.joint_id
+
+            async def received() -> bool:
+                async with collaboration.session() as session:
+                    return await joint_cases.get(session, b, joint_id) is not None
+
+            await wait_until(received, "B to verify and record the joint case")
+            async with collaboration.transaction() as session:
+                in_force = await current_network(session)
+                assert in_force is not None
+                await desk.accept(
+                    session,
+                    in_force,
+                    actor="leader-b",
+                    county_id=b,
+                    joint_id=joint_id,
+                    case_id=CASE_MARKER_B,
+                    subject_township_id=f"{pb}-t-1",
+                    now=datetime.now(UTC),
+                )
+
+            async def whole_team() -> bool:
+                async with collaboration.session() as session:
+                    seen = [await view(session, county, joint_id) for county in (a, b)]
+                return all(v is not None and v.own_members and v.other_members for v in seen)
+
+            await wait_until(whole_team, "both shares drawn and exchanged")
+            async with collaboration.session() as session:
+                seen_a = await view(session, a, joint_id)
+                seen_b = await view(session, b, joint_id)
+            assert seen_a is not None and seen_b is not None
+            assert seen_a.state == "accepted" and seen_b.state == "accepted"
+            # Each share from its own county's pool, never from the subject's township there.
+            assert all(p.startswith(f"{pa}-p-") for p in seen_a.own_members)
+            assert all(p.startswith(f"{pb}-p-") for p in seen_b.own_members)
+            subject_township = {f"{x}-p-{n}" for x in (pa, pb) for n in (1, 2, 3)}
+            assert not subject_township & set(seen_a.own_members + seen_b.own_members)
+            # Both see the same joint team; each its own case id only.
+            assert seen_a.other_members == seen_b.own_members
+            assert seen_b.other_members == seen_a.own_members
+            assert (seen_a.case_id, seen_b.case_id) == (CASE_MARKER_A, CASE_MARKER_B)
+
+            # Marker scan: nothing of either case or township crosses, only ids of people.
+            async with collaboration.session() as session:
+                crossed = (
+                    await session.exec(
+                        select(OutboxMessage).where(
+                            col(OutboxMessage.event_type).in_(
+                                [
+                                    JointCaseOpened.event_type,
+                                    JointCaseAccepted.event_type,
+                                    JointShareDrawn.event_type,
+                                ]
+                            )
+                        )
+                    )
+                ).all()
+            assert len(crossed) == 4
+            for message in crossed:
+                for marker in (CASE_MARKER_A, CASE_MARKER_B, f"{pa}-t-", f"{pb}-t-", "城"):
+                    assert marker not in message.payload, (message.event_type, marker)
+
+            # Forged joint records: a share signed by an attacker, a join under the wrong key.
+            attacker = Ed25519PrivateKey.generate()
+            now = datetime.now(UTC)
+            forged = {
+                "bad-signature": _forged(
+                    JointShareDrawn(
+                        county_id=a,
+                        letter_id=joint_id,
+                        from_county=b,
+                        network_version=1,
+                        person_ids=["intruder"],
+                        drawn_at=now,
+                    ),
+                    attacker,
+                ),
+                "bad-signature ": _forged(
+                    JointCaseOpened(
+                        county_id=b,
+                        letter_id=f"J-{uuid.uuid4().hex[:20]}",
+                        from_county=a,
+                        network_version=1,
+                        opened_at=now,
+                    ),
+                    keys[b],
+                ),
+            }
+            await produce(bootstrap, LETTERS_TOPIC, [raw for _, raw in forged.values()])
+            expected = {event_id: reason.strip() for reason, (event_id, _) in forged.items()}
+
+            async def all_parked() -> bool:
+                parked = await read_records(
+                    bootstrap, records_in.dead_letter_topic, 0, within=0.5, settle=0.5
+                )
+                return {dict(r.headers)["ce_id"].decode() for r in parked} >= set(expected)
+
+            await wait_until(all_parked, "the forged joint records to be dead-lettered")
+            parked = await read_records(bootstrap, records_in.dead_letter_topic, len(expected))
+            errors = {
+                dict(r.headers)["ce_id"].decode(): dict(r.headers)["x-dead-letter-error"].decode()
+                for r in parked
+            }
+            for event_id, reason in expected.items():
+                assert errors[event_id].startswith(reason), (reason, errors[event_id])
+            async with collaboration.session() as session:
+                after = await view(session, a, joint_id)
+            assert after is not None and "intruder" not in after.other_members
