@@ -14,6 +14,7 @@ TRAINING = "xiezuo.staffing.v1.TrainingService"
 ASSESSMENT = "xiezuo.assessment.v1.AssessmentService"
 COLLABORATION = "xiezuo.collaboration.v1.CollaborationService"
 TRANSFERS = "xiezuo.collaboration.v1.TransferService"
+JOINT = "xiezuo.collaboration.v1.JointCaseService"
 
 # Full RPC name → the command path after `xiezuo`.
 COMMAND_OF_RPC: dict[str, str] = {
@@ -88,4 +89,7 @@ COMMAND_OF_RPC: dict[str, str] = {
     f"{TRANSFERS}.TransferClue": "clues transfer",
     f"{TRANSFERS}.DesignateJurisdiction": "cases designate",
     f"{TRANSFERS}.GetTransferTrail": "clues trail",
+    f"{JOINT}.OpenJointCase": "joint open",
+    f"{JOINT}.AcceptJointCase": "joint accept",
+    f"{JOINT}.GetJointCase": "joint show",
 }

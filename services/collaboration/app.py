@@ -11,10 +11,13 @@ import grpc
 from xiezuo.collaboration.v1 import (
     collaboration_pb2,
     collaboration_pb2_grpc,
+    joint_cases_pb2,
+    joint_cases_pb2_grpc,
     transfers_pb2,
     transfers_pb2_grpc,
 )
 
+from services.collaboration.api.joint_cases import JointCaseServicer
 from services.collaboration.api.servicer import CollaborationServicer
 from services.collaboration.api.transfers import TransferServicer
 from services.collaboration.domain.letter_kinds import parse_letter_kinds
@@ -56,6 +59,7 @@ from services.runtime.settings import Settings
 log = logging.getLogger(__name__)
 SERVICE_NAME = collaboration_pb2.DESCRIPTOR.services_by_name["CollaborationService"].full_name
 TRANSFER_SERVICE_NAME = transfers_pb2.DESCRIPTOR.services_by_name["TransferService"].full_name
+JOINT_SERVICE_NAME = joint_cases_pb2.DESCRIPTOR.services_by_name["JointCaseService"].full_name
 
 
 def build(
@@ -94,18 +98,24 @@ def build(
     for joint_record in (JointCaseOpened, JointCaseAccepted, JointShareDrawn):
         host.consumer.on(joint_record, joint, replay_is_poison=True)
     # The team this county's staffing drew: a joint case's share (sent across), or a letter's.
-    host.consumer.on(AssistanceTeamDrawn, TeamDrawnHandler(JointCaseDesk(keys=keys)))
+    joint_desk = JointCaseDesk(keys=keys)
+    host.consumer.on(AssistanceTeamDrawn, TeamDrawnHandler(joint_desk))
     servicer = CollaborationServicer(host.database, desk, metrics)
     transfers = TransferServicer(host.database, TransferDesk(rules=transfer_rules, keys=keys))
+    joint_servicer = JointCaseServicer(host.database, joint_desk)
 
     def register(server: grpc.aio.Server) -> None:
         collaboration_pb2_grpc.add_CollaborationServiceServicer_to_server(servicer, server)
         transfers_pb2_grpc.add_TransferServiceServicer_to_server(transfers, server)
+        joint_cases_pb2_grpc.add_JointCaseServiceServicer_to_server(joint_servicer, server)
 
     scan = DueDateScan(host.database, desk, metrics)
     return (
         host,
-        GrpcParts(service_names=[SERVICE_NAME, TRANSFER_SERVICE_NAME], register=register),
+        GrpcParts(
+            service_names=[SERVICE_NAME, TRANSFER_SERVICE_NAME, JOINT_SERVICE_NAME],
+            register=register,
+        ),
         scan,
     )
 

@@ -10,13 +10,20 @@ own case id. Forged joint records are dead-lettered. SQLite and PostgreSQL (make
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import grpc
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel import col, select
+from xiezuo.collaboration.v1 import joint_cases_pb2 as jpb
+from xiezuo.collaboration.v1 import joint_cases_pb2_grpc as jpb_grpc
 
+from services.collaboration.api.joint_cases import JointCaseServicer
 from services.collaboration.domain.letter_kinds import parse_letter_kinds
 from services.collaboration.domain.network import parse_network
 from services.collaboration.handlers.joint_cases import JointRecordHandler, TeamDrawnHandler
@@ -25,7 +32,7 @@ from services.collaboration.letters import LetterDesk, seal, source_of
 from services.collaboration.settings import DEFAULT_LETTER_KINDS_FILE
 from services.collaboration.signing_keys import CountySigningKeys
 from services.collaboration.store import joint_cases
-from services.collaboration.store.network import current_network, import_network
+from services.collaboration.store.network import import_network
 from services.contracts.collaboration import (
     LETTERS_TOPIC,
     TEAMS_TOPIC,
@@ -36,9 +43,11 @@ from services.contracts.collaboration import (
 )
 from services.contracts.staffing import DRAWS_TOPIC, AssistanceTeamDrawn
 from services.runtime.envelope import Envelope
+from services.runtime.grpc.server import GrpcEndpoint
 from services.runtime.inbox import EventConsumer
 from services.runtime.localstack import KafkaNode
 from services.runtime.messaging_tables import OutboxMessage
+from services.runtime.tokens import Principal, TokenIssuer, TokenVerifier
 from services.staffing.domain.county_file import parse_county
 from services.staffing.domain.draw_rules import DEFAULT_DRAW_RULES
 from services.staffing.drawing import TeamDrawer
@@ -83,6 +92,41 @@ people:
   - {{person_id: {p}-p-6, name: 石二, roles: [township_member], home_township: {p}-t-3}}
 """
 CASE_MARKER_A, CASE_MARKER_B = "CASE-A-MARKER-7731", "CASE-B-MARKER-5519"
+ISSUER, AUDIENCE = "test", "xiezuo"
+
+
+@asynccontextmanager
+async def _serving(servicer: JointCaseServicer) -> AsyncIterator[tuple[Any, TokenIssuer]]:
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    endpoint = GrpcEndpoint(
+        address="127.0.0.1:0",
+        service_names=["xiezuo.collaboration.v1.JointCaseService"],
+        register=lambda server: jpb_grpc.add_JointCaseServiceServicer_to_server(servicer, server),
+        verifier=TokenVerifier([public], issuer=ISSUER, audience=AUDIENCE),
+    )
+    port = await endpoint.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield (
+            jpb_grpc.JointCaseServiceStub(channel),
+            TokenIssuer(private, issuer=ISSUER, audience=AUDIENCE),
+        )
+    finally:
+        await channel.close()
+        await endpoint.stop(grace=0)
+
+
+def _as(issuer: TokenIssuer, county: str, subject: str, *roles: str) -> Any:
+    token = issuer.issue(
+        Principal(subject=subject, roles=frozenset(roles), county_id=county, zone_ids=("z-1",))
+    )
+    return (("authorization", f"Bearer {token}"),)
 
 
 def _forged(record: Any, key: Ed25519PrivateKey) -> tuple[str, tuple[bytes, bytes, list[Any]]]:
@@ -152,18 +196,33 @@ async def test_a_joint_case_draws_each_share_from_its_own_pool_and_both_see_the_
             _relaying(staffing, producer),
             running_broker(bootstrap, records_in),
             running_broker(bootstrap, teams_in),
+            _serving(JointCaseServicer(collaboration, desk)) as (stub, issuer),
         ):
-            async with collaboration.transaction() as session:
-                opened = await desk.open(
-                    session,
-                    network,
-                    actor="leader-a",
-                    county_id=a,
-                    partner_county=b,
-                    case_id=CASE_MARKER_A,
-                    subject_township_id=f"{pa}-t-1",
-                    now=datetime.now(UTC),
+            leader_a = _as(issuer, a, "leader-a", "county_leadership")
+            leader_b = _as(issuer, b, "leader-b", "county_leadership")
+            # Only leadership opens a joint case.
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.OpenJointCase(
+                    jpb.OpenJointCaseRequest(
+                        county_id=a,
+                        partner_county_id=b,
+                        case_id=CASE_MARKER_A,
+                        subject_township_id=f"{pa}-t-1",
+                    ),
+                    metadata=_as(issuer, a, "officer-a", "case_officer"),
                 )
+            assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            opened = (
+                await stub.OpenJointCase(
+                    jpb.OpenJointCaseRequest(
+                        county_id=a,
+                        partner_county_id=b,
+                        case_id=CASE_MARKER_A,
+                        subject_township_id=f"{pa}-t-1",
+                    ),
+                    metadata=leader_a,
+                )
+            ).joint_case
             joint_id = opened.joint_id
 
             async def received() -> bool:
@@ -171,19 +230,15 @@ async def test_a_joint_case_draws_each_share_from_its_own_pool_and_both_see_the_
                     return await joint_cases.get(session, b, joint_id) is not None
 
             await wait_until(received, "B to verify and record the joint case")
-            async with collaboration.transaction() as session:
-                in_force = await current_network(session)
-                assert in_force is not None
-                await desk.accept(
-                    session,
-                    in_force,
-                    actor="leader-b",
-                    county_id=b,
+            await stub.AcceptJointCase(
+                jpb.AcceptJointCaseRequest(
                     joint_id=joint_id,
+                    county_id=b,
                     case_id=CASE_MARKER_B,
                     subject_township_id=f"{pb}-t-1",
-                    now=datetime.now(UTC),
-                )
+                ),
+                metadata=leader_b,
+            )
 
             async def whole_team() -> bool:
                 async with collaboration.session() as session:
@@ -191,19 +246,32 @@ async def test_a_joint_case_draws_each_share_from_its_own_pool_and_both_see_the_
                 return all(v is not None and v.own_members and v.other_members for v in seen)
 
             await wait_until(whole_team, "both shares drawn and exchanged")
-            async with collaboration.session() as session:
-                seen_a = await view(session, a, joint_id)
-                seen_b = await view(session, b, joint_id)
-            assert seen_a is not None and seen_b is not None
+            seen_a = (
+                await stub.GetJointCase(
+                    jpb.GetJointCaseRequest(joint_id=joint_id, county_id=a), metadata=leader_a
+                )
+            ).joint_case
+            seen_b = (
+                await stub.GetJointCase(
+                    jpb.GetJointCaseRequest(joint_id=joint_id, county_id=b), metadata=leader_b
+                )
+            ).joint_case
+            # A token of one county sees nothing of the other's side.
+            with pytest.raises(grpc.aio.AioRpcError) as foreign:
+                await stub.GetJointCase(
+                    jpb.GetJointCaseRequest(joint_id=joint_id, county_id=b), metadata=leader_a
+                )
+            assert foreign.value.code() == grpc.StatusCode.PERMISSION_DENIED
             assert seen_a.state == "accepted" and seen_b.state == "accepted"
             # Each share from its own county's pool, never from the subject's township there.
-            assert all(p.startswith(f"{pa}-p-") for p in seen_a.own_members)
-            assert all(p.startswith(f"{pb}-p-") for p in seen_b.own_members)
+            assert all(p.startswith(f"{pa}-p-") for p in seen_a.own_member_ids)
+            assert all(p.startswith(f"{pb}-p-") for p in seen_b.own_member_ids)
             subject_township = {f"{x}-p-{n}" for x in (pa, pb) for n in (1, 2, 3)}
-            assert not subject_township & set(seen_a.own_members + seen_b.own_members)
+            drawn = set(seen_a.own_member_ids) | set(seen_b.own_member_ids)
+            assert len(drawn) == 4 and not subject_township & drawn
             # Both see the same joint team; each its own case id only.
-            assert seen_a.other_members == seen_b.own_members
-            assert seen_b.other_members == seen_a.own_members
+            assert list(seen_a.partner_member_ids) == list(seen_b.own_member_ids)
+            assert list(seen_b.partner_member_ids) == list(seen_a.own_member_ids)
             assert (seen_a.case_id, seen_b.case_id) == (CASE_MARKER_A, CASE_MARKER_B)
 
             # Marker scan: nothing of either case or township crosses, only ids of people.

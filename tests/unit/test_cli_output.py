@@ -108,6 +108,9 @@ ARGS: dict[str, list[str]] = {
     "clues transfer": ["--county", "c", "--to", "c2", "--field", "subject_name=n"],
     "cases designate": ["--from", "c", "--to", "c2", "--field", "subject_name=n"],
     "clues trail": ["T-1"],
+    "joint open": ["case-1", "--county", "c", "--partner", "c2", "--township", "t-1"],
+    "joint accept": ["J-1", "--county", "c2", "--case", "case-2", "--township", "t-9"],
+    "joint show": ["J-1", "--county", "c"],
 }
 
 
