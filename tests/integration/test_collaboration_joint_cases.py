@@ -49,11 +49,14 @@ from services.runtime.localstack import KafkaNode
 from services.runtime.messaging_tables import OutboxMessage
 from services.runtime.tokens import Principal, TokenIssuer, TokenVerifier
 from services.staffing.domain.county_file import parse_county
+from services.staffing.domain.draw import ExclusionReason
 from services.staffing.domain.draw_rules import DEFAULT_DRAW_RULES
-from services.staffing.drawing import TeamDrawer
+from services.staffing.drawing import TeamDrawer, assistance_request_id
 from services.staffing.handlers.assistance_team import AssistanceTeamHandler
 from services.staffing.secrets import CountySecrets
+from services.staffing.store.draws import record_of
 from services.staffing.store.registry import import_county
+from services.staffing.store.tables import DrawRow
 from tests.collaboration_network import network_yaml
 from tests.conftest import MakeDatabase
 from tests.integration.helpers import (
@@ -273,6 +276,25 @@ async def test_a_joint_case_draws_each_share_from_its_own_pool_and_both_see_the_
             assert list(seen_a.partner_member_ids) == list(seen_b.own_member_ids)
             assert list(seen_b.partner_member_ids) == list(seen_a.own_member_ids)
             assert (seen_a.case_id, seen_b.case_id) == (CASE_MARKER_A, CASE_MARKER_B)
+
+            # Each draw ran in its own county's registry and excluded its own subject township.
+            for county, prefix, key in ((a, pa, f"{joint_id}-o"), (b, pb, f"{joint_id}-p")):
+                async with staffing.session() as session:
+                    row = (
+                        await session.exec(
+                            select(DrawRow).where(DrawRow.request_id == assistance_request_id(key))
+                        )
+                    ).one()
+                record = record_of(row)
+                assert row.county_id == county and row.filled
+                assert {fact.person_id for fact in record.candidates} == {
+                    f"{prefix}-p-{n}" for n in range(1, 7)
+                }
+                assert {
+                    e.person_id
+                    for e in record.exclusions
+                    if e.reason is ExclusionReason.SUBJECT_TOWNSHIP
+                } == {f"{prefix}-p-{n}" for n in (1, 2, 3)}
 
             # Marker scan: nothing of either case or township crosses, only ids of people.
             async with collaboration.session() as session:
