@@ -80,7 +80,7 @@ class JointRecordHandler:
                 row.state = "accepted"
                 action = "joint_case.joined"
             elif isinstance(event, JointShareDrawn):
-                if row.other_members != "[]":
+                if row.other_members:
                     raise PoisonEvent(f"replayed: {event.from_county!r}'s share is already in")
                 row.other_members = json.dumps(event.person_ids)
                 action = "joint_case.share_received"
@@ -114,7 +114,7 @@ class TeamDrawnHandler:
         if row is None:
             await on_assistance_team_drawn(session, event, envelope)
             return
-        if row.own_members != "[]":
+        if row.own_members:
             return  # the same draw delivered again
         network = await current_network(session)
         if network is None:

@@ -27,15 +27,16 @@ class JointCaseRow(SQLModel, table=True):
     # The letter id this county's staffing draws its share under (unique per county side).
     draw_key: str = Field(sa_column=Column(String(64), nullable=False))
     state: str = Field(sa_column=Column(String(16), nullable=False))
-    own_members: str = Field(default="[]", sa_column=Column(Text, nullable=False))
-    other_members: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    # JSON lists of person ids; "" until the share is drawn (an unfillable share is "[]").
+    own_members: str = Field(default="", sa_column=Column(Text, nullable=False))
+    other_members: str = Field(default="", sa_column=Column(Text, nullable=False))
     opened_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
     def members(self, side: str) -> list[str]:
         """Person ids of `side` ("own" or "other")."""
-        loaded = json.loads(self.own_members if side == "own" else self.other_members)
-        return [str(person) for person in loaded]
+        text = self.own_members if side == "own" else self.other_members
+        return [str(person) for person in json.loads(text)] if text else []
 
 
 async def get(session: AsyncSession, county_id: str, joint_id: str) -> JointCaseRow | None:
