@@ -359,6 +359,29 @@ async def test_a_joint_case_draws_each_share_from_its_own_pool_and_both_see_the_
             }
             for event_id, reason in expected.items():
                 assert errors[event_id].startswith(reason), (reason, errors[event_id])
+            # B's genuine share played again (same CloudEvent id): a replay, dead-lettered.
+            original = next(
+                r
+                for r in await read_records(bootstrap, LETTERS_TOPIC, 1, settle=1.0)
+                if dict(r.headers).get("ce_type") == JointShareDrawn.event_type.encode()
+                and r.key == a.encode()
+            )
+            replayed_id = dict(original.headers)["ce_id"].decode()
+            await produce(
+                bootstrap, LETTERS_TOPIC, [(original.key, original.value, list(original.headers))]
+            )
+
+            async def replay_parked() -> bool:
+                parked = await read_records(
+                    bootstrap, records_in.dead_letter_topic, 0, within=0.5, settle=0.5
+                )
+                return any(
+                    dict(r.headers)["ce_id"].decode() == replayed_id
+                    and dict(r.headers)["x-dead-letter-error"].startswith(b"replayed")
+                    for r in parked
+                )
+
+            await wait_until(replay_parked, "the replayed share to be dead-lettered")
             async with collaboration.session() as session:
                 after = await view(session, a, joint_id)
             assert after is not None and "intruder" not in after.other_members
