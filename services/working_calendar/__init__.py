@@ -11,6 +11,7 @@ from services.working_calendar.model import (
     WEEKDAYS,
     CalendarNotCovered,
     CalendarYear,
+    MomentOutOfRange,
     WorkingCalendar,
 )
 
@@ -22,6 +23,7 @@ __all__ = [
     "CalendarInvalid",
     "CalendarNotCovered",
     "CalendarYear",
+    "MomentOutOfRange",
     "WorkingCalendar",
     "load_calendar",
     "parse_calendar",

@@ -23,6 +23,13 @@ DEFAULT_TIME_ZONE = "Asia/Shanghai"
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
+class MomentOutOfRange(LookupError):
+    """A moment so close to the end of time that the county's clock cannot show its date."""
+
+    def __init__(self, moment: datetime, time_zone: str) -> None:
+        super().__init__(f"{moment.isoformat()} has no date on the county's clock ({time_zone})")
+
+
 class CalendarNotCovered(LookupError):
     """A working-day count reached a year the county's calendar does not list."""
 
@@ -70,7 +77,11 @@ class WorkingCalendar:
     def local(self, moment: datetime) -> datetime:
         """`moment` on the county's clock; a naive moment is UTC, as the databases keep it."""
         aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-        return aware.astimezone(self.zone)
+        try:
+            return aware.astimezone(self.zone)
+        except OverflowError:
+            # 9999-12-31T23:00Z is a valid Timestamp but has no date on a clock east of UTC.
+            raise MomentOutOfRange(moment, self.time_zone) from None
 
     def local_date(self, moment: datetime) -> date:
         """The county's date at `moment` (what a day count starts from)."""

@@ -8,13 +8,14 @@ from datetime import UTC, date, datetime
 import pytest
 
 from services.assessment.domain.quarter import AssessmentCalendar
+from services.assessment.handlers.collaboration import COLLABORATION_EVENTS
 from services.assessment.handlers.mappers import Projection, projections
 from services.assessment.handlers.projection import register_handlers
 from services.assessment.store.projection import projection_rows
 from services.assessment.synthetic import County, synthetic_events
 from services.contracts.base import IntegrationEvent
 from services.contracts.cases import ClueDisposed, DeadlineBreached
-from services.contracts.staffing import AttendanceRecorded, TownshipPlaced
+from services.contracts.staffing import AttendanceRecorded, TownshipPlaced, UnitNamed
 from services.runtime.db import Database
 from services.runtime.envelope import Envelope
 from services.runtime.inbox import EventConsumer
@@ -66,14 +67,23 @@ async def _consume_all(
     placed_class: type[TownshipPlaced],
     attendance: type[AttendanceRecorded],
     expected: int,
+    topics: dict[str, str],
 ) -> list[tuple[object, ...]]:
     async with started_producer(kafka.bootstrap_servers) as producer:
         # A new service name is a new consumer group: it starts at the beginning of the log.
         consumer = EventConsumer(
             service=unique("assessment"), database=database, dead_letter_producer=producer
         )
+        # Every subscription on a private topic: the session broker's real topics hold other
+        # tests' records, which a fresh group would read too.
         register_handlers(
-            consumer, AssessmentCalendar(), private, placed_class, attendance_class=attendance
+            consumer,
+            AssessmentCalendar(),
+            private,
+            placed_class,
+            attendance_class=attendance,
+            collaboration_classes=[_private(c, topics) for c in COLLABORATION_EVENTS],
+            unit_named_class=_private(UnitNamed, topics),
         )
         async with running_broker(kafka.bootstrap_servers, consumer):
             await wait_until(
@@ -124,6 +134,8 @@ async def test_replaying_the_log_into_an_empty_database_gives_identical_projecti
     assert issubclass(placed_class, TownshipPlaced)
     attendance_class = _private(AttendanceRecorded, topics)
     assert issubclass(attendance_class, AttendanceRecorded)
+    for other in (UnitNamed, *COLLABORATION_EVENTS):
+        _private(other, topics)
     await create_topics(kafka.bootstrap_servers, *topics.values(), partitions=3)
 
     by_topic: dict[str, list[tuple[bytes, bytes, list[tuple[str, bytes]]]]] = {}
@@ -176,6 +188,7 @@ async def test_replaying_the_log_into_an_empty_database_gives_identical_projecti
         placed_class,
         attendance_class,
         EVENTS + 6,
+        topics,
     )
     rebuilt = await _consume_all(
         kafka,
@@ -184,6 +197,7 @@ async def test_replaying_the_log_into_an_empty_database_gives_identical_projecti
         placed_class,
         attendance_class,
         EVENTS + 6,
+        topics,
     )
     kinds = {row[0] for row in live}
     assert {

@@ -17,6 +17,7 @@ from services.working_calendar import (
     NATIONAL_CALENDAR_FILE,
     CalendarInvalid,
     CalendarNotCovered,
+    MomentOutOfRange,
     parse_calendar,
 )
 from services.working_calendar.__main__ import main as check_files
@@ -270,3 +271,10 @@ def test_the_checker_prints_each_year_and_fails_on_a_bad_file(
     bad.write_text("name: x\nyears: {}\n", encoding="utf-8")
     assert check_files([str(bad)]) == 1
     assert "line 2: years: must map each year" in capsys.readouterr().err
+
+
+def test_a_moment_at_the_end_of_time_is_refused_not_crashed() -> None:
+    # The fuzz suite sent received_at = 9999-12-31T23:00Z: valid on the wire, no Beijing date.
+    with pytest.raises(MomentOutOfRange, match="no date on the county's clock"):
+        NATIONAL_CALENDAR.local_date(datetime(9999, 12, 31, 23, tzinfo=UTC))
+    assert issubclass(MomentOutOfRange, LookupError)  # intake's taxonomy lookup refuses it

@@ -79,6 +79,7 @@ def register_handlers(
     attendance_class: type[AttendanceRecorded] = AttendanceRecorded,
     forms: FourFormsRules | None = None,
     collaboration_classes: Sequence[type[IntegrationEvent]] = COLLABORATION_EVENTS,
+    unit_named_class: type[UnitNamed] = UnitNamed,
 ) -> None:
     """Subscribe the projection to every mapped event type and to the township registry."""
     extra = ledgers(calendar, forms) if ledgers_by_type is None else ledgers_by_type
@@ -88,7 +89,7 @@ def register_handlers(
         )
         consumer.on(projection.event_class, handler)
     consumer.on(township_placed_class, township_placed)
-    consumer.on(UnitNamed, unit_named)
+    consumer.on(unit_named_class, unit_named)
     consumer.on(attendance_class, AttendanceHandler(calendar))
     letters = LetterLedgerHandler(calendar)
     for letter_class in collaboration_classes:
