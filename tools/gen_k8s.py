@@ -169,7 +169,7 @@ def kafka_needs() -> dict[str, KafkaNeeds]:
             found[service] = KafkaNeeds(
                 written=tuple(host.topics_written()),
                 read=tuple(host.topics_read()),
-                group=host.consumer.consumer_name,
+                group=host.consumer.group_id,
             )
             await host.database.dispose()
             await host.producer.stop()

@@ -80,8 +80,13 @@ def table_named(name: str) -> Table:
     return table
 
 
-def group_of(service: str) -> str:
-    """The consumer group (and inbox name) of a service (runtime/inbox.py's consumer_name)."""
+def group_of(service: str, prefix: str = "xiezuo") -> str:
+    """The consumer group of a service (runtime/inbox.py's group_id)."""
+    return f"{prefix}-{service}"
+
+
+def inbox_of(service: str) -> str:
+    """The inbox name of a service (runtime/inbox.py's consumer_name), whatever its group."""
     return f"xiezuo-{service}"
 
 
@@ -122,7 +127,7 @@ async def _rewind(settings: Settings, group: str, to: dict[TopicPartition, int])
         await consumer.stop()
 
 
-async def _empty(settings: Settings, service: str, group: str) -> dict[str, int]:
+async def _empty(settings: Settings, service: str) -> dict[str, int]:
     """Delete the projection rows and the group's inbox rows in one transaction; rows deleted."""
     importlib.import_module(f"services.{service}.store.tables")  # registers its tables
     database = Database(settings.database_url, audit_key=settings.audit_key())
@@ -133,9 +138,9 @@ async def _empty(settings: Settings, service: str, group: str) -> dict[str, int]
                 counted = await session.exec(select(func.count()).select_from(table_named(table)))
                 deleted[table] = counted.one()
                 await session.exec(delete(table_named(table)))
-            inbox = select(func.count()).where(col(InboxEntry.consumer) == group)
-            deleted["inbox_entry"] = (await session.exec(inbox)).one()
-            await session.exec(delete(InboxEntry).where(col(InboxEntry.consumer) == group))
+            mine = col(InboxEntry.consumer) == inbox_of(service)
+            deleted["inbox_entry"] = (await session.exec(select(func.count()).where(mine))).one()
+            await session.exec(delete(InboxEntry).where(mine))
     finally:
         await database.dispose()
     return deleted
@@ -163,7 +168,8 @@ def rebuild(
             f"{service!r} has no projection to rebuild; expected " + ", ".join(PROJECTION_TABLES),
             2,
         )
-    settings, group = Settings(service), group_of(service)
+    settings = Settings(service)
+    group = group_of(service, settings.platform.kafka_group_prefix)
     try:
         state = asyncio.run(_group_state(settings, group))
     except Exception as exc:  # an unreachable broker is the operator's to fix; say so plainly
@@ -198,7 +204,7 @@ def rebuild(
     asyncio.run(
         _rewind(settings, group, {tp: state.first_retained.get(tp, 0) for tp in state.committed})
     )
-    deleted = asyncio.run(_empty(settings, service, group))
+    deleted = asyncio.run(_empty(settings, service))
     rows = sum(count for table, count in deleted.items() if table != "inbox_entry")
     console.print(
         f"{escape(service)}: {rows} projection rows and {deleted['inbox_entry']} inbox rows "

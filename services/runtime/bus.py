@@ -133,11 +133,11 @@ def bind_consumer(broker: KafkaBroker, consumer: EventConsumer) -> None:
     )
     broker.subscriber(
         *topics,
-        group_id=consumer.consumer_name,
+        group_id=consumer.group_id,
         ack_policy=AckPolicy.MANUAL,
         auto_offset_reset="earliest",
         decoder=_raw_body,
-        title=f"{consumer.consumer_name}:{','.join(topics)}",
+        title=f"{consumer.group_id}:{','.join(topics)}",
         **options,
     )(on_delivery)
 

@@ -98,6 +98,7 @@ class ServiceHost:
             max_attempts=platform.consumer_max_attempts,
             metrics=self.metrics,
             batch_size=max(1, platform.consumer_batch_size),
+            group_prefix=platform.kafka_group_prefix,
         )
         self.relay = OutboxRelay(
             self.database,
@@ -112,7 +113,7 @@ class ServiceHost:
         self.probes.add("audit_heads", self.refresh_audit_heads, interval=AUDIT_HEADS_PROBE_SECONDS)
         self.lag = ConsumerLag(
             platform.kafka_bootstrap,
-            group=self.consumer.consumer_name,
+            group=self.consumer.group_id,
             topics=(),
             client_id=f"xiezuo-{settings.service}-lag",
             client_options=settings.kafka_security.client_kwargs,
@@ -253,7 +254,7 @@ class ServiceHost:
         return sorted(published | {self.consumer.dead_letter_topic, CHECKPOINTS_TOPIC})
 
     def topics_read(self) -> list[str]:
-        """Topics this service consumes (group `consumer_name`): Read (and Describe) on them."""
+        """Topics this service consumes (group `group_id`): Read (and Describe) on them."""
         return self.consumer.topics()
 
     async def prepare_topics(self) -> None:

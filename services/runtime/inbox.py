@@ -103,6 +103,10 @@ class EventConsumer:
     metrics: ConsumerMetrics | None = None
     # Records applied per transaction (1: one at a time); the host sets it from settings.
     batch_size: int = 1
+    # The consumer group is `<group_prefix>-<service>`: a second deployment on the same broker
+    # (another county) needs its own prefix, or it would share partitions with the first. The
+    # inbox keeps `consumer_name`, so changing the prefix replays the log into an intact inbox.
+    group_prefix: str = "xiezuo"
     # Types some contract declares: not routed here means "someone else's", not "unknown".
     known_types: frozenset[str] = field(default_factory=lambda: frozenset(EVENT_TYPES))
     # Batches get one consumer span per record, continued from its traceparent (FastStream's
@@ -115,6 +119,11 @@ class EventConsumer:
     def consumer_name(self) -> str:
         """The inbox and consumer-group name of this service."""
         return f"xiezuo-{self.service}"
+
+    @property
+    def group_id(self) -> str:
+        """This service's Kafka consumer group in this deployment."""
+        return f"{self.group_prefix}-{self.service}"
 
     @property
     def dead_letter_topic(self) -> str:

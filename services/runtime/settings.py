@@ -46,6 +46,9 @@ class PlatformSettings(BaseSettings):
     # False in production: topics are declared by the operator (Strimzi KafkaTopic), and a
     # service only checks that the ones it needs exist (readiness fails while one is missing).
     kafka_create_topics: bool = True
+    # Consumer groups are `<prefix>-<service>`. Two deployments on one broker (two counties
+    # sharing a dev broker) each need their own, e.g. `xiezuo-c-qingyu`; one per broker is fine.
+    kafka_group_prefix: str = Field(default="xiezuo", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
     # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL; the rest is checked by kafka_security().
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
