@@ -23,6 +23,10 @@ from services.collaboration.domain.letter_kinds import (
     parse_letter_kinds,
 )
 from services.collaboration.domain.network import NetworkFileInvalid, parse_network
+from services.collaboration.domain.transfer_rules import (
+    TransferRulesInvalid,
+    parse_transfer_rules,
+)
 from services.collaboration.domain.signing import sign, signed_bytes, verify
 from services.collaboration.settings import DEFAULT_LETTER_KINDS_FILE
 from tests.collaboration_network import network_yaml
@@ -50,6 +54,37 @@ def test_a_kinds_file_listing_a_reporter_field_or_missing_a_kind_is_refused() ->
     assert any("reporter_name may never cross" in e for e in errors)
     assert any("report_text may never cross" in e for e in errors)
     assert any("kinds.other: missing" in e for e in errors)
+
+
+@pytest.mark.parametrize(
+    "name", ["reporter_name", "informant_phone", "report_text", "receipt_code", "other_subjects"]
+)
+def test_both_allowlists_refuse_a_field_that_may_never_cross_in_the_same_words(name: str) -> None:
+    kinds = "version: 1\nkinds:\n" + "".join(
+        f"  {kind.value}: {{working_days: 5, fields: [subject_name, {name}]}}\n"
+        for kind in LetterKind
+    )
+    transfers = (
+        "version: 1\nmodes:\n"
+        f"  transfer: {{fields: [subject_name, {name}]}}\n"
+        "  designation: {fields: [subject_name]}\n"
+    )
+    with pytest.raises(LetterKindsInvalid) as letters_refused:
+        parse_letter_kinds(kinds)
+    with pytest.raises(TransferRulesInvalid) as transfers_refused:
+        parse_transfer_rules(transfers)
+    assert letters_refused.value.errors[0] == (
+        f"kinds.verify_fact.fields: {name} may never cross to another county"
+    )
+    assert transfers_refused.value.errors == [
+        f"modes.transfer.fields: {name} may never cross to another county"
+    ]
+
+
+def test_an_allowlist_field_list_that_is_not_names_is_refused_in_both() -> None:
+    with pytest.raises(TransferRulesInvalid) as refused:
+        parse_transfer_rules("version: 1\nmodes:\n  transfer: {fields: 3}\n  designation: {}\n")
+    assert refused.value.errors == ["modes.transfer.fields: must be a list of field names"]
 
 
 def test_content_outside_the_allowlist_is_named_field_by_field() -> None:

@@ -65,6 +65,39 @@ def forbidden_field(name: str) -> bool:
     return name in FORBIDDEN_FIELDS or name.startswith(FORBIDDEN_PREFIXES)
 
 
+def allowlisted_fields(value: object, where: str, errors: list[str]) -> list[str]:
+    """The field names an allowlist lists; each way it is unusable is added to `errors`.
+
+    Both allowlists (letter kinds, transfers) load their fields through here, so the names
+    that may never cross are refused the same way whatever file lists them.
+    """
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        errors.append(f"{where}: must be a list of field names")
+        return []
+    errors += [
+        f"{where}: {name} may never cross to another county"
+        for name in value
+        if forbidden_field(name)
+    ]
+    return value
+
+
+def field_problems(
+    allowed: frozenset[str], fields: Mapping[str, str], what: str
+) -> list[tuple[str, str]]:
+    """(field, problem) for each field outside `allowed` (for `what`), empty or too long."""
+    problems: list[tuple[str, str]] = []
+    for name, value in sorted(fields.items()):
+        if name not in allowed:
+            listed = ", ".join(sorted(allowed))
+            problems.append((f"fields[{name[:64]}]", f"not allowed for {what} (allowed: {listed})"))
+        elif not value.strip():
+            problems.append((f"fields[{name}]", "must not be empty"))
+        elif len(value) > FIELD_MAX:
+            problems.append((f"fields[{name}]", f"at most {FIELD_MAX} characters"))
+    return problems
+
+
 def parse_letter_kinds(text: str) -> LetterKinds:
     """The allowlists a YAML document declares, or LetterKindsInvalid listing every error."""
     document = yaml.safe_load(text)
@@ -88,16 +121,8 @@ def parse_letter_kinds(text: str) -> LetterKinds:
         if not isinstance(body, dict):
             errors.append(f"kinds.{name}: must be a mapping")
             continue
-        fields = body.get("fields")
+        fields = allowlisted_fields(body.get("fields"), f"kinds.{name}.fields", errors)
         days = body.get("working_days")
-        if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
-            errors.append(f"kinds.{name}.fields: must be a list of field names")
-            fields = []
-        errors += [
-            f"kinds.{name}.fields: {field} may never cross to another county"
-            for field in fields
-            if forbidden_field(field)
-        ]
         if not isinstance(days, int) or not 1 <= days <= 60:
             errors.append(f"kinds.{name}.working_days: must be 1..60")
             days = 1
@@ -132,16 +157,7 @@ def content_problems(
         problems.append(("question", "must be set"))
     elif len(question) > QUESTION_MAX:
         problems.append(("question", f"at most {QUESTION_MAX} characters"))
-    for name, value in sorted(fields.items()):
-        if name not in rule.fields:
-            allowed = ", ".join(sorted(rule.fields))
-            problems.append(
-                (f"fields[{name[:64]}]", f"not allowed for {rule.kind.value} (allowed: {allowed})")
-            )
-        elif not value.strip():
-            problems.append((f"fields[{name}]", "must not be empty"))
-        elif len(value) > FIELD_MAX:
-            problems.append((f"fields[{name}]", f"at most {FIELD_MAX} characters"))
+    problems += field_problems(rule.fields, fields, rule.kind.value)
     if excerpt:
         if not rule.excerpt_allowed:
             problems.append(("excerpt", f"{rule.kind.value} letters carry no excerpt"))

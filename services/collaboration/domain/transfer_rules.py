@@ -7,7 +7,11 @@ from dataclasses import dataclass
 
 import yaml
 
-from services.collaboration.domain.letter_kinds import EXCERPT_MAX, FIELD_MAX, forbidden_field
+from services.collaboration.domain.letter_kinds import (
+    EXCERPT_MAX,
+    allowlisted_fields,
+    field_problems,
+)
 
 MODES = ("transfer", "designation")
 
@@ -70,13 +74,8 @@ def parse_transfer_rules(text: str) -> TransferRules:
         if not isinstance(body, dict):
             errors.append(f"{where}: must be a mapping")
             continue
-        fields = _names(body, "fields", where, errors)
+        fields = allowlisted_fields(body.get("fields", []), f"{where}.fields", errors)
         required = _names(body, "required", where, errors)
-        errors += [
-            f"{where}.fields: {name} may never cross to another county"
-            for name in fields
-            if forbidden_field(name)
-        ]
         errors += [
             f"{where}.required: {name} is not in fields" for name in required if name not in fields
         ]
@@ -97,17 +96,7 @@ def transfer_problems(
     rule: ModeRule, *, fields: Mapping[str, str], excerpt: str
 ) -> list[tuple[str, str]]:
     """(field, problem) for every way a transfer's content breaks its mode's allowlist."""
-    problems: list[tuple[str, str]] = []
-    for name, value in sorted(fields.items()):
-        if name not in rule.fields:
-            allowed = ", ".join(sorted(rule.fields))
-            problems.append(
-                (f"fields[{name[:64]}]", f"not allowed for {rule.mode} (allowed: {allowed})")
-            )
-        elif not value.strip():
-            problems.append((f"fields[{name}]", "must not be empty"))
-        elif len(value) > FIELD_MAX:
-            problems.append((f"fields[{name}]", f"at most {FIELD_MAX} characters"))
+    problems = field_problems(rule.fields, fields, rule.mode)
     problems += [(f"fields[{name}]", "must be set") for name in sorted(rule.required - set(fields))]
     if excerpt:
         if not rule.excerpt_allowed:
