@@ -32,6 +32,7 @@ from services.collaboration.letters import LetterDesk
 from services.collaboration.metrics import LetterMetrics
 from services.collaboration.settings import CollaborationSettings
 from services.collaboration.signing_keys import CountySigningKeys
+from services.collaboration.store.received_records import ReceivedRecords
 from services.collaboration.transfers import TransferDesk
 from services.contracts.cases import (
     CaseClosed,
@@ -73,15 +74,20 @@ def build(
     desk = LetterDesk(kinds=kinds, keys=keys)
     metrics = LetterMetrics(host.metrics.registry)
     receiver = LetterRecordHandler(desk, metrics)
-    # Records from other counties: an id seen before is a replay, dead-lettered, not skipped.
+    # Records from other counties: an id seen before is a replay, dead-lettered, not skipped;
+    # the very record delivered again (at-least-once, a mirror restarting) is acknowledged.
+    received = ReceivedRecords()
     for record in (LetterSent, LetterAccepted, LetterDeclined, LetterAnswered):
-        host.consumer.on(record, receiver, replay_is_poison=True)
+        host.consumer.on(record, receiver, replay_is_poison=True, ledger=received)
     transfer_rules = parse_transfer_rules(own.transfer_rules_file.read_text(encoding="utf-8"))
     host.consumer.on(
-        ClueTransferred, TransferRecordHandler(desk, transfer_rules), replay_is_poison=True
+        ClueTransferred,
+        TransferRecordHandler(desk, transfer_rules),
+        replay_is_poison=True,
+        ledger=received,
     )
     # The sending county's read-only trail: steps of transferred clues go back, verified there.
-    host.consumer.on(TransferOutcome, OutcomeReceiver(desk), replay_is_poison=True)
+    host.consumer.on(TransferOutcome, OutcomeReceiver(desk), replay_is_poison=True, ledger=received)
     reporter = OutcomeReporter(desk)
     for step in (
         StageChanged,
@@ -96,7 +102,7 @@ def build(
     # Joint investigations: verified like letters; a replayed id is dead-lettered.
     joint = JointRecordHandler(desk)
     for joint_record in (JointCaseOpened, JointCaseAccepted, JointShareDrawn):
-        host.consumer.on(joint_record, joint, replay_is_poison=True)
+        host.consumer.on(joint_record, joint, replay_is_poison=True, ledger=received)
     # The team this county's staffing drew: a joint case's share (sent across), or a letter's.
     joint_desk = JointCaseDesk(keys=keys)
     host.consumer.on(AssistanceTeamDrawn, TeamDrawnHandler(joint_desk))

@@ -82,13 +82,42 @@ class ConsumerMetrics(Protocol):
     def dead_letter_written(self, topic: str, reason: str) -> None: ...
 
 
+class RecordLedger(Protocol):
+    """What a route remembers of each record it applied, to tell a redelivery from a replay.
+
+    At-least-once delivery (a retried produce, a mirror restarting) brings the same record
+    again: acknowledged, nothing changes. Another record reusing an applied id is a replay.
+    """
+
+    async def remember(self, session: AsyncSession, envelope: Envelope) -> None:
+        """Note the applied record, in the transaction that applies it."""
+        ...
+
+    async def is_redelivery(self, session: AsyncSession, envelope: Envelope) -> bool:
+        """Whether `envelope` is, byte for byte, the record applied under its id."""
+        ...
+
+
 @dataclass
 class _Route:
     event_class: type[IntegrationEvent]
     handler: Handler
     # Records from outside the deployment (another county's signed letters): an id seen before
-    # is a replay to park for an operator, not a redelivery to skip quietly.
+    # is a replay to park for an operator, not a redelivery to skip quietly...
     replay_is_poison: bool = False
+    # ...unless the ledger knows it for the very record applied (an at-least-once redelivery).
+    ledger: RecordLedger | None = None
+
+    async def replayed(self, session: AsyncSession, envelope: Envelope) -> bool:
+        """Whether an already-applied id is a replay (dead letter), not a duplicate (skip)."""
+        if not self.replay_is_poison:
+            return False
+        return self.ledger is None or not await self.ledger.is_redelivery(session, envelope)
+
+    async def applied(self, session: AsyncSession, envelope: Envelope) -> None:
+        """Remember the record just applied, if this route tells redeliveries from replays."""
+        if self.ledger is not None:
+            await self.ledger.remember(session, envelope)
 
 
 @dataclass
@@ -136,13 +165,17 @@ class EventConsumer:
         handler: Callable[[AsyncSession, E, Envelope], Awaitable[None]],
         *,
         replay_is_poison: bool = False,
+        ledger: RecordLedger | None = None,
     ) -> None:
         """Route events of `event_class` to `handler` (which must not commit).
 
         With `replay_is_poison`, a record whose id was already applied is dead-lettered as
-        "rejected" (replayed) instead of being skipped; it still changes nothing.
+        "rejected" (replayed) instead of being skipped; it still changes nothing. With a
+        `ledger` too, the same record delivered again is skipped as a duplicate.
         """
-        self._routes[event_class.event_type] = _Route(event_class, handler, replay_is_poison)
+        self._routes[event_class.event_type] = _Route(
+            event_class, handler, replay_is_poison, ledger
+        )
 
     def topics(self) -> list[str]:
         """Every topic this consumer needs, derived from its routes."""
@@ -330,7 +363,7 @@ class EventConsumer:
                         deferred.append((index, item))
                         continue
                     if item.envelope.id in seen:
-                        if item.route.replay_is_poison:
+                        if await item.route.replayed(session, item.envelope):
                             failed.append((index, item, _replayed(item.envelope)))
                         else:
                             applied[index] = (item, Outcome.DUPLICATE)
@@ -340,6 +373,7 @@ class EventConsumer:
                         with self._record_span(item):
                             async with session.begin_nested():
                                 await item.route.handler(session, item.event, item.envelope)
+                                await item.route.applied(session, item.envelope)
                     except Exception as exc:
                         # Its savepoint is undone, and with it its audit entries and locks.
                         audited.rewind(before)
@@ -390,10 +424,11 @@ class EventConsumer:
             async with self.database.transaction() as session:
                 seen = await session.get(InboxEntry, (self.consumer_name, envelope.id))
                 if seen is not None:
-                    if route.replay_is_poison:
+                    if await route.replayed(session, envelope):
                         raise _replayed(envelope)
                     return Outcome.DUPLICATE
                 await route.handler(session, event, envelope)
+                await route.applied(session, envelope)
                 session.add(self._inbox_entry(envelope))
         except IntegrityError:
             # A concurrent delivery (e.g. during a rebalance) committed the same event first;

@@ -31,12 +31,14 @@ from xiezuo.collaboration.v1 import collaboration_pb2_grpc as pb_grpc
 from services.collaboration.api.servicer import CollaborationServicer
 from services.collaboration.domain.letter_kinds import parse_letter_kinds
 from services.collaboration.domain.network import parse_network
+from services.collaboration.domain.signing import sign, signed_bytes
 from services.collaboration.handlers.letters import LetterRecordHandler
 from services.collaboration.letters import LetterDesk, seal, source_of
 from services.collaboration.metrics import LetterMetrics
 from services.collaboration.settings import DEFAULT_LETTER_KINDS_FILE
 from services.collaboration.signing_keys import CountySigningKeys
 from services.collaboration.store.network import import_network
+from services.collaboration.store.received_records import ReceivedRecordRow, ReceivedRecords
 from services.collaboration.store.tables import LetterRow
 from services.contracts.collaboration import (
     ANSWERS_TOPIC,
@@ -156,8 +158,10 @@ async def counties(kafka: KafkaNode, make_database: MakeDatabase) -> AsyncIterat
         )
         metrics = LetterMetrics()
         receiver = LetterRecordHandler(desk, metrics)
+        # As the service wires it (collaboration/app.py): a redelivery is told from a replay.
+        received = ReceivedRecords()
         for record in (LetterSent, LetterAccepted, LetterDeclined, LetterAnswered):
-            consumer.on(record, receiver, replay_is_poison=True)
+            consumer.on(record, receiver, replay_is_poison=True, ledger=received)
         await create_topics(
             bootstrap, LETTERS_TOPIC, ANSWERS_TOPIC, consumer.dead_letter_topic, partitions=3
         )
@@ -414,10 +418,23 @@ def _forged(
     *,
     key: Ed25519PrivateKey | None,
     source: str | None = None,
+    event_id: str | None = None,
 ) -> tuple[str, tuple[bytes, bytes, list[tuple[str, bytes]]]]:
-    """A raw Kafka record of `record`, signed by `key` (None: unsigned); its event id."""
+    """A raw Kafka record of `record`, signed by `key` (None: unsigned); its event id.
+
+    With `event_id`, the record reuses that id (and is signed over it).
+    """
     if key is None:
-        event_id, sealed = str(uuid.uuid4()), record
+        event_id, sealed = event_id or str(uuid.uuid4()), record
+    elif event_id is not None:
+        message = signed_bytes(
+            event_id=event_id,
+            event_type=record.event_type,
+            source=source or source_of(record.from_county),
+            subject=record.subject_id(),
+            payload=json.loads(record.model_dump_json()),
+        )
+        sealed = record.model_copy(update={"signature": sign(key, message)})
     else:
         sealed, event_id = seal(record, key)
     envelope = Envelope(
@@ -497,21 +514,34 @@ async def test_forged_replayed_and_misaddressed_records_are_dead_lettered_and_ch
     }
     genuine_record = genuine[0]
     replayed_id = dict(genuine_record.headers)["ce_id"].decode()
+    # Another letter under the genuine record's id, signed by A's real key over that id: a
+    # replay, dead-lettered although every signature checks.
+    cases["replayed"] = _forged(
+        c, letter("L-forged-6", question="请核实另一事项"), key=c.keys[c.a], event_id=replayed_id
+    )
     await produce(
         c.bootstrap,
         LETTERS_TOPIC,
-        [raw for _, raw in cases.values()]
-        + [(genuine_record.key, genuine_record.value, list(genuine_record.headers))],
+        # The genuine record again, byte for byte (at-least-once): acknowledged, no dead letter.
+        # First, on B's partition: by the time the replay after it is parked, it was handled.
+        [(genuine_record.key, genuine_record.value, list(genuine_record.headers))]
+        + [raw for _, raw in cases.values()],
     )
     expected = {event_id: reason for reason, (event_id, _) in cases.items()}
-    expected[replayed_id] = "replayed"
 
     async def all_parked() -> bool:
         parked = await read_records(c.bootstrap, c.dead_letter_topic, 0, within=0.5, settle=0.5)
         return {dict(r.headers)["ce_id"].decode() for r in parked} >= set(expected)
 
     await wait_until(all_parked, "every forged record to be dead-lettered")
-    parked = await read_records(c.bootstrap, c.dead_letter_topic, len(expected))
+    parked = await read_records(c.bootstrap, c.dead_letter_topic, len(expected), settle=1.0)
+    # Under the genuine id only the other letter is parked; the redelivery was acknowledged.
+    under_genuine_id = [r for r in parked if dict(r.headers)["ce_id"].decode() == replayed_id]
+    assert len(under_genuine_id) == 1
+    assert under_genuine_id[0].value != genuine_record.value
+    async with c.database.session() as session:
+        remembered = await session.get(ReceivedRecordRow, replayed_id)
+    assert remembered is not None
     errors = {
         dict(r.headers)["ce_id"].decode(): dict(r.headers)["x-dead-letter-error"].decode()
         for r in parked

@@ -30,6 +30,7 @@ from services.cases.store.tables import CaseFileRow
 from services.collaboration.api.transfers import TransferServicer
 from services.collaboration.domain.letter_kinds import parse_letter_kinds
 from services.collaboration.domain.network import parse_network
+from services.collaboration.domain.signing import sign, signed_bytes
 from services.collaboration.domain.transfer_rules import parse_transfer_rules
 from services.collaboration.handlers.transfer_outcomes import OutcomeReceiver, OutcomeReporter
 from services.collaboration.handlers.transfers import TransferRecordHandler
@@ -41,6 +42,7 @@ from services.collaboration.settings import (
 from services.collaboration.signing_keys import CountySigningKeys
 from services.collaboration.store import transfer_trail
 from services.collaboration.store.network import current_network, import_network
+from services.collaboration.store.received_records import ReceivedRecords
 from services.collaboration.transfers import TransferDesk
 from services.contracts.cases import (
     WORKFLOW_TOPIC,
@@ -133,11 +135,16 @@ async def counties(kafka: KafkaNode, make_database: MakeDatabase) -> AsyncIterat
             retry_backoff_seconds=0.01,
             batch_size=10,
         )
+        # As collaboration/app.py wires them: a redelivery is told from a replay.
+        received = ReceivedRecords()
         collaboration_consumer.on(
-            ClueTransferred, TransferRecordHandler(letter_desk, rules), replay_is_poison=True
+            ClueTransferred,
+            TransferRecordHandler(letter_desk, rules),
+            replay_is_poison=True,
+            ledger=received,
         )
         collaboration_consumer.on(
-            TransferOutcome, OutcomeReceiver(letter_desk), replay_is_poison=True
+            TransferOutcome, OutcomeReceiver(letter_desk), replay_is_poison=True, ledger=received
         )
         reporter = OutcomeReporter(letter_desk)
         for step in (StageChanged, ClueDisposed, CaseDecided):
@@ -414,19 +421,42 @@ async def test_forged_misaddressed_and_replayed_outcomes_are_dead_lettered(
         and dict(r.headers)["ce_id"].decode() not in expected
     ]
     replayed_id = dict(original.headers)["ce_id"].decode()
+    # Another outcome under that id, signed by B's real key over it: a replay.
+    other = outcome(stage="hearing", decision="")
+    message = signed_bytes(
+        event_id=replayed_id,
+        event_type=other.event_type,
+        source=source_of(c.b),
+        subject=other.subject_id(),
+        payload=json.loads(other.model_dump_json()),
+    )
+    other = other.model_copy(update={"signature": sign(c.keys[c.b], message)})
     await produce(
-        c.bootstrap, LETTERS_TOPIC, [(original.key, original.value, list(original.headers))]
+        c.bootstrap,
+        LETTERS_TOPIC,
+        [
+            # The genuine record again, byte for byte (at-least-once): acknowledged.
+            (original.key, original.value, list(original.headers)),
+            (
+                c.a.encode(),
+                other.model_dump_json().encode(),
+                _envelope(other, replayed_id).headers(),
+            ),
+        ],
     )
 
-    async def replay_parked() -> bool:
+    async def under_replayed_id() -> list[Any]:
         parked = await read_records(c.bootstrap, c.dead_letter_topic, 0, within=0.5, settle=0.5)
-        return any(
-            dict(r.headers)["ce_id"].decode() == replayed_id
-            and dict(r.headers)["x-dead-letter-error"].startswith(b"replayed")
-            for r in parked
-        )
+        return [r for r in parked if dict(r.headers)["ce_id"].decode() == replayed_id]
+
+    async def replay_parked() -> bool:
+        return bool(await under_replayed_id())
 
     await wait_until(replay_parked, "the replayed outcome to be dead-lettered")
+    # Only the other outcome: the redelivery before it on A's partition was acknowledged.
+    (parked,) = await under_replayed_id()
+    assert dict(parked.headers)["x-dead-letter-error"].startswith(b"replayed")
+    assert parked.value != original.value
     assert await _trail(c, transfer_id) == [("closed", "close")]
 
 

@@ -1,8 +1,9 @@
 """Records from other counties: verified against the network before anything changes.
 
 An unsigned, badly signed, replayed or wrongly addressed record, or one that carries a field
-outside its kind's allowlist, raises PoisonEvent: the consumer dead-letters it with the reason
-(`x-dead-letter-error`) and the savepoint it ran in is undone, so it changes nothing.
+outside its kind's allowlist, raises PoisonEvent (handlers/cross_county.py is the shared way
+in): the consumer dead-letters it with the reason (`x-dead-letter-error`) and the savepoint it
+ran in is undone, so it changes nothing.
 """
 
 from __future__ import annotations
@@ -21,11 +22,15 @@ from services.collaboration.domain.letter import (
 )
 from services.collaboration.domain.letter_kinds import LetterKind, content_problems
 from services.collaboration.domain.network import Network
-from services.collaboration.domain.signing import signed_bytes, verify
-from services.collaboration.letters import LetterDesk, source_of
+from services.collaboration.handlers.cross_county import (
+    admit,
+    audit_received,
+    check_allowlist,
+    check_signed,
+)
+from services.collaboration.letters import LetterDesk
 from services.collaboration.metrics import LetterMetrics
 from services.collaboration.store import letters
-from services.collaboration.store.network import current_network
 from services.collaboration.store.tables import LetterRow
 from services.contracts.collaboration import (
     AssistanceAnswered,
@@ -35,7 +40,6 @@ from services.contracts.collaboration import (
     LetterDeclined,
     LetterSent,
 )
-from services.runtime import audit
 from services.runtime.envelope import Envelope
 from services.runtime.inbox import PoisonEvent
 from services.runtime.outbox import record_event
@@ -54,15 +58,9 @@ class LetterRecordHandler:
         self, session: AsyncSession, event: CrossCountyRecord, envelope: Envelope
     ) -> None:
         """Verify, then apply; PoisonEvent (dead letter, nothing changed) when it fails."""
-        network = await current_network(session)
+        network = await admit(session, self._desk.keys, event, envelope)
         if network is None:
-            raise PoisonEvent("no-network: no network file imported here; import it, then replay")
-        if network.member(event.county_id) is None:
-            raise PoisonEvent(f"misaddressed: {event.county_id[:64]!r} is not a member county")
-        if event.county_id not in self._desk.keys.counties:
-            # Addressed to a member county another deployment serves (a shared broker).
             return
-        self.verify(network, event, envelope)
         now = datetime.now(UTC)
         if isinstance(event, LetterSent):
             await self._received(session, network, event, now)
@@ -70,33 +68,8 @@ class LetterRecordHandler:
             await self._reply(session, event, now)
 
     def verify(self, network: Network, event: CrossCountyRecord, envelope: Envelope) -> None:
-        """Addressing and signature against the network in force."""
-        if network.member(event.county_id) is None:
-            raise PoisonEvent(f"misaddressed: {event.county_id!r} is not a member county")
-        sender = network.member(event.from_county)
-        if sender is None:
-            raise PoisonEvent(f"misaddressed: sender {event.from_county!r} is not a member county")
-        if event.from_county == event.county_id:
-            raise PoisonEvent("misaddressed: a county cannot write to itself")
-        if envelope.source != source_of(event.from_county):
-            raise PoisonEvent(
-                f"misaddressed: source {envelope.source[:100]!r} does not name "
-                f"{event.from_county!r}"
-            )
-        if not event.signature:
-            raise PoisonEvent("unsigned: the record carries no signature")
-        message = signed_bytes(
-            event_id=envelope.id,
-            event_type=envelope.type,
-            source=envelope.source,
-            subject=envelope.subject,
-            payload=json.loads(envelope.data),
-        )
-        if not verify(sender.public_key(), message, event.signature):
-            raise PoisonEvent(
-                f"bad-signature: not signed by {event.from_county!r}'s key in network "
-                f"version {network.version}"
-            )
+        """Addressing and signature against the network in force (handlers/cross_county.py)."""
+        check_signed(network, event, envelope)
 
     async def _received(
         self, session: AsyncSession, network: Network, event: LetterSent, now: datetime
@@ -105,17 +78,16 @@ class LetterRecordHandler:
         if not network.covers(event.from_county, event.county_id, kind):
             raise PoisonEvent(f"misaddressed: no agreement covers {kind.value} between the two")
         kinds = self._desk.kinds
-        if event.allowlist_version != kinds.version:
-            raise PoisonEvent(
-                f"outside-allowlist: allowlist version {event.allowlist_version} is not "
-                f"{kinds.version} in force here"
-            )
-        problems = content_problems(
-            kinds.rule(kind), question=event.question, fields=event.fields, excerpt=event.excerpt
+        check_allowlist(
+            sent_version=event.allowlist_version,
+            version_here=kinds.version,
+            problems=content_problems(
+                kinds.rule(kind),
+                question=event.question,
+                fields=event.fields,
+                excerpt=event.excerpt,
+            ),
         )
-        if problems:
-            listed = "; ".join(f"{name}: {problem}" for name, problem in problems)
-            raise PoisonEvent(f"outside-allowlist: {listed}"[:1000])
         if await letters.get(session, event.county_id, event.letter_id) is not None:
             raise PoisonEvent(f"replayed: letter {event.letter_id!r} was already received")
         row = LetterRow(
@@ -136,7 +108,7 @@ class LetterRecordHandler:
             updated_at=now,
         )
         session.add(row)
-        await _audit(session, row, "letter.received", event.from_county, now)
+        await _audit(session, event, row, "letter.received", now)
         # Counted inside the batch's transaction: a batch that fails to commit is retried and
         # counted again (rare; the counter may run ahead, never behind).
         if self._metrics is not None:
@@ -200,7 +172,7 @@ class LetterRecordHandler:
                 source=SOURCE,
             )
         session.add(row)
-        await _audit(session, row, f"letter.{step.value}_received", event.from_county, now)
+        await _audit(session, event, row, f"letter.{step.value}_received", now)
         if self._metrics is None:
             return
         if isinstance(event, LetterAnswered):
@@ -221,15 +193,13 @@ class LetterRecordHandler:
 
 
 async def _audit(
-    session: AsyncSession, row: LetterRow, action: str, from_county: str, at: datetime
+    session: AsyncSession, event: CrossCountyRecord, row: LetterRow, action: str, at: datetime
 ) -> None:
-    await audit.append(
+    await audit_received(
         session,
-        county_id=row.county_id,
-        actor=f"county:{from_county}",
+        event,
         action=action,
         record_type="letter",
-        record_id=row.letter_id,
-        detail={"counterpart": from_county, "kind": row.kind},
+        detail={"counterpart": event.from_county, "kind": row.kind},
         at=at,
     )

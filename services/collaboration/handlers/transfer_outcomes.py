@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.collaboration.handlers.letters import LetterRecordHandler
+from services.collaboration.handlers.cross_county import admit, audit_received
 from services.collaboration.letters import LetterDesk, seal, source_of
 from services.collaboration.store import transfer_trail
 from services.collaboration.store.network import current_network
@@ -95,20 +95,13 @@ class OutcomeReceiver:
 
     def __init__(self, desk: LetterDesk) -> None:
         self._desk = desk
-        self._letters = LetterRecordHandler(desk)
 
     async def __call__(
         self, session: AsyncSession, event: TransferOutcome, envelope: Envelope
     ) -> None:
         """Verify, then append to the trail; PoisonEvent (dead letter) when anything fails."""
-        network = await current_network(session)
-        if network is None:
-            raise PoisonEvent("no-network: no network file imported here; import it, then replay")
-        if network.member(event.county_id) is None:
-            raise PoisonEvent(f"misaddressed: {event.county_id[:64]!r} is not a member county")
-        if event.county_id not in self._desk.keys.counties:
-            return  # another deployment's county on a shared broker
-        self._letters.verify(network, event, envelope)
+        if await admit(session, self._desk.keys, event, envelope) is None:
+            return
         sent = await transfer_trail.side(session, event.county_id, event.letter_id, "sent")
         if sent is None or sent.other_county != event.from_county:
             raise PoisonEvent(
@@ -126,13 +119,11 @@ class OutcomeReceiver:
                 received_at=now,
             )
         )
-        await audit.append(
+        await audit_received(
             session,
-            county_id=event.county_id,
-            actor=f"county:{event.from_county}",
+            event,
             action="transfer.outcome_received",
             record_type="transfer",
-            record_id=event.letter_id,
             detail={"stage": event.stage, "decision": event.decision},
             at=now,
         )

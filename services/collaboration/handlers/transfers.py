@@ -13,12 +13,11 @@ from datetime import UTC, datetime
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.collaboration.domain.transfer_rules import TransferRules, transfer_problems
-from services.collaboration.handlers.letters import SOURCE, LetterRecordHandler
+from services.collaboration.handlers.cross_county import admit, audit_received, check_allowlist
+from services.collaboration.handlers.letters import SOURCE
 from services.collaboration.letters import LetterDesk
 from services.collaboration.store import transfer_trail
-from services.collaboration.store.network import current_network
 from services.contracts.transfers import ClueTransferred, TransferredClueArrived
-from services.runtime import audit
 from services.runtime.envelope import Envelope
 from services.runtime.inbox import PoisonEvent
 from services.runtime.outbox import record_event
@@ -30,37 +29,27 @@ class TransferRecordHandler:
     def __init__(self, desk: LetterDesk, rules: TransferRules) -> None:
         self._desk = desk
         self._rules = rules
-        self._letters = LetterRecordHandler(desk)
 
     async def __call__(
         self, session: AsyncSession, event: ClueTransferred, envelope: Envelope
     ) -> None:
         """Verify, then publish the clue for cases; PoisonEvent when anything fails."""
-        network = await current_network(session)
+        network = await admit(session, self._desk.keys, event, envelope)
         if network is None:
-            raise PoisonEvent("no-network: no network file imported here; import it, then replay")
-        if network.member(event.county_id) is None:
-            raise PoisonEvent(f"misaddressed: {event.county_id[:64]!r} is not a member county")
-        if event.county_id not in self._desk.keys.counties:
-            return  # another deployment's county on a shared broker
-        self._letters.verify(network, event, envelope)
+            return
         expected_city = network.city_id if event.mode == "designation" else ""
         if event.designated_by != expected_city:
             raise PoisonEvent(
                 f"misaddressed: a {event.mode} names designating body "
                 f"{event.designated_by[:64]!r}, expected {expected_city!r}"
             )
-        if event.allowlist_version != self._rules.version:
-            raise PoisonEvent(
-                f"outside-allowlist: allowlist version {event.allowlist_version} is not "
-                f"{self._rules.version} in force here"
-            )
-        problems = transfer_problems(
-            self._rules.rule(event.mode), fields=event.fields, excerpt=event.excerpt
+        check_allowlist(
+            sent_version=event.allowlist_version,
+            version_here=self._rules.version,
+            problems=transfer_problems(
+                self._rules.rule(event.mode), fields=event.fields, excerpt=event.excerpt
+            ),
         )
-        if problems:
-            listed = "; ".join(f"{name}: {problem}" for name, problem in problems)
-            raise PoisonEvent(f"outside-allowlist: {listed}"[:1000])
         now = datetime.now(UTC)
         if await transfer_trail.side(session, event.county_id, event.letter_id, "received"):
             raise PoisonEvent(f"replayed: transfer {event.letter_id!r} was already received")
@@ -89,13 +78,11 @@ class TransferRecordHandler:
             ),
             source=SOURCE,
         )
-        await audit.append(
+        await audit_received(
             session,
-            county_id=event.county_id,
-            actor=f"county:{event.from_county}",
+            event,
             action=f"{event.mode}.received",
             record_type="transfer",
-            record_id=event.letter_id,
             detail={
                 "from_county": event.from_county,
                 "designated_by": event.designated_by,
