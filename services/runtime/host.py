@@ -99,6 +99,7 @@ class ServiceHost:
             metrics=self.metrics,
             batch_size=max(1, platform.consumer_batch_size),
             group_prefix=platform.kafka_group_prefix,
+            counties=frozenset(platform.counties),
         )
         self.relay = OutboxRelay(
             self.database,

@@ -136,6 +136,9 @@ class EventConsumer:
     # (another county) needs its own prefix, or it would share partitions with the first. The
     # inbox keeps `consumer_name`, so changing the prefix replays the log into an intact inbox.
     group_prefix: str = "xiezuo"
+    # The counties this deployment serves; empty: every county. On a broker shared by two
+    # deployments (two counties in dev) each sees the other's events and must leave them be.
+    counties: frozenset[str] = frozenset()
     # Types some contract declares: not routed here means "someone else's", not "unknown".
     known_types: frozenset[str] = field(default_factory=lambda: frozenset(EVENT_TYPES))
     # Batches get one consumer span per record, continued from its traceparent (FastStream's
@@ -246,6 +249,11 @@ class EventConsumer:
             envelope = Envelope.from_kafka(record.headers, record.value)
         except EnvelopeError as exc:
             return await self._dead_letter(record, None, "invalid-envelope", str(exc), 0, started)
+        if self.counties and envelope.county_id not in self.counties | {"*"}:
+            # Another deployment's county: its own consumers apply it, not an error here.
+            label = envelope.type if envelope.type in self.known_types else "unknown"
+            self._count(label, "", Outcome.IGNORED, started)
+            return Outcome.IGNORED
         route = self._routes.get(envelope.type)
         if route is None:
             if envelope.type in self.known_types:

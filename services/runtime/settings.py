@@ -49,6 +49,10 @@ class PlatformSettings(BaseSettings):
     # Consumer groups are `<prefix>-<service>`. Two deployments on one broker (two counties
     # sharing a dev broker) each need their own, e.g. `xiezuo-c-qingyu`; one per broker is fine.
     kafka_group_prefix: str = Field(default="xiezuo", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+    # The counties this deployment serves (JSON list, e.g. XIEZUO_COUNTIES='["c-qingyu"]');
+    # empty: all. Consumers ignore other counties' events: a broker two deployments share
+    # carries both counties' cases and staffing events on the same topics.
+    counties: list[str] = Field(default_factory=list)
     # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL; the rest is checked by kafka_security().
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
