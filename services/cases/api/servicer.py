@@ -21,7 +21,14 @@ from services.cases.api.policy import (
     readable_zones,
 )
 from services.cases.api.rectification import RectificationApi
-from services.cases.domain.casefile import Actor, BadCommand, CaseFile, Forbidden, NotNow
+from services.cases.domain.casefile import (
+    Actor,
+    BadCommand,
+    CaseFile,
+    Forbidden,
+    NotNow,
+    open_actions,
+)
 from services.cases.store.case_reader import CaseFilter, CaseReader, CaseView
 from services.cases.store.clues import ClueReader
 from services.cases.store.tables import CaseFileRow
@@ -214,7 +221,12 @@ class CaseServicer(LinkApi, RectificationApi, cases_pb2_grpc.CaseServiceServicer
         )
         if record is None:
             raise NotFound("case", request.case_id)
-        return case_response(record)
+        response = case_response(record)
+        rules = self._workflow.rules(record.view.row.rule_version)
+        if rules is not None and CASE_SUBJECT not in principal.roles:
+            actor = Actor(principal.subject, principal.roles)
+            response.open_actions.extend(open_actions(record.view.file, actor, rules))
+        return response
 
     async def ListCases(
         self, request: cases_pb2.ListCasesRequest, context: Context

@@ -278,17 +278,7 @@ def handle(file: CaseFile, command: Command, actor: Actor, rules: RuleSet) -> Tr
     rule = rules.transitions.get(command.action)
     if rule is None:
         raise BadCommand(f"unknown action {command.action!r}", "action")
-    if file.stage not in rule.from_stages:
-        raise WrongStage(f"{command.action} is not possible in stage {file.stage}")
-    if actor.person_id in file.recused:
-        raise Forbidden(f"{actor.person_id} has been recused from {file.case_id}")
-    required = _required_role(file, rule.approval, rules) if rule.approval else ""
-    if required and required not in actor.roles:
-        raise Forbidden(f"{command.action} needs the approval of {required}")
-    if not required and actor.roles.isdisjoint(rule.roles):
-        raise Forbidden(f"{command.action} needs one of the roles {sorted(rule.roles)}")
-    if rule.team and actor.person_id not in file.current_team():
-        raise Forbidden(f"{actor.person_id} is not on the team working {file.case_id}")
+    _check_may(file, command.action, actor, rules)
     transition = _ACTIONS[command.action](file, command, actor, rules)
     meeting = _collective(_approval_table(file, rule.approval, rules), command, actor, rules)
     if meeting:
@@ -299,6 +289,38 @@ def handle(file: CaseFile, command: Command, actor: Actor, rules: RuleSet) -> Tr
             f"{transition.after.stage}"
         )
     return transition
+
+
+def _check_may(file: CaseFile, action: str, actor: Actor, rules: RuleSet) -> None:
+    """Whether the rules let this actor take this action on the file now, or raise Refused."""
+    rule = rules.transitions[action]
+    if file.stage not in rule.from_stages:
+        raise WrongStage(f"{action} is not possible in stage {file.stage}")
+    if actor.person_id in file.recused:
+        raise Forbidden(f"{actor.person_id} has been recused from {file.case_id}")
+    required = _required_role(file, rule.approval, rules) if rule.approval else ""
+    if required and required not in actor.roles:
+        raise Forbidden(f"{action} needs the approval of {required}")
+    if not required and actor.roles.isdisjoint(rule.roles):
+        raise Forbidden(f"{action} needs one of the roles {sorted(rule.roles)}")
+    if rule.team and actor.person_id not in file.current_team():
+        raise Forbidden(f"{actor.person_id} is not on the team working {file.case_id}")
+
+
+def open_actions(file: CaseFile, actor: Actor, rules: RuleSet) -> tuple[str, ...]:
+    """The actions the rules let this actor take on the file in its stage, in rule-set order.
+
+    The same checks `handle` makes before it looks at a command's fields, so a client can offer
+    exactly these; a step's own fields may still be refused.
+    """
+    allowed = []
+    for action in rules.transitions:
+        try:
+            _check_may(file, action, actor, rules)
+        except Refused:
+            continue
+        allowed.append(action)
+    return tuple(allowed)
 
 
 def _approval_table(file: CaseFile, approval: str, rules: RuleSet) -> str:

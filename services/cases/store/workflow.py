@@ -96,6 +96,10 @@ class Workflow:
         self._db = database
         self._rules = rule_versions
 
+    def rules(self, version: str) -> RuleSet | None:
+        """The rule-set version a file is judged by (None if this process does not know it)."""
+        return self._rules.get(version)
+
     async def act(
         self,
         *,

@@ -729,6 +729,7 @@ class GetCaseResponse(_message.Message):
     DEADLINES_FIELD_NUMBER: _builtins.int
     HISTORY_FIELD_NUMBER: _builtins.int
     LINKS_FIELD_NUMBER: _builtins.int
+    OPEN_ACTIONS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def case(self) -> Global___CaseSummary:
         """Current state."""
@@ -745,6 +746,12 @@ class GetCaseResponse(_message.Message):
     def links(self) -> _containers.RepeatedCompositeFieldContainer[Global___ClueLink]:
         """Every link naming this clue (repeated reports, duplicates, related clues), oldest first."""
 
+    @_builtins.property
+    def open_actions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The ActOnCase actions the rule set lets the caller take on the file in its stage now, in
+        rule-set order (the step's own fields are still checked when it is taken).
+        """
+
     def __init__(
         self,
         *,
@@ -752,10 +759,11 @@ class GetCaseResponse(_message.Message):
         deadlines: _abc.Iterable[Global___CaseDeadline] | None = ...,
         history: _abc.Iterable[Global___CaseStep] | None = ...,
         links: _abc.Iterable[Global___ClueLink] | None = ...,
+        open_actions: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case", "deadlines", b"deadlines", "history", b"history", "links", b"links"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case", "deadlines", b"deadlines", "history", b"history", "links", b"links", "open_actions", b"open_actions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
