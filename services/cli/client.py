@@ -122,8 +122,17 @@ class ServiceCall:
         if code is grpc.StatusCode.NOT_FOUND:
             fail(f"not found: {details}", EXIT_NOT_FOUND)
         if code is grpc.StatusCode.INVALID_ARGUMENT:
-            lines = [f"  {field}: {description}" for field, description in field_violations(error)]
-            fail("\n".join([f"the request was refused: {details}", *lines]), EXIT_INVALID)
+            violations = [
+                f"{field}: {description}" for field, description in field_violations(error)
+            ]
+            # The status message usually restates the violations ("invalid request: a: ..."):
+            # then each is printed once, on its own line.
+            restated = bool(violations) and all(violation in details for violation in violations)
+            lines = [
+                "the request was refused:" + ("" if restated or not details else f" {details}")
+            ]
+            lines += [f"  {violation}" for violation in violations]
+            fail("\n".join(lines), EXIT_INVALID)
         fail(f"{self.service} answered {code.name}: {details}")
 
 
