@@ -107,6 +107,7 @@ class ServiceHost:
             batch_size=platform.outbox_batch_size,
             idle_poll_seconds=platform.outbox_idle_poll_seconds,
             metrics=self.metrics,
+            claim_timeout_seconds=platform.outbox_claim_timeout_seconds,
         )
         # The app adds its own probes (cases: deadlines per zone) before run().
         self.probes = Probes(on_failure=self.metrics.probe_failed)

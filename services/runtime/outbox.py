@@ -142,6 +142,11 @@ class OutboxRelay:
         self._stopping = False
         database.on_outbox_commit(self.wake)
 
+    @property
+    def claim_timeout_seconds(self) -> float:
+        """How long a pass may hold its claimed rows idle (PostgreSQL) before losing them."""
+        return self._claim_timeout_ms / 1000
+
     def wake(self) -> None:
         """Publish now: called after a commit that wrote outbox rows."""
         self._wake.set()

@@ -73,6 +73,9 @@ class PlatformSettings(BaseSettings):
     # The relay is woken by commits in its own process; this is only the safety net for
     # rows written by other processes (CLI imports, another replica).
     outbox_idle_poll_seconds: float = 2.0
+    # PostgreSQL: how long a relay pass may hold its claimed outbox rows without a statement
+    # before the server ends its session and another replica's relay takes over.
+    outbox_claim_timeout_seconds: float = Field(default=120.0, gt=0)
     consumer_max_attempts: int = 3
     # Records a consumer applies in one transaction (and commits offsets for at once); 1 turns
     # batching off. A batch holds SQLite's write lock while it runs, so keep it modest.
