@@ -37,9 +37,12 @@ def parse_day(text: str) -> date:
     return date.fromisoformat(text)
 
 
-def person_message(row: PersonRow, statuses: list[PersonStatusRow]) -> staffing_pb2.Person:
-    """A person row as its message."""
+def person_message(
+    row: PersonRow, statuses: list[PersonStatusRow], open_assignments: int = 0
+) -> staffing_pb2.Person:
+    """A person row as its message, with the open assignments they hold."""
     return staffing_pb2.Person(
+        open_assignments=open_assignments,
         person_id=row.person_id,
         county_id=row.county_id,
         zone_id=row.zone_id or "",

@@ -130,8 +130,11 @@ class StaffingServicer(staffing_pb2_grpc.StaffingServiceServicer):
                 informant=row.informant,
             )
             statuses = await registry.statuses_of(session, row.person_id)
+            load = await casework.open_assignment_counts(session, [row.person_id])
             await _audit(session, principal, row.county_id, "person.read", "person", row.person_id)
-            return staffing_pb2.GetPersonResponse(person=convert.person_message(row, statuses))
+            return staffing_pb2.GetPersonResponse(
+                person=convert.person_message(row, statuses, load.get(row.person_id, 0))
+            )
 
     async def ListPeople(
         self, request: staffing_pb2.ListPeopleRequest, context: Context
@@ -160,12 +163,13 @@ class StaffingServicer(staffing_pb2_grpc.StaffingServiceServicer):
             )
             rows, next_token = paging.next_page(rows, limit, scope, lambda row: row.person_id)
             people = []
+            load = await casework.open_assignment_counts(session, [row.person_id for row in rows])
             for row in rows:
                 await _audit(
                     session, principal, row.county_id, "person.read", "person", row.person_id
                 )
                 statuses = await registry.statuses_of(session, row.person_id)
-                people.append(convert.person_message(row, statuses))
+                people.append(convert.person_message(row, statuses, load.get(row.person_id, 0)))
         return staffing_pb2.ListPeopleResponse(people=people, next_page_token=next_token)
 
     async def DeclareConflict(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.staffing.store.draws import OPEN_STATES
@@ -64,3 +64,18 @@ async def open_case_assignments(session: AsyncSession, case_id: str) -> list[Ass
         .where(col(AssignmentRow.state).in_(OPEN_STATES))
     )
     return list((await session.exec(query)).all())
+
+
+async def open_assignment_counts(
+    session: AsyncSession, person_ids: Sequence[str]
+) -> dict[str, int]:
+    """How many open assignments each of these people holds (absent: none)."""
+    if not person_ids:
+        return {}
+    query = (
+        select(AssignmentRow.person_id, func.count())
+        .where(col(AssignmentRow.person_id).in_(person_ids))
+        .where(col(AssignmentRow.state).in_(OPEN_STATES))
+        .group_by(col(AssignmentRow.person_id))
+    )
+    return dict((await session.exec(query)).all())

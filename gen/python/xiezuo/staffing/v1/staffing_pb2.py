@@ -25,17 +25,17 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!xiezuo/staffing/v1/staffing.proto\x12\x12xiezuo.staffing.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"9\n\x0b\x46ilterStage\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1c\n\x14remaining_person_ids\x18\x02 \x03(\t\">\n\tExclusion\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\x85\x04\n\x0f\x44rawExplanation\x12\x0f\n\x07\x64raw_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x03 \x01(\t\x12\x11\n\tcounty_id\x18\x04 \x01(\t\x12\x0f\n\x07zone_id\x18\x05 \x01(\t\x12\r\n\x05stage\x18\x06 \x01(\t\x12\r\n\x05round\x18\x07 \x01(\x05\x12\r\n\x05\x63\x61use\x18\x08 \x01(\t\x12\x19\n\x11\x61lgorithm_version\x18\t \x01(\t\x12\x15\n\rrules_version\x18\n \x01(\t\x12\x1d\n\x15max_workload_distance\x18\x0b \x01(\x05\x12\x15\n\rprevious_hash\x18\x0c \x01(\t\x12\x0c\n\x04seed\x18\r \x01(\t\x12\x13\n\x0brecord_hash\x18\x0e \x01(\t\x12/\n\x06stages\x18\x0f \x03(\x0b\x32\x1f.xiezuo.staffing.v1.FilterStage\x12\x31\n\nexclusions\x18\x10 \x03(\x0b\x32\x1d.xiezuo.staffing.v1.Exclusion\x12\x19\n\x11member_person_ids\x18\x11 \x03(\t\x12\x1a\n\x12unfillable_reasons\x18\x12 \x03(\t\x12,\n\x08\x64rawn_at\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0foverride_reason\x18\x14 \x01(\t\"%\n\x12\x45xplainDrawRequest\x12\x0f\n\x07\x64raw_id\x18\x01 \x01(\t\"H\n\x13\x45xplainDrawResponse\x12\x31\n\x04\x64raw\x18\x01 \x01(\x0b\x32#.xiezuo.staffing.v1.DrawExplanation\"$\n\x11ReplayDrawRequest\x12\x0f\n\x07\x64raw_id\x18\x01 \x01(\t\"\x8b\x01\n\x12ReplayDrawResponse\x12\x0f\n\x07matches\x18\x01 \x01(\x08\x12\x13\n\x0b\x64ifferences\x18\x02 \x03(\t\x12\x14\n\x0cseed_genuine\x18\x03 \x01(\x08\x12\x13\n\x0bhash_intact\x18\x04 \x01(\x08\x12$\n\x1crecomputed_member_person_ids\x18\x05 \x03(\t\"D\n\x0cStatusPeriod\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x12\n\nstart_date\x18\x02 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x03 \x01(\t\"\xe4\x01\n\x06Person\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x11\n\tcounty_id\x18\x02 \x01(\t\x12\x0f\n\x07zone_id\x18\x03 \x01(\t\x12\x18\n\x10home_township_id\x18\x04 \x01(\t\x12\x12\n\nvillage_id\x18\x05 \x01(\t\x12\x0c\n\x04name\x18\x06 \x01(\t\x12\r\n\x05roles\x18\x07 \x03(\t\x12\x0e\n\x06skills\x18\x08 \x03(\t\x12\x14\n\x0cworkload_cap\x18\t \x01(\x05\x12\x32\n\x08statuses\x18\n \x03(\x0b\x32 .xiezuo.staffing.v1.StatusPeriod\"%\n\x10GetPersonRequest\x12\x11\n\tperson_id\x18\x01 \x01(\t\"?\n\x11GetPersonResponse\x12*\n\x06person\x18\x01 \x01(\x0b\x32\x1a.xiezuo.staffing.v1.Person\"^\n\x11ListPeopleRequest\x12\x11\n\tcounty_id\x18\x01 \x01(\t\x12\x0f\n\x07zone_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"Y\n\x12ListPeopleResponse\x12*\n\x06people\x18\x01 \x03(\x0b\x32\x1a.xiezuo.staffing.v1.Person\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xcb\x01\n\x16\x44\x65\x63lareConflictRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x11\n\tcounty_id\x18\x02 \x01(\t\x12\x11\n\tperson_id\x18\x03 \x01(\t\x12\x11\n\tparty_key\x18\x04 \x01(\t\x12\x36\n\x08relation\x18\x05 \x01(\x0e\x32$.xiezuo.staffing.v1.ConflictRelation\x12\x12\n\nvalid_from\x18\x06 \x01(\t\x12\x13\n\x0bvalid_until\x18\x07 \x01(\t\".\n\x17\x44\x65\x63lareConflictResponse\x12\x13\n\x0b\x63onflict_id\x18\x01 \x01(\t\"\x83\x02\n\x15RequestRecusalRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x11\n\tcounty_id\x18\x02 \x01(\t\x12\x0f\n\x07zone_id\x18\x03 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x04 \x01(\t\x12\x11\n\tperson_id\x18\x05 \x01(\t\x12\x34\n\x06ground\x18\x06 \x01(\x0e\x32$.xiezuo.staffing.v1.ConflictRelation\x12\x36\n\traised_by\x18\x07 \x01(\x0e\x32#.xiezuo.staffing.v1.RecusalRaisedBy\x12\x1b\n\x13recusal_ground_code\x18\x08 \x01(\t\",\n\x16RequestRecusalResponse\x12\x12\n\nrecusal_id\x18\x01 \x01(\t\"T\n\x14\x44\x65\x63ideRecusalRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x12\n\nrecusal_id\x18\x02 \x01(\t\x12\x0f\n\x07granted\x18\x03 \x01(\x08\":\n\x15\x44\x65\x63ideRecusalResponse\x12\x12\n\nrecusal_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\"C\n\x17\x41\x63\x63\x65ptAssignmentRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x0f\n\x07\x64raw_id\x18\x02 \x01(\t\")\n\x18\x41\x63\x63\x65ptAssignmentResponse\x12\r\n\x05state\x18\x01 \x01(\t\"T\n\x18\x44\x65\x63lineAssignmentRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x0f\n\x07\x64raw_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\".\n\x19\x44\x65\x63lineAssignmentResponse\x12\x11\n\tredraw_id\x18\x01 \x01(\t\"j\n\x13OverrideDrawRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x0f\n\x07\x64raw_id\x18\x02 \x01(\t\x12\x19\n\x11member_person_ids\x18\x03 \x03(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"+\n\x14OverrideDrawResponse\x12\x13\n\x0boverride_id\x18\x01 \x01(\t*\xa3\x02\n\x10\x43onflictRelation\x12!\n\x1d\x43ONFLICT_RELATION_UNSPECIFIED\x10\x00\x12/\n+CONFLICT_RELATION_CLOSE_RELATIVE_OF_SUBJECT\x10\x01\x12\x30\n,CONFLICT_RELATION_CLOSE_RELATIVE_OF_REPORTER\x10\x02\x12\x1d\n\x19\x43ONFLICT_RELATION_WITNESS\x10\x03\x12(\n$CONFLICT_RELATION_INTEREST_IN_MATTER\x10\x04\x12#\n\x1f\x43ONFLICT_RELATION_PRIOR_POSTING\x10\x05\x12\x1b\n\x17\x43ONFLICT_RELATION_OTHER\x10\x06*\x97\x01\n\x0fRecusalRaisedBy\x12!\n\x1dRECUSAL_RAISED_BY_UNSPECIFIED\x10\x00\x12\"\n\x1eRECUSAL_RAISED_BY_STAFF_MEMBER\x10\x01\x12\x1d\n\x19RECUSAL_RAISED_BY_SUBJECT\x10\x02\x12\x1e\n\x1aRECUSAL_RAISED_BY_REPORTER\x10\x03\x32\x84\x08\n\x0fStaffingService\x12^\n\x0b\x45xplainDraw\x12&.xiezuo.staffing.v1.ExplainDrawRequest\x1a\'.xiezuo.staffing.v1.ExplainDrawResponse\x12[\n\nReplayDraw\x12%.xiezuo.staffing.v1.ReplayDrawRequest\x1a&.xiezuo.staffing.v1.ReplayDrawResponse\x12X\n\tGetPerson\x12$.xiezuo.staffing.v1.GetPersonRequest\x1a%.xiezuo.staffing.v1.GetPersonResponse\x12[\n\nListPeople\x12%.xiezuo.staffing.v1.ListPeopleRequest\x1a&.xiezuo.staffing.v1.ListPeopleResponse\x12j\n\x0f\x44\x65\x63lareConflict\x12*.xiezuo.staffing.v1.DeclareConflictRequest\x1a+.xiezuo.staffing.v1.DeclareConflictResponse\x12g\n\x0eRequestRecusal\x12).xiezuo.staffing.v1.RequestRecusalRequest\x1a*.xiezuo.staffing.v1.RequestRecusalResponse\x12\x64\n\rDecideRecusal\x12(.xiezuo.staffing.v1.DecideRecusalRequest\x1a).xiezuo.staffing.v1.DecideRecusalResponse\x12m\n\x10\x41\x63\x63\x65ptAssignment\x12+.xiezuo.staffing.v1.AcceptAssignmentRequest\x1a,.xiezuo.staffing.v1.AcceptAssignmentResponse\x12p\n\x11\x44\x65\x63lineAssignment\x12,.xiezuo.staffing.v1.DeclineAssignmentRequest\x1a-.xiezuo.staffing.v1.DeclineAssignmentResponse\x12\x61\n\x0cOverrideDraw\x12\'.xiezuo.staffing.v1.OverrideDrawRequest\x1a(.xiezuo.staffing.v1.OverrideDrawResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!xiezuo/staffing/v1/staffing.proto\x12\x12xiezuo.staffing.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"9\n\x0b\x46ilterStage\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1c\n\x14remaining_person_ids\x18\x02 \x03(\t\">\n\tExclusion\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\x85\x04\n\x0f\x44rawExplanation\x12\x0f\n\x07\x64raw_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x03 \x01(\t\x12\x11\n\tcounty_id\x18\x04 \x01(\t\x12\x0f\n\x07zone_id\x18\x05 \x01(\t\x12\r\n\x05stage\x18\x06 \x01(\t\x12\r\n\x05round\x18\x07 \x01(\x05\x12\r\n\x05\x63\x61use\x18\x08 \x01(\t\x12\x19\n\x11\x61lgorithm_version\x18\t \x01(\t\x12\x15\n\rrules_version\x18\n \x01(\t\x12\x1d\n\x15max_workload_distance\x18\x0b \x01(\x05\x12\x15\n\rprevious_hash\x18\x0c \x01(\t\x12\x0c\n\x04seed\x18\r \x01(\t\x12\x13\n\x0brecord_hash\x18\x0e \x01(\t\x12/\n\x06stages\x18\x0f \x03(\x0b\x32\x1f.xiezuo.staffing.v1.FilterStage\x12\x31\n\nexclusions\x18\x10 \x03(\x0b\x32\x1d.xiezuo.staffing.v1.Exclusion\x12\x19\n\x11member_person_ids\x18\x11 \x03(\t\x12\x1a\n\x12unfillable_reasons\x18\x12 \x03(\t\x12,\n\x08\x64rawn_at\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0foverride_reason\x18\x14 \x01(\t\"%\n\x12\x45xplainDrawRequest\x12\x0f\n\x07\x64raw_id\x18\x01 \x01(\t\"H\n\x13\x45xplainDrawResponse\x12\x31\n\x04\x64raw\x18\x01 \x01(\x0b\x32#.xiezuo.staffing.v1.DrawExplanation\"$\n\x11ReplayDrawRequest\x12\x0f\n\x07\x64raw_id\x18\x01 \x01(\t\"\x8b\x01\n\x12ReplayDrawResponse\x12\x0f\n\x07matches\x18\x01 \x01(\x08\x12\x13\n\x0b\x64ifferences\x18\x02 \x03(\t\x12\x14\n\x0cseed_genuine\x18\x03 \x01(\x08\x12\x13\n\x0bhash_intact\x18\x04 \x01(\x08\x12$\n\x1crecomputed_member_person_ids\x18\x05 \x03(\t\"D\n\x0cStatusPeriod\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x12\n\nstart_date\x18\x02 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x03 \x01(\t\"\xfe\x01\n\x06Person\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x11\n\tcounty_id\x18\x02 \x01(\t\x12\x0f\n\x07zone_id\x18\x03 \x01(\t\x12\x18\n\x10home_township_id\x18\x04 \x01(\t\x12\x12\n\nvillage_id\x18\x05 \x01(\t\x12\x0c\n\x04name\x18\x06 \x01(\t\x12\r\n\x05roles\x18\x07 \x03(\t\x12\x0e\n\x06skills\x18\x08 \x03(\t\x12\x14\n\x0cworkload_cap\x18\t \x01(\x05\x12\x32\n\x08statuses\x18\n \x03(\x0b\x32 .xiezuo.staffing.v1.StatusPeriod\x12\x18\n\x10open_assignments\x18\x0b \x01(\x05\"%\n\x10GetPersonRequest\x12\x11\n\tperson_id\x18\x01 \x01(\t\"?\n\x11GetPersonResponse\x12*\n\x06person\x18\x01 \x01(\x0b\x32\x1a.xiezuo.staffing.v1.Person\"^\n\x11ListPeopleRequest\x12\x11\n\tcounty_id\x18\x01 \x01(\t\x12\x0f\n\x07zone_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"Y\n\x12ListPeopleResponse\x12*\n\x06people\x18\x01 \x03(\x0b\x32\x1a.xiezuo.staffing.v1.Person\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xcb\x01\n\x16\x44\x65\x63lareConflictRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x11\n\tcounty_id\x18\x02 \x01(\t\x12\x11\n\tperson_id\x18\x03 \x01(\t\x12\x11\n\tparty_key\x18\x04 \x01(\t\x12\x36\n\x08relation\x18\x05 \x01(\x0e\x32$.xiezuo.staffing.v1.ConflictRelation\x12\x12\n\nvalid_from\x18\x06 \x01(\t\x12\x13\n\x0bvalid_until\x18\x07 \x01(\t\".\n\x17\x44\x65\x63lareConflictResponse\x12\x13\n\x0b\x63onflict_id\x18\x01 \x01(\t\"\x83\x02\n\x15RequestRecusalRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x11\n\tcounty_id\x18\x02 \x01(\t\x12\x0f\n\x07zone_id\x18\x03 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x04 \x01(\t\x12\x11\n\tperson_id\x18\x05 \x01(\t\x12\x34\n\x06ground\x18\x06 \x01(\x0e\x32$.xiezuo.staffing.v1.ConflictRelation\x12\x36\n\traised_by\x18\x07 \x01(\x0e\x32#.xiezuo.staffing.v1.RecusalRaisedBy\x12\x1b\n\x13recusal_ground_code\x18\x08 \x01(\t\",\n\x16RequestRecusalResponse\x12\x12\n\nrecusal_id\x18\x01 \x01(\t\"T\n\x14\x44\x65\x63ideRecusalRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x12\n\nrecusal_id\x18\x02 \x01(\t\x12\x0f\n\x07granted\x18\x03 \x01(\x08\":\n\x15\x44\x65\x63ideRecusalResponse\x12\x12\n\nrecusal_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\"C\n\x17\x41\x63\x63\x65ptAssignmentRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x0f\n\x07\x64raw_id\x18\x02 \x01(\t\")\n\x18\x41\x63\x63\x65ptAssignmentResponse\x12\r\n\x05state\x18\x01 \x01(\t\"T\n\x18\x44\x65\x63lineAssignmentRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x0f\n\x07\x64raw_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\".\n\x19\x44\x65\x63lineAssignmentResponse\x12\x11\n\tredraw_id\x18\x01 \x01(\t\"j\n\x13OverrideDrawRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x0f\n\x07\x64raw_id\x18\x02 \x01(\t\x12\x19\n\x11member_person_ids\x18\x03 \x03(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"+\n\x14OverrideDrawResponse\x12\x13\n\x0boverride_id\x18\x01 \x01(\t*\xa3\x02\n\x10\x43onflictRelation\x12!\n\x1d\x43ONFLICT_RELATION_UNSPECIFIED\x10\x00\x12/\n+CONFLICT_RELATION_CLOSE_RELATIVE_OF_SUBJECT\x10\x01\x12\x30\n,CONFLICT_RELATION_CLOSE_RELATIVE_OF_REPORTER\x10\x02\x12\x1d\n\x19\x43ONFLICT_RELATION_WITNESS\x10\x03\x12(\n$CONFLICT_RELATION_INTEREST_IN_MATTER\x10\x04\x12#\n\x1f\x43ONFLICT_RELATION_PRIOR_POSTING\x10\x05\x12\x1b\n\x17\x43ONFLICT_RELATION_OTHER\x10\x06*\x97\x01\n\x0fRecusalRaisedBy\x12!\n\x1dRECUSAL_RAISED_BY_UNSPECIFIED\x10\x00\x12\"\n\x1eRECUSAL_RAISED_BY_STAFF_MEMBER\x10\x01\x12\x1d\n\x19RECUSAL_RAISED_BY_SUBJECT\x10\x02\x12\x1e\n\x1aRECUSAL_RAISED_BY_REPORTER\x10\x03\x32\x84\x08\n\x0fStaffingService\x12^\n\x0b\x45xplainDraw\x12&.xiezuo.staffing.v1.ExplainDrawRequest\x1a\'.xiezuo.staffing.v1.ExplainDrawResponse\x12[\n\nReplayDraw\x12%.xiezuo.staffing.v1.ReplayDrawRequest\x1a&.xiezuo.staffing.v1.ReplayDrawResponse\x12X\n\tGetPerson\x12$.xiezuo.staffing.v1.GetPersonRequest\x1a%.xiezuo.staffing.v1.GetPersonResponse\x12[\n\nListPeople\x12%.xiezuo.staffing.v1.ListPeopleRequest\x1a&.xiezuo.staffing.v1.ListPeopleResponse\x12j\n\x0f\x44\x65\x63lareConflict\x12*.xiezuo.staffing.v1.DeclareConflictRequest\x1a+.xiezuo.staffing.v1.DeclareConflictResponse\x12g\n\x0eRequestRecusal\x12).xiezuo.staffing.v1.RequestRecusalRequest\x1a*.xiezuo.staffing.v1.RequestRecusalResponse\x12\x64\n\rDecideRecusal\x12(.xiezuo.staffing.v1.DecideRecusalRequest\x1a).xiezuo.staffing.v1.DecideRecusalResponse\x12m\n\x10\x41\x63\x63\x65ptAssignment\x12+.xiezuo.staffing.v1.AcceptAssignmentRequest\x1a,.xiezuo.staffing.v1.AcceptAssignmentResponse\x12p\n\x11\x44\x65\x63lineAssignment\x12,.xiezuo.staffing.v1.DeclineAssignmentRequest\x1a-.xiezuo.staffing.v1.DeclineAssignmentResponse\x12\x61\n\x0cOverrideDraw\x12\'.xiezuo.staffing.v1.OverrideDrawRequest\x1a(.xiezuo.staffing.v1.OverrideDrawResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'xiezuo.staffing.v1.staffing_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CONFLICTRELATION']._serialized_start=2726
-  _globals['_CONFLICTRELATION']._serialized_end=3017
-  _globals['_RECUSALRAISEDBY']._serialized_start=3020
-  _globals['_RECUSALRAISEDBY']._serialized_end=3171
+  _globals['_CONFLICTRELATION']._serialized_start=2752
+  _globals['_CONFLICTRELATION']._serialized_end=3043
+  _globals['_RECUSALRAISEDBY']._serialized_start=3046
+  _globals['_RECUSALRAISEDBY']._serialized_end=3197
   _globals['_FILTERSTAGE']._serialized_start=90
   _globals['_FILTERSTAGE']._serialized_end=147
   _globals['_EXCLUSION']._serialized_start=149
@@ -53,39 +53,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STATUSPERIOD']._serialized_start=1026
   _globals['_STATUSPERIOD']._serialized_end=1094
   _globals['_PERSON']._serialized_start=1097
-  _globals['_PERSON']._serialized_end=1325
-  _globals['_GETPERSONREQUEST']._serialized_start=1327
-  _globals['_GETPERSONREQUEST']._serialized_end=1364
-  _globals['_GETPERSONRESPONSE']._serialized_start=1366
-  _globals['_GETPERSONRESPONSE']._serialized_end=1429
-  _globals['_LISTPEOPLEREQUEST']._serialized_start=1431
-  _globals['_LISTPEOPLEREQUEST']._serialized_end=1525
-  _globals['_LISTPEOPLERESPONSE']._serialized_start=1527
-  _globals['_LISTPEOPLERESPONSE']._serialized_end=1616
-  _globals['_DECLARECONFLICTREQUEST']._serialized_start=1619
-  _globals['_DECLARECONFLICTREQUEST']._serialized_end=1822
-  _globals['_DECLARECONFLICTRESPONSE']._serialized_start=1824
-  _globals['_DECLARECONFLICTRESPONSE']._serialized_end=1870
-  _globals['_REQUESTRECUSALREQUEST']._serialized_start=1873
-  _globals['_REQUESTRECUSALREQUEST']._serialized_end=2132
-  _globals['_REQUESTRECUSALRESPONSE']._serialized_start=2134
-  _globals['_REQUESTRECUSALRESPONSE']._serialized_end=2178
-  _globals['_DECIDERECUSALREQUEST']._serialized_start=2180
-  _globals['_DECIDERECUSALREQUEST']._serialized_end=2264
-  _globals['_DECIDERECUSALRESPONSE']._serialized_start=2266
-  _globals['_DECIDERECUSALRESPONSE']._serialized_end=2324
-  _globals['_ACCEPTASSIGNMENTREQUEST']._serialized_start=2326
-  _globals['_ACCEPTASSIGNMENTREQUEST']._serialized_end=2393
-  _globals['_ACCEPTASSIGNMENTRESPONSE']._serialized_start=2395
-  _globals['_ACCEPTASSIGNMENTRESPONSE']._serialized_end=2436
-  _globals['_DECLINEASSIGNMENTREQUEST']._serialized_start=2438
-  _globals['_DECLINEASSIGNMENTREQUEST']._serialized_end=2522
-  _globals['_DECLINEASSIGNMENTRESPONSE']._serialized_start=2524
-  _globals['_DECLINEASSIGNMENTRESPONSE']._serialized_end=2570
-  _globals['_OVERRIDEDRAWREQUEST']._serialized_start=2572
-  _globals['_OVERRIDEDRAWREQUEST']._serialized_end=2678
-  _globals['_OVERRIDEDRAWRESPONSE']._serialized_start=2680
-  _globals['_OVERRIDEDRAWRESPONSE']._serialized_end=2723
-  _globals['_STAFFINGSERVICE']._serialized_start=3174
-  _globals['_STAFFINGSERVICE']._serialized_end=4202
+  _globals['_PERSON']._serialized_end=1351
+  _globals['_GETPERSONREQUEST']._serialized_start=1353
+  _globals['_GETPERSONREQUEST']._serialized_end=1390
+  _globals['_GETPERSONRESPONSE']._serialized_start=1392
+  _globals['_GETPERSONRESPONSE']._serialized_end=1455
+  _globals['_LISTPEOPLEREQUEST']._serialized_start=1457
+  _globals['_LISTPEOPLEREQUEST']._serialized_end=1551
+  _globals['_LISTPEOPLERESPONSE']._serialized_start=1553
+  _globals['_LISTPEOPLERESPONSE']._serialized_end=1642
+  _globals['_DECLARECONFLICTREQUEST']._serialized_start=1645
+  _globals['_DECLARECONFLICTREQUEST']._serialized_end=1848
+  _globals['_DECLARECONFLICTRESPONSE']._serialized_start=1850
+  _globals['_DECLARECONFLICTRESPONSE']._serialized_end=1896
+  _globals['_REQUESTRECUSALREQUEST']._serialized_start=1899
+  _globals['_REQUESTRECUSALREQUEST']._serialized_end=2158
+  _globals['_REQUESTRECUSALRESPONSE']._serialized_start=2160
+  _globals['_REQUESTRECUSALRESPONSE']._serialized_end=2204
+  _globals['_DECIDERECUSALREQUEST']._serialized_start=2206
+  _globals['_DECIDERECUSALREQUEST']._serialized_end=2290
+  _globals['_DECIDERECUSALRESPONSE']._serialized_start=2292
+  _globals['_DECIDERECUSALRESPONSE']._serialized_end=2350
+  _globals['_ACCEPTASSIGNMENTREQUEST']._serialized_start=2352
+  _globals['_ACCEPTASSIGNMENTREQUEST']._serialized_end=2419
+  _globals['_ACCEPTASSIGNMENTRESPONSE']._serialized_start=2421
+  _globals['_ACCEPTASSIGNMENTRESPONSE']._serialized_end=2462
+  _globals['_DECLINEASSIGNMENTREQUEST']._serialized_start=2464
+  _globals['_DECLINEASSIGNMENTREQUEST']._serialized_end=2548
+  _globals['_DECLINEASSIGNMENTRESPONSE']._serialized_start=2550
+  _globals['_DECLINEASSIGNMENTRESPONSE']._serialized_end=2596
+  _globals['_OVERRIDEDRAWREQUEST']._serialized_start=2598
+  _globals['_OVERRIDEDRAWREQUEST']._serialized_end=2704
+  _globals['_OVERRIDEDRAWRESPONSE']._serialized_start=2706
+  _globals['_OVERRIDEDRAWRESPONSE']._serialized_end=2749
+  _globals['_STAFFINGSERVICE']._serialized_start=3200
+  _globals['_STAFFINGSERVICE']._serialized_end=4228
 # @@protoc_insertion_point(module_scope)

@@ -410,6 +410,7 @@ class Person(_message.Message):
     SKILLS_FIELD_NUMBER: _builtins.int
     WORKLOAD_CAP_FIELD_NUMBER: _builtins.int
     STATUSES_FIELD_NUMBER: _builtins.int
+    OPEN_ASSIGNMENTS_FIELD_NUMBER: _builtins.int
     person_id: _builtins.str
     """The person."""
     county_id: _builtins.str
@@ -424,6 +425,10 @@ class Person(_message.Message):
     """Name."""
     workload_cap: _builtins.int
     """Maximum open assignments."""
+    open_assignments: _builtins.int
+    """Open assignments now (drawn or accepted, not yet released): the workload held against
+    workload_cap. Filled by GetPerson and ListPeople.
+    """
     @_builtins.property
     def roles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Roles."""
@@ -449,10 +454,11 @@ class Person(_message.Message):
         skills: _abc.Iterable[_builtins.str] | None = ...,
         workload_cap: _builtins.int = ...,
         statuses: _abc.Iterable[Global___StatusPeriod] | None = ...,
+        open_assignments: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["county_id", b"county_id", "home_township_id", b"home_township_id", "name", b"name", "person_id", b"person_id", "roles", b"roles", "skills", b"skills", "statuses", b"statuses", "village_id", b"village_id", "workload_cap", b"workload_cap", "zone_id", b"zone_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["county_id", b"county_id", "home_township_id", b"home_township_id", "name", b"name", "open_assignments", b"open_assignments", "person_id", b"person_id", "roles", b"roles", "skills", b"skills", "statuses", b"statuses", "village_id", b"village_id", "workload_cap", b"workload_cap", "zone_id", b"zone_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
