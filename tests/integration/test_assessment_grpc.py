@@ -226,6 +226,32 @@ async def test_scorecard_and_explanation_down_to_events(client: Client) -> None:
     ]
 
 
+async def test_an_explanation_names_the_cases_behind_each_component(client: Client) -> None:
+    async def cases_by_kpi(level: Any, subject: str) -> dict[str, list[str]]:
+        request = pb.ExplainScoreRequest(
+            county_id=COUNTY, level=level, subject_id=subject, quarter="2026Q3"
+        )
+        card = (await client.stub.ExplainScore(request, metadata=client.as_(LEADER))).scorecard
+        return {c.kpi: list(c.case_ids) for c in card.components if c.kpi}
+
+    # A count judged when read (teams drawn) and a counted event (a team that could not be
+    # drawn) both lead to their cases; a count with no events has none.
+    z1 = await cases_by_kpi(pb.LEVEL_ZONE, "z1")
+    assert (z1["teams_assigned"], z1["cases_filed"]) == (["k-e1", "k-e2"], [])
+    assert (await cases_by_kpi(pb.LEVEL_ZONE, "z3"))["teams_unfillable"] == ["k4"]
+    # A staff member's investigation finished on time: the step of k-e1.
+    p1 = await cases_by_kpi(pb.LEVEL_PERSON, "p1")
+    assert p1["stages_completed_in_time"] == ["k-e1"]
+    # GetScorecard does not explain, so it names no cases.
+    plain = await client.stub.GetScorecard(
+        pb.GetScorecardRequest(
+            county_id=COUNTY, level=pb.LEVEL_ZONE, subject_id="z1", quarter="2026Q3"
+        ),
+        metadata=client.as_(LEADER),
+    )
+    assert not any(c.case_ids for c in plain.scorecard.components)
+
+
 async def test_bad_requests_name_their_fields(client: Client) -> None:
     error = await _denied(
         client.stub.GetScorecard(

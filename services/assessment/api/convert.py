@@ -49,9 +49,15 @@ def four_forms_message(counts: Mapping[str, int]) -> pb.FourForms:
 
 
 def scorecard_message(
-    card: Scorecard, events: Mapping[str, Sequence[str]] | None = None, name: str = ""
+    card: Scorecard,
+    events: Mapping[str, Sequence[str]] | None = None,
+    name: str = "",
+    cases: Mapping[str, str] | None = None,
 ) -> pb.Scorecard:
-    """A scorecard as its message; with `events`, each component lists its event ids."""
+    """A scorecard as its message; with `events`, each component lists its event ids.
+
+    With `cases` (event id → clue/case), each component also lists the cases behind it.
+    """
     components = []
     for part in card.score.components:
         event_ids: list[str] = []
@@ -59,6 +65,7 @@ def scorecard_message(
             event_ids = list(events.get(part.kpi, ()))
             if part.of_kpi:
                 event_ids += [e for e in events.get(part.of_kpi, ()) if e not in event_ids]
+        case_ids = list(dict.fromkeys(cases[e] for e in event_ids if e in cases)) if cases else []
         components.append(
             pb.ScoreComponent(
                 kind=KINDS[part.kind],
@@ -68,6 +75,7 @@ def scorecard_message(
                 of_count=part.of_count,
                 points=float(part.points),
                 event_ids=event_ids,
+                case_ids=case_ids,
             )
         )
     return pb.Scorecard(

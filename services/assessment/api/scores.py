@@ -87,7 +87,9 @@ class ScoreQueries:
 
         explanation, name = await self._read_unit(request, violations, level, quarter, read)
         return pb.ExplainScoreResponse(
-            scorecard=scorecard_message(explanation.scorecard, explanation.events, name)
+            scorecard=scorecard_message(
+                explanation.scorecard, explanation.events, name, explanation.cases
+            )
         )
 
     async def _read_unit(

@@ -30,6 +30,18 @@ def increments_for(
     return merged([item for fact in facts for item in increments_of(fact, calendar)])
 
 
+def case_of(event: IntegrationEvent) -> str:
+    """The clue/case an event concerns ("" for none): a clue's id is its case's id."""
+    # A rectification item's deadline names the item in case_id, not a case.
+    if getattr(event, "record_type", "case") != "case":
+        return ""
+    for field in ("case_id", "clue_id"):
+        value = getattr(event, field, "")
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
 class ProjectionHandler:
     """Counts one event type; the inbox guarantees each event id is applied once."""
 
@@ -45,7 +57,7 @@ class ProjectionHandler:
     ) -> None:
         """Apply the event's increments in the consumer's transaction."""
         increments = increments_for(self._mapper, event, envelope, self._calendar)
-        await apply_increments(session, [(envelope.id, increments)])
+        await apply_increments(session, [(envelope.id, increments)], {envelope.id: case_of(event)})
         for ledger in self._ledgers:
             await ledger(session, event, envelope)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Table
@@ -75,13 +75,17 @@ _CONTRIBUTION_INSERT = {
 
 
 async def apply_increments(
-    session: AsyncSession, applied: Sequence[tuple[str, Sequence[KpiIncrement]]]
+    session: AsyncSession,
+    applied: Sequence[tuple[str, Sequence[KpiIncrement]]],
+    case_ids: Mapping[str, str] | None = None,
 ) -> None:
     """Add each event's increments to the projection and record who contributed what.
 
     Runs in the caller's transaction (the consumer's, or a rebuild batch). Increments to the
-    same row within one event must already be merged (facts.merged).
+    same row within one event must already be merged (facts.merged). `case_ids` names the
+    clue/case each event id concerns, for ExplainScore's way to the case file.
     """
+    cases = case_ids or {}
     totals: dict[tuple[str, ...], int] = defaultdict(int)
     contributions: list[dict[str, Any]] = []
     for event_id, increments in applied:
@@ -105,6 +109,7 @@ async def apply_increments(
                     "county_id": item.county_id,
                     "quarter": str(item.quarter),
                     "delta": item.delta,
+                    "case_id": cases.get(event_id, ""),
                 }
             )
     if not totals:
@@ -277,6 +282,7 @@ async def projection_rows(session: AsyncSession) -> list[tuple[Any, ...]]:
         [("tally", *(getattr(r, k) for k in TALLY_KEY), r.value) for r in tally_rows]
         + [
             ("contribution", *(getattr(r, k) for k in CONTRIBUTION_KEY), r.quarter, r.delta)
+            + (r.case_id,)
             for r in contribution_rows
         ]
         + [("unit", r.county_id, r.level, r.subject_id, r.zone_id, r.name) for r in unit_rows]

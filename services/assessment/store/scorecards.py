@@ -15,6 +15,7 @@ from services.assessment.domain.ranking import RankedUnit, rank_units
 from services.assessment.domain.scoring import CENT, Score, score_unit
 from services.assessment.domain.scoring_rules import ScoringRules, rules_in_force
 from services.assessment.store.derived import derived_counts
+from services.assessment.store.event_cases import cases_of_events
 from services.assessment.store.marks import marks_by_subject
 from services.assessment.store.projection import contributing_events, subject_zones, tallies
 from services.assessment.store.timeliness import Derived
@@ -61,10 +62,12 @@ def ranking_counts(ranking: Ranking) -> dict[str, dict[str, int]]:
 
 @dataclass(frozen=True)
 class Explanation:
-    """A scorecard and the ids of the events behind each KPI."""
+    """A scorecard, the ids of the events behind each KPI and the cases of those events."""
 
     scorecard: Scorecard
     events: dict[str, list[str]]
+    # event id → the clue/case it concerns (events about no case are absent).
+    cases: dict[str, str] = field(default_factory=dict)
 
 
 class Scoring:
@@ -211,4 +214,9 @@ class Scoring:
             limit=events_per_kpi,
             derived=derived,
         )
-        return Explanation(card, events)
+        cases = await cases_of_events(
+            session,
+            county_id=county_id,
+            event_ids=[event for ids in events.values() for event in ids],
+        )
+        return Explanation(card, events, cases)

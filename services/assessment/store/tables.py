@@ -52,6 +52,10 @@ class KpiContribution(SQLModel, table=True):
     county_id: str = Field(sa_column=Column(String(64), nullable=False))
     quarter: str = Field(sa_column=Column(String(8), nullable=False))
     delta: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # The clue/case the event concerns ("" for none), so an explanation reaches the case file.
+    case_id: str = Field(
+        default="", sa_column=Column(String(64), nullable=False, server_default="")
+    )
 
 
 class AssessedUnit(SQLModel, table=True):
@@ -196,6 +200,7 @@ class LimitClock(SQLModel, table=True):
     """When a clue's disposal or a case's investigation finished (the latest finish counts)."""
 
     __tablename__ = "limit_clock"
+    __table_args__ = (Index("ix_limit_clock_event", "county_id", "event_id"),)
 
     county_id: str = Field(sa_column=Column(String(64), primary_key=True))
     case_id: str = Field(sa_column=Column(String(64), primary_key=True))
@@ -253,6 +258,7 @@ class FormOutcome(SQLModel, table=True):
     __table_args__ = (
         Index("ix_form_outcome_quarter", "county_id", "quarter"),
         Index("ix_form_outcome_case", "county_id", "case_id"),
+        Index("ix_form_outcome_event", "county_id", "event_id"),
     )
 
     county_id: str = Field(sa_column=Column(String(64), primary_key=True))
@@ -325,6 +331,7 @@ class CaseWorkStep(SQLModel, table=True):
     __table_args__ = (
         Index("ix_case_work_step_quarter", "county_id", "quarter"),
         Index("ix_case_work_step_case", "county_id", "case_id"),
+        Index("ix_case_work_step_event", "county_id", "event_id"),
     )
 
     county_id: str = Field(sa_column=Column(String(64), primary_key=True))

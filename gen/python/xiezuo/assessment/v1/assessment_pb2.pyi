@@ -150,6 +150,7 @@ class ScoreComponent(_message.Message):
     OF_COUNT_FIELD_NUMBER: _builtins.int
     POINTS_FIELD_NUMBER: _builtins.int
     EVENT_IDS_FIELD_NUMBER: _builtins.int
+    CASE_IDS_FIELD_NUMBER: _builtins.int
     kind: Global___ComponentKind.ValueType
     """Base, bonus, ratio, deduction or qualitative."""
     kpi: _builtins.str
@@ -166,6 +167,12 @@ class ScoreComponent(_message.Message):
     def event_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """ExplainScore only: ids of the events behind `kpi` (and `of_kpi` for a ratio)."""
 
+    @_builtins.property
+    def case_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """ExplainScore only: the clues/cases those events concern, each once, in the order of
+        `event_ids` (an event about no case, e.g. a training, adds none).
+        """
+
     def __init__(
         self,
         *,
@@ -176,10 +183,11 @@ class ScoreComponent(_message.Message):
         of_count: _builtins.int = ...,
         points: _builtins.float = ...,
         event_ids: _abc.Iterable[_builtins.str] | None = ...,
+        case_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "event_ids", b"event_ids", "kind", b"kind", "kpi", b"kpi", "of_count", b"of_count", "of_kpi", b"of_kpi", "points", b"points"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ids", b"case_ids", "count", b"count", "event_ids", b"event_ids", "kind", b"kind", "kpi", b"kpi", "of_count", b"of_count", "of_kpi", b"of_kpi", "points", b"points"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
