@@ -16,7 +16,7 @@ from services.assessment.domain.kpis import Level
 from services.assessment.domain.quarter import AssessmentCalendar, Quarter
 from services.assessment.domain.scoring_rules import load_rules
 from services.assessment.handlers.projection import register_handlers
-from services.assessment.report.build import build_report
+from services.assessment.report.build import build_report, build_year_report
 from services.assessment.report.render import render_html
 from services.assessment.store.collaboration import collaboration_summary
 from services.assessment.store.projection import projection_rows
@@ -284,6 +284,13 @@ async def ledger_in_order(
         rows = [row for row in await projection_rows(session) if row[0] == "letter"]
         report = await build_report(session, Scoring(load_rules()), county_id=ASKING, quarter=Q1)
         summary = await collaboration_summary(session, county_id=ASKING, quarter=Q1)
+        # The year's report adds the quarters up (L5, sent in Q1, was answered in Q2).
+        year_report = await build_year_report(
+            session, Scoring(load_rules()), county_id=ASKING, year=Q1.year
+        )
+        county = year_report.help["*"]
+        assert (county.letters_sent, county.letters_answered_for_us) == (4, 3)
+        assert "Help between counties" in render_html(year_report)
         return rows, summary, render_html(report)
 
 

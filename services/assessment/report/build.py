@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 from decimal import ROUND_HALF_UP, Decimal
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.assessment.domain.collaboration import CollaborationSummary
 from services.assessment.domain.kpis import Level
 from services.assessment.domain.quarter import Quarter
 from services.assessment.domain.scoring import score_unit
@@ -144,6 +146,7 @@ async def build_year_report(
                 )
             )
     versions = sorted({scoring.rules_for(quarter).version for quarter in quarters})
+    help_given = await _year_help(session, county_id, quarters)
     return QuarterReport(
         county_id=county_id,
         quarter=str(year),
@@ -152,4 +155,25 @@ async def build_year_report(
         rows=rows,
         trends=_trends(zone_rankings, year, zone_id),
         names=names,
+        help={
+            unit: summary for unit, summary in help_given.items() if not zone_id or unit == zone_id
+        },
     )
+
+
+async def _year_help(
+    session: AsyncSession, county_id: str, quarters: Sequence[Quarter]
+) -> dict[str, CollaborationSummary]:
+    """Help between counties over the year: the quarters' counts added, every answer's days."""
+    year: dict[str, CollaborationSummary] = {}
+    counted = [f.name for f in fields(CollaborationSummary) if f.name != "approval_to_answer_days"]
+    for quarter in quarters:
+        found = await collaboration_summary(session, county_id=county_id, quarter=quarter)
+        for unit, summary in found.items():
+            total = year.setdefault(unit, CollaborationSummary())
+            for name in counted:
+                setattr(total, name, getattr(total, name) + getattr(summary, name))
+            total.approval_to_answer_days = tuple(
+                sorted(total.approval_to_answer_days + summary.approval_to_answer_days)
+            )
+    return dict(sorted(year.items()))
