@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 import pytest
 from xiezuo.cases.v1 import cases_pb2
+from xiezuo.intake.v1 import intake_pb2
 
+from services.console.casework.intake_form import intake_field, report_request
 from services.console.casework.views import (
     FormProblem,
     NameBook,
@@ -153,3 +155,43 @@ def test_names_stand_beside_ids_and_an_unknown_id_stands_alone() -> None:
     book.add([("z-1", "第一协作区"), ("p-9", "")])
     assert book.label("z-1") == "第一协作区 (z-1)"
     assert book.label("p-9") == "p-9"
+
+
+def test_an_intake_form_carries_its_channels_details_and_a_real_name_reporter() -> None:
+    form = Form(
+        channel="visit",
+        township_id="t-01",
+        subject_name="某某",
+        cadre_level="village",
+        categories="embezzlement, bribery",
+        content="……",
+        visit_date="2026-03-02",
+        receiving_officer_id="p-020",
+        real_name="on",
+        full_name="张三",
+        phone="13800000000",
+    )
+    request = report_request(form, county_id="c-demo", idempotency_key="k")
+    assert request.WhichOneof("channel_details") == "visit"
+    assert request.visit.receiving_officer_id == "p-020"
+    assert request.subject.cadre_level == intake_pb2.CADRE_LEVEL_VILLAGE
+    assert list(request.allegation_categories) == ["embezzlement", "bribery"]
+    assert request.reporter.full_name == "张三"
+    anonymous = report_request(
+        Form(channel="letter", content="x"), county_id="c-demo", idempotency_key="k"
+    )
+    assert not anonymous.HasField("reporter") and not anonymous.WhichOneof("channel_details")
+
+
+@pytest.mark.parametrize(
+    ("violation", "field"),
+    [
+        ("subject.name", "subject_name"),
+        ("subject.township_id", "township_id"),
+        ("reporter.phone", "phone"),
+        ("visit.visit_date", "visit_date"),
+        ("allegation_categories", "categories"),
+    ],
+)
+def test_intake_violations_are_shown_beside_their_input(violation: str, field: str) -> None:
+    assert intake_field(violation) == field

@@ -1,0 +1,387 @@
+"""What each casework page reads from the services, with the signed-in user's own token.
+
+`call(stub, method, request)` is the console's gRPC helper bound to the user; a refusal of a
+part of a page that the user may simply not read (names, draws, ranking) leaves that part out,
+while a refusal of the page's subject (the case itself) propagates to the 403/404 page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from google.protobuf.message import Message
+from xiezuo.assessment.v1 import assessment_pb2, assessment_pb2_grpc
+from xiezuo.cases.v1 import cases_pb2, cases_pb2_grpc
+from xiezuo.staffing.v1 import (
+    registry_pb2,
+    registry_pb2_grpc,
+    staffing_pb2,
+    staffing_pb2_grpc,
+)
+
+from services.console.casework.views import (
+    NameBook,
+    StageCount,
+    Workload,
+    awaiting,
+    by_stage,
+    draw_ids,
+    workloads,
+)
+
+Call = Callable[[Any, str, Message], Awaitable[Any]]
+T = TypeVar("T")
+# One list page; a list stops after MAX_PAGES pages and says it was cut short.
+PAGE_SIZE = 500
+MAX_PAGES = 4
+# At most this many at-risk files are opened to show their running deadlines' dates.
+DEADLINE_FILES = 8
+
+
+@dataclass
+class Listed:
+    """Everything a paged list returned, and whether it was cut short."""
+
+    items: list[Any] = field(default_factory=list)
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class RunningDeadline:
+    """A time limit still running (or breached) on a file the user may see."""
+
+    case_id: str
+    kind: str
+    due_at: str
+    status: str
+    overdue: bool
+
+
+def quarter_of(moment: datetime) -> str:
+    """`2026Q3` for a moment in July 2026."""
+    return f"{moment.year}Q{(moment.month - 1) // 3 + 1}"
+
+
+def previous_quarter(quarter: str) -> str:
+    """The quarter before `2026Q1` is `2025Q4`."""
+    year, number = int(quarter[:4]), int(quarter[5:])
+    return f"{year - 1}Q4" if number == 1 else f"{year}Q{number - 1}"
+
+
+class CaseworkReads:
+    """The reads behind my work, the case file, the draw page and the zone board."""
+
+    def __init__(self, call: Call, refused: tuple[type[BaseException], ...]) -> None:
+        self._call = call
+        self._refused = refused
+
+    async def _maybe(self, read: Awaitable[T]) -> T | None:
+        """A read the page can do without: None when the user may not make it."""
+        try:
+            return await read
+        except self._refused:
+            return None
+
+    async def list_cases(self, **filters: Any) -> Listed:
+        """Every case file matching the filters that the user may see, in id order."""
+        listed = Listed()
+        token = ""
+        for _ in range(MAX_PAGES):
+            page = await self._call(
+                cases_pb2_grpc.CaseServiceStub,
+                "ListCases",
+                cases_pb2.ListCasesRequest(page_size=PAGE_SIZE, page_token=token, **filters),
+            )
+            listed.items.extend(page.cases)
+            token = page.next_page_token
+            if not token:
+                return listed
+        listed.truncated = True
+        return listed
+
+    async def people(self, county_id: str, zone_id: str = "") -> list[staffing_pb2.Person]:
+        """The people of a zone (or county) the user may list; empty when they may not."""
+        found: list[staffing_pb2.Person] = []
+        token = ""
+        for _ in range(MAX_PAGES):
+            page = await self._maybe(
+                self._call(
+                    staffing_pb2_grpc.StaffingServiceStub,
+                    "ListPeople",
+                    staffing_pb2.ListPeopleRequest(
+                        county_id=county_id, zone_id=zone_id, page_size=PAGE_SIZE, page_token=token
+                    ),
+                )
+            )
+            if page is None:
+                return found
+            found.extend(page.people)
+            token = page.next_page_token
+            if not token:
+                break
+        return found
+
+    async def names(
+        self, county_id: str, people: list[staffing_pb2.Person] | None = None
+    ) -> NameBook:
+        """Names of the county's zones and townships, and of the people the user may list."""
+        book = NameBook()
+        zones, townships = await asyncio.gather(
+            self._maybe(
+                self._call(
+                    registry_pb2_grpc.RegistryServiceStub,
+                    "ListZones",
+                    registry_pb2.ListZonesRequest(county_id=county_id, page_size=PAGE_SIZE),
+                )
+            ),
+            self._maybe(
+                self._call(
+                    registry_pb2_grpc.RegistryServiceStub,
+                    "ListTownships",
+                    registry_pb2.ListTownshipsRequest(county_id=county_id, page_size=PAGE_SIZE),
+                )
+            ),
+        )
+        if zones is not None:
+            book.add((z.zone_id, z.name) for z in zones.zones)
+        if townships is not None:
+            book.add((t.township_id, t.name) for t in townships.townships)
+        if people is None:
+            people = await self.people(county_id)
+        book.add((p.person_id, p.name) for p in people)
+        return book
+
+    async def running_deadlines(self, cases: list[cases_pb2.CaseSummary]) -> list[RunningDeadline]:
+        """The open and breached time limits of the first few of these files, soonest first."""
+        files = await asyncio.gather(
+            *(
+                self._maybe(
+                    self._call(
+                        cases_pb2_grpc.CaseServiceStub,
+                        "GetCase",
+                        cases_pb2.GetCaseRequest(case_id=case.case_id),
+                    )
+                )
+                for case in cases[:DEADLINE_FILES]
+            )
+        )
+        now = datetime.now(UTC)
+        rows = []
+        for file in files:
+            if file is None:
+                continue
+            for deadline in file.deadlines:
+                if deadline.status not in ("open", "breached"):
+                    continue
+                due = deadline.due_at.ToDatetime(tzinfo=UTC)
+                rows.append(
+                    (
+                        due,
+                        RunningDeadline(
+                            case_id=file.case.case_id,
+                            kind=deadline.kind,
+                            due_at=due.strftime("%Y-%m-%d %H:%M"),
+                            status=deadline.status,
+                            overdue=deadline.status == "breached" or due < now,
+                        ),
+                    )
+                )
+        return [row for _, row in sorted(rows, key=lambda pair: pair[0])]
+
+    async def my_work(self, *, subject: str, roles: frozenset[str], county_id: str) -> MyWork:
+        """The approvals waiting for the user, their own files and the deadlines at risk."""
+        mine, visible, risky = await asyncio.gather(
+            self.list_cases(county_id=county_id, assignee=subject),
+            self.list_cases(county_id=county_id),
+            self.list_cases(county_id=county_id, at_risk_only=True),
+        )
+        deadlines, names = await asyncio.gather(
+            self.running_deadlines(sorted(risky.items, key=lambda c: not c.overdue)),
+            self.names(county_id),
+        )
+        return MyWork(
+            inbox=awaiting(visible.items, roles),
+            mine=mine.items,
+            at_risk=[c for c in risky.items if not c.overdue],
+            breached=[c for c in risky.items if c.overdue],
+            deadlines=deadlines,
+            truncated=visible.truncated or mine.truncated or risky.truncated,
+            names=names,
+        )
+
+    async def case_file(self, case_id: str) -> CaseFileView:
+        """One case file with its draws, the latest draw explained, and its township's items."""
+        got: cases_pb2.GetCaseResponse = await self._call(
+            cases_pb2_grpc.CaseServiceStub, "GetCase", cases_pb2.GetCaseRequest(case_id=case_id)
+        )
+        case = got.case
+        draws = draw_ids(got.history)
+        explained, items, names = await asyncio.gather(
+            self._maybe(self.explain(draws[-1].draw_id)) if draws else _none(),
+            self._maybe(
+                self._call(
+                    cases_pb2_grpc.CaseServiceStub,
+                    "ListRectifications",
+                    cases_pb2.ListRectificationsRequest(
+                        county_id=case.county_id, zone_id=case.zone_id, page_size=PAGE_SIZE
+                    ),
+                )
+            ),
+            self.names(case.county_id),
+        )
+        townships = set(case.township_ids) | {case.township_id}
+        return CaseFileView(
+            file=got,
+            draws=draws,
+            latest_draw=explained,
+            rectification=[i for i in (items.items if items else []) if i.township_id in townships],
+            rectification_readable=items is not None,
+            names=names,
+        )
+
+    async def explain(self, draw_id: str) -> staffing_pb2.DrawExplanation:
+        """A recorded draw explained by staffing."""
+        response = await self._call(
+            staffing_pb2_grpc.StaffingServiceStub,
+            "ExplainDraw",
+            staffing_pb2.ExplainDrawRequest(draw_id=draw_id),
+        )
+        explanation: staffing_pb2.DrawExplanation = response.draw
+        return explanation
+
+    async def draw(self, draw_id: str, *, replay: bool) -> DrawView:
+        """A draw explained, and recomputed from its record when asked."""
+        explained = await self.explain(draw_id)
+        replayed = None
+        if replay:
+            replayed = await self._call(
+                staffing_pb2_grpc.StaffingServiceStub,
+                "ReplayDraw",
+                staffing_pb2.ReplayDrawRequest(draw_id=draw_id),
+            )
+        return DrawView(
+            draw=explained, replay=replayed, names=await self.names(explained.county_id)
+        )
+
+    async def zone_board(self, *, county_id: str, zone_id: str, quarter: str) -> ZoneBoard:
+        """A zone's files by stage, its deadlines at risk, its people's load and its rank."""
+        cases, risky, people, ranking, explained, items = await asyncio.gather(
+            self.list_cases(county_id=county_id, zone_id=zone_id),
+            self.list_cases(county_id=county_id, zone_id=zone_id, at_risk_only=True),
+            self.people(county_id, zone_id),
+            self._maybe(
+                self._call(
+                    assessment_pb2_grpc.AssessmentServiceStub,
+                    "GetRanking",
+                    assessment_pb2.GetRankingRequest(
+                        county_id=county_id,
+                        level=assessment_pb2.LEVEL_ZONE,
+                        period=quarter,
+                        page_size=PAGE_SIZE,
+                    ),
+                )
+            ),
+            self._maybe(
+                self._call(
+                    assessment_pb2_grpc.AssessmentServiceStub,
+                    "ExplainScore",
+                    assessment_pb2.ExplainScoreRequest(
+                        county_id=county_id,
+                        level=assessment_pb2.LEVEL_ZONE,
+                        subject_id=zone_id,
+                        quarter=quarter,
+                        events_per_kpi=1,
+                    ),
+                )
+            ),
+            self._maybe(
+                self._call(
+                    cases_pb2_grpc.CaseServiceStub,
+                    "ListRectifications",
+                    cases_pb2.ListRectificationsRequest(
+                        county_id=county_id, zone_id=zone_id, open_only=True, page_size=PAGE_SIZE
+                    ),
+                )
+            ),
+        )
+        names = await self.names(county_id, people)
+        files = cases.items
+        entry = None
+        if ranking is not None:
+            entry = next((e for e in ranking.entries if e.subject_id == zone_id), None)
+        return ZoneBoard(
+            zone_id=zone_id,
+            quarter=quarter,
+            clue_stages=by_stage(c.stage for c in files if not c.filed),
+            case_stages=by_stage(c.stage for c in files if c.filed),
+            breached=[c for c in risky.items if c.overdue],
+            at_risk=[c for c in risky.items if not c.overdue],
+            workloads=workloads(people),
+            rank=entry,
+            ranked_units=ranking.ranked_units if ranking is not None else 0,
+            score=explained.scorecard if explained is not None else None,
+            open_items=list(items.items) if items is not None else [],
+            truncated=cases.truncated,
+            names=names,
+        )
+
+
+async def _none() -> None:
+    return None
+
+
+@dataclass
+class MyWork:
+    """What the my-work page shows."""
+
+    inbox: list[cases_pb2.CaseSummary]
+    mine: list[cases_pb2.CaseSummary]
+    at_risk: list[cases_pb2.CaseSummary]
+    breached: list[cases_pb2.CaseSummary]
+    deadlines: list[RunningDeadline]
+    truncated: bool
+    names: NameBook
+
+
+@dataclass
+class CaseFileView:
+    """What the case-file page shows."""
+
+    file: cases_pb2.GetCaseResponse
+    draws: list[Any]
+    latest_draw: staffing_pb2.DrawExplanation | None
+    rectification: list[cases_pb2.RectificationItem]
+    rectification_readable: bool
+    names: NameBook
+
+
+@dataclass
+class DrawView:
+    """A draw with its explanation and, when asked, its replay."""
+
+    draw: staffing_pb2.DrawExplanation
+    replay: staffing_pb2.ReplayDrawResponse | None
+    names: NameBook
+
+
+@dataclass
+class ZoneBoard:
+    """What the zone board shows."""
+
+    zone_id: str
+    quarter: str
+    clue_stages: list[StageCount]
+    case_stages: list[StageCount]
+    breached: list[cases_pb2.CaseSummary]
+    at_risk: list[cases_pb2.CaseSummary]
+    workloads: list[Workload]
+    rank: assessment_pb2.RankingEntry | None
+    ranked_units: int
+    score: assessment_pb2.Scorecard | None
+    open_items: list[cases_pb2.RectificationItem]
+    truncated: bool
+    names: NameBook
