@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
@@ -16,25 +15,14 @@ from xiezuo.cases.v1 import cases_pb2, cases_pb2_grpc
 from xiezuo.intake.v1 import intake_pb2, intake_pb2_grpc
 
 from tests.e2e.conftest import REPO_ROOT, Stack
+from tests.integration.helpers import eventually
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 COUNTY, ZONE, TOWNSHIP = "c-demo", "z-1", "t-01"
 XIEZUO = REPO_ROOT / ".venv" / "bin" / "xiezuo"
 EVENTUAL = 60.0
-T = TypeVar("T")
 Metadata = tuple[tuple[str, str], ...]
-
-
-async def _eventually(probe: Callable[[], Awaitable[T | None]], what: str) -> T:
-    until = time.monotonic() + EVENTUAL
-    while True:
-        found = await probe()
-        if found is not None:
-            return found
-        if time.monotonic() > until:
-            pytest.fail(f"{what} not seen within {EVENTUAL:.0f} s")
-        await asyncio.sleep(0.3)
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +106,7 @@ class Desk:
             members = list(getattr(summary, f"{kind}_team"))
             return members if members and not summary.team_requested else None
 
-        return await _eventually(drawn, f"a {kind} team drawn by staffing")
+        return await eventually(drawn, f"a {kind} team drawn by staffing", within=EVENTUAL)
 
 
 async def _submit_report(intake: Any, stack: Stack) -> str:
@@ -164,7 +152,7 @@ async def test_a_clue_travels_to_a_decision_with_teams_drawn_by_staffing(
                 return None
             raise
 
-    await _eventually(registered, "the clue registered in cases")
+    await eventually(registered, "the clue registered in cases", within=EVENTUAL)
 
     # Disposal by preliminary verification, approved by the zone chief.
     await desk.act(desk.deputy, "propose_disposal", choice="preliminary_verification")

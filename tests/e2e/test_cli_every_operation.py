@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ import pytest
 
 from services.runtime.settings import SERVICES
 from tests.e2e.conftest import REPO_ROOT, Stack
+from tests.integration.helpers import eventually_sync
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -80,14 +80,6 @@ class Cli:
         assert result.returncode == code, (args, result.returncode, result.stderr)
         assert "Traceback" not in result.stderr and result.stdout == "", result.stdout
         return result.stderr
-
-
-def _eventually(probe: Callable[[], Any], what: str) -> Any:
-    until = time.monotonic() + EVENTUAL
-    while (found := probe()) is None:
-        assert time.monotonic() < until, f"{what} not seen within {EVENTUAL:.0f} s"
-        time.sleep(0.5)
-    return found
 
 
 def _quarter(moment: datetime) -> str:
@@ -471,8 +463,8 @@ def test_cases_drawn_teams_recusal_and_assignments(cli: Cli, tmp_path: Path) -> 
 
         return probe
 
-    _eventually(registered(clue), "the clue in cases")
-    _eventually(registered(related), "the second clue in cases")
+    eventually_sync(registered(clue), "the clue in cases", within=EVENTUAL)
+    eventually_sync(registered(related), "the second clue in cases", within=EVENTUAL)
     cli.ok(deputy, "clues", "dispose", clue, "preliminary_verification")
     cli.ok(chief, "cases", "advance", clue, "approve_disposal")
 
@@ -505,7 +497,7 @@ def test_cases_drawn_teams_recusal_and_assignments(cli: Cli, tmp_path: Path) -> 
                 return draw_id
         return None
 
-    draw_id = _eventually(drawn, "the verification team drawn by staffing")
+    draw_id = eventually_sync(drawn, "the verification team drawn by staffing", within=EVENTUAL)
     team = cli.ok(chief, "draws", "explain", draw_id)["draw"]["member_person_ids"]
     first, second = team[0], team[1]
     # Someone not drawn has no assignment in the draw to answer.
@@ -588,7 +580,7 @@ def test_scores_plans_campaigns_and_the_quarter(cli: Cli, tmp_path: Path) -> Non
         card: dict[str, Any] = json.loads(shown.stdout)["scorecard"]
         return card if card.get("counts") else None
 
-    card = _eventually(scored, "the zone's scorecard counting the report")
+    card = eventually_sync(scored, "the zone's scorecard counting the report", within=EVENTUAL)
     assert card["subject_id"] == ZONE
     explained = cli.ok(assessor, "scores", "explain", ZONE, quarter, "--county", COUNTY)
     assert any(part.get("event_ids") for part in explained["scorecard"]["components"])

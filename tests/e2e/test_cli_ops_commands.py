@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ import pytest
 from services.runtime.localstack import free_port
 from services.runtime.settings import SERVICES
 from tests.e2e.conftest import REPO_ROOT, Stack
+from tests.integration.helpers import eventually_sync
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -71,14 +70,6 @@ def _ok(env: dict[str, str], *args: str) -> Any:
     return json.loads(result.stdout)
 
 
-def _eventually(probe: Callable[[], Any], what: str) -> Any:
-    until = time.monotonic() + EVENTUAL
-    while (found := probe()) is None:
-        assert time.monotonic() < until, f"{what} not seen within {EVENTUAL:.0f} s"
-        time.sleep(0.5)
-    return found
-
-
 class People:
     """Tokens of the demo county's people, as the services verify them."""
 
@@ -121,7 +112,7 @@ def test_a_report_is_followed_from_receipt_to_drawn_team_and_ranking(
         assert shown.returncode in (0, 6), shown.stderr
         return True if shown.returncode == 0 else None
 
-    _eventually(registered, "the clue registered in cases")
+    eventually_sync(registered, "the clue registered in cases", within=EVENTUAL)
 
     proposed = _ok(env, "clues", "dispose", clue_id, "preliminary_verification", *deputy)
     assert proposed["case"]["stage"] == "disposal_proposed"
@@ -140,7 +131,7 @@ def test_a_report_is_followed_from_receipt_to_drawn_team_and_ranking(
                 return draw_id
         return None
 
-    draw_id = _eventually(drawn, "the verification team drawn by staffing")
+    draw_id = eventually_sync(drawn, "the verification team drawn by staffing", within=EVENTUAL)
     table = _xiezuo(env, "cases", "show", clue_id, *chief)
     assert table.returncode == 0 and "TeamAssigned" in table.stdout, table.stderr
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import calendar
 import json
-import time
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -26,6 +25,7 @@ from xiezuo.intake.v1 import intake_pb2, intake_pb2_grpc
 from services.runtime.grpc.errors import field_violations
 from services.runtime.settings import SERVICES
 from tests.e2e.conftest import REPO_ROOT, Stack
+from tests.integration.helpers import eventually
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -37,7 +37,6 @@ CLI_TIMEOUT = 60.0
 XIEZUO = REPO_ROOT / ".venv" / "bin" / "xiezuo"
 IDENTITY_KEYS = frozenset({"reporter", "full_name", "id_number", "phone", "address"})
 
-T = TypeVar("T")
 
 # One county per run, so records other tests leave on the shared broker never match ours.
 RUN = uuid.uuid4().hex[:8]
@@ -95,20 +94,6 @@ def _reader(stack: Stack) -> tuple[tuple[str, str], ...]:
     return _auth(stack.token(roles=["case_officer"], county_id=COUNTY, zone_ids=["*"]))
 
 
-async def _eventually(
-    probe: Callable[[], Awaitable[T | None]], what: str, deadline: float = EVENTUAL_DEADLINE
-) -> T:
-    """Poll `probe` until it returns something, or fail after `deadline` seconds."""
-    until = time.monotonic() + deadline
-    while True:
-        found = await probe()
-        if found is not None:
-            return found
-        if time.monotonic() > until:
-            pytest.fail(f"{what} not seen within {deadline:.0f} s")
-        await asyncio.sleep(0.2)
-
-
 @pytest.fixture(scope="module")
 async def intake(stack: Stack) -> AsyncIterator[intake_pb2_grpc.IntakeServiceStub]:
     async with grpc.aio.insecure_channel(stack.grpc("intake")) as channel:
@@ -144,7 +129,7 @@ async def _get_clue(
             raise
         return reply.clue
 
-    return await _eventually(probe, f"clue {clue_id} in cases")
+    return await eventually(probe, f"clue {clue_id} in cases", within=EVENTUAL_DEADLINE)
 
 
 def _one_month_after(moment: datetime) -> datetime:
@@ -274,7 +259,9 @@ async def test_clue_event_on_kafka_is_a_cloudevent_without_reporter_identity(
                         return record
             return None
 
-        record = await _eventually(probe, f"record of {clue_id} on {CLUES_TOPIC}")
+        record = await eventually(
+            probe, f"record of {clue_id} on {CLUES_TOPIC}", within=EVENTUAL_DEADLINE
+        )
     finally:
         await consumer.stop()
 
@@ -443,8 +430,14 @@ async def test_metrics_count_the_published_and_consumed_clue_event(
         )
         return total or None
 
-    assert await _eventually(published, f"intake's published counter for zone {ZONE}") >= 1
-    assert await _eventually(processed, f"cases' processed counter for zone {ZONE}") >= 1
+    published_count = await eventually(
+        published, f"intake's published counter for zone {ZONE}", within=EVENTUAL_DEADLINE
+    )
+    assert published_count >= 1
+    processed_count = await eventually(
+        processed, f"cases' processed counter for zone {ZONE}", within=EVENTUAL_DEADLINE
+    )
+    assert processed_count >= 1
 
 
 # --------------------------------------------------------------------------------- 6

@@ -19,11 +19,11 @@ import time
 import urllib.request
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 import grpc
@@ -44,10 +44,10 @@ from tests.e2e.conftest import (
     _stop,
     base_env,
 )
+from tests.integration.helpers import eventually
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
-T = TypeVar("T")
 RUN = uuid.uuid4().hex[:8]
 COUNTY = f"county-{RUN}"
 ZONES = [f"zone-{RUN}-{index}" for index in range(4)]
@@ -56,6 +56,8 @@ KILL_AFTER = 150
 SUBMITTERS = 12
 CALL_TIMEOUT = 15.0
 SETTLE_DEADLINE = 240.0
+# The services run under their real group names: a broker of their own (tests/conftest.py).
+OWN_KAFKA_PARTITIONS = 6
 TOPICS = ("xiezuo.intake.clues", "xiezuo.cases.deadlines")
 APPROACHING = "xiezuo.cases.deadline_approaching.v1"
 CLUE_REGISTERED = "xiezuo.intake.clue_registered.v1"
@@ -114,17 +116,6 @@ async def _start_replica(
             start_new_session=True,
         )
     return ServiceProcess(name, process, out_path, err_path, replicas.urls[name])
-
-
-@pytest.fixture(scope="module")
-async def own_kafka() -> AsyncIterator[KafkaNode]:
-    """A broker of its own: the session broker's consumer groups have other members."""
-    node = KafkaNode(partitions=6)
-    await node.astart()
-    try:
-        yield node
-    finally:
-        await node.astop()
 
 
 @pytest.fixture(scope="module")
@@ -204,17 +195,6 @@ async def _query(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
         await connection.close()
 
 
-async def _eventually(probe: Callable[[], Awaitable[T | None]], what: str) -> T:
-    until = time.monotonic() + SETTLE_DEADLINE
-    while True:
-        found = await probe()
-        if found is not None:
-            return found
-        if time.monotonic() > until:
-            pytest.fail(f"{what} not seen within {SETTLE_DEADLINE:.0f} s")
-        await asyncio.sleep(0.5)
-
-
 async def _group_members(bootstrap: str, group: str) -> tuple[str, int]:
     """(state, member count) of a consumer group."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -235,7 +215,7 @@ async def _wait_members(bootstrap: str, group: str, members: int) -> float:
         state, count = await _group_members(bootstrap, group)
         return time.monotonic() - started if (state, count) == ("Stable", members) else None
 
-    return await _eventually(probe, f"{group} stable with {members} members")
+    return await eventually(probe, f"{group} stable with {members} members", within=SETTLE_DEADLINE)
 
 
 def _metric_sum(url: str, name: str, **labels: str) -> float:
@@ -323,7 +303,7 @@ async def _publication_order(url: str) -> dict[str, tuple[datetime, int]]:
         )
         return rows if all(row["published_at"] is not None for row in rows) else None
 
-    rows = await _eventually(published, "every outbox row published")
+    rows = await eventually(published, "every outbox row published", within=SETTLE_DEADLINE)
     # Sorted by (published_at, id): each pass stamps its rows alike and sends them in id order.
     return {row["event_id"]: (row["published_at"], row["id"]) for row in rows}
 
@@ -422,9 +402,9 @@ async def test_two_replicas_lose_nothing_and_apply_nothing_twice(replicas: Repli
         )
         return int(rows[0][0]) if int(rows[0][0]) >= REPORTS else None
 
-    clue_rows = await _eventually(all_clues, "every clue in cases")
-    await _eventually(all_warned, "every disposal deadline warned")
-    await _eventually(all_counted, "every clue counted by assessment")
+    clue_rows = await eventually(all_clues, "every clue in cases", within=SETTLE_DEADLINE)
+    await eventually(all_warned, "every disposal deadline warned", within=SETTLE_DEADLINE)
+    await eventually(all_counted, "every clue counted by assessment", within=SETTLE_DEADLINE)
     settled_after_kill = time.monotonic() - kill_moment[0]
 
     # Nothing lost, nothing twice: each reported clue once in cases, and nothing else.

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -27,6 +27,7 @@ from services.runtime.outbox import KafkaEventProducer
 # Generous bounds: a loaded CI machine may take seconds to join a group or elect a leader.
 WAIT_SECONDS = 45.0
 SOURCE = "xiezuo-intake"
+T = TypeVar("T")
 
 
 def unique(prefix: str) -> str:
@@ -210,11 +211,40 @@ async def wait_until(
 ) -> float:
     """Poll `check` until true; returns the seconds it took, fails after `within` seconds."""
     started = time.monotonic()
-    while not await check():
-        if time.monotonic() - started > within:
-            raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
-        await asyncio.sleep(0.05)
+
+    async def done() -> bool | None:
+        return True if await check() else None
+
+    await eventually(done, what, within=within, every=0.05)
     return time.monotonic() - started
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]],
+    what: str,
+    *,
+    within: float = WAIT_SECONDS,
+    every: float = 0.2,
+) -> T:
+    """Poll `probe` until it returns something (not None) and return it; fail after `within` s."""
+    until = time.monotonic() + within
+    while (found := await probe()) is None:
+        if time.monotonic() > until:
+            raise AssertionError(f"{what} not seen within {within:.0f} s")
+        await asyncio.sleep(every)
+    return found
+
+
+def eventually_sync(
+    probe: Callable[[], T | None], what: str, *, within: float = WAIT_SECONDS, every: float = 0.5
+) -> T:
+    """`eventually` for a synchronous test (one polling CLI subprocesses: no event loop runs)."""
+    until = time.monotonic() + within
+    while (found := probe()) is None:
+        if time.monotonic() > until:
+            raise AssertionError(f"{what} not seen within {within:.0f} s")
+        time.sleep(every)
+    return found
 
 
 async def count_rows(database: Database, model: Any, *where: Any) -> int:
