@@ -27,6 +27,22 @@ async def kafka() -> AsyncIterator[KafkaNode]:
         await node.astop()
 
 
+@pytest.fixture(scope="module")
+async def own_kafka(request: pytest.FixtureRequest) -> AsyncIterator[KafkaNode]:
+    """A broker for one test module alone, for tests that run services under their real
+    consumer group names (`xiezuo-<service>`): on the session broker those groups may have other
+    members (the e2e stack's), which would take partitions from the services under test.
+
+    Partitions: the module's `OWN_KAFKA_PARTITIONS`, else 3.
+    """
+    node = KafkaNode(partitions=getattr(request.module, "OWN_KAFKA_PARTITIONS", 3))
+    await node.astart()
+    try:
+        yield node
+    finally:
+        await node.astop()
+
+
 @pytest.fixture(scope="session")
 async def postgres() -> AsyncIterator[PostgresCluster]:
     """A private PostgreSQL cluster in a temp dir on a free port, removed afterwards."""

@@ -10,11 +10,9 @@ import json
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from typer.testing import CliRunner
 
 from services.cli.main import app
@@ -45,18 +43,6 @@ class Cli:
             "token", "--subject", subject, "--county", county, "--role", role, "--zone", "z-1"
         )
         return out.strip().splitlines()[-1]
-
-
-@pytest.fixture(scope="module")
-async def own_kafka() -> AsyncIterator[KafkaNode]:
-    """A broker of its own: on the session broker the group `xiezuo-collaboration` may have
-    other members (the e2e stack's collaboration), which would take the letters' partitions."""
-    node = KafkaNode(partitions=3)
-    await node.astart()
-    try:
-        yield node
-    finally:
-        await node.astop()
 
 
 async def test_the_service_starts_and_the_cli_carries_a_letter(
