@@ -1,12 +1,12 @@
 """Two counties as two deployments on one broker: each its own cases, staffing and collaboration
 processes, databases, consumer groups, token key and signing key.
 
-演示县 (c-demo) and 青峪县 (c-qingyu) share a broker of this module's own (on the session broker
-the default groups have the e2e stack's members). 青峪县 hands a clue over; it arrives as a clue
-in 演示县, whose officers act on it, and the steps come back to 青峪县's read-only trail. 演示县
-then asks 青峪县 for help on that case: approved, verified, accepted, a team drawn from
-青峪县's own pool (not from the subject's township), answered, and the answer lands in the
-case's history in 演示县.
+演示县 (c-demo) and 青峪县 (c-qingyu) share a broker of this module's own (`own_kafka`: on
+the session broker the default groups have the e2e stack's members). 青峪县 hands a clue
+over; it arrives as a clue in 演示县, whose officers act on it, and the steps come back to
+青峪县's read-only trail. 演示县 then asks 青峪县 for help on that case: approved, verified,
+accepted, a team drawn from 青峪县's own pool (not from the subject's township), answered,
+and the answer lands in the case's history in 演示县.
 """
 
 from __future__ import annotations
@@ -118,17 +118,6 @@ async def _serve(county: County, name: str, log_dir: Path) -> ServiceProcess:
         )
     database = f"sqlite+aiosqlite:///{county.state_dir / 'db' / f'{name}.sqlite3'}"
     return ServiceProcess(name, process, stdout_path, stderr_path, database)
-
-
-@pytest.fixture(scope="module")
-async def own_kafka() -> AsyncIterator[KafkaNode]:
-    """A broker of this module's own: nobody else's members in any group."""
-    node = KafkaNode(partitions=3)
-    await node.astart()
-    try:
-        yield node
-    finally:
-        await node.astop()
 
 
 @pytest.fixture
