@@ -7,23 +7,26 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
 from rich.console import Console
 from rich.table import Table
+from xiezuo.assessment.v1 import assessment_pb2_grpc
 
 from services.demo.county import DEMO_COUNTY_FILE, load_county_plan
 from services.demo.driver import DemoDriver, DemoFailed, DemoOutcome, Endpoints
-from services.demo.letters import LettersYear, exchange_letters
-from services.demo.network import CITY_ID, NEIGHBOUR_COUNTY_FILE
+from services.demo.letters import NEIGHBOUR_LETTERS, LettersYear, exchange_letters
+from services.demo.network import CITY_ID, DEMO_COUNTY, NEIGHBOUR_COUNTY, NEIGHBOUR_COUNTY_FILE
 from services.demo.progress import LiveProgress
 from services.demo.reference import REFERENCE, YearFigures, comparison, year_figures
 from services.demo.scenario import CountyPlan, generate_scenario
+from services.demo.standings import Standings
 from services.runtime.backentry import BACK_ENTRY_ROLE
 from services.runtime.settings import PlatformSettings
 from services.runtime.tokens import ALL_ZONES, mint_dev_token
@@ -34,6 +37,8 @@ NEIGHBOUR_NAME = "青峪县"
 _ASKING_STAGES = frozenset({"inquiry", "verification", "investigation", "hearing"})
 # Roles the scenario acts in: intake officer files reports; leadership and assessor read back.
 SCENARIO_ROLES = ("intake_officer", "county_leadership", "assessor")
+# How long the report waits for assessment to count the letters that just crossed.
+_REPORT_WAIT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,9 @@ def run_first_demo(request: DemoRequest, *, console: Console, out: Console) -> D
         _failed(console, _reason(exc))
         return None
     letters = _letters(request, outcome, console)
+    if letters is not None:
+        # Fetched again now that the letters crossed: the year's "Help between counties".
+        outcome = _report_after_letters(request, outcome, letters, console)
     report_path = _write_report(outcome, request.state_dir / "demo")
     cases_path = _write_cases(outcome, request.state_dir / "demo")
     plan = load_county_plan(request.county_file)
@@ -187,10 +195,11 @@ def _letters(request: DemoRequest, outcome: DemoOutcome, console: Console) -> Le
     plan = load_county_plan(request.county_file)
     platform = PlatformSettings()
 
-    def token_for(county_id: str) -> str:
-        # Each county acts with its own token (leadership: asks, approves, decides, answers);
-        # the city commission's is scoped to the city's id.
-        role = "city_commission" if county_id == CITY_ID else "county_leadership"
+    def token_for(county_id: str, role: str = "") -> str:
+        # Each county acts with its own token (leadership: asks, approves, decides, answers;
+        # the neighbour's officers work the clues handed over); the city commission's is
+        # scoped to the city's id.
+        role = role or ("city_commission" if county_id == CITY_ID else "county_leadership")
         return mint_dev_token(
             key_dir=request.state_dir / "keys",
             subject=f"demo-{role}-{county_id}",
@@ -206,11 +215,19 @@ def _letters(request: DemoRequest, outcome: DemoOutcome, console: Console) -> Le
     working = sorted(outcome.cases, key=lambda c: (c.stage not in _ASKING_STAGES, c.clue_id))
     cases = [(case.clue_id, case.zone_id) for case in working[:5]]
     console.print(
-        f"[cyan]demo:[/cyan] {len(cases)} assistance letters to the neighbouring county "
-        f"({plan.county_id} → {NEIGHBOUR_NAME}), one clue transfer and one designation ..."
+        f"[cyan]demo:[/cyan] one clue transfer and one designation to {NEIGHBOUR_NAME}, worked "
+        f"there; {len(cases)} assistance letters to it ({plan.county_id} → {NEIGHBOUR_NAME}) "
+        f"and {len(NEIGHBOUR_LETTERS)} from it ..."
     )
     try:
-        return asyncio.run(exchange_letters(request.collaboration, token_for, cases))
+        return asyncio.run(
+            exchange_letters(
+                request.collaboration,
+                token_for,
+                cases,
+                cases_address=request.endpoints.cases,
+            )
+        )
     except Exception as exc:
         # The county's year stands without them; say why and keep the platform up.
         console.print(f"[red]demo letters between counties failed:[/red] {_reason(exc)}")
@@ -218,15 +235,25 @@ def _letters(request: DemoRequest, outcome: DemoOutcome, console: Console) -> Le
 
 
 def _letters_marker(letters: LettersYear) -> dict[str, object]:
+    ours = letters.asked_by(DEMO_COUNTY)
+    theirs = letters.asked_by(NEIGHBOUR_COUNTY)
     return {
         "sent": letters.sent,
         "answered": letters.answered,
         "declined": letters.declined,
+        "received": letters.received,
+        "answered_by_us": letters.answered_by_us,
         "median_seconds": letters.median_seconds,
-        "letter_ids": [letter.letter_id for letter in letters.letters],
-        "teams": [letter.team_size for letter in letters.letters],
+        "letter_ids": [letter.letter_id for letter in ours],
+        "teams": [letter.team_size for letter in ours],
+        "received_ids": [letter.letter_id for letter in theirs],
+        "teams_given": [letter.team_size for letter in theirs],
         "transfer_id": letters.transfer_id,
         "designation_id": letters.designation_id,
+        "handed_over": [
+            {"id": h.transfer_id, "mode": h.mode, "stage": h.stage, "trail": list(h.trail)}
+            for h in letters.handed_over
+        ],
     }
 
 
@@ -235,16 +262,67 @@ def _print_letters(letters: LettersYear, out: Console) -> None:
     took = "no answer" if median is None else _duration(median)
     out.print(
         f"demo: letters to {NEIGHBOUR_NAME}: {letters.sent} sent, {letters.answered} answered, "
-        f"{letters.declined} declined; median approval → answer {took} "
+        f"{letters.declined} declined; letters from {NEIGHBOUR_NAME}: {letters.received} "
+        f"received, {letters.answered_by_us} answered; median approval → answer {took} "
         "(sent, decided and answered the day the demo runs)",
         soft_wrap=True,
     )
-    if letters.transfer_id and letters.designation_id:
+    words = {
+        "transfer": "clue transferred to {name} (线索移送)",
+        "designation": "clue designated to {name} by the city commission (指定管辖)",
+    }
+    for handed in letters.handed_over:
+        trail = " → ".join(handed.trail) or "no step reported yet"
         out.print(
-            f"demo: 1 clue transferred to {NEIGHBOUR_NAME} (线索移送) and 1 designated to it by "
-            "the city commission (指定管辖), each registered there as a new clue",
+            f"demo: 1 {words[handed.mode].format(name=NEIGHBOUR_NAME)} {handed.transfer_id}: "
+            f"registered there as a new clue, worked by its officers; our read-only trail: "
+            f"{trail}",
             soft_wrap=True,
         )
+
+
+def _report_after_letters(
+    request: DemoRequest, outcome: DemoOutcome, letters: LettersYear, console: Console
+) -> DemoOutcome:
+    """The year's report again, once assessment counted the letters (or as it stands)."""
+    platform = PlatformSettings()
+    plan = load_county_plan(request.county_file)
+    token = mint_dev_token(
+        key_dir=request.state_dir / "keys",
+        subject="demo-scenario",
+        roles=list(SCENARIO_ROLES),
+        county_id=plan.county_id,
+        zone_ids=[ALL_ZONES],
+        issuer=platform.token_issuer,
+        audience=platform.token_audience,
+    )
+    # The county line of the table: sent, answered for us, answered by us.
+    expected = (
+        f"<tr><td>county</td><td>{letters.sent}</td><td>{letters.answered}</td>"
+        f"<td>{letters.answered_by_us}</td>"
+    )
+
+    async def fetch() -> tuple[str, str]:
+        async with grpc.aio.insecure_channel(request.endpoints.assessment) as channel:
+            standings = Standings(
+                assessment_pb2_grpc.AssessmentServiceStub(channel),
+                county_id=plan.county_id,
+                metadata=(("authorization", f"Bearer {token}"),),
+                call_timeout=30.0,
+            )
+            deadline = time.monotonic() + _REPORT_WAIT_SECONDS
+            while True:
+                html, csv = await standings.export(outcome.year)
+                if expected in html or time.monotonic() > deadline:
+                    return html, csv
+                await asyncio.sleep(1.0)
+
+    try:
+        html, csv = asyncio.run(fetch())
+    except Exception as exc:
+        console.print(f"[red]demo: the report after the letters failed:[/red] {_reason(exc)}")
+        return outcome
+    return replace(outcome, report_html=html, report_csv=csv)
 
 
 def _duration(seconds: float) -> str:

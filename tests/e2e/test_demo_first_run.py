@@ -217,9 +217,9 @@ def _check_staff_records(env: dict[str, str], token: str) -> None:
 
 
 def _check_letters_between_counties(
-    env: dict[str, str], marker: dict[str, Any], output: str
+    env: dict[str, str], marker: dict[str, Any], output: str, report_html: str
 ) -> None:
-    """Letters went to the neighbouring county and back; the transferred clues arrived there."""
+    """Letters went both ways; the handed-over clues arrived, moved and their trail came back."""
     letters = marker["letters"]
     assert letters is not None, output[-3000:]
     assert (letters["sent"], letters["answered"], letters["declined"]) == (5, 4, 1), letters
@@ -227,6 +227,18 @@ def _check_letters_between_counties(
     # Each accepted letter got a team from the neighbour's own staff.
     assert sorted(letters["teams"]) == [0, 1, 2, 2, 2], letters
     assert "letters to 青峪县: 5 sent, 4 answered, 1 declined" in output
+    # 青峪县 asked 演示县 too (about the clues it took over), and was answered.
+    assert (letters["received"], letters["answered_by_us"]) == (2, 2), letters
+    assert "letters from 青峪县: 2 received, 2 answered" in output
+    # The neighbour's officers worked both clues: each trail here has the steps they reported.
+    handed = {h["mode"]: h for h in letters["handed_over"]}
+    assert set(handed) == {"transfer", "designation"}, letters
+    assert handed["transfer"]["trail"][:2] == ["disposal_proposed", "inquiry"], handed
+    assert handed["designation"]["trail"][:2] == ["disposal_proposed", "verification"], handed
+    assert "our read-only trail: disposal_proposed → inquiry" in output
+    # The year's report was fetched after the letters: its help table has the county's line.
+    assert "Help between counties" in report_html
+    assert "<tr><td>county</td><td>5</td><td>4</td><td>2</td>" in report_html
     neighbour = _xiezuo(
         env,
         "token",
@@ -345,7 +357,7 @@ def test_first_up_replays_the_demo_and_prints_the_ranking(tmp_path: Path) -> Non
         _check_names_not_ids(output, report.read_text(encoding="utf-8"))
         _check_rectifications(env, token, marker)
         _check_staff_records(env, token)
-        _check_letters_between_counties(env, marker, output)
+        _check_letters_between_counties(env, marker, output, report.read_text(encoding="utf-8"))
     finally:
         up.send_signal(signal.SIGINT)
         try:
