@@ -1,4 +1,4 @@
-"""Working clues and cases: `clues dispose`, `cases show|advance|list|link|joint`."""
+"""Working clues and cases: `clues dispose`, `cases show|advance|list|link|joint townships`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""`xiezuo joint open|accept|show`: joint investigations (collaboration's JointCaseService)."""
+"""`xiezuo cases joint ...`: a case worked jointly, across townships or with another county.
+
+`townships` is cases' DeclareJointCase (registered from casework); `open|accept|show` are joint
+investigations with another county (collaboration's JointCaseService).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,9 @@ from xiezuo.collaboration.v1 import joint_cases_pb2_grpc as pb_grpc
 from services.cli.client import JsonOption, TimeoutOption, TokenOption, call, emit
 
 app = typer.Typer(
-    help="Joint investigations (联合审查调查) with another county.", no_args_is_help=True
+    help="Joint cases: across further townships of your county (`townships`), or a joint "
+    "investigation (联合审查调查) with another county (`open`, `accept`, `show`).",
+    no_args_is_help=True,
 )
 CountyOption = Annotated[str, typer.Option(help="Your county")]
 TownshipOption = Annotated[

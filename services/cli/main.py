@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from services.cli import admin, deadletter, joint, letters, operator, stack
+from services.cli import admin, deadletter, letters, operator, stack
 from services.runtime.kafka_security import KafkaSettingsError
 from services.runtime.settings import SERVICES, STANDALONE_SERVICES
 
@@ -22,7 +22,6 @@ stack.register(app)
 admin.register(app)
 app.add_typer(deadletter.app, name="dead-letter")
 app.add_typer(letters.app, name="letters")
-app.add_typer(joint.app, name="joint")
 operator.register(app)
 
 # A service's own operator commands live next to it (services/<service>/cli.py, a Typer app

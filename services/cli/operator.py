@@ -19,6 +19,7 @@ from xiezuo.intake.v1 import intake_pb2, intake_pb2_grpc
 from services.cli import (
     casework,
     draws,
+    joint,
     people,
     planning,
     projection,
@@ -84,7 +85,9 @@ def register(app: typer.Typer) -> None:
     cases_cli.command("advance")(casework.cases_advance)
     cases_cli.command("list")(casework.cases_list)
     cases_cli.command("link")(casework.cases_link)
-    cases_cli.command("joint")(casework.cases_joint)
+    # One name for a case worked jointly: across townships, or with another county.
+    joint.app.command("townships")(casework.cases_joint)
+    cases_cli.add_typer(joint.app, name="joint")
     cases_cli.command("designate")(transfers.cases_designate)
     planning.register_assessment(importlib.import_module("services.assessment.cli").app)
 

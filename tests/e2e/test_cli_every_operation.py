@@ -480,6 +480,7 @@ def test_cases_drawn_teams_recusal_and_assignments(cli: Cli, tmp_path: Path) -> 
         chief,
         "cases",
         "joint",
+        "townships",
         clue,
         "--township",
         OTHER_TOWNSHIP,

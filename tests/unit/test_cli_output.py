@@ -49,7 +49,7 @@ ARGS: dict[str, list[str]] = {
     "cases advance": ["clue-1", "approve_disposal"],
     "cases list": ["--county", "c", "--overdue-only"],
     "cases link": ["clue-1", "clue-2", "--reason", "x"],
-    "cases joint": ["clue-1", "--township", "t-2", "--reason", "x"],
+    "cases joint townships": ["clue-1", "--township", "t-2", "--reason", "x"],
     "rectification open": ["--county", "c", "--zone", "z", "--township", "t", "--source"]
     + ["campaign", "--source-ref", "camp-1", "--owner-unit", "u", "--finding", "f"],
     "rectification progress": ["rect-1", "--note", "n", "--percent", "40"],
@@ -108,9 +108,9 @@ ARGS: dict[str, list[str]] = {
     "clues transfer": ["--county", "c", "--to", "c2", "--field", "subject_name=n"],
     "cases designate": ["--from", "c", "--to", "c2", "--field", "subject_name=n"],
     "clues trail": ["T-1"],
-    "joint open": ["case-1", "--county", "c", "--partner", "c2", "--township", "t-1"],
-    "joint accept": ["J-1", "--county", "c2", "--case", "case-2", "--township", "t-9"],
-    "joint show": ["J-1", "--county", "c"],
+    "cases joint open": ["case-1", "--county", "c", "--partner", "c2", "--township", "t-1"],
+    "cases joint accept": ["J-1", "--county", "c2", "--case", "case-2", "--township", "t-9"],
+    "cases joint show": ["J-1", "--county", "c"],
 }
 
 
