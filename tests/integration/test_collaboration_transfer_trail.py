@@ -8,12 +8,9 @@ records are dead-lettered and change nothing.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,27 +20,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel import col, select
 from xiezuo.collaboration.v1 import transfers_pb2 as pb
 
-from services.cases.domain.rules import DEFAULT_RULES
-from services.cases.handlers.clue_registered import ClueRegisteredHandler
-from services.cases.handlers.transferred_clue import TransferredClueHandler
 from services.cases.store.tables import CaseFileRow
 from services.collaboration.api.transfers import TransferServicer
-from services.collaboration.domain.letter_kinds import parse_letter_kinds
-from services.collaboration.domain.network import parse_network
 from services.collaboration.domain.signing import sign, signed_bytes
-from services.collaboration.domain.transfer_rules import parse_transfer_rules
 from services.collaboration.handlers.transfer_outcomes import OutcomeReceiver, OutcomeReporter
 from services.collaboration.handlers.transfers import TransferRecordHandler
-from services.collaboration.letters import LetterDesk, seal, source_of
-from services.collaboration.settings import (
-    DEFAULT_LETTER_KINDS_FILE,
-    DEFAULT_TRANSFER_RULES_FILE,
-)
-from services.collaboration.signing_keys import CountySigningKeys
+from services.collaboration.letters import seal, source_of
 from services.collaboration.store import transfer_trail
-from services.collaboration.store.network import current_network, import_network
+from services.collaboration.store.network import current_network
 from services.collaboration.store.received_records import ReceivedRecords
-from services.collaboration.transfers import TransferDesk
 from services.contracts.cases import (
     WORKFLOW_TOPIC,
     CaseDecided,
@@ -51,31 +36,25 @@ from services.contracts.cases import (
     ClueDisposed,
     StageChanged,
 )
-from services.contracts.collaboration import ANSWERS_TOPIC, LETTERS_TOPIC
+from services.contracts.collaboration import LETTERS_TOPIC
 from services.contracts.transfers import (
     ClueTransferred,
     TransferOutcome,
-    TransferredClueArrived,
 )
 from services.runtime.audit import AuditEntry
 from services.runtime.db import Database
 from services.runtime.envelope import Envelope
-from services.runtime.inbox import EventConsumer
 from services.runtime.localstack import KafkaNode
-from services.runtime.outbox import OutboxRelay, record_event
+from services.runtime.outbox import record_event
 from services.runtime.tokens import Principal
-from tests.collaboration_network import network_yaml
+from tests.collaboration_network import TwoCounties, serving_transfers, two_counties
 from tests.conftest import MakeDatabase
 from tests.integration.helpers import (
-    create_topics,
     produce,
     read_records,
-    running_broker,
-    started_producer,
     unique,
     wait_until,
 )
-from tests.integration.test_collaboration_transfers import _serving
 
 CITY = "city-lz"
 # Values B's cases holds about the clue that must never reach A.
@@ -102,102 +81,36 @@ OUTCOME_KEYS = {
 }
 
 
-@dataclass
-class Counties:
-    a: str
-    b: str
-    keys: dict[str, Ed25519PrivateKey]
-    collaboration: Database
-    cases: Database
-    desk: TransferDesk
-    bootstrap: str
-    dead_letter_topic: str
-
-
 @pytest.fixture
-async def counties(kafka: KafkaNode, make_database: MakeDatabase) -> AsyncIterator[Counties]:
-    a, b = unique("county-a"), unique("county-b")
-    keys = {a: Ed25519PrivateKey.generate(), b: Ed25519PrivateKey.generate()}
-    collaboration = await make_database("collaboration")
-    cases = await make_database("cases")
-    parsed, sha = parse_network(network_yaml(keys, city=CITY))
-    async with collaboration.transaction() as session:
-        await import_network(session, parsed, sha256=sha, actor="test")
-    rules = parse_transfer_rules(DEFAULT_TRANSFER_RULES_FILE.read_text(encoding="utf-8"))
-    kinds = parse_letter_kinds(DEFAULT_LETTER_KINDS_FILE.read_text(encoding="utf-8"))
-    letter_desk = LetterDesk(kinds=kinds, keys=CountySigningKeys(keys))
-    bootstrap = kafka.bootstrap_servers
-    async with started_producer(bootstrap) as producer:
-        collaboration_consumer = EventConsumer(
-            service=unique("collaboration"),
-            database=collaboration,
-            dead_letter_producer=producer,
-            retry_backoff_seconds=0.01,
-            batch_size=10,
-        )
+async def counties(kafka: KafkaNode, make_database: MakeDatabase) -> AsyncIterator[TwoCounties]:
+    def wire(c: TwoCounties) -> None:
         # As collaboration/app.py wires them: a redelivery is told from a replay.
         received = ReceivedRecords()
-        collaboration_consumer.on(
+        c.collaboration_consumer.on(
             ClueTransferred,
-            TransferRecordHandler(letter_desk, rules),
+            TransferRecordHandler(c.letter_desk, c.rules),
             replay_is_poison=True,
             ledger=received,
         )
-        collaboration_consumer.on(
-            TransferOutcome, OutcomeReceiver(letter_desk), replay_is_poison=True, ledger=received
+        c.collaboration_consumer.on(
+            TransferOutcome, OutcomeReceiver(c.letter_desk), replay_is_poison=True, ledger=received
         )
-        reporter = OutcomeReporter(letter_desk)
+        reporter = OutcomeReporter(c.letter_desk)
         for step in (StageChanged, ClueDisposed, CaseDecided):
-            collaboration_consumer.on(step, reporter)
-        cases_consumer = EventConsumer(
-            service=unique("cases"),
-            database=cases,
-            dead_letter_producer=producer,
-            retry_backoff_seconds=0.01,
-            batch_size=10,
-        )
-        cases_consumer.on(
-            TransferredClueArrived, TransferredClueHandler(ClueRegisteredHandler([DEFAULT_RULES]))
-        )
-        await create_topics(
-            bootstrap,
-            LETTERS_TOPIC,
-            ANSWERS_TOPIC,
-            WORKFLOW_TOPIC,
-            collaboration_consumer.dead_letter_topic,
-            cases_consumer.dead_letter_topic,
-            partitions=3,
-        )
-        relays = [
-            OutboxRelay(collaboration, producer, idle_poll_seconds=0.2),
-            OutboxRelay(cases, producer, idle_poll_seconds=0.2),
-        ]
-        tasks = [asyncio.create_task(relay.run()) for relay in relays]
-        try:
-            async with (
-                running_broker(bootstrap, collaboration_consumer),
-                running_broker(bootstrap, cases_consumer),
-            ):
-                yield Counties(
-                    a,
-                    b,
-                    keys,
-                    collaboration,
-                    cases,
-                    TransferDesk(rules=rules, keys=CountySigningKeys(keys)),
-                    bootstrap,
-                    collaboration_consumer.dead_letter_topic,
-                )
-        finally:
-            for relay in relays:
-                await relay.stop()
-            for task in tasks:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            c.collaboration_consumer.on(step, reporter)
+
+    async with two_counties(
+        kafka.bootstrap_servers,
+        make_database,
+        city=CITY,
+        wire=wire,
+        topics=[WORKFLOW_TOPIC],
+        relay_cases=True,
+    ) as c:
+        yield c
 
 
-async def _transfer(c: Counties, mode: Any = "transfer") -> str:
+async def _transfer(c: TwoCounties, mode: Any = "transfer") -> str:
     async with c.collaboration.transaction() as session:
         network = await current_network(session)
         assert network is not None
@@ -237,14 +150,14 @@ def _step(kind: type[CaseStepRecorded], county: str, case_id: str, **values: Any
     )
 
 
-async def _cases_publish(c: Counties, *steps: CaseStepRecorded) -> None:
+async def _cases_publish(c: TwoCounties, *steps: CaseStepRecorded) -> None:
     """B's cases publishes its workflow steps through its own outbox, as it does in service."""
     async with c.cases.transaction() as session:
         for step in steps:
             record_event(session, step, source="xiezuo/cases")
 
 
-async def _trail(c: Counties, transfer_id: str) -> list[tuple[str, str]]:
+async def _trail(c: TwoCounties, transfer_id: str) -> list[tuple[str, str]]:
     async with c.collaboration.session() as session:
         rows = await transfer_trail.trail(session, c.a, transfer_id)
     return [(row.stage, row.decision) for row in rows]
@@ -261,7 +174,7 @@ async def _audit(database: Database, county: str, action: str) -> int:
 
 
 async def test_the_sender_keeps_only_the_stage_and_decision_of_a_transferred_clue(
-    counties: Counties,
+    counties: TwoCounties,
 ) -> None:
     c = counties
     transfer_id = await _transfer(c)
@@ -342,7 +255,7 @@ def _envelope(record: TransferOutcome, event_id: str) -> Envelope:
 
 
 async def test_forged_misaddressed_and_replayed_outcomes_are_dead_lettered(
-    counties: Counties,
+    counties: TwoCounties,
 ) -> None:
     c = counties
     transfer_id = await _transfer(c)
@@ -460,7 +373,7 @@ async def test_forged_misaddressed_and_replayed_outcomes_are_dead_lettered(
     assert await _trail(c, transfer_id) == [("closed", "close")]
 
 
-async def test_the_trail_over_grpc_for_the_sender_and_the_city_only(counties: Counties) -> None:
+async def test_the_trail_over_grpc_for_the_sender_and_the_city_only(counties: TwoCounties) -> None:
     c = counties
     transferred = await _transfer(c)
     designated = await _transfer(c, mode="designation")
@@ -484,7 +397,7 @@ async def test_the_trail_over_grpc_for_the_sender_and_the_city_only(counties: Co
         return all([await _trail(c, clue) for clue in (transferred, designated)])
 
     await wait_until(both_reported, "A's trail of both clues")
-    async with _serving(TransferServicer(c.collaboration, c.desk)) as (stub, issuer):
+    async with serving_transfers(TransferServicer(c.collaboration, c.desk)) as (stub, issuer):
 
         def as_(county: str, role: str) -> Any:
             principal = Principal(

@@ -8,64 +8,42 @@ change nothing.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel import col, select
 from xiezuo.collaboration.v1 import transfers_pb2 as pb
-from xiezuo.collaboration.v1 import transfers_pb2_grpc as pb_grpc
 
-from services.cases.domain.rules import DEFAULT_RULES
-from services.cases.handlers.clue_registered import ClueRegisteredHandler
-from services.cases.handlers.transferred_clue import TransferredClueHandler
 from services.cases.store.tables import CaseFileRow, CaseStepRow, ClueRow
 from services.collaboration.api.transfers import TransferServicer
-from services.collaboration.domain.letter_kinds import parse_letter_kinds
-from services.collaboration.domain.network import parse_network
 from services.collaboration.domain.transfer_rules import (
     TransferRulesInvalid,
     parse_transfer_rules,
 )
 from services.collaboration.handlers.transfers import TransferRecordHandler
-from services.collaboration.letters import LetterDesk, seal, source_of
-from services.collaboration.settings import (
-    DEFAULT_LETTER_KINDS_FILE,
-    DEFAULT_TRANSFER_RULES_FILE,
-)
-from services.collaboration.signing_keys import CountySigningKeys
-from services.collaboration.store.network import current_network, import_network
-from services.collaboration.transfers import TransferDesk, TransferRefused
-from services.contracts.collaboration import ANSWERS_TOPIC, LETTERS_TOPIC
-from services.contracts.transfers import ClueTransferred, TransferredClueArrived
+from services.collaboration.letters import seal, source_of
+from services.collaboration.settings import DEFAULT_TRANSFER_RULES_FILE
+from services.collaboration.store.network import current_network
+from services.collaboration.transfers import TransferRefused
+from services.contracts.collaboration import LETTERS_TOPIC
+from services.contracts.transfers import ClueTransferred
 from services.runtime.audit import AuditEntry
 from services.runtime.db import Database
 from services.runtime.envelope import Envelope
-from services.runtime.grpc.server import GrpcEndpoint
-from services.runtime.inbox import EventConsumer
 from services.runtime.localstack import KafkaNode
-from services.runtime.outbox import OutboxRelay
-from services.runtime.tokens import Principal, TokenIssuer, TokenVerifier
-from tests.collaboration_network import network_yaml
+from services.runtime.tokens import Principal
+from tests.collaboration_network import TwoCounties, serving_transfers, two_counties
 from tests.conftest import MakeDatabase
 from tests.integration.helpers import (
     count_rows,
-    create_topics,
     produce,
     read_records,
-    running_broker,
-    started_producer,
-    unique,
     wait_until,
 )
 
@@ -82,86 +60,18 @@ FIELDS = {
 }
 
 
-@dataclass
-class Network:
-    """Counties A and B, collaboration and cases databases, everything running."""
-
-    a: str
-    b: str
-    keys: dict[str, Ed25519PrivateKey]
-    collaboration: Database
-    cases: Database
-    desk: TransferDesk
-    bootstrap: str
-    dead_letter_topic: str
-
-
 @pytest.fixture
-async def network(kafka: KafkaNode, make_database: MakeDatabase) -> AsyncIterator[Network]:
-    a, b = unique("county-a"), unique("county-b")
-    keys = {a: Ed25519PrivateKey.generate(), b: Ed25519PrivateKey.generate()}
-    collaboration = await make_database("collaboration")
-    cases = await make_database("cases")
-    parsed, sha = parse_network(network_yaml(keys, city=CITY))
-    async with collaboration.transaction() as session:
-        await import_network(session, parsed, sha256=sha, actor="test")
-    kinds = parse_letter_kinds(DEFAULT_LETTER_KINDS_FILE.read_text(encoding="utf-8"))
-    letter_desk = LetterDesk(kinds=kinds, keys=CountySigningKeys(keys))
-    bootstrap = kafka.bootstrap_servers
-    async with started_producer(bootstrap) as producer:
-        receiver = EventConsumer(
-            service=unique("collaboration"),
-            database=collaboration,
-            dead_letter_producer=producer,
-            retry_backoff_seconds=0.01,
-            batch_size=10,
+async def network(kafka: KafkaNode, make_database: MakeDatabase) -> AsyncIterator[TwoCounties]:
+    def wire(n: TwoCounties) -> None:
+        n.collaboration_consumer.on(
+            ClueTransferred, TransferRecordHandler(n.letter_desk, RULES), replay_is_poison=True
         )
-        receiver.on(
-            ClueTransferred, TransferRecordHandler(letter_desk, RULES), replay_is_poison=True
-        )
-        cases_consumer = EventConsumer(
-            service=unique("cases"),
-            database=cases,
-            dead_letter_producer=producer,
-            retry_backoff_seconds=0.01,
-            batch_size=10,
-        )
-        cases_consumer.on(
-            TransferredClueArrived, TransferredClueHandler(ClueRegisteredHandler([DEFAULT_RULES]))
-        )
-        await create_topics(
-            bootstrap,
-            LETTERS_TOPIC,
-            ANSWERS_TOPIC,
-            receiver.dead_letter_topic,
-            cases_consumer.dead_letter_topic,
-            partitions=3,
-        )
-        relay = OutboxRelay(collaboration, producer, idle_poll_seconds=0.2)
-        relay_task = asyncio.create_task(relay.run())
-        try:
-            async with (
-                running_broker(bootstrap, receiver),
-                running_broker(bootstrap, cases_consumer),
-            ):
-                yield Network(
-                    a,
-                    b,
-                    keys,
-                    collaboration,
-                    cases,
-                    TransferDesk(rules=RULES, keys=CountySigningKeys(keys)),
-                    bootstrap,
-                    receiver.dead_letter_topic,
-                )
-        finally:
-            await relay.stop()
-            relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay_task
+
+    async with two_counties(kafka.bootstrap_servers, make_database, city=CITY, wire=wire) as n:
+        yield n
 
 
-async def _send(n: Network, mode: Any = "transfer", **overrides: Any) -> ClueTransferred:
+async def _send(n: TwoCounties, mode: Any = "transfer", **overrides: Any) -> ClueTransferred:
     values: dict[str, Any] = {
         "actor": "leader-a",
         "from_county": n.a,
@@ -178,7 +88,7 @@ async def _send(n: Network, mode: Any = "transfer", **overrides: Any) -> ClueTra
         return await n.desk.send(session, network, **values)
 
 
-async def _case_file(n: Network, clue_id: str) -> CaseFileRow | None:
+async def _case_file(n: TwoCounties, clue_id: str) -> CaseFileRow | None:
     async with n.cases.session() as session:
         query = select(CaseFileRow).where(col(CaseFileRow.case_id) == clue_id)
         return (await session.exec(query)).first()
@@ -195,7 +105,7 @@ async def _audit(database: Database, county: str) -> list[str]:
 
 
 async def test_a_transfer_and_a_designation_arrive_as_clues_with_only_allowlisted_fields(
-    network: Network,
+    network: TwoCounties,
 ) -> None:
     n = network
     # The sender refuses a field outside the allowlist (the reporter's identity) and sends nothing.
@@ -272,7 +182,9 @@ def _forged(
     return event_id, (record.partition_key().encode(), envelope.data, envelope.headers())
 
 
-async def test_forged_transfers_are_dead_lettered_and_register_nothing(network: Network) -> None:
+async def test_forged_transfers_are_dead_lettered_and_register_nothing(
+    network: TwoCounties,
+) -> None:
     n = network
 
     def transfer(transfer_id: str, **overrides: Any) -> ClueTransferred:
@@ -367,36 +279,9 @@ def test_the_transfer_allowlist_refuses_a_reporter_field() -> None:
     ]
 
 
-@asynccontextmanager
-async def _serving(servicer: TransferServicer) -> AsyncIterator[tuple[Any, TokenIssuer]]:
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    endpoint = GrpcEndpoint(
-        address="127.0.0.1:0",
-        service_names=["xiezuo.collaboration.v1.TransferService"],
-        register=lambda server: pb_grpc.add_TransferServiceServicer_to_server(servicer, server),
-        verifier=TokenVerifier([public], issuer="test", audience="xiezuo"),
-    )
-    port = await endpoint.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        yield (
-            pb_grpc.TransferServiceStub(channel),
-            TokenIssuer(private, issuer="test", audience="xiezuo"),
-        )
-    finally:
-        await channel.close()
-        await endpoint.stop(grace=0)
-
-
-async def test_transfer_and_designation_over_grpc_by_role(network: Network) -> None:
+async def test_transfer_and_designation_over_grpc_by_role(network: TwoCounties) -> None:
     n = network
-    async with _serving(TransferServicer(n.collaboration, n.desk)) as (stub, issuer):
+    async with serving_transfers(TransferServicer(n.collaboration, n.desk)) as (stub, issuer):
 
         def as_(county: str, *roles: str) -> Any:
             principal = Principal(
