@@ -1,0 +1,107 @@
+"""Ranking with explain-a-score: from a unit's score to its components, and from each
+component to the cases behind it (links to the case file)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from services.console.county.binding import county_reads, kpi_labeller
+from services.console.county.views import (
+    LEVELS,
+    QUARTER,
+    cases_behind,
+    component_rows,
+    display_name,
+    neighbours,
+    period_or,
+    quarter_of,
+    ranked_rows,
+)
+from services.console.session import signed_in
+from services.console.web import NavLink, render
+
+RANKING_ROLES = frozenset(
+    {"county_leadership", "commission_head", "assessor", "zone_chief", "deputy_chief"}
+)
+
+
+def _level(value: str) -> str:
+    if value not in LEVELS:
+        raise HTTPException(404, f"no level {value!r}")
+    return value
+
+
+async def ranking(request: Request) -> Response:
+    """One level ranked for a quarter or a year, each unit linked to why it scored so."""
+    user = signed_in(request)
+    level = _level(request.query_params.get("level", "zone"))
+    period = period_or(request.query_params.get("period", ""), datetime.now(UTC).date())
+    zone = request.query_params.get("zone", "")
+    reads = county_reads(request)
+    names = await reads.zone_names(user.county_id)
+    found = await reads.ranking(user.county_id, LEVELS[level], period, zone)
+    return render(
+        request,
+        "ranking/ranking.html",
+        {
+            "level": level,
+            "levels": tuple(LEVELS),
+            "period": period,
+            "zone": zone,
+            "zone_names": names,
+            "rows": ranked_rows(found.entries, names),
+            "ranked_units": found.ranked_units,
+            "rules_version": found.rules_version,
+            "truncated": found.truncated,
+            # Assessment explains a quarter; a year's mean has no one explanation.
+            "explain_quarter": period if QUARTER.match(period) else "",
+        },
+    )
+
+
+async def explain(request: Request) -> Response:
+    """A unit's score for a quarter, its components, and the cases behind them."""
+    user = signed_in(request)
+    level = _level(request.path_params["level"])
+    subject_id = request.path_params["subject_id"]
+    quarter = request.query_params.get("quarter", "")
+    if not QUARTER.match(quarter):
+        quarter = quarter_of(datetime.now(UTC).date())
+    reads = county_reads(request)
+    card = await reads.explain(user.county_id, LEVELS[level], subject_id, quarter)
+    names = await reads.zone_names(user.county_id) if level == "zone" else {}
+    components = component_rows(card)
+    before, after = neighbours(quarter)
+    return render(
+        request,
+        "ranking/explain.html",
+        {
+            "level": level,
+            "subject_id": subject_id,
+            "name": display_name(subject_id, card.name, names),
+            "quarter": quarter,
+            "before": before,
+            "after": after,
+            "card": card,
+            "components": components,
+            "cases": cases_behind(components),
+            "kpi_label": kpi_labeller(request),
+        },
+    )
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/ranking", ranking, methods=["GET"], name="ranking"),
+    Route(
+        "/ranking/explain/{level:str}/{subject_id:str}",
+        explain,
+        methods=["GET"],
+        name="ranking_explain",
+    ),
+]
+NAV = [NavLink("/ranking", "ranking.nav", RANKING_ROLES, order=55)]
