@@ -1,6 +1,6 @@
 """What each casework page reads from the services, with the signed-in user's own token.
 
-`call(stub, method, request)` is the console's gRPC helper bound to the user; a refusal of a
+`call(method, request)` is the console's gRPC helper bound to the request's user; a refusal of a
 part of a page that the user may simply not read (names, draws, ranking) leaves that part out,
 while a refusal of the page's subject (the case itself) propagates to the 403/404 page.
 """
@@ -14,14 +14,9 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from google.protobuf.message import Message
-from xiezuo.assessment.v1 import assessment_pb2, assessment_pb2_grpc
-from xiezuo.cases.v1 import cases_pb2, cases_pb2_grpc
-from xiezuo.staffing.v1 import (
-    registry_pb2,
-    registry_pb2_grpc,
-    staffing_pb2,
-    staffing_pb2_grpc,
-)
+from xiezuo.assessment.v1 import assessment_pb2
+from xiezuo.cases.v1 import cases_pb2
+from xiezuo.staffing.v1 import registry_pb2, staffing_pb2
 
 from services.console.casework.views import (
     NameBook,
@@ -32,8 +27,9 @@ from services.console.casework.views import (
     draw_ids,
     workloads,
 )
+from services.console.grpc_calls import Stubs
 
-Call = Callable[[Any, str, Message], Awaitable[Any]]
+Call = Callable[[Callable[..., Awaitable[Any]], Message], Awaitable[Any]]
 T = TypeVar("T")
 # One list page; a list stops after MAX_PAGES pages and says it was cut short.
 PAGE_SIZE = 500
@@ -75,7 +71,8 @@ def previous_quarter(quarter: str) -> str:
 class CaseworkReads:
     """The reads behind my work, the case file, the draw page and the zone board."""
 
-    def __init__(self, call: Call, refused: tuple[type[BaseException], ...]) -> None:
+    def __init__(self, stubs: Stubs, call: Call, refused: tuple[type[BaseException], ...]) -> None:
+        self._stubs = stubs
         self._call = call
         self._refused = refused
 
@@ -92,8 +89,7 @@ class CaseworkReads:
         token = ""
         for _ in range(MAX_PAGES):
             page = await self._call(
-                cases_pb2_grpc.CaseServiceStub,
-                "ListCases",
+                self._stubs.cases.ListCases,
                 cases_pb2.ListCasesRequest(page_size=PAGE_SIZE, page_token=token, **filters),
             )
             listed.items.extend(page.cases)
@@ -110,8 +106,7 @@ class CaseworkReads:
         for _ in range(MAX_PAGES):
             page = await self._maybe(
                 self._call(
-                    staffing_pb2_grpc.StaffingServiceStub,
-                    "ListPeople",
+                    self._stubs.staffing.ListPeople,
                     staffing_pb2.ListPeopleRequest(
                         county_id=county_id, zone_id=zone_id, page_size=PAGE_SIZE, page_token=token
                     ),
@@ -125,6 +120,14 @@ class CaseworkReads:
                 break
         return found
 
+    async def zones(self, county_id: str) -> list[registry_pb2.Zone]:
+        """The county's zones, in id order."""
+        reply = await self._call(
+            self._stubs.registry.ListZones,
+            registry_pb2.ListZonesRequest(county_id=county_id, page_size=PAGE_SIZE),
+        )
+        return list(reply.zones)
+
     async def names(
         self, county_id: str, people: list[staffing_pb2.Person] | None = None
     ) -> NameBook:
@@ -133,15 +136,13 @@ class CaseworkReads:
         zones, townships = await asyncio.gather(
             self._maybe(
                 self._call(
-                    registry_pb2_grpc.RegistryServiceStub,
-                    "ListZones",
+                    self._stubs.registry.ListZones,
                     registry_pb2.ListZonesRequest(county_id=county_id, page_size=PAGE_SIZE),
                 )
             ),
             self._maybe(
                 self._call(
-                    registry_pb2_grpc.RegistryServiceStub,
-                    "ListTownships",
+                    self._stubs.registry.ListTownships,
                     registry_pb2.ListTownshipsRequest(county_id=county_id, page_size=PAGE_SIZE),
                 )
             ),
@@ -161,8 +162,7 @@ class CaseworkReads:
             *(
                 self._maybe(
                     self._call(
-                        cases_pb2_grpc.CaseServiceStub,
-                        "GetCase",
+                        self._stubs.cases.GetCase,
                         cases_pb2.GetCaseRequest(case_id=case.case_id),
                     )
                 )
@@ -216,7 +216,7 @@ class CaseworkReads:
     async def case_file(self, case_id: str) -> CaseFileView:
         """One case file with its draws, the latest draw explained, and its township's items."""
         got: cases_pb2.GetCaseResponse = await self._call(
-            cases_pb2_grpc.CaseServiceStub, "GetCase", cases_pb2.GetCaseRequest(case_id=case_id)
+            self._stubs.cases.GetCase, cases_pb2.GetCaseRequest(case_id=case_id)
         )
         case = got.case
         draws = draw_ids(got.history)
@@ -224,8 +224,7 @@ class CaseworkReads:
             self._maybe(self.explain(draws[-1].draw_id)) if draws else _none(),
             self._maybe(
                 self._call(
-                    cases_pb2_grpc.CaseServiceStub,
-                    "ListRectifications",
+                    self._stubs.cases.ListRectifications,
                     cases_pb2.ListRectificationsRequest(
                         county_id=case.county_id, zone_id=case.zone_id, page_size=PAGE_SIZE
                     ),
@@ -246,8 +245,7 @@ class CaseworkReads:
     async def explain(self, draw_id: str) -> staffing_pb2.DrawExplanation:
         """A recorded draw explained by staffing."""
         response = await self._call(
-            staffing_pb2_grpc.StaffingServiceStub,
-            "ExplainDraw",
+            self._stubs.staffing.ExplainDraw,
             staffing_pb2.ExplainDrawRequest(draw_id=draw_id),
         )
         explanation: staffing_pb2.DrawExplanation = response.draw
@@ -259,8 +257,7 @@ class CaseworkReads:
         replayed = None
         if replay:
             replayed = await self._call(
-                staffing_pb2_grpc.StaffingServiceStub,
-                "ReplayDraw",
+                self._stubs.staffing.ReplayDraw,
                 staffing_pb2.ReplayDrawRequest(draw_id=draw_id),
             )
         return DrawView(
@@ -275,8 +272,7 @@ class CaseworkReads:
             self.people(county_id, zone_id),
             self._maybe(
                 self._call(
-                    assessment_pb2_grpc.AssessmentServiceStub,
-                    "GetRanking",
+                    self._stubs.assessment.GetRanking,
                     assessment_pb2.GetRankingRequest(
                         county_id=county_id,
                         level=assessment_pb2.LEVEL_ZONE,
@@ -287,8 +283,7 @@ class CaseworkReads:
             ),
             self._maybe(
                 self._call(
-                    assessment_pb2_grpc.AssessmentServiceStub,
-                    "ExplainScore",
+                    self._stubs.assessment.ExplainScore,
                     assessment_pb2.ExplainScoreRequest(
                         county_id=county_id,
                         level=assessment_pb2.LEVEL_ZONE,
@@ -300,8 +295,7 @@ class CaseworkReads:
             ),
             self._maybe(
                 self._call(
-                    cases_pb2_grpc.CaseServiceStub,
-                    "ListRectifications",
+                    self._stubs.cases.ListRectifications,
                     cases_pb2.ListRectificationsRequest(
                         county_id=county_id, zone_id=zone_id, open_only=True, page_size=PAGE_SIZE
                     ),

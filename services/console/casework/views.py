@@ -250,12 +250,8 @@ def action_forms(open_actions: Sequence[str]) -> list[ActionForm]:
     return [ActionForm(action, ACTION_FIELDS.get(action, _UNLISTED)) for action in open_actions]
 
 
-class FormData(Protocol):
-    """A submitted form, as Starlette's FormData reads."""
-
-    def get(self, key: str, default: Any = None) -> Any: ...
-
-    def getlist(self, key: str) -> list[Any]: ...
+# A submitted form (Starlette's FormData is one): input name → value.
+FormData = Mapping[str, Any]
 
 
 class FormProblem(Exception):

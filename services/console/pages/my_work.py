@@ -1,0 +1,24 @@
+"""My work: the approvals waiting for the user, their own files, and deadlines at risk."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from services.console.casework.pagekit import helpers, reads
+from services.console.session import signed_in
+from services.console.web import NavLink, render
+
+
+async def my_work(request: Request) -> Response:
+    """The user's inbox, files and deadlines, as cases lists them for the user's token."""
+    user = signed_in(request)
+    work = await reads(request).my_work(
+        subject=user.subject, roles=frozenset(user.roles), county_id=user.county_id
+    )
+    return render(request, "my_work/index.html", {"work": work, **helpers(request)})
+
+
+ROUTES: list[BaseRoute] = [Route("/work", my_work, name="my_work")]
+NAV = [NavLink("/work", "my_work.nav", order=10)]
