@@ -68,7 +68,7 @@ def up(
         int, typer.Option(min=1, help="Reports in the first-run demo year (about 600 a year)")
     ] = 600,
 ) -> None:
-    """Start Kafka and the five services; on first run, replay a demo year. Ctrl-C stops all."""
+    """Start Kafka, the five services and the web console; on first run, replay a demo year."""
     from services.runtime.localstack.kafka import KafkaError, KafkaNode
 
     # Ctrl-C and a supervisor's SIGTERM both stop everything in order. Set explicitly: a shell
@@ -106,17 +106,31 @@ def up(
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
             )
+        # The web console: a client of the services, up beside them (its own log file too).
+        processes["console"] = subprocess.Popen(
+            [sys.executable, "-m", "services.console"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=(log_dir / "console.log").open("a"),
+            text=True,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
         for service, process in processes.items():
-            ready[service] = _await_ready(service, process, timeout=120)
+            if service != "console":
+                ready[service] = _await_ready(service, process, timeout=120)
+        web = _await_ready("console", processes["console"], timeout=60)
         table = Table(title="Xiezuo is up")
         for column in ("service", "gRPC", "metrics", "log"):
             table.add_column(column)
         table.add_row("kafka", bootstrap, "", str(node.log_path))
         for service, info in ready.items():
             table.add_row(service, info["grpc"], info["metrics"], str(log_dir / f"{service}.log"))
+        table.add_row("console", web["url"], f"{web['url']}metrics", str(log_dir / "console.log"))
         stdout_console().print(table)
+        stdout_console().print(f"web console: {web['url']} (sign in at {web['url']}sign-in)")
         if not no_demo:
-            _first_run_demo(state, env, ready, demo_reports)
+            _first_run_demo(state, env, ready, demo_reports, web["url"])
         console.print("`xiezuo status` checks health; `xiezuo token --help` mints a dev token.")
         console.print("Press Ctrl-C to stop.")
         _wait_for_interrupt(processes)
@@ -154,7 +168,11 @@ def _dev_network(state: Path, env: dict[str, str]) -> None:
 
 
 def _first_run_demo(
-    state: Path, env: dict[str, str], ready: dict[str, dict[str, str]], reports: int
+    state: Path,
+    env: dict[str, str],
+    ready: dict[str, dict[str, str]],
+    reports: int,
+    console_url: str = "",
 ) -> None:
     # Imported here so that `serve` (one per service process) never loads the demo.
     from services.demo.driver import Endpoints
@@ -175,6 +193,7 @@ def _first_run_demo(
         endpoints=endpoints,
         reports=reports,
         collaboration=ready["collaboration"]["grpc"],
+        console_url=console_url,
     )
     run_first_demo(request, console=console, out=Console())
 

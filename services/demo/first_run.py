@@ -54,6 +54,8 @@ class DemoRequest:
     # The collaboration service's gRPC address; empty: no letters to the neighbouring county.
     collaboration: str = ""
     neighbour_file: Path = NEIGHBOUR_COUNTY_FILE
+    # Where the web console listens (`xiezuo up` starts it); empty: no console to point to.
+    console_url: str = ""
 
 
 def should_run(state_dir: Path) -> bool:
@@ -81,6 +83,8 @@ def run_first_demo(request: DemoRequest, *, console: Console, out: Console) -> D
     _print_year(outcome, figures, out)
     if letters is not None:
         _print_letters(letters, out)
+    if request.console_url:
+        _print_sign_in(request.console_url, plan, out)
     (request.state_dir / MARKER_FILE).write_text(
         json.dumps(
             {
@@ -112,6 +116,22 @@ def run_first_demo(request: DemoRequest, *, console: Console, out: Console) -> D
         encoding="utf-8",
     )
     return outcome
+
+
+def _print_sign_in(console_url: str, plan: CountyPlan, out: Console) -> None:
+    """Where to look at the year just loaded: the console's sign-in page, and as whom."""
+    chief = next(iter(sorted(plan.zone_chiefs.items())), None)
+    out.print(
+        f"Sign in to the web console at {console_url}sign-in", soft_wrap=True, highlight=False
+    )
+    if chief is not None:
+        zone, person = chief
+        out.print(
+            f"  e.g. as the zone chief {plan.name(person)} ({person}) of {plan.name(zone)}, "
+            f"or the county leader {plan.name(plan.county_leader)} ({plan.county_leader})",
+            soft_wrap=True,
+            highlight=False,
+        )
 
 
 def _reason(exc: Exception) -> str:
