@@ -120,15 +120,16 @@ def run_first_demo(request: DemoRequest, *, console: Console, out: Console) -> D
 
 def _print_sign_in(console_url: str, plan: CountyPlan, out: Console) -> None:
     """Where to look at the year just loaded: the console's sign-in page, and as whom."""
-    chief = next(iter(sorted(plan.zone_chiefs.items())), None)
     out.print(
         f"Sign in to the web console at {console_url}sign-in", soft_wrap=True, highlight=False
     )
-    if chief is not None:
+    chief = next(iter(sorted(plan.zone_chiefs.items())), None)
+    if chief is not None and plan.county_leader:
         zone, person = chief
+        # Names only: the page lists people by name (with their ids beside them).
         out.print(
-            f"  e.g. as the zone chief {plan.name(person)} ({person}) of {plan.name(zone)}, "
-            f"or the county leader {plan.name(plan.county_leader)} ({plan.county_leader})",
+            f"  e.g. as {plan.name(person)}, zone chief of {plan.name(zone)}, "
+            f"or {plan.name(plan.county_leader)} of the county leadership",
             soft_wrap=True,
             highlight=False,
         )

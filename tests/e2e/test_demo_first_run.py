@@ -36,6 +36,8 @@ def _env(state: Path, ports: list[int]) -> dict[str, str]:
     for index, service in enumerate(SERVICES):
         env[f"XIEZUO_{service.upper()}_GRPC_PORT"] = str(ports[2 * index])
         env[f"XIEZUO_{service.upper()}_METRICS_PORT"] = str(ports[2 * index + 1])
+    # The web console on a free port of its own (8080 may be taken by another run).
+    env["XIEZUO_CONSOLE_HTTP_PORT"] = "0"
     return env
 
 
@@ -302,6 +304,8 @@ def test_first_up_replays_the_demo_and_prints_the_ranking(tmp_path: Path) -> Non
         output = log_path.read_text(errors="replace")
         assert "demo scenario failed" not in output, output[-3000:]
         assert "Zone ranking" in output, output[-3000:]
+        # The summary ends by saying where to look at the year in the web console.
+        assert re.search(r"Sign in to the web console at http://\S+/sign-in", output)
         report_line = next(line for line in output.splitlines() if "HTML report:" in line)
         report = Path(report_line.split("HTML report:", 1)[1].strip())
         assert report.is_file() and "<html" in report.read_text(encoding="utf-8").lower()
