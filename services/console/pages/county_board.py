@@ -3,6 +3,7 @@ actual by quarter, and exports for the city commission (built from what assessme
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from starlette.exceptions import HTTPException
@@ -45,10 +46,12 @@ async def board(request: Request) -> Response:
     user = signed_in(request)
     period = _period(request)
     reads = county_reads(request)
-    names = await reads.zone_names(user.county_id)
-    ranking = await reads.ranking(user.county_id, ZONE_LEVEL, period)
+    names, ranking, plan = await asyncio.gather(
+        reads.zone_names(user.county_id),
+        reads.ranking(user.county_id, ZONE_LEVEL, period),
+        reads.plan_year(user.county_id, year_of(period)),
+    )
     rows = ranked_rows(ranking.entries, names)
-    plan = await reads.plan_year(user.county_id, year_of(period))
     before, after = neighbours(period)
     return render(
         request,
@@ -84,8 +87,9 @@ async def zones_csv(request: Request) -> Response:
     user = signed_in(request)
     period = _period(request)
     reads = county_reads(request)
-    names = await reads.zone_names(user.county_id)
-    ranking = await reads.ranking(user.county_id, ZONE_LEVEL, period)
+    names, ranking = await asyncio.gather(
+        reads.zone_names(user.county_id), reads.ranking(user.county_id, ZONE_LEVEL, period)
+    )
     body = board_csv(ranked_rows(ranking.entries, names), period)
     # A byte-order mark so spreadsheet programs read the Chinese names as UTF-8.
     return _download(

@@ -3,6 +3,7 @@ component to the cases behind it (links to the case file)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from starlette.exceptions import HTTPException
@@ -43,8 +44,10 @@ async def ranking(request: Request) -> Response:
     period = period_or(request.query_params.get("period", ""), datetime.now(UTC).date())
     zone = request.query_params.get("zone", "")
     reads = county_reads(request)
-    names = await reads.zone_names(user.county_id)
-    found = await reads.ranking(user.county_id, LEVELS[level], period, zone)
+    names, found = await asyncio.gather(
+        reads.zone_names(user.county_id),
+        reads.ranking(user.county_id, LEVELS[level], period, zone),
+    )
     return render(
         request,
         "ranking/ranking.html",
@@ -73,8 +76,10 @@ async def explain(request: Request) -> Response:
     if not QUARTER.match(quarter):
         quarter = quarter_of(datetime.now(UTC).date())
     reads = county_reads(request)
-    card = await reads.explain(user.county_id, LEVELS[level], subject_id, quarter)
-    names = await reads.zone_names(user.county_id) if level == "zone" else {}
+    card, names = await asyncio.gather(
+        reads.explain(user.county_id, LEVELS[level], subject_id, quarter),
+        reads.zone_names(user.county_id),
+    )
     components = component_rows(card)
     before, after = neighbours(quarter)
     return render(
