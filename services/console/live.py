@@ -301,7 +301,7 @@ class LiveFeed:
         self.topics = tuple(topics)
         self._client_id = client_id
         self._security = security
-        self._metrics = metrics
+        self.metrics = metrics
         self._queue_size = queue_size
         self._subscribers: set[asyncio.Queue[Notice]] = set()
         self._task: asyncio.Task[None] | None = None
@@ -326,25 +326,25 @@ class LiveFeed:
         """A queue receiving every notice from now until the block ends."""
         queue: asyncio.Queue[Notice] = asyncio.Queue(self._queue_size)
         self._subscribers.add(queue)
-        if self._metrics is not None:
-            self._metrics.connections.inc()
+        if self.metrics is not None:
+            self.metrics.connections.inc()
         try:
             yield queue
         finally:
             self._subscribers.discard(queue)
-            if self._metrics is not None:
-                self._metrics.connections.dec()
+            if self.metrics is not None:
+                self.metrics.connections.dec()
 
     def deliver(self, notice: Notice) -> None:
         """Hand `notice` to every subscriber, dropping a lagging one's oldest."""
-        if self._metrics is not None:
-            self._metrics.notices.labels(notice.what).inc()
+        if self.metrics is not None:
+            self.metrics.notices.labels(notice.what).inc()
         for queue in list(self._subscribers):
             if queue.full():
                 with contextlib.suppress(asyncio.QueueEmpty):
                     queue.get_nowait()
-                if self._metrics is not None:
-                    self._metrics.dropped.inc()
+                if self.metrics is not None:
+                    self.metrics.dropped.inc()
             queue.put_nowait(notice)
 
     async def _run(self) -> None:
