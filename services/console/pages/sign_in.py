@@ -9,8 +9,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
+from xiezuo.staffing.v1 import registry_pb2
 
-from services.console.session import LANG_KEY, current_user, sign_in, sign_out
+from services.console.grpc_calls import call, stubs
+from services.console.session import LANG_KEY, current_user, sign_in, sign_out, signed_in
 from services.console.settings import LANGUAGES
 from services.console.signin import ClaimsRefused, DevPerson, identity_from_claims
 from services.console.web import NavLink, render, safe_next
@@ -22,8 +24,16 @@ NAV = [NavLink("/", "core.nav.home", order=0)]
 
 
 async def home(request: Request) -> Response:
-    """The signed-in user's start page: who they are and where they can go."""
-    return render(request, "core/home.html")
+    """The signed-in user's start page: who they are, their zones by name, where they can go."""
+    user = signed_in(request)
+    reply = await call(
+        request,
+        stubs(request).registry.ListZones,
+        registry_pb2.ListZonesRequest(county_id=user.county_id, page_size=100),
+    )
+    names = {zone.zone_id: zone.name for zone in reply.zones}
+    zones = [(zone_id, names.get(zone_id, "")) for zone_id in user.zone_ids if zone_id != "*"]
+    return render(request, "core/home.html", {"zones": zones})
 
 
 async def sign_in_page(request: Request) -> Response:
