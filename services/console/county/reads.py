@@ -8,7 +8,7 @@ leaves that part out; a refusal of the page's subject propagates to the 403/404 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -218,6 +218,11 @@ class CountyReads:
         )
         person: staffing_pb2.Person = response.person
         return person
+
+    async def person_names(self, person_ids: Sequence[str]) -> dict[str, str]:
+        """Names of people the user may read (an id they may not read keeps no name)."""
+        found = await asyncio.gather(*(self._maybe(self.person(pid)) for pid in person_ids))
+        return {person.person_id: person.name for person in found if person is not None}
 
     async def training(self, person_id: str) -> Listed:
         """A person's training records, oldest first as staffing lists them."""

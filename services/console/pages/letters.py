@@ -55,9 +55,10 @@ async def letter(request: Request) -> Response:
     user = signed_in(request)
     reads = county_reads(request)
     found = await reads.letter(request.path_params["letter_id"])
-    counties, zones = await asyncio.gather(
+    counties, zones, people = await asyncio.gather(
         reads.county_names(),
         reads.zone_names(user.county_id) if found.zone_id else asyncio.sleep(0, {}),
+        reads.person_names(list(found.team_person_ids)),
     )
     inbound = found.direction == collaboration_pb2.LETTER_DIRECTION_INBOUND
     return render(
@@ -71,6 +72,7 @@ async def letter(request: Request) -> Response:
             "state": LETTER_STATES.get(found.state, ""),
             "zone_name": zones.get(found.zone_id, "") if found.zone_id else "",
             "fields": sorted(found.fields.items()),
+            "team": [(pid, people.get(pid, pid)) for pid in found.team_person_ids],
             "dates": {
                 "requested": when(found.requested_at),
                 "approved": when(found.approved_at),
