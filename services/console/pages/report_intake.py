@@ -55,8 +55,11 @@ async def _form_page(request: Request, *, status_code: int = 200, **extra: Any) 
 
 
 async def new_report(request: Request) -> Response:
-    """The empty intake form."""
-    return await _form_page(request)
+    """The empty intake form, with the chosen channel's inputs (htmx asks again on a change)."""
+    channel = request.query_params.get("channel", "letter")
+    return await _form_page(
+        request, values={"channel": channel if channel in CHANNEL_FIELDS else "letter"}
+    )
 
 
 async def submit_report(request: Request) -> Response:

@@ -1,0 +1,166 @@
+"""Casework in real Chromium against the running platform with the demo county.
+
+A zone chief registers a report at the intake page, finds the disposal their deputy proposed
+in the inbox, approves it, sees the team staffing drew, opens the case file and the draw's
+replay, and looks at the zone board; an officer of another zone is refused the case.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from playwright.sync_api import Browser, Page, ViewportSize, expect
+from xiezuo.cases.v1 import cases_pb2, cases_pb2_grpc
+
+from tests.browser.conftest import Screenshot, SignIn
+from tests.browser.platform import Platform
+
+# deploy/demo/county.yaml: 第一协作区 (z-1) is led by 史宁 (p-004) with 余磊 (p-010) as deputy;
+# 邵斌 (p-048) is supervision staff of 马召镇 (t-04) in 第二协作区 (z-2).
+ZONE, TOWNSHIP = "z-1", "t-01"
+CHIEF, DEPUTY, OFFICER_ELSEWHERE = "p-004", "p-010", "p-048"
+# Staffing draws the team after the approval (TeamRequested → TeamAssigned through Kafka).
+TEAM_WITHIN = 90.0
+CLUE_WITHIN = 60.0
+DESKTOP = ViewportSize(width=1280, height=900)
+
+
+@pytest.fixture
+def cases(platform: Platform) -> Iterator[cases_pb2_grpc.CaseServiceStub]:
+    """Cases over gRPC, for the deputy's proposal and for waiting on the clue."""
+    with grpc.insecure_channel(platform.grpc["cases"]) as channel:
+        yield cases_pb2_grpc.CaseServiceStub(channel)
+
+
+def _as(platform: Platform, person: str, role: str) -> tuple[tuple[str, str], ...]:
+    token = platform.token(subject=person, roles=[role], zone_ids=[ZONE])
+    return (("authorization", f"Bearer {token}"),)
+
+
+def _register_report(page: Page, screenshot: Screenshot, subject: str) -> str:
+    """The chief registers a letter about a village cadre of 二曲镇; the clue's id."""
+    page.goto("/reports/new")
+    expect(page.locator("h1")).to_have_text("登记信访举报")
+    page.select_option("#r-channel", "letter")
+    page.select_option("#r-township_id", TOWNSHIP)
+    page.fill("#r-subject_name", subject)
+    page.fill("#r-subject_post", "村委会主任")
+    page.fill("#r-subject_unit", "丰二曲村村委会")
+    page.select_option("#r-cadre_level", "village")
+    page.fill("#r-categories", "poverty_alleviation_funds")
+    page.fill("#r-content", "冒领扶贫补贴，涉及三户。")
+    screenshot(page, "report-intake")
+    with page.expect_navigation():
+        page.locator("#report-form button[type=submit]").click()
+    expect(page.locator("h1")).to_have_text("已登记")
+    clue_id = page.locator("#report-receipt a code").inner_text().strip()
+    assert clue_id
+    return clue_id
+
+
+def _wait_for_clue(
+    cases: cases_pb2_grpc.CaseServiceStub, clue_id: str, metadata: tuple[tuple[str, str], ...]
+) -> None:
+    deadline = time.monotonic() + CLUE_WITHIN
+    while True:
+        try:
+            cases.GetCase(cases_pb2.GetCaseRequest(case_id=clue_id), metadata=metadata, timeout=5)
+            return
+        except grpc.RpcError as error:
+            if error.code() is not grpc.StatusCode.NOT_FOUND or time.monotonic() > deadline:
+                raise
+        time.sleep(0.5)
+
+
+def _wait_for_team(page: Page) -> None:
+    """Reload the case file until staffing's draw has put a team on it."""
+    deadline = time.monotonic() + TEAM_WITHIN
+    while page.locator("#working-team code.id").count() == 0:
+        assert time.monotonic() < deadline, "no team was drawn in time"
+        time.sleep(1.0)
+        page.reload()
+
+
+def test_a_zone_chief_approves_a_disposal_from_the_inbox_and_follows_the_draw(
+    page: Page,
+    outsider_page: Page,
+    platform: Platform,
+    cases: cases_pb2_grpc.CaseServiceStub,
+    sign_in_as: SignIn,
+    screenshot: Screenshot,
+) -> None:
+    subject = f"测试对象{uuid.uuid4().hex[:6]}"
+    sign_in_as(page, CHIEF)
+    clue_id = _register_report(page, screenshot, subject)
+    screenshot(page, "report-intake-done")
+
+    chief = _as(platform, CHIEF, "zone_chief")
+    _wait_for_clue(cases, clue_id, chief)
+    cases.ActOnCase(
+        cases_pb2.ActOnCaseRequest(
+            idempotency_key=uuid.uuid4().hex,
+            case_id=clue_id,
+            action="propose_disposal",
+            choice="preliminary_verification",
+            reason="线索具体，可查",
+        ),
+        metadata=_as(platform, DEPUTY, "deputy_chief"),
+        timeout=10,
+    )
+
+    page.goto("/work")
+    item = page.locator(f'#inbox .inbox-item[data-case="{clue_id}"]')
+    expect(item).to_contain_text("初步核实")
+    screenshot(page, "my-work")
+    with page.expect_navigation():
+        item.get_by_role("link", name="审批").click()
+    expect(page.locator("#act-approve_disposal")).to_be_visible()
+    with page.expect_navigation():
+        page.locator("#act-approve_disposal button[type=submit]").click()
+    expect(page.locator("#step-done")).to_contain_text("批准处置方式")
+    expect(page.locator("#case-stage")).to_have_text("初步核实")
+    expect(page.locator("#act-approve_disposal")).to_have_count(0)
+
+    _wait_for_team(page)
+    members = page.locator("#working-team code.id").all_inner_texts()
+    assert len(members) >= 2, members
+    # Names beside ids: the chief may list the zone's people.
+    expect(page.locator("#working-team .name").first).not_to_be_empty()
+    expect(page.locator("#draws .draw-members")).to_contain_text(members[0])
+    screenshot(page, "case-file")
+
+    with page.expect_navigation():
+        page.locator("#draws .replay-link").last.click()
+    expect(page.locator("#replay-verdict")).to_contain_text("复现一致")
+    expect(page.locator("#replay")).to_contain_text(members[0])
+    screenshot(page, "draw-replay")
+
+    page.goto(f"/zones/{ZONE}/board")
+    expect(page.locator("h1")).to_contain_text("第一协作区")
+    expect(page.locator("table.workload")).to_contain_text(members[0])
+    screenshot(page, "zone-board")
+
+    # An officer of 第二协作区, not on the team: refused, and shown nothing of the file.
+    outsider = outsider_page
+    sign_in_as(outsider, OFFICER_ELSEWHERE)
+    refused = outsider.goto(f"/cases/{clue_id}")
+    assert refused is not None and refused.status == 403
+    body = outsider.locator("main").inner_text()
+    assert subject not in body and members[0] not in body
+    expect(outsider.locator("form.action-form")).to_have_count(0)
+    screenshot(outsider, "case-refused")
+
+
+@pytest.fixture
+def outsider_page(browser: Browser, platform: Platform) -> Iterator[Page]:
+    """A second browser context (its own cookies) beside the chief's."""
+    context = browser.new_context(base_url=platform.console_url, viewport=DESKTOP, locale="zh-CN")
+    context.set_default_timeout(30_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
