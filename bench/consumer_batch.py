@@ -129,7 +129,8 @@ def _route(service: str, consumer: EventConsumer) -> None:
         from services.cases.handlers.clue_registered import ClueRegisteredHandler
         from services.contracts.intake import ClueRegistered
 
-        consumer.on(ClueRegistered, ClueRegisteredHandler([DEFAULT_RULES]))
+        clues = ClueRegisteredHandler([DEFAULT_RULES])
+        consumer.on(ClueRegistered, clues, batch_handler=clues.apply_batch)
     else:
         from services.assessment.domain.quarter import AssessmentCalendar
         from services.assessment.handlers.mappers import projections

@@ -51,7 +51,7 @@ def build(settings: Settings) -> tuple[ServiceHost, GrpcParts, DeadlineScanner]:
         log.warning("%s", warning)
     rule_versions: list[RuleSet] = [replace(DEFAULT_RULES, calendar=calendar)]
     clues = ClueRegisteredHandler(rule_versions)
-    host.consumer.on(ClueRegistered, clues)
+    host.consumer.on(ClueRegistered, clues, batch_handler=clues.apply_batch)
     host.consumer.on(TeamAssigned, on_team_assigned)
     host.consumer.on(TeamUnfillable, on_team_unfillable)
     database = host.database

@@ -68,6 +68,26 @@ class AuditEntry(SQLModel, table=True):
     entry_hash: str = Field(max_length=64)
 
 
+@dataclass(slots=True)
+class ChainedEntry:
+    """An entry chained in memory by a deferred append, stored at `DeferredAppends.write`.
+
+    The fields of AuditEntry but a plain object: building a table model for each entry cost a
+    consumer's batch more than the seal and the insert together.
+    """
+
+    county_id: str
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    record_type: str
+    record_id: str
+    detail: str
+    prev_hash: str
+    entry_hash: str = ""
+
+
 class AuditChainHead(SQLModel, table=True):
     """The frozen head of the unkeyed legacy chain (written before keying; never moves now)."""
 
@@ -160,7 +180,7 @@ def legacy_entry_hash(
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def entry_seal(key: AuditKey, entry: AuditEntry) -> str:
+def entry_seal(key: AuditKey, entry: AuditEntry | ChainedEntry) -> str:
     """The keyed hash of an entry as stored: every field but the row id and the seal itself."""
     return key.seal(
         ENTRY_SEAL,
@@ -205,7 +225,7 @@ async def append(
     record_id: str | int | UUID,
     detail: Mapping[str, Any] | None = None,
     at: datetime | None = None,
-) -> AuditEntry:
+) -> AuditEntry | ChainedEntry:
     """Add an entry to its county's chain in the caller's transaction; the caller commits.
 
     The county's head row stays locked until the caller commits: a transaction that audits in
@@ -220,8 +240,23 @@ async def append(
         if head is None:
             head = deferred.heads[county_id] = await _lock_county_head(session, key, county_id)
         last_seq, last_hash = head
-    else:
-        last_seq, last_hash = await _lock_county_head(session, key, county_id)
+        # Chained in memory under the head this transaction holds; `write` stores it.
+        chained = ChainedEntry(
+            county_id=county_id,
+            seq=last_seq + 1,
+            at=when,
+            actor=actor,
+            action=action,
+            record_type=record_type,
+            record_id=str(record_id),
+            detail=detail_text,
+            prev_hash=last_hash,
+        )
+        chained.entry_hash = entry_seal(key, chained)
+        deferred.heads[county_id] = (chained.seq, chained.entry_hash)
+        deferred.entries.append(chained)
+        return chained
+    last_seq, last_hash = await _lock_county_head(session, key, county_id)
     entry = AuditEntry(
         county_id=county_id,
         seq=last_seq + 1,
@@ -235,11 +270,6 @@ async def append(
         entry_hash="",
     )
     entry.entry_hash = entry_seal(key, entry)
-    if isinstance(deferred, DeferredAppends):
-        # Chained in memory under the head this transaction holds; `write` stores it.
-        deferred.heads[county_id] = (last_seq + 1, entry.entry_hash)
-        deferred.entries.append(entry)
-        return entry
     session.add(entry)
     await _move_head(session, county_id, last_seq + 1, entry.entry_hash)
     # Flush (never commit) so a conflict surfaces here, inside the caller's transaction.
@@ -259,7 +289,7 @@ class DeferredAppends:
     """
 
     heads: dict[str, tuple[int, str]] = field(default_factory=dict)
-    entries: list[AuditEntry] = field(default_factory=list)
+    entries: list[ChainedEntry] = field(default_factory=list)
 
     def mark(self) -> tuple[int, dict[str, tuple[int, str]]]:
         """The state to come back to if what follows is rolled back."""
@@ -281,7 +311,7 @@ class DeferredAppends:
             await connection.execute(
                 insert(_table(AuditEntry)), [_entry_row(entry) for entry in entries]
             )
-        moved = {entry.county_id: (entry.seq or 0, entry.entry_hash) for entry in entries}
+        moved = {entry.county_id: (entry.seq, entry.entry_hash) for entry in entries}
         for county_id in sorted(moved):
             await _move_head(session, county_id, *moved[county_id])
 
@@ -605,7 +635,7 @@ async def _move_head(session: AsyncSession, county_id: str, seq: int, entry_hash
     )
 
 
-def _entry_row(entry: AuditEntry) -> dict[str, Any]:
+def _entry_row(entry: AuditEntry | ChainedEntry) -> dict[str, Any]:
     """An entry's columns for a Core insert (the row id is the database's)."""
     return {
         "county_id": entry.county_id,

@@ -34,6 +34,9 @@ _INBOX_TABLE: Table = InboxEntry.__table__  # type: ignore[attr-defined]
 
 E = TypeVar("E", bound=IntegrationEvent)
 Handler = Callable[[AsyncSession, Any, Envelope], Awaitable[None]]
+# Applies a run of consecutive records of a batch at once (in order, in one savepoint): the
+# per-record handler stays the way back when the run fails.
+BatchHandler = Callable[[AsyncSession, Sequence[tuple[Any, Envelope]]], Awaitable[None]]
 
 
 # Every `x-dead-letter-reason` this module writes (docs/operations.md lists what each means).
@@ -107,6 +110,9 @@ class _Route:
     replay_is_poison: bool = False
     # ...unless the ledger knows it for the very record applied (an at-least-once redelivery).
     ledger: RecordLedger | None = None
+    # Routes sharing one batch handler have their consecutive records of a batch applied by
+    # it in one call; when that fails, each goes to `handler` in its own savepoint.
+    batch_handler: BatchHandler | None = None
 
     async def replayed(self, session: AsyncSession, envelope: Envelope) -> bool:
         """Whether an already-applied id is a replay (dead letter), not a duplicate (skip)."""
@@ -169,15 +175,20 @@ class EventConsumer:
         *,
         replay_is_poison: bool = False,
         ledger: RecordLedger | None = None,
+        batch_handler: BatchHandler | None = None,
     ) -> None:
         """Route events of `event_class` to `handler` (which must not commit).
 
         With `replay_is_poison`, a record whose id was already applied is dead-lettered as
         "rejected" (replayed) instead of being skipped; it still changes nothing. With a
         `ledger` too, the same record delivered again is skipped as a duplicate.
+        `batch_handler` must have the effect of `handler` on each record, in order: in a batch,
+        a run of consecutive records whose routes share it goes to it at once.
         """
+        if batch_handler is not None and (replay_is_poison or ledger is not None):
+            raise ValueError("a batch handler cannot tell replays from redeliveries")
         self._routes[event_class.event_type] = _Route(
-            event_class, handler, replay_is_poison, ledger
+            event_class, handler, replay_is_poison, ledger, batch_handler
         )
 
     def topics(self) -> list[str]:
@@ -365,17 +376,18 @@ class EventConsumer:
             # the loop ends: one head lock per county per batch instead of three statements
             # per entry.
             async with audit.deferred_appends(session) as audited:
-                for index, item in pending:
+
+                async def one(index: int, item: _Readable) -> None:
                     key = item.record.key
                     if key in waiting_keys:
                         deferred.append((index, item))
-                        continue
+                        return
                     if item.envelope.id in seen:
                         if await item.route.replayed(session, item.envelope):
                             failed.append((index, item, _replayed(item.envelope)))
                         else:
                             applied[index] = (item, Outcome.DUPLICATE)
-                        continue
+                        return
                     before = audited.mark()
                     try:
                         with self._record_span(item):
@@ -389,9 +401,60 @@ class EventConsumer:
                         if not isinstance(exc, PoisonEvent):
                             # Later records of this key must not overtake the failed one.
                             waiting_keys.add(key)
-                        continue
+                        return
                     seen.add(item.envelope.id)
                     applied[index] = (item, Outcome.PROCESSED)
+
+                async def flush(run: list[tuple[int, _Readable]]) -> None:
+                    batch_handler = run[0][1].route.batch_handler
+                    if batch_handler is None or len(run) == 1:
+                        for index, item in run:
+                            await one(index, item)
+                        return
+                    before = audited.mark()
+                    try:
+                        with contextlib.ExitStack() as spans:
+                            for _, item in run:
+                                spans.enter_context(self._record_span(item))
+                            async with session.begin_nested():
+                                await batch_handler(
+                                    session, [(item.event, item.envelope) for _, item in run]
+                                )
+                    except Exception:
+                        # Undone as a whole: each record again, alone in its savepoint, so
+                        # only the one that fails is retried or parked.
+                        audited.rewind(before)
+                        for index, item in run:
+                            await one(index, item)
+                        return
+                    for index, item in run:
+                        seen.add(item.envelope.id)
+                        applied[index] = (item, Outcome.PROCESSED)
+
+                # Consecutive new records of routes sharing a batch handler form a run; a
+                # record of another route, or an id already in the run, closes it first.
+                run: list[tuple[int, _Readable]] = []
+                run_ids: set[str] = set()
+                for index, item in pending:
+                    batch_handler = item.route.batch_handler
+                    # `!=`, not `is not`: a bound method is a new object at every access.
+                    if run and (
+                        batch_handler != run[0][1].route.batch_handler
+                        or item.envelope.id in run_ids
+                    ):
+                        await flush(run)
+                        run, run_ids = [], set()
+                    if (
+                        batch_handler is not None
+                        and item.record.key not in waiting_keys
+                        and item.envelope.id not in seen
+                    ):
+                        run.append((index, item))
+                        run_ids.add(item.envelope.id)
+                    else:
+                        await one(index, item)
+                if run:
+                    await flush(run)
             # The inbox rows of every applied record, written together in the same transaction
             # (a statement per row was a third of a batch's statements). A concurrent delivery
             # that committed one of these ids first fails this insert and so the whole batch,

@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-from services.cases.domain.casefile import CaseFile, Decision, Evidence, Proposal, Sanction
+from services.cases.domain.casefile import (
+    CaseFile,
+    Decision,
+    Evidence,
+    Proposal,
+    Sanction,
+    new_case_file,
+)
+from services.cases.domain.rules import DEFAULT_RULES
 from services.cases.store import codec
 
 
@@ -44,3 +52,13 @@ def test_encode_writes_the_same_text_as_asdict() -> None:
 def test_encoded_file_decodes_to_itself() -> None:
     file = _rich_file()
     assert codec.decode(codec.encode(file)) == file
+
+
+def test_a_new_file_from_its_kind_template_is_the_new_file_encoded() -> None:
+    for level in ("village", "township", "county", "unknown"):
+        template = codec.plain(new_case_file("", level, DEFAULT_RULES))
+        for case_id in ("k-1", "线索-2", 'q"uote'):
+            expected = codec.encode(new_case_file(case_id, level, DEFAULT_RULES))
+            assert codec.encode_new(template, case_id) == expected
+    # The template is not changed by encoding from it.
+    assert template["case_id"] == ""

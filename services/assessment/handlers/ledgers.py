@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.assessment.domain.four_forms import FourFormsRules, load_four_forms
@@ -23,12 +25,12 @@ from services.assessment.domain.timeliness import (
     investigation_finished,
 )
 from services.assessment.store.campaigns import (
-    record_campaign_clue,
     record_campaign_rectification,
     record_milestone,
 )
-from services.assessment.store.four_forms import record_outcome, record_subject
+from services.assessment.store.four_forms import record_outcome
 from services.assessment.store.staff_work import Member, record_request, record_step, record_team
+from services.assessment.store.tables import CampaignClue, CaseSubject
 from services.assessment.store.timeliness import record_breach, record_finish
 from services.contracts.cases import (
     CaseClosed,
@@ -51,18 +53,63 @@ from services.runtime.envelope import Envelope
 Ledger = Callable[[AsyncSession, Any, Envelope], Awaitable[None]]
 
 
-async def campaign_clue(session: AsyncSession, event: ClueRegistered, _: Envelope) -> None:
-    """A clue reported under a special campaign joins that campaign's view."""
-    if event.campaign_id:
-        await record_campaign_clue(
-            session,
-            clue_id=event.clue_id,
-            county_id=event.county_id,
-            zone_id=event.zone_id,
-            campaign_id=event.campaign_id,
-            categories=event.allegation_categories,
-            registered_at=event.registered_at,
-        )
+class RowLedger:
+    """A ledger that only inserts rows, the first of a key winning (ON CONFLICT DO NOTHING).
+
+    Called per event it inserts that event's rows; a consumer's batch instead collects the
+    rows of all its events (`rows`) and inserts them with one statement (`insert_all`). Only
+    for tables no other ledger reads while events are applied, so the later insert changes
+    nothing another handler sees.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        rows: Callable[[Any, Envelope], list[dict[str, Any]]],
+        conflict: Sequence[str] = (),
+    ) -> None:
+        self._table = model.__table__
+        self.rows = rows
+        # Built once per dialect: the same statement runs for every event.
+        self._statements = {
+            name: (
+                dialect.insert(self._table).on_conflict_do_nothing(index_elements=list(conflict))
+                if conflict
+                else dialect.insert(self._table).on_conflict_do_nothing()
+            )
+            for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+        }
+
+    async def __call__(self, session: AsyncSession, event: Any, envelope: Envelope) -> None:
+        """The rows of one event."""
+        await self.insert_all(session, self.rows(event, envelope))
+
+    async def insert_all(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+        """Insert `rows` (in their order) in one statement run over all of them."""
+        if not rows:
+            return
+        name = session.bind.dialect.name if session.bind is not None else "sqlite"
+        statement = self._statements["postgresql" if name == "postgresql" else "sqlite"]
+        await (await session.connection()).execute(statement, rows)
+
+
+def _campaign_clue_rows(event: ClueRegistered, _: Envelope) -> list[dict[str, Any]]:
+    """A clue reported under a special campaign joins that campaign's view (idempotent)."""
+    if not event.campaign_id:
+        return []
+    return [
+        {
+            "clue_id": event.clue_id,
+            "county_id": event.county_id,
+            "zone_id": event.zone_id,
+            "campaign_id": event.campaign_id,
+            "categories": json.dumps(sorted(event.allegation_categories), ensure_ascii=False),
+            "registered_at": event.registered_at,
+        }
+    ]
+
+
+campaign_clue = RowLedger(CampaignClue, _campaign_clue_rows, conflict=("clue_id",))
 
 
 def milestone(name: str) -> Ledger:
@@ -162,15 +209,22 @@ async def rectification_closed(
         )
 
 
-async def case_subject(session: AsyncSession, event: ClueRegistered, _: Envelope) -> None:
+def _case_subject_rows(event: ClueRegistered, _: Envelope) -> list[dict[str, Any]]:
     """Whose clue it is, as a name-free key: one person's cases count once in the four forms."""
     subject = event.subject
-    await record_subject(
-        session,
-        county_id=event.county_id,
-        case_id=event.clue_id,
-        subject_key=subject_key(event.county_id, subject.name, subject.unit, subject.township_id),
-    )
+    return [
+        {
+            "county_id": event.county_id,
+            "case_id": event.clue_id,
+            "subject_key": subject_key(
+                event.county_id, subject.name, subject.unit, subject.township_id
+            ),
+        }
+    ]
+
+
+# First registration wins (the same statement record_subject runs).
+case_subject = RowLedger(CaseSubject, _case_subject_rows)
 
 
 def subject_key(county_id: str, name: str, unit: str, township_id: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -12,7 +13,7 @@ from services.assessment.domain.kpis import Level
 from services.assessment.domain.quarter import AssessmentCalendar
 from services.assessment.handlers.attendance import AttendanceHandler
 from services.assessment.handlers.collaboration import COLLABORATION_EVENTS, LetterLedgerHandler
-from services.assessment.handlers.ledgers import Ledger, ledgers
+from services.assessment.handlers.ledgers import Ledger, RowLedger, ledgers
 from services.assessment.handlers.mappers import Mapper, Projection
 from services.assessment.store.names import record_name
 from services.assessment.store.projection import apply_increments, place_unit
@@ -48,18 +49,58 @@ class ProjectionHandler:
     def __init__(
         self, mapper: Mapper, calendar: AssessmentCalendar, ledgers: Sequence[Ledger] = ()
     ) -> None:
-        self._mapper = mapper
-        self._calendar = calendar
-        self._ledgers = list(ledgers)
+        self.mapper = mapper
+        self.calendar = calendar
+        self.ledgers = list(ledgers)
 
     async def __call__(
         self, session: AsyncSession, event: IntegrationEvent, envelope: Envelope
     ) -> None:
         """Apply the event's increments in the consumer's transaction."""
-        increments = increments_for(self._mapper, event, envelope, self._calendar)
+        increments = increments_for(self.mapper, event, envelope, self.calendar)
         await apply_increments(session, [(envelope.id, increments)], {envelope.id: case_of(event)})
-        for ledger in self._ledgers:
+        for ledger in self.ledgers:
             await ledger(session, event, envelope)
+
+
+class ProjectionBatch:
+    """Applies a run of counted events at once, as each one's ProjectionHandler would in turn.
+
+    All their increments go in one tally upsert and one contribution insert; then each event's
+    ledgers run in order, except that row-only ledgers (RowLedger) collect their rows and insert
+    them together at the end. Neither changes what any handler reads meanwhile: ledgers do not
+    read the projection, and row-only ledgers' tables are read by reports only.
+    """
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, ProjectionHandler] = {}
+
+    def add(self, event_type: str, handler: ProjectionHandler) -> None:
+        """Apply `event_type`'s events in runs the way `handler` applies them one by one."""
+        self._handlers[event_type] = handler
+
+    async def __call__(
+        self, session: AsyncSession, items: Sequence[tuple[IntegrationEvent, Envelope]]
+    ) -> None:
+        """Apply `items` (in order) in the consumer's transaction."""
+        applied: list[tuple[str, list[KpiIncrement]]] = []
+        cases: dict[str, str] = {}
+        for event, envelope in items:
+            handler = self._handlers[envelope.type]
+            applied.append(
+                (envelope.id, increments_for(handler.mapper, event, envelope, handler.calendar))
+            )
+            cases[envelope.id] = case_of(event)
+        await apply_increments(session, applied, cases)
+        rows: dict[RowLedger, list[dict[str, Any]]] = {}
+        for event, envelope in items:
+            for ledger in self._handlers[envelope.type].ledgers:
+                if isinstance(ledger, RowLedger):
+                    rows.setdefault(ledger, []).extend(ledger.rows(event, envelope))
+                else:
+                    await ledger(session, event, envelope)
+        for row_ledger, collected in rows.items():
+            await row_ledger.insert_all(session, collected)
 
 
 async def township_placed(session: AsyncSession, event: TownshipPlaced, _: Envelope) -> None:
@@ -95,11 +136,14 @@ def register_handlers(
 ) -> None:
     """Subscribe the projection to every mapped event type and to the township registry."""
     extra = ledgers(calendar, forms) if ledgers_by_type is None else ledgers_by_type
+    # One batch handler for every counted type: a batch of mixed events is one run.
+    batch = ProjectionBatch()
     for projection in projections:
         handler = ProjectionHandler(
             projection.mapper, calendar, extra.get(projection.event_class.event_type, ())
         )
-        consumer.on(projection.event_class, handler)
+        batch.add(projection.event_class.event_type, handler)
+        consumer.on(projection.event_class, handler, batch_handler=batch)
     consumer.on(township_placed_class, township_placed)
     consumer.on(unit_named_class, unit_named)
     consumer.on(attendance_class, AttendanceHandler(calendar))

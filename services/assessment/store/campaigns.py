@@ -6,9 +6,7 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -58,34 +56,6 @@ async def load_campaign(session: AsyncSession, campaign_id: str) -> Campaign | N
         starts_on=row.starts_on,
         ends_on=row.ends_on,
         zone_ids=tuple(json.loads(row.zone_ids)),
-    )
-
-
-async def record_campaign_clue(
-    session: AsyncSession,
-    *,
-    clue_id: str,
-    county_id: str,
-    zone_id: str,
-    campaign_id: str,
-    categories: Sequence[str],
-    registered_at: datetime,
-) -> None:
-    """Remember that a clue came in under a campaign (idempotent by clue)."""
-    # One statement, no read first: this runs for every campaign clue the consumer applies.
-    table = cast(Any, CampaignClue).__table__
-    name = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = postgresql.insert(table) if name == "postgresql" else sqlite.insert(table)
-    connection = await session.connection()
-    await connection.execute(
-        insert.values(
-            clue_id=clue_id,
-            county_id=county_id,
-            zone_id=zone_id,
-            campaign_id=campaign_id,
-            categories=json.dumps(sorted(categories), ensure_ascii=False),
-            registered_at=registered_at,
-        ).on_conflict_do_nothing(index_elements=["clue_id"])
     )
 
 

@@ -59,16 +59,6 @@ async def record_outcome(
     await (await session.connection()).execute(statement.on_conflict_do_nothing())
 
 
-async def record_subject(
-    session: AsyncSession, *, county_id: str, case_id: str, subject_key: str
-) -> None:
-    """Remember whose case it is (a name-free key), first registration wins."""
-    statement = _insert(session, CaseSubject).values(  # type: ignore[attr-defined]
-        county_id=county_id, case_id=case_id, subject_key=subject_key
-    )
-    await (await session.connection()).execute(statement.on_conflict_do_nothing())
-
-
 async def form_counts(
     session: AsyncSession,
     *,

@@ -28,25 +28,38 @@ async def register_clue(
     # One statement that both checks and inserts: the consumer runs this for every clue.
     connection = await session.connection()
     inserted = await connection.execute(
-        insert_ignoring_conflict(session, ClueRow, "clue_id").values(
-            clue_id=clue.clue_id,
-            county_id=clue.county_id,
-            zone_id=clue.zone_id,
-            township_id=clue.township_id,
-            source_report_id=clue.source_report_id,
-            channel=clue.channel,
-            allegation_categories=json.dumps(list(clue.allegation_categories)),
-            subject_cadre_level=clue.subject_cadre_level,
-            real_name=clue.real_name,
-            status=ClueStatus.REGISTERED.value,
-            rule_version=rules.version,
-            registered_at=clue.registered_at,
-            disposal_due_at=disposal_due(clue, rules),
-            repeat_count=0,
-        )
+        insert_ignoring_conflict(session, ClueRow, "clue_id").values(**clue_row(clue, rules))
     )
     if inserted.rowcount == 0:
         return False
+    await audit_registered(session, clue, rules, actor=actor)
+    return True
+
+
+def clue_row(clue: NewClue, rules: RuleSet) -> dict[str, Any]:
+    """The columns of a newly registered clue."""
+    return {
+        "clue_id": clue.clue_id,
+        "county_id": clue.county_id,
+        "zone_id": clue.zone_id,
+        "township_id": clue.township_id,
+        "source_report_id": clue.source_report_id,
+        "channel": clue.channel,
+        "allegation_categories": json.dumps(list(clue.allegation_categories)),
+        "subject_cadre_level": clue.subject_cadre_level,
+        "real_name": clue.real_name,
+        "status": ClueStatus.REGISTERED.value,
+        "rule_version": rules.version,
+        "registered_at": clue.registered_at,
+        "disposal_due_at": disposal_due(clue, rules),
+        "repeat_count": 0,
+    }
+
+
+async def audit_registered(
+    session: AsyncSession, clue: NewClue, rules: RuleSet, *, actor: str
+) -> None:
+    """The audit entry of a clue's registration."""
     await audit.append(
         session,
         county_id=clue.county_id,
@@ -56,7 +69,14 @@ async def register_clue(
         record_id=clue.clue_id,
         detail={"zone_id": clue.zone_id, "rule_version": rules.version},
     )
-    return True
+
+
+async def registered_already(session: AsyncSession, clue_ids: Sequence[str]) -> set[str]:
+    """Which of these clue ids are on the ledger (one look-up for a consumer's batch)."""
+    if not clue_ids:
+        return set()
+    found = await session.exec(select(ClueRow.clue_id).where(col(ClueRow.clue_id).in_(clue_ids)))
+    return set(found.all())
 
 
 def insert_ignoring_conflict(session: AsyncSession, model: Any, *key: str) -> Any:

@@ -14,6 +14,21 @@ def encode(file: CaseFile) -> str:
     return json.dumps(_plain(file), sort_keys=True, ensure_ascii=False)
 
 
+def encode_new(template: dict[str, Any], case_id: str) -> str:
+    """`encode` of a new file whose other fields are those of `template` (from `plain`).
+
+    A new file differs from another of the same subject level and rule version only in its
+    id, so the consumer walks the dataclass once per kind, not once per clue.
+    """
+    return json.dumps({**template, "case_id": case_id}, sort_keys=True, ensure_ascii=False)
+
+
+def plain(file: CaseFile) -> dict[str, Any]:
+    """The file as the dict `encode` serialises."""
+    data: dict[str, Any] = _plain(file)
+    return data
+
+
 def _plain(value: Any) -> Any:
     """Dataclasses as dicts, tuples as lists: what asdict does, without its deep copies.
 

@@ -93,6 +93,29 @@ async def open_first_deadline(
     already fails the insert instead of being numbered past.
     """
     connection = await session.connection()
+    values = first_deadline_row(
+        record_id=record_id,
+        county_id=county_id,
+        zone_id=zone_id,
+        kind=kind,
+        rules=rules,
+        started_at=started_at,
+        recorded_at=recorded_at,
+    )
+    await connection.execute(insert(DeadlineRow).values(**values))
+
+
+def first_deadline_row(
+    *,
+    record_id: str,
+    county_id: str,
+    zone_id: str,
+    kind: str,
+    rules: RuleSet,
+    started_at: datetime,
+    recorded_at: datetime | None = None,
+) -> dict[str, Any]:
+    """Every column of the first open deadline of `kind` on a new record (for a Core insert)."""
     values = _deadline_values(
         f"{record_id}:{kind}:1",
         record_id=record_id,
@@ -105,7 +128,8 @@ async def open_first_deadline(
         extensions=0,
         supersedes=None,
     )
-    await connection.execute(insert(DeadlineRow).values(**values, ended_at=None))
+    values["ended_at"] = None
+    return values
 
 
 def _deadline_values(
