@@ -106,7 +106,9 @@ def build(
     # The team this county's staffing drew: a joint case's share (sent across), or a letter's.
     joint_desk = JointCaseDesk(keys=keys)
     host.consumer.on(AssistanceTeamDrawn, TeamDrawnHandler(joint_desk))
-    servicer = CollaborationServicer(host.database, desk, metrics)
+    servicer = CollaborationServicer(
+        host.database, desk, metrics, back_entry_days=settings.platform.back_entry_days
+    )
     transfers = TransferServicer(host.database, TransferDesk(rules=transfer_rules, keys=keys))
     joint_servicer = JointCaseServicer(host.database, joint_desk)
 

@@ -22,7 +22,8 @@ from services.collaboration.store.network import current_network
 from services.collaboration.store.tables import LetterRow
 from services.contracts.collaboration import LetterDueSoon, LetterOverdue
 from services.runtime import audit
-from services.runtime.db import Database
+from services.runtime.backentry import BACK_ENTRY_GRACE, CLOCK_SKEW
+from services.runtime.db import Database, as_utc
 from services.runtime.outbox import record_event
 
 SOURCE = "xiezuo/collaboration"
@@ -34,6 +35,19 @@ HORIZON_DAYS = 16
 # Open letters: not yet answered or declined.
 OPEN = (LetterState.SENT, LetterState.RECEIVED, LetterState.ACCEPTED)
 log = logging.getLogger(__name__)
+
+
+def just_back_entered(row: LetterRow, now: datetime) -> bool:
+    """Whether the letter's last step was entered after the fact (补录) less than a grace ago.
+
+    A letter entered on paper dates is often past its due date already while the office enters
+    the step that met it; the scan (on the real clock) waits BACK_ENTRY_GRACE before judging.
+    """
+    entered = as_utc(row.updated_at)
+    if entered <= now - BACK_ENTRY_GRACE:
+        return False
+    steps = [as_utc(at) for at in (row.requested_at, row.approved_at, row.decided_at) if at]
+    return bool(steps) and max(steps) < entered - CLOCK_SKEW
 
 
 @dataclass(frozen=True)
@@ -76,6 +90,8 @@ class DueDateScan:
                 )
             ).all()
         for row in rows:
+            if just_back_entered(row, now):
+                continue
             calendar = self._desk.calendar(network, row.county_id)
             today = calendar.local_date(now)
             if today > row.due_date:

@@ -113,8 +113,13 @@ class LetterDesk:
         fields: Mapping[str, str],
         excerpt: str,
         now: datetime,
+        recorded_at: datetime | None = None,
     ) -> LetterRow:
-        """Draft a letter from a case; it waits for the county leadership's approval."""
+        """Draft a letter from a case; it waits for the county leadership's approval.
+
+        `now` is when the step took effect; `recorded_at` the real entry time of a back-entry
+        (补录), which the row's `updated_at` and the audit entry keep.
+        """
         self.check_route(network, from_county=county_id, to_county=target, kind=kind)
         row = LetterRow(
             county_id=county_id,
@@ -133,14 +138,23 @@ class LetterDesk:
             state=LetterState.AWAITING_APPROVAL,
             requested_by=actor,
             requested_at=now,
-            updated_at=now,
+            updated_at=recorded_at or now,
         )
         session.add(row)
-        await self._audit(session, row, actor, "letter.requested", now, {"case_id": case_id})
+        await self._audit(
+            session, row, actor, "letter.requested", now, {"case_id": case_id}, recorded_at
+        )
         return row
 
     async def approve(
-        self, session: AsyncSession, network: Network, row: LetterRow, *, actor: str, now: datetime
+        self,
+        session: AsyncSession,
+        network: Network,
+        row: LetterRow,
+        *,
+        actor: str,
+        now: datetime,
+        recorded_at: datetime | None = None,
     ) -> LetterRow:
         """Leadership approves: the letter is signed and sent to the asked county."""
         state = next_state(Direction(row.direction), LetterState(row.state), Step.APPROVE)
@@ -162,9 +176,12 @@ class LetterDesk:
             approved_at=now,
         )
         event_id = self._send(session, network, record)
-        row.state, row.approved_by, row.approved_at, row.updated_at = state, actor, now, now
+        row.state, row.approved_by, row.approved_at = state, actor, now
+        row.updated_at = recorded_at or now
         session.add(row)
-        await self._audit(session, row, actor, "letter.sent", now, {"event_id": event_id})
+        await self._audit(
+            session, row, actor, "letter.sent", now, {"event_id": event_id}, recorded_at
+        )
         return row
 
     async def decide(
@@ -178,6 +195,7 @@ class LetterDesk:
         ground: str,
         now: datetime,
         subject_township_id: str = "",
+        recorded_at: datetime | None = None,
     ) -> LetterRow:
         """The asked county's leadership accepts, or declines with a ground.
 
@@ -199,7 +217,8 @@ class LetterDesk:
             LetterAccepted(**common) if accept else LetterDeclined(**common, ground=ground)
         )
         event_id = self._send(session, network, record)
-        row.state, row.decided_by, row.decided_at, row.updated_at = state, actor, now, now
+        row.state, row.decided_by, row.decided_at = state, actor, now
+        row.updated_at = recorded_at or now
         row.decline_ground = None if accept else ground
         session.add(row)
         detail: dict[str, Any] = {"event_id": event_id}
@@ -213,7 +232,7 @@ class LetterDesk:
             )
             detail["team_size"] = team.team_size
             detail["subject_township_id"] = subject_township_id
-        await self._audit(session, row, actor, f"letter.{step.value}ed", now, detail)
+        await self._audit(session, row, actor, f"letter.{step.value}ed", now, detail, recorded_at)
         return row
 
     async def answer(
@@ -226,6 +245,7 @@ class LetterDesk:
         findings: str,
         attachments: Sequence[Attachment],
         now: datetime,
+        recorded_at: datetime | None = None,
     ) -> LetterRow:
         """The asked county's findings go back, signed."""
         state = next_state(Direction(row.direction), LetterState(row.state), Step.ANSWER)
@@ -239,12 +259,15 @@ class LetterDesk:
             answered_at=now,
         )
         event_id = self._send(session, network, record)
-        row.state, row.answered_by, row.answered_at, row.updated_at = state, actor, now, now
+        row.state, row.answered_by, row.answered_at = state, actor, now
+        row.updated_at = recorded_at or now
         row.findings = findings
         row.attachments_json = json.dumps([a.model_dump() for a in attachments], ensure_ascii=False)
         session.add(row)
         close_team(session, row, now=now)
-        await self._audit(session, row, actor, "letter.answered", now, {"event_id": event_id})
+        await self._audit(
+            session, row, actor, "letter.answered", now, {"event_id": event_id}, recorded_at
+        )
         return row
 
     def _send(self, session: AsyncSession, network: Network, record: CrossCountyRecord) -> str:
@@ -272,7 +295,10 @@ class LetterDesk:
         action: str,
         at: datetime,
         detail: Mapping[str, Any] | None = None,
+        recorded_at: datetime | None = None,
     ) -> None:
+        # The audit log runs on real time; a back-entry names the moment it took effect.
+        dated = {"effective_at": at.isoformat()} if recorded_at is not None else {}
         await audit.append(
             session,
             county_id=row.county_id,
@@ -280,8 +306,13 @@ class LetterDesk:
             action=action,
             record_type="letter",
             record_id=row.letter_id,
-            detail={"counterpart": row.counterpart_county, "kind": row.kind, **(detail or {})},
-            at=at,
+            detail={
+                "counterpart": row.counterpart_county,
+                "kind": row.kind,
+                **(detail or {}),
+                **dated,
+            },
+            at=recorded_at or at,
         )
 
 

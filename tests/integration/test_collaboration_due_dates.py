@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel import col, select
@@ -18,6 +18,7 @@ from services.collaboration.signing_keys import CountySigningKeys
 from services.collaboration.store.network import import_network
 from services.collaboration.store.tables import LetterRow
 from services.contracts.collaboration import LetterDueSoon, LetterOverdue
+from services.runtime.backentry import BACK_ENTRY_GRACE
 from services.runtime.messaging_tables import OutboxMessage
 from tests.collaboration_network import network_yaml
 from tests.conftest import MakeDatabase
@@ -102,3 +103,26 @@ async def test_open_letters_are_reminded_and_found_overdue_once(
         },
     )
     assert late == 1
+
+
+async def test_a_letter_entered_after_the_fact_is_judged_only_after_the_grace(
+    make_database: MakeDatabase,
+) -> None:
+    """补录: a letter approved on paper months ago is past due while its answer is entered."""
+    database = await make_database("collaboration")
+    keys = {"county-a": Ed25519PrivateKey.generate(), "county-b": Ed25519PrivateKey.generate()}
+    network, sha = parse_network(network_yaml(keys))
+    paper = NOW - timedelta(days=120)
+    entered = _letter("L-paper", direction="outbound", state="accepted", due=date(2026, 8, 20))
+    entered.requested_at = entered.approved_at = entered.decided_at = paper
+    async with database.transaction() as session:
+        await import_network(session, network, sha256=sha, actor="test")
+        session.add(entered)
+    kinds = parse_letter_kinds(DEFAULT_LETTER_KINDS_FILE.read_text(encoding="utf-8"))
+    scan = DueDateScan(database, LetterDesk(kinds=kinds, keys=CountySigningKeys(keys)))
+
+    # Entered NOW: the office may still enter the answer that met the due date.
+    assert (await scan.scan(now=NOW + timedelta(hours=1))).overdue == []
+    # A day on, nobody entered it: overdue, as any letter.
+    later = await scan.scan(now=NOW + BACK_ENTRY_GRACE + timedelta(minutes=1))
+    assert later.overdue == [("county-a", "L-paper")]

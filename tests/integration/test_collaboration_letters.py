@@ -16,13 +16,14 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import grpc
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from google.protobuf.timestamp_pb2 import Timestamp
 from prometheus_client import generate_latest
 from sqlmodel import col, select
 from xiezuo.collaboration.v1 import collaboration_pb2 as pb
@@ -51,7 +52,8 @@ from services.contracts.collaboration import (
     LetterSent,
 )
 from services.runtime.audit import AuditEntry
-from services.runtime.db import Database
+from services.runtime.backentry import BACK_ENTRY_ROLE
+from services.runtime.db import Database, as_utc
 from services.runtime.envelope import Envelope
 from services.runtime.grpc.server import GrpcEndpoint
 from services.runtime.inbox import EventConsumer
@@ -76,6 +78,7 @@ ISSUER, AUDIENCE = "test", "xiezuo"
 # A reporter's identity as it would look in a report: it must never reach another county.
 REPORTER_MARKER = "举报人张三丰-13800138000"
 CITY = "city-lz"
+_DAY = timedelta(days=1)
 
 
 @dataclass
@@ -170,7 +173,10 @@ async def counties(kafka: KafkaNode, make_database: MakeDatabase) -> AsyncIterat
         try:
             async with (
                 running_broker(bootstrap, consumer),
-                _serving(CollaborationServicer(database, desk, metrics)) as (stub, issuer),
+                _serving(CollaborationServicer(database, desk, metrics, back_entry_days=400)) as (
+                    stub,
+                    issuer,
+                ),
             ):
                 yield Counties(
                     stub,
@@ -606,3 +612,98 @@ async def test_a_declined_letter_reaches_the_asking_county_with_its_ground(
 
     await wait_until(learned, "A to learn the letter was declined, with the ground")
     assert c.steps("declined") == 1 and c.steps("decline_received") == 1
+
+
+async def test_a_letter_entered_after_the_fact_carries_its_paper_dates_to_both_counties(
+    counties: Counties,
+) -> None:
+    """补录: each step dated when it happened on paper, checked like cases' back-entry."""
+    c = counties
+    leader_a = c.as_(c.a, "leader-a", "county_leadership", BACK_ENTRY_ROLE)
+    leader_b = c.as_(c.b, "leader-b", "county_leadership", BACK_ENTRY_ROLE)
+    now = datetime.now(UTC)
+    asked, approved = now - timedelta(days=120), now - timedelta(days=119)
+    decided, answered = now - timedelta(days=117), now - timedelta(days=110)
+
+    def stamp(moment: datetime) -> Timestamp:
+        value = Timestamp()
+        value.FromDatetime(moment)
+        return value
+
+    # Only a principal granted back-entry may date a step; never into the future.
+    plain = c.as_(c.a, "officer-a", "case_officer")
+    with pytest.raises(grpc.aio.AioRpcError) as denied:
+        await c.stub.RequestLetter(_request(c, effective_at=stamp(asked)), metadata=plain)
+    assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.aio.AioRpcError) as future:
+        await c.stub.RequestLetter(
+            _request(c, effective_at=stamp(now + timedelta(days=1))), metadata=leader_a
+        )
+    assert future.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    drafted = await c.stub.RequestLetter(_request(c, effective_at=stamp(asked)), metadata=leader_a)
+    letter_id = drafted.letter.letter_id
+    # The due date counts from the paper date, on the asked county's calendar.
+    assert date.fromisoformat(drafted.letter.due_date) < (now - timedelta(days=90)).date()
+    # Not before the letter's previous step.
+    with pytest.raises(grpc.aio.AioRpcError) as early:
+        await c.stub.ApproveLetter(
+            pb.ApproveLetterRequest(
+                idempotency_key="k-early", letter_id=letter_id, effective_at=stamp(asked - _DAY)
+            ),
+            metadata=leader_a,
+        )
+    assert early.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    await c.stub.ApproveLetter(
+        pb.ApproveLetterRequest(
+            idempotency_key="k-approve", letter_id=letter_id, effective_at=stamp(approved)
+        ),
+        metadata=leader_a,
+    )
+
+    async def state_of(county: str, state: str) -> bool:
+        return await _state(c.database, county, letter_id) == state
+
+    await wait_until(lambda: state_of(c.b, "received"), "B to receive the back-dated letter")
+    await c.stub.DecideLetter(
+        pb.DecideLetterRequest(
+            idempotency_key="k-accept",
+            letter_id=letter_id,
+            accept=True,
+            effective_at=stamp(decided),
+        ),
+        metadata=leader_b,
+    )
+    await wait_until(lambda: state_of(c.a, "accepted"), "A to learn of the acceptance")
+    await c.stub.AnswerLetter(
+        pb.AnswerLetterRequest(
+            idempotency_key="k-answer",
+            letter_id=letter_id,
+            findings="经核实，情况属实",
+            effective_at=stamp(answered),
+        ),
+        metadata=leader_b,
+    )
+    await wait_until(lambda: state_of(c.a, "answered"), "A to record the answer")
+    for county in (c.a, c.b):
+        row = await _row(c.database, county, letter_id)
+        assert row is not None and row.approved_at and row.decided_at and row.answered_at
+        assert as_utc(row.approved_at) == approved, county
+        assert as_utc(row.decided_at) == decided and as_utc(row.answered_at) == answered
+    # The audit log runs on real time and names the paper date.
+    async with c.database.session() as session:
+        sent = (
+            await session.exec(
+                select(AuditEntry).where(
+                    col(AuditEntry.county_id) == c.a,
+                    col(AuditEntry.action) == "letter.sent",
+                    col(AuditEntry.record_id) == letter_id,
+                )
+            )
+        ).one()
+    assert as_utc(sent.at) > now - timedelta(minutes=5)
+    assert json.loads(sent.detail)["effective_at"] == approved.isoformat()
+    # Approval to answer: the paper's nine days, not the seconds of entry.
+    assert c.metrics.registry.get_sample_value(
+        "xiezuo_collaboration_approval_to_answer_seconds_sum",
+        {"from_county": c.a, "to_county": c.b, "kind": "verify_fact"},
+    ) == pytest.approx(9 * 86400, rel=0.01)

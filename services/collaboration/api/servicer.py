@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 import grpc
@@ -24,6 +24,7 @@ from services.collaboration.store import idempotency, letters
 from services.collaboration.store.network import current_network
 from services.collaboration.store.tables import LetterRow
 from services.contracts.collaboration import Attachment
+from services.runtime.backentry import check_back_entry
 from services.runtime.db import Database, as_utc
 from services.runtime.grpc.auth import current_principal
 from services.runtime.grpc.conversion import bounded_text, page_size
@@ -113,11 +114,47 @@ class CollaborationServicer(pb_grpc.CollaborationServiceServicer):
     """Letters between the counties this deployment speaks for and the rest of the network."""
 
     def __init__(
-        self, database: Database, desk: LetterDesk, metrics: LetterMetrics | None = None
+        self,
+        database: Database,
+        desk: LetterDesk,
+        metrics: LetterMetrics | None = None,
+        *,
+        back_entry_days: int = 0,
     ) -> None:
         self._db = database
         self._desk = desk
         self._metrics = metrics
+        self._back_entry_days = back_entry_days
+
+    def _moment(
+        self,
+        principal: Principal,
+        request: Any,
+        *,
+        after: datetime | None = None,
+        after_what: str = "",
+    ) -> tuple[datetime, datetime | None]:
+        """(when the step takes effect, its real entry time if back-dated (补录) else None)."""
+        now = utc_now()
+        if not request.HasField("effective_at"):
+            return now, None
+        effective = request.effective_at.ToDatetime(tzinfo=UTC)
+        check_back_entry(
+            principal,
+            effective,
+            now=now,
+            window_days=self._back_entry_days,
+            not_before=None if after is None else as_utc(after),
+            not_before_what=after_what,
+        )
+        return effective, now
+
+    @staticmethod
+    def _dated(request: Any) -> str:
+        """The back-entry moment as the idempotency fingerprint sees it ("" when unset)."""
+        if not request.HasField("effective_at"):
+            return ""
+        return str(request.effective_at.ToDatetime(tzinfo=UTC).isoformat())
 
     def _count(self, row: LetterRow, step: str) -> None:
         """Count a step after its transaction committed (a repeated key is not counted)."""
@@ -209,6 +246,7 @@ class CollaborationServicer(pb_grpc.CollaborationServiceServicer):
             raise InvalidArgument(violations)
         assert kind is not None
         policy.authorize_request(principal, county_id=request.county_id, zone_id=request.zone_id)
+        now, recorded_at = self._moment(principal, request)
         async with self._db.transaction() as session:
             network = await self._network(session)
             row, _ = await self._once(
@@ -225,6 +263,7 @@ class CollaborationServicer(pb_grpc.CollaborationServiceServicer):
                     "question": request.question,
                     "fields": dict(request.fields),
                     "excerpt": request.excerpt,
+                    "effective_at": self._dated(request),
                 },
                 lambda: self._desk.request(
                     session,
@@ -238,7 +277,8 @@ class CollaborationServicer(pb_grpc.CollaborationServiceServicer):
                     question=request.question,
                     fields=dict(request.fields),
                     excerpt=request.excerpt,
-                    now=utc_now(),
+                    now=now,
+                    recorded_at=recorded_at,
                 ),
             )
         return pb.RequestLetterResponse(letter=letter_message(row))
@@ -253,14 +293,22 @@ class CollaborationServicer(pb_grpc.CollaborationServiceServicer):
             network = await self._network(session)
             row = await self._own_letter(session, principal, request.letter_id)
             policy.authorize_leadership(principal, row=row, step="approve")
+            now, recorded_at = self._moment(
+                principal, request, after=row.requested_at, after_what="the letter's request"
+            )
             row, acted = await self._once(
                 session,
                 principal,
                 "ApproveLetter",
                 request.idempotency_key,
-                {"letter": request.letter_id},
+                {"letter": request.letter_id, "effective_at": self._dated(request)},
                 lambda: self._desk.approve(
-                    session, network, row, actor=principal.subject, now=utc_now()
+                    session,
+                    network,
+                    row,
+                    actor=principal.subject,
+                    now=now,
+                    recorded_at=recorded_at,
                 ),
             )
         if acted:
@@ -290,6 +338,9 @@ class CollaborationServicer(pb_grpc.CollaborationServiceServicer):
             policy.authorize_leadership(
                 principal, row=row, step="accept" if request.accept else "decline"
             )
+            now, recorded_at = self._moment(
+                principal, request, after=row.approved_at, after_what="the letter's approval"
+            )
             row, acted = await self._once(
                 session,
                 principal,
@@ -300,6 +351,7 @@ class CollaborationServicer(pb_grpc.CollaborationServiceServicer):
                     "accept": request.accept,
                     "ground": request.ground,
                     "subject_township_id": request.subject_township_id,
+                    "effective_at": self._dated(request),
                 },
                 lambda: self._desk.decide(
                     session,
@@ -308,8 +360,9 @@ class CollaborationServicer(pb_grpc.CollaborationServiceServicer):
                     actor=principal.subject,
                     accept=request.accept,
                     ground=request.ground,
-                    now=utc_now(),
+                    now=now,
                     subject_township_id=request.subject_township_id,
+                    recorded_at=recorded_at,
                 ),
             )
         if acted:
@@ -349,6 +402,9 @@ class CollaborationServicer(pb_grpc.CollaborationServiceServicer):
             network = await self._network(session)
             row = await self._own_letter(session, principal, request.letter_id)
             policy.authorize_answer(principal, row=row)
+            now, recorded_at = self._moment(
+                principal, request, after=row.decided_at, after_what="the letter's acceptance"
+            )
             row, acted = await self._once(
                 session,
                 principal,
@@ -358,6 +414,7 @@ class CollaborationServicer(pb_grpc.CollaborationServiceServicer):
                     "letter": request.letter_id,
                     "findings": request.findings,
                     "attachments": [a.model_dump() for a in attachments],
+                    "effective_at": self._dated(request),
                 },
                 lambda: self._desk.answer(
                     session,
@@ -366,7 +423,8 @@ class CollaborationServicer(pb_grpc.CollaborationServiceServicer):
                     actor=principal.subject,
                     findings=request.findings,
                     attachments=attachments,
-                    now=utc_now(),
+                    now=now,
+                    recorded_at=recorded_at,
                 ),
             )
         if acted:

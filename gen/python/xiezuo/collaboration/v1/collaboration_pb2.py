@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+xiezuo/collaboration/v1/collaboration.proto\x12\x17xiezuo.collaboration.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"R\n\nAttachment\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x12\n\nmedia_type\x18\x04 \x01(\t\"\xe1\x06\n\x06Letter\x12\x11\n\tletter_id\x18\x01 \x01(\t\x12\x11\n\tcounty_id\x18\x02 \x01(\t\x12;\n\tdirection\x18\x03 \x01(\x0e\x32(.xiezuo.collaboration.v1.LetterDirection\x12\x1d\n\x15\x63ounterpart_county_id\x18\x04 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x05 \x01(\t\x12\x0f\n\x07zone_id\x18\x06 \x01(\t\x12\x31\n\x04kind\x18\x07 \x01(\x0e\x32#.xiezuo.collaboration.v1.LetterKind\x12\x19\n\x11\x61llowlist_version\x18\x08 \x01(\x05\x12\x10\n\x08question\x18\t \x01(\t\x12;\n\x06\x66ields\x18\n \x03(\x0b\x32+.xiezuo.collaboration.v1.Letter.FieldsEntry\x12\x0f\n\x07\x65xcerpt\x18\x0b \x01(\t\x12\x10\n\x08\x64ue_date\x18\x0c \x01(\t\x12\x33\n\x05state\x18\r \x01(\x0e\x32$.xiezuo.collaboration.v1.LetterState\x12\x30\n\x0crequested_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x61pproved_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ndecided_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x64\x65\x63line_ground\x18\x11 \x01(\t\x12/\n\x0b\x61nswered_at\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x66indings\x18\x13 \x01(\t\x12\x38\n\x0b\x61ttachments\x18\x14 \x03(\x0b\x32#.xiezuo.collaboration.v1.Attachment\x12\x17\n\x0fnetwork_version\x18\x15 \x01(\x05\x12\x14\n\x0cteam_draw_id\x18\x16 \x01(\t\x12\x17\n\x0fteam_person_ids\x18\x17 \x03(\t\x12\x1f\n\x17team_unfillable_reasons\x18\x18 \x03(\t\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xce\x02\n\x14RequestLetterRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x11\n\tcounty_id\x18\x02 \x01(\t\x12\x0f\n\x07zone_id\x18\x03 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x04 \x01(\t\x12\x18\n\x10target_county_id\x18\x05 \x01(\t\x12\x31\n\x04kind\x18\x06 \x01(\x0e\x32#.xiezuo.collaboration.v1.LetterKind\x12\x10\n\x08question\x18\x07 \x01(\t\x12I\n\x06\x66ields\x18\x08 \x03(\x0b\x32\x39.xiezuo.collaboration.v1.RequestLetterRequest.FieldsEntry\x12\x0f\n\x07\x65xcerpt\x18\t \x01(\t\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"H\n\x15RequestLetterResponse\x12/\n\x06letter\x18\x01 \x01(\x0b\x32\x1f.xiezuo.collaboration.v1.Letter\"B\n\x14\x41pproveLetterRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x11\n\tletter_id\x18\x02 \x01(\t\"H\n\x15\x41pproveLetterResponse\x12/\n\x06letter\x18\x01 \x01(\x0b\x32\x1f.xiezuo.collaboration.v1.Letter\"~\n\x13\x44\x65\x63ideLetterRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x11\n\tletter_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63\x63\x65pt\x18\x03 \x01(\x08\x12\x0e\n\x06ground\x18\x04 \x01(\t\x12\x1b\n\x13subject_township_id\x18\x05 \x01(\t\"G\n\x14\x44\x65\x63ideLetterResponse\x12/\n\x06letter\x18\x01 \x01(\x0b\x32\x1f.xiezuo.collaboration.v1.Letter\"\x8d\x01\n\x13\x41nswerLetterRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x11\n\tletter_id\x18\x02 \x01(\t\x12\x10\n\x08\x66indings\x18\x03 \x01(\t\x12\x38\n\x0b\x61ttachments\x18\x04 \x03(\x0b\x32#.xiezuo.collaboration.v1.Attachment\"G\n\x14\x41nswerLetterResponse\x12/\n\x06letter\x18\x01 \x01(\x0b\x32\x1f.xiezuo.collaboration.v1.Letter\"%\n\x10GetLetterRequest\x12\x11\n\tletter_id\x18\x01 \x01(\t\"D\n\x11GetLetterResponse\x12/\n\x06letter\x18\x01 \x01(\x0b\x32\x1f.xiezuo.collaboration.v1.Letter\"\x8b\x01\n\x12ListLettersRequest\x12\x11\n\tcounty_id\x18\x01 \x01(\t\x12;\n\tdirection\x18\x02 \x01(\x0e\x32(.xiezuo.collaboration.v1.LetterDirection\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"`\n\x13ListLettersResponse\x12\x30\n\x07letters\x18\x01 \x03(\x0b\x32\x1f.xiezuo.collaboration.v1.Letter\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x13\n\x11GetNetworkRequest\"Z\n\rNetworkCounty\x12\x11\n\tcounty_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\npublic_key\x18\x03 \x01(\t\x12\x14\n\x0cown_calendar\x18\x04 \x01(\x08\"Z\n\x10NetworkAgreement\x12\x12\n\ncounty_ids\x18\x01 \x03(\t\x12\x32\n\x05kinds\x18\x02 \x03(\x0e\x32#.xiezuo.collaboration.v1.LetterKind\"\xec\x01\n\x12GetNetworkResponse\x12\x12\n\nnetwork_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x1a\n\x12\x63ity_commission_id\x18\x03 \x01(\t\x12\x1c\n\x14\x63ity_commission_name\x18\x04 \x01(\t\x12\x38\n\x08\x63ounties\x18\x05 \x03(\x0b\x32&.xiezuo.collaboration.v1.NetworkCounty\x12=\n\nagreements\x18\x06 \x03(\x0b\x32).xiezuo.collaboration.v1.NetworkAgreement*\xbf\x01\n\nLetterKind\x12\x1b\n\x17LETTER_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17LETTER_KIND_VERIFY_FACT\x10\x01\x12!\n\x1dLETTER_KIND_WITNESS_STATEMENT\x10\x02\x12\x1e\n\x1aLETTER_KIND_REGISTRY_CHECK\x10\x03\x12\x1d\n\x19LETTER_KIND_LOCATE_PERSON\x10\x04\x12\x15\n\x11LETTER_KIND_OTHER\x10\x05*\xd2\x01\n\x0bLetterState\x12\x1c\n\x18LETTER_STATE_UNSPECIFIED\x10\x00\x12\"\n\x1eLETTER_STATE_AWAITING_APPROVAL\x10\x01\x12\x15\n\x11LETTER_STATE_SENT\x10\x02\x12\x19\n\x15LETTER_STATE_RECEIVED\x10\x03\x12\x19\n\x15LETTER_STATE_ACCEPTED\x10\x04\x12\x19\n\x15LETTER_STATE_DECLINED\x10\x05\x12\x19\n\x15LETTER_STATE_ANSWERED\x10\x06*p\n\x0fLetterDirection\x12 \n\x1cLETTER_DIRECTION_UNSPECIFIED\x10\x00\x12\x1d\n\x19LETTER_DIRECTION_OUTBOUND\x10\x01\x12\x1c\n\x18LETTER_DIRECTION_INBOUND\x10\x02\x32\x85\x06\n\x14\x43ollaborationService\x12n\n\rRequestLetter\x12-.xiezuo.collaboration.v1.RequestLetterRequest\x1a..xiezuo.collaboration.v1.RequestLetterResponse\x12n\n\rApproveLetter\x12-.xiezuo.collaboration.v1.ApproveLetterRequest\x1a..xiezuo.collaboration.v1.ApproveLetterResponse\x12k\n\x0c\x44\x65\x63ideLetter\x12,.xiezuo.collaboration.v1.DecideLetterRequest\x1a-.xiezuo.collaboration.v1.DecideLetterResponse\x12k\n\x0c\x41nswerLetter\x12,.xiezuo.collaboration.v1.AnswerLetterRequest\x1a-.xiezuo.collaboration.v1.AnswerLetterResponse\x12\x62\n\tGetLetter\x12).xiezuo.collaboration.v1.GetLetterRequest\x1a*.xiezuo.collaboration.v1.GetLetterResponse\x12h\n\x0bListLetters\x12+.xiezuo.collaboration.v1.ListLettersRequest\x1a,.xiezuo.collaboration.v1.ListLettersResponse\x12\x65\n\nGetNetwork\x12*.xiezuo.collaboration.v1.GetNetworkRequest\x1a+.xiezuo.collaboration.v1.GetNetworkResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+xiezuo/collaboration/v1/collaboration.proto\x12\x17xiezuo.collaboration.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"R\n\nAttachment\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x12\n\nmedia_type\x18\x04 \x01(\t\"\xe1\x06\n\x06Letter\x12\x11\n\tletter_id\x18\x01 \x01(\t\x12\x11\n\tcounty_id\x18\x02 \x01(\t\x12;\n\tdirection\x18\x03 \x01(\x0e\x32(.xiezuo.collaboration.v1.LetterDirection\x12\x1d\n\x15\x63ounterpart_county_id\x18\x04 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x05 \x01(\t\x12\x0f\n\x07zone_id\x18\x06 \x01(\t\x12\x31\n\x04kind\x18\x07 \x01(\x0e\x32#.xiezuo.collaboration.v1.LetterKind\x12\x19\n\x11\x61llowlist_version\x18\x08 \x01(\x05\x12\x10\n\x08question\x18\t \x01(\t\x12;\n\x06\x66ields\x18\n \x03(\x0b\x32+.xiezuo.collaboration.v1.Letter.FieldsEntry\x12\x0f\n\x07\x65xcerpt\x18\x0b \x01(\t\x12\x10\n\x08\x64ue_date\x18\x0c \x01(\t\x12\x33\n\x05state\x18\r \x01(\x0e\x32$.xiezuo.collaboration.v1.LetterState\x12\x30\n\x0crequested_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x61pproved_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ndecided_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x64\x65\x63line_ground\x18\x11 \x01(\t\x12/\n\x0b\x61nswered_at\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x66indings\x18\x13 \x01(\t\x12\x38\n\x0b\x61ttachments\x18\x14 \x03(\x0b\x32#.xiezuo.collaboration.v1.Attachment\x12\x17\n\x0fnetwork_version\x18\x15 \x01(\x05\x12\x14\n\x0cteam_draw_id\x18\x16 \x01(\t\x12\x17\n\x0fteam_person_ids\x18\x17 \x03(\t\x12\x1f\n\x17team_unfillable_reasons\x18\x18 \x03(\t\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x80\x03\n\x14RequestLetterRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x11\n\tcounty_id\x18\x02 \x01(\t\x12\x0f\n\x07zone_id\x18\x03 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x04 \x01(\t\x12\x18\n\x10target_county_id\x18\x05 \x01(\t\x12\x31\n\x04kind\x18\x06 \x01(\x0e\x32#.xiezuo.collaboration.v1.LetterKind\x12\x10\n\x08question\x18\x07 \x01(\t\x12I\n\x06\x66ields\x18\x08 \x03(\x0b\x32\x39.xiezuo.collaboration.v1.RequestLetterRequest.FieldsEntry\x12\x0f\n\x07\x65xcerpt\x18\t \x01(\t\x12\x30\n\x0c\x65\x66\x66\x65\x63tive_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"H\n\x15RequestLetterResponse\x12/\n\x06letter\x18\x01 \x01(\x0b\x32\x1f.xiezuo.collaboration.v1.Letter\"t\n\x14\x41pproveLetterRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x11\n\tletter_id\x18\x02 \x01(\t\x12\x30\n\x0c\x65\x66\x66\x65\x63tive_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"H\n\x15\x41pproveLetterResponse\x12/\n\x06letter\x18\x01 \x01(\x0b\x32\x1f.xiezuo.collaboration.v1.Letter\"\xb0\x01\n\x13\x44\x65\x63ideLetterRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x11\n\tletter_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63\x63\x65pt\x18\x03 \x01(\x08\x12\x0e\n\x06ground\x18\x04 \x01(\t\x12\x1b\n\x13subject_township_id\x18\x05 \x01(\t\x12\x30\n\x0c\x65\x66\x66\x65\x63tive_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"G\n\x14\x44\x65\x63ideLetterResponse\x12/\n\x06letter\x18\x01 \x01(\x0b\x32\x1f.xiezuo.collaboration.v1.Letter\"\xbf\x01\n\x13\x41nswerLetterRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x11\n\tletter_id\x18\x02 \x01(\t\x12\x10\n\x08\x66indings\x18\x03 \x01(\t\x12\x38\n\x0b\x61ttachments\x18\x04 \x03(\x0b\x32#.xiezuo.collaboration.v1.Attachment\x12\x30\n\x0c\x65\x66\x66\x65\x63tive_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"G\n\x14\x41nswerLetterResponse\x12/\n\x06letter\x18\x01 \x01(\x0b\x32\x1f.xiezuo.collaboration.v1.Letter\"%\n\x10GetLetterRequest\x12\x11\n\tletter_id\x18\x01 \x01(\t\"D\n\x11GetLetterResponse\x12/\n\x06letter\x18\x01 \x01(\x0b\x32\x1f.xiezuo.collaboration.v1.Letter\"\x8b\x01\n\x12ListLettersRequest\x12\x11\n\tcounty_id\x18\x01 \x01(\t\x12;\n\tdirection\x18\x02 \x01(\x0e\x32(.xiezuo.collaboration.v1.LetterDirection\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"`\n\x13ListLettersResponse\x12\x30\n\x07letters\x18\x01 \x03(\x0b\x32\x1f.xiezuo.collaboration.v1.Letter\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x13\n\x11GetNetworkRequest\"Z\n\rNetworkCounty\x12\x11\n\tcounty_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\npublic_key\x18\x03 \x01(\t\x12\x14\n\x0cown_calendar\x18\x04 \x01(\x08\"Z\n\x10NetworkAgreement\x12\x12\n\ncounty_ids\x18\x01 \x03(\t\x12\x32\n\x05kinds\x18\x02 \x03(\x0e\x32#.xiezuo.collaboration.v1.LetterKind\"\xec\x01\n\x12GetNetworkResponse\x12\x12\n\nnetwork_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x1a\n\x12\x63ity_commission_id\x18\x03 \x01(\t\x12\x1c\n\x14\x63ity_commission_name\x18\x04 \x01(\t\x12\x38\n\x08\x63ounties\x18\x05 \x03(\x0b\x32&.xiezuo.collaboration.v1.NetworkCounty\x12=\n\nagreements\x18\x06 \x03(\x0b\x32).xiezuo.collaboration.v1.NetworkAgreement*\xbf\x01\n\nLetterKind\x12\x1b\n\x17LETTER_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17LETTER_KIND_VERIFY_FACT\x10\x01\x12!\n\x1dLETTER_KIND_WITNESS_STATEMENT\x10\x02\x12\x1e\n\x1aLETTER_KIND_REGISTRY_CHECK\x10\x03\x12\x1d\n\x19LETTER_KIND_LOCATE_PERSON\x10\x04\x12\x15\n\x11LETTER_KIND_OTHER\x10\x05*\xd2\x01\n\x0bLetterState\x12\x1c\n\x18LETTER_STATE_UNSPECIFIED\x10\x00\x12\"\n\x1eLETTER_STATE_AWAITING_APPROVAL\x10\x01\x12\x15\n\x11LETTER_STATE_SENT\x10\x02\x12\x19\n\x15LETTER_STATE_RECEIVED\x10\x03\x12\x19\n\x15LETTER_STATE_ACCEPTED\x10\x04\x12\x19\n\x15LETTER_STATE_DECLINED\x10\x05\x12\x19\n\x15LETTER_STATE_ANSWERED\x10\x06*p\n\x0fLetterDirection\x12 \n\x1cLETTER_DIRECTION_UNSPECIFIED\x10\x00\x12\x1d\n\x19LETTER_DIRECTION_OUTBOUND\x10\x01\x12\x1c\n\x18LETTER_DIRECTION_INBOUND\x10\x02\x32\x85\x06\n\x14\x43ollaborationService\x12n\n\rRequestLetter\x12-.xiezuo.collaboration.v1.RequestLetterRequest\x1a..xiezuo.collaboration.v1.RequestLetterResponse\x12n\n\rApproveLetter\x12-.xiezuo.collaboration.v1.ApproveLetterRequest\x1a..xiezuo.collaboration.v1.ApproveLetterResponse\x12k\n\x0c\x44\x65\x63ideLetter\x12,.xiezuo.collaboration.v1.DecideLetterRequest\x1a-.xiezuo.collaboration.v1.DecideLetterResponse\x12k\n\x0c\x41nswerLetter\x12,.xiezuo.collaboration.v1.AnswerLetterRequest\x1a-.xiezuo.collaboration.v1.AnswerLetterResponse\x12\x62\n\tGetLetter\x12).xiezuo.collaboration.v1.GetLetterRequest\x1a*.xiezuo.collaboration.v1.GetLetterResponse\x12h\n\x0bListLetters\x12+.xiezuo.collaboration.v1.ListLettersRequest\x1a,.xiezuo.collaboration.v1.ListLettersResponse\x12\x65\n\nGetNetwork\x12*.xiezuo.collaboration.v1.GetNetworkRequest\x1a+.xiezuo.collaboration.v1.GetNetworkResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,12 +36,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LETTER_FIELDSENTRY']._serialized_options = b'8\001'
   _globals['_REQUESTLETTERREQUEST_FIELDSENTRY']._loaded_options = None
   _globals['_REQUESTLETTERREQUEST_FIELDSENTRY']._serialized_options = b'8\001'
-  _globals['_LETTERKIND']._serialized_start=2822
-  _globals['_LETTERKIND']._serialized_end=3013
-  _globals['_LETTERSTATE']._serialized_start=3016
-  _globals['_LETTERSTATE']._serialized_end=3226
-  _globals['_LETTERDIRECTION']._serialized_start=3228
-  _globals['_LETTERDIRECTION']._serialized_end=3340
+  _globals['_LETTERKIND']._serialized_start=3023
+  _globals['_LETTERKIND']._serialized_end=3214
+  _globals['_LETTERSTATE']._serialized_start=3217
+  _globals['_LETTERSTATE']._serialized_end=3427
+  _globals['_LETTERDIRECTION']._serialized_start=3429
+  _globals['_LETTERDIRECTION']._serialized_end=3541
   _globals['_ATTACHMENT']._serialized_start=105
   _globals['_ATTACHMENT']._serialized_end=187
   _globals['_LETTER']._serialized_start=190
@@ -49,39 +49,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LETTER_FIELDSENTRY']._serialized_start=1010
   _globals['_LETTER_FIELDSENTRY']._serialized_end=1055
   _globals['_REQUESTLETTERREQUEST']._serialized_start=1058
-  _globals['_REQUESTLETTERREQUEST']._serialized_end=1392
+  _globals['_REQUESTLETTERREQUEST']._serialized_end=1442
   _globals['_REQUESTLETTERREQUEST_FIELDSENTRY']._serialized_start=1010
   _globals['_REQUESTLETTERREQUEST_FIELDSENTRY']._serialized_end=1055
-  _globals['_REQUESTLETTERRESPONSE']._serialized_start=1394
-  _globals['_REQUESTLETTERRESPONSE']._serialized_end=1466
-  _globals['_APPROVELETTERREQUEST']._serialized_start=1468
-  _globals['_APPROVELETTERREQUEST']._serialized_end=1534
-  _globals['_APPROVELETTERRESPONSE']._serialized_start=1536
-  _globals['_APPROVELETTERRESPONSE']._serialized_end=1608
-  _globals['_DECIDELETTERREQUEST']._serialized_start=1610
-  _globals['_DECIDELETTERREQUEST']._serialized_end=1736
-  _globals['_DECIDELETTERRESPONSE']._serialized_start=1738
-  _globals['_DECIDELETTERRESPONSE']._serialized_end=1809
-  _globals['_ANSWERLETTERREQUEST']._serialized_start=1812
-  _globals['_ANSWERLETTERREQUEST']._serialized_end=1953
-  _globals['_ANSWERLETTERRESPONSE']._serialized_start=1955
-  _globals['_ANSWERLETTERRESPONSE']._serialized_end=2026
-  _globals['_GETLETTERREQUEST']._serialized_start=2028
-  _globals['_GETLETTERREQUEST']._serialized_end=2065
-  _globals['_GETLETTERRESPONSE']._serialized_start=2067
-  _globals['_GETLETTERRESPONSE']._serialized_end=2135
-  _globals['_LISTLETTERSREQUEST']._serialized_start=2138
-  _globals['_LISTLETTERSREQUEST']._serialized_end=2277
-  _globals['_LISTLETTERSRESPONSE']._serialized_start=2279
-  _globals['_LISTLETTERSRESPONSE']._serialized_end=2375
-  _globals['_GETNETWORKREQUEST']._serialized_start=2377
-  _globals['_GETNETWORKREQUEST']._serialized_end=2396
-  _globals['_NETWORKCOUNTY']._serialized_start=2398
-  _globals['_NETWORKCOUNTY']._serialized_end=2488
-  _globals['_NETWORKAGREEMENT']._serialized_start=2490
-  _globals['_NETWORKAGREEMENT']._serialized_end=2580
-  _globals['_GETNETWORKRESPONSE']._serialized_start=2583
-  _globals['_GETNETWORKRESPONSE']._serialized_end=2819
-  _globals['_COLLABORATIONSERVICE']._serialized_start=3343
-  _globals['_COLLABORATIONSERVICE']._serialized_end=4116
+  _globals['_REQUESTLETTERRESPONSE']._serialized_start=1444
+  _globals['_REQUESTLETTERRESPONSE']._serialized_end=1516
+  _globals['_APPROVELETTERREQUEST']._serialized_start=1518
+  _globals['_APPROVELETTERREQUEST']._serialized_end=1634
+  _globals['_APPROVELETTERRESPONSE']._serialized_start=1636
+  _globals['_APPROVELETTERRESPONSE']._serialized_end=1708
+  _globals['_DECIDELETTERREQUEST']._serialized_start=1711
+  _globals['_DECIDELETTERREQUEST']._serialized_end=1887
+  _globals['_DECIDELETTERRESPONSE']._serialized_start=1889
+  _globals['_DECIDELETTERRESPONSE']._serialized_end=1960
+  _globals['_ANSWERLETTERREQUEST']._serialized_start=1963
+  _globals['_ANSWERLETTERREQUEST']._serialized_end=2154
+  _globals['_ANSWERLETTERRESPONSE']._serialized_start=2156
+  _globals['_ANSWERLETTERRESPONSE']._serialized_end=2227
+  _globals['_GETLETTERREQUEST']._serialized_start=2229
+  _globals['_GETLETTERREQUEST']._serialized_end=2266
+  _globals['_GETLETTERRESPONSE']._serialized_start=2268
+  _globals['_GETLETTERRESPONSE']._serialized_end=2336
+  _globals['_LISTLETTERSREQUEST']._serialized_start=2339
+  _globals['_LISTLETTERSREQUEST']._serialized_end=2478
+  _globals['_LISTLETTERSRESPONSE']._serialized_start=2480
+  _globals['_LISTLETTERSRESPONSE']._serialized_end=2576
+  _globals['_GETNETWORKREQUEST']._serialized_start=2578
+  _globals['_GETNETWORKREQUEST']._serialized_end=2597
+  _globals['_NETWORKCOUNTY']._serialized_start=2599
+  _globals['_NETWORKCOUNTY']._serialized_end=2689
+  _globals['_NETWORKAGREEMENT']._serialized_start=2691
+  _globals['_NETWORKAGREEMENT']._serialized_end=2781
+  _globals['_GETNETWORKRESPONSE']._serialized_start=2784
+  _globals['_GETNETWORKRESPONSE']._serialized_end=3020
+  _globals['_COLLABORATIONSERVICE']._serialized_start=3544
+  _globals['_COLLABORATIONSERVICE']._serialized_end=4317
 # @@protoc_insertion_point(module_scope)

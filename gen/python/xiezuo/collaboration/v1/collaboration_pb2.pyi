@@ -341,6 +341,7 @@ class RequestLetterRequest(_message.Message):
     QUESTION_FIELD_NUMBER: _builtins.int
     FIELDS_FIELD_NUMBER: _builtins.int
     EXCERPT_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_AT_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
     """Idempotency key: a repeated call returns the first letter."""
     county_id: _builtins.str
@@ -361,6 +362,13 @@ class RequestLetterRequest(_message.Message):
     def fields(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Only fields the kind's allowlist names."""
 
+    @_builtins.property
+    def effective_at(self) -> _timestamp_pb2.Timestamp:
+        """Back-entry (补录) only: when the step took effect on paper. Needs the `back_entry` role;
+        must not be in the future, before the letter's previous step, or further back than the
+        back-entry window. Unset means now. The audit log keeps the real time of entry.
+        """
+
     def __init__(
         self,
         *,
@@ -373,10 +381,11 @@ class RequestLetterRequest(_message.Message):
         question: _builtins.str = ...,
         fields: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         excerpt: _builtins.str = ...,
+        effective_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "county_id", b"county_id", "excerpt", b"excerpt", "fields", b"fields", "idempotency_key", b"idempotency_key", "kind", b"kind", "question", b"question", "target_county_id", b"target_county_id", "zone_id", b"zone_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "county_id", b"county_id", "effective_at", b"effective_at", "excerpt", b"excerpt", "fields", b"fields", "idempotency_key", b"idempotency_key", "kind", b"kind", "question", b"question", "target_county_id", b"target_county_id", "zone_id", b"zone_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -414,19 +423,28 @@ class ApproveLetterRequest(_message.Message):
 
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     LETTER_ID_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_AT_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
     """Idempotency key."""
     letter_id: _builtins.str
     """The letter (of the token's county)."""
+    @_builtins.property
+    def effective_at(self) -> _timestamp_pb2.Timestamp:
+        """Back-entry (补录) only: when the step took effect on paper. Needs the `back_entry` role;
+        must not be in the future, before the letter's previous step, or further back than the
+        back-entry window. Unset means now. The audit log keeps the real time of entry.
+        """
+
     def __init__(
         self,
         *,
         idempotency_key: _builtins.str = ...,
         letter_id: _builtins.str = ...,
+        effective_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["idempotency_key", b"idempotency_key", "letter_id", b"letter_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at", "idempotency_key", b"idempotency_key", "letter_id", b"letter_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -467,6 +485,7 @@ class DecideLetterRequest(_message.Message):
     ACCEPT_FIELD_NUMBER: _builtins.int
     GROUND_FIELD_NUMBER: _builtins.int
     SUBJECT_TOWNSHIP_ID_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_AT_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
     """Idempotency key."""
     letter_id: _builtins.str
@@ -479,6 +498,13 @@ class DecideLetterRequest(_message.Message):
     """When accepting: the subject's township in this county, if known; nobody from it is drawn
     onto the team staffing draws for the letter (异地办案). Empty: unknown.
     """
+    @_builtins.property
+    def effective_at(self) -> _timestamp_pb2.Timestamp:
+        """Back-entry (补录) only: when the step took effect on paper. Needs the `back_entry` role;
+        must not be in the future, before the letter's previous step, or further back than the
+        back-entry window. Unset means now. The audit log keeps the real time of entry.
+        """
+
     def __init__(
         self,
         *,
@@ -487,10 +513,11 @@ class DecideLetterRequest(_message.Message):
         accept: _builtins.bool = ...,
         ground: _builtins.str = ...,
         subject_township_id: _builtins.str = ...,
+        effective_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept", b"accept", "ground", b"ground", "idempotency_key", b"idempotency_key", "letter_id", b"letter_id", "subject_township_id", b"subject_township_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept", b"accept", "effective_at", b"effective_at", "ground", b"ground", "idempotency_key", b"idempotency_key", "letter_id", b"letter_id", "subject_township_id", b"subject_township_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -530,6 +557,7 @@ class AnswerLetterRequest(_message.Message):
     LETTER_ID_FIELD_NUMBER: _builtins.int
     FINDINGS_FIELD_NUMBER: _builtins.int
     ATTACHMENTS_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_AT_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
     """Idempotency key."""
     letter_id: _builtins.str
@@ -540,6 +568,13 @@ class AnswerLetterRequest(_message.Message):
     def attachments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attachment]:
         """Attachment metadata."""
 
+    @_builtins.property
+    def effective_at(self) -> _timestamp_pb2.Timestamp:
+        """Back-entry (补录) only: when the step took effect on paper. Needs the `back_entry` role;
+        must not be in the future, before the letter's previous step, or further back than the
+        back-entry window. Unset means now. The audit log keeps the real time of entry.
+        """
+
     def __init__(
         self,
         *,
@@ -547,10 +582,11 @@ class AnswerLetterRequest(_message.Message):
         letter_id: _builtins.str = ...,
         findings: _builtins.str = ...,
         attachments: _abc.Iterable[Global___Attachment] | None = ...,
+        effective_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "findings", b"findings", "idempotency_key", b"idempotency_key", "letter_id", b"letter_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "effective_at", b"effective_at", "findings", b"findings", "idempotency_key", b"idempotency_key", "letter_id", b"letter_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
