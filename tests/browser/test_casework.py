@@ -45,15 +45,24 @@ def _register_report(page: Page, screenshot: Screenshot, subject: str) -> str:
     """The chief registers a letter about a village cadre of 二曲镇; the clue's id."""
     page.goto("/reports/new")
     expect(page.locator("h1")).to_have_text("登记信访举报")
+    # A visit asks for its own details; the form swaps them in when the channel changes.
+    page.select_option("#r-channel", "visit")
+    expect(page.locator("#r-visit_date")).to_be_visible()
     page.select_option("#r-channel", "letter")
+    expect(page.locator("#r-visit_date")).to_have_count(0)
     page.select_option("#r-township_id", TOWNSHIP)
     page.fill("#r-subject_name", subject)
     page.fill("#r-subject_post", "村委会主任")
-    page.fill("#r-subject_unit", "丰二曲村村委会")
     page.select_option("#r-cadre_level", "village")
     page.fill("#r-categories", "poverty_alleviation_funds")
     page.fill("#r-content", "冒领扶贫补贴，涉及三户。")
     screenshot(page, "report-intake")
+    # Without the subject's unit intake refuses it: the reason stands beside that input.
+    with page.expect_navigation():
+        page.locator("#report-form button[type=submit]").click()
+    expect(page.locator("#err-subject_unit")).to_be_visible()
+    expect(page.locator("#r-subject_name")).to_have_value(subject)
+    page.fill("#r-subject_unit", "丰二曲村村委会")
     with page.expect_navigation():
         page.locator("#report-form button[type=submit]").click()
     expect(page.locator("h1")).to_have_text("已登记")

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from services.console.casework.reads import CaseworkReads
 from services.console.casework.views import detail_text, when
 from services.console.grpc_calls import Refused, call, stubs
+from services.console.session import signed_in
 from services.console.web import translator
 
 QUARTER = re.compile(r"^\d{4}Q[1-4]$")
@@ -24,8 +25,11 @@ def reads(request: Request) -> CaseworkReads:
     A part of a page the user may not read, or whose service does not answer (a 403, 404 or
     503 of that call alone), is left out rather than failing the whole page.
     """
+    user = signed_in(request)
     bound: Callable[[Callable[..., Awaitable[Any]], Any], Awaitable[Any]] = partial(call, request)
-    return CaseworkReads(stubs(request), bound, (HTTPException, Refused))
+    return CaseworkReads(
+        stubs(request), bound, (HTTPException, Refused), me=(user.subject, user.name)
+    )
 
 
 def helpers(request: Request) -> dict[str, Any]:

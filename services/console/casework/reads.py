@@ -71,10 +71,18 @@ def previous_quarter(quarter: str) -> str:
 class CaseworkReads:
     """The reads behind my work, the case file, the draw page and the zone board."""
 
-    def __init__(self, stubs: Stubs, call: Call, refused: tuple[type[BaseException], ...]) -> None:
+    def __init__(
+        self,
+        stubs: Stubs,
+        call: Call,
+        refused: tuple[type[BaseException], ...],
+        me: tuple[str, str] = ("", ""),
+    ) -> None:
         self._stubs = stubs
         self._call = call
         self._refused = refused
+        # The signed-in user's own id and name: staffing need not be asked for them.
+        self._me = me
 
     async def _maybe(self, read: Awaitable[T]) -> T | None:
         """A read the page can do without: None when the user may not make it."""
@@ -129,10 +137,15 @@ class CaseworkReads:
         return list(reply.zones)
 
     async def names(
-        self, county_id: str, people: list[staffing_pb2.Person] | None = None
+        self, county_id: str, people: list[staffing_pb2.Person] | None = None, zone_id: str = ""
     ) -> NameBook:
-        """Names of the county's zones and townships, and of the people the user may list."""
+        """Names of the county's zones and townships, and of the people the user may list.
+
+        People are listed for one zone when the page is about one (every listed person's
+        record read is audited, so a page does not read the whole county's for a few names).
+        """
         book = NameBook()
+        book.add([self._me])
         zones, townships = await asyncio.gather(
             self._maybe(
                 self._call(
@@ -152,7 +165,7 @@ class CaseworkReads:
         if townships is not None:
             book.add((t.township_id, t.name) for t in townships.townships)
         if people is None:
-            people = await self.people(county_id)
+            people = await self.people(county_id, zone_id)
         book.add((p.person_id, p.name) for p in people)
         return book
 
@@ -192,7 +205,9 @@ class CaseworkReads:
                 )
         return [row for _, row in sorted(rows, key=lambda pair: pair[0])]
 
-    async def my_work(self, *, subject: str, roles: frozenset[str], county_id: str) -> MyWork:
+    async def my_work(
+        self, *, subject: str, roles: frozenset[str], county_id: str, zone_id: str = ""
+    ) -> MyWork:
         """The approvals waiting for the user, their own files and the deadlines at risk."""
         mine, visible, risky = await asyncio.gather(
             self.list_cases(county_id=county_id, assignee=subject),
@@ -201,7 +216,7 @@ class CaseworkReads:
         )
         deadlines, names = await asyncio.gather(
             self.running_deadlines(sorted(risky.items, key=lambda c: not c.overdue)),
-            self.names(county_id),
+            self.names(county_id, zone_id=zone_id),
         )
         return MyWork(
             inbox=awaiting(visible.items, roles),
@@ -230,7 +245,7 @@ class CaseworkReads:
                     ),
                 )
             ),
-            self.names(case.county_id),
+            self.names(case.county_id, zone_id=case.zone_id),
         )
         townships = set(case.township_ids) | {case.township_id}
         return CaseFileView(
@@ -261,7 +276,9 @@ class CaseworkReads:
                 staffing_pb2.ReplayDrawRequest(draw_id=draw_id),
             )
         return DrawView(
-            draw=explained, replay=replayed, names=await self.names(explained.county_id)
+            draw=explained,
+            replay=replayed,
+            names=await self.names(explained.county_id, zone_id=explained.zone_id),
         )
 
     async def zone_board(self, *, county_id: str, zone_id: str, quarter: str) -> ZoneBoard:
