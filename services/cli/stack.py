@@ -126,9 +126,12 @@ def up(
         table.add_row("kafka", bootstrap, "", str(node.log_path))
         for service, info in ready.items():
             table.add_row(service, info["grpc"], info["metrics"], str(log_dir / f"{service}.log"))
-        table.add_row("console", web["url"], f"{web['url']}metrics", str(log_dir / "console.log"))
+        table.add_row("console", web["url"], web["metrics"], str(log_dir / "console.log"))
         stdout_console().print(table)
-        stdout_console().print(f"web console: {web['url']} (sign in at {web['url']}sign-in)")
+        stdout_console().print(
+            f"web console: {web['url']} (sign in at {web['url']}sign-in; metrics {web['metrics']})",
+            soft_wrap=True,
+        )
         if not no_demo:
             _first_run_demo(state, env, ready, demo_reports, web["url"])
         console.print("`xiezuo status` checks health; `xiezuo token --help` mints a dev token.")

@@ -1,6 +1,6 @@
 """`python -m services.console`: serve the web console until SIGINT/SIGTERM.
 
-Prints one JSON line `{"ready": {"service": "console", "http": ..., "url": ...}}` on stdout
+Prints one JSON line `{"ready": {"service": "console", "http", "url", "metrics"}}` on stdout
 once it listens (what `xiezuo up` waits for, like the services' ready line).
 """
 
@@ -16,7 +16,12 @@ import uvicorn
 from services.console.app import build_app
 from services.console.settings import ConsoleSettings
 from services.runtime.settings import PlatformSettings
-from services.runtime.telemetry import configure_logging, configure_tracing, shutdown_tracing
+from services.runtime.telemetry import (
+    configure_logging,
+    configure_tracing,
+    shutdown_tracing,
+    start_metrics_server,
+)
 
 log = logging.getLogger("services.console")
 
@@ -42,16 +47,25 @@ async def serve(settings: ConsoleSettings, platform: PlatformSettings) -> None:
     # uvicorn offers no event for "listening"; its own flag is polled until set.
     while not server.started and not task.done():  # noqa: ASYNC110
         await asyncio.sleep(0.05)
+    metrics_server, metrics_port = start_metrics_server(
+        app.state.registry, settings.metrics_host, settings.metrics_port
+    )
     if server.started:
         port = server.servers[0].sockets[0].getsockname()[1]
         address = f"{settings.http_host}:{port}"
         url = settings.public_url or f"http://{address}/"
-        ready = {"service": "console", "http": address, "url": url}
+        ready = {
+            "service": "console",
+            "http": address,
+            "url": url,
+            "metrics": f"http://{settings.metrics_host}:{metrics_port}/metrics",
+        }
         print(json.dumps({"ready": ready}), flush=True, file=sys.stdout)
         log.info("console ready", extra=ready)
     try:
         await task
     finally:
+        metrics_server.stop()
         shutdown_tracing(tracer_provider)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry import propagate, trace
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Histogram
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -59,7 +59,6 @@ PUBLIC_PATHS = (
     "/static/",
     "/healthz",
     "/readyz",
-    "/metrics",
 )
 READY_CHECK_SECONDS = 2.0
 log = logging.getLogger(__name__)
@@ -127,7 +126,11 @@ class RequestTelemetry:
 
 
 def build_app(settings: ConsoleSettings, platform: PlatformSettings | None = None) -> Starlette:
-    """The console's ASGI app: pages, probes, metrics, sessions, CSRF, sign-in gate."""
+    """The console's ASGI app: pages, probes, sessions, CSRF, sign-in gate.
+
+    Its Prometheus registry is `app.state.registry`; `python -m services.console` serves it
+    on the metrics port.
+    """
     platform = platform or PlatformSettings()
     registry = CollectorRegistry()
     histogram = Histogram(
@@ -166,7 +169,6 @@ def build_app(settings: ConsoleSettings, platform: PlatformSettings | None = Non
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=str(STATIC_DIR)), name="static"),
         *page_routes,
     ]
@@ -232,12 +234,6 @@ async def readyz(request: Request) -> Response:
     results = dict(await asyncio.gather(*(check(s, c) for s, c in channels.items())))
     ready = all(state == "SERVING" for state in results.values())
     return JSONResponse({"ready": ready, "services": results}, status_code=200 if ready else 503)
-
-
-async def metrics(request: Request) -> Response:
-    """Prometheus exposition of the console's own registry."""
-    registry: CollectorRegistry = request.app.state.registry
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.demo.county import DEMO_COUNTY_FILE
 
 DEFAULT_HTTP_PORT = 8080
+# After the five services' 9101-9105.
+DEFAULT_METRICS_PORT = 9106
 LANGUAGES = ("zh", "en")
 
 
@@ -21,6 +23,9 @@ class ConsoleSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     # 0 picks a free port (tests); the address is printed on the ready line either way.
     http_port: int = Field(default=DEFAULT_HTTP_PORT, ge=0, le=65535)
+    # Prometheus on a port of its own, like the services' (never behind the public Ingress).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=DEFAULT_METRICS_PORT, ge=0, le=65535)
     # Where people reach the console (behind an Ingress); the OIDC redirect URI is built on it.
     public_url: str | None = None
     # Production: Secure cookies, no dev sign-in, OIDC and a real session key required.

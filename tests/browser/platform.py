@@ -42,6 +42,7 @@ class Platform:
     """A running platform: where the console and the services listen, and the demo's facts."""
 
     console_url: str
+    console_metrics: str
     state_dir: Path
     kafka_bootstrap: str
     grpc: dict[str, str]
@@ -90,6 +91,7 @@ def up_env(state_dir: Path, ports: list[int]) -> dict[str, str]:
         env[f"XIEZUO_{service.upper()}_GRPC_PORT"] = str(ports[2 * index])
         env[f"XIEZUO_{service.upper()}_METRICS_PORT"] = str(ports[2 * index + 1])
     env["XIEZUO_CONSOLE_HTTP_PORT"] = "0"
+    env["XIEZUO_CONSOLE_METRICS_PORT"] = "0"
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -121,12 +123,14 @@ def start(state_dir: Path, *, reports: int | None = None) -> tuple[Platform, sub
     if found is None:
         stop(process)
         raise RuntimeError(f"xiezuo up printed no console address:\n{output[-4000:]}")
+    metrics = re.search(r"metrics (http://\S+/metrics)", output[found.start() :])
     marker = state_dir / "state" / "demo-loaded"
     if not marker.exists():
         stop(process)
         raise RuntimeError(f"the demo county was not loaded:\n{output[-4000:]}")
     platform = Platform(
         console_url=found.group(1),
+        console_metrics=metrics.group(1) if metrics else "",
         state_dir=state_dir / "state",
         kafka_bootstrap=f"127.0.0.1:{kafka_port}",
         grpc={s: f"127.0.0.1:{ports[2 * i]}" for i, s in enumerate(SERVICES)},

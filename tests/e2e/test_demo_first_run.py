@@ -38,6 +38,7 @@ def _env(state: Path, ports: list[int]) -> dict[str, str]:
         env[f"XIEZUO_{service.upper()}_METRICS_PORT"] = str(ports[2 * index + 1])
     # The web console on a free port of its own (8080 may be taken by another run).
     env["XIEZUO_CONSOLE_HTTP_PORT"] = "0"
+    env["XIEZUO_CONSOLE_METRICS_PORT"] = "0"
     return env
 
 

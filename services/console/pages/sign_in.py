@@ -26,12 +26,17 @@ NAV = [NavLink("/", "core.nav.home", order=0)]
 async def home(request: Request) -> Response:
     """The signed-in user's start page: who they are, their zones by name, where they can go."""
     user = signed_in(request)
-    reply = await call(
-        request,
-        stubs(request).registry.ListZones,
-        registry_pb2.ListZonesRequest(county_id=user.county_id, page_size=100),
-    )
-    names = {zone.zone_id: zone.name for zone in reply.zones}
+    names: dict[str, str] = {}
+    try:
+        reply = await call(
+            request,
+            stubs(request).registry.ListZones,
+            registry_pb2.ListZonesRequest(county_id=user.county_id, page_size=100),
+        )
+        names = {zone.zone_id: zone.name for zone in reply.zones}
+    except HTTPException:
+        # The start page still shows (ids only) while staffing is down or says no.
+        pass
     zones = [(zone_id, names.get(zone_id, "")) for zone_id in user.zone_ids if zone_id != "*"]
     return render(request, "core/home.html", {"zones": zones})
 
