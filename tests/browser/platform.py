@@ -42,12 +42,12 @@ class Platform:
     """A running platform: where the console and the services listen, and the demo's facts."""
 
     console_url: str
-    console_metrics: str
     state_dir: Path
     kafka_bootstrap: str
     grpc: dict[str, str]
     log_path: Path
     pid: int = 0
+    console_metrics: str = ""
     demo: dict[str, Any] = field(default_factory=dict)
 
     def token(
