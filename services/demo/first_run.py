@@ -224,7 +224,8 @@ def _letters(request: DemoRequest, outcome: DemoOutcome, console: Console) -> Le
         return mint_dev_token(
             key_dir=request.state_dir / "keys",
             subject=f"demo-{role}-{county_id}",
-            roles=[role],
+            # 演示县's letters are entered on their paper dates (补录).
+            roles=[role, BACK_ENTRY_ROLE],
             county_id=county_id,
             zone_ids=[ALL_ZONES],
             issuer=platform.token_issuer,
@@ -267,6 +268,9 @@ def _letters_marker(letters: LettersYear) -> dict[str, object]:
         "median_seconds": letters.median_seconds,
         "letter_ids": [letter.letter_id for letter in ours],
         "teams": [letter.team_size for letter in ours],
+        "approved_at": [
+            letter.approved_at.isoformat() if letter.approved_at else None for letter in ours
+        ],
         "received_ids": [letter.letter_id for letter in theirs],
         "teams_given": [letter.team_size for letter in theirs],
         "transfer_id": letters.transfer_id,
@@ -284,8 +288,8 @@ def _print_letters(letters: LettersYear, out: Console) -> None:
     out.print(
         f"demo: letters to {NEIGHBOUR_NAME}: {letters.sent} sent, {letters.answered} answered, "
         f"{letters.declined} declined; letters from {NEIGHBOUR_NAME}: {letters.received} "
-        f"received, {letters.answered_by_us} answered; median approval → answer {took} "
-        "(sent, decided and answered the day the demo runs)",
+        f"received, {letters.answered_by_us} answered; median approval → answer of ours "
+        f"{took} ({_spread(letters)})",
         soft_wrap=True,
     )
     words = {
@@ -300,6 +304,17 @@ def _print_letters(letters: LettersYear, out: Console) -> None:
             f"{trail}",
             soft_wrap=True,
         )
+
+
+def _spread(letters: LettersYear) -> str:
+    quarters = sorted(
+        {
+            f"Q{(letter.approved_at.month - 1) // 3 + 1}"
+            for letter in letters.asked_by(DEMO_COUNTY)
+            if letter.approved_at is not None
+        }
+    )
+    return "entered on their paper dates, approved in " + ", ".join(quarters)
 
 
 def _report_after_letters(

@@ -2,8 +2,9 @@
 
 Each county acts with its own tokens: the asking county's leadership asks and approves, the
 asked county's leadership accepts or declines and answers. 青峪县 works the clues 演示县
-handed over, so 演示县's trail of them fills. Collaboration has no back-entry date, so the
-letters are dated the day the demo runs.
+handed over, so 演示县's trail of them fills. 演示县's letters are entered after the fact
+(补录, `effective_at`) on paper dates through the year, days after their case entered a
+working stage; 青峪县's, about clues handed over today, are dated today.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 from xiezuo.cases.v1 import cases_pb2, cases_pb2_grpc
 from xiezuo.collaboration.v1 import collaboration_pb2 as pb
 from xiezuo.collaboration.v1 import collaboration_pb2_grpc, transfers_pb2, transfers_pb2_grpc
@@ -46,6 +49,8 @@ class ScriptedLetter:
     decline_ground: str = ""
     subject_township: str = ""
     findings: str = ""
+    # On paper: days from the asked county's acceptance to its answer.
+    days_to_answer: int = 5
 
 
 LETTERS: tuple[ScriptedLetter, ...] = (
@@ -116,6 +121,12 @@ NEIGHBOUR_LETTERS: tuple[ScriptedLetter, ...] = (
         findings="已询问证人孙某，制作询问笔录一份，证人陈述招标前曾与钱某见面。",
     ),
 )
+# Stages in which a case asks for help (a letter is dated while the case is in one).
+_WORKING = frozenset({"inquiry", "verification", "investigation", "hearing"})
+# A letter is asked this long after its case entered a working stage ...
+_ASK_AFTER = timedelta(days=3)
+# ... when it can have been answered on paper before today (asked, decided, answered).
+_LONGEST_LETTER = timedelta(days=20)
 # How a handed-over clue's first steps are taken in the county that received it (cadre level →
 # the disposal way its officers propose; the approvers come from the cases rule book).
 _DISPOSAL_WAY = {"village": "inquiry", "county_section": "preliminary_verification"}
@@ -133,6 +144,8 @@ class LetterRecord:
     approval_to_answer: float | None
     from_county: str = DEMO_COUNTY
     to_county: str = NEIGHBOUR_COUNTY
+    # The asking county's approval, as entered (a paper date for the demo county's letters).
+    approved_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -183,7 +196,12 @@ class LettersYear:
 
     @property
     def median_seconds(self) -> float | None:
-        times = [x.approval_to_answer for x in self.letters if x.approval_to_answer is not None]
+        """Median approval → answer of 演示县's letters (their paper dates when entered so)."""
+        times = [
+            x.approval_to_answer
+            for x in self.asked_by(DEMO_COUNTY)
+            if x.approval_to_answer is not None
+        ]
         return statistics.median(times) if times else None
 
 
@@ -214,9 +232,19 @@ async def exchange_letters(
             async with grpc.aio.insecure_channel(cases_address) as cases_channel:
                 worked = _NeighbourWork(cases_pb2_grpc.CaseServiceStub(cases_channel), token_for)
                 taken = [await worked.take_over(clue_id, level) for clue_id, level, _ in handed]
+        asked_on: dict[str, datetime] = {}
+        if cases_address:
+            async with grpc.aio.insecure_channel(cases_address) as cases_channel:
+                case_stub = cases_pb2_grpc.CaseServiceStub(cases_channel)
+                for case_id, _ in cases[: len(LETTERS)]:
+                    moment = await _asked_on(case_stub, token_for, case_id)
+                    if moment is not None:
+                        asked_on[case_id] = moment
         exchange = _Exchange(stub, token_for)
         runs = [
-            exchange.run(script, case_id, zone_id, f"demo-letter-{index + 1}")
+            exchange.run(
+                script, case_id, zone_id, f"demo-letter-{index + 1}", on=asked_on.get(case_id)
+            )
             for index, (script, (case_id, zone_id)) in enumerate(zip(LETTERS, cases, strict=False))
         ] + [
             exchange.run(
@@ -245,6 +273,45 @@ async def exchange_letters(
             HandedOver(h.transfer_id, h.mode, stages.get(h.transfer_id, ""), h.trail) for h in over
         ),
     )
+
+
+async def _asked_on(
+    stub: cases_pb2_grpc.CaseServiceStub, token_for: TokenFor, case_id: str
+) -> datetime | None:
+    """The paper day a letter is asked from the case: days after it entered a working stage.
+
+    None when the case has no such step early enough for the letter to be answered by now
+    (then the letter is dated the run day).
+    """
+    reply = await stub.GetCase(
+        cases_pb2.GetCaseRequest(case_id=case_id),
+        metadata=_auth(token_for(DEMO_COUNTY, "zone_chief")),
+        timeout=30,
+    )
+    working = [
+        step.at.ToDatetime(tzinfo=UTC) for step in reply.history if step.to_stage in _WORKING
+    ]
+    if not working:
+        return None
+    asked = working[0] + _ASK_AFTER
+    return asked if asked + _LONGEST_LETTER < datetime.now(UTC) else None
+
+
+def _paper_dates(on: datetime, script: ScriptedLetter) -> dict[str, Timestamp]:
+    """Each step's paper moment: approved the same day, decided in two, answered in days."""
+    decided = on + timedelta(days=2)
+    moments = {
+        "request": on,
+        "approve": on + timedelta(hours=3),
+        "decide": decided,
+        "answer": decided + timedelta(days=script.days_to_answer),
+    }
+    stamps: dict[str, Timestamp] = {}
+    for step, moment in moments.items():
+        stamp = Timestamp()
+        stamp.FromDatetime(moment)
+        stamps[step] = stamp
+    return stamps
 
 
 async def _hand_over(
@@ -389,9 +456,12 @@ class _Exchange:
         *,
         asking: str = DEMO_COUNTY,
         asked: str = NEIGHBOUR_COUNTY,
+        on: datetime | None = None,
     ) -> LetterRecord:
+        """One letter seen through; `on`: entered after the fact (补录), asked that day."""
         asking_auth = _auth(self._token_for(asking))
         asked_auth = _auth(self._token_for(asked))
+        dates = _paper_dates(on, script) if on is not None else {}
         drafted = await self._stub.RequestLetter(
             pb.RequestLetterRequest(
                 idempotency_key=key,
@@ -402,13 +472,18 @@ class _Exchange:
                 kind=script.kind,  # type: ignore[arg-type]
                 question=script.question,
                 fields=script.fields,
+                effective_at=dates.get("request"),
             ),
             metadata=asking_auth,
             timeout=30,
         )
         letter_id = drafted.letter.letter_id
         await self._stub.ApproveLetter(
-            pb.ApproveLetterRequest(idempotency_key=f"{key}-approve", letter_id=letter_id),
+            pb.ApproveLetterRequest(
+                idempotency_key=f"{key}-approve",
+                letter_id=letter_id,
+                effective_at=dates.get("approve"),
+            ),
             metadata=asking_auth,
             timeout=30,
         )
@@ -420,6 +495,7 @@ class _Exchange:
                 accept=not script.decline_ground,
                 ground=script.decline_ground,
                 subject_township_id=script.subject_township,
+                effective_at=dates.get("decide"),
             ),
             metadata=asked_auth,
             timeout=30,
@@ -437,7 +513,10 @@ class _Exchange:
             team = len(drawn.team_person_ids)
             await self._stub.AnswerLetter(
                 pb.AnswerLetterRequest(
-                    idempotency_key=f"{key}-answer", letter_id=letter_id, findings=script.findings
+                    idempotency_key=f"{key}-answer",
+                    letter_id=letter_id,
+                    findings=script.findings,
+                    effective_at=dates.get("answer"),
                 ),
                 metadata=asked_auth,
                 timeout=30,
@@ -459,6 +538,7 @@ class _Exchange:
             approval_to_answer=elapsed,
             from_county=asking,
             to_county=asked,
+            approved_at=mine.approved_at.ToDatetime(tzinfo=UTC),
         )
 
     async def _side(

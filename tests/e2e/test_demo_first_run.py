@@ -230,6 +230,14 @@ def _check_letters_between_counties(
     # Each accepted letter got a team from the neighbour's own staff.
     assert sorted(letters["teams"]) == [0, 1, 2, 2, 2], letters
     assert "letters to 青峪县: 5 sent, 4 answered, 1 declined" in output
+    # Entered on their paper dates (补录), days after their case began to be worked: spread
+    # over the year's quarters, not all on the run day.
+    approved = [datetime.fromisoformat(at) for at in letters["approved_at"] if at]
+    assert len(approved) == 5, letters
+    quarters = {(at.month - 1) // 3 for at in approved}
+    today = datetime.now(UTC)
+    assert len(quarters) >= min(2, (today.month - 1) // 3 + 1), letters
+    assert "entered on their paper dates, approved in Q" in output
     # 青峪县 asked 演示县 too (about the clues it took over), and was answered.
     assert (letters["received"], letters["answered_by_us"]) == (2, 2), letters
     assert "letters from 青峪县: 2 received, 2 answered" in output
