@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
-from opentelemetry import propagate
-from opentelemetry.trace import SpanKind, TracerProvider
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
 from pydantic import ValidationError
 from sqlalchemy import Table, false, insert, update
 from sqlalchemy.exc import IntegrityError
@@ -413,9 +413,7 @@ class EventConsumer:
                         return
                     before = audited.mark()
                     try:
-                        with contextlib.ExitStack() as spans:
-                            for _, item in run:
-                                spans.enter_context(self._record_span(item))
+                        with self._run_spans([item for _, item in run]):
                             async with session.begin_nested():
                                 await batch_handler(
                                     session, [(item.event, item.envelope) for _, item in run]
@@ -561,27 +559,60 @@ class EventConsumer:
         if self.batch_size <= 1 or self.tracer_provider is None:
             yield  # one record at a time: FastStream's middleware opened this span already
             return
-        carrier: dict[str, str] = {}
-        for name, raw in item.record.headers:
-            if name in ("traceparent", "tracestate"):
-                with contextlib.suppress(UnicodeDecodeError):
-                    carrier[name] = raw.decode()
         tracer = self.tracer_provider.get_tracer("xiezuo.consumer")
         with tracer.start_as_current_span(
             f"{item.record.topic} process",
-            context=propagate.extract(carrier),
+            context=propagate.extract(_trace_carrier(item.record)),
             kind=SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "kafka",
-                "messaging.operation.type": "process",
-                "messaging.destination.name": item.record.topic,
-                "messaging.destination.partition.id": str(item.record.partition),
-                "messaging.kafka.offset": item.record.offset,
-                "messaging.message.id": item.envelope.id[:100],
-                "messaging.consumer.group.name": self.consumer_name,
-            },
+            attributes=self._span_attributes(item),
         ):
             yield
+
+    @contextlib.contextmanager
+    def _run_spans(self, items: Sequence[_Readable]) -> Iterator[None]:
+        """A consumer span per record of a run applied at once, each under its publisher's.
+
+        Started and ended around the run; only the first is made current, so the run's
+        statements (one for many records) are traced under it. Making each of a hundred spans
+        current in turn, nested, cost a sixth of a batch's time.
+        """
+        if self.batch_size <= 1 or self.tracer_provider is None:
+            yield
+            return
+        tracer = self.tracer_provider.get_tracer("xiezuo.consumer")
+        spans = [
+            tracer.start_span(
+                f"{item.record.topic} process",
+                context=propagate.extract(_trace_carrier(item.record)),
+                kind=SpanKind.CONSUMER,
+                attributes=self._span_attributes(item),
+            )
+            for item in items
+        ]
+        try:
+            with trace.use_span(
+                spans[0], end_on_exit=False, record_exception=False, set_status_on_exception=False
+            ):
+                yield
+        except Exception as exc:
+            for span in spans:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            raise
+        finally:
+            for span in spans:
+                span.end()
+
+    def _span_attributes(self, item: _Readable) -> dict[str, Any]:
+        return {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": item.record.topic,
+            "messaging.destination.partition.id": str(item.record.partition),
+            "messaging.kafka.offset": item.record.offset,
+            "messaging.message.id": item.envelope.id[:100],
+            "messaging.consumer.group.name": self.consumer_name,
+        }
 
     def _note_newer_version(self, event_type: str) -> None:
         if event_type in self._newer_seen or len(self._newer_seen) >= 100:
@@ -598,6 +629,16 @@ class EventConsumer:
         if self.metrics:
             self.metrics.event_consumed(event_type, zone, outcome.value)
             self.metrics.observe_handle(event_type, time.perf_counter() - started)
+
+
+def _trace_carrier(record: Record) -> dict[str, str]:
+    """The record's W3C trace headers, for continuing its publisher's trace."""
+    carrier: dict[str, str] = {}
+    for name, raw in record.headers:
+        if name in ("traceparent", "tracestate"):
+            with contextlib.suppress(UnicodeDecodeError):
+                carrier[name] = raw.decode()
+    return carrier
 
 
 def _replayed(envelope: Envelope) -> PoisonEvent:

@@ -8,11 +8,15 @@ record is parked; records of other routes between runs keep their place.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import event
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -293,3 +297,37 @@ async def test_the_projection_applied_in_runs_equals_one_event_at_a_time(
     # The tallies of a batch of 100 events in one upsert, not one per event.
     tally_upserts = [s for s in sent if s.split()[:3] == ["INSERT", "INTO", "kpi_tally"]]
     assert len(tally_upserts) <= 6
+
+
+async def test_each_record_of_a_run_gets_its_consumer_span_under_its_publisher(
+    make_database: MakeDatabase, kafka: KafkaNode
+) -> None:
+    database = await make_database("cases")
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    async with started_producer(kafka.bootstrap_servers) as producer:
+        consumer = _clue_consumer(database, producer, batched=True)
+        consumer.tracer_provider = provider
+        parents = [(f"{n + 1:032x}", f"{n + 1:016x}") for n in range(4)]
+        records = [
+            dataclasses.replace(
+                record_of(envelope_of_event(clue_registered()), topic=ClueRegistered.topic),
+                offset=offset,
+            )
+            for offset in range(4)
+        ]
+        records = [
+            dataclasses.replace(
+                record,
+                headers=(*record.headers, ("traceparent", f"00-{trace}-{span}-01".encode())),
+            )
+            for record, (trace, span) in zip(records, parents, strict=True)
+        ]
+        assert await consumer.consume_batch(records) == [Outcome.PROCESSED] * 4
+
+    spans = [s for s in exporter.get_finished_spans() if s.name.endswith(" process")]
+    assert sorted(
+        (f"{s.context.trace_id:032x}", f"{s.parent.span_id:016x}") for s in spans if s.parent
+    ) == sorted(parents)
+    assert [(s.attributes or {}).get("messaging.kafka.offset") for s in spans] == [0, 1, 2, 3]
