@@ -7,12 +7,23 @@ from typing import Any
 from google.protobuf.message import Message
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
+from xiezuo.assessment.v1 import assessment_pb2_grpc
+from xiezuo.collaboration.v1 import collaboration_pb2_grpc
+from xiezuo.staffing.v1 import registry_pb2_grpc, staffing_pb2_grpc, training_pb2_grpc
 
 from services.console.county.reads import CountyReads
 from services.console.county.views import kpi_parts
 from services.console.grpc_calls import call, stubs
 from services.console.web import translator
 
+# Which of the console's stubs answers each generated stub class a read names.
+STUB_ATTRIBUTES: dict[type, str] = {
+    assessment_pb2_grpc.AssessmentServiceStub: "assessment",
+    registry_pb2_grpc.RegistryServiceStub: "registry",
+    staffing_pb2_grpc.StaffingServiceStub: "staffing",
+    training_pb2_grpc.TrainingServiceStub: "training",
+    collaboration_pb2_grpc.CollaborationServiceStub: "collaboration",
+}
 # Refusals a page can leave a part out for: not this user's to read, or not there.
 OPTIONAL_STATUSES = frozenset({403, 404})
 
@@ -25,19 +36,10 @@ def optional_failure(error: BaseException) -> bool:
 def county_reads(connection: HTTPConnection) -> CountyReads:
     """CountyReads calling the console's stubs as the signed-in user."""
     held = stubs(connection)
-    by_class: dict[type, Any] = {
-        type(stub): stub
-        for stub in (
-            held.assessment,
-            held.registry,
-            held.staffing,
-            held.training,
-            held.collaboration,
-        )
-    }
 
     async def bound(stub_class: Any, method: str, message: Message) -> Any:
-        return await call(connection, getattr(by_class[stub_class], method), message)
+        stub = getattr(held, STUB_ATTRIBUTES[stub_class])
+        return await call(connection, getattr(stub, method), message)
 
     return CountyReads(bound, optional_failure)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -19,6 +20,7 @@ from xiezuo.assessment.v1 import assessment_pb2
 from xiezuo.collaboration.v1 import collaboration_pb2
 from xiezuo.staffing.v1 import training_pb2
 
+from services.console.grpc_calls import Refused
 from services.runtime.deadletters import DeadLetter
 
 # Levels as they appear in URLs, and the assessment level each names.
@@ -438,3 +440,30 @@ def dead_letter_rows(letters: Iterable[DeadLetter]) -> list[DeadLetterRow]:
         for letter in letters
     ]
     return sorted(rows, key=lambda row: row.dead_lettered_at, reverse=True)
+
+
+# The fields of the qualitative-mark form, as posted.
+MARK_FIELDS = ("quarter", "points", "reason", "idempotency_key")
+
+
+def mark_request(
+    county_id: str, level: int, subject_id: str, quarter: str, form: Mapping[str, str]
+) -> assessment_pb2.RecordQualitativeScoreRequest:
+    """The RecordQualitativeScore request a posted mark form makes.
+
+    Points that are not a number are refused here in the service's own shape (a field
+    violation on `points`); the range and the reason are assessment's to judge.
+    """
+    try:
+        points = float(form.get("points", ""))
+    except ValueError:
+        raise Refused(400, "points", {"points": ["must be a number"]}) from None
+    return assessment_pb2.RecordQualitativeScoreRequest(
+        idempotency_key=form.get("idempotency_key", "") or uuid.uuid4().hex,
+        county_id=county_id,
+        level=level,  # type: ignore[arg-type]
+        subject_id=subject_id,
+        quarter=quarter,
+        points=points,
+        reason=form.get("reason", ""),
+    )

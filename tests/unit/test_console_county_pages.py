@@ -1,0 +1,191 @@
+"""The county pages through the console's own app and middleware, with stand-in services.
+
+The services are small fakes of their gRPC answers (tests/browser runs the real platform);
+what is checked is the console's part: the request a form becomes, a refusal's field
+violations beside their inputs, a retry carrying the same idempotency key, the mark form
+offered to assessors only, and the explain page's links to the cases behind a score.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from starlette.testclient import TestClient
+from xiezuo.assessment.v1 import assessment_pb2 as pb
+from xiezuo.staffing.v1 import registry_pb2
+
+from services.console.app import build_app
+from services.console.settings import ConsoleSettings
+from services.runtime.grpc.errors import STATUS_DETAILS_KEY
+from services.runtime.settings import PlatformSettings
+
+ASSESSOR, LEADER = "p-027", "p-003"
+EXPLAIN = "/ranking/explain/zone/z-1?quarter=2026Q3"
+
+
+def _invalid(field: str, description: str) -> grpc.aio.AioRpcError:
+    violation = error_details_pb2.BadRequest.FieldViolation(field=field, description=description)
+    packed = any_pb2.Any()
+    packed.Pack(error_details_pb2.BadRequest(field_violations=[violation]))
+    status = status_pb2.Status(
+        code=grpc.StatusCode.INVALID_ARGUMENT.value[0], message="bad request", details=[packed]
+    )
+    trailing = grpc.aio.Metadata((STATUS_DETAILS_KEY, status.SerializeToString()))
+    return grpc.aio.AioRpcError(
+        grpc.StatusCode.INVALID_ARGUMENT, grpc.aio.Metadata(), trailing, "bad request"
+    )
+
+
+class Assessment:
+    """Assessment's answers for zone z-1 in 2026Q3; marks above 20 points are refused."""
+
+    def __init__(self) -> None:
+        self.marks: list[pb.RecordQualitativeScoreRequest] = []
+
+    async def ExplainScore(self, request: Any, metadata: Any, **_: Any) -> Any:
+        return pb.ExplainScoreResponse(
+            scorecard=pb.Scorecard(
+                subject_id=request.subject_id,
+                quarter=request.quarter,
+                total=61.5,
+                quantitative=61.5,
+                components=[
+                    pb.ScoreComponent(kind=pb.COMPONENT_KIND_BASE, points=50),
+                    pb.ScoreComponent(
+                        kind=pb.COMPONENT_KIND_BONUS,
+                        kpi="cases_filed",
+                        count=2,
+                        points=2,
+                        event_ids=["e1", "e2"],
+                        case_ids=["clue-a", "clue-b"],
+                    ),
+                ],
+            )
+        )
+
+    async def RecordQualitativeScore(self, request: Any, metadata: Any, **_: Any) -> Any:
+        self.marks.append(request)
+        if request.points > 20:
+            raise _invalid("points", "must be 0..20")
+        return pb.RecordQualitativeScoreResponse(assessor=ASSESSOR, points=request.points)
+
+
+class Registry:
+    async def ListZones(self, request: Any, metadata: Any, **_: Any) -> Any:
+        return registry_pb2.ListZonesResponse(
+            zones=[registry_pb2.Zone(zone_id="z-1", name="第一协作区")]
+        )
+
+
+class Stubs:
+    def __init__(self) -> None:
+        self.assessment = Assessment()
+        self.registry = Registry()
+
+
+@pytest.fixture
+def console(tmp_path: Path) -> Iterator[tuple[TestClient, Stubs]]:
+    app = build_app(ConsoleSettings(), PlatformSettings(state_dir=tmp_path))
+    app.state.stubs = stubs = Stubs()
+    # Not entered as a context manager: the lifespan would dial the services and Kafka.
+    yield TestClient(app, base_url="http://console.test"), stubs
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "no CSRF field on the page"
+    return found.group(1)
+
+
+def _hidden(html: str, name: str) -> str:
+    found = re.search(rf'name="{name}" value="([^"]*)"', html)
+    assert found, f"no {name} on the page"
+    return found.group(1)
+
+
+def _sign_in(client: TestClient, person: str) -> None:
+    page = client.get("/sign-in")
+    reply = client.post(
+        "/sign-in/dev",
+        data={"person_id": person, "next": "/", "csrf_token": _csrf(page.text)},
+        follow_redirects=False,
+    )
+    assert reply.status_code == 303, reply.text
+
+
+def test_the_explain_page_links_each_part_to_its_cases(console: tuple[TestClient, Stubs]) -> None:
+    client, _ = console
+    _sign_in(client, LEADER)
+    page = client.get(EXPLAIN)
+    assert page.status_code == 200
+    assert "第一协作区" in page.text and "61.50" in page.text
+    assert page.text.count('href="/cases/clue-a"') == 2  # its part, and the cases behind it
+    assert 'href="/cases/clue-b"' in page.text
+    # A county leader does not mark; the form is for assessors.
+    assert 'data-testid="mark-form"' not in page.text
+
+
+def test_an_assessors_mark_is_one_call_and_a_refusal_is_shown_beside_its_field(
+    console: tuple[TestClient, Stubs],
+) -> None:
+    client, stubs = console
+    _sign_in(client, ASSESSOR)
+    page = client.get(EXPLAIN)
+    assert 'data-testid="mark-form"' in page.text
+    form = {
+        "csrf_token": _csrf(page.text),
+        "quarter": "2026Q3",
+        "idempotency_key": _hidden(page.text, "idempotency_key"),
+        "points": "25",
+        "reason": "办案质量高",
+    }
+    refused = client.post("/ranking/explain/zone/z-1/mark", data=form, follow_redirects=False)
+    assert refused.status_code == 400
+    errors = refused.text.split('id="points-errors"', 1)[1].split("</ul>", 1)[0]
+    assert "must be 0..20" in errors
+    # The form comes back as typed, with the same key: a retry cannot record twice.
+    assert _hidden(refused.text, "idempotency_key") == form["idempotency_key"]
+    assert "办案质量高" in refused.text
+    done = client.post(
+        "/ranking/explain/zone/z-1/mark", data={**form, "points": "18"}, follow_redirects=False
+    )
+    assert done.status_code == 303
+    assert done.headers["location"] == "/ranking/explain/zone/z-1?quarter=2026Q3&marked=1"
+    first, second = stubs.assessment.marks
+    assert (second.points, second.reason, second.level) == (18.0, "办案质量高", pb.LEVEL_ZONE)
+    assert (second.subject_id, second.quarter, second.county_id) == ("z-1", "2026Q3", "c-demo")
+    assert second.idempotency_key == first.idempotency_key == form["idempotency_key"]
+
+
+def test_points_that_are_not_a_number_are_refused_without_a_call(
+    console: tuple[TestClient, Stubs],
+) -> None:
+    client, stubs = console
+    _sign_in(client, ASSESSOR)
+    page = client.get(EXPLAIN)
+    reply = client.post(
+        "/ranking/explain/zone/z-1/mark",
+        data={"csrf_token": _csrf(page.text), "quarter": "2026Q3", "points": "很多", "reason": "x"},
+        follow_redirects=False,
+    )
+    assert reply.status_code == 400 and "must be a number" in reply.text
+    assert stubs.assessment.marks == []
+
+
+def test_a_mark_without_the_csrf_token_is_refused(console: tuple[TestClient, Stubs]) -> None:
+    client, stubs = console
+    _sign_in(client, ASSESSOR)
+    reply = client.post(
+        "/ranking/explain/zone/z-1/mark",
+        data={"quarter": "2026Q3", "points": "10", "reason": "x"},
+        follow_redirects=False,
+    )
+    assert reply.status_code == 403
+    assert stubs.assessment.marks == []
