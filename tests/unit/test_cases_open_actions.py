@@ -10,6 +10,7 @@ from services.cases.domain.casefile import (
     handle,
     new_case_file,
     open_actions,
+    open_approvals,
 )
 from services.cases.domain.rules import DEFAULT_RULES
 from services.cases.domain.teams import assign_team
@@ -41,3 +42,22 @@ def test_team_actions_are_offered_to_the_team_and_nobody_is_offered_anything_onc
     assert "sign_report" in open_actions(file, officer, RULES)
     assert "sign_report" not in open_actions(file, _as("c", "case_officer"), RULES)
     assert open_actions(replace(file, recused=("a",)), officer, RULES) == ()
+
+
+def test_the_approvals_awaiting_a_person_include_plans_not_only_proposals() -> None:
+    officer, chief, deputy = (
+        _as("a", "case_officer"),
+        _as("z", "zone_chief"),
+        _as("d", "deputy_chief"),
+    )
+    file = new_case_file("clue-1", "village", RULES)
+    file = handle(
+        file, Command(action="propose_disposal", choice="preliminary_verification"), officer, RULES
+    ).after
+    assert open_approvals(file, chief, RULES) == ("approve_disposal", "reject_proposal")
+    file = handle(file, Command(action="approve_disposal"), chief, RULES).after
+    file = assign_team(file, "verification", ("a", "b"))
+    # A village cadre's verification plan is approved by the deputy chief (default rules).
+    assert open_approvals(file, deputy, RULES) == ("approve_plan",)
+    assert open_approvals(file, chief, RULES) == ()
+    assert open_approvals(file, officer, RULES) == ()

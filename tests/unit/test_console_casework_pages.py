@@ -67,6 +67,7 @@ def _summary() -> cases_pb2.CaseSummary:
             kind="disposal", choice="preliminary_verification", next_approver="zone_chief"
         ),
         working_team=["p-033", "p-037"],
+        caller_approvals=["approve_disposal", "reject_proposal"],
     )
 
 

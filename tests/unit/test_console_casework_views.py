@@ -30,21 +30,16 @@ class Form(dict[str, str]):
         return [self[key]] if key in self else []
 
 
-def _case(case_id: str, *, kind: str = "", approver: str = "") -> cases_pb2.CaseSummary:
-    return cases_pb2.CaseSummary(
-        case_id=case_id,
-        pending=cases_pb2.PendingProposal(kind=kind, choice="inquiry", next_approver=approver),
-    )
-
-
-def test_the_inbox_holds_the_files_whose_next_approval_is_one_of_the_users_roles() -> None:
+def test_the_inbox_holds_the_files_on_which_cases_awaits_the_users_approval() -> None:
     cases = [
-        _case("c-1", kind="disposal", approver="zone_chief"),
-        _case("c-2", kind="filing", approver="county_leadership"),
-        _case("c-3"),
+        cases_pb2.CaseSummary(case_id="c-1", caller_approvals=["approve_disposal"]),
+        cases_pb2.CaseSummary(case_id="c-2", caller_approvals=["approve_plan"]),
+        cases_pb2.CaseSummary(
+            case_id="c-3",
+            pending=cases_pb2.PendingProposal(kind="filing", next_approver="county_leadership"),
+        ),
     ]
-    assert [c.case_id for c in awaiting(cases, {"zone_chief"})] == ["c-1"]
-    assert awaiting(cases, {"case_officer"}) == []
+    assert [c.case_id for c in awaiting(cases)] == ["c-1", "c-2"]
 
 
 def test_stages_are_counted_in_workflow_order_with_unknown_stages_last() -> None:

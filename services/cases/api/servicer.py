@@ -28,6 +28,7 @@ from services.cases.domain.casefile import (
     Forbidden,
     NotNow,
     open_actions,
+    open_approvals,
 )
 from services.cases.store.case_reader import CaseFilter, CaseReader, CaseView
 from services.cases.store.clues import ClueReader
@@ -226,6 +227,7 @@ class CaseServicer(LinkApi, RectificationApi, cases_pb2_grpc.CaseServiceServicer
         if rules is not None and CASE_SUBJECT not in principal.roles:
             actor = Actor(principal.subject, principal.roles)
             response.open_actions.extend(open_actions(record.view.file, actor, rules))
+            response.case.caller_approvals.extend(open_approvals(record.view.file, actor, rules))
         return response
 
     async def ListCases(
@@ -280,5 +282,15 @@ class CaseServicer(LinkApi, RectificationApi, cases_pb2_grpc.CaseServiceServicer
             views = views[:limit]
             next_token = encode_token(views[-1].row.case_id, query)
         return cases_pb2.ListCasesResponse(
-            cases=[case_summary(view) for view in views], next_page_token=next_token
+            cases=[self._summary_for(view, principal) for view in views],
+            next_page_token=next_token,
         )
+
+    def _summary_for(self, view: CaseView, principal: Principal) -> cases_pb2.CaseSummary:
+        """A file's summary with the approvals it awaits from this caller."""
+        summary = case_summary(view)
+        rules = self._workflow.rules(view.row.rule_version)
+        if rules is not None and CASE_SUBJECT not in principal.roles:
+            actor = Actor(principal.subject, principal.roles)
+            summary.caller_approvals.extend(open_approvals(view.file, actor, rules))
+        return summary

@@ -323,6 +323,13 @@ def open_actions(file: CaseFile, actor: Actor, rules: RuleSet) -> tuple[str, ...
     return tuple(allowed)
 
 
+def open_approvals(file: CaseFile, actor: Actor, rules: RuleSet) -> tuple[str, ...]:
+    """The open actions that are approvals (their rule names an approvals table, not roles)."""
+    return tuple(
+        action for action in open_actions(file, actor, rules) if rules.transitions[action].approval
+    )
+
+
 def _approval_table(file: CaseFile, approval: str, rules: RuleSet) -> str:
     """The approvals table an approval of the file in its stage answers to ("" if none)."""
     if approval == "plan":

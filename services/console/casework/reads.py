@@ -205,9 +205,7 @@ class CaseworkReads:
                 )
         return [row for _, row in sorted(rows, key=lambda pair: pair[0])]
 
-    async def my_work(
-        self, *, subject: str, roles: frozenset[str], county_id: str, zone_id: str = ""
-    ) -> MyWork:
+    async def my_work(self, *, subject: str, county_id: str, zone_id: str = "") -> MyWork:
         """The approvals waiting for the user, their own files and the deadlines at risk."""
         mine, visible, risky = await asyncio.gather(
             self.list_cases(county_id=county_id, assignee=subject),
@@ -219,7 +217,7 @@ class CaseworkReads:
             self.names(county_id, zone_id=zone_id),
         )
         return MyWork(
-            inbox=awaiting(visible.items, roles),
+            inbox=awaiting(visible.items),
             mine=mine.items,
             at_risk=[c for c in risky.items if not c.overdue],
             breached=[c for c in risky.items if c.overdue],

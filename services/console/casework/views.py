@@ -61,14 +61,13 @@ def by_stage(stages: Iterable[str]) -> list[StageCount]:
     return [StageCount(stage, counted[stage]) for stage in sorted(counted, key=stage_rank)]
 
 
-def awaiting(cases: Iterable[cases_pb2.CaseSummary], roles: Iterable[str]) -> list[Any]:
-    """The files whose pending proposal awaits the approval of one of these roles next.
+def awaiting(cases: Iterable[cases_pb2.CaseSummary]) -> list[cases_pb2.CaseSummary]:
+    """The files on which cases says an approval awaits the user (CaseSummary.caller_approvals).
 
-    Cases names the next approver's role on every pending proposal; the inbox only picks the
-    ones naming a role the user's token carries (cases checks again when they act).
+    Disposals, verification outcomes, filings and decisions, but also plans, extensions,
+    retention and appeals: whatever the rule set reserves to the user's role next.
     """
-    held = set(roles)
-    return [case for case in cases if case.pending.kind and case.pending.next_approver in held]
+    return [case for case in cases if case.caller_approvals]
 
 
 def draw_ids(history: Iterable[cases_pb2.CaseStep]) -> list[DrawStep]:

@@ -18,7 +18,6 @@ async def my_work(request: Request) -> Response:
     own = [zone for zone in user.zone_ids if zone != ALL_ZONES]
     work = await reads(request).my_work(
         subject=user.subject,
-        roles=frozenset(user.roles),
         county_id=user.county_id,
         # Names of the user's own zone's people; county-level users' lists span the county.
         zone_id=own[0] if len(own) == 1 else "",

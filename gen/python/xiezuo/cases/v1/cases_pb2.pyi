@@ -620,6 +620,7 @@ class CaseSummary(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     TOWNSHIP_IDS_FIELD_NUMBER: _builtins.int
     DUPLICATE_OF_FIELD_NUMBER: _builtins.int
+    CALLER_APPROVALS_FIELD_NUMBER: _builtins.int
     case_id: _builtins.str
     """Id of the clue/case."""
     county_id: _builtins.str
@@ -668,6 +669,13 @@ class CaseSummary(_message.Message):
     def township_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Every township the case spans: the subject's own first, then a joint case's others."""
 
+    @_builtins.property
+    def caller_approvals(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """ListCases and GetCase: the approvals the rule set awaits from the caller on the file now
+        (ActOnCase actions such as "approve_disposal", "approve_plan", "decide_appeal"), in
+        rule-set order; empty when nothing awaits the caller's approval.
+        """
+
     def __init__(
         self,
         *,
@@ -688,10 +696,11 @@ class CaseSummary(_message.Message):
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         township_ids: _abc.Iterable[_builtins.str] | None = ...,
         duplicate_of: _builtins.str = ...,
+        caller_approvals: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["pending", b"pending", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "categories", b"categories", "county_id", b"county_id", "duplicate_of", b"duplicate_of", "filed", b"filed", "hearing_team", b"hearing_team", "overdue", b"overdue", "pending", b"pending", "review_team", b"review_team", "rule_version", b"rule_version", "stage", b"stage", "team_requested", b"team_requested", "township_id", b"township_id", "township_ids", b"township_ids", "updated_at", b"updated_at", "working_team", b"working_team", "zone_id", b"zone_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caller_approvals", b"caller_approvals", "case_id", b"case_id", "categories", b"categories", "county_id", b"county_id", "duplicate_of", b"duplicate_of", "filed", b"filed", "hearing_team", b"hearing_team", "overdue", b"overdue", "pending", b"pending", "review_team", b"review_team", "rule_version", b"rule_version", "stage", b"stage", "team_requested", b"team_requested", "township_id", b"township_id", "township_ids", b"township_ids", "updated_at", b"updated_at", "working_team", b"working_team", "zone_id", b"zone_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
