@@ -4,6 +4,7 @@ One run per test session (a few minutes: Kafka, five services, a small demo year
 To iterate on pages without paying that each time, start one and keep it:
 
     .venv/bin/python -m tests.browser.platform /tmp/xz-browser   # prints the console URL
+    # stop it with Ctrl-C or `kill <its pid>`
     XIEZUO_BROWSER_PLATFORM=/tmp/xz-browser/browser-platform.json .venv/bin/pytest tests/browser
 
 A second start on the same directory skips the demo (already loaded) and comes up in seconds.
@@ -157,6 +158,8 @@ def main() -> None:
     """Start a platform for repeated browser-test runs and keep it until Ctrl-C."""
     if len(sys.argv) != 2:
         sys.exit("usage: python -m tests.browser.platform STATE_DIR")
+    # `kill <pid>` stops it as Ctrl-C does (a background start ignores SIGINT).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     platform, process = start(Path(sys.argv[1]).resolve())
     path = platform.save()
     print(f"console: {platform.console_url}\nXIEZUO_BROWSER_PLATFORM={path}", flush=True)
