@@ -66,6 +66,7 @@ async def person(request: Request) -> Response:
     )
     training = training_rows(records.items)
     attendance = attendance_rows(days.items)
+    recorders = await reads.person_names(sorted({row.recorded_by for row in training}))
     return render(
         request,
         "training/person.html",
@@ -73,6 +74,7 @@ async def person(request: Request) -> Response:
             "person": found,
             "zone_name": names.get(found.zone_id, found.zone_id),
             "records": training,
+            "recorders": recorders,
             "total_hours": sum(row.hours for row in training),
             "days": attendance,
             "status_counts": status_counts(attendance),
