@@ -10,7 +10,10 @@ roots (what each one consumes), this writes:
   replica per partition) and intake's CPU HorizontalPodAutoscaler;
 - components/cloudnative-pg: the Cluster (one database and owner per service), its Pooler and
   ScheduledBackup, and the patches that point each service and migration Job at it;
-- components/observability/servicemonitors.yaml: a ServiceMonitor per service;
+- components/observability/servicemonitors.yaml: a ServiceMonitor per service (and the
+  console's);
+- the web console's KafkaUser (read-only, no group: services/console/live.py) and its
+  credentials patch;
 - the ACL table in docs/kubernetes.md (between its acl-table markers).
 """
 
@@ -32,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from services.console.live import NOTICE_TOPICS
 from services.contracts.audit import CHECKPOINTS_TOPIC, TOPIC_CONFIGS
 from services.contracts.collaboration import CrossCountyRecord
 from services.contracts.registry import EVENT_TYPES
@@ -51,6 +55,9 @@ HEADER = (
 # Every service runs in its own Deployment, collaboration too (which `xiezuo up` does not start
 # yet: it is not in SERVICES until then).
 DEPLOYED = tuple(dict.fromkeys((*SERVICES, *STANDALONE_SERVICES)))
+# The web console (deploy/k8s/base/console.yaml): a gRPC client of the services with no
+# database, reading the notice topics for its live updates.
+CONSOLE = "console"
 NAMESPACE = "xiezuo"
 # The Strimzi Kafka of components/strimzi: its CA secret and bootstrap follow from the name.
 KAFKA_CLUSTER = "xiezuo"
@@ -141,6 +148,7 @@ class KafkaNeeds:
 
     written: tuple[str, ...]
     read: tuple[str, ...]
+    # "" for a reader without a consumer group (the console: every replica reads everything).
     group: str
 
 
@@ -179,9 +187,11 @@ def kafka_needs() -> dict[str, KafkaNeeds]:
     logging.disable(logging.WARNING)
     try:
         with tempfile.TemporaryDirectory() as state_dir, _clean_environment(state_dir):
-            return asyncio.run(collect(state_dir))
+            found = asyncio.run(collect(state_dir))
     finally:
         logging.disable(logging.NOTSET)
+    found[CONSOLE] = KafkaNeeds(written=(), read=tuple(NOTICE_TOPICS), group="")
+    return found
 
 
 def user_of(service: str) -> str:
@@ -240,7 +250,7 @@ def service_grants(needs: dict[str, KafkaNeeds]) -> dict[str, Grants]:
             own.allow("topic", topic, "Write", "Describe")
         for topic in need.read:
             own.allow("topic", topic, "Read", "Describe")
-        if need.read:
+        if need.read and need.group:
             own.allow("group", need.group, "Read")
     operator = grants[OPERATOR_USER] = Grants()
     # `xiezuo deadletter list|replay` and `xiezuo audit verify`: group-less reads, and replay
@@ -248,7 +258,7 @@ def service_grants(needs: dict[str, KafkaNeeds]) -> dict[str, Grants]:
     for service in DEPLOYED:
         operator.allow("topic", dead_letter_topic(service), "Read", "Describe")
     operator.allow("topic", CHECKPOINTS_TOPIC, "Read", "Describe")
-    for topic in sorted({t for need in needs.values() for t in need.read}):
+    for topic in sorted({t for need in needs.values() if need.group for t in need.read}):
         operator.allow("topic", topic, "Write", "Describe")
     return grants
 
@@ -257,6 +267,8 @@ def lag_reader_grants(needs: dict[str, KafkaNeeds]) -> Grants:
     """KEDA reads committed and end offsets: Describe on the groups and their topics only."""
     reader = Grants()
     for need in needs.values():
+        if not need.group:
+            continue
         if need.read:
             reader.allow("group", need.group, "Describe")
         for topic in need.read:
@@ -364,7 +376,7 @@ def kafka_topics_component(needs: dict[str, KafkaNeeds]) -> dict[str, str]:
             "checkpoints, replay). Strimzi writes each user's password into a Secret of its name.",
         ),
         "kafka-topics/service-credentials.yaml": _dump(
-            [kafka_credentials(service) for service in DEPLOYED],
+            [kafka_credentials(service) for service in (*DEPLOYED, CONSOLE)],
             "Each Deployment logs in as its own KafkaUser.",
         ),
     }
@@ -795,7 +807,7 @@ def service_monitors() -> dict[str, str]:
                 ],
             },
         }
-        for service in DEPLOYED
+        for service in (*DEPLOYED, CONSOLE)
     ]
     return {
         "observability/servicemonitors.yaml": _dump(

@@ -3,8 +3,9 @@
 Every user and topic of deploy/k8s (components/kafka-topics and components/keda) is created on
 the local KRaft broker with SASL_SSL and the StandardAuthorizer, each user granted exactly its
 generated ACLs. Then the users that no service test exercises do their jobs: KEDA's lag reader
-measures a group's lag with Describe alone, and the operator lists and replays a dead letter —
-and each is refused what it was not granted. (The services' own users are exercised by
+measures a group's lag with Describe alone, the operator lists and replays a dead letter, and
+the web console's reader takes its notices without a group — and each is refused what it was
+not granted. (The services' own users are exercised by
 tests/integration/test_kafka_security.py, with ACLs of the same shape.)
 """
 
@@ -14,6 +15,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +23,14 @@ import pytest
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAuthorizationFailedError
+from aiokafka.errors import ClusterAuthorizationFailedError, TopicAuthorizationFailedError
 
+from services.console.live import LiveFeed
 from services.contracts.assessment import SCORECARDS_TOPIC
+from services.contracts.cases import DEADLINES_TOPIC, DeadlineBreached
 from services.contracts.intake import CLUES_TOPIC
 from services.runtime.deadletters import dead_letter_topic, read_dead_letters, replay
+from services.runtime.envelope import Envelope
 from services.runtime.kafka_security import KafkaSecurity
 from services.runtime.lag import ConsumerLag
 from services.runtime.localstack.kafka import BrokerSecurity, KafkaNode
@@ -281,3 +286,49 @@ async def test_the_operator_lists_and_replays_a_dead_letter_and_writes_nothing_e
     # No topic that no service consumes: the operator cannot publish a scorecard.
     with pytest.raises(TopicAuthorizationFailedError):
         await produce(cluster, "xiezuo-operator", SCORECARDS_TOPIC, [b"forged"])
+
+
+async def test_the_console_reads_its_notices_without_a_group_and_writes_nothing(
+    cluster: Cluster,
+) -> None:
+    # The console's own reader (services/console/live.py) as its generated user: it is
+    # granted the four notice topics and no group, and that is enough.
+    feed = LiveFeed(
+        cluster.bootstrap,
+        client_id="console-like",
+        security=cluster.as_user("xiezuo-console"),
+    )
+    await feed.start()
+    try:
+        with feed.subscription() as notices:
+            async with asyncio.timeout(60):
+                await feed.ready.wait()
+            event = DeadlineBreached(
+                county_id="c-1",
+                zone_id="z-1",
+                deadline_id="d-1",
+                case_id="case-1",
+                kind="disposal",
+                due_at=datetime(2026, 4, 2, tzinfo=UTC),
+                rule_version="test",
+            )
+            envelope = Envelope(
+                id=uuid.uuid4().hex,
+                type=event.event_type,
+                source="xiezuo/cases",
+                time=datetime.now(UTC),
+                county_id="c-1",
+                zone_id="z-1",
+                data=event.model_dump_json().encode(),
+            )
+            await produce(
+                cluster, "xiezuo-cases", DEADLINES_TOPIC, [envelope.data], envelope.headers()
+            )
+            async with asyncio.timeout(60):
+                notice = await notices.get()
+    finally:
+        await feed.stop()
+    assert (notice.event_id, notice.subject_id) == (envelope.id, "case-1")
+    # Not even a producer id: Write on no topic means no idempotent writes at all.
+    with pytest.raises((TopicAuthorizationFailedError, ClusterAuthorizationFailedError)):
+        await produce(cluster, "xiezuo-console", DEADLINES_TOPIC, [b"forged"])

@@ -23,6 +23,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from services.console.live import NOTICE_TOPICS
 from services.contracts.audit import CHECKPOINTS_TOPIC
 from services.contracts.registry import EVENT_TYPES
 from services.runtime.deadletters import dead_letter_topic
@@ -36,6 +37,9 @@ from services.runtime.settings import SERVICES as STARTED_BY_UP
 
 # Each service has its own Deployment, collaboration too (`xiezuo up` does not start it yet).
 SERVICES = tuple(dict.fromkeys((*STARTED_BY_UP, *STANDALONE_SERVICES)))
+# The web console: a Deployment of its own (component `console`), no database, no gRPC port.
+CONSOLE = "console"
+CONSOLE_HTTP_PORT, CONSOLE_METRICS_PORT = 8080, 9106
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -60,14 +64,19 @@ OUT_OF_BAND_SECRETS = {
     "xiezuo-audit-keys": {f"audit-{service}.key" for service in SERVICES},
     # One `<county-id>.pem` per county the deployment signs for (dev's one county here).
     "xiezuo-collaboration-signing-keys": {"dev-county.pem"},
+    "xiezuo-console-session": {"session-secret"},
+    "xiezuo-console-token-signing-key": {"signing-key.pem"},
+    "xiezuo-console-oidc": {"client-secret"},
 }
+# Dev also trusts the public half of the console's dev signing key (in git, dev-only).
+DEV_SECRETS = OUT_OF_BAND_SECRETS | {"xiezuo-token-public-keys": {"current.pem", "console.pem"}}
 
 # What the operators create in prod (Strimzi: a Secret per KafkaUser and the cluster CA;
 # CloudNativePG: its CA), and what the prod overlay still needs out of band.
 OPERATOR_SECRETS = {
     "xiezuo-cluster-ca-cert",
     "xiezuo-db-ca",
-    *(f"xiezuo-{service}" for service in SERVICES),
+    *(f"xiezuo-{service}" for service in (*SERVICES, CONSOLE)),
 }
 PROD_OUT_OF_BAND_SECRETS = {
     *(set(OUT_OF_BAND_SECRETS) - {f"xiezuo-{service}-db" for service in SERVICES}),
@@ -170,8 +179,19 @@ def named(manifests: list[Manifest], kind: str, name: str) -> Manifest:
 
 
 def deployments(manifests: list[Manifest]) -> dict[str, Manifest]:
-    """Service Deployments by service name."""
-    return {m["metadata"]["name"]: m for m in of_kind(manifests, "Deployment")}
+    """Service Deployments by service name (not the console's)."""
+    return {
+        m["metadata"]["name"]: m
+        for m in of_kind(manifests, "Deployment")
+        if m["metadata"]["labels"]["app.kubernetes.io/component"] == "service"
+    }
+
+
+def console_deployment(manifests: list[Manifest]) -> Manifest:
+    """The web console's Deployment."""
+    deployment = named(manifests, "Deployment", CONSOLE)
+    assert deployment["metadata"]["labels"]["app.kubernetes.io/component"] == CONSOLE
+    return deployment
 
 
 def pod_spec(workload: Manifest) -> Manifest:
@@ -395,6 +415,10 @@ def test_one_deployment_per_service_serving_it(overlay: tuple[str, list[Manifest
     _, manifests = overlay
     by_service = deployments(manifests)
     assert set(by_service) == set(SERVICES)
+    assert {m["metadata"]["name"] for m in of_kind(manifests, "Deployment")} == {
+        *SERVICES,
+        CONSOLE,
+    }
     for service, deployment in by_service.items():
         (container,) = pod_spec(deployment)["containers"]
         assert container["args"] == ["serve", service]
@@ -419,7 +443,7 @@ def test_every_deployment_probes_grpc_health_on_its_grpc_port(
 def test_every_pod_is_locked_down(overlay: tuple[str, list[Manifest]]) -> None:
     _, manifests = overlay
     workloads = of_kind(manifests, *WORKLOAD_KINDS)
-    assert len(workloads) == 2 * len(SERVICES)
+    assert len(workloads) == 2 * len(SERVICES) + 1
     for workload in workloads:
         name = workload["metadata"]["name"]
         pod = pod_spec(workload)
@@ -440,7 +464,7 @@ def test_every_pod_is_locked_down(overlay: tuple[str, list[Manifest]]) -> None:
 def test_state_dir_is_a_writable_volume(overlay: tuple[str, list[Manifest]]) -> None:
     _, manifests = overlay
     state_dir = platform_config(manifests)["XIEZUO_STATE_DIR"]
-    for deployment in deployments(manifests).values():
+    for deployment in [*deployments(manifests).values(), console_deployment(manifests)]:
         pod = pod_spec(deployment)
         empty_dirs = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
         (container,) = pod["containers"]
@@ -472,7 +496,7 @@ def test_rollout_phases_keep_infrastructure_first_and_services_last(
     overlay: tuple[str, list[Manifest]],
 ) -> None:
     # docs/kubernetes.md applies `-l app.kubernetes.io/component=infrastructure` first (prod),
-    # then `-l 'app.kubernetes.io/component notin (service,autoscaling)'` and waits for the
+    # then `-l 'app.kubernetes.io/component notin (service,console,autoscaling)'` and waits for the
     # Jobs, then everything: the splits must keep services and their autoscalers out of the
     # early phases and put what the Jobs need (databases, Kafka) in the first.
     _, manifests = overlay
@@ -481,7 +505,7 @@ def test_rollout_phases_keep_infrastructure_first_and_services_last(
         value: str | None = manifest["metadata"]["labels"].get("app.kubernetes.io/component")
         return value
 
-    early = [m for m in manifests if component(m) not in ("service", "autoscaling")]
+    early = [m for m in manifests if component(m) not in ("service", "console", "autoscaling")]
     kinds = {m["kind"] for m in early}
     assert kinds <= {"ConfigMap", "Secret", "NetworkPolicy", "Job"} | INFRASTRUCTURE_KINDS | (
         MONITORING_KINDS
@@ -490,7 +514,7 @@ def test_rollout_phases_keep_infrastructure_first_and_services_last(
     for job in of_kind(early, "Job"):
         assert job["metadata"]["labels"]["app.kubernetes.io/component"] == "migration"
     early_names = {(m["kind"], m["metadata"]["name"]) for m in early}
-    for workload in of_kind(manifests, "Deployment", "Service", "PodDisruptionBudget"):
+    for workload in of_kind(manifests, "Deployment", "Service", "PodDisruptionBudget", "Ingress"):
         assert (workload["kind"], workload["metadata"]["name"]) not in early_names
     for manifest in of_kind(manifests, *INFRASTRUCTURE_KINDS):
         assert component(manifest) == "infrastructure", manifest["metadata"]["name"]
@@ -508,6 +532,10 @@ def test_database_urls_come_from_each_services_own_secret(
         for container in containers(workload):
             env = env_of(container)
             urls = {k: v for k, v in env.items() if k.endswith("_DATABASE_URL")}
+            if service == CONSOLE:
+                # The console holds no domain data: no database at all.
+                assert urls == {} and "PGPASSWORD" not in env
+                continue
             assert set(urls) == {f"XIEZUO_{service.upper()}_DATABASE_URL"}
             (entry,) = urls.values()
             if "valueFrom" in entry:
@@ -562,7 +590,10 @@ def test_each_service_reads_its_own_audit_key_from_the_secret(
 ) -> None:
     """Replicas must share the key (a per-pod key would break verification) and see only theirs."""
     _, manifests = overlay
-    for workload in of_kind(manifests, "Deployment"):
+    assert "xiezuo-audit-keys" not in {
+        base_name(s) for s in secret_names(console_deployment(manifests))
+    }
+    for workload in deployments(manifests).values():
         name = workload["metadata"]["name"]
         (container,) = pod_spec(workload)["containers"]
         path = env_of(container)[f"XIEZUO_{name.upper()}_AUDIT_KEY_FILE"]["value"]
@@ -589,7 +620,7 @@ def test_token_keys_are_mounted_files_listed_in_config(
     _, manifests = overlay
     key_files = json.loads(platform_config(manifests)["XIEZUO_TOKEN_PUBLIC_KEY_FILES"])
     assert key_files
-    for deployment in deployments(manifests).values():
+    for deployment in [*deployments(manifests).values(), console_deployment(manifests)]:
         pod = pod_spec(deployment)
         volumes = {v["name"]: v for v in pod["volumes"]}
         (container,) = pod["containers"]
@@ -599,7 +630,7 @@ def test_token_keys_are_mounted_files_listed_in_config(
             assert mount.get("readOnly") is True
             secret = volumes[mount["name"]]["secret"]["secretName"]
             assert base_name(secret) == "xiezuo-token-public-keys"
-            assert key in OUT_OF_BAND_SECRETS["xiezuo-token-public-keys"]
+            assert key in DEV_SECRETS["xiezuo-token-public-keys"]
 
 
 def test_each_service_has_a_disruption_budget_and_a_service(
@@ -614,6 +645,54 @@ def test_each_service_has_a_disruption_budget_and_a_service(
         assert front["spec"]["selector"] == selector
         ports = {port["name"]: port["targetPort"] for port in front["spec"]["ports"]}
         assert ports == {"grpc": "grpc", "metrics": "metrics"}
+
+
+def test_the_console_serves_http_behind_an_ingress_with_tls(
+    overlay: tuple[str, list[Manifest]],
+) -> None:
+    _, manifests = overlay
+    deployment = console_deployment(manifests)
+    config = platform_config(manifests)
+    (container,) = pod_spec(deployment)["containers"]
+    assert container["command"] == ["python", "-m", "services.console"]
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert ports == {"http": CONSOLE_HTTP_PORT, "metrics": CONSOLE_METRICS_PORT}
+    assert config["XIEZUO_CONSOLE_HTTP_PORT"] == str(CONSOLE_HTTP_PORT)
+    assert config["XIEZUO_CONSOLE_METRICS_PORT"] == str(CONSOLE_METRICS_PORT)
+    assert config["XIEZUO_CONSOLE_HTTP_HOST"] == config["XIEZUO_CONSOLE_METRICS_HOST"] == "0.0.0.0"
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        assert container[probe]["httpGet"]["port"] == "http", probe
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    # It calls every service at its Service's name and the port the services listen on.
+    env = env_of(container)
+    for service in SERVICES:
+        assert env[f"XIEZUO_{service.upper()}_GRPC_HOST"]["value"] == f"{service}.xiezuo.svc"
+        front = named(manifests, "Service", service)
+        (grpc_port,) = [p["port"] for p in front["spec"]["ports"] if p["name"] == "grpc"]
+        assert config[f"XIEZUO_{service.upper()}_GRPC_PORT"] == str(grpc_port)
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert named(manifests, "PodDisruptionBudget", CONSOLE)["spec"]["selector"]["matchLabels"] == (
+        selector
+    )
+    front = named(manifests, "Service", CONSOLE)
+    assert front["spec"]["selector"] == selector
+    assert {p["name"]: p["targetPort"] for p in front["spec"]["ports"]} == {
+        "http": "http",
+        "metrics": "metrics",
+    }
+    (ingress,) = of_kind(manifests, "Ingress")
+    spec = ingress["spec"]
+    (tls,) = spec["tls"]
+    (rule,) = spec["rules"]
+    assert rule["host"] in tls["hosts"] and tls["secretName"]
+    # Only the pages go out: the Ingress sends every path to the http port, never to metrics.
+    backends = [path["backend"]["service"] for path in rule["http"]["paths"]]
+    assert backends == [{"name": CONSOLE, "port": {"name": "http"}}]
+    # Server-sent events are one long response; the proxy must not buffer or cut it.
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
+    assert int(annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 600
 
 
 def test_ingress_is_denied_unless_a_policy_opens_it(overlay: tuple[str, list[Manifest]]) -> None:
@@ -632,11 +711,28 @@ def test_ingress_is_denied_unless_a_policy_opens_it(overlay: tuple[str, list[Man
         }
 
     assert opened("service") == {"grpc", "metrics"}
+    # The console: its pages (from the Ingress controller's namespace) and its metrics.
+    assert opened("console") == {"http", "metrics"}
+    web = policies["allow-console-from-ingress"]
+    (rule,) = web["ingress"]
+    assert rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"xiezuo.io/web-ingress": "true"}}}
+    ]
+    # The console may call the services' gRPC ports.
+    callers = policies["allow-grpc-between-services"]["ingress"][0]["from"]
+    assert {
+        "podSelector": {
+            "matchLabels": {
+                "app.kubernetes.io/part-of": "xiezuo",
+                "app.kubernetes.io/component": CONSOLE,
+            }
+        }
+    } in callers
     # CloudNativePG (prod): PostgreSQL, the operator's status port and the exporters only.
     assert opened("cnpg.io/") <= {5432, 8000, 9187, 9127}
     for name, spec in policies.items():
         selector = json.dumps(spec["podSelector"])
-        assert "service" in selector or "cnpg.io/" in selector, name
+        assert "service" in selector or "console" in selector or "cnpg.io/" in selector, name
 
 
 def test_every_referenced_secret_and_config_map_is_known(
@@ -669,9 +765,27 @@ def test_dev_generates_every_secret_with_the_expected_keys() -> None:
     generated = {
         base_name(m["metadata"]["name"]): set(m["data"]) for m in of_kind(manifests, "Secret")
     }
-    assert generated == OUT_OF_BAND_SECRETS
+    assert generated == DEV_SECRETS
     replicas = {name: d["spec"]["replicas"] for name, d in deployments(manifests).items()}
     assert set(replicas.values()) == {1}
+    assert console_deployment(manifests)["spec"]["replicas"] == 1
+    # The dev console signs anyone in with a dev token; the services trust its key.
+    config = platform_config(manifests)
+    assert config["XIEZUO_CONSOLE_PRODUCTION"] == "false"
+    assert config["XIEZUO_CONSOLE_DEV_SIGN_IN"] == "true"
+    from cryptography.hazmat.primitives import serialization
+
+    dev = K8S / "overlays" / "dev"
+    private = serialization.load_pem_private_key(
+        (dev / "dev-console-token-signing-key.pem").read_bytes(), password=None
+    )
+    public = (dev / "dev-console-token-public-key.pem").read_bytes()
+    assert (
+        private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        == public
+    )
 
 
 @pytest.mark.parametrize("name", PRODUCTION)
@@ -699,6 +813,19 @@ def test_production_is_replicated_observed_pinned_and_generates_no_secret(name: 
         annotations = deployment["spec"]["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/scrape"] == "true"
         assert annotations["prometheus.io/port"] == str(DEFAULT_METRICS_PORTS[service])
+    # The console: not autoscaled, two replicas; closed to anything but the identity provider.
+    console = console_deployment(manifests)
+    assert console["spec"]["replicas"] >= 2
+    (container,) = pod_spec(console)["containers"]
+    assert "XIEZUO_OTLP_ENDPOINT" in env_of(container)
+    assert not container["image"].endswith((":dev", ":latest"))
+    annotations = console["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(CONSOLE_METRICS_PORT)
+    config = platform_config(manifests)
+    assert config["XIEZUO_CONSOLE_PRODUCTION"] == "true"
+    assert config["XIEZUO_CONSOLE_DEV_SIGN_IN"] == "false"
+    assert config["XIEZUO_CONSOLE_OIDC_ISSUER"].startswith("https://")
+    assert config["XIEZUO_CONSOLE_PUBLIC_URL"].startswith("https://")
 
 
 def test_generated_components_are_current() -> None:
@@ -775,7 +902,7 @@ def test_each_service_user_is_least_privilege(prod: list[Manifest]) -> None:
 
 def test_lag_reader_and_operator_users_only_read_offsets_and_letters(prod: list[Manifest]) -> None:
     users = {m["metadata"]["name"]: m for m in of_kind(prod, "KafkaUser")}
-    assert set(users) == {f"xiezuo-{s}" for s in SERVICES} | {
+    assert set(users) == {f"xiezuo-{s}" for s in (*SERVICES, CONSOLE)} | {
         "xiezuo-operator",
         "xiezuo-lag-reader",
     }
@@ -785,6 +912,15 @@ def test_lag_reader_and_operator_users_only_read_offsets_and_letters(prod: list[
     assert not any(kind == "group" for kind, _ in operator)
     readable = {name for (kind, name), ops in operator.items() if "Read" in ops}
     assert readable == {CHECKPOINTS_TOPIC} | {dead_letter_topic(s) for s in SERVICES}
+
+
+def test_the_consoles_user_only_reads_the_notice_topics_without_a_group(
+    prod: list[Manifest],
+) -> None:
+    users = {m["metadata"]["name"]: m for m in of_kind(prod, "KafkaUser")}
+    table = acl_table(users[f"xiezuo-{CONSOLE}"])
+    # Every replica reads every notice for its own connections: no group, nothing written.
+    assert table == {("topic", topic): {"Read", "Describe"} for topic in NOTICE_TOPICS}
 
 
 def test_each_service_logs_in_to_kafka_as_its_own_user(prod: list[Manifest]) -> None:
@@ -802,7 +938,7 @@ def test_each_service_logs_in_to_kafka_as_its_own_user(prod: list[Manifest]) -> 
     assert config["XIEZUO_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
     assert config["XIEZUO_KAFKA_CREATE_TOPICS"] == "false"
     users = {m["metadata"]["name"] for m in of_kind(prod, "KafkaUser")}
-    for service, deployment in deployments(prod).items():
+    for service, deployment in {**deployments(prod), CONSOLE: console_deployment(prod)}.items():
         (container,) = pod_spec(deployment)["containers"]
         username = env_of(container)["XIEZUO_KAFKA_SASL_USERNAME"]["value"]
         assert username == f"xiezuo-{service}" and username in users
@@ -894,6 +1030,8 @@ def test_each_service_owns_a_database_in_the_cluster(prod: list[Manifest]) -> No
     pool = int(pooler["spec"]["pgbouncer"]["parameters"]["default_pool_size"])
     assert pool * pooler["spec"]["instances"] >= per_process * max(most.values())
     for workload in of_kind(prod, *WORKLOAD_KINDS):
+        if workload["metadata"]["name"] == CONSOLE:
+            continue
         (container,) = pod_spec(workload)["containers"]
         (url,) = [v["value"] for k, v in env_of(container).items() if k.endswith("_DATABASE_URL")]
         host = urlsplit(url).hostname
@@ -903,8 +1041,8 @@ def test_each_service_owns_a_database_in_the_cluster(prod: list[Manifest]) -> No
 
 def test_a_service_monitor_scrapes_each_services_metrics_port(prod: list[Manifest]) -> None:
     monitors = of_kind(prod, "ServiceMonitor")
-    assert len(monitors) == len(SERVICES)
-    for service in SERVICES:
+    assert len(monitors) == len(SERVICES) + 1
+    for service in (*SERVICES, CONSOLE):
         front = named(prod, "Service", service)
         (monitor,) = [
             m
@@ -921,6 +1059,7 @@ def settings_names() -> set[str]:
 
     from services.cases.settings import CasesSettings
     from services.collaboration.settings import CollaborationSettings
+    from services.console.settings import ConsoleSettings
     from services.intake.settings import IntakeSettings
     from services.runtime.settings import ServiceSettings
     from services.staffing.settings import StaffingSettings
@@ -932,7 +1071,13 @@ def settings_names() -> set[str]:
     names = named("XIEZUO_", PlatformSettings) | named("XIEZUO_", CalendarSettings)
     for service in SERVICES:
         names |= named(f"XIEZUO_{service.upper()}_", ServiceSettings)
-    for settings in (IntakeSettings, CasesSettings, StaffingSettings, CollaborationSettings):
+    for settings in (
+        IntakeSettings,
+        CasesSettings,
+        StaffingSettings,
+        CollaborationSettings,
+        ConsoleSettings,
+    ):
         prefix = str(settings.model_config.get("env_prefix", ""))
         names |= named(prefix, settings)
     return names
@@ -985,7 +1130,7 @@ def test_prod_kafka_settings_are_accepted_by_the_services(
 
     config = platform_config(prod)
     ca = _self_signed_ca()
-    for service, deployment in deployments(prod).items():
+    for service, deployment in {**deployments(prod), CONSOLE: console_deployment(prod)}.items():
         (container,) = pod_spec(deployment)["containers"]
         root = tmp_path / service
         env = {k: v for k, v in config.items() if k.startswith("XIEZUO_KAFKA_")}
@@ -1004,7 +1149,12 @@ def test_prod_kafka_settings_are_accepted_by_the_services(
         for name, value in env.items():
             if name.startswith("XIEZUO_KAFKA_"):
                 monkeypatch.setenv(name, value)
-        security = Settings(service).kafka_security
+        # The console reads the same platform settings as the services (app.py).
+        security = (
+            PlatformSettings().kafka_security()
+            if service == CONSOLE
+            else (Settings(service).kafka_security)
+        )
         assert security.uses_sasl and security.uses_tls, service
         assert security.sasl_username == f"xiezuo-{service}"
         assert security.password() == "strimzi-made-password"
