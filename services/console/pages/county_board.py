@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from xiezuo.assessment.v1 import assessment_pb2
 
 from services.console.county.binding import county_reads, kpi_labeller
 from services.console.county.reads import QUARTERS
@@ -28,7 +29,7 @@ from services.console.web import NavLink, render
 
 # County-level readers; a zone chief's own board is the zone board (casework).
 COUNTY_ROLES = frozenset({"county_leadership", "commission_head", "assessor"})
-ZONE_LEVEL = 1  # assessment_pb2.LEVEL_ZONE
+ZONE_LEVEL = assessment_pb2.LEVEL_ZONE
 
 
 def _period(request: Request) -> str:
