@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from services.cases.domain.casefile import (
     CaseFile,
@@ -54,11 +54,12 @@ def test_encoded_file_decodes_to_itself() -> None:
     assert codec.decode(codec.encode(file)) == file
 
 
-def test_a_new_file_from_its_kind_template_is_the_new_file_encoded() -> None:
+def test_a_new_file_encoded_from_its_kind_is_the_new_file_encoded() -> None:
     for level in ("village", "township", "county", "unknown"):
-        template = codec.plain(new_case_file("", level, DEFAULT_RULES))
-        for case_id in ("k-1", "线索-2", 'q"uote'):
+        encoder = codec.NewFileEncoder(new_case_file("", level, DEFAULT_RULES))
+        for case_id in ("k-1", "线索-2", 'q"uote\\', ""):
             expected = codec.encode(new_case_file(case_id, level, DEFAULT_RULES))
-            assert codec.encode_new(template, case_id) == expected
-    # The template is not changed by encoding from it.
-    assert template["case_id"] == ""
+            assert encoder(case_id) == expected
+            assert codec.decode(encoder(case_id)).case_id == case_id
+    rich = _rich_file()
+    assert codec.NewFileEncoder(rich)("k-9") == codec.encode(replace(rich, case_id="k-9"))

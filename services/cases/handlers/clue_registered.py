@@ -47,8 +47,8 @@ class ClueRegisteredHandler:
         # The version in force per county date: a batch's clues share a handful of dates.
         # Keyed by the versions known too, so a version added to the list is seen at once.
         self._in_force: dict[tuple[date, int], RuleSet] = {}
-        # A new case file's fields but its id, per subject level and rule version.
-        self._new_files: dict[tuple[str, str], dict[str, Any]] = {}
+        # A new case file's text but its id, per subject level and rule version.
+        self._new_files: dict[tuple[str, str], codec.NewFileEncoder] = {}
 
     def _rules(self, registered_at: datetime) -> RuleSet:
         # The clue keeps the rules in force when it was registered, not when it arrived here.
@@ -92,11 +92,11 @@ class ClueRegisteredHandler:
         self, event: ClueRegistered, clue: NewClue, rules: RuleSet
     ) -> dict[str, Any]:
         key = (clue.subject_cadre_level, rules.version)
-        template = self._new_files.get(key)
-        if template is None:
-            template = codec.plain(new_case_file("", clue.subject_cadre_level, rules))
-            self._new_files[key] = template
-        return case_file_row(event, clue, rules, state=codec.encode_new(template, clue.clue_id))
+        encoder = self._new_files.get(key)
+        if encoder is None:
+            encoder = codec.NewFileEncoder(new_case_file("", clue.subject_cadre_level, rules))
+            self._new_files[key] = encoder
+        return case_file_row(event, clue, rules, state=encoder(clue.clue_id))
 
     async def apply_batch(
         self, session: AsyncSession, items: Sequence[tuple[ClueRegistered, Envelope]]
