@@ -51,6 +51,12 @@ class DevPerson:
 
 def dev_directory(county_file: Path) -> list[DevPerson]:
     """The county file's people (informants left out: their identity is protected)."""
+    if not county_file.is_file():
+        # Said at start-up: a dev console listing nobody would only puzzle its user.
+        raise FileNotFoundError(
+            f"dev sign-in lists the people of {county_file}, which does not exist: set "
+            "XIEZUO_CONSOLE_DEV_COUNTY_FILE, or XIEZUO_CONSOLE_DEV_SIGN_IN=false"
+        )
     county = parse_county(county_file.read_text(encoding="utf-8"))
     zone_names = {zone.zone_id: zone.name for zone in county.zones}
     zone_of_township = {t.township_id: t.zone_id for t in county.townships}
