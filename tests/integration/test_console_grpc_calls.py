@@ -23,6 +23,7 @@ from services.console.grpc_calls import Refused, call, stubs
 from services.console.settings import ConsoleSettings
 from services.runtime.grpc.errors import FieldViolation, InvalidArgument, ServiceError
 from services.runtime.settings import PlatformSettings
+from services.runtime.telemetry import configure_tracing
 from services.runtime.tokens import TokenVerifier, ensure_dev_keypair
 
 GET_CASE = "/xiezuo.cases.v1.CaseService/GetCase"
@@ -47,11 +48,13 @@ class CaseServer:
 
     def __init__(self) -> None:
         self.tokens: list[str] = []
+        self.traceparents: list[str] = []
 
     def get_case(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         message = cases_pb2.GetCaseRequest.FromString(request)
         metadata = dict(context.invocation_metadata() or ())
         self.tokens.append(str(metadata.get("authorization", "")))
+        self.traceparents.append(str(metadata.get("traceparent", "")))
         refusal = REFUSALS.get(message.case_id)
         if refusal is not None:
             context.abort_with_status(rpc_status.to_status(refusal.to_status()))
@@ -160,3 +163,23 @@ def test_a_service_that_is_down_is_a_503_page(
         assert down.status_code == 503 and "服务暂不可用" in down.text
     finally:
         client.__exit__(None, None, None)
+
+
+def test_a_call_continues_the_requests_trace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case_server: tuple[CaseServer, int]
+) -> None:
+    # What `python -m services.console` does at start: spans are real, so they propagate.
+    configure_tracing("console", None)
+    cases, port = case_server
+    client = _signed_in_client(tmp_path, monkeypatch, port)
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    try:
+        answered = client.get(
+            "/probe/c-1", headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}
+        )
+        assert answered.status_code == 200
+    finally:
+        client.__exit__(None, None, None)
+    # The browser's (or the Ingress's) trace goes on through the console to the service.
+    assert cases.traceparents[-1].startswith(f"00-{trace_id}-")
+    assert "00f067aa0ba902b7" not in cases.traceparents[-1]
