@@ -1,7 +1,7 @@
 """Browser tests: real Chromium (Debian's package) through Playwright against the console.
 
 Fixtures every test file here uses:
-- `platform`: `xiezuo up` with the demo county loaded and the web console (one per session;
+- `platform`: `xiezuo up` with the demo county loaded and the web console (one per run;
   XIEZUO_BROWSER_PLATFORM=<state>/browser-platform.json reuses one started by
   `python -m tests.browser.platform <dir>`, see tests/browser/platform.py);
 - `page`: a fresh browser context (own cookies) at 1280 px, base URL = the console;
@@ -42,9 +42,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.timeout(BROWSER_TEST_TIMEOUT))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    """The platform with the demo county and the console, for the whole session."""
+    """The platform with the demo county and the console, for every test of tests/browser.
+
+    Package-scoped: in `make test` it stops once the browser tests are done, instead of
+    running on beside the rest of the suite.
+    """
     shared = os.environ.get("XIEZUO_BROWSER_PLATFORM")
     if shared:
         yield Platform.load(Path(shared))
