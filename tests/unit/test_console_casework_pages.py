@@ -330,6 +330,9 @@ def test_the_zone_board_shows_workload_against_the_cap_and_the_rank(
     assert "第一协作区" in page.text and "曹红梅" in page.text
     assert "第 2 名（共 6 个协作区）" in page.text
     assert client.get("/zones/z-1/board?quarter=latest").status_code == 400
+    in_stage = client.get("/zones/z-1/board?quarter=2026Q1&stage=disposal_proposed")
+    files = in_stage.text.split('id="files"', 1)[1].split("</section>", 1)[0]
+    assert f'href="/cases/{CASE}"' in files
 
 
 def test_a_report_goes_to_intake_with_its_channel_and_the_receipt_is_shown_once(

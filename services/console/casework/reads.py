@@ -279,7 +279,9 @@ class CaseworkReads:
             names=await self.names(explained.county_id, zone_id=explained.zone_id),
         )
 
-    async def zone_board(self, *, county_id: str, zone_id: str, quarter: str) -> ZoneBoard:
+    async def zone_board(
+        self, *, county_id: str, zone_id: str, quarter: str, stage: str = ""
+    ) -> ZoneBoard:
         """A zone's files by stage, its deadlines at risk, its people's load and its rank."""
         cases, risky, people, ranking, explained, items = await asyncio.gather(
             self.list_cases(county_id=county_id, zone_id=zone_id),
@@ -334,6 +336,8 @@ class CaseworkReads:
             ranked_units=ranking.ranked_units if ranking is not None else 0,
             score=explained.scorecard if explained is not None else None,
             open_items=list(items.items) if items is not None else [],
+            stage=stage,
+            in_stage=[c for c in files if c.stage == stage] if stage else [],
             truncated=cases.truncated,
             names=names,
         )
@@ -394,3 +398,6 @@ class ZoneBoard:
     open_items: list[cases_pb2.RectificationItem]
     truncated: bool
     names: NameBook
+    # The stage picked on the board, and the zone's files in it.
+    stage: str = ""
+    in_stage: list[cases_pb2.CaseSummary] = field(default_factory=list)

@@ -52,7 +52,10 @@ async def zone_board(request: Request) -> Response:
     if not QUARTER.match(quarter):
         raise HTTPException(400, "quarter must look like 2026Q3")
     board = await reads(request).zone_board(
-        county_id=user.county_id, zone_id=zone_id, quarter=quarter
+        county_id=user.county_id,
+        zone_id=zone_id,
+        quarter=quarter,
+        stage=request.query_params.get("stage", ""),
     )
     return render(
         request,
