@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from xiezuo.assessment.v1 import assessment_pb2
 
 from services.console.county.binding import county_reads, kpi_labeller
 from services.console.county.reads import QUARTERS
 from services.console.county.views import YEAR, plan_lines, tallies
 from services.console.session import signed_in
-from services.console.web import NavLink, render
+from services.console.web import NavLink, render, translator
 
 PLAN_ROLES = frozenset(
     {"county_leadership", "commission_head", "assessor", "zone_chief", "deputy_chief"}
@@ -41,6 +43,13 @@ async def plans(request: Request) -> Response:
     )
 
 
+def _labels(request: Request, prefix: str, items: Iterable[assessment_pb2.Tally]) -> dict[str, str]:
+    """Labels of tally keys in the user's language; a key with none keeps its code."""
+    t = translator(request)
+    labels = {item.key: t(f"{prefix}.{item.key}") for item in items}
+    return {key: label for key, label in labels.items() if label != f"{prefix}.{key}"}
+
+
 async def campaign(request: Request) -> Response:
     """A campaign's clues by category and zone, its cases' milestones and rectification."""
     user = signed_in(request)
@@ -54,10 +63,22 @@ async def campaign(request: Request) -> Response:
             view=view,
             zones=[names.get(zone, zone) for zone in view.zone_ids],
             tables=[
-                tallies("plans.by_category", view.clues_by_category),
+                tallies(
+                    "plans.by_category",
+                    view.clues_by_category,
+                    _labels(request, "casework.category", view.clues_by_category),
+                ),
                 tallies("plans.by_zone", view.clues_by_zone, names),
-                tallies("plans.milestones", view.case_milestones),
-                tallies("plans.rectification", view.rectification),
+                tallies(
+                    "plans.milestones",
+                    view.case_milestones,
+                    _labels(request, "plans.milestone", view.case_milestones),
+                ),
+                tallies(
+                    "plans.rectification",
+                    view.rectification,
+                    _labels(request, "plans.rectification_count", view.rectification),
+                ),
             ],
         )
     return render(request, "plans/campaign.html", context)
