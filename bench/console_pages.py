@@ -74,6 +74,7 @@ class Page:
     url: str
     person: str
     status: int = 0
+    errors: int = 0
     seconds: list[float] = field(default_factory=list)
 
     def row(self) -> dict[str, object]:
@@ -85,6 +86,7 @@ class Page:
             "url": self.url,
             "person": self.person,
             "status": self.status,
+            "errors": self.errors,
             "runs": len(ms),
             "p50_ms": round(statistics.median(ms), 1) if ms else 0.0,
             "p95_ms": round(p95, 1),
@@ -109,13 +111,15 @@ def template_of(path: str, routes: list[Route]) -> str | None:
 
 async def sign_in(base: str, person: str) -> httpx.AsyncClient:
     """A client holding `person`'s session cookie, signed in through the dev form."""
-    client = httpx.AsyncClient(base_url=base, timeout=60.0)
+    client = httpx.AsyncClient(base_url=base, timeout=60.0, follow_redirects=True)
     form = await client.get("/sign-in")
     token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
     if token is None:
         raise SystemExit(f"no CSRF token on {base}sign-in (is the dev sign-in on?)")
     answer = await client.post(
-        "/sign-in/dev", data={"person_id": person, "csrf_token": token.group(1)}
+        "/sign-in/dev",
+        data={"person_id": person, "csrf_token": token.group(1)},
+        follow_redirects=False,
     )
     if answer.status_code != 303:
         raise SystemExit(f"dev sign-in as {person} answered {answer.status_code}")
@@ -130,10 +134,15 @@ async def find_pages(clients: dict[str, httpx.AsyncClient]) -> list[Page]:
         queue, seen = ["/"], {"/"}
         fetched = 0
         while queue and fetched < MAX_CRAWL:
-            url = queue.pop(0)
-            template = template_of(urlsplit(url).path, routes)
-            response = await client.get(url)
+            try:
+                response = await client.get(queue.pop(0))
+            except httpx.TransportError as error:
+                print(f"  (skipped a link: {type(error).__name__})")
+                continue
             fetched += 1
+            # Where it landed: /zones takes a zone chief to their own zone's board.
+            url = response.url.raw_path.decode("ascii")
+            template = template_of(response.url.path, routes)
             html = response.headers.get("content-type", "").startswith("text/html")
             if template and response.status_code == 200 and html and template not in found:
                 found[template] = Page(template, url, person)
@@ -161,7 +170,11 @@ async def time_pages(
         client = clients[page.person]
         for index in range(warmup + runs):
             started = time.perf_counter()
-            response = await client.get(page.url)
+            try:
+                response = await client.get(page.url)
+            except httpx.TransportError:
+                page.errors += 1
+                continue
             elapsed = time.perf_counter() - started
             page.status = response.status_code
             if index >= warmup:
