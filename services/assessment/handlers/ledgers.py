@@ -29,8 +29,14 @@ from services.assessment.store.campaigns import (
     record_milestone,
 )
 from services.assessment.store.four_forms import record_outcome
-from services.assessment.store.staff_work import Member, record_request, record_step, record_team
-from services.assessment.store.tables import CampaignClue, CaseSubject
+from services.assessment.store.staff_work import Member, request_row, step_row, team_row
+from services.assessment.store.tables import (
+    CampaignClue,
+    CaseSubject,
+    CaseTeam,
+    CaseWorkStep,
+    TeamRequest,
+)
 from services.assessment.store.timeliness import record_breach, record_finish
 from services.contracts.cases import (
     CaseClosed,
@@ -309,16 +315,10 @@ class FormLedger:
         )
 
 
-class WorkStepLedger:
+def work_step_ledger(calendar: AssessmentCalendar) -> RowLedger:
     """Keeps each step that ends a team's stage or judges its work (sent back, appeal changed)."""
 
-    def __init__(self, calendar: AssessmentCalendar) -> None:
-        self._calendar = calendar
-
-    async def __call__(
-        self, session: AsyncSession, event: CaseStepRecorded, envelope: Envelope
-    ) -> None:
-        """Record the step under every kind it is."""
+    def rows(event: CaseStepRecorded, envelope: Envelope) -> list[dict[str, Any]]:
         kinds = []
         ended = stage_ended(event.from_stage, event.to_stage)
         if ended:
@@ -327,16 +327,19 @@ class WorkStepLedger:
             kinds.append(SENT_BACK)
         if event.action == APPEAL_DECIDED and event.detail.get("choice") == "changed":
             kinds.append(APPEAL_CHANGED)
-        for kind in kinds:
-            await record_step(
-                session,
+        return [
+            step_row(
                 county_id=event.county_id,
                 case_id=event.case_id,
                 event_id=envelope.id,
                 kind=kind,
-                quarter=self._calendar.quarter_of(event.occurred_at),
+                quarter=calendar.quarter_of(event.occurred_at),
                 occurred_at=event.occurred_at,
             )
+            for kind in kinds
+        ]
+
+    return RowLedger(CaseWorkStep, rows)
 
 
 class TeamLedger:
@@ -344,38 +347,40 @@ class TeamLedger:
 
     def __init__(self, calendar: AssessmentCalendar) -> None:
         self._calendar = calendar
+        self.requested = RowLedger(TeamRequest, self._request_rows)
+        self.assigned = RowLedger(CaseTeam, self._team_rows)
 
-    async def requested(self, session: AsyncSession, event: TeamRequested, _: Envelope) -> None:
+    def _request_rows(self, event: TeamRequested, _: Envelope) -> list[dict[str, Any]]:
         """When a team's work began: the step's own time (back-entered steps too)."""
-        await record_request(
-            session,
-            county_id=event.county_id,
-            request_id=event.request_id,
-            case_id=event.case_id,
-            stage=event.stage,
-            requested_at=event.requested_at,
-            quarter=self._calendar.quarter_of(event.requested_at),
-        )
+        return [
+            request_row(
+                county_id=event.county_id,
+                request_id=event.request_id,
+                case_id=event.case_id,
+                stage=event.stage,
+                requested_at=event.requested_at,
+                quarter=self._calendar.quarter_of(event.requested_at),
+            )
+        ]
 
-    async def assigned(
-        self, session: AsyncSession, event: TeamAssigned, envelope: Envelope
-    ) -> None:
+    def _team_rows(self, event: TeamAssigned, envelope: Envelope) -> list[dict[str, Any]]:
         """Who is on the team for a case's stage (the latest draw for a request works it)."""
-        await record_team(
-            session,
-            county_id=event.county_id,
-            event_id=envelope.id,
-            case_id=event.case_id,
-            request_id=event.request_id,
-            stage=event.stage,
-            zone_id=event.zone_id,
-            members=[
-                Member(member.person_id, member.home_township_id, member.leader)
-                for member in event.members
-            ],
-            assigned_at=event.assigned_at,
-            quarter=self._calendar.quarter_of(event.assigned_at),
-        )
+        return [
+            team_row(
+                county_id=event.county_id,
+                event_id=envelope.id,
+                case_id=event.case_id,
+                request_id=event.request_id,
+                stage=event.stage,
+                zone_id=event.zone_id,
+                members=[
+                    Member(member.person_id, member.home_township_id, member.leader)
+                    for member in event.members
+                ],
+                assigned_at=event.assigned_at,
+                quarter=self._calendar.quarter_of(event.assigned_at),
+            )
+        ]
 
 
 async def stage_breach(session: AsyncSession, event: DeadlineBreached, envelope: Envelope) -> None:
@@ -402,7 +407,7 @@ def ledgers(
     forms = forms or load_four_forms()
     leaves_investigation = LimitClockLedger(calendar, disposal=False)
     placed = FormLedger(calendar, forms)
-    work = WorkStepLedger(calendar)
+    work = work_step_ledger(calendar)
     teams = TeamLedger(calendar)
     return {
         ClueRegistered.event_type: [campaign_clue, case_subject],

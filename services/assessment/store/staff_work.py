@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -20,19 +20,7 @@ LEADER_MARK = "*"
 TOWNSHIP_MARK = "@"
 
 
-def _insert(session: AsyncSession, model: type) -> object:
-    table = model.__table__  # type: ignore[attr-defined]
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-
-
-async def _insert_once(session: AsyncSession, model: type, **values: object) -> None:
-    statement = _insert(session, model).values(**values)  # type: ignore[attr-defined]
-    await (await session.connection()).execute(statement.on_conflict_do_nothing())
-
-
-async def record_request(
-    session: AsyncSession,
+def request_row(
     *,
     county_id: str,
     request_id: str,
@@ -40,22 +28,19 @@ async def record_request(
     stage: str,
     requested_at: datetime,
     quarter: Quarter,
-) -> None:
-    """When cases asked for a team (the team's work starts then, and it counts then)."""
-    await _insert_once(
-        session,
-        TeamRequest,
-        county_id=county_id,
-        request_id=request_id,
-        case_id=case_id,
-        stage=stage,
-        requested_at=requested_at,
-        quarter=str(quarter),
-    )
+) -> dict[str, Any]:
+    """The team_request row of a request (inserted once: a redelivery changes nothing)."""
+    return {
+        "county_id": county_id,
+        "request_id": request_id,
+        "case_id": case_id,
+        "stage": stage,
+        "requested_at": requested_at,
+        "quarter": str(quarter),
+    }
 
 
-async def record_team(
-    session: AsyncSession,
+def team_row(
     *,
     county_id: str,
     event_id: str,
@@ -66,28 +51,25 @@ async def record_team(
     members: list[Member],
     assigned_at: datetime,
     quarter: Quarter,
-) -> None:
-    """A team drawn for a request (a redraw is another row; the latest one works)."""
-    await _insert_once(
-        session,
-        CaseTeam,
-        county_id=county_id,
-        event_id=event_id,
-        case_id=case_id,
-        request_id=request_id,
-        stage=stage,
-        zone_id=zone_id,
-        members=" ".join(
+) -> dict[str, Any]:
+    """The case_team row of a draw."""
+    return {
+        "county_id": county_id,
+        "event_id": event_id,
+        "case_id": case_id,
+        "request_id": request_id,
+        "stage": stage,
+        "zone_id": zone_id,
+        "members": " ".join(
             f"{m.person_id}{TOWNSHIP_MARK}{m.township_id}" + (LEADER_MARK if m.leader else "")
             for m in members
         ),
-        assigned_at=assigned_at,
-        quarter=str(quarter),
-    )
+        "assigned_at": assigned_at,
+        "quarter": str(quarter),
+    }
 
 
-async def record_step(
-    session: AsyncSession,
+def step_row(
     *,
     county_id: str,
     case_id: str,
@@ -95,18 +77,16 @@ async def record_step(
     kind: str,
     quarter: Quarter,
     occurred_at: datetime,
-) -> None:
-    """A step that ends a team's stage or judges its work."""
-    await _insert_once(
-        session,
-        CaseWorkStep,
-        county_id=county_id,
-        case_id=case_id,
-        event_id=event_id,
-        kind=kind,
-        quarter=str(quarter),
-        occurred_at=occurred_at,
-    )
+) -> dict[str, Any]:
+    """The case_work_step row of a step under one of its kinds."""
+    return {
+        "county_id": county_id,
+        "case_id": case_id,
+        "event_id": event_id,
+        "kind": kind,
+        "quarter": str(quarter),
+        "occurred_at": occurred_at,
+    }
 
 
 @dataclass(frozen=True)
