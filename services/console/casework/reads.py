@@ -8,7 +8,7 @@ while a refusal of the page's subject (the case itself) propagates to the 403/40
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -36,6 +36,8 @@ PAGE_SIZE = 500
 MAX_PAGES = 4
 # At most this many at-risk files are opened to show their running deadlines' dates.
 DEADLINE_FILES = 8
+# A page naming the people of more zones than this shows their ids only.
+MAX_NAMED_ZONES = 3
 
 
 @dataclass
@@ -212,19 +214,35 @@ class CaseworkReads:
             self.list_cases(county_id=county_id),
             self.list_cases(county_id=county_id, at_risk_only=True),
         )
-        deadlines, names = await asyncio.gather(
+        inbox = awaiting(visible.items)
+        shown = [*inbox, *mine.items, *risky.items]
+        deadlines, people = await asyncio.gather(
             self.running_deadlines(sorted(risky.items, key=lambda c: not c.overdue)),
-            self.names(county_id, zone_id=zone_id),
+            self.people_of_zones([zone_id] if zone_id else [c.zone_id for c in shown], county_id),
         )
         return MyWork(
-            inbox=awaiting(visible.items),
+            inbox=inbox,
             mine=mine.items,
             at_risk=[c for c in risky.items if not c.overdue],
             breached=[c for c in risky.items if c.overdue],
             deadlines=deadlines,
             truncated=visible.truncated or mine.truncated or risky.truncated,
-            names=names,
+            names=await self.names(county_id, people),
         )
+
+    async def people_of_zones(
+        self, zone_ids: Sequence[str], county_id: str
+    ) -> list[staffing_pb2.Person]:
+        """The people of the zones a page shows files of, for their names; none past a few zones.
+
+        Every person record listed is read and audited by staffing, so a county-wide page names
+        the people of the zones it actually shows rather than listing the whole county.
+        """
+        zones = sorted(set(zone_ids) - {""})
+        if not zones or len(zones) > MAX_NAMED_ZONES:
+            return []
+        pages = await asyncio.gather(*(self.people(county_id, zone) for zone in zones))
+        return [person for page in pages for person in page]
 
     async def case_file(self, case_id: str) -> CaseFileView:
         """One case file with its draws, the latest draw explained, and its township's items."""
