@@ -42,6 +42,9 @@ def _env(state: Path, ports: list[int]) -> dict[str, str]:
     for index, service in enumerate(SERVICES):
         env[f"XIEZUO_{service.upper()}_GRPC_PORT"] = str(ports[2 * index])
         env[f"XIEZUO_{service.upper()}_METRICS_PORT"] = str(ports[2 * index + 1])
+    # The web console `up` starts, on free ports (8080/9106 may be taken by another run).
+    env["XIEZUO_CONSOLE_HTTP_PORT"] = "0"
+    env["XIEZUO_CONSOLE_METRICS_PORT"] = "0"
     return env
 
 
