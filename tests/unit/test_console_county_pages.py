@@ -48,6 +48,7 @@ class Assessment:
 
     def __init__(self) -> None:
         self.marks: list[pb.RecordQualitativeScoreRequest] = []
+        self.campaigns: list[pb.DefineCampaignRequest] = []
 
     async def ExplainScore(self, request: Any, metadata: Any, **_: Any) -> Any:
         return pb.ExplainScoreResponse(
@@ -75,6 +76,24 @@ class Assessment:
         if request.points > 20:
             raise _invalid("points", "must be 0..20")
         return pb.RecordQualitativeScoreResponse(assessor=ASSESSOR, points=request.points)
+
+    async def DefineCampaign(self, request: Any, metadata: Any, **_: Any) -> Any:
+        self.campaigns.append(request)
+        if not request.zone_ids:
+            raise _invalid("zone_ids", "name at least one zone")
+        return pb.DefineCampaignResponse(campaign_id=request.campaign_id)
+
+    async def GetCampaignView(self, request: Any, metadata: Any, **_: Any) -> Any:
+        return pb.GetCampaignViewResponse(
+            campaign_id=request.campaign_id,
+            name="惠民资金专项监督",
+            domain="poverty-alleviation-funds",
+            starts_on="2026-03-01",
+            ends_on="2026-10-31",
+            zone_ids=["z-1"],
+            clues_by_category=[pb.Tally(key="embezzlement", count=2)],
+            case_milestones=[pb.Tally(key="filed", count=1)],
+        )
 
 
 class Registry:
@@ -189,3 +208,42 @@ def test_a_mark_without_the_csrf_token_is_refused(console: tuple[TestClient, Stu
     )
     assert reply.status_code == 403
     assert stubs.assessment.marks == []
+
+
+def test_a_campaign_is_shown_by_name_and_redefined_from_its_own_values(
+    console: tuple[TestClient, Stubs],
+) -> None:
+    client, stubs = console
+    _sign_in(client, LEADER)
+    page = client.get("/campaigns?campaign_id=camp-1")
+    assert page.status_code == 200
+    assert "惠民资金专项监督" in page.text and "贪污挪用" in page.text and "立案" in page.text
+    assert 'value="2026-10-31"' in page.text  # the form starts from the campaign as it is
+    form = {
+        "csrf_token": _csrf(page.text),
+        "idempotency_key": _hidden(page.text, "idempotency_key"),
+        "campaign_id": "camp-1",
+        "name": "惠民资金专项监督",
+        "domain": "poverty-alleviation-funds",
+        "starts_on": "2026-03-01",
+        "ends_on": "2026-12-31",
+    }
+    refused = client.post("/campaigns/define", data=form, follow_redirects=False)
+    assert refused.status_code == 400
+    assert "name at least one zone" in refused.text.split('id="zone_ids-errors"', 1)[1]
+    assert 'value="2026-12-31"' in refused.text  # what was typed comes back
+    done = client.post(
+        "/campaigns/define", data={**form, "zone_ids": ["z-1"]}, follow_redirects=False
+    )
+    assert done.status_code == 303
+    assert done.headers["location"] == "/campaigns?campaign_id=camp-1&defined=1"
+    last = stubs.assessment.campaigns[-1]
+    assert (last.county_id, last.ends_on, list(last.zone_ids)) == ("c-demo", "2026-12-31", ["z-1"])
+    assert last.idempotency_key == stubs.assessment.campaigns[0].idempotency_key
+
+
+def test_the_campaign_form_is_for_planners(console: tuple[TestClient, Stubs]) -> None:
+    client, _ = console
+    _sign_in(client, "p-004")  # a zone chief reads a campaign's results but does not define one
+    page = client.get("/campaigns?campaign_id=camp-1")
+    assert page.status_code == 200 and 'data-testid="campaign-form"' not in page.text

@@ -467,3 +467,23 @@ def mark_request(
         points=points,
         reason=form.get("reason", ""),
     )
+
+
+# The fields of the campaign form, as posted (zone_ids may repeat).
+CAMPAIGN_FIELDS = ("campaign_id", "name", "domain", "starts_on", "ends_on", "idempotency_key")
+
+
+def campaign_request(
+    county_id: str, form: Mapping[str, str], zone_ids: Sequence[str]
+) -> assessment_pb2.DefineCampaignRequest:
+    """The DefineCampaign request a posted campaign form makes (assessment judges it)."""
+    return assessment_pb2.DefineCampaignRequest(
+        idempotency_key=form.get("idempotency_key", "") or uuid.uuid4().hex,
+        county_id=county_id,
+        campaign_id=form.get("campaign_id", ""),
+        name=form.get("name", ""),
+        domain=form.get("domain", ""),
+        starts_on=form.get("starts_on", ""),
+        ends_on=form.get("ends_on", ""),
+        zone_ids=list(zone_ids),
+    )

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from xiezuo.assessment.v1 import assessment_pb2
 
 from services.console.county.binding import county_reads, kpi_labeller
 from services.console.county.reads import QUARTERS
-from services.console.county.views import YEAR, plan_lines, tallies
+from services.console.county.views import (
+    CAMPAIGN_FIELDS,
+    YEAR,
+    campaign_request,
+    plan_lines,
+    tallies,
+)
+from services.console.grpc_calls import Refused, call, stubs
 from services.console.session import signed_in
 from services.console.web import NavLink, render, translator
 
@@ -20,6 +30,8 @@ PLAN_ROLES = frozenset(
     {"county_leadership", "commission_head", "assessor", "zone_chief", "deputy_chief"}
 )
 CAMPAIGN_ID_MAX = 64
+# Who defines plans and campaigns (assessment's planners); only a hint for the form.
+PLANNER_ROLES = frozenset({"assessor", "county_leadership"})
 
 
 async def plans(request: Request) -> Response:
@@ -50,14 +62,19 @@ def _labels(request: Request, prefix: str, items: Iterable[assessment_pb2.Tally]
     return {key: label for key, label in labels.items() if label != f"{prefix}.{key}"}
 
 
-async def campaign(request: Request) -> Response:
-    """A campaign's clues by category and zone, its cases' milestones and rectification."""
+async def _campaign_page(
+    request: Request,
+    campaign_id: str,
+    *,
+    refusal: Refused | None = None,
+    form: Mapping[str, Any] | None = None,
+) -> Response:
+    """A campaign's results, and (for planners) the form defining or redefining one."""
     user = signed_in(request)
-    campaign_id = request.query_params.get("campaign_id", "").strip()[:CAMPAIGN_ID_MAX]
-    context: dict[str, object] = {"campaign_id": campaign_id, "view": None}
+    reads = county_reads(request)
+    names = await reads.zone_names(user.county_id)
+    context: dict[str, Any] = {"campaign_id": campaign_id, "view": None, "zone_names": names}
     if campaign_id:
-        reads = county_reads(request)
-        names = await reads.zone_names(user.county_id)
         view = await reads.campaign(user.county_id, campaign_id)
         context.update(
             view=view,
@@ -81,12 +98,55 @@ async def campaign(request: Request) -> Response:
                 ),
             ],
         )
-    return render(request, "plans/campaign.html", context)
+        if form is None:
+            # Redefining starts from what the campaign is now.
+            form = {
+                "campaign_id": view.campaign_id,
+                "name": view.name,
+                "domain": view.domain,
+                "starts_on": view.starts_on,
+                "ends_on": view.ends_on,
+                "zone_ids": list(view.zone_ids),
+            }
+    form = dict(form or {})
+    form.setdefault("idempotency_key", uuid.uuid4().hex)
+    form.setdefault("zone_ids", [])
+    context.update(
+        # Planners define campaigns; assessment checks the role again when they do.
+        may_define=user.has_role(*PLANNER_ROLES),
+        form=form,
+        refusal=refusal,
+        defined=request.query_params.get("defined", ""),
+    )
+    status = refusal.status if refusal is not None else 200
+    return render(request, "plans/campaign.html", context, status_code=status)
+
+
+async def campaign(request: Request) -> Response:
+    """A campaign's clues by category and zone, its cases' milestones and rectification."""
+    campaign_id = request.query_params.get("campaign_id", "").strip()[:CAMPAIGN_ID_MAX]
+    return await _campaign_page(request, campaign_id)
+
+
+async def define_campaign(request: Request) -> Response:
+    """Define (or redefine) a campaign with DefineCampaign; its reasons shown inline."""
+    user = signed_in(request)
+    posted = await request.form()
+    values: dict[str, Any] = {name: str(posted.get(name, "")).strip() for name in CAMPAIGN_FIELDS}
+    values["zone_ids"] = [str(zone) for zone in posted.getlist("zone_ids")]
+    message = campaign_request(user.county_id, values, values["zone_ids"])
+    try:
+        await call(request, stubs(request).assessment.DefineCampaign, message)
+    except Refused as refusal:
+        return await _campaign_page(request, "", refusal=refusal, form=values)
+    target = f"/campaigns?campaign_id={quote(message.campaign_id)}&defined=1"
+    return RedirectResponse(target, status_code=303)
 
 
 ROUTES: list[BaseRoute] = [
     Route("/plans", plans, methods=["GET"], name="plans"),
     Route("/campaigns", campaign, methods=["GET"], name="campaign"),
+    Route("/campaigns/define", define_campaign, methods=["POST"], name="campaign_define"),
 ]
 NAV = [
     NavLink("/plans", "plans.nav", PLAN_ROLES, order=65),
