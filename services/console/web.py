@@ -90,6 +90,9 @@ def safe_next(target: str | None, default: str = "/") -> str:
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return default
+    # Browsers read `/\host` as `//host`: a backslash or control character is never ours.
+    if any(ch == "\\" or ord(ch) < 0x20 for ch in target):
+        return default
     return target
 
 

@@ -1,0 +1,98 @@
+"""Console core without the platform: CSRF on every unsafe request, redirects kept in-site."""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from services.console.app import build_app
+from services.console.settings import ConsoleSettings
+from services.console.web import NavLink, safe_next
+from services.runtime.settings import PlatformSettings
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    platform = PlatformSettings(state_dir=tmp_path, kafka_bootstrap=f"127.0.0.1:{_closed_port()}")
+    with TestClient(build_app(ConsoleSettings(), platform)) as test_client:
+        yield test_client
+
+
+def _token(client: TestClient) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/sign-in").text)
+    assert found is not None
+    return found.group(1)
+
+
+def test_the_csrf_token_is_taken_from_the_htmx_header_or_the_form(client: TestClient) -> None:
+    token = _token(client)
+    by_header = client.post(
+        "/language", data={"lang": "en"}, headers={"X-CSRF-Token": token}, follow_redirects=False
+    )
+    assert by_header.status_code == 303
+    # Multipart forms (file uploads) carry it as a field like any other form.
+    multipart = client.post(
+        "/language",
+        data={"lang": "zh", "csrf_token": token},
+        files={"attachment": ("a.txt", b"x")},
+        follow_redirects=False,
+    )
+    assert multipart.status_code == 303
+    assert '<html lang="zh-CN">' in client.get("/sign-in").text
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+def test_an_unsafe_request_with_a_wrong_or_missing_token_is_refused(
+    client: TestClient, method: str
+) -> None:
+    token = _token(client)
+    for headers in ({}, {"X-CSRF-Token": token[:-1] + "x"}):
+        refused = client.request(method, "/language", data={"lang": "en"}, headers=headers)
+        assert refused.status_code == 403
+    # A JSON body is no way around it either.
+    refused = client.request(method, "/language", json={"csrf_token": token})
+    assert refused.status_code == 403
+    assert '<html lang="zh-CN">' in client.get("/sign-in").text
+
+
+def test_a_token_from_another_session_is_refused(client: TestClient, tmp_path: Path) -> None:
+    other = _token(client)
+    client.cookies.clear()
+    _token(client)
+    refused = client.post("/language", data={"lang": "en", "csrf_token": other})
+    assert refused.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/cases/c-1?tab=history", "/cases/c-1?tab=history"),
+        ("https://evil.example/", "/"),
+        ("//evil.example/", "/"),
+        ("/\\evil.example/", "/"),
+        ("/\tevil", "/"),
+        ("evil", "/"),
+        ("", "/"),
+        (None, "/"),
+    ],
+)
+def test_redirects_after_sign_in_stay_in_the_console(target: str | None, expected: str) -> None:
+    assert safe_next(target) == expected
+
+
+def test_a_nav_link_shows_to_holders_of_one_of_its_roles() -> None:
+    chiefs = NavLink("/zones", "zone_board.nav", roles=frozenset({"zone_chief", "deputy_chief"}))
+    assert chiefs.shown_to(["deputy_chief", "supervision_staff"])
+    assert not chiefs.shown_to(["hearing_staff"])
+    assert NavLink("/", "core.nav.home").shown_to([])
