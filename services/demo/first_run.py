@@ -21,7 +21,7 @@ from xiezuo.assessment.v1 import assessment_pb2_grpc
 
 from services.demo.county import DEMO_COUNTY_FILE, load_county_plan
 from services.demo.driver import DemoDriver, DemoFailed, DemoOutcome, Endpoints
-from services.demo.letters import NEIGHBOUR_LETTERS, LettersYear, exchange_letters
+from services.demo.letters import LETTERS, NEIGHBOUR_LETTERS, LettersYear, exchange_letters
 from services.demo.network import CITY_ID, DEMO_COUNTY, NEIGHBOUR_COUNTY, NEIGHBOUR_COUNTY_FILE
 from services.demo.progress import LiveProgress
 from services.demo.reference import REFERENCE, YearFigures, comparison, year_figures
@@ -37,6 +37,8 @@ NEIGHBOUR_NAME = "青峪县"
 _ASKING_STAGES = frozenset({"inquiry", "verification", "investigation", "hearing"})
 # Roles the scenario acts in: intake officer files reports; leadership and assessor read back.
 SCENARIO_ROLES = ("intake_officer", "county_leadership", "assessor")
+# Cases looked at (one GetCase each) for the letters' paper days.
+_LETTER_CANDIDATES = 60
 # How long the report waits for assessment to count the letters that just crossed.
 _REPORT_WAIT_SECONDS = 60.0
 
@@ -232,14 +234,15 @@ def _letters(request: DemoRequest, outcome: DemoOutcome, console: Console) -> Le
             audience=platform.token_audience,
         )
 
-    # Help is asked while a clue is being worked: cases under inquiry, verification or
-    # investigation first, then any (every one has a case file the answer lands in).
-    working = sorted(outcome.cases, key=lambda c: (c.stage not in _ASKING_STAGES, c.clue_id))
-    cases = [(case.clue_id, case.zone_id) for case in working[:5]]
+    # Help is asked while a clue is being worked: candidates are the cases that went through
+    # inquiry, verification, investigation or a hearing (then any: every one has a case file
+    # the answer lands in); the letters take the five whose paper days spread over the year.
+    working = sorted(outcome.cases, key=lambda c: (not _ASKING_STAGES & set(c.road), c.clue_id))
+    cases = [(case.clue_id, case.zone_id) for case in working[:_LETTER_CANDIDATES]]
     console.print(
         f"[cyan]demo:[/cyan] one clue transfer and one designation to {NEIGHBOUR_NAME}, worked "
-        f"there; {len(cases)} assistance letters to it ({plan.county_id} → {NEIGHBOUR_NAME}) "
-        f"and {len(NEIGHBOUR_LETTERS)} from it ..."
+        f"there; {min(len(cases), len(LETTERS))} assistance letters to it "
+        f"({plan.county_id} → {NEIGHBOUR_NAME}) and {len(NEIGHBOUR_LETTERS)} from it ..."
     )
     try:
         return asyncio.run(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -220,8 +220,9 @@ async def exchange_letters(
 
     演示县 hands one clue to 青峪县 and the city designates another there; 青峪县's officers
     take their first steps (its trail comes back to 演示县). Then the letters cross both
-    ways at once: one from each of `cases` (演示县's case id, zone) to 青峪县, and one from
-    each of the two clues 青峪县 took over to 演示县.
+    ways at once: five from `cases` (演示县's candidate case ids and zones; those whose paper
+    days spread best over the year) to 青峪县, and one from each of the two clues 青峪县 took
+    over to 演示县.
     """
     async with grpc.aio.insecure_channel(address) as channel:
         stub = collaboration_pb2_grpc.CollaborationServiceStub(channel)
@@ -236,10 +237,11 @@ async def exchange_letters(
         if cases_address:
             async with grpc.aio.insecure_channel(cases_address) as cases_channel:
                 case_stub = cases_pb2_grpc.CaseServiceStub(cases_channel)
-                for case_id, _ in cases[: len(LETTERS)]:
+                for case_id, _ in cases:
                     moment = await _asked_on(case_stub, token_for, case_id)
                     if moment is not None:
                         asked_on[case_id] = moment
+            cases = spread_over_the_year(cases, asked_on, len(LETTERS))
         exchange = _Exchange(stub, token_for)
         runs = [
             exchange.run(
@@ -273,6 +275,21 @@ async def exchange_letters(
             HandedOver(h.transfer_id, h.mode, stages.get(h.transfer_id, ""), h.trail) for h in over
         ),
     )
+
+
+def spread_over_the_year(
+    cases: Sequence[tuple[str, str]], asked_on: Mapping[str, datetime], count: int
+) -> list[tuple[str, str]]:
+    """`count` of `cases`, their letters' paper days as evenly spread as the year allows.
+
+    Cases without a paper day (none early enough) only fill up when too few have one.
+    """
+    dated = sorted((c for c in cases if c[0] in asked_on), key=lambda c: asked_on[c[0]])
+    if len(dated) <= count:
+        rest = [c for c in cases if c[0] not in asked_on]
+        return [*dated, *rest][:count]
+    last = len(dated) - 1
+    return [dated[round(index * last / (count - 1))] for index in range(count)]
 
 
 async def _asked_on(
