@@ -9,6 +9,13 @@
   var list = region.querySelector("ul") || region.appendChild(document.createElement("ul"));
   var kept = 5;
   var source = new EventSource(region.getAttribute("data-source") || "/events");
+  // For people and tests alike: whether notices can arrive right now.
+  source.addEventListener("open", function () {
+    region.setAttribute("data-live", "connected");
+  });
+  source.addEventListener("error", function () {
+    region.setAttribute("data-live", "reconnecting");
+  });
   source.addEventListener("notice", function (event) {
     var notice;
     try {
