@@ -25,6 +25,7 @@ from services.console.county.views import (
     letter_rows,
     neighbours,
     period_or,
+    plan_csv,
     plan_lines,
     quarter_days,
     ranked_rows,
@@ -110,6 +111,20 @@ def test_plan_against_actual_is_one_line_per_zone_and_kpi_with_a_cell_per_quarte
     assert sorted(z1) == [1, 3]
     assert (z1[1].actual, z1[1].target, z1[1].met) == (1, 4, False)
     assert z1[3].met
+    exported = list(csv.reader(io.StringIO(plan_csv(lines, 2026, {1: "学习培训"}))))
+    assert exported[1] == [
+        "2026",
+        "1",
+        "学习培训",
+        "z-1",
+        "第一协作区",
+        "cases_filed",
+        "4",
+        "1",
+        "25.0",
+        "no",
+    ]
+    assert len(exported) == 1 + 3  # a line per zone, KPI and quarter with a target
 
 
 def test_the_zones_csv_has_names_beside_ids_and_the_four_forms() -> None:

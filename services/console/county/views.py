@@ -261,6 +261,32 @@ def board_csv(rows: Sequence[RankedRow], period: str) -> str:
     return out.getvalue()
 
 
+def plan_csv(lines: Sequence[PlanLine], year: int, themes: Mapping[int, str]) -> str:
+    """The plan against actual as CSV: one line per zone, KPI and quarter with a target."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(
+        ["year", "quarter", "theme", "zone_id", "zone", "kpi", "target", "actual", "percent", "met"]
+    )
+    for line in lines:
+        for quarter, cell in sorted(line.quarters.items()):
+            writer.writerow(
+                [
+                    year,
+                    quarter,
+                    themes.get(quarter, ""),
+                    line.zone_id,
+                    line.zone_name,
+                    line.kpi,
+                    cell.target,
+                    cell.actual,
+                    f"{cell.percent:.1f}",
+                    "yes" if cell.met else "no",
+                ]
+            )
+    return out.getvalue()
+
+
 SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 

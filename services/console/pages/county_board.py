@@ -20,6 +20,7 @@ from services.console.county.views import (
     download_name,
     neighbours,
     period_or,
+    plan_csv,
     plan_lines,
     ranked_rows,
     year_of,
@@ -100,6 +101,24 @@ async def zones_csv(request: Request) -> Response:
     )
 
 
+async def plan_export(request: Request) -> Response:
+    """The year's plan against actual as CSV, names beside ids (what the board shows)."""
+    user = signed_in(request)
+    year = year_of(_period(request))
+    reads = county_reads(request)
+    names, plan = await asyncio.gather(
+        reads.zone_names(user.county_id), reads.plan_year(user.county_id, year)
+    )
+    if not plan.defined:
+        raise HTTPException(404, f"no work plan for {year}")
+    body = plan_csv(plan_lines(plan.progress, names), year, plan.themes)
+    return _download(
+        "\ufeff" + body,
+        "text/csv; charset=utf-8",
+        download_name(user.county_id, "plan", str(year), suffix="csv"),
+    )
+
+
 async def report(request: Request) -> Response:
     """Assessment's own report for the period, as HTML (with charts) or CSV."""
     user = signed_in(request)
@@ -117,6 +136,7 @@ async def report(request: Request) -> Response:
 ROUTES: list[BaseRoute] = [
     Route("/county", board, methods=["GET"], name="county_board"),
     Route("/county/export/zones.csv", zones_csv, methods=["GET"], name="county_zones_csv"),
+    Route("/county/export/plan.csv", plan_export, methods=["GET"], name="county_plan_csv"),
     Route("/county/export/report.{kind:str}", report, methods=["GET"], name="county_report"),
 ]
 NAV = [NavLink("/county", "county_board.nav", COUNTY_ROLES, order=50)]
