@@ -18,7 +18,15 @@ from services.console.settings import ConsoleSettings
 from services.runtime.settings import PlatformSettings
 from services.runtime.tokens import ALL_ZONES, Principal, TokenIssuer, ensure_dev_keypair
 from services.staffing.domain.county_file import parse_county
-from services.staffing.domain.registry import Role
+from services.staffing.domain.registry import CASE_WORKING_ROLES, Role
+
+# What the registry calls people and what the cases rule set gates steps on differ: a team
+# member works a case as `case_officer`, a hearer as `hearing_officer` (as the demo driver
+# mints them). The dev token carries both, as a county's identity provider would be set up to.
+WORKING_ROLES: dict[str, tuple[str, ...]] = {
+    **{str(role): ("case_officer",) for role in CASE_WORKING_ROLES if role != Role.HEARING_STAFF},
+    str(Role.HEARING_STAFF): ("hearing_officer",),
+}
 
 
 class ClaimsRefused(Exception):
@@ -39,11 +47,12 @@ class DevPerson:
 
     def identity(self) -> SignedIn:
         """The claims a dev token for this person carries (county-level staff: every zone)."""
+        working = {extra for role in self.roles for extra in WORKING_ROLES.get(role, ())}
         return SignedIn(
             subject=self.person_id,
             name=self.name,
             county_id=self.county_id,
-            roles=self.roles,
+            roles=tuple(sorted({*self.roles, *working})),
             zone_ids=(self.zone_id,) if self.zone_id else (ALL_ZONES,),
             township_ids=(self.township_id,) if self.township_id else (),
         )

@@ -12,7 +12,9 @@ from starlette.testclient import TestClient
 
 from services.console.app import build_app
 from services.console.settings import ConsoleSettings
+from services.console.signin import dev_directory
 from services.console.web import NavLink, safe_next
+from services.demo.county import DEMO_COUNTY_FILE
 from services.runtime.settings import PlatformSettings
 
 
@@ -96,3 +98,17 @@ def test_a_nav_link_shows_to_holders_of_one_of_its_roles() -> None:
     assert chiefs.shown_to(["deputy_chief", "supervision_staff"])
     assert not chiefs.shown_to(["hearing_staff"])
     assert NavLink("/", "core.nav.home").shown_to([])
+
+
+def test_dev_tokens_carry_the_roles_the_case_rules_gate_team_steps_on() -> None:
+    people = {person.person_id: person for person in dev_directory(DEMO_COUNTY_FILE)}
+    # 余磊, deputy chief of 第一协作区 and supervision staff: works cases as a case officer.
+    deputy = people["p-010"].identity()
+    assert set(deputy.roles) == {"deputy_chief", "supervision_staff", "case_officer"}
+    assert deputy.zone_ids == ("z-1",)
+    hearer = people["p-016"].identity()
+    assert set(hearer.roles) == {"hearing_staff", "hearing_officer"}
+    assert hearer.zone_ids == ("*",)
+    assert people["p-004"].identity().roles == ("zone_chief",)
+    # Village informants are never listed: their identity is protected.
+    assert all("village_informant" not in person.roles for person in people.values())
