@@ -16,6 +16,7 @@ from services.intake.store.reports import ReportRegistry
 from services.intake.store.rule_files import load_rule_book
 from services.intake.store.tables import ReportRow
 from services.intake.store.vault import Vault
+from services.runtime import audit
 from services.runtime.audit import AuditEntry
 from services.runtime.db import Database
 from services.runtime.messaging_tables import OutboxMessage
@@ -130,3 +131,32 @@ async def test_groups_of_two_replicas_over_several_townships_neither_deadlock_no
     kinds = select(func.count()).select_from(OutboxMessage)
     assert await _count(db, kinds.where(OutboxMessage.event_type == CLUE_TYPE)) == 3
     assert await _count(db, kinds.where(OutboxMessage.event_type == LINKED_TYPE)) == 21
+
+
+async def test_a_group_audits_with_one_head_lock_one_insert_and_a_sound_chain(
+    make_database: MakeDatabase,
+) -> None:
+    db = await make_database("intake")
+    registry = ReportRegistry(db, Vault(bytes(32)), BOOK)
+    # The county's chain head exists before the group.
+    await registry.register(_submission("first"), actor="officer")
+    sent: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", note)
+    batch = [_submission(f"g{n}", township=f"t{n % 3 + 1}", name=f"Sun {n}") for n in range(12)]
+    try:
+        results = await asyncio.gather(*(registry.register(s, actor="officer") for s in batch))
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", note)
+    audit_inserts = [s for s in sent if s.lstrip().upper().startswith("INSERT INTO AUDIT_ENTRY")]
+    assert len(results) == 12
+    # One audit INSERT per group (a group is one commit of several), not one per report.
+    assert len(audit_inserts) < 12
+    async with db.session() as session:
+        verified = await audit.verify(session, audit.audit_key_of(session))
+        seqs = (await session.exec(select(AuditEntry.seq))).all()
+    assert verified.ok, verified
+    assert sorted(seq or 0 for seq in seqs) == list(range(1, 14))

@@ -236,9 +236,12 @@ class ReportRegistry:
                 except Exception:
                     outcomes.append(None)
             # The audit chain heads are one row per county: taken in one order too (stable sort).
+            # Chained in memory and written together: one head lock, one INSERT and one head
+            # update per county for the group, the chain an append at a time would give.
             written = [d for d, o in zip(drafts, outcomes, strict=True) if o is not None]
-            for draft in sorted(written, key=lambda d: d.row.county_id):
-                await self._audit(session, draft)
+            async with audit.deferred_appends(session):
+                for draft in sorted(written, key=lambda d: d.row.county_id):
+                    await self._audit(session, draft)
         return outcomes
 
     async def _apply(self, session: AsyncSession, draft: Draft) -> Registration:
