@@ -49,6 +49,7 @@ class Assessment:
     def __init__(self) -> None:
         self.marks: list[pb.RecordQualitativeScoreRequest] = []
         self.campaigns: list[pb.DefineCampaignRequest] = []
+        self.plans: list[pb.DefinePlanRequest] = []
 
     async def ExplainScore(self, request: Any, metadata: Any, **_: Any) -> Any:
         return pb.ExplainScoreResponse(
@@ -94,6 +95,20 @@ class Assessment:
             clues_by_category=[pb.Tally(key="embezzlement", count=2)],
             case_milestones=[pb.Tally(key="filed", count=1)],
         )
+
+    async def GetPlanProgress(self, request: Any, metadata: Any, **_: Any) -> Any:
+        target = pb.PlanTarget(quarter=request.quarter, zone_id="z-1", kpi="cases_filed", target=5)
+        return pb.GetPlanProgressResponse(
+            theme=f"主题{request.quarter}",
+            progress=[pb.TargetProgress(target=target, actual=2, percent=40.0)],
+        )
+
+    async def DefinePlan(self, request: Any, metadata: Any, **_: Any) -> Any:
+        self.plans.append(request)
+        for index, target in enumerate(request.targets):
+            if target.target <= 0:
+                raise _invalid(f"targets[{index}].target", "must be positive")
+        return pb.DefinePlanResponse(revision=2)
 
 
 class Registry:
@@ -247,3 +262,56 @@ def test_the_campaign_form_is_for_planners(console: tuple[TestClient, Stubs]) ->
     _sign_in(client, "p-004")  # a zone chief reads a campaign's results but does not define one
     page = client.get("/campaigns?campaign_id=camp-1")
     assert page.status_code == 200 and 'data-testid="campaign-form"' not in page.text
+
+
+def _plan_form(page: str) -> dict[str, str]:
+    """Every input and selected option of the plan form, as a browser would post them."""
+    form = page.split('data-testid="plan-form"', 1)[1].split("</form>", 1)[0]
+    values = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', form))
+    for name, options in re.findall(r'<select[^>]*name="([^"]+)"[^>]*>(.*?)</select>', form, re.S):
+        chosen = re.search(r'<option value="([^"]*)" selected', options)
+        values[name] = chosen.group(1) if chosen else ""
+    return values
+
+
+def test_a_plan_is_redefined_from_its_own_targets_and_a_refusal_lands_on_its_cell(
+    console: tuple[TestClient, Stubs],
+) -> None:
+    client, stubs = console
+    _sign_in(client, LEADER)
+    page = client.get("/plans?year=2026")
+    assert page.status_code == 200
+    form = _plan_form(page.text)
+    # The plan's one line (z-1, cases_filed, 5 a quarter), then blank lines for new targets.
+    assert (form["zone-0"], form["kpi-0"], form["target-0-3"]) == ("z-1", "cases_filed", "5")
+    assert form["theme-2"] == "主题2" and form["zone-1"] == "" and form["target-1-1"] == ""
+    # A whole number is checked here; a line with targets but no zone is refused here too.
+    local = client.post(
+        "/plans/define",
+        data={**form, "target-0-2": "五", "target-1-1": "3"},
+        follow_redirects=False,
+    )
+    assert local.status_code == 400 and stubs.assessment.plans == []
+    assert "must be a whole number" in local.text.split('id="target-0-2-errors"', 1)[1]
+    assert "choose a zone and an indicator" in local.text.split('id="zone-1-errors"', 1)[1]
+    # Assessment's reason for targets[1] (the line's second quarter) is shown beside that cell.
+    refused = client.post("/plans/define", data={**form, "target-0-2": "0"}, follow_redirects=False)
+    assert refused.status_code == 400
+    assert "must be positive" in refused.text.split('id="target-0-2-errors"', 1)[1]
+    done = client.post(
+        "/plans/define",
+        data={**form, "zone-1": "z-1", "kpi-1": "clues_disposed", "target-1-4": "20"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303 and done.headers["location"] == "/plans?year=2026&defined=1"
+    sent = stubs.assessment.plans[-1]
+    assert (sent.county_id, sent.year) == ("c-demo", 2026)
+    assert [(t.quarter, t.zone_id, t.kpi, t.target) for t in sent.targets] == [
+        (1, "z-1", "cases_filed", 5),
+        (2, "z-1", "cases_filed", 5),
+        (3, "z-1", "cases_filed", 5),
+        (4, "z-1", "cases_filed", 5),
+        (4, "z-1", "clues_disposed", 20),
+    ]
+    assert [(t.quarter, t.theme) for t in sent.themes][:2] == [(1, "主题1"), (2, "主题2")]
+    assert sent.idempotency_key == stubs.assessment.plans[0].idempotency_key

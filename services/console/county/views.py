@@ -513,3 +513,108 @@ def campaign_request(
         ends_on=form.get("ends_on", ""),
         zone_ids=list(zone_ids),
     )
+
+
+# Blank lines the plan form offers for new targets, beside the plan's own.
+NEW_PLAN_LINES = 2
+
+
+@dataclass
+class PlanFormLine:
+    """One line of the plan form: a zone and KPI with a target per quarter (as typed)."""
+
+    zone_id: str
+    kpi: str
+    targets: dict[int, str] = field(default_factory=dict)
+
+
+def plan_form_lines(lines: Sequence[PlanLine]) -> list[PlanFormLine]:
+    """The plan's lines as the form shows them, then blank lines for new targets."""
+    shown = [
+        PlanFormLine(
+            line.zone_id, line.kpi, {q: str(cell.target) for q, cell in line.quarters.items()}
+        )
+        for line in lines
+    ]
+    return shown + [PlanFormLine("", "") for _ in range(NEW_PLAN_LINES)]
+
+
+def posted_plan_lines(form: Mapping[str, str]) -> list[PlanFormLine]:
+    """The lines of a posted plan form (`zone-N`, `kpi-N`, `target-N-Q`)."""
+    try:
+        count = min(int(form.get("lines", "0")), 500)
+    except ValueError:
+        count = 0
+    return [
+        PlanFormLine(
+            form.get(f"zone-{row}", "").strip(),
+            form.get(f"kpi-{row}", "").strip(),
+            {q: form.get(f"target-{row}-{q}", "").strip() for q in (1, 2, 3, 4)},
+        )
+        for row in range(count)
+    ]
+
+
+def plan_request(
+    county_id: str,
+    year: int,
+    themes: Mapping[int, str],
+    lines: Sequence[PlanFormLine],
+    idempotency_key: str,
+) -> tuple[assessment_pb2.DefinePlanRequest, dict[str, str]]:
+    """The DefinePlan request a posted plan form makes, and which input each target came from.
+
+    The second value maps a violation's field (`targets[3].target`) to the form's input
+    (`target-1-2`), so assessment's reasons appear beside what was typed. A target that is
+    not a whole number is refused here, in the same shape, before any call.
+    """
+    request = assessment_pb2.DefinePlanRequest(
+        idempotency_key=idempotency_key or uuid.uuid4().hex, county_id=county_id, year=year
+    )
+    for quarter, theme in sorted(themes.items()):
+        if theme.strip():
+            request.themes.append(assessment_pb2.QuarterTheme(quarter=quarter, theme=theme))
+    inputs: dict[str, str] = {}
+    problems: dict[str, list[str]] = {}
+    for row, line in enumerate(lines):
+        typed = {q: value for q, value in line.targets.items() if value}
+        if not typed:
+            continue
+        if not line.zone_id or not line.kpi:
+            problems.setdefault(f"zone-{row}", []).append("choose a zone and an indicator")
+            continue
+        for quarter, value in sorted(typed.items()):
+            cell = f"target-{row}-{quarter}"
+            try:
+                target = int(value)
+            except ValueError:
+                problems.setdefault(cell, []).append("must be a whole number")
+                continue
+            where = f"targets[{len(request.targets)}]"
+            inputs.update(
+                {
+                    where: cell,
+                    f"{where}.target": cell,
+                    f"{where}.quarter": cell,
+                    f"{where}.zone_id": f"zone-{row}",
+                    f"{where}.kpi": f"kpi-{row}",
+                }
+            )
+            request.targets.append(
+                assessment_pb2.PlanTarget(
+                    quarter=quarter, zone_id=line.zone_id, kpi=line.kpi, target=target
+                )
+            )
+    if problems:
+        raise Refused(400, "the plan has problems", problems)
+    return request, inputs
+
+
+def beside_inputs(
+    violations: Mapping[str, list[str]], inputs: Mapping[str, str]
+) -> dict[str, list[str]]:
+    """Violations keyed by the form input they concern (unknown fields keep their own name)."""
+    placed: dict[str, list[str]] = {}
+    for name, reasons in violations.items():
+        placed.setdefault(inputs.get(name, name), []).extend(reasons)
+    return placed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -13,13 +14,18 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from xiezuo.assessment.v1 import assessment_pb2
 
+from services.assessment.domain.kpis import Kpi
 from services.console.county.binding import county_reads, kpi_labeller
 from services.console.county.reads import QUARTERS
 from services.console.county.views import (
     CAMPAIGN_FIELDS,
     YEAR,
+    beside_inputs,
     campaign_request,
+    plan_form_lines,
     plan_lines,
+    plan_request,
+    posted_plan_lines,
     tallies,
 )
 from services.console.grpc_calls import Refused, call, stubs
@@ -32,27 +38,76 @@ PLAN_ROLES = frozenset(
 CAMPAIGN_ID_MAX = 64
 # Who defines plans and campaigns (assessment's planners); only a hint for the form.
 PLANNER_ROLES = frozenset({"assessor", "county_leadership"})
+# The indicators a target can name (assessment's counters; it checks them again).
+PLAN_KPIS = tuple(kpi.value for kpi in Kpi)
 
 
-async def plans(request: Request) -> Response:
-    """Each quarter's theme and every zone's targets against what it reached."""
+async def _plans_page(
+    request: Request,
+    year: int,
+    *,
+    refusal: Refused | None = None,
+    posted: Mapping[str, Any] | None = None,
+) -> Response:
+    """The year's plan against actual; for planners, the form redefining it."""
     user = signed_in(request)
-    asked = request.query_params.get("year", "")
-    year = int(asked) if YEAR.match(asked) else datetime.now(UTC).year
     reads = county_reads(request)
-    names = await reads.zone_names(user.county_id)
-    plan = await reads.plan_year(user.county_id, year)
+    names, plan = await asyncio.gather(
+        reads.zone_names(user.county_id), reads.plan_year(user.county_id, year)
+    )
+    lines = plan_lines(plan.progress, names)
+    form = dict(posted or {})
+    form.setdefault("idempotency_key", uuid.uuid4().hex)
+    form.setdefault("themes", dict(plan.themes))
+    form.setdefault("lines", plan_form_lines(lines))
     return render(
         request,
         "plans/plans.html",
         {
             "year": year,
             "plan": plan,
-            "plan_lines": plan_lines(plan.progress, names),
+            "plan_lines": lines,
             "quarters": QUARTERS,
             "kpi_label": kpi_labeller(request),
+            # Planners define plans; assessment checks the role again when they do.
+            "may_define": user.has_role(*PLANNER_ROLES),
+            "form": form,
+            "zone_names": names,
+            "kpis": PLAN_KPIS,
+            "refusal": refusal,
+            "errors": refusal.violations if refusal is not None else {},
+            "defined": request.query_params.get("defined", ""),
         },
+        status_code=refusal.status if refusal is not None else 200,
     )
+
+
+async def plans(request: Request) -> Response:
+    """Each quarter's theme and every zone's targets against what it reached."""
+    asked = request.query_params.get("year", "")
+    year = int(asked) if YEAR.match(asked) else datetime.now(UTC).year
+    return await _plans_page(request, year)
+
+
+async def define_plan(request: Request) -> Response:
+    """Redefine the year's plan with DefinePlan; its reasons shown beside the inputs."""
+    user = signed_in(request)
+    posted = {name: str(value) for name, value in (await request.form()).items()}
+    asked = posted.get("year", "")
+    year = int(asked) if YEAR.match(asked) else datetime.now(UTC).year
+    themes = {q: posted.get(f"theme-{q}", "").strip() for q in QUARTERS}
+    lines = posted_plan_lines(posted)
+    again = {"idempotency_key": posted.get("idempotency_key", ""), "themes": themes, "lines": lines}
+    inputs: dict[str, str] = {}
+    try:
+        message, inputs = plan_request(
+            user.county_id, year, themes, lines, posted.get("idempotency_key", "")
+        )
+        await call(request, stubs(request).assessment.DefinePlan, message)
+    except Refused as refusal:
+        refusal.violations = beside_inputs(refusal.violations, inputs)
+        return await _plans_page(request, year, refusal=refusal, posted=again)
+    return RedirectResponse(f"/plans?year={year}&defined=1", status_code=303)
 
 
 def _labels(request: Request, prefix: str, items: Iterable[assessment_pb2.Tally]) -> dict[str, str]:
@@ -145,6 +200,7 @@ async def define_campaign(request: Request) -> Response:
 
 ROUTES: list[BaseRoute] = [
     Route("/plans", plans, methods=["GET"], name="plans"),
+    Route("/plans/define", define_plan, methods=["POST"], name="plan_define"),
     Route("/campaigns", campaign, methods=["GET"], name="campaign"),
     Route("/campaigns/define", define_campaign, methods=["POST"], name="campaign_define"),
 ]
