@@ -112,3 +112,18 @@ def test_dev_tokens_carry_the_roles_the_case_rules_gate_team_steps_on() -> None:
     assert people["p-004"].identity().roles == ("zone_chief",)
     # Village informants are never listed: their identity is protected.
     assert all("village_informant" not in person.roles for person in people.values())
+
+
+def test_the_dev_sign_in_page_lists_people_by_zone_in_zone_order(client: TestClient) -> None:
+    page = client.get("/sign-in").text
+    legends = re.findall(r"<legend>([^<]+)</legend>", page)
+    assert legends == [
+        "第一协作区",
+        "第二协作区",
+        "第三协作区",
+        "第四协作区",
+        "第五协作区",
+        "第六协作区",
+        "县级",
+    ]
+    assert 'data-person="p-004"' in page and "史宁" in page

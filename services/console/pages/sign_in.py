@@ -45,9 +45,14 @@ async def sign_in_page(request: Request) -> Response:
     """The sign-in choices: the county's identity provider, and in development any person."""
     state = request.app.state
     people: list[DevPerson] = state.dev_people if state.settings.dev_sign_in else []
-    zones: dict[str, list[DevPerson]] = {}
+    # By zone, in the zones' own order (z-1, z-2, ...), county-level people last.
+    by_zone: dict[str, list[DevPerson]] = {}
     for person in people:
-        zones.setdefault(person.zone_name or "", []).append(person)
+        by_zone.setdefault(person.zone_id, []).append(person)
+    zones = [
+        (group[0].zone_name or zone_id, group)
+        for zone_id, group in sorted(by_zone.items(), key=lambda item: (not item[0], item[0]))
+    ]
     return render(
         request,
         "core/sign_in.html",
@@ -55,7 +60,7 @@ async def sign_in_page(request: Request) -> Response:
             "next": safe_next(request.query_params.get(NEXT_KEY)),
             "oidc": state.oidc is not None,
             "dev": state.settings.dev_sign_in,
-            "zones": sorted(zones.items(), key=lambda item: (item[0] == "", item[0])),
+            "zones": zones,
             "signed_in_as": current_user(request),
             "error": request.query_params.get("error", ""),
         },
