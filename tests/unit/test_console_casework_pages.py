@@ -114,6 +114,9 @@ class Cases:
 
 
 class Staffing:
+    def __init__(self) -> None:
+        self.overridden: list[staffing_pb2.OverrideDrawRequest] = []
+
     async def ExplainDraw(self, request: Any, metadata: Any, **_: Any) -> Any:
         return staffing_pb2.ExplainDrawResponse(
             draw=staffing_pb2.DrawExplanation(
@@ -135,6 +138,21 @@ class Staffing:
             hash_intact=True,
             recomputed_member_person_ids=["p-033", "p-037"],
         )
+
+    async def OverrideDraw(self, request: Any, metadata: Any, **_: Any) -> Any:
+        if not request.reason:
+            raise _refusal(
+                grpc.StatusCode.INVALID_ARGUMENT, "bad request", ("reason", "is required")
+            )
+        if "p-999" in request.member_person_ids:
+            index = list(request.member_person_ids).index("p-999")
+            raise _refusal(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "bad request",
+                (f"member_person_ids[{index}]", "unknown person"),
+            )
+        self.overridden.append(request)
+        return staffing_pb2.OverrideDrawResponse(override_id="draw-2")
 
     async def ListPeople(self, request: Any, metadata: Any, **_: Any) -> Any:
         return staffing_pb2.ListPeopleResponse(
@@ -359,3 +377,37 @@ def test_a_report_goes_to_intake_with_its_channel_and_the_receipt_is_shown_once(
     assert done.headers["cache-control"] == "no-store"
     [submitted] = stubs.intake.submitted
     assert submitted.visit.receiving_officer_id == "p-022" and submitted.county_id == "c-demo"
+
+
+def test_a_zone_chief_overrides_a_draw_with_a_reason_and_unknown_people_are_named(
+    console: tuple[TestClient, Stubs],
+) -> None:
+    client, stubs = console
+    _sign_in(client, CHIEF)
+    page = client.get("/draws/draw-1")
+    assert 'id="override-form"' in page.text
+    token = _csrf(page.text)
+    no_reason = client.post(
+        "/draws/draw-1/override", data={"members": "p-033, p-037", "csrf_token": token}
+    )
+    assert no_reason.status_code == 400 and 'id="err-o-reason"' in no_reason.text
+    unknown = client.post(
+        "/draws/draw-1/override",
+        data={"members": "p-033，p-999", "reason": "需要财务审计专长", "csrf_token": token},
+    )
+    assert unknown.status_code == 400 and 'id="err-o-members"' in unknown.text
+    assert "unknown person" in unknown.text
+    done = client.post(
+        "/draws/draw-1/override",
+        data={"members": "p-033, p-037", "reason": "需要财务审计专长", "csrf_token": token},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303 and done.headers["location"] == "/draws/draw-2"
+    [overridden] = stubs.staffing.overridden
+    assert list(overridden.member_person_ids) == ["p-033", "p-037"]
+
+
+def test_the_override_form_is_not_offered_to_others(console: tuple[TestClient, Stubs]) -> None:
+    client, _ = console
+    _sign_in(client, "p-010")
+    assert 'id="override-form"' not in client.get("/draws/draw-1").text

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
+from xiezuo.staffing.v1 import staffing_pb2
 
 from services.console.casework.pagekit import helpers, reads
 from services.console.casework.views import (
@@ -23,11 +24,14 @@ from services.console.casework.views import (
     act_request,
     action_forms,
     errors_by_field,
+    form_field,
 )
 from services.console.grpc_calls import Refused, call, stubs
 from services.console.session import signed_in
 from services.console.web import render, translator
 
+# Who is offered the form that replaces a drawn team (staffing's policy decides).
+OVERRIDERS = ("zone_chief",)
 # Form inputs echoed back beside their errors (never an evidence file, never a token).
 _ECHOED = (
     "choice",
@@ -120,18 +124,65 @@ async def act(request: Request) -> Response:
     return RedirectResponse(target, status_code=303)
 
 
+async def _draw_page(
+    request: Request, draw_id: str, *, replay: bool, status_code: int = 200, **extra: Any
+) -> Response:
+    user = signed_in(request)
+    view = await reads(request).draw(draw_id, replay=replay)
+    context: dict[str, Any] = {
+        "view": view,
+        # The override form is for zone chiefs; staffing decides whether this one may.
+        "may_override": user.has_role(*OVERRIDERS),
+        "key": uuid.uuid4().hex,
+        "errors": {},
+        "values": {},
+        "refusal": "",
+        **helpers(request),
+        **extra,
+    }
+    return render(request, "case_file/draw.html", context, status_code=status_code)
+
+
 async def draw(request: Request) -> Response:
     """A recorded draw explained by staffing."""
-    signed_in(request)
-    view = await reads(request).draw(request.path_params["draw_id"], replay=False)
-    return render(request, "case_file/draw.html", {"view": view, **helpers(request)})
+    return await _draw_page(request, request.path_params["draw_id"], replay=False)
 
 
 async def replay(request: Request) -> Response:
     """A recorded draw recomputed by staffing from its record, beside its explanation."""
+    return await _draw_page(request, request.path_params["draw_id"], replay=True)
+
+
+async def override(request: Request) -> Response:
+    """The zone chief sets the team instead of the draw, with a reason (OverrideDraw)."""
     signed_in(request)
-    view = await reads(request).draw(request.path_params["draw_id"], replay=True)
-    return render(request, "case_file/draw.html", {"view": view, **helpers(request)})
+    draw_id = request.path_params["draw_id"]
+    form = await request.form()
+    members = [m.strip() for m in str(form.get("members") or "").replace("，", ",").split(",")]
+    values = {name: str(form.get(name) or "") for name in ("members", "reason")}
+    overriding = staffing_pb2.OverrideDrawRequest(
+        idempotency_key=str(form.get("idempotency_key") or "") or uuid.uuid4().hex,
+        draw_id=draw_id,
+        member_person_ids=[m for m in members if m],
+        reason=values["reason"].strip(),
+    )
+    try:
+        reply = await call(request, stubs(request).staffing.OverrideDraw, overriding)
+    except Refused as refused:
+        errors: dict[str, list[str]] = {}
+        for path, messages in refused.violations.items():
+            name = "members" if path.startswith("member_person_ids") else form_field(path)
+            errors.setdefault(name, []).extend(messages)
+        return await _draw_page(
+            request,
+            draw_id,
+            replay=False,
+            status_code=refused.status,
+            errors=errors,
+            values=values,
+            refusal="" if errors else refused.message,
+        )
+    return RedirectResponse(f"/draws/{quote(reply.override_id, safe='')}", status_code=303)
 
 
 ROUTES: list[BaseRoute] = [
@@ -139,4 +190,5 @@ ROUTES: list[BaseRoute] = [
     Route("/cases/{case_id}/act", act, methods=["POST"], name="case_act"),
     Route("/draws/{draw_id}", draw, name="draw"),
     Route("/draws/{draw_id}/replay", replay, name="draw_replay"),
+    Route("/draws/{draw_id}/override", override, methods=["POST"], name="draw_override"),
 ]
