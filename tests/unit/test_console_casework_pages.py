@@ -76,6 +76,7 @@ class Cases:
 
     def __init__(self) -> None:
         self.acted: list[cases_pb2.ActOnCaseRequest] = []
+        self.followed: list[Any] = []
 
     async def GetCase(self, request: Any, metadata: Any, **_: Any) -> Any:
         if _subject(metadata) != CHIEF:
@@ -100,7 +101,20 @@ class Cases:
         return cases_pb2.ListCasesResponse(cases=[_summary()])
 
     async def ListRectifications(self, request: Any, metadata: Any, **_: Any) -> Any:
-        return cases_pb2.ListRectificationsResponse()
+        item = cases_pb2.RectificationItem(
+            item_id="rect-1", zone_id="z-1", township_id="t-01", status="open", finding="村务不公开"
+        )
+        return cases_pb2.ListRectificationsResponse(items=[item])
+
+    async def ReportRectificationProgress(self, request: Any, metadata: Any, **_: Any) -> Any:
+        if not request.note:
+            raise _refusal(grpc.StatusCode.INVALID_ARGUMENT, "bad request", ("note", "is required"))
+        self.followed.append(request)
+        return cases_pb2.ReportRectificationProgressResponse()
+
+    async def VerifyRectification(self, request: Any, metadata: Any, **_: Any) -> Any:
+        self.followed.append(request)
+        return cases_pb2.VerifyRectificationResponse()
 
     async def ActOnCase(self, request: Any, metadata: Any, **_: Any) -> Any:
         if request.action == "reject_proposal" and not request.reason:
@@ -411,3 +425,41 @@ def test_the_override_form_is_not_offered_to_others(console: tuple[TestClient, S
     client, _ = console
     _sign_in(client, "p-010")
     assert 'id="override-form"' not in client.get("/draws/draw-1").text
+
+
+def test_a_rectification_item_is_followed_up_from_the_zone_board(
+    console: tuple[TestClient, Stubs],
+) -> None:
+    client, stubs = console
+    _sign_in(client, CHIEF)
+    board = client.get("/zones/z-1/board?quarter=2026Q1")
+    assert 'id="item-rect-1"' in board.text and 'data-kind="verify"' in board.text
+    token = _csrf(board.text)
+    refused = client.post(
+        "/zones/z-1/rectification/rect-1",
+        data={
+            "kind": "progress",
+            "percent_done": "60",
+            "note": "",
+            "quarter": "2026Q1",
+            "csrf_token": token,
+        },
+    )
+    assert refused.status_code == 400
+    row = refused.text.split('id="item-rect-1"', 1)[1].split("</tr>", 1)[0]
+    assert "is required" in row and "<details open" in row
+    done = client.post(
+        "/zones/z-1/rectification/rect-1",
+        data={
+            "kind": "verify",
+            "done": "yes",
+            "note": "经实地核查",
+            "quarter": "2026Q1",
+            "csrf_token": token,
+        },
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    assert done.headers["location"] == "/zones/z-1/board?quarter=2026Q1#rectification"
+    [verified] = stubs.cases.followed
+    assert verified.item_id == "rect-1" and verified.done and verified.note == "经实地核查"
