@@ -1227,6 +1227,8 @@ async def consumer_only(
         usage = Usage(stack)
         await stack.start_service(name)
         first: tuple[float, int] | None = None
+        # The process's CPU from its first commit on: what applying costs, start-up left out.
+        cpu_at_first = 0.0
         last = (time.monotonic(), start_offset)
         deadline = time.monotonic() + args.consumer_timeout
         while True:
@@ -1235,10 +1237,12 @@ async def consumer_only(
             now = time.monotonic()
             if first is None and done > start_offset:
                 first = (now, done)
+                cpu_at_first = cpu_seconds(stack.pids().get(name, []))
             last = (now, done)
             if done >= end or now > deadline:
                 break
             await asyncio.sleep(args.offset_poll_ms / 1000)
+        cpu_applying = cpu_seconds(stack.pids().get(name, [])) - cpu_at_first
         processes = usage.finish()
         applied = last[1] - (first[1] if first else start_offset)
         seconds = last[0] - first[0] if first else math.nan
@@ -1248,6 +1252,10 @@ async def consumer_only(
             "events_per_s": round(applied / seconds, 1) if first and seconds > 0 else None,
             "seconds_from_first_commit": round(seconds, 2) if first else None,
             "cpu_pct": processes.get(name, {}).get("cpu_pct"),
+            # Load-independent (mostly): CPU time per event applied after the first commit.
+            "cpu_ms_per_event": (
+                round(1000 * cpu_applying / applied, 3) if first and applied > 0 else None
+            ),
             "runq_pct": processes.get(name, {}).get("runq_pct"),
             "rss_mb": processes.get(name, {}).get("rss_mb"),
         }
@@ -1506,6 +1514,7 @@ def print_results(out: dict[str, Any], args: argparse.Namespace) -> None:
                     "applied",
                     "caught up",
                     "events/s",
+                    "cpu ms/event",
                     "cpu%",
                     "runq%",
                     "RSS MB",
@@ -1517,6 +1526,7 @@ def print_results(out: dict[str, Any], args: argparse.Namespace) -> None:
                         c["applied"],
                         "yes" if c["caught_up"] else "no",
                         c["events_per_s"],
+                        c.get("cpu_ms_per_event"),
                         c["cpu_pct"],
                         c["runq_pct"],
                         c["rss_mb"],
