@@ -303,8 +303,8 @@ def _print_letters(letters: LettersYear, out: Console) -> None:
         trail = " → ".join(handed.trail) or "no step reported yet"
         out.print(
             f"demo: 1 {words[handed.mode].format(name=NEIGHBOUR_NAME)} {handed.transfer_id}: "
-            f"registered there as a new clue, worked by its officers; our read-only trail: "
-            f"{trail}",
+            f"registered there as a new clue, worked by its officers (now at "
+            f"{handed.stage or 'registered'}); our read-only trail: {trail}",
             soft_wrap=True,
         )
 

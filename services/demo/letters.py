@@ -64,6 +64,7 @@ LETTERS: tuple[ScriptedLetter, ...] = (
         },
         subject_township="qy-t1",
         findings="经核实，周某2024年3月至2025年6月分管农业农村工作，有任职文件为证。",
+        days_to_answer=4,
     ),
     ScriptedLetter(
         pb.LETTER_KIND_WITNESS_STATEMENT,
@@ -76,12 +77,14 @@ LETTERS: tuple[ScriptedLetter, ...] = (
         },
         subject_township="qy-t2",
         findings="已询问证人刘某，制作询问笔录一份，证人陈述资金按名册发放。",
+        days_to_answer=9,
     ),
     ScriptedLetter(
         pb.LETTER_KIND_REGISTRY_CHECK,
         "请查询被反映人名下不动产登记情况",
         {"subject_name": "孙某", "registry": "不动产登记中心", "record_reference": "青峪不动产"},
         findings="经查询，孙某名下在本县登记住宅一套，无其他不动产。",
+        days_to_answer=2,
     ),
     ScriptedLetter(
         pb.LETTER_KIND_LOCATE_PERSON,
@@ -95,6 +98,7 @@ LETTERS: tuple[ScriptedLetter, ...] = (
         {"subject_name": "吴某", "subject_employer": "青峪县交通运输局"},
         subject_township="qy-t3",
         findings="经核实，吴某所在单位2025年承揽乡村道路项目两项，合同及验收资料已调取。",
+        days_to_answer=6,
     ),
 )
 
@@ -228,7 +232,7 @@ async def exchange_letters(
         stub = collaboration_pb2_grpc.CollaborationServiceStub(channel)
         transfer = transfers_pb2_grpc.TransferServiceStub(channel)
         handed = await _hand_over(transfer, token_for)
-        taken: list[tuple[str, str]] = []
+        taken: list[tuple[str, str, str]] = []
         if cases_address:
             async with grpc.aio.insecure_channel(cases_address) as cases_channel:
                 worked = _NeighbourWork(cases_pb2_grpc.CaseServiceStub(cases_channel), token_for)
@@ -257,7 +261,7 @@ async def exchange_letters(
                 asking=NEIGHBOUR_COUNTY,
                 asked=DEMO_COUNTY,
             )
-            for index, (script, (case_id, zone_id)) in enumerate(
+            for index, (script, (case_id, zone_id, _)) in enumerate(
                 zip(NEIGHBOUR_LETTERS, taken, strict=False)
             )
         ]
@@ -266,7 +270,7 @@ async def exchange_letters(
             await _trail(transfer, token_for, clue_id, mode, expect=2 if taken else 0)
             for clue_id, _, mode in handed
         ]
-    stages = {clue_id: stage for clue_id, stage in taken}
+    stages = {clue_id: stage for clue_id, _, stage in taken}
     return LettersYear(
         letters=tuple(records),
         transfer_id=handed[0][0],
@@ -384,8 +388,8 @@ class _NeighbourWork:
     def _as(self, role: str) -> tuple[tuple[str, str], ...]:
         return _auth(self._token_for(NEIGHBOUR_COUNTY, role))
 
-    async def take_over(self, clue_id: str, cadre_level: str) -> tuple[str, str]:
-        """Its first steps in 青峪县; (clue id, zone) for the letter 青峪县 then sends."""
+    async def take_over(self, clue_id: str, cadre_level: str) -> tuple[str, str, str]:
+        """Its first steps in 青峪县; (clue id, zone, stage it is in now) for its letter."""
         found = await _poll(
             lambda: self._case(clue_id), f"clue {clue_id} to arrive in {NEIGHBOUR_COUNTY}"
         )
@@ -394,7 +398,8 @@ class _NeighbourWork:
         )
         for role in DEFAULT_RULES.approvers("disposal", cadre_level):
             await self._act(clue_id, role, "approve_disposal")
-        return clue_id, found.zone_id
+        now = await self._case(clue_id)
+        return clue_id, found.zone_id, now.stage if now is not None else ""
 
     async def _case(self, clue_id: str) -> cases_pb2.CaseSummary | None:
         reply = await self._stub.GetCase(

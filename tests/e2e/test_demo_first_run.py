@@ -245,6 +245,10 @@ def _check_letters_between_counties(
     handed = {h["mode"]: h for h in letters["handed_over"]}
     assert set(handed) == {"transfer", "designation"}, letters
     assert handed["transfer"]["trail"][:2] == ["disposal_proposed", "inquiry"], handed
+    assert (handed["transfer"]["stage"], handed["designation"]["stage"]) == (
+        "inquiry",
+        "verification",
+    ), handed
     assert handed["designation"]["trail"][:2] == ["disposal_proposed", "verification"], handed
     assert "our read-only trail: disposal_proposed → inquiry" in output
     # The year's report was fetched after the letters: its help table has the county's line.
