@@ -2,7 +2,8 @@
 
 A zone chief registers a report at the intake page, finds the disposal their deputy proposed
 in the inbox, approves it, sees the team staffing drew, opens the case file and the draw's
-replay, and looks at the zone board; an officer of another zone is refused the case.
+replay, and looks at the zone board; the drawn leader finds the file in their own work with the
+team's steps offered; an officer of another zone is refused the case.
 """
 
 from __future__ import annotations
@@ -153,8 +154,16 @@ def test_a_zone_chief_approves_a_disposal_from_the_inbox_and_follows_the_draw(
     expect(page.locator("table.workload")).to_contain_text(members[0])
     screenshot(page, "zone-board")
 
-    # An officer of 第二协作区, not on the team: refused, and shown nothing of the file.
+    # The team's leader finds the file among their own and is offered the team's steps.
     outsider = outsider_page
+    sign_in_as(outsider, members[0])
+    outsider.goto("/work")
+    expect(outsider.locator("table.cases")).to_contain_text(clue_id)
+    outsider.goto(f"/cases/{clue_id}")
+    expect(outsider.locator("#act-sign_report")).to_be_visible()
+    expect(outsider.locator("#act-approve_disposal")).to_have_count(0)
+
+    # An officer of 第二协作区, not on the team: refused, and shown nothing of the file.
     sign_in_as(outsider, OFFICER_ELSEWHERE)
     refused = outsider.goto(f"/cases/{clue_id}")
     assert refused is not None and refused.status == 403
