@@ -23,11 +23,11 @@ from services.collaboration.domain.letter_kinds import (
     parse_letter_kinds,
 )
 from services.collaboration.domain.network import NetworkFileInvalid, parse_network
+from services.collaboration.domain.signing import sign, signed_bytes, verify
 from services.collaboration.domain.transfer_rules import (
     TransferRulesInvalid,
     parse_transfer_rules,
 )
-from services.collaboration.domain.signing import sign, signed_bytes, verify
 from services.collaboration.settings import DEFAULT_LETTER_KINDS_FILE
 from tests.collaboration_network import network_yaml
 
