@@ -126,6 +126,14 @@ async def sign_in(base: str, person: str) -> httpx.AsyncClient:
     return client
 
 
+async def _get(client: httpx.AsyncClient, url: str) -> httpx.Response:
+    """GET, once more if the connection dropped (a loaded machine drops a few)."""
+    try:
+        return await client.get(url)
+    except httpx.TransportError:
+        return await client.get(url)
+
+
 async def find_pages(clients: dict[str, httpx.AsyncClient]) -> list[Page]:
     """One URL per route template, found by following links from each person's start page."""
     routes = get_templates()
@@ -134,10 +142,13 @@ async def find_pages(clients: dict[str, httpx.AsyncClient]) -> list[Page]:
         queue, seen = ["/"], {"/"}
         fetched = 0
         while queue and fetched < MAX_CRAWL:
+            link = queue.pop(0)
+            if link != "/" and template_of(urlsplit(link).path, routes) in found:
+                continue  # another of a kind already found (the first case file is enough)
             try:
-                response = await client.get(queue.pop(0))
+                response = await _get(client, link)
             except httpx.TransportError as error:
-                print(f"  (skipped a link: {type(error).__name__})")
+                print(f"  (skipped {link}: {type(error).__name__} twice)")
                 continue
             fetched += 1
             # Where it landed: /zones takes a zone chief to their own zone's board.
