@@ -17,14 +17,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, ViewportSize, sync_playwright
 
 from tests.browser.platform import REPO_ROOT, Platform, start, stop
 
 CHROMIUM = Path(os.environ.get("XIEZUO_BROWSER_CHROMIUM", "/usr/bin/chromium"))
 SCREENSHOTS = REPO_ROOT / "build" / "screenshots"
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 # The first test also waits for the platform and the demo year to come up.
 BROWSER_TEST_TIMEOUT = 1200
 
@@ -79,7 +79,7 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
         launched.close()
 
 
-def _page(browser: Browser, platform: Platform, viewport: dict[str, int]) -> Iterator[Page]:
+def _page(browser: Browser, platform: Platform, viewport: ViewportSize) -> Iterator[Page]:
     context = browser.new_context(base_url=platform.console_url, viewport=viewport, locale="zh-CN")
     context.set_default_timeout(30_000)
     try:

@@ -158,7 +158,7 @@ def test_production_refuses_dev_sign_in_and_a_made_up_session_key(tmp_path: Path
     key = tmp_path / "session.key"
     key.write_text("k" * 48)
     signing = tmp_path / "signing.pem"
-    oidc = {"oidc_issuer": "https://id.example", "oidc_client_id": "console"}
+    oidc: dict[str, Any] = {"oidc_issuer": "https://id.example", "oidc_client_id": "console"}
     with pytest.raises(ValidationError, match="DEV_SIGN_IN"):
         ConsoleSettings(production=True, session_secret_file=key, **oidc)
     with pytest.raises(ValidationError, match="SESSION_SECRET_FILE"):
