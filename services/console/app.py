@@ -247,7 +247,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
 async def sign_in_again(request: Request, exc: Exception) -> Response:
     """The services refused the session's token (expired): sign in afresh."""
     sign_out(request)
-    return sign_in_redirect(request)
+    return sign_in_redirect(request, expired=True)
 
 
 async def refused(request: Request, exc: Exception) -> Response:

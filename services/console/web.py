@@ -190,12 +190,21 @@ class SignInGate:
         return any(path == p or (p.endswith("/") and path.startswith(p)) for p in self.public)
 
 
-def sign_in_redirect(connection: HTTPConnection) -> Response:
-    """To the sign-in page, coming back here afterwards (htmx: a full-page redirect)."""
-    target = connection.url.path + (f"?{connection.url.query}" if connection.url.query else "")
-    location = f"/sign-in?{urlencode({'next': target})}"
+def sign_in_redirect(connection: HTTPConnection, *, expired: bool = False) -> Response:
+    """To the sign-in page, coming back here afterwards (htmx: a full-page redirect).
+
+    `expired`: the services refused the session's token, so the page says why. After a form
+    (POST) the way back is the page the form was on, not the form's action.
+    """
+    if connection.scope.get("method", "GET") in ("GET", "HEAD"):
+        target = connection.url.path + (f"?{connection.url.query}" if connection.url.query else "")
+    else:
+        referer = urlsplit(connection.headers.get("referer", ""))
+        same_site = referer.netloc == connection.url.netloc
+        target = safe_next(referer.path + (f"?{referer.query}" if referer.query else ""))
+        target = target if same_site else "/"
+    query = {"next": target, **({"error": "expired"} if expired else {})}
+    location = f"/sign-in?{urlencode(query)}"
     if connection.headers.get("hx-request"):
         return Response(status_code=401, headers={"HX-Redirect": location})
-    if connection.scope.get("method", "GET") not in ("GET", "HEAD"):
-        return PlainTextResponse("sign in first", status_code=401)
     return RedirectResponse(location, status_code=303)

@@ -148,8 +148,9 @@ def test_calls_carry_the_users_own_token_and_map_refusals(
         # The services no longer take the token: signed out, back to sign-in, then back here.
         expired = client.get("/probe/expired", follow_redirects=False)
         assert expired.status_code == 303
-        assert expired.headers["location"] == "/sign-in?next=%2Fprobe%2Fexpired"
+        assert expired.headers["location"] == "/sign-in?next=%2Fprobe%2Fexpired&error=expired"
         assert client.get("/", follow_redirects=False).status_code == 303
+        assert "登录已过期或失效" in client.get(expired.headers["location"]).text
     finally:
         client.__exit__(None, None, None)
 
@@ -183,3 +184,24 @@ def test_a_call_continues_the_requests_trace(
     # The browser's (or the Ingress's) trace goes on through the console to the service.
     assert cases.traceparents[-1].startswith(f"00-{trace_id}-")
     assert "00f067aa0ba902b7" not in cases.traceparents[-1]
+
+
+def test_a_form_sent_with_an_expired_token_comes_back_to_its_page_after_sign_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case_server: tuple[CaseServer, int]
+) -> None:
+    _, port = case_server
+    client = _signed_in_client(tmp_path, monkeypatch, port)
+    client.app.router.routes.append(Route("/probe/{case_id}", probe, methods=["POST"]))  # type: ignore[attr-defined]
+    try:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").text)
+        assert token is not None
+        sent = client.post(
+            "/probe/expired",
+            data={"csrf_token": token.group(1)},
+            headers={"referer": "http://testserver/cases/c-9?tab=act"},
+            follow_redirects=False,
+        )
+        assert sent.status_code == 303
+        assert sent.headers["location"] == "/sign-in?next=%2Fcases%2Fc-9%3Ftab%3Dact&error=expired"
+    finally:
+        client.__exit__(None, None, None)

@@ -19,6 +19,8 @@ from services.console.web import NavLink, render, safe_next
 
 log = logging.getLogger(__name__)
 NEXT_KEY = "next"
+# Why the user is asked to sign in (again): each has a `core.sign_in.error_<name>` string.
+SIGN_IN_ERRORS = frozenset({"oidc", "expired"})
 
 NAV = [NavLink("/", "core.nav.home", order=0)]
 
@@ -53,6 +55,7 @@ async def sign_in_page(request: Request) -> Response:
         (group[0].zone_name or zone_id, group)
         for zone_id, group in sorted(by_zone.items(), key=lambda item: (not item[0], item[0]))
     ]
+    known_error = request.query_params.get("error") in SIGN_IN_ERRORS
     return render(
         request,
         "core/sign_in.html",
@@ -62,7 +65,7 @@ async def sign_in_page(request: Request) -> Response:
             "dev": state.settings.dev_sign_in,
             "zones": zones,
             "signed_in_as": current_user(request),
-            "error": request.query_params.get("error", ""),
+            "error": request.query_params.get("error", "") if known_error else "",
         },
     )
 
