@@ -148,7 +148,7 @@ class CaseworkReads:
         """
         book = NameBook()
         book.add([self._me])
-        zones, townships = await asyncio.gather(
+        zones, townships, listed = await asyncio.gather(
             self._maybe(
                 self._call(
                     self._stubs.registry.ListZones,
@@ -161,14 +161,13 @@ class CaseworkReads:
                     registry_pb2.ListTownshipsRequest(county_id=county_id, page_size=PAGE_SIZE),
                 )
             ),
+            self.people(county_id, zone_id) if people is None else _given(people),
         )
         if zones is not None:
             book.add((z.zone_id, z.name) for z in zones.zones)
         if townships is not None:
             book.add((t.township_id, t.name) for t in townships.townships)
-        if people is None:
-            people = await self.people(county_id, zone_id)
-        book.add((p.person_id, p.name) for p in people)
+        book.add((p.person_id, p.name) for p in listed)
         return book
 
     async def running_deadlines(self, cases: list[cases_pb2.CaseSummary]) -> list[RunningDeadline]:
@@ -216,9 +215,13 @@ class CaseworkReads:
         )
         inbox = awaiting(visible.items)
         shown = [*inbox, *mine.items, *risky.items]
-        deadlines, people = await asyncio.gather(
-            self.running_deadlines(sorted(risky.items, key=lambda c: not c.overdue)),
-            self.people_of_zones([zone_id] if zone_id else [c.zone_id for c in shown], county_id),
+        zones = [zone_id] if zone_id else [c.zone_id for c in shown]
+
+        async def named() -> NameBook:
+            return await self.names(county_id, await self.people_of_zones(zones, county_id))
+
+        deadlines, names = await asyncio.gather(
+            self.running_deadlines(sorted(risky.items, key=lambda c: not c.overdue)), named()
         )
         return MyWork(
             inbox=inbox,
@@ -227,7 +230,7 @@ class CaseworkReads:
             breached=[c for c in risky.items if c.overdue],
             deadlines=deadlines,
             truncated=visible.truncated or mine.truncated or risky.truncated,
-            names=await self.names(county_id, people),
+            names=names,
         )
 
     async def people_of_zones(
@@ -363,6 +366,10 @@ class CaseworkReads:
 
 async def _none() -> None:
     return None
+
+
+async def _given(people: list[staffing_pb2.Person]) -> list[staffing_pb2.Person]:
+    return people
 
 
 @dataclass
