@@ -33,6 +33,9 @@ class FakeIdp:
 
     claims: dict[str, Any]
     issuer: str = ""
+    # True: /authorize shows a page whose link approves, as a real provider's sign-in page
+    # does (the way back then starts on the provider's site); False: it approves at once.
+    interactive: bool = False
     key: rsa.RSAPrivateKey = field(
         default_factory=lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048)
     )
@@ -120,6 +123,14 @@ def _handler(idp: FakeIdp) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
+        def _page(self, body: str) -> None:
+            data = f"<!doctype html><title>IdP</title>{body}".encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
             query = {k: v[0] for k, v in parse_qs(parts.query).items()}
@@ -127,7 +138,9 @@ def _handler(idp: FakeIdp) -> type[BaseHTTPRequestHandler]:
                 self._json(200, idp.metadata())
             elif parts.path == "/jwks":
                 self._json(200, idp.jwks())
-            elif parts.path == "/authorize":
+            elif parts.path == "/authorize" and idp.interactive:
+                self._page(f'<a href="/approve?{parts.query}">approve</a>')
+            elif parts.path in ("/authorize", "/approve"):
                 self.send_response(302)
                 self.send_header("Location", idp.authorize(query))
                 self.end_headers()
@@ -148,11 +161,17 @@ def _handler(idp: FakeIdp) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def running_idp(claims: dict[str, Any]) -> Iterator[FakeIdp]:
-    """The provider listening on a free port of 127.0.0.1 until the block ends."""
-    idp = FakeIdp(claims=claims)
+def running_idp(
+    claims: dict[str, Any], *, host: str = "127.0.0.1", interactive: bool = False
+) -> Iterator[FakeIdp]:
+    """The provider listening on a free port of 127.0.0.1 until the block ends.
+
+    `host` names it in its issuer URL: "localhost" makes it another site than a console on
+    127.0.0.1 (a browser then applies SameSite rules on the way back, as in production).
+    """
+    idp = FakeIdp(claims=claims, interactive=interactive)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(idp))
-    idp.issuer = f"http://127.0.0.1:{server.server_address[1]}"
+    idp.issuer = f"http://{host}:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -24,6 +24,7 @@ from services.runtime.telemetry import (
 )
 
 log = logging.getLogger("services.console")
+GRACEFUL_SHUTDOWN_SECONDS = 5
 
 
 async def serve(settings: ConsoleSettings, platform: PlatformSettings) -> None:
@@ -41,6 +42,9 @@ async def serve(settings: ConsoleSettings, platform: PlatformSettings) -> None:
         access_log=False,
         proxy_headers=True,
         server_header=False,
+        # Live-notice streams never end on their own: on SIGTERM they are cut after this,
+        # instead of holding the shutdown until the supervisor kills the process.
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

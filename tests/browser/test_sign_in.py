@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
+from collections.abc import Iterator
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import Screenshot, SignIn
 from tests.browser.platform import Platform
+from tests.console_idp import CLIENT_ID, CLIENT_SECRET, running_idp
 
 ZONE_CHIEF = "p-004"  # 史宁, chief of 第一协作区 in deploy/demo/county.yaml
 
@@ -102,3 +109,70 @@ def test_probes_answer_without_a_session_and_metrics_name_route_templates(
     assert page.request.get("/metrics", max_redirects=0).status == 303
     metrics = page.request.get(platform.console_metrics).text()
     assert 'route="/sign-in"' in metrics and "xiezuo_console_request_seconds_count" in metrics
+
+
+@pytest.fixture
+def oidc_console(platform: Platform) -> Iterator[str]:
+    """A second console on the same platform, signing in only through a local OIDC provider.
+
+    The provider is "localhost", the console 127.0.0.1: two sites, so the way back from the
+    provider is a cross-site navigation and the session cookie must survive it (SameSite=Lax).
+    """
+    claims = {
+        "sub": "p-001",
+        "name": "林勇",
+        "roles": ["county_leadership", "commission_head"],
+        "county_id": "c-demo",
+        "zone_ids": ["*"],
+    }
+    with running_idp(claims, host="localhost", interactive=True) as idp:
+        secret = platform.state_dir / "oidc-test-client-secret"
+        secret.write_text(CLIENT_SECRET)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("XIEZUO_", "OTEL_"))}
+        env.update(
+            {
+                f"XIEZUO_{service.upper()}_GRPC_PORT": address.rsplit(":", 1)[1]
+                for service, address in platform.grpc.items()
+            }
+        )
+        env.update(
+            XIEZUO_STATE_DIR=str(platform.state_dir),
+            XIEZUO_KAFKA_BOOTSTRAP=platform.kafka_bootstrap,
+            XIEZUO_CONSOLE_HTTP_PORT="0",
+            XIEZUO_CONSOLE_METRICS_PORT="0",
+            XIEZUO_CONSOLE_DEV_SIGN_IN="false",
+            XIEZUO_CONSOLE_OIDC_ISSUER=idp.issuer,
+            XIEZUO_CONSOLE_OIDC_CLIENT_ID=CLIENT_ID,
+            XIEZUO_CONSOLE_OIDC_CLIENT_SECRET_FILE=str(secret),
+        )
+        console = subprocess.Popen(
+            [sys.executable, "-m", "services.console"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        try:
+            assert console.stdout is not None
+            line = console.stdout.readline()
+            assert line, "the OIDC console exited before it was ready"
+            yield str(json.loads(line)["ready"]["url"])
+        finally:
+            console.terminate()
+            console.wait(timeout=30)
+
+
+def test_oidc_sign_in_in_the_browser_lands_signed_in_with_a_token_the_services_take(
+    page: Page, oidc_console: str
+) -> None:
+    page.goto(f"{oidc_console}sign-in")
+    expect(page.locator("[data-person]")).to_have_count(0)
+    page.get_by_role("link", name="使用县统一身份认证登录").click()
+    # The provider's own page: approving there starts the way back on the provider's site.
+    page.get_by_role("link", name="approve").click()
+    # Through the provider (localhost) and back to the console (127.0.0.1), signed in.
+    expect(page.locator(".who")).to_contain_text("林勇")
+    assert page.url == oidc_console
+    # The start page read the zones from staffing with the minted token: it was accepted.
+    expect(page.locator("main")).to_contain_text("全县各协作区")
+    expect(page.locator("main")).to_contain_text("县纪委监委领导")
