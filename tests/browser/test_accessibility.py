@@ -7,7 +7,8 @@ shown) and checks each page it reaches:
 - every form control has a label (a <label>, aria-label, aria-labelledby or title), and every
   button and link has a name;
 - nothing is click-only: no onclick/hx-* handler on an element the keyboard cannot reach;
-- at 390 px wide the document does not scroll sideways (wide tables scroll in their own box);
+- at 1280 px and at 390 px wide the document does not scroll sideways (wide tables scroll in
+  their own box); it has a title, one main heading and a language;
 - a full-page screenshot at 1280 px is written to build/screenshots/page-<route>.png (and the
   first screen of the zone board and a case file to readme-*.png, as README.md shows them).
 
@@ -76,6 +77,17 @@ CLICK_ONLY = """
 """
 DESKTOP = ViewportSize(width=DESKTOP_SIZE["width"], height=DESKTOP_SIZE["height"])
 PHONE = ViewportSize(width=PHONE_SIZE["width"], height=PHONE_SIZE["height"])
+# Every page says what it is: a title, one main heading, the document's language.
+LANDMARKS = """
+() => {
+  const out = [];
+  if (!document.title.trim()) out.push('no <title>');
+  if (document.querySelectorAll('main h1').length !== 1) out.push('not exactly one <h1> in <main>');
+  if (!document.documentElement.lang) out.push('no lang on <html>');
+  for (const img of document.querySelectorAll('img:not([alt])')) out.push('img without alt');
+  return out;
+}
+"""
 SIDEWAYS = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
 
 
@@ -141,6 +153,9 @@ def check_page(page: Page, url: str, template: str, screenshot: Screenshot) -> l
         page.screenshot(path=str(full.with_name(f"readme-{README_SHOTS[template]}.png")))
     problems += [f"unlabelled: {item}" for item in page.evaluate(UNLABELLED)]
     problems += [f"click-only: {item}" for item in page.evaluate(CLICK_ONLY)]
+    problems += [f"structure: {item}" for item in page.evaluate(LANDMARKS)]
+    if int(page.evaluate(SIDEWAYS)) > 0:
+        problems.append(f"scrolls sideways at {DESKTOP['width']} px")
     page.set_viewport_size(PHONE)
     overflow = int(page.evaluate(SIDEWAYS))
     if overflow > 0:
@@ -164,10 +179,18 @@ def test_every_page_is_labelled_keyboard_usable_and_fits_a_phone(
         page = context.new_page()
         try:
             page.goto("/sign-in")
+            if person == PEOPLE[0]:
+                # Before anyone is signed in: the sign-in page itself.
+                problems += check_page(page, "/sign-in", "/sign-in", screenshot)
+                page.set_viewport_size(DESKTOP)
             with page.expect_navigation():
                 page.locator(f'button[data-person="{person}"]').click()
             if person == PEOPLE[0]:
                 problems += [f"keyboard: {p}" for p in check_keyboard_way_in(page)]
+                # An error page (a case that does not exist) is a page people see too.
+                page.set_viewport_size(DESKTOP)
+                page.goto("/cases/no-such-case")
+                problems += check_page(page, "/cases/no-such-case", "error page", screenshot)
             queue, seen, visited = deque(["/"]), {"/"}, 0
             while queue and visited < MAX_PAGES_PER_PERSON:
                 link = queue.popleft()
