@@ -1526,7 +1526,10 @@ def print_results(out: dict[str, Any], args: argparse.Namespace) -> None:
                         c["applied"],
                         "yes" if c["caught_up"] else "no",
                         c["events_per_s"],
-                        c.get("cpu_ms_per_event"),
+                        # Two decimals: the usual figures are well under one ms.
+                        "-"
+                        if c.get("cpu_ms_per_event") is None
+                        else f"{c['cpu_ms_per_event']:.2f}",
                         c["cpu_pct"],
                         c["runq_pct"],
                         c["rss_mb"],
