@@ -773,6 +773,14 @@ def test_dev_generates_every_secret_with_the_expected_keys() -> None:
     config = platform_config(manifests)
     assert config["XIEZUO_CONSOLE_PRODUCTION"] == "false"
     assert config["XIEZUO_CONSOLE_DEV_SIGN_IN"] == "true"
+    # Its people come from the demo county, mounted (the image has no deploy/demo) unchanged.
+    directory, _, file_name = config["XIEZUO_CONSOLE_DEV_COUNTY_FILE"].rpartition("/")
+    pod = pod_spec(console_deployment(manifests))
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["mountPath"] == directory]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    county_map = named(manifests, "ConfigMap", volume["configMap"]["name"])
+    demo = (ROOT / "deploy" / "demo" / "county.yaml").read_text(encoding="utf-8")
+    assert county_map["data"][file_name] == demo
     from cryptography.hazmat.primitives import serialization
 
     dev = K8S / "overlays" / "dev"
