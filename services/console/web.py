@@ -20,7 +20,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.console.locale import Catalogue
+from services.console.locale import Catalogue, Translate
 from services.console.session import LANG_KEY, csrf_token, current_user
 
 CSRF_FIELD = "csrf_token"
@@ -50,7 +50,7 @@ def language(connection: HTTPConnection) -> str:
     return str(connection.app.state.settings.default_language)
 
 
-def translator(connection: HTTPConnection) -> Any:
+def translator(connection: HTTPConnection) -> Translate:
     """`t(key, **values)` in the request's language (for messages built in a page)."""
     catalogue: Catalogue = connection.app.state.catalogue
     return catalogue.translator(language(connection))
