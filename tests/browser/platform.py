@@ -5,7 +5,8 @@ To iterate on pages without paying that each time, start one and keep it:
 
     .venv/bin/python -m tests.browser.platform /tmp/xz-browser   # prints the console URL
     # stop it with Ctrl-C or `kill <its pid>`
-    XIEZUO_BROWSER_PLATFORM=/tmp/xz-browser/browser-platform.json .venv/bin/pytest tests/browser
+    XIEZUO_BROWSER_PLATFORM=/tmp/xz-browser/state/browser-platform.json \
+        .venv/bin/pytest tests/browser
 
 A second start on the same directory skips the demo (already loaded) and comes up in seconds.
 """
