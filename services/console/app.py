@@ -28,7 +28,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -90,9 +90,11 @@ def session_secret(settings: ConsoleSettings, platform: PlatformSettings) -> str
 class RequestTelemetry:
     """A server span and a duration observation per request, labelled by route template."""
 
-    def __init__(self, app: ASGIApp, histogram: Histogram) -> None:
+    def __init__(self, app: ASGIApp, histogram: Histogram, routes: Sequence[BaseRoute]) -> None:
         self.app = app
         self.histogram = histogram
+        # To name the route of a request answered before routing (the sign-in gate's redirect).
+        self.routes = routes
         self.tracer = trace.get_tracer("xiezuo.console")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -116,13 +118,22 @@ class RequestTelemetry:
             try:
                 await self.app(scope, receive, sending)
             finally:
-                route = getattr(scope.get("route"), "path", None) or "unmatched"
+                route = self._route(scope)
                 span.update_name(f"{scope['method']} {route}")
                 span.set_attribute("http.route", route)
                 span.set_attribute("http.status_code", status)
                 self.histogram.labels(route, scope["method"], str(status)).observe(
                     time.perf_counter() - started
                 )
+
+    def _route(self, scope: Scope) -> str:
+        routed = getattr(scope.get("route"), "path", None)
+        if routed:
+            return str(routed)
+        for candidate in self.routes:
+            if candidate.matches(scope)[0] is not Match.NONE:
+                return str(getattr(candidate, "path", "unmatched"))
+        return "unmatched"
 
 
 def build_app(settings: ConsoleSettings, platform: PlatformSettings | None = None) -> Starlette:
@@ -173,7 +184,7 @@ def build_app(settings: ConsoleSettings, platform: PlatformSettings | None = Non
         *page_routes,
     ]
     middleware = [
-        Middleware(RequestTelemetry, histogram=histogram),
+        Middleware(RequestTelemetry, histogram=histogram, routes=routes),
         Middleware(
             SessionMiddleware,
             secret_key=session_secret(settings, platform),

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
 from starlette.testclient import TestClient
 
 from services.console.app import build_app
@@ -127,3 +128,18 @@ def test_the_dev_sign_in_page_lists_people_by_zone_in_zone_order(client: TestCli
         "县级",
     ]
     assert 'data-person="p-004"' in page and "史宁" in page
+
+
+def test_request_metrics_name_the_route_template_even_when_the_gate_answers(
+    client: TestClient,
+) -> None:
+    assert client.get("/", follow_redirects=False).status_code == 303
+    assert client.get("/no-such-page", follow_redirects=False).status_code == 303
+    client.get("/sign-in")
+    exposition = generate_latest(client.app.state.registry).decode()  # type: ignore[attr-defined]
+    counted = 'xiezuo_console_request_seconds_count{method="GET",route="%s",status="%s"} 1.0'
+    assert counted % ("/", "303") in exposition
+    assert counted % ("/sign-in", "200") in exposition
+    # Nothing answers there: no id or made-up path ever becomes a label.
+    assert counted % ("unmatched", "303") in exposition
+    assert "no-such-page" not in exposition
