@@ -60,18 +60,23 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         stop(process)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
-    """The Playwright driver (no downloaded browsers: the system's chromium is used)."""
+    """The Playwright driver (no downloaded browsers: the system's chromium is used).
+
+    Package-scoped, like the platform: the sync driver keeps its own event loop running in this
+    thread, and the asyncio tests that follow in the same session (tests/e2e, ...) cannot run
+    their loop until it has stopped.
+    """
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium fonts-noto-cjk (see .ci/run)")
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
-    """One headless Chromium for the session."""
+    """One headless Chromium for the browser tests."""
     launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
     try:
         yield launched
