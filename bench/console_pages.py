@@ -27,7 +27,7 @@ import re
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -109,6 +109,16 @@ def template_of(path: str, routes: list[Route]) -> str | None:
     return None
 
 
+def _seen_kind(link: str, routes: list[Route], done: Container[str]) -> bool:
+    """Whether another page of this link's kind (e.g. another case file) was already taken.
+
+    Pages without ids (the lists) are fetched once per person: another person's list links
+    to pages the first one's did not (the county's leadership sees every zone's letters).
+    """
+    template = template_of(urlsplit(link).path, routes)
+    return template is not None and template in done and "{" in template
+
+
 async def sign_in(base: str, person: str) -> httpx.AsyncClient:
     """A client holding `person`'s session cookie, signed in through the dev form."""
     client = httpx.AsyncClient(base_url=base, timeout=60.0, follow_redirects=True)
@@ -143,7 +153,7 @@ async def find_pages(clients: dict[str, httpx.AsyncClient]) -> list[Page]:
         fetched = 0
         while queue and fetched < MAX_CRAWL:
             link = queue.pop(0)
-            if link != "/" and template_of(urlsplit(link).path, routes) in found:
+            if _seen_kind(link, routes, found):
                 continue  # another of a kind already found (the first case file is enough)
             try:
                 response = await _get(client, link)
@@ -168,7 +178,7 @@ async def find_pages(clients: dict[str, httpx.AsyncClient]) -> list[Page]:
                 seen.add(href)
                 next_template = template_of(path, routes)
                 # Breadth first, and each template once: the first of many case files is enough.
-                if next_template and next_template not in found:
+                if next_template and (next_template not in found or "{" not in next_template):
                     queue.append(href)
     return sorted(found.values(), key=lambda page: page.template)
 
