@@ -103,11 +103,14 @@ class RequestTelemetry:
             return
         carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         status = 500
+        streaming = False
 
         async def sending(message: Message) -> None:
-            nonlocal status
+            nonlocal status, streaming
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                content_type = dict(message.get("headers", ())).get(b"content-type", b"")
+                streaming = content_type.startswith(b"text/event-stream")
             await send(message)
 
         started = time.perf_counter()
@@ -122,9 +125,12 @@ class RequestTelemetry:
                 span.update_name(f"{scope['method']} {route}")
                 span.set_attribute("http.route", route)
                 span.set_attribute("http.status_code", status)
-                self.histogram.labels(route, scope["method"], str(status)).observe(
-                    time.perf_counter() - started
-                )
+                # A live-notice stream stays open for hours: it is no page answer to time
+                # (the live feed's own gauge counts those connections).
+                if not streaming:
+                    self.histogram.labels(route, scope["method"], str(status)).observe(
+                        time.perf_counter() - started
+                    )
 
     def _route(self, scope: Scope) -> str:
         routed = getattr(scope.get("route"), "path", None)

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import generate_latest
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from services.console.app import build_app
@@ -143,3 +146,17 @@ def test_request_metrics_name_the_route_template_even_when_the_gate_answers(
     # Nothing answers there: no id or made-up path ever becomes a label.
     assert counted % ("unmatched", "303") in exposition
     assert "no-such-page" not in exposition
+
+
+def test_event_streams_are_not_timed_as_page_answers(client: TestClient) -> None:
+    async def stream(request: Request) -> Response:
+        return StreamingResponse(iter([": subscribed\n\n"]), media_type="text/event-stream")
+
+    app = client.app
+    app.router.routes.append(Route("/test-stream", stream))  # type: ignore[attr-defined]
+    client.post("/sign-in/dev", data={"person_id": "p-004", "csrf_token": _token(client)})
+    assert client.get("/test-stream").text == ": subscribed\n\n"
+    assert client.get("/").status_code == 200
+    exposition = generate_latest(app.state.registry).decode()  # type: ignore[attr-defined]
+    assert 'route="/",status="200"' in exposition
+    assert "/test-stream" not in exposition
