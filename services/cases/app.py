@@ -17,6 +17,7 @@ from services.cases.domain.rules import DEFAULT_RULES, rules_in_force
 from services.cases.domain.ruleset import RuleSet
 from services.cases.handlers.assistance import on_assistance_answered
 from services.cases.handlers.clue_registered import ClueRegisteredHandler
+from services.cases.handlers.joint_case import on_joint_case_noted
 from services.cases.handlers.report_linked import ReportLinkedHandler
 from services.cases.handlers.teams import RecusalHandler, on_team_assigned, on_team_unfillable
 from services.cases.handlers.transferred_clue import TransferredClueHandler
@@ -27,7 +28,7 @@ from services.cases.store.deadline_scan import DeadlineScanner
 from services.cases.store.links import ClueLinks
 from services.cases.store.rectification import RectificationDesk
 from services.cases.store.workflow import Workflow
-from services.contracts.collaboration import AssistanceAnswered
+from services.contracts.collaboration import AssistanceAnswered, JointCaseNoted
 from services.contracts.intake import ClueRegistered, ReportLinked
 from services.contracts.staffing import RecusalRecorded, TeamAssigned, TeamUnfillable
 from services.contracts.transfers import TransferredClueArrived
@@ -60,6 +61,8 @@ def build(settings: Settings) -> tuple[ServiceHost, GrpcParts, DeadlineScanner]:
     host.consumer.on(ReportLinked, ReportLinkedHandler(by_version, lock=not database.is_sqlite))
     # Another county's verified answer to a letter asked from a case: a step in its history.
     host.consumer.on(AssistanceAnswered, on_assistance_answered)
+    # A joint case with another county this county's case is worked in: its steps and team.
+    host.consumer.on(JointCaseNoted, on_joint_case_noted)
     # A clue another county transferred here, or the city designated here: a new clue.
     host.consumer.on(TransferredClueArrived, TransferredClueHandler(clues))
 

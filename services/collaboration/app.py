@@ -20,6 +20,7 @@ from xiezuo.collaboration.v1 import (
 from services.collaboration.api.joint_cases import JointCaseServicer
 from services.collaboration.api.servicer import CollaborationServicer
 from services.collaboration.api.transfers import TransferServicer
+from services.collaboration.domain.joint_case import parse_joint_rules
 from services.collaboration.domain.letter_kinds import parse_letter_kinds
 from services.collaboration.domain.transfer_rules import parse_transfer_rules
 from services.collaboration.due_dates import DueDateScan
@@ -45,6 +46,8 @@ from services.contracts.cases import (
 )
 from services.contracts.collaboration import (
     JointCaseAccepted,
+    JointCaseClosed,
+    JointCaseDeclined,
     JointCaseOpened,
     JointShareDrawn,
     LetterAccepted,
@@ -100,11 +103,18 @@ def build(
     ):
         host.consumer.on(step, reporter)
     # Joint investigations: verified like letters; a replayed id is dead-lettered.
-    joint = JointRecordHandler(desk)
-    for joint_record in (JointCaseOpened, JointCaseAccepted, JointShareDrawn):
+    joint_rules = parse_joint_rules(own.joint_rules_file.read_text(encoding="utf-8"))
+    joint_desk = JointCaseDesk(keys=keys, rules=joint_rules)
+    joint = JointRecordHandler(joint_desk)
+    for joint_record in (
+        JointCaseOpened,
+        JointCaseAccepted,
+        JointCaseDeclined,
+        JointCaseClosed,
+        JointShareDrawn,
+    ):
         host.consumer.on(joint_record, joint, replay_is_poison=True, ledger=received)
     # The team this county's staffing drew: a joint case's share (sent across), or a letter's.
-    joint_desk = JointCaseDesk(keys=keys)
     host.consumer.on(AssistanceTeamDrawn, TeamDrawnHandler(joint_desk))
     servicer = CollaborationServicer(
         host.database, desk, metrics, back_entry_days=settings.platform.back_entry_days

@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_LETTER_KINDS_FILE = Path(__file__).with_name("rules") / "letter_kinds.yaml"
 DEFAULT_TRANSFER_RULES_FILE = Path(__file__).with_name("rules") / "transfers.yaml"
+DEFAULT_JOINT_RULES_FILE = Path(__file__).with_name("rules") / "joint_cases.yaml"
 
 
 class CollaborationSettings(BaseSettings):
@@ -23,5 +24,7 @@ class CollaborationSettings(BaseSettings):
     letter_kinds_file: Path = DEFAULT_LETTER_KINDS_FILE
     # The allowlist of clue transfers and designations.
     transfer_rules_file: Path = DEFAULT_TRANSFER_RULES_FILE
+    # Joint investigations: each county's share per kind (bounds and default).
+    joint_rules_file: Path = DEFAULT_JOINT_RULES_FILE
     # How often open letters are checked against their due dates (reminders, overdue).
     due_scan_seconds: float = 300.0

@@ -22,6 +22,9 @@ ANSWERS_TOPIC = "xiezuo.collaboration.answers"
 LetterKindName = Literal[
     "verify_fact", "witness_statement", "registry_check", "locate_person", "other"
 ]
+# Kinds of joint investigation (services/collaboration/domain/joint_case.py) and their ends.
+JointKindName = Literal["discipline", "duty_violation", "duty_crime"]
+JointOutcomeName = Literal["concluded", "referred", "withdrawn"]
 
 
 class CrossCountyRecord(IntegrationEvent):
@@ -190,7 +193,8 @@ class AssistanceLetterClosed(IntegrationEvent):
 
     zone_id: Literal["*"] = "*"
     letter_id: str = Field(min_length=1, max_length=64)
-    outcome: Literal["answered"]
+    # "answered" for a letter; a joint case's share: "declined" or "closed".
+    outcome: Literal["answered", "declined", "closed"]
     closed_at: datetime
 
     def subject_id(self) -> str | None:
@@ -209,6 +213,14 @@ class JointCaseOpened(CrossCountyRecord):
     topic: ClassVar[str] = LETTERS_TOPIC
 
     opened_at: datetime
+    # What the two counties investigate together; an agreement of the network must cover it.
+    # (Optional on the wire only for records from before kinds: the receiver refuses None.)
+    kind: JointKindName | None = None
+    # County id → people it puts in, within the joint-case rules' bounds.
+    shares: dict[str, int] = Field(default_factory=dict, max_length=2)
+    # Set when the city commission opened it (`from_county` is then the city): the other
+    # county of the pair; "" when `from_county` opened it and is the partner.
+    partner_county: str = Field(default="", max_length=64)
 
 
 class JointCaseAccepted(CrossCountyRecord):
@@ -228,3 +240,50 @@ class JointShareDrawn(CrossCountyRecord):
 
     person_ids: list[str] = Field(default_factory=list, max_length=20)
     drawn_at: datetime
+
+
+class JointCaseDeclined(CrossCountyRecord):
+    """The sending county's leadership declined to join the joint case, with a ground."""
+
+    event_type: ClassVar[str] = "xiezuo.collaboration.joint_case_declined.v1"
+    topic: ClassVar[str] = LETTERS_TOPIC
+
+    ground: str = Field(min_length=1, max_length=1000)
+    decided_at: datetime
+
+
+class JointCaseClosed(CrossCountyRecord):
+    """The sending county's leadership closed the joint case: both teams are released."""
+
+    event_type: ClassVar[str] = "xiezuo.collaboration.joint_case_closed.v1"
+    topic: ClassVar[str] = LETTERS_TOPIC
+
+    outcome: JointOutcomeName
+    closed_at: datetime
+
+
+class JointCaseNoted(IntegrationEvent):
+    """A step of a joint case, for this county's own case file's history (never crosses).
+
+    Published inside one county (zone `*`: collaboration does not know the case's zone) and
+    only when that county named its case: its own case id, the other county, both shares.
+    """
+
+    event_type: ClassVar[str] = "xiezuo.collaboration.joint_case_noted.v1"
+    topic: ClassVar[str] = ANSWERS_TOPIC
+
+    zone_id: Literal["*"] = "*"
+    case_id: str = Field(min_length=1, max_length=64)
+    joint_id: str = Field(min_length=1, max_length=64)
+    step: Literal["opened", "joined", "team_drawn", "declined", "closed"]
+    partner_county: str = Field(max_length=64)
+    kind: JointKindName | None = None
+    own_member_ids: list[str] = Field(default_factory=list, max_length=20)
+    partner_member_ids: list[str] = Field(default_factory=list, max_length=20)
+    outcome: JointOutcomeName | None = None
+    ground: str = Field(default="", max_length=1000)
+    at: datetime
+
+    def subject_id(self) -> str | None:
+        """The case the step belongs to."""
+        return self.case_id

@@ -16,13 +16,14 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from services.collaboration.domain.joint_case import JointKind
 from services.collaboration.domain.letter_kinds import LetterKind
 
 _LINE = "__line__"
 _TOP_KEYS = frozenset({"network", "version", "city_commission", "counties", "agreements"})
 _COUNTY_KEYS = frozenset({"county_id", "name", "public_key", "calendar"})
-_CITY_KEYS = frozenset({"id", "name"})
-_AGREEMENT_KEYS = frozenset({"counties", "kinds"})
+_CITY_KEYS = frozenset({"id", "name", "public_key"})
+_AGREEMENT_KEYS = frozenset({"counties", "kinds", "joint_kinds"})
 _ID_MAX = 64
 
 
@@ -57,6 +58,8 @@ class Agreement:
 
     counties: frozenset[str]
     kinds: frozenset[LetterKind]
+    # Kinds of joint investigation (联合审查调查) these counties open together.
+    joint_kinds: frozenset[JointKind] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,25 @@ class Network:
     city_name: str
     counties: tuple[MemberCounty, ...]
     agreements: tuple[Agreement, ...]
+    # The city commission's PEM public key: what it signs (a joint case it opens) is checked
+    # against it; None: nothing the city sends is accepted.
+    city_public_key_pem: str | None = None
+
+    def city_public_key(self) -> Ed25519PublicKey | None:
+        """The city commission's verification key, if the network lists one."""
+        if self.city_public_key_pem is None:
+            return None
+        key = serialization.load_pem_public_key(self.city_public_key_pem.encode("ascii"))
+        assert isinstance(key, Ed25519PublicKey)
+        return key
+
+    def covers_joint(self, first: str, second: str, kind: JointKind) -> bool:
+        """Whether an agreement lets the two counties investigate this kind together."""
+        pair = {first, second}
+        return first != second and any(
+            pair <= agreement.counties and kind in agreement.joint_kinds
+            for agreement in self.agreements
+        )
 
     def member(self, county_id: str) -> MemberCounty | None:
         """The member county with this id, if any."""
@@ -91,9 +113,14 @@ class Network:
                 "city_name": self.city_name,
                 "counties": [vars(county) for county in self.counties],
                 "agreements": [
-                    {"counties": sorted(a.counties), "kinds": sorted(k.value for k in a.kinds)}
+                    {
+                        "counties": sorted(a.counties),
+                        "kinds": sorted(k.value for k in a.kinds),
+                        "joint_kinds": sorted(k.value for k in a.joint_kinds),
+                    }
                     for a in self.agreements
                 ],
+                "city_public_key": self.city_public_key_pem,
             },
             ensure_ascii=False,
             sort_keys=True,
@@ -113,9 +140,11 @@ class Network:
                 Agreement(
                     counties=frozenset(a["counties"]),
                     kinds=frozenset(LetterKind(k) for k in a["kinds"]),
+                    joint_kinds=frozenset(JointKind(k) for k in a.get("joint_kinds", ())),
                 )
                 for a in data["agreements"]
             ),
+            city_public_key_pem=data.get("city_public_key"),
         )
 
 
@@ -194,16 +223,28 @@ class _Reader:
             version = 0
         city = document.get("city_commission")
         city_id = city_name = ""
+        city_pem: str | None = None
+        city_key: bytes | None = None
         if not isinstance(city, dict):
             self.error(1, "city_commission: must be a mapping with id and name")
         else:
             self.keys(city, _CITY_KEYS, "city_commission.")
             city_id = self.ident(city, "id", "city_commission.")
             city_name = self.ident(city, "name", "city_commission.")
+            if city.get("public_key") is not None:
+                city_key = self.public_key(
+                    city.get("public_key"), _line_of(city), "city_commission."
+                )
+                if city_key is not None:
+                    city_pem = str(city["public_key"]).strip() + "\n"
         counties = self.counties(document.get("counties"))
         ids = {county.county_id for county in counties}
         if city_id and city_id in ids:
             self.error(_line_of(city), f"city_commission.id: {city_id!r} is also a county id")
+        if city_key is not None and any(
+            county.public_key().public_bytes_raw() == city_key for county in counties
+        ):
+            self.error(_line_of(city), "city_commission.public_key: the same key as a county's")
         agreements = self.agreements(document.get("agreements"), ids)
         return Network(
             network_id=network_id,
@@ -212,6 +253,7 @@ class _Reader:
             city_name=city_name,
             counties=tuple(counties),
             agreements=tuple(agreements),
+            city_public_key_pem=city_pem,
         )
 
     def counties(self, raw: Any) -> list[MemberCounty]:
@@ -290,6 +332,7 @@ class _Reader:
             line = _line_of(item)
             self.keys(item, _AGREEMENT_KEYS, where)
             members, kinds = item.get("counties"), item.get("kinds")
+            joint_kinds = self.joint_kinds(item.get("joint_kinds"), line, where)
             if not isinstance(members, list) or len(set(map(str, members))) < 2:
                 self.error(line, f"{where}counties: must name at least two member counties")
                 members = []
@@ -306,5 +349,20 @@ class _Reader:
                 except ValueError:
                     accepted = ", ".join(k.value for k in LetterKind)
                     self.error(line, f"{where}kinds: {kind!r} is not a kind ({accepted})")
-            found.append(Agreement(frozenset(map(str, members)), frozenset(chosen)))
+            found.append(Agreement(frozenset(map(str, members)), frozenset(chosen), joint_kinds))
         return found
+
+    def joint_kinds(self, raw: Any, line: int, where: str) -> frozenset[JointKind]:
+        if raw is None:
+            return frozenset()
+        if not isinstance(raw, list):
+            self.error(line, f"{where}joint_kinds: must list kinds of joint investigation")
+            return frozenset()
+        chosen: set[JointKind] = set()
+        for kind in raw:
+            try:
+                chosen.add(JointKind(str(kind)))
+            except ValueError:
+                accepted = ", ".join(k.value for k in JointKind)
+                self.error(line, f"{where}joint_kinds: {kind!r} is not a kind ({accepted})")
+        return frozenset(chosen)

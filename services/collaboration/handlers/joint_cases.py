@@ -1,27 +1,35 @@
-"""Joint-case records from the other county, and this county's staffing share of the team.
+"""Joint-case records from the other county (or the city), and this county's share of the team.
 
-Records are verified exactly like letters (addressing, source, Ed25519 signature against the
-network in force); a record that fails, or does not fit the joint case's state, raises
-PoisonEvent: dead-lettered with its reason, nothing changed.
+Records are admitted like every cross-county record (handlers/cross_county.py: network,
+addressing, Ed25519 signature); a joint case the city commission opened is checked against
+the city's key in the network file instead, and the city may send nothing else. A record
+that fails, carries a kind or share outside the network and the rules, or does not fit the
+joint case's state raises PoisonEvent: dead-lettered with its reason, nothing changed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.collaboration.domain.joint_case import OPEN_STATES, JointKind, Role, State
+from services.collaboration.domain.network import Network
+from services.collaboration.domain.signing import signed_bytes, verify
 from services.collaboration.handlers.assistance_teams import on_assistance_team_drawn
-from services.collaboration.handlers.letters import LetterRecordHandler
+from services.collaboration.handlers.cross_county import audit_received, check_signed
 from services.collaboration.joint_cases import JointCaseDesk
-from services.collaboration.letters import LetterDesk
+from services.collaboration.letters import source_of
 from services.collaboration.store import joint_cases
 from services.collaboration.store.joint_cases import JointCaseRow
 from services.collaboration.store.network import current_network
 from services.contracts.collaboration import (
     CrossCountyRecord,
     JointCaseAccepted,
+    JointCaseClosed,
+    JointCaseDeclined,
     JointCaseOpened,
     JointShareDrawn,
 )
@@ -31,12 +39,45 @@ from services.runtime.envelope import Envelope
 from services.runtime.inbox import PoisonEvent
 
 
+def _check_city_signed(network: Network, event: JointCaseOpened, envelope: Envelope) -> None:
+    """A joint case the city opened: its source and its key in the network file."""
+    key = network.city_public_key()
+    if key is None:
+        raise PoisonEvent(
+            f"misaddressed: the network lists no signing key for the city {event.from_county!r}"
+        )
+    if envelope.source != source_of(event.from_county):
+        raise PoisonEvent(
+            f"misaddressed: source {envelope.source[:100]!r} does not name {event.from_county!r}"
+        )
+    if not event.signature:
+        raise PoisonEvent("unsigned: the record carries no signature")
+    message = signed_bytes(
+        event_id=envelope.id,
+        event_type=envelope.type,
+        source=envelope.source,
+        subject=envelope.subject,
+        payload=json.loads(envelope.data),
+    )
+    if not verify(key, message, event.signature):
+        raise PoisonEvent(
+            f"bad-signature: not signed by the city's key in network version {network.version}"
+        )
+
+
+def _draw_key(joint_id: str, county_id: str, *, by_city: bool) -> str:
+    """The share's draw key: unique per county, as staffing keys its draws on it alone."""
+    if not by_city:
+        return f"{joint_id}-p"
+    # Both counties join a city-opened case: each share needs its own key (≤ 64 characters).
+    return f"{joint_id}-{hashlib.sha256(county_id.encode()).hexdigest()[:12]}"
+
+
 class JointRecordHandler:
     """Verifies and applies the joint-case records addressed to the counties served here."""
 
-    def __init__(self, desk: LetterDesk) -> None:
+    def __init__(self, desk: JointCaseDesk) -> None:
         self._desk = desk
-        self._letters = LetterRecordHandler(desk)
 
     async def __call__(
         self, session: AsyncSession, event: CrossCountyRecord, envelope: Envelope
@@ -49,55 +90,106 @@ class JointRecordHandler:
             raise PoisonEvent(f"misaddressed: {event.county_id[:64]!r} is not a member county")
         if event.county_id not in self._desk.keys.counties:
             return  # another deployment's county on a shared broker
-        self._letters.verify(network, event, envelope)
+        if isinstance(event, JointCaseOpened) and event.from_county == network.city_id:
+            _check_city_signed(network, event, envelope)
+        else:
+            check_signed(network, event, envelope)
         now = datetime.now(UTC)
         row = await joint_cases.get(session, event.county_id, event.letter_id)
+        detail: dict[str, object]
         if isinstance(event, JointCaseOpened):
             if row is not None:
                 raise PoisonEvent(f"replayed: joint case {event.letter_id!r} was already opened")
-            session.add(
-                JointCaseRow(
-                    county_id=event.county_id,
-                    joint_id=event.letter_id,
-                    role="partner",
-                    other_county=event.from_county,
-                    draw_key=f"{event.letter_id}-p",
-                    state="received",
-                    opened_at=event.opened_at,
-                    updated_at=now,
-                )
-            )
-            action = "joint_case.received"
+            row = self._received(network, event, now)
+            action, detail = "joint_case.received", {"kind": row.kind, "opened_by": row.opened_by}
         else:
             if row is None or row.other_county != event.from_county:
                 raise PoisonEvent(
                     f"misaddressed: {event.from_county!r} shares no joint case "
                     f"{event.letter_id[:64]!r} with {event.county_id!r}"
                 )
-            if isinstance(event, JointCaseAccepted):
-                if row.role != "opener" or row.state != "opened":
-                    raise PoisonEvent(f"replayed: joint case {event.letter_id!r} is {row.state}")
-                row.state = "accepted"
-                action = "joint_case.joined"
-            elif isinstance(event, JointShareDrawn):
-                if row.other_members:
-                    raise PoisonEvent(f"replayed: {event.from_county!r}'s share is already in")
-                row.other_members = json.dumps(event.person_ids)
-                action = "joint_case.share_received"
-            else:
-                raise PoisonEvent(f"unexpected record {type(event).__name__}")
+            action, detail = self._apply(session, row, event, now)
             row.updated_at = now
-            session.add(row)
-        await audit.append(
+        session.add(row)
+        await audit_received(
             session,
-            county_id=event.county_id,
-            actor=f"county:{event.from_county}",
+            event,
             action=action,
             record_type="joint_case",
-            record_id=event.letter_id,
-            detail={"other_county": event.from_county},
+            detail={"other_county": event.from_county, **detail},
             at=now,
         )
+
+    def _received(self, network: Network, event: JointCaseOpened, now: datetime) -> JointCaseRow:
+        by_city = event.from_county == network.city_id
+        other = event.partner_county if by_city else event.from_county
+        if not by_city and event.partner_county:
+            raise PoisonEvent("misaddressed: only the city names a partner county")
+        if event.kind is None:
+            raise PoisonEvent("outside-allowlist: a joint case must name its kind")
+        kind = JointKind(event.kind)
+        if network.member(other) is None or other == event.county_id:
+            raise PoisonEvent(f"misaddressed: {other[:64]!r} cannot be the partner county")
+        if not network.covers_joint(event.county_id, other, kind):
+            raise PoisonEvent(f"outside-allowlist: no agreement covers {kind.value} joint cases")
+        if set(event.shares) != {event.county_id, other}:
+            raise PoisonEvent("outside-allowlist: the shares must name exactly the two counties")
+        try:
+            shares = {c: self._desk.rules.share(kind, n) for c, n in event.shares.items()}
+        except ValueError as refused:
+            raise PoisonEvent(f"outside-allowlist: {refused}") from refused
+        return JointCaseRow(
+            county_id=event.county_id,
+            joint_id=event.letter_id,
+            role=Role.PARTNER,
+            other_county=other,
+            draw_key=_draw_key(event.letter_id, event.county_id, by_city=by_city),
+            state=State.RECEIVED,
+            opened_at=event.opened_at,
+            updated_at=now,
+            kind=kind.value,
+            own_share=shares[event.county_id],
+            other_share=shares[other],
+            opened_by=event.from_county,
+        )
+
+    def _apply(
+        self, session: AsyncSession, row: JointCaseRow, event: CrossCountyRecord, now: datetime
+    ) -> tuple[str, dict[str, object]]:
+        """The other county's step on this side's row: the audit action and its detail."""
+        desk = self._desk
+        if isinstance(event, JointCaseAccepted):
+            by_city = row.role == Role.PARTNER and row.opened_by != row.other_county
+            joinable = (row.role == Role.OPENER and row.state == State.OPENED) or (
+                by_city and row.state in (State.RECEIVED, State.ACCEPTED)
+            )
+            if not joinable or row.other_joined:
+                raise PoisonEvent(f"replayed: joint case {event.letter_id!r} is {row.state}")
+            row.other_joined = True
+            if row.role == Role.OPENER:
+                row.state = State.ACCEPTED
+                desk.note(session, row, "joined", now)
+            return "joint_case.joined", {}
+        if isinstance(event, JointShareDrawn):
+            if row.other_members:
+                raise PoisonEvent(f"replayed: {event.from_county!r}'s share is already in")
+            row.other_members = json.dumps(event.person_ids)
+            desk.note_if_team_complete(session, row, now)
+            return "joint_case.share_received", {"members": event.person_ids}
+        if isinstance(event, JointCaseDeclined | JointCaseClosed):
+            if row.state not in OPEN_STATES:
+                raise PoisonEvent(f"out-of-order: joint case {event.letter_id!r} is {row.state}")
+            if isinstance(event, JointCaseDeclined):
+                row.state, row.decline_ground = State.DECLINED, event.ground
+                desk.release_share(session, row, "declined", now)
+                desk.note(session, row, "declined", now)
+                return "joint_case.decline_received", {"ground": event.ground}
+            row.state, row.outcome = State.CLOSED, event.outcome
+            row.closed_by, row.closed_at = event.from_county, event.closed_at
+            desk.release_share(session, row, "closed", now)
+            desk.note(session, row, "closed", now)
+            return "joint_case.close_received", {"outcome": event.outcome}
+        raise PoisonEvent(f"unexpected record {type(event).__name__}")
 
 
 class TeamDrawnHandler:

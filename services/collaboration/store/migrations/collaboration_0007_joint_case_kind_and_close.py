@@ -20,15 +20,11 @@ def upgrade() -> None:
     with op.batch_alter_table(_TABLE) as table:
         table.add_column(sa.Column("kind", sa.String(32), nullable=True))
         table.add_column(sa.Column("own_share", sa.Integer(), nullable=False, server_default="2"))
-        table.add_column(
-            sa.Column("other_share", sa.Integer(), nullable=False, server_default="2")
-        )
+        table.add_column(sa.Column("other_share", sa.Integer(), nullable=False, server_default="2"))
         table.add_column(sa.Column("opened_by", sa.String(64), nullable=True))
         table.add_column(sa.Column("second_county", sa.String(64), nullable=True))
         table.add_column(
-            sa.Column(
-                "other_joined", sa.Boolean(), nullable=False, server_default=sa.false()
-            )
+            sa.Column("other_joined", sa.Boolean(), nullable=False, server_default=sa.false())
         )
         table.add_column(sa.Column("decline_ground", sa.Text(), nullable=True))
         table.add_column(sa.Column("outcome", sa.String(32), nullable=True))

@@ -32,18 +32,50 @@ class JointCase(_message.Message):
     CASE_ID_FIELD_NUMBER: _builtins.int
     OWN_MEMBER_IDS_FIELD_NUMBER: _builtins.int
     PARTNER_MEMBER_IDS_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    OWN_SHARE_FIELD_NUMBER: _builtins.int
+    PARTNER_SHARE_FIELD_NUMBER: _builtins.int
+    OPENED_BY_FIELD_NUMBER: _builtins.int
+    PARTNER_JOINED_FIELD_NUMBER: _builtins.int
+    SECOND_COUNTY_ID_FIELD_NUMBER: _builtins.int
+    DECLINE_GROUND_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    CLOSED_BY_FIELD_NUMBER: _builtins.int
+    CLOSED_AT_FIELD_NUMBER: _builtins.int
     joint_id: _builtins.str
     """The joint case id (the same in both counties)."""
     county_id: _builtins.str
-    """The county whose view this is."""
+    """The county whose view this is (the city's id for the city commission's view)."""
     partner_county_id: _builtins.str
-    """The other county."""
+    """The other county (for the city's view: the first county of the pair)."""
     role: _builtins.str
-    """"opener" or "partner"."""
+    """"opener", "partner" or "city"."""
     state: _builtins.str
-    """"opened", "received" or "accepted"."""
+    """"opened", "received", "accepted", "declined" or "closed"."""
     case_id: _builtins.str
-    """This county's own case id ("" until the partner accepted); never the other county's."""
+    """This county's own case id ("" until it joined, and always for the city); never the other
+    county's.
+    """
+    kind: _builtins.str
+    """The kind: "discipline", "duty_violation" or "duty_crime" ("" for one opened before kinds)."""
+    own_share: _builtins.int
+    """People this county draws (for the city's view: the first county's share)."""
+    partner_share: _builtins.int
+    """People the other county draws."""
+    opened_by: _builtins.str
+    """Who opened it: a member county or the network's city commission."""
+    partner_joined: _builtins.bool
+    """Whether the other county joined."""
+    second_county_id: _builtins.str
+    """The city's view only: the second county of the pair."""
+    decline_ground: _builtins.str
+    """Why the joining county declined ("" unless declined)."""
+    outcome: _builtins.str
+    """How it ended: "concluded", "referred" or "withdrawn" ("" while open)."""
+    closed_by: _builtins.str
+    """The county whose leadership closed it."""
+    closed_at: _builtins.str
+    """When it was closed (RFC 3339, UTC; "" while open)."""
     @_builtins.property
     def own_member_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Person ids of this county's share of the team."""
@@ -63,10 +95,20 @@ class JointCase(_message.Message):
         case_id: _builtins.str = ...,
         own_member_ids: _abc.Iterable[_builtins.str] | None = ...,
         partner_member_ids: _abc.Iterable[_builtins.str] | None = ...,
+        kind: _builtins.str = ...,
+        own_share: _builtins.int = ...,
+        partner_share: _builtins.int = ...,
+        opened_by: _builtins.str = ...,
+        partner_joined: _builtins.bool = ...,
+        second_county_id: _builtins.str = ...,
+        decline_ground: _builtins.str = ...,
+        outcome: _builtins.str = ...,
+        closed_by: _builtins.str = ...,
+        closed_at: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "county_id", b"county_id", "joint_id", b"joint_id", "own_member_ids", b"own_member_ids", "partner_county_id", b"partner_county_id", "partner_member_ids", b"partner_member_ids", "role", b"role", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "closed_at", b"closed_at", "closed_by", b"closed_by", "county_id", b"county_id", "decline_ground", b"decline_ground", "joint_id", b"joint_id", "kind", b"kind", "opened_by", b"opened_by", "outcome", b"outcome", "own_member_ids", b"own_member_ids", "own_share", b"own_share", "partner_county_id", b"partner_county_id", "partner_joined", b"partner_joined", "partner_member_ids", b"partner_member_ids", "partner_share", b"partner_share", "role", b"role", "second_county_id", b"second_county_id", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -82,6 +124,10 @@ class OpenJointCaseRequest(_message.Message):
     PARTNER_COUNTY_ID_FIELD_NUMBER: _builtins.int
     CASE_ID_FIELD_NUMBER: _builtins.int
     SUBJECT_TOWNSHIP_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    OWN_SHARE_FIELD_NUMBER: _builtins.int
+    PARTNER_SHARE_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     county_id: _builtins.str
     """The opening county (the caller's)."""
     partner_county_id: _builtins.str
@@ -90,6 +136,14 @@ class OpenJointCaseRequest(_message.Message):
     """The caller's county's case; it never leaves the county."""
     subject_township_id: _builtins.str
     """The subject's township in the caller's county: nobody from it is drawn."""
+    kind: _builtins.str
+    """The kind; an agreement of the network must cover it for both counties."""
+    own_share: _builtins.int
+    """People the caller's county draws (0: the kind's default; within the rules' bounds)."""
+    partner_share: _builtins.int
+    """People the partner county draws (0: the kind's default; within the rules' bounds)."""
+    idempotency_key: _builtins.str
+    """A repeated call with the same key returns the same joint case."""
     def __init__(
         self,
         *,
@@ -97,14 +151,64 @@ class OpenJointCaseRequest(_message.Message):
         partner_county_id: _builtins.str = ...,
         case_id: _builtins.str = ...,
         subject_township_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        own_share: _builtins.int = ...,
+        partner_share: _builtins.int = ...,
+        idempotency_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "county_id", b"county_id", "partner_county_id", b"partner_county_id", "subject_township_id", b"subject_township_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "county_id", b"county_id", "idempotency_key", b"idempotency_key", "kind", b"kind", "own_share", b"own_share", "partner_county_id", b"partner_county_id", "partner_share", b"partner_share", "subject_township_id", b"subject_township_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___OpenJointCaseRequest: _TypeAlias = OpenJointCaseRequest  # noqa: Y015
+
+@_typing.final
+class OpenCityJointCaseRequest(_message.Message):
+    """The city commission opens a joint case between two member counties."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CITY_ID_FIELD_NUMBER: _builtins.int
+    FIRST_COUNTY_ID_FIELD_NUMBER: _builtins.int
+    SECOND_COUNTY_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    FIRST_SHARE_FIELD_NUMBER: _builtins.int
+    SECOND_SHARE_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    city_id: _builtins.str
+    """The city commission (the network's city id; the caller's token scope)."""
+    first_county_id: _builtins.str
+    """The first county."""
+    second_county_id: _builtins.str
+    """The second county."""
+    kind: _builtins.str
+    """The kind; an agreement of the network must cover it for both counties."""
+    first_share: _builtins.int
+    """People the first county draws (0: the kind's default)."""
+    second_share: _builtins.int
+    """People the second county draws (0: the kind's default)."""
+    idempotency_key: _builtins.str
+    """A repeated call with the same key returns the same joint case."""
+    def __init__(
+        self,
+        *,
+        city_id: _builtins.str = ...,
+        first_county_id: _builtins.str = ...,
+        second_county_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        first_share: _builtins.int = ...,
+        second_share: _builtins.int = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["city_id", b"city_id", "first_county_id", b"first_county_id", "first_share", b"first_share", "idempotency_key", b"idempotency_key", "kind", b"kind", "second_county_id", b"second_county_id", "second_share", b"second_share"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpenCityJointCaseRequest: _TypeAlias = OpenCityJointCaseRequest  # noqa: Y015
 
 @_typing.final
 class OpenJointCaseResponse(_message.Message):
@@ -115,7 +219,7 @@ class OpenJointCaseResponse(_message.Message):
     JOINT_CASE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def joint_case(self) -> Global___JointCase:
-        """The caller's county's view."""
+        """The caller's view (the opening county's, or the city's)."""
 
     def __init__(
         self,
@@ -132,7 +236,7 @@ Global___OpenJointCaseResponse: _TypeAlias = OpenJointCaseResponse  # noqa: Y015
 
 @_typing.final
 class AcceptJointCaseRequest(_message.Message):
-    """Join a joint case another county opened."""
+    """Join a joint case another county (or the city) opened."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -189,6 +293,114 @@ class AcceptJointCaseResponse(_message.Message):
 Global___AcceptJointCaseResponse: _TypeAlias = AcceptJointCaseResponse  # noqa: Y015
 
 @_typing.final
+class DeclineJointCaseRequest(_message.Message):
+    """Decline to join a joint case."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOINT_ID_FIELD_NUMBER: _builtins.int
+    COUNTY_ID_FIELD_NUMBER: _builtins.int
+    GROUND_FIELD_NUMBER: _builtins.int
+    joint_id: _builtins.str
+    """The joint case id."""
+    county_id: _builtins.str
+    """The declining county (the caller's)."""
+    ground: _builtins.str
+    """Why (required; the other county reads it)."""
+    def __init__(
+        self,
+        *,
+        joint_id: _builtins.str = ...,
+        county_id: _builtins.str = ...,
+        ground: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["county_id", b"county_id", "ground", b"ground", "joint_id", b"joint_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeclineJointCaseRequest: _TypeAlias = DeclineJointCaseRequest  # noqa: Y015
+
+@_typing.final
+class DeclineJointCaseResponse(_message.Message):
+    """The joint case as declined."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOINT_CASE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def joint_case(self) -> Global___JointCase:
+        """The caller's county's view."""
+
+    def __init__(
+        self,
+        *,
+        joint_case: Global___JointCase | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["joint_case", b"joint_case"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["joint_case", b"joint_case"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeclineJointCaseResponse: _TypeAlias = DeclineJointCaseResponse  # noqa: Y015
+
+@_typing.final
+class CloseJointCaseRequest(_message.Message):
+    """Close a joint case."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOINT_ID_FIELD_NUMBER: _builtins.int
+    COUNTY_ID_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    joint_id: _builtins.str
+    """The joint case id."""
+    county_id: _builtins.str
+    """The closing county (the caller's)."""
+    outcome: _builtins.str
+    """"concluded", "referred" or "withdrawn" (the only thing about the result that crosses)."""
+    def __init__(
+        self,
+        *,
+        joint_id: _builtins.str = ...,
+        county_id: _builtins.str = ...,
+        outcome: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["county_id", b"county_id", "joint_id", b"joint_id", "outcome", b"outcome"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CloseJointCaseRequest: _TypeAlias = CloseJointCaseRequest  # noqa: Y015
+
+@_typing.final
+class CloseJointCaseResponse(_message.Message):
+    """The joint case as closed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOINT_CASE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def joint_case(self) -> Global___JointCase:
+        """The caller's county's view."""
+
+    def __init__(
+        self,
+        *,
+        joint_case: Global___JointCase | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["joint_case", b"joint_case"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["joint_case", b"joint_case"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CloseJointCaseResponse: _TypeAlias = CloseJointCaseResponse  # noqa: Y015
+
+@_typing.final
 class GetJointCaseRequest(_message.Message):
     """Which joint case, seen from which county."""
 
@@ -199,7 +411,7 @@ class GetJointCaseRequest(_message.Message):
     joint_id: _builtins.str
     """The joint case id."""
     county_id: _builtins.str
-    """The caller's county."""
+    """The caller's county (or the city's id for the city commission)."""
     def __init__(
         self,
         *,
@@ -237,3 +449,65 @@ class GetJointCaseResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetJointCaseResponse: _TypeAlias = GetJointCaseResponse  # noqa: Y015
+
+@_typing.final
+class ListJointCasesRequest(_message.Message):
+    """A page of joint cases."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUNTY_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    county_id: _builtins.str
+    """The caller's county (or the city's id for the city commission)."""
+    state: _builtins.str
+    """Only this state ("" for all)."""
+    page_size: _builtins.int
+    """Rows per page (default 50, at most 200)."""
+    page_token: _builtins.str
+    """Continue from a previous page."""
+    def __init__(
+        self,
+        *,
+        county_id: _builtins.str = ...,
+        state: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["county_id", b"county_id", "page_size", b"page_size", "page_token", b"page_token", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListJointCasesRequest: _TypeAlias = ListJointCasesRequest  # noqa: Y015
+
+@_typing.final
+class ListJointCasesResponse(_message.Message):
+    """Joint cases by id."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOINT_CASES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Pass back for the next page; empty at the end."""
+    @_builtins.property
+    def joint_cases(self) -> _containers.RepeatedCompositeFieldContainer[Global___JointCase]:
+        """The joint cases as the county sees them."""
+
+    def __init__(
+        self,
+        *,
+        joint_cases: _abc.Iterable[Global___JointCase] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["joint_cases", b"joint_cases", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListJointCasesResponse: _TypeAlias = ListJointCasesResponse  # noqa: Y015

@@ -26,9 +26,13 @@ if _version_not_supported:
 
 
 class JointCaseServiceStub:
-    """Joint investigations (联合审查调查) between two member counties: each county's staffing draws
-    its share of the team from its own pool under its own exclusion rules; only the members'
-    person ids cross. Each county sees the whole team and its own case id only.
+    """Joint investigations (联合审查调查) between two member counties: a county's leadership (or
+    the city commission) opens one of a kind the network's agreements cover, naming each
+    county's share within the joint-case rules; the other county joins or declines with a
+    ground; either county's leadership closes it with an outcome, which frees both counties'
+    teams from workload. Each county's staffing draws its share from its own pool under its own
+    exclusion rules; only the members' person ids cross. Each county sees the whole team and its
+    own case id only, and the joint case's steps appear in that case's history in cases.
     """
 
     def __init__(self, channel):
@@ -42,22 +46,46 @@ class JointCaseServiceStub:
                 request_serializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.OpenJointCaseRequest.SerializeToString,
                 response_deserializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.OpenJointCaseResponse.FromString,
                 _registered_method=True)
+        self.OpenCityJointCase = channel.unary_unary(
+                '/xiezuo.collaboration.v1.JointCaseService/OpenCityJointCase',
+                request_serializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.OpenCityJointCaseRequest.SerializeToString,
+                response_deserializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.OpenJointCaseResponse.FromString,
+                _registered_method=True)
         self.AcceptJointCase = channel.unary_unary(
                 '/xiezuo.collaboration.v1.JointCaseService/AcceptJointCase',
                 request_serializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.AcceptJointCaseRequest.SerializeToString,
                 response_deserializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.AcceptJointCaseResponse.FromString,
+                _registered_method=True)
+        self.DeclineJointCase = channel.unary_unary(
+                '/xiezuo.collaboration.v1.JointCaseService/DeclineJointCase',
+                request_serializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.DeclineJointCaseRequest.SerializeToString,
+                response_deserializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.DeclineJointCaseResponse.FromString,
+                _registered_method=True)
+        self.CloseJointCase = channel.unary_unary(
+                '/xiezuo.collaboration.v1.JointCaseService/CloseJointCase',
+                request_serializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.CloseJointCaseRequest.SerializeToString,
+                response_deserializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.CloseJointCaseResponse.FromString,
                 _registered_method=True)
         self.GetJointCase = channel.unary_unary(
                 '/xiezuo.collaboration.v1.JointCaseService/GetJointCase',
                 request_serializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.GetJointCaseRequest.SerializeToString,
                 response_deserializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.GetJointCaseResponse.FromString,
                 _registered_method=True)
+        self.ListJointCases = channel.unary_unary(
+                '/xiezuo.collaboration.v1.JointCaseService/ListJointCases',
+                request_serializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.ListJointCasesRequest.SerializeToString,
+                response_deserializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.ListJointCasesResponse.FromString,
+                _registered_method=True)
 
 
 class JointCaseServiceServicer:
-    """Joint investigations (联合审查调查) between two member counties: each county's staffing draws
-    its share of the team from its own pool under its own exclusion rules; only the members'
-    person ids cross. Each county sees the whole team and its own case id only.
+    """Joint investigations (联合审查调查) between two member counties: a county's leadership (or
+    the city commission) opens one of a kind the network's agreements cover, naming each
+    county's share within the joint-case rules; the other county joins or declines with a
+    ground; either county's leadership closes it with an outcome, which frees both counties'
+    teams from workload. Each county's staffing draws its share from its own pool under its own
+    exclusion rules; only the members' person ids cross. Each county sees the whole team and its
+    own case id only, and the joint case's steps appear in that case's history in cases.
     """
 
     def OpenJointCase(self, request, context):
@@ -67,8 +95,29 @@ class JointCaseServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def OpenCityJointCase(self, request, context):
+        """The city commission opens a joint case between two member counties; both must join.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AcceptJointCase(self, request, context):
-        """The partner county's leadership joins, naming its own case and the subject's township.
+        """A county asked to join does, naming its own case and the subject's township.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeclineJointCase(self, request, context):
+        """A county asked to join declines, with a ground the other county reads.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CloseJointCase(self, request, context):
+        """Either county's leadership closes the joint case with an outcome.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -76,6 +125,13 @@ class JointCaseServiceServicer:
 
     def GetJointCase(self, request, context):
         """The joint case as the caller's county sees it (that county's leadership).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListJointCases(self, request, context):
+        """A county's joint cases (its leadership), or the ones the city opened (the city commission).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -89,15 +145,35 @@ def add_JointCaseServiceServicer_to_server(servicer, server):
                     request_deserializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.OpenJointCaseRequest.FromString,
                     response_serializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.OpenJointCaseResponse.SerializeToString,
             ),
+            'OpenCityJointCase': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenCityJointCase,
+                    request_deserializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.OpenCityJointCaseRequest.FromString,
+                    response_serializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.OpenJointCaseResponse.SerializeToString,
+            ),
             'AcceptJointCase': grpc.unary_unary_rpc_method_handler(
                     servicer.AcceptJointCase,
                     request_deserializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.AcceptJointCaseRequest.FromString,
                     response_serializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.AcceptJointCaseResponse.SerializeToString,
             ),
+            'DeclineJointCase': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeclineJointCase,
+                    request_deserializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.DeclineJointCaseRequest.FromString,
+                    response_serializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.DeclineJointCaseResponse.SerializeToString,
+            ),
+            'CloseJointCase': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseJointCase,
+                    request_deserializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.CloseJointCaseRequest.FromString,
+                    response_serializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.CloseJointCaseResponse.SerializeToString,
+            ),
             'GetJointCase': grpc.unary_unary_rpc_method_handler(
                     servicer.GetJointCase,
                     request_deserializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.GetJointCaseRequest.FromString,
                     response_serializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.GetJointCaseResponse.SerializeToString,
+            ),
+            'ListJointCases': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJointCases,
+                    request_deserializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.ListJointCasesRequest.FromString,
+                    response_serializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.ListJointCasesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -108,9 +184,13 @@ def add_JointCaseServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class JointCaseService:
-    """Joint investigations (联合审查调查) between two member counties: each county's staffing draws
-    its share of the team from its own pool under its own exclusion rules; only the members'
-    person ids cross. Each county sees the whole team and its own case id only.
+    """Joint investigations (联合审查调查) between two member counties: a county's leadership (or
+    the city commission) opens one of a kind the network's agreements cover, naming each
+    county's share within the joint-case rules; the other county joins or declines with a
+    ground; either county's leadership closes it with an outcome, which frees both counties'
+    teams from workload. Each county's staffing draws its share from its own pool under its own
+    exclusion rules; only the members' person ids cross. Each county sees the whole team and its
+    own case id only, and the joint case's steps appear in that case's history in cases.
     """
 
     @staticmethod
@@ -129,6 +209,33 @@ class JointCaseService:
             target,
             '/xiezuo.collaboration.v1.JointCaseService/OpenJointCase',
             xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.OpenJointCaseRequest.SerializeToString,
+            xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.OpenJointCaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OpenCityJointCase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xiezuo.collaboration.v1.JointCaseService/OpenCityJointCase',
+            xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.OpenCityJointCaseRequest.SerializeToString,
             xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.OpenJointCaseResponse.FromString,
             options,
             channel_credentials,
@@ -168,6 +275,60 @@ class JointCaseService:
             _registered_method=True)
 
     @staticmethod
+    def DeclineJointCase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xiezuo.collaboration.v1.JointCaseService/DeclineJointCase',
+            xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.DeclineJointCaseRequest.SerializeToString,
+            xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.DeclineJointCaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseJointCase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xiezuo.collaboration.v1.JointCaseService/CloseJointCase',
+            xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.CloseJointCaseRequest.SerializeToString,
+            xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.CloseJointCaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GetJointCase(request,
             target,
             options=(),
@@ -184,6 +345,33 @@ class JointCaseService:
             '/xiezuo.collaboration.v1.JointCaseService/GetJointCase',
             xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.GetJointCaseRequest.SerializeToString,
             xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.GetJointCaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJointCases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xiezuo.collaboration.v1.JointCaseService/ListJointCases',
+            xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.ListJointCasesRequest.SerializeToString,
+            xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.ListJointCasesResponse.FromString,
             options,
             channel_credentials,
             insecure,

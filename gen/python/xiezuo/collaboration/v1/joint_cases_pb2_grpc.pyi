@@ -27,9 +27,13 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class JointCaseServiceStub:
-    """Joint investigations (联合审查调查) between two member counties: each county's staffing draws
-    its share of the team from its own pool under its own exclusion rules; only the members'
-    person ids cross. Each county sees the whole team and its own case id only.
+    """Joint investigations (联合审查调查) between two member counties: a county's leadership (or
+    the city commission) opens one of a kind the network's agreements cover, naming each
+    county's share within the joint-case rules; the other county joins or declines with a
+    ground; either county's leadership closes it with an outcome, which frees both counties'
+    teams from workload. Each county's staffing draws its share from its own pool under its own
+    exclusion rules; only the members' person ids cross. Each county sees the whole team and its
+    own case id only, and the joint case's steps appear in that case's history in cases.
     """
 
     @_typing.overload
@@ -38,30 +42,54 @@ class JointCaseServiceStub:
     def __new__(cls, channel: _aio.Channel) -> JointCaseServiceAsyncStub: ...
     OpenJointCase: _grpc.UnaryUnaryMultiCallable[_joint_cases_pb2.OpenJointCaseRequest, _joint_cases_pb2.OpenJointCaseResponse]
     """A county's leadership opens a joint case from one of its cases with another county."""
+    OpenCityJointCase: _grpc.UnaryUnaryMultiCallable[_joint_cases_pb2.OpenCityJointCaseRequest, _joint_cases_pb2.OpenJointCaseResponse]
+    """The city commission opens a joint case between two member counties; both must join."""
     AcceptJointCase: _grpc.UnaryUnaryMultiCallable[_joint_cases_pb2.AcceptJointCaseRequest, _joint_cases_pb2.AcceptJointCaseResponse]
-    """The partner county's leadership joins, naming its own case and the subject's township."""
+    """A county asked to join does, naming its own case and the subject's township."""
+    DeclineJointCase: _grpc.UnaryUnaryMultiCallable[_joint_cases_pb2.DeclineJointCaseRequest, _joint_cases_pb2.DeclineJointCaseResponse]
+    """A county asked to join declines, with a ground the other county reads."""
+    CloseJointCase: _grpc.UnaryUnaryMultiCallable[_joint_cases_pb2.CloseJointCaseRequest, _joint_cases_pb2.CloseJointCaseResponse]
+    """Either county's leadership closes the joint case with an outcome."""
     GetJointCase: _grpc.UnaryUnaryMultiCallable[_joint_cases_pb2.GetJointCaseRequest, _joint_cases_pb2.GetJointCaseResponse]
     """The joint case as the caller's county sees it (that county's leadership)."""
+    ListJointCases: _grpc.UnaryUnaryMultiCallable[_joint_cases_pb2.ListJointCasesRequest, _joint_cases_pb2.ListJointCasesResponse]
+    """A county's joint cases (its leadership), or the ones the city opened (the city commission)."""
 
 @_typing.type_check_only
 class JointCaseServiceAsyncStub(JointCaseServiceStub):
-    """Joint investigations (联合审查调查) between two member counties: each county's staffing draws
-    its share of the team from its own pool under its own exclusion rules; only the members'
-    person ids cross. Each county sees the whole team and its own case id only.
+    """Joint investigations (联合审查调查) between two member counties: a county's leadership (or
+    the city commission) opens one of a kind the network's agreements cover, naming each
+    county's share within the joint-case rules; the other county joins or declines with a
+    ground; either county's leadership closes it with an outcome, which frees both counties'
+    teams from workload. Each county's staffing draws its share from its own pool under its own
+    exclusion rules; only the members' person ids cross. Each county sees the whole team and its
+    own case id only, and the joint case's steps appear in that case's history in cases.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     OpenJointCase: _aio.UnaryUnaryMultiCallable[_joint_cases_pb2.OpenJointCaseRequest, _joint_cases_pb2.OpenJointCaseResponse]  # type: ignore[assignment]
     """A county's leadership opens a joint case from one of its cases with another county."""
+    OpenCityJointCase: _aio.UnaryUnaryMultiCallable[_joint_cases_pb2.OpenCityJointCaseRequest, _joint_cases_pb2.OpenJointCaseResponse]  # type: ignore[assignment]
+    """The city commission opens a joint case between two member counties; both must join."""
     AcceptJointCase: _aio.UnaryUnaryMultiCallable[_joint_cases_pb2.AcceptJointCaseRequest, _joint_cases_pb2.AcceptJointCaseResponse]  # type: ignore[assignment]
-    """The partner county's leadership joins, naming its own case and the subject's township."""
+    """A county asked to join does, naming its own case and the subject's township."""
+    DeclineJointCase: _aio.UnaryUnaryMultiCallable[_joint_cases_pb2.DeclineJointCaseRequest, _joint_cases_pb2.DeclineJointCaseResponse]  # type: ignore[assignment]
+    """A county asked to join declines, with a ground the other county reads."""
+    CloseJointCase: _aio.UnaryUnaryMultiCallable[_joint_cases_pb2.CloseJointCaseRequest, _joint_cases_pb2.CloseJointCaseResponse]  # type: ignore[assignment]
+    """Either county's leadership closes the joint case with an outcome."""
     GetJointCase: _aio.UnaryUnaryMultiCallable[_joint_cases_pb2.GetJointCaseRequest, _joint_cases_pb2.GetJointCaseResponse]  # type: ignore[assignment]
     """The joint case as the caller's county sees it (that county's leadership)."""
+    ListJointCases: _aio.UnaryUnaryMultiCallable[_joint_cases_pb2.ListJointCasesRequest, _joint_cases_pb2.ListJointCasesResponse]  # type: ignore[assignment]
+    """A county's joint cases (its leadership), or the ones the city opened (the city commission)."""
 
 class JointCaseServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Joint investigations (联合审查调查) between two member counties: each county's staffing draws
-    its share of the team from its own pool under its own exclusion rules; only the members'
-    person ids cross. Each county sees the whole team and its own case id only.
+    """Joint investigations (联合审查调查) between two member counties: a county's leadership (or
+    the city commission) opens one of a kind the network's agreements cover, naming each
+    county's share within the joint-case rules; the other county joins or declines with a
+    ground; either county's leadership closes it with an outcome, which frees both counties'
+    teams from workload. Each county's staffing draws its share from its own pool under its own
+    exclusion rules; only the members' person ids cross. Each county sees the whole team and its
+    own case id only, and the joint case's steps appear in that case's history in cases.
     """
 
     @_abc_1.abstractmethod
@@ -73,12 +101,36 @@ class JointCaseServiceServicer(metaclass=_abc_1.ABCMeta):
         """A county's leadership opens a joint case from one of its cases with another county."""
 
     @_abc_1.abstractmethod
+    def OpenCityJointCase(
+        self,
+        request: _joint_cases_pb2.OpenCityJointCaseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_joint_cases_pb2.OpenJointCaseResponse, _abc.Awaitable[_joint_cases_pb2.OpenJointCaseResponse]]:
+        """The city commission opens a joint case between two member counties; both must join."""
+
+    @_abc_1.abstractmethod
     def AcceptJointCase(
         self,
         request: _joint_cases_pb2.AcceptJointCaseRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_joint_cases_pb2.AcceptJointCaseResponse, _abc.Awaitable[_joint_cases_pb2.AcceptJointCaseResponse]]:
-        """The partner county's leadership joins, naming its own case and the subject's township."""
+        """A county asked to join does, naming its own case and the subject's township."""
+
+    @_abc_1.abstractmethod
+    def DeclineJointCase(
+        self,
+        request: _joint_cases_pb2.DeclineJointCaseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_joint_cases_pb2.DeclineJointCaseResponse, _abc.Awaitable[_joint_cases_pb2.DeclineJointCaseResponse]]:
+        """A county asked to join declines, with a ground the other county reads."""
+
+    @_abc_1.abstractmethod
+    def CloseJointCase(
+        self,
+        request: _joint_cases_pb2.CloseJointCaseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_joint_cases_pb2.CloseJointCaseResponse, _abc.Awaitable[_joint_cases_pb2.CloseJointCaseResponse]]:
+        """Either county's leadership closes the joint case with an outcome."""
 
     @_abc_1.abstractmethod
     def GetJointCase(
@@ -87,5 +139,13 @@ class JointCaseServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_joint_cases_pb2.GetJointCaseResponse, _abc.Awaitable[_joint_cases_pb2.GetJointCaseResponse]]:
         """The joint case as the caller's county sees it (that county's leadership)."""
+
+    @_abc_1.abstractmethod
+    def ListJointCases(
+        self,
+        request: _joint_cases_pb2.ListJointCasesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_joint_cases_pb2.ListJointCasesResponse, _abc.Awaitable[_joint_cases_pb2.ListJointCasesResponse]]:
+        """A county's joint cases (its leadership), or the ones the city opened (the city commission)."""
 
 def add_JointCaseServiceServicer_to_server(servicer: JointCaseServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
