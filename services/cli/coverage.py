@@ -92,4 +92,8 @@ COMMAND_OF_RPC: dict[str, str] = {
     f"{JOINT}.OpenJointCase": "cases joint open",
     f"{JOINT}.AcceptJointCase": "cases joint accept",
     f"{JOINT}.GetJointCase": "cases joint show",
+    f"{JOINT}.OpenCityJointCase": "cases joint city-open",
+    f"{JOINT}.DeclineJointCase": "cases joint decline",
+    f"{JOINT}.CloseJointCase": "cases joint close",
+    f"{JOINT}.ListJointCases": "cases joint list",
 }
