@@ -21,6 +21,7 @@ from xiezuo.assessment.v1 import assessment_pb2_grpc
 
 from services.demo.county import DEMO_COUNTY_FILE, load_county_plan
 from services.demo.driver import DemoDriver, DemoFailed, DemoOutcome, Endpoints
+from services.demo.joint import joint_summary, run_joint_demo
 from services.demo.letters import LETTERS, NEIGHBOUR_LETTERS, LettersYear, exchange_letters
 from services.demo.network import CITY_ID, DEMO_COUNTY, NEIGHBOUR_COUNTY, NEIGHBOUR_COUNTY_FILE
 from services.demo.progress import LiveProgress
@@ -74,6 +75,7 @@ def run_first_demo(request: DemoRequest, *, console: Console, out: Console) -> D
         _failed(console, _reason(exc))
         return None
     letters = _letters(request, outcome, console)
+    joint = None if letters is None else run_joint_demo(request, outcome, letters, console)
     if letters is not None:
         # Fetched again now that the letters crossed: the year's "Help between counties".
         outcome = _report_after_letters(request, outcome, letters, console)
@@ -85,6 +87,8 @@ def run_first_demo(request: DemoRequest, *, console: Console, out: Console) -> D
     _print_year(outcome, figures, out)
     if letters is not None:
         _print_letters(letters, out)
+    if joint is not None:
+        out.print(joint_summary(joint))
     if request.console_url:
         _print_sign_in(request.console_url, plan, out)
     (request.state_dir / MARKER_FILE).write_text(

@@ -52,6 +52,7 @@ def network_yaml(public_keys: dict[str, str]) -> str:
         f"counties:\n{counties}"
         f"agreements:\n  - counties: [{DEMO_COUNTY}, {NEIGHBOUR_COUNTY}]\n"
         "    kinds: [verify_fact, witness_statement, registry_check, locate_person, other]\n"
+        "    joint_kinds: [discipline, duty_violation, duty_crime]\n"
     )
 
 
