@@ -88,7 +88,7 @@ def run_first_demo(request: DemoRequest, *, console: Console, out: Console) -> D
     if letters is not None:
         _print_letters(letters, out)
     if joint is not None:
-        out.print(joint_summary(joint))
+        out.print(joint_summary(joint), soft_wrap=True, highlight=False)
     if request.console_url:
         _print_sign_in(request.console_url, plan, out)
     (request.state_dir / MARKER_FILE).write_text(

@@ -230,6 +230,8 @@ def _check_letters_between_counties(
     # Each accepted letter got a team from the neighbour's own staff.
     assert sorted(letters["teams"]) == [0, 1, 2, 2, 2], letters
     assert "letters to 青峪县: 5 sent, 4 answered, 1 declined" in output
+    # The joint investigation: a team from both pools, closed, both teams freed.
+    assert "team of 2 from 演示县 + 2 from 青峪县, closed (concluded)" in output, output[-3000:]
     # Entered on their paper dates (补录), days after their case began to be worked: spread
     # over the year's quarters, not all on the run day.
     approved = [datetime.fromisoformat(at) for at in letters["approved_at"] if at]
