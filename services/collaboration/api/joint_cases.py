@@ -216,7 +216,7 @@ class JointCaseServicer(pb_grpc.JointCaseServiceServicer):
 
     async def OpenCityJointCase(
         self, request: pb.OpenCityJointCaseRequest, context: Context
-    ) -> pb.OpenJointCaseResponse:
+    ) -> pb.OpenCityJointCaseResponse:
         """The city commission opens a joint case between two member counties."""
         violations: list[FieldViolation] = []
         for name in ("idempotency_key", "city_id", "first_county_id", "second_county_id"):
@@ -263,7 +263,7 @@ class JointCaseServicer(pb_grpc.JointCaseServiceServicer):
                 ),
             )
             seen = view_of(row)
-        return pb.OpenJointCaseResponse(joint_case=_message(seen))
+        return pb.OpenCityJointCaseResponse(joint_case=_message(seen))
 
     async def _step(
         self,

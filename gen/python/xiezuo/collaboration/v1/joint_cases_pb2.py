@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)xiezuo/collaboration/v1/joint_cases.proto\x12\x17xiezuo.collaboration.v1\"\xf9\x02\n\tJointCase\x12\x10\n\x08joint_id\x18\x01 \x01(\t\x12\x11\n\tcounty_id\x18\x02 \x01(\t\x12\x19\n\x11partner_county_id\x18\x03 \x01(\t\x12\x0c\n\x04role\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x06 \x01(\t\x12\x16\n\x0eown_member_ids\x18\x07 \x03(\t\x12\x1a\n\x12partner_member_ids\x18\x08 \x03(\t\x12\x0c\n\x04kind\x18\t \x01(\t\x12\x11\n\town_share\x18\n \x01(\x05\x12\x15\n\rpartner_share\x18\x0b \x01(\x05\x12\x11\n\topened_by\x18\x0c \x01(\t\x12\x16\n\x0epartner_joined\x18\r \x01(\x08\x12\x18\n\x10second_county_id\x18\x0e \x01(\t\x12\x16\n\x0e\x64\x65\x63line_ground\x18\x0f \x01(\t\x12\x0f\n\x07outcome\x18\x10 \x01(\t\x12\x11\n\tclosed_by\x18\x11 \x01(\t\x12\x11\n\tclosed_at\x18\x12 \x01(\t\"\xc3\x01\n\x14OpenJointCaseRequest\x12\x11\n\tcounty_id\x18\x01 \x01(\t\x12\x19\n\x11partner_county_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x03 \x01(\t\x12\x1b\n\x13subject_township_id\x18\x04 \x01(\t\x12\x0c\n\x04kind\x18\x05 \x01(\t\x12\x11\n\town_share\x18\x06 \x01(\x05\x12\x15\n\rpartner_share\x18\x07 \x01(\x05\x12\x17\n\x0fidempotency_key\x18\x08 \x01(\t\"\xb0\x01\n\x18OpenCityJointCaseRequest\x12\x0f\n\x07\x63ity_id\x18\x01 \x01(\t\x12\x17\n\x0f\x66irst_county_id\x18\x02 \x01(\t\x12\x18\n\x10second_county_id\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x13\n\x0b\x66irst_share\x18\x05 \x01(\x05\x12\x14\n\x0csecond_share\x18\x06 \x01(\x05\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\t\"O\n\x15OpenJointCaseResponse\x12\x36\n\njoint_case\x18\x01 \x01(\x0b\x32\".xiezuo.collaboration.v1.JointCase\"k\n\x16\x41\x63\x63\x65ptJointCaseRequest\x12\x10\n\x08joint_id\x18\x01 \x01(\t\x12\x11\n\tcounty_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x03 \x01(\t\x12\x1b\n\x13subject_township_id\x18\x04 \x01(\t\"Q\n\x17\x41\x63\x63\x65ptJointCaseResponse\x12\x36\n\njoint_case\x18\x01 \x01(\x0b\x32\".xiezuo.collaboration.v1.JointCase\"N\n\x17\x44\x65\x63lineJointCaseRequest\x12\x10\n\x08joint_id\x18\x01 \x01(\t\x12\x11\n\tcounty_id\x18\x02 \x01(\t\x12\x0e\n\x06ground\x18\x03 \x01(\t\"R\n\x18\x44\x65\x63lineJointCaseResponse\x12\x36\n\njoint_case\x18\x01 \x01(\x0b\x32\".xiezuo.collaboration.v1.JointCase\"M\n\x15\x43loseJointCaseRequest\x12\x10\n\x08joint_id\x18\x01 \x01(\t\x12\x11\n\tcounty_id\x18\x02 \x01(\t\x12\x0f\n\x07outcome\x18\x03 \x01(\t\"P\n\x16\x43loseJointCaseResponse\x12\x36\n\njoint_case\x18\x01 \x01(\x0b\x32\".xiezuo.collaboration.v1.JointCase\":\n\x13GetJointCaseRequest\x12\x10\n\x08joint_id\x18\x01 \x01(\t\x12\x11\n\tcounty_id\x18\x02 \x01(\t\"N\n\x14GetJointCaseResponse\x12\x36\n\njoint_case\x18\x01 \x01(\x0b\x32\".xiezuo.collaboration.v1.JointCase\"`\n\x15ListJointCasesRequest\x12\x11\n\tcounty_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"j\n\x16ListJointCasesResponse\x12\x37\n\x0bjoint_cases\x18\x01 \x03(\x0b\x32\".xiezuo.collaboration.v1.JointCase\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xbc\x06\n\x10JointCaseService\x12n\n\rOpenJointCase\x12-.xiezuo.collaboration.v1.OpenJointCaseRequest\x1a..xiezuo.collaboration.v1.OpenJointCaseResponse\x12v\n\x11OpenCityJointCase\x12\x31.xiezuo.collaboration.v1.OpenCityJointCaseRequest\x1a..xiezuo.collaboration.v1.OpenJointCaseResponse\x12t\n\x0f\x41\x63\x63\x65ptJointCase\x12/.xiezuo.collaboration.v1.AcceptJointCaseRequest\x1a\x30.xiezuo.collaboration.v1.AcceptJointCaseResponse\x12w\n\x10\x44\x65\x63lineJointCase\x12\x30.xiezuo.collaboration.v1.DeclineJointCaseRequest\x1a\x31.xiezuo.collaboration.v1.DeclineJointCaseResponse\x12q\n\x0e\x43loseJointCase\x12..xiezuo.collaboration.v1.CloseJointCaseRequest\x1a/.xiezuo.collaboration.v1.CloseJointCaseResponse\x12k\n\x0cGetJointCase\x12,.xiezuo.collaboration.v1.GetJointCaseRequest\x1a-.xiezuo.collaboration.v1.GetJointCaseResponse\x12q\n\x0eListJointCases\x12..xiezuo.collaboration.v1.ListJointCasesRequest\x1a/.xiezuo.collaboration.v1.ListJointCasesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)xiezuo/collaboration/v1/joint_cases.proto\x12\x17xiezuo.collaboration.v1\"\xf9\x02\n\tJointCase\x12\x10\n\x08joint_id\x18\x01 \x01(\t\x12\x11\n\tcounty_id\x18\x02 \x01(\t\x12\x19\n\x11partner_county_id\x18\x03 \x01(\t\x12\x0c\n\x04role\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x06 \x01(\t\x12\x16\n\x0eown_member_ids\x18\x07 \x03(\t\x12\x1a\n\x12partner_member_ids\x18\x08 \x03(\t\x12\x0c\n\x04kind\x18\t \x01(\t\x12\x11\n\town_share\x18\n \x01(\x05\x12\x15\n\rpartner_share\x18\x0b \x01(\x05\x12\x11\n\topened_by\x18\x0c \x01(\t\x12\x16\n\x0epartner_joined\x18\r \x01(\x08\x12\x18\n\x10second_county_id\x18\x0e \x01(\t\x12\x16\n\x0e\x64\x65\x63line_ground\x18\x0f \x01(\t\x12\x0f\n\x07outcome\x18\x10 \x01(\t\x12\x11\n\tclosed_by\x18\x11 \x01(\t\x12\x11\n\tclosed_at\x18\x12 \x01(\t\"\xc3\x01\n\x14OpenJointCaseRequest\x12\x11\n\tcounty_id\x18\x01 \x01(\t\x12\x19\n\x11partner_county_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x03 \x01(\t\x12\x1b\n\x13subject_township_id\x18\x04 \x01(\t\x12\x0c\n\x04kind\x18\x05 \x01(\t\x12\x11\n\town_share\x18\x06 \x01(\x05\x12\x15\n\rpartner_share\x18\x07 \x01(\x05\x12\x17\n\x0fidempotency_key\x18\x08 \x01(\t\"\xb0\x01\n\x18OpenCityJointCaseRequest\x12\x0f\n\x07\x63ity_id\x18\x01 \x01(\t\x12\x17\n\x0f\x66irst_county_id\x18\x02 \x01(\t\x12\x18\n\x10second_county_id\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x13\n\x0b\x66irst_share\x18\x05 \x01(\x05\x12\x14\n\x0csecond_share\x18\x06 \x01(\x05\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\t\"O\n\x15OpenJointCaseResponse\x12\x36\n\njoint_case\x18\x01 \x01(\x0b\x32\".xiezuo.collaboration.v1.JointCase\"S\n\x19OpenCityJointCaseResponse\x12\x36\n\njoint_case\x18\x01 \x01(\x0b\x32\".xiezuo.collaboration.v1.JointCase\"k\n\x16\x41\x63\x63\x65ptJointCaseRequest\x12\x10\n\x08joint_id\x18\x01 \x01(\t\x12\x11\n\tcounty_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x03 \x01(\t\x12\x1b\n\x13subject_township_id\x18\x04 \x01(\t\"Q\n\x17\x41\x63\x63\x65ptJointCaseResponse\x12\x36\n\njoint_case\x18\x01 \x01(\x0b\x32\".xiezuo.collaboration.v1.JointCase\"N\n\x17\x44\x65\x63lineJointCaseRequest\x12\x10\n\x08joint_id\x18\x01 \x01(\t\x12\x11\n\tcounty_id\x18\x02 \x01(\t\x12\x0e\n\x06ground\x18\x03 \x01(\t\"R\n\x18\x44\x65\x63lineJointCaseResponse\x12\x36\n\njoint_case\x18\x01 \x01(\x0b\x32\".xiezuo.collaboration.v1.JointCase\"M\n\x15\x43loseJointCaseRequest\x12\x10\n\x08joint_id\x18\x01 \x01(\t\x12\x11\n\tcounty_id\x18\x02 \x01(\t\x12\x0f\n\x07outcome\x18\x03 \x01(\t\"P\n\x16\x43loseJointCaseResponse\x12\x36\n\njoint_case\x18\x01 \x01(\x0b\x32\".xiezuo.collaboration.v1.JointCase\":\n\x13GetJointCaseRequest\x12\x10\n\x08joint_id\x18\x01 \x01(\t\x12\x11\n\tcounty_id\x18\x02 \x01(\t\"N\n\x14GetJointCaseResponse\x12\x36\n\njoint_case\x18\x01 \x01(\x0b\x32\".xiezuo.collaboration.v1.JointCase\"`\n\x15ListJointCasesRequest\x12\x11\n\tcounty_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"j\n\x16ListJointCasesResponse\x12\x37\n\x0bjoint_cases\x18\x01 \x03(\x0b\x32\".xiezuo.collaboration.v1.JointCase\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xc0\x06\n\x10JointCaseService\x12n\n\rOpenJointCase\x12-.xiezuo.collaboration.v1.OpenJointCaseRequest\x1a..xiezuo.collaboration.v1.OpenJointCaseResponse\x12z\n\x11OpenCityJointCase\x12\x31.xiezuo.collaboration.v1.OpenCityJointCaseRequest\x1a\x32.xiezuo.collaboration.v1.OpenCityJointCaseResponse\x12t\n\x0f\x41\x63\x63\x65ptJointCase\x12/.xiezuo.collaboration.v1.AcceptJointCaseRequest\x1a\x30.xiezuo.collaboration.v1.AcceptJointCaseResponse\x12w\n\x10\x44\x65\x63lineJointCase\x12\x30.xiezuo.collaboration.v1.DeclineJointCaseRequest\x1a\x31.xiezuo.collaboration.v1.DeclineJointCaseResponse\x12q\n\x0e\x43loseJointCase\x12..xiezuo.collaboration.v1.CloseJointCaseRequest\x1a/.xiezuo.collaboration.v1.CloseJointCaseResponse\x12k\n\x0cGetJointCase\x12,.xiezuo.collaboration.v1.GetJointCaseRequest\x1a-.xiezuo.collaboration.v1.GetJointCaseResponse\x12q\n\x0eListJointCases\x12..xiezuo.collaboration.v1.ListJointCasesRequest\x1a/.xiezuo.collaboration.v1.ListJointCasesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,26 +39,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_OPENCITYJOINTCASEREQUEST']._serialized_end=825
   _globals['_OPENJOINTCASERESPONSE']._serialized_start=827
   _globals['_OPENJOINTCASERESPONSE']._serialized_end=906
-  _globals['_ACCEPTJOINTCASEREQUEST']._serialized_start=908
-  _globals['_ACCEPTJOINTCASEREQUEST']._serialized_end=1015
-  _globals['_ACCEPTJOINTCASERESPONSE']._serialized_start=1017
-  _globals['_ACCEPTJOINTCASERESPONSE']._serialized_end=1098
-  _globals['_DECLINEJOINTCASEREQUEST']._serialized_start=1100
-  _globals['_DECLINEJOINTCASEREQUEST']._serialized_end=1178
-  _globals['_DECLINEJOINTCASERESPONSE']._serialized_start=1180
-  _globals['_DECLINEJOINTCASERESPONSE']._serialized_end=1262
-  _globals['_CLOSEJOINTCASEREQUEST']._serialized_start=1264
-  _globals['_CLOSEJOINTCASEREQUEST']._serialized_end=1341
-  _globals['_CLOSEJOINTCASERESPONSE']._serialized_start=1343
-  _globals['_CLOSEJOINTCASERESPONSE']._serialized_end=1423
-  _globals['_GETJOINTCASEREQUEST']._serialized_start=1425
-  _globals['_GETJOINTCASEREQUEST']._serialized_end=1483
-  _globals['_GETJOINTCASERESPONSE']._serialized_start=1485
-  _globals['_GETJOINTCASERESPONSE']._serialized_end=1563
-  _globals['_LISTJOINTCASESREQUEST']._serialized_start=1565
-  _globals['_LISTJOINTCASESREQUEST']._serialized_end=1661
-  _globals['_LISTJOINTCASESRESPONSE']._serialized_start=1663
-  _globals['_LISTJOINTCASESRESPONSE']._serialized_end=1769
-  _globals['_JOINTCASESERVICE']._serialized_start=1772
-  _globals['_JOINTCASESERVICE']._serialized_end=2600
+  _globals['_OPENCITYJOINTCASERESPONSE']._serialized_start=908
+  _globals['_OPENCITYJOINTCASERESPONSE']._serialized_end=991
+  _globals['_ACCEPTJOINTCASEREQUEST']._serialized_start=993
+  _globals['_ACCEPTJOINTCASEREQUEST']._serialized_end=1100
+  _globals['_ACCEPTJOINTCASERESPONSE']._serialized_start=1102
+  _globals['_ACCEPTJOINTCASERESPONSE']._serialized_end=1183
+  _globals['_DECLINEJOINTCASEREQUEST']._serialized_start=1185
+  _globals['_DECLINEJOINTCASEREQUEST']._serialized_end=1263
+  _globals['_DECLINEJOINTCASERESPONSE']._serialized_start=1265
+  _globals['_DECLINEJOINTCASERESPONSE']._serialized_end=1347
+  _globals['_CLOSEJOINTCASEREQUEST']._serialized_start=1349
+  _globals['_CLOSEJOINTCASEREQUEST']._serialized_end=1426
+  _globals['_CLOSEJOINTCASERESPONSE']._serialized_start=1428
+  _globals['_CLOSEJOINTCASERESPONSE']._serialized_end=1508
+  _globals['_GETJOINTCASEREQUEST']._serialized_start=1510
+  _globals['_GETJOINTCASEREQUEST']._serialized_end=1568
+  _globals['_GETJOINTCASERESPONSE']._serialized_start=1570
+  _globals['_GETJOINTCASERESPONSE']._serialized_end=1648
+  _globals['_LISTJOINTCASESREQUEST']._serialized_start=1650
+  _globals['_LISTJOINTCASESREQUEST']._serialized_end=1746
+  _globals['_LISTJOINTCASESRESPONSE']._serialized_start=1748
+  _globals['_LISTJOINTCASESRESPONSE']._serialized_end=1854
+  _globals['_JOINTCASESERVICE']._serialized_start=1857
+  _globals['_JOINTCASESERVICE']._serialized_end=2689
 # @@protoc_insertion_point(module_scope)

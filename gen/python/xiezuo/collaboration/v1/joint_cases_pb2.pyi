@@ -219,7 +219,7 @@ class OpenJointCaseResponse(_message.Message):
     JOINT_CASE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def joint_case(self) -> Global___JointCase:
-        """The caller's view (the opening county's, or the city's)."""
+        """The opening county's view."""
 
     def __init__(
         self,
@@ -233,6 +233,30 @@ class OpenJointCaseResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___OpenJointCaseResponse: _TypeAlias = OpenJointCaseResponse  # noqa: Y015
+
+@_typing.final
+class OpenCityJointCaseResponse(_message.Message):
+    """The joint case as the city opened it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOINT_CASE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def joint_case(self) -> Global___JointCase:
+        """The city's view: the two counties, kind and shares; no case, no team."""
+
+    def __init__(
+        self,
+        *,
+        joint_case: Global___JointCase | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["joint_case", b"joint_case"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["joint_case", b"joint_case"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpenCityJointCaseResponse: _TypeAlias = OpenCityJointCaseResponse  # noqa: Y015
 
 @_typing.final
 class AcceptJointCaseRequest(_message.Message):

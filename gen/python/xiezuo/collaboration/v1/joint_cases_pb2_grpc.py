@@ -49,7 +49,7 @@ class JointCaseServiceStub:
         self.OpenCityJointCase = channel.unary_unary(
                 '/xiezuo.collaboration.v1.JointCaseService/OpenCityJointCase',
                 request_serializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.OpenCityJointCaseRequest.SerializeToString,
-                response_deserializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.OpenJointCaseResponse.FromString,
+                response_deserializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.OpenCityJointCaseResponse.FromString,
                 _registered_method=True)
         self.AcceptJointCase = channel.unary_unary(
                 '/xiezuo.collaboration.v1.JointCaseService/AcceptJointCase',
@@ -148,7 +148,7 @@ def add_JointCaseServiceServicer_to_server(servicer, server):
             'OpenCityJointCase': grpc.unary_unary_rpc_method_handler(
                     servicer.OpenCityJointCase,
                     request_deserializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.OpenCityJointCaseRequest.FromString,
-                    response_serializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.OpenJointCaseResponse.SerializeToString,
+                    response_serializer=xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.OpenCityJointCaseResponse.SerializeToString,
             ),
             'AcceptJointCase': grpc.unary_unary_rpc_method_handler(
                     servicer.AcceptJointCase,
@@ -236,7 +236,7 @@ class JointCaseService:
             target,
             '/xiezuo.collaboration.v1.JointCaseService/OpenCityJointCase',
             xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.OpenCityJointCaseRequest.SerializeToString,
-            xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.OpenJointCaseResponse.FromString,
+            xiezuo_dot_collaboration_dot_v1_dot_joint__cases__pb2.OpenCityJointCaseResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -42,7 +42,7 @@ class JointCaseServiceStub:
     def __new__(cls, channel: _aio.Channel) -> JointCaseServiceAsyncStub: ...
     OpenJointCase: _grpc.UnaryUnaryMultiCallable[_joint_cases_pb2.OpenJointCaseRequest, _joint_cases_pb2.OpenJointCaseResponse]
     """A county's leadership opens a joint case from one of its cases with another county."""
-    OpenCityJointCase: _grpc.UnaryUnaryMultiCallable[_joint_cases_pb2.OpenCityJointCaseRequest, _joint_cases_pb2.OpenJointCaseResponse]
+    OpenCityJointCase: _grpc.UnaryUnaryMultiCallable[_joint_cases_pb2.OpenCityJointCaseRequest, _joint_cases_pb2.OpenCityJointCaseResponse]
     """The city commission opens a joint case between two member counties; both must join."""
     AcceptJointCase: _grpc.UnaryUnaryMultiCallable[_joint_cases_pb2.AcceptJointCaseRequest, _joint_cases_pb2.AcceptJointCaseResponse]
     """A county asked to join does, naming its own case and the subject's township."""
@@ -69,7 +69,7 @@ class JointCaseServiceAsyncStub(JointCaseServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     OpenJointCase: _aio.UnaryUnaryMultiCallable[_joint_cases_pb2.OpenJointCaseRequest, _joint_cases_pb2.OpenJointCaseResponse]  # type: ignore[assignment]
     """A county's leadership opens a joint case from one of its cases with another county."""
-    OpenCityJointCase: _aio.UnaryUnaryMultiCallable[_joint_cases_pb2.OpenCityJointCaseRequest, _joint_cases_pb2.OpenJointCaseResponse]  # type: ignore[assignment]
+    OpenCityJointCase: _aio.UnaryUnaryMultiCallable[_joint_cases_pb2.OpenCityJointCaseRequest, _joint_cases_pb2.OpenCityJointCaseResponse]  # type: ignore[assignment]
     """The city commission opens a joint case between two member counties; both must join."""
     AcceptJointCase: _aio.UnaryUnaryMultiCallable[_joint_cases_pb2.AcceptJointCaseRequest, _joint_cases_pb2.AcceptJointCaseResponse]  # type: ignore[assignment]
     """A county asked to join does, naming its own case and the subject's township."""
@@ -105,7 +105,7 @@ class JointCaseServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _joint_cases_pb2.OpenCityJointCaseRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_joint_cases_pb2.OpenJointCaseResponse, _abc.Awaitable[_joint_cases_pb2.OpenJointCaseResponse]]:
+    ) -> _typing.Union[_joint_cases_pb2.OpenCityJointCaseResponse, _abc.Awaitable[_joint_cases_pb2.OpenCityJointCaseResponse]]:
         """The city commission opens a joint case between two member counties; both must join."""
 
     @_abc_1.abstractmethod
