@@ -8,7 +8,6 @@ team's steps offered; an officer of another zone is refused the case.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -19,6 +18,7 @@ from xiezuo.cases.v1 import cases_pb2, cases_pb2_grpc
 
 from tests.browser.conftest import Screenshot, SignIn
 from tests.browser.platform import Platform
+from tests.integration.helpers import eventually_sync
 
 # deploy/demo/county.yaml: 第一协作区 (z-1) is led by 史宁 (p-004) with 余磊 (p-010) as deputy;
 # 邵斌 (p-048) is supervision staff of 马召镇 (t-04) in 第二协作区 (z-2).
@@ -75,24 +75,30 @@ def _register_report(page: Page, screenshot: Screenshot, subject: str) -> str:
 def _wait_for_clue(
     cases: cases_pb2_grpc.CaseServiceStub, clue_id: str, metadata: tuple[tuple[str, str], ...]
 ) -> None:
-    deadline = time.monotonic() + CLUE_WITHIN
-    while True:
+    """Poll cases until intake's clue is registered there (NOT_FOUND until then)."""
+
+    def registered() -> bool | None:
         try:
             cases.GetCase(cases_pb2.GetCaseRequest(case_id=clue_id), metadata=metadata, timeout=5)
-            return
         except grpc.RpcError as error:
-            if error.code() is not grpc.StatusCode.NOT_FOUND or time.monotonic() > deadline:
+            if error.code() is not grpc.StatusCode.NOT_FOUND:
                 raise
-        time.sleep(0.5)
+            return None
+        return True
+
+    eventually_sync(registered, f"clue {clue_id} in cases", within=CLUE_WITHIN)
 
 
 def _wait_for_team(page: Page) -> None:
     """Reload the case file until staffing's draw has put a team on it."""
-    deadline = time.monotonic() + TEAM_WITHIN
-    while page.locator("#working-team code.id").count() == 0:
-        assert time.monotonic() < deadline, "no team was drawn in time"
-        time.sleep(1.0)
+
+    def drawn() -> bool | None:
+        if page.locator("#working-team code.id").count():
+            return True
         page.reload()
+        return None
+
+    eventually_sync(drawn, "a drawn team on the case file", within=TEAM_WITHIN, every=1.0)
 
 
 def test_a_zone_chief_approves_a_disposal_from_the_inbox_and_follows_the_draw(
