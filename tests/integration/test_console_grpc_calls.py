@@ -3,7 +3,6 @@ come back as the page the user should see (sign-in, 403, 404, inline field error
 
 from __future__ import annotations
 
-import re
 import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,7 @@ from services.runtime.grpc.errors import FieldViolation, InvalidArgument, Servic
 from services.runtime.settings import PlatformSettings
 from services.runtime.telemetry import configure_tracing
 from services.runtime.tokens import TokenVerifier, ensure_dev_keypair
+from tests.console_forms import csrf_token, dev_sign_in
 
 GET_CASE = "/xiezuo.cases.v1.CaseService/GetCase"
 
@@ -109,15 +109,7 @@ def _signed_in_client(
     app.router.routes.append(Route("/probe/{case_id}", probe))
     client = TestClient(app)
     client.__enter__()
-    page = client.get("/sign-in").text
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert token is not None
-    signed = client.post(
-        "/sign-in/dev",
-        data={"person_id": "p-004", "csrf_token": token.group(1)},
-        follow_redirects=False,
-    )
-    assert signed.status_code == 303
+    dev_sign_in(client, "p-004")
     return client
 
 
@@ -193,11 +185,9 @@ def test_a_form_sent_with_an_expired_token_comes_back_to_its_page_after_sign_in(
     client = _signed_in_client(tmp_path, monkeypatch, port)
     client.app.router.routes.append(Route("/probe/{case_id}", probe, methods=["POST"]))  # type: ignore[attr-defined]
     try:
-        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").text)
-        assert token is not None
         sent = client.post(
             "/probe/expired",
-            data={"csrf_token": token.group(1)},
+            data={"csrf_token": csrf_token(client.get("/").text)},
             headers={"referer": "http://testserver/cases/c-9?tab=act"},
             follow_redirects=False,
         )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ from services.runtime.localstack import KafkaNode
 from services.runtime.migrate import upgrade_async
 from services.runtime.settings import PlatformSettings
 from services.runtime.tokens import Principal, TokenIssuer, TokenVerifier, ensure_dev_keypair
+from tests.console_forms import csrf_token
 from tests.integration.helpers import (
     WAIT_SECONDS,
     create_topics,
@@ -226,10 +226,8 @@ def _dev_person(person_id: str, zone: str) -> DevPerson:
 async def _sign_in(client: httpx.AsyncClient, person_id: str) -> None:
     """The dev sign-in form, as a browser submits it (CSRF token from the page)."""
     page = await client.get("/sign-in")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert token is not None, page.text[:500]
     answer = await client.post(
-        "/sign-in/dev", data={"person_id": person_id, "csrf_token": token.group(1)}
+        "/sign-in/dev", data={"person_id": person_id, "csrf_token": csrf_token(page.text)}
     )
     assert answer.status_code == 303, answer.text[:500]
 

@@ -25,6 +25,7 @@ from services.console.locale import Catalogue, LocaleError
 from services.console.settings import ConsoleSettings
 from services.runtime.settings import PlatformSettings
 from services.runtime.tokens import TokenVerifier, ensure_dev_keypair
+from tests.console_forms import csrf_token
 from tests.console_idp import CLIENT_ID, CLIENT_SECRET, FakeIdp, running_idp
 
 LEADER_CLAIMS = {
@@ -144,7 +145,7 @@ def test_dev_sign_in_is_off_when_the_setting_is(tmp_path: Path, leader_idp: Fake
     app = build_app(_oidc_settings(tmp_path, leader_idp), _platform(tmp_path))
     with TestClient(app) as client:
         page = client.get("/sign-in")
-        token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        token = csrf_token(page.text)
         refused = client.post(
             "/sign-in/dev",
             data={"person_id": "p-004", "csrf_token": token},

@@ -28,6 +28,7 @@ from services.console.app import build_app
 from services.console.settings import ConsoleSettings
 from services.runtime.grpc.errors import STATUS_DETAILS_KEY
 from services.runtime.settings import PlatformSettings
+from tests.console_forms import csrf_token, dev_sign_in
 
 CASE = "clue-c-demo-000001"
 CHIEF, OUTSIDER = "p-004", "p-048"
@@ -249,20 +250,8 @@ def console(tmp_path: Path) -> Iterator[tuple[TestClient, Stubs]]:
     yield TestClient(app, base_url="http://console.test"), stubs
 
 
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found, "no CSRF field on the page"
-    return found.group(1)
-
-
 def _sign_in(client: TestClient, person: str) -> None:
-    page = client.get("/sign-in")
-    reply = client.post(
-        "/sign-in/dev",
-        data={"person_id": person, "next": "/work", "csrf_token": _csrf(page.text)},
-        follow_redirects=False,
-    )
-    assert reply.status_code == 303, reply.text
+    dev_sign_in(client, person, "/work")
 
 
 def test_the_inbox_lists_the_disposal_awaiting_the_zone_chief(
@@ -300,7 +289,7 @@ def test_an_approval_is_one_act_on_case_and_back_to_the_file(
         data={
             "action": "approve_disposal",
             "idempotency_key": "k-1",
-            "csrf_token": _csrf(page.text),
+            "csrf_token": csrf_token(page.text),
         },
         follow_redirects=False,
     )
@@ -318,7 +307,7 @@ def test_a_field_violation_is_shown_beside_its_input_and_nothing_acts(
     page = client.get(f"/cases/{CASE}")
     reply = client.post(
         f"/cases/{CASE}/act",
-        data={"action": "reject_proposal", "reason": "", "csrf_token": _csrf(page.text)},
+        data={"action": "reject_proposal", "reason": "", "csrf_token": csrf_token(page.text)},
     )
     assert reply.status_code == 400
     assert re.search(r'id="err-reject_proposal-reason"[^>]*>\s*<li>is required</li>', reply.text)
@@ -375,7 +364,7 @@ def test_a_report_goes_to_intake_with_its_channel_and_the_receipt_is_shown_once(
     form = client.get("/reports/new")
     assert form.status_code == 200
     fields = {
-        "csrf_token": _csrf(form.text),
+        "csrf_token": csrf_token(form.text),
         "idempotency_key": "k-r",
         "channel": "visit",
         "township_id": "t-01",
@@ -400,7 +389,7 @@ def test_a_zone_chief_overrides_a_draw_with_a_reason_and_unknown_people_are_name
     _sign_in(client, CHIEF)
     page = client.get("/draws/draw-1")
     assert 'id="override-form"' in page.text
-    token = _csrf(page.text)
+    token = csrf_token(page.text)
     no_reason = client.post(
         "/draws/draw-1/override", data={"members": "p-033, p-037", "csrf_token": token}
     )
@@ -434,7 +423,7 @@ def test_a_rectification_item_is_followed_up_from_the_zone_board(
     _sign_in(client, CHIEF)
     board = client.get("/zones/z-1/board?quarter=2026Q1")
     assert 'id="item-rect-1"' in board.text and 'data-kind="verify"' in board.text
-    token = _csrf(board.text)
+    token = csrf_token(board.text)
     refused = client.post(
         "/zones/z-1/rectification/rect-1",
         data={

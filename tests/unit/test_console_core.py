@@ -20,6 +20,7 @@ from services.console.signin import dev_directory
 from services.console.web import NavLink, safe_next
 from services.demo.county import DEMO_COUNTY_FILE
 from services.runtime.settings import PlatformSettings
+from tests.console_forms import csrf_token
 
 
 def _closed_port() -> int:
@@ -36,9 +37,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
 
 
 def _token(client: TestClient) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/sign-in").text)
-    assert found is not None
-    return found.group(1)
+    return csrf_token(client.get("/sign-in").text)
 
 
 def test_the_csrf_token_is_taken_from_the_htmx_header_or_the_form(client: TestClient) -> None:

@@ -25,6 +25,7 @@ from services.console.app import build_app
 from services.console.settings import ConsoleSettings
 from services.runtime.grpc.errors import STATUS_DETAILS_KEY
 from services.runtime.settings import PlatformSettings
+from tests.console_forms import csrf_token, dev_sign_in
 
 ASSESSOR, LEADER = "p-027", "p-003"
 EXPLAIN = "/ranking/explain/zone/z-1?quarter=2026Q3"
@@ -132,31 +133,15 @@ def console(tmp_path: Path) -> Iterator[tuple[TestClient, Stubs]]:
     yield TestClient(app, base_url="http://console.test"), stubs
 
 
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found, "no CSRF field on the page"
-    return found.group(1)
-
-
 def _hidden(html: str, name: str) -> str:
     found = re.search(rf'name="{name}" value="([^"]*)"', html)
     assert found, f"no {name} on the page"
     return found.group(1)
 
 
-def _sign_in(client: TestClient, person: str) -> None:
-    page = client.get("/sign-in")
-    reply = client.post(
-        "/sign-in/dev",
-        data={"person_id": person, "next": "/", "csrf_token": _csrf(page.text)},
-        follow_redirects=False,
-    )
-    assert reply.status_code == 303, reply.text
-
-
 def test_the_explain_page_links_each_part_to_its_cases(console: tuple[TestClient, Stubs]) -> None:
     client, _ = console
-    _sign_in(client, LEADER)
+    dev_sign_in(client, LEADER)
     page = client.get(EXPLAIN)
     assert page.status_code == 200
     assert "第一协作区" in page.text and "61.50" in page.text
@@ -170,11 +155,11 @@ def test_an_assessors_mark_is_one_call_and_a_refusal_is_shown_beside_its_field(
     console: tuple[TestClient, Stubs],
 ) -> None:
     client, stubs = console
-    _sign_in(client, ASSESSOR)
+    dev_sign_in(client, ASSESSOR)
     page = client.get(EXPLAIN)
     assert 'data-testid="mark-form"' in page.text
     form = {
-        "csrf_token": _csrf(page.text),
+        "csrf_token": csrf_token(page.text),
         "quarter": "2026Q3",
         "idempotency_key": _hidden(page.text, "idempotency_key"),
         "points": "25",
@@ -202,11 +187,16 @@ def test_points_that_are_not_a_number_are_refused_without_a_call(
     console: tuple[TestClient, Stubs],
 ) -> None:
     client, stubs = console
-    _sign_in(client, ASSESSOR)
+    dev_sign_in(client, ASSESSOR)
     page = client.get(EXPLAIN)
     reply = client.post(
         "/ranking/explain/zone/z-1/mark",
-        data={"csrf_token": _csrf(page.text), "quarter": "2026Q3", "points": "很多", "reason": "x"},
+        data={
+            "csrf_token": csrf_token(page.text),
+            "quarter": "2026Q3",
+            "points": "很多",
+            "reason": "x",
+        },
         follow_redirects=False,
     )
     assert reply.status_code == 400 and "must be a number" in reply.text
@@ -215,7 +205,7 @@ def test_points_that_are_not_a_number_are_refused_without_a_call(
 
 def test_a_mark_without_the_csrf_token_is_refused(console: tuple[TestClient, Stubs]) -> None:
     client, stubs = console
-    _sign_in(client, ASSESSOR)
+    dev_sign_in(client, ASSESSOR)
     reply = client.post(
         "/ranking/explain/zone/z-1/mark",
         data={"quarter": "2026Q3", "points": "10", "reason": "x"},
@@ -229,13 +219,13 @@ def test_a_campaign_is_shown_by_name_and_redefined_from_its_own_values(
     console: tuple[TestClient, Stubs],
 ) -> None:
     client, stubs = console
-    _sign_in(client, LEADER)
+    dev_sign_in(client, LEADER)
     page = client.get("/campaigns?campaign_id=camp-1")
     assert page.status_code == 200
     assert "惠民资金专项监督" in page.text and "贪污挪用" in page.text and "立案" in page.text
     assert 'value="2026-10-31"' in page.text  # the form starts from the campaign as it is
     form = {
-        "csrf_token": _csrf(page.text),
+        "csrf_token": csrf_token(page.text),
         "idempotency_key": _hidden(page.text, "idempotency_key"),
         "campaign_id": "camp-1",
         "name": "惠民资金专项监督",
@@ -259,7 +249,7 @@ def test_a_campaign_is_shown_by_name_and_redefined_from_its_own_values(
 
 def test_the_campaign_form_is_for_planners(console: tuple[TestClient, Stubs]) -> None:
     client, _ = console
-    _sign_in(client, "p-004")  # a zone chief reads a campaign's results but does not define one
+    dev_sign_in(client, "p-004")  # a zone chief reads a campaign's results but does not define one
     page = client.get("/campaigns?campaign_id=camp-1")
     assert page.status_code == 200 and 'data-testid="campaign-form"' not in page.text
 
@@ -278,7 +268,7 @@ def test_a_plan_is_redefined_from_its_own_targets_and_a_refusal_lands_on_its_cel
     console: tuple[TestClient, Stubs],
 ) -> None:
     client, stubs = console
-    _sign_in(client, LEADER)
+    dev_sign_in(client, LEADER)
     page = client.get("/plans?year=2026")
     assert page.status_code == 200
     form = _plan_form(page.text)
