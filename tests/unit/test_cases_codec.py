@@ -63,3 +63,17 @@ def test_a_new_file_encoded_from_its_kind_is_the_new_file_encoded() -> None:
             assert codec.decode(encoder(case_id)).case_id == case_id
     rich = _rich_file()
     assert codec.NewFileEncoder(rich)("k-9") == codec.encode(replace(rich, case_id="k-9"))
+
+
+def test_the_filed_mark_is_in_the_text_of_a_filed_file_only() -> None:
+    # CountCasesByStage tells filed cases from clues by this text in SQL.
+    filed = _rich_file()
+    # A free-text value quoting the mark is escaped in the JSON and must not look filed.
+    quoting = replace(
+        filed,
+        filed=False,
+        evidence=(Evidence(description='"filed": true', sha256="ab" * 32, recorded_by="p-1"),),
+    )
+    assert codec.encode(filed).count(codec.FILED_MARK) == 1
+    assert codec.FILED_MARK not in codec.encode(quoting)
+    assert codec.FILED_MARK not in codec.encode(replace(filed, filed=False))

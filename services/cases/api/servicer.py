@@ -30,7 +30,7 @@ from services.cases.domain.casefile import (
     open_actions,
     open_approvals,
 )
-from services.cases.store.case_reader import CaseFilter, CaseReader, CaseView
+from services.cases.store.case_reader import CaseFilter, CaseReader, CaseView, Keep
 from services.cases.store.clues import ClueReader
 from services.cases.store.tables import CaseFileRow
 from services.cases.store.workflow import CaseMissing, KeyReused, OutOfOrder, Workflow
@@ -246,9 +246,11 @@ class CaseServicer(LinkApi, RectificationApi, cases_pb2_grpc.CaseServiceServicer
             "category": request.category,
             "assignee": request.assignee,
         }
+        # Newer filters only when set, so page tokens issued before they existed stay valid.
         if request.at_risk_only:
-            # Only when set, so page tokens issued before the filter existed stay valid.
             query["at_risk"] = True
+        if request.awaiting_caller_approval:
+            query["awaiting_caller"] = True
         after = ""
         if request.page_token:
             try:
@@ -259,6 +261,14 @@ class CaseServicer(LinkApi, RectificationApi, cases_pb2_grpc.CaseServiceServicer
             raise InvalidArgument(violations)
         principal = current_principal()
         scope = case_list_scope(principal, county_id=request.county_id)
+        keep: Keep | None = None
+        stages: frozenset[str] | None = None
+        if request.awaiting_caller_approval:
+            if CASE_SUBJECT in principal.roles:
+                # A reported person approves nothing: no file awaits them.
+                return cases_pb2.ListCasesResponse()
+            keep = self._awaits(principal)
+            stages = self._workflow.approval_stages()
         limit = request.page_size or DEFAULT_PAGE_SIZE
         views = await self._cases.page(
             CaseFilter(
@@ -272,10 +282,12 @@ class CaseServicer(LinkApi, RectificationApi, cases_pb2_grpc.CaseServiceServicer
                 at_risk_only=request.at_risk_only,
                 category=request.category,
                 assignee=request.assignee,
+                stages=stages,
             ),
             after=after,
             limit=limit + 1,
             actor=principal.subject,
+            keep=keep,
         )
         next_token = ""
         if len(views) > limit:
@@ -285,6 +297,45 @@ class CaseServicer(LinkApi, RectificationApi, cases_pb2_grpc.CaseServiceServicer
             cases=[self._summary_for(view, principal) for view in views],
             next_page_token=next_token,
         )
+
+    async def CountCasesByStage(
+        self, request: cases_pb2.CountCasesByStageRequest, context: Context
+    ) -> cases_pb2.CountCasesByStageResponse:
+        """How many of the files the caller may see stand in each stage, without listing them."""
+        if not request.county_id:
+            raise InvalidArgument([FieldViolation("county_id", "is required")])
+        principal = current_principal()
+        scope = case_list_scope(principal, county_id=request.county_id)
+        tallies = await self._cases.count_by_stage(
+            CaseFilter(
+                county_id=scope.county_id,
+                led_zones=scope.led_zones,
+                person_id=scope.person_id,
+                zone_id=request.zone_id,
+                township_id=request.township_id,
+                overdue_only=request.overdue_only,
+                at_risk_only=request.at_risk_only,
+                category=request.category,
+                assignee=request.assignee,
+            ),
+            actor=principal.subject,
+        )
+        return cases_pb2.CountCasesByStageResponse(
+            counts=[
+                cases_pb2.StageCount(stage=t.stage, filed=t.filed, count=t.count) for t in tallies
+            ],
+            total=sum(t.count for t in tallies),
+        )
+
+    def _awaits(self, principal: Principal) -> Keep:
+        """Whether the rule set awaits an approval from this caller on a file now."""
+        actor = Actor(principal.subject, principal.roles)
+
+        def awaits(row: CaseFileRow, file: CaseFile) -> bool:
+            rules = self._workflow.rules(row.rule_version)
+            return rules is not None and bool(open_approvals(file, actor, rules))
+
+        return awaits
 
     def _summary_for(self, view: CaseView, principal: Principal) -> cases_pb2.CaseSummary:
         """A file's summary with the approvals it awaits from this caller."""

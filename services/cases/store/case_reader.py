@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, and_, case, exists, false, literal, or_
+from sqlalchemy import ColumnElement, and_, case, exists, false, func, literal, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -26,6 +26,10 @@ from services.runtime import audit
 from services.runtime.db import Database, as_utc
 
 Authorize = Callable[[CaseFileRow, CaseFile], None]
+# A test of a decoded file that SQL cannot make (e.g. "awaits an approval from the caller").
+Keep = Callable[[CaseFileRow, CaseFile], bool]
+# Rows read per round while a page is filled through a `Keep` test.
+SCAN_BATCH = 200
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,17 @@ class CaseFilter:
     at_risk_only: bool = False
     category: str = ""
     assignee: str = ""
+    # Only files in one of these stages (None: any): narrows the rows a `Keep` test reads.
+    stages: frozenset[str] | None = None
+
+
+@dataclass(frozen=True)
+class StageTally:
+    """How many visible files stand in one stage, filed or not."""
+
+    stage: str
+    filed: bool
+    count: int
 
 
 @dataclass(frozen=True)
@@ -118,21 +133,88 @@ class CaseReader:
         limit: int,
         actor: str,
         now: datetime | None = None,
+        keep: Keep | None = None,
     ) -> list[CaseView]:
-        """Visible case files matching the filter, in case-id order after a cursor."""
+        """Visible case files matching the filter (and `keep`), in case-id order after a cursor.
+
+        Only the files returned are audited as read: a file `keep` turns down is not shown.
+        """
         moment = now or datetime.now(UTC)
         async with self._db.transaction() as session:
-            statement = (
-                select(CaseFileRow)
-                .where(*_conditions(query, moment))
-                .where(col(CaseFileRow.case_id) > after)
-                .order_by(col(CaseFileRow.case_id))
-                .limit(limit)
+            kept: list[tuple[CaseFileRow, CaseFile]] = []
+            cursor = after
+            batch = limit if keep is None else max(limit, SCAN_BATCH)
+            while len(kept) < limit:
+                statement = (
+                    select(CaseFileRow)
+                    .where(*_conditions(query, moment))
+                    .where(col(CaseFileRow.case_id) > cursor)
+                    .order_by(col(CaseFileRow.case_id))
+                    .limit(batch)
+                )
+                rows = list((await session.exec(statement)).all())
+                for row in rows:
+                    file = codec.decode(row.state)
+                    if keep is None or keep(row, file):
+                        kept.append((row, file))
+                        if len(kept) == limit:
+                            break
+                if keep is None or len(rows) < batch:
+                    break
+                cursor = rows[-1].case_id
+            late = await _overdue_ids(session, [row.case_id for row, _ in kept], moment)
+            await _audit_reads(session, [row for row, _ in kept], actor=actor)
+            return [CaseView(row, file, row.case_id in late) for row, file in kept]
+
+    async def count_by_stage(
+        self, query: CaseFilter, *, actor: str, now: datetime | None = None
+    ) -> list[StageTally]:
+        """How many visible files match the filter in each stage, filed or not, by stage name.
+
+        One audit entry records the call: who counted, the filter and the counts it was given
+        (no file's content is read, so no file is audited as read).
+        """
+        moment = now or datetime.now(UTC)
+        filed = col(CaseFileRow.state).contains(codec.FILED_MARK, autoescape=True)
+        matching = (
+            select(col(CaseFileRow.stage).label("stage"), filed.label("filed"))
+            .where(*_conditions(query, moment))
+            .subquery()
+        )
+        statement = (
+            select(matching.c.stage, matching.c.filed, func.count())
+            .group_by(matching.c.stage, matching.c.filed)
+            .order_by(matching.c.stage, matching.c.filed)
+        )
+        async with self._db.transaction() as session:
+            found = (await session.exec(statement)).all()
+            tallies = [StageTally(stage, bool(is_filed), int(n)) for stage, is_filed, n in found]
+            await audit.append(
+                session,
+                county_id=query.county_id,
+                actor=actor,
+                action="case.counted",
+                record_type="county",
+                record_id=query.county_id,
+                detail={
+                    "filter": _filter_detail(query),
+                    "counts": {f"{t.stage}{'/filed' if t.filed else ''}": t.count for t in tallies},
+                },
             )
-            rows = list((await session.exec(statement)).all())
-            late = await _overdue_ids(session, [row.case_id for row in rows], moment)
-            await _audit_reads(session, rows, actor=actor)
-            return [CaseView(row, codec.decode(row.state), row.case_id in late) for row in rows]
+            return tallies
+
+
+def _filter_detail(query: CaseFilter) -> dict[str, object]:
+    """The filters a count was asked with (the ones set), for its audit entry."""
+    asked: dict[str, object] = {
+        "zone_id": query.zone_id,
+        "township_id": query.township_id,
+        "category": query.category,
+        "assignee": query.assignee,
+        "overdue_only": query.overdue_only,
+        "at_risk_only": query.at_risk_only,
+    }
+    return {name: value for name, value in asked.items() if value}
 
 
 def _current_team() -> ColumnElement[str]:
@@ -204,6 +286,8 @@ def _conditions(query: CaseFilter, moment: datetime) -> list[ColumnElement[bool]
         conditions.append(or_(col(CaseFileRow.township_id) == query.township_id, joint))
     if query.stage:
         conditions.append(col(CaseFileRow.stage) == query.stage)
+    if query.stages is not None:
+        conditions.append(col(CaseFileRow.stage).in_(sorted(query.stages)))
     if query.category:
         # categories is a sorted JSON list of strings: match the quoted element exactly.
         needle = json.dumps(query.category, ensure_ascii=False)

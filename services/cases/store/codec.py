@@ -8,6 +8,10 @@ from typing import Any
 
 from services.cases.domain.casefile import CaseFile, Decision, Evidence, Proposal, Sanction
 
+# How `encode` writes a filed case (立案): keys are sorted and "filed" is a key of the file only,
+# and a quote inside a string value is escaped, so a count can test the stored text in SQL.
+FILED_MARK = '"filed": true'
+
 
 def encode(file: CaseFile) -> str:
     """The file as canonical JSON (the same text `json.dumps(asdict(file), ...)` gives)."""

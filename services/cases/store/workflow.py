@@ -100,6 +100,16 @@ class Workflow:
         """The rule-set version a file is judged by (None if this process does not know it)."""
         return self._rules.get(version)
 
+    def approval_stages(self) -> frozenset[str]:
+        """Every stage from which some known rule-set version takes an approval."""
+        return frozenset(
+            stage
+            for rules in self._rules.values()
+            for rule in rules.transitions.values()
+            if rule.approval
+            for stage in rule.from_stages
+        )
+
     async def act(
         self,
         *,

@@ -982,6 +982,7 @@ class ListCasesRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     AT_RISK_ONLY_FIELD_NUMBER: _builtins.int
+    AWAITING_CALLER_APPROVAL_FIELD_NUMBER: _builtins.int
     county_id: _builtins.str
     """County listed (required)."""
     zone_id: _builtins.str
@@ -1002,6 +1003,10 @@ class ListCasesRequest(_message.Message):
     """next_page_token of the previous response; empty for the first page."""
     at_risk_only: _builtins.bool
     """Only files at risk: a running deadline in its warning period or past due."""
+    awaiting_caller_approval: _builtins.bool
+    """Only files on which the rule set awaits an approval from the caller now (their
+    caller_approvals is not empty): an approvals inbox without listing every file.
+    """
     def __init__(
         self,
         *,
@@ -1015,10 +1020,11 @@ class ListCasesRequest(_message.Message):
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         at_risk_only: _builtins.bool = ...,
+        awaiting_caller_approval: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee", b"assignee", "at_risk_only", b"at_risk_only", "category", b"category", "county_id", b"county_id", "overdue_only", b"overdue_only", "page_size", b"page_size", "page_token", b"page_token", "stage", b"stage", "township_id", b"township_id", "zone_id", b"zone_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee", b"assignee", "at_risk_only", b"at_risk_only", "awaiting_caller_approval", b"awaiting_caller_approval", "category", b"category", "county_id", b"county_id", "overdue_only", b"overdue_only", "page_size", b"page_size", "page_token", b"page_token", "stage", b"stage", "township_id", b"township_id", "zone_id", b"zone_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1051,6 +1057,110 @@ class ListCasesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListCasesResponse: _TypeAlias = ListCasesResponse  # noqa: Y015
+
+@_typing.final
+class CountCasesByStageRequest(_message.Message):
+    """Asks how many of the case files the caller may see stand in each stage; filters as ListCases."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUNTY_ID_FIELD_NUMBER: _builtins.int
+    ZONE_ID_FIELD_NUMBER: _builtins.int
+    TOWNSHIP_ID_FIELD_NUMBER: _builtins.int
+    OVERDUE_ONLY_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    ASSIGNEE_FIELD_NUMBER: _builtins.int
+    AT_RISK_ONLY_FIELD_NUMBER: _builtins.int
+    county_id: _builtins.str
+    """County counted (required)."""
+    zone_id: _builtins.str
+    """Only this zone."""
+    township_id: _builtins.str
+    """Only this township (of the person reported, or a further township of a joint case)."""
+    overdue_only: _builtins.bool
+    """Only files with a running deadline past due."""
+    category: _builtins.str
+    """Only files with this allegation category."""
+    assignee: _builtins.str
+    """Only files on which this person is on a current team."""
+    at_risk_only: _builtins.bool
+    """Only files at risk: a running deadline in its warning period or past due."""
+    def __init__(
+        self,
+        *,
+        county_id: _builtins.str = ...,
+        zone_id: _builtins.str = ...,
+        township_id: _builtins.str = ...,
+        overdue_only: _builtins.bool = ...,
+        category: _builtins.str = ...,
+        assignee: _builtins.str = ...,
+        at_risk_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee", b"assignee", "at_risk_only", b"at_risk_only", "category", b"category", "county_id", b"county_id", "overdue_only", b"overdue_only", "township_id", b"township_id", "zone_id", b"zone_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CountCasesByStageRequest: _TypeAlias = CountCasesByStageRequest  # noqa: Y015
+
+@_typing.final
+class StageCount(_message.Message):
+    """How many visible files stand in one stage, filed (立案) or not."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STAGE_FIELD_NUMBER: _builtins.int
+    FILED_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    stage: _builtins.str
+    """Workflow stage (rule-set stage name)."""
+    filed: _builtins.bool
+    """Whether these files are filed cases (a stage such as "closed" holds both)."""
+    count: _builtins.int
+    """How many files."""
+    def __init__(
+        self,
+        *,
+        stage: _builtins.str = ...,
+        filed: _builtins.bool = ...,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "filed", b"filed", "stage", b"stage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StageCount: _TypeAlias = StageCount  # noqa: Y015
+
+@_typing.final
+class CountCasesByStageResponse(_message.Message):
+    """The counts, one per (stage, filed) pair that has files, in stage-name order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUNTS_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    total: _builtins.int
+    """Every counted file."""
+    @_builtins.property
+    def counts(self) -> _containers.RepeatedCompositeFieldContainer[Global___StageCount]:
+        """One entry per stage and filed flag with at least one file."""
+
+    def __init__(
+        self,
+        *,
+        counts: _abc.Iterable[Global___StageCount] | None = ...,
+        total: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CountCasesByStageResponse: _TypeAlias = CountCasesByStageResponse  # noqa: Y015
 
 @_typing.final
 class RectificationItem(_message.Message):

@@ -60,6 +60,11 @@ class CaseServiceStub:
                 request_serializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.ListCasesRequest.SerializeToString,
                 response_deserializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.ListCasesResponse.FromString,
                 _registered_method=True)
+        self.CountCasesByStage = channel.unary_unary(
+                '/xiezuo.cases.v1.CaseService/CountCasesByStage',
+                request_serializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.CountCasesByStageRequest.SerializeToString,
+                response_deserializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.CountCasesByStageResponse.FromString,
+                _registered_method=True)
         self.OpenRectification = channel.unary_unary(
                 '/xiezuo.cases.v1.CaseService/OpenRectification',
                 request_serializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.OpenRectificationRequest.SerializeToString,
@@ -131,6 +136,13 @@ class CaseServiceServicer:
 
     def ListCases(self, request, context):
         """Lists the cases the caller may see, filtered, in case-id order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CountCasesByStage(self, request, context):
+        """Counts the cases the caller may see by stage (and whether filed), without listing them.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -212,6 +224,11 @@ def add_CaseServiceServicer_to_server(servicer, server):
                     servicer.ListCases,
                     request_deserializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.ListCasesRequest.FromString,
                     response_serializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.ListCasesResponse.SerializeToString,
+            ),
+            'CountCasesByStage': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountCasesByStage,
+                    request_deserializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.CountCasesByStageRequest.FromString,
+                    response_serializer=xiezuo_dot_cases_dot_v1_dot_cases__pb2.CountCasesByStageResponse.SerializeToString,
             ),
             'OpenRectification': grpc.unary_unary_rpc_method_handler(
                     servicer.OpenRectification,
@@ -385,6 +402,33 @@ class CaseService:
             '/xiezuo.cases.v1.CaseService/ListCases',
             xiezuo_dot_cases_dot_v1_dot_cases__pb2.ListCasesRequest.SerializeToString,
             xiezuo_dot_cases_dot_v1_dot_cases__pb2.ListCasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountCasesByStage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xiezuo.cases.v1.CaseService/CountCasesByStage',
+            xiezuo_dot_cases_dot_v1_dot_cases__pb2.CountCasesByStageRequest.SerializeToString,
+            xiezuo_dot_cases_dot_v1_dot_cases__pb2.CountCasesByStageResponse.FromString,
             options,
             channel_credentials,
             insecure,

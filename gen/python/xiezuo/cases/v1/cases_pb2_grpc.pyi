@@ -43,6 +43,8 @@ class CaseServiceStub:
     """One clue or case with its teams, running deadlines and full history."""
     ListCases: _grpc.UnaryUnaryMultiCallable[_cases_pb2.ListCasesRequest, _cases_pb2.ListCasesResponse]
     """Lists the cases the caller may see, filtered, in case-id order."""
+    CountCasesByStage: _grpc.UnaryUnaryMultiCallable[_cases_pb2.CountCasesByStageRequest, _cases_pb2.CountCasesByStageResponse]
+    """Counts the cases the caller may see by stage (and whether filed), without listing them."""
     OpenRectification: _grpc.UnaryUnaryMultiCallable[_cases_pb2.OpenRectificationRequest, _cases_pb2.OpenRectificationResponse]
     """Opens a rectification item (整改) from a supervision finding, campaign or inspection tour."""
     ReportRectificationProgress: _grpc.UnaryUnaryMultiCallable[_cases_pb2.ReportRectificationProgressRequest, _cases_pb2.ReportRectificationProgressResponse]
@@ -73,6 +75,8 @@ class CaseServiceAsyncStub(CaseServiceStub):
     """One clue or case with its teams, running deadlines and full history."""
     ListCases: _aio.UnaryUnaryMultiCallable[_cases_pb2.ListCasesRequest, _cases_pb2.ListCasesResponse]  # type: ignore[assignment]
     """Lists the cases the caller may see, filtered, in case-id order."""
+    CountCasesByStage: _aio.UnaryUnaryMultiCallable[_cases_pb2.CountCasesByStageRequest, _cases_pb2.CountCasesByStageResponse]  # type: ignore[assignment]
+    """Counts the cases the caller may see by stage (and whether filed), without listing them."""
     OpenRectification: _aio.UnaryUnaryMultiCallable[_cases_pb2.OpenRectificationRequest, _cases_pb2.OpenRectificationResponse]  # type: ignore[assignment]
     """Opens a rectification item (整改) from a supervision finding, campaign or inspection tour."""
     ReportRectificationProgress: _aio.UnaryUnaryMultiCallable[_cases_pb2.ReportRectificationProgressRequest, _cases_pb2.ReportRectificationProgressResponse]  # type: ignore[assignment]
@@ -130,6 +134,14 @@ class CaseServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_cases_pb2.ListCasesResponse, _abc.Awaitable[_cases_pb2.ListCasesResponse]]:
         """Lists the cases the caller may see, filtered, in case-id order."""
+
+    @_abc_1.abstractmethod
+    def CountCasesByStage(
+        self,
+        request: _cases_pb2.CountCasesByStageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_cases_pb2.CountCasesByStageResponse, _abc.Awaitable[_cases_pb2.CountCasesByStageResponse]]:
+        """Counts the cases the caller may see by stage (and whether filed), without listing them."""
 
     @_abc_1.abstractmethod
     def OpenRectification(
