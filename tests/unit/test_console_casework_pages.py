@@ -78,6 +78,7 @@ class Cases:
     def __init__(self) -> None:
         self.acted: list[cases_pb2.ActOnCaseRequest] = []
         self.followed: list[Any] = []
+        self.listed: list[cases_pb2.ListCasesRequest] = []
 
     async def GetCase(self, request: Any, metadata: Any, **_: Any) -> Any:
         if _subject(metadata) != CHIEF:
@@ -99,7 +100,16 @@ class Cases:
         )
 
     async def ListCases(self, request: Any, metadata: Any, **_: Any) -> Any:
+        self.listed.append(request)
         return cases_pb2.ListCasesResponse(cases=[_summary()])
+
+    async def CountCasesByStage(self, request: Any, metadata: Any, **_: Any) -> Any:
+        counts = [
+            cases_pb2.StageCount(stage="disposal_proposed", filed=False, count=41),
+            cases_pb2.StageCount(stage="closed", filed=True, count=7),
+            cases_pb2.StageCount(stage="closed", filed=False, count=23),
+        ]
+        return cases_pb2.CountCasesByStageResponse(counts=counts, total=71)
 
     async def ListRectifications(self, request: Any, metadata: Any, **_: Any) -> Any:
         item = cases_pb2.RectificationItem(
@@ -452,3 +462,26 @@ def test_a_rectification_item_is_followed_up_from_the_zone_board(
     assert done.headers["location"] == "/zones/z-1/board?quarter=2026Q1#rectification"
     [verified] = stubs.cases.followed
     assert verified.item_id == "rect-1" and verified.done and verified.note == "经实地核查"
+
+
+def test_pages_ask_cases_for_the_inbox_and_the_counts_instead_of_every_file(
+    console: tuple[TestClient, Stubs],
+) -> None:
+    client, stubs = console
+    _sign_in(client, CHIEF)
+    assert client.get("/work").status_code == 200
+    board = client.get("/zones/z-1/board?quarter=2026Q1")
+    assert board.status_code == 200
+    stages = board.text.split('id="stages-h"', 1)[1].split("</section>", 1)[0]
+    # The counts are cases' (a filed "closed" apart from clues closed without a case).
+    assert ">41<" in stages and ">7<" in stages and ">23<" in stages
+    listed = stubs.cases.listed
+    assert any(r.awaiting_caller_approval for r in listed)
+    # Every list is one bounded call with a filter; none pages through everything visible.
+    assert all(0 < r.page_size <= 100 and not r.page_token for r in listed)
+    unfiltered = [
+        r
+        for r in listed
+        if not (r.awaiting_caller_approval or r.assignee or r.at_risk_only or r.stage)
+    ]
+    assert unfiltered == []

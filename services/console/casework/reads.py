@@ -23,8 +23,8 @@ from services.console.casework.views import (
     StageCount,
     Workload,
     awaiting,
-    by_stage,
     draw_ids,
+    stage_counts,
     workloads,
 )
 from services.console.grpc_calls import Stubs
@@ -34,6 +34,9 @@ T = TypeVar("T")
 # One list page; a list stops after MAX_PAGES pages and says it was cut short.
 PAGE_SIZE = 500
 MAX_PAGES = 4
+# The files a page shows in one table: one call of at most this many (each file listed is
+# read and audited by cases); a longer list says it was cut short.
+TABLE_ROWS = 100
 # At most this many at-risk files are opened to show their running deadlines' dates.
 DEADLINE_FILES = 8
 # A page naming the people of more zones than this shows their ids only.
@@ -94,20 +97,20 @@ class CaseworkReads:
             return None
 
     async def list_cases(self, **filters: Any) -> Listed:
-        """Every case file matching the filters that the user may see, in id order."""
-        listed = Listed()
-        token = ""
-        for _ in range(MAX_PAGES):
-            page = await self._call(
-                self._stubs.cases.ListCases,
-                cases_pb2.ListCasesRequest(page_size=PAGE_SIZE, page_token=token, **filters),
-            )
-            listed.items.extend(page.cases)
-            token = page.next_page_token
-            if not token:
-                return listed
-        listed.truncated = True
-        return listed
+        """The first TABLE_ROWS case files matching the filters that the user may see, in id
+        order (one call: cases filters and counts, the page never pages through every file)."""
+        page = await self._call(
+            self._stubs.cases.ListCases,
+            cases_pb2.ListCasesRequest(page_size=TABLE_ROWS, **filters),
+        )
+        return Listed(items=list(page.cases), truncated=bool(page.next_page_token))
+
+    async def count_by_stage(self, **filters: Any) -> cases_pb2.CountCasesByStageResponse:
+        """How many of the files the user may see stand in each stage, counted by cases."""
+        counted: cases_pb2.CountCasesByStageResponse = await self._call(
+            self._stubs.cases.CountCasesByStage, cases_pb2.CountCasesByStageRequest(**filters)
+        )
+        return counted
 
     async def people(self, county_id: str, zone_id: str = "") -> list[staffing_pb2.Person]:
         """The people of a zone (or county) the user may list; empty when they may not."""
@@ -208,12 +211,13 @@ class CaseworkReads:
 
     async def my_work(self, *, subject: str, county_id: str, zone_id: str = "") -> MyWork:
         """The approvals waiting for the user, their own files and the deadlines at risk."""
-        mine, visible, risky = await asyncio.gather(
+        mine, waiting, risky = await asyncio.gather(
             self.list_cases(county_id=county_id, assignee=subject),
-            self.list_cases(county_id=county_id),
+            self.list_cases(county_id=county_id, awaiting_caller_approval=True),
             self.list_cases(county_id=county_id, at_risk_only=True),
         )
-        inbox = awaiting(visible.items)
+        # cases filters the inbox; `awaiting` keeps it right against a server without the filter.
+        inbox = awaiting(waiting.items)
         shown = [*inbox, *mine.items, *risky.items]
         zones = [zone_id] if zone_id else [c.zone_id for c in shown]
 
@@ -229,7 +233,7 @@ class CaseworkReads:
             at_risk=[c for c in risky.items if not c.overdue],
             breached=[c for c in risky.items if c.overdue],
             deadlines=deadlines,
-            truncated=visible.truncated or mine.truncated or risky.truncated,
+            truncated=waiting.truncated or mine.truncated or risky.truncated,
             names=names,
         )
 
@@ -304,9 +308,15 @@ class CaseworkReads:
         self, *, county_id: str, zone_id: str, quarter: str, stage: str = ""
     ) -> ZoneBoard:
         """A zone's files by stage, its deadlines at risk, its people's load and its rank."""
-        cases, risky, people, ranking, explained, items = await asyncio.gather(
-            self.list_cases(county_id=county_id, zone_id=zone_id),
+        files = asyncio.gather(
+            self.count_by_stage(county_id=county_id, zone_id=zone_id),
             self.list_cases(county_id=county_id, zone_id=zone_id, at_risk_only=True),
+            self.list_cases(county_id=county_id, zone_id=zone_id, stage=stage)
+            if stage
+            else _no_cases(),
+        )
+        (counts, risky, in_stage), people, ranking, explained, items = await asyncio.gather(
+            files,
             self.people(county_id, zone_id),
             self._maybe(
                 self._call(
@@ -341,15 +351,14 @@ class CaseworkReads:
             ),
         )
         names = await self.names(county_id, people)
-        files = cases.items
         entry = None
         if ranking is not None:
             entry = next((e for e in ranking.entries if e.subject_id == zone_id), None)
         return ZoneBoard(
             zone_id=zone_id,
             quarter=quarter,
-            clue_stages=by_stage(c.stage for c in files if not c.filed),
-            case_stages=by_stage(c.stage for c in files if c.filed),
+            clue_stages=stage_counts(counts.counts, filed=False),
+            case_stages=stage_counts(counts.counts, filed=True),
             breached=[c for c in risky.items if c.overdue],
             at_risk=[c for c in risky.items if not c.overdue],
             workloads=workloads(people),
@@ -358,14 +367,18 @@ class CaseworkReads:
             score=explained.scorecard if explained is not None else None,
             open_items=list(items.items) if items is not None else [],
             stage=stage,
-            in_stage=[c for c in files if c.stage == stage] if stage else [],
-            truncated=cases.truncated,
+            in_stage=in_stage.items,
+            truncated=risky.truncated or in_stage.truncated,
             names=names,
         )
 
 
 async def _none() -> None:
     return None
+
+
+async def _no_cases() -> Listed:
+    return Listed()
 
 
 async def _given(people: list[staffing_pb2.Person]) -> list[staffing_pb2.Person]:

@@ -61,6 +61,15 @@ def by_stage(stages: Iterable[str]) -> list[StageCount]:
     return [StageCount(stage, counted[stage]) for stage in sorted(counted, key=stage_rank)]
 
 
+def stage_counts(counts: Iterable[cases_pb2.StageCount], *, filed: bool) -> list[StageCount]:
+    """cases' counts of filed cases (or of clues not filed), in workflow order."""
+    return [
+        StageCount(c.stage, c.count)
+        for c in sorted(counts, key=lambda c: stage_rank(c.stage))
+        if c.filed == filed and c.count
+    ]
+
+
 def awaiting(cases: Iterable[cases_pb2.CaseSummary]) -> list[cases_pb2.CaseSummary]:
     """The files on which cases says an approval awaits the user (CaseSummary.caller_approvals).
 
