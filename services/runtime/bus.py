@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -94,6 +96,54 @@ def record_of(raw: ConsumerRecord[Any, Any]) -> Record:
     )
 
 
+def next_offsets(records: Sequence[Record]) -> dict[TopicPartition, OffsetAndMetadata]:
+    """What to commit once `records` are applied: per partition, the offset after its last."""
+    offsets: dict[TopicPartition, int] = {}
+    for record in records:
+        partition = TopicPartition(record.topic, record.partition)
+        offsets[partition] = max(offsets.get(partition, 0), record.offset + 1)
+    return {partition: OffsetAndMetadata(offset, "") for partition, offset in offsets.items()}
+
+
+class OffsetCommits:
+    """Commits each delivery's offsets while the next delivery is being applied.
+
+    A commit is a round trip to the group coordinator (about a seventh of a batch's time when
+    it was awaited before the next fetch). It is sent only after the delivery's transaction
+    committed, names that delivery's offsets (not "everything fetched so far", which would
+    cover records not applied yet), and waits for the one before it, so commits reach the
+    broker in order. One that fails (a rebalance took the partition) leaves its records to be
+    delivered again, which the inbox skips.
+    """
+
+    def __init__(self, group_id: str) -> None:
+        self._group_id = group_id
+        self._in_flight: asyncio.Task[None] | None = None
+
+    async def commit(self, kafka_consumer: Any, records: Sequence[Record]) -> None:
+        """Send the commit of `records` after the one before it; return without waiting."""
+        await self.settle()
+        offsets = next_offsets(records)
+        if offsets:
+            task = asyncio.create_task(kafka_consumer.commit(offsets))
+            task.add_done_callback(self._log_failure)
+            self._in_flight = task
+
+    async def settle(self) -> None:
+        """Wait for the commit in flight, if any (a failed one was logged, not raised)."""
+        task, self._in_flight = self._in_flight, None
+        if task is not None:
+            await asyncio.wait([task])
+
+    def _log_failure(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        log.warning(
+            "offset commit failed; its records will be delivered again and skipped",
+            extra={"group": self._group_id, "error_type": type(task.exception()).__name__},
+        )
+
+
 def bind_consumer(broker: KafkaBroker, consumer: EventConsumer) -> None:
     """Subscribe `consumer` to its topics; offsets are committed only after it returns.
 
@@ -104,6 +154,7 @@ def bind_consumer(broker: KafkaBroker, consumer: EventConsumer) -> None:
     if not topics:
         return
     batched = consumer.batch_size > 1
+    commits = OffsetCommits(consumer.group_id)
 
     async def on_delivery(body: Any, message: KafkaMessage) -> None:
         raw = message.raw_message
@@ -118,8 +169,9 @@ def bind_consumer(broker: KafkaBroker, consumer: EventConsumer) -> None:
             # the delivery so nothing is skipped by a later commit.
             await message.nack()
             raise
-        # One commit per delivery: a whole batch at once.
-        await message.ack()
+        # One commit per delivery (a whole batch at once), after its transaction; the next
+        # delivery is fetched and applied while it travels.
+        await commits.commit(message.consumer, records)
 
     options: dict[str, Any] = (
         {

@@ -225,6 +225,10 @@ class ServiceMetrics:
             ["service", "event_type"],
             registry=r,
         )
+        # The labelled series a consumer touches for every record, looked up once each (a
+        # `labels()` call takes a lock and builds a key); their labels are bounded already.
+        self._consumed_series: dict[tuple[str, str, str], Any] = {}
+        self._handle_series: dict[str, Any] = {}
         self.grpc_requests = Counter(
             "xiezuo_grpc_requests_total",
             "gRPC requests served, by status code.",
@@ -283,14 +287,23 @@ class ServiceMetrics:
 
     def event_consumed(self, event_type: str, zone: str, outcome: ConsumeOutcome) -> None:
         """Count one consumed event by outcome."""
-        if outcome not in _OUTCOMES:
-            # A free-form outcome would grow the series without bound and break dashboards.
-            raise ValueError(f"unknown consume outcome {outcome!r}")
-        self.events_consumed.labels(self.service, event_type, zone, outcome).inc()
+        series = self._consumed_series.get((event_type, zone, outcome))
+        if series is None:
+            if outcome not in _OUTCOMES:
+                # A free-form outcome would grow the series without bound and break dashboards.
+                raise ValueError(f"unknown consume outcome {outcome!r}")
+            series = self.events_consumed.labels(self.service, event_type, zone, outcome)
+            self._consumed_series[(event_type, zone, outcome)] = series
+        series.inc()
 
     def observe_handle(self, event_type: str, seconds: float) -> None:
         """Record how long handling one event took."""
-        self.event_handle_seconds.labels(self.service, event_type).observe(seconds)
+        series = self._handle_series.get(event_type)
+        if series is None:
+            series = self._handle_series[event_type] = self.event_handle_seconds.labels(
+                self.service, event_type
+            )
+        series.observe(seconds)
 
     def grpc_request(self, method: str, code: str, seconds: float) -> None:
         """Count one served gRPC request and record how long it took."""
