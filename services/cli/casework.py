@@ -267,6 +267,9 @@ def cases_list(
     at_risk_only: Annotated[
         bool, typer.Option(help="Only files in a deadline's warning period or past it")
     ] = False,
+    awaiting_me: Annotated[
+        bool, typer.Option(help="Only files on which an approval awaits the caller (an inbox)")
+    ] = False,
     page_size: Annotated[int, typer.Option(help="Files per page")] = 50,
     page_token: Annotated[str, typer.Option(help="Continue from a previous page")] = "",
     token: TokenOption = None,
@@ -283,6 +286,7 @@ def cases_list(
         assignee=assignee,
         overdue_only=overdue_only,
         at_risk_only=at_risk_only,
+        awaiting_caller_approval=awaiting_me,
         page_size=page_size,
         page_token=page_token,
     )
@@ -308,6 +312,43 @@ def cases_list(
         ),
     )
     next_page(response.next_page_token)
+
+
+def cases_counts(
+    county: Annotated[str, typer.Option(help="County id")],
+    zone: Annotated[str, typer.Option(help="Only this zone")] = "",
+    township: Annotated[str, typer.Option(help="Only this township (of the subject)")] = "",
+    category: Annotated[str, typer.Option(help="Only this allegation category")] = "",
+    assignee: Annotated[str, typer.Option(help="Only files with this person on a team")] = "",
+    overdue_only: Annotated[bool, typer.Option(help="Only files past a deadline")] = False,
+    at_risk_only: Annotated[
+        bool, typer.Option(help="Only files in a deadline's warning period or past it")
+    ] = False,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+    timeout: TimeoutOption = 10.0,
+) -> None:
+    """How many of the files the caller may see stand in each stage, filed or not."""
+    request = cases_pb2.CountCasesByStageRequest(
+        county_id=county,
+        zone_id=zone,
+        township_id=township,
+        category=category,
+        assignee=assignee,
+        overdue_only=overdue_only,
+        at_risk_only=at_risk_only,
+    )
+    response = call(
+        "cases", cases_pb2_grpc.CaseServiceStub, "CountCasesByStage", request, token, timeout
+    )
+    if as_json:
+        emit(response, as_json=True)
+        return
+    print_table(
+        f"files by stage, {county}" + (f" / {zone}" if zone else "") + f": {response.total}",
+        ("stage", "filed", "files"),
+        ((c.stage, "yes" if c.filed else "no", str(c.count)) for c in response.counts),
+    )
 
 
 def cases_link(

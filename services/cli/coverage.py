@@ -37,6 +37,7 @@ COMMAND_OF_RPC: dict[str, str] = {
     f"{CASES}.ActOnCase": "cases advance",
     f"{CASES}.GetCase": "cases show",
     f"{CASES}.ListCases": "cases list",
+    f"{CASES}.CountCasesByStage": "cases counts",
     f"{CASES}.OpenRectification": "rectification open",
     f"{CASES}.ReportRectificationProgress": "rectification progress",
     f"{CASES}.VerifyRectification": "rectification verify",

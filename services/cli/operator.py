@@ -84,6 +84,7 @@ def register(app: typer.Typer) -> None:
     cases_cli.command("show")(casework.cases_show)
     cases_cli.command("advance")(casework.cases_advance)
     cases_cli.command("list")(casework.cases_list)
+    cases_cli.command("counts")(casework.cases_counts)
     cases_cli.command("link")(casework.cases_link)
     # One name for a case worked jointly: across townships, or with another county.
     joint.app.command("townships")(casework.cases_joint)

@@ -48,6 +48,7 @@ ARGS: dict[str, list[str]] = {
     "cases show": ["clue-1"],
     "cases advance": ["clue-1", "approve_disposal"],
     "cases list": ["--county", "c", "--overdue-only"],
+    "cases counts": ["--county", "c", "--zone", "z"],
     "cases link": ["clue-1", "clue-2", "--reason", "x"],
     "cases joint townships": ["clue-1", "--township", "t-2", "--reason", "x"],
     "rectification open": ["--county", "c", "--zone", "z", "--township", "t", "--source"]
