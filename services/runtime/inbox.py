@@ -562,7 +562,7 @@ class EventConsumer:
         tracer = self.tracer_provider.get_tracer("xiezuo.consumer")
         with tracer.start_as_current_span(
             f"{item.record.topic} process",
-            context=propagate.extract(_trace_carrier(item.record)),
+            context=propagate.extract(_trace_carrier(item.envelope)),
             kind=SpanKind.CONSUMER,
             attributes=self._span_attributes(item),
         ):
@@ -583,7 +583,7 @@ class EventConsumer:
         spans = [
             tracer.start_span(
                 f"{item.record.topic} process",
-                context=propagate.extract(_trace_carrier(item.record)),
+                context=propagate.extract(_trace_carrier(item.envelope)),
                 kind=SpanKind.CONSUMER,
                 attributes=self._span_attributes(item),
             )
@@ -631,13 +631,16 @@ class EventConsumer:
             self.metrics.observe_handle(event_type, time.perf_counter() - started)
 
 
-def _trace_carrier(record: Record) -> dict[str, str]:
-    """The record's W3C trace headers, for continuing its publisher's trace."""
+def _trace_carrier(envelope: Envelope) -> dict[str, str]:
+    """The event's W3C trace headers, for continuing its publisher's trace.
+
+    Taken from the envelope, which has read every header already.
+    """
     carrier: dict[str, str] = {}
-    for name, raw in record.headers:
-        if name in ("traceparent", "tracestate"):
-            with contextlib.suppress(UnicodeDecodeError):
-                carrier[name] = raw.decode()
+    if envelope.traceparent:
+        carrier["traceparent"] = envelope.traceparent
+    if envelope.tracestate:
+        carrier["tracestate"] = envelope.tracestate
     return carrier
 
 
