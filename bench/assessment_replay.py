@@ -1,7 +1,8 @@
 """Rebuilding assessment's KPI projections from synthetic events, then ranking queries.
 
 Run: ``.venv/bin/python bench/assessment_replay.py [--events N] [--batch B] [--consumer-events M]
-[--live-events L] [--consumer-batch C] [--database-url URL | --postgres]`` (SQLite in a temp dir
+[--live-events L] [--live-path rebuild|consumer] [--rebuild-batch R] [--consumer-batch C]
+[--live-check] [--database-url URL | --postgres]`` (SQLite in a temp dir
 by default).
 
 What is measured (one JSON object is printed; timings are never asserted):
@@ -12,14 +13,17 @@ What is measured (one JSON object is printed; timings are never asserted):
 - ``consumer``: the live path for `--consumer-events` events: EventConsumer.consume, i.e. one
   transaction per event with its inbox row, as a Kafka record would be applied (no broker).
 - ``live``: a projection rebuild through the live path for `--live-events` events: they are
-  published to their topics on a private Kafka broker started here, then assessment's own
-  EventConsumer, subscribed through FastStream exactly as the service host does it
-  (``bind_consumer``), applies them into an empty database while the group's committed offsets
-  are polled. ``events_per_second`` counts from the first commit to the last (the group join
-  before it is reported apart); ``--consumer-batch`` sets the consumer's records per
-  transaction where the runtime supports it. With ``--live-check`` the same events are also
-  applied in-process, one record at a time, into another empty database (outside the timer)
-  and ``equals_in_process_replay`` says whether the two projections are identical.
+  published to their topics on a private Kafka broker started here, then applied from Kafka
+  into an empty database while the group's committed offsets are polled. ``--live-path
+  rebuild`` (the default) reads them with ``ProjectionRebuild`` (services/assessment/rebuild.py:
+  `--rebuild-batch` records per poll and transaction, bulk statements, what
+  ``xiezuo assessment catch-up`` runs); ``--live-path consumer`` with assessment's own
+  EventConsumer subscribed through FastStream exactly as the service host does it
+  (``bind_consumer``), `--consumer-batch` records per transaction. ``events_per_second`` counts
+  from the first commit to the last (the start before it is reported apart). With
+  ``--live-check`` the same events are also applied in-process, one record at a time, into
+  another empty database (outside the timer) and ``equals_in_process_replay`` says whether the
+  two projections are identical.
 - ``ranking``: latency of Scoring.ranking (read tallies + marks, score, rank) per level after
   the rebuild, over `--queries` calls each.
 """
@@ -32,11 +36,13 @@ import json
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import GroupCoordinatorNotAvailableError
 from aiokafka.structs import TopicPartition
 from sqlalchemy import func
 from sqlmodel import select
@@ -46,6 +52,7 @@ from services.assessment.domain.quarter import AssessmentCalendar, Quarter
 from services.assessment.domain.scoring_rules import load_rules
 from services.assessment.handlers.mappers import projections
 from services.assessment.handlers.projection import increments_for, register_handlers
+from services.assessment.rebuild import ProjectionRebuild, Subscriptions
 from services.assessment.store.projection import apply_increments, projection_rows
 from services.assessment.store.scorecards import Scoring
 from services.assessment.store.tables import KpiContribution, KpiTally
@@ -153,6 +160,8 @@ async def live(
     county: County,
     consumer_batch: int,
     reference: Database | None,
+    path: str = "rebuild",
+    rebuild_batch: int = 5_000,
 ) -> dict[str, Any]:
     """Time a rebuild through Kafka → EventConsumer → database on a private broker.
 
@@ -160,6 +169,12 @@ async def live(
     record at a time, and the two projections are compared.
     """
     consumer = _assessment_consumer(database, consumer_batch)
+    subscriptions = Subscriptions(
+        EventConsumer(
+            service="assessment", database=database, dead_letter_producer=_NoDeadLetters()
+        )
+    )
+    register_handlers(subscriptions, AssessmentCalendar(), projections())
     items = list(synthetic_events(events, seed=20_000, county=county))
     async with KafkaNode(partitions=3) as node:
         bootstrap = node.bootstrap_servers
@@ -193,14 +208,38 @@ async def live(
             await producer.stop()
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         await admin.start()
-        broker = build_broker(bootstrap, client_id="xiezuo-assessment-bench")
-        bind_consumer(broker, consumer)
-        try:
-            result = await _catch_up(admin, broker, consumer.consumer_name, events)
-        finally:
-            await broker.stop()
-            await admin.close()
-    result["records_per_transaction"] = getattr(consumer, "batch_size", 1)
+        if path == "rebuild":
+            rebuild = ProjectionRebuild(subscriptions, bootstrap, batch_records=rebuild_batch)
+            running: list[asyncio.Task[Any]] = []
+
+            async def start() -> None:
+                running.append(asyncio.create_task(rebuild.run()))
+
+            def check() -> bool:
+                if running[0].done() and running[0].exception() is not None:
+                    raise RuntimeError("the rebuild failed") from running[0].exception()
+                return running[0].done()
+
+            try:
+                result = await _catch_up(admin, start, consumer.group_id, events, check)
+                await running[0]
+            finally:
+                for task in running:
+                    task.cancel()
+                await admin.close()
+            result["path"] = "ProjectionRebuild"
+            result["records_per_poll"] = rebuild_batch
+            result["handed_to_consumer"] = rebuild.progress.by_consumer
+        else:
+            broker = build_broker(bootstrap, client_id="xiezuo-assessment-bench")
+            bind_consumer(broker, consumer)
+            try:
+                result = await _catch_up(admin, broker.start, consumer.group_id, events)
+            finally:
+                await broker.stop()
+                await admin.close()
+            result["path"] = "EventConsumer via bind_consumer"
+            result["records_per_transaction"] = getattr(consumer, "batch_size", 1)
     if reference is not None:
         alone = _assessment_consumer(reference, 1)
         for offset, item in enumerate(items):
@@ -225,25 +264,36 @@ async def live(
 
 
 async def _catch_up(
-    admin: AIOKafkaAdminClient, broker: Any, group: str, events: int
+    admin: AIOKafkaAdminClient,
+    start: Callable[[], Awaitable[None]],
+    group: str,
+    events: int,
+    check: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
-    """Start the subscriber and poll the group's committed offsets until all are applied."""
+    """Start applying and poll the group's committed offsets until all are applied."""
     started = time.perf_counter()
-    await broker.start()
+    await start()
     first: tuple[float, int] | None = None
     done = 0
-    while done < events:
+    finished = False
+    while done < events and not finished:
         await asyncio.sleep(0.05)
-        offsets: dict[TopicPartition, Any] = await admin.list_consumer_group_offsets(group)
+        # Whether the applier has stopped (then this poll is the last one).
+        finished = check() if check is not None else False
+        try:
+            offsets: dict[TopicPartition, Any] = await admin.list_consumer_group_offsets(group)
+        except GroupCoordinatorNotAvailableError:
+            continue  # a fresh broker still electing the group's coordinator
         done = sum(meta.offset for meta in offsets.values() if meta.offset > 0)
         now = time.perf_counter()
         if first is None and done > 0:
             first = (now, done)
     end = time.perf_counter()
-    assert first is not None
+    assert first is not None, "nothing was committed"
     applied = done - first[1]
     return {
         "events": events,
+        "committed": done,
         "seconds_to_first_commit": round(first[0] - started, 2),
         "seconds_from_first_commit": round(end - first[0], 2),
         "events_per_second": round(applied / (end - first[0])) if end > first[0] else None,
@@ -278,9 +328,13 @@ async def rankings(database: Database, county: County, queries: int) -> dict[str
 async def main() -> None:
     """Parse arguments, run the three measurements, print JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument(
+        "--events", type=int, default=1_000_000, help="straight rebuild (0 skips it)"
+    )
     parser.add_argument("--batch", type=int, default=5_000)
-    parser.add_argument("--consumer-events", type=int, default=5_000)
+    parser.add_argument(
+        "--consumer-events", type=int, default=5_000, help="one at a time (0 skips it)"
+    )
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument(
         "--live-events", type=int, default=20_000, help="through Kafka (0 skips the broker)"
@@ -290,6 +344,15 @@ async def main() -> None:
         type=int,
         default=PlatformSettings().consumer_batch_size,
         help="live path: records per transaction (default: the services' setting)",
+    )
+    parser.add_argument(
+        "--live-path",
+        choices=("rebuild", "consumer"),
+        default="rebuild",
+        help="live path: ProjectionRebuild (bulk) or the service's EventConsumer",
+    )
+    parser.add_argument(
+        "--rebuild-batch", type=int, default=5_000, help="live path: records per rebuild poll"
     )
     parser.add_argument(
         "--live-check", action="store_true", help="live path: compare with an in-process replay"
@@ -336,8 +399,9 @@ async def _run(args: argparse.Namespace) -> None:
             },
         }
         try:
-            report["rebuild"] = await rebuild(rebuilt_db, args.events, args.batch, county)
-            report["ranking_2026Q3"] = await rankings(rebuilt_db, county, args.queries)
+            if args.events:
+                report["rebuild"] = await rebuild(rebuilt_db, args.events, args.batch, county)
+                report["ranking_2026Q3"] = await rankings(rebuilt_db, county, args.queries)
         finally:
             await rebuilt_db.dispose()
         if args.consumer_events:
@@ -375,6 +439,8 @@ async def _live(args: argparse.Namespace, scratch: str, county: County) -> dict[
             county,
             args.consumer_batch,
             reference_db if args.live_check else None,
+            args.live_path,
+            args.rebuild_batch,
         )
     finally:
         await live_db.dispose()

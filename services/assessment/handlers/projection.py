@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -20,7 +20,23 @@ from services.assessment.store.projection import apply_increments, place_unit
 from services.contracts.base import IntegrationEvent
 from services.contracts.staffing import AttendanceRecorded, TownshipPlaced, UnitNamed
 from services.runtime.envelope import Envelope
-from services.runtime.inbox import EventConsumer
+from services.runtime.inbox import BatchHandler
+
+E = TypeVar("E", bound=IntegrationEvent)
+
+
+class Subscriber(Protocol):
+    """What the handlers are subscribed on: an EventConsumer, or rebuild.Subscriptions."""
+
+    def on(
+        self,
+        event_class: type[E],
+        handler: Callable[[AsyncSession, E, Envelope], Awaitable[None]],
+        *,
+        batch_handler: BatchHandler | None = None,
+    ) -> None:
+        """Route `event_class`'s events to `handler`."""
+        ...
 
 
 def increments_for(
@@ -124,7 +140,7 @@ async def unit_named(session: AsyncSession, event: UnitNamed, _: Envelope) -> No
 
 
 def register_handlers(
-    consumer: EventConsumer,
+    consumer: Subscriber,
     calendar: AssessmentCalendar,
     projections: Sequence[Projection],
     township_placed_class: type[TownshipPlaced] = TownshipPlaced,

@@ -1,0 +1,299 @@
+"""Rebuilding the projection from the Kafka log in big batches, for when the group is far behind.
+
+After `xiezuo projection rebuild assessment` has emptied the projection and rewound the group,
+the service would replay the log through its consumer a hundred records per transaction.
+`ProjectionRebuild` applies the same backlog through the same handlers with much less work per
+record: thousands of records per poll, read and mapped in memory, written with a few bulk
+statements per batch (one tally upsert of the batch's summed increments, one contribution
+insert, one insert per row ledger, one inbox insert), the group's offsets committed only after
+the database commit. A batch it cannot apply this way (a record that does not read, a type no
+route takes, a handler that fails) goes to the service's EventConsumer, which retries and
+dead-letters record by record exactly as the running service would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
+from pydantic import ValidationError
+from sqlalchemy import Table, insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.assessment.domain.facts import KpiIncrement
+from services.assessment.handlers.ledgers import Ledger, RowLedger
+from services.assessment.handlers.projection import ProjectionHandler, case_of, increments_for
+from services.assessment.store.projection import apply_increments
+from services.contracts.base import IntegrationEvent
+from services.runtime.bus import record_of
+from services.runtime.envelope import Envelope, EnvelopeError
+from services.runtime.inbox import BatchHandler, EventConsumer
+from services.runtime.messaging_tables import InboxEntry
+
+log = logging.getLogger(__name__)
+_INBOX: Table = InboxEntry.__table__  # type: ignore[attr-defined]
+E = TypeVar("E", bound=IntegrationEvent)
+# Ids looked up in the inbox per statement (well under every driver's bound-parameter limit).
+INBOX_LOOKUP_CHUNK = 1_000
+
+
+@dataclass(frozen=True)
+class Route:
+    """One event type's handler, as the consumer has it."""
+
+    event_class: type[IntegrationEvent]
+    handler: Callable[[AsyncSession, Any, Envelope], Awaitable[None]]
+
+
+class Subscriptions:
+    """Subscribes on `consumer` and keeps every route, so a rebuild applies the same handlers."""
+
+    def __init__(self, consumer: EventConsumer) -> None:
+        self.consumer = consumer
+        self.routes: dict[str, Route] = {}
+
+    def on(
+        self,
+        event_class: type[E],
+        handler: Callable[[AsyncSession, E, Envelope], Awaitable[None]],
+        *,
+        batch_handler: BatchHandler | None = None,
+    ) -> None:
+        """Route `event_class` on the consumer, and keep the route for the rebuild."""
+        self.consumer.on(event_class, handler, batch_handler=batch_handler)
+        self.routes[event_class.event_type] = Route(event_class, handler)
+
+
+@dataclass
+class _Item:
+    """A record that read cleanly, with what its route will do with it."""
+
+    envelope: Envelope
+    event: IntegrationEvent
+    route: Route
+    # For counted events: the merged increments, and the rows of its row-only ledgers.
+    increments: list[KpiIncrement] | None = None
+    rows: list[tuple[RowLedger, list[dict[str, Any]]]] = field(default_factory=list)
+    ledgers: list[Ledger] = field(default_factory=list)
+
+
+@dataclass
+class RebuildProgress:
+    """What a rebuild has done so far."""
+
+    records: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    ignored: int = 0
+    # Records handed to the EventConsumer (a batch with something the bulk path does not take).
+    by_consumer: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+
+
+class ProjectionRebuild:
+    """Applies the group's backlog in big batches, then stops (the service carries on after).
+
+    Run it with the service stopped (`xiezuo assessment catch-up`): it reads every partition
+    of the consumer's topics from the group's committed offsets up to the log's end at start,
+    and commits the group's offsets itself, which the broker refuses while the group has
+    members.
+    """
+
+    def __init__(
+        self,
+        subscriptions: Subscriptions,
+        bootstrap_servers: str,
+        *,
+        batch_records: int = 5_000,
+        kafka_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.consumer = subscriptions.consumer
+        self.routes = subscriptions.routes
+        self.bootstrap_servers = bootstrap_servers
+        self.batch_records = batch_records
+        self.kafka_options = kafka_options or {}
+        self.progress = RebuildProgress()
+
+    async def run(self, stop: asyncio.Event | None = None) -> RebuildProgress:
+        """Apply every record up to the log's end as it was at start (or until `stop` is set)."""
+        kafka = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            group_id=self.consumer.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            # Big fetches: a poll should bring a whole batch, not a megabyte per partition.
+            max_partition_fetch_bytes=16 * 1024 * 1024,
+            fetch_max_bytes=64 * 1024 * 1024,
+            **self.kafka_options,
+        )
+        await kafka.start()
+        started = time.perf_counter()
+        try:
+            partitions = await self._partitions()
+            if not partitions:
+                return self.progress
+            # Partitions given, not subscribed: no rebalance, and the group's committed
+            # offsets (the earliest record where it has none) are where each one starts.
+            kafka.assign(partitions)
+            end = await kafka.end_offsets(partitions)
+            pending = {tp for tp in partitions if await kafka.position(tp) < end[tp]}
+            while pending and not (stop is not None and stop.is_set()):
+                fetched = await kafka.getmany(
+                    *pending, timeout_ms=500, max_records=self.batch_records
+                )
+                records = [record for tp in fetched for record in fetched[tp]]
+                if not records:
+                    continue
+                await self.apply(records)
+                # Only now, after the database committed: a crash before this re-delivers the
+                # batch, and the inbox turns every record of it into a duplicate.
+                await kafka.commit(
+                    {
+                        tp: OffsetAndMetadata(batch[-1].offset + 1, "")
+                        for tp, batch in fetched.items()
+                        if batch
+                    }
+                )
+                pending = {tp for tp in pending if await kafka.position(tp) < end[tp]}
+        finally:
+            self.progress.seconds += time.perf_counter() - started
+            await kafka.stop()
+        return self.progress
+
+    async def _partitions(self) -> list[TopicPartition]:
+        """Every partition of the consumer's topics that exists on the broker."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, **self.kafka_options)
+        await admin.start()
+        try:
+            described = await admin.describe_topics(self.consumer.topics())
+        finally:
+            await admin.close()
+        return sorted(
+            TopicPartition(topic["topic"], partition["partition"])
+            for topic in described
+            if topic["error_code"] == 0
+            for partition in topic["partitions"]
+        )
+
+    async def apply(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        """Apply `records` in one transaction, or hand them to the consumer when that fails."""
+        self.progress.records += len(records)
+        self.progress.batches += 1
+        items = self._read(records)
+        if items is not None:
+            try:
+                await self._write(items)
+                return
+            except Exception as exc:
+                # Nothing of the batch was kept: the consumer applies it record by record,
+                # retrying and dead-lettering the one that keeps failing.
+                log.warning(
+                    "rebuild batch failed, handing it to the consumer",
+                    extra={"records": len(records), "error_type": type(exc).__name__},
+                )
+        self.progress.by_consumer += len(records)
+        await self.consumer.consume_batch([record_of(record) for record in records])
+
+    def _read(self, records: Sequence[ConsumerRecord[Any, Any]]) -> list[_Item] | None:
+        """Every record read and mapped, or None when one needs the consumer's judgement."""
+        counties = self.consumer.counties
+        items: list[_Item] = []
+        ignored = 0
+        for record in records:
+            try:
+                envelope = Envelope.from_kafka(record.headers or (), record.value)
+            except EnvelopeError:
+                return None
+            if counties and envelope.county_id not in counties and envelope.county_id != "*":
+                ignored += 1  # another deployment's county
+                continue
+            route = self.routes.get(envelope.type)
+            if route is None:
+                if envelope.type in self.consumer.known_types:
+                    ignored += 1  # another contract's event on a shared topic
+                    continue
+                return None  # unknown, or a newer version: the consumer decides
+            try:
+                event = route.event_class.read(envelope.data)
+            except (ValidationError, ValueError):
+                return None
+            if event.county_id != envelope.county_id or event.zone_id != envelope.zone_id:
+                return None
+            item = _Item(envelope, event, route)
+            handler = route.handler
+            if isinstance(handler, ProjectionHandler):
+                item.increments = increments_for(handler.mapper, event, envelope, handler.calendar)
+                for ledger in handler.ledgers:
+                    if isinstance(ledger, RowLedger):
+                        item.rows.append((ledger, ledger.rows(event, envelope)))
+                    else:
+                        item.ledgers.append(ledger)
+            items.append(item)
+        self.progress.ignored += ignored
+        return items
+
+    async def _write(self, items: list[_Item]) -> None:
+        """One transaction: new records' effects in bulk, their inbox rows, then commit."""
+        async with self.consumer.database.transaction() as session:
+            seen = await self._already_applied(session, [item.envelope.id for item in items])
+            applied: list[tuple[str, Sequence[KpiIncrement]]] = []
+            cases: dict[str, str] = {}
+            rows: dict[RowLedger, list[dict[str, Any]]] = {}
+            inbox: list[dict[str, Any]] = []
+            now = datetime.now(UTC)
+            for item in items:
+                envelope = item.envelope
+                if envelope.id in seen:
+                    # Re-delivered, or published twice: applied once already.
+                    self.progress.duplicates += 1
+                    continue
+                seen.add(envelope.id)
+                if item.increments is None:
+                    await item.route.handler(session, item.event, envelope)
+                else:
+                    # Counts and row-only ledgers are written once for the whole batch (no
+                    # handler reads them); other ledgers run now, in the records' order.
+                    applied.append((envelope.id, item.increments))
+                    cases[envelope.id] = case_of(item.event)
+                    for ledger, ledger_rows in item.rows:
+                        rows.setdefault(ledger, []).extend(ledger_rows)
+                    for other in item.ledgers:
+                        await other(session, item.event, envelope)
+                inbox.append(
+                    {
+                        "consumer": self.consumer.consumer_name,
+                        "event_id": envelope.id,
+                        "event_type": envelope.type,
+                        "county_id": envelope.county_id,
+                        "processed_at": now,
+                    }
+                )
+            await apply_increments(session, applied, cases)
+            for ledger, collected in rows.items():
+                await ledger.insert_all(session, collected)
+            if inbox:
+                await (await session.connection()).execute(insert(_INBOX), inbox)
+        self.progress.applied += len(inbox)
+
+    async def _already_applied(self, session: AsyncSession, ids: list[str]) -> set[str]:
+        """Which of `ids` this consumer's inbox holds."""
+        found: set[str] = set()
+        unique = sorted(set(ids))
+        for start in range(0, len(unique), INBOX_LOOKUP_CHUNK):
+            chunk = unique[start : start + INBOX_LOOKUP_CHUNK]
+            query = select(InboxEntry.event_id).where(
+                col(InboxEntry.consumer) == self.consumer.consumer_name,
+                col(InboxEntry.event_id).in_(chunk),
+            )
+            found.update((await session.exec(query)).all())
+        return found
