@@ -49,6 +49,9 @@ class ClueRegisteredHandler:
         self._in_force: dict[tuple[date, int], RuleSet] = {}
         # A new case file's text but its id, per subject level and rule version.
         self._new_files: dict[tuple[str, str], codec.NewFileEncoder] = {}
+        # Categories as the clue stores them (in order) and the case file (sorted), per list
+        # of categories: a county's clues share a few dozen lists.
+        self._categories: dict[tuple[str, ...], tuple[str, str]] = {}
 
     def _rules(self, registered_at: datetime) -> RuleSet:
         # The clue keeps the rules in force when it was registered, not when it arrived here.
@@ -96,7 +99,26 @@ class ClueRegisteredHandler:
         if encoder is None:
             encoder = codec.NewFileEncoder(new_case_file("", clue.subject_cadre_level, rules))
             self._new_files[key] = encoder
-        return case_file_row(event, clue, rules, state=encoder(clue.clue_id))
+        return case_file_row(
+            event,
+            clue,
+            rules,
+            state=encoder(clue.clue_id),
+            categories_json=self._categories_json(clue)[1],
+        )
+
+    def _categories_json(self, clue: NewClue) -> tuple[str, str]:
+        """The clue's categories as its row stores them, and as its case file's row does."""
+        key = clue.allegation_categories
+        encoded = self._categories.get(key)
+        if encoded is None:
+            if len(self._categories) > 4096:
+                self._categories.clear()
+            encoded = self._categories[key] = (
+                json.dumps(list(key)),
+                json.dumps(sorted(key)),
+            )
+        return encoded
 
     async def apply_batch(
         self, session: AsyncSession, items: Sequence[tuple[ClueRegistered, Envelope]]
@@ -116,7 +138,7 @@ class ClueRegisteredHandler:
             known.add(event.clue_id)
             clue = new_clue(event)
             rules = self._rules(event.registered_at)
-            clues.append(clue_row(clue, rules))
+            clues.append(clue_row(clue, rules, categories_json=self._categories_json(clue)[0]))
             await audit_registered(session, clue, rules, actor=f"event:{envelope.source}")
             files.append(self._case_file_row(event, clue, rules))
             deadlines.append(
@@ -157,18 +179,25 @@ def new_clue(event: ClueRegistered) -> NewClue:
 
 
 def case_file_row(
-    event: ClueRegistered, clue: NewClue, rules: RuleSet, *, state: str | None = None
+    event: ClueRegistered,
+    clue: NewClue,
+    rules: RuleSet,
+    *,
+    state: str | None = None,
+    categories_json: str | None = None,
 ) -> dict[str, Any]:
-    """The columns of a new clue's case file (`state`: its encoded file, if known already)."""
+    """The columns of a new clue's case file (`state`, `categories_json`: encoded already)."""
     if state is None:
         state = codec.encode(new_case_file(clue.clue_id, clue.subject_cadre_level, rules))
+    if categories_json is None:
+        categories_json = json.dumps(sorted(clue.allegation_categories))
     return {
         "case_id": clue.clue_id,
         "county_id": clue.county_id,
         "zone_id": clue.zone_id,
         "township_id": clue.township_id,
         "subject_key": subject_key(event),
-        "categories": json.dumps(sorted(clue.allegation_categories)),
+        "categories": categories_json,
         "stage": "registered",
         "rule_version": rules.version,
         "state": state,

@@ -36,8 +36,13 @@ async def register_clue(
     return True
 
 
-def clue_row(clue: NewClue, rules: RuleSet) -> dict[str, Any]:
-    """The columns of a newly registered clue."""
+def clue_row(
+    clue: NewClue, rules: RuleSet, *, categories_json: str | None = None
+) -> dict[str, Any]:
+    """The columns of a newly registered clue (`categories_json`: its categories encoded, if
+    known already)."""
+    if categories_json is None:
+        categories_json = json.dumps(list(clue.allegation_categories))
     return {
         "clue_id": clue.clue_id,
         "county_id": clue.county_id,
@@ -45,7 +50,7 @@ def clue_row(clue: NewClue, rules: RuleSet) -> dict[str, Any]:
         "township_id": clue.township_id,
         "source_report_id": clue.source_report_id,
         "channel": clue.channel,
-        "allegation_categories": json.dumps(list(clue.allegation_categories)),
+        "allegation_categories": categories_json,
         "subject_cadre_level": clue.subject_cadre_level,
         "real_name": clue.real_name,
         "status": ClueStatus.REGISTERED.value,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import fields, is_dataclass, replace
+from json.encoder import encode_basestring
 from typing import Any
 
 from services.cases.domain.casefile import CaseFile, Decision, Evidence, Proposal, Sanction
@@ -39,7 +40,8 @@ class NewFileEncoder:
         if self._parts is None:
             return encode(replace(self._file, case_id=case_id))
         before, after = self._parts
-        return f'{before}"case_id": {json.dumps(case_id, ensure_ascii=False)}{after}'
+        # What json.dumps(case_id, ensure_ascii=False) writes, without building an encoder.
+        return f'{before}"case_id": {encode_basestring(case_id)}{after}'
 
 
 def _plain(value: Any) -> Any:
