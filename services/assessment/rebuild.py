@@ -36,7 +36,7 @@ from services.assessment.store.projection import apply_increments
 from services.contracts.base import IntegrationEvent
 from services.runtime.bus import record_of
 from services.runtime.envelope import Envelope, EnvelopeError
-from services.runtime.inbox import BatchHandler, EventConsumer
+from services.runtime.inbox import BatchHandler, EventConsumer, Outcome
 from services.runtime.messaging_tables import InboxEntry
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,8 @@ _INBOX: Table = InboxEntry.__table__  # type: ignore[attr-defined]
 E = TypeVar("E", bound=IntegrationEvent)
 # Ids looked up in the inbox per statement (well under every driver's bound-parameter limit).
 INBOX_LOOKUP_CHUNK = 1_000
+# Records read between two turns of the event loop while the previous batch is written.
+READ_SLICE = 200
 
 
 @dataclass(frozen=True)
@@ -94,10 +96,14 @@ class RebuildProgress:
     applied: int = 0
     duplicates: int = 0
     ignored: int = 0
+    dead_lettered: int = 0
     # Records handed to the EventConsumer (a batch with something the bulk path does not take).
     by_consumer: int = 0
     batches: int = 0
     seconds: float = 0.0
+    # Of which: reading and mapping records, and the database transactions.
+    reading_seconds: float = 0.0
+    writing_seconds: float = 0.0
 
 
 class ProjectionRebuild:
@@ -147,24 +153,32 @@ class ProjectionRebuild:
             kafka.assign(partitions)
             end = await kafka.end_offsets(partitions)
             pending = {tp for tp in partitions if await kafka.position(tp) < end[tp]}
-            while pending and not (stop is not None and stop.is_set()):
-                fetched = await kafka.getmany(
-                    *pending, timeout_ms=500, max_records=self.batch_records
-                )
-                records = [record for tp in fetched for record in fetched[tp]]
-                if not records:
-                    continue
-                await self.apply(records)
-                # Only now, after the database committed: a crash before this re-delivers the
-                # batch, and the inbox turns every record of it into a duplicate.
-                await kafka.commit(
-                    {
+            # While one batch is written (the database works in its own thread, or server),
+            # the next is fetched and read: batches still commit one after the other, in order.
+            writing: asyncio.Task[None] | None = None
+            try:
+                while pending and not (stop is not None and stop.is_set()):
+                    fetched = await kafka.getmany(
+                        *pending, timeout_ms=500, max_records=self.batch_records
+                    )
+                    records = [record for tp in fetched for record in fetched[tp]]
+                    if not records:
+                        continue
+                    items = await self.read(records)
+                    if writing is not None:
+                        await writing
+                    offsets = {
                         tp: OffsetAndMetadata(batch[-1].offset + 1, "")
                         for tp, batch in fetched.items()
                         if batch
                     }
-                )
-                pending = {tp for tp in pending if await kafka.position(tp) < end[tp]}
+                    writing = asyncio.create_task(self._store(kafka, records, items, offsets))
+                    pending = {tp for tp in pending if await kafka.position(tp) < end[tp]}
+                if writing is not None:
+                    await writing
+            finally:
+                if writing is not None and not writing.done():
+                    writing.cancel()
         finally:
             self.progress.seconds += time.perf_counter() - started
             await kafka.stop()
@@ -187,12 +201,38 @@ class ProjectionRebuild:
 
     async def apply(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
         """Apply `records` in one transaction, or hand them to the consumer when that fails."""
+        await self.store(records, await self.read(records))
+
+    async def _store(
+        self,
+        kafka: AIOKafkaConsumer,
+        records: Sequence[ConsumerRecord[Any, Any]],
+        items: list[_Item] | None,
+        offsets: dict[TopicPartition, OffsetAndMetadata],
+    ) -> None:
+        await self.store(records, items)
+        # Only now, after the database committed: a crash before this re-delivers the batch,
+        # and the inbox turns every record of it into a duplicate.
+        await kafka.commit(offsets)
+
+    async def read(self, records: Sequence[ConsumerRecord[Any, Any]]) -> list[_Item] | None:
+        """The records read and mapped (no database), or None for the consumer to apply."""
+        started = time.perf_counter()
+        items = await self._read(records)
+        self.progress.reading_seconds += time.perf_counter() - started
+        return items
+
+    async def store(
+        self, records: Sequence[ConsumerRecord[Any, Any]], items: list[_Item] | None
+    ) -> None:
+        """Write what `read` made of `records` in one transaction, or hand them to the consumer."""
         self.progress.records += len(records)
         self.progress.batches += 1
-        items = self._read(records)
         if items is not None:
+            started = time.perf_counter()
             try:
                 await self._write(items)
+                self.progress.writing_seconds += time.perf_counter() - started
                 return
             except Exception as exc:
                 # Nothing of the batch was kept: the consumer applies it record by record,
@@ -202,14 +242,21 @@ class ProjectionRebuild:
                     extra={"records": len(records), "error_type": type(exc).__name__},
                 )
         self.progress.by_consumer += len(records)
-        await self.consumer.consume_batch([record_of(record) for record in records])
+        outcomes = await self.consumer.consume_batch([record_of(record) for record in records])
+        self.progress.applied += outcomes.count(Outcome.PROCESSED)
+        self.progress.duplicates += outcomes.count(Outcome.DUPLICATE)
+        self.progress.ignored += outcomes.count(Outcome.IGNORED)
+        self.progress.dead_lettered += outcomes.count(Outcome.DEAD_LETTERED)
 
-    def _read(self, records: Sequence[ConsumerRecord[Any, Any]]) -> list[_Item] | None:
+    async def _read(self, records: Sequence[ConsumerRecord[Any, Any]]) -> list[_Item] | None:
         """Every record read and mapped, or None when one needs the consumer's judgement."""
         counties = self.consumer.counties
         items: list[_Item] = []
         ignored = 0
-        for record in records:
+        for index, record in enumerate(records):
+            if index % READ_SLICE == 0:
+                # Let the batch being written meanwhile send its next statement.
+                await asyncio.sleep(0)
             try:
                 envelope = Envelope.from_kafka(record.headers or (), record.value)
             except EnvelopeError:

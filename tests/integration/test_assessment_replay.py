@@ -3,6 +3,7 @@ consumer group) gives identical projection rows, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import pytest
@@ -11,10 +12,12 @@ from services.assessment.domain.quarter import AssessmentCalendar
 from services.assessment.handlers.collaboration import COLLABORATION_EVENTS
 from services.assessment.handlers.mappers import Projection, projections
 from services.assessment.handlers.projection import register_handlers
+from services.assessment.rebuild import ProjectionRebuild, Subscriptions
 from services.assessment.store.projection import projection_rows
 from services.assessment.synthetic import County, synthetic_events
 from services.contracts.base import IntegrationEvent
 from services.contracts.cases import ClueDisposed, DeadlineBreached
+from services.contracts.intake import ClueRegistered
 from services.contracts.staffing import AttendanceRecorded, TownshipPlaced, UnitNamed
 from services.runtime.db import Database
 from services.runtime.envelope import Envelope
@@ -23,9 +26,12 @@ from services.runtime.localstack import KafkaNode
 from services.runtime.messaging_tables import InboxEntry
 from tests.conftest import MakeDatabase
 from tests.integration.helpers import (
+    committed_offsets,
     count_rows,
     create_topics,
+    header_map,
     produce,
+    read_records,
     running_broker,
     started_producer,
     unique,
@@ -43,6 +49,12 @@ def _private(event_class: type[IntegrationEvent], topics: dict[str, str]) -> typ
     return type(
         f"{event_class.__name__}Private", (event_class,), {"topic": topic, "__module__": __name__}
     )
+
+
+def _named(topics: dict[str, str]) -> type[UnitNamed]:
+    named = _private(UnitNamed, topics)
+    assert issubclass(named, UnitNamed)
+    return named
 
 
 def _record(
@@ -83,7 +95,7 @@ async def _consume_all(
             placed_class,
             attendance_class=attendance,
             collaboration_classes=[_private(c, topics) for c in COLLABORATION_EVENTS],
-            unit_named_class=_private(UnitNamed, topics),
+            unit_named_class=_named(topics),
         )
         async with running_broker(kafka.bootstrap_servers, consumer):
             await wait_until(
@@ -125,16 +137,28 @@ async def _inbox_has(database: Database, consumer: str, expected: int) -> bool:
     return await count_rows(database, InboxEntry, InboxEntry.consumer == consumer) >= expected
 
 
-async def test_replaying_the_log_into_an_empty_database_gives_identical_projections(
-    make_database: MakeDatabase, kafka: KafkaNode
-) -> None:
+@dataclass
+class PublishedLog:
+    """A log on private topics, with the classes that route it."""
+
+    topics: dict[str, str]
+    private: list[Projection]
+    placed_class: type[TownshipPlaced]
+    attendance_class: type[AttendanceRecorded]
+    # Records a consumer applies (the redelivered copy and any poison record excluded).
+    applied: int
+
+
+async def _published_log(kafka: KafkaNode, poison: bool = False) -> PublishedLog:
+    """Publish a county's year of synthetic events and the odd cases a replay must survive."""
     topics: dict[str, str] = {}
     private = [Projection(_private(p.event_class, topics), p.mapper) for p in projections()]
     placed_class = _private(TownshipPlaced, topics)
     assert issubclass(placed_class, TownshipPlaced)
     attendance_class = _private(AttendanceRecorded, topics)
     assert issubclass(attendance_class, AttendanceRecorded)
-    for other in (UnitNamed, *COLLABORATION_EVENTS):
+    others: list[type[IntegrationEvent]] = [UnitNamed, *COLLABORATION_EVENTS]
+    for other in others:
         _private(other, topics)
     await create_topics(kafka.bootstrap_servers, *topics.values(), partitions=3)
 
@@ -178,8 +202,30 @@ async def test_replaying_the_log_into_an_empty_database_gives_identical_projecti
     # A redelivered record (the relay may publish twice after a crash) counts once.
     first_topic = next(iter(by_topic))
     by_topic[first_topic].append(by_topic[first_topic][0])
+    if poison:
+        # A clue whose payload misses its required fields, amid the others: dead-lettered.
+        good = ClueRegistered.event_type
+        headers = _record(placed, unique("evt"), datetime(2026, 1, 1, tzinfo=UTC))[2]
+        headers = [(k, good.encode() if k == "ce_type" else v) for k, v in headers]
+        by_topic[classes[good].topic].insert(
+            EVENTS // 20,
+            (b"k", b'{"county_id": "%s", "zone_id": "z-02"}' % county.county_id.encode(), headers),
+        )
     for topic, records in by_topic.items():
         await produce(kafka.bootstrap_servers, topic, records)
+    return PublishedLog(topics, private, placed_class, attendance_class, EVENTS + 6)
+
+
+async def test_replaying_the_log_into_an_empty_database_gives_identical_projections(
+    make_database: MakeDatabase, kafka: KafkaNode
+) -> None:
+    log = await _published_log(kafka)
+    private, placed_class, attendance_class, topics = (
+        log.private,
+        log.placed_class,
+        log.attendance_class,
+        log.topics,
+    )
 
     live = await _consume_all(
         kafka,
@@ -212,3 +258,64 @@ async def test_replaying_the_log_into_an_empty_database_gives_identical_projecti
     } <= kinds
     assert len([row for row in live if row[0] == "tally"]) > 50
     assert rebuilt == live
+
+
+def _rebuild(
+    kafka: KafkaNode, database: Database, log: PublishedLog, consumer: EventConsumer, batch: int
+) -> ProjectionRebuild:
+    """Assessment's handlers on `consumer`, applied by a ProjectionRebuild of `batch` records."""
+    subscriptions = Subscriptions(consumer)
+    register_handlers(
+        subscriptions,
+        AssessmentCalendar(),
+        log.private,
+        log.placed_class,
+        attendance_class=log.attendance_class,
+        collaboration_classes=[_private(c, log.topics) for c in COLLABORATION_EVENTS],
+        unit_named_class=_named(log.topics),
+    )
+    return ProjectionRebuild(subscriptions, kafka.bootstrap_servers, batch_records=batch)
+
+
+async def test_the_bulk_rebuild_builds_what_the_consumer_builds_and_parks_a_bad_record(
+    make_database: MakeDatabase, kafka: KafkaNode
+) -> None:
+    log = await _published_log(kafka, poison=True)
+    live = await _consume_all(
+        kafka,
+        await make_database("assessment"),
+        log.private,
+        log.placed_class,
+        log.attendance_class,
+        log.applied,
+        log.topics,
+    )
+    database = await make_database("assessment")
+    service = unique("assessment")
+    async with started_producer(kafka.bootstrap_servers) as producer:
+        consumer = EventConsumer(service=service, database=database, dead_letter_producer=producer)
+        # Small batches: several of them, written while the next is read.
+        progress = await _rebuild(kafka, database, log, consumer, 60).run()
+        async with database.session() as session:
+            assert await projection_rows(session) == live
+        assert progress.applied == log.applied
+        assert progress.duplicates == 1  # the record published twice
+        assert progress.dead_lettered == 1
+        # The bad record's batch went to the consumer, which parked that record alone.
+        assert 0 < progress.by_consumer < progress.records
+        parked = await read_records(kafka.bootstrap_servers, consumer.dead_letter_topic, 1)
+        assert [header_map(r)["x-dead-letter-reason"] for r in parked] == [b"invalid-payload"]
+        committed = await committed_offsets(kafka.bootstrap_servers, consumer.group_id)
+        assert sum(committed.values()) == progress.records == log.applied + 2
+
+        # Delivered again from the start (a crash between the commit and the offsets; here a
+        # second group over the same inbox): every record is a duplicate, nothing changes.
+        again = EventConsumer(
+            service=service, database=database, dead_letter_producer=producer, group_prefix="again"
+        )
+        repeated = await _rebuild(kafka, database, log, again, 500).run()
+    assert repeated.applied == 0
+    assert repeated.duplicates == log.applied + 1
+    assert repeated.dead_lettered == 1  # parked again: at least once, never applied
+    async with database.session() as session:
+        assert await projection_rows(session) == live
