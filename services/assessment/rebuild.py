@@ -25,7 +25,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from pydantic import ValidationError
-from sqlalchemy import Table, insert
+from sqlalchemy import String, Table, any_, cast, insert
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -334,13 +335,18 @@ class ProjectionRebuild:
 
     async def _already_applied(self, session: AsyncSession, ids: list[str]) -> set[str]:
         """Which of `ids` this consumer's inbox holds."""
-        found: set[str] = set()
+        consumer = col(InboxEntry.consumer) == self.consumer.consumer_name
         unique = sorted(set(ids))
+        if not self.consumer.database.is_sqlite:
+            # One array parameter: an IN list of thousands of parameters took PostgreSQL
+            # a fifth of a second per thousand ids to plan.
+            query = select(InboxEntry.event_id).where(
+                consumer, col(InboxEntry.event_id) == any_(cast(unique, ARRAY(String)))
+            )
+            return set((await session.exec(query)).all())
+        found: set[str] = set()
         for start in range(0, len(unique), INBOX_LOOKUP_CHUNK):
             chunk = unique[start : start + INBOX_LOOKUP_CHUNK]
-            query = select(InboxEntry.event_id).where(
-                col(InboxEntry.consumer) == self.consumer.consumer_name,
-                col(InboxEntry.event_id).in_(chunk),
-            )
+            query = select(InboxEntry.event_id).where(consumer, col(InboxEntry.event_id).in_(chunk))
             found.update((await session.exec(query)).all())
         return found
