@@ -1,13 +1,17 @@
 """Cross-county letters (协查函): the county's letters on either side, and one letter, as the
-collaboration service lets the user see them."""
+collaboration service lets the user see them; for county leadership, the forms approving a
+drafted letter (ApproveLetter) and accepting or declining a received one (DecideLetter)."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Mapping
+from urllib.parse import quote
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from xiezuo.collaboration.v1 import collaboration_pb2
 
@@ -20,12 +24,16 @@ from services.console.county.views import (
     letter_rows,
     when,
 )
+from services.console.grpc_calls import Refused, call, stubs
 from services.console.session import signed_in
-from services.console.web import NavLink, render
+from services.console.web import NavLink, render, translator
 
 LETTER_ROLES = frozenset(
     {"county_leadership", "commission_head", "zone_chief", "deputy_chief", "city_commission"}
 )
+# Who approves, accepts and declines (collaboration's rule; it checks again).
+LETTER_LEADERSHIP = frozenset({"county_leadership", "commission_head"})
+GROUND_MAX = 2000
 
 
 async def letters(request: Request) -> Response:
@@ -50,8 +58,15 @@ async def letters(request: Request) -> Response:
     )
 
 
-async def letter(request: Request) -> Response:
-    """One letter with its question, answer and the team drawn for it."""
+async def _letter_page(
+    request: Request,
+    *,
+    action: str = "",
+    refusal: Refused | None = None,
+    denied: str = "",
+    posted: Mapping[str, str] | None = None,
+) -> Response:
+    """One letter; a refused action comes back with the service's reasons beside its inputs."""
     user = signed_in(request)
     reads = county_reads(request)
     found = await reads.letter(request.path_params["letter_id"])
@@ -61,10 +76,28 @@ async def letter(request: Request) -> Response:
         reads.person_names(list(found.team_person_ids)),
     )
     inbound = found.direction == collaboration_pb2.LETTER_DIRECTION_INBOUND
+    leadership = user.has_role(*LETTER_LEADERSHIP)
+    typed = dict(posted or {})
+    status = refusal.status if refusal is not None else (403 if denied else 200)
     return render(
         request,
         "letters/letter.html",
         {
+            # Offered where collaboration would take them; it checks the role and state again.
+            "may_approve": leadership
+            and not inbound
+            and found.state == collaboration_pb2.LETTER_STATE_AWAITING_APPROVAL,
+            "may_decide": leadership
+            and inbound
+            and found.state == collaboration_pb2.LETTER_STATE_RECEIVED,
+            # A retry of a refused action keeps its key: the service acts at most once.
+            "idempotency_key": typed.get("idempotency_key") or uuid.uuid4().hex,
+            "form": typed,
+            "action": action,
+            "refusal": refusal,
+            "errors": refusal.violations if refusal is not None else {},
+            "denied": denied,
+            "done": request.query_params.get("done", ""),
             "letter": found,
             "direction": "inbound" if inbound else "outbound",
             "counterpart": display_name(found.counterpart_county_id, counties),
@@ -80,11 +113,62 @@ async def letter(request: Request) -> Response:
                 "answered": when(found.answered_at),
             },
         },
+        status_code=status,
     )
+
+
+async def letter(request: Request) -> Response:
+    """One letter with its question, answer and the team drawn for it."""
+    return await _letter_page(request)
+
+
+async def _act(request: Request, action: str, method: str, message: object) -> Response:
+    """Send one action as the user; a refusal re-renders the letter with its reasons."""
+    posted = {name: str(value).strip() for name, value in (await request.form()).items()}
+    letter_id = request.path_params["letter_id"]
+    try:
+        await call(request, getattr(stubs(request).collaboration, method), message)
+    except Refused as refusal:
+        return await _letter_page(request, action=action, refusal=refusal, posted=posted)
+    except HTTPException as error:
+        if error.status_code != 403:
+            raise
+        denied = translator(request)("letters.denied")
+        return await _letter_page(request, action=action, denied=denied, posted=posted)
+    return RedirectResponse(f"/letters/{quote(letter_id)}?done={action}", status_code=303)
+
+
+async def approve(request: Request) -> Response:
+    """ApproveLetter: leadership signs a drafted letter and it is sent."""
+    form = await request.form()
+    message = collaboration_pb2.ApproveLetterRequest(
+        idempotency_key=str(form.get("idempotency_key", "")),
+        letter_id=request.path_params["letter_id"],
+    )
+    return await _act(request, "approve", "ApproveLetter", message)
+
+
+async def decide(request: Request) -> Response:
+    """DecideLetter: leadership of the asked county accepts, or declines with a ground."""
+    form = await request.form()
+    decision = str(form.get("decision", ""))
+    if decision not in ("accept", "decline"):
+        raise HTTPException(400, "decision must be accept or decline")
+    accept = decision == "accept"
+    message = collaboration_pb2.DecideLetterRequest(
+        idempotency_key=str(form.get("idempotency_key", "")),
+        letter_id=request.path_params["letter_id"],
+        accept=accept,
+        ground="" if accept else str(form.get("ground", "")).strip()[:GROUND_MAX],
+        subject_township_id=str(form.get("subject_township_id", "")).strip() if accept else "",
+    )
+    return await _act(request, decision, "DecideLetter", message)
 
 
 ROUTES: list[BaseRoute] = [
     Route("/letters", letters, methods=["GET"], name="letters"),
     Route("/letters/{letter_id:str}", letter, methods=["GET"], name="letter"),
+    Route("/letters/{letter_id:str}/approve", approve, methods=["POST"], name="letter_approve"),
+    Route("/letters/{letter_id:str}/decide", decide, methods=["POST"], name="letter_decide"),
 ]
 NAV = [NavLink("/letters", "letters.nav", LETTER_ROLES, order=70)]
