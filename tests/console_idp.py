@@ -1,6 +1,7 @@
 """A tiny OpenID Connect provider on 127.0.0.1 for the console's sign-in tests (a fake IdP).
 
-Authorization code flow with PKCE (S256 only), RS256-signed ID tokens, JWKS, userinfo. It
+Authorization code flow with PKCE (S256 only), RS256-signed ID tokens, JWKS, userinfo, and
+RP-initiated logout (`end_session_endpoint`, unless `end_session` is off). It
 approves every authorization request at once as the person `claims` describe, and records
 what the client sent so a test can check it (the PKCE challenge, the client's credentials).
 """
@@ -42,9 +43,14 @@ class FakeIdp:
     codes: dict[str, dict[str, str]] = field(default_factory=dict)
     token_requests: list[dict[str, str]] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
+    # Whether the metadata names an end_session_endpoint; the logout requests it received.
+    end_session: bool = True
+    logouts: list[dict[str, str]] = field(default_factory=list)
 
     def metadata(self) -> dict[str, Any]:
+        logout = {"end_session_endpoint": f"{self.issuer}/logout"} if self.end_session else {}
         return {
+            **logout,
             "issuer": self.issuer,
             "authorization_endpoint": f"{self.issuer}/authorize",
             "token_endpoint": f"{self.issuer}/token",
@@ -144,6 +150,9 @@ def _handler(idp: FakeIdp) -> type[BaseHTTPRequestHandler]:
                 self.send_response(302)
                 self.send_header("Location", idp.authorize(query))
                 self.end_headers()
+            elif parts.path == "/logout" and idp.end_session:
+                idp.logouts.append(query)
+                self._page("signed out")
             elif parts.path == "/userinfo":
                 self._json(200, {"sub": idp.claims.get("sub", "")})
             else:
@@ -162,14 +171,18 @@ def _handler(idp: FakeIdp) -> type[BaseHTTPRequestHandler]:
 
 @contextmanager
 def running_idp(
-    claims: dict[str, Any], *, host: str = "127.0.0.1", interactive: bool = False
+    claims: dict[str, Any],
+    *,
+    host: str = "127.0.0.1",
+    interactive: bool = False,
+    end_session: bool = True,
 ) -> Iterator[FakeIdp]:
     """The provider listening on a free port of 127.0.0.1 until the block ends.
 
     `host` names it in its issuer URL: "localhost" makes it another site than a console on
     127.0.0.1 (a browser then applies SameSite rules on the way back, as in production).
     """
-    idp = FakeIdp(claims=claims, interactive=interactive)
+    idp = FakeIdp(claims=claims, interactive=interactive, end_session=end_session)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(idp))
     idp.issuer = f"http://{host}:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)

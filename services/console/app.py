@@ -37,7 +37,7 @@ from services.console import pages
 from services.console.grpc_calls import Refused, Stubs
 from services.console.live import LiveFeed, LiveMetrics
 from services.console.locale import Catalogue
-from services.console.session import SignInRequired, sign_out
+from services.console.session import SignInRequired, SignOuts, sign_out
 from services.console.settings import ConsoleSettings
 from services.console.signin import TokenMinter, dev_directory, oidc_client
 from services.console.web import CsrfMiddleware, NavLink, SignInGate, render, sign_in_redirect
@@ -219,6 +219,7 @@ def build_app(settings: ConsoleSettings, platform: PlatformSettings | None = Non
     app.state.catalogue = catalogue
     app.state.nav = nav
     app.state.minter = TokenMinter(settings, platform)
+    app.state.sign_outs = SignOuts()
     app.state.dev_people = dev_directory(settings.dev_county_file) if settings.dev_sign_in else []
     app.state.oidc = oidc_client(settings)
     return app

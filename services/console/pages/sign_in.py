@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -12,7 +13,14 @@ from starlette.routing import BaseRoute, Route
 from xiezuo.staffing.v1 import registry_pb2
 
 from services.console.grpc_calls import call, stubs
-from services.console.session import LANG_KEY, current_user, sign_in, sign_out, signed_in
+from services.console.session import (
+    ID_TOKEN_KEY,
+    LANG_KEY,
+    current_user,
+    sign_in,
+    sign_out,
+    signed_in,
+)
 from services.console.settings import LANGUAGES
 from services.console.signin import ClaimsRefused, DevPerson, identity_from_claims
 from services.console.web import NavLink, render, safe_next
@@ -113,21 +121,52 @@ async def oidc_callback(request: Request) -> Response:
         return RedirectResponse("/sign-in?error=oidc", status_code=303)
     target = safe_next(request.session.pop(NEXT_KEY, None))
     sign_in(request, request.app.state.minter.mint(identity))
+    if isinstance(token.get("id_token"), str):
+        # For RP-initiated logout: the provider ends its own session for this ID token.
+        request.session[ID_TOKEN_KEY] = token["id_token"]
     log.info("OIDC sign-in", extra={"subject": identity.subject})
     return RedirectResponse(target, status_code=303)
 
 
 def _callback_url(request: Request) -> str:
+    return _console_url(request, "/oidc/callback")
+
+
+def _console_url(request: Request, path: str) -> str:
+    """An absolute URL of the console (behind the Ingress: on the public URL)."""
     public = request.app.state.settings.public_url
     if public:
-        return f"{public.rstrip('/')}/oidc/callback"
-    return str(request.url_for("oidc_callback"))
+        return f"{public.rstrip('/')}{path}"
+    return str(request.base_url).rstrip("/") + path
 
 
 async def sign_out_now(request: Request) -> Response:
-    """End the session."""
+    """End the session; after an OIDC sign-in, end the provider's session too (RP-initiated
+    logout) when its metadata names an end_session_endpoint."""
+    id_token = request.session.get(ID_TOKEN_KEY)
     sign_out(request)
-    return RedirectResponse("/sign-in", status_code=303)
+    client = request.app.state.oidc
+    if client is None or not isinstance(id_token, str):
+        return RedirectResponse("/sign-in", status_code=303)
+    try:
+        metadata = await client.load_server_metadata()
+    except Exception as error:  # the provider down must not keep anyone signed in here
+        log.warning(
+            "OIDC metadata unavailable at sign-out", extra={"error_type": type(error).__name__}
+        )
+        return RedirectResponse("/sign-in", status_code=303)
+    endpoint = metadata.get("end_session_endpoint")
+    if not isinstance(endpoint, str) or not endpoint:
+        return RedirectResponse("/sign-in", status_code=303)
+    query = urlencode(
+        {
+            "id_token_hint": id_token,
+            "client_id": request.app.state.settings.oidc_client_id,
+            "post_logout_redirect_uri": _console_url(request, "/sign-in"),
+        }
+    )
+    separator = "&" if "?" in endpoint else "?"
+    return RedirectResponse(f"{endpoint}{separator}{query}", status_code=303)
 
 
 async def switch_language(request: Request) -> Response:
