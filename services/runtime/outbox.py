@@ -35,6 +35,20 @@ def record_event(
     event_id: str | None = None,
 ) -> OutboxMessage:
     """Add `event` to the outbox inside the caller's transaction (never commits)."""
+    row = outbox_row(event, source=source, occurred_at=occurred_at, event_id=event_id)
+    session.add(row)
+    session.info[OUTBOX_WRITTEN] = True
+    return row
+
+
+def outbox_row(
+    event: IntegrationEvent,
+    *,
+    source: str,
+    occurred_at: datetime | None = None,
+    event_id: str | None = None,
+) -> OutboxMessage:
+    """The outbox row of `event`, not added to any session (for a caller's bulk insert)."""
     carrier: dict[str, str] = {}
     # The trace context of the request that caused the event travels with the row, so the
     # consumer's span joins the same trace even if the relay publishes much later.
@@ -54,8 +68,6 @@ def record_event(
         tracestate=carrier.get("tracestate"),
         recorded_at=datetime.now(UTC),
     )
-    session.add(row)
-    session.info[OUTBOX_WRITTEN] = True
     return row
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import select as sql_select
 from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -119,14 +121,128 @@ async def match_report(
     return classify(profile, known, rules)
 
 
+async def stored_candidates(
+    session: AsyncSession, wanted: Sequence[tuple[DuplicateProfile, DuplicateRules]]
+) -> list[list[KnownReport] | None]:
+    """For each profile, the stored reports `match_report` would compare it with.
+
+    Two queries for a whole group (its match keys, then the reports they name) instead of two
+    per report; the same keys, window and filters as `match_report`, applied per profile.
+    None for a profile whose rules need the township's full window (`match_report` reads it).
+    """
+    lookups: list[tuple[frozenset[str], datetime, datetime] | None] = []
+    for profile, rules in wanted:
+        keys = lookup_match_keys(profile, rules)
+        window = timedelta(days=rules.window_days)
+        lookups.append(
+            None
+            if keys is None
+            else (keys, profile.received_at - window, profile.received_at + window)
+        )
+    keyed = [lookup for lookup in lookups if lookup is not None]
+    if not keyed:
+        return [None for _ in lookups]
+    # Core through the connection: plain rows, no ORM entities to build.
+    connection = await session.connection()
+    hits = await connection.execute(
+        sql_select(
+            col(ReportMatchKeyRow.report_id),
+            col(ReportMatchKeyRow.match_key),
+            col(ReportMatchKeyRow.received_at),
+        ).where(
+            col(ReportMatchKeyRow.match_key).in_(sorted(set().union(*(k for k, _, _ in keyed)))),
+            col(ReportMatchKeyRow.received_at) >= min(earliest for _, earliest, _ in keyed),
+            col(ReportMatchKeyRow.received_at) <= max(latest for _, _, latest in keyed),
+        )
+    )
+    by_key: dict[str, list[tuple[str, datetime]]] = {}
+    for report_id, key, received_at in hits.all():
+        by_key.setdefault(key, []).append((report_id, as_utc(received_at)))
+    chosen: list[set[str] | None] = []
+    for lookup in lookups:
+        if lookup is None:
+            chosen.append(None)
+            continue
+        keys, earliest, latest = lookup
+        chosen.append(
+            {
+                report_id
+                for key in keys
+                for report_id, at in by_key.get(key, ())
+                if earliest <= at <= latest
+            }
+        )
+    wanted_ids = sorted(set().union(*(ids for ids in chosen if ids)))
+    stored: dict[str, KnownReport] = {}
+    if wanted_ids:
+        rows = await connection.execute(
+            sql_select(*_PROFILE_COLUMNS).where(col(ReportRow.report_id).in_(wanted_ids))
+        )
+        for row in rows.all():
+            # Reports forwarded upward at reception opened no clue here (and have no keys).
+            if row.duplicate_fingerprint is not None:
+                stored[row.report_id] = KnownReport(
+                    row.report_id,
+                    row.clue_id,
+                    DuplicateProfile(
+                        county_id=row.county_id,
+                        subject_name=normalise(row.subject_name),
+                        subject_unit=normalise(row.subject_unit),
+                        township_id=row.township_id,
+                        categories=frozenset(json.loads(row.allegation_categories)),
+                        received_at=as_utc(row.received_at),
+                    ),
+                )
+    found: list[list[KnownReport] | None] = []
+    for (profile, _), ids in zip(wanted, chosen, strict=True):
+        if ids is None:
+            found.append(None)
+            continue
+        place = (profile.county_id, profile.township_id)
+        found.append(
+            [
+                known
+                for report_id in sorted(ids)
+                if (known := stored.get(report_id)) is not None
+                and (known.profile.county_id, known.profile.township_id) == place
+            ]
+        )
+    return found
+
+
+_PROFILE_COLUMNS = (
+    col(ReportRow.report_id),
+    col(ReportRow.clue_id),
+    col(ReportRow.county_id),
+    col(ReportRow.township_id),
+    col(ReportRow.subject_name),
+    col(ReportRow.subject_unit),
+    col(ReportRow.allegation_categories),
+    col(ReportRow.received_at),
+    col(ReportRow.duplicate_fingerprint),
+)
+
+
+def may_match(profile: DuplicateProfile, earlier: DuplicateProfile, rules: DuplicateRules) -> bool:
+    """Whether `match_report` would read `earlier` (stored) as a candidate for `profile`."""
+    if (earlier.county_id, earlier.township_id) != (profile.county_id, profile.township_id):
+        return False
+    keys = lookup_match_keys(profile, rules)
+    # Without keys the township's window is read; `classify` applies the window itself.
+    return keys is None or not keys.isdisjoint(stored_match_keys(earlier))
+
+
+def match_key_rows(report: ReportRow, profile: DuplicateProfile) -> list[ReportMatchKeyRow]:
+    """The rows that store the report under its match keys, so later reports find it."""
+    return [
+        ReportMatchKeyRow(report_id=report.report_id, match_key=key, received_at=report.received_at)
+        for key in sorted(stored_match_keys(profile))
+    ]
+
+
 def index_report(session: AsyncSession, report: ReportRow, profile: DuplicateProfile) -> None:
     """Store the report under its match keys, so later reports find it."""
-    for key in sorted(stored_match_keys(profile)):
-        session.add(
-            ReportMatchKeyRow(
-                report_id=report.report_id, match_key=key, received_at=report.received_at
-            )
-        )
+    session.add_all(match_key_rows(report, profile))
 
 
 @dataclass(frozen=True)
@@ -185,25 +301,32 @@ async def join_clue(
     return Joined(clue_id, clue.repeat_count, clue.priority, clue.progress)
 
 
+def candidate_rows(
+    report: ReportRow, similar: list[Similar], *, now: datetime
+) -> list[DuplicateCandidateRow]:
+    """A row per near-duplicate, for an officer to decide."""
+    return [
+        DuplicateCandidateRow(
+            candidate_id=f"dup-{uuid.uuid4().hex}",
+            county_id=report.county_id,
+            zone_id=report.zone_id,
+            report_id=report.report_id,
+            clue_id=report.clue_id,
+            similar_report_id=candidate.report_id,
+            similar_clue_id=candidate.clue_id,
+            reason=candidate.reason,
+            flagged_at=now,
+            state=PENDING,
+        )
+        for candidate in similar
+    ]
+
+
 def flag_candidates(
     session: AsyncSession, report: ReportRow, similar: list[Similar], *, now: datetime
 ) -> None:
     """Store each near-duplicate for an officer to decide."""
-    for candidate in similar:
-        session.add(
-            DuplicateCandidateRow(
-                candidate_id=f"dup-{uuid.uuid4().hex}",
-                county_id=report.county_id,
-                zone_id=report.zone_id,
-                report_id=report.report_id,
-                clue_id=report.clue_id,
-                similar_report_id=candidate.report_id,
-                similar_clue_id=candidate.clue_id,
-                reason=candidate.reason,
-                flagged_at=now,
-                state=PENDING,
-            )
-        )
+    session.add_all(candidate_rows(report, similar, now=now))
 
 
 class CandidateDecided(Exception):

@@ -9,12 +9,20 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
+from sqlalchemy import Table, insert
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import SQLModel, select
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.contracts.intake import ClueRegistered, ReportedSubject
-from services.intake.domain.duplicates import DuplicateProfile, Linked, profile_of
+from services.intake.domain.duplicates import (
+    DuplicateProfile,
+    KnownReport,
+    Linked,
+    Similar,
+    classify,
+    profile_of,
+)
 from services.intake.domain.receipt import KEY_BYTES, ReceiptKeys, new_receipt_code
 from services.intake.domain.report import Submission, fingerprint
 from services.intake.domain.rulebook import RuleBook
@@ -22,12 +30,16 @@ from services.intake.domain.rules import IntakeRules
 from services.intake.domain.status import ReportStatus
 from services.intake.domain.triage import signals_of, triage_score
 from services.intake.store.duplicates import (
+    candidate_rows,
     duplicate_rules,
     flag_candidates,
     hold_township,
     index_report,
     join_clue,
+    match_key_rows,
     match_report,
+    may_match,
+    stored_candidates,
 )
 from services.intake.store.group_commit import GroupCommit, WriteAlone
 from services.intake.store.jurisdiction import forward_upward
@@ -41,8 +53,9 @@ from services.intake.store.tables import (
 from services.intake.store.vault import Vault
 from services.runtime import audit
 from services.runtime.backentry import BACK_ENTRY_GRACE
-from services.runtime.db import Database
-from services.runtime.outbox import record_event
+from services.runtime.db import OUTBOX_WRITTEN, Database
+from services.runtime.messaging_tables import OutboxMessage
+from services.runtime.outbox import outbox_row
 
 EVENT_SOURCE = "xiezuo/intake"
 
@@ -109,16 +122,25 @@ class ReportRegistry:
     async def register(self, submission: Submission, *, actor: str) -> Registration:
         """Register a valid submission once per (county, idempotency key)."""
         digest = fingerprint(submission)
-        earlier = await self._find(submission.county_id, submission.idempotency_key)
-        if earlier is not None:
+        try:
+            draft = self._draft(submission, digest, actor=actor)
+        except Exception:
+            # A retry is answered from what was registered, even if it could not be drafted now.
+            earlier = await self._find(submission.county_id, submission.idempotency_key)
+            if earlier is None:
+                raise
             return _replay(earlier, digest)
-        draft = self._draft(submission, digest, actor=actor)
         if draft.forward_to is None:
+            # The group looks its keys up together: a retry comes back as a replay from it.
             try:
                 return await self._writer.write(draft)
             except WriteAlone:
                 # Its group could not take it (a racing key, a failed commit): on its own now.
                 draft = self._draft(submission, digest, actor=actor)
+        else:
+            earlier = await self._find(submission.county_id, submission.idempotency_key)
+            if earlier is not None:
+                return _replay(earlier, digest)
         try:
             return await self._insert(draft)
         except IntegrityError:
@@ -222,34 +244,170 @@ class ReportRegistry:
 
         Every township gate of the group is taken first, in one order, so groups of several
         replicas cannot deadlock on them; the audit entries are appended last, after every
-        clue row the group locks, as a single submission does. Each draft runs in a savepoint:
-        one that fails (e.g. its key raced) is undone alone and written again by itself.
+        clue row the group locks, as a single submission does. The group's idempotency keys
+        are looked up in one query (a key already stored answers as a replay) and its
+        duplicate candidates in two; drafts that open a clue are written with one INSERT per
+        table for a run of them (`_write_rows`). A draft linked to an existing clue goes
+        through the ORM in a savepoint of its own, after the run before it is written. If a
+        run's INSERTs fail, the run is undone and it and every later draft are applied one by
+        one in savepoints, as before, so a failing draft is undone alone and written again
+        by itself.
         """
-        outcomes: list[Registration | None] = []
+        outcomes: list[Registration | None] = [None] * len(drafts)
+        written: list[Draft] = []
         async with self._db.transaction() as session:
             for county_id, township_id in sorted({d.gate for d in drafts}):
                 await hold_township(session, county_id, township_id)
-            for draft in drafts:
-                try:
-                    async with session.begin_nested():
-                        outcomes.append(await self._apply(session, draft))
-                except Exception:
-                    outcomes.append(None)
+            stored = await self._stored_keys(session, drafts)
+            fresh: list[int] = []
+            seen: set[tuple[str, str]] = set()
+            for index, draft in enumerate(drafts):
+                key = (draft.row.county_id, draft.row.idempotency_key)
+                if key in stored:
+                    outcomes[index] = _replay(stored[key], draft.row.request_fingerprint)
+                elif key not in seen:
+                    seen.add(key)
+                    fresh.append(index)
+                # A key twice in one group: the second goes alone and replays the first.
+            known = await stored_candidates(
+                session,
+                [(drafts[i].profile, duplicate_rules(drafts[i].rules)) for i in fresh],
+            )
+            run: list[tuple[int, list[SQLModel]]] = []
+            batched = True
+            for index, stored_known in zip(fresh, known, strict=True):
+                draft = drafts[index]
+                rules = duplicate_rules(draft.rules)
+                if batched and stored_known is None:
+                    # Rules wider than the keys: the township's window is read as before,
+                    # with the pending run written first so it is part of that window.
+                    batched = await self._write_run(session, run, drafts, outcomes)
+                    run = []
+                if not batched:
+                    outcomes[index] = await self._apply_alone(session, draft)
+                    continue
+                if stored_known is None:
+                    match = await match_report(session, draft.profile, rules)
+                else:
+                    # Reports written earlier in this group count as stored for the next
+                    # draft: the same candidates it would read if written after them alone.
+                    earlier = [
+                        KnownReport(d.row.report_id, d.row.clue_id, d.profile)
+                        for d in written
+                        if may_match(draft.profile, d.profile, rules)
+                    ]
+                    match = classify(draft.profile, [*stored_known, *earlier], rules)
+                if isinstance(match, Linked):
+                    # Joining locks and updates a clue row that may be in the pending run.
+                    batched = await self._write_run(session, run, drafts, outcomes)
+                    run = []
+                    outcomes[index] = await self._apply_alone(
+                        session, draft, match if batched else None
+                    )
+                else:
+                    rows, outcomes[index] = self._opened(draft, match)
+                    run.append((index, rows))
+                if outcomes[index] is not None:
+                    written.append(draft)
+            await self._write_run(session, run, drafts, outcomes)
+            written = [d for d, o in zip(drafts, outcomes, strict=True) if o and not o.replayed]
             # The audit chain heads are one row per county: taken in one order too (stable sort).
             # Chained in memory and written together: one head lock, one INSERT and one head
             # update per county for the group, the chain an append at a time would give.
-            written = [d for d, o in zip(drafts, outcomes, strict=True) if o is not None]
             async with audit.deferred_appends(session):
                 for draft in sorted(written, key=lambda d: d.row.county_id):
                     await self._audit(session, draft)
         return outcomes
 
-    async def _apply(self, session: AsyncSession, draft: Draft) -> Registration:
-        """Match, store, link or open the clue, record the events (gate already held)."""
+    async def _stored_keys(
+        self, session: AsyncSession, drafts: Sequence[Draft]
+    ) -> dict[tuple[str, str], ReportRow]:
+        """Reports already registered under the group's idempotency keys, in one query."""
+        query = select(ReportRow).where(
+            col(ReportRow.county_id).in_(sorted({d.row.county_id for d in drafts})),
+            col(ReportRow.idempotency_key).in_(sorted({d.row.idempotency_key for d in drafts})),
+        )
+        return {(row.county_id, row.idempotency_key): row for row in (await session.exec(query))}
+
+    async def _apply_alone(
+        self, session: AsyncSession, draft: Draft, match: Linked | None = None
+    ) -> Registration | None:
+        """One draft through the ORM in its own savepoint; None if it was undone."""
+        try:
+            async with session.begin_nested():
+                return await self._apply(session, draft, match)
+        except Exception:
+            return None
+
+    async def _write_run(
+        self,
+        session: AsyncSession,
+        run: list[tuple[int, list[SQLModel]]],
+        drafts: Sequence[Draft],
+        outcomes: list[Registration | None],
+    ) -> bool:
+        """A run of clue-opening drafts, one INSERT per table; False if it had to be undone.
+
+        Undone, the run's drafts are applied one by one in savepoints (matched again against
+        what is stored, so nothing depends on a report that was not written).
+        """
+        if not run:
+            return True
+        try:
+            async with session.begin_nested():
+                await _insert_rows(session, [row for _, rows in run for row in rows])
+            return True
+        except Exception:
+            for index, _ in run:
+                drafts[index].detail.clear()
+                outcomes[index] = await self._apply_alone(session, drafts[index])
+            return False
+
+    def _opened(self, draft: Draft, similar: list[Similar]) -> tuple[list[SQLModel], Registration]:
+        """The rows of a draft that opens its own clue (near-duplicates flagged), in order."""
+        row, registered_at = draft.row, draft.registered_at
+        detail = draft.detail
+        detail |= {"channel": row.channel, "zone_id": row.zone_id}
+        ledger, event = self._clue_rows(
+            row, draft.submission, draft.taxonomy_version, draft.priority, at=registered_at
+        )
+        if similar:
+            detail["near_duplicates"] = str(len(similar))
+        detail["clue_id"] = row.clue_id
+        if draft.submission.registered_at is not None:
+            detail |= {"back_entered": True, "registered_at": registered_at.isoformat()}
+            row.scan_after = draft.now + BACK_ENTRY_GRACE
+        rows: list[SQLModel] = [
+            row,
+            *match_key_rows(row, draft.profile),
+            *draft.parts,
+            ledger,
+            *candidate_rows(row, similar, now=registered_at),
+            event,
+        ]
+        registration = Registration(
+            row.report_id,
+            row.clue_id,
+            draft.receipt_code,
+            registered_at,
+            row.zone_id,
+            replayed=False,
+            linked=False,
+            status=row.status,
+        )
+        return rows, registration
+
+    async def _apply(
+        self, session: AsyncSession, draft: Draft, match: Linked | None = None
+    ) -> Registration:
+        """Match, store, link or open the clue, record the events (gate already held).
+
+        `match`: the link its group already found against what is stored now.
+        """
         row, rules, forward_to = draft.row, draft.rules, draft.forward_to
         registered_at = draft.registered_at
         # Matched before the new row is added, so it never matches itself.
-        match = (
+        found = match or (
             None
             if forward_to
             else await match_report(session, draft.profile, duplicate_rules(rules))
@@ -265,18 +423,18 @@ class ReportRegistry:
             row.clue_id = ""
             await forward_upward(session, self._vault, row, forward_to, now=registered_at)
             detail["forwarded_to"] = forward_to
-        elif isinstance(match, Linked):
+        elif isinstance(found, Linked):
             joined = await join_clue(
                 session,
                 row,
-                match.clue_id,
+                found.clue_id,
                 rules,
                 linked_by="fingerprint",
                 now=registered_at,
             )
             if joined.progress:
                 row.status = joined.progress
-            detail |= {"linked_to_clue_id": joined.clue_id, "repeat_of": match.report_id}
+            detail |= {"linked_to_clue_id": joined.clue_id, "repeat_of": found.report_id}
         else:
             self._open_clue(
                 session,
@@ -286,9 +444,9 @@ class ReportRegistry:
                 draft.priority,
                 at=registered_at,
             )
-            flag_candidates(session, row, match or [], now=registered_at)
-            if match:
-                detail["near_duplicates"] = str(len(match))
+            flag_candidates(session, row, found or [], now=registered_at)
+            if found:
+                detail["near_duplicates"] = str(len(found))
         detail["clue_id"] = row.clue_id
         if draft.submission.registered_at is not None:
             detail |= {"back_entered": True, "registered_at": registered_at.isoformat()}
@@ -371,19 +529,32 @@ class ReportRegistry:
         at: datetime,
     ) -> None:
         """A new clue: on intake's ledger and published for cases."""
+        ledger, event = self._clue_rows(row, submission, taxonomy_version, priority, at=at)
+        session.add(ledger)
+        session.add(event)
+        session.info[OUTBOX_WRITTEN] = True
+
+    @staticmethod
+    def _clue_rows(
+        row: ReportRow,
+        submission: Submission,
+        taxonomy_version: str,
+        priority: int,
+        *,
+        at: datetime,
+    ) -> tuple[ClueLedgerRow, OutboxMessage]:
+        """A new clue's ledger row and its ClueRegistered outbox row (not added anywhere)."""
         subject = submission.subject
         assert subject is not None
-        session.add(
-            ClueLedgerRow(
-                clue_id=row.clue_id,
-                county_id=row.county_id,
-                zone_id=row.zone_id,
-                first_report_id=row.report_id,
-                registered_at=at,
-                repeat_count=0,
-                priority=priority,
-                progress="",
-            )
+        ledger = ClueLedgerRow(
+            clue_id=row.clue_id,
+            county_id=row.county_id,
+            zone_id=row.zone_id,
+            first_report_id=row.report_id,
+            registered_at=at,
+            repeat_count=0,
+            priority=priority,
+            progress="",
         )
         event = ClueRegistered(
             county_id=row.county_id,
@@ -409,7 +580,32 @@ class ReportRegistry:
             priority=priority,
             back_entered=submission.registered_at is not None,
         )
-        record_event(session, event, source=EVENT_SOURCE, occurred_at=at)
+        return ledger, outbox_row(event, source=EVENT_SOURCE, occurred_at=at)
+
+
+async def _insert_rows(session: AsyncSession, rows: Sequence[SQLModel]) -> None:
+    """The rows with one INSERT per table (executemany), tables in first-seen order.
+
+    Rows keep their order within a table, so outbox rows get their sequence in draft order.
+    """
+    by_table: dict[Table, list[dict[str, object]]] = {}
+    for row in rows:
+        table: Table = row.__table__  # type: ignore[attr-defined]
+        by_table.setdefault(table, []).append(_column_values(table, row))
+    connection = await session.connection()
+    for table, values in by_table.items():
+        await connection.execute(insert(table), values)
+        if table.name == OutboxMessage.__tablename__:
+            session.info[OUTBOX_WRITTEN] = True
+
+
+def _column_values(table: Table, row: SQLModel) -> dict[str, object]:
+    # A primary key left unset (the outbox sequence) is the database's to fill.
+    return {
+        column.name: value
+        for column in table.columns
+        if (value := getattr(row, column.name)) is not None or not column.primary_key
+    }
 
 
 def _replay(row: ReportRow, digest: str) -> Registration:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.contracts.staffing import TownshipPlaced
+from services.intake.store.group_commit import GroupCommit, WriteAlone
 from services.intake.store.tables import TownshipPlacementRow
 from services.runtime.db import Database
 
@@ -32,22 +34,48 @@ async def record_placement(session: AsyncSession, event: TownshipPlaced) -> None
 
 
 class TownshipRegistry:
-    """Which zone a township belongs to on a day, from the local copy (no call to staffing)."""
+    """Which zone a township belongs to on a day, from the local copy (no call to staffing).
+
+    Concurrent look-ups are answered together by one query (queued as in a group commit):
+    nothing is cached, so a placement committed before a call is queued is always seen.
+    """
 
     def __init__(self, database: Database) -> None:
         self._db = database
+        self._lookups: GroupCommit[_Asked, tuple[str | None]] = GroupCommit(self._zones)
 
     async def zone_of(self, county_id: str, township_id: str, *, on: date) -> str | None:
         """The zone of the placement in force on `on`, or None for a township not placed yet."""
+        try:
+            (zone,) = await self._lookups.write((county_id, township_id, on))
+        except WriteAlone:
+            # Its group's query failed: once more alone, where the error shows to the caller.
+            (zone,) = (await self._zones([(county_id, township_id, on)]))[0] or (None,)
+        return zone
+
+    async def _zones(self, asked: Sequence[_Asked]) -> list[tuple[str | None] | None]:
+        """The zone for each (county, township, day), from one query over their placements."""
         async with self._db.session() as session:
-            query = (
-                select(TownshipPlacementRow.zone_id)
-                .where(
-                    TownshipPlacementRow.county_id == county_id,
-                    TownshipPlacementRow.township_id == township_id,
-                    col(TownshipPlacementRow.effective_from) <= on,
-                )
-                .order_by(col(TownshipPlacementRow.effective_from).desc())
-                .limit(1)
+            query = select(
+                col(TownshipPlacementRow.county_id),
+                col(TownshipPlacementRow.township_id),
+                col(TownshipPlacementRow.effective_from),
+                col(TownshipPlacementRow.zone_id),
+            ).where(
+                col(TownshipPlacementRow.county_id).in_(sorted({c for c, _, _ in asked})),
+                col(TownshipPlacementRow.township_id).in_(sorted({t for _, t, _ in asked})),
+                col(TownshipPlacementRow.effective_from) <= max(on for _, _, on in asked),
             )
-            return (await session.exec(query)).first()
+            placements: dict[tuple[str, str], list[tuple[date, str]]] = {}
+            for county_id, township_id, effective_from, zone_id in await session.exec(query):
+                placements.setdefault((county_id, township_id), []).append(
+                    (effective_from, zone_id)
+                )
+        answers: list[tuple[str | None] | None] = []
+        for county_id, township_id, on in asked:
+            in_force = [p for p in placements.get((county_id, township_id), []) if p[0] <= on]
+            answers.append((max(in_force)[1] if in_force else None,))
+        return answers
+
+
+_Asked = tuple[str, str, date]
