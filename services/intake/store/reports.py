@@ -22,6 +22,7 @@ from services.intake.domain.duplicates import (
     Similar,
     classify,
     profile_of,
+    stored_match_keys,
 )
 from services.intake.domain.receipt import KEY_BYTES, ReceiptKeys, new_receipt_code
 from services.intake.domain.report import Submission, fingerprint
@@ -36,7 +37,6 @@ from services.intake.store.duplicates import (
     hold_township,
     index_report,
     join_clue,
-    match_key_rows,
     match_report,
     may_match,
     stored_candidates,
@@ -46,6 +46,7 @@ from services.intake.store.jurisdiction import forward_upward
 from services.intake.store.tables import (
     AttachmentRow,
     ClueLedgerRow,
+    ReportMatchKeyRow,
     ReportRow,
     SealedChannelDetailRow,
     SealedIdentityRow,
@@ -273,7 +274,7 @@ class ReportRegistry:
                 session,
                 [(drafts[i].profile, duplicate_rules(drafts[i].rules)) for i in fresh],
             )
-            run: list[tuple[int, list[SQLModel]]] = []
+            run: list[tuple[int, list[_TableRow]]] = []
             batched = True
             for index, stored_known in zip(fresh, known, strict=True):
                 draft = drafts[index]
@@ -342,7 +343,7 @@ class ReportRegistry:
     async def _write_run(
         self,
         session: AsyncSession,
-        run: list[tuple[int, list[SQLModel]]],
+        run: list[tuple[int, list[_TableRow]]],
         drafts: Sequence[Draft],
         outcomes: list[Registration | None],
     ) -> bool:
@@ -363,7 +364,7 @@ class ReportRegistry:
                 outcomes[index] = await self._apply_alone(session, drafts[index])
             return False
 
-    def _opened(self, draft: Draft, similar: list[Similar]) -> tuple[list[SQLModel], Registration]:
+    def _opened(self, draft: Draft, similar: list[Similar]) -> tuple[list[_TableRow], Registration]:
         """The rows of a draft that opens its own clue (near-duplicates flagged), in order."""
         row, registered_at = draft.row, draft.registered_at
         detail = draft.detail
@@ -377,13 +378,18 @@ class ReportRegistry:
         if draft.submission.registered_at is not None:
             detail |= {"back_entered": True, "registered_at": registered_at.isoformat()}
             row.scan_after = draft.now + BACK_ENTRY_GRACE
-        rows: list[SQLModel] = [
-            row,
-            *match_key_rows(row, draft.profile),
-            *draft.parts,
-            ledger,
-            *candidate_rows(row, similar, now=registered_at),
-            event,
+        keys, at = _MATCH_KEYS.name, row.received_at
+        # Plain values, not table models: a report has several keys and building models costs.
+        rows: list[_TableRow] = [
+            _table_row(row),
+            *(
+                (keys, {"report_id": row.report_id, "match_key": key, "received_at": at})
+                for key in sorted(stored_match_keys(draft.profile))
+            ),
+            *(_table_row(part) for part in draft.parts),
+            _table_row(ledger),
+            *(_table_row(flag) for flag in candidate_rows(row, similar, now=registered_at)),
+            _table_row(event),
         ]
         registration = Registration(
             row.report_id,
@@ -583,29 +589,35 @@ class ReportRegistry:
         return ledger, outbox_row(event, source=EVENT_SOURCE, occurred_at=at)
 
 
-async def _insert_rows(session: AsyncSession, rows: Sequence[SQLModel]) -> None:
-    """The rows with one INSERT per table (executemany), tables in first-seen order.
-
-    Rows keep their order within a table, so outbox rows get their sequence in draft order.
-    """
-    by_table: dict[Table, list[dict[str, object]]] = {}
-    for row in rows:
-        table: Table = row.__table__  # type: ignore[attr-defined]
-        by_table.setdefault(table, []).append(_column_values(table, row))
-    connection = await session.connection()
-    for table, values in by_table.items():
-        await connection.execute(insert(table), values)
-        if table.name == OutboxMessage.__tablename__:
-            session.info[OUTBOX_WRITTEN] = True
+_TableRow = tuple[str, dict[str, object]]
+_MATCH_KEYS: Table = ReportMatchKeyRow.__table__  # type: ignore[attr-defined]
 
 
-def _column_values(table: Table, row: SQLModel) -> dict[str, object]:
+def _table_row(row: SQLModel) -> _TableRow:
+    """A table model's row as its table's name and column values."""
+    table: Table = row.__table__  # type: ignore[attr-defined]
     # A primary key left unset (the outbox sequence) is the database's to fill.
-    return {
+    values = {
         column.name: value
         for column in table.columns
         if (value := getattr(row, column.name)) is not None or not column.primary_key
     }
+    return table.name, values
+
+
+async def _insert_rows(session: AsyncSession, rows: Sequence[_TableRow]) -> None:
+    """The rows with one INSERT per table (executemany), tables in first-seen order.
+
+    Rows keep their order within a table, so outbox rows get their sequence in draft order.
+    """
+    by_table: dict[str, list[dict[str, object]]] = {}
+    for name, values in rows:
+        by_table.setdefault(name, []).append(values)
+    connection = await session.connection()
+    for name, values_list in by_table.items():
+        await connection.execute(insert(SQLModel.metadata.tables[name]), values_list)
+        if name == OutboxMessage.__tablename__:
+            session.info[OUTBOX_WRITTEN] = True
 
 
 def _replay(row: ReportRow, digest: str) -> Registration:
