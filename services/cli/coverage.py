@@ -79,6 +79,7 @@ COMMAND_OF_RPC: dict[str, str] = {
     f"{ASSESSMENT}.ExportReport": "assessment export",
     f"{ASSESSMENT}.DefineCampaign": "campaigns define",
     f"{ASSESSMENT}.GetCampaignView": "campaigns show",
+    f"{ASSESSMENT}.ListCampaigns": "campaigns list",
     f"{COLLABORATION}.RequestLetter": "letters send",
     f"{COLLABORATION}.ApproveLetter": "letters approve",
     # One RPC, two commands (accept, decline): the decision names the command.

@@ -1,4 +1,4 @@
-"""`xiezuo plans define|progress`, `xiezuo campaigns define|show`, and the quarter's close and
+"""`xiezuo plans define|progress`, `xiezuo campaigns define|show|list`, and the quarter's close and
 export (`xiezuo assessment close-quarter|export`)."""
 
 from __future__ import annotations
@@ -171,6 +171,29 @@ def campaigns_show(
         ("rectification", response.rectification),
     ):
         print_table(title, ("", "count"), ((t.key, str(t.count)) for t in tallies))
+
+
+@campaigns_app.command("list")
+def campaigns_list(
+    county: CountyOption,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+    timeout: TimeoutOption = 10.0,
+) -> None:
+    """The county's campaigns you may read, latest first (a zone leader: their zones')."""
+    request = assessment_pb2.ListCampaignsRequest(county_id=county)
+    response = call("assessment", Stub, "ListCampaigns", request, token, timeout)
+    if as_json:
+        emit(response, as_json=True)
+        return
+    print_table(
+        "campaigns",
+        ("campaign", "name", "domain", "from", "to", "zones"),
+        (
+            (c.campaign_id, c.name, c.domain, c.starts_on, c.ends_on, ", ".join(c.zone_ids))
+            for c in response.campaigns
+        ),
+    )
 
 
 def close_quarter(

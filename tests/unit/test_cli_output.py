@@ -95,6 +95,7 @@ ARGS: dict[str, list[str]] = {
     "campaigns define": ["camp-1", "--county", "c", "--name", "n", "--domain", "d"]
     + ["--starts-on", "2026-01-01", "--ends-on", "2026-12-31", "--zone", "z-1"],
     "campaigns show": ["camp-1", "--county", "c"],
+    "campaigns list": ["--county", "c"],
     "assessment close-quarter": ["2026Q3", "--county", "c"],
     "assessment export": ["--county", "c", "--year", "2026", "--out", "{out_dir}"],
     "letters send": ["case-1", "--county", "c", "--zone", "z", "--to", "c2", "--kind"]

@@ -51,6 +51,7 @@ class Assessment:
         self.marks: list[pb.RecordQualitativeScoreRequest] = []
         self.campaigns: list[pb.DefineCampaignRequest] = []
         self.plans: list[pb.DefinePlanRequest] = []
+        self.listed: list[pb.ListCampaignsRequest] = []
 
     async def ExplainScore(self, request: Any, metadata: Any, **_: Any) -> Any:
         return pb.ExplainScoreResponse(
@@ -95,6 +96,20 @@ class Assessment:
             zone_ids=["z-1"],
             clues_by_category=[pb.Tally(key="embezzlement", count=2)],
             case_milestones=[pb.Tally(key="filed", count=1)],
+        )
+
+    async def ListCampaigns(self, request: Any, metadata: Any, **_: Any) -> Any:
+        self.listed.append(request)
+        return pb.ListCampaignsResponse(
+            campaigns=[
+                pb.CampaignSummary(
+                    campaign_id="camp-1",
+                    name="惠民资金专项监督",
+                    starts_on="2026-03-01",
+                    ends_on="2026-10-31",
+                    zone_ids=["z-1", "z-9"],
+                )
+            ]
         )
 
     async def GetPlanProgress(self, request: Any, metadata: Any, **_: Any) -> Any:
@@ -245,6 +260,20 @@ def test_a_campaign_is_shown_by_name_and_redefined_from_its_own_values(
     last = stubs.assessment.campaigns[-1]
     assert (last.county_id, last.ends_on, list(last.zone_ids)) == ("c-demo", "2026-12-31", ["z-1"])
     assert last.idempotency_key == stubs.assessment.campaigns[0].idempotency_key
+
+
+def test_the_campaign_page_lists_the_campaigns_the_user_may_see(
+    console: tuple[TestClient, Stubs],
+) -> None:
+    client, stubs = console
+    dev_sign_in(client, "p-004")
+    page = client.get("/campaigns")
+    assert page.status_code == 200
+    listed = page.text.split('data-testid="campaign-list"', 1)[1].split("</table>", 1)[0]
+    # By name, linked to its results, its zones by name (an unknown one keeps its id).
+    assert '<a href="/campaigns?campaign_id=camp-1">惠民资金专项监督</a>' in listed
+    assert "第一协作区、z-9" in listed and "2026-03-01 – 2026-10-31" in listed
+    assert [r.county_id for r in stubs.assessment.listed] == ["c-demo"]
 
 
 def test_the_campaign_form_is_for_planners(console: tuple[TestClient, Stubs]) -> None:

@@ -13,7 +13,12 @@ from services.assessment.api.idempotency import required, run_once
 from services.assessment.api.requests import Context
 from services.assessment.domain.campaign import Campaign, campaign_problems
 from services.assessment.domain.quarter import AssessmentCalendar
-from services.assessment.store.campaigns import campaign_view, load_campaign, save_campaign
+from services.assessment.store.campaigns import (
+    campaign_view,
+    list_campaigns,
+    load_campaign,
+    save_campaign,
+)
 from services.assessment.store.scorecards import Scoring
 from services.runtime import audit
 from services.runtime.db import Database
@@ -22,7 +27,7 @@ from services.runtime.grpc.errors import FieldViolation, InvalidArgument, NotFou
 
 
 class CampaignCalls:
-    """DefineCampaign, GetCampaignView."""
+    """DefineCampaign, GetCampaignView, ListCampaigns."""
 
     _db: Database
     _scoring: Scoring
@@ -124,4 +129,33 @@ class CampaignCalls:
             clues_by_zone=tallies_of(view.clues_by_zone),
             case_milestones=tallies_of(view.case_milestones),
             rectification=tallies_of(view.rectification),
+        )
+
+    async def ListCampaigns(
+        self, request: pb.ListCampaignsRequest, context: Context
+    ) -> pb.ListCampaignsResponse:
+        """The county's campaigns the caller may read (a zone leader: their zones')."""
+        violations = required(request, "county_id")
+        if violations:
+            raise InvalidArgument(violations)
+        principal = current_principal()
+        zones = policy.progress_zones(
+            principal, county_id=request.county_id, zone_id="", what="campaigns"
+        )
+        async with self._db.transaction() as session:
+            campaigns = await list_campaigns(session, request.county_id)
+        if zones is not None:
+            campaigns = [c for c in campaigns if set(c.zone_ids) & set(zones)]
+        return pb.ListCampaignsResponse(
+            campaigns=[
+                pb.CampaignSummary(
+                    campaign_id=c.campaign_id,
+                    name=c.name,
+                    domain=c.domain,
+                    starts_on=c.starts_on.isoformat(),
+                    ends_on=c.ends_on.isoformat(),
+                    zone_ids=list(c.zone_ids),
+                )
+                for c in campaigns
+            ]
         )

@@ -43,11 +43,30 @@ async def save_campaign(
     session.add(row)
 
 
+LISTED_CAMPAIGNS = 500
+
+
+async def list_campaigns(session: AsyncSession, county_id: str) -> list[Campaign]:
+    """A county's campaigns, latest start first (at most LISTED_CAMPAIGNS)."""
+    query = (
+        select(CampaignRow)
+        .where(CampaignRow.county_id == county_id)
+        .order_by(col(CampaignRow.starts_on).desc(), col(CampaignRow.campaign_id))
+        .limit(LISTED_CAMPAIGNS)
+    )
+    rows = (await session.exec(query)).all()
+    return [_campaign(row) for row in rows]
+
+
 async def load_campaign(session: AsyncSession, campaign_id: str) -> Campaign | None:
     """A campaign by id."""
     row = await session.get(CampaignRow, campaign_id)
     if row is None:
         return None
+    return _campaign(row)
+
+
+def _campaign(row: CampaignRow) -> Campaign:
     return Campaign(
         campaign_id=row.campaign_id,
         county_id=row.county_id,

@@ -1,4 +1,5 @@
-"""Plans and campaigns: the year's work plan against actual, and a campaign's results."""
+"""Plans and campaigns: the year's work plan against actual, the county's campaigns, and a
+campaign's results."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -127,8 +129,15 @@ async def _campaign_page(
     """A campaign's results, and (for planners) the form defining or redefining one."""
     user = signed_in(request)
     reads = county_reads(request)
-    names = await reads.zone_names(user.county_id)
-    context: dict[str, Any] = {"campaign_id": campaign_id, "view": None, "zone_names": names}
+    names, listed = await asyncio.gather(
+        reads.zone_names(user.county_id), _campaigns(request, user.county_id)
+    )
+    context: dict[str, Any] = {
+        "campaign_id": campaign_id,
+        "view": None,
+        "zone_names": names,
+        "campaigns": listed,
+    }
     if campaign_id:
         view = await reads.campaign(user.county_id, campaign_id)
         context.update(
@@ -175,6 +184,21 @@ async def _campaign_page(
     )
     status = refusal.status if refusal is not None else 200
     return render(request, "plans/campaign.html", context, status_code=status)
+
+
+async def _campaigns(request: Request, county_id: str) -> list[assessment_pb2.CampaignSummary]:
+    """The county's campaigns the user may read (none when assessment lets them list none)."""
+    try:
+        reply = await call(
+            request,
+            stubs(request).assessment.ListCampaigns,
+            assessment_pb2.ListCampaignsRequest(county_id=county_id),
+        )
+    except HTTPException as error:
+        if error.status_code != 403:
+            raise
+        return []
+    return list(reply.campaigns)
 
 
 async def campaign(request: Request) -> Response:

@@ -1167,3 +1167,93 @@ class GetCampaignViewResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetCampaignViewResponse: _TypeAlias = GetCampaignViewResponse  # noqa: Y015
+
+@_typing.final
+class ListCampaignsRequest(_message.Message):
+    """Request of ListCampaigns."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUNTY_ID_FIELD_NUMBER: _builtins.int
+    county_id: _builtins.str
+    """County running the campaigns."""
+    def __init__(
+        self,
+        *,
+        county_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["county_id", b"county_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCampaignsRequest: _TypeAlias = ListCampaignsRequest  # noqa: Y015
+
+@_typing.final
+class CampaignSummary(_message.Message):
+    """One campaign as defined."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    DOMAIN_FIELD_NUMBER: _builtins.int
+    STARTS_ON_FIELD_NUMBER: _builtins.int
+    ENDS_ON_FIELD_NUMBER: _builtins.int
+    ZONE_IDS_FIELD_NUMBER: _builtins.int
+    campaign_id: _builtins.str
+    """The id reports quote (intake's campaign_id)."""
+    name: _builtins.str
+    """Display name."""
+    domain: _builtins.str
+    """The domain supervised."""
+    starts_on: _builtins.str
+    """First day, YYYY-MM-DD."""
+    ends_on: _builtins.str
+    """Last day, YYYY-MM-DD."""
+    @_builtins.property
+    def zone_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Zones taking part."""
+
+    def __init__(
+        self,
+        *,
+        campaign_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        domain: _builtins.str = ...,
+        starts_on: _builtins.str = ...,
+        ends_on: _builtins.str = ...,
+        zone_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "domain", b"domain", "ends_on", b"ends_on", "name", b"name", "starts_on", b"starts_on", "zone_ids", b"zone_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CampaignSummary: _TypeAlias = CampaignSummary  # noqa: Y015
+
+@_typing.final
+class ListCampaignsResponse(_message.Message):
+    """Response of ListCampaigns."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMPAIGNS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def campaigns(self) -> _containers.RepeatedCompositeFieldContainer[Global___CampaignSummary]:
+        """Campaigns, latest start first (at most 500; a county runs a few a year)."""
+
+    def __init__(
+        self,
+        *,
+        campaigns: _abc.Iterable[Global___CampaignSummary] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaigns", b"campaigns"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCampaignsResponse: _TypeAlias = ListCampaignsResponse  # noqa: Y015

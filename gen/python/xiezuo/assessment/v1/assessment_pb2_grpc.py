@@ -86,6 +86,11 @@ class AssessmentServiceStub:
                 request_serializer=xiezuo_dot_assessment_dot_v1_dot_assessment__pb2.GetCampaignViewRequest.SerializeToString,
                 response_deserializer=xiezuo_dot_assessment_dot_v1_dot_assessment__pb2.GetCampaignViewResponse.FromString,
                 _registered_method=True)
+        self.ListCampaigns = channel.unary_unary(
+                '/xiezuo.assessment.v1.AssessmentService/ListCampaigns',
+                request_serializer=xiezuo_dot_assessment_dot_v1_dot_assessment__pb2.ListCampaignsRequest.SerializeToString,
+                response_deserializer=xiezuo_dot_assessment_dot_v1_dot_assessment__pb2.ListCampaignsResponse.FromString,
+                _registered_method=True)
 
 
 class AssessmentServiceServicer:
@@ -163,6 +168,14 @@ class AssessmentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListCampaigns(self, request, context):
+        """A county's campaigns the caller may read, the latest first (a zone leader: those their
+        zones take part in).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AssessmentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -215,6 +228,11 @@ def add_AssessmentServiceServicer_to_server(servicer, server):
                     servicer.GetCampaignView,
                     request_deserializer=xiezuo_dot_assessment_dot_v1_dot_assessment__pb2.GetCampaignViewRequest.FromString,
                     response_serializer=xiezuo_dot_assessment_dot_v1_dot_assessment__pb2.GetCampaignViewResponse.SerializeToString,
+            ),
+            'ListCampaigns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCampaigns,
+                    request_deserializer=xiezuo_dot_assessment_dot_v1_dot_assessment__pb2.ListCampaignsRequest.FromString,
+                    response_serializer=xiezuo_dot_assessment_dot_v1_dot_assessment__pb2.ListCampaignsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -489,6 +507,33 @@ class AssessmentService:
             '/xiezuo.assessment.v1.AssessmentService/GetCampaignView',
             xiezuo_dot_assessment_dot_v1_dot_assessment__pb2.GetCampaignViewRequest.SerializeToString,
             xiezuo_dot_assessment_dot_v1_dot_assessment__pb2.GetCampaignViewResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCampaigns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xiezuo.assessment.v1.AssessmentService/ListCampaigns',
+            xiezuo_dot_assessment_dot_v1_dot_assessment__pb2.ListCampaignsRequest.SerializeToString,
+            xiezuo_dot_assessment_dot_v1_dot_assessment__pb2.ListCampaignsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -55,6 +55,10 @@ class AssessmentServiceStub:
     """Defines (or redefines) a special supervision campaign (专项监督)."""
     GetCampaignView: _grpc.UnaryUnaryMultiCallable[_assessment_pb2.GetCampaignViewRequest, _assessment_pb2.GetCampaignViewResponse]
     """What a campaign produced: clues by category and zone, and their cases' milestones."""
+    ListCampaigns: _grpc.UnaryUnaryMultiCallable[_assessment_pb2.ListCampaignsRequest, _assessment_pb2.ListCampaignsResponse]
+    """A county's campaigns the caller may read, the latest first (a zone leader: those their
+    zones take part in).
+    """
 
 @_typing.type_check_only
 class AssessmentServiceAsyncStub(AssessmentServiceStub):
@@ -83,6 +87,10 @@ class AssessmentServiceAsyncStub(AssessmentServiceStub):
     """Defines (or redefines) a special supervision campaign (专项监督)."""
     GetCampaignView: _aio.UnaryUnaryMultiCallable[_assessment_pb2.GetCampaignViewRequest, _assessment_pb2.GetCampaignViewResponse]  # type: ignore[assignment]
     """What a campaign produced: clues by category and zone, and their cases' milestones."""
+    ListCampaigns: _aio.UnaryUnaryMultiCallable[_assessment_pb2.ListCampaignsRequest, _assessment_pb2.ListCampaignsResponse]  # type: ignore[assignment]
+    """A county's campaigns the caller may read, the latest first (a zone leader: those their
+    zones take part in).
+    """
 
 class AssessmentServiceServicer(metaclass=_abc_1.ABCMeta):
     """Quantitative assessment (量化考核) of zones, townships and staff: scorecards, rankings with
@@ -168,5 +176,15 @@ class AssessmentServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_assessment_pb2.GetCampaignViewResponse, _abc.Awaitable[_assessment_pb2.GetCampaignViewResponse]]:
         """What a campaign produced: clues by category and zone, and their cases' milestones."""
+
+    @_abc_1.abstractmethod
+    def ListCampaigns(
+        self,
+        request: _assessment_pb2.ListCampaignsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_assessment_pb2.ListCampaignsResponse, _abc.Awaitable[_assessment_pb2.ListCampaignsResponse]]:
+        """A county's campaigns the caller may read, the latest first (a zone leader: those their
+        zones take part in).
+        """
 
 def add_AssessmentServiceServicer_to_server(servicer: AssessmentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
