@@ -112,8 +112,7 @@ class ProjectionRebuild:
 
     Run it with the service stopped (`xiezuo assessment catch-up`): it reads every partition
     of the consumer's topics from the group's committed offsets up to the log's end at start,
-    and commits the group's offsets itself, which the broker refuses while the group has
-    members.
+    and commits the group's offsets itself, from outside the group.
     """
 
     def __init__(
