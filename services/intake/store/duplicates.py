@@ -301,23 +301,23 @@ async def join_clue(
     return Joined(clue_id, clue.repeat_count, clue.priority, clue.progress)
 
 
-def candidate_rows(
+def candidate_values(
     report: ReportRow, similar: list[Similar], *, now: datetime
-) -> list[DuplicateCandidateRow]:
-    """A row per near-duplicate, for an officer to decide."""
+) -> list[dict[str, object]]:
+    """`flag_candidates`' rows as column values, for one INSERT (a crowded window flags dozens)."""
     return [
-        DuplicateCandidateRow(
-            candidate_id=f"dup-{uuid.uuid4().hex}",
-            county_id=report.county_id,
-            zone_id=report.zone_id,
-            report_id=report.report_id,
-            clue_id=report.clue_id,
-            similar_report_id=candidate.report_id,
-            similar_clue_id=candidate.clue_id,
-            reason=candidate.reason,
-            flagged_at=now,
-            state=PENDING,
-        )
+        {
+            "candidate_id": f"dup-{uuid.uuid4().hex}",
+            "county_id": report.county_id,
+            "zone_id": report.zone_id,
+            "report_id": report.report_id,
+            "clue_id": report.clue_id,
+            "similar_report_id": candidate.report_id,
+            "similar_clue_id": candidate.clue_id,
+            "reason": candidate.reason,
+            "flagged_at": now,
+            "state": PENDING,
+        }
         for candidate in similar
     ]
 
@@ -326,7 +326,21 @@ def flag_candidates(
     session: AsyncSession, report: ReportRow, similar: list[Similar], *, now: datetime
 ) -> None:
     """Store each near-duplicate for an officer to decide."""
-    session.add_all(candidate_rows(report, similar, now=now))
+    for candidate in similar:
+        session.add(
+            DuplicateCandidateRow(
+                candidate_id=f"dup-{uuid.uuid4().hex}",
+                county_id=report.county_id,
+                zone_id=report.zone_id,
+                report_id=report.report_id,
+                clue_id=report.clue_id,
+                similar_report_id=candidate.report_id,
+                similar_clue_id=candidate.clue_id,
+                reason=candidate.reason,
+                flagged_at=now,
+                state=PENDING,
+            )
+        )
 
 
 class CandidateDecided(Exception):

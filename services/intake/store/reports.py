@@ -31,7 +31,7 @@ from services.intake.domain.rules import IntakeRules
 from services.intake.domain.status import ReportStatus
 from services.intake.domain.triage import signals_of, triage_score
 from services.intake.store.duplicates import (
-    candidate_rows,
+    candidate_values,
     duplicate_rules,
     flag_candidates,
     hold_township,
@@ -46,6 +46,7 @@ from services.intake.store.jurisdiction import forward_upward
 from services.intake.store.tables import (
     AttachmentRow,
     ClueLedgerRow,
+    DuplicateCandidateRow,
     ReportMatchKeyRow,
     ReportRow,
     SealedChannelDetailRow,
@@ -388,7 +389,10 @@ class ReportRegistry:
             ),
             *(_table_row(part) for part in draft.parts),
             _table_row(ledger),
-            *(_table_row(flag) for flag in candidate_rows(row, similar, now=registered_at)),
+            *(
+                (_FLAGS.name, values)
+                for values in candidate_values(row, similar, now=registered_at)
+            ),
             _table_row(event),
         ]
         registration = Registration(
@@ -591,6 +595,7 @@ class ReportRegistry:
 
 _TableRow = tuple[str, dict[str, object]]
 _MATCH_KEYS: Table = ReportMatchKeyRow.__table__  # type: ignore[attr-defined]
+_FLAGS: Table = DuplicateCandidateRow.__table__  # type: ignore[attr-defined]
 
 
 def _table_row(row: SQLModel) -> _TableRow:
