@@ -249,7 +249,7 @@ class ReportRegistry:
         clue row the group locks, as a single submission does. The group's idempotency keys
         are looked up in one query (a key already stored answers as a replay) and its
         duplicate candidates in two; drafts that open a clue are written with one INSERT per
-        table for a run of them (`_write_rows`). A draft linked to an existing clue goes
+        table for a run of them (`_write_run`). A draft linked to an existing clue goes
         through the ORM in a savepoint of its own, after the run before it is written. If a
         run's INSERTs fail, the run is undone and it and every later draft are applied one by
         one in savepoints, as before, so a failing draft is undone alone and written again
