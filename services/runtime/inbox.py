@@ -521,6 +521,9 @@ class EventConsumer:
             ("x-dead-letter-reason", reason.encode()),
             ("x-dead-letter-error", error[:2000].encode(errors="replace")),
             ("x-dead-letter-consumer", self.consumer_name.encode()),
+            # The consumer name is the same in every deployment; the group says which one
+            # (which county's) parked it when deployments share a dead-letter topic.
+            ("x-dead-letter-group", self.group_id.encode()),
             ("x-dead-letter-attempts", str(attempts).encode()),
             ("x-original-topic", record.topic.encode()),
             ("x-original-partition", str(record.partition).encode()),

@@ -262,6 +262,7 @@ async def test_malformed_records_are_dead_lettered_and_the_partition_moves_on(
             assert dead["x-original-topic"] == topic.encode()
             assert dead["x-original-partition"] == b"1"
             assert dead["x-dead-letter-consumer"] == consumer.consumer_name.encode()
+            assert dead["x-dead-letter-group"] == consumer.group_id.encode()
             assert record.key == key  # parked as it arrived, with its original headers
             assert record.value == records[offsets.index(offset)][1]
         not_json, not_cloud_event = (
