@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
+from opentelemetry import propagate
 from sqlalchemy import Table, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel, col, select
@@ -370,7 +371,7 @@ class ReportRegistry:
         row, registered_at = draft.row, draft.registered_at
         detail = draft.detail
         detail |= {"channel": row.channel, "zone_id": row.zone_id}
-        ledger, event = self._clue_rows(
+        ledger, event = _clue_values(
             row, draft.submission, draft.taxonomy_version, draft.priority, at=registered_at
         )
         if similar:
@@ -388,12 +389,12 @@ class ReportRegistry:
                 for key in sorted(stored_match_keys(draft.profile))
             ),
             *(_table_row(part) for part in draft.parts),
-            _table_row(ledger),
+            (_LEDGER.name, ledger),
             *(
                 (_FLAGS.name, values)
                 for values in candidate_values(row, similar, now=registered_at)
             ),
-            _table_row(event),
+            (_OUTBOX.name, event),
         ]
         registration = Registration(
             row.report_id,
@@ -554,8 +555,6 @@ class ReportRegistry:
         at: datetime,
     ) -> tuple[ClueLedgerRow, OutboxMessage]:
         """A new clue's ledger row and its ClueRegistered outbox row (not added anywhere)."""
-        subject = submission.subject
-        assert subject is not None
         ledger = ClueLedgerRow(
             clue_id=row.clue_id,
             county_id=row.county_id,
@@ -566,36 +565,100 @@ class ReportRegistry:
             priority=priority,
             progress="",
         )
-        event = ClueRegistered(
-            county_id=row.county_id,
-            zone_id=row.zone_id,
-            clue_id=row.clue_id,
-            report_id=row.report_id,
-            township_id=row.township_id,
-            channel=row.channel,
-            allegation_categories=list(submission.allegation_categories),
-            subject=ReportedSubject(
-                name=subject.name,
-                post=subject.post,
-                unit=subject.unit,
-                township_id=subject.township_id,
-                village=subject.village,
-                cadre_level=subject.cadre_level.value,
-            ),
-            real_name=row.real_name,
-            campaign_id=row.campaign_id,
-            received_at=row.received_at,
-            registered_at=at,
-            taxonomy_version=taxonomy_version,
-            priority=priority,
-            back_entered=submission.registered_at is not None,
-        )
+        event = _clue_event(row, submission, taxonomy_version, priority, at=at)
         return ledger, outbox_row(event, source=EVENT_SOURCE, occurred_at=at)
 
 
 _TableRow = tuple[str, dict[str, object]]
 _MATCH_KEYS: Table = ReportMatchKeyRow.__table__  # type: ignore[attr-defined]
 _FLAGS: Table = DuplicateCandidateRow.__table__  # type: ignore[attr-defined]
+_LEDGER: Table = ClueLedgerRow.__table__  # type: ignore[attr-defined]
+_OUTBOX: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
+
+
+def _clue_values(
+    row: ReportRow,
+    submission: Submission,
+    taxonomy_version: str,
+    priority: int,
+    *,
+    at: datetime,
+) -> tuple[dict[str, object], dict[str, object]]:
+    """A new clue's ledger and ClueRegistered outbox column values, no table models built.
+
+    The values `outbox_row` and the ledger model would give, every column named (the outbox
+    sequence left to the database), so a run's INSERT is the same whichever path built it.
+    """
+    ledger: dict[str, object] = {
+        "clue_id": row.clue_id,
+        "county_id": row.county_id,
+        "zone_id": row.zone_id,
+        "first_report_id": row.report_id,
+        "registered_at": at,
+        "repeat_count": 0,
+        "priority": priority,
+        "progress": "",
+        "progress_at": None,
+    }
+    event = _clue_event(row, submission, taxonomy_version, priority, at=at)
+    carrier: dict[str, str] = {}
+    # As outbox_row: the request's trace context travels with the row to the consumer.
+    propagate.inject(carrier)
+    outbox: dict[str, object] = {
+        "event_id": str(uuid.uuid4()),
+        "event_type": event.event_type,
+        "topic": event.topic,
+        "partition_key": event.partition_key(),
+        "source": EVENT_SOURCE,
+        "subject": event.subject_id(),
+        "county_id": event.county_id,
+        "zone_id": event.zone_id,
+        "occurred_at": at,
+        "payload": event.model_dump_json(),
+        "traceparent": carrier.get("traceparent"),
+        "tracestate": carrier.get("tracestate"),
+        "recorded_at": datetime.now(UTC),
+        "published_at": None,
+        "publish_attempts": 0,
+    }
+    return ledger, outbox
+
+
+def _clue_event(
+    row: ReportRow,
+    submission: Submission,
+    taxonomy_version: str,
+    priority: int,
+    *,
+    at: datetime,
+) -> ClueRegistered:
+    """The ClueRegistered event of a report that opens its own clue."""
+    subject = submission.subject
+    assert subject is not None
+    return ClueRegistered(
+        county_id=row.county_id,
+        zone_id=row.zone_id,
+        clue_id=row.clue_id,
+        report_id=row.report_id,
+        township_id=row.township_id,
+        channel=row.channel,
+        allegation_categories=list(submission.allegation_categories),
+        subject=ReportedSubject(
+            name=subject.name,
+            post=subject.post,
+            unit=subject.unit,
+            township_id=subject.township_id,
+            village=subject.village,
+            cadre_level=subject.cadre_level.value,
+        ),
+        real_name=row.real_name,
+        campaign_id=row.campaign_id,
+        received_at=row.received_at,
+        registered_at=at,
+        taxonomy_version=taxonomy_version,
+        priority=priority,
+        back_entered=submission.registered_at is not None,
+    )
 
 
 def _table_row(row: SQLModel) -> _TableRow:
