@@ -10,8 +10,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 from opentelemetry import propagate
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, insert, tuple_, update
+from sqlalchemy import select as sql_select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.dml import Update
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -52,6 +54,7 @@ from services.intake.store.tables import (
     ReportRow,
     SealedChannelDetailRow,
     SealedIdentityRow,
+    TownshipGateRow,
 )
 from services.intake.store.vault import Vault
 from services.runtime import audit
@@ -259,8 +262,7 @@ class ReportRegistry:
         outcomes: list[Registration | None] = [None] * len(drafts)
         written: list[Draft] = []
         async with self._db.transaction() as session:
-            for county_id, township_id in sorted({d.gate for d in drafts}):
-                await hold_township(session, county_id, township_id)
+            await _hold_townships(session, sorted({d.gate for d in drafts}))
             stored = await self._stored_keys(session, drafts)
             fresh: list[int] = []
             seen: set[tuple[str, str]] = set()
@@ -573,6 +575,7 @@ _TableRow = tuple[str, dict[str, object]]
 _MATCH_KEYS: Table = ReportMatchKeyRow.__table__  # type: ignore[attr-defined]
 _FLAGS: Table = DuplicateCandidateRow.__table__  # type: ignore[attr-defined]
 _LEDGER: Table = ClueLedgerRow.__table__  # type: ignore[attr-defined]
+_GATES: Table = TownshipGateRow.__table__  # type: ignore[attr-defined]
 _OUTBOX: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
 
 
@@ -659,6 +662,45 @@ def _clue_event(
         priority=priority,
         back_entered=submission.registered_at is not None,
     )
+
+
+def gates_statement(gates: Sequence[tuple[str, str]]) -> Update:
+    """One UPDATE taking the group's township gates, row locks in (county, township) order.
+
+    The rows are locked by a sub-select ordered by their key with FOR UPDATE (on PostgreSQL
+    the plan's LockRows sits above its Sort, so locks are taken in that order whatever the
+    scan; a bare `UPDATE ... WHERE key IN (...)` locks in scan order, which is not fixed);
+    SQLite has no row locks, the UPDATE takes the database's write lock as before.
+    """
+    key = tuple_(_GATES.c.county_id, _GATES.c.township_id)
+    locked = (
+        sql_select(_GATES.c.county_id, _GATES.c.township_id)
+        .where(key.in_(list(gates)))
+        .order_by(_GATES.c.county_id, _GATES.c.township_id)
+        .with_for_update()
+    )
+    return (
+        update(_GATES)
+        .where(key.in_(locked))
+        .values(submissions=_GATES.c.submissions + 1)
+        .returning(_GATES.c.county_id, _GATES.c.township_id)
+    )
+
+
+async def _hold_townships(session: AsyncSession, gates: Sequence[tuple[str, str]]) -> None:
+    """Every township gate of a group (sorted), one statement for those already stored.
+
+    A township's first report has no gate row yet: those are opened after, in order, as one
+    submission opens its own.
+    """
+    if len(gates) == 1:
+        await hold_township(session, *gates[0])
+        return
+    connection = await session.connection()
+    held = {(c, t) for c, t in await connection.execute(gates_statement(gates))}
+    for county_id, township_id in gates:
+        if (county_id, township_id) not in held:
+            await hold_township(session, county_id, township_id)
 
 
 def _table_row(row: SQLModel) -> _TableRow:
