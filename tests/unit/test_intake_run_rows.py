@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -27,8 +28,8 @@ SUBMISSION = Submission(
 )
 
 
-def _report(**changes: object) -> ReportRow:
-    values: dict[str, object] = {
+def _report(**changes: Any) -> ReportRow:
+    values: dict[str, Any] = {
         "report_id": "rpt-1",
         "clue_id": "clue-1",
         "county_id": "c1",
