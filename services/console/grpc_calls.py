@@ -20,6 +20,7 @@ import grpc
 from opentelemetry import propagate
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
+from starlette.responses import RedirectResponse, Response
 from xiezuo.assessment.v1 import assessment_pb2_grpc
 from xiezuo.cases.v1 import cases_pb2_grpc
 from xiezuo.collaboration.v1 import (
@@ -110,6 +111,27 @@ async def call(
         return await method(message, metadata=metadata_for(user), timeout=seconds)
     except grpc.aio.AioRpcError as error:
         raise translate(error) from error
+
+
+async def act(
+    connection: HTTPConnection,
+    method: Callable[..., Awaitable[Any]],
+    message: Any,
+    *,
+    done: str,
+    again: Callable[[Refused | None], Awaitable[Response]],
+) -> Response:
+    """Send one form's action as the user, then go to `done`; when the service refuses it,
+    `again(refusal)` re-renders the form with its reasons (`None`: PERMISSION_DENIED)."""
+    try:
+        await call(connection, method, message)
+    except Refused as refusal:
+        return await again(refusal)
+    except HTTPException as error:
+        if error.status_code != 403:
+            raise
+        return await again(None)
+    return RedirectResponse(done, status_code=303)
 
 
 def translate(error: grpc.aio.AioRpcError) -> Exception:

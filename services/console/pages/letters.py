@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from xiezuo.collaboration.v1 import collaboration_pb2
 
@@ -24,7 +24,7 @@ from services.console.county.views import (
     letter_rows,
     when,
 )
-from services.console.grpc_calls import Refused, call, stubs
+from services.console.grpc_calls import Refused, act, stubs
 from services.console.session import signed_in
 from services.console.web import NavLink, render, translator
 
@@ -126,16 +126,20 @@ async def _act(request: Request, action: str, method: str, message: object) -> R
     """Send one action as the user; a refusal re-renders the letter with its reasons."""
     posted = {name: str(value).strip() for name, value in (await request.form()).items()}
     letter_id = request.path_params["letter_id"]
-    try:
-        await call(request, getattr(stubs(request).collaboration, method), message)
-    except Refused as refusal:
-        return await _letter_page(request, action=action, refusal=refusal, posted=posted)
-    except HTTPException as error:
-        if error.status_code != 403:
-            raise
-        denied = translator(request)("letters.denied")
-        return await _letter_page(request, action=action, denied=denied, posted=posted)
-    return RedirectResponse(f"/letters/{quote(letter_id)}?done={action}", status_code=303)
+
+    async def again(refusal: Refused | None) -> Response:
+        denied = "" if refusal is not None else translator(request)("letters.denied")
+        return await _letter_page(
+            request, action=action, refusal=refusal, denied=denied, posted=posted
+        )
+
+    return await act(
+        request,
+        getattr(stubs(request).collaboration, method),
+        message,
+        done=f"/letters/{quote(letter_id)}?done={action}",
+        again=again,
+    )
 
 
 async def approve(request: Request) -> Response:

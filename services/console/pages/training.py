@@ -10,9 +10,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from xiezuo.staffing.v1 import staffing_pb2, training_pb2
 
@@ -26,7 +25,7 @@ from services.console.county.views import (
     status_counts,
     training_rows,
 )
-from services.console.grpc_calls import Refused, call, stubs
+from services.console.grpc_calls import Refused, act, stubs
 from services.console.session import SignedIn, signed_in
 from services.console.web import NavLink, render, translator
 
@@ -156,22 +155,24 @@ async def _record(request: Request, form_name: str, build: Any, method_of: Any) 
     t = translator(request)
     violations: dict[str, list[str]] = {}
     message = build(request.path_params["person_id"], posted, violations, t)
-    if violations:
-        local = Refused(400, t("training.form_refused"), violations)
-        return await _person_page(request, form_name=form_name, refusal=local, posted=posted)
-    try:
-        await call(request, method_of(stubs(request).training), message)
-    except Refused as refusal:
-        return await _person_page(request, form_name=form_name, refusal=refusal, posted=posted)
-    except HTTPException as error:
-        if error.status_code != 403:
-            raise
-        # Staffing said no (not this person's manager): say so on the page, nothing recorded.
+
+    async def again(refusal: Refused | None) -> Response:
+        # None: staffing said no (not this person's manager); nothing was recorded.
+        denied = "" if refusal is not None else t("training.denied")
         return await _person_page(
-            request, form_name=form_name, denied=t("training.denied"), posted=posted
+            request, form_name=form_name, refusal=refusal, denied=denied, posted=posted
         )
+
+    if violations:
+        return await again(Refused(400, t("training.form_refused"), violations))
     person_id = request.path_params["person_id"]
-    return RedirectResponse(f"/training/{person_id}?recorded={form_name}", status_code=303)
+    return await act(
+        request,
+        method_of(stubs(request).training),
+        message,
+        done=f"/training/{person_id}?recorded={form_name}",
+        again=again,
+    )
 
 
 def _training_request(
