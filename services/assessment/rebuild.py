@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
-from pydantic import ValidationError
 from sqlalchemy import String, Table, any_, cast, insert
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import col, select
@@ -36,8 +35,15 @@ from services.assessment.handlers.projection import ProjectionHandler, case_of, 
 from services.assessment.store.projection import apply_increments
 from services.contracts.base import IntegrationEvent
 from services.runtime.bus import record_of
-from services.runtime.envelope import Envelope, EnvelopeError
-from services.runtime.inbox import BatchHandler, EventConsumer, Outcome
+from services.runtime.envelope import Envelope
+from services.runtime.inbox import (
+    IGNORED,
+    BatchHandler,
+    EventConsumer,
+    Outcome,
+    Unread,
+    read_record,
+)
 from services.runtime.messaging_tables import InboxEntry
 
 log = logging.getLogger(__name__)
@@ -250,32 +256,25 @@ class ProjectionRebuild:
 
     async def _read(self, records: Sequence[ConsumerRecord[Any, Any]]) -> list[_Item] | None:
         """Every record read and mapped, or None when one needs the consumer's judgement."""
-        counties = self.consumer.counties
         items: list[_Item] = []
         ignored = 0
         for index, record in enumerate(records):
             if index % READ_SLICE == 0:
                 # Let the batch being written meanwhile send its next statement.
                 await asyncio.sleep(0)
-            try:
-                envelope = Envelope.from_kafka(record.headers or (), record.value)
-            except EnvelopeError:
-                return None
-            if counties and envelope.county_id not in counties and envelope.county_id != "*":
-                ignored += 1  # another deployment's county
-                continue
-            route = self.routes.get(envelope.type)
-            if route is None:
-                if envelope.type in self.consumer.known_types:
-                    ignored += 1  # another contract's event on a shared topic
+            read = read_record(
+                record.headers or (),
+                record.value,
+                self.routes,
+                counties=self.consumer.counties,
+                known_types=self.consumer.known_types,
+            )
+            if isinstance(read, Unread):
+                if read.reason == IGNORED:
+                    ignored += 1  # another deployment's county, or another contract's event
                     continue
-                return None  # unknown, or a newer version: the consumer decides
-            try:
-                event = route.event_class.read(envelope.data)
-            except (ValidationError, ValueError):
-                return None
-            if event.county_id != envelope.county_id or event.zone_id != envelope.zone_id:
-                return None
+                return None  # unreadable, unknown, or a newer version: the consumer decides
+            envelope, event, route = read.envelope, read.event, read.route
             item = _Item(envelope, event, route)
             handler = route.handler
             if isinstance(handler, ProjectionHandler):

@@ -8,10 +8,10 @@ import enum
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
@@ -256,55 +256,25 @@ class EventConsumer:
 
     async def _read(self, record: Record, started: float) -> _Readable | Outcome:
         """The record's route and event, or the outcome of a record that cannot be read."""
-        try:
-            envelope = Envelope.from_kafka(record.headers, record.value)
-        except EnvelopeError as exc:
-            return await self._dead_letter(record, None, "invalid-envelope", str(exc), 0, started)
-        if self.counties and envelope.county_id not in self.counties | {"*"}:
-            # Another deployment's county: its own consumers apply it, not an error here.
-            label = envelope.type if envelope.type in self.known_types else "unknown"
-            self._count(label, "", Outcome.IGNORED, started)
+        read = read_record(
+            record.headers,
+            record.value,
+            self._routes,
+            counties=self.counties,
+            known_types=self.known_types,
+        )
+        if isinstance(read, RecordRead):
+            return _Readable(record, read.envelope, read.route, read.event, started)
+        if read.reason == IGNORED:
+            self._count(read.label, "", Outcome.IGNORED, started)
             return Outcome.IGNORED
-        route = self._routes.get(envelope.type)
-        if route is None:
-            if envelope.type in self.known_types:
-                # Another contract's event on a shared topic is not an error: its own
-                # consumers handle it. Its type is a contract's, so the label stays bounded.
-                self._count(envelope.type, "", Outcome.IGNORED, started)
-                return Outcome.IGNORED
-            if _newer_version_of(envelope.type, self.known_types):
-                # A `.vN+1` of a declared type is published beside `.vN` until consumers move
-                # (the versioning rule): this build reads `.vN`, so the new one is skipped,
-                # counted under the bounded label, and logged at most once per process.
-                self._note_newer_version(envelope.type)
-                self._count("unknown", "", Outcome.IGNORED, started)
-                return Outcome.IGNORED
-            # A type no contract declares (a typo, a forgery, or a brand-new event deployed
-            # before its consumers): parked for an operator, counted under one label.
-            return await self._dead_letter(
-                record,
-                envelope,
-                "unknown-type",
-                f"no contract declares event type {envelope.type[:200]!r}",
-                0,
-                started,
-            )
-        try:
-            event = route.event_class.read(envelope.data)
-        except (ValidationError, ValueError) as exc:
-            return await self._dead_letter(
-                record, envelope, "invalid-payload", str(exc), 0, started
-            )
-        if event.county_id != envelope.county_id or event.zone_id != envelope.zone_id:
-            return await self._dead_letter(
-                record,
-                envelope,
-                "tenancy-mismatch",
-                "ce_countyid/ce_zoneid differ from the payload",
-                0,
-                started,
-            )
-        return _Readable(record, envelope, route, event, started)
+        if read.reason == NEWER_VERSION:
+            # Logged at most once per process per type, counted under the bounded label.
+            assert read.envelope is not None
+            self._note_newer_version(read.envelope.type)
+            self._count("unknown", "", Outcome.IGNORED, started)
+            return Outcome.IGNORED
+        return await self._dead_letter(record, read.envelope, read.reason, read.detail, 0, started)
 
     async def _apply_alone(self, item: _Readable, *, attempts: int) -> Outcome:
         """Apply one readable record in its own transaction, retrying with back-off."""
@@ -661,6 +631,87 @@ def _newer_version_of(event_type: str, known_types: frozenset[str]) -> bool:
         return False
     stem, version = found["stem"], int(found["version"])
     return any(f"{stem}.v{lower}" in known_types for lower in range(1, version))
+
+
+# `Unread.reason` of a record that is not an error here; every other reason is a dead letter's.
+IGNORED = "ignored"
+NEWER_VERSION = "newer-version"
+
+
+class Routed(Protocol):
+    """A route, as far as reading a record goes: the event class it reads."""
+
+    @property
+    def event_class(self) -> type[IntegrationEvent]: ...
+
+
+R = TypeVar("R", bound=Routed)
+
+
+@dataclass(frozen=True)
+class RecordRead(Generic[R]):
+    """A record that reads: its envelope, the route that takes it and its event."""
+
+    envelope: Envelope
+    route: R
+    event: IntegrationEvent
+
+
+@dataclass(frozen=True)
+class Unread:
+    """Why a record is not applied: `IGNORED`, `NEWER_VERSION` or a dead-letter reason."""
+
+    reason: str
+    detail: str = ""
+    envelope: Envelope | None = None
+    # The bounded metrics label of an ignored record: a contract's type, or "unknown".
+    label: str = "unknown"
+
+
+def read_record(
+    headers: Sequence[tuple[str, bytes]],
+    value: bytes | None,
+    routes: Mapping[str, R],
+    *,
+    counties: frozenset[str],
+    known_types: frozenset[str],
+) -> RecordRead[R] | Unread:
+    """Route one Kafka record the way every consumer of this deployment does.
+
+    The one place that decides, without side effects, whether a record is this deployment's
+    (served county), routed here (or another contract's, or a newer version, or unknown) and
+    readable (payload and tenancy); `EventConsumer` and the projection rebuild both use it.
+    """
+    try:
+        envelope = Envelope.from_kafka(headers, value)
+    except EnvelopeError as exc:
+        return Unread("invalid-envelope", str(exc))
+    if counties and envelope.county_id not in counties and envelope.county_id != "*":
+        # Another deployment's county: its own consumers apply it, not an error here.
+        label = envelope.type if envelope.type in known_types else "unknown"
+        return Unread(IGNORED, envelope=envelope, label=label)
+    route = routes.get(envelope.type)
+    if route is None:
+        if envelope.type in known_types:
+            # Another contract's event on a shared topic is not an error: its own consumers
+            # handle it. Its type is a contract's, so the label stays bounded.
+            return Unread(IGNORED, envelope=envelope, label=envelope.type)
+        if _newer_version_of(envelope.type, known_types):
+            # A `.vN+1` of a declared type is published beside `.vN` until consumers move
+            # (the versioning rule): this build reads `.vN`, so the new one is skipped.
+            return Unread(NEWER_VERSION, envelope=envelope)
+        # A type no contract declares (a typo, a forgery, or a brand-new event deployed
+        # before its consumers): parked for an operator, counted under one label.
+        return Unread(
+            "unknown-type", f"no contract declares event type {envelope.type[:200]!r}", envelope
+        )
+    try:
+        event = route.event_class.read(envelope.data)
+    except (ValidationError, ValueError) as exc:
+        return Unread("invalid-payload", str(exc), envelope)
+    if event.county_id != envelope.county_id or event.zone_id != envelope.zone_id:
+        return Unread("tenancy-mismatch", "ce_countyid/ce_zoneid differ from the payload", envelope)
+    return RecordRead(envelope, route, event)
 
 
 @dataclass(frozen=True)
