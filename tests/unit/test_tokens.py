@@ -261,3 +261,31 @@ def test_mint_dev_token_verifies_with_the_dev_public_key(tmp_path: Path) -> None
     assert principal == Principal(
         subject="alice", roles=frozenset({"intake_officer"}), county_id="c1", zone_ids=("z1",)
     )
+
+
+def test_a_verified_token_is_refused_once_it_expires(keys: tuple[str, str]) -> None:
+    # The verifier remembers tokens it checked; expiry must still apply to a remembered one.
+    private, public = keys
+    token = _issuer(private).issue(ALICE, ttl=timedelta(minutes=2))
+    now = [datetime.now(UTC).timestamp()]
+    verifier = TokenVerifier([public], issuer=ISSUER, audience=AUDIENCE, clock=lambda: now[0])
+    assert verifier.verify(token) == ALICE
+    now[0] += 60
+    assert verifier.verify(token) == ALICE
+    now[0] += 80  # 20 s past exp, within the 30 s leeway
+    assert verifier.verify(token) == ALICE
+    now[0] += 15
+    assert _reason(verifier, token) == "token has expired"
+
+
+def test_a_remembered_token_does_not_vouch_for_an_altered_one(keys: tuple[str, str]) -> None:
+    private, public = keys
+    verifier = _verifier(public)
+    token = _issuer(private).issue(ALICE)
+    assert verifier.verify(token) == ALICE
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["roles"] = ["county_leader"]
+    forged_payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    assert "signature" in _reason(verifier, f"{header}.{forged_payload}.{signature}")
+    assert verifier.verify(token) == ALICE
