@@ -64,14 +64,23 @@ def _tally_upsert(insert: Any) -> Any:
 
 # Built once per dialect: constructing an upsert (its `excluded` columns) costs more than
 # running it, and apply_increments runs once per consumed event.
-_TALLY_UPSERT = {
-    "postgresql": _tally_upsert(postgresql.insert(_table(KpiTally))),
-    "sqlite": _tally_upsert(sqlite.insert(_table(KpiTally))),
-}
-_CONTRIBUTION_INSERT = {
-    "postgresql": postgresql.insert(_table(KpiContribution)),
-    "sqlite": sqlite.insert(_table(KpiContribution)),
-}
+_TALLY_UPSERT = {"postgresql": _tally_upsert(postgresql.insert(_table(KpiTally)))}
+_CONTRIBUTION_INSERT = {"postgresql": postgresql.insert(_table(KpiContribution))}
+
+
+_TALLY_COLUMNS = (*TALLY_KEY, "value")
+_CONTRIBUTION_COLUMNS = (*CONTRIBUTION_KEY, "county_id", "quarter", "delta", "case_id")
+# The same two statements for SQLite's driver, positional. A duplicate contribution (no ON
+# CONFLICT) can only be a replayed event the inbox let through by design (a rebuild into a
+# non-empty table); the tally would then be wrong, so it fails loudly.
+_SQLITE_TALLY_UPSERT = (
+    f"INSERT INTO kpi_tally ({', '.join(_TALLY_COLUMNS)}) VALUES ({', '.join('?' * 7)})"
+    f" ON CONFLICT ({', '.join(TALLY_KEY)}) DO UPDATE SET value = kpi_tally.value + excluded.value"
+)
+_SQLITE_CONTRIBUTION_INSERT = (
+    f"INSERT INTO kpi_contribution ({', '.join(_CONTRIBUTION_COLUMNS)})"
+    f" VALUES ({', '.join('?' * 9)})"
+)
 
 
 async def apply_increments(
@@ -86,41 +95,36 @@ async def apply_increments(
     clue/case each event id concerns, for ExplainScore's way to the case file.
     """
     cases = case_ids or {}
-    totals: dict[tuple[str, ...], int] = defaultdict(int)
-    contributions: list[dict[str, Any]] = []
+    totals: dict[tuple[str, str, str, str, str, str], int] = defaultdict(int)
+    contributions: list[tuple[Any, ...]] = []
     for event_id, increments in applied:
-        for item in increments:
-            key = (
-                item.county_id,
-                str(item.quarter),
-                item.level.value,
-                item.subject_id,
-                item.zone_id,
-                item.kpi,
-            )
-            totals[key] += item.delta
+        case_id = cases.get(event_id, "")
+        for county, zone, level, subject, quarter, kpi, delta in increments:
+            level_value, quarter_text = level.value, str(quarter)
+            totals[(county, quarter_text, level_value, subject, zone, kpi)] += delta
             contributions.append(
-                {
-                    "event_id": event_id,
-                    "level": item.level.value,
-                    "subject_id": item.subject_id,
-                    "zone_id": item.zone_id,
-                    "kpi": item.kpi,
-                    "county_id": item.county_id,
-                    "quarter": str(item.quarter),
-                    "delta": item.delta,
-                    "case_id": cases.get(event_id, ""),
-                }
+                (event_id, level_value, subject, zone, kpi, county, quarter_text, delta, case_id)
             )
     if not totals:
         return
-    dialect = _dialect(session)
-    rows = [dict(zip(TALLY_KEY, key, strict=True), value=value) for key, value in totals.items()]
     connection = await session.connection()
-    await connection.execute(_TALLY_UPSERT[dialect], rows)
+    tally_rows = [(*key, value) for key, value in totals.items()]
+    if _dialect(session) == "sqlite":
+        # Plain rows straight to the driver's executemany (one prepared statement): building
+        # and binding a dict per row through SQLAlchemy cost more than SQLite's own work.
+        await connection.exec_driver_sql(_SQLITE_TALLY_UPSERT, tally_rows)
+        await connection.exec_driver_sql(_SQLITE_CONTRIBUTION_INSERT, contributions)
+        return
+    await connection.execute(
+        _TALLY_UPSERT["postgresql"],
+        [dict(zip(_TALLY_COLUMNS, row, strict=True)) for row in tally_rows],
+    )
     # A duplicate contribution can only be a replayed event the inbox let through by design
     # (a rebuild into a non-empty table); the tally would then be wrong, so fail loudly.
-    await connection.execute(_CONTRIBUTION_INSERT[dialect], contributions)
+    await connection.execute(
+        _CONTRIBUTION_INSERT["postgresql"],
+        [dict(zip(_CONTRIBUTION_COLUMNS, row, strict=True)) for row in contributions],
+    )
 
 
 async def place_unit(
