@@ -28,13 +28,14 @@ from services.assessment.store.campaigns import (
     record_campaign_rectification,
     record_milestone,
 )
-from services.assessment.store.four_forms import record_outcome
+from services.assessment.store.four_forms import outcome_row
 from services.assessment.store.staff_work import Member, request_row, step_row, team_row
 from services.assessment.store.tables import (
     CampaignClue,
     CaseSubject,
     CaseTeam,
     CaseWorkStep,
+    FormOutcome,
     TeamRequest,
 )
 from services.assessment.store.timeliness import record_breach, record_finish
@@ -285,34 +286,38 @@ def classify(event: CaseStepRecorded, forms: FourFormsRules) -> tuple[int, str, 
     return form, basis, changed
 
 
-class FormLedger:
-    """Keeps each step that places a case's subject in one of the four forms."""
+class FormLedger(RowLedger):
+    """Keeps each step that places a case's subject in one of the four forms.
+
+    Row-only (the first row of an event wins): nothing reads the outcomes while events are
+    applied, so a batch inserts all of its outcomes with one statement.
+    """
 
     def __init__(self, calendar: AssessmentCalendar, forms: FourFormsRules) -> None:
         self._calendar = calendar
         self._forms = forms
+        super().__init__(FormOutcome, self._outcome_rows)
 
-    async def __call__(
-        self, session: AsyncSession, event: CaseStepRecorded, envelope: Envelope
-    ) -> None:
+    def _outcome_rows(self, event: CaseStepRecorded, envelope: Envelope) -> list[dict[str, Any]]:
         """Classify the step by the rules in use; nothing for a step that places nobody."""
         placed = classify(event, self._forms)
         if placed is None:
-            return
+            return []
         form, basis, replaces = placed
-        await record_outcome(
-            session,
-            county_id=event.county_id,
-            case_id=event.case_id,
-            event_id=envelope.id,
-            zone_id=event.zone_id,
-            township_id=event.township_id,
-            quarter=self._calendar.quarter_of(event.occurred_at),
-            occurred_at=event.occurred_at,
-            form=form,
-            basis=basis,
-            replaces=replaces,
-        )
+        return [
+            outcome_row(
+                county_id=event.county_id,
+                case_id=event.case_id,
+                event_id=envelope.id,
+                zone_id=event.zone_id,
+                township_id=event.township_id,
+                quarter=self._calendar.quarter_of(event.occurred_at),
+                occurred_at=event.occurred_at,
+                form=form,
+                basis=basis,
+                replaces=replaces,
+            )
+        ]
 
 
 def work_step_ledger(calendar: AssessmentCalendar) -> RowLedger:

@@ -49,13 +49,17 @@ def increments_for(
 
 def case_of(event: IntegrationEvent) -> str:
     """The clue/case an event concerns ("" for none): a clue's id is its case's id."""
+    # The class's declared fields, not getattr with a default: a missing attribute goes
+    # through pydantic's __getattr__ and its exception, a twentieth of a rebuild's time.
+    fields = type(event).model_fields
     # A rectification item's deadline names the item in case_id, not a case.
-    if getattr(event, "record_type", "case") != "case":
+    if "record_type" in fields and getattr(event, "record_type", "case") != "case":
         return ""
     for field in ("case_id", "clue_id"):
-        value = getattr(event, field, "")
-        if isinstance(value, str) and value:
-            return value
+        if field in fields:
+            value = getattr(event, field)
+            if isinstance(value, str) and value:
+                return value
     return ""
 
 

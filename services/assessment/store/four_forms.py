@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -21,14 +21,7 @@ from services.assessment.domain.quarter import Quarter
 from services.assessment.store.tables import CaseSubject, FormOutcome
 
 
-def _insert(session: AsyncSession, model: type) -> object:
-    table = model.__table__  # type: ignore[attr-defined]
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-
-
-async def record_outcome(
-    session: AsyncSession,
+def outcome_row(
     *,
     county_id: str,
     case_id: str,
@@ -40,23 +33,20 @@ async def record_outcome(
     form: int,
     basis: str,
     replaces: bool,
-) -> None:
-    """Keep one classified outcome of a case (once per event)."""
-    statement = _insert(
-        session, FormOutcome
-    ).values(  # type: ignore[attr-defined]
-        county_id=county_id,
-        case_id=case_id,
-        event_id=event_id,
-        zone_id=zone_id,
-        township_id=township_id,
-        quarter=str(quarter),
-        occurred_at=occurred_at,
-        form=form,
-        basis=basis[:64],
-        replaces=replaces,
-    )
-    await (await session.connection()).execute(statement.on_conflict_do_nothing())
+) -> dict[str, Any]:
+    """One classified outcome of a case, as a FormOutcome row (kept once per event)."""
+    return {
+        "county_id": county_id,
+        "case_id": case_id,
+        "event_id": event_id,
+        "zone_id": zone_id,
+        "township_id": township_id,
+        "quarter": str(quarter),
+        "occurred_at": occurred_at,
+        "form": form,
+        "basis": basis[:64],
+        "replaces": replaces,
+    }
 
 
 async def form_counts(
