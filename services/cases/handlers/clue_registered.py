@@ -25,6 +25,7 @@ from services.cases.store.clues import (
 from services.cases.store.deadlines import first_deadline_row, open_first_deadline
 from services.cases.store.tables import CaseFileRow, ClueRow, DeadlineRow
 from services.contracts.intake import ClueRegistered
+from services.runtime.bulk import BulkInsert
 from services.runtime.envelope import Envelope
 
 
@@ -33,10 +34,12 @@ def _table(model: Any) -> Table:
     return table
 
 
-# Built once: a batch runs each over all of its rows (executemany), compiled once per engine.
-_CLUE_INSERT = insert(_table(ClueRow))
+# Built once: one event at a time inserts its case file with it.
 _CASE_FILE_INSERT = insert(_table(CaseFileRow))
-_DEADLINE_INSERT = insert(_table(DeadlineRow))
+
+
+def _bulk(model: Any) -> BulkInsert:
+    return BulkInsert(_table(model))
 
 
 class ClueRegisteredHandler:
@@ -52,6 +55,10 @@ class ClueRegisteredHandler:
         # Categories as the clue stores them (in order) and the case file (sorted), per list
         # of categories: a county's clues share a few dozen lists.
         self._categories: dict[tuple[str, ...], tuple[str, str]] = {}
+        # A batch's rows per table, bound by the driver in one executemany each.
+        self._clue_rows = _bulk(ClueRow)
+        self._case_file_rows = _bulk(CaseFileRow)
+        self._deadline_rows = _bulk(DeadlineRow)
 
     def _rules(self, registered_at: datetime) -> RuleSet:
         # The clue keeps the rules in force when it was registered, not when it arrived here.
@@ -157,9 +164,9 @@ class ClueRegisteredHandler:
         # Plain inserts after the look-up: a clue a concurrent delivery registered since then
         # fails the batch, which the consumer then applies one record at a time.
         connection = await session.connection()
-        await connection.execute(_CLUE_INSERT, clues)
-        await connection.execute(_CASE_FILE_INSERT, files)
-        await connection.execute(_DEADLINE_INSERT, deadlines)
+        await self._clue_rows.rows(connection, clues)
+        await self._case_file_rows.rows(connection, files)
+        await self._deadline_rows.rows(connection, deadlines)
 
 
 def new_clue(event: ClueRegistered) -> NewClue:

@@ -1,0 +1,76 @@
+"""BulkInsert stores exactly what SQLAlchemy's own executemany stores, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import Table, insert, text
+
+from services.cases.store.tables import ClueRow
+from services.runtime.bulk import BulkInsert
+from services.runtime.messaging_tables import InboxEntry
+from tests.conftest import MakeDatabase
+
+INBOX: Table = InboxEntry.__table__  # type: ignore[attr-defined]
+CLUE: Table = ClueRow.__table__  # type: ignore[attr-defined]
+
+
+def _inbox_rows(consumer: str) -> list[dict[str, Any]]:
+    # An aware time in another zone and a naive-free UTC one: both go through the bind
+    # processors SQLAlchemy would apply.
+    return [
+        {
+            "consumer": consumer,
+            "event_id": f"event-{n}",
+            "event_type": "intake.clue_registered.v1",
+            "county_id": "c-1",
+            "processed_at": datetime(2026, 12, 4, 17, n, 5, 123456, tzinfo=UTC)
+            if n % 2
+            else datetime(2026, 12, 5, 1, n, tzinfo=timezone(timedelta(hours=8))),
+        }
+        for n in range(5)
+    ]
+
+
+async def test_bulk_rows_read_back_as_sqlalchemys_own(make_database: MakeDatabase) -> None:
+    database = await make_database("cases")
+    async with database.transaction() as session:
+        connection = await session.connection()
+        await connection.execute(insert(INBOX), _inbox_rows("by-sqlalchemy"))
+        await BulkInsert(INBOX).rows(connection, _inbox_rows("by-bulk"))
+
+    async with database.transaction() as session:
+        connection = await session.connection()
+        stored = {}
+        for consumer in ("by-sqlalchemy", "by-bulk"):
+            # Raw columns as the database holds them, and as the ORM reads them back.
+            raw = await connection.execute(
+                text(
+                    "SELECT event_id, event_type, county_id, processed_at FROM inbox_entry"
+                    " WHERE consumer = :consumer ORDER BY event_id"
+                ),
+                {"consumer": consumer},
+            )
+            read = await connection.execute(
+                INBOX.select().where(INBOX.c.consumer == consumer).order_by(INBOX.c.event_id)
+            )
+            stored[consumer] = (
+                [tuple(row) for row in raw],
+                [tuple(row)[1:] for row in read],
+            )
+    assert stored["by-bulk"] == stored["by-sqlalchemy"]
+    assert len(stored["by-bulk"][0]) == 5
+
+
+async def test_rows_without_a_python_side_default_column_are_refused(
+    make_database: MakeDatabase,
+) -> None:
+    # clue.repeat_count has a Python-side default SQLAlchemy fills in per row; a driver-bound
+    # insert cannot, so rows that leave it out are refused before anything is sent.
+    database = await make_database("cases")
+    row = {column.name: None for column in CLUE.columns if column.name != "repeat_count"}
+    async with database.transaction() as session:
+        with pytest.raises(ValueError, match="repeat_count"):
+            await BulkInsert(CLUE).rows(await session.connection(), [row])
