@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import ssl
@@ -216,6 +217,12 @@ class ServiceHost:
         # One machine-readable line on stdout: `xiezuo up` and the tests read the real ports.
         print(json.dumps({"ready": addresses}), flush=True, file=sys.stdout)
         log.info("service ready", extra=addresses)
+        # Everything built to start (modules, models, compiled statements) lives as long as the
+        # process: out of the collector's sight, the collections that a consumer's allocations
+        # trigger scan only what came after (≈ 15 % of a cases event's CPU, bench/README.md).
+        # Collected first, so startup's own garbage is freed rather than kept forever.
+        gc.collect()
+        gc.freeze()
         try:
             await stop.wait()
         finally:
