@@ -1,26 +1,37 @@
-"""A group's run of reports: the clue rows built as plain values match the table models'."""
+"""A group's run of reports: the rows built as plain values match the table models'."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from services.intake.domain.channels import Attachment, ChannelDetails
 from services.intake.domain.kinds import CadreLevel, Channel
-from services.intake.domain.report import Subject, Submission
-from services.intake.store.reports import ReportRegistry, _clue_values, _table_row
-from services.intake.store.tables import ReportRow
+from services.intake.domain.report import ReporterIdentity, Subject, Submission
+from services.intake.store.reports import Draft, ReportRegistry, _clue_values, _table_row
+from services.intake.store.rule_files import load_rule_book
+from services.intake.store.tables import (
+    AttachmentRow,
+    ReportRow,
+    SealedChannelDetailRow,
+    SealedIdentityRow,
+)
+from services.intake.store.vault import Vault
+from services.runtime.db import Database
 
 AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+SUBJECT = Subject("Li", "secretary", "Hexi committee", "t1", "Dongcun", CadreLevel.VILLAGE)
 SUBMISSION = Submission(
     idempotency_key="k1",
     county_id="c1",
     zone_id="z1",
     township_id="t1",
     channel=Channel.LETTER,
-    subject=Subject("Li", "secretary", "Hexi committee", "t1", "Dongcun", CadreLevel.VILLAGE),
+    subject=SUBJECT,
     allegation_categories=("embezzlement", "nepotism"),
     content="Subsidies paid to relatives.",
     reporter=None,
@@ -77,3 +88,106 @@ def test_plain_clue_values_are_the_table_models_column_values(submission: Submis
     }
     assert isinstance(outbox_values["event_id"], str) and outbox_values["event_id"]
     assert isinstance(outbox_values["recorded_at"], datetime)
+
+
+def _registry() -> ReportRegistry:
+    # Drafting seals, hashes and rules; it never touches the database.
+    return ReportRegistry(cast(Database, None), Vault(bytes(32)), load_rule_book())
+
+
+WITH_PARTS = replace(
+    SUBMISSION,
+    channel=Channel.LETTER,
+    reporter=ReporterIdentity("Wang Fang", "110101199001011234", "13800000000", "Xicun 3"),
+    channel_details=ChannelDetails("letter", {"postmark": "Hexi"}),
+    attachments=(
+        Attachment("a" * 64, 120, "image/jpeg"),
+        Attachment("b" * 64, 9, "application/pdf"),
+    ),
+)
+
+
+def _model_of_draft(draft: Draft) -> ReportRow:
+    """The ReportRow the drafting built before it kept plain values (same explicit fields)."""
+    submission, values = draft.submission, draft.report
+    subject = submission.subject
+    assert subject is not None and submission.channel is not None
+    rules = load_rule_book().rules_at(draft.received_at)
+    row = ReportRow(
+        report_id=draft.report_id,
+        clue_id=draft.clue_id,
+        county_id=submission.county_id,
+        zone_id=submission.zone_id,
+        township_id=submission.township_id,
+        idempotency_key=submission.idempotency_key,
+        request_fingerprint=draft.request_fingerprint,
+        channel=submission.channel.value,
+        subject_name=subject.name,
+        subject_post=subject.post,
+        subject_unit=subject.unit,
+        subject_township_id=subject.township_id,
+        subject_village=subject.village,
+        subject_cadre_level=subject.cadre_level.value,
+        allegation_categories=json.dumps(list(submission.allegation_categories)),
+        campaign_id=submission.campaign_id,
+        real_name=submission.reporter is not None,
+        # Sealed under a fresh data key and nonce every time: taken from the draft.
+        content_kek_id=values["content_kek_id"],
+        content_wrapped_key=values["content_wrapped_key"],
+        content_nonce=values["content_nonce"],
+        content_ciphertext=values["content_ciphertext"],
+        receipt_hash=values["receipt_hash"],
+        submitted_by=draft.actor,
+        received_at=draft.received_at,
+        registered_at=draft.registered_at,
+        taxonomy_version=draft.taxonomy_version,
+        rules_version=rules.version,
+        forward_due_at=values["forward_due_at"],
+        feedback_due_at=values["feedback_due_at"],
+    )
+    row.duplicate_fingerprint = None if draft.forward_to else draft.profile.fingerprint
+    return row
+
+
+@pytest.mark.parametrize(
+    "submission",
+    [
+        SUBMISSION,
+        WITH_PARTS,
+        replace(SUBMISSION, registered_at=AT, received_at=AT - timedelta(days=1)),
+        replace(SUBMISSION, subject=replace(SUBJECT, cadre_level=CadreLevel.COUNTY_DIVISION)),
+    ],
+)
+def test_a_drafts_report_and_sealed_parts_are_the_table_models_column_values(
+    submission: Submission,
+) -> None:
+    draft = _registry()._draft(submission, "f" * 64, actor="officer")
+    assert ("report", draft.report) == _table_row(_model_of_draft(draft))
+    # The one-by-one path's model carries the same values.
+    assert ("report", draft.report) == _table_row(draft.report_row())
+    real_name = submission.reporter is not None
+    assert draft.report["real_name"] is real_name
+    assert (draft.report["feedback_due_at"] is not None) is real_name
+    assert draft.report["forward_due_at"] is not None
+    models = draft.part_rows()
+    assert [_table_row(model) for model in models] == draft.parts
+    kinds = [type(model) for model in models]
+    assert kinds == (
+        [SealedIdentityRow, SealedChannelDetailRow, AttachmentRow, AttachmentRow]
+        if submission is WITH_PARTS
+        else []
+    )
+    if submission is WITH_PARTS:
+        identity = cast(dict[str, Any], draft.parts[0][1])
+        assert set(identity) == {"report_id", "kek_id", "wrapped_key", "nonce", "ciphertext"}
+        assert identity["report_id"] == draft.report_id
+        # Sealed: the reporter's name is nowhere in the stored values.
+        assert b"Wang Fang" not in identity["ciphertext"]
+        assert cast(dict[str, Any], draft.parts[3][1]) == {
+            "report_id": draft.report_id,
+            "position": 1,
+            "information_id": None,
+            "sha256": "b" * 64,
+            "size_bytes": 9,
+            "media_type": "application/pdf",
+        }

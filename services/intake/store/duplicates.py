@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import select as sql_select
 from sqlalchemy import update
@@ -301,8 +302,21 @@ async def join_clue(
     return Joined(clue_id, clue.repeat_count, clue.priority, clue.progress)
 
 
+class FlaggedReport(Protocol):
+    """What a near-duplicate flag names of the new report (a `ReportRow` or a draft of one)."""
+
+    @property
+    def county_id(self) -> str: ...
+    @property
+    def zone_id(self) -> str: ...
+    @property
+    def report_id(self) -> str: ...
+    @property
+    def clue_id(self) -> str: ...
+
+
 def candidate_values(
-    report: ReportRow, similar: list[Similar], *, now: datetime
+    report: FlaggedReport, similar: list[Similar], *, now: datetime
 ) -> list[dict[str, object]]:
     """`flag_candidates`' rows as column values, for one INSERT (a crowded window flags dozens)."""
     return [

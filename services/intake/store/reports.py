@@ -8,13 +8,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from opentelemetry import propagate
 from sqlalchemy import Table, insert, tuple_, update
 from sqlalchemy import select as sql_select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.dml import Update
-from sqlmodel import SQLModel, col, select
+from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.contracts.intake import ClueRegistered, ReportedSubject
@@ -83,13 +84,42 @@ class Registration:
     status: str = ReportStatus.RECEIVED.value
 
 
+class ReportFacts(Protocol):
+    """What a new clue's rows name of its first report (a `ReportRow` or a `Draft`)."""
+
+    @property
+    def report_id(self) -> str: ...
+    @property
+    def clue_id(self) -> str: ...
+    @property
+    def county_id(self) -> str: ...
+    @property
+    def zone_id(self) -> str: ...
+    @property
+    def township_id(self) -> str: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def real_name(self) -> bool: ...
+    @property
+    def campaign_id(self) -> str | None: ...
+    @property
+    def received_at(self) -> datetime: ...
+
+
 @dataclass
 class Draft:
-    """A submission sealed, hashed and ruled on, waiting for its short write."""
+    """A submission sealed, hashed and ruled on, waiting for its short write.
+
+    The report and its sealed parts are plain column values (a group's run inserts them as
+    they are); a table model is built from them only on the one-by-one path (`report_row`).
+    """
 
     submission: Submission
-    row: ReportRow
-    parts: list[SQLModel]
+    # Every column of the report row, as `ReportRow` would give them.
+    report: dict[str, Any]
+    # The sealed identity, channel details and attachment rows: (table name, column values).
+    parts: list[tuple[str, dict[str, object]]]
     profile: DuplicateProfile
     rules: IntakeRules
     taxonomy_version: str
@@ -99,12 +129,53 @@ class Draft:
     actor: str
     now: datetime
     registered_at: datetime
+    report_id: str
+    clue_id: str
+    received_at: datetime
+    request_fingerprint: str
     detail: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def county_id(self) -> str:
+        return self.submission.county_id
+
+    @property
+    def zone_id(self) -> str:
+        return self.submission.zone_id
+
+    @property
+    def township_id(self) -> str:
+        return self.submission.township_id
+
+    @property
+    def idempotency_key(self) -> str:
+        return self.submission.idempotency_key
+
+    @property
+    def channel(self) -> str:
+        assert self.submission.channel is not None
+        return self.submission.channel.value
+
+    @property
+    def real_name(self) -> bool:
+        return self.submission.reporter is not None
+
+    @property
+    def campaign_id(self) -> str | None:
+        return self.submission.campaign_id
 
     @property
     def gate(self) -> tuple[str, str]:
         """The township gate its duplicate matching goes through."""
-        return self.row.county_id, self.row.township_id
+        return self.county_id, self.township_id
+
+    def report_row(self) -> ReportRow:
+        """A fresh table model of the report, for the one-by-one path."""
+        return ReportRow(**self.report)
+
+    def part_rows(self) -> list[SQLModel]:
+        """Fresh table models of the sealed parts, for the one-by-one path."""
+        return [_PART_MODELS[name](**values) for name, values in self.parts]
 
 
 class ReportRegistry:
@@ -181,49 +252,63 @@ class ReportRegistry:
         calendar = self._rule_book.calendar
         taxonomy = self._rule_book.taxonomy_at(received_at)
         real_name = submission.reporter is not None
-        row = ReportRow(
-            report_id=report_id,
-            clue_id=clue_id,
-            county_id=submission.county_id,
-            zone_id=submission.zone_id,
-            township_id=submission.township_id,
-            idempotency_key=submission.idempotency_key,
-            request_fingerprint=digest,
-            channel=submission.channel.value,
-            subject_name=subject.name,
-            subject_post=subject.post,
-            subject_unit=subject.unit,
-            subject_township_id=subject.township_id,
-            subject_village=subject.village,
-            subject_cadre_level=subject.cadre_level.value,
-            allegation_categories=json.dumps(list(submission.allegation_categories)),
-            campaign_id=submission.campaign_id,
-            real_name=real_name,
-            content_kek_id=content.kek_id,
-            content_wrapped_key=content.wrapped_key,
-            content_nonce=content.nonce,
-            content_ciphertext=content.ciphertext,
+        forward_to = rules.forward_upward.get(subject.cadre_level.value)
+        profile = profile_of(submission, received_at=received_at)
+        # Every column of ReportRow in its order, unset ones as the model's defaults; plain
+        # values, since a group's run inserts them as they are (a table model costs more).
+        report: dict[str, Any] = {
+            "report_id": report_id,
+            "clue_id": clue_id,
+            "county_id": submission.county_id,
+            "zone_id": submission.zone_id,
+            "township_id": submission.township_id,
+            "idempotency_key": submission.idempotency_key,
+            "request_fingerprint": digest,
+            "channel": submission.channel.value,
+            "subject_name": subject.name,
+            "subject_post": subject.post,
+            "subject_unit": subject.unit,
+            "subject_township_id": subject.township_id,
+            "subject_village": subject.village,
+            "subject_cadre_level": subject.cadre_level.value,
+            "allegation_categories": json.dumps(list(submission.allegation_categories)),
+            "campaign_id": submission.campaign_id,
+            "real_name": real_name,
+            "content_kek_id": content.kek_id,
+            "content_wrapped_key": content.wrapped_key,
+            "content_nonce": content.nonce,
+            "content_ciphertext": content.ciphertext,
             # Keyed, so it is found by equality and costs microseconds (no slow hash here).
-            receipt_hash=self._receipt_keys.digest(receipt_code),
-            submitted_by=actor,
-            received_at=received_at,
-            registered_at=registered_at,
-            taxonomy_version=taxonomy.version,
-            rules_version=rules.version,
-            forward_due_at=calendar.working_days_after(received_at, rules.forward_working_days),
+            "receipt_hash": self._receipt_keys.digest(receipt_code),
+            "submitted_by": actor,
+            "received_at": received_at,
+            "registered_at": registered_at,
+            "receipt_prefix": None,
+            "taxonomy_version": taxonomy.version,
+            "rules_version": rules.version,
+            "status": ReportStatus.RECEIVED.value,
+            "status_note": "",
+            "forward_due_at": calendar.working_days_after(received_at, rules.forward_working_days),
             # Only a real-name reporter is owed acceptance feedback within the limit.
-            feedback_due_at=calendar.working_days_after(
+            "feedback_due_at": calendar.working_days_after(
                 received_at, rules.acceptance_feedback_working_days
             )
             if real_name
             else None,
-        )
-        forward_to = rules.forward_upward.get(subject.cadre_level.value)
-        profile = profile_of(submission, received_at=received_at)
-        row.duplicate_fingerprint = None if forward_to else profile.fingerprint
+            "feedback_given_at": None,
+            "feedback_breach_published_at": None,
+            "scan_after": None,
+            "result_due_at": None,
+            "result_given_at": None,
+            "result_breach_published_at": None,
+            "concluded_at": None,
+            "decided_by": None,
+            "duplicate_fingerprint": None if forward_to else profile.fingerprint,
+            "linked_at": None,
+        }
         return Draft(
             submission=submission,
-            row=row,
+            report=report,
             parts=self._sealed_parts(submission, report_id, context),
             profile=profile,
             rules=rules,
@@ -234,13 +319,17 @@ class ReportRegistry:
             actor=actor,
             now=now,
             registered_at=registered_at,
+            report_id=report_id,
+            clue_id=clue_id,
+            received_at=received_at,
+            request_fingerprint=digest,
         )
 
     async def _insert(self, draft: Draft) -> Registration:
         """One submission in its own transaction."""
         async with self._db.transaction() as session:
             if not draft.forward_to:
-                await hold_township(session, draft.row.county_id, draft.row.township_id)
+                await hold_township(session, draft.county_id, draft.township_id)
             registration = await self._apply(session, draft)
             await self._audit(session, draft)
         return registration
@@ -267,9 +356,9 @@ class ReportRegistry:
             fresh: list[int] = []
             seen: set[tuple[str, str]] = set()
             for index, draft in enumerate(drafts):
-                key = (draft.row.county_id, draft.row.idempotency_key)
+                key = (draft.county_id, draft.idempotency_key)
                 if key in stored:
-                    outcomes[index] = _replay(stored[key], draft.row.request_fingerprint)
+                    outcomes[index] = _replay(stored[key], draft.request_fingerprint)
                 elif key not in seen:
                     seen.add(key)
                     fresh.append(index)
@@ -297,7 +386,7 @@ class ReportRegistry:
                     # Reports written earlier in this group count as stored for the next
                     # draft: the same candidates it would read if written after them alone.
                     earlier = [
-                        KnownReport(d.row.report_id, d.row.clue_id, d.profile)
+                        KnownReport(d.report_id, d.clue_id, d.profile)
                         for d in written
                         if may_match(draft.profile, d.profile, rules)
                     ]
@@ -320,19 +409,26 @@ class ReportRegistry:
             # Chained in memory and written together: one head lock, one INSERT and one head
             # update per county for the group, the chain an append at a time would give.
             async with audit.deferred_appends(session):
-                for draft in sorted(written, key=lambda d: d.row.county_id):
+                for draft in sorted(written, key=lambda d: d.county_id):
                     await self._audit(session, draft)
         return outcomes
 
     async def _stored_keys(
         self, session: AsyncSession, drafts: Sequence[Draft]
-    ) -> dict[tuple[str, str], ReportRow]:
-        """Reports already registered under the group's idempotency keys, in one query."""
-        query = select(ReportRow).where(
-            col(ReportRow.county_id).in_(sorted({d.row.county_id for d in drafts})),
-            col(ReportRow.idempotency_key).in_(sorted({d.row.idempotency_key for d in drafts})),
+    ) -> dict[tuple[str, str], _Stored]:
+        """Reports already registered under the group's idempotency keys, in one query.
+
+        Core through the connection, only the columns a replay answers with: the keys are
+        almost always new, and an ORM query cost more to run than the database to answer.
+        """
+        connection = await session.connection()
+        found = await connection.execute(
+            sql_select(*_REPLAY_COLUMNS).where(
+                _REPORTS.c.county_id.in_(sorted({d.county_id for d in drafts})),
+                _REPORTS.c.idempotency_key.in_(sorted({d.idempotency_key for d in drafts})),
+            )
         )
-        return {(row.county_id, row.idempotency_key): row for row in (await session.exec(query))}
+        return {(row.county_id, row.idempotency_key): row for row in found}
 
     async def _apply_alone(
         self, session: AsyncSession, draft: Draft, match: Linked | None = None
@@ -370,43 +466,43 @@ class ReportRegistry:
 
     def _opened(self, draft: Draft, similar: list[Similar]) -> tuple[list[_TableRow], Registration]:
         """The rows of a draft that opens its own clue (near-duplicates flagged), in order."""
-        row, registered_at = draft.row, draft.registered_at
+        registered_at = draft.registered_at
         detail = draft.detail
-        detail |= {"channel": row.channel, "zone_id": row.zone_id}
+        detail |= {"channel": draft.channel, "zone_id": draft.zone_id}
         ledger, event = _clue_values(
-            row, draft.submission, draft.taxonomy_version, draft.priority, at=registered_at
+            draft, draft.submission, draft.taxonomy_version, draft.priority, at=registered_at
         )
         if similar:
             detail["near_duplicates"] = str(len(similar))
-        detail["clue_id"] = row.clue_id
+        detail["clue_id"] = draft.clue_id
         if draft.submission.registered_at is not None:
             detail |= {"back_entered": True, "registered_at": registered_at.isoformat()}
-            row.scan_after = draft.now + BACK_ENTRY_GRACE
-        keys, at = _MATCH_KEYS.name, row.received_at
-        # Plain values, not table models: a report has several keys and building models costs.
+            draft.report["scan_after"] = draft.now + BACK_ENTRY_GRACE
+        keys, at = _MATCH_KEYS.name, draft.received_at
+        # Plain values, not table models: building models cost more than inserting them.
         rows: list[_TableRow] = [
-            _table_row(row),
+            (_REPORTS.name, draft.report),
             *(
-                (keys, {"report_id": row.report_id, "match_key": key, "received_at": at})
+                (keys, {"report_id": draft.report_id, "match_key": key, "received_at": at})
                 for key in sorted(stored_match_keys(draft.profile))
             ),
-            *(_table_row(part) for part in draft.parts),
+            *draft.parts,
             (_LEDGER.name, ledger),
             *(
                 (_FLAGS.name, values)
-                for values in candidate_values(row, similar, now=registered_at)
+                for values in candidate_values(draft, similar, now=registered_at)
             ),
             (_OUTBOX.name, event),
         ]
         registration = Registration(
-            row.report_id,
-            row.clue_id,
+            draft.report_id,
+            draft.clue_id,
             draft.receipt_code,
             registered_at,
-            row.zone_id,
+            draft.zone_id,
             replayed=False,
             linked=False,
-            status=row.status,
+            status=draft.report["status"],
         )
         return rows, registration
 
@@ -417,7 +513,7 @@ class ReportRegistry:
 
         `match`: the link its group already found against what is stored now.
         """
-        row, rules, forward_to = draft.row, draft.rules, draft.forward_to
+        row, rules, forward_to = draft.report_row(), draft.rules, draft.forward_to
         registered_at = draft.registered_at
         # Matched before the new row is added, so it never matches itself.
         found = match or (
@@ -428,7 +524,7 @@ class ReportRegistry:
         session.add(row)
         if not forward_to:
             index_report(session, row, draft.profile)
-        session.add_all(draft.parts)
+        session.add_all(draft.part_rows())
         detail = draft.detail
         detail |= {"channel": row.channel, "zone_id": row.zone_id}
         if forward_to:
@@ -481,52 +577,63 @@ class ReportRegistry:
     async def _audit(self, session: AsyncSession, draft: Draft) -> None:
         await audit.append(
             session,
-            county_id=draft.row.county_id,
+            county_id=draft.county_id,
             actor=draft.actor,
             action="report.submitted",
             record_type="report",
-            record_id=draft.row.report_id,
+            record_id=draft.report_id,
             detail=draft.detail,
             at=draft.now,
         )
 
     def _sealed_parts(
         self, submission: Submission, report_id: str, context: bytes
-    ) -> list[SQLModel]:
-        """The sealed identity, channel details and attachment rows of a report."""
-        parts: list[SQLModel] = []
+    ) -> list[_TableRow]:
+        """The sealed identity, channel details and attachment rows of a report, as values."""
+        parts: list[_TableRow] = []
         if submission.reporter is not None:
             identity = json.dumps(asdict(submission.reporter)).encode()
             sealed = self._vault.seal(identity, context=context)
             parts.append(
-                SealedIdentityRow(
-                    report_id=report_id,
-                    kek_id=sealed.kek_id,
-                    wrapped_key=sealed.wrapped_key,
-                    nonce=sealed.nonce,
-                    ciphertext=sealed.ciphertext,
+                (
+                    _IDENTITIES.name,
+                    {
+                        "report_id": report_id,
+                        "kek_id": sealed.kek_id,
+                        "wrapped_key": sealed.wrapped_key,
+                        "nonce": sealed.nonce,
+                        "ciphertext": sealed.ciphertext,
+                    },
                 )
             )
         if submission.channel_details is not None:
             details = json.dumps(submission.channel_details.values).encode()
             sealed_details = self._vault.seal(details, context=context)
             parts.append(
-                SealedChannelDetailRow(
-                    report_id=report_id,
-                    kek_id=sealed_details.kek_id,
-                    wrapped_key=sealed_details.wrapped_key,
-                    nonce=sealed_details.nonce,
-                    ciphertext=sealed_details.ciphertext,
+                (
+                    _CHANNEL_DETAILS.name,
+                    {
+                        "report_id": report_id,
+                        "kek_id": sealed_details.kek_id,
+                        "wrapped_key": sealed_details.wrapped_key,
+                        "nonce": sealed_details.nonce,
+                        "ciphertext": sealed_details.ciphertext,
+                    },
                 )
             )
         for position, attachment in enumerate(submission.attachments):
             parts.append(
-                AttachmentRow(
-                    report_id=report_id,
-                    position=position,
-                    sha256=attachment.sha256,
-                    size_bytes=attachment.size_bytes,
-                    media_type=attachment.media_type,
+                (
+                    _ATTACHMENTS.name,
+                    {
+                        "report_id": report_id,
+                        "position": position,
+                        # Evidence of the report itself, not of information added later.
+                        "information_id": None,
+                        "sha256": attachment.sha256,
+                        "size_bytes": attachment.size_bytes,
+                        "media_type": attachment.media_type,
+                    },
                 )
             )
         return parts
@@ -572,6 +679,29 @@ class ReportRegistry:
 
 
 _TableRow = tuple[str, dict[str, object]]
+_REPORTS: Table = ReportRow.__table__  # type: ignore[attr-defined]
+_REPLAY_COLUMNS = [
+    _REPORTS.c[name]
+    for name in (
+        "county_id",
+        "idempotency_key",
+        "report_id",
+        "clue_id",
+        "registered_at",
+        "zone_id",
+        "request_fingerprint",
+        "linked_at",
+        "status",
+    )
+]
+_IDENTITIES: Table = SealedIdentityRow.__table__  # type: ignore[attr-defined]
+_CHANNEL_DETAILS: Table = SealedChannelDetailRow.__table__  # type: ignore[attr-defined]
+_ATTACHMENTS: Table = AttachmentRow.__table__  # type: ignore[attr-defined]
+_PART_MODELS: dict[str, type[SQLModel]] = {
+    _IDENTITIES.name: SealedIdentityRow,
+    _CHANNEL_DETAILS.name: SealedChannelDetailRow,
+    _ATTACHMENTS.name: AttachmentRow,
+}
 _MATCH_KEYS: Table = ReportMatchKeyRow.__table__  # type: ignore[attr-defined]
 _FLAGS: Table = DuplicateCandidateRow.__table__  # type: ignore[attr-defined]
 _LEDGER: Table = ClueLedgerRow.__table__  # type: ignore[attr-defined]
@@ -580,7 +710,7 @@ _OUTBOX: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
 
 
 def _clue_values(
-    row: ReportRow,
+    row: ReportFacts,
     submission: Submission,
     taxonomy_version: str,
     priority: int,
@@ -628,7 +758,7 @@ def _clue_values(
 
 
 def _clue_event(
-    row: ReportRow,
+    row: ReportFacts,
     submission: Submission,
     taxonomy_version: str,
     priority: int,
@@ -730,7 +860,26 @@ async def _insert_rows(session: AsyncSession, rows: Sequence[_TableRow]) -> None
             session.info[OUTBOX_WRITTEN] = True
 
 
-def _replay(row: ReportRow, digest: str) -> Registration:
+class _Stored(Protocol):
+    """What a replay answers with of a stored report (a `ReportRow` or a row of its columns)."""
+
+    @property
+    def report_id(self) -> str: ...
+    @property
+    def clue_id(self) -> str: ...
+    @property
+    def registered_at(self) -> datetime: ...
+    @property
+    def zone_id(self) -> str: ...
+    @property
+    def request_fingerprint(self) -> str: ...
+    @property
+    def linked_at(self) -> datetime | None: ...
+    @property
+    def status(self) -> str: ...
+
+
+def _replay(row: _Stored, digest: str) -> Registration:
     # The receipt code exists only as a hash, so a retried call cannot show it again.
     return Registration(
         row.report_id,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
-from sqlmodel import col, select
+from sqlalchemy import select as sql_select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.contracts.staffing import TownshipPlaced
@@ -55,19 +56,21 @@ class TownshipRegistry:
 
     async def _zones(self, asked: Sequence[_Asked]) -> list[tuple[str | None] | None]:
         """The zone for each (county, township, day), from one query over their placements."""
+        query = sql_select(
+            col(TownshipPlacementRow.county_id),
+            col(TownshipPlacementRow.township_id),
+            col(TownshipPlacementRow.effective_from),
+            col(TownshipPlacementRow.zone_id),
+        ).where(
+            col(TownshipPlacementRow.county_id).in_(sorted({c for c, _, _ in asked})),
+            col(TownshipPlacementRow.township_id).in_(sorted({t for _, t, _ in asked})),
+            col(TownshipPlacementRow.effective_from) <= max(on for _, _, on in asked),
+        )
+        placements: dict[tuple[str, str], list[tuple[date, str]]] = {}
         async with self._db.session() as session:
-            query = select(
-                col(TownshipPlacementRow.county_id),
-                col(TownshipPlacementRow.township_id),
-                col(TownshipPlacementRow.effective_from),
-                col(TownshipPlacementRow.zone_id),
-            ).where(
-                col(TownshipPlacementRow.county_id).in_(sorted({c for c, _, _ in asked})),
-                col(TownshipPlacementRow.township_id).in_(sorted({t for _, t, _ in asked})),
-                col(TownshipPlacementRow.effective_from) <= max(on for _, _, on in asked),
-            )
-            placements: dict[tuple[str, str], list[tuple[date, str]]] = {}
-            for county_id, township_id, effective_from, zone_id in await session.exec(query):
+            # Core through the connection: plain rows, none of the ORM's execution around them.
+            connection = await session.connection()
+            for county_id, township_id, effective_from, zone_id in await connection.execute(query):
                 placements.setdefault((county_id, township_id), []).append(
                     (effective_from, zone_id)
                 )
