@@ -80,7 +80,7 @@ async def test_a_group_writes_each_table_with_one_insert_and_outbox_rows_in_orde
     assert inserts["outbox_message"] == 1
     async with db.session() as session:
         rows = (await session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id)))).all()
-    assert [row.subject for row in rows] == [d.row.clue_id for d in drafts]
+    assert [row.subject for row in rows] == [d.clue_id for d in drafts]
 
 
 async def test_a_failing_draft_in_a_written_run_is_undone_alone(
@@ -92,7 +92,7 @@ async def test_a_failing_draft_in_a_written_run_is_undone_alone(
     subs = [_submission(f"g{n}", name=f"Sun {n}") for n in range(3)]
     drafts = [registry._draft(s, fingerprint(s), actor="officer") for s in subs]
     # The middle one collides with a stored report's id: its run's INSERT fails.
-    drafts[1].row.report_id = stored.report_id
+    drafts[1].report["report_id"] = stored.report_id
     results = await registry._apply_group(drafts)
     assert results[1] is None
     assert results[0] is not None and results[2] is not None

@@ -8,8 +8,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
+from sqlmodel import SQLModel
 
 from services.intake.domain.channels import Attachment, ChannelDetails
+from services.intake.domain.duplicates import Similar
 from services.intake.domain.kinds import CadreLevel, Channel
 from services.intake.domain.report import ReporterIdentity, Subject, Submission
 from services.intake.store.reports import Draft, ReportRegistry, _clue_values, _table_row
@@ -21,6 +25,7 @@ from services.intake.store.tables import (
     SealedIdentityRow,
 )
 from services.intake.store.vault import Vault
+from services.runtime.bulk import _Compiled
 from services.runtime.db import Database
 
 AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -191,3 +196,31 @@ def test_a_drafts_report_and_sealed_parts_are_the_table_models_column_values(
             "size_bytes": 9,
             "media_type": "application/pdf",
         }
+
+
+@pytest.mark.parametrize("dialect", [sqlite.dialect(), postgresql.dialect()])
+def test_each_table_of_a_run_compiles_to_one_insert_binding_what_its_rows_name(
+    dialect: Dialect,
+) -> None:
+    # BulkInsert refuses a table whose INSERT would bind a column the rows leave out (a
+    # Python-side default): the run would then fall back to one by one, silently slower.
+    draft = _registry()._draft(WITH_PARTS, "f" * 64, actor="officer")
+    similar = [Similar("clue-9", "rpt-9", "near name")]
+    rows, _ = _registry()._opened(draft, similar)
+    by_table: dict[str, list[dict[str, object]]] = {}
+    for name, values in rows:
+        by_table.setdefault(name, []).append(values)
+    assert set(by_table) == {
+        "report",
+        "report_match_key",
+        "reporter_identity",
+        "report_channel_detail",
+        "report_attachment",
+        "intake_clue",
+        "duplicate_candidate",
+        "outbox_message",
+    }
+    for name, values_list in by_table.items():
+        assert len({tuple(values) for values in values_list}) == 1, name
+        compiled = _Compiled(SQLModel.metadata.tables[name], list(values_list[0]), dialect)
+        assert compiled.sql.startswith(f"INSERT INTO {name} ")

@@ -8,10 +8,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from opentelemetry import propagate
-from sqlalchemy import Table, insert, tuple_, update
+from sqlalchemy import Table, tuple_, update
 from sqlalchemy import select as sql_select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.dml import Update
@@ -60,6 +60,7 @@ from services.intake.store.tables import (
 from services.intake.store.vault import Vault
 from services.runtime import audit
 from services.runtime.backentry import BACK_ENTRY_GRACE
+from services.runtime.bulk import BulkInsert
 from services.runtime.db import OUTBOX_WRITTEN, Database
 from services.runtime.messaging_tables import OutboxMessage
 from services.runtime.outbox import outbox_row
@@ -129,11 +130,24 @@ class Draft:
     actor: str
     now: datetime
     registered_at: datetime
-    report_id: str
-    clue_id: str
-    received_at: datetime
-    request_fingerprint: str
     detail: dict[str, object] = field(default_factory=dict)
+
+    # What the rest of the write names, read from the report's values (one source).
+    @property
+    def report_id(self) -> str:
+        return cast(str, self.report["report_id"])
+
+    @property
+    def clue_id(self) -> str:
+        return cast(str, self.report["clue_id"])
+
+    @property
+    def received_at(self) -> datetime:
+        return cast(datetime, self.report["received_at"])
+
+    @property
+    def request_fingerprint(self) -> str:
+        return cast(str, self.report["request_fingerprint"])
 
     @property
     def county_id(self) -> str:
@@ -195,6 +209,8 @@ class ReportRegistry:
         # hashed under a key of this instance only: nothing can find them later.
         self._receipt_keys = receipt_keys or ReceiptKeys(secrets.token_bytes(KEY_BYTES))
         self._writer: GroupCommit[Draft, Registration] = GroupCommit(self._apply_group)
+        # A run's INSERT per table, compiled once per dialect (see `_insert_rows`).
+        self._inserts: dict[str, BulkInsert] = {}
 
     async def register(self, submission: Submission, *, actor: str) -> Registration:
         """Register a valid submission once per (county, idempotency key)."""
@@ -319,10 +335,6 @@ class ReportRegistry:
             actor=actor,
             now=now,
             registered_at=registered_at,
-            report_id=report_id,
-            clue_id=clue_id,
-            received_at=received_at,
-            request_fingerprint=digest,
         )
 
     async def _insert(self, draft: Draft) -> Registration:
@@ -456,7 +468,7 @@ class ReportRegistry:
             return True
         try:
             async with session.begin_nested():
-                await _insert_rows(session, [row for _, rows in run for row in rows])
+                await _insert_rows(session, [row for _, rows in run for row in rows], self._inserts)
             return True
         except Exception:
             for index, _ in run:
@@ -845,17 +857,24 @@ def _table_row(row: SQLModel) -> _TableRow:
     return table.name, values
 
 
-async def _insert_rows(session: AsyncSession, rows: Sequence[_TableRow]) -> None:
+async def _insert_rows(
+    session: AsyncSession, rows: Sequence[_TableRow], inserts: dict[str, BulkInsert]
+) -> None:
     """The rows with one INSERT per table (executemany), tables in first-seen order.
 
     Rows keep their order within a table, so outbox rows get their sequence in draft order.
+    Each table's INSERT is compiled once (`inserts` keeps them) and bound by the driver: a
+    table's rows always name the same columns, every one but the outbox sequence.
     """
     by_table: dict[str, list[dict[str, object]]] = {}
     for name, values in rows:
         by_table.setdefault(name, []).append(values)
     connection = await session.connection()
     for name, values_list in by_table.items():
-        await connection.execute(insert(SQLModel.metadata.tables[name]), values_list)
+        bulk = inserts.get(name)
+        if bulk is None:
+            bulk = inserts[name] = BulkInsert(SQLModel.metadata.tables[name])
+        await bulk.rows(connection, values_list)
         if name == OutboxMessage.__tablename__:
             session.info[OUTBOX_WRITTEN] = True
 
