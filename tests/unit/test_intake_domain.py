@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.exceptions import InvalidTag
 
+from services.intake.domain import receipt
 from services.intake.domain.receipt import ReceiptKeys, legacy_receipt_matches, new_receipt_code
 from services.intake.domain.report import (
     CadreLevel,
@@ -92,6 +93,14 @@ def test_future_receipt_time_is_refused() -> None:
 def test_reporter_identity_never_shows_in_its_repr() -> None:
     identity = ReporterIdentity("Li Si", "110101199001011234", "13800000000", "Main St 1")
     assert "Li Si" not in repr(identity) and "1380" not in repr(identity)
+
+
+def test_a_receipt_code_keeps_its_leading_zeros(monkeypatch: pytest.MonkeyPatch) -> None:
+    # One draw below 10**16: a small draw is still a 16-digit code, and the largest is all 9s.
+    monkeypatch.setattr(receipt.secrets, "randbelow", lambda bound: 42)
+    assert new_receipt_code() == "0000000000000042"
+    monkeypatch.setattr(receipt.secrets, "randbelow", lambda bound: bound - 1)
+    assert new_receipt_code() == "9" * 16
 
 
 def test_receipt_codes_are_16_digits_and_their_keyed_hash_needs_the_key() -> None:
