@@ -1606,6 +1606,18 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _service_names(text: str) -> list[str]:
+    """A comma-separated list of our services (py-spy attaches to their processes only)."""
+    names = [name for name in text.split(",") if name]
+    unknown = sorted(set(names) - set(SERVICES))
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"not one of our services: {','.join(unknown) or text!r} "
+            f"(choose from {','.join(SERVICES)})"
+        )
+    return names
+
+
 def _numbers(kind: type) -> Any:
     return lambda text: [kind(part) for part in text.split(",") if part]
 
@@ -1668,7 +1680,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="py-spy the services during each step; raw profiles into this dir",
     )
-    parser.add_argument("--profile-services", type=lambda t: t.split(","), default=["intake"])
+    parser.add_argument(
+        "--profile-services",
+        type=_service_names,
+        default=["intake"],
+        help=f"comma-separated, of: {','.join(SERVICES)}",
+    )
     parser.add_argument("--json", action="store_true", help="JSON on stdout, tables on stderr")
     return parser.parse_args(argv)
 
