@@ -4,6 +4,10 @@ The demo flow (tests/e2e/test_example_consumer.py) breaches no deadline while a 
 records are back-entered, and a past-due back-entered deadline waits 24 hours. Here cases'
 deadline scanner breaches real deadlines, the outbox relays publish them, and the example's
 per-zone tally must equal what assessment's projection counts from the same broker.
+
+A broker of its own (`own_kafka`): on the session broker the e2e stack's cases service takes
+these clues too and, its scanner running on today's date, breaches their deadlines again in
+its own database, so each clue would count two breaches.
 """
 
 from __future__ import annotations
@@ -111,7 +115,7 @@ async def _assessment_tally(database: Database, county: str) -> dict[str, dict[s
 
 
 async def test_the_example_counts_real_breaches_as_assessment_does(
-    make_database: MakeDatabase, kafka: KafkaNode, tmp_path: Path
+    make_database: MakeDatabase, own_kafka: KafkaNode, tmp_path: Path
 ) -> None:
     county = unique("c-example")
     intake, cases, assessment = (
@@ -129,7 +133,7 @@ async def test_the_example_counts_real_breaches_as_assessment_does(
         for zone, count in CLUES_PER_ZONE.items()
     }
 
-    bootstrap = kafka.bootstrap_servers
+    bootstrap = own_kafka.bootstrap_servers
     async with started_producer(bootstrap) as producer:
         for database in (intake, cases):
             await OutboxRelay(database, producer).publish_pending()
