@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
-from sqlalchemy import String, Table, any_, cast, insert
+from sqlalchemy import String, Table, any_, cast
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -34,6 +34,7 @@ from services.assessment.handlers.ledgers import Ledger, RowLedger
 from services.assessment.handlers.projection import ProjectionHandler, case_of, increments_for
 from services.assessment.store.projection import apply_increments
 from services.contracts.base import IntegrationEvent
+from services.runtime.bulk import BulkInsert
 from services.runtime.bus import record_of
 from services.runtime.envelope import Envelope
 from services.runtime.inbox import (
@@ -55,10 +56,6 @@ INBOX_LOOKUP_CHUNK = 1_000
 READ_SLICE = 200
 
 
-_SQLITE_INBOX_INSERT = (
-    "INSERT INTO inbox_entry (consumer, event_id, event_type, county_id, processed_at)"
-    " VALUES (?, ?, ?, ?, ?)"
-)
 # SQLite settings for a catch-up's connection. Neither weakens a commit: every transaction
 # is still written and synced to the WAL before it returns (synchronous stays as it is), and
 # the group's offsets are committed only after that, so a crash mid-catch-up loses no applied
@@ -155,6 +152,8 @@ class ProjectionRebuild:
         self.batch_records = batch_records
         self.kafka_options = kafka_options or {}
         self.progress = RebuildProgress()
+        # The batch's inbox rows bound by the driver, as the consumer binds its own.
+        self._inbox_rows = BulkInsert(_INBOX)
 
     async def run(self, stop: asyncio.Event | None = None) -> RebuildProgress:
         """Apply every record up to the log's end as it was at start (or until `stop` is set)."""
@@ -342,41 +341,13 @@ class ProjectionRebuild:
                         rows.setdefault(ledger, []).extend(ledger_rows)
                     for other in item.ledgers:
                         await other(session, item.event, envelope)
-                inbox.append(
-                    {
-                        "consumer": self.consumer.consumer_name,
-                        "event_id": envelope.id,
-                        "event_type": envelope.type,
-                        "county_id": envelope.county_id,
-                        "processed_at": now,
-                    }
-                )
+                inbox.append(self.consumer.inbox_row(envelope, now))
             await apply_increments(session, applied, cases)
             for ledger, collected in rows.items():
                 await ledger.insert_all(session, collected)
             if inbox:
-                await self._insert_inbox(session, inbox)
+                await self._inbox_rows.rows(await session.connection(), inbox)
         self.progress.applied += len(inbox)
-
-    async def _insert_inbox(self, session: AsyncSession, inbox: list[dict[str, Any]]) -> None:
-        """The batch's inbox rows, in the transaction that applied them."""
-        connection = await session.connection()
-        if not self.consumer.database.is_sqlite:
-            await connection.execute(insert(_INBOX), inbox)
-            return
-        # Plain rows to the driver's executemany; processed_at (one value for the batch)
-        # stored exactly as SQLAlchemy stores it.
-        dialect = connection.dialect
-        processed = _INBOX.c.processed_at.type.dialect_impl(dialect).bind_processor(dialect)
-        when = inbox[0]["processed_at"]
-        stored = processed(when) if processed is not None else when
-        await connection.exec_driver_sql(
-            _SQLITE_INBOX_INSERT,
-            [
-                (row["consumer"], row["event_id"], row["event_type"], row["county_id"], stored)
-                for row in inbox
-            ],
-        )
 
     async def _already_applied(self, session: AsyncSession, ids: list[str]) -> set[str]:
         """Which of `ids` this consumer's inbox holds."""

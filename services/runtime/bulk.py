@@ -16,33 +16,51 @@ from typing import Any, cast
 from sqlalchemy import Table, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import Insert
 
 
 class _Compiled:
-    """The INSERT as one dialect spells it, with the processor of each parameter in order."""
+    """The INSERT as one dialect spells it, and how a row in `columns` order binds to it."""
 
-    def __init__(self, table: Table, columns: Sequence[str], dialect: Dialect) -> None:
-        compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
+    def __init__(self, statement: Insert, columns: Sequence[str], dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect, column_keys=list(columns))
         names = list(compiled.positiontup or []) if compiled.positional else list(compiled.binds)
         if set(names) != set(columns) or len(names) != len(columns):
             # A Python-side column default SQLAlchemy would fill in per row: the rows must
             # give such a column themselves, or this would store something else.
             raise ValueError(
-                f"INSERT INTO {table.name} binds {sorted(names)}, rows give {sorted(columns)}"
+                f"INSERT INTO {statement.table} binds {sorted(names)}, rows give {sorted(columns)}"
             )
         self.sql = compiled.string
         self.positional = compiled.positional
         self.names = names
         # Each parameter binds one column (no expanding IN), so a processor is one callable.
         processors = cast(Mapping[str, Callable[[Any], Any]], compiled._bind_processors)
-        self.processors = [processors.get(name) for name in names]
+        # Per parameter in the statement's order: where its value sits in a row, its processor.
+        self.binds = [(columns.index(name), processors.get(name)) for name in names]
+
+    def parameters(self, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        """The driver's parameters for rows given in `columns` order."""
+        binds = self.binds
+        values = [
+            tuple(row[at] if process is None else process(row[at]) for at, process in binds)
+            for row in rows
+        ]
+        if self.positional:
+            return values
+        return [dict(zip(self.names, row, strict=True)) for row in values]
 
 
 class BulkInsert:
-    """`INSERT INTO table (columns) VALUES (...)`, run over many rows at once."""
+    """`INSERT INTO table (columns) VALUES (...)`, run over many rows at once.
 
-    def __init__(self, table: Table) -> None:
+    `statement` builds the INSERT in a dialect's own construct when it needs one (an upsert's
+    ON CONFLICT clause); by default a plain INSERT.
+    """
+
+    def __init__(self, table: Table, statement: Callable[[Dialect], Insert] | None = None) -> None:
         self.table = table
+        self._statement = statement or (lambda _dialect: insert(table))
         self._compiled: dict[tuple[str, tuple[str, ...]], _Compiled] = {}
 
     async def rows(self, connection: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -50,29 +68,19 @@ class BulkInsert:
 
         Columns the rows leave out get their server default, as with SQLAlchemy's executemany.
         """
+        if rows:
+            columns = tuple(rows[0])
+            await self.values(connection, columns, [[row[c] for c in columns] for row in rows])
+
+    async def values(
+        self, connection: AsyncConnection, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert `rows`, each a sequence of values in `columns`' order, in one executemany."""
         if not rows:
             return
         dialect = connection.dialect
-        key = (f"{dialect.name}+{dialect.driver}", tuple(rows[0]))
+        key = (f"{dialect.name}+{dialect.driver}", tuple(columns))
         compiled = self._compiled.get(key)
         if compiled is None:
-            compiled = self._compiled[key] = _Compiled(self.table, key[1], dialect)
-        names, processors = compiled.names, compiled.processors
-        params: list[Any]
-        if compiled.positional:
-            params = [
-                tuple(
-                    row[name] if process is None else process(row[name])
-                    for name, process in zip(names, processors, strict=True)
-                )
-                for row in rows
-            ]
-        else:
-            params = [
-                {
-                    name: row[name] if process is None else process(row[name])
-                    for name, process in zip(names, processors, strict=True)
-                }
-                for row in rows
-            ]
-        await connection.exec_driver_sql(compiled.sql, params)
+            compiled = self._compiled[key] = _Compiled(self._statement(dialect), key[1], dialect)
+        await connection.exec_driver_sql(compiled.sql, compiled.parameters(rows))

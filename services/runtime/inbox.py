@@ -444,20 +444,15 @@ class EventConsumer:
                 now = datetime.now(UTC)
                 await self._inbox_insert.rows(
                     await session.connection(),
-                    [self._inbox_row(envelope, now) for envelope in processed],
+                    [self.inbox_row(envelope, now) for envelope in processed],
                 )
         return applied, failed, deferred
 
     def _inbox_entry(self, envelope: Envelope) -> InboxEntry:
-        return InboxEntry(
-            consumer=self.consumer_name,
-            event_id=envelope.id,
-            event_type=envelope.type,
-            county_id=envelope.county_id,
-            processed_at=datetime.now(UTC),
-        )
+        return InboxEntry(**self.inbox_row(envelope, datetime.now(UTC)))
 
-    def _inbox_row(self, envelope: Envelope, processed_at: datetime) -> dict[str, Any]:
+    def inbox_row(self, envelope: Envelope, processed_at: datetime) -> dict[str, Any]:
+        """The inbox row that marks `envelope` applied by this consumer (batch writers' too)."""
         return {
             "consumer": self.consumer_name,
             "event_id": envelope.id,

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Table, insert, text
+from sqlalchemy.dialects import postgresql, sqlite
 
+from services.assessment.store.tables import KpiTally
 from services.cases.store.tables import ClueRow
 from services.runtime.bulk import BulkInsert
 from services.runtime.messaging_tables import InboxEntry
@@ -74,3 +76,43 @@ async def test_rows_without_a_python_side_default_column_are_refused(
     async with database.transaction() as session:
         with pytest.raises(ValueError, match="repeat_count"):
             await BulkInsert(CLUE).rows(await session.connection(), [row])
+
+
+async def test_an_upsert_built_per_dialect_takes_rows_as_tuples(
+    make_database: MakeDatabase,
+) -> None:
+    # The tally's upsert through BulkInsert: the same key twice adds up, columns given in an
+    # order other than the table's still land in their own columns.
+    database = await make_database("assessment")
+    tally: Table = KpiTally.__table__  # type: ignore[attr-defined]
+    write = BulkInsert(
+        tally,
+        lambda dialect: (
+            (postgresql if dialect.name == "postgresql" else sqlite)
+            .insert(tally)
+            .on_conflict_do_update(
+                index_elements=["county_id", "quarter", "level", "subject_id", "zone_id", "kpi"],
+                set_={"value": tally.c.value + text("excluded.value")},
+            )
+        ),
+    )
+    columns = ("value", "kpi", "zone_id", "subject_id", "level", "quarter", "county_id")
+    async with database.transaction() as session:
+        connection = await session.connection()
+        await write.values(
+            connection, columns, [(2, "clues_received", "z-1", "z-1", "zone", "2026Q1", "c-1")]
+        )
+        await write.values(
+            connection,
+            columns,
+            [
+                (3, "clues_received", "z-1", "z-1", "zone", "2026Q1", "c-1"),
+                (5, "clues_received", "z-2", "z-2", "zone", "2026Q1", "c-1"),
+            ],
+        )
+    async with database.transaction() as session:
+        rows = await (await session.connection()).execute(
+            tally.select().where(tally.c.county_id == "c-1").order_by(tally.c.zone_id)
+        )
+        stored = [(row.zone_id, row.subject_id, row.level, row.quarter, row.value) for row in rows]
+    assert stored == [("z-1", "z-1", "zone", "2026Q1", 5), ("z-2", "z-2", "zone", "2026Q1", 5)]

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
+from sqlalchemy import insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlmodel import SQLModel
@@ -222,5 +223,6 @@ def test_each_table_of_a_run_compiles_to_one_insert_binding_what_its_rows_name(
     }
     for name, values_list in by_table.items():
         assert len({tuple(values) for values in values_list}) == 1, name
-        compiled = _Compiled(SQLModel.metadata.tables[name], list(values_list[0]), dialect)
+        table = SQLModel.metadata.tables[name]
+        compiled = _Compiled(insert(table), list(values_list[0]), dialect)
         assert compiled.sql.startswith(f"INSERT INTO {name} ")

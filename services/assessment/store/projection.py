@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -35,6 +36,7 @@ from services.assessment.store.tables import (
     UnitName,
 )
 from services.assessment.store.timeliness import Derived
+from services.runtime.bulk import BulkInsert
 
 TALLY_KEY = ("county_id", "quarter", "level", "subject_id", "zone_id", "kpi")
 CONTRIBUTION_KEY = ("event_id", "level", "subject_id", "zone_id", "kpi")
@@ -62,25 +64,21 @@ def _tally_upsert(insert: Any) -> Any:
     )
 
 
-# Built once per dialect: constructing an upsert (its `excluded` columns) costs more than
-# running it, and apply_increments runs once per consumed event.
-_TALLY_UPSERT = {"postgresql": _tally_upsert(postgresql.insert(_table(KpiTally)))}
-_CONTRIBUTION_INSERT = {"postgresql": postgresql.insert(_table(KpiContribution))}
+def _dialect_insert(dialect: Dialect, table: Table) -> Any:
+    return (postgresql if dialect.name == "postgresql" else sqlite).insert(table)
 
 
 _TALLY_COLUMNS = (*TALLY_KEY, "value")
 _CONTRIBUTION_COLUMNS = (*CONTRIBUTION_KEY, "county_id", "quarter", "delta", "case_id")
-# The same two statements for SQLite's driver, positional. A duplicate contribution (no ON
-# CONFLICT) can only be a replayed event the inbox let through by design (a rebuild into a
-# non-empty table); the tally would then be wrong, so it fails loudly.
-_SQLITE_TALLY_UPSERT = (
-    f"INSERT INTO kpi_tally ({', '.join(_TALLY_COLUMNS)}) VALUES ({', '.join('?' * 7)})"
-    f" ON CONFLICT ({', '.join(TALLY_KEY)}) DO UPDATE SET value = kpi_tally.value + excluded.value"
+# Each compiled once per dialect and bound by the driver: apply_increments runs for every
+# batch, and building the upsert (its `excluded` columns) or a dict per row through
+# SQLAlchemy cost more than the database's own work.
+_TALLY_WRITE = BulkInsert(
+    _table(KpiTally), lambda dialect: _tally_upsert(_dialect_insert(dialect, _table(KpiTally)))
 )
-_SQLITE_CONTRIBUTION_INSERT = (
-    f"INSERT INTO kpi_contribution ({', '.join(_CONTRIBUTION_COLUMNS)})"
-    f" VALUES ({', '.join('?' * 9)})"
-)
+# No ON CONFLICT: a duplicate contribution can only be a replayed event the inbox let through
+# by design (a rebuild into a non-empty table); the tally would then be wrong, so it fails.
+_CONTRIBUTION_WRITE = BulkInsert(_table(KpiContribution))
 
 
 async def apply_increments(
@@ -108,23 +106,10 @@ async def apply_increments(
     if not totals:
         return
     connection = await session.connection()
-    tally_rows = [(*key, value) for key, value in totals.items()]
-    if _dialect(session) == "sqlite":
-        # Plain rows straight to the driver's executemany (one prepared statement): building
-        # and binding a dict per row through SQLAlchemy cost more than SQLite's own work.
-        await connection.exec_driver_sql(_SQLITE_TALLY_UPSERT, tally_rows)
-        await connection.exec_driver_sql(_SQLITE_CONTRIBUTION_INSERT, contributions)
-        return
-    await connection.execute(
-        _TALLY_UPSERT["postgresql"],
-        [dict(zip(_TALLY_COLUMNS, row, strict=True)) for row in tally_rows],
+    await _TALLY_WRITE.values(
+        connection, _TALLY_COLUMNS, [(*key, value) for key, value in totals.items()]
     )
-    # A duplicate contribution can only be a replayed event the inbox let through by design
-    # (a rebuild into a non-empty table); the tally would then be wrong, so fail loudly.
-    await connection.execute(
-        _CONTRIBUTION_INSERT["postgresql"],
-        [dict(zip(_CONTRIBUTION_COLUMNS, row, strict=True)) for row in contributions],
-    )
+    await _CONTRIBUTION_WRITE.values(connection, _CONTRIBUTION_COLUMNS, contributions)
 
 
 async def place_unit(

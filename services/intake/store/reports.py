@@ -35,6 +35,7 @@ from services.intake.domain.rules import IntakeRules
 from services.intake.domain.status import ReportStatus
 from services.intake.domain.triage import signals_of, triage_score
 from services.intake.store.duplicates import (
+    FlaggedReport,
     candidate_values,
     duplicate_rules,
     flag_candidates,
@@ -85,17 +86,9 @@ class Registration:
     status: str = ReportStatus.RECEIVED.value
 
 
-class ReportFacts(Protocol):
+class ReportFacts(FlaggedReport, Protocol):
     """What a new clue's rows name of its first report (a `ReportRow` or a `Draft`)."""
 
-    @property
-    def report_id(self) -> str: ...
-    @property
-    def clue_id(self) -> str: ...
-    @property
-    def county_id(self) -> str: ...
-    @property
-    def zone_id(self) -> str: ...
     @property
     def township_id(self) -> str: ...
     @property
@@ -270,9 +263,10 @@ class ReportRegistry:
         real_name = submission.reporter is not None
         forward_to = rules.forward_upward.get(subject.cadre_level.value)
         profile = profile_of(submission, received_at=received_at)
-        # Every column of ReportRow in its order, unset ones as the model's defaults; plain
+        # Every column of ReportRow, the model's defaults under the ones set here; plain
         # values, since a group's run inserts them as they are (a table model costs more).
         report: dict[str, Any] = {
+            **_REPORT_DEFAULTS,
             "report_id": report_id,
             "clue_id": clue_id,
             "county_id": submission.county_id,
@@ -299,11 +293,8 @@ class ReportRegistry:
             "submitted_by": actor,
             "received_at": received_at,
             "registered_at": registered_at,
-            "receipt_prefix": None,
             "taxonomy_version": taxonomy.version,
             "rules_version": rules.version,
-            "status": ReportStatus.RECEIVED.value,
-            "status_note": "",
             "forward_due_at": calendar.working_days_after(received_at, rules.forward_working_days),
             # Only a real-name reporter is owed acceptance feedback within the limit.
             "feedback_due_at": calendar.working_days_after(
@@ -311,16 +302,7 @@ class ReportRegistry:
             )
             if real_name
             else None,
-            "feedback_given_at": None,
-            "feedback_breach_published_at": None,
-            "scan_after": None,
-            "result_due_at": None,
-            "result_given_at": None,
-            "result_breach_published_at": None,
-            "concluded_at": None,
-            "decided_by": None,
             "duplicate_fingerprint": None if forward_to else profile.fingerprint,
-            "linked_at": None,
         }
         return Draft(
             submission=submission,
@@ -692,6 +674,10 @@ class ReportRegistry:
 
 _TableRow = tuple[str, dict[str, object]]
 _REPORTS: Table = ReportRow.__table__  # type: ignore[attr-defined]
+# The columns a new report leaves at the model's default (status, notes, later dates).
+_REPORT_DEFAULTS: dict[str, Any] = {
+    name: info.default for name, info in ReportRow.model_fields.items() if not info.is_required()
+}
 _REPLAY_COLUMNS = [
     _REPORTS.c[name]
     for name in (
