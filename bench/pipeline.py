@@ -39,7 +39,14 @@ reports already stored in intake (``--growth-stored``). The stored reports are w
 directly into intake's database, not through the API (which would take hours at today's
 rate): the database is migrated to ``intake_0006``, the rows are inserted at that schema, then
 it is migrated to head, so later migrations' backfills index them as they would real rows.
-Cases and assessment start empty.
+Each stored report's ClueRegistered is published to the clues topic before the services
+start (as intake's relay once did), and the step waits until cases and assessment have applied
+them: a new report linked to a stored clue then names a clue cases knows. (Seeding intake alone
+made every such ReportLinked name a clue cases had never seen: retried, backed off and
+dead-lettered, each stalling cases' consumer for ~0.6 s, which read as cases slowing with
+history; bench/cases_growth.py measures it.) The deadline scanner is held off during growth
+runs: in a seeded history nobody disposed of any clue, so its first pass would breach every
+stored clue older than the disposal limit at once; its own cost is bench/deadline_scan.py's.
 
 ``--consumer-only`` measures how fast each consumer applies a backlog: with cases and
 assessment stopped, ``--events`` ClueRegistered events are published to their topic, then each
@@ -149,6 +156,8 @@ class Stack:
 
     def __init__(self, work: Path, *, postgres: bool, seed_reports: int = 0) -> None:
         self.work = work
+        # Settings the services of this stack get beside the defaults (XIEZUO_...).
+        self.extra_env: dict[str, str] = {}
         self.state_dir = work / "state"
         self.log_dir = work / "logs"
         self.postgres = postgres
@@ -179,6 +188,7 @@ class Stack:
             env["XIEZUO_CACHE_DIR"] = os.environ["XIEZUO_CACHE_DIR"]
         for service in self.services.values():
             env[f"XIEZUO_{service.name.upper()}_DATABASE_URL"] = service.database_url
+        env.update(self.extra_env)
         return env
 
     async def start_broker(self) -> None:
@@ -207,9 +217,13 @@ class Stack:
         if self.seed_reports:
             started = time.monotonic()
             log(f"storing {self.seed_reports} reports in intake directly (schema {SEED_REVISION})")
-            await seed_intake(self.services["intake"].database_url, self.seed_reports)
+            stored = await seed_intake(self.services["intake"].database_url, self.seed_reports)
+            published = await publish_stored_clues(self.bootstrap, stored)
             self.seed_seconds = time.monotonic() - started
-            log(f"stored in {self.seed_seconds:.0f} s (migrated to head)")
+            log(
+                f"stored in {self.seed_seconds:.0f} s (migrated to head; {published} "
+                "ClueRegistered published for cases and assessment)"
+            )
         for name in SERVICES:
             await self.start_service(name, wait=False)
         for name in SERVICES:
@@ -1053,8 +1067,11 @@ async def settle(stack: Stack, groups: GroupWatch, within: float) -> dict[str, i
 # -- growth: reports stored directly ---------------------------------------------------------
 
 
-async def seed_intake(url: str, count: int) -> None:
-    """`count` demo-county reports of the last 80 days, inserted at SEED_REVISION, then migrated."""
+async def seed_intake(url: str, count: int) -> list[ClueRegistered]:
+    """`count` demo-county reports of the last 80 days, inserted at SEED_REVISION, then migrated.
+
+    Returns the ClueRegistered each stored report's clue was published with.
+    """
     from sqlalchemy import column, insert, table
     from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -1079,6 +1096,7 @@ async def seed_intake(url: str, count: int) -> None:
     clue_columns += ["repeat_count", "priority", "progress"]
     clue_table = table("intake_clue", *[column(name) for name in clue_columns])
     engine = create_async_engine(url)
+    events: list[ClueRegistered] = []
     try:
         for first in range(0, count, 5_000):
             rows = [
@@ -1101,9 +1119,38 @@ async def seed_intake(url: str, count: int) -> None:
             async with engine.begin() as connection:
                 await connection.execute(insert(report_table), rows)
                 await connection.execute(insert(clue_table), clues)
+            events += [
+                clue_registered(report, row["clue_id"], row["report_id"], report.registered_at)
+                for report, row in zip(reports[first : first + 5_000], rows, strict=True)
+            ]
     finally:
         await engine.dispose()
     await asyncio.to_thread(upgrade, "intake", url)
+    return events
+
+
+async def publish_stored_clues(bootstrap: str, events: Sequence[ClueRegistered]) -> int:
+    """Publish the stored clues' ClueRegistered as intake's relay did when they were new."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
+    )
+    await producer.start()
+    try:
+        futures = []
+        for event in events:
+            envelope = _clue_envelope(event)
+            futures.append(
+                await producer.send(
+                    CLUES_TOPIC,
+                    envelope.data,
+                    key=event.partition_key().encode(),
+                    headers=envelope.headers(),
+                )
+            )
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return len(events)
 
 
 def _seed_row(index: int, report: ScriptedReport, normalise: Any, profile: Any) -> dict[str, Any]:
@@ -1160,40 +1207,51 @@ def clue_events(plan: CountyPlan, count: int) -> list[tuple[bytes, bytes, list[t
     records = []
     for report in reports:
         suffix = uuid.uuid4().hex
-        event = ClueRegistered(
-            county_id=report.county_id,
-            zone_id=report.zone_id,
-            clue_id=f"clue-{suffix}",
-            report_id=f"rpt-{suffix}",
-            township_id=report.township_id,
-            channel=report.channel,
-            allegation_categories=list(report.categories),
-            subject=ReportedSubject(
-                name=report.subject_name,
-                post=report.subject_post,
-                unit=report.subject_unit,
-                township_id=report.township_id,
-                village=report.village,
-                cadre_level=report.cadre_level,
-            ),
-            real_name=report.real_name,
-            campaign_id=report.campaign_id,
-            received_at=report.received_at,
-            registered_at=report.received_at,
-            priority=50,
-        )
-        envelope = Envelope(
-            id=str(uuid.uuid4()),
-            type=event.event_type,
-            source="xiezuo/intake",
-            time=report.received_at,
-            county_id=event.county_id,
-            zone_id=event.zone_id,
-            data=event.model_dump_json().encode(),
-            subject=event.subject_id(),
-        )
+        event = clue_registered(report, f"clue-{suffix}", f"rpt-{suffix}", report.received_at)
+        envelope = _clue_envelope(event)
         records.append((event.partition_key().encode(), envelope.data, envelope.headers()))
     return records
+
+
+def clue_registered(
+    report: ScriptedReport, clue_id: str, report_id: str, registered_at: datetime
+) -> ClueRegistered:
+    """The ClueRegistered intake publishes for a scripted report's new clue."""
+    return ClueRegistered(
+        county_id=report.county_id,
+        zone_id=report.zone_id,
+        clue_id=clue_id,
+        report_id=report_id,
+        township_id=report.township_id,
+        channel=report.channel,
+        allegation_categories=list(report.categories),
+        subject=ReportedSubject(
+            name=report.subject_name,
+            post=report.subject_post,
+            unit=report.subject_unit,
+            township_id=report.township_id,
+            village=report.village,
+            cadre_level=report.cadre_level,
+        ),
+        real_name=report.real_name,
+        campaign_id=report.campaign_id,
+        received_at=report.received_at,
+        registered_at=registered_at,
+        priority=50,
+    )
+
+
+def _clue_envelope(event: ClueRegistered) -> Envelope:
+    return Envelope(
+        id=str(uuid.uuid4()),
+        type=event.event_type,
+        source="xiezuo/intake",
+        time=event.registered_at,
+        county_id=event.county_id,
+        zone_id=event.zone_id,
+        data=event.model_dump_json().encode(),
+        subject=event.subject_id(),
+    )
 
 
 async def consumer_only(
@@ -1371,10 +1429,16 @@ def _usage_cell(usage: dict[str, float] | None, *, machine: bool) -> str:
 
 
 async def with_stack(
-    args: argparse.Namespace, scratch: Path, seed_reports: int = 0, *, measure_bus: bool = False
+    args: argparse.Namespace,
+    scratch: Path,
+    seed_reports: int = 0,
+    *,
+    measure_bus: bool = False,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[Stack, GroupWatch, ClueWatch, Submitter]:
     """A started stack with the county loaded and the watchers running."""
     stack = Stack(scratch, postgres=args.postgres, seed_reports=seed_reports)
+    stack.extra_env.update(extra_env or {})
     args.stacks.append(stack)
     await stack.start_broker()
     if measure_bus and args.ceiling_messages:
@@ -1396,8 +1460,10 @@ async def with_stack(
     args.closers.append(clues.stop)
     await clues.start(partitions)
     groups.watch(clues.partitions)
-    lag = await settle(stack, groups, 60)
-    log(f"county loaded and warmed up; lag {lag}")
+    began = time.monotonic()
+    # Stored clues published before the start are applied first (a few thousand a second).
+    lag = await settle(stack, groups, 60 + seed_reports / 200)
+    log(f"county loaded and warmed up in {time.monotonic() - began:.0f} s; lag {lag}")
     return stack, groups, clues, submitter
 
 
@@ -1466,16 +1532,29 @@ async def growth_mode(args: argparse.Namespace, scratch: Path) -> dict[str, Any]
     """One step on a fresh stack per count of reports already stored."""
     results: list[StepResult] = []
     seeding: dict[int, float | None] = {}
+    # Records cases parked during each step: a linked report naming a clue cases never
+    # registered is one (and costs its consumer its retries' back-off).
+    parked: dict[int, int] = {}
     for stored in args.growth_stored:
         stack, groups, clues, submitter = await with_stack(
-            args, scratch / f"stored-{stored}", seed_reports=stored
+            args,
+            scratch / f"stored-{stored}",
+            seed_reports=stored,
+            # Every stored count alike: no deadline pass during the run (see the docstring).
+            extra_env={"XIEZUO_CASES_DEADLINE_SCAN_SECONDS": "86400"},
         )
         seeding[stored] = stack.seed_seconds
         log(f"{stored} stored: step {args.growth_rate}/s for {args.step_seconds} s ...")
+        dead_letters = "xiezuo.cases.dead-letter"
+        parked_before = await groups.end_offset(dead_letters)
         result = await run_step(stack, submitter, clues, groups, rate=args.growth_rate, args=args)
+        parked[stored] = await groups.end_offset(dead_letters) - parked_before
         result.stored_before = stored
         results.append(result)
-        log(f"{stored} stored: ok {result.accepted_per_s}/s, p99 {result.submit_p99_ms} ms")
+        log(
+            f"{stored} stored: ok {result.accepted_per_s}/s, p99 {result.submit_p99_ms} ms, "
+            f"cases p99 {result.cases_p99_ms} ms, {parked[stored]} dead-lettered by cases"
+        )
         for closer in reversed(args.closers):
             await closer()
         args.closers.clear()
@@ -1484,7 +1563,11 @@ async def growth_mode(args: argparse.Namespace, scratch: Path) -> dict[str, Any]
     out = summary(results, None, args)
     out["growth_rate"] = args.growth_rate
     out["seed_seconds"] = seeding
-    out["seed_path"] = f"direct insert at {SEED_REVISION}, then migrated to head"
+    out["seed_path"] = (
+        f"direct insert at {SEED_REVISION}, then migrated to head; the stored clues' "
+        "ClueRegistered published and applied by cases and assessment before the step"
+    )
+    out["cases_dead_letters_in_step"] = parked
     return out
 
 
@@ -1544,6 +1627,13 @@ def print_results(out: dict[str, Any], args: argparse.Namespace) -> None:
         steps = [StepResult(**{**s, "load_avg": tuple(s["load_avg"])}) for s in out["steps"]]
         first = "stored" if args.mode == "growth" else "offered/s"
         print(step_tables(steps, first_column=first), file=stream)
+        if "cases_dead_letters_in_step" in out:
+            parked = out["cases_dead_letters_in_step"]
+            print(
+                "dead-lettered by cases during the step: "
+                + ", ".join(f"{count} ({stored} stored)" for stored, count in parked.items()),
+                file=stream,
+            )
         bus = out.get("bus_ceiling")
         if bus:
             print(
