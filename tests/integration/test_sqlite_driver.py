@@ -1,0 +1,103 @@
+"""SQLite statements make one trip to aiosqlite's thread and return what the stock adapter does."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import pytest
+from sqlalchemy import exc, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlmodel import select
+
+from services.runtime.db import Database
+
+
+class _Base(DeclarativeBase):
+    """A metadata of this test's own, apart from the services' tables."""
+
+
+class _Note(_Base):
+    __tablename__ = "driver_note"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    body: Mapped[str] = mapped_column(unique=True)
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'driver.db'}")
+    async with database.engine.begin() as connection:
+        await connection.run_sync(_Base.metadata.create_all)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+def trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The name of every function sent to an aiosqlite worker thread, in order."""
+    sent: list[str] = []
+    original: Callable[..., Any] = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Callable[..., Any], *args: Any) -> Any:
+        sent.append(getattr(fn, "__name__", repr(fn)))
+        return await original(self, fn, *args)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    return sent
+
+
+async def test_each_statement_is_one_trip(database: Database, trips: list[str]) -> None:
+    async with database.engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))  # the pool's first checkout settles here
+        await connection.rollback()
+        trips.clear()
+        async with connection.begin():
+            await connection.execute(text("INSERT INTO driver_note (body) VALUES ('a')"))
+            await connection.exec_driver_sql(
+                "INSERT INTO driver_note (body) VALUES (?)", [("b",), ("c",)]
+            )
+            rows = (await connection.execute(text("SELECT body FROM driver_note"))).all()
+            done = await connection.execute(text("UPDATE driver_note SET body = body || '!'"))
+        # Three statements and one executemany, then the commit: five trips, not fourteen.
+        assert len(trips) == 5, trips
+        assert trips[-1] == "commit"
+    assert sorted(row.body for row in rows) == ["a", "b", "c"]
+    assert done.rowcount == 3
+
+
+async def test_results_read_as_the_stock_adapter_gives_them(database: Database) -> None:
+    async with database.engine.begin() as connection:
+        added = await connection.execute(text("INSERT INTO driver_note (body) VALUES ('x')"))
+        assert added.lastrowid == 1
+        assert added.rowcount == 1
+        empty = await connection.execute(text("SELECT id, body FROM driver_note WHERE id = -1"))
+        # A query without rows still describes its columns.
+        assert list(empty.keys()) == ["id", "body"]
+        assert empty.all() == []
+        returned = await connection.execute(
+            text("INSERT INTO driver_note (body) VALUES ('y') RETURNING id, body")
+        )
+        assert [tuple(row) for row in returned] == [(2, "y")]
+        gone = await connection.execute(text("DELETE FROM driver_note WHERE body = 'nobody'"))
+        assert gone.rowcount == 0
+
+
+async def test_orm_keys_and_errors(database: Database) -> None:
+    async with database.transaction() as session:
+        note = _Note(body="first")
+        session.add(note)
+        await session.flush()
+        # The ORM learns an autoincrement key from the cursor's lastrowid.
+        assert note.id == 1
+    with pytest.raises(exc.IntegrityError):
+        async with database.transaction() as session:
+            session.add(_Note(body="second"))
+            await session.flush()
+            session.add(_Note(body="first"))
+            await session.flush()
+    # The failed unit of work left nothing, and the pooled connection still works.
+    async with database.session() as session:
+        bodies = (await session.exec(select(_Note.body))).all()
+    assert bodies == ["first"]
