@@ -55,6 +55,9 @@ class ClueRegisteredHandler:
         # Categories as the clue stores them (in order) and the case file (sorted), per list
         # of categories: a county's clues share a few dozen lists.
         self._categories: dict[tuple[str, ...], tuple[str, str]] = {}
+        # Per rule version: whether the clue's disposal due moment is its deadline's due moment
+        # (the disposal limit in months, as `clue_disposal_months`), so a batch counts it once.
+        self._same_disposal_due: dict[str, bool] = {}
         # A batch's rows per table, bound by the driver in one executemany each.
         self._clue_rows = _bulk(ClueRow)
         self._case_file_rows = _bulk(CaseFileRow)
@@ -99,7 +102,7 @@ class ClueRegisteredHandler:
         )
 
     def _case_file_row(
-        self, event: ClueRegistered, clue: NewClue, rules: RuleSet
+        self, event: ClueRegistered, clue: NewClue, rules: RuleSet, *, now: datetime | None = None
     ) -> dict[str, Any]:
         key = (clue.subject_cadre_level, rules.version)
         encoder = self._new_files.get(key)
@@ -112,7 +115,17 @@ class ClueRegisteredHandler:
             rules,
             state=encoder(clue.clue_id),
             categories_json=self._categories_json(clue)[1],
+            now=now,
         )
+
+    def _disposal_due_is_deadline_due(self, rules: RuleSet) -> bool:
+        same = self._same_disposal_due.get(rules.version)
+        if same is None:
+            limit = rules.limit("disposal")
+            same = self._same_disposal_due[rules.version] = (
+                not limit.working_days and limit.months == rules.clue_disposal_months > 0
+            )
+        return same
 
     def _categories_json(self, clue: NewClue) -> tuple[str, str]:
         """The clue's categories as its row stores them, and as its case file's row does."""
@@ -139,15 +152,27 @@ class ClueRegisteredHandler:
         clues: list[dict[str, Any]] = []
         files: list[dict[str, Any]] = []
         deadlines: list[dict[str, Any]] = []
+        # One reading of the clock for the batch (its records are applied together).
+        now = datetime.now(UTC)
         for event, envelope in items:
             if event.clue_id in known:
                 continue
             known.add(event.clue_id)
             clue = new_clue(event)
             rules = self._rules(event.registered_at)
-            clues.append(clue_row(clue, rules, categories_json=self._categories_json(clue)[0]))
+            # The disposal deadline's due moment, counted once for the clue and its deadline
+            # when the rules count both alike (date arithmetic on the county's calendar).
+            due = rules.due("disposal", event.registered_at)
+            clues.append(
+                clue_row(
+                    clue,
+                    rules,
+                    categories_json=self._categories_json(clue)[0],
+                    disposal_due_at=due if self._disposal_due_is_deadline_due(rules) else None,
+                )
+            )
             await audit_registered(session, clue, rules, actor=f"event:{envelope.source}")
-            files.append(self._case_file_row(event, clue, rules))
+            files.append(self._case_file_row(event, clue, rules, now=now))
             deadlines.append(
                 first_deadline_row(
                     record_id=clue.clue_id,
@@ -156,7 +181,8 @@ class ClueRegisteredHandler:
                     kind="disposal",
                     rules=rules,
                     started_at=event.registered_at,
-                    recorded_at=datetime.now(UTC) if event.back_entered else None,
+                    recorded_at=now if event.back_entered else None,
+                    due_at=due,
                 )
             )
         if not clues:
@@ -192,8 +218,10 @@ def case_file_row(
     *,
     state: str | None = None,
     categories_json: str | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The columns of a new clue's case file (`state`, `categories_json`: encoded already)."""
+    """The columns of a new clue's case file (`state`, `categories_json`: encoded already;
+    `now`: the moment it is filed, if read already)."""
     if state is None:
         state = codec.encode(new_case_file(clue.clue_id, clue.subject_cadre_level, rules))
     if categories_json is None:
@@ -209,7 +237,7 @@ def case_file_row(
         "rule_version": rules.version,
         "state": state,
         "revision": 0,
-        "updated_at": event.registered_at if event.back_entered else datetime.now(UTC),
+        "updated_at": event.registered_at if event.back_entered else now or datetime.now(UTC),
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
@@ -37,12 +38,18 @@ async def register_clue(
 
 
 def clue_row(
-    clue: NewClue, rules: RuleSet, *, categories_json: str | None = None
+    clue: NewClue,
+    rules: RuleSet,
+    *,
+    categories_json: str | None = None,
+    disposal_due_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """The columns of a newly registered clue (`categories_json`: its categories encoded, if
-    known already)."""
+    """The columns of a newly registered clue (`categories_json`: its categories encoded, and
+    `disposal_due_at`: `disposal_due(clue, rules)`, if known already)."""
     if categories_json is None:
         categories_json = json.dumps(list(clue.allegation_categories))
+    if disposal_due_at is None:
+        disposal_due_at = disposal_due(clue, rules)
     return {
         "clue_id": clue.clue_id,
         "county_id": clue.county_id,
@@ -56,7 +63,7 @@ def clue_row(
         "status": ClueStatus.REGISTERED.value,
         "rule_version": rules.version,
         "registered_at": clue.registered_at,
-        "disposal_due_at": disposal_due(clue, rules),
+        "disposal_due_at": disposal_due_at,
         "repeat_count": 0,
     }
 

@@ -114,8 +114,12 @@ def first_deadline_row(
     rules: RuleSet,
     started_at: datetime,
     recorded_at: datetime | None = None,
+    due_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """Every column of the first open deadline of `kind` on a new record (for a Core insert)."""
+    """Every column of the first open deadline of `kind` on a new record (for a Core insert).
+
+    `due_at`: `rules.due(kind, started_at)`, if the caller has it already.
+    """
     values = _deadline_values(
         f"{record_id}:{kind}:1",
         record_id=record_id,
@@ -123,7 +127,7 @@ def first_deadline_row(
         zone_id=zone_id,
         kind=kind,
         rules=rules,
-        due_and_warning=_due_and_warning(rules, kind, started_at, None, recorded_at),
+        due_and_warning=_due_and_warning(rules, kind, started_at, due_at, recorded_at),
         started_at=started_at,
         extensions=0,
         supersedes=None,

@@ -113,10 +113,9 @@ class DeadlineRow(SQLModel, table=True):
     """A running or ended time limit; the deadline scanner reads these, not a timer."""
 
     __tablename__ = "case_deadline"
-    __table_args__ = (
-        Index("ix_case_deadline_open", "status", "warn_at"),
-        Index("ix_case_deadline_case", "case_id"),
-    )
+    # Running deadlines are found by ix_case_deadline_running (ended_at, warn_at; migration
+    # cases_0003): no query filters on status first (cases_0006 dropped that index).
+    __table_args__ = (Index("ix_case_deadline_case", "case_id"),)
 
     deadline_id: str = Field(sa_column=Column(String(128), primary_key=True))
     case_id: str = Field(sa_column=Column(String(64), nullable=False))
