@@ -11,6 +11,7 @@ plain tuples in one `exec_driver_sql` call, which still fires the engine's event
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy import Table, insert
@@ -38,17 +39,37 @@ class _Compiled:
         processors = cast(Mapping[str, Callable[[Any], Any]], compiled._bind_processors)
         # Per parameter in the statement's order: where its value sits in a row, its processor.
         self.binds = [(columns.index(name), processors.get(name)) for name in names]
+        # A row's values in the statement's order in one C call, then only the columns that
+        # have a processor converted (a generator over every value cost more than SQLite).
+        self._ordered = _tuple_getter([at for at, _ in self.binds])
+        self._processed = [
+            (place, process) for place, (_, process) in enumerate(self.binds) if process
+        ]
 
     def parameters(self, rows: Sequence[Sequence[Any]]) -> list[Any]:
         """The driver's parameters for rows given in `columns` order."""
-        binds = self.binds
-        values = [
-            tuple(row[at] if process is None else process(row[at]) for at, process in binds)
-            for row in rows
-        ]
+        ordered, processed = self._ordered, self._processed
+        if not processed:
+            values = [ordered(row) for row in rows]
+        else:
+            values = []
+            for row in rows:
+                value = list(ordered(row))
+                for place, process in processed:
+                    value[place] = process(value[place])
+                values.append(tuple(value))
         if self.positional:
             return values
         return [dict(zip(self.names, row, strict=True)) for row in values]
+
+
+def _tuple_getter(keys: Sequence[Any]) -> Callable[[Any], tuple[Any, ...]]:
+    """`row -> (row[keys[0]], row[keys[1]], ...)`, always a tuple (itemgetter's is not for a
+    single key)."""
+    if len(keys) == 1:
+        (key,) = keys
+        return lambda row: (row[key],)
+    return cast(Callable[[Any], tuple[Any, ...]], itemgetter(*keys))
 
 
 class BulkInsert:
@@ -70,7 +91,7 @@ class BulkInsert:
         """
         if rows:
             columns = tuple(rows[0])
-            await self.values(connection, columns, [[row[c] for c in columns] for row in rows])
+            await self.values(connection, columns, list(map(_tuple_getter(columns), rows)))
 
     async def values(
         self, connection: AsyncConnection, columns: Sequence[str], rows: Sequence[Sequence[Any]]
