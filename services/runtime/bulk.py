@@ -19,6 +19,9 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Insert
 
+# Matches no value (not even None): the start of a run of rows' values.
+_NOTHING = object()
+
 
 class _Compiled:
     """The INSERT as one dialect spells it, and how a row in `columns` order binds to it."""
@@ -53,10 +56,18 @@ class _Compiled:
             values = [ordered(row) for row in rows]
         else:
             values = []
+            # The last value each processor converted: a batch's rows often share one object
+            # (the inbox rows' processed_at), converted once instead of once per row.
+            last: list[tuple[Any, Any]] = [(_NOTHING, None)] * len(processed)
             for row in rows:
                 value = list(ordered(row))
-                for place, process in processed:
-                    value[place] = process(value[place])
+                for at, (place, process) in enumerate(processed):
+                    raw = value[place]
+                    seen, converted = last[at]
+                    if raw is not seen:
+                        converted = process(raw)
+                        last[at] = (raw, converted)
+                    value[place] = converted
                 values.append(tuple(value))
         if self.positional:
             return values

@@ -116,3 +116,45 @@ async def test_an_upsert_built_per_dialect_takes_rows_as_tuples(
         )
         stored = [(row.zone_id, row.subject_id, row.level, row.quarter, row.value) for row in rows]
     assert stored == [("z-1", "z-1", "zone", "2026Q1", 5), ("z-2", "z-2", "zone", "2026Q1", 5)]
+
+
+async def test_rows_sharing_one_value_each_get_their_own_converted_value(
+    make_database: MakeDatabase,
+) -> None:
+    # A batch's rows often share one datetime object (the inbox's processed_at), converted
+    # once: a run of one object, another, then the first again must each store their own,
+    # as SQLAlchemy's executemany stores them.
+    database = await make_database("cases")
+    first = datetime(2026, 12, 4, 17, 1, 5, 123456, tzinfo=UTC)
+    other = datetime(2026, 12, 5, 1, 2, tzinfo=timezone(timedelta(hours=8)))
+
+    def rows(consumer: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "consumer": consumer,
+                "event_id": f"event-{n}",
+                "event_type": "intake.clue_registered.v1",
+                "county_id": "c-1",
+                "processed_at": moment,
+            }
+            for n, moment in enumerate([first, first, other, first, other])
+        ]
+
+    async with database.transaction() as session:
+        connection = await session.connection()
+        await connection.execute(insert(INBOX), rows("by-sqlalchemy"))
+        await BulkInsert(INBOX).rows(connection, rows("by-bulk"))
+    async with database.transaction() as session:
+        connection = await session.connection()
+        stored = {}
+        for consumer in ("by-sqlalchemy", "by-bulk"):
+            raw = await connection.execute(
+                text(
+                    "SELECT event_id, processed_at FROM inbox_entry"
+                    " WHERE consumer = :consumer ORDER BY event_id"
+                ),
+                {"consumer": consumer},
+            )
+            stored[consumer] = [tuple(row) for row in raw]
+    assert stored["by-bulk"] == stored["by-sqlalchemy"]
+    assert len({moment for _, moment in stored["by-bulk"]}) == 2
