@@ -1131,6 +1131,16 @@ async def seed_intake(url: str, count: int) -> list[ClueRegistered]:
 
 async def publish_stored_clues(bootstrap: str, events: Sequence[ClueRegistered]) -> int:
     """Publish the stored clues' ClueRegistered as intake's relay did when they were new."""
+    from services.runtime.host import ensure_topics
+
+    # Created as the services create them (their default partition count: the stack's
+    # services get no XIEZUO_* settings of ours), not by the first send's broker default.
+    fields = PlatformSettings.model_fields
+    await ensure_topics(
+        bootstrap,
+        partitions=fields["kafka_topic_partitions"].default,
+        replication_factor=fields["kafka_topic_replication_factor"].default,
+    )
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
     )
