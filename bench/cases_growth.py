@@ -131,7 +131,9 @@ def _consumer(database: Database, dead_letters: _DeadLetters) -> EventConsumer:
     return consumer
 
 
-async def run_case(scratch: Path, stored: int, args: argparse.Namespace, links: str) -> dict[str, Any]:
+async def run_case(
+    scratch: Path, stored: int, args: argparse.Namespace, links: str
+) -> dict[str, Any]:
     """A fresh database with `stored` clues, then one step with links `known` or `unknown`."""
     url = f"sqlite+aiosqlite:///{scratch / f'cases-{stored}-{links}.sqlite3'}"
     await upgrade_async("cases", url)
