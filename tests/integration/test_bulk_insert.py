@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from sqlalchemy import Table, insert, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.assessment.store.tables import KpiTally
 from services.cases.store.tables import ClueRow
 from services.runtime.bulk import BulkInsert
+from services.runtime.db import Database
 from services.runtime.messaging_tables import InboxEntry
 from tests.conftest import MakeDatabase
 
@@ -36,32 +39,42 @@ def _inbox_rows(consumer: str) -> list[dict[str, Any]]:
     ]
 
 
-async def test_bulk_rows_read_back_as_sqlalchemys_own(make_database: MakeDatabase) -> None:
-    database = await make_database("cases")
+async def _insert_both_ways(
+    database: Database, rows: Callable[[str], list[dict[str, Any]]]
+) -> None:
+    """Rows of "by-sqlalchemy" through its executemany, of "by-bulk" through BulkInsert."""
     async with database.transaction() as session:
         connection = await session.connection()
-        await connection.execute(insert(INBOX), _inbox_rows("by-sqlalchemy"))
-        await BulkInsert(INBOX).rows(connection, _inbox_rows("by-bulk"))
+        await connection.execute(insert(INBOX), rows("by-sqlalchemy"))
+        await BulkInsert(INBOX).rows(connection, rows("by-bulk"))
 
+
+async def _raw_rows(
+    connection: AsyncConnection, consumer: str, columns: str
+) -> list[tuple[Any, ...]]:
+    """A consumer's inbox rows as the database holds them, by event id."""
+    raw = await connection.execute(
+        text(f"SELECT {columns} FROM inbox_entry WHERE consumer = :consumer ORDER BY event_id"),
+        {"consumer": consumer},
+    )
+    return [tuple(row) for row in raw]
+
+
+async def test_bulk_rows_read_back_as_sqlalchemys_own(make_database: MakeDatabase) -> None:
+    database = await make_database("cases")
+    await _insert_both_ways(database, _inbox_rows)
     async with database.transaction() as session:
         connection = await session.connection()
         stored = {}
         for consumer in ("by-sqlalchemy", "by-bulk"):
             # Raw columns as the database holds them, and as the ORM reads them back.
-            raw = await connection.execute(
-                text(
-                    "SELECT event_id, event_type, county_id, processed_at FROM inbox_entry"
-                    " WHERE consumer = :consumer ORDER BY event_id"
-                ),
-                {"consumer": consumer},
+            raw = await _raw_rows(
+                connection, consumer, "event_id, event_type, county_id, processed_at"
             )
             read = await connection.execute(
                 INBOX.select().where(INBOX.c.consumer == consumer).order_by(INBOX.c.event_id)
             )
-            stored[consumer] = (
-                [tuple(row) for row in raw],
-                [tuple(row)[1:] for row in read],
-            )
+            stored[consumer] = (raw, [tuple(row)[1:] for row in read])
     assert stored["by-bulk"] == stored["by-sqlalchemy"]
     assert len(stored["by-bulk"][0]) == 5
 
@@ -140,21 +153,12 @@ async def test_rows_sharing_one_value_each_get_their_own_converted_value(
             for n, moment in enumerate([first, first, other, first, other])
         ]
 
+    await _insert_both_ways(database, rows)
     async with database.transaction() as session:
         connection = await session.connection()
-        await connection.execute(insert(INBOX), rows("by-sqlalchemy"))
-        await BulkInsert(INBOX).rows(connection, rows("by-bulk"))
-    async with database.transaction() as session:
-        connection = await session.connection()
-        stored = {}
-        for consumer in ("by-sqlalchemy", "by-bulk"):
-            raw = await connection.execute(
-                text(
-                    "SELECT event_id, processed_at FROM inbox_entry"
-                    " WHERE consumer = :consumer ORDER BY event_id"
-                ),
-                {"consumer": consumer},
-            )
-            stored[consumer] = [tuple(row) for row in raw]
+        stored = {
+            consumer: await _raw_rows(connection, consumer, "event_id, processed_at")
+            for consumer in ("by-sqlalchemy", "by-bulk")
+        }
     assert stored["by-bulk"] == stored["by-sqlalchemy"]
     assert len({moment for _, moment in stored["by-bulk"]}) == 2
