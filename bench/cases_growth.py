@@ -1,6 +1,6 @@
 """Does cases' live path slow down with the clues it stores, or with links to clues it never saw?
 
-Run: ``.venv/bin/python bench/cases_growth.py [--stored 0,10000,100000] [--clues 750]
+Run: ``.venv/bin/python -m bench.cases_growth [--stored 0,10000,100000] [--clues 750]
 [--links 20] [--batch 50]`` (SQLite in a temp dir, no Kafka: records go straight to the
 consumer's ``consume_batch``, the path the Kafka subscriber calls).
 
@@ -27,10 +27,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.consumer_batch import ZONES, clue_event
 from services.cases.domain.rules import DEFAULT_RULES
 from services.cases.handlers.clue_registered import ClueRegisteredHandler
 from services.cases.handlers.report_linked import ReportLinkedHandler
-from services.contracts.intake import CLUES_TOPIC, ClueRegistered, ReportedSubject, ReportLinked
+from services.contracts.intake import CLUES_TOPIC, ClueRegistered, ReportLinked
 from services.runtime.audit_key import AuditKey
 from services.runtime.db import Database
 from services.runtime.envelope import Envelope
@@ -38,7 +39,6 @@ from services.runtime.inbox import EventConsumer, Record
 from services.runtime.migrate import upgrade_async
 
 COUNTY = "c-bench"
-ZONES = 6
 
 
 class _DeadLetters:
@@ -76,25 +76,13 @@ def _record(event: Any, offset: int) -> Record:
 
 
 def _clue(n: int, prefix: str, at: datetime) -> ClueRegistered:
-    zone, township = f"z-{n % ZONES}", f"t-{n % 18:02d}"
-    return ClueRegistered(
+    return clue_event(
+        n,
         county_id=COUNTY,
-        zone_id=zone,
+        township_id=f"t-{n % 18:02d}",
         clue_id=f"clue-{prefix}-{n}",
         report_id=f"rpt-{prefix}-{n}",
-        township_id=township,
-        channel="letter",
-        allegation_categories=["misuse-of-funds"],
-        subject=ReportedSubject(
-            name=f"subject {n}",
-            post="村党支部书记",
-            unit=f"village {n % 50}",
-            township_id=township,
-            cadre_level="village",
-        ),
-        real_name=False,
-        received_at=at,
-        registered_at=at,
+        at=at,
     )
 
 

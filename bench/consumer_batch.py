@@ -33,6 +33,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from services.contracts.intake import ClueRegistered, ReportedSubject
 from services.contracts.registry import EVENT_TYPES
 from services.runtime.audit_key import AuditKey
 from services.runtime.bus import bind_consumer, build_broker, quiet_transient_kafka_errors
@@ -71,32 +72,43 @@ class _NoDeadLetters:
         raise RuntimeError(f"unexpected dead letter on {topic}")
 
 
-def _clue_envelopes(count: int) -> list[Envelope]:
-    from services.contracts.intake import ClueRegistered, ReportedSubject
+def clue_event(
+    n: int, *, county_id: str, township_id: str, clue_id: str, report_id: str, at: datetime
+) -> ClueRegistered:
+    """The n-th bench clue: a village cadre, one category, registered at `at`."""
+    return ClueRegistered(
+        county_id=county_id,
+        zone_id=f"z-{n % ZONES}",
+        clue_id=clue_id,
+        report_id=report_id,
+        township_id=township_id,
+        channel="letter",
+        allegation_categories=["misuse-of-funds"],
+        subject=ReportedSubject(
+            name=f"subject {n}",
+            post="村党支部书记",
+            unit=f"village {n % 50}",
+            township_id=township_id,
+            cadre_level="village",
+        ),
+        real_name=False,
+        received_at=at,
+        registered_at=at,
+    )
 
+
+def _clue_envelopes(count: int) -> list[Envelope]:
     rng = random.Random(7)
     now = datetime.now(UTC)
     envelopes = []
     for n in range(count):
-        zone, township = f"z-{n % ZONES}", f"t-{rng.randrange(18):02d}"
-        event = ClueRegistered(
+        event = clue_event(
+            n,
             county_id="c-bench",
-            zone_id=zone,
+            township_id=f"t-{rng.randrange(18):02d}",
             clue_id=f"clue-{uuid.uuid4().hex}",
             report_id=f"report-{uuid.uuid4().hex}",
-            township_id=township,
-            channel="letter",
-            allegation_categories=["misuse-of-funds"],
-            subject=ReportedSubject(
-                name=f"subject {n}",
-                post="村党支部书记",
-                unit=f"village {n % 50}",
-                township_id=township,
-                cadre_level="village",
-            ),
-            real_name=False,
-            received_at=now,
-            registered_at=now,
+            at=now,
         )
         envelopes.append(_envelope(event, str(uuid.uuid4()), now))
     return envelopes

@@ -15,6 +15,7 @@ from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy import Table, insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Insert
@@ -81,6 +82,12 @@ def _tuple_getter(keys: Sequence[Any]) -> Callable[[Any], tuple[Any, ...]]:
         (key,) = keys
         return lambda row: (row[key],)
     return cast(Callable[[Any], tuple[Any, ...]], itemgetter(*keys))
+
+
+def dialect_insert(dialect: Dialect, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """`table`'s INSERT in the dialect's own construct, which has ON CONFLICT: PostgreSQL's, or
+    SQLite's for anything else (the two databases the services run on)."""
+    return (postgresql if dialect.name == "postgresql" else sqlite).insert(table)
 
 
 class BulkInsert:

@@ -19,6 +19,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+import aiosqlite
 from sqlalchemy.connectors.asyncio import AsyncAdapt_dbapi_connection
 from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
@@ -121,6 +122,4 @@ class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
 
 def one_trip_dbapi() -> OneTripDBAPI:
     """A fresh DBAPI module object for one engine."""
-    import aiosqlite
-
     return OneTripDBAPI(aiosqlite, sqlite3)

@@ -8,12 +8,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Table, insert, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.assessment.store.tables import KpiTally
 from services.cases.store.tables import ClueRow
-from services.runtime.bulk import BulkInsert
+from services.runtime.bulk import BulkInsert, dialect_insert
 from services.runtime.db import Database
 from services.runtime.messaging_tables import InboxEntry
 from tests.conftest import MakeDatabase
@@ -100,13 +99,9 @@ async def test_an_upsert_built_per_dialect_takes_rows_as_tuples(
     tally: Table = KpiTally.__table__  # type: ignore[attr-defined]
     write = BulkInsert(
         tally,
-        lambda dialect: (
-            (postgresql if dialect.name == "postgresql" else sqlite)
-            .insert(tally)
-            .on_conflict_do_update(
-                index_elements=["county_id", "quarter", "level", "subject_id", "zone_id", "kpi"],
-                set_={"value": tally.c.value + text("excluded.value")},
-            )
+        lambda dialect: dialect_insert(dialect, tally).on_conflict_do_update(
+            index_elements=["county_id", "quarter", "level", "subject_id", "zone_id", "kpi"],
+            set_={"value": tally.c.value + text("excluded.value")},
         ),
     )
     columns = ("value", "kpi", "zone_id", "subject_id", "level", "quarter", "county_id")

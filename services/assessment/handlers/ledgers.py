@@ -7,10 +7,6 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect
-from sqlalchemy.sql.dml import Insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.assessment.domain.four_forms import FourFormsRules, load_four_forms
@@ -58,7 +54,7 @@ from services.contracts.cases import (
 )
 from services.contracts.intake import ClueRegistered
 from services.contracts.staffing import TeamAssigned
-from services.runtime.bulk import BulkInsert
+from services.runtime.bulk import BulkInsert, dialect_insert
 from services.runtime.envelope import Envelope
 
 Ledger = Callable[[AsyncSession, Any, Envelope], Awaitable[None]]
@@ -85,7 +81,10 @@ class RowLedger:
         # SQLAlchemy's own executemany built every row's parameters again, a tenth of a
         # catch-up batch's time on the event loop.
         self._insert = BulkInsert(
-            self._table, lambda dialect: _insert_ignoring(dialect, self._table, conflict)
+            self._table,
+            lambda dialect: dialect_insert(dialect, self._table).on_conflict_do_nothing(
+                index_elements=list(conflict) or None
+            ),
         )
 
     async def __call__(self, session: AsyncSession, event: Any, envelope: Envelope) -> None:
@@ -96,12 +95,6 @@ class RowLedger:
         """Insert `rows` (in their order) in one statement run over all of them."""
         if rows:
             await self._insert.rows(await session.connection(), rows)
-
-
-def _insert_ignoring(dialect: Dialect, table: Table, conflict: Sequence[str]) -> Insert:
-    """INSERT ... ON CONFLICT DO NOTHING in `dialect`'s own construct."""
-    insert = (postgresql if dialect.name == "postgresql" else sqlite).insert(table)
-    return insert.on_conflict_do_nothing(index_elements=list(conflict) or None)
 
 
 def _campaign_clue_rows(event: ClueRegistered, _: Envelope) -> list[dict[str, Any]]:

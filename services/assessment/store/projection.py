@@ -7,8 +7,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -36,7 +34,7 @@ from services.assessment.store.tables import (
     UnitName,
 )
 from services.assessment.store.timeliness import Derived
-from services.runtime.bulk import BulkInsert
+from services.runtime.bulk import BulkInsert, dialect_insert
 
 TALLY_KEY = ("county_id", "quarter", "level", "subject_id", "zone_id", "kpi")
 CONTRIBUTION_KEY = ("event_id", "level", "subject_id", "zone_id", "kpi")
@@ -47,25 +45,11 @@ def _table(model: Any) -> Table:
     return table
 
 
-def _insert(session: AsyncSession, table: Table) -> Any:
-    return postgresql.insert(table) if _dialect(session) == "postgresql" else sqlite.insert(table)
-
-
-def _dialect(session: AsyncSession) -> str:
-    """ "postgresql", or "sqlite" for anything else (the two dialects the service runs on)."""
-    name = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return "postgresql" if name == "postgresql" else "sqlite"
-
-
 def _tally_upsert(insert: Any) -> Any:
     """Add each row's value to the tally, creating the row the first time."""
     return insert.on_conflict_do_update(
         index_elements=list(TALLY_KEY), set_={"value": insert.table.c.value + insert.excluded.value}
     )
-
-
-def _dialect_insert(dialect: Dialect, table: Table) -> Any:
-    return (postgresql if dialect.name == "postgresql" else sqlite).insert(table)
 
 
 _TALLY_COLUMNS = (*TALLY_KEY, "value")
@@ -74,7 +58,7 @@ _CONTRIBUTION_COLUMNS = (*CONTRIBUTION_KEY, "county_id", "quarter", "delta", "ca
 # batch, and building the upsert (its `excluded` columns) or a dict per row through
 # SQLAlchemy cost more than the database's own work.
 _TALLY_WRITE = BulkInsert(
-    _table(KpiTally), lambda dialect: _tally_upsert(_dialect_insert(dialect, _table(KpiTally)))
+    _table(KpiTally), lambda dialect: _tally_upsert(dialect_insert(dialect, _table(KpiTally)))
 )
 # No ON CONFLICT: a duplicate contribution can only be a replayed event the inbox let through
 # by design (a rebuild into a non-empty table); the tally would then be wrong, so it fails.
@@ -116,11 +100,10 @@ async def place_unit(
     session: AsyncSession, *, county_id: str, level: Level, subject_id: str, zone_id: str, name: str
 ) -> None:
     """Record (or move) a unit in the directory of units that are ranked even when idle."""
-    table = _table(AssessedUnit)
-    statement = _insert(session, table).values(
+    connection = await session.connection()
+    statement = dialect_insert(connection.dialect, _table(AssessedUnit)).values(
         county_id=county_id, level=level.value, subject_id=subject_id, zone_id=zone_id, name=name
     )
-    connection = await session.connection()
     await connection.execute(
         statement.on_conflict_do_update(
             index_elements=["county_id", "level", "subject_id"],

@@ -61,5 +61,6 @@ class NewClue:
 
 def disposal_due(clue: NewClue, rules: RuleSet) -> datetime:
     """When the clue must have been disposed of (处置), under the rules it started with."""
-    # On the county's dates, as the disposal deadline's row (RuleSet.due) counts it.
-    return rules.months_after(clue.registered_at, rules.clue_disposal_months)
+    # The disposal time limit itself (on the county's dates): the clue's due moment and its
+    # disposal deadline's are one moment, so a batch may reckon it once for both rows.
+    return rules.due("disposal", clue.registered_at)

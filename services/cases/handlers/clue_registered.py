@@ -12,7 +12,7 @@ from sqlalchemy import Table, insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.cases.domain.casefile import new_case_file
-from services.cases.domain.clue import NewClue
+from services.cases.domain.clue import NewClue, disposal_due
 from services.cases.domain.rules import rules_in_force
 from services.cases.domain.ruleset import RuleSet
 from services.cases.store import codec
@@ -55,9 +55,6 @@ class ClueRegisteredHandler:
         # Categories as the clue stores them (in order) and the case file (sorted), per list
         # of categories: a county's clues share a few dozen lists.
         self._categories: dict[tuple[str, ...], tuple[str, str]] = {}
-        # Per rule version: whether the clue's disposal due moment is its deadline's due moment
-        # (the disposal limit in months, as `clue_disposal_months`), so a batch counts it once.
-        self._same_disposal_due: dict[str, bool] = {}
         # A batch's rows per table, bound by the driver in one executemany each.
         self._clue_rows = _bulk(ClueRow)
         self._case_file_rows = _bulk(CaseFileRow)
@@ -118,15 +115,6 @@ class ClueRegisteredHandler:
             now=now,
         )
 
-    def _disposal_due_is_deadline_due(self, rules: RuleSet) -> bool:
-        same = self._same_disposal_due.get(rules.version)
-        if same is None:
-            limit = rules.limit("disposal")
-            same = self._same_disposal_due[rules.version] = (
-                not limit.working_days and limit.months == rules.clue_disposal_months > 0
-            )
-        return same
-
     def _categories_json(self, clue: NewClue) -> tuple[str, str]:
         """The clue's categories as its row stores them, and as its case file's row does."""
         key = clue.allegation_categories
@@ -160,15 +148,11 @@ class ClueRegisteredHandler:
             known.add(event.clue_id)
             clue = new_clue(event)
             rules = self._rules(event.registered_at)
-            # The disposal deadline's due moment, counted once for the clue and its deadline
-            # when the rules count both alike (date arithmetic on the county's calendar).
-            due = rules.due("disposal", event.registered_at)
+            # One moment for the clue row and its disposal deadline (calendar arithmetic).
+            due = disposal_due(clue, rules)
             clues.append(
                 clue_row(
-                    clue,
-                    rules,
-                    categories_json=self._categories_json(clue)[0],
-                    disposal_due_at=due if self._disposal_due_is_deadline_due(rules) else None,
+                    clue, rules, categories_json=self._categories_json(clue)[0], disposal_due_at=due
                 )
             )
             await audit_registered(session, clue, rules, actor=f"event:{envelope.source}")

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -16,6 +15,7 @@ from services.cases.domain.clue import ClueStatus, NewClue, disposal_due
 from services.cases.domain.rules import RuleSet
 from services.cases.store.tables import CaseFileRow, CaseMemberRow, ClueRow
 from services.runtime import audit
+from services.runtime.bulk import dialect_insert
 from services.runtime.db import Database
 
 
@@ -93,9 +93,7 @@ async def registered_already(session: AsyncSession, clue_ids: Sequence[str]) -> 
 
 def insert_ignoring_conflict(session: AsyncSession, model: Any, *key: str) -> Any:
     """INSERT ... ON CONFLICT (key) DO NOTHING for the session's dialect."""
-    table = model.__table__
-    name = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = postgresql.insert(table) if name == "postgresql" else sqlite.insert(table)
+    insert = dialect_insert(session.get_bind().dialect, model.__table__)
     return insert.on_conflict_do_nothing(index_elements=list(key))
 
 
