@@ -109,6 +109,26 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = OneTripCursor
 
+    def commit(self) -> None:
+        if self._in_transaction():
+            super().commit()
+
+    def rollback(self) -> None:
+        if self._in_transaction():
+            super().rollback()
+
+    def _in_transaction(self) -> bool:
+        """Whether SQLite has a transaction open on this connection.
+
+        Outside one, sqlite3's own commit() and rollback() do nothing, so asking the worker
+        thread to run them is a trip for nothing: the pool's reset after every commit, and
+        the commit of a unit of work that only read, were one each. Reading the flag from the
+        loop is safe because SQLAlchemy runs nothing else on the connection meanwhile.
+        """
+        driver = self._connection._connection
+        # Closed: the parent reports it as the stock adapter would.
+        return driver is None or driver.in_transaction
+
 
 class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
     """The DBAPI module SQLAlchemy is given for `sqlite+aiosqlite` URLs (its `module=`)."""

@@ -101,3 +101,32 @@ async def test_orm_keys_and_errors(database: Database) -> None:
     async with database.session() as session:
         bodies = (await session.exec(select(_Note.body))).all()
     assert bodies == ["first"]
+
+
+async def test_commit_and_reset_make_no_trip_outside_a_transaction(
+    database: Database, trips: list[str]
+) -> None:
+    async with database.transaction() as session:
+        await session.exec(select(_Note.body))  # the pool's first checkout settles here
+    trips.clear()
+    async with database.transaction() as session:
+        session.add(_Note(body="kept"))
+    # The INSERT and its commit; the pool's reset finds no transaction to roll back.
+    assert trips == ["_run", "commit"]
+    trips.clear()
+    async with database.transaction() as session:
+        await session.exec(select(_Note.body))
+    # A unit of work that only read leaves SQLite outside any transaction: nothing to end.
+    assert trips == ["_run"]
+    trips.clear()
+    with pytest.raises(exc.IntegrityError):
+        async with database.transaction() as session:
+            session.add(_Note(body="other"))
+            await session.flush()
+            session.add(_Note(body="kept"))
+            await session.flush()
+    # A failed write still rolls back on the worker thread, and undoes what it wrote.
+    assert trips[-1] == "rollback"
+    async with database.session() as session:
+        bodies = (await session.exec(select(_Note.body))).all()
+    assert bodies == ["kept"]
