@@ -1,15 +1,19 @@
-"""SQLite through aiosqlite with one trip to the connection's thread per statement.
+"""SQLite through aiosqlite, with as few trips to the connection's thread as it allows.
 
 SQLAlchemy's stock aiosqlite adapter makes every statement four trips between the event loop
 and the connection's worker thread (make a cursor, execute, fetch all, close), each a queue
-put, a `call_soon_threadsafe` wake-up and a greenlet switch. Profiles of intake, cases and
-assessment put those trips at a fifth to a quarter of each service's busy time. This cursor
-does the four steps in one function run on the worker thread and keeps what the statement
-returned (rows, description, rowcount, lastrowid) for SQLAlchemy to read afterwards.
+put, a `call_soon_threadsafe` wake-up and a greenlet switch, about a hundred microseconds of
+the loop's time each, while SQLite answers most of our statements in a few. Here:
 
-It reaches into aiosqlite's `_execute` and `_conn`, as SQLAlchemy's own adapter does with
-`_tx`; pyproject pins aiosqlite to the minor version this was written against, and
-tests/integration/test_sqlite_driver.py checks the trip count and the results.
+- a single statement runs on the loop's own thread when SQLite can run it without waiting
+  for a lock, and otherwise in one trip to the worker, which waits for the lock as before;
+- several parameter sets (executemany) are one trip;
+- commit stays on the worker (it waits for the disk), and commit or rollback make no trip at
+  all when SQLite has no transaction open (sqlite3 would do nothing).
+
+It reaches into aiosqlite's `_execute`, `_conn` and `_connection`, as SQLAlchemy's own adapter
+does with `_tx`; pyproject pins aiosqlite to the minor version this was written against, and
+tests/integration/test_sqlite_driver.py checks the trips, the lock wait and the results.
 """
 
 from __future__ import annotations
@@ -46,6 +50,12 @@ def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: 
         return description, rows, cursor.rowcount, cursor.lastrowid
     finally:
         cursor.close()
+
+
+def _refused_for_a_lock(error: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED: the lock was taken, so nothing was done."""
+    code = getattr(error, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
@@ -86,12 +96,49 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._trip(operation, seq_of_parameters, many=True)
 
     def _trip(self, operation: str, parameters: Any, *, many: bool) -> None:
-        try:
-            outcome = await_(self._execute_trip(operation, parameters, many))
-        except Exception as error:
-            self._adapt_connection._handle_exception(error)
+        # Awaited although it never suspends: SQLAlchemy's async engine checks that a
+        # statement awaited something, and the greenlet switch there costs little.
+        outcome = None if many else await_(self._on_loop(operation, parameters))
+        if outcome is None:
+            try:
+                outcome = await_(self._execute_trip(operation, parameters, many))
+            except Exception as error:
+                self._adapt_connection._handle_exception(error)
         self._description, rows, self._rowcount, self._lastrowid = outcome
         self._rows = collections.deque(rows)
+
+    async def _on_loop(self, operation: str, parameters: Any) -> _Outcome | None:
+        """The statement run right here if SQLite can run it without waiting for a lock.
+
+        A statement takes SQLite microseconds; the trip to the worker thread and back costs
+        the loop about a hundred. So a single statement is tried on the loop's own thread with
+        no busy wait: if another connection holds the lock it needs, SQLite refuses at once
+        (having changed nothing) and the statement goes to the worker thread, which waits for
+        the lock as long as the connection's busy timeout allows, as before. None then.
+        Several parameter sets (executemany) always go to the worker: SQLite could refuse
+        after some of them were applied, and the trip is shared by all of them anyway.
+        """
+        driver = self._connection._connection
+        if (
+            driver is None
+            or self._adapt_connection._execute_mutex.locked()
+            # A PRAGMA may set the very busy timeout this path lowers and restores.
+            or operation.lstrip()[:6].upper() == "PRAGMA"
+        ):
+            return None
+        (patience,) = driver.execute("PRAGMA busy_timeout").fetchone()
+        changes = driver.total_changes
+        driver.execute("PRAGMA busy_timeout = 0")
+        try:
+            return _run(driver, operation, parameters, False)
+        except sqlite3.OperationalError as error:
+            if _refused_for_a_lock(error) and driver.total_changes == changes:
+                return None
+            self._adapt_connection._handle_exception(error)
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+        finally:
+            driver.execute(f"PRAGMA busy_timeout = {int(patience)}")
 
     async def _execute_trip(self, operation: str, parameters: Any, many: bool) -> _Outcome:
         async with self._adapt_connection._execute_mutex:
@@ -134,7 +181,9 @@ class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
     """The DBAPI module SQLAlchemy is given for `sqlite+aiosqlite` URLs (its `module=`)."""
 
     def connect(self, *arg: Any, **kw: Any) -> OneTripConnection:
-        connection = self.aiosqlite.connect(*arg, **kw)
+        # Statements also run on the event loop's thread (OneTripCursor._on_loop), never at
+        # the same time as on the worker's: SQLAlchemy runs one thing at a time per connection.
+        connection = self.aiosqlite.connect(*arg, **{**kw, "check_same_thread": False})
         # As SQLAlchemy does: a connection left unclosed must not keep the process alive.
         connection._thread.daemon = True
         return OneTripConnection(self, await_(connection))

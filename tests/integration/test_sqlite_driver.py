@@ -1,7 +1,8 @@
-"""SQLite statements make one trip to aiosqlite's thread and return what the stock adapter does."""
+"""SQLite statements run on the loop or in one trip to aiosqlite's thread; results as before."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -40,15 +41,19 @@ def trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     sent: list[str] = []
     original: Callable[..., Any] = aiosqlite.Connection._execute
 
-    async def counted(self: aiosqlite.Connection, fn: Callable[..., Any], *args: Any) -> Any:
+    async def counted(
+        self: aiosqlite.Connection, fn: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Any:
         sent.append(getattr(fn, "__name__", repr(fn)))
-        return await original(self, fn, *args)
+        return await original(self, fn, *args, **kwargs)
 
     monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
     return sent
 
 
-async def test_each_statement_is_one_trip(database: Database, trips: list[str]) -> None:
+async def test_statements_run_on_the_loop_and_executemany_in_one_trip(
+    database: Database, trips: list[str]
+) -> None:
     async with database.engine.connect() as connection:
         await connection.execute(text("SELECT 1"))  # the pool's first checkout settles here
         await connection.rollback()
@@ -60,11 +65,43 @@ async def test_each_statement_is_one_trip(database: Database, trips: list[str]) 
             )
             rows = (await connection.execute(text("SELECT body FROM driver_note"))).all()
             done = await connection.execute(text("UPDATE driver_note SET body = body || '!'"))
-        # Three statements and one executemany, then the commit: five trips, not fourteen.
-        assert len(trips) == 5, trips
-        assert trips[-1] == "commit"
+        # Three statements found no lock taken and ran on the loop; the executemany and the
+        # commit went to the worker thread: two trips (the stock adapter took fourteen).
+        assert trips == ["_run", "commit"]
     assert sorted(row.body for row in rows) == ["a", "b", "c"]
     assert done.rowcount == 3
+
+
+async def test_a_statement_that_finds_the_lock_taken_waits_for_it_on_the_worker(
+    database: Database, trips: list[str]
+) -> None:
+    async with database.engine.connect() as one, database.engine.connect() as other:
+        # Two pooled connections, so the second writer below needs no new one (a connect
+        # sends its PRAGMAs to the worker thread too).
+        await one.execute(text("SELECT 1"))
+        await other.execute(text("SELECT 1"))
+    async with database.engine.connect() as holder:
+        await holder.begin()
+        await holder.execute(text("INSERT INTO driver_note (body) VALUES ('first')"))
+        trips.clear()
+
+        async def second() -> None:
+            async with database.transaction() as session:
+                session.add(_Note(body="second"))
+
+        waiting = asyncio.create_task(second())
+        # Refused at once on the loop, the INSERT now waits on the worker for the lock.
+        while trips != ["_run"]:
+            # A writer that gave up instead of waiting fails the test here, with its error.
+            assert not waiting.done(), waiting.exception()
+            await asyncio.sleep(0.01)
+        await holder.commit()
+        await asyncio.wait_for(waiting, timeout=30)
+    async with database.session() as session:
+        bodies = (await session.exec(select(_Note.body))).all()
+    # Each row once: the refused attempt on the loop had written nothing.
+    assert sorted(bodies) == ["first", "second"]
+    assert trips[-1] == "commit"
 
 
 async def test_results_read_as_the_stock_adapter_gives_them(database: Database) -> None:
@@ -111,13 +148,14 @@ async def test_commit_and_reset_make_no_trip_outside_a_transaction(
     trips.clear()
     async with database.transaction() as session:
         session.add(_Note(body="kept"))
-    # The INSERT and its commit; the pool's reset finds no transaction to roll back.
-    assert trips == ["_run", "commit"]
+    # The INSERT ran on the loop; the commit is the one trip, and the pool's reset finds
+    # no transaction to roll back.
+    assert trips == ["commit"]
     trips.clear()
     async with database.transaction() as session:
         await session.exec(select(_Note.body))
     # A unit of work that only read leaves SQLite outside any transaction: nothing to end.
-    assert trips == ["_run"]
+    assert trips == []
     trips.clear()
     with pytest.raises(exc.IntegrityError):
         async with database.transaction() as session:
