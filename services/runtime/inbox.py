@@ -214,7 +214,8 @@ class EventConsumer:
 
         Each record runs in a savepoint: one that fails is undone alone, retried alone after
         the batch commits and dead-lettered if it keeps failing, while the others are kept.
-        Records with the same key as a failed one wait for it, so each key keeps its order.
+        Records with the same key as a failed one wait for it, so each key keeps its order;
+        failed records of different keys are retried side by side.
         """
         started = time.perf_counter()
         outcomes: dict[int, Outcome] = {}
@@ -241,6 +242,7 @@ class EventConsumer:
             for index, (item, outcome) in applied.items():
                 self._count(item.envelope.type, item.envelope.zone_id, outcome, item.started)
                 outcomes[index] = outcome
+            retries: list[tuple[int, _Readable]] = []
             for index, item, error in failed:
                 if isinstance(error, PoisonEvent):
                     outcomes[index] = await self._dead_letter(
@@ -257,7 +259,19 @@ class EventConsumer:
                     )
                 else:
                     self._log_retry(item.envelope, 1)
-                    outcomes[index] = await self._apply_alone(item, attempts=1)
+                    retries.append((index, item))
+            # A key fails at most once a round (its later records wait), so the retries have
+            # no order among them: backing off side by side, a delivery with several failing
+            # records waits for the slowest, not for the sum of them.
+            retried = await asyncio.gather(
+                *(self._apply_alone(item, attempts=1) for _, item in retries),
+                return_exceptions=True,
+            )
+            for (index, _), outcome in zip(retries, retried, strict=True):
+                if isinstance(outcome, BaseException):
+                    # Only a dead letter that could not be written; the others have settled.
+                    raise outcome
+                outcomes[index] = outcome
             pending = deferred
         return [outcomes[index] for index in range(len(records))]
 

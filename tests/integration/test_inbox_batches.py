@@ -246,6 +246,49 @@ async def test_a_failing_record_is_retried_alone_without_holding_other_keys(
     assert rejected["x-dead-letter-attempts"] == b"1"
 
 
+async def test_failing_records_of_different_keys_are_retried_side_by_side(
+    make_database: MakeDatabase, kafka: KafkaNode
+) -> None:
+    """Two zones' records keep failing: their retries back off together, not one after the
+    other, and both are dead-lettered while the good record of the batch is kept."""
+    database = await make_database("cases")
+    handler = ClueRegisteredHandler([DEFAULT_RULES])
+    attempts: list[str] = []
+
+    async def down_for_some(
+        session: AsyncSession, event: ClueRegistered, envelope: Envelope
+    ) -> None:
+        if event.zone_id != "z-ok":
+            attempts.append(event.zone_id)
+            raise ConnectionError("downstream unavailable")
+        await handler(session, event, envelope)
+
+    async with started_producer(kafka.bootstrap_servers) as producer:
+        consumer = EventConsumer(
+            service=unique("cases"),
+            database=database,
+            dead_letter_producer=producer,
+            max_attempts=3,
+            retry_backoff_seconds=0.05,
+            batch_size=100,
+        )
+        consumer.on(ClueRegistered, down_for_some)
+        await create_topics(kafka.bootstrap_servers, consumer.dead_letter_topic)
+        events = [clue_registered(zone=zone) for zone in ("z-a", "z-ok", "z-b")]
+        records = [
+            record_of(envelope_of_event(event), topic=ClueRegistered.topic, offset=offset)
+            for offset, event in enumerate(events)
+        ]
+        outcomes = await consumer.consume_batch(records)
+    assert outcomes == [Outcome.DEAD_LETTERED, Outcome.PROCESSED, Outcome.DEAD_LETTERED]
+    assert await _clues(database, events[1].clue_id) == 1
+    # In the batch a then b; then each retry round has both keys before the next round
+    # (one after the other it would be a, a, b, b).
+    assert attempts[:2] == ["z-a", "z-b"]
+    assert sorted(attempts[2:4]) == ["z-a", "z-b"]
+    assert sorted(attempts[4:]) == ["z-a", "z-b"]
+
+
 async def test_a_batch_that_cannot_commit_is_applied_record_by_record(
     make_database: MakeDatabase, kafka: KafkaNode
 ) -> None:
