@@ -268,7 +268,7 @@ class EventConsumer:
                 return_exceptions=True,
             )
             for (index, _), outcome in zip(retries, retried, strict=True):
-                if isinstance(outcome, BaseException):
+                if not isinstance(outcome, Outcome):
                     # Only a dead letter that could not be written; the others have settled.
                     raise outcome
                 outcomes[index] = outcome
