@@ -267,11 +267,11 @@ class EventConsumer:
                 *(self._apply_alone(item, attempts=1) for _, item in retries),
                 return_exceptions=True,
             )
-            for (index, _), outcome in zip(retries, retried, strict=True):
-                if not isinstance(outcome, Outcome):
+            for (index, _), result in zip(retries, retried, strict=True):
+                if isinstance(result, BaseException):
                     # Only a dead letter that could not be written; the others have settled.
-                    raise outcome
-                outcomes[index] = outcome
+                    raise result
+                outcomes[index] = result
             pending = deferred
         return [outcomes[index] for index in range(len(records))]
 
