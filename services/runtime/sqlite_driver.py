@@ -5,9 +5,9 @@ and the connection's worker thread (make a cursor, execute, fetch all, close), e
 put, a `call_soon_threadsafe` wake-up and a greenlet switch, about a hundred microseconds of
 the loop's time each, while SQLite answers most of our statements in a few. Here:
 
-- a single statement runs on the loop's own thread when SQLite can run it without waiting
-  for a lock, and otherwise in one trip to the worker, which waits for the lock as before;
-- several parameter sets (executemany) are one trip;
+- a statement (or one with several parameter sets) runs on the loop's own thread when SQLite
+  can run it without waiting for a lock, and otherwise in one trip to the worker, which waits
+  for the lock as before;
 - commit stays on the worker (it waits for the disk), and commit or rollback make no trip at
   all when SQLite has no transaction open (sqlite3 would do nothing).
 
@@ -93,12 +93,13 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._trip(operation, () if parameters is None else parameters, many=False)
 
     def executemany(self, operation: Any, seq_of_parameters: Sequence[Any]) -> None:
-        self._trip(operation, seq_of_parameters, many=True)
+        # A list, not an iterator: a refused attempt on the loop must leave it for the worker.
+        self._trip(operation, list(seq_of_parameters), many=True)
 
     def _trip(self, operation: str, parameters: Any, *, many: bool) -> None:
         # Awaited although it never suspends: SQLAlchemy's async engine checks that a
         # statement awaited something, and the greenlet switch there costs little.
-        outcome = None if many else await_(self._on_loop(operation, parameters))
+        outcome = await_(self._on_loop(operation, parameters, many))
         if outcome is None:
             try:
                 outcome = await_(self._execute_trip(operation, parameters, many))
@@ -107,16 +108,17 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._description, rows, self._rowcount, self._lastrowid = outcome
         self._rows = collections.deque(rows)
 
-    async def _on_loop(self, operation: str, parameters: Any) -> _Outcome | None:
+    async def _on_loop(self, operation: str, parameters: Any, many: bool) -> _Outcome | None:
         """The statement run right here if SQLite can run it without waiting for a lock.
 
         A statement takes SQLite microseconds; the trip to the worker thread and back costs
-        the loop about a hundred. So a single statement is tried on the loop's own thread with
-        no busy wait: if another connection holds the lock it needs, SQLite refuses at once
+        the loop about a hundred. So each statement is tried on the loop's own thread with no
+        busy wait: if another connection holds the lock it needs, SQLite refuses at once
         (having changed nothing) and the statement goes to the worker thread, which waits for
         the lock as long as the connection's busy timeout allows, as before. None then.
-        Several parameter sets (executemany) always go to the worker: SQLite could refuse
-        after some of them were applied, and the trip is shared by all of them anyway.
+        With several parameter sets, a refusal after some of them were applied cannot be
+        sent on (they would be applied twice) and is raised as the lock error it is; in WAL
+        mode it does not happen, since only the first write of a transaction takes a lock.
         """
         driver = self._connection._connection
         if (
@@ -130,7 +132,7 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         changes = driver.total_changes
         driver.execute("PRAGMA busy_timeout = 0")
         try:
-            return _run(driver, operation, parameters, False)
+            return _run(driver, operation, parameters, many)
         except sqlite3.OperationalError as error:
             if _refused_for_a_lock(error) and driver.total_changes == changes:
                 return None
