@@ -7,22 +7,23 @@ from collections.abc import Sequence
 
 import pytest
 
-from services.intake.store.group_commit import GroupCommit, WriteAlone
+from services.intake.store.group_commit import QUIET_TURNS, GroupCommit, WriteAlone
 
 
 async def test_what_queues_while_a_group_is_written_forms_the_next_group() -> None:
     groups: list[list[int]] = []
-    release = asyncio.Event()
+    release, writing = asyncio.Event(), asyncio.Event()
 
     async def write(items: Sequence[int]) -> list[int | None]:
         groups.append(list(items))
+        writing.set()
         await release.wait()
         # An odd item is undone by its group: its caller writes it alone.
         return [None if item % 2 else item * 10 for item in items]
 
     writer: GroupCommit[int, int] = GroupCommit(write, max_group=3)
     first = asyncio.ensure_future(writer.write(0))
-    await asyncio.sleep(0)
+    await writing.wait()
     rest = [asyncio.ensure_future(writer.write(n)) for n in range(1, 6)]
     await asyncio.sleep(0)
     release.set()
@@ -36,6 +37,23 @@ async def test_what_queues_while_a_group_is_written_forms_the_next_group() -> No
         40,
         WriteAlone,
     ]
+
+
+async def test_a_caller_a_few_turns_behind_joins_the_group() -> None:
+    groups: list[list[int]] = []
+
+    async def write(items: Sequence[int]) -> list[int | None]:
+        groups.append(list(items))
+        return list(items)
+
+    writer: GroupCommit[int, int] = GroupCommit(write)
+    first = asyncio.ensure_future(writer.write(0))
+    # A call still being parsed or looked up reaches the queue some turns of the loop later.
+    for _ in range(QUIET_TURNS // 2):
+        await asyncio.sleep(0)
+    second = asyncio.ensure_future(writer.write(1))
+    assert await asyncio.gather(first, second) == [0, 1]
+    assert groups == [[0, 1]]
 
 
 async def test_a_failed_group_sends_every_item_to_write_alone() -> None:

@@ -2,8 +2,12 @@
 
 Callers queue their item and wait; one drain task (alive only while the queue is not empty)
 writes what has queued as one group, so a burst of N submissions costs one transaction, one
-commit and no lock contention between this process's own writers. It never waits to fill a
-group: whatever arrived while the previous group was being written forms the next one.
+commit and no lock contention between this process's own writers. It sets no timer: before
+each group it lets the event loop turn until no new item has arrived for `QUIET_TURNS` turns
+in a row, so callers already on their way join. SQLite statements run on the loop itself
+(runtime.sqlite_driver), so a group's writing gives nobody a turn; without this wait a group
+held only what arrived during the previous commit (at 8 closed-loop clients, 2.5 reports a
+group instead of 4, and a fifth fewer reports a second).
 """
 
 from __future__ import annotations
@@ -16,6 +20,10 @@ from typing import Generic, TypeVar
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 log = logging.getLogger(__name__)
+# How many turns of the event loop in a row without a new item end the wait for a group.
+# A caller on its way (its request being parsed, its look-ups running) takes a few turns to
+# reach the queue; a turn of an otherwise idle loop costs microseconds.
+QUIET_TURNS = 64
 
 
 class WriteAlone(Exception):
@@ -50,10 +58,19 @@ class GroupCommit(Generic[Item, Result]):
             self._drainer = asyncio.create_task(self._drain(), name="intake-group-commit")
         return await future
 
+    async def _gather(self) -> None:
+        """Give callers already on their way a few turns of the loop to join the group."""
+        quiet = 0
+        while quiet < QUIET_TURNS and len(self._queue) < self._max_group:
+            before = len(self._queue)
+            await asyncio.sleep(0)
+            quiet = quiet + 1 if len(self._queue) == before else 0
+
     async def _drain(self) -> None:
         group: list[tuple[Item, asyncio.Future[Result]]] = []
         try:
             while self._queue:
+                await self._gather()
                 group = self._queue[: self._max_group]
                 del self._queue[: self._max_group]
                 try:
