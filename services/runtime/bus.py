@@ -20,8 +20,9 @@ from services.runtime.inbox import EventConsumer, Record
 from services.runtime.kafka_security import KafkaSecurity
 
 log = logging.getLogger(__name__)
-# How long a batch subscriber waits for records before handing over what it has; a fetch that
-# finds records returns at once, so this only paces an idle consumer.
+# How long a batch subscriber waits for fetched records before handing over what it has. The
+# broker answers each fetch as the consumer's fetch_min_bytes / fetch_wait_ms say (settings);
+# records already fetched are handed over at once, so this only paces an idle consumer.
 BATCH_WAIT_MS = 200
 
 
@@ -178,6 +179,8 @@ def bind_consumer(broker: KafkaBroker, consumer: EventConsumer) -> None:
             "batch": True,
             "max_records": consumer.batch_size,
             "batch_timeout_ms": BATCH_WAIT_MS,
+            "fetch_min_bytes": consumer.fetch_min_bytes,
+            "fetch_max_wait_ms": consumer.fetch_wait_ms,
             "parser": _parse_batch,
         }
         if batched

@@ -99,6 +99,8 @@ class ServiceHost:
             max_attempts=platform.consumer_max_attempts,
             metrics=self.metrics,
             batch_size=max(1, platform.consumer_batch_size),
+            fetch_min_bytes=platform.consumer_fetch_min_bytes,
+            fetch_wait_ms=platform.consumer_fetch_wait_ms,
             group_prefix=platform.kafka_group_prefix,
             counties=frozenset(platform.counties),
         )

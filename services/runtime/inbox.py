@@ -140,6 +140,10 @@ class EventConsumer:
     metrics: ConsumerMetrics | None = None
     # Records applied per transaction (1: one at a time); the host sets it from settings.
     batch_size: int = 1
+    # A batched subscriber's fetch: answered once this many bytes wait or after this long
+    # (Kafka's own defaults here; the host sets the platform's).
+    fetch_min_bytes: int = 1
+    fetch_wait_ms: int = 500
     # The consumer group is `<group_prefix>-<service>`: a second deployment on the same broker
     # (another county) needs its own prefix, or it would share partitions with the first. The
     # inbox keeps `consumer_name`, so changing the prefix replays the log into an intact inbox.

@@ -83,6 +83,12 @@ class PlatformSettings(BaseSettings):
     # A batch holds SQLite's write lock while it runs (≈ 150 ms for 500 clues), so keep it
     # modest where the same process serves writes.
     consumer_batch_size: int = 500
+    # A batched consumer's fetch is answered once this much is waiting or the wait is over:
+    # at a few hundred events a second a batch then holds a tenth of a second of them instead
+    # of the one or two that arrived since the last, and each batch's fixed cost (a commit,
+    # an offset commit, the inbox look-up) is shared. The price is up to the wait in latency.
+    consumer_fetch_min_bytes: int = Field(default=32_768, ge=1)
+    consumer_fetch_wait_ms: int = Field(default=100, ge=0)
     grpc_drain_seconds: float = 10.0
     vault_key_file: Path | None = None
     # How far back a `back_entry` principal may date a step (补录 of a paper ledger).
