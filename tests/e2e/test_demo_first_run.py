@@ -17,6 +17,7 @@ import pytest
 from xiezuo.assessment.v1 import assessment_pb2, assessment_pb2_grpc
 from xiezuo.cases.v1 import cases_pb2, cases_pb2_grpc
 
+from services.demo.scenario import FILED_FATES
 from services.runtime.localstack import free_ports
 from services.runtime.settings import SERVICES
 from tests.e2e.conftest import REPO_ROOT
@@ -154,7 +155,11 @@ def _check_every_road_was_walked(marker: dict[str, Any], output: str) -> None:
         assert kpis.get(kpi, 0) > 0, (kpi, kpis)
     assert kpis["deadlines_breached"] < marker["clues"] // 2, kpis
     forms = marker["figures"]["four_forms"]
-    assert len(forms) == 4 and all(forms), marker["figures"]
+    # Every form of the year, unless a filed case that may still give the missing one is in
+    # progress: the sanctioned road is a common one, so in a small run it may fall only on
+    # the year's latest reports, whose steps are not due yet (as on 2026-12-05).
+    deciding = in_progress & FILED_FATES
+    assert len(forms) == 4 and (all(forms) or deciding), (marker["figures"], in_progress)
     assert "beside a county's year" in output and "approximate reference profile" in output
 
 

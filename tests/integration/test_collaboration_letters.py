@@ -239,8 +239,9 @@ async def _letter_flow(c: Counties) -> str:
     drafted = (await c.stub.RequestLetter(_request(c), metadata=officer_a)).letter
     letter_id = drafted.letter_id
     assert drafted.state == pb.LETTER_STATE_AWAITING_APPROVAL
-    # Due in 10 working days (verify_fact) on B's calendar: never sooner than two weeks.
-    assert (date.fromisoformat(drafted.due_date) - datetime.now(UTC).date()).days >= 14
+    # Due in 10 working days (verify_fact) on B's calendar: two weekends at least, so never
+    # sooner than 12 days (asked on a Sunday; 13 on a Saturday, 14 on a working day).
+    assert (date.fromisoformat(drafted.due_date) - datetime.now(UTC).date()).days >= 12
     # Only leadership approves.
     with pytest.raises(grpc.aio.AioRpcError) as denied:
         await c.stub.ApproveLetter(
