@@ -62,6 +62,18 @@ async def _committed_at(bootstrap: str, group: str, topic: str, offset: int) -> 
     return (await committed_offsets(bootstrap, group)).get((topic, 0)) == offset
 
 
+def _retrying_consumer(database: Database, producer: Any) -> EventConsumer:
+    """A batched consumer that tries a failing record three times, with a short back-off."""
+    return EventConsumer(
+        service=unique("cases"),
+        database=database,
+        dead_letter_producer=producer,
+        max_attempts=3,
+        retry_backoff_seconds=0.05,
+        batch_size=100,
+    )
+
+
 async def test_a_batch_is_one_transaction(make_database: MakeDatabase, kafka: KafkaNode) -> None:
     """A crash inside the batch keeps none of it (SQLite would commit the first savepoint)."""
     database = await make_database("cases")
@@ -178,14 +190,7 @@ async def test_a_failing_record_is_retried_alone_without_holding_other_keys(
         history.append(("applied", event.clue_id))
 
     async with started_producer(kafka.bootstrap_servers) as producer:
-        consumer = EventConsumer(
-            service=unique("cases"),
-            database=database,
-            dead_letter_producer=producer,
-            max_attempts=3,
-            retry_backoff_seconds=0.05,
-            batch_size=100,
-        )
+        consumer = _retrying_consumer(database, producer)
         consumer.on(event_class, flaky)
         await create_topics(kafka.bootstrap_servers, consumer.dead_letter_topic)
         # Zone a: a1, broken, a2, hiccup, a3; zone b: b1..b4 interleaved; one rejected in b.
@@ -264,14 +269,7 @@ async def test_failing_records_of_different_keys_are_retried_side_by_side(
         await handler(session, event, envelope)
 
     async with started_producer(kafka.bootstrap_servers) as producer:
-        consumer = EventConsumer(
-            service=unique("cases"),
-            database=database,
-            dead_letter_producer=producer,
-            max_attempts=3,
-            retry_backoff_seconds=0.05,
-            batch_size=100,
-        )
+        consumer = _retrying_consumer(database, producer)
         consumer.on(ClueRegistered, down_for_some)
         await create_topics(kafka.bootstrap_servers, consumer.dead_letter_topic)
         events = [clue_registered(zone=zone) for zone in ("z-a", "z-ok", "z-b")]

@@ -51,6 +51,21 @@ def trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return sent
 
 
+async def _bodies(database: Database) -> list[str]:
+    async with database.session() as session:
+        return list((await session.exec(select(_Note.body))).all())
+
+
+async def _fail_on_a_repeat(database: Database, *, new: str, repeated: str) -> None:
+    """A unit of work that writes `new`, then a note that exists already, and fails."""
+    with pytest.raises(exc.IntegrityError):
+        async with database.transaction() as session:
+            session.add(_Note(body=new))
+            await session.flush()
+            session.add(_Note(body=repeated))
+            await session.flush()
+
+
 async def test_statements_run_on_the_loop_and_executemany_in_one_trip(
     database: Database, trips: list[str]
 ) -> None:
@@ -100,10 +115,8 @@ async def test_a_statement_that_finds_the_lock_taken_waits_for_it_on_the_worker(
             await asyncio.sleep(0.01)
         await holder.commit()
         await asyncio.wait_for(waiting, timeout=30)
-    async with database.session() as session:
-        stored = (await session.exec(select(_Note.body))).all()
     # Each row once: the refused attempt on the loop had written nothing.
-    assert sorted(stored) == ["first", *bodies]
+    assert sorted(await _bodies(database)) == ["first", *bodies]
     assert trips[-1] == "commit"
 
 
@@ -131,16 +144,9 @@ async def test_orm_keys_and_errors(database: Database) -> None:
         await session.flush()
         # The ORM learns an autoincrement key from the cursor's lastrowid.
         assert note.id == 1
-    with pytest.raises(exc.IntegrityError):
-        async with database.transaction() as session:
-            session.add(_Note(body="second"))
-            await session.flush()
-            session.add(_Note(body="first"))
-            await session.flush()
+    await _fail_on_a_repeat(database, new="second", repeated="first")
     # The failed unit of work left nothing, and the pooled connection still works.
-    async with database.session() as session:
-        bodies = (await session.exec(select(_Note.body))).all()
-    assert bodies == ["first"]
+    assert await _bodies(database) == ["first"]
 
 
 async def test_commit_and_reset_make_no_trip_outside_a_transaction(
@@ -160,14 +166,7 @@ async def test_commit_and_reset_make_no_trip_outside_a_transaction(
     # A unit of work that only read leaves SQLite outside any transaction: nothing to end.
     assert trips == []
     trips.clear()
-    with pytest.raises(exc.IntegrityError):
-        async with database.transaction() as session:
-            session.add(_Note(body="other"))
-            await session.flush()
-            session.add(_Note(body="kept"))
-            await session.flush()
+    await _fail_on_a_repeat(database, new="other", repeated="kept")
     # A failed write still rolls back on the worker thread, and undoes what it wrote.
     assert trips[-1] == "rollback"
-    async with database.session() as session:
-        bodies = (await session.exec(select(_Note.body))).all()
-    assert bodies == ["kept"]
+    assert await _bodies(database) == ["kept"]
