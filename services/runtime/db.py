@@ -25,16 +25,29 @@ AUDIT_KEY = "xiezuo.audit_key"
 class Database:
     """A service's database: engine, sessions and commit notifications."""
 
-    def __init__(self, url: str, *, echo: bool = False, audit_key: AuditKey | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        audit_key: AuditKey | None = None,
+        wal_autocheckpoint_pages: int | None = None,
+    ) -> None:
+        """`wal_autocheckpoint_pages`: SQLite's log length at which a commit checkpoints
+        itself; raise it only where a `WalCheckpointer` folds the log back (services.runtime.wal).
+        """
         self.url = url
         # The key is the service's, not the database's: it lives in memory, never in a row.
         self.audit_key = audit_key
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        # The file behind a SQLite URL (None: PostgreSQL, or SQLite in memory).
+        self.sqlite_path: Path | None = None
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                self.sqlite_path = Path(parsed.database)
+                self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": 30}
             if parsed.get_driver_name() == "aiosqlite":
                 # One trip to aiosqlite's thread per statement instead of four (sqlite_driver).
@@ -44,6 +57,15 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            if wal_autocheckpoint_pages is not None:
+                pages = int(wal_autocheckpoint_pages)
+
+                def _autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
+                    cursor = dbapi_connection.cursor()
+                    cursor.execute(f"PRAGMA wal_autocheckpoint={pages}")
+                    cursor.close()
+
+                event.listen(self.engine.sync_engine, "connect", _autocheckpoint)
         self._sessions = async_sessionmaker(
             self.engine,
             class_=AsyncSession,

@@ -58,6 +58,7 @@ from services.runtime.telemetry import (
     start_metrics_server,
 )
 from services.runtime.tokens import TokenVerifier, ensure_dev_keypair
+from services.runtime.wal import WalCheckpointer
 
 log = logging.getLogger(__name__)
 # Waiting for Kafka at start: 0.5 s, doubling, at most 15 s between attempts.
@@ -85,7 +86,22 @@ class ServiceHost:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         platform = settings.platform
-        self.database = Database(settings.database_url, audit_key=settings.audit_key())
+        # SQLite's log is checkpointed beside the writers (runtime/wal.py), when configured.
+        checkpoints_wal = platform.sqlite_wal_checkpoint_seconds > 0
+        self.database = Database(
+            settings.database_url,
+            audit_key=settings.audit_key(),
+            wal_autocheckpoint_pages=(
+                platform.sqlite_wal_autocheckpoint_pages if checkpoints_wal else None
+            ),
+        )
+        self.wal = (
+            WalCheckpointer(
+                self.database.sqlite_path, interval=platform.sqlite_wal_checkpoint_seconds
+            )
+            if checkpoints_wal and self.database.sqlite_path is not None
+            else None
+        )
         self.metrics = ServiceMetrics(settings.service)
         self.producer = KafkaEventProducer(
             platform.kafka_bootstrap,
@@ -210,6 +226,11 @@ class ServiceHost:
             metrics_server.stop()
             shutdown_tracing(tracer_provider)
             return
+        wal_task = (
+            asyncio.create_task(self.wal.run(), name=f"{service}-wal-checkpoints")
+            if self.wal is not None
+            else None
+        )
         relay_task = asyncio.create_task(self.relay.run(), name=f"{service}-outbox-relay")
         keeper = CheckpointKeeper(
             self.database, service, interval=platform.audit_checkpoint_seconds
@@ -241,6 +262,9 @@ class ServiceHost:
                 await relay_task
             await self.producer.stop()
             await self._stop_probes(probes_stop, probing)
+            if self.wal is not None and wal_task is not None:
+                self.wal.stop()
+                await wal_task
             await self.database.dispose()
             metrics_server.stop()
             shutdown_tracing(tracer_provider)

@@ -95,6 +95,13 @@ class PlatformSettings(BaseSettings):
     back_entry_days: int = 400
     # How often each service anchors its audit chain heads on Kafka (only heads that moved).
     audit_checkpoint_seconds: float = 300.0
+    # SQLite: how often a service folds its write-ahead log back into the database file on a
+    # thread of its own (services/runtime/wal.py), so no commit pays for the others' pages;
+    # 0 leaves it to SQLite, inside whichever commit takes the log past 1,000 pages.
+    sqlite_wal_checkpoint_seconds: float = Field(default=1.0, ge=0)
+    # The log length (pages of 4 KiB) at which a commit still checkpoints itself while that
+    # thread runs: the bound on the log if the checkpoints fall behind (a long read holds them).
+    sqlite_wal_autocheckpoint_pages: int = Field(default=16_384, ge=1_000)
 
     def kafka_security(self) -> KafkaSecurity:
         """The Kafka client security these settings describe; KafkaSettingsError if unusable."""
