@@ -160,8 +160,11 @@ async def _serve(state_dir: Path, url: str) -> None:
         verifier=host.token_verifier(),
     )
     port = await endpoint.start()
+    # As the service runs it: SQLite's log checkpointed beside the writers (runtime/wal.py).
+    checkpoints = asyncio.create_task(host.wal.run()) if host.wal is not None else None
     print(port, flush=True)
     await asyncio.Event().wait()
+    assert checkpoints is not None  # held until the process is killed
 
 
 def _request(rng: random.Random, key: str) -> Any:
