@@ -39,6 +39,7 @@ from services.runtime.audit_key import AuditKey
 from services.runtime.bus import bind_consumer, build_broker, quiet_transient_kafka_errors
 from services.runtime.db import Database
 from services.runtime.envelope import Envelope
+from services.runtime.ids import time_ordered_uuid
 from services.runtime.inbox import EventConsumer, Outcome, Record
 from services.runtime.localstack import KafkaNode
 from services.runtime.migrate import upgrade_async
@@ -106,11 +107,12 @@ def _clue_envelopes(count: int) -> list[Envelope]:
             n,
             county_id="c-bench",
             township_id=f"t-{rng.randrange(18):02d}",
-            clue_id=f"clue-{uuid.uuid4().hex}",
-            report_id=f"report-{uuid.uuid4().hex}",
+            # Ids as intake mints them (time-ordered, runtime/ids.py).
+            clue_id=f"clue-{time_ordered_uuid().hex}",
+            report_id=f"report-{time_ordered_uuid().hex}",
             at=now,
         )
-        envelopes.append(_envelope(event, str(uuid.uuid4()), now))
+        envelopes.append(_envelope(event, str(time_ordered_uuid()), now))
     return envelopes
 
 

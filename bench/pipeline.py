@@ -91,6 +91,7 @@ from services.demo.county import DEMO_COUNTY_FILE, load_county_plan
 from services.demo.requests import submit_request
 from services.demo.scenario import CountyPlan, ScriptedReport, generate_scenario
 from services.runtime.envelope import Envelope
+from services.runtime.ids import time_ordered_uuid
 from services.runtime.localstack import KafkaError, KafkaNode, PostgresCluster, PostgresError
 from services.runtime.settings import SERVICES, PlatformSettings
 from services.runtime.tokens import ALL_ZONES, mint_dev_token
@@ -1216,7 +1217,8 @@ def clue_events(plan: CountyPlan, count: int) -> list[tuple[bytes, bytes, list[t
     )
     records = []
     for report in reports:
-        suffix = uuid.uuid4().hex
+        # Ids as intake mints them (time-ordered, runtime/ids.py).
+        suffix = time_ordered_uuid().hex
         event = clue_registered(report, f"clue-{suffix}", f"rpt-{suffix}", report.received_at)
         envelope = _clue_envelope(event)
         records.append((event.partition_key().encode(), envelope.data, envelope.headers()))
@@ -1253,7 +1255,7 @@ def clue_registered(
 
 def _clue_envelope(event: ClueRegistered) -> Envelope:
     return Envelope(
-        id=str(uuid.uuid4()),
+        id=str(time_ordered_uuid()),
         type=event.event_type,
         source="xiezuo/intake",
         time=event.registered_at,

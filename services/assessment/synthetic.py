@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,8 +11,11 @@ from services.contracts.base import IntegrationEvent
 from services.contracts.cases import CaseDecided, CaseFiled, TeamRequested
 from services.contracts.intake import ClueRegistered, ReportedSubject
 from services.contracts.staffing import RecusalRecorded, TeamAssigned, TeamMember, TeamUnfillable
+from services.runtime.ids import time_ordered_uuid
 
 YEAR_START = datetime(2026, 1, 1, tzinfo=UTC)
+# The first synthetic event id's moment (ids sort by publication, runtime/ids.py).
+PUBLISHED_FROM_MS = int(datetime(2027, 1, 1, tzinfo=UTC).timestamp() * 1000)
 DECISIONS = ("education", "party_sanction", "government_sanction", "transfer")
 
 
@@ -50,14 +52,19 @@ def synthetic_events(
     """`count` events spread over 2026, some delivered late (ce_time after their own time)."""
     shape = county or County()
     rng = random.Random(seed)
-    for _ in range(count):
+    for index in range(count):
         zone = rng.randrange(shape.zones)
         township = rng.randrange(shape.townships_per_zone)
         at = YEAR_START + timedelta(seconds=rng.randrange(365 * 86400))
         # One in ten arrives weeks late: the quarter must still come from `at`.
         ce_time = at + timedelta(days=rng.choice([0, 0, 0, 0, 0, 0, 0, 0, 0, 40]))
         event = _event(rng, shape, zone, township, at)
-        yield SyntheticEvent(str(uuid.UUID(int=rng.getrandbits(128))), event, ce_time)
+        # Minted in the order the events are published, as an outbox mints them; the same
+        # draws as ever from `rng`, so a seed still gives the same events.
+        event_id = time_ordered_uuid(
+            at_ms=PUBLISHED_FROM_MS + index, random_bits=rng.getrandbits(128)
+        )
+        yield SyntheticEvent(str(event_id), event, ce_time)
 
 
 def _event(

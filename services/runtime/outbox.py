@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.contracts.base import IntegrationEvent
 from services.runtime.db import OUTBOX_WRITTEN, Database, as_utc
 from services.runtime.envelope import Envelope
+from services.runtime.ids import time_ordered_uuid
 from services.runtime.kafka_security import KafkaSecurity, client_kwargs
 from services.runtime.messaging_tables import OutboxMessage
 
@@ -54,7 +54,7 @@ def outbox_row(
     # consumer's span joins the same trace even if the relay publishes much later.
     propagate.inject(carrier)
     row = OutboxMessage(
-        event_id=event_id or str(uuid.uuid4()),
+        event_id=event_id or str(time_ordered_uuid()),
         event_type=event.event_type,
         topic=event.topic,
         partition_key=event.partition_key(),

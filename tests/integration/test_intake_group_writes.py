@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -81,6 +82,26 @@ async def test_a_group_writes_each_table_with_one_insert_and_outbox_rows_in_orde
     async with db.session() as session:
         rows = (await session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id)))).all()
     assert [row.subject for row in rows] == [d.clue_id for d in drafts]
+
+
+async def test_reports_clues_and_their_events_get_time_ordered_ids(
+    make_database: MakeDatabase,
+) -> None:
+    db = await make_database("intake")
+    registry = ReportRegistry(db, Vault(bytes(32)), BOOK)
+    drafts = [registry._draft(s, fingerprint(s), actor="officer") for s in [_submission("k1")]]
+    await registry._apply_group(drafts)
+    async with db.session() as session:
+        (row,) = (await session.exec(select(OutboxMessage))).all()
+    (draft,) = drafts
+    ids = [
+        uuid.UUID(hex=draft.report_id.removeprefix("rpt-")),
+        uuid.UUID(hex=draft.clue_id.removeprefix("clue-")),
+        uuid.UUID(row.event_id),
+    ]
+    # Version 7: new rows land at the end of every index keyed by them (runtime/ids.py).
+    assert [made.version for made in ids] == [7, 7, 7]
+    assert all(abs((made.int >> 80) - draft.now.timestamp() * 1000) < 60_000 for made in ids)
 
 
 async def test_a_failing_draft_in_a_written_run_is_undone_alone(

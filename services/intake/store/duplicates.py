@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,6 +37,7 @@ from services.intake.store.tables import (
 )
 from services.runtime import audit
 from services.runtime.db import Database, as_utc
+from services.runtime.ids import time_ordered_uuid
 from services.runtime.outbox import record_event
 
 EVENT_SOURCE = "xiezuo/intake"
@@ -321,7 +321,7 @@ def candidate_values(
     """`flag_candidates`' rows as column values, for one INSERT (a crowded window flags dozens)."""
     return [
         {
-            "candidate_id": f"dup-{uuid.uuid4().hex}",
+            "candidate_id": f"dup-{time_ordered_uuid().hex}",
             "county_id": report.county_id,
             "zone_id": report.zone_id,
             "report_id": report.report_id,
@@ -343,7 +343,7 @@ def flag_candidates(
     for candidate in similar:
         session.add(
             DuplicateCandidateRow(
-                candidate_id=f"dup-{uuid.uuid4().hex}",
+                candidate_id=f"dup-{time_ordered_uuid().hex}",
                 county_id=report.county_id,
                 zone_id=report.zone_id,
                 report_id=report.report_id,

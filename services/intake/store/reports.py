@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -63,6 +62,7 @@ from services.runtime import audit
 from services.runtime.backentry import BACK_ENTRY_GRACE
 from services.runtime.bulk import BulkInsert
 from services.runtime.db import OUTBOX_WRITTEN, Database
+from services.runtime.ids import time_ordered_uuid
 from services.runtime.messaging_tables import OutboxMessage
 from services.runtime.outbox import outbox_row
 
@@ -250,8 +250,8 @@ class ReportRegistry:
         now = datetime.now(UTC)
         # A back-entry (补录) registers at the paper ledger's moment; the audit keeps `now`.
         registered_at = submission.registered_at or now
-        report_id = f"rpt-{uuid.uuid4().hex}"
-        clue_id = f"clue-{uuid.uuid4().hex}"
+        report_id = f"rpt-{time_ordered_uuid().hex}"
+        clue_id = f"clue-{time_ordered_uuid().hex}"
         receipt_code = new_receipt_code()
         context = report_id.encode()
         content = self._vault.seal(submission.content.encode(), context=context)
@@ -736,7 +736,7 @@ def _clue_values(
     # As outbox_row: the request's trace context travels with the row to the consumer.
     propagate.inject(carrier)
     outbox: dict[str, object] = {
-        "event_id": str(uuid.uuid4()),
+        "event_id": str(time_ordered_uuid()),
         "event_type": event.event_type,
         "topic": event.topic,
         "partition_key": event.partition_key(),
