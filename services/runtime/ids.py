@@ -4,8 +4,8 @@ A report's, clue's or event's id is the key of several indexes in every service 
 it (the row itself, the inbox, the audit trail's record index). Random ids (version 4) put
 each new row on a random page of each of those B-trees: at a consumer's batch of 500 clues
 almost every row dirtied a page of its own, which SQLite then wrote to its log and copied
-back. Ids that begin with the time land at the right-hand end instead: in a raw SQLite test
-of cases' five inserts per clue, 55 → 24 µs per clue and a third less file (bench/README.md).
+back. Ids that begin with the time land at the right-hand end instead: SQLite's own work for
+cases' five inserts per clue went from 55 to 22 µs (`bench/sqlite_inserts.py`, bench/README.md).
 
 What this gives away: the id tells its creation time to the millisecond, which every row and
 event carrying it states anyway (`registered_at`, `ce_time`). 74 random bits are left, so
