@@ -5,7 +5,7 @@ it (the row itself, the inbox, the audit trail's record index). Random ids (vers
 each new row on a random page of each of those B-trees: at a consumer's batch of 500 clues
 almost every row dirtied a page of its own, which SQLite then wrote to its log and copied
 back. Ids that begin with the time land at the right-hand end instead: SQLite's own work for
-cases' five inserts per clue went from 55 to 22 µs (`bench/sqlite_inserts.py`, bench/README.md).
+cases' five inserts and commit per clue went from 57 to 24 µs (`bench/sqlite_inserts.py`).
 
 What this gives away: the id tells its creation time to the millisecond, which every row and
 event carrying it states anyway (`registered_at`, `ce_time`). 74 random bits are left, so
