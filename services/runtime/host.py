@@ -95,14 +95,18 @@ class ServiceHost:
                 platform.sqlite_wal_autocheckpoint_pages if checkpoints_wal else None
             ),
         )
+        self.metrics = ServiceMetrics(settings.service)
         self.wal = (
             WalCheckpointer(
-                self.database.sqlite_path, interval=platform.sqlite_wal_checkpoint_seconds
+                self.database.sqlite_path,
+                interval=platform.sqlite_wal_checkpoint_seconds,
+                on_checkpoint=self.metrics.wal_checkpointed,
             )
             if checkpoints_wal and self.database.sqlite_path is not None
             else None
         )
-        self.metrics = ServiceMetrics(settings.service)
+        if self.wal is not None:
+            self.metrics.start_wal_series()
         self.producer = KafkaEventProducer(
             platform.kafka_bootstrap,
             client_id=f"xiezuo-{settings.service}-relay",

@@ -266,6 +266,19 @@ class ServiceMetrics:
             ["service"],
             registry=r,
         )
+        self.sqlite_wal_frames = Gauge(
+            "xiezuo_sqlite_wal_frames",
+            "SQLite: frames (page images) of the write-ahead log not yet in the database file "
+            "after the last checkpoint (0 when it has all been copied back).",
+            ["service"],
+            registry=r,
+        )
+        self.sqlite_wal_checkpoint_failures = Counter(
+            "xiezuo_sqlite_wal_checkpoint_failures_total",
+            "SQLite: checkpoints of the write-ahead log that failed (the log grows meanwhile).",
+            ["service"],
+            registry=r,
+        )
         self.probe_failures = Counter(
             "xiezuo_metrics_probe_failures_total",
             "Rounds of a gauge refresh (lag, outbox age, deadlines) that failed; gauges are stale.",
@@ -336,6 +349,18 @@ class ServiceMetrics:
     def set_audit_unsealed_heads(self, count: int) -> None:
         """Record how many county chain heads failed their seal at the last look."""
         self.audit_unsealed_heads.labels(self.service).set(count)
+
+    def start_wal_series(self) -> None:
+        """Create the WAL series at 0, for a service whose log is checkpointed beside it."""
+        self.sqlite_wal_frames.labels(self.service).set(0)
+        self.sqlite_wal_checkpoint_failures.labels(self.service)
+
+    def wal_checkpointed(self, frames_left: int | None) -> None:
+        """Record a WAL checkpoint's outcome: the frames it left in the log, or None: failed."""
+        if frames_left is None:
+            self.sqlite_wal_checkpoint_failures.labels(self.service).inc()
+        else:
+            self.sqlite_wal_frames.labels(self.service).set(frames_left)
 
     def probe_failed(self, probe: str) -> None:
         """Count one failed gauge refresh."""

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,11 +33,19 @@ class WalState:
 class WalCheckpointer:
     """Checkpoints one SQLite database's log every `interval` seconds until stopped."""
 
-    def __init__(self, path: Path, *, interval: float) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        interval: float,
+        on_checkpoint: Callable[[int | None], None] | None = None,
+    ) -> None:
+        """`on_checkpoint`: told the frames each pass left in the log, or None when it failed."""
         if interval <= 0:
             raise ValueError("a WAL checkpoint interval must be positive")
         self.path = path
         self.interval = interval
+        self._on_checkpoint = on_checkpoint or (lambda _pages: None)
         self._stop = asyncio.Event()
         self._connection: sqlite3.Connection | None = None
 
@@ -45,11 +54,15 @@ class WalCheckpointer:
         try:
             while not self._stop.is_set():
                 try:
-                    await self.checkpoint()
+                    state = await self.checkpoint()
                 except sqlite3.Error as exc:
                     # A checkpoint left undone only leaves the log longer: the writers'
                     # own threshold still bounds it.
                     log.warning("WAL checkpoint failed", extra={"error": str(exc)})
+                    self._on_checkpoint(None)
+                else:
+                    # What a reader still needed stays in the log until a later pass.
+                    self._on_checkpoint(state.frames - state.checkpointed)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), self.interval)
         finally:

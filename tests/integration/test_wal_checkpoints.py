@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
 from pydantic import ValidationError
 from sqlalchemy import text
 
@@ -105,15 +106,65 @@ async def test_writes_beside_the_checkpoints_lose_nothing(tmp_path: Path) -> Non
 
 
 async def test_a_missing_database_is_not_created_by_the_checkpointer(tmp_path: Path) -> None:
-    checkpointer = WalCheckpointer(tmp_path / "absent.sqlite3", interval=0.001)
+    told: list[int | None] = []
+    checkpointer = WalCheckpointer(
+        tmp_path / "absent.sqlite3", interval=0.001, on_checkpoint=told.append
+    )
     with pytest.raises(sqlite3.OperationalError):
         await checkpointer.checkpoint()
-    # run() logs a failed pass and goes on until stopped.
+    # run() logs a failed pass, says so, and goes on until stopped.
     running = asyncio.create_task(checkpointer.run())
     await asyncio.sleep(0.05)
     checkpointer.stop()
     await running
     assert not (tmp_path / "absent.sqlite3").exists()
+    assert len(told) >= 2 and set(told) == {None}
+
+
+async def test_each_pass_reports_the_pages_it_left_and_the_service_shows_them(
+    tmp_path: Path,
+) -> None:
+    host = ServiceHost(Settings("cases", PlatformSettings(state_dir=tmp_path)))
+    assert host.wal is not None and host.database.sqlite_path is not None
+    try:
+        async with host.database.transaction() as session:
+            await (await session.connection()).execute(
+                text("CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT)")
+            )
+        await _write(host.database, 0, 200)
+        exposition = generate_latest(host.metrics.registry).decode()
+        assert 'xiezuo_sqlite_wal_frames{service="cases"} 0.0' in exposition
+        assert 'xiezuo_sqlite_wal_checkpoint_failures_total{service="cases"} 0.0' in exposition
+        # A reader holding its snapshot keeps the pages it may still read in the log.
+        with sqlite3.connect(host.database.sqlite_path) as reader:
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM note").fetchone()
+            await _write(host.database, 1_000, 200)
+            host.wal.interval = 0.001
+            running = asyncio.create_task(host.wal.run())
+            await asyncio.sleep(0.05)
+            host.wal.stop()
+            await running
+            held = _gauge(host, "xiezuo_sqlite_wal_frames")
+            reader.execute("COMMIT")
+        assert held > 50
+        # Once the reader is done, the next pass copies them back.
+        again = WalCheckpointer(
+            host.database.sqlite_path, interval=0.001, on_checkpoint=host.metrics.wal_checkpointed
+        )
+        running = asyncio.create_task(again.run())
+        await asyncio.sleep(0.05)
+        again.stop()
+        await running
+        assert _gauge(host, "xiezuo_sqlite_wal_frames") == 0
+    finally:
+        await host.database.dispose()
+
+
+def _gauge(host: ServiceHost, name: str) -> float:
+    value = host.metrics.registry.get_sample_value(name, {"service": "cases"})
+    assert value is not None
+    return value
 
 
 async def test_a_service_on_sqlite_checkpoints_beside_its_writers(tmp_path: Path) -> None:

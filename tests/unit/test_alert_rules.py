@@ -59,6 +59,7 @@ def _exposition() -> str:
     metrics.set_consumer_lag("xiezuo-cases", "xiezuo.intake.clues", 0, 3)
     metrics.set_outbox_oldest_age(0)
     metrics.set_audit_unsealed_heads(0)
+    metrics.start_wal_series()
     return generate_latest(metrics.registry).decode()
 
 
