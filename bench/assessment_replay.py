@@ -1,8 +1,8 @@
 """Rebuilding assessment's KPI projections from synthetic events, then ranking queries.
 
 Run: ``.venv/bin/python bench/assessment_replay.py [--events N] [--batch B] [--consumer-events M]
-[--live-events L] [--live-path rebuild|consumer] [--rebuild-batch R] [--consumer-batch C]
-[--live-check] [--database-url URL | --postgres]`` (SQLite in a temp dir
+[--live-events L] [--live-path rebuild|consumer] [--rebuild-batch R] [--rebuild-workers W]
+[--consumer-batch C] [--live-check] [--database-url URL | --postgres]`` (SQLite in a temp dir
 by default).
 
 What is measured (one JSON object is printed; timings are never asserted):
@@ -17,8 +17,9 @@ What is measured (one JSON object is printed; timings are never asserted):
   into an empty database while the group's committed offsets are polled. ``--live-path
   rebuild`` (the default) reads them with ``ProjectionRebuild`` (services/assessment/rebuild.py:
   `--rebuild-batch` records per poll and transaction, bulk statements, what
-  ``xiezuo assessment catch-up`` runs); ``--live-path consumer`` with assessment's own
-  EventConsumer subscribed through FastStream exactly as the service host does it
+  ``xiezuo assessment catch-up`` runs; with `--rebuild-workers` W > 1, W processes each apply
+  a share of the partitions, as ``catch-up --workers W`` does); ``--live-path consumer`` with
+  assessment's own EventConsumer subscribed through FastStream exactly as the service host does it
   (``bind_consumer``), `--consumer-batch` records per transaction. ``events_per_second`` counts
   from the first commit to the last (the start before it is reported apart). With
   ``--live-check`` the same events are also applied in-process, one record at a time, into
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import json
 import statistics
@@ -53,7 +55,13 @@ from services.assessment.domain.quarter import AssessmentCalendar, Quarter
 from services.assessment.domain.scoring_rules import load_rules
 from services.assessment.handlers.mappers import projections
 from services.assessment.handlers.projection import increments_for, register_handlers
-from services.assessment.rebuild import ProjectionRebuild, Subscriptions
+from services.assessment.rebuild import (
+    ProjectionRebuild,
+    RebuildProgress,
+    Share,
+    Subscriptions,
+    run_shares,
+)
 from services.assessment.store.projection import apply_increments, projection_rows
 from services.assessment.store.scorecards import Scoring
 from services.assessment.store.tables import KpiContribution, KpiTally
@@ -163,6 +171,7 @@ async def live(
     reference: Database | None,
     path: str = "rebuild",
     rebuild_batch: int = 5_000,
+    rebuild_workers: int = 1,
 ) -> dict[str, Any]:
     """Time a rebuild through Kafka → EventConsumer → database on a private broker.
 
@@ -217,7 +226,11 @@ async def live(
             running: list[asyncio.Task[Any]] = []
 
             async def start() -> None:
-                running.append(asyncio.create_task(rebuild.run()))
+                if rebuild_workers == 1:
+                    running.append(asyncio.create_task(rebuild.run()))
+                    return
+                worker = functools.partial(_rebuild_share, database.url, bootstrap, rebuild_batch)
+                running.append(asyncio.create_task(run_shares(rebuild, rebuild_workers, worker)))
 
             def check() -> bool:
                 if running[0].done() and running[0].exception() is not None:
@@ -232,6 +245,7 @@ async def live(
                     task.cancel()
                 await admin.close()
             result["path"] = "ProjectionRebuild"
+            result["workers"] = rebuild_workers
             result["records_per_poll"] = rebuild_batch
             result["handed_to_consumer"] = rebuild.progress.by_consumer
             result["reading_seconds"] = round(rebuild.progress.reading_seconds, 2)
@@ -267,6 +281,26 @@ async def live(
             expected = await projection_rows(session)
         result["equals_in_process_replay"] = built == expected
     return result
+
+
+def _rebuild_share(url: str, bootstrap: str, batch: int, share: Share) -> RebuildProgress:
+    """One worker process's share of a rebuild, as `catch-up --workers` runs it."""
+    return asyncio.run(_apply_share(url, bootstrap, batch, share))
+
+
+async def _apply_share(url: str, bootstrap: str, batch: int, share: Share) -> RebuildProgress:
+    database = Database(url)
+    try:
+        subscriptions = Subscriptions(
+            EventConsumer(
+                service="assessment", database=database, dead_letter_producer=_NoDeadLetters()
+            )
+        )
+        register_handlers(subscriptions, AssessmentCalendar(), projections())
+        rebuild = ProjectionRebuild(subscriptions, bootstrap, batch_records=batch)
+        return await rebuild.run(share=share)
+    finally:
+        await database.dispose()
 
 
 async def _catch_up(
@@ -361,6 +395,12 @@ async def main() -> None:
         "--rebuild-batch", type=int, default=5_000, help="live path: records per rebuild poll"
     )
     parser.add_argument(
+        "--rebuild-workers",
+        type=int,
+        default=1,
+        help="live path: ProjectionRebuild's worker processes (catch-up --workers)",
+    )
+    parser.add_argument(
         "--live-check", action="store_true", help="live path: compare with an in-process replay"
     )
     parser.add_argument("--database-url", default="")
@@ -447,6 +487,7 @@ async def _live(args: argparse.Namespace, scratch: str, county: County) -> dict[
             reference_db if args.live_check else None,
             args.live_path,
             args.rebuild_batch,
+            args.rebuild_workers,
         )
     finally:
         await live_db.dispose()

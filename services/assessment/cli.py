@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import getpass
 from pathlib import Path
 from typing import Annotated
@@ -12,7 +13,7 @@ import typer
 from services.assessment.app import build_rebuild
 from services.assessment.domain.quarter import Quarter
 from services.assessment.domain.scoring_rules import load_rules
-from services.assessment.rebuild import RebuildProgress
+from services.assessment.rebuild import RebuildProgress, Share, run_shares
 from services.assessment.report.build import build_report, build_year_report
 from services.assessment.report.render import render_csv, render_html
 from services.assessment.store.scorecards import Scoring
@@ -33,14 +34,19 @@ def assessment() -> None:
 @app.command("catch-up")
 def catch_up(
     batch: Annotated[int, typer.Option(min=1, help="Records per poll and transaction")] = 5_000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Processes sharing the partitions (one per core)")
+    ] = 1,
 ) -> None:
     """Apply the consumer group's backlog in big batches, then exit (stop the service first).
 
     After `xiezuo projection rebuild assessment` the next start would replay the whole log a
     hundred records per transaction; this applies it with bulk statements instead (same rows),
-    committing the group's offsets after each batch. Start the service afterwards.
+    committing the group's offsets after each batch. With `--workers N`, N processes read and
+    map a share of the partitions each, and write one transaction at a time. Start the
+    service afterwards.
     """
-    progress = asyncio.run(_catch_up(Settings("assessment"), batch))
+    progress = asyncio.run(_catch_up(Settings("assessment"), batch, workers))
     typer.echo(
         f"{progress.records} records in {progress.seconds:.1f} s: {progress.applied} applied, "
         f"{progress.duplicates} already applied, {progress.ignored} not assessment's, "
@@ -48,14 +54,25 @@ def catch_up(
     )
 
 
-async def _catch_up(settings: Settings, batch: int) -> RebuildProgress:
+async def _catch_up(
+    settings: Settings, batch: int, workers: int = 1, share: Share | None = None
+) -> RebuildProgress:
     rebuild, producer, database = build_rebuild(settings, batch)
-    await producer.start()
     try:
-        return await rebuild.run()
+        if workers > 1:
+            return await run_shares(rebuild, workers, functools.partial(_catch_up_share, batch))
+        await producer.start()
+        try:
+            return await rebuild.run(share=share)
+        finally:
+            await producer.stop()
     finally:
-        await producer.stop()
         await database.dispose()
+
+
+def _catch_up_share(batch: int, share: Share) -> RebuildProgress:
+    """A worker process's share of `catch-up --workers` (settings from the same environment)."""
+    return asyncio.run(_catch_up(Settings("assessment"), batch, share=share))
 
 
 @app.command()

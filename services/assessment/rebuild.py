@@ -9,22 +9,31 @@ insert, one insert per row ledger, one inbox insert), the group's offsets commit
 the database commit. A batch it cannot apply this way (a record that does not read, a type no
 route takes, a handler that fails) goes to the service's EventConsumer, which retries and
 dead-letters record by record exactly as the running service would.
+
+One process reads and maps at about the rate SQLite writes, on one core. `run_shares` splits
+the backlog's partitions between worker processes, each a `ProjectionRebuild` of its own, so
+reading and mapping use every core while the writes still go one transaction at a time (each
+batch's transaction takes the database's write lock first, see `_write`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import multiprocessing
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
-from sqlalchemy import String, Table, any_, cast
+from sqlalchemy import String, Table, any_, cast, func
+from sqlalchemy import select as sql_select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -129,6 +138,37 @@ class RebuildProgress:
     reading_seconds: float = 0.0
     writing_seconds: float = 0.0
 
+    def add(self, other: RebuildProgress) -> None:
+        """Count `other`'s work in this one (a worker's share of a rebuild)."""
+        for counter in fields(self):
+            # `seconds` is the whole rebuild's time, not the sum of its workers'.
+            if counter.name != "seconds":
+                name = counter.name
+                setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+# A share of a rebuild's partitions, as a worker process is handed it: (topic, partition).
+Share = list[tuple[str, int]]
+
+
+def deal_partitions(backlog: Mapping[TopicPartition, int], workers: int) -> list[Share]:
+    """Partitions with records to apply, dealt into at most `workers` shares of about equal size.
+
+    Largest backlog first, each to the share with the fewest records so far (the first of
+    them on a tie), so the same backlog always gives the same shares.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    shares: list[Share] = [[] for _ in range(workers)]
+    sizes = [0] * workers
+    for tp, records in sorted(backlog.items(), key=lambda item: (-item[1], item[0])):
+        if records <= 0:
+            continue
+        smallest = sizes.index(min(sizes))
+        shares[smallest].append((tp.topic, tp.partition))
+        sizes[smallest] += records
+    return [sorted(share) for share in shares if share]
+
 
 class ProjectionRebuild:
     """Applies the group's backlog in big batches, then stops (the service carries on after).
@@ -154,10 +194,12 @@ class ProjectionRebuild:
         self.progress = RebuildProgress()
         # The batch's inbox rows bound by the driver, as the consumer binds its own.
         self._inbox_rows = BulkInsert(_INBOX)
+        # The PostgreSQL advisory lock (its key) the group's rebuild workers take in turn.
+        digest = hashlib.blake2b(self.consumer.group_id.encode(), digest_size=8).digest()
+        self.write_lock_key = int.from_bytes(digest, "big", signed=True)
 
-    async def run(self, stop: asyncio.Event | None = None) -> RebuildProgress:
-        """Apply every record up to the log's end as it was at start (or until `stop` is set)."""
-        kafka = AIOKafkaConsumer(
+    def _kafka(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers,
             group_id=self.consumer.group_id,
             enable_auto_commit=False,
@@ -167,10 +209,37 @@ class ProjectionRebuild:
             fetch_max_bytes=64 * 1024 * 1024,
             **self.kafka_options,
         )
+
+    async def backlog(self) -> dict[TopicPartition, int]:
+        """Records from the group's committed offset to the log's end, per partition."""
+        kafka = self._kafka()
+        await kafka.start()
+        try:
+            partitions = await self._partitions()
+            if not partitions:
+                return {}
+            kafka.assign(partitions)
+            end = await kafka.end_offsets(partitions)
+            return {tp: end[tp] - await kafka.position(tp) for tp in partitions}
+        finally:
+            await kafka.stop()
+
+    async def run(
+        self, stop: asyncio.Event | None = None, *, share: Share | None = None
+    ) -> RebuildProgress:
+        """Apply every record up to the log's end as it was at start (or until `stop` is set).
+
+        With a `share`, only those partitions, and the WAL is left to whoever runs the others
+        (`run_shares` truncates it once they are all done).
+        """
+        kafka = self._kafka()
         await kafka.start()
         started = time.perf_counter()
         try:
-            partitions = await self._partitions()
+            if share is None:
+                partitions = await self._partitions()
+            else:
+                partitions = [TopicPartition(topic, partition) for topic, partition in share]
             if not partitions:
                 return self.progress
             # Partitions given, not subscribed: no rebalance, and the group's committed
@@ -201,11 +270,8 @@ class ProjectionRebuild:
                     pending = {tp for tp in pending if await kafka.position(tp) < end[tp]}
                 if writing is not None:
                     await writing
-                if self.consumer.database.is_sqlite:
-                    # Copy the catch-up's long WAL into the database file now, not at the
-                    # service's first commit.
-                    async with self.consumer.database.engine.connect() as connection:
-                        await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                if share is None:
+                    await self.checkpoint()
             finally:
                 if writing is not None and not writing.done():
                     writing.cancel()
@@ -213,6 +279,13 @@ class ProjectionRebuild:
             self.progress.seconds += time.perf_counter() - started
             await kafka.stop()
         return self.progress
+
+    async def checkpoint(self) -> None:
+        """On SQLite, copy the catch-up's long WAL into the database file now, not at the
+        service's first commit."""
+        if self.consumer.database.is_sqlite:
+            async with self.consumer.database.engine.connect() as connection:
+                await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def _partitions(self) -> list[TopicPartition]:
         """Every partition of the consumer's topics that exists on the broker."""
@@ -315,8 +388,7 @@ class ProjectionRebuild:
     async def _write(self, items: list[_Item]) -> None:
         """One transaction: new records' effects in bulk, their inbox rows, then commit."""
         async with self.consumer.database.transaction() as session:
-            if self.consumer.database.is_sqlite:
-                await _catch_up_pragmas(session)
+            await self._take_write_lock(session)
             seen = await self._already_applied(session, [item.envelope.id for item in items])
             applied: list[tuple[str, Sequence[KpiIncrement]]] = []
             cases: dict[str, str] = {}
@@ -349,6 +421,23 @@ class ProjectionRebuild:
                 await self._inbox_rows.rows(await session.connection(), inbox)
         self.progress.applied += len(inbox)
 
+    async def _take_write_lock(self, session: AsyncSession) -> None:
+        """Start the batch's transaction holding the database's write lock (SQLite), or the
+        group's own lock (PostgreSQL): workers sharing a rebuild write one at a time.
+
+        The handlers that read what they write (limit clocks, attendance, the registry) then
+        read rows no other worker is changing, as they would in one process; and while a
+        worker waits here, it goes on reading and mapping its next batch.
+        """
+        connection = await session.connection()
+        if self.consumer.database.is_sqlite:
+            await _catch_up_pragmas(session)
+            # Before any read: a deferred transaction that read first could not take the
+            # lock later without failing if another worker committed in between.
+            await connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            await connection.execute(sql_select(func.pg_advisory_xact_lock(self.write_lock_key)))
+
     async def _already_applied(self, session: AsyncSession, ids: list[str]) -> set[str]:
         """Which of `ids` this consumer's inbox holds."""
         consumer = col(InboxEntry.consumer) == self.consumer.consumer_name
@@ -366,3 +455,40 @@ class ProjectionRebuild:
             query = select(InboxEntry.event_id).where(consumer, col(InboxEntry.event_id).in_(chunk))
             found.update((await session.exec(query)).all())
         return found
+
+
+async def run_shares(
+    rebuild: ProjectionRebuild,
+    workers: int,
+    worker: Callable[[Share], RebuildProgress],
+) -> RebuildProgress:
+    """Apply `rebuild`'s backlog in `workers` processes, each calling `worker` with its share.
+
+    `worker` must be picklable (a module-level function, or a partial of one): it runs in a
+    fresh interpreter and builds its own `ProjectionRebuild` to `run(share=...)`. The shares
+    are fixed here, from the backlog at start, so no partition is applied by two workers.
+    If a worker fails, the others finish their shares and the error is raised after them;
+    every batch applied so far has its offsets committed, so running the catch-up again
+    carries on from there.
+    """
+    started = time.perf_counter()
+    shares = deal_partitions(await rebuild.backlog(), workers)
+    total = RebuildProgress()
+    if shares:
+        loop = asyncio.get_running_loop()
+        # Spawned, not forked: the parent's event loop, Kafka client and engine stay behind.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=len(shares), mp_context=context) as pool:
+            done = await asyncio.gather(
+                *(loop.run_in_executor(pool, worker, share) for share in shares),
+                return_exceptions=True,
+            )
+        for outcome in done:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            total.add(outcome)
+        await rebuild.checkpoint()
+    total.seconds = time.perf_counter() - started
+    rebuild.progress.add(total)
+    rebuild.progress.seconds += total.seconds
+    return total

@@ -3,6 +3,8 @@ consumer group) gives identical projection rows, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -12,7 +14,14 @@ from services.assessment.domain.quarter import AssessmentCalendar
 from services.assessment.handlers.collaboration import COLLABORATION_EVENTS
 from services.assessment.handlers.mappers import Projection, projections
 from services.assessment.handlers.projection import register_handlers
-from services.assessment.rebuild import ProjectionRebuild, Subscriptions
+from services.assessment.rebuild import (
+    ProjectionRebuild,
+    RebuildProgress,
+    Share,
+    Subscriptions,
+    deal_partitions,
+    run_shares,
+)
 from services.assessment.store.projection import projection_rows
 from services.assessment.synthetic import County, synthetic_events
 from services.contracts.base import IntegrationEvent
@@ -261,7 +270,7 @@ async def test_replaying_the_log_into_an_empty_database_gives_identical_projecti
 
 
 def _rebuild(
-    kafka: KafkaNode, database: Database, log: PublishedLog, consumer: EventConsumer, batch: int
+    bootstrap: str, database: Database, log: PublishedLog, consumer: EventConsumer, batch: int
 ) -> ProjectionRebuild:
     """Assessment's handlers on `consumer`, applied by a ProjectionRebuild of `batch` records."""
     subscriptions = Subscriptions(consumer)
@@ -274,7 +283,7 @@ def _rebuild(
         collaboration_classes=[_private(c, log.topics) for c in COLLABORATION_EVENTS],
         unit_named_class=_named(log.topics),
     )
-    return ProjectionRebuild(subscriptions, kafka.bootstrap_servers, batch_records=batch)
+    return ProjectionRebuild(subscriptions, bootstrap, batch_records=batch)
 
 
 async def test_the_bulk_rebuild_builds_what_the_consumer_builds_and_parks_a_bad_record(
@@ -295,7 +304,7 @@ async def test_the_bulk_rebuild_builds_what_the_consumer_builds_and_parks_a_bad_
     async with started_producer(kafka.bootstrap_servers) as producer:
         consumer = EventConsumer(service=service, database=database, dead_letter_producer=producer)
         # Small batches: several of them, written while the next is read.
-        progress = await _rebuild(kafka, database, log, consumer, 60).run()
+        progress = await _rebuild(kafka.bootstrap_servers, database, log, consumer, 60).run()
         async with database.session() as session:
             assert await projection_rows(session) == live
         assert progress.applied == log.applied
@@ -313,9 +322,130 @@ async def test_the_bulk_rebuild_builds_what_the_consumer_builds_and_parks_a_bad_
         again = EventConsumer(
             service=service, database=database, dead_letter_producer=producer, group_prefix="again"
         )
-        repeated = await _rebuild(kafka, database, log, again, 500).run()
+        repeated = await _rebuild(kafka.bootstrap_servers, database, log, again, 500).run()
     assert repeated.applied == 0
     assert repeated.duplicates == log.applied + 1
     assert repeated.dead_lettered == 1  # parked again: at least once, never applied
     async with database.session() as session:
         assert await projection_rows(session) == live
+
+
+def _share_worker(
+    url: str, bootstrap: str, service: str, topics: dict[str, str], batch: int, share: Share
+) -> RebuildProgress:
+    """A rebuild worker process: the test's private classes made again from their topics."""
+
+    async def apply() -> RebuildProgress:
+        database = Database(url)
+        log = PublishedLog(
+            topics,
+            [Projection(_private(p.event_class, topics), p.mapper) for p in projections()],
+            _private(TownshipPlaced, topics),  # type: ignore[arg-type]
+            _private(AttendanceRecorded, topics),  # type: ignore[arg-type]
+            0,
+        )
+        try:
+            async with started_producer(bootstrap) as producer:
+                consumer = EventConsumer(
+                    service=service, database=database, dead_letter_producer=producer
+                )
+                return await _rebuild(bootstrap, database, log, consumer, batch).run(share=share)
+        finally:
+            await database.dispose()
+
+    return asyncio.run(apply())
+
+
+async def test_worker_processes_sharing_the_partitions_build_what_the_consumer_builds(
+    make_database: MakeDatabase, kafka: KafkaNode
+) -> None:
+    log = await _published_log(kafka)
+    live = await _consume_all(
+        kafka,
+        await make_database("assessment"),
+        log.private,
+        log.placed_class,
+        log.attendance_class,
+        log.applied,
+        log.topics,
+    )
+    database = await make_database("assessment")
+    service = unique("assessment")
+    async with started_producer(kafka.bootstrap_servers) as producer:
+        consumer = EventConsumer(service=service, database=database, dead_letter_producer=producer)
+        planner = _rebuild(kafka.bootstrap_servers, database, log, consumer, 40)
+        backlog = await planner.backlog()
+        # Every record, the redelivered copy included, in partitions dealt to two workers.
+        assert sum(backlog.values()) == log.applied + 1
+        shares = deal_partitions(backlog, 2)
+        assert len(shares) == 2
+        dealt = sorted(tp for share in shares for tp in share)
+        assert dealt == sorted((tp.topic, tp.partition) for tp, n in backlog.items() if n)
+        worker = functools.partial(
+            _share_worker, database.url, kafka.bootstrap_servers, service, log.topics, 40
+        )
+        progress = await run_shares(planner, 2, worker)
+        assert progress.applied == log.applied
+        assert progress.duplicates == 1
+        assert progress.by_consumer == progress.dead_lettered == 0
+        async with database.session() as session:
+            assert await projection_rows(session) == live
+        committed = await committed_offsets(kafka.bootstrap_servers, consumer.group_id)
+        assert sum(committed.values()) == log.applied + 1
+        assert set((await planner.backlog()).values()) == {0}
+        # Nothing left: a second catch-up deals no share and starts no process.
+        assert (await run_shares(planner, 2, worker)).records == 0
+
+
+async def test_a_rebuild_batch_reads_only_after_the_other_worker_has_committed(
+    make_database: MakeDatabase, kafka: KafkaNode
+) -> None:
+    log = await _published_log(kafka)
+    database = await make_database("assessment")
+    other = Database(database.url)
+    first = (await read_records(kafka.bootstrap_servers, log.topics[ClueRegistered.topic], 1))[0]
+    first_id = header_map(first)["ce_id"].decode()
+    async with started_producer(kafka.bootstrap_servers) as producer:
+        consumer = EventConsumer(
+            service=unique("assessment"), database=database, dead_letter_producer=producer
+        )
+        rebuild = _rebuild(kafka.bootstrap_servers, database, log, consumer, 1_000)
+        try:
+            # Another worker's batch holds the write lock (SQLite) or the group's lock
+            # (PostgreSQL) and has applied one of the records this rebuild is about to read.
+            async with other.transaction() as session:
+                connection = await session.connection()
+                if database.is_sqlite:
+                    await connection.exec_driver_sql("BEGIN IMMEDIATE")
+                else:
+                    await connection.exec_driver_sql(
+                        f"SELECT pg_advisory_xact_lock({rebuild.write_lock_key})"
+                    )
+                session.add(
+                    InboxEntry(
+                        consumer=consumer.consumer_name,
+                        event_id=first_id,
+                        event_type=ClueRegistered.event_type,
+                        county_id="c",
+                        processed_at=datetime.now(UTC),
+                    )
+                )
+                await session.flush()
+                running = asyncio.create_task(rebuild.run())
+                await wait_until(lambda: _true(rebuild.progress.batches > 0), "a batch read")
+                await asyncio.sleep(0.5)
+                assert not running.done()
+                assert rebuild.progress.applied == 0
+            progress = await running
+        finally:
+            await other.dispose()
+    # Its batch looked the inbox up after that commit: the record is a duplicate there, and
+    # no batch failed on the inbox row and went to the consumer.
+    assert progress.duplicates == 2  # that record, and the record published twice
+    assert progress.applied == log.applied - 1
+    assert progress.by_consumer == 0
+    assert await count_rows(database, InboxEntry) == log.applied
+
+
+async def _true(value: bool) -> bool:
+    return value
