@@ -25,7 +25,7 @@ import multiprocessing
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -117,6 +117,7 @@ class _Item:
     route: Route
     # For counted events: the merged increments, and the rows of its row-only ledgers.
     increments: list[KpiIncrement] | None = None
+    case_id: str = ""
     rows: list[tuple[RowLedger, list[dict[str, Any]]]] = field(default_factory=list)
     ledgers: list[Ledger] = field(default_factory=list)
 
@@ -137,14 +138,47 @@ class RebuildProgress:
     # Of which: reading and mapping records, and the database transactions.
     reading_seconds: float = 0.0
     writing_seconds: float = 0.0
+    # When the group's offsets were first and last committed (time.time(), comparable between
+    # worker processes), and how many records the first commit covered: a rebuild's rate is
+    # timed from its own commits.
+    first_commit_at: float | None = None
+    first_commit_records: int = 0
+    last_commit_at: float | None = None
 
     def add(self, other: RebuildProgress) -> None:
-        """Count `other`'s work in this one (a worker's share of a rebuild)."""
-        for counter in fields(self):
-            # `seconds` is the whole rebuild's time, not the sum of its workers'.
-            if counter.name != "seconds":
-                name = counter.name
-                setattr(self, name, getattr(self, name) + getattr(other, name))
+        """Count `other`'s work in this one (a worker's share of a rebuild).
+
+        `seconds` stays the whole rebuild's time, not the sum of its workers'.
+        """
+        for name in _COUNTERS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        if other.first_commit_at is not None and (
+            self.first_commit_at is None or other.first_commit_at < self.first_commit_at
+        ):
+            self.first_commit_at = other.first_commit_at
+            self.first_commit_records = other.first_commit_records
+        if other.last_commit_at is not None:
+            self.last_commit_at = max(self.last_commit_at or 0.0, other.last_commit_at)
+
+    def record_commit(self, records: int) -> None:
+        """A batch of `records` had its offsets committed just now."""
+        now = time.time()
+        if self.first_commit_at is None:
+            self.first_commit_at, self.first_commit_records = now, records
+        self.last_commit_at = now
+
+
+_COUNTERS = (
+    "records",
+    "applied",
+    "duplicates",
+    "ignored",
+    "dead_lettered",
+    "by_consumer",
+    "batches",
+    "reading_seconds",
+    "writing_seconds",
+)
 
 
 # A share of a rebuild's partitions, as a worker process is handed it: (topic, partition).
@@ -317,6 +351,7 @@ class ProjectionRebuild:
         # Only now, after the database committed: a crash before this re-delivers the batch,
         # and the inbox turns every record of it into a duplicate.
         await kafka.commit(offsets)
+        self.progress.record_commit(len(records))
 
     async def read(self, records: Sequence[ConsumerRecord[Any, Any]]) -> list[_Item] | None:
         """The records read and mapped (no database), or None for the consumer to apply."""
@@ -376,6 +411,7 @@ class ProjectionRebuild:
             handler = route.handler
             if isinstance(handler, ProjectionHandler):
                 item.increments = increments_for(handler.mapper, event, envelope, handler.calendar)
+                item.case_id = case_of(event)
                 for ledger in handler.ledgers:
                     if isinstance(ledger, RowLedger):
                         item.rows.append((ledger, ledger.rows(event, envelope)))
@@ -408,7 +444,7 @@ class ProjectionRebuild:
                     # Counts and row-only ledgers are written once for the whole batch (no
                     # handler reads them); other ledgers run now, in the records' order.
                     applied.append((envelope.id, item.increments))
-                    cases[envelope.id] = case_of(item.event)
+                    cases[envelope.id] = item.case_id
                     for ledger, ledger_rows in item.rows:
                         rows.setdefault(ledger, []).extend(ledger_rows)
                     for other in item.ledgers:

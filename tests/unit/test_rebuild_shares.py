@@ -84,3 +84,31 @@ def test_progress_adds_the_workers_counts_but_not_their_seconds() -> None:
         reading_seconds=1.5,
         writing_seconds=2.0,
     )
+
+
+def test_a_worker_keeps_its_first_commit_and_moves_its_last() -> None:
+    progress = RebuildProgress()
+    progress.record_commit(500)
+    first = progress.first_commit_at
+    assert first is not None and progress.last_commit_at == first
+    progress.record_commit(200)
+    assert progress.first_commit_at == first and progress.first_commit_records == 500
+    assert progress.last_commit_at is not None and progress.last_commit_at >= first
+
+
+def test_the_first_commit_of_any_worker_and_the_last_time_the_whole_rebuild() -> None:
+    early = RebuildProgress(first_commit_at=100.0, first_commit_records=500, last_commit_at=130.0)
+    late = RebuildProgress(first_commit_at=101.0, first_commit_records=300, last_commit_at=131.5)
+    total = RebuildProgress()
+    total.add(late)
+    total.add(early)
+    # The first commit covered only that worker's first batch; the rest is timed after it.
+    assert (total.first_commit_at, total.first_commit_records) == (100.0, 500)
+    assert total.last_commit_at == 131.5
+    # A worker that committed nothing changes neither end.
+    total.add(RebuildProgress())
+    assert (total.first_commit_at, total.first_commit_records, total.last_commit_at) == (
+        100.0,
+        500,
+        131.5,
+    )
