@@ -60,13 +60,14 @@ async def _catch_up(
     rebuild, producer, database = build_rebuild(settings, batch)
     try:
         if workers > 1:
+            # The parent deals the shares and truncates the WAL; the workers apply the records.
             return await run_shares(rebuild, workers, functools.partial(_catch_up_share, batch))
         await producer.start()
-        try:
-            return await rebuild.run(share=share)
-        finally:
-            await producer.stop()
+        return await rebuild.run(share=share)
     finally:
+        # Stopped even if never started (the parent of --workers sends no dead letter):
+        # aiokafka warns about a producer left unclosed.
+        await producer.stop()
         await database.dispose()
 
 
