@@ -7,7 +7,8 @@ the loop's time each, while SQLite answers most of our statements in a few. Here
 
 - a statement (or one with several parameter sets) runs on the loop's own thread when SQLite
   can run it without waiting for a lock, and otherwise in one trip to the worker, which waits
-  for the lock as before;
+  for the lock as before. For that the connection's busy timeout rests at 0 (refuse at once),
+  and a trip to the worker sets the connection's patience for its statement and puts 0 back;
 - commit stays on the worker (it waits for the disk), and commit or rollback make no trip at
   all when SQLite has no transaction open (sqlite3 would do nothing).
 
@@ -50,6 +51,40 @@ def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: 
         return description, rows, cursor.rowcount, cursor.lastrowid
     finally:
         cursor.close()
+
+
+def _run_patiently(
+    connection: sqlite3.Connection, operation: str, parameters: Any, many: bool, patience: int
+) -> tuple[_Outcome, int]:
+    """On the worker: the statement allowed to wait `patience` ms for a lock, then back to 0.
+
+    Also returns the patience from now on: a PRAGMA may have set a new busy timeout.
+    """
+    connection.execute(f"PRAGMA busy_timeout = {int(patience)}")
+    try:
+        return _run(connection, operation, parameters, many), _patience_after(
+            connection, operation, patience
+        )
+    finally:
+        connection.execute("PRAGMA busy_timeout = 0")
+
+
+def _patience_after(connection: sqlite3.Connection, operation: str, patience: int) -> int:
+    if not _is_pragma(operation):
+        return patience
+    (current,) = connection.execute("PRAGMA busy_timeout").fetchone()
+    return int(current)
+
+
+def _at_rest(connection: sqlite3.Connection) -> int:
+    """On the worker, once per connection: its busy timeout (the patience), now set to 0."""
+    (patience,) = connection.execute("PRAGMA busy_timeout").fetchone()
+    connection.execute("PRAGMA busy_timeout = 0")
+    return int(patience)
+
+
+def _is_pragma(operation: str) -> bool:
+    return operation.lstrip()[:6].upper() == "PRAGMA"
 
 
 def _refused_for_a_lock(error: sqlite3.OperationalError) -> bool:
@@ -112,25 +147,24 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         """The statement run right here if SQLite can run it without waiting for a lock.
 
         A statement takes SQLite microseconds; the trip to the worker thread and back costs
-        the loop about a hundred. So each statement is tried on the loop's own thread with no
-        busy wait: if another connection holds the lock it needs, SQLite refuses at once
-        (having changed nothing) and the statement goes to the worker thread, which waits for
-        the lock as long as the connection's busy timeout allows, as before. None then.
-        With several parameter sets, a refusal after some of them were applied cannot be
-        sent on (they would be applied twice) and is raised as the lock error it is; in WAL
-        mode it does not happen, since only the first write of a transaction takes a lock.
+        the loop about a hundred. So each statement is tried on the loop's own thread, where
+        the connection's busy timeout is 0: if another connection holds the lock it needs,
+        SQLite refuses at once (having changed nothing) and the statement goes to the worker
+        thread, which waits for the lock as long as the connection's patience allows, as
+        before. None then. With several parameter sets, a refusal after some of them were
+        applied cannot be sent on (they would be applied twice) and is raised as the lock
+        error it is; in WAL mode it does not happen, since only the first write of a
+        transaction takes a lock.
         """
         driver = self._connection._connection
         if (
             driver is None
             or self._adapt_connection._execute_mutex.locked()
-            # A PRAGMA may set the very busy timeout this path lowers and restores.
-            or operation.lstrip()[:6].upper() == "PRAGMA"
+            # A PRAGMA may set the very busy timeout kept as the connection's patience.
+            or _is_pragma(operation)
         ):
             return None
-        (patience,) = driver.execute("PRAGMA busy_timeout").fetchone()
         changes = driver.total_changes
-        driver.execute("PRAGMA busy_timeout = 0")
         try:
             return _run(driver, operation, parameters, many)
         except sqlite3.OperationalError as error:
@@ -139,24 +173,35 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
             self._adapt_connection._handle_exception(error)
         except Exception as error:
             self._adapt_connection._handle_exception(error)
-        finally:
-            driver.execute(f"PRAGMA busy_timeout = {int(patience)}")
 
     async def _execute_trip(self, operation: str, parameters: Any, many: bool) -> _Outcome:
-        async with self._adapt_connection._execute_mutex:
+        adapted = self._adapt_connection
+        assert isinstance(adapted, OneTripConnection)
+        async with adapted._execute_mutex:
             driver = self._connection
             # `_conn` raises "no active connection" once closed, as the stock cursor would.
-            result: _Outcome = await driver._execute(
-                _run, driver._conn, operation, parameters, many
+            result: _Outcome
+            result, adapted.patience = await driver._execute(
+                _run_patiently, driver._conn, operation, parameters, many, adapted.patience
             )
             return result
 
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    """aiosqlite's adapted connection, handing out one-trip cursors."""
+    """aiosqlite's adapted connection, handing out one-trip cursors.
 
-    __slots__ = ()
+    `patience`: how long (ms) a statement sent to the worker may wait for a lock, the busy
+    timeout the connection was opened or set with; SQLite's own stays 0 between statements.
+    Commit and rollback run with 0: in WAL mode neither waits for a lock (the transaction's
+    first write took the only one they need).
+    """
+
+    __slots__ = ("patience",)
     _cursor_cls = OneTripCursor
+
+    def __init__(self, dbapi: Any, connection: Any, patience: int) -> None:
+        super().__init__(dbapi, connection)
+        self.patience = patience
 
     def commit(self) -> None:
         if self._in_transaction():
@@ -188,7 +233,9 @@ class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
         connection = self.aiosqlite.connect(*arg, **{**kw, "check_same_thread": False})
         # As SQLAlchemy does: a connection left unclosed must not keep the process alive.
         connection._thread.daemon = True
-        return OneTripConnection(self, await_(connection))
+        opened = await_(connection)
+        patience: int = await_(opened._execute(_at_rest, opened._conn))
+        return OneTripConnection(self, opened, patience)
 
 
 def one_trip_dbapi() -> OneTripDBAPI:

@@ -109,7 +109,7 @@ async def test_a_statement_that_finds_the_lock_taken_waits_for_it_on_the_worker(
 
         waiting = asyncio.create_task(second())
         # Refused at once on the loop, the INSERT now waits on the worker for the lock.
-        while trips != ["_run"]:
+        while trips != ["_run_patiently"]:
             # A writer that gave up instead of waiting fails the test here, with its error.
             assert not waiting.done(), waiting.exception()
             await asyncio.sleep(0.01)
@@ -170,3 +170,48 @@ async def test_commit_and_reset_make_no_trip_outside_a_transaction(
     # A failed write still rolls back on the worker thread, and undoes what it wrote.
     assert trips[-1] == "rollback"
     assert await _bodies(database) == ["kept"]
+
+
+async def _busy_timeout(connection: Any) -> tuple[int, int]:
+    """SQLite's busy timeout on `connection`'s driver connection, and the adapter's patience."""
+    adapted = (await connection.get_raw_connection()).dbapi_connection
+    (resting,) = adapted._connection._connection.execute("PRAGMA busy_timeout").fetchone()
+    return resting, adapted.patience
+
+
+async def test_the_busy_timeout_rests_at_zero_and_is_kept_as_the_connections_patience(
+    database: Database, trips: list[str]
+) -> None:
+    async with database.engine.connect() as connection:
+        # Opened with the Database's 30 s; SQLite refuses at once between statements.
+        assert await _busy_timeout(connection) == (0, 30_000)
+        await connection.exec_driver_sql("PRAGMA busy_timeout = 250")
+        assert await _busy_timeout(connection) == (0, 250)
+        await connection.execute(text("INSERT INTO driver_note (body) VALUES ('a')"))
+        await connection.commit()
+        assert await _busy_timeout(connection) == (0, 250)
+    # A PRAGMA went to the worker (where the timeout was set and put back), the INSERT ran
+    # on the loop at 0, the commit on the worker.
+    assert trips[-2:] == ["_run_patiently", "commit"]
+
+
+async def test_a_statement_gives_up_after_the_connections_patience(
+    database: Database, trips: list[str]
+) -> None:
+    async with database.engine.connect() as holder, database.engine.connect() as waiter:
+        await waiter.exec_driver_sql("PRAGMA busy_timeout = 200")
+        await waiter.commit()
+        await holder.begin()
+        await holder.execute(text("INSERT INTO driver_note (body) VALUES ('first')"))
+        trips.clear()
+        # The lock is never given up: after 200 ms, not 30 s, SQLite reports it as locked.
+        with pytest.raises(exc.OperationalError, match="locked"):
+            async with waiter.begin():
+                await asyncio.wait_for(
+                    waiter.execute(text("INSERT INTO driver_note (body) VALUES ('second')")),
+                    timeout=20,
+                )
+        assert trips[0] == "_run_patiently"
+        assert await _busy_timeout(waiter) == (0, 200)
+        await holder.commit()
+    assert await _bodies(database) == ["first"]
