@@ -181,12 +181,7 @@ async def live(
     record at a time, and the two projections are compared.
     """
     consumer = _assessment_consumer(database, consumer_batch)
-    subscriptions = Subscriptions(
-        EventConsumer(
-            service="assessment", database=database, dead_letter_producer=_NoDeadLetters()
-        )
-    )
-    register_handlers(subscriptions, AssessmentCalendar(), projections())
+    subscriptions = _rebuild_subscriptions(database)
     items = list(synthetic_events(events, seed=20_000, county=county))
     async with KafkaNode(partitions=3) as node:
         bootstrap = node.bootstrap_servers
@@ -252,9 +247,9 @@ async def live(
             result["path"] = "ProjectionRebuild"
             result["workers"] = rebuild_workers
             result["records_per_poll"] = rebuild_batch
-            result["handed_to_consumer"] = rebuild.progress.by_consumer
-            result["reading_seconds"] = round(rebuild.progress.reading_seconds, 2)
-            result["writing_seconds"] = round(rebuild.progress.writing_seconds, 2)
+            result["handed_to_consumer"] = progress.by_consumer
+            result["reading_seconds"] = round(progress.reading_seconds, 2)
+            result["writing_seconds"] = round(progress.writing_seconds, 2)
         else:
             broker = build_broker(bootstrap, client_id="xiezuo-assessment-bench")
             bind_consumer(broker, consumer)
@@ -288,6 +283,17 @@ async def live(
     return result
 
 
+def _rebuild_subscriptions(database: Database) -> Subscriptions:
+    """Assessment's handlers on a consumer of `database`, as a ProjectionRebuild applies them."""
+    subscriptions = Subscriptions(
+        EventConsumer(
+            service="assessment", database=database, dead_letter_producer=_NoDeadLetters()
+        )
+    )
+    register_handlers(subscriptions, AssessmentCalendar(), projections())
+    return subscriptions
+
+
 def _rebuild_share(url: str, bootstrap: str, batch: int, share: Share) -> RebuildProgress:
     """One worker process's share of a rebuild, as `catch-up --workers` runs it."""
     return asyncio.run(_apply_share(url, bootstrap, batch, share))
@@ -296,13 +302,9 @@ def _rebuild_share(url: str, bootstrap: str, batch: int, share: Share) -> Rebuil
 async def _apply_share(url: str, bootstrap: str, batch: int, share: Share) -> RebuildProgress:
     database = Database(url)
     try:
-        subscriptions = Subscriptions(
-            EventConsumer(
-                service="assessment", database=database, dead_letter_producer=_NoDeadLetters()
-            )
+        rebuild = ProjectionRebuild(
+            _rebuild_subscriptions(database), bootstrap, batch_records=batch
         )
-        register_handlers(subscriptions, AssessmentCalendar(), projections())
-        rebuild = ProjectionRebuild(subscriptions, bootstrap, batch_records=batch)
         return await rebuild.run(share=share)
     finally:
         await database.dispose()

@@ -25,7 +25,7 @@ import multiprocessing
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -117,7 +117,6 @@ class _Item:
     route: Route
     # For counted events: the merged increments, and the rows of its row-only ledgers.
     increments: list[KpiIncrement] | None = None
-    case_id: str = ""
     rows: list[tuple[RowLedger, list[dict[str, Any]]]] = field(default_factory=list)
     ledgers: list[Ledger] = field(default_factory=list)
 
@@ -168,16 +167,11 @@ class RebuildProgress:
         self.last_commit_at = now
 
 
-_COUNTERS = (
-    "records",
-    "applied",
-    "duplicates",
-    "ignored",
-    "dead_lettered",
-    "by_consumer",
-    "batches",
-    "reading_seconds",
-    "writing_seconds",
+# Every field `add` sums: all but the whole rebuild's time and the commit times.
+_COUNTERS = tuple(
+    counter.name
+    for counter in fields(RebuildProgress)
+    if counter.name not in {"seconds", "first_commit_at", "first_commit_records", "last_commit_at"}
 )
 
 
@@ -411,7 +405,6 @@ class ProjectionRebuild:
             handler = route.handler
             if isinstance(handler, ProjectionHandler):
                 item.increments = increments_for(handler.mapper, event, envelope, handler.calendar)
-                item.case_id = case_of(event)
                 for ledger in handler.ledgers:
                     if isinstance(ledger, RowLedger):
                         item.rows.append((ledger, ledger.rows(event, envelope)))
@@ -444,7 +437,7 @@ class ProjectionRebuild:
                     # Counts and row-only ledgers are written once for the whole batch (no
                     # handler reads them); other ledgers run now, in the records' order.
                     applied.append((envelope.id, item.increments))
-                    cases[envelope.id] = item.case_id
+                    cases[envelope.id] = case_of(item.event)
                     for ledger, ledger_rows in item.rows:
                         rows.setdefault(ledger, []).extend(ledger_rows)
                     for other in item.ledgers:
@@ -498,7 +491,8 @@ async def run_shares(
     workers: int,
     worker: Callable[[Share], RebuildProgress],
 ) -> RebuildProgress:
-    """Apply `rebuild`'s backlog in `workers` processes, each calling `worker` with its share.
+    """Apply `rebuild`'s backlog in `workers` processes, each calling `worker` with its share;
+    what they did between them (`rebuild` itself only plans and checkpoints).
 
     `worker` must be picklable (a module-level function, or a partial of one): it runs in a
     fresh interpreter and builds its own `ProjectionRebuild` to `run(share=...)`. The shares
@@ -525,6 +519,4 @@ async def run_shares(
             total.add(outcome)
         await rebuild.checkpoint()
     total.seconds = time.perf_counter() - started
-    rebuild.progress.add(total)
-    rebuild.progress.seconds += total.seconds
     return total

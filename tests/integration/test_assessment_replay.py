@@ -269,6 +269,21 @@ async def test_replaying_the_log_into_an_empty_database_gives_identical_projecti
     assert rebuilt == live
 
 
+async def _as_the_consumer_builds(
+    kafka: KafkaNode, make_database: MakeDatabase, log: PublishedLog
+) -> list[tuple[object, ...]]:
+    """The projection the service's consumer builds from `log`, in a database of its own."""
+    return await _consume_all(
+        kafka,
+        await make_database("assessment"),
+        log.private,
+        log.placed_class,
+        log.attendance_class,
+        log.applied,
+        log.topics,
+    )
+
+
 def _rebuild(
     bootstrap: str, database: Database, log: PublishedLog, consumer: EventConsumer, batch: int
 ) -> ProjectionRebuild:
@@ -290,15 +305,7 @@ async def test_the_bulk_rebuild_builds_what_the_consumer_builds_and_parks_a_bad_
     make_database: MakeDatabase, kafka: KafkaNode
 ) -> None:
     log = await _published_log(kafka, poison=True)
-    live = await _consume_all(
-        kafka,
-        await make_database("assessment"),
-        log.private,
-        log.placed_class,
-        log.attendance_class,
-        log.applied,
-        log.topics,
-    )
+    live = await _as_the_consumer_builds(kafka, make_database, log)
     database = await make_database("assessment")
     service = unique("assessment")
     async with started_producer(kafka.bootstrap_servers) as producer:
@@ -360,15 +367,7 @@ async def test_worker_processes_sharing_the_partitions_build_what_the_consumer_b
     make_database: MakeDatabase, kafka: KafkaNode
 ) -> None:
     log = await _published_log(kafka)
-    live = await _consume_all(
-        kafka,
-        await make_database("assessment"),
-        log.private,
-        log.placed_class,
-        log.attendance_class,
-        log.applied,
-        log.topics,
-    )
+    live = await _as_the_consumer_builds(kafka, make_database, log)
     database = await make_database("assessment")
     service = unique("assessment")
     async with started_producer(kafka.bootstrap_servers) as producer:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
@@ -50,27 +49,18 @@ def increments_for(
 
 def case_of(event: IntegrationEvent) -> str:
     """The clue/case an event concerns ("" for none): a clue's id is its case's id."""
-    by_record_type, names = _case_fields(type(event))
+    # The class's declared fields, not getattr with a default: a missing attribute goes
+    # through pydantic's __getattr__ and its exception, a twentieth of a rebuild's time.
+    fields = type(event).model_fields
     # A rectification item's deadline names the item in case_id, not a case.
-    if by_record_type and getattr(event, "record_type", "case") != "case":
+    if "record_type" in fields and getattr(event, "record_type", "case") != "case":
         return ""
-    for name in names:
-        value = getattr(event, name)
-        if isinstance(value, str) and value:
-            return value
+    for field in ("case_id", "clue_id"):
+        if field in fields:
+            value = getattr(event, field)
+            if isinstance(value, str) and value:
+                return value
     return ""
-
-
-@functools.cache
-def _case_fields(event_class: type[IntegrationEvent]) -> tuple[bool, tuple[str, ...]]:
-    """Whether a class has `record_type`, and which of case_id and clue_id it declares.
-
-    The class's declared fields, not getattr with a default: a missing attribute goes through
-    pydantic's __getattr__ and its exception. Once per class: pydantic's `model_fields`
-    property took a twentieth of a catch-up worker's time when read for every event.
-    """
-    fields = event_class.model_fields
-    return "record_type" in fields, tuple(f for f in ("case_id", "clue_id") if f in fields)
 
 
 class ProjectionHandler:
