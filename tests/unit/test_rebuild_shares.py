@@ -1,11 +1,19 @@
-"""How `catch-up --workers` deals a backlog's partitions and adds up its workers' progress."""
+"""How `catch-up --workers` deals a backlog's partitions, adds up its workers' progress, and
+tunes the garbage collector while it runs."""
 
 from __future__ import annotations
+
+import gc
 
 import pytest
 from aiokafka.structs import TopicPartition
 
-from services.assessment.rebuild import RebuildProgress, deal_partitions
+from services.assessment.rebuild import (
+    CATCH_UP_GC_YOUNG,
+    RebuildProgress,
+    collecting_per_batch,
+    deal_partitions,
+)
 
 
 def _tp(topic: str, partition: int) -> TopicPartition:
@@ -112,3 +120,14 @@ def test_the_first_commit_of_any_worker_and_the_last_time_the_whole_rebuild() ->
         500,
         131.5,
     )
+
+
+def test_a_catch_up_collects_young_objects_per_batch_and_puts_the_thresholds_back() -> None:
+    before = gc.get_threshold()
+    with collecting_per_batch():
+        assert gc.get_threshold() == (CATCH_UP_GC_YOUNG, *before[1:])
+        assert gc.isenabled()
+    assert gc.get_threshold() == before
+    with pytest.raises(RuntimeError), collecting_per_batch():
+        raise RuntimeError("a failed batch")
+    assert gc.get_threshold() == before
