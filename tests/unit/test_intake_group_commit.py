@@ -56,6 +56,23 @@ async def test_a_caller_a_few_turns_behind_joins_the_group() -> None:
     assert groups == [[0, 1]]
 
 
+async def test_a_group_waits_only_its_quiet_turns_for_latecomers() -> None:
+    groups: list[list[int]] = []
+
+    async def write(items: Sequence[int]) -> list[int | None]:
+        groups.append(list(items))
+        return list(items)
+
+    writer: GroupCommit[int, int] = GroupCommit(write, quiet_turns=4)
+    first = asyncio.ensure_future(writer.write(0))
+    # Past its four quiet turns the first group has gone; the latecomer forms the next.
+    for _ in range(8):
+        await asyncio.sleep(0)
+    second = asyncio.ensure_future(writer.write(1))
+    assert await asyncio.gather(first, second) == [0, 1]
+    assert groups == [[0], [1]]
+
+
 async def test_a_failed_group_sends_every_item_to_write_alone() -> None:
     async def write(items: Sequence[int]) -> list[int | None]:
         raise RuntimeError("commit failed")

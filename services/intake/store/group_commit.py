@@ -35,7 +35,7 @@ class GroupCommit(Generic[Item, Result]):
 
     `write_group` returns one result per item, or None for an item it undid (the caller then
     writes that one alone); if it raises, nothing of the group was committed and every item
-    goes alone.
+    goes alone. `quiet_turns` is how many turns without a new item end the wait for a group.
     """
 
     def __init__(
@@ -43,8 +43,10 @@ class GroupCommit(Generic[Item, Result]):
         write_group: Callable[[Sequence[Item]], Awaitable[list[Result | None]]],
         *,
         max_group: int = 64,
+        quiet_turns: int = QUIET_TURNS,
     ) -> None:
         self._write_group = write_group
+        self._quiet_turns = quiet_turns
         self._max_group = max_group
         self._queue: list[tuple[Item, asyncio.Future[Result]]] = []
         self._drainer: asyncio.Task[None] | None = None
@@ -61,7 +63,7 @@ class GroupCommit(Generic[Item, Result]):
     async def _gather(self) -> None:
         """Give callers already on their way a few turns of the loop to join the group."""
         quiet = 0
-        while quiet < QUIET_TURNS and len(self._queue) < self._max_group:
+        while quiet < self._quiet_turns and len(self._queue) < self._max_group:
             before = len(self._queue)
             await asyncio.sleep(0)
             quiet = quiet + 1 if len(self._queue) == before else 0
