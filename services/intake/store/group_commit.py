@@ -22,8 +22,11 @@ Result = TypeVar("Result")
 log = logging.getLogger(__name__)
 # How many turns of the event loop in a row without a new item end the wait for a group.
 # A caller on its way (its request being parsed, its look-ups running) takes a few turns to
-# reach the queue; a turn of an otherwise idle loop costs microseconds.
-QUIET_TURNS = 64
+# reach the queue; a turn of an otherwise idle loop costs microseconds. 128 since session 19
+# (bench/README.md): against 64, intake alone took 4-7 % more reports/s at 8 closed-loop
+# clients and 9-16 % more at 16, and the pipeline accepted 443-448 of 450 offered a second
+# (p99 250-357 ms) where 64 accepted 408-419 (p99 1.2-1.6 s); 32 and 16 were worse.
+QUIET_TURNS = 128
 
 
 class WriteAlone(Exception):

@@ -15,11 +15,11 @@ from services.intake.store.tables import TownshipPlacementRow
 from services.runtime.db import Database
 
 # Turns of the event loop without a new look-up that end the wait for a group (the write
-# group waits 64). A look-up group is one cheap read that holds no lock, so waiting long buys
-# little, and every report waits here before it can join the write group: at 64 the reports
-# reached the writer in bunches behind it. bench/README.md, "Session 19": 16 took intake alone
-# from 290-470 to 380-570 reports/s at 4-8 closed-loop clients (3 % fewer at 16), and the
-# pipeline held 350 and 400 reports/s where 64 held 350 and 350, at lower latencies.
+# group waits QUIET_TURNS). A look-up group is one cheap read that holds no lock, so waiting
+# long buys little, and every report waits here before it can join the write group: at 64 the
+# reports reached the writer in bunches behind it. bench/README.md, "Session 19": 16 took
+# intake alone from 290-470 to 380-570 reports/s at 4-8 closed-loop clients (3 % fewer at 16),
+# and the pipeline held 350 and 400 reports/s where 64 held 350 and 350, at lower latencies.
 LOOKUP_QUIET_TURNS = 16
 
 
