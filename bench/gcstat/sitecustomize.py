@@ -1,16 +1,17 @@
 """Time spent in CPython's cyclic garbage collector, per process, for benchmarks.
 
-Put this directory first on PYTHONPATH and name a file in ``XIEZUO_BENCH_GC_STATS``; every
+Put this directory first on PYTHONPATH and name a file in ``BENCH_GC_STATS``; every
 Python process started with that environment (services, spawned workers) then appends a line
 to the file every two seconds: pid, command tail, process CPU seconds so far, and per
 generation the collections, the thread CPU seconds they took and the objects they freed.
 The last line of each pid is its total. Example (bench/README.md, "Session 19")::
 
-    XIEZUO_BENCH_GC_STATS=/tmp/gc.log PYTHONPATH=bench/gcstat \\
+    BENCH_GC_STATS=/tmp/gc.log PYTHONPATH=bench/gcstat \\
         .venv/bin/python bench/assessment_replay.py --events 0 --consumer-events 0 \\
         --live-events 100000 --rebuild-workers 2
 
-Without the variable it does nothing. Never part of a service's runtime.
+Without the variable it does nothing. Never part of a service's runtime. The name has no
+``XIEZUO_`` prefix on purpose: ``pipeline.py`` passes its services no stray ``XIEZUO_`` setting.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import threading
 import time
 from typing import Any
 
-_PATH = os.environ.get("XIEZUO_BENCH_GC_STATS")
+_PATH = os.environ.get("BENCH_GC_STATS")
 
 
 def _install(path: str) -> None:
