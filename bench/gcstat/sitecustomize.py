@@ -45,6 +45,7 @@ def _install(path: str) -> None:
     command = " ".join(sys.argv[-2:])
 
     def report() -> None:
+        # A daemon thread of its own, never a service's event loop: its sleep blocks only it.
         while True:
             time.sleep(2)
             per_generation = " ".join(
