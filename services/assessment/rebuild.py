@@ -40,10 +40,13 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.assessment.domain.facts import KpiIncrement
 from services.assessment.handlers.ledgers import Ledger, RowLedger
 from services.assessment.handlers.projection import ProjectionHandler, case_of, increments_for
-from services.assessment.store.projection import apply_increments
+from services.assessment.store.projection import (
+    Contribution,
+    apply_contributions,
+    contributions_of,
+)
 from services.contracts.base import IntegrationEvent
 from services.runtime.bulk import BulkInsert
 from services.runtime.bus import record_of
@@ -99,6 +102,24 @@ def collecting_per_batch() -> Iterator[None]:
         gc.set_threshold(*previous)
 
 
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a batch holds the write lock.
+
+    The other workers wait for that lock, so a collection inside it stops them all; paused,
+    it runs at the first allocation after (the commit has released the lock by then). The
+    process's other tasks (the next batch being read) go uncollected meanwhile too.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 async def _catch_up_pragmas(session: AsyncSession) -> None:
     connection = await session.connection()
     await connection.exec_driver_sql(f"PRAGMA wal_autocheckpoint={CATCH_UP_WAL_PAGES}")
@@ -139,8 +160,8 @@ class _Item:
     envelope: Envelope
     event: IntegrationEvent
     route: Route
-    # For counted events: the merged increments, and the rows of its row-only ledgers.
-    increments: list[KpiIncrement] | None = None
+    # For counted events: its contribution rows, and the rows of its row-only ledgers.
+    contributions: list[Contribution] | None = None
     rows: list[tuple[RowLedger, list[dict[str, Any]]]] = field(default_factory=list)
     ledgers: list[Ledger] = field(default_factory=list)
 
@@ -429,7 +450,8 @@ class ProjectionRebuild:
             item = _Item(envelope, event, route)
             handler = route.handler
             if isinstance(handler, ProjectionHandler):
-                item.increments = increments_for(handler.mapper, event, envelope, handler.calendar)
+                increments = increments_for(handler.mapper, event, envelope, handler.calendar)
+                item.contributions = contributions_of(envelope.id, increments, case_of(event))
                 for ledger in handler.ledgers:
                     if isinstance(ledger, RowLedger):
                         item.rows.append((ledger, ledger.rows(event, envelope)))
@@ -441,11 +463,14 @@ class ProjectionRebuild:
 
     async def _write(self, items: list[_Item]) -> None:
         """One transaction: new records' effects in bulk, their inbox rows, then commit."""
+        with collector_paused():
+            await self._write_locked(items)
+
+    async def _write_locked(self, items: list[_Item]) -> None:
         async with self.consumer.database.transaction() as session:
             await self._take_write_lock(session)
             seen = await self._already_applied(session, [item.envelope.id for item in items])
-            applied: list[tuple[str, Sequence[KpiIncrement]]] = []
-            cases: dict[str, str] = {}
+            contributions: list[Contribution] = []
             rows: dict[RowLedger, list[dict[str, Any]]] = {}
             inbox: list[dict[str, Any]] = []
             now = datetime.now(UTC)
@@ -456,19 +481,18 @@ class ProjectionRebuild:
                     self.progress.duplicates += 1
                     continue
                 seen.add(envelope.id)
-                if item.increments is None:
+                if item.contributions is None:
                     await item.route.handler(session, item.event, envelope)
                 else:
                     # Counts and row-only ledgers are written once for the whole batch (no
                     # handler reads them); other ledgers run now, in the records' order.
-                    applied.append((envelope.id, item.increments))
-                    cases[envelope.id] = case_of(item.event)
+                    contributions.extend(item.contributions)
                     for ledger, ledger_rows in item.rows:
                         rows.setdefault(ledger, []).extend(ledger_rows)
                     for other in item.ledgers:
                         await other(session, item.event, envelope)
                 inbox.append(self.consumer.inbox_row(envelope, now))
-            await apply_increments(session, applied, cases)
+            await apply_contributions(session, contributions)
             for ledger, collected in rows.items():
                 await ledger.insert_all(session, collected)
             if inbox:

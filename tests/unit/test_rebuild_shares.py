@@ -12,6 +12,7 @@ from services.assessment.rebuild import (
     CATCH_UP_GC_YOUNG,
     RebuildProgress,
     collecting_per_batch,
+    collector_paused,
     deal_partitions,
 )
 
@@ -131,3 +132,21 @@ def test_a_catch_up_collects_young_objects_per_batch_and_puts_the_thresholds_bac
     with pytest.raises(RuntimeError), collecting_per_batch():
         raise RuntimeError("a failed batch")
     assert gc.get_threshold() == before
+
+
+def test_the_collector_is_paused_while_a_batch_holds_the_write_lock_and_resumes_after() -> None:
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), collector_paused():
+        raise RuntimeError("a failed batch")
+    assert gc.isenabled()
+    # A process that had switched the collector off keeps it off.
+    gc.disable()
+    try:
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

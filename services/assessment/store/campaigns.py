@@ -78,27 +78,6 @@ def _campaign(row: CampaignRow) -> Campaign:
     )
 
 
-def record_milestone(
-    session: AsyncSession,
-    *,
-    case_id: str,
-    milestone: str,
-    event_id: str,
-    county_id: str,
-    occurred_at: datetime,
-) -> None:
-    """Remember a case milestone (the inbox makes each event's row unique)."""
-    session.add(
-        CaseMilestone(
-            case_id=case_id,
-            milestone=milestone,
-            event_id=event_id,
-            county_id=county_id,
-            occurred_at=occurred_at,
-        )
-    )
-
-
 async def record_campaign_rectification(
     session: AsyncSession,
     *,

@@ -65,6 +65,21 @@ _TALLY_WRITE = BulkInsert(
 _CONTRIBUTION_WRITE = BulkInsert(_table(KpiContribution))
 
 
+# One event's share of a KPI, in _CONTRIBUTION_COLUMNS order.
+Contribution = tuple[str, str, str, str, str, str, str, int, str]
+
+
+def contributions_of(
+    event_id: str, increments: Sequence[KpiIncrement], case_id: str = ""
+) -> list[Contribution]:
+    """An event's increments as contribution rows (no database): a catch-up makes them while
+    reading, so its write lock is held only for the sums and the statements."""
+    return [
+        (event_id, level.value, subject, zone, kpi, county, str(quarter), delta, case_id)
+        for county, zone, level, subject, quarter, kpi, delta in increments
+    ]
+
+
 async def apply_increments(
     session: AsyncSession,
     applied: Sequence[tuple[str, Sequence[KpiIncrement]]],
@@ -77,16 +92,21 @@ async def apply_increments(
     clue/case each event id concerns, for ExplainScore's way to the case file.
     """
     cases = case_ids or {}
+    await apply_contributions(
+        session,
+        [
+            row
+            for event_id, increments in applied
+            for row in contributions_of(event_id, increments, cases.get(event_id, ""))
+        ],
+    )
+
+
+async def apply_contributions(session: AsyncSession, contributions: Sequence[Contribution]) -> None:
+    """Add the contributions to their tallies (one upsert of the sums) and record them."""
     totals: dict[tuple[str, str, str, str, str, str], int] = defaultdict(int)
-    contributions: list[tuple[Any, ...]] = []
-    for event_id, increments in applied:
-        case_id = cases.get(event_id, "")
-        for county, zone, level, subject, quarter, kpi, delta in increments:
-            level_value, quarter_text = level.value, str(quarter)
-            totals[(county, quarter_text, level_value, subject, zone, kpi)] += delta
-            contributions.append(
-                (event_id, level_value, subject, zone, kpi, county, quarter_text, delta, case_id)
-            )
+    for _, level, subject, zone, kpi, county, quarter, delta, _ in contributions:
+        totals[(county, quarter, level, subject, zone, kpi)] += delta
     if not totals:
         return
     connection = await session.connection()
