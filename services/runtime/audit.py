@@ -23,8 +23,9 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from sqlalchemy import DateTime, Index, Table, func, insert, update
+from sqlalchemy import DateTime, Index, Table, bindparam, func, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -570,14 +571,8 @@ async def _lock_county_head(
     # are other rows, so their appends do not wait for this one.
     # RETURNING reads the head in the same statement that locks it (one round trip per append
     # on the hot path; SQLite has it since 3.35).
-    locked = (
-        await session.exec(
-            update(AuditCountyHead)
-            .where(col(AuditCountyHead.county_id) == county_id)
-            .values(last_seq=AuditCountyHead.last_seq)
-            .returning(col(AuditCountyHead.last_seq), col(AuditCountyHead.last_hash))
-        )
-    ).first()
+    connection = await _connection_after_flush(session)
+    locked = (await connection.execute(_HEAD_LOCKED, {"head_county_id": county_id})).first()
     if locked is not None:
         return locked[0], locked[1]
     legacy = await _read_legacy_head(session) or (0, GENESIS_HASH)
@@ -628,11 +623,21 @@ async def _insert_county_head(session: AsyncSession, county_id: str, genesis: st
 
 async def _move_head(session: AsyncSession, county_id: str, seq: int, entry_hash: str) -> None:
     """Point a county head (locked by this transaction) at its newest entry."""
-    await session.exec(
-        update(AuditCountyHead)
-        .where(col(AuditCountyHead.county_id) == county_id)
-        .values(last_seq=seq, last_hash=entry_hash)
+    connection = await _connection_after_flush(session)
+    await connection.execute(
+        _HEAD_MOVED, {"head_county_id": county_id, "last_seq": seq, "last_hash": entry_hash}
     )
+
+
+async def _connection_after_flush(session: AsyncSession) -> AsyncConnection:
+    """The session's connection, its pending objects written first.
+
+    The head statements run on the connection (built once, below: building them per append
+    cost more than running them), and an ORM statement would have flushed first; so the
+    writes keep the order they had (nothing pending costs no statement).
+    """
+    await session.flush()
+    return await session.connection()
 
 
 def _entry_row(entry: AuditEntry | ChainedEntry) -> dict[str, Any]:
@@ -695,3 +700,14 @@ def _table(model: type[SQLModel]) -> Table:
     table = model.__table__  # type: ignore[attr-defined]
     assert isinstance(table, Table)
     return table
+
+
+_HEADS = _table(AuditCountyHead)
+# A no-op UPDATE that locks the head and returns it (see `_lock_county_head`).
+_HEAD_LOCKED = (
+    update(_HEADS)
+    .where(_HEADS.c.county_id == bindparam("head_county_id"))
+    .values(last_seq=_HEADS.c.last_seq)
+    .returning(_HEADS.c.last_seq, _HEADS.c.last_hash)
+)
+_HEAD_MOVED = update(_HEADS).where(_HEADS.c.county_id == bindparam("head_county_id"))

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy import select as sql_select
-from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -68,14 +68,9 @@ async def hold_township(session: AsyncSession, county_id: str, township_id: str)
     both open a clue. The gate row's write holds it (a row lock on PostgreSQL, the database's
     write lock on SQLite) so the second matches against the first once that has committed.
     """
-    gate = col(TownshipGateRow.submissions)
-    held = await session.exec(
-        update(TownshipGateRow)
-        .where(
-            col(TownshipGateRow.county_id) == county_id,
-            col(TownshipGateRow.township_id) == township_id,
-        )
-        .values(submissions=gate + 1)
+    connection = await session.connection()
+    held = await connection.execute(
+        _GATE_HELD, {"gate_county_id": county_id, "gate_township_id": township_id}
     )
     if held.rowcount == 0:
         # The township's first report: a racing first report fails on the key and retries.
@@ -146,15 +141,12 @@ async def stored_candidates(
     # Core through the connection: plain rows, no ORM entities to build.
     connection = await session.connection()
     hits = await connection.execute(
-        sql_select(
-            col(ReportMatchKeyRow.report_id),
-            col(ReportMatchKeyRow.match_key),
-            col(ReportMatchKeyRow.received_at),
-        ).where(
-            col(ReportMatchKeyRow.match_key).in_(sorted(set().union(*(k for k, _, _ in keyed)))),
-            col(ReportMatchKeyRow.received_at) >= min(earliest for _, earliest, _ in keyed),
-            col(ReportMatchKeyRow.received_at) <= max(latest for _, _, latest in keyed),
-        )
+        _KEYED_CANDIDATES,
+        {
+            "keys": sorted(set().union(*(k for k, _, _ in keyed))),
+            "earliest": min(earliest for _, earliest, _ in keyed),
+            "latest": max(latest for _, _, latest in keyed),
+        },
     )
     by_key: dict[str, list[tuple[str, datetime]]] = {}
     for report_id, key, received_at in hits.all():
@@ -176,9 +168,7 @@ async def stored_candidates(
     wanted_ids = sorted(set().union(*(ids for ids in chosen if ids)))
     stored: dict[str, KnownReport] = {}
     if wanted_ids:
-        rows = await connection.execute(
-            sql_select(*_PROFILE_COLUMNS).where(col(ReportRow.report_id).in_(wanted_ids))
-        )
+        rows = await connection.execute(_CANDIDATE_PROFILES, {"report_ids": wanted_ids})
         for row in rows.all():
             # Reports forwarded upward at reception opened no clue here (and have no keys).
             if row.duplicate_fingerprint is not None:
@@ -221,6 +211,31 @@ _PROFILE_COLUMNS = (
     col(ReportRow.allegation_categories),
     col(ReportRow.received_at),
     col(ReportRow.duplicate_fingerprint),
+)
+
+
+# Statements on the group's path built once, their values bound when executed: building one
+# (its clauses and cache key) cost the loop more than SQLite took to run it (session 20).
+_GATES_TABLE: Table = TownshipGateRow.__table__  # type: ignore[attr-defined]
+_GATE_HELD = (
+    update(_GATES_TABLE)
+    .where(
+        _GATES_TABLE.c.county_id == bindparam("gate_county_id"),
+        _GATES_TABLE.c.township_id == bindparam("gate_township_id"),
+    )
+    .values(submissions=_GATES_TABLE.c.submissions + 1)
+)
+_KEYED_CANDIDATES = sql_select(
+    col(ReportMatchKeyRow.report_id),
+    col(ReportMatchKeyRow.match_key),
+    col(ReportMatchKeyRow.received_at),
+).where(
+    col(ReportMatchKeyRow.match_key).in_(bindparam("keys", expanding=True)),
+    col(ReportMatchKeyRow.received_at) >= bindparam("earliest"),
+    col(ReportMatchKeyRow.received_at) <= bindparam("latest"),
+)
+_CANDIDATE_PROFILES = sql_select(*_PROFILE_COLUMNS).where(
+    col(ReportRow.report_id).in_(bindparam("report_ids", expanding=True))
 )
 
 

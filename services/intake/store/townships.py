@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
+from sqlalchemy import bindparam
 from sqlalchemy import select as sql_select
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -66,21 +67,18 @@ class TownshipRegistry:
 
     async def _zones(self, asked: Sequence[_Asked]) -> list[tuple[str | None] | None]:
         """The zone for each (county, township, day), from one query over their placements."""
-        query = sql_select(
-            col(TownshipPlacementRow.county_id),
-            col(TownshipPlacementRow.township_id),
-            col(TownshipPlacementRow.effective_from),
-            col(TownshipPlacementRow.zone_id),
-        ).where(
-            col(TownshipPlacementRow.county_id).in_(sorted({c for c, _, _ in asked})),
-            col(TownshipPlacementRow.township_id).in_(sorted({t for _, t, _ in asked})),
-            col(TownshipPlacementRow.effective_from) <= max(on for _, _, on in asked),
-        )
+        parameters = {
+            "counties": sorted({c for c, _, _ in asked}),
+            "townships": sorted({t for _, t, _ in asked}),
+            "until": max(on for _, _, on in asked),
+        }
         placements: dict[tuple[str, str], list[tuple[date, str]]] = {}
         async with self._db.session() as session:
             # Core through the connection: plain rows, none of the ORM's execution around them.
             connection = await session.connection()
-            for county_id, township_id, effective_from, zone_id in await connection.execute(query):
+            for county_id, township_id, effective_from, zone_id in await connection.execute(
+                _PLACEMENTS, parameters
+            ):
                 placements.setdefault((county_id, township_id), []).append(
                     (effective_from, zone_id)
                 )
@@ -92,3 +90,15 @@ class TownshipRegistry:
 
 
 _Asked = tuple[str, str, date]
+# Built once: building a statement (its clauses and cache key) cost the loop four times what
+# running it on SQLite did (200 against 50 µs in a scratch timing); lists bind at execution.
+_PLACEMENTS = sql_select(
+    col(TownshipPlacementRow.county_id),
+    col(TownshipPlacementRow.township_id),
+    col(TownshipPlacementRow.effective_from),
+    col(TownshipPlacementRow.zone_id),
+).where(
+    col(TownshipPlacementRow.county_id).in_(bindparam("counties", expanding=True)),
+    col(TownshipPlacementRow.township_id).in_(bindparam("townships", expanding=True)),
+    col(TownshipPlacementRow.effective_from) <= bindparam("until"),
+)
