@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from opentelemetry import propagate, trace
-from sqlalchemy import text, update
+from sqlalchemy import Table, bindparam, text, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -72,7 +72,7 @@ def outbox_row(
 
 
 def envelope_of(row: OutboxMessage) -> Envelope:
-    """The CloudEvent an outbox row becomes on Kafka."""
+    """The CloudEvent an outbox row (a table model, or a row of its columns) becomes on Kafka."""
     return Envelope(
         id=row.event_id,
         type=row.event_type,
@@ -145,6 +145,14 @@ class OutboxRelay:
         self._claim_timeout_ms = max(1, int(claim_timeout_seconds * 1000))
         self._producer = producer
         self._batch_size = batch_size
+        # Built once, like the marking statements below: a pass runs for every few commits,
+        # and building its statements cost more than SQLite took to run them (session 20).
+        self._pending = (
+            select(*_PENDING_COLUMNS)
+            .where(_OUTBOX.c.published_at.is_(None))
+            .order_by(_OUTBOX.c.id)
+            .limit(batch_size)
+        )
         self._idle_poll = idle_poll_seconds
         self._metrics = metrics
         self._tracer = trace.get_tracer("xiezuo.outbox")
@@ -198,24 +206,19 @@ class OutboxRelay:
     async def _pass(self) -> int:
         async with self._db.session() as session:
             async with session.begin():
-                query = (
-                    select(OutboxMessage)
-                    .where(col(OutboxMessage.published_at).is_(None))
-                    .order_by(col(OutboxMessage.id))
-                    .limit(self._batch_size)
-                )
+                connection = await session.connection()
+                query = self._pending
                 if not self._db.is_sqlite:
                     # A second relay on the same database waits here instead of publishing
                     # the same rows out of order; it then sees them published and skips them.
                     query = query.with_for_update()
-                    claim = await session.connection()
-                    await claim.execute(
+                    await connection.execute(
                         text(
                             "SET LOCAL idle_in_transaction_session_timeout = "
                             f"{self._claim_timeout_ms}"
                         )
                     )
-                pending = [_Pending.of(row) for row in (await session.exec(query)).all()]
+                pending = [_Pending.of(row) for row in await connection.execute(query)]
                 if self._metrics:
                     self._metrics.set_outbox_pending(len(pending))
                 if not pending:
@@ -278,20 +281,12 @@ class OutboxRelay:
     ) -> None:
         sent_ids = {row.id for row in sent}
         failed_ids = [row.id for row in pending if row.id not in sent_ids]
-        attempts = OutboxMessage.publish_attempts + 1
+        connection = await session.connection()
         if sent_ids:
-            await session.exec(
-                update(OutboxMessage)
-                .where(col(OutboxMessage.id).in_(sorted(sent_ids)))
-                .values(published_at=datetime.now(UTC), publish_attempts=attempts)
-            )
+            await connection.execute(_PUBLISHED, {"ids": sorted(sent_ids), "at": datetime.now(UTC)})
         if failed_ids:
             # Counted so an operator can spot a row that keeps failing (xiezuo_outbox_pending).
-            await session.exec(
-                update(OutboxMessage)
-                .where(col(OutboxMessage.id).in_(failed_ids))
-                .values(publish_attempts=attempts)
-            )
+            await connection.execute(_NOT_PUBLISHED, {"ids": failed_ids})
 
 
 @dataclass(frozen=True)
@@ -304,9 +299,36 @@ class _Pending:
     envelope: Envelope
 
     @classmethod
-    def of(cls, row: OutboxMessage) -> _Pending:
-        assert row.id is not None
+    def of(cls, row: Any) -> _Pending:
+        """From a row of `_PENDING_COLUMNS` (an outbox row's columns but the bookkeeping)."""
         return cls(row.id, row.topic, row.partition_key, envelope_of(row))
+
+
+_OUTBOX: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
+_PENDING_COLUMNS = [
+    _OUTBOX.c[name]
+    for name in (
+        "id",
+        "event_id",
+        "event_type",
+        "topic",
+        "partition_key",
+        "source",
+        "subject",
+        "county_id",
+        "zone_id",
+        "occurred_at",
+        "payload",
+        "traceparent",
+        "tracestate",
+    )
+]
+_NOT_PUBLISHED = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
+    .values(publish_attempts=_OUTBOX.c.publish_attempts + 1)
+)
+_PUBLISHED = _NOT_PUBLISHED.values(published_at=bindparam("at"))
 
 
 class KafkaEventProducer:
