@@ -313,46 +313,54 @@ class ProjectionRebuild:
                 partitions = await self._partitions()
             else:
                 partitions = [TopicPartition(topic, partition) for topic, partition in share]
-            if not partitions:
-                return self.progress
-            # Partitions given, not subscribed: no rebalance, and the group's committed
-            # offsets (the earliest record where it has none) are where each one starts.
-            kafka.assign(partitions)
-            end = await kafka.end_offsets(partitions)
-            pending = {tp for tp in partitions if await kafka.position(tp) < end[tp]}
-            # While one batch is written (the database works in its own thread, or server),
-            # the next is fetched and read: batches still commit one after the other, in order.
-            writing: asyncio.Task[None] | None = None
-            with collecting_per_batch():
-                try:
-                    while pending and not (stop is not None and stop.is_set()):
-                        fetched = await kafka.getmany(
-                            *pending, timeout_ms=500, max_records=self.batch_records
-                        )
-                        records = [record for tp in fetched for record in fetched[tp]]
-                        if not records:
-                            continue
-                        items = await self.read(records)
-                        if writing is not None:
-                            await writing
-                        offsets = {
-                            tp: OffsetAndMetadata(batch[-1].offset + 1, "")
-                            for tp, batch in fetched.items()
-                            if batch
-                        }
-                        writing = asyncio.create_task(self._store(kafka, records, items, offsets))
-                        pending = {tp for tp in pending if await kafka.position(tp) < end[tp]}
-                    if writing is not None:
-                        await writing
-                    if share is None:
-                        await self.checkpoint()
-                finally:
-                    if writing is not None and not writing.done():
-                        writing.cancel()
+            if partitions:
+                with collecting_per_batch():
+                    await self._apply_to_end(kafka, partitions, stop)
+                if share is None:
+                    await self.checkpoint()
         finally:
             self.progress.seconds += time.perf_counter() - started
             await kafka.stop()
         return self.progress
+
+    async def _apply_to_end(
+        self,
+        kafka: AIOKafkaConsumer,
+        partitions: list[TopicPartition],
+        stop: asyncio.Event | None,
+    ) -> None:
+        """Batches from `partitions` up to their end offsets at the start, applied in order."""
+        # Partitions given, not subscribed: no rebalance, and the group's committed
+        # offsets (the earliest record where it has none) are where each one starts.
+        kafka.assign(partitions)
+        end = await kafka.end_offsets(partitions)
+        pending = {tp for tp in partitions if await kafka.position(tp) < end[tp]}
+        # While one batch is written (the database works in its own thread, or server),
+        # the next is fetched and read: batches still commit one after the other, in order.
+        writing: asyncio.Task[None] | None = None
+        try:
+            while pending and not (stop is not None and stop.is_set()):
+                fetched = await kafka.getmany(
+                    *pending, timeout_ms=500, max_records=self.batch_records
+                )
+                records = [record for tp in fetched for record in fetched[tp]]
+                if not records:
+                    continue
+                items = await self.read(records)
+                if writing is not None:
+                    await writing
+                offsets = {
+                    tp: OffsetAndMetadata(batch[-1].offset + 1, "")
+                    for tp, batch in fetched.items()
+                    if batch
+                }
+                writing = asyncio.create_task(self._store(kafka, records, items, offsets))
+                pending = {tp for tp in pending if await kafka.position(tp) < end[tp]}
+            if writing is not None:
+                await writing
+        finally:
+            if writing is not None and not writing.done():
+                writing.cancel()
 
     async def checkpoint(self) -> None:
         """On SQLite, copy the catch-up's long WAL into the database file now, not at the
