@@ -710,4 +710,5 @@ _HEAD_LOCKED = (
     .values(last_seq=_HEADS.c.last_seq)
     .returning(_HEADS.c.last_seq, _HEADS.c.last_hash)
 )
+# The new last_seq and last_hash are bound as its SET values when it runs.
 _HEAD_MOVED = update(_HEADS).where(_HEADS.c.county_id == bindparam("head_county_id"))

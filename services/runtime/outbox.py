@@ -153,6 +153,7 @@ class OutboxRelay:
             .order_by(_OUTBOX.c.id)
             .limit(batch_size)
         )
+        self._pending_claimed = self._pending.with_for_update()
         self._idle_poll = idle_poll_seconds
         self._metrics = metrics
         self._tracer = trace.get_tracer("xiezuo.outbox")
@@ -211,7 +212,7 @@ class OutboxRelay:
                 if not self._db.is_sqlite:
                     # A second relay on the same database waits here instead of publishing
                     # the same rows out of order; it then sees them published and skips them.
-                    query = query.with_for_update()
+                    query = self._pending_claimed
                     await connection.execute(
                         text(
                             "SET LOCAL idle_in_transaction_session_timeout = "

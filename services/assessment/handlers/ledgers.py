@@ -118,8 +118,8 @@ def milestone(name: str) -> RowLedger:
     """A ledger that records the case step as milestone `name`.
 
     Rows, not table models: a catch-up batch collects them while reading (outside the write
-    lock) and inserts them with one statement; building a model per event took a quarter of
-    a PostgreSQL batch's locked time (bench/README.md, "Session 20").
+    lock) and inserts them with one statement; building a model per event had taken 28 % of
+    the Python time a PostgreSQL batch spent holding that lock (bench/README.md, "Session 20").
     """
 
     def rows(event: CaseStepRecorded, envelope: Envelope) -> list[dict[str, Any]]:
