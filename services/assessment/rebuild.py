@@ -417,7 +417,9 @@ class ProjectionRebuild:
         if items is not None:
             started = time.perf_counter()
             try:
-                await self._write(items)
+                # The other workers wait for the write lock: no collection while it is held.
+                with collector_paused():
+                    await self._write(items)
                 self.progress.writing_seconds += time.perf_counter() - started
                 return
             except Exception as exc:
@@ -471,10 +473,6 @@ class ProjectionRebuild:
 
     async def _write(self, items: list[_Item]) -> None:
         """One transaction: new records' effects in bulk, their inbox rows, then commit."""
-        with collector_paused():
-            await self._write_locked(items)
-
-    async def _write_locked(self, items: list[_Item]) -> None:
         async with self.consumer.database.transaction() as session:
             await self._take_write_lock(session)
             seen = await self._already_applied(session, [item.envelope.id for item in items])

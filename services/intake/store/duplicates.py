@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import Table, bindparam, update
+from sqlalchemy import bindparam, update
 from sqlalchemy import select as sql_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -216,14 +216,13 @@ _PROFILE_COLUMNS = (
 
 # Statements on the group's path built once, their values bound when executed: building one
 # (its clauses and cache key) cost the loop more than SQLite took to run it (session 20).
-_GATES_TABLE: Table = TownshipGateRow.__table__  # type: ignore[attr-defined]
 _GATE_HELD = (
-    update(_GATES_TABLE)
+    update(TownshipGateRow)
     .where(
-        _GATES_TABLE.c.county_id == bindparam("gate_county_id"),
-        _GATES_TABLE.c.township_id == bindparam("gate_township_id"),
+        col(TownshipGateRow.county_id) == bindparam("gate_county_id"),
+        col(TownshipGateRow.township_id) == bindparam("gate_township_id"),
     )
-    .values(submissions=_GATES_TABLE.c.submissions + 1)
+    .values(submissions=col(TownshipGateRow.submissions) + 1)
 )
 _KEYED_CANDIDATES = sql_select(
     col(ReportMatchKeyRow.report_id),
