@@ -172,19 +172,30 @@ class ServiceHost:
             audience=platform.token_audience,
         )
 
-    async def run(self, grpc_parts: GrpcParts, stop: asyncio.Event) -> None:
-        """Start everything, announce the addresses, and shut down in order when `stop` is set."""
-        service, platform = self.settings.service, self.settings.platform
-        configure_logging(service, platform.log_level)
-        quiet_transient_kafka_errors()
-        tracer_provider = configure_tracing(service, platform.otlp_endpoint)
-        # Statement spans join the request's trace: gRPC → DB → Kafka → consumer → DB.
+    def trace_statements(self, tracer_provider: TracerProvider) -> bool:
+        """Give every SQL statement a span in the current trace, if the settings ask for it.
+
+        The spans join the request's trace (gRPC → DB → Kafka → consumer → DB). Each costs
+        the event loop its own span, attributes and an operation name taken from the SQL,
+        whether sampled or not, so they are off unless `XIEZUO_SQL_SPANS` is set.
+        """
+        if not self.settings.platform.sql_spans:
+            return False
         # skip_dep_check: the instrumentation's declared SQLAlchemy range predates 2.1.
         SQLAlchemyInstrumentor().instrument(
             engine=self.database.engine.sync_engine,
             tracer_provider=tracer_provider,
             skip_dep_check=True,
         )
+        return True
+
+    async def run(self, grpc_parts: GrpcParts, stop: asyncio.Event) -> None:
+        """Start everything, announce the addresses, and shut down in order when `stop` is set."""
+        service, platform = self.settings.service, self.settings.platform
+        configure_logging(service, platform.log_level)
+        quiet_transient_kafka_errors()
+        tracer_provider = configure_tracing(service, platform.otlp_endpoint)
+        self.trace_statements(tracer_provider)
         if platform.migrate_on_start:
             await upgrade_async(service, self.settings.database_url)
         metrics_server, metrics_port = start_metrics_server(

@@ -67,6 +67,10 @@ class PlatformSettings(BaseSettings):
     token_issuer: str = "xiezuo-dev"
     token_audience: str = "xiezuo"
     otlp_endpoint: str | None = None
+    # A span per SQL statement (and per connection checkout), inside the call's or event's
+    # trace. Off by default: it took 6 % of intake's event loop under load (bench/README.md,
+    # session 21); turn it on to see a slow call's statements. Spans follow the trace sampler.
+    sql_spans: bool = False
     log_level: str = "INFO"
     migrate_on_start: bool = True
     outbox_batch_size: int = 500

@@ -136,6 +136,8 @@ async def _start(
             f"{prefix}GRPC_PORT": "0",
             f"{prefix}METRICS_PORT": "0",
             "XIEZUO_OTLP_ENDPOINT": otlp_endpoint,
+            # Off by default (their cost); test_tracing follows a report into the statements.
+            "XIEZUO_SQL_SPANS": "true",
             "OTEL_BSP_SCHEDULE_DELAY": SPAN_EXPORT_DELAY_MS,
         }
     )

@@ -1,4 +1,7 @@
-"""One trace follows a report: gRPC → intake DB → Kafka → cases consumer → cases DB."""
+"""One trace follows a report: gRPC → intake DB → Kafka → cases consumer → cases DB.
+
+The stack runs with XIEZUO_SQL_SPANS on (conftest); the statement spans are off by default.
+"""
 
 from __future__ import annotations
 
