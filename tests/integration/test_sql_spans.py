@@ -31,13 +31,20 @@ def exporter() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
     provider.shutdown()
 
 
-async def _select_marker(host: ServiceHost, provider: TracerProvider) -> None:
-    """One statement inside a span of the caller's, as a gRPC call or an event would run it."""
-    with provider.get_tracer("test").start_as_current_span("call"):
-        async with host.database.session() as session:
-            connection = await session.connection()
-            value = (await connection.execute(text(f"SELECT {MARKER}"))).scalar_one()
+async def _select_marker(tmp_path: Path, provider: TracerProvider) -> bool:
+    """A service's host set up as `run` sets it up, then one statement inside a span of the
+    caller's, as a gRPC call or an event would run it; whether the host traces statements."""
+    host = ServiceHost(Settings("cases", PlatformSettings(state_dir=tmp_path)))
+    try:
+        traced = host.trace_statements(provider)
+        with provider.get_tracer("test").start_as_current_span("call"):
+            async with host.database.session() as session:
+                connection = await session.connection()
+                value = (await connection.execute(text(f"SELECT {MARKER}"))).scalar_one()
+    finally:
+        await host.database.dispose()
     assert value == MARKER
+    return traced
 
 
 def _statement_spans(spans: InMemorySpanExporter) -> list[ReadableSpan]:
@@ -58,12 +65,7 @@ async def test_statements_get_no_span_by_default_or_when_turned_off(
     if setting is not None:
         monkeypatch.setenv("XIEZUO_SQL_SPANS", setting)
     provider, spans = exporter
-    host = ServiceHost(Settings("cases", PlatformSettings(state_dir=tmp_path)))
-    try:
-        assert host.trace_statements(provider) is False
-        await _select_marker(host, provider)
-    finally:
-        await host.database.dispose()
+    assert await _select_marker(tmp_path, provider) is False
     names = [span.name for span in spans.get_finished_spans()]
     assert names == ["call"], names
 
@@ -75,12 +77,7 @@ async def test_turned_on_each_statement_is_a_span_inside_the_callers_trace(
 ) -> None:
     monkeypatch.setenv("XIEZUO_SQL_SPANS", "true")
     provider, spans = exporter
-    host = ServiceHost(Settings("cases", PlatformSettings(state_dir=tmp_path)))
-    try:
-        assert host.trace_statements(provider) is True
-        await _select_marker(host, provider)
-    finally:
-        await host.database.dispose()
+    assert await _select_marker(tmp_path, provider) is True
     (statement,) = _statement_spans(spans)
     (call,) = [span for span in spans.get_finished_spans() if span.name == "call"]
     assert statement.parent is not None and call.context is not None
