@@ -1358,7 +1358,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def step_tables(steps: Sequence[StepResult], *, first_column: str = "offered/s") -> str:
-    """The latency table and the resources table of a run."""
+    """The latency, resources and CPU-per-report tables of a run."""
     latency = table(
         [
             first_column,
@@ -1421,12 +1421,47 @@ def step_tables(steps: Sequence[StepResult], *, first_column: str = "offered/s")
             for s in steps
         ],
     )
+    processes = [c for c in components if c != "machine"]
+    cores = os.cpu_count() or 1
+    budget = table(
+        [
+            first_column,
+            *[c.removesuffix("ment") for c in processes],
+            "all",
+            "bound/s",
+        ],
+        [
+            [
+                s.stored_before if first_column == "stored" else s.offered_per_s,
+                *_per_report_cells(s, processes, cores),
+            ]
+            for s in steps
+        ],
+    )
     return (
         "latencies in ms from the moment a call was sent; 'never' = not within the drain\n"
         + latency
         + "\n\nper process: CPU % (100 = one core busy) / run-queue wait % (ready but no CPU "
-        "free) / RSS MB; lag at step end (↑ = growing); 1-min load average\n" + resources
+        "free) / RSS MB; lag at step end (↑ = growing); 1-min load average\n"
+        + resources
+        + "\n\nCPU per accepted report, ms of one core (CPU % × 10 ÷ ok/s); bound/s = the "
+        f"machine's {cores} cores ÷ all of it: the most this cost per report lets the machine "
+        "carry with every core busy\n" + budget
     )
+
+
+def _per_report_cells(step: StepResult, processes: Sequence[str], cores: int) -> list[str]:
+    """Each process's CPU ms per accepted report in a step, their sum and the machine bound."""
+    if step.accepted_per_s <= 0:
+        return ["" for _ in processes] + ["", ""]
+    spent = {
+        name: usage["cpu_pct"] * 10 / step.accepted_per_s
+        for name in processes
+        if (usage := step.processes.get(name)) is not None
+    }
+    total = sum(spent.values())
+    cells = [f"{spent[name]:.2f}" if name in spent else "" for name in processes]
+    return [*cells, f"{total:.2f}", f"{1000 * cores / total:,.0f}" if total > 0 else ""]
 
 
 def _usage_cell(usage: dict[str, float] | None, *, machine: bool) -> str:

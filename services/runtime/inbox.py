@@ -28,11 +28,15 @@ from services.runtime import audit
 from services.runtime.bulk import BulkInsert
 from services.runtime.db import Database
 from services.runtime.envelope import Envelope, EnvelopeError
+from services.runtime.keyed_lookup import probe_each
 from services.runtime.messaging_tables import InboxEntry
 from services.runtime.outbox import EventProducer
 
 log = logging.getLogger(__name__)
 _INBOX_TABLE: Table = InboxEntry.__table__  # type: ignore[attr-defined]
+_SEEN_PROBED = probe_each(
+    [_INBOX_TABLE.c.event_id], [_INBOX_TABLE.c.consumer, _INBOX_TABLE.c.event_id]
+)
 
 E = TypeVar("E", bound=IntegrationEvent)
 Handler = Callable[[AsyncSession, Any, Envelope], Awaitable[None]]
@@ -336,6 +340,23 @@ class EventConsumer:
             extra={"event_id": envelope.id, "event_type": envelope.type, "attempt": attempt},
         )
 
+    async def _seen(self, session: AsyncSession, ids: list[str]) -> set[str]:
+        """Which of `ids` (sorted, distinct) this consumer's inbox already holds."""
+        if self.database.is_sqlite:
+            query = select(InboxEntry.event_id).where(
+                col(InboxEntry.consumer) == self.consumer_name,
+                col(InboxEntry.event_id).in_(ids),
+            )
+            return set((await session.exec(query)).all())
+        # PostgreSQL: a probe of the primary key per id, whatever the inbox held when the
+        # statement's plan was made (keyed_lookup): an IN list's plan, made on a small inbox,
+        # read the whole table for a batch of 500 ids.
+        connection = await session.connection()
+        found = await connection.execute(
+            _SEEN_PROBED, {"consumers": [self.consumer_name] * len(ids), "event_ids": ids}
+        )
+        return {row.event_id for row in found}
+
     async def _apply_batch(
         self, pending: Sequence[tuple[int, _Readable]]
     ) -> tuple[
@@ -356,17 +377,7 @@ class EventConsumer:
                 await session.exec(
                     update(InboxEntry).where(false()).values(consumer=col(InboxEntry.consumer))
                 )
-            ids = sorted({item.envelope.id for _, item in pending})
-            seen = set(
-                (
-                    await session.exec(
-                        select(InboxEntry.event_id).where(
-                            col(InboxEntry.consumer) == self.consumer_name,
-                            col(InboxEntry.event_id).in_(ids),
-                        )
-                    )
-                ).all()
-            )
+            seen = await self._seen(session, sorted({item.envelope.id for _, item in pending}))
             # The handlers' audit entries are chained in memory and written together when
             # the loop ends: one head lock per county per batch instead of three statements
             # per entry.

@@ -63,6 +63,7 @@ from services.runtime.backentry import BACK_ENTRY_GRACE
 from services.runtime.bulk import BulkInsert
 from services.runtime.db import OUTBOX_WRITTEN, Database
 from services.runtime.ids import time_ordered_uuid
+from services.runtime.keyed_lookup import planned_now, probe_each
 from services.runtime.messaging_tables import OutboxMessage
 from services.runtime.outbox import outbox_row
 
@@ -416,13 +417,24 @@ class ReportRegistry:
         almost always new, and an ORM query cost more to run than the database to answer.
         """
         connection = await session.connection()
-        found = await connection.execute(
-            _STORED_KEYS,
-            {
-                "counties": sorted({d.county_id for d in drafts}),
-                "keys": sorted({d.idempotency_key for d in drafts}),
-            },
-        )
+        if connection.dialect.name == "postgresql":
+            pairs = sorted({(d.county_id, d.idempotency_key) for d in drafts})
+            found: Any = await planned_now(
+                connection,
+                _STORED_KEYS_PROBED,
+                {
+                    "county_ids": [county for county, _ in pairs],
+                    "idempotency_keys": [key for _, key in pairs],
+                },
+            )
+        else:
+            found = await connection.execute(
+                _STORED_KEYS,
+                {
+                    "counties": sorted({d.county_id for d in drafts}),
+                    "keys": sorted({d.idempotency_key for d in drafts}),
+                },
+            )
         return {(row.county_id, row.idempotency_key): row for row in found}
 
     async def _apply_alone(
@@ -823,6 +835,11 @@ _GATES_HELD = gates_statement(bindparam("gates", expanding=True))
 _STORED_KEYS = sql_select(*_REPLAY_COLUMNS).where(
     _REPORTS.c.county_id.in_(bindparam("counties", expanding=True)),
     _REPORTS.c.idempotency_key.in_(bindparam("keys", expanding=True)),
+)
+# PostgreSQL: one probe of the (county_id, idempotency_key) unique index per key, whatever
+# the report table held when the prepared statement's plan was made (keyed_lookup).
+_STORED_KEYS_PROBED = probe_each(
+    _REPLAY_COLUMNS, [_REPORTS.c.county_id, _REPORTS.c.idempotency_key]
 )
 
 
