@@ -68,6 +68,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import signal
 import sys
@@ -733,6 +734,73 @@ class Submitter:
             await channel.close()
 
 
+# -- PostgreSQL statements -------------------------------------------------------------------
+
+# One duration line of the server log, with the database in front (log_line_prefix below).
+_DURATION = re.compile(r"^DB=(\S*) LOG:  duration: ([0-9.]+) ms  (parse|bind|execute|statement)")
+
+
+async def log_statements(cluster: PostgresCluster, *, after: float, seconds: float) -> str:
+    """Every statement's duration for `seconds`, `after` seconds from now; the log's lines.
+
+    Through `ALTER SYSTEM` and a reload, reset afterwards: the services keep their
+    connections and nothing else in them changes. Logging every statement costs the server
+    a little while it runs; the lines are read from the cluster's log file.
+    """
+    import asyncpg
+
+    await asyncio.sleep(after)
+    connection = await asyncpg.connect(cluster.dsn())
+    try:
+        start = cluster.log_path.stat().st_size
+        await connection.execute("ALTER SYSTEM SET log_line_prefix = 'DB=%d '")
+        await connection.execute("ALTER SYSTEM SET log_min_duration_statement = 0")
+        await connection.execute("SELECT pg_reload_conf()")
+        await asyncio.sleep(seconds)
+        await connection.execute("ALTER SYSTEM RESET log_min_duration_statement")
+        await connection.execute("ALTER SYSTEM RESET log_line_prefix")
+        await connection.execute("SELECT pg_reload_conf()")
+    finally:
+        await connection.close()
+    with cluster.log_path.open("rb") as log_file:
+        log_file.seek(start)
+        return log_file.read().decode(errors="replace")
+
+
+def summarise_statements(log_text: str, top: int = 15) -> dict[str, Any]:
+    """Statement time per database and per statement (kind and text, parameters folded)."""
+    records: list[list[Any]] = []
+    for line in log_text.splitlines():
+        found = _DURATION.match(line)
+        if found:
+            text = line[found.end() :].split(": ", 1)[-1]
+            records.append([found[1], float(found[2]), found[3], text])
+        elif records and line.startswith(("\t", " ")):
+            records[-1][3] += " " + line.strip()  # a statement continued on the next line
+        elif line.startswith("DB="):
+            records.append(["", 0.0, "", ""])  # another message: nothing more to append to
+    by_statement: dict[tuple[str, str, str], list[float]] = {}
+    by_database: dict[str, float] = {}
+    for database, ms, kind, text in records:
+        if not kind:
+            continue
+        folded = re.sub(r"\s+", " ", re.sub(r"\$\d+", "$", text))[:120]
+        total = by_statement.setdefault((database, kind, folded), [0.0, 0])
+        total[0] += ms
+        total[1] += 1
+        by_database[database] = by_database.get(database, 0.0) + ms
+    ranked = sorted(by_statement.items(), key=lambda item: -item[1][0])[:top]
+    return {
+        "total_ms": round(sum(by_database.values()), 1),
+        "statements": sum(int(count) for _, count in by_statement.values()),
+        "by_database_ms": {k: round(v, 1) for k, v in sorted(by_database.items())},
+        "top": [
+            {"ms": round(ms, 1), "count": int(n), "database": d, "kind": k, "statement": t}
+            for (d, k, t), (ms, n) in ranked
+        ],
+    }
+
+
 # -- profiles --------------------------------------------------------------------------------
 
 
@@ -965,10 +1033,20 @@ async def run_step(
 
     usage = Usage(stack)
     profiling = await Profiler.start(stack, args, label=label or f"{rate:g}-per-s")
+    logging_statements = None
+    if args.pg_statements and stack.cluster is not None:
+        # From the middle of the send window, so the step's load is there while it logs.
+        after = max(0.0, (args.step_seconds - args.pg_statements) / 2)
+        logging_statements = asyncio.create_task(
+            log_statements(stack.cluster, after=after, seconds=args.pg_statements)
+        )
     sampler = asyncio.create_task(sample_lag())
     calls = await submitter.offer(rate, requests)
     if profiling is not None:
         args.profiles[profiling.label] = await profiling.finish()
+    if logging_statements is not None:
+        summary = summarise_statements(await logging_statements)
+        args.statement_logs[label or f"{rate:g}-per-s"] = summary
     # Sent over the send window; accepted over the send window plus the answers' tail.
     sending_s = max(calls[-1].sent - calls[0].sent + 1 / rate, 1e-6)
     elapsed = max(max(c.done for c in calls) - calls[0].sent, sending_s)
@@ -1571,6 +1649,7 @@ def summary(
         ),
         "cpus": os.cpu_count(),
         "profiles": args.profiles,
+        "statement_logs": args.statement_logs,
         "load_avg_end": os.getloadavg(),
     }
 
@@ -1708,6 +1787,20 @@ def print_results(out: dict[str, Any], args: argparse.Namespace) -> None:
             print("  self (where the samples were taken):", file=stream)
             for frame, share in profile["self_pct"][:8]:
                 print(f"  {share:5.1f} %  {frame}", file=stream)
+    for label, summary in out.get("statement_logs", {}).items():
+        databases = ", ".join(f"{d} {ms:,.0f}" for d, ms in summary["by_database_ms"].items())
+        print(
+            f"\nPostgreSQL statements {label}: {summary['total_ms']:,.0f} ms in "
+            f"{summary['statements']:,} over {args.pg_statements:g} s (ms per database: "
+            f"{databases}); the largest, parameters folded:",
+            file=stream,
+        )
+        for entry in summary["top"]:
+            print(
+                f"  {entry['ms']:8.1f} ms {entry['count']:6d}  {entry['database']} "
+                f"{entry['kind']} {entry['statement']}",
+                file=stream,
+            )
     load = out["load_avg_end"]
     print(
         f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
@@ -1725,6 +1818,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     args.closers = []
     args.bus = None
     args.profiles = {}
+    args.statement_logs = {}
     try:
         if args.mode == "growth":
             return await growth_mode(args, scratch)
@@ -1822,6 +1916,13 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         type=_service_names,
         default=["intake"],
         help=f"comma-separated, of: {','.join(SERVICES)}",
+    )
+    parser.add_argument(
+        "--pg-statements",
+        type=float,
+        default=0.0,
+        help="with --postgres: log every statement's duration for this many seconds in the "
+        "middle of each step and print where the server's statement time went",
     )
     parser.add_argument("--json", action="store_true", help="JSON on stdout, tables on stderr")
     return parser.parse_args(argv)

@@ -57,6 +57,10 @@ async def planned_now(
     driver = (await connection.get_raw_connection()).driver_connection
     if driver is None:
         raise RuntimeError("planned_now needs an open PostgreSQL connection")
+    # SQLAlchemy sends BEGIN with the transaction's first statement: a read before it would
+    # run outside the transaction, seeing rows its locks do not cover.
+    if not driver.is_in_transaction():
+        raise RuntimeError("planned_now runs after a statement of its transaction")
     prepared = await driver.prepare(str(compiled))
     records = await prepared.fetch(*[parameters[name] for name in positions])
     return [SimpleNamespace(**dict(record)) for record in records]

@@ -236,3 +236,17 @@ async def test_a_stored_key_in_a_later_group_replays_its_report(
     assert not any(r.replayed for r in results[1:])
     again = await registry.register(replace(group[3]), actor="officer")
     assert again.replayed and again.report_id == results[3].report_id
+
+
+async def test_planned_now_refuses_to_read_before_its_transaction_has_begun(
+    make_database: MakeDatabase,
+) -> None:
+    db = await make_database("intake")
+    if db.engine.dialect.name != "postgresql":
+        return
+    keys = {"county_ids": ["c1"], "idempotency_keys": ["k1"]}
+    async with db.engine.connect() as connection:
+        with pytest.raises(RuntimeError, match="after a statement of its transaction"):
+            await planned_now(connection, _STORED_KEYS_PROBED, keys)
+        await connection.exec_driver_sql("SELECT 1")
+        assert await planned_now(connection, _STORED_KEYS_PROBED, keys) == []
