@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import ARRAY, Column, Select, bindparam, column, func, literal_column, select, true
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 
@@ -52,8 +54,7 @@ async def planned_now(
     A statement prepared for one run is planned with its values and the table's size now.
     Costs one more round trip and a plan (well under a millisecond) per run.
     """
-    compiled = statement.compile(dialect=connection.dialect)
-    positions = compiled.positiontup or []
+    sql, positions = _compiled(statement, connection.dialect)
     driver = (await connection.get_raw_connection()).driver_connection
     if driver is None:
         raise RuntimeError("planned_now needs an open PostgreSQL connection")
@@ -61,6 +62,13 @@ async def planned_now(
     # run outside the transaction, seeing rows its locks do not cover.
     if not driver.is_in_transaction():
         raise RuntimeError("planned_now runs after a statement of its transaction")
-    prepared = await driver.prepare(str(compiled))
+    prepared = await driver.prepare(sql)
     records = await prepared.fetch(*[parameters[name] for name in positions])
     return [SimpleNamespace(**dict(record)) for record in records]
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(statement: Select[Any], dialect: Dialect) -> tuple[str, list[str]]:
+    """The statement's SQL and its parameters' names in order, compiled once per dialect."""
+    compiled = statement.compile(dialect=dialect)
+    return str(compiled), list(compiled.positiontup or [])
