@@ -81,6 +81,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
+import asyncpg
 import bus_ceiling
 import grpc
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -747,8 +748,6 @@ async def log_statements(cluster: PostgresCluster, *, after: float, seconds: flo
     connections and nothing else in them changes. Logging every statement costs the server
     a little while it runs; the lines are read from the cluster's log file.
     """
-    import asyncpg
-
     await asyncio.sleep(after)
     connection = await asyncpg.connect(cluster.dsn())
     try:
@@ -757,10 +756,12 @@ async def log_statements(cluster: PostgresCluster, *, after: float, seconds: flo
         await connection.execute("ALTER SYSTEM SET log_min_duration_statement = 0")
         await connection.execute("SELECT pg_reload_conf()")
         await asyncio.sleep(seconds)
+    finally:
+        # Reset even when the run is stopped mid-log: ALTER SYSTEM writes the data dir, which
+        # `--keep` leaves behind.
         await connection.execute("ALTER SYSTEM RESET log_min_duration_statement")
         await connection.execute("ALTER SYSTEM RESET log_line_prefix")
         await connection.execute("SELECT pg_reload_conf()")
-    finally:
         await connection.close()
     with cluster.log_path.open("rb") as log_file:
         log_file.seek(start)
