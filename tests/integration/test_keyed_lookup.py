@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import Column, Index, MetaData, String, Table, UniqueConstraint, bindparam, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from services.intake.domain.kinds import CadreLevel, Channel
 from services.intake.domain.report import Subject, Submission
@@ -38,14 +39,11 @@ _ITEMS = Table(
     Column("prefix", String, nullable=False),
     UniqueConstraint("county_id", "item_key", name="uq_item_county_key"),
     Index("ix_item_county_prefix", "county_id", "prefix"),
+    # Never analyzed while the tests run: the state of a fresh database's tables.
+    postgresql_with={"autovacuum_enabled": "false"},
 )
-_PROBED = probe_each(
-    [_ITEMS.c.item_id, _ITEMS.c.county_id, _ITEMS.c.item_key],
-    [
-        _ITEMS.c.county_id,
-        _ITEMS.c.item_key,
-    ],
-)
+_KEYS = [_ITEMS.c.county_id, _ITEMS.c.item_key]
+_PROBED = probe_each([_ITEMS.c.item_id, *_KEYS], _KEYS)
 _IN_LIST = select(_ITEMS.c.item_id).where(
     _ITEMS.c.county_id.in_(bindparam("counties", expanding=True)),
     _ITEMS.c.item_key.in_(bindparam("keys", expanding=True)),
@@ -54,7 +52,7 @@ _IN_LIST = select(_ITEMS.c.item_id).where(
 
 @pytest.fixture
 async def items(postgres: PostgresCluster) -> AsyncIterator[asyncpg.Connection]:
-    """A fresh database with the item table, never analyzed (autovacuum off for it)."""
+    """A fresh database with the item table (autovacuum off for it)."""
     url = make_url(await postgres.acreate_database(f"keyed_lookup_{uuid.uuid4().hex[:10]}"))
     connection = await asyncpg.connect(
         host=url.host,
@@ -63,13 +61,10 @@ async def items(postgres: PostgresCluster) -> AsyncIterator[asyncpg.Connection]:
         password=url.password,
         database=url.database,
     )
-    await connection.execute(
-        "CREATE TABLE item (item_id text PRIMARY KEY, county_id text NOT NULL,"
-        " item_key text NOT NULL, prefix text NOT NULL,"
-        " CONSTRAINT uq_item_county_key UNIQUE (county_id, item_key))"
-        " WITH (autovacuum_enabled = false)"
-    )
-    await connection.execute("CREATE INDEX ix_item_county_prefix ON item (county_id, prefix)")
+    dialect = postgresql.asyncpg.dialect()
+    await connection.execute(str(CreateTable(_ITEMS).compile(dialect=dialect)))
+    for index in _ITEMS.indexes:
+        await connection.execute(str(CreateIndex(index).compile(dialect=dialect)))
     try:
         yield connection
     finally:
