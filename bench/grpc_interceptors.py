@@ -101,16 +101,17 @@ async def _serve(mode: str, verifier: TokenVerifier) -> tuple[int, Callable[[], 
             tracer_provider=configure_tracing("bench", None),
         )
         return await endpoint.start(), lambda: endpoint.stop(0)
-    interceptors: list[Any] = {
-        "bare": [],
-        "noop4": [_PassOn() for _ in range(4)],
-        "otel": [aio_server_interceptor(tracer_provider=configure_tracing("bench", None))],
-        "ours": [
+    interceptors: list[Any] = []
+    if mode == "noop4":
+        interceptors = [_PassOn() for _ in range(4)]
+    elif mode == "otel":
+        interceptors = [aio_server_interceptor(tracer_provider=configure_tracing("bench", None))]
+    elif mode == "ours":
+        interceptors = [
             CallMetricsInterceptor(_ignore),
             AuthenticationInterceptor(verifier),
             ErrorMappingInterceptor(check_request=request_violations),
-        ],
-    }[mode]
+        ]
     server = grpc.aio.server(interceptors=interceptors)
     _register(server)
     port = server.add_insecure_port("127.0.0.1:0")
@@ -135,10 +136,10 @@ async def _drive(port: int, token: str, seconds: float, clients: int) -> int:
 
 async def run(mode: str, seconds: float, clients: int) -> str:
     """One mode: warm up, then measure; a line of numbers."""
-    keys = Path(tempfile.mkdtemp(prefix="xiezuo-grpc-bench-"))
-    private_key, public_key = ensure_dev_keypair(keys)
-    verifier = TokenVerifier([public_key.read_bytes()], issuer="bench", audience="bench")
-    issuer = TokenIssuer(private_key.read_bytes(), issuer="bench", audience="bench")
+    with tempfile.TemporaryDirectory(prefix="xiezuo-grpc-bench-") as keys:
+        private_key, public_key = ensure_dev_keypair(Path(keys))
+        verifier = TokenVerifier([public_key.read_bytes()], issuer="bench", audience="bench")
+        issuer = TokenIssuer(private_key.read_bytes(), issuer="bench", audience="bench")
     principal = Principal(
         subject="bench", roles=frozenset({"bench"}), county_id="c", zone_ids=(), township_ids=()
     )

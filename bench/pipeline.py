@@ -771,20 +771,19 @@ async def log_statements(cluster: PostgresCluster, *, after: float, seconds: flo
 def summarise_statements(log_text: str, top: int = 15) -> dict[str, Any]:
     """Statement time per database and per statement (kind and text, parameters folded)."""
     records: list[list[Any]] = []
+    current: list[Any] | None = None  # the duration record the next indented lines continue
     for line in log_text.splitlines():
         found = _DURATION.match(line)
         if found:
-            text = line[found.end() :].split(": ", 1)[-1]
-            records.append([found[1], float(found[2]), found[3], text])
-        elif records and line.startswith(("\t", " ")):
-            records[-1][3] += " " + line.strip()  # a statement continued on the next line
+            current = [found[1], float(found[2]), found[3], line[found.end() :].split(": ", 1)[-1]]
+            records.append(current)
+        elif current is not None and line.startswith(("\t", " ")):
+            current[3] += " " + line.strip()
         elif line.startswith("DB="):
-            records.append(["", 0.0, "", ""])  # another message: nothing more to append to
+            current = None  # another message of the server's
     by_statement: dict[tuple[str, str, str], list[float]] = {}
     by_database: dict[str, float] = {}
     for database, ms, kind, text in records:
-        if not kind:
-            continue
         folded = re.sub(r"\s+", " ", re.sub(r"\$\d+", "$", text))[:120]
         total = by_statement.setdefault((database, kind, folded), [0.0, 0])
         total[0] += ms
@@ -1033,7 +1032,8 @@ async def run_step(
                 await asyncio.wait_for(sending.wait(), 1.0)
 
     usage = Usage(stack)
-    profiling = await Profiler.start(stack, args, label=label or f"{rate:g}-per-s")
+    label = label or f"{rate:g}-per-s"
+    profiling = await Profiler.start(stack, args, label=label)
     logging_statements = None
     if args.pg_statements and stack.cluster is not None:
         # From the middle of the send window, so the step's load is there while it logs.
@@ -1047,7 +1047,7 @@ async def run_step(
         args.profiles[profiling.label] = await profiling.finish()
     if logging_statements is not None:
         summary = summarise_statements(await logging_statements)
-        args.statement_logs[label or f"{rate:g}-per-s"] = summary
+        args.statement_logs[label] = summary
     # Sent over the send window; accepted over the send window plus the answers' tail.
     sending_s = max(calls[-1].sent - calls[0].sent + 1 / rate, 1e-6)
     elapsed = max(max(c.done for c in calls) - calls[0].sent, sending_s)

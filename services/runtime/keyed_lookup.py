@@ -22,9 +22,10 @@ def probe_each(columns: Sequence[Column[Any]], keys: Sequence[Column[Any]]) -> S
     Why not `key IN (...)`: PostgreSQL keeps a prepared statement's generic plan until the
     table is next analyzed, and one made while the table was small (every fresh database,
     until autovacuum's first ANALYZE) reads the keys through an index on a shorter prefix
-    and filters them, for every look-up as the table grows: 9–14 ms at 12,000 reports instead
-    of 0.1 ms (bench/README.md, session 22). Here each tuple is its own lateral look-up on
-    all the key columns, with LIMIT 1 so the planner cannot flatten it into a join. Where no
+    and filters them, for every look-up as the table grows: 9 ms in the pipeline at 12,000
+    reports, 14 ms on a scratch table against 0.1 ms for this form (bench/README.md, session
+    22). Here each tuple is its own lateral look-up on all the key columns, with LIMIT 1: without
+    it the planner flattened the look-up into a hash join over the whole table. Where no
     other index starts with the key's first column (the inbox's primary key), any plan kept
     probes the unique index. Where one does (the report table's county indexes), an empty
     table makes them all cost the same: run the statement with `planned_now`.
@@ -48,11 +49,12 @@ async def planned_now(
 ) -> list[SimpleNamespace]:
     """PostgreSQL: run `statement` in the connection's transaction, planned for this run.
 
-    Prepared statements kept by the driver get a generic plan after their fifth run, and it
-    is kept until the table is next analyzed; on a fresh database that plan is made on an
+    Prepared statements kept by the driver may switch to a generic plan after their fifth
+    run, kept until the table is next analyzed; on a fresh database that plan is made on an
     (almost) empty table, where every index starting with the same column costs the same.
     A statement prepared for one run is planned with its values and the table's size now.
-    Costs one more round trip and a plan (well under a millisecond) per run.
+    Costs one more round trip and a plan (well under a millisecond) per run. It runs on the
+    driver itself, so the engine's events do not see it: no span with `XIEZUO_SQL_SPANS`.
     """
     sql, positions = _compiled(statement, connection.dialect)
     driver = (await connection.get_raw_connection()).driver_connection

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import event, func
 from sqlmodel import select
 
-from services.intake.domain.kinds import CadreLevel, Channel
-from services.intake.domain.report import Subject, Submission
 from services.intake.store.reports import ReportRegistry
 from services.intake.store.rule_files import load_rule_book
 from services.intake.store.tables import ReportRow
@@ -21,27 +18,11 @@ from services.runtime.audit import AuditEntry
 from services.runtime.db import Database
 from services.runtime.messaging_tables import OutboxMessage
 from tests.conftest import MakeDatabase
+from tests.integration.intake_submissions import letter_submission
 
 BOOK = load_rule_book()
-RECEIVED = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 CLUE_TYPE = "xiezuo.intake.clue_registered.v1"
 LINKED_TYPE = "xiezuo.intake.report_linked.v1"
-
-
-def _submission(key: str, *, township: str = "t1", name: str = "Li Si") -> Submission:
-    return Submission(
-        idempotency_key=key,
-        county_id="c1",
-        zone_id="z1",
-        township_id=township,
-        channel=Channel.LETTER,
-        subject=Subject(name, "secretary", "Hexi committee", township, "", CadreLevel.VILLAGE),
-        allegation_categories=("embezzlement",),
-        content="Subsidies paid to relatives.",
-        reporter=None,
-        campaign_id=None,
-        received_at=RECEIVED,
-    )
 
 
 def _count_commits(db: Database) -> list[int]:
@@ -66,9 +47,10 @@ async def test_identical_submissions_in_one_group_open_one_clue_with_every_guara
     registry = ReportRegistry(db, Vault(bytes(32)), BOOK)
     commits = _count_commits(db)
     others = [
-        _submission(f"other-{n}", township=f"t{n % 3 + 2}", name=f"Zhang {n}") for n in range(8)
+        letter_submission(f"other-{n}", township=f"t{n % 3 + 2}", name=f"Zhang {n}")
+        for n in range(8)
     ]
-    same = [_submission(f"same-{n}") for n in range(8)]
+    same = [letter_submission(f"same-{n}") for n in range(8)]
     results = await asyncio.gather(*(registry.register(s, actor="officer") for s in same + others))
     # Sixteen submissions, fewer commits: they were written in groups.
     assert commits[0] < len(results)
@@ -90,8 +72,12 @@ async def test_a_key_repeated_inside_a_group_is_stored_once_and_the_rest_commit(
 ) -> None:
     db = await make_database("intake")
     registry = ReportRegistry(db, Vault(bytes(32)), BOOK)
-    twice = _submission("dup")
-    batch = [twice, replace(twice), *(_submission(f"k{n}", name=f"Wang {n}") for n in range(6))]
+    twice = letter_submission("dup")
+    batch = [
+        twice,
+        replace(twice),
+        *(letter_submission(f"k{n}", name=f"Wang {n}") for n in range(6)),
+    ]
     results = await asyncio.gather(*(registry.register(s, actor="officer") for s in batch))
     first, second = results[0], results[1]
     assert first.report_id == second.report_id
@@ -113,7 +99,7 @@ async def test_groups_of_two_replicas_over_several_townships_neither_deadlock_no
     calls = [
         registries[n % 2].register(
             # The same matter on each township from both replicas, townships in mixed order.
-            _submission(f"r{n}", township=townships[(n * 7) % 3], name="Zhao Qian"),
+            letter_submission(f"r{n}", township=townships[(n * 7) % 3], name="Zhao Qian"),
             actor="officer",
         )
         for n in range(24)
@@ -139,14 +125,16 @@ async def test_a_group_audits_with_one_head_lock_one_insert_and_a_sound_chain(
     db = await make_database("intake")
     registry = ReportRegistry(db, Vault(bytes(32)), BOOK)
     # The county's chain head exists before the group.
-    await registry.register(_submission("first"), actor="officer")
+    await registry.register(letter_submission("first"), actor="officer")
     sent: list[str] = []
 
     def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         sent.append(statement)
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", note)
-    batch = [_submission(f"g{n}", township=f"t{n % 3 + 1}", name=f"Sun {n}") for n in range(12)]
+    batch = [
+        letter_submission(f"g{n}", township=f"t{n % 3 + 1}", name=f"Sun {n}") for n in range(12)
+    ]
     try:
         results = await asyncio.gather(*(registry.register(s, actor="officer") for s in batch))
     finally:

@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from sqlalchemy import event, func
 from sqlmodel import col, select
 
 from services.contracts.staffing import TownshipPlaced
-from services.intake.domain.kinds import CadreLevel, Channel
-from services.intake.domain.report import Subject, Submission, fingerprint
+from services.intake.domain.report import fingerprint
 from services.intake.store.reports import ReportRegistry
 from services.intake.store.rule_files import load_rule_book
 from services.intake.store.tables import DuplicateCandidateRow, ReportMatchKeyRow, ReportRow
@@ -23,26 +22,10 @@ from services.runtime.audit import AuditEntry
 from services.runtime.db import Database
 from services.runtime.messaging_tables import OutboxMessage
 from tests.conftest import MakeDatabase
+from tests.integration.intake_submissions import letter_submission
 
 BOOK = load_rule_book()
-RECEIVED = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 CLUE_TYPE = "xiezuo.intake.clue_registered.v1"
-
-
-def _submission(key: str, *, township: str = "t1", name: str = "Li Si") -> Submission:
-    return Submission(
-        idempotency_key=key,
-        county_id="c1",
-        zone_id="z1",
-        township_id=township,
-        channel=Channel.LETTER,
-        subject=Subject(name, "secretary", "Hexi committee", township, "", CadreLevel.VILLAGE),
-        allegation_categories=("embezzlement",),
-        content="Subsidies paid to relatives.",
-        reporter=None,
-        campaign_id=None,
-        received_at=RECEIVED,
-    )
 
 
 async def _count(db: Database, query: Any) -> int:
@@ -70,7 +53,7 @@ async def test_a_group_writes_each_table_with_one_insert_and_outbox_rows_in_orde
     registry = ReportRegistry(db, Vault(bytes(32)), BOOK)
     drafts = [
         registry._draft(s, fingerprint(s), actor="officer")
-        for s in (_submission(f"k{n}", name=f"Zhang {n}") for n in range(6))
+        for s in (letter_submission(f"k{n}", name=f"Zhang {n}") for n in range(6))
     ]
     inserts = _count_inserts(db)
     results = await registry._apply_group(drafts)
@@ -89,7 +72,9 @@ async def test_reports_clues_and_their_events_get_time_ordered_ids(
 ) -> None:
     db = await make_database("intake")
     registry = ReportRegistry(db, Vault(bytes(32)), BOOK)
-    drafts = [registry._draft(s, fingerprint(s), actor="officer") for s in [_submission("k1")]]
+    drafts = [
+        registry._draft(s, fingerprint(s), actor="officer") for s in [letter_submission("k1")]
+    ]
     await registry._apply_group(drafts)
     async with db.session() as session:
         (row,) = (await session.exec(select(OutboxMessage))).all()
@@ -109,8 +94,8 @@ async def test_a_failing_draft_in_a_written_run_is_undone_alone(
 ) -> None:
     db = await make_database("intake")
     registry = ReportRegistry(db, Vault(bytes(32)), BOOK)
-    stored = await registry.register(_submission("first", name="Qian Yi"), actor="officer")
-    subs = [_submission(f"g{n}", name=f"Sun {n}") for n in range(3)]
+    stored = await registry.register(letter_submission("first", name="Qian Yi"), actor="officer")
+    subs = [letter_submission(f"g{n}", name=f"Sun {n}") for n in range(3)]
     drafts = [registry._draft(s, fingerprint(s), actor="officer") for s in subs]
     # The middle one collides with a stored report's id: its run's INSERT fails.
     drafts[1].report["report_id"] = stored.report_id
@@ -131,15 +116,15 @@ async def test_a_stored_key_is_answered_by_the_group_as_a_replay(
 ) -> None:
     db = await make_database("intake")
     registry = ReportRegistry(db, Vault(bytes(32)), BOOK)
-    first = await registry.register(_submission("again"), actor="officer")
-    retried = _submission("again")
-    changed = replace(_submission("changed"), content="Other text.")
+    first = await registry.register(letter_submission("again"), actor="officer")
+    retried = letter_submission("again")
+    changed = replace(letter_submission("changed"), content="Other text.")
     await registry.register(changed, actor="officer")
     results = await asyncio.gather(
         registry.register(retried, actor="officer"),
         registry.register(replace(changed, content="Different now."), actor="officer"),
         *(
-            registry.register(_submission(f"n{n}", name=f"Wu {n}"), actor="officer")
+            registry.register(letter_submission(f"n{n}", name=f"Wu {n}"), actor="officer")
             for n in range(4)
         ),
     )
@@ -155,7 +140,7 @@ async def test_a_near_duplicate_earlier_in_the_same_group_is_flagged(
 ) -> None:
     db = await make_database("intake")
     registry = ReportRegistry(db, Vault(bytes(32)), BOOK)
-    subs = [_submission("a", name="Zhao Qian"), _submission("b", name="Zhao Qia")]
+    subs = [letter_submission("a", name="Zhao Qian"), letter_submission("b", name="Zhao Qia")]
     drafts = [registry._draft(s, fingerprint(s), actor="officer") for s in subs]
     results = await registry._apply_group(drafts)
     assert results[0] is not None and results[1] is not None
@@ -208,7 +193,7 @@ async def test_grouped_submissions_match_exactly_as_one_by_one(
     # Few names, one edit apart or equal, over two townships: many links and near-duplicates.
     names = ["Zhao Qian", "Zhao Qia", "Zhao Qin", "Sun Li", "Sun Lin", "Zhou Wu"]
     subs = [
-        _submission(f"s{n}", township=f"t{n % 2}", name=names[(n * 5) % len(names)])
+        letter_submission(f"s{n}", township=f"t{n % 2}", name=names[(n * 5) % len(names)])
         for n in range(36)
     ]
 

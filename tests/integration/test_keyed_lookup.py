@@ -7,7 +7,6 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -17,15 +16,15 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from services.intake.domain.kinds import CadreLevel, Channel
-from services.intake.domain.report import Subject, Submission
 from services.intake.store.reports import _REPORTS, _STORED_KEYS_PROBED, ReportRegistry
 from services.intake.store.rule_files import load_rule_book
 from services.intake.store.vault import Vault
+from services.runtime.db import Database
 from services.runtime.inbox import _SEEN_PROBED
 from services.runtime.keyed_lookup import planned_now, probe_each
 from services.runtime.localstack import PostgresCluster
 from tests.conftest import MakeDatabase
+from tests.integration.intake_submissions import letter_submission
 
 # The trap as the report table sets it: a unique (county_id, key) index, and another index
 # that starts with county_id too.
@@ -69,6 +68,15 @@ async def items(postgres: PostgresCluster) -> AsyncIterator[asyncpg.Connection]:
         yield connection
     finally:
         await connection.close()
+
+
+@pytest.fixture
+async def intake_on_postgresql(make_database: MakeDatabase) -> Database:
+    """A migrated intake database; the SQLite parameter skips (no kept plans there)."""
+    database = await make_database("intake")
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's kept plans; SQLite keeps the IN lists")
+    return database
 
 
 def _sql(statement: Any) -> str:
@@ -154,12 +162,9 @@ async def test_an_in_list_plan_made_on_a_small_table_reads_the_county(
 
 
 async def test_the_inbox_look_up_keeps_a_plan_that_probes_the_primary_key(
-    make_database: MakeDatabase,
+    intake_on_postgresql: Database,
 ) -> None:
-    database = await make_database("intake")
-    if database.engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL's kept plans; SQLite keeps the IN list")
-    async with database.engine.connect() as connection:
+    async with intake_on_postgresql.engine.connect() as connection:
         raw = await connection.get_raw_connection()
         sql = str(_SEEN_PROBED.compile(dialect=connection.dialect))
         arguments = _literals(["intake", "intake"], ["e1", "e2"])
@@ -169,15 +174,13 @@ async def test_the_inbox_look_up_keeps_a_plan_that_probes_the_primary_key(
 
 
 async def test_stored_keys_are_looked_up_through_the_unique_index_as_the_table_grows(
-    make_database: MakeDatabase,
+    intake_on_postgresql: Database,
 ) -> None:
     """Planned for each run (`planned_now`), with the table's size now though it has never
     been analyzed: once it holds thousands of reports, a probe of the unique index."""
-    db = await make_database("intake")
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL's kept plans; SQLite keeps the IN list")
+    db = intake_on_postgresql
     registry = ReportRegistry(db, Vault(bytes(32)), load_rule_book())
-    await registry.register(_submission("g1", "Li Si"), actor="officer")
+    await registry.register(letter_submission("g1"), actor="officer")
     names = [c.name for c in _REPORTS.c]
     copied = {"report_id": "'r-' || n", "idempotency_key": "'bulk-' || n"}
     async with db.engine.connect() as connection:
@@ -188,35 +191,15 @@ async def test_stored_keys_are_looked_up_through_the_unique_index_as_the_table_g
             + " FROM report, generate_series(1, 6000) AS n WHERE idempotency_key = 'g1'"
         )
         await connection.commit()
-        statement = _STORED_KEYS_PROBED.params(
-            county_ids=["c1", "c1", "c1"], idempotency_keys=["g1", "bulk-7", "new"]
+        keys = {"county_ids": ["c1", "c1", "c1"], "idempotency_keys": ["g1", "bulk-7", "new"]}
+        sql = _STORED_KEYS_PROBED.params(**keys).compile(
+            dialect=connection.dialect, compile_kwargs={"literal_binds": True}
         )
-        sql = statement.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
         plan = "\n".join(row[0] for row in await connection.exec_driver_sql(f"EXPLAIN {sql}"))
-        found = await planned_now(
-            connection,
-            _STORED_KEYS_PROBED,
-            {"county_ids": ["c1", "c1", "c1"], "idempotency_keys": ["g1", "bulk-7", "new"]},
-        )
+        found = await planned_now(connection, _STORED_KEYS_PROBED, keys)
     assert "Scan using report_county_id_idempotency_key_key" in plan, plan
     assert "Filter" not in plan and "Seq Scan on report" not in plan, plan
     assert sorted(row.idempotency_key for row in found) == ["bulk-7", "g1"]
-
-
-def _submission(key: str, name: str) -> Submission:
-    return Submission(
-        idempotency_key=key,
-        county_id="c1",
-        zone_id="z1",
-        township_id="t1",
-        channel=Channel.LETTER,
-        subject=Subject(name, "secretary", "Hexi committee", "t1", "", CadreLevel.VILLAGE),
-        allegation_categories=("embezzlement",),
-        content="Subsidies paid to relatives.",
-        reporter=None,
-        campaign_id=None,
-        received_at=datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
-    )
 
 
 async def test_a_stored_key_in_a_later_group_replays_its_report(
@@ -224,8 +207,11 @@ async def test_a_stored_key_in_a_later_group_replays_its_report(
 ) -> None:
     db = await make_database("intake")
     registry = ReportRegistry(db, Vault(bytes(32)), load_rule_book())
-    stored = await registry.register(_submission("kept", "Li Si"), actor="officer")
-    group = [_submission("kept", "Li Si"), *(_submission(f"n{n}", f"Wang {n}") for n in range(5))]
+    stored = await registry.register(letter_submission("kept"), actor="officer")
+    group = [
+        letter_submission("kept"),
+        *(letter_submission(f"n{n}", name=f"Wang {n}") for n in range(5)),
+    ]
     results = await asyncio.gather(*(registry.register(s, actor="officer") for s in group))
     assert results[0].replayed and results[0].report_id == stored.report_id
     assert not any(r.replayed for r in results[1:])
@@ -234,13 +220,10 @@ async def test_a_stored_key_in_a_later_group_replays_its_report(
 
 
 async def test_planned_now_refuses_to_read_before_its_transaction_has_begun(
-    make_database: MakeDatabase,
+    intake_on_postgresql: Database,
 ) -> None:
-    db = await make_database("intake")
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("planned_now is for PostgreSQL")
     keys = {"county_ids": ["c1"], "idempotency_keys": ["k1"]}
-    async with db.engine.connect() as connection:
+    async with intake_on_postgresql.engine.connect() as connection:
         with pytest.raises(RuntimeError, match="after a statement of its transaction"):
             await planned_now(connection, _STORED_KEYS_PROBED, keys)
         await connection.exec_driver_sql("SELECT 1")
