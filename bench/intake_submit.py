@@ -1,7 +1,7 @@
 """Intake alone: how many SubmitReport calls a second one process takes, and at what latency.
 
 Run: ``.venv/bin/python bench/intake_submit.py [--clients 16] [--seconds 20]
-[--stored 0,10000] [--postgres]`` (SQLite in a temp dir by default).
+[--stored 0,10000] [--postgres [--replicas N]]`` (SQLite in a temp dir by default).
 
 For each count of reports already stored, the benchmark starts a fresh database, stores that
 many reports on the townships the load uses (inside the duplicate window, inserted directly at
@@ -12,6 +12,14 @@ the given time. One JSON line per count is printed: reports/s accepted, p50 and 
 errors, the service process's CPU (100 = one core busy) and the near-duplicates the rules
 flagged per accepted report (the matching work a crowded township window brings). Timings
 are never asserted.
+
+``--replicas N`` (PostgreSQL only: SQLite is one process per service) starts N intake
+processes on the one database, each on its own port, and spreads the clients over them
+round-robin, as a client balancing per call would; it adds each replica's CPU and the
+PostgreSQL server's (postmaster, its backends and the ones already gone) to the line.
+``--township-affinity`` sends each replica only its own share of the townships, as a client
+routing by township would: a write group locks its townships' gate rows until it commits, so
+without it the replicas' groups take turns.
 """
 
 from __future__ import annotations
@@ -167,10 +175,10 @@ async def _serve(state_dir: Path, url: str) -> None:
     assert checkpoints is not None  # held until the process is killed
 
 
-def _request(rng: random.Random, key: str) -> Any:
+def _request(rng: random.Random, key: str, townships: list[str] = TOWNSHIPS) -> Any:
     from xiezuo.intake.v1 import intake_pb2
 
-    township = rng.choice(TOWNSHIPS)
+    township = rng.choice(townships)
     return intake_pb2.SubmitReportRequest(
         idempotency_key=key,
         county_id="c-bench",
@@ -189,25 +197,37 @@ def _request(rng: random.Random, key: str) -> Any:
     )
 
 
-async def _drive(port: int, token: str, clients: int, seconds: float) -> dict[str, Any]:
+async def _drive(
+    ports: list[int], token: str, clients: int, seconds: float, *, affinity: bool = False
+) -> dict[str, Any]:
+    """Closed-loop clients for `seconds`, client i calling the replica on ports[i % len].
+
+    With `affinity`, replica r is sent only the townships TOWNSHIPS[r::len(ports)].
+    """
     from xiezuo.intake.v1 import intake_pb2_grpc
 
     metadata = (("authorization", f"Bearer {token}"),)
     latencies: list[float] = []
     errors: dict[str, int] = {}
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = intake_pb2_grpc.IntakeServiceStub(channel)
-        # One warm-up call: connection set-up and first-use imports are not the load.
-        await stub.SubmitReport(_request(random.Random(0), "warm-up"), metadata=metadata)
+    channels = [grpc.aio.insecure_channel(f"127.0.0.1:{port}") for port in ports]
+    try:
+        stubs = [intake_pb2_grpc.IntakeServiceStub(channel) for channel in channels]
+        # One warm-up call each: connection set-up and first-use imports are not the load.
+        for number, stub in enumerate(stubs):
+            warm_up = _request(random.Random(number), f"warm-up-{number}")
+            await stub.SubmitReport(warm_up, metadata=metadata)
         deadline = time.perf_counter() + seconds
 
         async def client(number: int) -> None:
+            replica = number % len(stubs)
+            stub = stubs[replica]
+            townships = TOWNSHIPS[replica :: len(stubs)] if affinity else TOWNSHIPS
             rng = random.Random(number)
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
                 try:
                     await stub.SubmitReport(
-                        _request(rng, uuid.uuid4().hex), metadata=metadata, timeout=60
+                        _request(rng, uuid.uuid4().hex, townships), metadata=metadata, timeout=60
                     )
                 except grpc.aio.AioRpcError as failed:
                     errors[failed.code().name] = errors.get(failed.code().name, 0) + 1
@@ -217,6 +237,9 @@ async def _drive(port: int, token: str, clients: int, seconds: float) -> dict[st
         began = time.perf_counter()
         await asyncio.gather(*(client(number) for number in range(clients)))
         elapsed = time.perf_counter() - began
+    finally:
+        for channel in channels:
+            await channel.close()
     ordered = sorted(latencies)
 
     def pct(p: float) -> float:
@@ -243,13 +266,37 @@ async def _count_flagged(url: str) -> int:
     return int(flagged[0])
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc; 0 elsewhere)."""
+def _cpu_seconds(pid: int, *, reaped_children: bool = False) -> float:
+    """User + system CPU time of a process so far (Linux /proc; 0 elsewhere).
+
+    With `reaped_children`, its children's that it has already waited for are added: how a
+    PostgreSQL server's backends that have exited stay counted.
+    """
     stat = Path(f"/proc/{pid}/stat")
     if not stat.exists():
         return 0.0
     fields = stat.read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = sum(int(value) for value in fields[11 : 15 if reaped_children else 13])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_cpu_seconds(cluster: Any) -> float:
+    """CPU so far of the cluster's postmaster, its live backends and its exited ones."""
+    postmaster = int((cluster.data_dir / "postmaster.pid").read_text().splitlines()[0])
+    backends = [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and _parent(int(entry.name)) == postmaster
+    ]
+    return _cpu_seconds(postmaster, reaped_children=True) + sum(map(_cpu_seconds, backends))
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # gone since the directory was listed
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
 
 
 def _token(state_dir: Path) -> str:
@@ -281,27 +328,50 @@ async def _one(stored: int, args: argparse.Namespace, work: Path) -> dict[str, A
     await _prepare(url, stored)
     prepared = time.perf_counter() - started
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    server = await asyncio.create_subprocess_exec(
-        sys.executable,
-        __file__,
-        "--serve",
-        str(state_dir),
-        url,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-    )
+    servers: list[asyncio.subprocess.Process] = []
     try:
-        assert server.stdout is not None
-        line = await server.stdout.readline()
-        if not line:
-            raise RuntimeError("the intake server exited before it was ready")
-        cpu_before, started_at = _cpu_seconds(server.pid), time.perf_counter()
-        result = await _drive(int(line), _token(state_dir), args.clients, args.seconds)
-        cpu = _cpu_seconds(server.pid) - cpu_before
-        result["server_cpu_pct"] = round(100 * cpu / (time.perf_counter() - started_at))
+        ports = []
+        # One after another: the first makes the state dir's keys, the others read them.
+        for _ in range(args.replicas):
+            server = await asyncio.create_subprocess_exec(
+                sys.executable,
+                __file__,
+                "--serve",
+                str(state_dir),
+                url,
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+            )
+            servers.append(server)
+            assert server.stdout is not None
+            line = await server.stdout.readline()
+            if not line:
+                raise RuntimeError("an intake server exited before it was ready")
+            ports.append(int(line))
+        cpu_before = [_cpu_seconds(server.pid) for server in servers]
+        postgres_before = _postgres_cpu_seconds(args.cluster) if args.postgres else 0.0
+        token = _token(state_dir)
+        started_at, own_before = time.perf_counter(), time.process_time()
+        result = await _drive(
+            ports, token, args.clients, args.seconds, affinity=args.township_affinity
+        )
+        elapsed = time.perf_counter() - started_at
+        # The clients share the machine's cores with the servers.
+        result["bench_cpu_pct"] = round(100 * (time.process_time() - own_before) / elapsed)
+        replica_cpu = [
+            round(100 * (_cpu_seconds(server.pid) - before) / elapsed)
+            for server, before in zip(servers, cpu_before, strict=True)
+        ]
+        result["server_cpu_pct"] = sum(replica_cpu)
+        if args.replicas > 1:
+            result["replica_cpu_pct"] = replica_cpu
+        if args.postgres:
+            postgres = _postgres_cpu_seconds(args.cluster) - postgres_before
+            result["postgres_cpu_pct"] = round(100 * postgres / elapsed)
     finally:
-        server.terminate()
-        await server.wait()
+        for server in servers:
+            server.terminate()
+            await server.wait()
     # Near-duplicates the rules flagged per accepted report: matching work that grows with
     # how crowded the township's window is, not with the history outside it.
     flagged = await _count_flagged(url)
@@ -309,6 +379,8 @@ async def _one(stored: int, args: argparse.Namespace, work: Path) -> dict[str, A
     return {
         "stored": stored,
         "clients": args.clients,
+        "replicas": args.replicas,
+        "township_affinity": args.township_affinity,
         "seconds": args.seconds,
         "database": "postgres" if args.postgres else "sqlite",
         "prepare_s": round(prepared, 1),
@@ -344,7 +416,18 @@ def main() -> None:
         "--stored", type=lambda text: [int(part) for part in text.split(",")], default=[0, 10_000]
     )
     parser.add_argument("--postgres", action="store_true")
-    asyncio.run(_main(parser.parse_args()))
+    parser.add_argument("--replicas", type=int, default=1, help="intake processes (PostgreSQL)")
+    parser.add_argument(
+        "--township-affinity",
+        action="store_true",
+        help="each replica gets its own share of the townships (as routing by township would)",
+    )
+    args = parser.parse_args()
+    if args.replicas < 1:
+        parser.error("--replicas must be at least 1")
+    if args.replicas > 1 and not args.postgres:
+        parser.error("--replicas above 1 needs --postgres: SQLite is one process per service")
+    asyncio.run(_main(args))
 
 
 if __name__ == "__main__":
