@@ -266,16 +266,23 @@ async def _count_flagged(url: str) -> int:
     return int(flagged[0])
 
 
+def _stat_fields(pid: int) -> list[str] | None:
+    """A process's /proc stat fields after its name (Linux; None when it is gone or elsewhere)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def _cpu_seconds(pid: int, *, reaped_children: bool = False) -> float:
-    """User + system CPU time of a process so far (Linux /proc; 0 elsewhere).
+    """User + system CPU time of a process so far (0 when it cannot be read).
 
     With `reaped_children`, its children's that it has already waited for are added: how a
     PostgreSQL server's backends that have exited stay counted.
     """
-    stat = Path(f"/proc/{pid}/stat")
-    if not stat.exists():
+    fields = _stat_fields(pid)
+    if fields is None:
         return 0.0
-    fields = stat.read_text().rsplit(")", 1)[1].split()
     ticks = sum(int(value) for value in fields[11 : 15 if reaped_children else 13])
     return ticks / os.sysconf("SC_CLK_TCK")
 
@@ -283,20 +290,12 @@ def _cpu_seconds(pid: int, *, reaped_children: bool = False) -> float:
 def _postgres_cpu_seconds(cluster: Any) -> float:
     """CPU so far of the cluster's postmaster, its live backends and its exited ones."""
     postmaster = int((cluster.data_dir / "postmaster.pid").read_text().splitlines()[0])
-    backends = [
-        int(entry.name)
-        for entry in Path("/proc").iterdir()
-        if entry.name.isdigit() and _parent(int(entry.name)) == postmaster
-    ]
+    backends = []
+    for entry in Path("/proc").iterdir():
+        fields = _stat_fields(int(entry.name)) if entry.name.isdigit() else None
+        if fields is not None and int(fields[1]) == postmaster:
+            backends.append(int(entry.name))
     return _cpu_seconds(postmaster, reaped_children=True) + sum(map(_cpu_seconds, backends))
-
-
-def _parent(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:  # gone since the directory was listed
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[1])
 
 
 def _token(state_dir: Path) -> str:
@@ -427,6 +426,10 @@ def main() -> None:
         parser.error("--replicas must be at least 1")
     if args.replicas > 1 and not args.postgres:
         parser.error("--replicas above 1 needs --postgres: SQLite is one process per service")
+    if args.township_affinity and args.replicas > len(TOWNSHIPS):
+        parser.error(
+            f"--township-affinity shares {len(TOWNSHIPS)} townships: as many replicas at most"
+        )
     asyncio.run(_main(args))
 
 
