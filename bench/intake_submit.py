@@ -266,36 +266,12 @@ async def _count_flagged(url: str) -> int:
     return int(flagged[0])
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    """A process's /proc stat fields after its name (Linux; None when it is gone or elsewhere)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
+def _postgres_pids(cluster: Any) -> list[int]:
+    """The cluster's postmaster and its live backends (exited ones count in the postmaster's)."""
+    from pipeline import _children  # bench/ is on the path: this file's directory
 
-
-def _cpu_seconds(pid: int, *, reaped_children: bool = False) -> float:
-    """User + system CPU time of a process so far (0 when it cannot be read).
-
-    With `reaped_children`, its children's that it has already waited for are added: how a
-    PostgreSQL server's backends that have exited stay counted.
-    """
-    fields = _stat_fields(pid)
-    if fields is None:
-        return 0.0
-    ticks = sum(int(value) for value in fields[11 : 15 if reaped_children else 13])
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def _postgres_cpu_seconds(cluster: Any) -> float:
-    """CPU so far of the cluster's postmaster, its live backends and its exited ones."""
     postmaster = int((cluster.data_dir / "postmaster.pid").read_text().splitlines()[0])
-    backends = []
-    for entry in Path("/proc").iterdir():
-        fields = _stat_fields(int(entry.name)) if entry.name.isdigit() else None
-        if fields is not None and int(fields[1]) == postmaster:
-            backends.append(int(entry.name))
-    return _cpu_seconds(postmaster, reaped_children=True) + sum(map(_cpu_seconds, backends))
+    return [postmaster, *_children(postmaster)]
 
 
 def _token(state_dir: Path) -> str:
@@ -326,6 +302,8 @@ async def _one(stored: int, args: argparse.Namespace, work: Path) -> dict[str, A
     started = time.perf_counter()
     await _prepare(url, stored)
     prepared = time.perf_counter() - started
+    from pipeline import cpu_seconds  # the same /proc reading as the pipeline's columns
+
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     servers: list[asyncio.subprocess.Process] = []
     try:
@@ -347,8 +325,8 @@ async def _one(stored: int, args: argparse.Namespace, work: Path) -> dict[str, A
             if not line:
                 raise RuntimeError("an intake server exited before it was ready")
             ports.append(int(line))
-        cpu_before = [_cpu_seconds(server.pid) for server in servers]
-        postgres_before = _postgres_cpu_seconds(args.cluster) if args.postgres else 0.0
+        cpu_before = [cpu_seconds([server.pid]) for server in servers]
+        postgres_before = cpu_seconds(_postgres_pids(args.cluster)) if args.postgres else 0.0
         token = _token(state_dir)
         started_at, own_before = time.perf_counter(), time.process_time()
         result = await _drive(
@@ -358,14 +336,14 @@ async def _one(stored: int, args: argparse.Namespace, work: Path) -> dict[str, A
         # The clients share the machine's cores with the servers.
         result["bench_cpu_pct"] = round(100 * (time.process_time() - own_before) / elapsed)
         replica_cpu = [
-            round(100 * (_cpu_seconds(server.pid) - before) / elapsed)
+            round(100 * (cpu_seconds([server.pid]) - before) / elapsed)
             for server, before in zip(servers, cpu_before, strict=True)
         ]
         result["server_cpu_pct"] = sum(replica_cpu)
         if args.replicas > 1:
             result["replica_cpu_pct"] = replica_cpu
         if args.postgres:
-            postgres = _postgres_cpu_seconds(args.cluster) - postgres_before
+            postgres = cpu_seconds(_postgres_pids(args.cluster)) - postgres_before
             result["postgres_cpu_pct"] = round(100 * postgres / elapsed)
     finally:
         for server in servers:
